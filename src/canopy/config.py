@@ -1,0 +1,410 @@
+"""Canopy's settings tree: a TOML file, overridden by CANOPY_* environment variables.
+
+Settings are built once at start and passed into constructors; nothing reads them
+globally. A malformed file fails with the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+DEFAULT_DATA_DIR = "~/.local/share/canopy"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator: where, and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite+aiosqlite:///{data_dir}/canopy.db"
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8774, ge=0, le=65535)
+    public_url: str | None = None  # what clients are told to use; defaults to http://host:port
+
+
+class SchedulerSettings(_Strict):
+    burst_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    max_attempts: int = Field(default=3, ge=1)
+    blocklist_seconds: float = Field(default=300.0, ge=0.0)
+    max_spend_per_hour: float = Field(default=50.0, ge=0.0)
+    # How long a server may wait in BUILD/scheduling for capacity or spend headroom.
+    schedule_timeout_seconds: float = Field(default=600.0, ge=0.0)
+    retry_seconds: float = Field(default=5.0, gt=0.0)
+    cost_weight: float = -1.0
+    utilisation_weight: float = -0.5
+    tier_weight: float = -2.0
+
+
+class ControllerSettings(_Strict):
+    lease_seconds: float = Field(default=60.0, gt=0.0)
+    poll_seconds: float = Field(default=0.5, gt=0.0)
+    sync_seconds: float = Field(default=5.0, gt=0.0)
+    full_sync_every: int = Field(default=12, ge=1)
+    call_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    backoff_base_seconds: float = Field(default=1.0, gt=0.0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0.0)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class SimSettings(_Strict):
+    hosts: int = Field(default=4, ge=0)
+    host_vcpus: int = Field(default=16, ge=1)
+    host_ram_mb: int = Field(default=65536, ge=1)
+    host_disk_gb: int = Field(default=2000, ge=1)
+    boot_seconds: float = Field(default=2.0, ge=0.0)
+    boot_jitter: float = Field(default=0.0, ge=0.0, description="fraction of boot_seconds")
+    action_seconds: float = Field(default=0.5, ge=0.0)
+    api_latency_ms: float = Field(default=20.0, ge=0.0)
+    latency_jitter: float = Field(default=0.0, ge=0.0, description="fraction of latency")
+    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
+    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
+    quota_instances: int | None = Field(default=None, ge=0)
+    quota_vcpus: int | None = Field(default=None, ge=0)
+    transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int | None = None
+    state_file: str | None = None  # default: {data_dir}/sim-{name}.db
+
+
+class Ec2Settings(_Strict):
+    region: str
+    endpoint_url: str | None = None
+    credentials: str = "env"
+
+
+class OpenStackCloudSettings(_Strict):
+    auth_url: str | None = None
+    endpoint_override: str | None = None
+    region_name: str | None = None
+    cloud: str | None = None  # a clouds.yaml entry
+    credentials: str = "env"
+
+
+CloudDriver = Literal["sim", "ec2", "openstack"]
+
+
+class CloudSettings(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    driver: CloudDriver = "sim"
+    tier: int = Field(default=0, ge=0)
+    enabled: bool = True
+    concurrency: int = Field(default=50, ge=1)
+    flavor_map: dict[str, str] = Field(default_factory=dict)
+    sim: SimSettings | None = None
+    ec2: Ec2Settings | None = None
+    openstack: OpenStackCloudSettings | None = None
+
+    @model_validator(mode="after")
+    def _driver_section(self) -> CloudSettings:
+        if self.driver == "sim" and self.sim is None:
+            self.sim = SimSettings()
+        if self.driver == "ec2" and self.ec2 is None:
+            raise ValueError(f"cloud {self.name!r} uses driver 'ec2' but has no [clouds.ec2]")
+        if self.driver == "openstack" and self.openstack is None:
+            raise ValueError(
+                f"cloud {self.name!r} uses driver 'openstack' but has no [clouds.openstack]"
+            )
+        return self
+
+
+class FlavorSettings(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    vcpus: int = Field(ge=1)
+    ram_mb: int = Field(ge=1)
+    disk_gb: int = Field(default=0, ge=0)
+    id: str | None = None
+
+
+class ImageSettings(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    id: str | None = None
+    map: dict[str, str] = Field(default_factory=dict)
+
+
+def default_clouds() -> list[CloudSettings]:
+    """The embedded default: a small free private cloud and a large priced public one."""
+    return [
+        CloudSettings(
+            name="private",
+            driver="sim",
+            tier=0,
+            sim=SimSettings(hosts=2, host_vcpus=8, host_ram_mb=32768, price_per_vcpu_hour=0.0),
+        ),
+        CloudSettings(
+            name="public",
+            driver="sim",
+            tier=1,
+            sim=SimSettings(hosts=1000, host_vcpus=64, host_ram_mb=262144,
+                            price_per_vcpu_hour=0.048, api_latency_ms=40.0),
+        ),
+    ]
+
+
+def default_flavors() -> list[FlavorSettings]:
+    return [
+        FlavorSettings(id="1", name="m1.tiny", vcpus=1, ram_mb=512, disk_gb=1),
+        FlavorSettings(id="2", name="m1.small", vcpus=1, ram_mb=2048, disk_gb=20),
+        FlavorSettings(id="3", name="m1.medium", vcpus=2, ram_mb=4096, disk_gb=40),
+        FlavorSettings(id="4", name="m1.large", vcpus=4, ram_mb=8192, disk_gb=80),
+        FlavorSettings(id="5", name="m1.xlarge", vcpus=8, ram_mb=16384, disk_gb=160),
+    ]
+
+
+def default_images() -> list[ImageSettings]:
+    return [
+        ImageSettings(id="6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01", name="cirros"),
+        ImageSettings(id="3b1c2f4e-8d6a-4c7e-b0a2-5f9d8e7c6b02", name="ubuntu-24.04"),
+    ]
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("canopy_environ", default=None)
+
+
+class _EnvSource(EnvSettingsSource):
+    """CANOPY_* variables, from the mapping `load_settings` was given (else os.environ)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return parse_env_vars(
+            environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class Settings(BaseSettings):
+    """The whole settings tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CANOPY_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: str = DEFAULT_DATA_DIR
+    secret_key: str | None = None
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    controllers: ControllerSettings = Field(default_factory=ControllerSettings)
+    clouds: list[CloudSettings] = Field(default_factory=list)
+    flavors: list[FlavorSettings] = Field(default_factory=list)
+    images: list[ImageSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the file (passed as init kwargs): env overrides the file.
+        return (_EnvSource(settings_cls), init_settings)
+
+    @model_validator(mode="after")
+    def _defaults_and_uniqueness(self) -> Settings:
+        if not self.clouds:
+            self.clouds = default_clouds()
+        if not self.flavors:
+            self.flavors = default_flavors()
+        if not self.images:
+            self.images = default_images()
+        for kind, names in (
+            ("clouds", [c.name for c in self.clouds]),
+            ("flavors", [f.name for f in self.flavors]),
+            ("images", [i.name for i in self.images]),
+        ):
+            seen: set[str] = set()
+            for n in names:
+                if n in seen:
+                    raise ValueError(f"duplicate name {n!r} in [[{kind}]]")
+                seen.add(n)
+        cloud_names = {c.name for c in self.clouds}
+        for img in self.images:
+            for cloud in img.map:
+                if cloud not in cloud_names:
+                    raise ValueError(f"image {img.name!r} maps unknown cloud {cloud!r}")
+        return self
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def data_path(self) -> Path:
+        return Path(os.path.expanduser(self.data_dir))
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url.replace("{data_dir}", str(self.data_path))
+
+    @property
+    def public_url(self) -> str:
+        if self.api.public_url:
+            return self.api.public_url.rstrip("/")
+        return f"http://{self.api.host}:{self.api.port}"
+
+    def cloud(self, name: str) -> CloudSettings:
+        for c in self.clouds:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+# Loading ------------------------------------------------------------------------------
+
+_ENV_ALIASES = {
+    # Flat names the docs promise, mapped onto the nested ones pydantic-settings reads.
+    "CANOPY_DATABASE_URL": "CANOPY_DATABASE__URL",
+    "CANOPY_API_HOST": "CANOPY_API__HOST",
+    "CANOPY_API_PORT": "CANOPY_API__PORT",
+}
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Read `path` (or $CANOPY_CONFIG, or nothing), apply the environment, validate."""
+    environ = dict(os.environ if env is None else env)
+    if path is None:
+        path = environ.get("CANOPY_CONFIG") or None
+    data: dict[str, Any] = {}
+    text = ""
+    file = Path(path) if path else None
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{file}: cannot read the config file: {e.strerror}") from e
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{file}: not valid TOML: {e}") from e
+    if overrides:
+        data = _deep_merge(data, overrides)
+    for flat, nested in _ENV_ALIASES.items():
+        if flat in environ and nested not in environ:
+            environ[nested] = environ[flat]
+    token = _ENVIRON.set(environ)
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, file, text)) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _explain(err: ValidationError, file: Path | None, text: str) -> str:
+    where = str(file) if file else "settings"
+    lines: list[str] = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not isinstance(p, str) or p)
+        dotted = _dotted(loc)
+        line = locate(text, loc) if text else None
+        at = f"{where}:{line}" if line else where
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against docs/configuration.md)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else (
+            f" (got {got!r})"
+        )
+        lines.append(f"{at}: {dotted or '<top>'}: {msg}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+
+def locate(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number (1-based) of the TOML key at `loc`, e.g. ('clouds', 1, 'tier').
+
+    Walks the headers, counting `[[array]]` entries, and returns the key's line, else the
+    line of the innermost table that exists, so the operator always gets a place to look.
+    """
+    counters: dict[str, int] = {}
+    table: tuple[Any, ...] = ()
+    best: tuple[int, int] | None = None  # (matched length, line)
+    for n, raw in enumerate(text.splitlines(), start=1):
+        m = _HEADER.match(raw)
+        if m:
+            parts = [p.strip().strip('"') for p in m.group(2).split(".")]
+            path: list[Any] = []
+            for i, p in enumerate(parts):
+                path.append(p)
+                key = ".".join(str(x) for x in path)
+                if m.group(1) == "[[" and i == len(parts) - 1:
+                    counters[key] = counters.get(key, -1) + 1
+                    # A new array entry resets the counters of its sub-arrays.
+                    for k in list(counters):
+                        if k.startswith(key + "."):
+                            del counters[k]
+                if key in counters:
+                    path.append(counters[key])
+            table = tuple(path)
+            best = _better(best, table, loc, n)
+            continue
+        k = _KEY.match(raw)
+        if k:
+            keypath = table + tuple(x.strip('"\'') for x in k.group(1).split("."))
+            best = _better(best, keypath, loc, n)
+    return best[1] if best else None
+
+
+def _better(
+    best: tuple[int, int] | None, path: tuple[Any, ...], loc: tuple[Any, ...], line: int
+) -> tuple[int, int] | None:
+    if len(path) > len(loc) or tuple(loc[: len(path)]) != path:
+        return best
+    if best is None or len(path) > best[0]:
+        return (len(path), line)
+    return best

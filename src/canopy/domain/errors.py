@@ -1,0 +1,47 @@
+"""Domain errors. Drivers translate their native errors into these."""
+
+from __future__ import annotations
+
+
+class CanopyError(Exception):
+    """Base of every error canopy raises on purpose."""
+
+
+class InvalidRequest(CanopyError):
+    """The caller asked for something malformed or impossible; nothing was changed."""
+
+
+class NotFound(CanopyError):
+    """The named object does not exist (or is not visible to the caller)."""
+
+
+class Conflict(CanopyError):
+    """The request conflicts with the object's current state."""
+
+
+class QuotaError(CanopyError):
+    """A project quota (canopy's or a cloud's) would be exceeded."""
+
+
+class CloudError(CanopyError):
+    """An error reported by a cloud. `cloud` names it for explanations."""
+
+    def __init__(self, message: str, *, cloud: str | None = None) -> None:
+        super().__init__(message)
+        self.cloud = cloud
+
+
+class CapacityError(CloudError):
+    """The cloud has no capacity for this request right now (e.g. InsufficientInstanceCapacity)."""
+
+
+class CloudQuotaError(CloudError):
+    """The cloud account's own quota is exhausted; like capacity, try elsewhere."""
+
+
+class TransientError(CloudError):
+    """A temporary failure (throttling, 5xx, timeout); the same call may succeed later."""
+
+
+class Unsupported(CloudError):
+    """The driver lacks the ability asked for; the message says why."""

@@ -1,0 +1,118 @@
+"""The scheduler's inputs (snapshots, requests) and its output (a placement with reasons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from canopy.domain.specs import Resources
+
+
+@dataclass(slots=True)
+class CloudSnapshot:
+    """One cloud as the scheduler sees it at decision time.
+
+    `*_capacity` are the totals canopy may fill (None = unbounded / unknown);
+    `*_claimed` are canopy's claims against them. `price_per_hour` maps a canopy flavor
+    name to what one server of that flavor costs per hour there; a flavor absent from it is
+    not offered by this cloud. `images` are the canopy image ids mapped there (None = any).
+    """
+
+    name: str
+    tier: int
+    enabled: bool = True
+    healthy: bool = True
+    blocklisted: bool = False
+    vcpus_capacity: int | None = None
+    ram_mb_capacity: int | None = None
+    instances_capacity: int | None = None
+    vcpus_claimed: int = 0
+    ram_mb_claimed: int = 0
+    instances_claimed: int = 0
+    spend_per_hour: float = 0.0
+    price_per_hour: dict[str, float] = field(default_factory=dict)
+    images: frozenset[str] | None = None
+
+    def utilisation(self, extra: Resources | None = None) -> float:
+        """The largest used fraction over vcpus, ram and instances (0 when unbounded)."""
+        v = self.vcpus_claimed + (extra.vcpus if extra else 0)
+        r = self.ram_mb_claimed + (extra.ram_mb if extra else 0)
+        n = self.instances_claimed + (extra.instances if extra else 0)
+        parts = [0.0]
+        if self.vcpus_capacity:
+            parts.append(v / self.vcpus_capacity)
+        if self.ram_mb_capacity:
+            parts.append(r / self.ram_mb_capacity)
+        if self.instances_capacity:
+            parts.append(n / self.instances_capacity)
+        return max(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A server group's policy and the clouds its members already occupy."""
+
+    policy: str  # affinity | anti-affinity | soft-affinity | soft-anti-affinity
+    member_clouds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """What one server needs from the scheduler."""
+
+    server_id: str
+    flavor: str
+    resources: Resources
+    image_id: str | None = None
+    availability_zone: str | None = None
+    group: GroupState | None = None
+    excluded: frozenset[str] = frozenset()  # clouds already tried for this server
+
+
+@dataclass(frozen=True, slots=True)
+class FilterStep:
+    """How many clouds one filter removed, and which, with the reason for each."""
+
+    name: str
+    before: int
+    removed: dict[str, str]
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Why the scheduler chose what it chose (stored with the placement)."""
+
+    steps: list[FilterStep] = field(default_factory=list)
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    policy: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "filters": [
+                {"name": s.name, "before": s.before, "removed": dict(s.removed)}
+                for s in self.steps
+            ],
+            "weights": {k: dict(v) for k, v in self.weights.items()},
+            "policy": self.policy,
+        }
+
+
+@dataclass(slots=True)
+class Decision:
+    """The scheduler's answer: a chosen cloud and ordered alternates, or none and why."""
+
+    cloud: str | None
+    alternates: list[str]
+    explanation: Explanation
+    # When no cloud is left: True if waiting may help (capacity, spend cap), False if not.
+    retryable: bool = False
+
+    @property
+    def reason(self) -> str:
+        """One line for the user: why here, or which filter emptied the list."""
+        if self.cloud is not None:
+            return self.explanation.policy
+        for step in self.explanation.steps:
+            if step.before and len(step.removed) == step.before:
+                why = "; ".join(f"{c}: {r}" for c, r in sorted(step.removed.items()))
+                return f"No valid host: filter {step.name} removed every cloud ({why})"
+        return "No valid host: no cloud is configured"

@@ -1,0 +1,72 @@
+"""Value types passed between the store, the scheduler and the drivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from canopy.domain.states import RemoteState
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """A size: what a flavor asks for and what a claim holds."""
+
+    vcpus: int
+    ram_mb: int
+    disk_gb: int = 0
+    instances: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """Everything a driver needs to create one server. `canopy_id` makes create idempotent."""
+
+    canopy_id: str
+    name: str
+    flavor_name: str
+    resources: Resources
+    remote_flavor: str | None
+    remote_image: str
+    key_name: str | None = None
+    public_key: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    user_data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteServer:
+    """A server as a cloud reports it, translated into the shared vocabulary."""
+
+    remote_id: str
+    canopy_id: str | None
+    name: str
+    state: RemoteState
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    flavor: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What a cloud can still take. `None` means the cloud does not say."""
+
+    vcpus_total: int | None
+    ram_mb_total: int | None
+    instances_total: int | None
+    vcpus_free: int | None = None
+    ram_mb_free: int | None = None
+    instances_free: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    """A remote flavor / instance type and what it costs per hour."""
+
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    price_per_hour: float

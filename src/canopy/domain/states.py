@@ -1,0 +1,68 @@
+"""Server states: what the user wants, what the cloud says, and what Nova shows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DesiredState(StrEnum):
+    """What the user asked for; controllers drive the cloud towards it."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+
+
+class RemoteState(StrEnum):
+    """The shared vocabulary every driver translates its native states into."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    REBOOTING = "rebooting"
+    ERROR = "error"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+
+class ServerStatus(StrEnum):
+    """Nova's user-visible server status."""
+
+    BUILD = "BUILD"
+    ACTIVE = "ACTIVE"
+    SHUTOFF = "SHUTOFF"
+    REBOOT = "REBOOT"
+    HARD_REBOOT = "HARD_REBOOT"
+    ERROR = "ERROR"
+    DELETED = "DELETED"
+    UNKNOWN = "UNKNOWN"
+
+
+class TaskState(StrEnum):
+    """Nova's OS-EXT-STS:task_state: the step a server is in the middle of."""
+
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    DELETING = "deleting"
+
+
+class PowerAction(StrEnum):
+    """Power operations a driver may support."""
+
+    START = "start"
+    STOP = "stop"
+    REBOOT_SOFT = "reboot_soft"
+    REBOOT_HARD = "reboot_hard"
+
+
+class Ability(StrEnum):
+    """Optional driver abilities, declared as data (see providers.base.Abilities)."""
+
+    STOP_START = "stop_start"
+    REBOOT = "reboot"
+    KEYPAIRS = "keypairs"
+    CHANGES_SINCE = "changes_since"

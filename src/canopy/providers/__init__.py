@@ -1,0 +1,1 @@
+"""Cloud drivers behind one small contract (base.py), chosen through an explicit registry."""

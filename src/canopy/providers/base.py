@@ -1,0 +1,83 @@
+"""The provider contract every driver implements, and the shared vocabulary it speaks.
+
+Drivers translate native states through one table each and raise only domain errors
+(CapacityError, CloudQuotaError, TransientError, InvalidRequest, Unsupported).
+Optional abilities are data: a driver lists what it cannot do and why, and canopy checks
+that before it accepts a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
+from canopy.domain.states import Ability, PowerAction
+
+# The tag (EC2) / metadata key (OpenStack) that carries canopy's id on every remote server.
+CANOPY_ID_TAG = "canopy:id"
+CANOPY_ID_META = "canopy_id"
+
+
+def remote_name(name: str, canopy_id: str) -> str:
+    """The recognisable remote name: the user's name plus the canopy id's first block."""
+    return f"{name}-canopy-{canopy_id.split('-')[0]}"[:255]
+
+
+@dataclass(frozen=True, slots=True)
+class Abilities:
+    """What a driver cannot do, with the reason shown to the user when they ask for it."""
+
+    missing: Mapping[Ability, str] = field(default_factory=dict)
+
+    def has(self, ability: Ability) -> bool:
+        return ability not in self.missing
+
+    def why_not(self, ability: Ability) -> str | None:
+        return self.missing.get(ability)
+
+
+@runtime_checkable
+class Compute(Protocol):
+    """One cloud's compute service, as canopy needs it."""
+
+    name: str
+    abilities: Abilities
+
+    async def capacity(self) -> Capacity:
+        """Free vcpus/ram/instances or quota headroom; None fields mean unknown."""
+        ...
+
+    async def offerings(self) -> list[Offering]:
+        """Remote flavors / instance types with their size and price per hour."""
+        ...
+
+    async def create(self, spec: ServerSpec) -> RemoteServer:
+        """Create a server, or return the one already tagged with `spec.canopy_id`."""
+        ...
+
+    async def find(self, canopy_id: str) -> RemoteServer | None:
+        """The live server tagged with `canopy_id`, if any."""
+        ...
+
+    async def get(self, remote_id: str) -> RemoteServer | None:
+        """One server by remote id; None if it does not exist (or is gone)."""
+        ...
+
+    async def list(self, changes_since: datetime | None = None) -> list[RemoteServer]:
+        """Canopy-tagged servers; with `changes_since`, those changed since (deleted too)."""
+        ...
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete a server; a missing one is success."""
+        ...
+
+    async def power(self, remote_id: str, action: PowerAction) -> None:
+        """Start, stop or reboot a server."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...

@@ -1,0 +1,1 @@
+"""The simulated cloud: a real, working driver with capacity, latency, prices and faults."""

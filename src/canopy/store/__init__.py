@@ -1,0 +1,1 @@
+"""Canopy's durable record: SQLAlchemy models, the unit of work, repositories, migrations."""

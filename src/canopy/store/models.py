@@ -1,0 +1,295 @@
+"""The tables. Every controller-visible row carries desired and observed state plus a lease."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from canopy.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_projects_domain_name"),)
+
+
+class Quota(Base):
+    """A per-project limit; a missing row means the default from settings."""
+
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Cloud(Base):
+    """One backend. Its usage counters move only in the same transaction as its claims."""
+
+    __tablename__ = "clouds"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    driver: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    healthy: Mapped[bool] = mapped_column(Boolean, default=True)
+    health_message: Mapped[str] = mapped_column(Text, default="")
+    last_ok_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocklisted_until: Mapped[datetime | None]
+    blocklist_reason: Mapped[str] = mapped_column(Text, default="")
+    vcpus_capacity: Mapped[int | None] = mapped_column(Integer)
+    ram_mb_capacity: Mapped[int | None] = mapped_column(Integer)
+    instances_capacity: Mapped[int | None] = mapped_column(Integer)
+    capacity_updated_at: Mapped[datetime | None]
+    vcpus_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    ram_mb_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    instances_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    spend_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never shown
+
+
+class Flavor(Base):
+    __tablename__ = "flavors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class FlavorMapping(Base):
+    """How one cloud offers a canopy flavor, and what it costs there per hour."""
+
+    __tablename__ = "flavor_mappings"
+
+    cloud: Mapped[str] = mapped_column(
+        ForeignKey("clouds.name", ondelete="CASCADE"), primary_key=True
+    )
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    remote_flavor: Mapped[str] = mapped_column(String(255))
+    price_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    visibility: Mapped[str] = mapped_column(String(32), default="public")
+    owner: Mapped[str | None] = mapped_column(String(64))
+    min_disk: Mapped[int] = mapped_column(Integer, default=0)
+    min_ram: Mapped[int] = mapped_column(Integer, default=0)
+    disk_format: Mapped[str] = mapped_column(String(32), default="qcow2")
+    container_format: Mapped[str] = mapped_column(String(32), default="bare")
+    any_sim: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ImageMapping(Base):
+    __tablename__ = "image_mappings"
+
+    cloud: Mapped[str] = mapped_column(
+        ForeignKey("clouds.name", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    remote_image: Mapped[str] = mapped_column(String(255))
+
+
+class ServerGroup(Base):
+    __tablename__ = "server_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(String(255))
+    policy: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class Server(Base):
+    """A VM asked for through canopy: desired state, observed state and where it lives."""
+
+    __tablename__ = "servers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the canopy id
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(String(255))
+    flavor_id: Mapped[str] = mapped_column(ForeignKey("flavors.id"))
+    image_id: Mapped[str | None] = mapped_column(String(64))
+    key_name: Mapped[str | None] = mapped_column(String(255))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    requested_zone: Mapped[str | None] = mapped_column(String(64))
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="SET NULL")
+    )
+    hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    desired_state: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    task_state: Mapped[str | None] = mapped_column(String(32))
+    observed_state: Mapped[str | None] = mapped_column(String(16))
+    observed_at: Mapped[datetime | None]
+    reboot_requested: Mapped[int] = mapped_column(Integer, default=0)
+    reboot_done: Mapped[int] = mapped_column(Integer, default=0)
+    reboot_hard: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    cloud: Mapped[str | None] = mapped_column(ForeignKey("clouds.name"))
+    remote_id: Mapped[str | None] = mapped_column(String(255))
+    remote_recorded_at: Mapped[datetime | None]
+    create_requested_at: Mapped[datetime | None]
+    placement_id: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    schedule_deadline: Mapped[datetime | None]
+    addresses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    fault_code: Mapped[int | None] = mapped_column(Integer)
+    fault_message: Mapped[str | None] = mapped_column(Text)
+    fault_at: Mapped[datetime | None]
+
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    launched_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on every change a controller must act on; lets controllers skip idle rows.
+    work_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        Index("ix_servers_project_created", "project_id", "deleted", "created_at"),
+        Index("ix_servers_work", "work_pending", "next_attempt_at"),
+        Index("ix_servers_cloud_remote", "cloud", "remote_id"),
+        Index("ix_servers_updated", "updated_at"),
+        Index("ix_servers_group", "group_id"),
+    )
+
+
+class Placement(Base):
+    """One scheduling decision for one server attempt, with its explanation."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    cloud: Mapped[str | None] = mapped_column(String(64))
+    alternates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class Claim(Base):
+    """Capacity held on a cloud for one server. `starts_at`/`ends_at` bound it in time."""
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), unique=True
+    )
+    cloud: Mapped[str] = mapped_column(ForeignKey("clouds.name"), index=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    instances: Mapped[int] = mapped_column(Integer, default=1)
+    price_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class InstanceAction(Base):
+    """Nova's os-instance-actions: one user request against a server."""
+
+    __tablename__ = "instance_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    message: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InstanceActionEvent(Base):
+    """One step a controller took for an action (schedule, spawn, stop, ...)."""
+
+    __tablename__ = "instance_action_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(
+        ForeignKey("instance_actions.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str | None] = mapped_column(String(16))  # Success | Error | None (running)
+    details: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(64))
+    start_time: Mapped[datetime]
+    finish_time: Mapped[datetime | None]
+
+
+class Job(Base):
+    """A periodic job (e.g. one cloud's sync), taken by one worker at a time through a lease."""
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None]
+    next_run_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, default=0)
