@@ -62,12 +62,27 @@ class SchedulerSettings(_Strict):
 class ControllerSettings(_Strict):
     lease_seconds: float = Field(default=60.0, gt=0.0)
     poll_seconds: float = Field(default=0.5, gt=0.0)
-    sync_seconds: float = Field(default=5.0, gt=0.0)
+    sync_seconds: float = Field(default=2.0, gt=0.0)
     full_sync_every: int = Field(default=12, ge=1)
     call_timeout_seconds: float = Field(default=30.0, gt=0.0)
     backoff_base_seconds: float = Field(default=1.0, gt=0.0)
     backoff_max_seconds: float = Field(default=60.0, gt=0.0)
     batch_size: int = Field(default=64, ge=1)
+    max_transient_retries: int = Field(default=5, ge=0)
+    sync_overlap_seconds: float = Field(default=2.0, ge=0.0)
+    unhealthy_after_failures: int = Field(default=3, ge=1)
+
+
+class QuotaDefaults(_Strict):
+    """Per-project limits used when a project has no quota row of its own (-1 = unlimited)."""
+
+    instances: int = Field(default=10, ge=-1)
+    cores: int = Field(default=20, ge=-1)
+    ram: int = Field(default=51200, ge=-1)
+    key_pairs: int = Field(default=100, ge=-1)
+    metadata_items: int = Field(default=128, ge=-1)
+    server_groups: int = Field(default=10, ge=-1)
+    server_group_members: int = Field(default=10, ge=-1)
 
 
 class SimSettings(_Strict):
@@ -210,6 +225,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     controllers: ControllerSettings = Field(default_factory=ControllerSettings)
+    quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)

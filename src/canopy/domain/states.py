@@ -66,3 +66,17 @@ class Ability(StrEnum):
     REBOOT = "reboot"
     KEYPAIRS = "keypairs"
     CHANGES_SINCE = "changes_since"
+
+
+class Phase(StrEnum):
+    """Which controller owns a server row next. Every transition is a compare-and-set."""
+
+    SCHEDULE = "schedule"  # placement controller: choose a cloud and claim capacity
+    CREATE = "create"  # provisioning controller: create remotely (find by canopy id first)
+    RESCHEDULE = "reschedule"  # provisioning controller: a boot failed; clean up, try again
+    CONVERGE = "converge"  # sync controller: wait until the cloud reports the desired state
+    POWER = "power"  # power controller: stop, start or reboot
+    DELETE = "delete"  # power controller: delete remotely, release the claim
+    STEADY = "steady"  # at rest: observed matches desired
+    FAILED = "failed"  # ERROR; only a delete moves it on
+    DONE = "done"  # deleted; kept for changes-since and audit

@@ -196,12 +196,14 @@ class Server(Base):
     launched_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Bumped on every change a controller must act on; lets controllers skip idle rows.
-    work_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Which controller acts next (domain.states.Phase), and when the last action was taken:
+    # an observation made before `action_at` says nothing about the action's outcome.
+    phase: Mapped[str] = mapped_column(String(16))
+    action_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_servers_project_created", "project_id", "deleted", "created_at"),
-        Index("ix_servers_work", "work_pending", "next_attempt_at"),
+        Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
         Index("ix_servers_updated", "updated_at"),
         Index("ix_servers_group", "group_id"),

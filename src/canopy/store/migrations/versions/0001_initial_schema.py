@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:39:49.997816
+Create Date: 2026-11-21 23:45:19.334739
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def upgrade() -> None:
         sa.Column("launched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("terminated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("work_pending", sa.Boolean(), nullable=False),
+        sa.Column("phase", sa.String(length=16), nullable=False),
+        sa.Column("action_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["cloud"],
             ["clouds.name"],
@@ -197,11 +198,11 @@ def upgrade() -> None:
     with op.batch_alter_table("servers", schema=None) as batch_op:
         batch_op.create_index("ix_servers_cloud_remote", ["cloud", "remote_id"], unique=False)
         batch_op.create_index("ix_servers_group", ["group_id"], unique=False)
+        batch_op.create_index("ix_servers_phase", ["phase", "next_attempt_at"], unique=False)
         batch_op.create_index(
             "ix_servers_project_created", ["project_id", "deleted", "created_at"], unique=False
         )
         batch_op.create_index("ix_servers_updated", ["updated_at"], unique=False)
-        batch_op.create_index("ix_servers_work", ["work_pending", "next_attempt_at"], unique=False)
 
     op.create_table(
         "claims",
@@ -302,9 +303,9 @@ def downgrade() -> None:
 
     op.drop_table("claims")
     with op.batch_alter_table("servers", schema=None) as batch_op:
-        batch_op.drop_index("ix_servers_work")
         batch_op.drop_index("ix_servers_updated")
         batch_op.drop_index("ix_servers_project_created")
+        batch_op.drop_index("ix_servers_phase")
         batch_op.drop_index("ix_servers_group")
         batch_op.drop_index("ix_servers_cloud_remote")
 

@@ -1,0 +1,280 @@
+"""Placement: choose a cloud for each waiting server and claim its capacity, in one transaction.
+
+The decision, its claim and the cloud's usage counters commit together. The cloud rows are
+locked (`FOR UPDATE`, in name order) for the whole batch on PostgreSQL; SQLite has a single
+writer. So any number of workers can run this and never oversubscribe a cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.summary import attempts_text
+from canopy.domain.placement import CloudSnapshot, Decision, GroupState, PlacementRequest
+from canopy.domain.specs import Resources
+from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.scheduler import apply_claim, schedule
+from canopy.store.claims import add_claim
+from canopy.store.events import add_event
+from canopy.store.models import (
+    Cloud,
+    Flavor,
+    FlavorMapping,
+    ImageMapping,
+    Placement,
+    Server,
+    ServerGroup,
+)
+from canopy.telemetry import PLACEMENTS
+
+log = logging.getLogger("canopy.placement")
+
+
+class PlacementController:
+    """Runs the scheduler for servers in phase `schedule`."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def run_once(self) -> int:
+        """Place one batch; returns how many servers it looked at."""
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.session() as s:
+            due = (Server.next_attempt_at.is_(None)) | (Server.next_attempt_at <= now)
+            servers = list(
+                (
+                    await s.execute(
+                        select(Server)
+                        .where(Server.phase == Phase.SCHEDULE, due)
+                        .order_by(Server.created_at, Server.id)
+                        .limit(rt.settings.controllers.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            if not servers:
+                return 0
+            clouds = {
+                c.name: c
+                for c in (
+                    await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
+                ).scalars()
+            }
+            snaps = await _snapshots(s, clouds, now)
+            flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
+            groups = await _groups(s, servers)
+            for server in servers:
+                flavor = flavors[server.flavor_id]
+                req = _request(server, flavor, groups)
+                decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
+                if decision.cloud is not None:
+                    chosen = decision.cloud
+                    apply_claim(snaps[chosen], req)
+                    price = snaps[chosen].price_per_hour.get(flavor.name, 0.0)
+                    add_claim(
+                        s,
+                        clouds[chosen],
+                        server_id=server.id,
+                        vcpus=flavor.vcpus,
+                        ram_mb=flavor.ram_mb,
+                        disk_gb=flavor.disk_gb,
+                        price_per_hour=price,
+                        now=now,
+                    )
+                    if server.group_id:
+                        groups[server.group_id][1].append(chosen)
+                    await self._placed(s, server, decision)
+                    PLACEMENTS.labels(result="placed", cloud=chosen).inc()
+                else:
+                    await self._unplaced(s, server, decision)
+                    PLACEMENTS.labels(result="unplaced", cloud="").inc()
+            return len(servers)
+
+    async def _placed(self, s: AsyncSession, server: Server, decision: Decision) -> None:
+        now = self.rt.clock.now()
+        server.attempts += 1
+        s.add(
+            Placement(
+                server_id=server.id,
+                attempt=server.attempts,
+                cloud=decision.cloud,
+                alternates=decision.alternates,
+                explanation=decision.explanation.to_dict(),
+                reason=decision.reason,
+                created_at=now,
+            )
+        )
+        server.cloud = decision.cloud
+        server.phase = Phase.CREATE
+        server.task_state = TaskState.SPAWNING
+        server.next_attempt_at = None
+        server.schedule_deadline = None
+        server.retries = 0
+        server.updated_at = now
+        await add_event(
+            s,
+            server_id=server.id,
+            action="create",
+            event=f"schedule (attempt {server.attempts})",
+            result="Success",
+            details=f"placed on {decision.cloud}: {decision.reason}",
+            host=decision.cloud,
+            now=now,
+        )
+
+    async def _unplaced(self, s: AsyncSession, server: Server, decision: Decision) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        sched = rt.settings.scheduler
+        if server.schedule_deadline is None:
+            server.schedule_deadline = now + timedelta(seconds=sched.schedule_timeout_seconds)
+        if decision.retryable and now < server.schedule_deadline:
+            # Capacity or spend headroom may come back: stay in BUILD/scheduling and retry.
+            last = (
+                await s.execute(
+                    select(Placement.reason)
+                    .where(Placement.server_id == server.id)
+                    .order_by(Placement.id.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if last != decision.reason:
+                s.add(
+                    Placement(
+                        server_id=server.id,
+                        attempt=server.attempts + 1,
+                        cloud=None,
+                        alternates=[],
+                        explanation=decision.explanation.to_dict(),
+                        reason=decision.reason,
+                        created_at=now,
+                    )
+                )
+                await add_event(
+                    s,
+                    server_id=server.id,
+                    action="create",
+                    event="schedule (waiting)",
+                    result=None,
+                    details=f"{decision.reason}; waiting until "
+                    f"{server.schedule_deadline.isoformat()} for capacity",
+                    now=now,
+                )
+            server.next_attempt_at = now + timedelta(seconds=sched.retry_seconds)
+            server.updated_at = now
+            return
+        waited = " after waiting for capacity" if decision.retryable else ""
+        message = f"No valid host was found{waited}. {decision.reason}"
+        if server.attempt_log:
+            message += f". Earlier attempts: {attempts_text(server.attempt_log)}"
+        s.add(
+            Placement(
+                server_id=server.id,
+                attempt=server.attempts + 1,
+                cloud=None,
+                alternates=[],
+                explanation=decision.explanation.to_dict(),
+                reason=decision.reason,
+                created_at=now,
+            )
+        )
+        server.phase = Phase.FAILED
+        server.status = ServerStatus.ERROR
+        server.task_state = None
+        server.fault_code = 500
+        server.fault_message = message
+        server.fault_at = now
+        server.next_attempt_at = None
+        server.updated_at = now
+        await add_event(
+            s,
+            server_id=server.id,
+            action="create",
+            event="schedule",
+            result="Error",
+            details=message,
+            now=now,
+        )
+
+
+async def _snapshots(
+    s: AsyncSession, clouds: dict[str, Cloud], now: object
+) -> dict[str, CloudSnapshot]:
+    prices: dict[str, dict[str, float]] = defaultdict(dict)
+    rows = await s.execute(
+        select(FlavorMapping.cloud, Flavor.name, FlavorMapping.price_per_hour).join(
+            Flavor, Flavor.id == FlavorMapping.flavor_id
+        )
+    )
+    for cloud, fname, price in rows:
+        prices[cloud][fname] = price
+    mapped: dict[str, set[str]] = defaultdict(set)
+    for cloud, image_id in await s.execute(select(ImageMapping.cloud, ImageMapping.image_id)):
+        mapped[cloud].add(image_id)
+    snaps: dict[str, CloudSnapshot] = {}
+    for c in clouds.values():
+        blocked = c.blocklisted_until is not None and c.blocklisted_until > now  # type: ignore[operator]
+        snaps[c.name] = CloudSnapshot(
+            name=c.name,
+            tier=c.tier,
+            enabled=c.enabled,
+            healthy=c.healthy,
+            blocklisted=blocked,
+            vcpus_capacity=c.vcpus_capacity,
+            ram_mb_capacity=c.ram_mb_capacity,
+            instances_capacity=c.instances_capacity,
+            vcpus_claimed=c.vcpus_claimed,
+            ram_mb_claimed=c.ram_mb_claimed,
+            instances_claimed=c.instances_claimed,
+            spend_per_hour=c.spend_per_hour,
+            price_per_hour=prices.get(c.name, {}),
+            # A sim cloud boots any image; other drivers need an explicit mapping.
+            images=None if c.driver == "sim" else frozenset(mapped.get(c.name, ())),
+        )
+    return snaps
+
+
+async def _groups(
+    s: AsyncSession, servers: list[Server]
+) -> dict[str, tuple[str, list[str]]]:
+    """For each server group in the batch: its policy and the clouds its members occupy."""
+    ids = {sv.group_id for sv in servers if sv.group_id}
+    out: dict[str, tuple[str, list[str]]] = {}
+    if not ids:
+        return out
+    for g in (await s.execute(select(ServerGroup).where(ServerGroup.id.in_(ids)))).scalars():
+        out[g.id] = (g.policy, [])
+    rows = await s.execute(
+        select(Server.group_id, Server.cloud).where(
+            Server.group_id.in_(ids), Server.deleted.is_(False), Server.cloud.is_not(None)
+        )
+    )
+    for gid, cloud in rows:
+        if gid in out and cloud:
+            out[gid][1].append(cloud)
+    return out
+
+
+def _request(
+    server: Server, flavor: Flavor, groups: dict[str, tuple[str, list[str]]]
+) -> PlacementRequest:
+    group = None
+    if server.group_id and server.group_id in groups:
+        policy, members = groups[server.group_id]
+        group = GroupState(policy=policy, member_clouds=tuple(members))
+    return PlacementRequest(
+        server_id=server.id,
+        flavor=flavor.name,
+        resources=Resources(flavor.vcpus, flavor.ram_mb, flavor.disk_gb, 1),
+        image_id=server.image_id,
+        availability_zone=server.requested_zone,
+        group=group,
+        excluded=frozenset(a["cloud"] for a in server.attempt_log if a.get("cloud")),
+    )

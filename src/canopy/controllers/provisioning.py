@@ -1,0 +1,236 @@
+"""Provisioning: create each placed server on its cloud, find-by-canopy-id first.
+
+A capacity error releases the claim, blocklists that cloud for `blocklist_seconds` and sends
+the server back to placement; after `max_attempts` it goes to ERROR with a fault that names
+every attempt. A boot that ends in ERROR is cleaned up and rescheduled the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.observe import apply_observation
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.summary import attempts_text
+from canopy.controllers.tasks import LeasedTaskController, locked, release_lease
+from canopy.domain.errors import (
+    CapacityError,
+    CloudError,
+    CloudQuotaError,
+    InvalidRequest,
+    TransientError,
+    Unsupported,
+)
+from canopy.domain.specs import RemoteServer, Resources, ServerSpec
+from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.store.claims import release_claim
+from canopy.store.events import add_event
+from canopy.store.models import Cloud, Flavor, FlavorMapping, ImageMapping, Server
+from canopy.telemetry import CONTROLLER_STEPS
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    spec: ServerSpec | None  # None for a reschedule (boot failed)
+
+
+class ProvisioningController(LeasedTaskController):
+    name = "provisioning"
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+
+    def where(self) -> list[Any]:
+        return [Server.phase.in_([Phase.CREATE, Phase.RESCHEDULE])]
+
+    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[str, Any]:
+        now = self.rt.clock.now()
+        flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
+        fmap = {
+            (m.cloud, m.flavor_id): m.remote_flavor
+            for m in (await s.execute(select(FlavorMapping))).scalars()
+        }
+        imap = {
+            (m.cloud, m.image_id): m.remote_image
+            for m in (await s.execute(select(ImageMapping))).scalars()
+        }
+        out: dict[str, Any] = {}
+        for server in rows:
+            if server.phase == Phase.RESCHEDULE:
+                out[server.id] = _Work(spec=None)
+                continue
+            assert server.cloud is not None
+            f = flavors[server.flavor_id]
+            remote_image = imap.get((server.cloud, server.image_id or ""), server.image_id or "")
+            out[server.id] = _Work(
+                spec=ServerSpec(
+                    canopy_id=server.id,
+                    name=server.name,
+                    flavor_name=f.name,
+                    resources=Resources(f.vcpus, f.ram_mb, f.disk_gb, 1),
+                    remote_flavor=fmap.get((server.cloud, f.id)),
+                    remote_image=remote_image,
+                    key_name=server.key_name,
+                    metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
+                )
+            )
+            # From here on a remote server may exist: deletes and sync must look for it.
+            if server.create_requested_at is None:
+                server.create_requested_at = now
+            server.action_at = now
+        return out
+
+    async def handle(self, server: Server, extra: Any) -> None:
+        work: _Work = extra
+        cloud = server.cloud
+        assert cloud is not None
+        driver = self.rt.driver(cloud)
+        if work.spec is None:
+            await self._reschedule(server)
+            return
+        spec = work.spec
+        try:
+            remote = await self.rt.call(cloud, lambda: driver.create(spec))
+        except (CapacityError, CloudQuotaError) as e:
+            kind = "capacity" if isinstance(e, CapacityError) else "cloud quota"
+            await self._attempt_failed(server.id, cloud, f"{kind} error: {e}", blocklist=True)
+        except TransientError as e:
+            await self._transient(server.id, cloud, e)
+        except (InvalidRequest, Unsupported, CloudError) as e:
+            await self._attempt_failed(server.id, cloud, f"rejected: {e}", blocklist=False)
+        else:
+            await self._created(server.id, cloud, remote)
+
+    async def _created(self, sid: str, cloud: str, remote: RemoteServer) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.session() as s:
+            server = await locked(s, sid)
+            if server is None:
+                return
+            if server.cloud == cloud and server.remote_id is None:
+                server.remote_id = remote.remote_id
+                server.remote_recorded_at = now
+            if server.phase == Phase.CREATE and server.cloud == cloud:
+                server.phase = Phase.CONVERGE
+                server.retries = 0
+                server.updated_at = now
+                await add_event(
+                    s,
+                    server_id=sid,
+                    action="create",
+                    event=f"spawn (attempt {server.attempts})",
+                    result="Success",
+                    details=f"created {remote.remote_id} on {cloud}",
+                    host=cloud,
+                    now=now,
+                )
+                apply_observation(
+                    server, remote.state, now, fault=remote.fault, addresses=remote.addresses
+                )
+            await release_lease(s, sid, rt.worker_id)
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc()
+
+    async def _transient(self, sid: str, cloud: str, err: CloudError) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.session() as s:
+            server = await locked(s, sid)
+            if server is None:
+                return
+            server.retries += 1
+            if server.retries > rt.settings.controllers.max_transient_retries and (
+                server.phase == Phase.CREATE
+            ):
+                await release_lease(s, sid, rt.worker_id)
+                await self._fail_attempt(
+                    s, server, cloud, f"kept failing ({server.retries} tries): {err}", False
+                )
+                return
+            server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
+            await release_lease(s, sid, rt.worker_id)
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome="transient").inc()
+
+    async def _attempt_failed(self, sid: str, cloud: str, error: str, *, blocklist: bool) -> None:
+        async with self.rt.db.session() as s:
+            server = await locked(s, sid)
+            if server is None:
+                return
+            await release_lease(s, sid, self.rt.worker_id)
+            if server.phase not in (Phase.CREATE, Phase.RESCHEDULE) or server.cloud != cloud:
+                return  # deleted meanwhile: the delete path releases the claim
+            await self._fail_attempt(s, server, cloud, error, blocklist)
+
+    async def _fail_attempt(
+        self, s: AsyncSession, server: Server, cloud: str, error: str, blocklist: bool
+    ) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        sched = rt.settings.scheduler
+        await release_claim(s, server.id)
+        if blocklist and sched.blocklist_seconds > 0:
+            row = await s.get(Cloud, cloud)
+            if row is not None:
+                row.blocklisted_until = now + timedelta(seconds=sched.blocklist_seconds)
+                row.blocklist_reason = error
+        server.attempt_log = [*server.attempt_log, {"cloud": cloud, "error": error}]
+        server.cloud = None
+        server.remote_id = None
+        server.remote_recorded_at = None
+        server.create_requested_at = None
+        server.observed_state = None
+        server.retries = 0
+        server.next_attempt_at = None
+        server.updated_at = now
+        await add_event(
+            s,
+            server_id=server.id,
+            action="create",
+            event=f"spawn (attempt {server.attempts})",
+            result="Error",
+            details=f"{cloud}: {error}",
+            host=cloud,
+            now=now,
+        )
+        if server.attempts >= sched.max_attempts:
+            server.phase = Phase.FAILED
+            server.status = ServerStatus.ERROR
+            server.task_state = None
+            server.fault_code = 500
+            server.fault_message = (
+                "Exceeded maximum number of retries. Exhausted all hosts available for "
+                f"retrying build failures for instance {server.id}. Attempts: "
+                f"{attempts_text(server.attempt_log)}"
+            )
+            server.fault_at = now
+            outcome = "error"
+        else:
+            server.phase = Phase.SCHEDULE
+            server.task_state = TaskState.SCHEDULING
+            server.fault_message = None
+            outcome = "rescheduled"
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome=outcome).inc()
+
+    async def _reschedule(self, server: Server) -> None:
+        """A boot ended in ERROR: delete what the cloud has, then try elsewhere."""
+        cloud = server.cloud
+        assert cloud is not None
+        driver = self.rt.driver(cloud)
+        rid = server.remote_id
+        try:
+            if rid is None:
+                found = await self.rt.call(cloud, lambda: driver.find(server.id))
+                rid = found.remote_id if found else None
+            if rid is not None:
+                target = rid
+                await self.rt.call(cloud, lambda: driver.delete(target))
+        except TransientError as e:
+            await self._transient(server.id, cloud, e)
+            return
+        fault = server.fault_message or "boot failed"
+        await self._attempt_failed(server.id, cloud, f"boot failed: {fault}", blocklist=False)

@@ -1,0 +1,219 @@
+"""Sync, per cloud: observe, adopt, collect leaks, and notice servers deleted behind our back.
+
+One worker at a time runs a cloud's sync, through a lease on its `jobs` row. Each pass lists
+the cloud's canopy-tagged servers (changes since the last pass, with an overlap; everything
+every `full_sync_every` passes) and reconciles them with the rows:
+
+- a remote server whose row is gone, deleted, or placed on another cloud is a leak: delete it;
+- a remote server whose row has no remote id yet (a crash after create) is adopted;
+- a row whose remote server has disappeared was deleted out of band: ERROR with a fault, or
+  simply deleted if that is what the user wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.observe import apply_observation
+from canopy.controllers.power import finalize_delete
+from canopy.controllers.runtime import Runtime
+from canopy.domain.errors import CloudError
+from canopy.domain.specs import RemoteServer
+from canopy.domain.states import Phase, RemoteState, ServerStatus
+from canopy.store.claims import release_claim
+from canopy.store.events import add_event
+from canopy.store.leases import lease_job
+from canopy.store.models import Cloud, Job, Server
+from canopy.telemetry import CONTROLLER_STEPS
+
+log = logging.getLogger("canopy.sync")
+
+_LIVE = (Phase.CONVERGE, Phase.STEADY, Phase.POWER)
+
+
+class SyncController:
+    """Runs the due sync jobs of every cloud this worker has a driver for."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def run_once(self, *, force: bool = False) -> int:
+        done = 0
+        for cloud in sorted(self.rt.drivers):
+            if await self.sync_cloud(cloud, force=force):
+                done += 1
+        return done
+
+    async def sync_cloud(self, cloud: str, *, force: bool = False) -> bool:
+        """One pass over one cloud, if it is due (or forced) and no other worker holds it."""
+        rt = self.rt
+        now = rt.clock.now()
+        name = f"sync:{cloud}"
+        async with rt.db.session() as s:
+            job = await lease_job(
+                s, name=name, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
+            )
+            if job is None and force:
+                job = await _force(s, name, rt.worker_id, now, rt.lease_seconds)
+            if job is None:
+                return False
+            full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
+            since = None if full else job.cursor
+        driver = rt.driver(cloud)
+        started = rt.clock.now()
+        try:
+            remote = await rt.call(cloud, lambda: driver.list(since))
+        except CloudError as e:
+            await self._failed(cloud, name, e)
+            return True
+        leaks = await self._reconcile(cloud, name, remote, started, full)
+        for rid in leaks:
+            try:
+                await rt.call(cloud, lambda rid=rid: driver.delete(rid))  # type: ignore[misc]
+                CONTROLLER_STEPS.labels(controller="sync", outcome="leak_deleted").inc()
+                log.info("sync %s: deleted leaked remote server %s", cloud, rid)
+            except CloudError as e:
+                log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
+        return True
+
+    async def _reconcile(
+        self, cloud: str, job_name: str, remote: list[RemoteServer], started: datetime, full: bool
+    ) -> list[str]:
+        rt = self.rt
+        now = rt.clock.now()
+        overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
+        leaks: list[str] = []
+        async with rt.db.session() as s:
+            ids = [r.canopy_id for r in remote if r.canopy_id]
+            rows: dict[str, Server] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for row in (await s.execute(select(Server).where(Server.id.in_(chunk)))).scalars():
+                    rows[row.id] = row
+            seen: set[str] = set()
+            for r in remote:
+                row = rows.get(r.canopy_id or "")
+                if r.state == RemoteState.DELETED:
+                    if row is not None and row.cloud == cloud and row.remote_id == r.remote_id:
+                        await self._gone(s, row, started)
+                    continue
+                if row is None or row.deleted or row.cloud != cloud:
+                    leaks.append(r.remote_id)
+                    continue
+                if row.remote_id is None:
+                    row.remote_id = r.remote_id  # adoption: created, but never recorded
+                    row.remote_recorded_at = now
+                    if row.phase == Phase.CREATE and not _leased(row, now):
+                        row.phase = Phase.CONVERGE
+                    await add_event(
+                        s, server_id=row.id, action="create", event="adopt", result="Success",
+                        details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
+                        host=cloud, now=now,
+                    )
+                elif row.remote_id != r.remote_id:
+                    leaks.append(r.remote_id)  # a second copy: keep the recorded one
+                    continue
+                seen.add(row.id)
+                if row.phase in _LIVE or row.phase == Phase.CREATE:
+                    changed = apply_observation(
+                        row, r.state, started, fault=r.fault, addresses=r.addresses
+                    )
+                    if changed:
+                        row.updated_at = now
+            if full:
+                q = select(Server).where(
+                    Server.cloud == cloud,
+                    Server.remote_id.is_not(None),
+                    Server.deleted.is_(False),
+                    Server.phase.in_([*_LIVE, Phase.DELETE]),
+                    Server.remote_recorded_at < started,
+                )
+                for row in (await s.execute(q)).scalars():
+                    if row.id not in seen:
+                        await self._gone(s, row, started)
+            job = await s.get(Job, job_name)
+            if job is not None:
+                job.runs += 1
+                job.cursor = started - overlap
+                job.last_run_at = now
+                job.last_error = None
+                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+                job.claimed_by = None
+                job.claim_expires_at = None
+            c = await s.get(Cloud, cloud)
+            if c is not None:
+                c.healthy = True
+                c.health_message = ""
+                c.consecutive_failures = 0
+                c.last_ok_at = now
+        return leaks
+
+    async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
+        """The cloud no longer has this server."""
+        now = self.rt.clock.now()
+        if row.remote_recorded_at is not None and row.remote_recorded_at >= started:
+            return  # recorded after the list began: the list cannot know it
+        if row.phase == Phase.DELETE:
+            await finalize_delete(s, row, now, "gone from the cloud")
+            return
+        if row.phase not in _LIVE:
+            return
+        await release_claim(s, row.id)
+        row.phase = Phase.FAILED
+        row.status = ServerStatus.ERROR
+        row.task_state = None
+        row.observed_state = RemoteState.DELETED
+        row.fault_code = 404
+        row.fault_message = (
+            f"The server was deleted outside canopy: {row.cloud} no longer has {row.remote_id}."
+        )
+        row.fault_at = now
+        row.updated_at = now
+        await add_event(
+            s, server_id=row.id, action="create", event="sync", result="Error",
+            details=row.fault_message, host=row.cloud, now=now,
+        )
+        CONTROLLER_STEPS.labels(controller="sync", outcome="deleted_out_of_band").inc()
+
+    async def _failed(self, cloud: str, job_name: str, err: CloudError) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.session() as s:
+            job = await s.get(Job, job_name)
+            if job is not None:
+                job.last_error = str(err)
+                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+                job.claimed_by = None
+                job.claim_expires_at = None
+            c = await s.get(Cloud, cloud)
+            if c is not None:
+                c.consecutive_failures += 1
+                c.health_message = str(err)
+                if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
+                    c.healthy = False
+        CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
+
+
+def _leased(row: Server, now: datetime) -> bool:
+    return row.claimed_by is not None and (
+        row.claim_expires_at is not None and row.claim_expires_at > now
+    )
+
+
+async def _force(
+    s: AsyncSession, name: str, worker: str, now: datetime, lease_seconds: float
+) -> Job | None:
+    job = (
+        await s.execute(select(Job).where(Job.name == name).with_for_update(skip_locked=True))
+    ).scalar_one_or_none()
+    if job is None:
+        return None
+    if job.claimed_by not in (None, worker) and job.claim_expires_at and job.claim_expires_at > now:
+        return None
+    job.claimed_by = worker
+    job.claim_expires_at = now + timedelta(seconds=lease_seconds)
+    return job

@@ -1,0 +1,113 @@
+"""Shared fixtures: a migrated database on SQLite and on the local PostgreSQL.
+
+Every store and controller test runs on both. Under CI (CI=true) PostgreSQL is required;
+elsewhere, if it is not reachable, its tests are skipped with one line saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from canopy.store.db import Database
+from canopy.store.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "CANOPY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+_TABLES = (
+    "instance_action_events, instance_actions, claims, placements, servers, server_groups, "
+    "image_mappings, images, flavor_mappings, flavors, clouds, quotas, projects, jobs"
+)
+
+
+async def _pg_reachable() -> str | None:
+    db = Database(PG_ADMIN_URL)
+    try:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated once."""
+    problem = asyncio.run(_pg_reachable())
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI but not reachable: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}; its tests are skipped")
+    name = f"canopy_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+    async def _create() -> None:
+        admin = Database(PG_ADMIN_URL)
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        db = Database(f"{base}/{name}")
+        await upgrade(db)
+        await db.dispose()
+
+    async def _drop() -> None:
+        admin = Database(PG_ADMIN_URL)
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+    asyncio.run(_create())
+    yield f"{base}/{name}"
+    asyncio.run(_drop())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+
+    async def _make() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        await db.dispose()  # closing the last connection checkpoints the WAL into the file
+
+    asyncio.run(_make())
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "canopy.db"
+        shutil.copy(template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    url: str = request.getfixturevalue("pg_url")
+
+    async def _truncate() -> None:
+        db = Database(url)
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+        await db.dispose()
+
+    asyncio.run(_truncate())
+    return url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
