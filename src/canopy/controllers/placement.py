@@ -108,6 +108,7 @@ class PlacementController:
                 alternates=decision.alternates,
                 explanation=decision.explanation.to_dict(),
                 reason=decision.reason,
+                worker=self.rt.worker_id,
                 created_at=now,
             )
         )
@@ -182,6 +183,7 @@ class PlacementController:
                 alternates=[],
                 explanation=decision.explanation.to_dict(),
                 reason=decision.reason,
+                worker=self.rt.worker_id,
                 created_at=now,
             )
         )

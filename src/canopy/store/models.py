@@ -176,7 +176,6 @@ class Server(Base):
     remote_id: Mapped[str | None] = mapped_column(String(255))
     remote_recorded_at: Mapped[datetime | None]
     create_requested_at: Mapped[datetime | None]
-    placement_id: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     attempt_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
     schedule_deadline: Mapped[datetime | None]
@@ -224,6 +223,7 @@ class Placement(Base):
     alternates: Mapped[list[Any]] = mapped_column(JSON, default=list)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(128), default="")  # which worker decided
     created_at: Mapped[datetime]
 
 

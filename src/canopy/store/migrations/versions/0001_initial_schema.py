@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:45:19.334739
+Create Date: 2026-11-21 23:47:15.266269
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -165,7 +164,6 @@ def upgrade() -> None:
         sa.Column("remote_id", sa.String(length=255), nullable=True),
         sa.Column("remote_recorded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("create_requested_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("placement_id", sa.Integer(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("attempt_log", sa.JSON(), nullable=False),
         sa.Column("schedule_deadline", sa.DateTime(timezone=True), nullable=True),
@@ -256,6 +254,7 @@ def upgrade() -> None:
         sa.Column("alternates", sa.JSON(), nullable=False),
         sa.Column("explanation", sa.JSON(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("worker", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["server_id"], ["servers.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),

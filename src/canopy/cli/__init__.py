@@ -1,0 +1,1 @@
+"""The `canopy` command (Typer + Rich)."""

@@ -1,0 +1,102 @@
+"""`canopy cloud list/show`: what each cloud holds, costs and how healthy it is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from canopy.bootstrap import open_database
+from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
+from canopy.domain.clock import SystemClock
+from canopy.store.models import Cloud, Server
+
+app = typer.Typer(help="Clouds behind canopy.", no_args_is_help=True)
+
+
+def _util(c: Cloud) -> float:
+    parts = [0.0]
+    for used, cap in (
+        (c.vcpus_claimed, c.vcpus_capacity),
+        (c.ram_mb_claimed, c.ram_mb_capacity),
+        (c.instances_claimed, c.instances_capacity),
+    ):
+        if cap:
+            parts.append(used / cap)
+    return max(parts)
+
+
+async def _load(config: ConfigOpt, data_dir: DataDirOpt) -> tuple[list[Cloud], dict[str, int]]:
+    settings = settings_from(config, data_dir)
+    db = await open_database(settings)
+    async with db.read() as s:
+        clouds = list((await s.execute(select(Cloud).order_by(Cloud.tier, Cloud.name))).scalars())
+        counts = {
+            c: int(n)
+            for c, n in await s.execute(
+                select(Server.cloud, func.count())
+                .where(Server.deleted.is_(False), Server.cloud.is_not(None))
+                .group_by(Server.cloud)
+            )
+        }
+    await db.dispose()
+    return clouds, counts
+
+
+@app.command("list")
+def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Every cloud: tier, health, utilisation, hourly spend."""
+    clouds, counts = run(_load(config, data_dir))
+    now = SystemClock().now()
+    t = Table(title="Clouds (each is an availability zone)")
+    for col in ("name", "driver", "tier", "health", "servers", "vcpus", "utilisation", "$/hour"):
+        t.add_column(col, justify="right" if col in ("tier", "servers", "$/hour") else "left")
+    for c in clouds:
+        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
+        health = "[red]blocklisted[/]" if blocked else (
+            "[green]healthy[/]" if c.healthy else f"[red]unhealthy[/] {c.health_message[:30]}"
+        )
+        if not c.enabled:
+            health = "[dim]disabled[/]"
+        cap = "∞" if c.vcpus_capacity is None else str(c.vcpus_capacity)
+        t.add_row(c.name, c.driver, str(c.tier), health, str(counts.get(c.name, 0)),
+                  f"{c.vcpus_claimed}/{cap}", f"{_util(c):.0%}", f"{c.spend_per_hour:.3f}")
+    console.print(t)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="cloud name (= availability zone)")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """One cloud in detail. Credentials are never shown."""
+    clouds, counts = run(_load(config, data_dir))
+    match = [c for c in clouds if c.name == name]
+    if not match:
+        fail(f"no cloud named {name!r}", "`canopy cloud list` shows the configured clouds")
+    c = match[0]
+    t = Table(show_header=False, title=f"cloud {c.name}")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    rows = {
+        "driver": c.driver,
+        "tier": str(c.tier),
+        "enabled": str(c.enabled),
+        "healthy": f"{c.healthy} {c.health_message}".strip(),
+        "last ok": str(c.last_ok_at or "-"),
+        "blocklisted until": f"{c.blocklisted_until or '-'} {c.blocklist_reason}".strip(),
+        "capacity vcpus/ram_mb/instances": f"{c.vcpus_capacity}/{c.ram_mb_capacity}/"
+        f"{c.instances_capacity}",
+        "claimed vcpus/ram_mb/instances": f"{c.vcpus_claimed}/{c.ram_mb_claimed}/"
+        f"{c.instances_claimed}",
+        "utilisation": f"{_util(c):.1%}",
+        "spend per hour": f"{c.spend_per_hour:.4f}",
+        "servers": str(counts.get(c.name, 0)),
+        "credentials": "set (write-only)" if c.credentials else "none",
+    }
+    for k, v in rows.items():
+        t.add_row(k, v)
+    console.print(t)

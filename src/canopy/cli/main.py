@@ -1,0 +1,75 @@
+"""The `canopy` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from canopy import __version__
+from canopy.cli import cloud, db
+from canopy.cli.common import ConfigOpt, DataDirOpt, run, settings_from, setup_logging
+
+app = typer.Typer(
+    help="Canopy: one OpenStack-compatible control plane over many clouds.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(cloud.app, name="cloud")
+
+LogOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")]
+
+
+@app.command()
+def up(config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING") -> None:
+    """Run the API and the controllers in one process (SQLite by default)."""
+    from canopy.cli.serve import serve
+
+    setup_logging(log_level)
+    settings = settings_from(config, data_dir)
+    run(serve(settings, api=True, worker=True))
+
+
+@app.command()
+def api(config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING") -> None:
+    """Run only the API (put several behind a load balancer, on PostgreSQL)."""
+    from canopy.cli.serve import serve
+
+    setup_logging(log_level)
+    run(serve(settings_from(config, data_dir), api=True, worker=False))
+
+
+@app.command()
+def worker(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "INFO"
+) -> None:
+    """Run only the controllers; as many workers as you like share the work through leases."""
+    from canopy.cli.serve import serve
+
+    setup_logging(log_level)
+    run(serve(settings_from(config, data_dir), api=False, worker=True))
+
+
+@app.command()
+def demo(
+    servers: Annotated[int, typer.Option(help="size of the load spike")] = 20,
+    flavor: Annotated[str, typer.Option(help="flavor of every server")] = "m1.medium",
+    keep: Annotated[bool, typer.Option(help="keep the servers afterwards")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A load spike that fills `private` and bursts to `public`, shown live."""
+    from canopy.cli.demo import run_demo
+
+    setup_logging("ERROR")
+    run(run_demo(servers=servers, flavor=flavor, keep=keep, data_dir=data_dir))
+
+
+@app.command()
+def version() -> None:
+    """Print canopy's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

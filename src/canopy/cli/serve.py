@@ -1,0 +1,84 @@
+"""`canopy up`, `canopy api` and `canopy worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import uvicorn
+
+from canopy.bootstrap import open_database, seed
+from canopy.cli.common import console
+from canopy.config import Settings
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.worker import Worker
+from canopy.domain.clock import SystemClock
+from canopy.providers.registry import build_drivers
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = True) -> None:
+    """Run the API, the controllers, or both in this process until a signal arrives."""
+    clock = SystemClock()
+    db = await open_database(settings)
+    await seed(db, settings, clock)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    drivers = build_drivers(settings, clock) if worker else {}
+    rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock)
+    if worker:
+        tasks.append(asyncio.create_task(Worker(rt).run(stop)))
+    server: uvicorn.Server | None = None
+    if api:
+        from canopy.api.app import create_app
+
+        app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
+        config = uvicorn.Config(
+            app, host=settings.api.host, port=settings.api.port, log_level="warning",
+            access_log=False, lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(server.serve()))
+    _stop_on_signals(stop)
+    if banner:
+        _banner(settings, api=api, worker=worker, worker_id=rt.worker_id)
+    try:
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not waiter and t.exception():
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(t, timeout=10)
+        for d in drivers.values():
+            await d.close()
+        await db.dispose()
+
+
+def _banner(settings: Settings, *, api: bool, worker: bool, worker_id: str) -> None:
+    roles = " + ".join(r for r, on in (("API", api), ("controllers", worker)) if on)
+    console.print(f"[bold green]canopy[/] is running ({roles})")
+    db_where = settings.database_url.split("@")[-1]
+    console.print(f"  database   {db_where}")
+    for c in settings.clouds:
+        console.print(f"  cloud      [bold]{c.name}[/] driver={c.driver} tier={c.tier}")
+    if api:
+        url = settings.public_url
+        console.print(f"  admin API  {url}/canopy/v1/clouds   (docs at {url}/docs)")
+        console.print(f"  health     {url}/healthz   metrics {url}/metrics")
+    if worker:
+        console.print(f"  worker id  {worker_id}")
+    console.print("[dim]Ctrl-C stops it; a restart picks up where it left off.[/]")

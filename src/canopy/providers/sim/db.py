@@ -1,0 +1,187 @@
+"""The SQLite file behind one sim cloud: its schema, and connections for worker threads.
+
+The file outlives a crash of canopy, as a real cloud would, and several processes may
+open it at once (two canopy workers sharing one sim cloud): WAL mode, a 30 s busy
+timeout, and `BEGIN IMMEDIATE` for every read-then-write. Calls are synchronous and run
+in a worker thread (`asyncio.to_thread`); each borrows a connection of its own from a
+small pool, so no connection is ever used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from canopy.config import SimSettings
+from canopy.domain.errors import TransientError
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    # used_* are the sums over the live servers on the host, kept in the same transaction
+    # as every insert and delete so that placement reads one row per host.
+    """CREATE TABLE IF NOT EXISTS hosts (
+        id TEXT PRIMARY KEY,
+        position INTEGER NOT NULL UNIQUE,
+        vcpus INTEGER NOT NULL,
+        ram_mb INTEGER NOT NULL,
+        disk_gb INTEGER NOT NULL,
+        used_vcpus INTEGER NOT NULL DEFAULT 0,
+        used_ram_mb INTEGER NOT NULL DEFAULT 0,
+        used_disk_gb INTEGER NOT NULL DEFAULT 0,
+        used_instances INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS servers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        remote_id TEXT NOT NULL UNIQUE,
+        canopy_id TEXT,
+        name TEXT NOT NULL,
+        host TEXT NOT NULL REFERENCES hosts(id),
+        flavor TEXT,
+        vcpus INTEGER NOT NULL,
+        ram_mb INTEGER NOT NULL,
+        disk_gb INTEGER NOT NULL,
+        image TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        ready_at INTEGER NOT NULL,
+        failed INTEGER NOT NULL DEFAULT 0,
+        power TEXT NOT NULL DEFAULT 'on',
+        transition TEXT,
+        transition_until INTEGER,
+        updated_at INTEGER NOT NULL,
+        deleted_at INTEGER,
+        client_token TEXT
+    )""",
+    # No unique index on canopy_id: real clouds do not enforce unique tags, and tests need
+    # to plant duplicates out of band. Uniqueness of create comes from the transaction.
+    "CREATE INDEX IF NOT EXISTS servers_live_canopy_id ON servers(canopy_id) "
+    "WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS servers_updated_at ON servers(updated_at)",
+    "CREATE INDEX IF NOT EXISTS servers_ready_at ON servers(ready_at)",
+    "CREATE INDEX IF NOT EXISTS servers_transition_until ON servers(transition_until)",
+)
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that takes the file's write lock up front."""
+    # IMMEDIATE, not DEFERRED: a deferred transaction that reads and then tries to write
+    # can fail with SQLITE_BUSY without waiting, and two of them could both read "absent".
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class StateFile:
+    """Connections to one sim cloud's SQLite file, created with its tables on first use."""
+
+    def __init__(self, path: Path, settings: SimSettings, cloud: str) -> None:
+        self.path = path
+        self.settings = settings
+        self.cloud = cloud
+        self._lock = threading.Lock()
+        self._init_lock = threading.Lock()
+        self._initialised = False
+        self._idle: list[sqlite3.Connection] = []
+        # Bumped by close(): connections borrowed before it are closed when returned.
+        self._generation = 0
+
+    # Connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection, set up to wait for other processes instead of failing."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable across a crash of the process in WAL mode; only power loss may
+        # drop the last transactions, which is fine for a simulation.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        """Create the tables, and the hosts from settings unless the file already has some."""
+        conn.execute("PRAGMA journal_mode = WAL")
+        with immediate(conn):
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            (count,) = conn.execute("SELECT COUNT(*) FROM hosts").fetchone()
+            if count == 0:
+                s = self.settings
+                conn.executemany(
+                    "INSERT INTO hosts (id, position, vcpus, ram_mb, disk_gb) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (f"h{i}", i, s.host_vcpus, s.host_ram_mb, s.host_disk_gb)
+                        for i in range(1, s.hosts + 1)
+                    ],
+                )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _acquire(self) -> tuple[int, sqlite3.Connection]:
+        """An idle connection or a new one, with the pool generation it belongs to."""
+        with self._lock:
+            generation = self._generation
+            if self._idle:
+                return generation, self._idle.pop()
+        conn = self._connect()
+        try:
+            with self._init_lock:
+                if not self._initialised:
+                    self._initialise(conn)
+                    self._initialised = True
+        except BaseException:
+            conn.close()
+            raise
+        return generation, conn
+
+    def _release(self, generation: int, conn: sqlite3.Connection) -> None:
+        """Give a connection back to the pool, or close it if close() ran meanwhile."""
+        if conn.in_transaction:
+            conn.rollback()
+        with self._lock:
+            if generation == self._generation:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a borrowed connection; a lock held too long becomes TransientError."""
+        try:
+            generation, conn = self._acquire()
+            try:
+                return fn(conn)
+            finally:
+                self._release(generation, conn)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                # Another process held the write lock past busy_timeout: worth a retry.
+                raise TransientError(
+                    f"sim cloud {self.cloud!r}: state file busy: {e}", cloud=self.cloud
+                ) from e
+            raise
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with a connection of its own, in a worker thread."""
+        return await asyncio.to_thread(self._with_connection, fn)
+
+    def close(self) -> None:
+        """Close every idle connection; busy ones are closed when their call returns."""
+        with self._lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

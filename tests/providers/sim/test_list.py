@@ -1,0 +1,116 @@
+"""Listing: canopy-tagged servers only, and changes-since like Nova's (deleted included)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from canopy.domain.clock import FakeClock
+from canopy.domain.states import PowerAction, RemoteState
+
+from .helpers import MakeSim, spec
+
+
+async def test_list_returns_only_live_canopy_tagged_servers(make_sim: MakeSim) -> None:
+    sim = make_sim()
+    kept = await sim.create(spec())
+    gone = await sim.create(spec())
+    await sim.delete(gone.remote_id)
+    await sim.create_out_of_band(None, "operator-pet")
+    adopted = await sim.create_out_of_band("abcd1234-0000", "leaked")
+
+    listed = await sim.list()
+    assert {s.remote_id for s in listed} == {kept.remote_id, adopted.remote_id}
+    assert all(s.canopy_id is not None for s in listed)
+    # The untagged server exists; canopy just never sees it.
+    assert len(await sim.all_servers()) == 3
+
+
+async def test_changes_since_reports_a_boot_that_completed(
+    make_sim: MakeSim, clock: FakeClock
+) -> None:
+    sim = make_sim(boot_seconds=2.0)
+    old = await sim.create(spec())
+    clock.advance(10)  # `old` booted long ago
+    booting = await sim.create(spec())
+    clock.advance(1)
+    mark = clock.now()
+    assert await sim.list(changes_since=mark) == []  # nothing changed yet
+
+    clock.advance(1.5)  # the boot ended 0.5 s ago
+    changed = await sim.list(changes_since=mark)
+    assert [(s.remote_id, s.state) for s in changed] == [(booting.remote_id, RemoteState.RUNNING)]
+    assert changed[0].updated_at == mark + timedelta(seconds=1)
+    assert old.remote_id not in {s.remote_id for s in changed}
+
+
+async def test_changes_since_includes_deleted_servers(make_sim: MakeSim, clock: FakeClock) -> None:
+    sim = make_sim(boot_seconds=0.0)
+    a = await sim.create(spec())
+    b = await sim.create(spec())
+    clock.advance(5)
+    mark = clock.now()
+    await sim.delete(a.remote_id)
+
+    changed = await sim.list(changes_since=mark)
+    assert [(s.remote_id, s.state) for s in changed] == [(a.remote_id, RemoteState.DELETED)]
+    # Without changes_since, deleted servers are not listed.
+    assert [s.remote_id for s in await sim.list()] == [b.remote_id]
+
+
+async def test_a_server_deleted_while_booting_is_not_reported_again_when_boot_would_end(
+    make_sim: MakeSim, clock: FakeClock
+) -> None:
+    sim = make_sim(boot_seconds=5.0)
+    s = await sim.create(spec())
+    clock.advance(1)
+    await sim.delete(s.remote_id)
+    clock.advance(1)
+    mark = clock.now()
+    clock.advance(10)
+    assert await sim.list(changes_since=mark) == []
+
+
+async def test_out_of_band_delete_shows_up_as_deleted_in_changes_since(
+    make_sim: MakeSim, clock: FakeClock
+) -> None:
+    sim = make_sim(boot_seconds=0.0)
+    s = await sim.create(spec())
+    clock.advance(3)
+    mark = clock.now()
+    clock.advance(1)
+    assert await sim.delete_out_of_band(s.remote_id) is True
+    assert await sim.delete_out_of_band(s.remote_id) is False
+
+    changed = await sim.list(changes_since=mark)
+    assert len(changed) == 1
+    assert changed[0].remote_id == s.remote_id
+    assert changed[0].state is RemoteState.DELETED
+    assert changed[0].updated_at == mark + timedelta(seconds=1)
+
+
+async def test_changes_since_reports_power_actions_when_they_start_and_end(
+    make_sim: MakeSim, clock: FakeClock
+) -> None:
+    sim = make_sim(boot_seconds=0.0, action_seconds=2.0)
+    s = await sim.create(spec())
+    clock.advance(5)
+    await sim.power(s.remote_id, PowerAction.REBOOT_SOFT)
+    clock.advance(1)
+    mark = clock.now()
+    assert await sim.list(changes_since=mark) == []  # the reboot started before the mark
+    clock.advance(1.5)
+    changed = await sim.list(changes_since=mark)
+    assert [(c.remote_id, c.state) for c in changed] == [(s.remote_id, RemoteState.RUNNING)]
+
+
+async def test_changes_since_is_inclusive_and_accepts_naive_utc(
+    make_sim: MakeSim, clock: FakeClock
+) -> None:
+    sim = make_sim(boot_seconds=0.0)
+    s = await sim.create(spec())
+    assert s.updated_at is not None
+    assert [c.remote_id for c in await sim.list(changes_since=s.updated_at)] == [s.remote_id]
+    naive = s.updated_at.replace(tzinfo=None)
+    assert [c.remote_id for c in await sim.list(changes_since=naive)] == [s.remote_id]
+    later = s.updated_at + timedelta(microseconds=1)
+    assert await sim.list(changes_since=later) == []
