@@ -102,6 +102,8 @@ class SimSettings(_Strict):
     transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A create that succeeds but whose answer never arrives (raised as a transient error).
+    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = None
     state_file: str | None = None  # default: {data_dir}/sim-{name}.db
 

@@ -44,6 +44,7 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
             state_file=sim_state_file(settings, cloud),
             clock=clock,
             seed=seed,
+            lost_response_rate=cloud.sim.lost_response_rate,
         )
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",

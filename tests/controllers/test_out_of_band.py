@@ -1,0 +1,142 @@
+"""Drift between the record and the clouds is repaired by sync within one interval."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from .harness import Plane, make_plane
+
+CLOUDS = """
+[controllers]
+sync_seconds = 5
+full_sync_every = 100
+
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+boot_seconds = 2
+"""
+
+
+async def _active(p: Plane, n: int = 1) -> list[str]:
+    ids = await p.create(n)
+
+    async def ready() -> bool:
+        return await p.count(status="ACTIVE") >= n
+
+    await p.run_until(ready)
+    return ids
+
+
+async def test_deleted_in_the_cloud_is_detected_within_one_sync_interval(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [sid] = await _active(p)
+        server = await p.service.get(p.ctx, sid)
+        assert server.remote_id is not None
+        # Let any sync that is due run, so the next one is a full interval away.
+        await p.worker.sync.run_once()
+        assert await p.sim("private").delete_out_of_band(server.remote_id)
+        # Within the interval nothing is due yet; at its end, sync notices.
+        await p.worker.step()
+        p.clock.advance(5.0)
+        await p.worker.step()
+        server = await p.service.get(p.ctx, sid)
+        assert server.status == "ERROR"
+        assert server.fault_message is not None
+        assert "deleted outside canopy" in server.fault_message
+        assert p.sim("private").name in server.fault_message
+        # Its claim is given back.
+        async with p.db.read() as s:
+            from canopy.store.models import Cloud
+
+            cloud = await s.get(Cloud, "private")
+            assert cloud is not None and cloud.instances_claimed == 0
+        # The user can still delete it, and it goes away cleanly.
+        await p.service.delete(p.ctx, sid)
+
+        async def deleted() -> bool:
+            return (await p.service.get(p.ctx, sid)).status == "DELETED"
+
+        await p.run_until(deleted)
+    finally:
+        await p.close()
+
+
+async def test_out_of_band_delete_of_a_server_being_deleted_just_finishes_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [sid] = await _active(p)
+        server = await p.service.get(p.ctx, sid)
+        assert server.remote_id is not None
+        await p.service.delete(p.ctx, sid)
+        await p.sim("private").delete_out_of_band(server.remote_id)
+
+        async def deleted() -> bool:
+            return (await p.service.get(p.ctx, sid)).status == "DELETED"
+
+        await p.run_until(deleted)
+        assert (await p.service.get(p.ctx, sid)).fault_message is None
+    finally:
+        await p.close()
+
+
+async def test_untracked_tagged_server_is_collected(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        await _active(p)
+        stray = await p.sim("private").create_out_of_band(str(uuid.uuid4()), "stray")
+        for _ in range(3):
+            await p.step(advance=5.0)
+        live = {r.remote_id for r in await p.sim("private").all_servers()}
+        assert stray.remote_id not in live
+        assert len(live) == 1
+    finally:
+        await p.close()
+
+
+async def test_server_created_but_never_recorded_is_adopted_not_duplicated(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [sid] = await p.create(1)
+        await p.worker.placement.run_once()
+        # The cloud created it, but the worker died before recording the answer.
+        created = await p.sim("private").create_out_of_band(sid, "vm")
+        for _ in range(6):
+            await p.step(advance=5.0)
+        server = await p.service.get(p.ctx, sid)
+        assert server.status == "ACTIVE"
+        assert server.remote_id == created.remote_id
+        live = await p.sim("private").all_servers()
+        assert [r.canopy_id for r in live] == [sid]
+    finally:
+        await p.close()
+
+
+async def test_stopped_behind_our_back_is_shown_stopped(db_url: str, tmp_path: Path) -> None:
+    from canopy.domain.states import PowerAction
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [sid] = await _active(p)
+        server = await p.service.get(p.ctx, sid)
+        assert server.remote_id is not None
+        await p.sim("private").power_out_of_band(server.remote_id, PowerAction.STOP)
+
+        async def shutoff() -> bool:
+            return (await p.service.get(p.ctx, sid)).status == "SHUTOFF"
+
+        await p.run_until(shutoff, advance=5.0)
+        assert (await p.service.get(p.ctx, sid)).desired_state == "stopped"
+    finally:
+        await p.close()
