@@ -21,8 +21,9 @@ _IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url, echo=settings.database.echo,
-                  pool_size=settings.database.pool_size)
+    db = Database(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
     if migrate:
         await upgrade(db)
     return db
@@ -41,7 +42,9 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
             await _upsert_cloud(s, cfg)
         flavors: list[Flavor] = []
         for fcfg in settings.flavors:
-            f = (await s.execute(select(Flavor).where(Flavor.name == fcfg.name))).scalar_one_or_none()
+            f = (
+                await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
+            ).scalar_one_or_none()
             if f is None:
                 f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
                 s.add(f)
@@ -52,7 +55,9 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
             for f in flavors:
                 await _map_flavor(s, cfg, f)
         for icfg in settings.images:
-            img = (await s.execute(select(Image).where(Image.name == icfg.name))).scalar_one_or_none()
+            img = (
+                await s.execute(select(Image).where(Image.name == icfg.name))
+            ).scalar_one_or_none()
             if img is None:
                 img = Image(
                     id=icfg.id or str(uuid.uuid5(_IMAGE_NS, icfg.name)),
@@ -104,8 +109,11 @@ async def _map_flavor(s: AsyncSession, cfg: CloudSettings, flavor: Flavor) -> No
     price = sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb)
     m = await s.get(FlavorMapping, (cfg.name, flavor.id))
     if m is None:
-        s.add(FlavorMapping(cloud=cfg.name, flavor_id=flavor.id, remote_flavor=remote,
-                            price_per_hour=price))
+        s.add(
+            FlavorMapping(
+                cloud=cfg.name, flavor_id=flavor.id, remote_flavor=remote, price_per_hour=price
+            )
+        )
     else:
         m.remote_flavor, m.price_per_hour = remote, price
 
@@ -117,12 +125,16 @@ async def ensure_project(
     from canopy.store.models import Quota
 
     async with db.session() as s:
-        p = (
-            await s.execute(select(Project).where(Project.name == name))
-        ).scalar_one_or_none()
+        p = (await s.execute(select(Project).where(Project.name == name))).scalar_one_or_none()
         if p is None:
-            p = Project(id=uuid.uuid4().hex, name=name, domain_id="default", description="",
-                        enabled=True, created_at=clock.now())
+            p = Project(
+                id=uuid.uuid4().hex,
+                name=name,
+                domain_id="default",
+                description="",
+                enabled=True,
+                created_at=clock.now(),
+            )
             s.add(p)
             await s.flush()
         for res, lim in (quotas or {}).items():

@@ -176,8 +176,13 @@ def default_clouds() -> list[CloudSettings]:
             name="public",
             driver="sim",
             tier=1,
-            sim=SimSettings(hosts=1000, host_vcpus=64, host_ram_mb=262144,
-                            price_per_vcpu_hour=0.048, api_latency_ms=40.0),
+            sim=SimSettings(
+                hosts=1000,
+                host_vcpus=64,
+                host_ram_mb=262144,
+                price_per_vcpu_hour=0.048,
+                api_latency_ms=40.0,
+            ),
         ),
     ]
 
@@ -362,8 +367,10 @@ def _explain(err: ValidationError, file: Path | None, text: str) -> str:
         elif e["type"] == "missing":
             msg = "required key is missing"
         got = e.get("input")
-        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else (
-            f" (got {got!r})"
+        shown = (
+            ""
+            if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict)
+            else (f" (got {got!r})")
         )
         lines.append(f"{at}: {dotted or '<top>'}: {msg}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
@@ -411,9 +418,9 @@ def locate(text: str, loc: tuple[Any, ...]) -> int | None:
             table = tuple(path)
             best = _better(best, table, loc, n)
             continue
-        k = _KEY.match(raw)
-        if k:
-            keypath = table + tuple(x.strip('"\'') for x in k.group(1).split("."))
+        km = _KEY.match(raw)
+        if km:
+            keypath = table + tuple(x.strip("\"'") for x in km.group(1).split("."))
             best = _better(best, keypath, loc, n)
     return best[1] if best else None
 

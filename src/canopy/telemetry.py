@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-PLACEMENTS = Counter(
-    "canopy_placements_total", "Scheduling decisions", ["result", "cloud"]
-)
+PLACEMENTS = Counter("canopy_placements_total", "Scheduling decisions", ["result", "cloud"])
 CLOUD_CALLS = Counter(
     "canopy_cloud_calls_total", "Calls to cloud drivers", ["cloud", "op", "result"]
 )
@@ -16,3 +14,19 @@ CLOUD_CALL_SECONDS = Histogram(
 CONTROLLER_STEPS = Counter(
     "canopy_controller_steps_total", "Rows processed by controllers", ["controller", "outcome"]
 )
+
+# Refreshed from the database at scrape time (canopy.api.metrics), not kept up in process.
+CLOUD_UTILISATION = Gauge(
+    "canopy_cloud_utilisation", "Largest claimed fraction of a cloud's capacity (0..1)", ["cloud"]
+)
+CLOUD_SPEND_PER_HOUR = Gauge(
+    "canopy_cloud_spend_per_hour", "Summed hourly price of servers claimed on a cloud", ["cloud"]
+)
+CLOUD_HEALTHY = Gauge("canopy_cloud_healthy", "1 if the cloud is healthy, else 0", ["cloud"])
+SERVERS = Gauge(
+    "canopy_servers", "Non-deleted servers by cloud ('' = none yet) and status", ["cloud", "status"]
+)
+SPEND_CAP_PER_HOUR = Gauge(
+    "canopy_spend_cap_per_hour", "scheduler.max_spend_per_hour, the cap on tiers >= 1"
+)
+DATABASE_UP = Gauge("canopy_database_up", "1 if the last scrape could read the database")

@@ -40,8 +40,14 @@ class Plane:
         return d
 
     async def create(self, n: int = 1, name: str = "vm", **kw: Any) -> list[str]:
-        req = CreateServer(name=name, flavor=kw.pop("flavor", "m1.small"),
-                           image=kw.pop("image", "cirros"), min_count=n, max_count=n, **kw)
+        req = CreateServer(
+            name=name,
+            flavor=kw.pop("flavor", "m1.small"),
+            image=kw.pop("image", "cirros"),
+            min_count=n,
+            max_count=n,
+            **kw,
+        )
         return [s.id for s in await self.service.create(self.ctx, req)]
 
     async def step(self, advance: float = 1.0) -> int:
@@ -74,7 +80,11 @@ class Plane:
 
 
 async def make_plane(
-    db_url: str, tmp_path: Path, *, toml: str = "", overrides: dict[str, Any] | None = None,
+    db_url: str,
+    tmp_path: Path,
+    *,
+    toml: str = "",
+    overrides: dict[str, Any] | None = None,
     seed_value: int = 7,
 ) -> Plane:
     cfg = tmp_path / "canopy.toml"
@@ -91,8 +101,14 @@ async def make_plane(
     db = Database(settings.database_url)
     await seed(db, settings, clock)
     drivers = build_drivers(settings, clock)
-    rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock,
-                 worker_id="test-worker", rng=random.Random(seed_value))
+    rt = Runtime(
+        db=db,
+        settings=settings,
+        drivers=drivers,
+        clock=clock,
+        worker_id="test-worker",
+        rng=random.Random(seed_value),
+    )
     unlimited = {"instances": -1, "cores": -1, "ram": -1}
     project = await ensure_project(db, clock, "demo", quotas=unlimited)
     ctx = RequestContext(project_id=project, user_id="u1", roles=frozenset({"member"}))

@@ -70,8 +70,7 @@ CLOUD_NAMES = ("private", "public-a", "public-b")
 
 async def _remote(p: Plane) -> dict[str, list[tuple[str, str | None]]]:
     return {
-        c: [(r.remote_id, r.canopy_id) for r in await p.sim(c).all_servers()]
-        for c in CLOUD_NAMES
+        c: [(r.remote_id, r.canopy_id) for r in await p.sim(c).all_servers()] for c in CLOUD_NAMES
     }
 
 
@@ -99,8 +98,7 @@ async def test_faults_reach_terminal_states_without_leaks(db_url: str, tmp_path:
         moved = [
             r
             for r in rows.values()
-            if r.status == "ACTIVE"
-            and any("capacity error" in a["error"] for a in r.attempt_log)
+            if r.status == "ACTIVE" and any("capacity error" in a["error"] for a in r.attempt_log)
         ]
         assert moved, "expected at least one server to fail over after a capacity error"
         for r in moved:

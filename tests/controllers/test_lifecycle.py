@@ -91,9 +91,7 @@ async def test_create_boot_stop_start_reboot_delete(db_url: str, tmp_path: Path)
                 ).scalars()
             ]
             assert actions == ["create", "stop", "start", "reboot", "delete"]
-            events = [
-                e.event for e in (await s.execute(select(InstanceActionEvent))).scalars()
-            ]
+            events = [e.event for e in (await s.execute(select(InstanceActionEvent))).scalars()]
             assert "schedule (attempt 1)" in events and "spawn (attempt 1)" in events
             placement = (await s.execute(select(Placement))).scalar_one()
             assert placement.cloud == "private"

@@ -34,7 +34,7 @@ async def _load(config: ConfigOpt, data_dir: DataDirOpt) -> tuple[list[Cloud], d
     async with db.read() as s:
         clouds = list((await s.execute(select(Cloud).order_by(Cloud.tier, Cloud.name))).scalars())
         counts = {
-            c: int(n)
+            str(c): int(n)
             for c, n in await s.execute(
                 select(Server.cloud, func.count())
                 .where(Server.deleted.is_(False), Server.cloud.is_not(None))
@@ -55,14 +55,26 @@ def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         t.add_column(col, justify="right" if col in ("tier", "servers", "$/hour") else "left")
     for c in clouds:
         blocked = c.blocklisted_until is not None and c.blocklisted_until > now
-        health = "[red]blocklisted[/]" if blocked else (
-            "[green]healthy[/]" if c.healthy else f"[red]unhealthy[/] {c.health_message[:30]}"
+        health = (
+            "[red]blocklisted[/]"
+            if blocked
+            else (
+                "[green]healthy[/]" if c.healthy else f"[red]unhealthy[/] {c.health_message[:30]}"
+            )
         )
         if not c.enabled:
             health = "[dim]disabled[/]"
         cap = "∞" if c.vcpus_capacity is None else str(c.vcpus_capacity)
-        t.add_row(c.name, c.driver, str(c.tier), health, str(counts.get(c.name, 0)),
-                  f"{c.vcpus_claimed}/{cap}", f"{_util(c):.0%}", f"{c.spend_per_hour:.3f}")
+        t.add_row(
+            c.name,
+            c.driver,
+            str(c.tier),
+            health,
+            str(counts.get(c.name, 0)),
+            f"{c.vcpus_claimed}/{cap}",
+            f"{_util(c):.0%}",
+            f"{c.spend_per_hour:.3f}",
+        )
     console.print(t)
 
 

@@ -37,8 +37,13 @@ TERMINAL = {"ACTIVE", "ERROR"}
 
 
 def demo_settings(data_dir: Path) -> Settings:
-    sim_fast = {"boot_seconds": 1.5, "boot_jitter": 0.4, "api_latency_ms": 30,
-                "latency_jitter": 0.5, "action_seconds": 0.3}
+    sim_fast = {
+        "boot_seconds": 1.5,
+        "boot_jitter": 0.4,
+        "api_latency_ms": 30,
+        "latency_jitter": 0.5,
+        "action_seconds": 0.3,
+    }
     return load_settings(
         None,
         env={},
@@ -46,11 +51,24 @@ def demo_settings(data_dir: Path) -> Settings:
             "data_dir": str(data_dir),
             "controllers": {"poll_seconds": 0.05, "sync_seconds": 0.25},
             "clouds": [
-                {"name": "private", "driver": "sim", "tier": 0,
-                 "sim": {"hosts": 2, "host_vcpus": 8, "host_ram_mb": 32768, **sim_fast}},
-                {"name": "public", "driver": "sim", "tier": 1,
-                 "sim": {"hosts": 1000, "host_vcpus": 64, "host_ram_mb": 262144,
-                         "price_per_vcpu_hour": 0.048, **sim_fast}},
+                {
+                    "name": "private",
+                    "driver": "sim",
+                    "tier": 0,
+                    "sim": {"hosts": 2, "host_vcpus": 8, "host_ram_mb": 32768, **sim_fast},
+                },
+                {
+                    "name": "public",
+                    "driver": "sim",
+                    "tier": 1,
+                    "sim": {
+                        "hosts": 1000,
+                        "host_vcpus": 64,
+                        "host_ram_mb": 262144,
+                        "price_per_vcpu_hour": 0.048,
+                        **sim_fast,
+                    },
+                },
             ],
         },
     )
@@ -81,8 +99,10 @@ async def run_demo(*, servers: int, flavor: str, keep: bool, data_dir: Path | No
             f"${sched.max_spend_per_hour:.2f}/hour.  Spike: {servers} x {flavor}.\n"
         )
         created = await svc.create(
-            ctx, CreateServer(name="web", flavor=flavor, image="cirros",
-                              min_count=servers, max_count=servers)
+            ctx,
+            CreateServer(
+                name="web", flavor=flavor, image="cirros", min_count=servers, max_count=servers
+            ),
         )
         rt.wake.set()
         ids = [s.id for s in created]
@@ -94,8 +114,10 @@ async def run_demo(*, servers: int, flavor: str, keep: bool, data_dir: Path | No
             rt.wake.set()
             await _watch(db, ids, "deleting", lambda st: st == "DELETED")
             left = await _claims_left(db)
-            console.print(f"All servers deleted; claims left: {left}; "
-                          f"remote servers left: {await _remote_left(rt)}")
+            console.print(
+                f"All servers deleted; claims left: {left}; "
+                f"remote servers left: {await _remote_left(rt)}"
+            )
         else:
             console.print(f"Servers kept. State is in {path}")
     finally:
@@ -135,8 +157,16 @@ async def _state(db: Database, ids: list[str]) -> tuple[list[Server], list[Cloud
 
 def _cloud_table(clouds: list[Cloud], rows: list[Server]) -> Table:
     t = Table(title="clouds", expand=False)
-    for col in ("cloud", "tier", "scheduling", "building", "active", "vCPUs claimed",
-                "utilisation", "$/hour"):
+    for col in (
+        "cloud",
+        "tier",
+        "scheduling",
+        "building",
+        "active",
+        "vCPUs claimed",
+        "utilisation",
+        "$/hour",
+    ):
         t.add_column(col)
     waiting = sum(1 for r in rows if r.cloud is None and r.status == "BUILD")
     for c in clouds:
@@ -144,10 +174,13 @@ def _cloud_table(clouds: list[Cloud], rows: list[Server]) -> Table:
         util = c.vcpus_claimed / c.vcpus_capacity if c.vcpus_capacity else 0.0
         bar = "█" * round(util * 20) + "░" * (20 - round(util * 20))
         t.add_row(
-            c.name, str(c.tier), str(waiting) if c.tier == 0 else "",
+            c.name,
+            str(c.tier),
+            str(waiting) if c.tier == 0 else "",
             str(sum(1 for r in mine if r.status == "BUILD")),
             str(sum(1 for r in mine if r.status == "ACTIVE")),
-            f"{c.vcpus_claimed}/{c.vcpus_capacity or '∞'}", f"{bar} {util:.0%}",
+            f"{c.vcpus_claimed}/{c.vcpus_capacity or '∞'}",
+            f"{bar} {util:.0%}",
             f"{c.spend_per_hour:.3f}",
         )
     return t
@@ -158,8 +191,9 @@ async def _final_table(db: Database, ids: list[str]) -> None:
         rows = list(
             (
                 await s.execute(
-                    select(Server).where(Server.id.in_(ids)).order_by(Server.created_at,
-                                                                      Server.name)
+                    select(Server)
+                    .where(Server.id.in_(ids))
+                    .order_by(Server.created_at, Server.name)
                 )
             ).scalars()
         )
@@ -174,15 +208,22 @@ async def _final_table(db: Database, ids: list[str]) -> None:
     for col in ("server", "cloud", "tier", "status", "$/hour", "why"):
         t.add_column(col, overflow="fold")
     for r in sorted(rows, key=lambda r: int(r.name.rsplit("-", 1)[-1])):
-        t.add_row(r.name, r.cloud or "-", str(tiers.get(r.cloud or "", "-")), r.status,
-                  f"{prices.get(r.id, 0.0):.3f}", reasons.get(r.id, r.fault_message or ""))
+        t.add_row(
+            r.name,
+            r.cloud or "-",
+            str(tiers.get(r.cloud or "", "-")),
+            r.status,
+            f"{prices.get(r.id, 0.0):.3f}",
+            reasons.get(r.id, r.fault_message or ""),
+        )
     console.print(t)
     total = sum(prices.get(r.id, 0.0) for r in rows)
     where: dict[str, int] = {}
     for r in rows:
         where[r.cloud or "none"] = where.get(r.cloud or "none", 0) + 1
     console.print(
-        "placed: " + ", ".join(f"{k}={v}" for k, v in sorted(where.items()))
+        "placed: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(where.items()))
         + f"   hourly spend: [bold]${total:.3f}[/]"
     )
 

@@ -22,7 +22,9 @@ LogOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")
 
 
 @app.command()
-def up(config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING") -> None:
+def up(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING"
+) -> None:
     """Run the API and the controllers in one process (SQLite by default)."""
     from canopy.cli.serve import serve
 
@@ -32,7 +34,9 @@ def up(config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt 
 
 
 @app.command()
-def api(config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING") -> None:
+def api(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING"
+) -> None:
     """Run only the API (put several behind a load balancer, on PostgreSQL)."""
     from canopy.cli.serve import serve
 

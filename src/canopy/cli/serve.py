@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -15,6 +16,14 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
 from canopy.providers.registry import build_drivers
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops API and worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -41,11 +50,14 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
 
         app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
         config = uvicorn.Config(
-            app, host=settings.api.host, port=settings.api.port, log_level="warning",
-            access_log=False, lifespan="off",
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _Server(config)
         tasks.append(asyncio.create_task(server.serve()))
     _stop_on_signals(stop)
     if banner:

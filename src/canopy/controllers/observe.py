@@ -40,13 +40,13 @@ def apply_observation(
                 return "boot failed"
             return _error(server, observed_at, fault)
         done_rebooting = server.reboot_done >= server.reboot_requested
-        if state == RemoteState.RUNNING and server.desired_state == DesiredState.ACTIVE:
-            if done_rebooting:
-                was = server.status
-                _steady(server, ServerStatus.ACTIVE, observed_at)
-                if server.launched_at is None:
-                    server.launched_at = observed_at
-                return "active" if was == ServerStatus.BUILD else "running"
+        running = state == RemoteState.RUNNING
+        if running and server.desired_state == DesiredState.ACTIVE and done_rebooting:
+            was = server.status
+            _steady(server, ServerStatus.ACTIVE, observed_at)
+            if server.launched_at is None:
+                server.launched_at = observed_at
+            return "active" if was == ServerStatus.BUILD else "running"
         if state == RemoteState.STOPPED and server.desired_state == DesiredState.STOPPED:
             _steady(server, ServerStatus.SHUTOFF, observed_at)
             return "stopped"

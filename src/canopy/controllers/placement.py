@@ -243,9 +243,7 @@ async def _snapshots(
     return snaps
 
 
-async def _groups(
-    s: AsyncSession, servers: list[Server]
-) -> dict[str, tuple[str, list[str]]]:
+async def _groups(s: AsyncSession, servers: list[Server]) -> dict[str, tuple[str, list[str]]]:
     """For each server group in the batch: its policy and the clouds its members occupy."""
     ids = {sv.group_id for sv in servers if sv.group_id}
     out: dict[str, tuple[str, list[str]]] = {}

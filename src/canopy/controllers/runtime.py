@@ -54,9 +54,12 @@ class Runtime:
         except KeyError:
             raise NotFound(f"cloud {cloud!r} is not configured in this worker") from None
 
-    def free_slots(self, cloud: str) -> int:
-        sem = self._limits.get(cloud)
-        return sem._value if sem is not None else 0  # noqa: SLF001 - asyncio has no public getter
+    def concurrency(self, cloud: str) -> int:
+        """How many calls to `cloud` may run at once (from its config)."""
+        for c in self.settings.clouds:
+            if c.name == cloud:
+                return c.concurrency
+        return 0
 
     async def call(self, cloud: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one cloud call under the cloud's concurrency limit and the call timeout.
@@ -83,7 +86,7 @@ class Runtime:
     def backoff(self, retries: int) -> float:
         """Exponential backoff with jitter: base * 2^retries, capped, times U(0.5, 1)."""
         c = self.settings.controllers
-        delay = min(c.backoff_max_seconds, c.backoff_base_seconds * (2 ** min(retries, 30)))
+        delay = min(c.backoff_max_seconds, c.backoff_base_seconds * 2.0 ** min(retries, 30))
         return delay * (0.5 + self.rng.random() / 2)
 
     def later(self, seconds: float) -> datetime:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.observe import apply_observation
@@ -89,19 +89,30 @@ class SyncController:
         leaks: list[str] = []
         async with rt.db.session() as s:
             ids = [r.canopy_id for r in remote if r.canopy_id]
+            # Which rows exist at all (no lock): a remote server without one is a leak.
+            exists: set[str] = set()
+            for chunk in _chunks(ids):
+                exists.update(
+                    (await s.execute(select(Server.id).where(Server.id.in_(chunk)))).scalars()
+                )
+            # The rows to change, locked; a row someone else holds is left for the next pass.
             rows: dict[str, Server] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                for row in (await s.execute(select(Server).where(Server.id.in_(chunk)))).scalars():
-                    rows[row.id] = row
-            seen: set[str] = set()
+            for chunk in _chunks(ids):
+                rows.update((r.id, r) for r in await _lock(s, Server.id.in_(chunk)))
+            alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
             for r in remote:
-                row = rows.get(r.canopy_id or "")
+                if not r.canopy_id or r.canopy_id not in exists:
+                    if r.state != RemoteState.DELETED:
+                        leaks.append(r.remote_id)
+                    continue
+                row = rows.get(r.canopy_id)
+                if row is None:
+                    continue  # busy elsewhere: next pass
                 if r.state == RemoteState.DELETED:
-                    if row is not None and row.cloud == cloud and row.remote_id == r.remote_id:
+                    if row.cloud == cloud and row.remote_id == r.remote_id:
                         await self._gone(s, row, started)
                     continue
-                if row is None or row.deleted or row.cloud != cloud:
+                if row.deleted or row.cloud != cloud:
                     leaks.append(r.remote_id)
                     continue
                 if row.remote_id is None:
@@ -110,14 +121,18 @@ class SyncController:
                     if row.phase == Phase.CREATE and not _leased(row, now):
                         row.phase = Phase.CONVERGE
                     await add_event(
-                        s, server_id=row.id, action="create", event="adopt", result="Success",
+                        s,
+                        server_id=row.id,
+                        action="create",
+                        event="adopt",
+                        result="Success",
                         details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
-                        host=cloud, now=now,
+                        host=cloud,
+                        now=now,
                     )
                 elif row.remote_id != r.remote_id:
                     leaks.append(r.remote_id)  # a second copy: keep the recorded one
                     continue
-                seen.add(row.id)
                 if row.phase in _LIVE or row.phase == Phase.CREATE:
                     changed = apply_observation(
                         row, r.state, started, fault=r.fault, addresses=r.addresses
@@ -125,15 +140,16 @@ class SyncController:
                     if changed:
                         row.updated_at = now
             if full:
-                q = select(Server).where(
+                candidates = await _lock(
+                    s,
                     Server.cloud == cloud,
                     Server.remote_id.is_not(None),
                     Server.deleted.is_(False),
                     Server.phase.in_([*_LIVE, Phase.DELETE]),
                     Server.remote_recorded_at < started,
                 )
-                for row in (await s.execute(q)).scalars():
-                    if row.id not in seen:
+                for row in candidates:
+                    if row.remote_id not in alive:
                         await self._gone(s, row, started)
             job = await s.get(Job, job_name)
             if job is not None:
@@ -174,8 +190,14 @@ class SyncController:
         row.fault_at = now
         row.updated_at = now
         await add_event(
-            s, server_id=row.id, action="create", event="sync", result="Error",
-            details=row.fault_message, host=row.cloud, now=now,
+            s,
+            server_id=row.id,
+            action="create",
+            event="sync",
+            result="Error",
+            details=row.fault_message,
+            host=row.cloud,
+            now=now,
         )
         CONTROLLER_STEPS.labels(controller="sync", outcome="deleted_out_of_band").inc()
 
@@ -196,6 +218,25 @@ class SyncController:
                 if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
                     c.healthy = False
         CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+async def _lock(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:
+    """Rows matching `where`, locked for this transaction; rows locked elsewhere are skipped.
+
+    Skipping (never waiting) keeps sync out of lock cycles with placement and the API.
+    """
+    q = (
+        select(Server)
+        .where(*where)
+        .order_by(Server.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await s.execute(q)).scalars())
 
 
 def _leased(row: Server, now: datetime) -> bool:

@@ -61,15 +61,15 @@ class LeasedTaskController(ABC):
             counts: dict[str, int] = {c or "": int(n) for c, n in result}
         if not counts:
             return 0
-        started = 0
         async with rt.db.session() as s:
             batch: list[Server] = []
             for cloud in counts:
+                cond: ColumnElement[bool]
                 if cloud == "":
                     room = rt.settings.controllers.batch_size
                     cond = Server.cloud.is_(None)
                 else:
-                    room = rt.free_slots(cloud) - self.busy(cloud)
+                    room = rt.concurrency(cloud) - self.busy(cloud)
                     cond = Server.cloud == cloud
                 if room <= 0:
                     continue
@@ -89,7 +89,6 @@ class LeasedTaskController(ABC):
             task = asyncio.create_task(self._guarded(server, extra.get(server.id)))
             self._inflight[task] = server.cloud or ""
             task.add_done_callback(self._inflight.pop)
-            started += 1
         return len(batch)
 
     async def _guarded(self, server: Server, extra: Any) -> None:

@@ -88,8 +88,7 @@ class Explanation:
     def to_dict(self) -> dict[str, object]:
         return {
             "filters": [
-                {"name": s.name, "before": s.before, "removed": dict(s.removed)}
-                for s in self.steps
+                {"name": s.name, "before": s.before, "removed": dict(s.removed)} for s in self.steps
             ],
             "weights": {k: dict(v) for k, v in self.weights.items()},
             "policy": self.policy,

@@ -12,8 +12,8 @@ from canopy.providers.base import Compute
 
 AVAILABLE = ("sim",)
 PLANNED = {
-    "ec2": "the ec2 driver (boto3) is not in this release yet; use driver = \"sim\" for now",
-    "openstack": "the openstack driver is not in this release yet; use driver = \"sim\" for now",
+    "ec2": 'the ec2 driver (boto3) is not in this release yet; use driver = "sim" for now',
+    "openstack": 'the openstack driver is not in this release yet; use driver = "sim" for now',
 }
 
 

@@ -1,1 +1,1 @@
-"""The service layer: what the API (and the CLI demo) call. It writes intent, never calls a cloud."""
+"""The service layer that the API and the CLI call: it writes intent, never calls a cloud."""

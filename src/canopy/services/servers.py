@@ -235,7 +235,9 @@ class ServerService:
         """How many of min..max fit in the project's quota; raise QuotaError if min does not."""
         if self.db.is_postgres:
             # Serialise creates per project so two requests cannot both pass the check.
-            await s.execute(select(Project.id).where(Project.id == ctx.project_id).with_for_update())
+            await s.execute(
+                select(Project.id).where(Project.id == ctx.project_id).with_for_update()
+            )
         limits = await project_limits(s, self.settings, ctx.project_id)
         used = await project_usage(s, ctx.project_id)
         fit = max_count

@@ -15,7 +15,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 class Database:
@@ -56,9 +61,8 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed if the block ends normally, else rolled back."""
         if self._write_lock is not None:
-            async with self._write_lock:
-                async with self._sessions() as s, s.begin():
-                    yield s
+            async with self._write_lock, self._sessions() as s, s.begin():
+                yield s
         else:
             async with self._sessions() as s, s.begin():
                 yield s

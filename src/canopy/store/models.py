@@ -215,9 +215,7 @@ class Placement(Base):
     __tablename__ = "placements"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    server_id: Mapped[str] = mapped_column(
-        ForeignKey("servers.id", ondelete="CASCADE"), index=True
-    )
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
     cloud: Mapped[str | None] = mapped_column(String(64))
     alternates: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -253,9 +251,7 @@ class InstanceAction(Base):
     __tablename__ = "instance_actions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    server_id: Mapped[str] = mapped_column(
-        ForeignKey("servers.id", ondelete="CASCADE"), index=True
-    )
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
     request_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     project_id: Mapped[str] = mapped_column(String(64))

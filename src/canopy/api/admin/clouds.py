@@ -1,0 +1,150 @@
+"""Clouds: health, capacity, claims, utilisation and spend. Credentials never leave."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
+
+from canopy.api.admin.common import FAULTS, could_be_cloud
+from canopy.api.deps import ClockDep, ReadSessionDep
+from canopy.domain.errors import NotFound
+from canopy.store.models import Cloud, Server
+
+router = APIRouter(tags=["clouds"], responses=FAULTS)
+
+
+class Capacity(BaseModel):
+    """What canopy may fill on a cloud; null means unbounded or unknown."""
+
+    vcpus: int | None
+    ram_mb: int | None
+    instances: int | None
+
+
+class Claimed(BaseModel):
+    """Capacity held by canopy's claims."""
+
+    vcpus: int
+    ram_mb: int
+    instances: int
+
+
+class CloudView(BaseModel):
+    name: str
+    driver: str
+    tier: int
+    enabled: bool
+    healthy: bool
+    health_message: str
+    last_ok_at: datetime | None
+    consecutive_failures: int
+    blocklisted: bool = Field(description="Whether the scheduler skips this cloud right now.")
+    blocklisted_until: datetime | None
+    blocklist_reason: str
+    capacity: Capacity
+    capacity_updated_at: datetime | None
+    claimed: Claimed
+    utilisation: float = Field(
+        ge=0.0, le=1.0, description="Max over bounded dimensions of claimed / capacity."
+    )
+    spend_per_hour: float
+    servers: dict[str, int] = Field(description="Non-deleted servers on this cloud by status.")
+    has_credentials: bool = Field(description="Whether credentials are stored (never shown).")
+
+
+class CloudList(BaseModel):
+    items: list[CloudView]
+
+
+def utilisation(c: Cloud) -> float:
+    """The largest claimed fraction over the bounded dimensions, in 0..1."""
+    parts = [0.0]
+    for claimed, capacity in (
+        (c.vcpus_claimed, c.vcpus_capacity),
+        (c.ram_mb_claimed, c.ram_mb_capacity),
+        (c.instances_claimed, c.instances_capacity),
+    ):
+        if capacity is None:
+            continue
+        parts.append(1.0 if capacity <= 0 else claimed / capacity)
+    return min(1.0, max(parts))
+
+
+async def server_counts(s: AsyncSession, cloud: str | None = None) -> dict[str, dict[str, int]]:
+    """Non-deleted servers per cloud per status ('' for servers on no cloud yet)."""
+    q = (
+        select(Server.cloud, Server.status, func.count())
+        .where(Server.deleted.is_(False))
+        .group_by(Server.cloud, Server.status)
+    )
+    if cloud is not None:
+        q = q.where(Server.cloud == cloud)
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, status, n in await s.execute(q):
+        out[name or ""][status] = int(n)
+    return out
+
+
+async def load_clouds(s: AsyncSession, name: str | None = None) -> list[tuple[Cloud, bool]]:
+    """Clouds with whether credentials are set; the credentials column is never loaded."""
+    q = (
+        select(Cloud, Cloud.credentials.is_not(None).label("has_credentials"))
+        .options(defer(Cloud.credentials))
+        .order_by(Cloud.tier, Cloud.name)
+    )
+    if name is not None:
+        q = q.where(Cloud.name == name)
+    return [(c, bool(has)) for c, has in await s.execute(q)]
+
+
+def cloud_view(
+    c: Cloud, has_credentials: bool, servers: dict[str, int], now: datetime
+) -> CloudView:
+    return CloudView(
+        name=c.name,
+        driver=c.driver,
+        tier=c.tier,
+        enabled=c.enabled,
+        healthy=c.healthy,
+        health_message=c.health_message,
+        last_ok_at=c.last_ok_at,
+        consecutive_failures=c.consecutive_failures,
+        blocklisted=c.blocklisted_until is not None and c.blocklisted_until > now,
+        blocklisted_until=c.blocklisted_until,
+        blocklist_reason=c.blocklist_reason,
+        capacity=Capacity(
+            vcpus=c.vcpus_capacity, ram_mb=c.ram_mb_capacity, instances=c.instances_capacity
+        ),
+        capacity_updated_at=c.capacity_updated_at,
+        claimed=Claimed(
+            vcpus=c.vcpus_claimed, ram_mb=c.ram_mb_claimed, instances=c.instances_claimed
+        ),
+        utilisation=utilisation(c),
+        spend_per_hour=c.spend_per_hour,
+        servers=servers,
+        has_credentials=has_credentials,
+    )
+
+
+@router.get("/clouds", summary="List clouds with capacity, utilisation and spend")
+async def list_clouds(s: ReadSessionDep, clock: ClockDep) -> CloudList:
+    rows = await load_clouds(s)
+    counts = await server_counts(s)
+    now = clock.now()
+    return CloudList(items=[cloud_view(c, has, counts.get(c.name, {}), now) for c, has in rows])
+
+
+@router.get("/clouds/{name}", summary="Show one cloud")
+async def show_cloud(name: str, s: ReadSessionDep, clock: ClockDep) -> CloudView:
+    rows = await load_clouds(s, name) if could_be_cloud(name) else []
+    if not rows:
+        raise NotFound(f"Cloud {name} could not be found.")
+    c, has = rows[0]
+    counts = await server_counts(s, c.name)
+    return cloud_view(c, has, counts.get(c.name, {}), clock.now())

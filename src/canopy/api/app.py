@@ -1,0 +1,39 @@
+"""The app factory: one FastAPI app serving every canopy endpoint on one port."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from canopy import __version__
+from canopy.api import health, metrics
+from canopy.api.admin import admin_router
+from canopy.api.errors import install_error_handlers
+from canopy.config import Settings
+from canopy.domain.clock import Clock
+from canopy.store.db import Database
+
+
+def create_app(
+    *, settings: Settings, db: Database, clock: Clock, wake: asyncio.Event | None = None
+) -> FastAPI:
+    """Build the app around `db` (owned by the caller). `wake` is set after writes that
+    give the controllers work, so an in-process worker reacts without waiting to poll."""
+    app = FastAPI(
+        title="Canopy",
+        version=__version__,
+        description="One OpenStack-compatible control plane over many clouds.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.clock = clock
+    app.state.wake = wake
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(admin_router())
+    return app

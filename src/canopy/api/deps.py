@@ -1,0 +1,87 @@
+"""Dependencies for request handlers, as Annotated aliases that keep signatures short.
+
+Everything comes from `app.state` (set by `create_app`); nothing here is global. A handler
+gets one unit of work: `ReadSessionDep` is a read transaction, `SessionDep` a write
+transaction committed when the handler returns, before the response is sent, so a failed
+commit is the client's error response and never a lost write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.config import Settings
+from canopy.domain.clock import Clock
+from canopy.domain.context import RequestContext
+from canopy.store.db import Database
+
+_WAKE_KEY = "canopy_wake_controllers"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def get_wake(request: Request) -> asyncio.Event | None:
+    wake: asyncio.Event | None = request.app.state.wake
+    return wake
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction for the whole request."""
+    async with get_db(request).read() as s:
+        yield s
+
+
+async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A write transaction: committed when the handler returns, rolled back if it raises.
+
+    If the handler called `wake_after_commit(s)`, the controllers are woken once the
+    commit has succeeded, so they find the rows it wrote.
+    """
+    async with get_db(request).session() as s:
+        yield s
+    if s.info.get(_WAKE_KEY):
+        wake = get_wake(request)
+        if wake is not None:
+            wake.set()
+
+
+def wake_after_commit(s: AsyncSession) -> None:
+    """Ask for the controllers to be woken when this request's transaction commits."""
+    s.info[_WAKE_KEY] = True
+
+
+def require_admin() -> RequestContext:
+    """The caller of an admin endpoint, who must hold the admin role.
+
+    Authentication arrives with Keystone: the token check plugs in here (validate
+    X-Auth-Token, load its project and roles, raise 401 without a valid token and 403
+    without the admin role). Until then every caller is let through as an admin.
+    """
+    return RequestContext(project_id="", roles=frozenset({"admin"}))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+WakeDep = Annotated[asyncio.Event | None, Depends(get_wake)]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(write_session, scope="function")]
+AdminDep = Annotated[RequestContext, Depends(require_admin)]

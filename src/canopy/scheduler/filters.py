@@ -1,0 +1,190 @@
+"""The scheduler's filters: each is one predicate that keeps a cloud or says why not.
+
+A check returns None to keep the cloud, or a short reason to remove it; the pipeline owns
+the loop, the counting and the stop when nothing is left. Each filter also says whether
+waiting may let a cloud it removed pass later, which is what makes "No valid host"
+retryable or final.
+
+The order is part of the contract. Checks that waiting does not change (zone, already
+tried, flavor, image, server group) come before the ones it may (enabled, health,
+blocklist, capacity, spend cap), so the filter that empties the list tells the truth about
+whether a retry can help: if a transient filter empties it, some cloud passed every
+permanent check. "enabled" counts as final: only an operator changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from canopy.domain.placement import CloudSnapshot
+from canopy.scheduler.context import Context
+
+Check = Callable[[CloudSnapshot, Context], str | None]
+Applies = Callable[[Context], bool]
+
+# Float sums of prices (0.1 + 0.2 ...) must not refuse a server that lands exactly on the cap.
+SPEND_EPSILON = 1e-9
+
+
+def _always(ctx: Context) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A named check, and whether the clouds it removes may pass after a wait.
+
+    `applies` is False when the request gives the check nothing to test (no zone asked
+    for, nothing excluded, ...): the pipeline then records the step without calling
+    `check` for every cloud, a call per cloud saved on the common path.
+    """
+
+    name: str
+    check: Check
+    retryable: bool
+    applies: Applies = _always
+
+
+# Pre-filters: coarse checks a database query would do. --------------------------------
+
+
+def availability_zone(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep only the cloud the request names as its availability zone, if it names one."""
+    zone = ctx.request.availability_zone
+    if zone is None or cloud.name == zone:
+        return None
+    return f"not the requested availability zone {zone!r}"
+
+
+def excluded(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Skip clouds this server was already sent to and that failed it."""
+    if cloud.name in ctx.request.excluded:
+        return "already tried for this server"
+    return None
+
+
+def flavor(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds that offer the requested flavor (a price means it is offered)."""
+    if ctx.flavor in cloud.price_per_hour:
+        return None
+    return f"flavor {ctx.flavor!r} not offered"
+
+
+def image(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds the requested image is mapped to (no image list means any image)."""
+    image_id = ctx.request.image_id
+    if cloud.images is None or image_id is None or image_id in cloud.images:
+        return None
+    return f"image {image_id!r} not mapped"
+
+
+def enabled(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds the operator has not disabled."""
+    return None if cloud.enabled else "disabled"
+
+
+def health(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds whose last health check passed."""
+    return None if cloud.healthy else "unhealthy"
+
+
+def blocklist(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Skip clouds blocklisted for a while after reporting no capacity."""
+    return "blocklisted after a capacity error" if cloud.blocklisted else None
+
+
+# Filters. ----------------------------------------------------------------------------
+
+
+def server_group(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Enforce hard affinity (with the members) and anti-affinity (away from them).
+
+    The soft policies never remove a cloud; they are a weigher.
+    """
+    policy = ctx.group_policy
+    members = ctx.group_members
+    if not members or policy is None:
+        return None
+    if policy == "affinity" and cloud.name not in members:
+        return f"affinity: the group's members are on {', '.join(sorted(members))}"
+    if policy == "anti-affinity" and cloud.name in members:
+        n = members[cloud.name]
+        return f"anti-affinity: {n} group member{'s' if n != 1 else ''} already here"
+    return None
+
+
+def capacity(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds with room for the request beyond what is claimed (None = unbounded)."""
+    v, r, n = cloud.vcpus_capacity, cloud.ram_mb_capacity, cloud.instances_capacity
+    # The common case is "fits"; decide it without building any strings.
+    if (
+        (v is None or v - cloud.vcpus_claimed >= ctx.vcpus)
+        and (r is None or r - cloud.ram_mb_claimed >= ctx.ram_mb)
+        and (n is None or n - cloud.instances_claimed >= ctx.instances)
+    ):
+        return None
+    short: list[str] = []
+    for need, cap, claimed, unit in (
+        (ctx.vcpus, v, cloud.vcpus_claimed, "vcpu"),
+        (ctx.ram_mb, r, cloud.ram_mb_claimed, "MB ram"),
+        (ctx.instances, n, cloud.instances_claimed, "instance"),
+    ):
+        if cap is not None and cap - claimed < need:
+            units = unit if need == 1 or unit == "MB ram" else unit + "s"
+            short.append(f"needs {need} {units}, {max(cap - claimed, 0)} free of {cap}")
+    return "; ".join(short)
+
+
+def spend_cap(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep burst clouds only while total burst spend stays within the cap.
+
+    The cap covers every tier >= 1 cloud together; tier 0 is capacity already paid for
+    and is never limited by it.
+    """
+    if cloud.tier < 1:
+        return None
+    price = cloud.price_per_hour.get(ctx.flavor)
+    if price is None:  # not offered: the flavor pre-filter speaks for it
+        return None
+    after = ctx.burst_spend_per_hour + price
+    cap = ctx.max_spend_per_hour
+    if after <= cap + SPEND_EPSILON:
+        return None
+    return (
+        f"burst spend would reach ${after:.2f}/h > cap ${cap:.2f}/h "
+        f"(${ctx.burst_spend_per_hour:.2f}/h now + ${price:.2f}/h here)"
+    )
+
+
+def _zone_requested(ctx: Context) -> bool:
+    return ctx.request.availability_zone is not None
+
+
+def _any_excluded(ctx: Context) -> bool:
+    return bool(ctx.request.excluded)
+
+
+def _image_requested(ctx: Context) -> bool:
+    return ctx.request.image_id is not None
+
+
+def _hard_group(ctx: Context) -> bool:
+    return bool(ctx.group_members) and ctx.group_policy in ("affinity", "anti-affinity")
+
+
+# The order is the contract described at the top: permanent checks, then transient ones.
+# All but server_group, capacity and spend_cap stand for the coarse database query (Nova's
+# pre-filters); server_group is a fine check, but permanent, so it runs among them.
+STEPS: tuple[Filter, ...] = (
+    Filter("availability_zone", availability_zone, retryable=False, applies=_zone_requested),
+    Filter("excluded", excluded, retryable=False, applies=_any_excluded),
+    Filter("flavor", flavor, retryable=False),
+    Filter("image", image, retryable=False, applies=_image_requested),
+    Filter("server_group", server_group, retryable=False, applies=_hard_group),
+    Filter("enabled", enabled, retryable=False),
+    Filter("health", health, retryable=True),
+    Filter("blocklist", blocklist, retryable=True),
+    Filter("capacity", capacity, retryable=True),
+    Filter("spend_cap", spend_cap, retryable=True),
+)
