@@ -205,6 +205,7 @@ class Server(Base):
         Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
         Index("ix_servers_updated", "updated_at"),
+        Index("ix_servers_deleted_created", "deleted", "created_at"),
         Index("ix_servers_group", "group_id"),
     )
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:47:15.266269
+Create Date: 2026-11-22 00:01:07.900536
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("servers", schema=None) as batch_op:
         batch_op.create_index("ix_servers_cloud_remote", ["cloud", "remote_id"], unique=False)
+        batch_op.create_index("ix_servers_deleted_created", ["deleted", "created_at"], unique=False)
         batch_op.create_index("ix_servers_group", ["group_id"], unique=False)
         batch_op.create_index("ix_servers_phase", ["phase", "next_attempt_at"], unique=False)
         batch_op.create_index(
@@ -306,6 +307,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_servers_project_created")
         batch_op.drop_index("ix_servers_phase")
         batch_op.drop_index("ix_servers_group")
+        batch_op.drop_index("ix_servers_deleted_created")
         batch_op.drop_index("ix_servers_cloud_remote")
 
     op.drop_table("servers")

@@ -1,0 +1,125 @@
+"""The clouds and spend views: capacity, claims, utilisation and spend move with placements."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import update
+
+from canopy.store.models import Cloud
+
+from .conftest import Api, assert_fault
+
+
+async def _cloud(api: Api, name: str) -> dict[str, Any]:
+    r = await api.client.get(f"/canopy/v1/clouds/{name}")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_list_shows_capacity_and_an_idle_start(api: Api) -> None:
+    r = await api.client.get("/canopy/v1/clouds")
+    assert r.status_code == 200
+    clouds = {c["name"]: c for c in r.json()["items"]}
+    assert list(clouds) == ["private", "public"]  # by tier, then name
+    private = clouds["private"]
+    assert private["driver"] == "sim" and private["tier"] == 0
+    assert private["enabled"] and private["healthy"] and not private["blocklisted"]
+    assert private["capacity"] == {"vcpus": 8, "ram_mb": 65536, "instances": None}
+    assert private["claimed"] == {"vcpus": 0, "ram_mb": 0, "instances": 0}
+    assert private["utilisation"] == 0.0
+    assert private["spend_per_hour"] == 0.0
+    assert private["servers"] == {}
+    assert private["has_credentials"] is False
+
+
+async def test_placing_servers_moves_claims_utilisation_and_spend(api: Api) -> None:
+    await api.place(2)
+    private = await _cloud(api, "private")
+    assert private["claimed"] == {"vcpus": 2, "ram_mb": 4096, "instances": 2}
+    assert private["utilisation"] == 0.25  # 2 of 8 vcpus; ram is 4096 of 65536
+    assert sum(private["servers"].values()) == 2
+    public = await _cloud(api, "public")
+    assert public["claimed"]["instances"] == 0 and public["spend_per_hour"] == 0.0
+
+    # Private is filled to the burst threshold (6 of 8 vcpus); the rest bursts to public.
+    await api.place(6)
+    private = await _cloud(api, "private")
+    public = await _cloud(api, "public")
+    assert private["claimed"]["vcpus"] == 6 and private["utilisation"] == 0.75
+    assert public["claimed"]["instances"] == 2
+    assert public["spend_per_hour"] == 0.1
+    assert 0.0 < public["utilisation"] < 0.01
+
+    r = await api.client.get("/canopy/v1/spend")
+    assert r.status_code == 200
+    spend = r.json()
+    assert spend["total_per_hour"] == 0.1
+    assert spend["burst_per_hour"] == 0.1
+    assert spend["cap_per_hour"] == api.plane.settings.scheduler.max_spend_per_hour
+    assert spend["headroom_per_hour"] == spend["cap_per_hour"] - 0.1
+    assert {c["name"]: c["spend_per_hour"] for c in spend["clouds"]} == {
+        "private": 0.0,
+        "public": 0.1,
+    }
+
+
+async def test_server_counts_follow_status(api: Api) -> None:
+    [sid] = await api.place(1)
+
+    async def active() -> bool:
+        return (await api.plane.service.get(api.plane.ctx, sid)).status == "ACTIVE"
+
+    await api.plane.run_until(active)
+    assert (await _cloud(api, "private"))["servers"] == {"ACTIVE": 1}
+
+
+async def test_unknown_cloud_is_item_not_found(api: Api) -> None:
+    for name in ("nope", "a" * 300, "%00", "..", "%FF%FE"):
+        r = await api.client.get(f"/canopy/v1/clouds/{name}")
+        assert_fault(r, 404, "itemNotFound")
+
+
+SECRET = b"fernet-token-SECRET-0123456789"
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+async def test_credentials_appear_in_no_response(api: Api) -> None:
+    await api.place(1)
+    async with api.plane.db.session() as s:
+        await s.execute(update(Cloud).where(Cloud.name == "public").values(credentials=SECRET))
+    forms = [SECRET.decode(), base64.b64encode(SECRET).decode(), SECRET.hex()]
+    sid = (await api.plane.servers())[0].id
+    paths = [
+        "/canopy/v1/clouds",
+        "/canopy/v1/clouds/public",
+        "/canopy/v1/spend",
+        "/canopy/v1/placements",
+        f"/canopy/v1/servers/{sid}/placements",
+        "/canopy/v1/flavors",
+        "/canopy/v1/images",
+        "/canopy/v1/servers",
+        f"/canopy/v1/servers/{sid}",
+        "/metrics",
+        "/healthz",
+        "/openapi.json",
+    ]
+    for path in paths:
+        r = await api.client.get(path)
+        assert r.status_code == 200, (path, r.text)
+        for form in forms:
+            assert form not in r.text, path
+        if r.headers["content-type"].startswith("application/json"):
+            assert "credentials" not in _keys(r.json()), path
+    public = await _cloud(api, "public")
+    assert public["has_credentials"] is True
+    assert (await _cloud(api, "private"))["has_credentials"] is False
