@@ -73,6 +73,11 @@ class ControllerSettings(_Strict):
     unhealthy_after_failures: int = Field(default=3, ge=1)
 
 
+class IdentitySettings(_Strict):
+    token_ttl_seconds: float = Field(default=43200.0, gt=0.0)  # 12 hours
+    region: str = "RegionOne"
+
+
 class QuotaDefaults(_Strict):
     """Per-project limits used when a project has no quota row of its own (-1 = unlimited)."""
 
@@ -233,6 +238,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     controllers: ControllerSettings = Field(default_factory=ControllerSettings)
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)

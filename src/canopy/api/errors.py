@@ -26,9 +26,11 @@ from canopy.domain.errors import (
     CanopyError,
     CloudError,
     Conflict,
+    Forbidden,
     InvalidRequest,
     NotFound,
     QuotaError,
+    Unauthorized,
     Unsupported,
 )
 
@@ -102,8 +104,10 @@ def domain_status(exc: CanopyError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
-    if isinstance(exc, QuotaError):
+    if isinstance(exc, QuotaError | Forbidden):
         return 403
+    if isinstance(exc, Unauthorized):
+        return 401
     if isinstance(exc, Unsupported):  # a CloudError: must come before it
         return 501
     if isinstance(exc, CloudError):

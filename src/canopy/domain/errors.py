@@ -15,6 +15,14 @@ class NotFound(CanopyError):
     """The named object does not exist (or is not visible to the caller)."""
 
 
+class Unauthorized(CanopyError):
+    """No valid credentials or token (401)."""
+
+
+class Forbidden(CanopyError):
+    """Authenticated, but the role does not allow this (403)."""
+
+
 class Conflict(CanopyError):
     """The request conflicts with the object's current state."""
 

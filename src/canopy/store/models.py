@@ -292,3 +292,81 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     cursor: Mapped[datetime | None]
     runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class User(Base):
+    """A Keystone user in domain Default; the password is stored as an Argon2id hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    password_hash: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_project_id: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_users_domain_name"),)
+
+
+class RoleAssignment(Base):
+    """A user holds a role (admin, member, reader) on a project."""
+
+    __tablename__ = "role_assignments"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class Token(Base):
+    """An issued token, stored as the SHA-256 of the opaque value the client holds."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    methods: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    audit_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Keypair(Base):
+    """A Nova keypair, owned by a user; pushed to a cloud the first time a server uses it."""
+
+    __tablename__ = "keypairs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16), default="ssh")
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_keypairs_user_name"),)
+
+
+class KeypairPush(Base):
+    """Where a keypair has been imported, and under which remote name."""
+
+    __tablename__ = "keypair_pushes"
+
+    keypair_id: Mapped[int] = mapped_column(
+        ForeignKey("keypairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    cloud: Mapped[str] = mapped_column(ForeignKey("clouds.name"), primary_key=True)
+    remote_name: Mapped[str] = mapped_column(String(255))
+    pushed_at: Mapped[datetime]
