@@ -9,7 +9,11 @@ from fastapi import FastAPI
 from canopy import __version__
 from canopy.api import health, metrics
 from canopy.api.admin import admin_router
+from canopy.api.compute import compute_router
+from canopy.api.compute.microversion import install_headers
 from canopy.api.errors import install_error_handlers
+from canopy.api.identity import identity_router
+from canopy.api.image import image_router
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
@@ -33,7 +37,11 @@ def create_app(
     app.state.clock = clock
     app.state.wake = wake
     install_error_handlers(app)
+    install_headers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())
+    app.include_router(identity_router())
+    app.include_router(compute_router())
+    app.include_router(image_router())
     return app

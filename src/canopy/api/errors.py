@@ -45,6 +45,7 @@ FAULT_NAMES: dict[int, str] = {
     403: "forbidden",
     404: "itemNotFound",
     405: "badMethod",
+    406: "notAcceptable",
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
@@ -98,6 +99,12 @@ def fault_response(
 
 def domain_status(exc: CanopyError) -> int:
     """The HTTP status of a domain error; subclasses before their bases."""
+    from canopy.api.compute.microversion import BadVersion, VersionNotAcceptable
+
+    if isinstance(exc, BadVersion):
+        return 400
+    if isinstance(exc, VersionNotAcceptable):
+        return 406
     if isinstance(exc, InvalidRequest):
         return 400
     if isinstance(exc, NotFound):

@@ -1,0 +1,7 @@
+"""Nova: instance actions (not written yet)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
