@@ -18,13 +18,10 @@ from sqlalchemy import text
 
 from canopy.store.db import Database
 from canopy.store.migrate import upgrade
+from canopy.store.models import Base
 
 PG_ADMIN_URL = os.environ.get(
     "CANOPY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-_TABLES = (
-    "instance_action_events, instance_actions, claims, placements, servers, server_groups, "
-    "image_mappings, images, flavor_mappings, flavors, clouds, quotas, projects, jobs"
 )
 
 
@@ -96,14 +93,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("pg_url")
 
-    async def _truncate() -> None:
-        db = Database(url)
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
-        await db.dispose()
-
-    asyncio.run(_truncate())
+    asyncio.run(empty_database(url))
     return url
+
+
+async def empty_database(url: str) -> None:
+    """Delete every row, children first (faster than TRUNCATE ... CASCADE per test)."""
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
+    await db.dispose()
 
 
 @pytest.fixture

@@ -42,22 +42,28 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
             await _upsert_cloud(s, cfg)
         flavors: list[Flavor] = []
         for fcfg in settings.flavors:
-            f = (
-                await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
-            ).scalar_one_or_none()
+            # By id first: a flavor renamed in the config keeps its id (and its servers).
+            f = await s.get(Flavor, fcfg.id) if fcfg.id else None
+            if f is None:
+                f = (
+                    await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
+                ).scalar_one_or_none()
             if f is None:
                 f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
                 s.add(f)
-            f.vcpus, f.ram_mb, f.disk_gb, f.is_public = fcfg.vcpus, fcfg.ram_mb, fcfg.disk_gb, True
+            f.name, f.vcpus, f.ram_mb, f.disk_gb = fcfg.name, fcfg.vcpus, fcfg.ram_mb, fcfg.disk_gb
+            f.is_public = True
             flavors.append(f)
         await s.flush()
         for cfg in settings.clouds:
             for f in flavors:
                 await _map_flavor(s, cfg, f)
         for icfg in settings.images:
-            img = (
-                await s.execute(select(Image).where(Image.name == icfg.name))
-            ).scalar_one_or_none()
+            img = await s.get(Image, icfg.id) if icfg.id else None
+            if img is None:
+                img = (
+                    await s.execute(select(Image).where(Image.name == icfg.name))
+                ).scalar_one_or_none()
             if img is None:
                 img = Image(
                     id=icfg.id or str(uuid.uuid5(_IMAGE_NS, icfg.name)),
@@ -66,6 +72,7 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
                     updated_at=now,
                 )
                 s.add(img)
+            img.name = icfg.name
             img.any_sim = True
             await s.flush()
             for cloud, remote in icfg.map.items():

@@ -210,6 +210,17 @@ def default_images() -> list[ImageSettings]:
 
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("canopy_environ", default=None)
+_OVERRIDES: ContextVar[dict[str, Any] | None] = ContextVar("canopy_overrides", default=None)
+
+
+class _OverridesSource(PydanticBaseSettingsSource):
+    """Values given on the command line (e.g. --data-dir): they beat the environment."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_OVERRIDES.get() or {})
 
 
 class _EnvSource(EnvSettingsSource):
@@ -253,7 +264,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then the file (passed as init kwargs): env overrides the file.
-        return (_EnvSource(settings_cls), init_settings)
+        return (_OverridesSource(settings_cls), _EnvSource(settings_cls), init_settings)
 
     @model_validator(mode="after")
     def _defaults_and_uniqueness(self) -> Settings:
@@ -331,22 +342,67 @@ def load_settings(
             text = file.read_text(encoding="utf-8")
         except OSError as e:
             raise ConfigError(f"{file}: cannot read the config file: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            line = text_line_of_offset(file.read_bytes(), e.start)
+            raise ConfigError(f"{file}:{line}: not UTF-8 text ({e.reason})") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{file}: not valid TOML: {e}") from e
-    if overrides:
-        data = _deep_merge(data, overrides)
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+            where = f"{file}:{m.group(1)}" if m else str(file)
+            raise ConfigError(f"{where}: not valid TOML: {e}") from None
+        _cross_check(data, file, text)
     for flat, nested in _ENV_ALIASES.items():
         if flat in environ and nested not in environ:
             environ[nested] = environ[flat]
     token = _ENVIRON.set(environ)
+    otoken = _OVERRIDES.set(overrides)
     try:
         return Settings(**data)
     except ValidationError as e:
-        raise ConfigError(_explain(e, file, text)) from None
+        raise ConfigError(_explain(e, file, text, environ)) from None
     finally:
         _ENVIRON.reset(token)
+        _OVERRIDES.reset(otoken)
+
+
+def text_line_of_offset(raw: bytes, offset: int) -> int:
+    return raw[:offset].count(b"\n") + 1
+
+
+def _cross_check(data: dict[str, Any], file: Path, text: str) -> None:
+    """Checks across entries (duplicate names, maps to unknown clouds), with their lines."""
+    problems: list[str] = []
+    for kind in ("clouds", "flavors", "images"):
+        entries = data.get(kind)
+        if not isinstance(entries, list):
+            continue
+        seen: set[str] = set()
+        for i, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                if name in seen:
+                    line = locate(text, (kind, i, "name"))
+                    problems.append(f"{file}:{line}: {kind}[{i}].name: duplicate name {name!r}")
+                seen.add(name)
+    clouds = data.get("clouds")
+    if isinstance(clouds, list) and clouds:
+        names = {str(c.get("name")) for c in clouds if isinstance(c, dict)}
+    else:
+        names = {c.name for c in default_clouds()}
+    images = data.get("images")
+    for i, img in enumerate(images if isinstance(images, list) else []):
+        mapping = img.get("map") if isinstance(img, dict) else None
+        if isinstance(mapping, dict):
+            for cloud in mapping:
+                if cloud not in names:
+                    line = locate(text, ("images", i, "map", cloud))
+                    problems.append(
+                        f"{file}:{line}: images[{i}].map: image {img.get('name')!r} maps "
+                        f"unknown cloud {cloud!r} (expected one of: {', '.join(sorted(names))})"
+                    )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -359,14 +415,17 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _explain(err: ValidationError, file: Path | None, text: str) -> str:
+def _explain(
+    err: ValidationError, file: Path | None, text: str, environ: Mapping[str, str] | None = None
+) -> str:
     where = str(file) if file else "settings"
     lines: list[str] = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not isinstance(p, str) or p)
         dotted = _dotted(loc)
-        line = locate(text, loc) if text else None
-        at = f"{where}:{line}" if line else where
+        var = _env_var_for(loc, environ or {})
+        line = locate(text, loc) if text and var is None else None
+        at = f"environment variable {var}" if var else (f"{where}:{line}" if line else where)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against docs/configuration.md)"
@@ -382,6 +441,19 @@ def _explain(err: ValidationError, file: Path | None, text: str) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
+def _env_var_for(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str | None:
+    """The CANOPY_* variable that set the value at `loc`, if one did."""
+    if not loc or any(isinstance(p, int) for p in loc):
+        return None
+    nested = "CANOPY_" + "__".join(str(p).upper() for p in loc)
+    if nested in environ:
+        return nested
+    for flat, target in _ENV_ALIASES.items():
+        if target == nested and flat in environ:
+            return flat
+    return None
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for p in loc:
@@ -392,8 +464,57 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+_SEGMENT = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(\.|$)')
+_HEADER = re.compile(r"^\s*(\[\[?)(.*?)(\]\]?)\s*(#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=(.*)$"""
+)
+
+
+def _split_key(raw: str) -> list[str] | None:
+    """`a."b.c".'d'` -> ['a', 'b.c', 'd']; None if it is not a dotted key."""
+    parts: list[str] = []
+    pos = 0
+    while pos < len(raw):
+        m = _SEGMENT.match(raw, pos)
+        if not m or m.end() == pos:
+            return None
+        parts.append(next(g for g in m.groups()[:3] if g is not None))
+        pos = m.end()
+        if m.group(4) == "":
+            break
+    return parts if pos >= len(raw.rstrip()) else None
+
+
+def _scan_value(value: str, state: list[Any]) -> None:
+    """Track multi-line strings and open brackets across lines (state = [quote, depth])."""
+    i = 0
+    while i < len(value):
+        quote = state[0]
+        if quote:
+            end = value.find(quote, i)
+            if end < 0:
+                return
+            state[0] = None
+            i = end + len(quote)
+            continue
+        ch = value[i]
+        if ch == "#":
+            return
+        if value.startswith('"""', i) or value.startswith("'''", i):
+            state[0] = value[i : i + 3]
+            i += 3
+        elif ch in "\"'":
+            end = value.find(ch, i + 1)
+            while ch == '"' and end > 0 and value[end - 1] == "\\":
+                end = value.find(ch, end + 1)
+            i = len(value) if end < 0 else end + 1
+        else:
+            if ch in "[{":
+                state[1] += 1
+            elif ch in "]}":
+                state[1] -= 1
+            i += 1
 
 
 def locate(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -401,14 +522,19 @@ def locate(text: str, loc: tuple[Any, ...]) -> int | None:
 
     Walks the headers, counting `[[array]]` entries, and returns the key's line, else the
     line of the innermost table that exists, so the operator always gets a place to look.
+    Lines inside multi-line strings and arrays are values, never headers.
     """
     counters: dict[str, int] = {}
     table: tuple[Any, ...] = ()
     best: tuple[int, int] | None = None  # (matched length, line)
+    state: list[Any] = [None, 0]  # open multi-line string quote, bracket depth
     for n, raw in enumerate(text.splitlines(), start=1):
+        if state[0] is not None or state[1] > 0:
+            _scan_value(raw, state)
+            continue
         m = _HEADER.match(raw)
-        if m:
-            parts = [p.strip().strip('"') for p in m.group(2).split(".")]
+        parts = _split_key(m.group(2).strip()) if m and len(m.group(1)) == len(m.group(3)) else None
+        if m and parts is not None:
             path: list[Any] = []
             for i, p in enumerate(parts):
                 path.append(p)
@@ -426,8 +552,10 @@ def locate(text: str, loc: tuple[Any, ...]) -> int | None:
             continue
         km = _KEY.match(raw)
         if km:
-            keypath = table + tuple(x.strip("\"'") for x in km.group(1).split("."))
-            best = _better(best, keypath, loc, n)
+            keyparts = _split_key(km.group(1))
+            if keyparts is not None:
+                best = _better(best, table + tuple(keyparts), loc, n)
+            _scan_value(km.group(2), state)
     return best[1] if best else None
 
 

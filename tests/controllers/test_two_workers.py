@@ -31,19 +31,10 @@ N = 50
 
 
 @pytest.fixture
-def pg_db_url(request: pytest.FixtureRequest, pg_url: str) -> str:
-    from sqlalchemy import text
+def pg_db_url(pg_url: str) -> str:
+    from tests.conftest import empty_database
 
-    from canopy.store.db import Database
-    from tests.conftest import _TABLES
-
-    async def _truncate() -> None:
-        db = Database(pg_url)
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
-        await db.dispose()
-
-    asyncio.run(_truncate())
+    asyncio.run(empty_database(pg_url))
     return pg_url
 
 
@@ -85,8 +76,9 @@ price_per_vcpu_hour = 0.01
     clock = SystemClock()
     db = await open_database(settings)
     await seed(db, settings, clock)
-    project = await ensure_project(db, clock, "load", quotas={"instances": -1, "cores": -1,
-                                                               "ram": -1})
+    project = await ensure_project(
+        db, clock, "load", quotas={"instances": -1, "cores": -1, "ram": -1}
+    )
     svc = ServerService(db, settings, clock)
     ctx = RequestContext(project_id=project)
     workers = [WorkerProcess(cfg, tmp_path / f"worker{i}.log") for i in range(2)]
@@ -99,8 +91,16 @@ price_per_vcpu_hour = 0.01
         # 500 boots arrive together, as 10 requests of 50.
         await asyncio.gather(
             *(
-                svc.create(ctx, CreateServer(name=f"burst{i}", flavor="m1.tiny",
-                                             image="cirros", min_count=50, max_count=50))
+                svc.create(
+                    ctx,
+                    CreateServer(
+                        name=f"burst{i}",
+                        flavor="m1.tiny",
+                        image="cirros",
+                        min_count=50,
+                        max_count=50,
+                    ),
+                )
                 for i in range(10)
             )
         )
@@ -111,9 +111,7 @@ price_per_vcpu_hour = 0.01
                 cloud = await s.get(Cloud, "private")
                 assert cloud is not None
                 peak_claimed = max(peak_claimed, cloud.vcpus_claimed)
-                statuses = Counter(
-                    (await s.execute(select(Server.status))).scalars()
-                )
+                statuses = Counter((await s.execute(select(Server.status))).scalars())
             peak_remote = max(peak_remote, len(await private.all_servers()))
             assert peak_claimed <= N and peak_remote <= N, "private was oversubscribed"
             if statuses.get("ACTIVE", 0) == 500:

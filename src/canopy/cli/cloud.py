@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
-from canopy.bootstrap import open_database
+from canopy.bootstrap import open_database, seed
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
 from canopy.domain.clock import SystemClock
 from canopy.store.models import Cloud, Server
@@ -31,6 +31,7 @@ def _util(c: Cloud) -> float:
 async def _load(config: ConfigOpt, data_dir: DataDirOpt) -> tuple[list[Cloud], dict[str, int]]:
     settings = settings_from(config, data_dir)
     db = await open_database(settings)
+    await seed(db, settings, SystemClock())  # a fresh data dir shows the configured clouds
     async with db.read() as s:
         clouds = list((await s.execute(select(Cloud).order_by(Cloud.tier, Cloud.name))).scalars())
         counts = {

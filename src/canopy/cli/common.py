@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from canopy.config import ConfigError, Settings, load_settings
 from canopy.domain.errors import CanopyError
@@ -29,9 +30,9 @@ DataDirOpt = Annotated[
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     if hint:
-        err_console.print(f"[dim]{hint}[/]")
+        err_console.print(f"[dim]{escape(hint)}[/]")
     raise typer.Exit(2)
 
 

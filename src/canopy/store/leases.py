@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import Job, Server
@@ -55,16 +57,22 @@ async def lease_job(
     s: AsyncSession, *, name: str, worker: str, now: datetime, lease_seconds: float
 ) -> Job | None:
     """Take the periodic job `name` if it is due and nobody holds it; create it if new."""
+    # Create it if new without racing another worker doing the same (no error, no wait).
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await s.execute(
+        insert(Job).values(name=name, runs=0).on_conflict_do_nothing(index_elements=["name"])
+    )
     job = (
-        await s.execute(select(Job).where(Job.name == name).with_for_update(skip_locked=True))
+        await s.execute(
+            select(Job)
+            .where(Job.name == name)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
     ).scalar_one_or_none()
-    if job is None:
-        exists = await s.get(Job, name)
-        if exists is not None:  # locked by another worker right now
-            return None
-        job = Job(name=name, runs=0)
-        s.add(job)
-        await s.flush()
+    if job is None:  # locked by another worker right now
+        return None
     held = job.claimed_by is not None and job.claim_expires_at and job.claim_expires_at > now
     if held and job.claimed_by != worker:
         return None
