@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
@@ -20,13 +21,15 @@ from canopy.domain.placement import CloudSnapshot, Decision, GroupState, Placeme
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.scheduler import apply_claim, schedule
-from canopy.store.claims import add_claim
-from canopy.store.events import add_event
+from canopy.store.claims import claim_row
+from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.models import (
+    Claim,
     Cloud,
     Flavor,
     FlavorMapping,
     ImageMapping,
+    InstanceActionEvent,
     Placement,
     Server,
     ServerGroup,
@@ -70,47 +73,68 @@ class PlacementController:
             snaps = await _snapshots(s, clouds, now)
             flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
             groups = await _groups(s, servers)
-            for server in servers:
-                flavor = flavors[server.flavor_id]
-                req = _request(server, flavor, groups)
-                decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
-                if decision.cloud is not None:
+            actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
+            placements: list[dict[str, Any]] = []
+            claims: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            # Rows are written in bulk at the end; no statement is needed before then.
+            with s.no_autoflush:
+                for server in servers:
+                    flavor = flavors[server.flavor_id]
+                    req = _request(server, flavor, groups)
+                    decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
+                    if decision.cloud is None:
+                        await self._unplaced(s, server, decision)
+                        PLACEMENTS.labels(result="unplaced", cloud="").inc()
+                        continue
                     chosen = decision.cloud
                     apply_claim(snaps[chosen], req)
                     price = snaps[chosen].price_per_hour.get(flavor.name, 0.0)
-                    add_claim(
-                        s,
-                        clouds[chosen],
-                        server_id=server.id,
-                        vcpus=flavor.vcpus,
-                        ram_mb=flavor.ram_mb,
-                        disk_gb=flavor.disk_gb,
-                        price_per_hour=price,
-                        now=now,
+                    claims.append(
+                        claim_row(
+                            clouds[chosen],
+                            server_id=server.id,
+                            vcpus=flavor.vcpus,
+                            ram_mb=flavor.ram_mb,
+                            disk_gb=flavor.disk_gb,
+                            price_per_hour=price,
+                            now=now,
+                        )
                     )
                     if server.group_id:
                         groups[server.group_id][1].append(chosen)
-                    await self._placed(s, server, decision)
+                    self._placed(server, decision, now, placements, events, actions)
                     PLACEMENTS.labels(result="placed", cloud=chosen).inc()
-                else:
-                    await self._unplaced(s, server, decision)
-                    PLACEMENTS.labels(result="unplaced", cloud="").inc()
+            for model, rows in (
+                (Placement, placements),
+                (Claim, claims),
+                (InstanceActionEvent, events),
+            ):
+                if rows:
+                    await s.execute(insert(model), rows)
             return len(servers)
 
-    async def _placed(self, s: AsyncSession, server: Server, decision: Decision) -> None:
-        now = self.rt.clock.now()
+    def _placed(
+        self,
+        server: Server,
+        decision: Decision,
+        now: datetime,
+        placements: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        actions: dict[str, int],
+    ) -> None:
         server.attempts += 1
-        s.add(
-            Placement(
-                server_id=server.id,
-                attempt=server.attempts,
-                cloud=decision.cloud,
-                alternates=decision.alternates,
-                explanation=decision.explanation.to_dict(),
-                reason=decision.reason,
-                worker=self.rt.worker_id,
-                created_at=now,
-            )
+        placements.append(
+            {
+                "server_id": server.id,
+                "attempt": server.attempts,
+                "cloud": decision.cloud,
+                "alternates": decision.alternates,
+                "explanation": decision.explanation.to_dict(),
+                "reason": decision.reason,
+                "worker": self.rt.worker_id,
+                "created_at": now,
+            }
         )
         server.cloud = decision.cloud
         server.phase = Phase.CREATE
@@ -119,16 +143,17 @@ class PlacementController:
         server.schedule_deadline = None
         server.retries = 0
         server.updated_at = now
-        await add_event(
-            s,
-            server_id=server.id,
-            action="create",
-            event=f"schedule (attempt {server.attempts})",
-            result="Success",
-            details=f"placed on {decision.cloud}: {decision.reason}",
-            host=decision.cloud,
-            now=now,
-        )
+        if server.id in actions:
+            events.append(
+                event_row(
+                    actions[server.id],
+                    event=f"schedule (attempt {server.attempts})",
+                    result="Success",
+                    details=f"placed on {decision.cloud}: {decision.reason}",
+                    host=decision.cloud,
+                    now=now,
+                )
+            )
 
     async def _unplaced(self, s: AsyncSession, server: Server, decision: Decision) -> None:
         rt = self.rt

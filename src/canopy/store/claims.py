@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,21 +24,45 @@ def add_claim(
 ) -> Claim:
     """Hold capacity on `cloud` (a row locked by the caller) for one server."""
     claim = Claim(
-        server_id=server_id,
-        cloud=cloud.name,
-        vcpus=vcpus,
-        ram_mb=ram_mb,
-        disk_gb=disk_gb,
-        instances=1,
-        price_per_hour=price_per_hour,
-        created_at=now,
+        **claim_row(
+            cloud,
+            server_id=server_id,
+            vcpus=vcpus,
+            ram_mb=ram_mb,
+            disk_gb=disk_gb,
+            price_per_hour=price_per_hour,
+            now=now,
+        )
     )
     s.add(claim)
+    return claim
+
+
+def claim_row(
+    cloud: Cloud,
+    *,
+    server_id: str,
+    vcpus: int,
+    ram_mb: int,
+    disk_gb: int,
+    price_per_hour: float,
+    now: datetime,
+) -> dict[str, Any]:
+    """Like add_claim, for a bulk insert: move `cloud`'s counters, return the claim's row."""
     cloud.vcpus_claimed += vcpus
     cloud.ram_mb_claimed += ram_mb
     cloud.instances_claimed += 1
     cloud.spend_per_hour = round(cloud.spend_per_hour + price_per_hour, 6)
-    return claim
+    return {
+        "server_id": server_id,
+        "cloud": cloud.name,
+        "vcpus": vcpus,
+        "ram_mb": ram_mb,
+        "disk_gb": disk_gb,
+        "instances": 1,
+        "price_per_hour": price_per_hour,
+        "created_at": now,
+    }
 
 
 async def release_claim(s: AsyncSession, server_id: str) -> Claim | None:

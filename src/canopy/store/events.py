@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import InstanceAction, InstanceActionEvent
@@ -66,3 +67,36 @@ async def add_event(
             finish_time=now if result else None,
         )
     )
+
+
+async def latest_action_ids(s: AsyncSession, server_ids: list[str], action: str) -> dict[str, int]:
+    """For many servers at once: the id of each one's latest action named `action`."""
+    if not server_ids:
+        return {}
+    rows = await s.execute(
+        select(InstanceAction.server_id, func.max(InstanceAction.id))
+        .where(InstanceAction.server_id.in_(server_ids), InstanceAction.action == action)
+        .group_by(InstanceAction.server_id)
+    )
+    return {sid: int(aid) for sid, aid in rows}
+
+
+def event_row(
+    action_id: int,
+    *,
+    event: str,
+    result: str | None,
+    details: str | None,
+    now: datetime,
+    host: str | None = None,
+) -> dict[str, Any]:
+    """An instance action event as a row for a bulk insert."""
+    return {
+        "action_id": action_id,
+        "event": event,
+        "result": result,
+        "details": details,
+        "host": host,
+        "start_time": now,
+        "finish_time": now if result else None,
+    }
