@@ -61,6 +61,8 @@ class LeasedTaskController(ABC):
             counts: dict[str, int] = {c or "": int(n) for c, n in result}
         if not counts:
             return 0
+        if all(c != "" and rt.concurrency(c) - self.busy(c) <= 0 for c in counts):
+            return 0  # every cloud with work is at its limit; a finishing call wakes us
         async with rt.db.session() as s:
             batch: list[Server] = []
             for cloud in counts:
@@ -97,6 +99,8 @@ class LeasedTaskController(ABC):
         except Exception:
             # The lease expires and another pass retries; nothing is lost.
             log.exception("%s: step for server %s failed", self.name, server.id)
+        finally:
+            self.rt.wake.set()  # a slot is free: let the loops look for more work
 
     async def drain(self) -> None:
         while self._inflight:

@@ -48,9 +48,12 @@ class Worker:
         try:
             await stop.wait()
         finally:
-            for t in tasks:
+            # Let each loop finish its pass (no transaction is cut in half), then stop.
+            self.rt.wake.set()
+            _, late = await asyncio.wait(tasks, timeout=10)
+            for t in late:
                 t.cancel()
-            for t in tasks:
+            for t in late:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             await self.provisioning.drain()
@@ -71,6 +74,8 @@ class Worker:
                 log.exception("%s controller pass failed", name)
                 n = 0
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            if stop.is_set():
+                return
             if n == 0:
                 self.rt.wake.clear()
                 with contextlib.suppress(TimeoutError):
