@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import CloudSettings, Settings
 from canopy.domain.clock import Clock
 from canopy.providers.registry import check_drivers
 from canopy.providers.sim.pricing import sim_price_per_hour
+from canopy.services import identity
 from canopy.store.db import Database
 from canopy.store.migrate import upgrade
-from canopy.store.models import Cloud, Flavor, FlavorMapping, Image, ImageMapping, Project
+from canopy.store.models import (
+    Cloud,
+    Flavor,
+    FlavorMapping,
+    Image,
+    ImageMapping,
+    Project,
+    User,
+)
 
 _IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
 
@@ -159,3 +174,107 @@ def describe(settings: Settings) -> dict[str, Any]:
         "clouds": [(c.name, c.driver, c.tier) for c in settings.clouds],
         "database": settings.database_url.split("@")[-1],
     }
+
+
+# The first admin (like `keystone-manage bootstrap`) ---------------------------------------
+
+ADMIN_NAME = "admin"  # both the user and the project
+ADMIN_PASSWORD_ENV = "CANOPY_ADMIN_PASSWORD"
+
+
+@dataclass(frozen=True)
+class AdminBootstrap:
+    """What `ensure_admin` did. `password` is set only when it is known in this process:
+    generated now, or given; a stored password is never recoverable."""
+
+    user_id: str
+    project_id: str
+    created: bool
+    generated: bool
+    reset: bool
+    password: str | None
+
+
+async def ensure_admin(db: Database, clock: Clock, password: str | None) -> AdminBootstrap:
+    """Make sure project `admin` and user `admin` with the admin role on it exist.
+
+    A new user gets `password`, or a generated one. For an existing user, `password` is
+    authoritative, as with keystone-manage bootstrap: if it no longer matches, the stored
+    one is replaced (which revokes the user's tokens); without it nothing changes. Two API
+    processes starting at once on PostgreSQL race safely: the loser re-reads.
+    """
+    try:
+        return await _ensure_admin(db, clock, password)
+    except IntegrityError:
+        return await _ensure_admin(db, clock, password)
+
+
+async def _ensure_admin(db: Database, clock: Clock, password: str | None) -> AdminBootstrap:
+    now = clock.now()
+    async with db.session() as s:
+        project = (
+            await s.execute(select(Project).where(Project.name == ADMIN_NAME))
+        ).scalar_one_or_none()
+        if project is None:
+            project = await identity.create_project(
+                s, ADMIN_NAME, now, description="Canopy's administrators"
+            )
+        user = (await s.execute(select(User).where(User.name == ADMIN_NAME))).scalar_one_or_none()
+        created = generated = reset = False
+        if user is None:
+            if not password:
+                password, generated = secrets.token_urlsafe(18), True
+            user = await identity.create_user(
+                s, ADMIN_NAME, password, now, default_project_id=project.id
+            )
+            created = True
+        else:
+            if password and not identity.verify_password(user.password_hash, password):
+                await identity.update_user(s, user, password=password)
+                reset = True
+            if not user.enabled:
+                user.enabled = True
+        await identity.grant(s, user.id, project.id, "admin")
+        return AdminBootstrap(user.id, project.id, created, generated, reset, password or None)
+
+
+CLOUD_NAME = "canopy"
+
+
+def clouds_yaml_path(settings: Settings) -> Path:
+    return settings.data_path / "clouds.yaml"
+
+
+def write_clouds_yaml(settings: Settings, password: str) -> Path:
+    """`{data_dir}/clouds.yaml` with a `canopy` entry for the admin, readable only by its
+    owner (0600, written to a temporary file and renamed, so it is never half-written)."""
+    path = clouds_yaml_path(settings)
+    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    text = (
+        "# Written by `canopy up` for the admin user. Keep it private: it holds a password.\n"
+        "# Use: export OS_CLIENT_CONFIG_FILE=<this file> OS_CLOUD=canopy\n"
+        "clouds:\n"
+        f"  {CLOUD_NAME}:\n"
+        "    auth:\n"
+        f"      auth_url: {q(settings.public_url + '/identity')}\n"
+        f"      username: {q(ADMIN_NAME)}\n"
+        f"      password: {q(password)}\n"
+        f"      project_name: {q(ADMIN_NAME)}\n"
+        '      user_domain_name: "Default"\n'
+        '      project_domain_name: "Default"\n'
+        f"    region_name: {q(settings.identity.region)}\n"
+        '    interface: "public"\n'
+        "    identity_api_version: 3\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)  # whatever the umask said
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

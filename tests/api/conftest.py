@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from canopy.api.app import create_app
+from tests.api.tokens import Caller, caller
 from tests.controllers.harness import Plane, make_plane
 
 # A small free private cloud (8 vcpus) and a large priced public one: m1.small servers
@@ -46,10 +47,14 @@ price_per_vcpu_hour = 0.05
 
 @dataclass
 class Api:
+    """The app and a client whose every request carries an admin token (`admin`); build
+    other callers with `tests.api.tokens.caller` and pass their `headers`."""
+
     plane: Plane
     app: FastAPI
     client: httpx.AsyncClient
     wake: asyncio.Event
+    admin: Caller
 
     async def place(self, n: int = 1, **kw: Any) -> list[str]:
         """Create `n` servers and step the controllers until each has a cloud."""
@@ -70,8 +75,11 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(settings=plane.settings, db=plane.db, clock=plane.clock, wake=wake)
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://canopy.test") as c:
-            yield Api(plane=plane, app=app, client=c, wake=wake)
+        admin = await caller(plane.db, plane.clock, project="admin", user="admin", role="admin")
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://canopy.test", headers=admin.headers
+        ) as c:
+            yield Api(plane=plane, app=app, client=c, wake=wake, admin=admin)
     finally:
         await plane.close()
 

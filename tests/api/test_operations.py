@@ -37,8 +37,11 @@ async def unreachable(
     db = Database(url)
     app = create_app(settings=settings, db=db, clock=FakeClock())
     try:
+        # A token, so that checking it is what finds the database gone.
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://canopy.test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://canopy.test",
+            headers={"X-Auth-Token": "some-token"},
         ) as client:
             yield client
     finally:
@@ -140,7 +143,7 @@ async def test_apps_share_nothing_and_wake_is_optional(api: Api) -> None:
     other = create_app(settings=api.plane.settings, db=api.plane.db, clock=api.plane.clock)
     assert other.state.wake is None and api.app.state.wake is api.wake
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=other), base_url="http://other"
+        transport=httpx.ASGITransport(app=other), base_url="http://other", headers=api.admin.headers
     ) as client:
         r = await client.post("/canopy/v1/images", json={"name": "no-wake"})
         assert r.status_code == 201

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
+from canopy.domain.errors import Forbidden
 from canopy.store.db import Database
 
 _WAKE_KEY = "canopy_wake_controllers"
@@ -68,14 +69,16 @@ def wake_after_commit(s: AsyncSession) -> None:
     s.info[_WAKE_KEY] = True
 
 
-def require_admin() -> RequestContext:
-    """The caller of an admin endpoint, who must hold the admin role.
+async def require_admin(request: Request) -> RequestContext:
+    """The caller of an admin endpoint: a valid project-scoped X-Auth-Token (else 401)
+    whose holder has the admin role on that project (else 403)."""
+    # canopy.api.auth builds on this module, so it is imported here, not at the top.
+    from canopy.api.auth import authenticate
 
-    Authentication arrives with Keystone: the token check plugs in here (validate
-    X-Auth-Token, load its project and roles, raise 401 without a valid token and 403
-    without the admin role). Until then every caller is let through as an admin.
-    """
-    return RequestContext(project_id="", roles=frozenset({"admin"}))
+    ctx = await authenticate(request)
+    if not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow this operation to be performed (admin only).")
+    return ctx
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

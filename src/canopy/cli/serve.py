@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
+from rich.markup import escape
 
-from canopy.bootstrap import open_database, seed
+from canopy.bootstrap import (
+    ADMIN_PASSWORD_ENV,
+    AdminBootstrap,
+    clouds_yaml_path,
+    ensure_admin,
+    open_database,
+    seed,
+    write_clouds_yaml,
+)
 from canopy.cli.common import console
 from canopy.config import Settings
 from canopy.controllers.runtime import Runtime
@@ -45,8 +56,16 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     if worker:
         tasks.append(asyncio.create_task(Worker(rt).run(stop)))
     server: uvicorn.Server | None = None
+    admin: AdminBootstrap | None = None
+    clouds_yaml: Path | None = None
     if api:
         from canopy.api.app import create_app
+
+        admin = await ensure_admin(db, clock, os.environ.get(ADMIN_PASSWORD_ENV) or None)
+        if admin.password is not None:
+            clouds_yaml = write_clouds_yaml(settings, admin.password)
+        elif clouds_yaml_path(settings).is_file():
+            clouds_yaml = clouds_yaml_path(settings)
 
         app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
         config = uvicorn.Config(
@@ -61,7 +80,14 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
         tasks.append(asyncio.create_task(server.serve()))
     _stop_on_signals(stop)
     if banner:
-        _banner(settings, api=api, worker=worker, worker_id=rt.worker_id)
+        _banner(
+            settings,
+            api=api,
+            worker=worker,
+            worker_id=rt.worker_id,
+            admin=admin,
+            clouds_yaml=clouds_yaml,
+        )
     try:
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -80,7 +106,15 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
         await db.dispose()
 
 
-def _banner(settings: Settings, *, api: bool, worker: bool, worker_id: str) -> None:
+def _banner(
+    settings: Settings,
+    *,
+    api: bool,
+    worker: bool,
+    worker_id: str,
+    admin: AdminBootstrap | None = None,
+    clouds_yaml: Path | None = None,
+) -> None:
     roles = " + ".join(r for r, on in (("API", api), ("controllers", worker)) if on)
     console.print(f"[bold green]canopy[/] is running ({roles})")
     db_where = settings.database_url.split("@")[-1]
@@ -91,6 +125,45 @@ def _banner(settings: Settings, *, api: bool, worker: bool, worker_id: str) -> N
         url = settings.public_url
         console.print(f"  admin API  {url}/canopy/v1/clouds   (docs at {url}/docs)")
         console.print(f"  health     {url}/healthz   metrics {url}/metrics")
+        if admin is not None:
+            _admin_banner(settings, admin, clouds_yaml)
     if worker:
         console.print(f"  worker id  {worker_id}")
     console.print("[dim]Ctrl-C stops it; a restart picks up where it left off.[/]")
+
+
+def _admin_banner(settings: Settings, admin: AdminBootstrap, clouds_yaml: Path | None) -> None:
+    url = settings.public_url
+    console.print(
+        f"  identity   {url}/identity/v3   (Keystone v3; compute and image in its catalog)",
+        soft_wrap=True,
+    )
+    if admin.generated:
+        console.print(
+            f"  admin      user [bold]admin[/], project admin, password [bold]{admin.password}[/]",
+            soft_wrap=True,
+        )
+        console.print(
+            "             [yellow]this generated password is shown only now and will not be "
+            f"shown again[/]; set {ADMIN_PASSWORD_ENV} to choose it",
+            soft_wrap=True,
+        )
+    elif admin.reset:
+        console.print(f"  admin      user admin: password reset from {ADMIN_PASSWORD_ENV}")
+    elif admin.password is not None:
+        console.print(
+            f"  admin      user admin, project admin (password from {ADMIN_PASSWORD_ENV})"
+        )
+    else:
+        console.print(
+            "  admin      user admin, project admin (password set at first start; "
+            f"set {ADMIN_PASSWORD_ENV} to reset it)",
+            soft_wrap=True,
+        )
+    if clouds_yaml is not None:
+        console.print(f"  clouds.yaml {escape(str(clouds_yaml))}  (mode 0600)", soft_wrap=True)
+        console.print(
+            f"             export OS_CLIENT_CONFIG_FILE={escape(str(clouds_yaml))} OS_CLOUD=canopy",
+            soft_wrap=True,
+        )
+        console.print("             openstack server list")

@@ -7,11 +7,14 @@ every attempt. A boot that ends in ERROR is cleaned up and rescheduled the same 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.observe import apply_observation
@@ -27,16 +30,53 @@ from canopy.domain.errors import (
     Unsupported,
 )
 from canopy.domain.specs import RemoteServer, Resources, ServerSpec
-from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.domain.states import Ability, Phase, ServerStatus, TaskState
+from canopy.providers.base import Compute
+from canopy.services.keypairs import remote_key_name
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
-from canopy.store.models import Cloud, Flavor, FlavorMapping, ImageMapping, Server
+from canopy.store.models import (
+    Cloud,
+    Flavor,
+    FlavorMapping,
+    ImageMapping,
+    Keypair,
+    KeypairPush,
+    Server,
+)
 from canopy.telemetry import CONTROLLER_STEPS
+
+log = logging.getLogger("canopy.controllers")
+
+
+@runtime_checkable
+class KeypairImporter(Protocol):
+    """A driver with the KEYPAIRS ability: it can import a public key under a name."""
+
+    async def import_keypair(self, name: str, public_key: str) -> None:
+        """Import `public_key` as `name`; importing the same key again is a no-op."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Push:
+    """A keypair to import into the server's cloud before the server is created."""
+
+    keypair_id: int
+    remote_name: str
+    public_key: str
 
 
 @dataclass(frozen=True, slots=True)
 class _Work:
     spec: ServerSpec | None  # None for a reschedule (boot failed)
+    push: _Push | None = None
+
+
+def _keypair_importer(driver: Compute) -> KeypairImporter | None:
+    if driver.abilities.has(Ability.KEYPAIRS) and isinstance(driver, KeypairImporter):
+        return driver
+    return None
 
 
 class ProvisioningController(LeasedTaskController):
@@ -44,6 +84,9 @@ class ProvisioningController(LeasedTaskController):
 
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt)
+        # One import per keypair and cloud at a time in this worker: servers booting with
+        # the same new key wait for the first push instead of repeating it.
+        self._push_locks: dict[tuple[int, str], asyncio.Lock] = {}
 
     def where(self) -> list[Any]:
         return [Server.phase.in_([Phase.CREATE, Phase.RESCHEDULE])]
@@ -59,6 +102,7 @@ class ProvisioningController(LeasedTaskController):
             (m.cloud, m.image_id): m.remote_image
             for m in (await s.execute(select(ImageMapping))).scalars()
         }
+        keys, pushed = await self._keypairs(s, rows)
         out: dict[str, Any] = {}
         for server in rows:
             if server.phase == Phase.RESCHEDULE:
@@ -67,6 +111,7 @@ class ProvisioningController(LeasedTaskController):
             assert server.cloud is not None
             f = flavors[server.flavor_id]
             remote_image = imap.get((server.cloud, server.image_id or ""), server.image_id or "")
+            key_name, public_key, push = self._key_for(server, keys, pushed)
             out[server.id] = _Work(
                 spec=ServerSpec(
                     canopy_id=server.id,
@@ -75,15 +120,104 @@ class ProvisioningController(LeasedTaskController):
                     resources=Resources(f.vcpus, f.ram_mb, f.disk_gb, 1),
                     remote_flavor=fmap.get((server.cloud, f.id)),
                     remote_image=remote_image,
-                    key_name=server.key_name,
+                    key_name=key_name,
+                    public_key=public_key,
                     metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
-                )
+                ),
+                push=push,
             )
             # From here on a remote server may exist: deletes and sync must look for it.
             if server.create_requested_at is None:
                 server.create_requested_at = now
             server.action_at = now
         return out
+
+    async def _keypairs(
+        self, s: AsyncSession, rows: list[Server]
+    ) -> tuple[dict[tuple[str, str], Keypair], set[tuple[int, str]]]:
+        """The keypairs the batch boots with, by (user, name), and where each is pushed."""
+        wanted = {(r.user_id, r.key_name) for r in rows if r.key_name and r.phase == Phase.CREATE}
+        if not wanted:
+            return {}, set()
+        found = await s.execute(
+            select(Keypair).where(
+                or_(*(and_(Keypair.user_id == u, Keypair.name == n) for u, n in wanted))
+            )
+        )
+        keys = {(k.user_id, k.name): k for k in found.scalars()}
+        pushes = await s.execute(
+            select(KeypairPush.keypair_id, KeypairPush.cloud).where(
+                KeypairPush.keypair_id.in_([k.id for k in keys.values()])
+            )
+        )
+        return keys, {(int(k), str(c)) for k, c in pushes}
+
+    def _key_for(
+        self,
+        server: Server,
+        keys: dict[tuple[str, str], Keypair],
+        pushed: set[tuple[int, str]],
+    ) -> tuple[str | None, str | None, _Push | None]:
+        """(remote key name, public key, push needed) for the spec of `server`.
+
+        A cloud whose driver imports keypairs gets the keypair under its remote name,
+        pushed on first use; any other cloud gets the public key itself in the spec.
+        """
+        if not server.key_name:
+            return None, None, None
+        assert server.cloud is not None
+        kp = keys.get((server.user_id, server.key_name))
+        if kp is None:
+            # Deleted after the server was requested (the servers API checks it exists):
+            # canopy reads keys at boot, so the server boots without one. Nova would have
+            # copied the key into the instance at request time.
+            log.warning(
+                "server %s: keypair %r of user %s no longer exists; booting without a key",
+                server.id,
+                server.key_name,
+                server.user_id,
+            )
+            return None, None, None
+        if _keypair_importer(self.rt.driver(server.cloud)) is None:
+            return None, kp.public_key, None
+        remote = remote_key_name(kp.user_id, kp.name)
+        if (kp.id, server.cloud) in pushed:
+            return remote, None, None
+        return remote, None, _Push(kp.id, remote, kp.public_key)
+
+    async def _push(self, cloud: str, driver: Compute, push: _Push) -> None:
+        """Import the keypair into `cloud` once, and record that it is there."""
+        importer = _keypair_importer(driver)
+        assert importer is not None
+        key = (push.keypair_id, cloud)
+        lock = self._push_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                async with self.rt.db.read() as s:
+                    if await s.get(KeypairPush, key) is not None:
+                        return  # pushed meanwhile (by this worker or another)
+                await self.rt.call(
+                    cloud, lambda: importer.import_keypair(push.remote_name, push.public_key)
+                )
+                try:
+                    async with self.rt.db.session() as s:
+                        if await s.get(KeypairPush, key) is None:
+                            s.add(
+                                KeypairPush(
+                                    keypair_id=push.keypair_id,
+                                    cloud=cloud,
+                                    remote_name=push.remote_name,
+                                    pushed_at=self.rt.clock.now(),
+                                )
+                            )
+                except IntegrityError:
+                    # Another worker recorded it first, or the keypair was deleted since:
+                    # either way the (idempotent) import stands and the server can boot.
+                    pass
+                CONTROLLER_STEPS.labels(controller="provisioning", outcome="keypair_pushed").inc()
+        finally:
+            if not lock.locked():
+                self._push_locks.pop(key, None)
 
     async def handle(self, server: Server, extra: Any) -> None:
         work: _Work = extra
@@ -95,6 +229,8 @@ class ProvisioningController(LeasedTaskController):
             return
         spec = work.spec
         try:
+            if work.push is not None:
+                await self._push(cloud, driver, work.push)
             remote = await self.rt.call(cloud, lambda: driver.create(spec))
         except (CapacityError, CloudQuotaError) as e:
             kind = "capacity" if isinstance(e, CapacityError) else "cloud quota"

@@ -1,9 +1,18 @@
-"""Keystone v3 subset at /identity (not written yet)."""
+"""Keystone v3 subset at /identity: version documents, tokens and the catalog, and the
+admin-managed projects, users, roles, grants and the one domain, each in its own module."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from canopy.api.identity import catalog, domains, projects, roles, tokens, users, versions
+from canopy.api.identity.common import install_identity, keystone_fault
+
+__all__ = ["identity_router", "install_identity", "keystone_fault"]
+
 
 def identity_router() -> APIRouter:
-    return APIRouter()
+    router = APIRouter()
+    for module in (versions, tokens, catalog, projects, users, roles, domains):
+        router.include_router(module.router)
+    return router

@@ -22,7 +22,7 @@ from canopy.domain.errors import TransientError
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: keypairs, servers.key_name
 
 _SCHEMA = (
     # used_* are the sums over the live servers on the host, kept in the same transaction
@@ -57,7 +57,15 @@ _SCHEMA = (
         transition_until INTEGER,
         updated_at INTEGER NOT NULL,
         deleted_at INTEGER,
-        client_token TEXT
+        client_token TEXT,
+        key_name TEXT
+    )""",
+    # Public keys imported into the cloud, by name, as a real cloud's key pairs.
+    """CREATE TABLE IF NOT EXISTS keypairs (
+        name TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
     )""",
     # No unique index on canopy_id: real clouds do not enforce unique tags, and tests need
     # to plant duplicates out of band. Uniqueness of create comes from the transaction.
@@ -67,6 +75,13 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS servers_ready_at ON servers(ready_at)",
     "CREATE INDEX IF NOT EXISTS servers_transition_until ON servers(transition_until)",
 )
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a state file written by an older canopy up to SCHEMA_VERSION, in place."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(servers)")}
+    if "key_name" not in columns:  # version 1
+        conn.execute("ALTER TABLE servers ADD COLUMN key_name TEXT")
 
 
 @contextmanager
@@ -118,6 +133,7 @@ class StateFile:
         with immediate(conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _upgrade(conn)
             (count,) = conn.execute("SELECT COUNT(*) FROM hosts").fetchone()
             if count == 0:
                 s = self.settings

@@ -145,6 +145,7 @@ class SimCompute:
             ready_at_us=now + _us(boot),
             failed=failed,
             client_token=spec.canopy_id,
+            key_name=spec.key_name,
         )
         row, inserted = await self._store.call(
             lambda c: self._store.create(c, new, reuse_existing=True, refuse=refuse)
@@ -156,6 +157,12 @@ class SimCompute:
                 cloud=self.name,
             )
         return to_remote(row, now)
+
+    async def import_keypair(self, name: str, public_key: str) -> None:
+        """Import a public key as `name` (ability KEYPAIRS); the same key again is a no-op."""
+        await self._api_call("import keypair")
+        now = self._now_us()
+        await self._store.call(lambda c: self._store.import_keypair(c, name, public_key, now))
 
     async def find(self, canopy_id: str) -> RemoteServer | None:
         """The live server tagged `canopy_id` (the oldest, if an operator made copies)."""
@@ -261,6 +268,15 @@ class SimCompute:
             lambda c: SimStore.servers(c, tagged_only=False, include_deleted=include_deleted)
         )
         return [to_remote(row, now) for row in rows]
+
+    async def keypairs(self) -> dict[str, str]:
+        """Every imported keypair, name -> public key (for test assertions)."""
+        return await self._store.call(SimStore.keypairs)
+
+    async def key_name_of(self, remote_id: str) -> str | None:
+        """The keypair a server was booted with, by remote id (for test assertions)."""
+        row = await self._store.call(lambda c: SimStore.get(c, remote_id, include_deleted=True))
+        return None if row is None else row.key_name
 
     async def usage_drift(self) -> builtins.list[str]:
         """Hosts whose recorded usage differs from their live servers; empty when consistent."""

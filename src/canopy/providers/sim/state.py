@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from canopy.config import SimSettings
 from canopy.domain.errors import (
     CapacityError,
+    CloudError,
     CloudQuotaError,
     InvalidRequest,
     NotFound,
@@ -35,7 +36,7 @@ T = TypeVar("T")
 _COLUMNS = (
     "seq, remote_id, canopy_id, name, host, flavor, vcpus, ram_mb, disk_gb, image, "
     "created_at, ready_at, failed, power, transition, transition_until, updated_at, "
-    "deleted_at, client_token"
+    "deleted_at, client_token, key_name"
 )
 
 _VERB = {
@@ -62,6 +63,7 @@ class NewServer:
     ready_at_us: int
     failed: bool
     client_token: str | None
+    key_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,22 +203,66 @@ class SimStore:
                     return existing, False
             if refuse is not None:
                 raise CapacityError(refuse, cloud=self.cloud)
+            if new.key_name is not None and self.keypair(conn, new.key_name) is None:
+                # As a real cloud answers: the key must have been imported first.
+                raise CloudError(
+                    f"cloud {self.cloud!r}: invalid key_name provided: no keypair {new.key_name!r}",
+                    cloud=self.cloud,
+                )
             self._check_quota(conn, new.vcpus)
             host = self._place(conn, new)
             conn.execute(
                 "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
-                " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?)",
+                " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
+                " key_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?)",
                 (
                     new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
                     new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
-                    int(new.failed), new.now_us, new.client_token,
+                    int(new.failed), new.now_us, new.client_token, new.key_name,
                 ),
             )  # fmt: skip
             self._charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)
             row = self.get(conn, new.remote_id)
             assert row is not None
             return row, True
+
+    @staticmethod
+    def keypair(conn: sqlite3.Connection, name: str) -> str | None:
+        """The public key imported under `name`, if any."""
+        row = conn.execute("SELECT public_key FROM keypairs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def keypairs(conn: sqlite3.Connection) -> dict[str, str]:
+        """Every imported key: name -> public key."""
+        rows = conn.execute("SELECT name, public_key FROM keypairs ORDER BY name").fetchall()
+        return {str(n): str(k) for n, k in rows}
+
+    def import_keypair(
+        self, conn: sqlite3.Connection, name: str, public_key: str, now_us: int
+    ) -> bool:
+        """Store `public_key` as `name`; True if that changed anything.
+
+        Importing the same key again is a no-op, so a retried push is harmless; a different
+        key under the same name replaces the old one (the name is canopy's, per user and key
+        name, and a re-created keypair must win).
+        """
+        with immediate(conn):
+            current = self.keypair(conn, name)
+            if current == public_key:
+                return False
+            if current is None:
+                conn.execute(
+                    "INSERT INTO keypairs (name, public_key, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, public_key, now_us, now_us),
+                )
+            else:
+                conn.execute(
+                    "UPDATE keypairs SET public_key = ?, updated_at = ? WHERE name = ?",
+                    (public_key, now_us, name),
+                )
+            return True
 
     def _check_quota(self, conn: sqlite3.Connection, vcpus: int) -> None:
         """CloudQuotaError if one more server of `vcpus` passes the account's quotas."""

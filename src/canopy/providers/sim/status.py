@@ -88,6 +88,7 @@ class ServerRow:
     updated_at: int
     deleted_at: int | None
     client_token: str | None
+    key_name: str | None = None  # the cloud keypair the server was booted with
 
 
 def native_status(row: ServerRow, now_us: int) -> NativeStatus:

@@ -1,0 +1,102 @@
+"""Run every benchmark scenario and print one results table (`make bench`).
+
+Scenarios, each also runnable alone:
+
+- scheduler_pure  the pure scheduler, no database   (.venv/bin/python bench/scheduler_pure.py)
+- scheduler       placement with claims, SQLite and PostgreSQL  (python -m bench.scheduler)
+- end_to_end      1,000 boots through the controllers  (python -m bench.end_to_end)
+- end_to_end_cpu  CPU per controller step, each alone (python -m bench.end_to_end --breakdown);
+                  a diagnostic, not in the default set: `--only end_to_end_cpu` or `--all`
+
+`--only NAME ...` runs a subset; `--markdown` also prints the table as Markdown, for
+BENCHMARKS.md. Every ratio compares a figure with a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from bench import end_to_end, scheduler, scheduler_pure
+from bench.common import (
+    Result,
+    fmt,
+    fmt_ratio,
+    machine,
+    pg_version,
+    print_machine,
+    quiet_logs,
+    table,
+)
+
+SCENARIOS = ("scheduler_pure", "scheduler", "end_to_end")
+EXTRA = ("end_to_end_cpu",)
+
+
+def pure_results() -> list[Result]:
+    """The existing micro-benchmark, as rows: with apply_claim vs a fixed snapshot."""
+    us = scheduler_pure.calibration()
+    out = []
+    for n in (5, 50):
+        fixed, claimed = scheduler_pure.bench(n)
+        out.append(
+            Result(
+                "scheduler_pure",
+                f"{n} clouds, with apply_claim",
+                claimed,
+                "decisions/s",
+                baseline=fixed,
+                baseline_name="fixed snapshot",
+                note=f"best of 5, CPU time; calibration sum(range(1000)) = {us:.1f} us",
+            )
+        )
+    return out
+
+
+def markdown(results: list[Result]) -> str:
+    lines = [
+        "| scenario | case | figure | baseline (same run) | ratio | note |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in results:
+        base = f"{fmt(r.baseline)} ({r.baseline_name})" if r.baseline is not None else "-"
+        ratio = fmt_ratio(r.ratio)
+        lines.append(
+            f"| {r.scenario} | {r.case} | {fmt(r.value)} {r.unit} | {base} | {ratio} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the canopy benchmarks.")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS + EXTRA, default=list(SCENARIOS))
+    parser.add_argument("--all", action="store_true", help="the default set and the extras")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = parser.parse_args()
+    quiet_logs()
+    print_machine(machine(asyncio.run(pg_version())))
+    results: list[Result] = []
+    started = time.perf_counter()
+    names = list(SCENARIOS + EXTRA) if args.all else args.only
+    for name in names:
+        t0 = time.perf_counter()
+        print(f"\n== {name}", flush=True)
+        if name == "scheduler_pure":
+            results += pure_results()
+        elif name == "scheduler":
+            results += asyncio.run(scheduler.run())
+        elif name == "end_to_end":
+            results += asyncio.run(end_to_end.run())
+        else:
+            results += asyncio.run(end_to_end.breakdown())
+        print(f"   ({time.perf_counter() - t0:.0f}s)", flush=True)
+    print(f"\nall scenarios: {time.perf_counter() - started:.0f}s\n")
+    print(table(results))
+    if args.markdown:
+        print()
+        print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Tokens: `POST /v3/auth/tokens` (password or token method; project scope or none),
+validate (GET/HEAD), revoke (DELETE), and the projects a token's user may scope to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.api.deps import ClockDep, DatabaseDep, ReadSessionDep, SessionDep, SettingsDep
+from canopy.api.identity.catalog import build_catalog
+from canopy.api.identity.common import (
+    V3,
+    HolderDep,
+    authorize,
+    collection_links,
+    domain_ref,
+    iso,
+)
+from canopy.api.identity.projects import project_view
+from canopy.config import Settings
+from canopy.domain.errors import InvalidRequest, NotFound, Unauthorized
+from canopy.services import identity
+from canopy.services.identity import ROLE_IDS, TokenInfo
+from canopy.store.models import Project, User
+
+router = APIRouter(tags=["identity"])
+
+TOKENS = V3 + "/auth/tokens"
+_UNSUPPORTED_SCOPE = (
+    "Canopy issues project-scoped and unscoped tokens only; {kind} scope is not supported. "
+    "Ask for a project scope (e.g. --os-project-name) instead."
+)
+
+
+def token_body(
+    info: TokenInfo, settings: Settings, *, catalog: bool, parent_audit_id: str | None = None
+) -> dict[str, Any]:
+    """Keystone's token document."""
+    token: dict[str, Any] = {
+        "methods": list(info.methods),
+        "user": {
+            "id": info.user_id,
+            "name": info.user_name,
+            "domain": domain_ref(),
+            "password_expires_at": None,
+        },
+        "audit_ids": [info.audit_id, *([parent_audit_id] if parent_audit_id else [])],
+        "expires_at": iso(info.expires_at),
+        "issued_at": iso(info.issued_at),
+        "roles": [{"id": ROLE_IDS[r], "name": r} for r in info.roles],
+        "is_domain": False,
+    }
+    if info.project_id is not None:
+        token["project"] = {
+            "id": info.project_id,
+            "name": info.project_name,
+            "domain": domain_ref(),
+        }
+    if catalog:
+        token["catalog"] = build_catalog(settings)
+    return {"token": token}
+
+
+def _obj(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            f"Expecting to find {key} in {where}. The server could not comply "
+            "with the request since it is either malformed or otherwise "
+            "incorrect. The client is assumed to be in error."
+        )
+    return value
+
+
+def _str(parent: dict[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Invalid input for field '{key}': {value!r} is not a string.")
+    return value
+
+
+def _domain(ref: dict[str, Any], what: str) -> None:
+    """A name needs its domain (Keystone's rule); only Default exists."""
+    dom = _obj(ref, "domain", what)
+    did, dname = _str(dom, "id"), _str(dom, "name")
+    if did is None and dname is None:
+        raise InvalidRequest(f"Expecting to find id or name in domain of {what}.")
+    identity.check_domain(did, dname)
+
+
+async def _password_user(s: AsyncSession, ident: dict[str, Any]) -> User:
+    user = _obj(_obj(ident, "password", "identity"), "user", "password")
+    password = _str(user, "password")
+    if password is None:
+        raise InvalidRequest("Expecting to find password in user.")
+    uid, name = _str(user, "id"), _str(user, "name")
+    if uid is None:
+        if name is None:
+            raise InvalidRequest("Expecting to find id or name in user.")
+        _domain(user, "user")
+    return await identity.authenticate_password(s, password, user_id=uid, name=name)
+
+
+async def _scope(s: AsyncSession, auth: dict[str, Any], user: User) -> Project | None:
+    scope = auth.get("scope")
+    if scope is None:
+        return await identity.default_scope(s, user)
+    if scope == "unscoped":
+        return None
+    if not isinstance(scope, dict):
+        raise InvalidRequest("Invalid input for field 'scope': expected an object.")
+    for kind in ("domain", "system", "OS-TRUST:trust"):
+        if kind in scope:
+            raise Unauthorized(_UNSUPPORTED_SCOPE.format(kind=kind.split(":")[-1]))
+    ref = _obj(scope, "project", "scope")
+    pid, name = _str(ref, "id"), _str(ref, "name")
+    if pid is None:
+        if name is None:
+            raise InvalidRequest("Expecting to find id or name in project.")
+        _domain(ref, "project")
+    try:
+        return await identity.find_project(s, id=pid, name=name)
+    except NotFound as e:
+        raise Unauthorized(str(e)) from None
+
+
+@router.post(TOKENS, status_code=201)
+async def issue(
+    request: Request,
+    body: Annotated[dict[str, Any], Body()],
+    db: DatabaseDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> JSONResponse:
+    """Authenticate (password or token) and issue a token for the requested scope."""
+    auth = _obj(body, "auth", "request body")
+    ident = _obj(auth, "identity", "auth")
+    methods = ident.get("methods")
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise InvalidRequest("Expecting to find methods in identity: a non-empty list.")
+    unsupported = [m for m in methods if m not in ("password", "token")]
+    if unsupported:
+        raise Unauthorized(
+            f"Attempted to authenticate with an unsupported method: {unsupported[0][:40]}."
+        )
+    now = clock.now()
+    # Checking the password (Argon2, ~30 ms) happens in a read transaction, so it never
+    # holds SQLite's single write lock; only the insert of the token does.
+    async with db.read() as s:
+        user: User | None = None
+        parent: TokenInfo | None = None
+        if "token" in methods:
+            value = _str(_obj(ident, "token", "identity"), "id")
+            if not value:
+                raise InvalidRequest("Expecting to find id in token.")
+            parent = await identity.validate_token(s, value, now)
+            user = await identity.find_user(s, id=parent.user_id)
+        if "password" in methods:
+            by_password = await _password_user(s, ident)
+            if user is not None and by_password.id != user.id:
+                raise Unauthorized("The methods given authenticate different users.")
+            user = by_password
+        assert user is not None
+        project = await _scope(s, auth, user)
+    all_methods = tuple(dict.fromkeys([*methods, *(parent.methods if parent else ())]))
+    async with db.session() as s:
+        value, info = await identity.issue_token(
+            s,
+            user,
+            project,
+            now,
+            settings.identity.token_ttl_seconds,
+            methods=all_methods,
+            # A token made from a token lives no longer than its parent (Keystone's rule).
+            expires_at=parent.expires_at if parent else None,
+        )
+    catalog = "nocatalog" not in request.query_params
+    parent_audit = parent.audit_id if parent else None
+    doc = token_body(info, settings, catalog=catalog, parent_audit_id=parent_audit)
+    return JSONResponse(doc, status_code=201, headers={"X-Subject-Token": value})
+
+
+async def _subject(
+    request: Request, s: AsyncSession, holder: TokenInfo, now: datetime
+) -> TokenInfo:
+    value = request.headers.get("x-subject-token")
+    if not value:
+        raise InvalidRequest("Missing header X-Subject-Token: the token to look at.")
+    subject = await identity.token_record(s, value, now)
+    authorize(holder, "validate_token", allowed=subject.user_id == holder.user_id)
+    return subject
+
+
+@router.get(TOKENS)
+async def validate(
+    request: Request, holder: HolderDep, s: ReadSessionDep, settings: SettingsDep, clock: ClockDep
+) -> JSONResponse:
+    """The subject token's document (404 if it is unknown, expired or revoked)."""
+    subject = await _subject(request, s, holder, clock.now())
+    catalog = "nocatalog" not in request.query_params
+    headers = {"X-Subject-Token": request.headers["x-subject-token"]}
+    return JSONResponse(token_body(subject, settings, catalog=catalog), headers=headers)
+
+
+@router.head(TOKENS, status_code=200)
+async def check(
+    request: Request, holder: HolderDep, s: ReadSessionDep, clock: ClockDep
+) -> Response:
+    """200 if the subject token is valid, else 404."""
+    await _subject(request, s, holder, clock.now())
+    return Response(
+        status_code=200, headers={"X-Subject-Token": request.headers["x-subject-token"]}
+    )
+
+
+@router.delete(TOKENS, status_code=204)
+async def revoke(request: Request, holder: HolderDep, s: SessionDep, clock: ClockDep) -> Response:
+    """Revoke the subject token; it is unusable from now on."""
+    await _subject(request, s, holder, clock.now())
+    await identity.revoke_token(s, request.headers["x-subject-token"])
+    return Response(status_code=204)
+
+
+@router.get(V3 + "/auth/projects")
+async def auth_projects(request: Request, holder: HolderDep, s: ReadSessionDep) -> dict[str, Any]:
+    """The enabled projects the token's user may scope a token to."""
+    projects = await identity.user_projects(s, holder.user_id)
+    return {
+        "projects": [project_view(request, p) for p in projects if p.enabled],
+        "links": collection_links(request),
+    }
+
+
+@router.get(V3 + "/auth/domains")
+async def auth_domains(request: Request, holder: HolderDep) -> dict[str, Any]:
+    """No domain-scoped tokens in canopy: always empty."""
+    return {"domains": [], "links": collection_links(request)}
+
+
+@router.get(V3 + "/auth/system")
+async def auth_system(request: Request, holder: HolderDep) -> dict[str, Any]:
+    """No system-scoped tokens in canopy: always empty."""
+    return {"system": [], "links": collection_links(request)}
