@@ -13,7 +13,7 @@ from canopy.api.compute import compute_router
 from canopy.api.compute.microversion import install_headers
 from canopy.api.errors import install_error_handlers
 from canopy.api.identity import identity_router, install_identity
-from canopy.api.image import image_router
+from canopy.api.image import image_router, install_image
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
@@ -39,6 +39,7 @@ def create_app(
     install_error_handlers(app)
     install_headers(app)
     install_identity(app)
+    install_image(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())

@@ -7,7 +7,7 @@ here by name or id before they boot a server.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, FastAPI
 
 from canopy.api.errors import add_fault_format
 from canopy.api.image import images, schemas, versions
@@ -16,23 +16,17 @@ from canopy.api.image.faults import glance_fault
 PREFIX = "/image"
 
 
-def install_fault_format(request: Request) -> None:
-    """Glance's fault body for everything under /image (registered once per app).
-
-    `create_app` should call `add_fault_format(app, PREFIX, glance_fault)` itself; until it
-    does, the first request under /image registers it here, before any check can fail.
-    """
-    formats = getattr(request.app.state, "fault_formats", None)
-    if formats is not None and all(prefix != PREFIX for prefix, _ in formats):
-        add_fault_format(request.app, PREFIX, glance_fault)
+def install_image(app: FastAPI) -> None:
+    """Glance's fault body for everything under /image."""
+    add_fault_format(app, PREFIX, glance_fault)
 
 
 def image_router() -> APIRouter:
-    router = APIRouter(dependencies=[Depends(install_fault_format)], tags=["image"])
+    router = APIRouter(tags=["image"])
     router.include_router(versions.router, prefix=PREFIX)
     router.include_router(schemas.router, prefix=f"{PREFIX}/v2")
     router.include_router(images.router, prefix=f"{PREFIX}/v2")
     return router
 
 
-__all__ = ["PREFIX", "glance_fault", "image_router"]
+__all__ = ["PREFIX", "glance_fault", "image_router", "install_image"]
