@@ -174,7 +174,8 @@ async def register(
     unknown = sorted(set(mapping) - known)
     if unknown:
         raise InvalidRequest(
-            f"Unknown cloud(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}."
+            f"Invalid input for field/attribute map: unknown cloud(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known)) or 'none'}."
         )
     image_id = image_id or str(uuid.uuid4())
     if await s.get(Image, image_id) is not None:

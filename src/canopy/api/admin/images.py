@@ -11,13 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.admin.common import FAULTS, Strict, could_be_cloud, could_be_id
 from canopy.api.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, wake_after_commit
 from canopy.api.pagination import DEFAULT_LIMIT, LimitQuery, MarkerQuery, Page, paginate
-from canopy.domain.errors import Conflict, InvalidRequest, NotFound
+from canopy.domain.errors import InvalidRequest, NotFound
+from canopy.services import images as images_service
 from canopy.store.models import Cloud, Image, ImageMapping
 
 router = APIRouter(tags=["images"], responses=FAULTS)
@@ -121,42 +122,15 @@ async def show_image(image_id: str, s: ReadSessionDep) -> ImageView:
 
 @router.post("/images", status_code=201, summary="Register an image and its mappings")
 async def register_image(body: ImageCreate, s: SessionDep, clock: ClockDep) -> ImageView:
-    if s.get_bind().dialect.name == "postgresql":
-        await s.execute(select(func.pg_advisory_xact_lock(_REGISTER_LOCK)))
-    known = set((await s.execute(select(Cloud.name))).scalars())
-    unknown = sorted(set(body.map) - known)
-    if unknown:
-        raise InvalidRequest(
-            f"Invalid input for field/attribute map: unknown cloud(s) {', '.join(unknown)}."
-        )
-    image_id = str(body.id or uuid.uuid4())
-    if await s.get(Image, image_id) is not None:
-        raise Conflict(f"An image with id {image_id} already exists.")
-    dup = await s.execute(select(Image.id).where(Image.name == body.name).limit(1))
-    if dup.scalar_one_or_none() is not None:
-        raise Conflict(f"An image named {body.name!r} already exists.")
-    now = clock.now()
-    img = Image(
-        id=image_id,
+    img = await images_service.register(
+        s,
         name=body.name,
-        status="active",
-        visibility="public",
-        owner=None,
-        min_disk=0,
-        min_ram=0,
-        disk_format="qcow2",
-        container_format="bare",
-        any_sim=True,
-        created_at=now,
-        updated_at=now,
+        mapping=body.map,
+        now=clock.now(),
+        image_id=str(body.id) if body.id else None,
     )
-    s.add(img)
-    await s.flush()
-    for cloud, remote in sorted(body.map.items()):
-        s.add(ImageMapping(cloud=cloud, image_id=image_id, remote_image=remote))
-    await s.flush()
     wake_after_commit(s)  # servers waiting for this image on some cloud may now fit
-    return await _one(s, image_id)
+    return await _one(s, img.id)
 
 
 @router.put("/images/{image_id}/map/{cloud}", summary="Map an image onto one cloud")
