@@ -30,8 +30,8 @@ from .procs import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
-SIM = """boot_seconds = 0.6
-boot_jitter = 0.4
+SIM = """boot_seconds = 3.0
+boot_jitter = 0.5
 api_latency_ms = 8
 latency_jitter = 0.5
 action_seconds = 0.2
@@ -116,7 +116,7 @@ async def test_kill_minus_nine_at_random_moments_converges(db_url: str, tmp_path
         busy_kills = 0
         for round_ in range(6):
             # A worker takes about a second to start; kill it while it is doing work.
-            await asyncio.sleep(rng.uniform(1.5, 3.5))
+            await asyncio.sleep(rng.uniform(1.2, 2.5))
             if round_ == 1:
                 for sid in doomed:  # deletes arrive while servers are mid-boot
                     await svc.delete(ctx, sid)

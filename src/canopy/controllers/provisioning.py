@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,12 +34,13 @@ from canopy.domain.states import Ability, Phase, ServerStatus, TaskState
 from canopy.providers.base import Compute
 from canopy.services.keypairs import remote_key_name
 from canopy.store.claims import release_claim
-from canopy.store.events import add_event
+from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.models import (
     Cloud,
     Flavor,
     FlavorMapping,
     ImageMapping,
+    InstanceActionEvent,
     Keypair,
     KeypairPush,
     Server,
@@ -79,6 +80,9 @@ def _keypair_importer(driver: Compute) -> KeypairImporter | None:
     return None
 
 
+_Record = tuple[str, str, RemoteServer, "asyncio.Future[None]"]
+
+
 class ProvisioningController(LeasedTaskController):
     name = "provisioning"
 
@@ -87,6 +91,8 @@ class ProvisioningController(LeasedTaskController):
         # One import per keypair and cloud at a time in this worker: servers booting with
         # the same new key wait for the first push instead of repeating it.
         self._push_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._records: list[_Record] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     def where(self) -> list[Any]:
         return [Server.phase.in_([Phase.CREATE, Phase.RESCHEDULE])]
@@ -243,34 +249,89 @@ class ProvisioningController(LeasedTaskController):
             await self._created(server.id, cloud, remote)
 
     async def _created(self, sid: str, cloud: str, remote: RemoteServer) -> None:
+        """Record a create; creates finishing together share one transaction.
+
+        Until it is recorded, a created server exists only in the cloud (tagged with its
+        canopy id) and as `create_requested_at` in its row: if this worker dies now, the
+        lease expires and the retried create, or sync's adoption, finds it by that id.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append((sid, cloud, remote, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_all())
+        await done
+
+    async def _record_all(self) -> None:
+        while self._records:
+            batch, self._records = self._records, []
+            try:
+                await self._record(batch)
+            except BaseException as e:
+                for *_, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+            else:
+                for *_, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def _record(self, batch: list[_Record]) -> None:
         rt = self.rt
         now = rt.clock.now()
+        ids = [sid for sid, *_ in batch]
         async with rt.db.session() as s:
-            server = await locked(s, sid)
-            if server is None:
-                return
-            if server.cloud == cloud and server.remote_id is None:
-                server.remote_id = remote.remote_id
-                server.remote_recorded_at = now
-            if server.phase == Phase.CREATE and server.cloud == cloud:
-                server.phase = Phase.CONVERGE
-                server.retries = 0
-                server.updated_at = now
-                await add_event(
-                    s,
-                    server_id=sid,
-                    action="create",
-                    event=f"spawn (attempt {server.attempts})",
-                    result="Success",
-                    details=f"created {remote.remote_id} on {cloud}",
-                    host=cloud,
-                    now=now,
-                )
-                apply_observation(
-                    server, remote.state, now, fault=remote.fault, addresses=remote.addresses
-                )
-            await release_lease(s, sid, rt.worker_id)
-        CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc()
+            rows = {
+                r.id: r
+                for r in (
+                    await s.execute(
+                        select(Server)
+                        .where(Server.id.in_(ids))
+                        .order_by(Server.id)
+                        .with_for_update()
+                        .execution_options(populate_existing=True)
+                    )
+                ).scalars()
+            }
+            actions = await latest_action_ids(s, ids, "create")
+            events: list[dict[str, Any]] = []
+            with s.no_autoflush:
+                for sid, cloud, remote, _ in batch:
+                    server = rows.get(sid)
+                    if server is None:
+                        continue
+                    if server.cloud == cloud and server.remote_id is None:
+                        server.remote_id = remote.remote_id
+                        server.remote_recorded_at = now
+                    if server.phase == Phase.CREATE and server.cloud == cloud:
+                        server.phase = Phase.CONVERGE
+                        server.retries = 0
+                        server.updated_at = now
+                        if sid in actions:
+                            events.append(
+                                event_row(
+                                    actions[sid],
+                                    event=f"spawn (attempt {server.attempts})",
+                                    result="Success",
+                                    details=f"created {remote.remote_id} on {cloud}",
+                                    host=cloud,
+                                    now=now,
+                                )
+                            )
+                        apply_observation(
+                            server,
+                            remote.state,
+                            now,
+                            fault=remote.fault,
+                            addresses=remote.addresses,
+                        )
+                    if server.claimed_by == rt.worker_id:
+                        server.claimed_by = None
+                        server.claim_expires_at = None
+            if events:
+                await s.execute(insert(InstanceActionEvent), events)
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))
 
     async def _transient(self, sid: str, cloud: str, err: CloudError) -> None:
         rt = self.rt
