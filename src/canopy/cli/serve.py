@@ -40,6 +40,8 @@ class _Server(uvicorn.Server):
 def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # Event loops without signal support (Windows) raise NotImplementedError; there
+        # Ctrl-C still ends the process through KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
 

@@ -228,17 +228,7 @@ class ServerService:
             if name is not None:
                 server.name = name
             if set_description:
-                hints = dict(server.hints or {})
-                extras = dict(hints.get(EXTRAS_KEY) or {})
-                if description is None:
-                    extras.pop("description", None)
-                else:
-                    extras["description"] = description
-                if extras:
-                    hints[EXTRAS_KEY] = extras
-                else:
-                    hints.pop(EXTRAS_KEY, None)
-                server.hints = hints
+                _set_extra(server, "description", description)
             server.updated_at = self.clock.now()
             return server
 
@@ -254,17 +244,7 @@ class ServerService:
         clean = _validate_tags(tags)
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
-            hints = dict(server.hints or {})
-            extras = dict(hints.get(EXTRAS_KEY) or {})
-            if clean:
-                extras["tags"] = list(clean)
-            else:
-                extras.pop("tags", None)
-            if extras:
-                hints[EXTRAS_KEY] = extras
-            else:
-                hints.pop(EXTRAS_KEY, None)
-            server.hints = hints
+            _set_extra(server, "tags", list(clean) if clean else None)
             server.updated_at = self.clock.now()
             return server
 
@@ -654,6 +634,21 @@ def _validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
     return tuple(out)
+
+
+def _set_extra(server: Server, key: str, value: Any) -> None:
+    """Set (or, with None, remove) one of the server's extra fields kept in its hints."""
+    hints = dict(server.hints or {})
+    extras = dict(hints.get(EXTRAS_KEY) or {})
+    if value is None:
+        extras.pop(key, None)
+    else:
+        extras[key] = value
+    if extras:
+        hints[EXTRAS_KEY] = extras
+    else:
+        hints.pop(EXTRAS_KEY, None)
+    server.hints = hints
 
 
 def _validate_create(req: CreateServer) -> None:
