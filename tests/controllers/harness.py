@@ -4,12 +4,13 @@ clock, the controllers and the service layer. Time moves only when the test says
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from canopy.bootstrap import ensure_project, seed
 from canopy.config import Settings, load_settings
@@ -113,3 +114,19 @@ async def make_plane(
     project = await ensure_project(db, clock, "demo", quotas=unlimited)
     ctx = RequestContext(project_id=project, user_id="u1", roles=frozenset({"member"}))
     return Plane(settings, db, clock, rt, Worker(rt), ServerService(db, settings, clock), ctx)
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement the database runs inside the block, whitespace folded."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -25,10 +25,7 @@ def apply_observation(
     server.observed_state = state.value
     server.observed_at = observed_at
     if addresses:
-        server.addresses = {
-            net: [{"addr": a, "version": 6 if ":" in a else 4} for a in addrs]
-            for net, addrs in addresses.items()
-        }
+        server.addresses = address_view(addresses)
     if server.action_at is not None and observed_at <= server.action_at:
         return None  # taken before our last action: says nothing about its outcome
     phase = server.phase
@@ -63,6 +60,14 @@ def apply_observation(
         if state == RemoteState.ERROR:
             return _error(server, observed_at, fault)
     return None
+
+
+def address_view(addresses: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
+    """A cloud's addresses per network as the row (and Nova's `addresses`) keeps them."""
+    return {
+        net: [{"addr": a, "version": 6 if ":" in a else 4} for a in addrs]
+        for net, addrs in addresses.items()
+    }
 
 
 def _steady(server: Any, status: ServerStatus, now: datetime) -> None:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
@@ -47,72 +47,85 @@ class PlacementController:
 
     async def run_once(self) -> int:
         """Place one batch; returns how many servers it looked at."""
+        now = self.rt.clock.now()
+        async with self.rt.db.read() as s:  # most passes find nothing: no write lock for that
+            waiting = await s.execute(
+                select(Server.id).where(Server.phase == Phase.SCHEDULE, _due(now)).limit(1)
+            )
+            if waiting.first() is None:
+                return 0
+        async with self.rt.db.session() as s:
+            seen, placed = await self._place_batch(s)
+        if placed:
+            self.rt.notify("provisioning")  # committed: the servers are ready to create
+        return seen
+
+    async def _place_batch(self, s: AsyncSession) -> tuple[int, int]:
+        """(servers looked at, servers placed) for one batch, in the caller's transaction."""
         rt = self.rt
         now = rt.clock.now()
-        async with rt.db.session() as s:
-            due = (Server.next_attempt_at.is_(None)) | (Server.next_attempt_at <= now)
-            servers = list(
-                (
-                    await s.execute(
-                        select(Server)
-                        .where(Server.phase == Phase.SCHEDULE, due)
-                        .order_by(Server.created_at, Server.id)
-                        .limit(rt.settings.controllers.batch_size)
-                        .with_for_update(skip_locked=True)
+        servers = list(
+            (
+                await s.execute(
+                    select(Server)
+                    .where(Server.phase == Phase.SCHEDULE, _due(now))
+                    .order_by(Server.created_at, Server.id)
+                    .limit(rt.settings.controllers.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+        )
+        if not servers:
+            return 0, 0
+        clouds = {
+            c.name: c
+            for c in (
+                await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
+            ).scalars()
+        }
+        snaps = await _snapshots(s, clouds, now)
+        flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
+        groups = await _groups(s, servers)
+        actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
+        placements: list[dict[str, Any]] = []
+        claims: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        # Rows are written in bulk at the end; no statement is needed before then.
+        with s.no_autoflush:
+            for server in servers:
+                flavor = flavors[server.flavor_id]
+                req = _request(server, flavor, groups)
+                decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
+                if decision.cloud is None:
+                    await self._unplaced(s, server, decision)
+                    PLACEMENTS.labels(result="unplaced", cloud="").inc()
+                    continue
+                chosen = decision.cloud
+                apply_claim(snaps[chosen], req)
+                price = snaps[chosen].price_per_hour.get(flavor.name, 0.0)
+                claims.append(
+                    claim_row(
+                        clouds[chosen],
+                        server_id=server.id,
+                        vcpus=flavor.vcpus,
+                        ram_mb=flavor.ram_mb,
+                        disk_gb=flavor.disk_gb,
+                        price_per_hour=price,
+                        now=now,
                     )
-                ).scalars()
-            )
-            if not servers:
-                return 0
-            clouds = {
-                c.name: c
-                for c in (
-                    await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
-                ).scalars()
-            }
-            snaps = await _snapshots(s, clouds, now)
-            flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
-            groups = await _groups(s, servers)
-            actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
-            placements: list[dict[str, Any]] = []
-            claims: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            # Rows are written in bulk at the end; no statement is needed before then.
-            with s.no_autoflush:
-                for server in servers:
-                    flavor = flavors[server.flavor_id]
-                    req = _request(server, flavor, groups)
-                    decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
-                    if decision.cloud is None:
-                        await self._unplaced(s, server, decision)
-                        PLACEMENTS.labels(result="unplaced", cloud="").inc()
-                        continue
-                    chosen = decision.cloud
-                    apply_claim(snaps[chosen], req)
-                    price = snaps[chosen].price_per_hour.get(flavor.name, 0.0)
-                    claims.append(
-                        claim_row(
-                            clouds[chosen],
-                            server_id=server.id,
-                            vcpus=flavor.vcpus,
-                            ram_mb=flavor.ram_mb,
-                            disk_gb=flavor.disk_gb,
-                            price_per_hour=price,
-                            now=now,
-                        )
-                    )
-                    if server.group_id:
-                        groups[server.group_id][1].append(chosen)
-                    self._placed(server, decision, now, placements, events, actions)
-                    PLACEMENTS.labels(result="placed", cloud=chosen).inc()
-            for model, rows in (
-                (Placement, placements),
-                (Claim, claims),
-                (InstanceActionEvent, events),
-            ):
-                if rows:
-                    await s.execute(insert(model), rows)
-            return len(servers)
+                )
+                if server.group_id:
+                    groups[server.group_id][1].append(chosen)
+                self._placed(server, decision, now, placements, events, actions)
+                PLACEMENTS.labels(result="placed", cloud=chosen).inc()
+        for model, rows in (
+            (Placement, placements),
+            (Claim, claims),
+            (InstanceActionEvent, events),
+        ):
+            if rows:
+                await s.execute(insert(model), rows)
+        return len(servers), len(claims)
 
     def _placed(
         self,
@@ -229,6 +242,10 @@ class PlacementController:
             details=message,
             now=now,
         )
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return Server.next_attempt_at.is_(None) | (Server.next_attempt_at <= now)
 
 
 async def _snapshots(

@@ -18,6 +18,7 @@ from canopy.telemetry import CONTROLLER_STEPS
 
 class PowerController(LeasedTaskController):
     name = "power"
+    unplaced = True
 
     def where(self) -> list[Any]:
         return [Server.phase.in_([Phase.POWER, Phase.DELETE])]

@@ -11,9 +11,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,6 +82,33 @@ def _keypair_importer(driver: Compute) -> KeypairImporter | None:
 
 
 _Record = tuple[str, str, RemoteServer, "asyncio.Future[None]"]
+_RECORD_WINDOW = 0.02  # seconds a finished create waits for others to share its transaction
+# What recording a create reads and may change: `apply_observation`'s fields and the lease.
+_RECORD_COLUMNS = (
+    Server.id,
+    Server.cloud,
+    Server.remote_id,
+    Server.remote_recorded_at,
+    Server.phase,
+    Server.attempts,
+    Server.retries,
+    Server.updated_at,
+    Server.claimed_by,
+    Server.claim_expires_at,
+    Server.status,
+    Server.task_state,
+    Server.desired_state,
+    Server.observed_state,
+    Server.observed_at,
+    Server.action_at,
+    Server.reboot_requested,
+    Server.reboot_done,
+    Server.launched_at,
+    Server.addresses,
+    Server.fault_code,
+    Server.fault_message,
+    Server.fault_at,
+)
 
 
 class ProvisioningController(LeasedTaskController):
@@ -263,6 +291,9 @@ class ProvisioningController(LeasedTaskController):
 
     async def _record_all(self) -> None:
         while self._records:
+            # Group commit: creates finish about together, so a moment's wait lets one
+            # transaction record many of them instead of one or two.
+            await asyncio.sleep(_RECORD_WINDOW)
             batch, self._records = self._records, []
             try:
                 await self._record(batch)
@@ -278,57 +309,55 @@ class ProvisioningController(LeasedTaskController):
                         fut.set_result(None)
 
     async def _record(self, batch: list[_Record]) -> None:
+        """Record finished creates: Core statements on the columns involved, no ORM rows."""
         rt = self.rt
         now = rt.clock.now()
         ids = [sid for sid, *_ in batch]
         async with rt.db.session() as s:
-            rows = {
-                r.id: r
-                for r in (
-                    await s.execute(
-                        select(Server)
-                        .where(Server.id.in_(ids))
-                        .order_by(Server.id)
-                        .with_for_update()
-                        .execution_options(populate_existing=True)
-                    )
-                ).scalars()
-            }
+            found = await s.execute(
+                select(*_RECORD_COLUMNS)
+                .where(Server.id.in_(ids))
+                .order_by(Server.id)
+                .with_for_update()
+            )
+            rows = {row.id: row for row in found}
             actions = await latest_action_ids(s, ids, "create")
             events: list[dict[str, Any]] = []
-            with s.no_autoflush:
-                for sid, cloud, remote, _ in batch:
-                    server = rows.get(sid)
-                    if server is None:
-                        continue
-                    if server.cloud == cloud and server.remote_id is None:
-                        server.remote_id = remote.remote_id
-                        server.remote_recorded_at = now
-                    if server.phase == Phase.CREATE and server.cloud == cloud:
-                        server.phase = Phase.CONVERGE
-                        server.retries = 0
-                        server.updated_at = now
-                        if sid in actions:
-                            events.append(
-                                event_row(
-                                    actions[sid],
-                                    event=f"spawn (attempt {server.attempts})",
-                                    result="Success",
-                                    details=f"created {remote.remote_id} on {cloud}",
-                                    host=cloud,
-                                    now=now,
-                                )
+            changes: list[dict[str, Any]] = []
+            for sid, cloud, remote, _ in batch:
+                row = rows.get(sid)
+                if row is None:
+                    continue
+                new = SimpleNamespace(**row._asdict())
+                if row.cloud == cloud and row.remote_id is None:
+                    new.remote_id = remote.remote_id
+                    new.remote_recorded_at = now
+                if row.phase == Phase.CREATE and row.cloud == cloud:
+                    new.phase = Phase.CONVERGE
+                    new.retries = 0
+                    new.updated_at = now
+                    if sid in actions:
+                        events.append(
+                            event_row(
+                                actions[sid],
+                                event=f"spawn (attempt {row.attempts})",
+                                result="Success",
+                                details=f"created {remote.remote_id} on {cloud}",
+                                host=cloud,
+                                now=now,
                             )
-                        apply_observation(
-                            server,
-                            remote.state,
-                            now,
-                            fault=remote.fault,
-                            addresses=remote.addresses,
                         )
-                    if server.claimed_by == rt.worker_id:
-                        server.claimed_by = None
-                        server.claim_expires_at = None
+                    apply_observation(
+                        new, remote.state, now, fault=remote.fault, addresses=remote.addresses
+                    )
+                if row.claimed_by == rt.worker_id:
+                    new.claimed_by = None
+                    new.claim_expires_at = None
+                values = {k: v for k, v in vars(new).items() if k != "id" and v != getattr(row, k)}
+                if values:
+                    changes.append({"id": sid, **values})
+            if changes:  # ORM bulk UPDATE by primary key: one executemany per set of columns
+                await s.execute(update(Server), changes)
             if events:
                 await s.execute(insert(InstanceActionEvent), events)
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))
@@ -348,9 +377,14 @@ class ProvisioningController(LeasedTaskController):
                 await self._fail_attempt(
                     s, server, cloud, f"kept failing ({server.retries} tries): {err}", False
                 )
-                return
-            server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
-            await release_lease(s, sid, rt.worker_id)
+                gave_up = True
+            else:
+                server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
+                await release_lease(s, sid, rt.worker_id)
+                gave_up = False
+        if gave_up:
+            self.rt.notify("placement")
+            return
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="transient").inc()
 
     async def _attempt_failed(self, sid: str, cloud: str, error: str, *, blocklist: bool) -> None:
@@ -362,6 +396,7 @@ class ProvisioningController(LeasedTaskController):
             if server.phase not in (Phase.CREATE, Phase.RESCHEDULE) or server.cloud != cloud:
                 return  # deleted meanwhile: the delete path releases the claim
             await self._fail_attempt(s, server, cloud, error, blocklist)
+        self.rt.notify("placement")  # committed: back in phase schedule (or failed)
 
     async def _fail_attempt(
         self, s: AsyncSession, server: Server, cloud: str, error: str, blocklist: bool

@@ -37,12 +37,28 @@ class Runtime:
     clock: Clock
     worker_id: str = field(default_factory=worker_identity)
     rng: random.Random = field(default_factory=random.Random)
+    # Set from outside the controllers (the API after a commit): every loop looks for work.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _signals: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for cloud in self.settings.clouds:
             self._limits[cloud.name] = asyncio.Semaphore(cloud.concurrency)
+
+    def signal(self, loop: str) -> asyncio.Event:
+        """The event the controller loop `loop` waits on when it is idle."""
+        return self._signals.setdefault(loop, asyncio.Event())
+
+    def notify(self, *loops: str) -> None:
+        """Tell the named controller loops (all of them if none is named) to look for work.
+
+        A controller that hands work on names the next one (placement -> provisioning), so
+        a pipeline moves at once instead of at the next poll, and a loop is not woken by
+        work that is not its own.
+        """
+        for name in loops or tuple(self._signals):
+            self.signal(name).set()
 
     @property
     def lease_seconds(self) -> float:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.controllers.observe import apply_observation
+from canopy.controllers.observe import address_view, apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
@@ -40,6 +42,14 @@ class SyncController:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # When each cloud's job is next worth asking for (known from the last look at it),
+        # so an idle loop does not open a write transaction to learn it is not due yet.
+        self._not_before: dict[str, datetime] = {}
+
+    def next_due_in(self, now: datetime) -> float | None:
+        """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
+        waits = [(self._not_before.get(c, now) - now).total_seconds() for c in self.rt.drivers]
+        return max(0.0, min(waits)) if waits else None
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -53,6 +63,8 @@ class SyncController:
         rt = self.rt
         now = rt.clock.now()
         name = f"sync:{cloud}"
+        if not force and not await self._due(cloud, name, now):
+            return False
         async with rt.db.session() as s:
             job = await lease_job(
                 s, name=name, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
@@ -63,6 +75,7 @@ class SyncController:
                 return False
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
+        self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
         driver = rt.driver(cloud)
         started = rt.clock.now()
         try:
@@ -80,6 +93,32 @@ class SyncController:
                 log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
         return True
 
+    async def _due(self, cloud: str, name: str, now: datetime) -> bool:
+        """Whether the job may be due: from memory, else from a read (no write lock)."""
+        if now < self._not_before.get(cloud, now):
+            return False
+        async with self.rt.db.read() as s:
+            row = (
+                await s.execute(
+                    select(Job.next_run_at, Job.claimed_by, Job.claim_expires_at).where(
+                        Job.name == name
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return True  # never run: lease_job creates it
+        next_run, holder, expires = row
+        wait = next_run if next_run is not None and next_run > now else None
+        if holder not in (None, self.rt.worker_id) and expires is not None and expires > now:
+            wait = max(wait or expires, expires)  # another worker is on it until then
+        if wait is None:
+            return True
+        # Look again then, or sooner if the poll comes round first: another worker may have
+        # moved the job meanwhile.
+        cap = now + timedelta(seconds=self.rt.settings.controllers.sync_seconds)
+        self._not_before[cloud] = min(wait, cap)
+        return False
+
     async def _reconcile(
         self, cloud: str, job_name: str, remote: list[RemoteServer], started: datetime, full: bool
     ) -> list[str]:
@@ -87,27 +126,33 @@ class SyncController:
         now = rt.clock.now()
         overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
         leaks: list[str] = []
+        rescheduled = False
         async with rt.db.session() as s:
             ids = [r.canopy_id for r in remote if r.canopy_id]
-            # Which rows exist at all (no lock): a remote server without one is a leak.
-            exists: set[str] = set()
+            # What the rows look like (no lock, no ORM objects): most listed servers are
+            # unchanged since the last pass, and those need neither a lock nor a write.
+            light: dict[str, Any] = {}
             for chunk in _chunks(ids):
-                exists.update(
-                    (await s.execute(select(Server.id).where(Server.id.in_(chunk)))).scalars()
-                )
+                rows_ = await s.execute(select(*_LIGHT).where(Server.id.in_(chunk)))
+                light.update((row.id, row) for row in rows_)
+            busy = [
+                r.canopy_id
+                for r in remote
+                if r.canopy_id in light and not _quiet(light[r.canopy_id], r, cloud, started)
+            ]
             # The rows to change, locked; a row someone else holds is left for the next pass.
             rows: dict[str, Server] = {}
-            for chunk in _chunks(ids):
+            for chunk in _chunks(busy):
                 rows.update((r.id, r) for r in await _lock(s, Server.id.in_(chunk)))
             alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
             for r in remote:
-                if not r.canopy_id or r.canopy_id not in exists:
+                if not r.canopy_id or r.canopy_id not in light:
                     if r.state != RemoteState.DELETED:
                         leaks.append(r.remote_id)
                     continue
                 row = rows.get(r.canopy_id)
                 if row is None:
-                    continue  # busy elsewhere: next pass
+                    continue  # nothing to do, or busy elsewhere: next pass
                 if r.state == RemoteState.DELETED:
                     if row.cloud == cloud and row.remote_id == r.remote_id:
                         await self._gone(s, row, started)
@@ -139,18 +184,31 @@ class SyncController:
                     )
                     if changed:
                         row.updated_at = now
+                    rescheduled |= row.phase == Phase.RESCHEDULE
             if full:
-                candidates = await _lock(
-                    s,
-                    Server.cloud == cloud,
-                    Server.remote_id.is_not(None),
-                    Server.deleted.is_(False),
-                    Server.phase.in_([*_LIVE, Phase.DELETE]),
-                    Server.remote_recorded_at < started,
+                # Rows whose server the full list no longer shows were deleted behind our
+                # back. Find them with a light read; lock and load only those.
+                candidates = await s.execute(
+                    select(Server.id, Server.remote_id).where(
+                        Server.cloud == cloud,
+                        Server.remote_id.is_not(None),
+                        Server.deleted.is_(False),
+                        Server.phase.in_([*_LIVE, Phase.DELETE]),
+                        Server.remote_recorded_at < started,
+                    )
                 )
-                for row in candidates:
-                    if row.remote_id not in alive:
-                        await self._gone(s, row, started)
+                missing = [sid for sid, rid in candidates if rid not in alive]
+                for chunk in _chunks(missing):
+                    for row in await _lock(s, Server.id.in_(chunk)):
+                        # Checked again on the locked row: it may have moved meanwhile.
+                        if (
+                            row.cloud == cloud
+                            and row.remote_id is not None
+                            and row.remote_id not in alive
+                            and not row.deleted
+                            and row.phase in (*_LIVE, Phase.DELETE)
+                        ):
+                            await self._gone(s, row, started)
             job = await s.get(Job, job_name)
             if job is not None:
                 job.runs += 1
@@ -166,6 +224,8 @@ class SyncController:
                 c.health_message = ""
                 c.consecutive_failures = 0
                 c.last_ok_at = now
+        if rescheduled:
+            rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
 
     async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
@@ -218,6 +278,58 @@ class SyncController:
                 if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
                     c.healthy = False
         CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
+
+
+# The columns that say whether a listed server changes anything (see `_quiet`).
+_LIGHT = (
+    Server.id,
+    Server.cloud,
+    Server.remote_id,
+    Server.deleted,
+    Server.phase,
+    Server.status,
+    Server.task_state,
+    Server.desired_state,
+    Server.observed_state,
+    Server.action_at,
+    Server.reboot_requested,
+    Server.reboot_done,
+    Server.launched_at,
+    Server.addresses,
+)
+_COMPARED = tuple(c.key for c in _LIGHT)
+_SETTLED = {
+    (RemoteState.RUNNING, ServerStatus.ACTIVE),
+    (RemoteState.STOPPED, ServerStatus.SHUTOFF),
+}
+
+
+def _quiet(row: Any, r: RemoteServer, cloud: str, started: datetime) -> bool:
+    """True when the listed server `r` changes nothing in its row, judged from `row`.
+
+    The observation is applied to a copy of the row's columns, so this is the same rule
+    `apply_observation` follows, not a second one. Only `observed_at` would differ; it
+    records when the observed state last changed, so an unchanged row is not rewritten.
+    """
+    if r.state == RemoteState.DELETED or row.deleted or row.cloud != cloud:
+        return False
+    if row.remote_id != r.remote_id:
+        return False  # adoption (no remote id yet) or a second copy: handled under lock
+    if row.phase not in _LIVE and row.phase != Phase.CREATE:
+        return True  # not observed in this phase; nothing else to do
+    if row.observed_state != r.state.value:
+        return False
+    if r.addresses and address_view(r.addresses) != row.addresses:
+        return False
+    # The common cases, read off apply_observation's rules: nothing moves a row that is
+    # still pending, nor a steady row whose status already matches.
+    if r.state == RemoteState.PENDING and row.phase in (Phase.CREATE, Phase.CONVERGE):
+        return True
+    if row.phase == Phase.STEADY and (r.state, row.status) in _SETTLED:
+        return True
+    copy = SimpleNamespace(**row._asdict())
+    apply_observation(copy, r.state, started, fault=r.fault, addresses=r.addresses)
+    return all(getattr(copy, k) == getattr(row, k) for k in _COMPARED)
 
 
 def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:

@@ -1,7 +1,11 @@
 """A controller that leases rows and runs one cloud call per row, many at a time.
 
-Rows are leased only up to each cloud's free concurrency, so a lease is never spent waiting
-for a slot. `run_once` starts work and returns; `drain` waits for what is in flight.
+Each cloud has a concurrency limit (its config); the calls beyond it wait in this worker
+for a slot. Rows are leased ahead of the free slots, up to one more limit's worth waiting,
+so a slot that frees is filled at once instead of after a transaction; and they are leased
+in batches of at least half the limit, so a busy cloud costs one lease transaction per
+many calls, not one per call. A row waits for its slot at most about one call, far less
+than its lease. `run_once` starts work and returns; `drain` waits for what is in flight.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +29,12 @@ log = logging.getLogger("canopy.controllers")
 
 class LeasedTaskController(ABC):
     name = "task"
+    unplaced = False  # whether it also acts on rows on no cloud (power: their deletes)
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._inflight: dict[asyncio.Task[None], str] = {}
+        self._busy: Counter[str] = Counter()
 
     @abstractmethod
     def where(self) -> Sequence[ColumnElement[bool]]:
@@ -46,10 +53,21 @@ class LeasedTaskController(ABC):
         return rows
 
     def busy(self, cloud: str) -> int:
-        return sum(1 for c in self._inflight.values() if c == cloud)
+        """Rows of `cloud` this worker holds: in a call, or waiting for a slot."""
+        return self._busy[cloud]
+
+    def room(self, cloud: str) -> int:
+        """How many more rows of `cloud` to lease now: 0 until a batch's worth is free."""
+        if cloud == "":  # rows on no cloud are finished locally, without a call
+            return self.rt.settings.controllers.batch_size
+        limit = self.rt.concurrency(cloud)
+        free = 2 * limit - self._busy[cloud]
+        return free if free >= max(1, limit // 2) else 0
 
     async def run_once(self) -> int:
         rt = self.rt
+        if rt.drivers and all(self.room(c) == 0 for c in rt.drivers) and not self.unplaced:
+            return 0  # every cloud has a full queue; a finishing call notifies this loop
         now = rt.clock.now()
         due = (Server.next_attempt_at.is_(None)) | (Server.next_attempt_at <= now)
         async with rt.db.read() as s:
@@ -59,22 +77,15 @@ class LeasedTaskController(ABC):
                 .group_by(Server.cloud)
             )
             counts: dict[str, int] = {c or "": int(n) for c, n in result}
-        if not counts:
+        if not any(self.room(c) for c in counts):
             return 0
-        if all(c != "" and rt.concurrency(c) - self.busy(c) <= 0 for c in counts):
-            return 0  # every cloud with work is at its limit; a finishing call wakes us
         async with rt.db.session() as s:
             batch: list[Server] = []
             for cloud in counts:
-                cond: ColumnElement[bool]
-                if cloud == "":
-                    room = rt.settings.controllers.batch_size
-                    cond = Server.cloud.is_(None)
-                else:
-                    room = rt.concurrency(cloud) - self.busy(cloud)
-                    cond = Server.cloud == cloud
+                room = self.room(cloud)
                 if room <= 0:
                     continue
+                cond = Server.cloud.is_(None) if cloud == "" else Server.cloud == cloud
                 batch += await lease_servers(
                     s,
                     where=[*self.where(), cond],
@@ -88,10 +99,16 @@ class LeasedTaskController(ABC):
             remote = await self.local(s, batch)
             extra = await self.prepare(s, remote) if remote else {}
         for server in remote:
+            cloud = server.cloud or ""
             task = asyncio.create_task(self._guarded(server, extra.get(server.id)))
-            self._inflight[task] = server.cloud or ""
-            task.add_done_callback(self._inflight.pop)
+            self._inflight[task] = cloud
+            self._busy[cloud] += 1
+            task.add_done_callback(self._done)
         return len(batch)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        cloud = self._inflight.pop(task)
+        self._busy[cloud] -= 1
 
     async def _guarded(self, server: Server, extra: Any) -> None:
         try:
@@ -100,7 +117,7 @@ class LeasedTaskController(ABC):
             # The lease expires and another pass retries; nothing is lost.
             log.exception("%s: step for server %s failed", self.name, server.id)
         finally:
-            self.rt.wake.set()  # a slot is free: let the loops look for more work
+            self.rt.notify(self.name)  # a slot is free: look for more work at once
 
     async def drain(self) -> None:
         while self._inflight:

@@ -42,14 +42,16 @@ class Worker:
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self.power.run_once, poll, stop),
-            self._loop("sync", self.sync.run_once, min(poll, 0.5), stop),
+            self._loop("sync", self.sync.run_once, min(poll, 0.5), stop, self._sync_wait),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
+        relay = asyncio.create_task(self._relay(stop))
         try:
             await stop.wait()
         finally:
             # Let each loop finish its pass (no transaction is cut in half), then stop.
-            self.rt.wake.set()
+            relay.cancel()
+            self.rt.notify()
             _, late = await asyncio.wait(tasks, timeout=10)
             for t in late:
                 t.cancel()
@@ -59,12 +61,36 @@ class Worker:
             await self.provisioning.drain()
             await self.power.drain()
 
+    async def _relay(self, stop: asyncio.Event) -> None:
+        """Pass a wake from outside (the API, after its commit) on to every loop."""
+        while not stop.is_set():
+            await self.rt.wake.wait()
+            self.rt.wake.clear()
+            self.rt.notify()
+
+    def _sync_wait(self, idle: float) -> float:
+        """Sleep until the next sync is due, not a whole poll past it."""
+        due = self.sync.next_due_in(self.rt.clock.now())
+        return idle if due is None else min(idle, due + 0.001)
+
     async def _loop(
-        self, name: str, fn: Callable[[], Awaitable[int]], idle: float, stop: asyncio.Event
+        self,
+        name: str,
+        fn: Callable[[], Awaitable[int]],
+        idle: float,
+        stop: asyncio.Event,
+        wait: Callable[[float], float] | None = None,
     ) -> None:
-        """Call `fn` while it finds work; when idle, wait `idle` seconds or until woken."""
+        """Call `fn` while it finds work; when idle, wait `idle` seconds or until notified.
+
+        `wait`, if given, shortens the idle wait (sync: to the moment a cloud is due).
+        """
+        signal = self.rt.signal(name)
         failures = 0
         while not stop.is_set():
+            # Cleared before the pass, not after: a notice that arrives during the pass
+            # (work handed on meanwhile) then ends the idle wait at once instead of being lost.
+            signal.clear()
             try:
                 n = await fn()
                 failures = 0
@@ -77,8 +103,8 @@ class Worker:
             if stop.is_set():
                 return
             if n == 0:
-                self.rt.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.rt.wake.wait(), timeout=idle)
+                    timeout = idle if wait is None else wait(idle)
+                    await asyncio.wait_for(signal.wait(), timeout=timeout)
             else:
                 await asyncio.sleep(0)

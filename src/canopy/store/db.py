@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -22,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from canopy.store.sqlite_inline import inline_creator
+
 
 class Database:
     """Owns the engine; hands out sessions that are one transaction each."""
@@ -32,10 +33,9 @@ class Database:
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            db = parsed.database
-            if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            # Statements run on the event loop's thread, not in one thread per connection
+            # (see store/sqlite_inline.py for why, and why that is safe).
+            kwargs["async_creator"] = inline_creator(parsed.database or ":memory:")
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
@@ -88,7 +88,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA busy_timeout=0")  # waits for the lock happen in sqlite_inline
         cur.close()
 
     @event.listens_for(sync_engine, "begin")

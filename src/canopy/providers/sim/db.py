@@ -3,8 +3,10 @@
 The file outlives a crash of canopy, as a real cloud would, and several processes may
 open it at once (two canopy workers sharing one sim cloud): WAL mode, a 30 s busy
 timeout, and `BEGIN IMMEDIATE` for every read-then-write. Calls are synchronous and run
-in a worker thread (`asyncio.to_thread`); each borrows a connection of its own from a
-small pool, so no connection is ever used by two threads at once.
+in one thread per state file, one after the other, as a cloud's database would serialise
+its writes: within a process they never wait on each other's file lock (SQLite's busy
+handler sleeps up to 100 ms at a time, far longer than a call takes). Each call borrows
+a connection from a small pool, so no connection is ever used by two threads at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -111,6 +114,7 @@ class StateFile:
         self._idle: list[sqlite3.Connection] = []
         # Bumped by close(): connections borrowed before it are closed when returned.
         self._generation = 0
+        self._executor: ThreadPoolExecutor | None = None
 
     # Connections ------------------------------------------------------------------------
 
@@ -191,13 +195,20 @@ class StateFile:
             raise
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` with a connection of its own, in a worker thread."""
-        return await asyncio.to_thread(self._with_connection, fn)
+        """Run `fn` with a connection, in this file's thread, after the calls before it."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sim-{self.cloud}")
+            executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, self._with_connection, fn)
 
     def close(self) -> None:
         """Close every idle connection; busy ones are closed when their call returns."""
         with self._lock:
             self._generation += 1
             idle, self._idle = self._idle, []
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)  # queued calls still run; the thread then ends
         for conn in idle:
             conn.close()

@@ -1,0 +1,192 @@
+"""Sync passes: unchanged servers cost no lock and no write; a pass that is not due costs
+no statement at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from canopy.controllers.observe import apply_observation
+from canopy.controllers.sync import _COMPARED, _LIVE, _quiet
+from canopy.domain.specs import RemoteServer
+from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
+
+from .harness import make_plane, statements
+
+CLOUDS = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+boot_seconds = 2
+"""
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+remotes = st.builds(
+    RemoteServer,
+    remote_id=st.sampled_from(["r1", "r2"]),
+    canopy_id=st.just("s1"),
+    name=st.just("vm"),
+    state=st.sampled_from(list(RemoteState)),
+    addresses=st.sampled_from([{}, {"private": ["10.0.0.5"]}, {"private": ["10.0.0.6"]}]),
+    fault=st.sampled_from([None, "boot failed"]),
+)
+
+
+# The phases and statuses where `_quiet` has work to do come first: Hypothesis draws the
+# early members of a list more often.
+PHASES = [Phase.STEADY, Phase.CONVERGE, Phase.CREATE, Phase.POWER, *Phase]
+STATUSES = [ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.BUILD, *ServerStatus]
+
+
+@st.composite
+def listed(draw: st.DrawFn) -> tuple[dict[str, Any], RemoteServer]:
+    """A listed server and its row, mostly alike (the case `_quiet` has to get right)."""
+    remote = draw(remotes)
+
+    def mostly(same: Any, others: list[Any]) -> Any:
+        return draw(st.sampled_from([same, same, same, *others]))
+
+    def one(of: list[Any]) -> Any:
+        return draw(st.sampled_from(of))
+
+    row = {
+        "id": "s1",
+        "cloud": mostly("private", ["public"]),
+        "remote_id": mostly(remote.remote_id, ["r1", "r2", None]),
+        "deleted": mostly(False, [True]),
+        "phase": str(one(PHASES)),
+        "status": str(one(STATUSES)),
+        "task_state": one([None, "spawning", "rebooting"]),
+        "desired_state": str(one([DesiredState.ACTIVE, *DesiredState])),
+        "observed_state": mostly(str(remote.state), [None, *map(str, RemoteState)]),
+        "action_at": one([None, T0 - timedelta(seconds=5), T0 + timedelta(seconds=5)]),
+        "reboot_requested": one([0, 1, 2]),
+        "reboot_done": one([0, 1, 2]),
+        "launched_at": one([None, T0 - timedelta(hours=1)]),
+        "addresses": one([{}, {"private": [{"addr": "10.0.0.5", "version": 4}]}]),
+    }
+    return row, remote
+
+
+class _Row(SimpleNamespace):
+    def _asdict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(case=listed())
+def test_a_quiet_server_is_one_whose_observation_changes_nothing(
+    case: tuple[dict[str, Any], RemoteServer],
+) -> None:
+    """`_quiet` may skip a listed server only if reconciling it would change no column.
+
+    The oracle is what a pass does to a row it locks: leaks, adoption and deletion are
+    handled there (never quiet), and the observation is applied in the live phases.
+    """
+    row, remote = case
+    light = _Row(**row)
+    if not _quiet(light, remote, "private", T0):
+        return
+    assert remote.state != RemoteState.DELETED and not row["deleted"]
+    assert row["cloud"] == "private" and row["remote_id"] == remote.remote_id
+    copy = SimpleNamespace(**row)
+    if row["phase"] in (*_LIVE, Phase.CREATE):
+        apply_observation(copy, remote.state, T0, fault=remote.fault, addresses=remote.addresses)
+    assert {k: getattr(copy, k) for k in _COMPARED} == row
+
+
+def test_the_common_unchanged_servers_are_quiet() -> None:
+    """What most of a pass lists: still booting, or running as recorded."""
+    addresses = {"private": [{"addr": "10.0.0.5", "version": 4}]}
+    base = {
+        "id": "s1",
+        "cloud": "private",
+        "remote_id": "r1",
+        "deleted": False,
+        "task_state": None,
+        "desired_state": DesiredState.ACTIVE,
+        "action_at": T0 - timedelta(seconds=5),
+        "reboot_requested": 0,
+        "reboot_done": 0,
+        "launched_at": None,
+        "addresses": addresses,
+    }
+    booting = _Row(
+        **base, phase=Phase.CONVERGE, status=ServerStatus.BUILD, observed_state="pending"
+    )
+    running = _Row(**base, phase=Phase.STEADY, status=ServerStatus.ACTIVE, observed_state="running")
+    listed = RemoteServer("r1", "s1", "vm", RemoteState.PENDING, {"private": ["10.0.0.5"]})
+    assert _quiet(booting, listed, "private", T0)
+    up = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.5"]})
+    assert _quiet(running, up, "private", T0)
+    # ... and what is not: the boot finished, or the server moved.
+    assert not _quiet(booting, up, "private", T0)
+    moved = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.9"]})
+    assert not _quiet(running, moved, "private", T0)
+
+
+async def test_a_pass_over_unchanged_servers_writes_no_server_row(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        await p.create(3)
+
+        async def active() -> bool:
+            return await p.count(status="ACTIVE") == 3
+
+        await p.run_until(active)
+        remote = await p.sim("private").list(None)
+        assert len(remote) == 3
+        with statements(p.db) as seen:
+            await p.worker.sync._reconcile("private", "sync:private", remote, p.clock.now(), True)
+        writes = [s for s in seen if s.startswith("UPDATE servers") or "FOR UPDATE" in s]
+        assert writes == []
+        assert any(s.startswith("SELECT servers.id, servers.cloud") for s in seen)
+        assert await p.count(status="ACTIVE") == 3
+    finally:
+        await p.close()
+
+
+async def test_a_sync_that_is_not_due_runs_no_statement(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        assert await p.worker.sync.sync_cloud("private")  # first pass: due at once
+        with statements(p.db) as seen:
+            for _ in range(20):
+                assert not await p.worker.sync.sync_cloud("private")
+        assert seen == []
+        p.clock.advance(p.settings.controllers.sync_seconds)
+        assert await p.worker.sync.sync_cloud("private")  # due again after the interval
+    finally:
+        await p.close()
+
+
+async def test_a_job_held_by_another_worker_is_left_to_it(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        from canopy.store.leases import lease_job
+
+        async with p.db.session() as s:
+            job = await lease_job(
+                s, name="sync:private", worker="other", now=p.clock.now(), lease_seconds=30
+            )
+            assert job is not None
+        assert not await p.worker.sync.sync_cloud("private")
+        with statements(p.db) as seen:
+            assert not await p.worker.sync.sync_cloud("private")
+        assert seen == []  # remembered until it is worth asking again
+        p.clock.advance(31)  # the other worker's lease has expired: take over
+        assert await p.worker.sync.sync_cloud("private")
+    finally:
+        await p.close()
