@@ -63,6 +63,9 @@ class ControllerSettings(_Strict):
     lease_seconds: float = Field(default=60.0, gt=0.0)
     poll_seconds: float = Field(default=0.5, gt=0.0)
     sync_seconds: float = Field(default=2.0, gt=0.0)
+    # While a cloud has servers building (or being created), sync polls it this often, so
+    # a finished boot shows ACTIVE soon after; `sync_seconds` is the interval at rest.
+    sync_converging_seconds: float = Field(default=0.5, gt=0.0)
     full_sync_every: int = Field(default=12, ge=1)
     call_timeout_seconds: float = Field(default=30.0, gt=0.0)
     backoff_base_seconds: float = Field(default=1.0, gt=0.0)

@@ -185,6 +185,7 @@ class SyncController:
                     if changed:
                         row.updated_at = now
                     rescheduled |= row.phase == Phase.RESCHEDULE
+            interval = await self._interval(s, cloud)
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our
                 # back. Find them with a light read; lock and load only those.
@@ -215,7 +216,7 @@ class SyncController:
                 job.cursor = started - overlap
                 job.last_run_at = now
                 job.last_error = None
-                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+                job.next_run_at = now + timedelta(seconds=interval)
                 job.claimed_by = None
                 job.claim_expires_at = None
             c = await s.get(Cloud, cloud)
@@ -224,9 +225,22 @@ class SyncController:
                 c.health_message = ""
                 c.consecutive_failures = 0
                 c.last_ok_at = now
+        self._not_before[cloud] = now + timedelta(seconds=interval)
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
+
+    async def _interval(self, s: AsyncSession, cloud: str) -> float:
+        """Seconds to the next pass: shorter while servers on `cloud` are converging."""
+        c = self.rt.settings.controllers
+        converging = await s.execute(
+            select(Server.id)
+            .where(Server.cloud == cloud, Server.phase.in_([Phase.CREATE, Phase.CONVERGE]))
+            .limit(1)
+        )
+        if converging.first() is None:
+            return c.sync_seconds
+        return min(c.sync_seconds, c.sync_converging_seconds)
 
     async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
         """The cloud no longer has this server."""

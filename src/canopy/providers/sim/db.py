@@ -1,12 +1,14 @@
-"""The SQLite file behind one sim cloud: its schema, and connections for worker threads.
+"""The SQLite file behind one sim cloud: its schema, and connections to it.
 
 The file outlives a crash of canopy, as a real cloud would, and several processes may
-open it at once (two canopy workers sharing one sim cloud): WAL mode, a 30 s busy
-timeout, and `BEGIN IMMEDIATE` for every read-then-write. Calls are synchronous and run
-in one thread per state file, one after the other, as a cloud's database would serialise
-its writes: within a process they never wait on each other's file lock (SQLite's busy
-handler sleeps up to 100 ms at a time, far longer than a call takes). Each call borrows
-a connection from a small pool, so no connection is ever used by two threads at once.
+open it at once (two canopy workers sharing one sim cloud): WAL mode and `BEGIN IMMEDIATE`
+for every read-then-write. A call is a short synchronous function run on the caller's
+thread (the event loop), as canopy's own SQLite statements are (see
+store/sqlite_inline.py): a hand-off to a thread would cost more than the call. The one
+long wait, for another process's write lock, is not spent in SQLite: the busy timeout is
+0, and a call that meets a locked file is run again after an asyncio sleep, for up to
+`BUSY_SECONDS`. That is safe because the lock is met at `BEGIN IMMEDIATE`, before the
+call has done anything (its transaction rolls back), or by a read, which may be repeated.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +27,7 @@ from canopy.domain.errors import TransientError
 
 T = TypeVar("T")
 
+BUSY_SECONDS = 30.0  # how long a call waits for another process's write lock
 SCHEMA_VERSION = 2  # 2: keypairs, servers.key_name
 
 _SCHEMA = (
@@ -114,17 +117,14 @@ class StateFile:
         self._idle: list[sqlite3.Connection] = []
         # Bumped by close(): connections borrowed before it are closed when returned.
         self._generation = 0
-        self._executor: ThreadPoolExecutor | None = None
 
     # Connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        """A new connection, set up to wait for other processes instead of failing."""
+        """A new connection; a locked file fails at once (`call` does the waiting)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA foreign_keys = ON")
         # NORMAL is durable across a crash of the process in WAL mode; only power loss may
         # drop the last transactions, which is fine for a simulation.
@@ -179,36 +179,42 @@ class StateFile:
         conn.close()
 
     def _with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a borrowed connection; a lock held too long becomes TransientError."""
+        """Run `fn` on a borrowed connection, at once (a locked file raises)."""
+        generation, conn = self._acquire()
         try:
-            generation, conn = self._acquire()
-            try:
-                return fn(conn)
-            finally:
-                self._release(generation, conn)
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                # Another process held the write lock past busy_timeout: worth a retry.
-                raise TransientError(
-                    f"sim cloud {self.cloud!r}: state file busy: {e}", cloud=self.cloud
-                ) from e
-            raise
+            return fn(conn)
+        finally:
+            self._release(generation, conn)
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` with a connection, in this file's thread, after the calls before it."""
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sim-{self.cloud}")
-            executor = self._executor
-        return await asyncio.get_running_loop().run_in_executor(executor, self._with_connection, fn)
+        """Run `fn` with a connection; wait (without blocking) while another process writes."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                return self._with_connection(fn)
+            except sqlite3.OperationalError as e:
+                if not _busy(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    # Another process held the write lock for too long: worth a retry later.
+                    raise TransientError(
+                        f"sim cloud {self.cloud!r}: state file busy: {e}", cloud=self.cloud
+                    ) from e
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def close(self) -> None:
         """Close every idle connection; busy ones are closed when their call returns."""
         with self._lock:
             self._generation += 1
             idle, self._idle = self._idle, []
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)  # queued calls still run; the thread then ends
         for conn in idle:
             conn.close()
+
+
+def _busy(e: sqlite3.OperationalError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(e) or "busy" in str(e)
