@@ -37,7 +37,10 @@ class ServerView(BaseModel):
     phase: str
     desired_state: str
     observed_state: str | None
-    observed_at: datetime | None
+    observed_at: datetime | None = Field(
+        description="when the observed state was last recorded as changed; how fresh it is "
+        "shows in the cloud's last successful sync (last_ok_at)"
+    )
     cloud: str | None
     remote_id: str | None
     attempts: int
