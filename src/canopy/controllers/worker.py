@@ -51,6 +51,8 @@ class Worker:
         finally:
             # Let each loop finish its pass (no transaction is cut in half), then stop.
             relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
             self.rt.notify()
             _, late = await asyncio.wait(tasks, timeout=10)
             for t in late:
