@@ -14,6 +14,7 @@ from canopy.api.compute.microversion import install_headers
 from canopy.api.errors import install_error_handlers
 from canopy.api.identity import identity_router, install_identity
 from canopy.api.image import image_router, install_image
+from canopy.api.request_id import install_request_id
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
@@ -38,6 +39,7 @@ def create_app(
     app.state.wake = wake
     install_error_handlers(app)
     install_headers(app)
+    install_request_id(app)  # added last, so it runs first: the id exists for everything
     install_identity(app)
     install_image(app)
     app.include_router(health.router)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from canopy.api.deps import get_clock, get_db
+from canopy.api.request_id import request_id
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, Unauthorized
 from canopy.services.identity import validate_token
@@ -22,12 +23,12 @@ async def authenticate(request: Request) -> RequestContext:
         info = await validate_token(s, token, get_clock(request).now())
     if info.project_id is None:
         raise Unauthorized("A project-scoped token is required.")
-    request_id = request.headers.get("x-openstack-request-id") or None
     ctx = RequestContext(
-        project_id=info.project_id, user_id=info.user_id, roles=frozenset(info.roles)
+        project_id=info.project_id,
+        user_id=info.user_id,
+        roles=frozenset(info.roles),
+        request_id=request_id(request),
     )
-    if request_id and request_id.startswith("req-") and len(request_id) <= 64:
-        ctx = RequestContext(ctx.project_id, ctx.user_id, ctx.roles, request_id)
     request.state.context = ctx
     return ctx
 
