@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -108,5 +109,24 @@ async def test_delete_before_placement_needs_no_cloud(db_url: str, tmp_path: Pat
         await p.step()
         assert (await p.service.get(p.ctx, sid)).status == "DELETED"
         assert await p.sim("private").all_servers() == []
+    finally:
+        await p.close()
+
+
+async def test_user_data_reaches_the_cloud(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=SMALL)
+    try:
+        script = base64.b64encode(b"#cloud-config\nruncmd: [echo hello]\n").decode()
+        [with_data] = await p.create(1, name="with", user_data=script)
+        [without] = await p.create(1, name="without")
+
+        async def active() -> bool:
+            return await p.count(status="ACTIVE") == 2
+
+        await p.run_until(active)
+        for sid, expected in ((with_data, script), (without, None)):
+            server = await p.service.get(p.ctx, sid)
+            assert server.cloud is not None and server.remote_id is not None
+            assert await p.sim(server.cloud).user_data_of(server.remote_id) == expected
     finally:
         await p.close()

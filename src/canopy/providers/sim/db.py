@@ -28,7 +28,7 @@ from canopy.domain.errors import TransientError
 T = TypeVar("T")
 
 BUSY_SECONDS = 30.0  # how long a call waits for another process's write lock
-SCHEMA_VERSION = 2  # 2: keypairs, servers.key_name
+SCHEMA_VERSION = 3  # 2: keypairs, servers.key_name; 3: servers.user_data
 
 _SCHEMA = (
     # used_* are the sums over the live servers on the host, kept in the same transaction
@@ -64,7 +64,8 @@ _SCHEMA = (
         updated_at INTEGER NOT NULL,
         deleted_at INTEGER,
         client_token TEXT,
-        key_name TEXT
+        key_name TEXT,
+        user_data TEXT
     )""",
     # Public keys imported into the cloud, by name, as a real cloud's key pairs.
     """CREATE TABLE IF NOT EXISTS keypairs (
@@ -88,6 +89,8 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(servers)")}
     if "key_name" not in columns:  # version 1
         conn.execute("ALTER TABLE servers ADD COLUMN key_name TEXT")
+    if "user_data" not in columns:  # version 2
+        conn.execute("ALTER TABLE servers ADD COLUMN user_data TEXT")
 
 
 @contextmanager

@@ -146,6 +146,7 @@ class SimCompute:
             failed=failed,
             client_token=spec.canopy_id,
             key_name=spec.key_name,
+            user_data=spec.user_data,
         )
         row, inserted = await self._store.call(
             lambda c: self._store.create(c, new, reuse_existing=True, refuse=refuse)
@@ -277,6 +278,11 @@ class SimCompute:
         """The keypair a server was booted with, by remote id (for test assertions)."""
         row = await self._store.call(lambda c: SimStore.get(c, remote_id, include_deleted=True))
         return None if row is None else row.key_name
+
+    async def user_data_of(self, remote_id: str) -> str | None:
+        """The user data a server was booted with, by remote id (for test assertions)."""
+        row = await self._store.call(lambda c: SimStore.get(c, remote_id, include_deleted=True))
+        return None if row is None else row.user_data
 
     async def usage_drift(self) -> builtins.list[str]:
         """Hosts whose recorded usage differs from their live servers; empty when consistent."""

@@ -36,7 +36,7 @@ T = TypeVar("T")
 _COLUMNS = (
     "seq, remote_id, canopy_id, name, host, flavor, vcpus, ram_mb, disk_gb, image, "
     "created_at, ready_at, failed, power, transition, transition_until, updated_at, "
-    "deleted_at, client_token, key_name"
+    "deleted_at, client_token, key_name, user_data"
 )
 
 _VERB = {
@@ -64,6 +64,7 @@ class NewServer:
     failed: bool
     client_token: str | None
     key_name: str | None = None
+    user_data: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +215,12 @@ class SimStore:
             conn.execute(
                 "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
                 " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
-                " key_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?)",
+                " key_name, user_data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?)",
                 (
                     new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
                     new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
-                    int(new.failed), new.now_us, new.client_token, new.key_name,
+                    int(new.failed), new.now_us, new.client_token, new.key_name, new.user_data,
                 ),
             )  # fmt: skip
             self._charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)

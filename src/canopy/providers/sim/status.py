@@ -89,6 +89,7 @@ class ServerRow:
     deleted_at: int | None
     client_token: str | None
     key_name: str | None = None  # the cloud keypair the server was booted with
+    user_data: str | None = None  # base64, as the create call passed it
 
 
 def native_status(row: ServerRow, now_us: int) -> NativeStatus:
