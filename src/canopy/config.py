@@ -75,6 +75,16 @@ class ControllerSettings(_Strict):
     sync_overlap_seconds: float = Field(default=2.0, ge=0.0)
     unhealthy_after_failures: int = Field(default=3, ge=1)
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> ControllerSettings:
+        if self.lease_seconds <= self.call_timeout_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be greater than "
+                f"call_timeout_seconds ({self.call_timeout_seconds:g}): a worker must finish "
+                "a cloud call before its lease on the server expires"
+            )
+        return self
+
 
 class IdentitySettings(_Strict):
     token_ttl_seconds: float = Field(default=43200.0, gt=0.0)  # 12 hours

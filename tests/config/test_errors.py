@@ -256,3 +256,19 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     f.write_bytes(b'data_dir = "/srv/caf\xe9"\n')
     msg = error_of(f)
     assert str(f) in msg
+
+
+def test_a_lease_shorter_than_a_call_is_refused(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        'data_dir = "/x"\n'  # 1
+        "[controllers]\n"  # 2
+        "lease_seconds = 20\n"  # 3
+        "call_timeout_seconds = 30\n",  # 4
+    )
+    msg = error_of(f)
+    assert f"{f}:2:" in msg  # the table the two settings live in
+    assert "lease_seconds (20) must be greater than call_timeout_seconds (30)" in msg
+    # The same from the environment names the variables' section.
+    env = {"CANOPY_CONTROLLERS__LEASE_SECONDS": "5"}
+    assert "must be greater than call_timeout_seconds" in error_of(None, env)

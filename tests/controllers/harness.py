@@ -92,7 +92,12 @@ async def make_plane(
     cfg.write_text(f'data_dir = "{tmp_path}"\n' + toml)
     base: dict[str, Any] = {
         "database": {"url": db_url},
-        "controllers": {"poll_seconds": 0.01, "sync_seconds": 1.0, "lease_seconds": 30.0},
+        "controllers": {
+            "poll_seconds": 0.01,
+            "sync_seconds": 1.0,
+            "lease_seconds": 30.0,
+            "call_timeout_seconds": 10.0,
+        },
     }
     if overrides:
         for k, v in overrides.items():

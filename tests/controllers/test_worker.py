@@ -128,3 +128,21 @@ async def test_rows_are_leased_ahead_of_the_free_slots_in_batches(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_no_lease_ahead_when_a_lease_does_not_last_two_calls(
+    db_url: str, tmp_path: Path
+) -> None:
+    short = {"controllers": {"lease_seconds": 15.0, "call_timeout_seconds": 10.0}}
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS, overrides=short)
+    prov = p.worker.provisioning
+    gate = _Gate(p.sim("private").create)
+    p.sim("private").create = gate  # type: ignore[method-assign]
+    try:
+        await _placed(p, 10)
+        assert await prov.run_once() == 4  # the free slots only: none waits for one
+        for _ in range(10):
+            gate.release.release()
+    finally:
+        await prov.drain()
+        await p.close()

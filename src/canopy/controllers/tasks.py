@@ -58,10 +58,14 @@ class LeasedTaskController(ABC):
 
     def room(self, cloud: str) -> int:
         """How many more rows of `cloud` to lease now: 0 until a batch's worth is free."""
+        c = self.rt.settings.controllers
         if cloud == "":  # rows on no cloud are finished locally, without a call
-            return self.rt.settings.controllers.batch_size
+            return c.batch_size
         limit = self.rt.concurrency(cloud)
-        free = 2 * limit - self._busy[cloud]
+        # A row leased ahead waits at most one call for its slot, then makes its own: only
+        # lease ahead if a lease lasts two calls (it does at the defaults, 60 s and 30 s).
+        ahead = limit if c.lease_seconds >= 2 * c.call_timeout_seconds else 0
+        free = limit + ahead - self._busy[cloud]
         return free if free >= max(1, limit // 2) else 0
 
     async def run_once(self) -> int:
