@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
@@ -23,6 +23,7 @@ from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.claims import claim_row
 from canopy.store.events import add_event, event_row, latest_action_ids
+from canopy.store.leases import due
 from canopy.store.models import (
     Claim,
     Cloud,
@@ -50,7 +51,7 @@ class PlacementController:
         now = self.rt.clock.now()
         async with self.rt.db.read() as s:  # most passes find nothing: no write lock for that
             waiting = await s.execute(
-                select(Server.id).where(Server.phase == Phase.SCHEDULE, _due(now)).limit(1)
+                select(Server.id).where(Server.phase == Phase.SCHEDULE, due(now)).limit(1)
             )
             if waiting.first() is None:
                 return 0
@@ -68,7 +69,7 @@ class PlacementController:
             (
                 await s.execute(
                     select(Server)
-                    .where(Server.phase == Phase.SCHEDULE, _due(now))
+                    .where(Server.phase == Phase.SCHEDULE, due(now))
                     .order_by(Server.created_at, Server.id)
                     .limit(rt.settings.controllers.batch_size)
                     .with_for_update(skip_locked=True)
@@ -242,10 +243,6 @@ class PlacementController:
             details=message,
             now=now,
         )
-
-
-def _due(now: datetime) -> ColumnElement[bool]:
-    return Server.next_attempt_at.is_(None) | (Server.next_attempt_at <= now)
 
 
 async def _snapshots(

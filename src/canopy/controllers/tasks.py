@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
-from canopy.store.leases import lease_servers, unleased
+from canopy.store.leases import due, lease_servers, unleased
 from canopy.store.models import Server
 
 log = logging.getLogger("canopy.controllers")
@@ -73,11 +73,10 @@ class LeasedTaskController(ABC):
         if rt.drivers and all(self.room(c) == 0 for c in rt.drivers) and not self.unplaced:
             return 0  # every cloud has a full queue; a finishing call notifies this loop
         now = rt.clock.now()
-        due = (Server.next_attempt_at.is_(None)) | (Server.next_attempt_at <= now)
         async with rt.db.read() as s:
             result = await s.execute(
                 select(Server.cloud, func.count())
-                .where(*self.where(), due, unleased(now))
+                .where(*self.where(), due(now), unleased(now))
                 .group_by(Server.cloud)
             )
             counts: dict[str, int] = {c or "": int(n) for c, n in result}

@@ -22,6 +22,11 @@ def unleased(now: datetime) -> ColumnElement[bool]:
     return or_(Server.claimed_by.is_(None), Server.claim_expires_at < now)
 
 
+def due(now: datetime) -> ColumnElement[bool]:
+    """Rows whose next attempt (after a backoff or a wait for capacity) may run now."""
+    return or_(Server.next_attempt_at.is_(None), Server.next_attempt_at <= now)
+
+
 async def lease_servers(
     s: AsyncSession,
     *,
@@ -32,10 +37,9 @@ async def lease_servers(
     limit: int,
 ) -> list[Server]:
     """Take up to `limit` due, unleased server rows matching `where`; return them leased."""
-    due = or_(Server.next_attempt_at.is_(None), Server.next_attempt_at <= now)
     q = (
         select(Server)
-        .where(*where, due, unleased(now))
+        .where(*where, due(now), unleased(now))
         .order_by(Server.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
