@@ -63,9 +63,7 @@ class CreateRecord:
         if self.refusal is not None:
             what = f"refused ({self.refusal}: {self.reason})"
         gone = "" if self.deleted_at is None else f", deleted at {self.deleted_at.isoformat()}"
-        return (
-            f"{self.cloud} #{self.seq} at {self.at.isoformat()}: {self.canopy_id}: {what}{gone}"
-        )
+        return f"{self.cloud} #{self.seq} at {self.at.isoformat()}: {self.canopy_id}: {what}{gone}"
 
 
 def refusal_kind(error: CloudError) -> Refusal:

@@ -146,11 +146,10 @@ class SimCompute:
                 lambda c: self._store.create(c, new, atomic=True, refuse=refuse)
             )
         else:
-            found = await self._store.call(
-                lambda c: self._store.returned(c, self._new_server(spec, boot, failed))
-            )
+            now = self._now_us()
+            found = await self._store.call(lambda c: self._store.returned(c, spec.canopy_id, now))
             if found is not None:
-                return to_remote(found, self._now_us())
+                return to_remote(found, now)
             # The create call itself: nothing holds the canopy id meanwhile.
             await self._clock.sleep(self._dice.around(s.api_latency_ms / 1000.0, s.latency_jitter))
             new = self._new_server(spec, boot, failed)

@@ -169,22 +169,21 @@ class SimStore:
             return None, False
         return SimStore.find(conn, new.canopy_id), False
 
-    def returned(self, conn: sqlite3.Connection, new: NewServer) -> ServerRow | None:
-        """The live server already tagged `new.canopy_id`, logged as the create's answer.
+    def returned(self, conn: sqlite3.Connection, canopy_id: str, now_us: int) -> ServerRow | None:
+        """The live server already tagged `canopy_id`, logged as a create's answer.
 
         The first step of a create that is not atomic: a read, and a write only when a
-        server is found, so it holds no lock for the step that follows.
+        server is found, so nothing is held for the step that follows.
         """
-        row, matched = self.existing(conn, new)
+        row = self.find(conn, canopy_id)
         if row is not None:
             with immediate(conn):
                 creates.log(
                     conn,
-                    at_us=new.now_us,
-                    canopy_id=new.canopy_id,
+                    at_us=now_us,
+                    canopy_id=canopy_id,
                     outcome=Outcome.RETURNED,
                     remote_id=row.remote_id,
-                    token_matched=matched,
                 )
         return row
 
@@ -236,6 +235,7 @@ class SimStore:
                 refused = e
             else:
                 return self._insert(conn, new, host, logged), True
+        assert refused is not None
         raise refused
 
     def _admit(self, conn: sqlite3.Connection, new: NewServer, refuse: str | None) -> str:
