@@ -187,3 +187,17 @@ def test_a_state_file_without_the_log_gets_it(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     conn.close()
+
+
+async def test_a_sim_cloud_is_nova_like_unless_told_otherwise(tmp_path: Path) -> None:
+    from canopy.config import SimSettings
+    from canopy.providers.sim.driver import SimCompute
+
+    sim = SimCompute("default", SimSettings(), tmp_path / "default.db", FakeClock(), 1)
+    try:
+        s = spec()
+        a, b = await asyncio.gather(sim.create(s), sim.create(s))
+        assert a.remote_id != b.remote_id
+        assert list(created_more_than_once(await sim.create_log())) == [s.canopy_id]
+    finally:
+        await sim.close()
