@@ -84,8 +84,11 @@ SYNC = 2.0
 
 
 def sim_settings(latency: float = LATENCY_S, boot: float = BOOT_S) -> dict[str, Any]:
-    # 100 hosts x 16 vcpus: room for all 1,000 with no capacity error.
+    # 100 hosts x 16 vcpus: room for all 1,000 with no capacity error. Atomic creates (EC2
+    # with a ClientToken): one API call per create, as the bound above counts; a Nova-like
+    # create is two (a lookup, then the create), which the tests cover for correctness.
     return {
+        "atomic_create": True,
         "hosts": 100,
         "host_vcpus": 16,
         "host_ram_mb": 65536,

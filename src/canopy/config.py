@@ -122,6 +122,10 @@ class SimSettings(_Strict):
     boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     # A create that succeeds but whose answer never arrives (raised as a transient error).
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # False (the default) is Nova: a create looks the canopy id up, then creates, in two
+    # calls, so two creates for one id can both create. True is EC2 with a ClientToken:
+    # the lookup and the create are one atomic step.
+    atomic_create: bool = False
     seed: int | None = None
     state_file: str | None = None  # default: {data_dir}/sim-{name}.db
 

@@ -2,7 +2,11 @@
 
 While 200 servers boot and 100 of them are deleted, the `canopy worker` process is killed
 with SIGKILL at least 5 times and restarted. Afterwards every server reaches its desired
-state, no server exists twice in a cloud, and no remote server lacks a canopy row.
+state, no server exists twice in a cloud, and no remote server lacks a canopy row; and the
+clouds' own create logs show that no server was ever created twice (the end state cannot
+show that: leak collection deletes duplicates). Both kinds of cloud: Nova's, where a
+create looks the canopy id up and then creates, so a create run twice at once makes two
+servers, and EC2's with a ClientToken, where it cannot.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from canopy.config import load_settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
+from canopy.providers.sim.creates import CreateRecord, Outcome, created_more_than_once
 from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
@@ -30,7 +35,8 @@ from .procs import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
-SIM = """boot_seconds = 3.0
+SIM = """atomic_create = {atomic}
+boot_seconds = 3.0
 boot_jitter = 0.5
 api_latency_ms = 8
 latency_jitter = 0.5
@@ -51,7 +57,8 @@ async def _in_flight(db: Database) -> int:
         return int((await s.execute(q)).scalar_one())
 
 
-def config(tmp_path: Path, db_url: str) -> Path:
+def config(tmp_path: Path, db_url: str, atomic: bool) -> Path:
+    sim = SIM.format(atomic=str(atomic).lower())
     cfg = tmp_path / "canopy.toml"
     cfg.write_text(
         f"""data_dir = "{tmp_path}"
@@ -74,7 +81,7 @@ tier = 0
 hosts = 4
 host_vcpus = 16
 seed = 1
-{SIM}
+{sim}
 [[clouds]]
 name = "public"
 tier = 1
@@ -83,15 +90,26 @@ hosts = 100
 host_vcpus = 64
 price_per_vcpu_hour = 0.05
 seed = 2
-{SIM}
+{sim}
 """
     )
     return cfg
 
 
-async def test_kill_minus_nine_at_random_moments_converges(db_url: str, tmp_path: Path) -> None:
+def created_twice(logs: list[CreateRecord]) -> str:
+    """What the create logs say was created more than once; empty when nothing was."""
+    return "\n".join(
+        f"{cid} created {len(rs)} times:\n  " + "\n  ".join(map(str, rs))
+        for cid, rs in created_more_than_once(logs).items()
+    )
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["nova", "atomic"])
+async def test_kill_minus_nine_at_random_moments_converges(
+    db_url: str, tmp_path: Path, atomic: bool
+) -> None:
     rng = random.Random(20261121)
-    cfg = config(tmp_path, db_url)
+    cfg = config(tmp_path, db_url, atomic)
     settings = load_settings(cfg, env={})
     clock = SystemClock()
     db = await open_database(settings)
@@ -153,6 +171,12 @@ async def test_kill_minus_nine_at_random_moments_converges(db_url: str, tmp_path
         # Leaks from lost responses and killed creates are collected by sync.
         drivers = build_drivers(settings, clock)
         try:
+            logs: list[CreateRecord] = []
+            for d in drivers.values():
+                assert isinstance(d, SimCompute)
+                logs += await d.create_log()
+            doubles = created_twice(logs)
+            assert not doubles, f"servers created twice (see the clouds' logs):\n{doubles}"
             deadline = time.monotonic() + 60
             while True:
                 remote = {}
@@ -182,6 +206,10 @@ async def test_kill_minus_nine_at_random_moments_converges(db_url: str, tmp_path
             seen[r.canopy_id] += 1
     assert all(n == 1 for n in seen.values()), "a server exists twice"
     assert set(seen) == {i for i in ids if i not in doomed}
+    # Every server that lives was created once, through the API, as the one now there.
+    created = {(r.canopy_id, r.remote_id) for r in logs if r.outcome is Outcome.CREATED}
+    for cloud, servers in remote.items():
+        assert {(r.canopy_id, r.remote_id) for r in servers} <= created, cloud
     assert claims == 100
     assert sum(c.instances_claimed for c in clouds.values()) == 100
     await db.dispose()

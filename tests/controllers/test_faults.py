@@ -2,19 +2,24 @@
 
 Each sim cloud fails 10% of calls with transient errors, 5% of creates with capacity
 errors, 2% of boots, and loses 5% of create responses (created, but the answer never comes).
+On Nova-like clouds and on atomic ones (EC2 with a ClientToken); on both, the clouds' own
+create logs show no server created while an earlier copy of it was still live.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
+from canopy.providers.sim.creates import CreateRecord, created_while_live
 from canopy.store.models import Claim, Cloud
 
 from .harness import Plane, make_plane
 
 FAULTS = """
+atomic_create = {atomic}
 transient_error_rate = 0.10
 capacity_error_rate = 0.05
 boot_failure_rate = 0.02
@@ -23,7 +28,7 @@ boot_seconds = 3
 boot_jitter = 0.5
 """
 
-CLOUDS = f"""
+CLOUDS = """
 [scheduler]
 burst_threshold = 0.8
 blocklist_seconds = 10
@@ -44,7 +49,7 @@ tier = 0
 hosts = 4
 host_vcpus = 8
 seed = 11
-{FAULTS}
+{faults}
 [[clouds]]
 name = "public-a"
 tier = 1
@@ -53,7 +58,7 @@ hosts = 50
 host_vcpus = 32
 price_per_vcpu_hour = 0.05
 seed = 3
-{FAULTS}
+{faults}
 [[clouds]]
 name = "public-b"
 tier = 1
@@ -62,7 +67,7 @@ hosts = 50
 host_vcpus = 32
 price_per_vcpu_hour = 0.06
 seed = 13
-{FAULTS}
+{faults}
 """
 
 CLOUD_NAMES = ("private", "public-a", "public-b")
@@ -74,8 +79,16 @@ async def _remote(p: Plane) -> dict[str, list[tuple[str, str | None]]]:
     }
 
 
-async def test_faults_reach_terminal_states_without_leaks(db_url: str, tmp_path: Path) -> None:
-    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+async def _create_logs(p: Plane) -> list[CreateRecord]:
+    return [r for c in CLOUD_NAMES for r in await p.sim(c).create_log()]
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["nova", "atomic"])
+async def test_faults_reach_terminal_states_without_leaks(
+    db_url: str, tmp_path: Path, atomic: bool
+) -> None:
+    toml = CLOUDS.format(faults=FAULTS.format(atomic=str(atomic).lower()))
+    p = await make_plane(db_url, tmp_path, toml=toml)
     try:
         ids = await p.create(100, flavor="m1.small")
 
@@ -84,6 +97,9 @@ async def test_faults_reach_terminal_states_without_leaks(db_url: str, tmp_path:
             return all(r.status in ("ACTIVE", "ERROR") for r in rows)
 
         await p.run_until(terminal, steps=400)
+        # A failed boot is created again elsewhere, after it was deleted; never while live.
+        doubles = created_while_live(await _create_logs(p))
+        assert not doubles, "created twice:\n" + "\n".join(doubles)
         # Let sync pass a few more times so leaks from lost responses are collected.
         for _ in range(8):
             await p.step(advance=2.0)

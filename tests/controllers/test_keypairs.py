@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from canopy.domain.errors import CloudError, TransientError
+from canopy.domain.errors import AlreadyExists, CloudError, TransientError
 from canopy.domain.specs import Resources, ServerSpec
 from canopy.domain.states import Ability
 from canopy.providers.base import Abilities
@@ -102,8 +102,8 @@ async def test_two_servers_on_one_cloud_push_the_key_once(plane: Plane) -> None:
     ids = await p.create(2, key_name="k1", availability_zone="private")
     await _active(p, ids)
 
-    remote = remote_key_name(p.ctx.user_id, "k1")
-    assert remote == f"canopy-{p.ctx.user_id}-k1"
+    remote = remote_key_name(p.ctx.user_id, "k1", kp.fingerprint)
+    assert remote == f"canopy-{p.ctx.user_id}-k1-{kp.fingerprint.replace(':', '')[:16]}"
     assert imports == [remote]
     assert await _pushes(p) == [(kp.id, "private", remote)]
     assert await p.sim("private").keypairs() == {remote: kp.public_key}
@@ -128,7 +128,7 @@ async def test_a_later_server_reuses_the_push_and_another_cloud_gets_its_own(
     third = await p.create(1, name="c", key_name="k1", availability_zone="public")
     await _active(p, second + third)
 
-    remote = remote_key_name(p.ctx.user_id, "k1")
+    remote = remote_key_name(p.ctx.user_id, "k1", kp.fingerprint)
     assert len(private_imports) == 1 and len(public_imports) == 1
     assert await _pushes(p) == [(kp.id, "private", remote), (kp.id, "public", remote)]
     servers = {s.name: s for s in await p.servers()}
@@ -186,7 +186,8 @@ async def test_a_failed_push_is_retried_and_the_server_still_boots(plane: Plane)
     ids = await p.create(1, key_name="k1", availability_zone="private")
     await _active(p, ids)
     assert len(calls) == 2
-    assert await _pushes(p) == [(kp.id, "private", remote_key_name(p.ctx.user_id, "k1"))]
+    remote = remote_key_name(p.ctx.user_id, "k1", kp.fingerprint)
+    assert await _pushes(p) == [(kp.id, "private", remote)]
     [server] = await p.servers()
     assert server.cloud == "private" and server.attempts == 1
 
@@ -213,24 +214,96 @@ async def test_deleting_a_keypair_forgets_its_pushes(plane: Plane) -> None:
     async with p.db.session() as s:
         await keypairs.delete(s, p.ctx.user_id, "k1")
     assert await _pushes(p) == []
-    # A keypair made again under the same name is a new key: pushed again, replacing it.
-    kp2 = await _keypair(p)
-    more = await p.create(1, name="again", key_name="k1", availability_zone="private")
-    await _active(p, more)
-    remote = remote_key_name(p.ctx.user_id, "k1")
-    assert await p.sim("private").keypairs() == {remote: kp2.public_key}
+
+
+async def test_a_rotated_key_boots_new_servers_with_the_new_key(plane: Plane) -> None:
+    # Nova keypairs are immutable: a key is rotated by deleting it and making it again
+    # under the same name. The cloud will not overwrite a name (Nova 409, EC2 Duplicate).
+    p = plane
+    old = await _keypair(p)
+    first = await p.create(1, name="before", key_name="k1", availability_zone="private")
+    await _active(p, first)
+    async with p.db.session() as s:
+        await keypairs.delete(s, p.ctx.user_id, "k1")
+    new = await _keypair(p)
+    assert new.public_key != old.public_key
+    imports = _count_imports(p, "private")
+    second = await p.create(1, name="after", key_name="k1", availability_zone="private")
+    await _active(p, second)
+
+    sim = p.sim("private")
+    servers = {s.name: s for s in await p.servers()}
+    after, before = servers["after"].remote_id, servers["before"].remote_id
+    assert after is not None and before is not None
+    on_cloud = await sim.keypairs()
+    assert on_cloud[await sim.key_name_of(after) or ""] == new.public_key
+    assert on_cloud[await sim.key_name_of(before) or ""] == old.public_key
+
+    old_remote = remote_key_name(p.ctx.user_id, "k1", old.fingerprint)
+    new_remote = remote_key_name(p.ctx.user_id, "k1", new.fingerprint)
+    assert imports == [new_remote]
+    # The old public key stays on the cloud (it is public; canopy does not delete it).
+    assert on_cloud == {old_remote: old.public_key, new_remote: new.public_key}
+    assert await sim.key_name_of(after) == new_remote
+    assert await sim.key_name_of(before) == old_remote
+    assert await _pushes(p) == [(new.id, "private", new_remote)]
+
+
+async def test_a_key_the_cloud_already_has_counts_as_pushed(plane: Plane) -> None:
+    # A worker imported the key, then died before recording it: the import is refused
+    # the second time, and the name (with the key's fingerprint) says it is this key.
+    p = plane
+    kp = await _keypair(p)
+    remote = remote_key_name(p.ctx.user_id, "k1", kp.fingerprint)
+    sim = p.sim("private")
+    await sim.import_keypair(remote, kp.public_key)
+    imports = _count_imports(p, "private")
+    ids = await p.create(1, key_name="k1", availability_zone="private")
+    await _active(p, ids)
+    assert imports == [remote]  # tried, refused as a duplicate, and taken as done
+    assert await _pushes(p) == [(kp.id, "private", remote)]
+    [server] = await p.servers()
+    assert server.attempts == 1 and server.remote_id is not None
+    assert await sim.key_name_of(server.remote_id) == remote
+
+
+async def test_a_push_recorded_under_a_name_without_the_fingerprint_is_made_again(
+    plane: Plane,
+) -> None:
+    # Pushes recorded before remote names carried the key's fingerprint.
+    p = plane
+    kp = await _keypair(p)
+    legacy = f"canopy-{p.ctx.user_id}-k1"
+    sim = p.sim("private")
+    await sim.import_keypair(legacy, kp.public_key)
+    async with p.db.session() as s:
+        s.add(
+            KeypairPush(
+                keypair_id=kp.id, cloud="private", remote_name=legacy, pushed_at=p.clock.now()
+            )
+        )
+    ids = await p.create(1, key_name="k1", availability_zone="private")
+    await _active(p, ids)
+    remote = remote_key_name(p.ctx.user_id, "k1", kp.fingerprint)
+    assert await _pushes(p) == [(kp.id, "private", remote)]
+    assert await sim.keypairs() == {legacy: kp.public_key, remote: kp.public_key}
+    [server] = await p.servers()
+    assert server.remote_id is not None
+    assert await sim.key_name_of(server.remote_id) == remote
 
 
 # The sim's side of it ---------------------------------------------------------------------
 
 
-async def test_sim_import_is_idempotent_and_a_new_key_replaces_the_old(plane: Plane) -> None:
+async def test_sim_refuses_a_keypair_name_it_already_has(plane: Plane) -> None:
+    # As Nova (409) and EC2 (InvalidKeyPair.Duplicate): never overwritten, even by itself.
     sim = plane.sim("private")
     await sim.import_keypair("canopy-u-k", "ssh-ed25519 AAAA one")
-    await sim.import_keypair("canopy-u-k", "ssh-ed25519 AAAA one")
+    with pytest.raises(AlreadyExists, match="Key pair 'canopy-u-k' already exists"):
+        await sim.import_keypair("canopy-u-k", "ssh-ed25519 AAAA one")
+    with pytest.raises(AlreadyExists):
+        await sim.import_keypair("canopy-u-k", "ssh-ed25519 AAAA two")
     assert await sim.keypairs() == {"canopy-u-k": "ssh-ed25519 AAAA one"}
-    await sim.import_keypair("canopy-u-k", "ssh-ed25519 AAAA two")
-    assert await sim.keypairs() == {"canopy-u-k": "ssh-ed25519 AAAA two"}
 
 
 async def test_sim_refuses_a_server_with_an_unknown_key(plane: Plane) -> None:

@@ -1,7 +1,12 @@
-"""No oversubscription: two worker processes on PostgreSQL place 500 concurrent boots.
+"""No oversubscription: two worker processes place 500 concurrent boots (on SQLite and
+PostgreSQL).
 
 `private` fits exactly 50 tiny servers and the burst threshold is 100%, so exactly 50 must
-land there and 450 on `public`, whatever the two workers interleave.
+land there and 450 on `public`, whatever the two workers interleave. A 51st create sent to
+`private` would be refused by the cloud and fail over to `public`, and the end state would
+look right: so the test also reads `private`'s own create log, which must hold no refusal,
+and the logs of both clouds, which must show no server created twice. On Nova-like clouds
+(a create is a lookup and then a create) and on atomic ones (EC2 with a ClientToken).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from canopy.config import load_settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
+from canopy.providers.sim.creates import Outcome, created_more_than_once
 from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.models import Cloud, Placement, Server
@@ -30,20 +36,14 @@ pytestmark = pytest.mark.slow
 N = 50
 
 
-@pytest.fixture
-def pg_db_url(pg_url: str) -> str:
-    from tests.conftest import empty_database
-
-    asyncio.run(empty_database(pg_url))
-    return pg_url
-
-
-async def test_two_workers_never_oversubscribe(pg_db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("atomic", [False, True], ids=["nova", "atomic"])
+async def test_two_workers_never_oversubscribe(db_url: str, tmp_path: Path, atomic: bool) -> None:
+    mode = f"atomic_create = {str(atomic).lower()}"
     cfg = tmp_path / "canopy.toml"
     cfg.write_text(
         f"""data_dir = "{tmp_path}"
 [database]
-url = "{pg_db_url}"
+url = "{db_url}"
 [scheduler]
 burst_threshold = 1.0
 max_spend_per_hour = 1000.0
@@ -60,6 +60,7 @@ host_vcpus = {N}
 host_ram_mb = 1048576
 boot_seconds = 0.3
 api_latency_ms = 3
+{mode}
 [[clouds]]
 name = "public"
 tier = 1
@@ -70,6 +71,7 @@ host_ram_mb = 1048576
 boot_seconds = 0.3
 api_latency_ms = 3
 price_per_vcpu_hour = 0.01
+{mode}
 """
     )
     settings = load_settings(cfg, env={})
@@ -83,8 +85,8 @@ price_per_vcpu_hour = 0.01
     ctx = RequestContext(project_id=project)
     workers = [WorkerProcess(cfg, tmp_path / f"worker{i}.log") for i in range(2)]
     drivers = build_drivers(settings, clock)
-    private = drivers["private"]
-    assert isinstance(private, SimCompute)
+    private, public = drivers["private"], drivers["public"]
+    assert isinstance(private, SimCompute) and isinstance(public, SimCompute)
     try:
         for w in workers:
             w.start()
@@ -120,12 +122,17 @@ price_per_vcpu_hour = 0.01
                 assert w.alive(), w.log.read_text()[-2000:]
             assert time.monotonic() < deadline, f"not all ACTIVE: {statuses}"
             await asyncio.sleep(0.2)
+        logs = await private.create_log() + await public.create_log()
     finally:
         for w in workers:
             w.stop()
         for d in drivers.values():
             await d.close()
 
+    refused = [str(r) for r in logs if r.cloud == "private" and r.outcome is Outcome.REFUSED]
+    assert not refused, "private was oversubscribed: it refused\n" + "\n".join(refused)
+    twice = created_more_than_once(logs)
+    assert not twice, "created twice:\n" + "\n".join(str(r) for rs in twice.values() for r in rs)
     async with db.read() as s:
         where = Counter((await s.execute(select(Server.cloud))).scalars())
         deciders = set((await s.execute(select(Placement.worker))).scalars())

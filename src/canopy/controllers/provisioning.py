@@ -8,6 +8,7 @@ every attempt. A boot that ends in ERROR is cleaned up and rescheduled the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.summary import attempts_text
 from canopy.controllers.tasks import LeasedTaskController, locked, release_lease
 from canopy.domain.errors import (
+    AlreadyExists,
     CapacityError,
     CloudError,
     CloudQuotaError,
@@ -57,7 +59,7 @@ class KeypairImporter(Protocol):
     """A driver with the KEYPAIRS ability: it can import a public key under a name."""
 
     async def import_keypair(self, name: str, public_key: str) -> None:
-        """Import `public_key` as `name`; importing the same key again is a no-op."""
+        """Import `public_key` as `name`; AlreadyExists if the cloud has that name."""
         ...
 
 
@@ -170,11 +172,12 @@ class ProvisioningController(LeasedTaskController):
 
     async def _keypairs(
         self, s: AsyncSession, rows: list[Server]
-    ) -> tuple[dict[tuple[str, str], Keypair], set[tuple[int, str]]]:
-        """The keypairs the batch boots with, by (user, name), and where each is pushed."""
+    ) -> tuple[dict[tuple[str, str], Keypair], dict[tuple[int, str], str]]:
+        """The keypairs the batch boots with, by (user, name), and where each is pushed:
+        (keypair id, cloud) -> the remote name it was pushed under."""
         wanted = {(r.user_id, r.key_name) for r in rows if r.key_name and r.phase == Phase.CREATE}
         if not wanted:
-            return {}, set()
+            return {}, {}
         found = await s.execute(
             select(Keypair).where(
                 or_(*(and_(Keypair.user_id == u, Keypair.name == n) for u, n in wanted))
@@ -182,22 +185,24 @@ class ProvisioningController(LeasedTaskController):
         )
         keys = {(k.user_id, k.name): k for k in found.scalars()}
         pushes = await s.execute(
-            select(KeypairPush.keypair_id, KeypairPush.cloud).where(
+            select(KeypairPush.keypair_id, KeypairPush.cloud, KeypairPush.remote_name).where(
                 KeypairPush.keypair_id.in_([k.id for k in keys.values()])
             )
         )
-        return keys, {(int(k), str(c)) for k, c in pushes}
+        return keys, {(int(k), str(c)): str(n) for k, c, n in pushes}
 
     def _key_for(
         self,
         server: Server,
         keys: dict[tuple[str, str], Keypair],
-        pushed: set[tuple[int, str]],
+        pushed: dict[tuple[int, str], str],
     ) -> tuple[str | None, str | None, _Push | None]:
         """(remote key name, public key, push needed) for the spec of `server`.
 
         A cloud whose driver imports keypairs gets the keypair under its remote name,
-        pushed on first use; any other cloud gets the public key itself in the spec.
+        pushed on first use; any other cloud gets the public key itself in the spec. A
+        push recorded under another name (from before names carried the fingerprint) is
+        made again under the current one.
         """
         if not server.key_name:
             return None, None, None
@@ -216,13 +221,18 @@ class ProvisioningController(LeasedTaskController):
             return None, None, None
         if _keypair_importer(self.rt.driver(server.cloud)) is None:
             return None, kp.public_key, None
-        remote = remote_key_name(kp.user_id, kp.name)
-        if (kp.id, server.cloud) in pushed:
+        remote = remote_key_name(kp.user_id, kp.name, kp.fingerprint)
+        if pushed.get((kp.id, server.cloud)) == remote:
             return remote, None, None
         return remote, None, _Push(kp.id, remote, kp.public_key)
 
     async def _push(self, cloud: str, driver: Compute, push: _Push) -> None:
-        """Import the keypair into `cloud` once, and record that it is there."""
+        """Import the keypair into `cloud` once, and record that it is there.
+
+        A cloud that already has the remote name has this very key (the name carries its
+        fingerprint): imported by a worker that died before recording it, or by another
+        worker meanwhile. That counts as pushed.
+        """
         importer = _keypair_importer(driver)
         assert importer is not None
         key = (push.keypair_id, cloud)
@@ -230,14 +240,17 @@ class ProvisioningController(LeasedTaskController):
         try:
             async with lock:
                 async with self.rt.db.read() as s:
-                    if await s.get(KeypairPush, key) is not None:
+                    done = await s.get(KeypairPush, key)
+                    if done is not None and done.remote_name == push.remote_name:
                         return  # pushed meanwhile (by this worker or another)
-                await self.rt.call(
-                    cloud, lambda: importer.import_keypair(push.remote_name, push.public_key)
-                )
+                with contextlib.suppress(AlreadyExists):  # this very key: see above
+                    await self.rt.call(
+                        cloud, lambda: importer.import_keypair(push.remote_name, push.public_key)
+                    )
                 try:
                     async with self.rt.db.session() as s:
-                        if await s.get(KeypairPush, key) is None:
+                        row = await s.get(KeypairPush, key)
+                        if row is None:
                             s.add(
                                 KeypairPush(
                                     keypair_id=push.keypair_id,
@@ -246,9 +259,12 @@ class ProvisioningController(LeasedTaskController):
                                     pushed_at=self.rt.clock.now(),
                                 )
                             )
+                        elif row.remote_name != push.remote_name:
+                            row.remote_name = push.remote_name
+                            row.pushed_at = self.rt.clock.now()
                 except IntegrityError:
                     # Another worker recorded it first, or the keypair was deleted since:
-                    # either way the (idempotent) import stands and the server can boot.
+                    # either way the key is on the cloud and the server can boot.
                     pass
                 CONTROLLER_STEPS.labels(controller="provisioning", outcome="keypair_pushed").inc()
         finally:

@@ -47,6 +47,11 @@ class CloudQuotaError(CloudError):
     """The cloud account's own quota is exhausted; like capacity, try elsewhere."""
 
 
+class AlreadyExists(CloudError, Conflict):
+    """The cloud already holds an object under this name (Nova's 409 "Key pair 'x' already
+    exists", EC2's InvalidKeyPair.Duplicate); nothing was changed."""
+
+
 class TransientError(CloudError):
     """A temporary failure (throttling, 5xx, timeout); the same call may succeed later."""
 

@@ -1,7 +1,8 @@
 """Nova keypairs: per-user public keys, imported or generated, fingerprinted as Nova does.
 
 A keypair lives only in canopy's database until a server uses it on a cloud; the
-provisioning controller then pushes it there (see `remote_key_name`).
+provisioning controller then pushes it there, under a name that carries the key's
+fingerprint (see `remote_key_name`).
 """
 
 from __future__ import annotations
@@ -141,12 +142,19 @@ def generate_x509(user_id: str, now: datetime) -> tuple[str, str]:
     return private, cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def remote_key_name(user_id: str, name: str) -> str:
-    """The name a keypair gets on a cloud: recognisable, and unique per canopy user."""
-    remote = f"canopy-{user_id}-{name}"
+def remote_key_name(user_id: str, name: str, key_fingerprint: str) -> str:
+    """The name a keypair gets on a cloud: recognisable, unique per canopy user and key.
+
+    It ends with the first 16 hex digits of the key's fingerprint, so a key made again
+    under the same name (the way to rotate a key: Nova keypairs are immutable) gets a new
+    remote name. A cloud never overwrites a key pair name (Nova answers 409, EC2
+    InvalidKeyPair.Duplicate), and the old name would keep booting servers with the old key.
+    """
+    digits = "".join(c for c in key_fingerprint.lower() if c in "0123456789abcdef")[:16]
+    remote = f"canopy-{user_id}-{name}-{digits}"
     if len(remote) <= MAX_NAME:
         return remote
-    return f"canopy-{user_id}-{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+    return f"canopy-{user_id}-{hashlib.sha256(name.encode()).hexdigest()[:32]}-{digits}"
 
 
 async def create(

@@ -26,13 +26,21 @@ def state_file(tmp_path: Path) -> Path:
     return tmp_path / "clouds" / "sim-private.db"
 
 
+@pytest.fixture(params=[False, True], ids=["nova", "atomic"])
+def atomic_create(request: pytest.FixtureRequest) -> bool:
+    """Every sim test runs against both kinds of create: Nova's and EC2's with a token."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def make_sim(clock: FakeClock, state_file: Path) -> AsyncIterator[MakeSim]:
+async def make_sim(
+    clock: FakeClock, state_file: Path, atomic_create: bool
+) -> AsyncIterator[MakeSim]:
     """Build sim clouds (closed at the end of the test).
 
-    Defaults keep time exact: no API latency, 2 s boots, 0.5 s power actions. Keyword
-    arguments override SimSettings fields; `path`, `seed`, `name` and
-    `lost_response_rate` go to the constructor.
+    Defaults keep time exact: no API latency, 2 s boots, 0.5 s power actions, and the
+    `atomic_create` of the test's parameter. Keyword arguments override SimSettings
+    fields; `path`, `seed`, `name` and `lost_response_rate` go to the constructor.
     """
     made: list[SimCompute] = []
 
@@ -44,7 +52,11 @@ async def make_sim(clock: FakeClock, state_file: Path) -> AsyncIterator[MakeSim]
         lost_response_rate: float = 0.0,
         **overrides: Any,
     ) -> SimCompute:
-        fields: dict[str, Any] = {"api_latency_ms": 0.0, "boot_seconds": 2.0}
+        fields: dict[str, Any] = {
+            "api_latency_ms": 0.0,
+            "boot_seconds": 2.0,
+            "atomic_create": atomic_create,
+        }
         fields.update(overrides)
         sim = SimCompute(
             name=name,

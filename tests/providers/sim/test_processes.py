@@ -1,4 +1,8 @@
-"""Two processes sharing one sim cloud's file never create a server twice."""
+"""Two processes sharing an atomic sim cloud's file never create a server twice.
+
+Atomic creates only: a Nova-like cloud (the default) may create twice by design (see
+test_lifecycle.py and test_create_log.py).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from canopy.domain.specs import Resources, ServerSpec
 from canopy.providers.sim.driver import SimCompute
 
 async def main(path: str, seed: int, count: int) -> None:
-    sim = SimCompute("shared", SimSettings(api_latency_ms=0, hosts=64), Path(path),
+    settings = SimSettings(api_latency_ms=0, hosts=64, atomic_create=True)
+    sim = SimCompute("shared", settings, Path(path),
                      FakeClock(), seed)
     made = {}
     for n in range(count):

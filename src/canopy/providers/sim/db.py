@@ -24,11 +24,12 @@ from typing import TypeVar
 
 from canopy.config import SimSettings
 from canopy.domain.errors import TransientError
+from canopy.providers.sim import creates
 
 T = TypeVar("T")
 
 BUSY_SECONDS = 30.0  # how long a call waits for another process's write lock
-SCHEMA_VERSION = 3  # 2: keypairs, servers.key_name; 3: servers.user_data
+SCHEMA_VERSION = 4  # 2: keypairs, servers.key_name; 3: servers.user_data; 4: create_log
 
 _SCHEMA = (
     # used_* are the sums over the live servers on the host, kept in the same transaction
@@ -74,9 +75,15 @@ _SCHEMA = (
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     )""",
+    # The sim's record of every create call it answered (see creates.py).
+    creates.SCHEMA,
     # No unique index on canopy_id: real clouds do not enforce unique tags, and tests need
-    # to plant duplicates out of band. Uniqueness of create comes from the transaction.
+    # to plant duplicates out of band (and a Nova-like cloud creates them: see
+    # driver.create). An atomic create gets its uniqueness from its transaction.
     "CREATE INDEX IF NOT EXISTS servers_live_canopy_id ON servers(canopy_id) "
+    "WHERE deleted_at IS NULL",
+    # The lookup of a create's client token (EC2's ClientToken, in atomic mode).
+    "CREATE INDEX IF NOT EXISTS servers_live_client_token ON servers(client_token) "
     "WHERE deleted_at IS NULL",
     "CREATE INDEX IF NOT EXISTS servers_updated_at ON servers(updated_at)",
     "CREATE INDEX IF NOT EXISTS servers_ready_at ON servers(ready_at)",

@@ -20,6 +20,8 @@ from canopy.domain.errors import TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import PowerAction
 from canopy.providers.base import Abilities, remote_name
+from canopy.providers.sim import hosts
+from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
 from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.providers.sim.state import NewServer, SimStore
@@ -41,7 +43,8 @@ class SimCompute:
     test that canopy's retry finds the server instead of creating a second one.
 
     The `*_out_of_band` methods and `all_servers` are what an operator does behind
-    canopy's back, for tests; they have no latency and no injected faults.
+    canopy's back, for tests; they have no latency and no injected faults. `create_log`
+    is the sim's own record of the creates it answered (see creates.py).
     """
 
     def __init__(
@@ -88,7 +91,7 @@ class SimCompute:
     async def capacity(self) -> Capacity:
         """Room left across all hosts, narrowed by the account quotas when they are set."""
         await self._api_call("capacity")
-        u = await self._store.call(SimStore.usage)
+        u = await self._store.call(hosts.usage)
         s = self.settings
         vcpus_total, vcpus_free = u.vcpus, u.vcpus - u.used_vcpus
         if s.quota_vcpus is not None:
@@ -117,7 +120,14 @@ class SimCompute:
         return sim_price_per_hour(self.settings, vcpus, ram_mb)
 
     async def create(self, spec: ServerSpec) -> RemoteServer:
-        """Create a server tagged `spec.canopy_id`, or return the live one already tagged."""
+        """Create a server tagged `spec.canopy_id`, or return the live one already tagged.
+
+        With `atomic_create` (EC2 with a ClientToken) the lookup and the insert are one
+        transaction, and the canopy id is the client token. Without it (Nova, the default)
+        they are two API calls, a lookup and then the create, each with its latency: two
+        creates for one canopy id that overlap both find nothing and both create, as they
+        would on Nova, which has no client token.
+        """
         await self._api_call("create")
         s = self.settings
         # All draws happen here, on the event loop, so their order is reproducible.
@@ -130,9 +140,37 @@ class SimCompute:
         failed = self._dice.chance(s.boot_failure_rate)
         lost = self._dice.chance(self.lost_response_rate)
         boot = self._dice.around(s.boot_seconds, s.boot_jitter)
+        if s.atomic_create:
+            new = self._new_server(spec, boot, failed, client_token=spec.canopy_id)
+            row, inserted = await self._store.call(
+                lambda c: self._store.create(c, new, atomic=True, refuse=refuse)
+            )
+        else:
+            now = self._now_us()
+            found = await self._store.call(lambda c: self._store.returned(c, spec.canopy_id, now))
+            if found is not None:
+                return to_remote(found, now)
+            # The create call itself: nothing holds the canopy id meanwhile.
+            await self._clock.sleep(self._dice.around(s.api_latency_ms / 1000.0, s.latency_jitter))
+            new = self._new_server(spec, boot, failed)
+            row, inserted = await self._store.call(
+                lambda c: self._store.create(c, new, atomic=False, refuse=refuse)
+            )
+        if inserted and lost:
+            raise TransientError(
+                f"cloud {self.name!r}: create timed out after the server was accepted "
+                "(injected fault: response lost)",
+                cloud=self.name,
+            )
+        return to_remote(row, new.now_us)
+
+    def _new_server(
+        self, spec: ServerSpec, boot: float, failed: bool, client_token: str | None = None
+    ) -> NewServer:
+        """The server `spec` asks for, created now and ready after `boot` seconds."""
         now = self._now_us()
         r = spec.resources
-        new = NewServer(
+        return NewServer(
             remote_id=str(uuid.uuid4()),
             canopy_id=spec.canopy_id,
             name=remote_name(spec.name, spec.canopy_id),
@@ -144,23 +182,13 @@ class SimCompute:
             now_us=now,
             ready_at_us=now + _us(boot),
             failed=failed,
-            client_token=spec.canopy_id,
+            client_token=client_token,
             key_name=spec.key_name,
             user_data=spec.user_data,
         )
-        row, inserted = await self._store.call(
-            lambda c: self._store.create(c, new, reuse_existing=True, refuse=refuse)
-        )
-        if inserted and lost:
-            raise TransientError(
-                f"cloud {self.name!r}: create timed out after the server was accepted "
-                "(injected fault: response lost)",
-                cloud=self.name,
-            )
-        return to_remote(row, now)
 
     async def import_keypair(self, name: str, public_key: str) -> None:
-        """Import a public key as `name` (ability KEYPAIRS); the same key again is a no-op."""
+        """Import a public key as `name` (ability KEYPAIRS); AlreadyExists if it is taken."""
         await self._api_call("import keypair")
         now = self._now_us()
         await self._store.call(lambda c: self._store.import_keypair(c, name, public_key, now))
@@ -250,7 +278,9 @@ class SimCompute:
             failed=failed,
             client_token=None,
         )
-        row, _ = await self._store.call(lambda c: self._store.create(c, new, reuse_existing=False))
+        row, _ = await self._store.call(
+            lambda c: self._store.create(c, new, atomic=False, logged=False)
+        )
         return to_remote(row, now)
 
     async def delete_out_of_band(self, remote_id: str) -> bool:
@@ -286,4 +316,8 @@ class SimCompute:
 
     async def usage_drift(self) -> builtins.list[str]:
         """Hosts whose recorded usage differs from their live servers; empty when consistent."""
-        return await self._store.call(SimStore.usage_drift)
+        return await self._store.call(hosts.usage_drift)
+
+    async def create_log(self) -> builtins.list[CreateRecord]:
+        """Every create this cloud answered through its API, oldest first (for tests)."""
+        return await self._store.call(lambda c: records(c, self.name))

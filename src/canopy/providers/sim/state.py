@@ -1,8 +1,9 @@
-"""The sim cloud's operations on its state: hosts, placement, quotas and servers.
+"""The sim cloud's operations on its state: hosts, placement, quotas, servers, key pairs.
 
 Every operation that reads and then writes runs in one `BEGIN IMMEDIATE` transaction,
-so "find by canopy id, else insert" cannot create a duplicate even when several
-processes share the file (see db.py for the file itself).
+even when several processes share the file (see db.py for the file itself). Whether
+"find by canopy id, else insert" is one of them is the cloud's choice: atomic, as EC2
+with a ClientToken, or a lookup and a separate insert, as Nova (see driver.create).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any, TypeVar
 
 from canopy.config import SimSettings
 from canopy.domain.errors import (
+    AlreadyExists,
     CapacityError,
     CloudError,
-    CloudQuotaError,
     InvalidRequest,
     NotFound,
     TransientError,
 )
 from canopy.domain.states import PowerAction
+from canopy.providers.sim import creates, hosts
+from canopy.providers.sim.creates import Outcome
 from canopy.providers.sim.db import StateFile, immediate
 from canopy.providers.sim.status import (
     NATIVE_TO_REMOTE,
@@ -65,20 +68,6 @@ class NewServer:
     client_token: str | None
     key_name: str | None = None
     user_data: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Totals over all hosts."""
-
-    hosts: int
-    vcpus: int
-    ram_mb: int
-    disk_gb: int
-    used_vcpus: int
-    used_ram_mb: int
-    used_disk_gb: int
-    used_instances: int
 
 
 def _row(values: tuple[Any, ...]) -> ServerRow:
@@ -159,74 +148,135 @@ class SimStore:
         ).fetchall()
         return [_row(r) for r in rows]
 
-    @staticmethod
-    def usage(conn: sqlite3.Connection) -> Usage:
-        """Size and use summed over all hosts (what capacity() and quotas read)."""
-        values = conn.execute(
-            "SELECT COUNT(*), TOTAL(vcpus), TOTAL(ram_mb), TOTAL(disk_gb), TOTAL(used_vcpus),"
-            " TOTAL(used_ram_mb), TOTAL(used_disk_gb), TOTAL(used_instances) FROM hosts"
-        ).fetchone()
-        return Usage(*(int(v) for v in values))
-
-    @staticmethod
-    def usage_drift(conn: sqlite3.Connection) -> list[str]:
-        """Hosts whose kept usage differs from the sum over their live servers (want none)."""
-        rows = conn.execute(
-            "SELECT h.id FROM hosts h LEFT JOIN ("
-            " SELECT host, SUM(vcpus) v, SUM(ram_mb) r, SUM(disk_gb) d, COUNT(*) n"
-            " FROM servers WHERE deleted_at IS NULL GROUP BY host) s ON s.host = h.id"
-            " WHERE h.used_vcpus != COALESCE(s.v, 0) OR h.used_ram_mb != COALESCE(s.r, 0)"
-            " OR h.used_disk_gb != COALESCE(s.d, 0) OR h.used_instances != COALESCE(s.n, 0)"
-        ).fetchall()
-        return [r[0] for r in rows]
-
     # Writes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def existing(conn: sqlite3.Connection, new: NewServer) -> tuple[ServerRow | None, bool]:
+        """The live server a create of `new` must answer with, and whether by client token.
+
+        By client token first (EC2's ClientToken), then by canopy id (the driver's own
+        lookup, which also finds a server created out of band under that id).
+        """
+        if new.client_token is not None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM servers WHERE client_token = ? AND deleted_at IS NULL"
+                " ORDER BY seq LIMIT 1",
+                (new.client_token,),
+            ).fetchone()
+            if row is not None:
+                return _row(row), True
+        if new.canopy_id is None:
+            return None, False
+        return SimStore.find(conn, new.canopy_id), False
+
+    def returned(self, conn: sqlite3.Connection, canopy_id: str, now_us: int) -> ServerRow | None:
+        """The live server already tagged `canopy_id`, logged as a create's answer.
+
+        The first step of a create that is not atomic: a read, and a write only when a
+        server is found, so nothing is held for the step that follows.
+        """
+        row = self.find(conn, canopy_id)
+        if row is not None:
+            with immediate(conn):
+                creates.log(
+                    conn,
+                    at_us=now_us,
+                    canopy_id=canopy_id,
+                    outcome=Outcome.RETURNED,
+                    remote_id=row.remote_id,
+                )
+        return row
 
     def create(
         self,
         conn: sqlite3.Connection,
         new: NewServer,
         *,
-        reuse_existing: bool,
+        atomic: bool,
         refuse: str | None = None,
+        logged: bool = True,
     ) -> tuple[ServerRow, bool]:
         """Insert `new` on the first host that fits; (row, inserted).
 
-        With `reuse_existing`, a live server already tagged `new.canopy_id` is returned
-        instead. `refuse` is an injected capacity failure's message: raised after that
-        lookup (a retry of a create that succeeded still finds its server) and before
-        anything is written.
+        With `atomic`, a live server that `existing` finds is returned instead, in the same
+        transaction as the insert. `refuse` is an injected capacity failure's message:
+        raised after that lookup (a retry of a create that succeeded still finds its
+        server) and before anything is written. With `logged` (a create through the API),
+        the outcome goes to the create log, refusals included.
         """
+        refused: CloudError | None = None
         with immediate(conn):
-            if reuse_existing and new.canopy_id is not None:
-                existing = self.find(conn, new.canopy_id)
-                if existing is not None:
-                    return existing, False
-            if refuse is not None:
-                raise CapacityError(refuse, cloud=self.cloud)
-            if new.key_name is not None and self.keypair(conn, new.key_name) is None:
-                # As a real cloud answers: the key must have been imported first.
-                raise CloudError(
-                    f"cloud {self.cloud!r}: invalid key_name provided: no keypair {new.key_name!r}",
-                    cloud=self.cloud,
+            if atomic:
+                found, matched = self.existing(conn, new)
+                if found is not None:
+                    if logged:
+                        creates.log(
+                            conn,
+                            at_us=new.now_us,
+                            canopy_id=new.canopy_id,
+                            outcome=Outcome.RETURNED,
+                            remote_id=found.remote_id,
+                            token_matched=matched,
+                        )
+                    return found, False
+            try:
+                host = self._admit(conn, new, refuse)
+            except CloudError as e:
+                if not logged:
+                    raise
+                # Committed with the log row; raised once the transaction is over.
+                creates.log(
+                    conn,
+                    at_us=new.now_us,
+                    canopy_id=new.canopy_id,
+                    outcome=Outcome.REFUSED,
+                    refused=e,
                 )
-            self._check_quota(conn, new.vcpus)
-            host = self._place(conn, new)
-            conn.execute(
-                "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
-                " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
-                " key_name, user_data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?)",
-                (
-                    new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
-                    new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
-                    int(new.failed), new.now_us, new.client_token, new.key_name, new.user_data,
-                ),
-            )  # fmt: skip
-            self._charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)
-            row = self.get(conn, new.remote_id)
-            assert row is not None
-            return row, True
+                refused = e
+            else:
+                return self._insert(conn, new, host, logged), True
+        assert refused is not None
+        raise refused
+
+    def _admit(self, conn: sqlite3.Connection, new: NewServer, refuse: str | None) -> str:
+        """The host `new` goes to, or the error a real cloud would answer with."""
+        if refuse is not None:
+            raise CapacityError(refuse, cloud=self.cloud)
+        if new.key_name is not None and self.keypair(conn, new.key_name) is None:
+            # As a real cloud answers: the key must have been imported first.
+            raise CloudError(
+                f"cloud {self.cloud!r}: invalid key_name provided: no keypair {new.key_name!r}",
+                cloud=self.cloud,
+            )
+        hosts.check_quota(conn, self.settings, self.cloud, new.vcpus)
+        return hosts.place(conn, self.cloud, new.vcpus, new.ram_mb, new.disk_gb)
+
+    def _insert(
+        self, conn: sqlite3.Connection, new: NewServer, host: str, logged: bool
+    ) -> ServerRow:
+        conn.execute(
+            "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
+            " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
+            " key_name, user_data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?)",
+            (
+                new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
+                new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
+                int(new.failed), new.now_us, new.client_token, new.key_name, new.user_data,
+            ),
+        )  # fmt: skip
+        hosts.charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)
+        if logged:
+            creates.log(
+                conn,
+                at_us=new.now_us,
+                canopy_id=new.canopy_id,
+                outcome=Outcome.CREATED,
+                remote_id=new.remote_id,
+            )
+        row = self.get(conn, new.remote_id)
+        assert row is not None
+        return row
 
     @staticmethod
     def keypair(conn: sqlite3.Connection, name: str) -> str | None:
@@ -242,85 +292,24 @@ class SimStore:
 
     def import_keypair(
         self, conn: sqlite3.Connection, name: str, public_key: str, now_us: int
-    ) -> bool:
-        """Store `public_key` as `name`; True if that changed anything.
+    ) -> None:
+        """Store `public_key` as `name`; AlreadyExists if the name is taken, by any key.
 
-        Importing the same key again is a no-op, so a retried push is harmless; a different
-        key under the same name replaces the old one (the name is canopy's, per user and key
-        name, and a re-created keypair must win).
+        As Nova (409 "Key pair 'x' already exists") and EC2 (InvalidKeyPair.Duplicate)
+        answer: a name is never overwritten, and importing the same key again is refused
+        too. Canopy puts the key's fingerprint in the name (services.keypairs), so for it
+        a refusal means the key is already there.
         """
         with immediate(conn):
-            current = self.keypair(conn, name)
-            if current == public_key:
-                return False
-            if current is None:
-                conn.execute(
-                    "INSERT INTO keypairs (name, public_key, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, public_key, now_us, now_us),
+            if self.keypair(conn, name) is not None:
+                raise AlreadyExists(
+                    f"cloud {self.cloud!r}: Key pair '{name}' already exists.", cloud=self.cloud
                 )
-            else:
-                conn.execute(
-                    "UPDATE keypairs SET public_key = ?, updated_at = ? WHERE name = ?",
-                    (public_key, now_us, name),
-                )
-            return True
-
-    def _check_quota(self, conn: sqlite3.Connection, vcpus: int) -> None:
-        """CloudQuotaError if one more server of `vcpus` passes the account's quotas."""
-        s = self.settings
-        if s.quota_instances is None and s.quota_vcpus is None:
-            return
-        used = self.usage(conn)
-        if s.quota_instances is not None and used.used_instances + 1 > s.quota_instances:
-            raise CloudQuotaError(
-                f"cloud {self.cloud!r}: quota exceeded for instances: requested 1, "
-                f"{used.used_instances} of {s.quota_instances} in use",
-                cloud=self.cloud,
+            conn.execute(
+                "INSERT INTO keypairs (name, public_key, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?)",
+                (name, public_key, now_us, now_us),
             )
-        if s.quota_vcpus is not None and used.used_vcpus + vcpus > s.quota_vcpus:
-            raise CloudQuotaError(
-                f"cloud {self.cloud!r}: quota exceeded for cores: requested {vcpus}, "
-                f"{used.used_vcpus} of {s.quota_vcpus} in use",
-                cloud=self.cloud,
-            )
-
-    def _place(self, conn: sqlite3.Connection, new: NewServer) -> str:
-        """First fit over hosts in order; CapacityError, saying why, if none fits."""
-        found = conn.execute(
-            "SELECT id FROM hosts WHERE vcpus - used_vcpus >= ? AND ram_mb - used_ram_mb >= ?"
-            " AND disk_gb - used_disk_gb >= ? ORDER BY position LIMIT 1",
-            (new.vcpus, new.ram_mb, new.disk_gb),
-        ).fetchone()
-        if found is not None:
-            return str(found[0])
-        want = f"{new.vcpus} vcpus, {new.ram_mb} MB RAM and {new.disk_gb} GB disk"
-        hosts, v, r, d = conn.execute(
-            "SELECT COUNT(*), MAX(vcpus - used_vcpus), MAX(ram_mb - used_ram_mb),"
-            " MAX(disk_gb - used_disk_gb) FROM hosts"
-        ).fetchone()
-        if hosts == 0:
-            raise CapacityError(
-                f"no valid host on cloud {self.cloud!r}: it has no hosts (wanted {want})",
-                cloud=self.cloud,
-            )
-        raise CapacityError(
-            f"no valid host on cloud {self.cloud!r}: none of its {hosts} hosts has {want} "
-            f"free (most free on any host: {v} vcpus, {r} MB RAM, {d} GB disk)",
-            cloud=self.cloud,
-        )
-
-    @staticmethod
-    def _charge(
-        conn: sqlite3.Connection, host: str, vcpus: int, ram_mb: int, disk_gb: int, n: int
-    ) -> None:
-        """Add `n` servers of this size to the host's usage (n = -1 takes one away)."""
-        conn.execute(
-            "UPDATE hosts SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,"
-            " used_disk_gb = used_disk_gb + ?, used_instances = used_instances + ?"
-            " WHERE id = ?",
-            (vcpus * n, ram_mb * n, disk_gb * n, n, host),
-        )
 
     def delete(self, conn: sqlite3.Connection, remote_id: str, now_us: int) -> bool:
         """Soft-delete a live server and free its host's capacity; False if none."""
@@ -332,7 +321,7 @@ class SimStore:
                 "UPDATE servers SET deleted_at = ?, updated_at = ? WHERE seq = ?",
                 (now_us, now_us, row.seq),
             )
-            self._charge(conn, row.host, row.vcpus, row.ram_mb, row.disk_gb, -1)
+            hosts.charge(conn, row.host, row.vcpus, row.ram_mb, row.disk_gb, -1)
             return True
 
     def power(
