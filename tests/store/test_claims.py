@@ -33,14 +33,14 @@ async def test_add_and_release_move_counters_together(seeded: Database, clock: F
         cloud = await s.get(Cloud, "public", with_for_update=True)
         assert cloud is not None
         add_claim(
-            s, cloud, server_id=a, vcpus=2, ram_mb=4096, disk_gb=40, price_per_hour=0.1, now=now
+            s, cloud, server_id=a, vcpus=2, ram_mb=4096, disk_gb=40, price_per_hour_micros=100_000, now=now
         )
         add_claim(
-            s, cloud, server_id=b, vcpus=1, ram_mb=2048, disk_gb=20, price_per_hour=0.05, now=now
+            s, cloud, server_id=b, vcpus=1, ram_mb=2048, disk_gb=20, price_per_hour_micros=50_000, now=now
         )
     c = await _cloud(db, "public")
     assert (c.vcpus_claimed, c.ram_mb_claimed, c.instances_claimed) == (3, 6144, 2)
-    assert c.spend_per_hour == pytest.approx(0.15)
+    assert c.spend_per_hour_micros == 150_000
     assert await _claims(db) == 2
     other = await _cloud(db, "private")
     assert (other.vcpus_claimed, other.ram_mb_claimed, other.instances_claimed) == (0, 0, 0)
@@ -51,7 +51,7 @@ async def test_add_and_release_move_counters_together(seeded: Database, clock: F
         assert (released.cloud, released.vcpus, released.ram_mb) == ("public", 2, 4096)
     c = await _cloud(db, "public")
     assert (c.vcpus_claimed, c.ram_mb_claimed, c.instances_claimed) == (1, 2048, 1)
-    assert c.spend_per_hour == pytest.approx(0.05)
+    assert c.spend_per_hour_micros == 50_000
     assert await _claims(db) == 1
 
     # Twice is safe: nothing left to give back, the counters do not move again.
@@ -64,7 +64,7 @@ async def test_add_and_release_move_counters_together(seeded: Database, clock: F
         assert await release_claim(s, b) is not None
     c = await _cloud(db, "public")
     assert (c.vcpus_claimed, c.ram_mb_claimed, c.instances_claimed) == (0, 0, 0)
-    assert c.spend_per_hour == pytest.approx(0.0, abs=1e-9)
+    assert c.spend_per_hour_micros == 0
     assert await _claims(db) == 0
 
 
@@ -76,7 +76,7 @@ async def test_release_twice_in_one_transaction(seeded: Database, clock: FakeClo
         cloud = await s.get(Cloud, "private")
         assert cloud is not None
         add_claim(
-            s, cloud, server_id=a, vcpus=4, ram_mb=8192, disk_gb=0, price_per_hour=0.0, now=now
+            s, cloud, server_id=a, vcpus=4, ram_mb=8192, disk_gb=0, price_per_hour_micros=0, now=now
         )
     async with db.session() as s:
         assert await release_claim(s, a) is not None
@@ -106,7 +106,7 @@ async def test_a_rolled_back_claim_leaves_no_trace(seeded: Database, clock: Fake
             cloud = await s.get(Cloud, "private")
             assert cloud is not None
             add_claim(
-                s, cloud, server_id=a, vcpus=4, ram_mb=8192, disk_gb=0, price_per_hour=0.0, now=now
+                s, cloud, server_id=a, vcpus=4, ram_mb=8192, disk_gb=0, price_per_hour_micros=0, now=now
             )
             await s.flush()
             raise Boom
@@ -124,13 +124,13 @@ async def test_one_claim_per_server(seeded: Database, clock: FakeClock) -> None:
         [a] = await add_servers(s, [server_row(now)])
         cloud = await s.get(Cloud, "private")
         assert cloud is not None
-        add_claim(s, cloud, server_id=a, vcpus=1, ram_mb=1, disk_gb=0, price_per_hour=0.0, now=now)
+        add_claim(s, cloud, server_id=a, vcpus=1, ram_mb=1, disk_gb=0, price_per_hour_micros=0, now=now)
     with pytest.raises(IntegrityError):
         async with db.session() as s:
             cloud = await s.get(Cloud, "public")
             assert cloud is not None
             add_claim(
-                s, cloud, server_id=a, vcpus=1, ram_mb=1, disk_gb=0, price_per_hour=0.0, now=now
+                s, cloud, server_id=a, vcpus=1, ram_mb=1, disk_gb=0, price_per_hour_micros=0, now=now
             )
     # The failed second claim did not move the other cloud's counters.
     assert (await _cloud(db, "public")).instances_claimed == 0
