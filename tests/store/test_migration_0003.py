@@ -237,8 +237,7 @@ async def test_rows_at_0002_are_carried_to_head(empty: Database) -> None:
 
     # Claims: same servers and amounts, a window from their creation on, prices exact.
     assert [
-        (c["server_id"], c["reservation_id"], c["cloud"], c["vcpus"], c["ram_mb"])
-        for c in claims
+        (c["server_id"], c["reservation_id"], c["cloud"], c["vcpus"], c["ram_mb"]) for c in claims
     ] == [(S1, None, "public", 2, 4096), (S2, None, "public", 1, 2048)]
     assert [c["price_per_hour_micros"] for c in claims] == [100_000, 50_000]
     assert [_aware(c["starts_at"]) for c in claims] == [T0, T0 + timedelta(seconds=1)]

@@ -81,7 +81,9 @@ def brute_force(cs: list[C], clouds: tuple[str, ...], start: int, end: int | Non
     last = HORIZON + 1 if end is None else end
     best = [0, 0, 0, 0]
     for t in range(start, last):
-        live = [c for c in cs if c.cloud in clouds and c.start <= t and (c.end is None or t < c.end)]
+        live = [
+            c for c in cs if c.cloud in clouds and c.start <= t and (c.end is None or t < c.end)
+        ]
         sums = [
             sum(c.vcpus for c in live),
             sum(c.ram_mb for c in live),

@@ -188,17 +188,13 @@ def upgrade() -> None:
     with op.batch_alter_table("claims", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("reservation_id", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column(
-                "price_per_hour_micros", sa.BigInteger(), server_default="0", nullable=False
-            )
+            sa.Column("price_per_hour_micros", sa.BigInteger(), server_default="0", nullable=False)
         )
     _claim_prices_to_micros()
     op.execute(sa.text("UPDATE claims SET starts_at = created_at WHERE starts_at IS NULL"))
     with op.batch_alter_table("claims", schema=None) as batch_op:
         batch_op.alter_column("server_id", existing_type=sa.String(length=64), nullable=True)
-        batch_op.alter_column(
-            "starts_at", existing_type=sa.DateTime(timezone=True), nullable=False
-        )
+        batch_op.alter_column("starts_at", existing_type=sa.DateTime(timezone=True), nullable=False)
         batch_op.drop_index("ix_claims_cloud")
         batch_op.create_index(
             "ix_claims_cloud_window", ["cloud", "starts_at", "ends_at"], unique=False
