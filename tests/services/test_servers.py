@@ -70,6 +70,7 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"metadata": {"canopy:anything": "x"}}, "reserved for canopy"),
     ({"hints": {"_canopy": {"user_data": "x"}}}, "is reserved"),
     ({"hints": {"group": 5}}, "is not of type 'string'"),
+    ({"hints": {"note": "x\ud800"}}, "is not valid UTF-8 text"),
 ]
 
 

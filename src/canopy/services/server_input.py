@@ -55,7 +55,7 @@ def check_scheduler_hints(hints: Any) -> dict[str, Any]:
             f"scheduler hints are accepted, {len(hints)} were given."
         )
     for key, value in hints.items():
-        if not key or len(key) > MAX_HINT_KEY or not key.isprintable():
+        if not key or len(key) > MAX_HINT_KEY or not key.isprintable() or not _utf8(key):
             raise InvalidRequest(
                 f"Invalid input for field/attribute os:scheduler_hints. Hint name "
                 f"{_shown(key)} must be 1 to {MAX_HINT_KEY} printable characters."
@@ -86,6 +86,8 @@ def _bounded(key: str, value: Any, depth: int) -> None:
     if isinstance(value, str):
         if len(value) > MAX_HINT_STRING:
             raise _invalid(key, value, f"is longer than {MAX_HINT_STRING} characters")
+        if not _utf8(value):
+            raise _invalid(key, value, "is not valid UTF-8 text")
         return
     if isinstance(value, list | dict):
         if depth >= MAX_HINT_DEPTH:
@@ -94,12 +96,23 @@ def _bounded(key: str, value: Any, depth: int) -> None:
             raise _invalid(key, value, f"has more than {MAX_HINT_ITEMS} items")
         items = value.values() if isinstance(value, dict) else value
         for k in value if isinstance(value, dict) else ():
-            if len(k) > MAX_HINT_STRING:
-                raise _invalid(key, value, f"has a key longer than {MAX_HINT_STRING}")
+            if len(k) > MAX_HINT_STRING or not _utf8(k):
+                raise _invalid(
+                    key, value, f"has a key longer than {MAX_HINT_STRING} or not valid text"
+                )
         for item in items:
             _bounded(key, item, depth + 1)
         return
     raise _invalid(key, value, "is not a JSON value")
+
+
+def _utf8(text: str) -> bool:
+    """False for text with a lone surrogate, which no database column can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _string(key: str, value: Any) -> None:

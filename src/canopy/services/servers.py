@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -40,6 +41,7 @@ from canopy.store.models import (
     Quota,
     Server,
     ServerGroup,
+    ServerTag,
     ServerUserData,
 )
 from canopy.store.server_extras import replace_tags, tagged, tagged_any, tags_of
@@ -192,12 +194,18 @@ class ServerService:
                 s.add(server)
                 servers.append(server)
             await s.flush()
-            tags = _validate_tags(req.tags)
+            tags = sorted(set(_validate_tags(req.tags)))
+            if tags:
+                await s.execute(
+                    insert(ServerTag),
+                    [{"server_id": sv.id, "tag": t} for sv in servers for t in tags],
+                )
+            if req.user_data is not None:
+                await s.execute(
+                    insert(ServerUserData),
+                    [{"server_id": sv.id, "data": req.user_data} for sv in servers],
+                )
             for server in servers:
-                if tags:
-                    await replace_tags(s, server.id, tags)
-                if req.user_data is not None:
-                    s.add(ServerUserData(server_id=server.id, data=req.user_data))
                 start_action(
                     s,
                     server_id=server.id,
