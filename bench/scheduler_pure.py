@@ -6,8 +6,10 @@ Not a test. Run: .venv/bin/python bench/scheduler_pure.py
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from canopy.config import SchedulerSettings
+from canopy.domain.money import to_micros
 from canopy.domain.placement import CloudSnapshot, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
@@ -29,8 +31,8 @@ def make_clouds(n: int) -> list[CloudSnapshot]:
                 ram_mb_capacity=10**12 if private else None,
                 instances_capacity=None if private else 100_000_000,
                 vcpus_claimed=i * 3,
-                price_per_hour={
-                    f: (0.0 if private else 0.048 * r.vcpus * (1 + i / 100))
+                price_per_hour_micros={
+                    f: (0 if private else to_micros(0.048 * r.vcpus * (1 + i / 100)))
                     for f, r in FLAVORS.items()
                 },
                 images=None if i % 3 else frozenset({"img-1", "img-2"}),
@@ -63,7 +65,7 @@ def bench(n: int, seconds: float = 0.5, repeats: int = 5) -> tuple[float, float]
     Best-of, like timeit, and CPU time rather than wall time: on a shared machine the
     slower runs and the time spent descheduled measure other work, not this code.
     """
-    settings = SchedulerSettings(max_spend_per_hour=1e12)
+    settings = SchedulerSettings(max_spend_per_hour=Decimal(10**12))
     reqs = requests(64)
     rates = []
     for claim in (False, True):

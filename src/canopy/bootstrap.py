@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import CloudSettings, Settings
 from canopy.domain.clock import Clock
+from canopy.domain.money import to_micros
 from canopy.providers.registry import check_drivers
 from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.services import identity
@@ -111,7 +112,7 @@ async def _upsert_cloud(s: AsyncSession, cfg: CloudSettings) -> None:
             vcpus_claimed=0,
             ram_mb_claimed=0,
             instances_claimed=0,
-            spend_per_hour=0.0,
+            spend_per_hour_micros=0,
         )
         s.add(row)
     row.driver, row.tier, row.enabled = cfg.driver, cfg.tier, cfg.enabled
@@ -128,16 +129,19 @@ async def _map_flavor(s: AsyncSession, cfg: CloudSettings, flavor: Flavor) -> No
     if cfg.sim is None:
         return  # other drivers map flavors from their offerings when they come
     remote = cfg.flavor_map.get(flavor.name, flavor.name)
-    price = sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb)
+    price = to_micros(sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb))
     m = await s.get(FlavorMapping, (cfg.name, flavor.id))
     if m is None:
         s.add(
             FlavorMapping(
-                cloud=cfg.name, flavor_id=flavor.id, remote_flavor=remote, price_per_hour=price
+                cloud=cfg.name,
+                flavor_id=flavor.id,
+                remote_flavor=remote,
+                price_per_hour_micros=price,
             )
         )
     else:
-        m.remote_flavor, m.price_per_hour = remote, price
+        m.remote_flavor, m.price_per_hour_micros = remote, price
 
 
 async def ensure_project(

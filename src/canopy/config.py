@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from pydantic_settings.sources.utils import parse_env_vars
+
+from canopy.domain.money import to_micros
 
 DEFAULT_DATA_DIR = "~/.local/share/canopy"
 
@@ -50,13 +53,20 @@ class SchedulerSettings(_Strict):
     burst_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
     max_attempts: int = Field(default=3, ge=1)
     blocklist_seconds: float = Field(default=300.0, ge=0.0)
-    max_spend_per_hour: float = Field(default=50.0, ge=0.0)
+    # A decimal amount in the config (a TOML float is read through its decimal text, so
+    # 0.1 is one tenth); at most 6 decimal places. The scheduler compares micro-units.
+    max_spend_per_hour: Decimal = Field(default=Decimal("50.0"), ge=0, decimal_places=6)
     # How long a server may wait in BUILD/scheduling for capacity or spend headroom.
     schedule_timeout_seconds: float = Field(default=600.0, ge=0.0)
     retry_seconds: float = Field(default=5.0, gt=0.0)
     cost_weight: float = -1.0
     utilisation_weight: float = -0.5
     tier_weight: float = -2.0
+
+    @property
+    def max_spend_per_hour_micros(self) -> int:
+        """The spend cap in micro-units (domain.money), exact."""
+        return to_micros(self.max_spend_per_hour, exact=True)
 
 
 class ControllerSettings(_Strict):

@@ -42,16 +42,17 @@ price_per_vcpu_hour = 0.1
 """
 
 
-async def _public_spend(p: Plane) -> float:
+async def _public_spend(p: Plane) -> int:
+    """Micro-units per hour claimed on tiers >= 1."""
     async with p.db.read() as s:
         total = (
             await s.execute(
-                select(func.coalesce(func.sum(Claim.price_per_hour), 0.0))
+                select(func.coalesce(func.sum(Claim.price_per_hour_micros), 0))
                 .join(Cloud, Cloud.name == Claim.cloud)
                 .where(Cloud.tier >= 1)
             )
         ).scalar_one()
-    return float(total)
+    return int(total)
 
 
 async def test_cap_holds_servers_in_build_then_errors(db_url: str, tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ async def test_cap_holds_servers_in_build_then_errors(db_url: str, tmp_path: Pat
         ids = await p.create(6, flavor="m1.small")  # 1 vCPU, $0.10/h on public
         for _ in range(5):
             await p.step()
-            assert await _public_spend(p) <= 0.25 + 1e-9
+            assert await _public_spend(p) <= 250_000
         by_id = {s.id: s for s in await p.servers()}
         on = [by_id[i].cloud for i in ids]
         assert on.count("private") == 2
@@ -74,7 +75,7 @@ async def test_cap_holds_servers_in_build_then_errors(db_url: str, tmp_path: Pat
         await p.service.delete(p.ctx, public)
         for _ in range(8):
             await p.step(advance=1.0)
-            assert await _public_spend(p) <= 0.25 + 1e-9
+            assert await _public_spend(p) <= 250_000
         by_id = {s.id: s for s in await p.servers()}
         assert sum(1 for i in ids if by_id[i].cloud is None and by_id[i].status == "BUILD") == 1
 
@@ -87,7 +88,7 @@ async def test_cap_holds_servers_in_build_then_errors(db_url: str, tmp_path: Pat
         fault = failed[0].fault_message or ""
         assert "No valid host was found after waiting for capacity" in fault
         assert "spend_cap" in fault and "public" in fault
-        assert await _public_spend(p) <= 0.25 + 1e-9
+        assert await _public_spend(p) <= 250_000
         assert await p.count(status="ACTIVE") == 4
     finally:
         await p.close()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from canopy.config import SchedulerSettings
+from canopy.domain.money import to_micros
 from canopy.domain.placement import CloudSnapshot, Decision, FilterStep, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
@@ -15,10 +16,28 @@ SMALL = Resources(vcpus=1, ram_mb=1024)
 PUBLIC_PRICE = 0.05
 
 
-def cloud(name: str, tier: int = 0, **kw: Any) -> CloudSnapshot:
-    """A cloud offering m1.small: free at tier 0, PUBLIC_PRICE an hour above it."""
-    kw.setdefault("price_per_hour", {FLAVOR: 0.0 if tier == 0 else PUBLIC_PRICE})
-    return CloudSnapshot(name=name, tier=tier, **kw)
+def cloud(
+    name: str,
+    tier: int = 0,
+    *,
+    price_per_hour: dict[str, float] | None = None,
+    spend_per_hour: float = 0.0,
+    **kw: Any,
+) -> CloudSnapshot:
+    """A cloud offering m1.small: free at tier 0, PUBLIC_PRICE an hour above it.
+
+    Prices and spend are given in currency units and held in micro-units, as the
+    placement controller's snapshots hold them.
+    """
+    if price_per_hour is None:
+        price_per_hour = {FLAVOR: 0.0 if tier == 0 else PUBLIC_PRICE}
+    return CloudSnapshot(
+        name=name,
+        tier=tier,
+        price_per_hour_micros={f: to_micros(p) for f, p in price_per_hour.items()},
+        spend_per_hour_micros=to_micros(spend_per_hour),
+        **kw,
+    )
 
 
 def private(name: str = "private", vcpus: int = 8, **kw: Any) -> CloudSnapshot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from canopy.config import SchedulerSettings
+from canopy.domain.money import to_micros
 from canopy.domain.placement import CloudSnapshot
 from canopy.domain.specs import Resources
 from canopy.scheduler import schedule
@@ -31,7 +32,7 @@ def test_servers_1_to_6_stay_private_and_7_on_burst_to_public() -> None:
     assert decisions[6].alternates == ["private"]
     assert decisions[6].reason == decisions[6].explanation.policy
     assert (clouds[0].vcpus_claimed, clouds[1].instances_claimed) == (6, 4)
-    assert clouds[1].spend_per_hour == pytest.approx(4 * PUBLIC_PRICE)
+    assert clouds[1].spend_per_hour_micros == 4 * to_micros(PUBLIC_PRICE)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from canopy.domain.specs import Resources
 from canopy.scheduler import schedule
 from canopy.scheduler.filters import STEPS
 
-from .factories import FLAVOR, cloud, private, public, request, settings, step
+from .factories import FLAVOR, cloud, place_many, private, public, request, settings, step
 
 ALL_STEPS = [f.name for f in STEPS]
 
@@ -143,6 +143,24 @@ def test_spend_cap_allows_landing_exactly_on_the_cap() -> None:
     d = schedule(clouds, request(), settings(max_spend_per_hour=0.35))
 
     assert step(d, "spend_cap").removed == {}
+
+
+def test_spend_cap_is_exact_to_the_micro_unit() -> None:
+    """Three servers at 0.1/h fill a 0.3/h cap exactly (in floats 0.1 + 0.1 + 0.1 is
+    0.30000000000000004 > 0.3); one micro-unit more is refused."""
+    fill = [public("a", price_per_hour={FLAVOR: 0.1})]
+    decisions = place_many(fill, 4, settings(max_spend_per_hour=0.3))
+    assert [d.cloud for d in decisions] == ["a", "a", "a", None]
+    assert fill[0].spend_per_hour_micros == 300_000
+    assert step(decisions[3], "spend_cap").removed == {
+        "a": "burst spend would reach $0.40/h > cap $0.30/h ($0.30/h now + $0.10/h here)"
+    }
+
+    over = public("b", spend_per_hour=0.2, price_per_hour={FLAVOR: 0.100001})
+    d = schedule([over], request(), settings(max_spend_per_hour=0.3))
+    assert step(d, "spend_cap").removed == {
+        "b": "burst spend would reach $0.300001/h > cap $0.30/h ($0.20/h now + $0.100001/h here)"
+    }
 
 
 def test_affinity_keeps_only_the_members_clouds() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from canopy.domain.money import to_micros
 from canopy.domain.placement import GroupState
 from canopy.scheduler import apply_claim, schedule
 
@@ -17,14 +18,14 @@ def test_the_spend_cap_is_never_exceeded_across_a_sequence() -> None:
         cloud("gcp", 1, price_per_hour={FLAVOR: 0.05}),
         cloud("far", 2, price_per_hour={FLAVOR: 0.03}, spend_per_hour=0.1),
     ]
-    cap = 1.0
-    decisions = place_many(clouds, 60, settings(max_spend_per_hour=cap))
+    cap = to_micros("1.0")
+    decisions = place_many(clouds, 60, settings(max_spend_per_hour=1.0))
 
     placed = [d.cloud for d in decisions if d.cloud is not None]
-    burst_spend = sum(c.spend_per_hour for c in clouds if c.tier >= 1)
-    assert burst_spend <= cap + 1e-9
+    burst_spend = sum(c.spend_per_hour_micros for c in clouds if c.tier >= 1)
+    assert burst_spend <= cap
     # It kept placing until no burst cloud had headroom for one more server.
-    assert burst_spend + 0.03 > cap
+    assert burst_spend + to_micros("0.03") > cap
     assert placed.count("private") == 4
     refused = decisions[len(placed)]
     assert refused.cloud is None
@@ -42,7 +43,7 @@ def test_tier_zero_is_never_limited_by_the_spend_cap() -> None:
     decisions = place_many([dear_private], 20, settings(max_spend_per_hour=1.0))
 
     assert all(d.cloud == "private" for d in decisions)
-    assert dear_private.spend_per_hour == pytest.approx(90.0)
+    assert dear_private.spend_per_hour_micros == to_micros(90)
 
 
 def test_two_anti_affinity_members_land_on_two_clouds_and_a_third_has_nowhere() -> None:
@@ -114,7 +115,7 @@ def test_apply_claim_adds_resources_and_price() -> None:
     apply_claim(c, request(resources=SMALL))
 
     assert (c.vcpus_claimed, c.ram_mb_claimed, c.instances_claimed) == (2, 1034, 1)
-    assert c.spend_per_hour == pytest.approx(0.55)
+    assert c.spend_per_hour_micros == to_micros("0.55")
 
 
 def test_apply_claim_refuses_a_flavor_the_cloud_does_not_offer() -> None:

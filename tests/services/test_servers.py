@@ -65,6 +65,12 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name must not be empty"),
     ({"name": "   "}, "name must not be empty"),
     ({"name": "x" * 256}, "longer than 255"),
+    # Canopy's own keys, whoever calls the service (not only the API).
+    ({"metadata": {"canopy_id": "x"}}, "reserved for canopy"),
+    ({"metadata": {"canopy:anything": "x"}}, "reserved for canopy"),
+    ({"hints": {"_canopy": {"user_data": "x"}}}, "is reserved"),
+    ({"hints": {"group": 5}}, "is not of type 'string'"),
+    ({"hints": {"note": "x\ud800"}}, "is not valid UTF-8 text"),
 ]
 
 

@@ -46,7 +46,7 @@ async def _snapshot(db: Database) -> dict[str, Any]:
                 for f in (await s.execute(select(Flavor))).scalars()
             },
             "flavor_mappings": {
-                (m.cloud, m.flavor_id): (m.remote_flavor, m.price_per_hour)
+                (m.cloud, m.flavor_id): (m.remote_flavor, m.price_per_hour_micros)
                 for m in (await s.execute(select(FlavorMapping))).scalars()
             },
             "images": {
@@ -80,7 +80,7 @@ async def test_seed_writes_the_configured_world(
     assert len(snap["flavor_mappings"]) == 2 * 5
     assert snap["flavor_mappings"][("private", "3")] == ("m1.medium", 0.0)
     remote, price = snap["flavor_mappings"][("public", "3")]
-    assert remote == "m1.medium" and price == pytest.approx(2 * 0.05)
+    assert remote == "m1.medium" and price == 100_000  # 2 x 0.05, in micro-units
     assert snap["images"] == {
         "cirros": ("6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01", "active", True),
         "ubuntu-24.04": ("3b1c2f4e-8d6a-4c7e-b0a2-5f9d8e7c6b02", "active", True),
@@ -119,7 +119,7 @@ async def test_seed_keeps_claim_counters(db: Database, clock: FakeClock, tmp_pat
             vcpus=2,
             ram_mb=4096,
             disk_gb=0,
-            price_per_hour=0.0,
+            price_per_hour_micros=0,
             now=clock.now(),
         )
     await seed(db, cfg, clock)
@@ -169,7 +169,7 @@ async def test_config_changes_are_applied(db: Database, clock: FakeClock, tmp_pa
     assert vcpus == 10  # min(3 hosts x 8, quota_vcpus 10)
     assert instances == 7
     assert snap["flavors"]["m1.small"] == ("2", 2, 1024, 0)
-    assert snap["flavor_mappings"][("private", "2")] == ("small-remote", pytest.approx(0.02))
+    assert snap["flavor_mappings"][("private", "2")] == ("small-remote", 20_000)
 
 
 async def test_unsupported_driver_refused_before_writing(

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from canopy import telemetry
 from canopy.api.admin.clouds import load_clouds, server_counts, utilisation
 from canopy.api.deps import DatabaseDep, SettingsDep
+from canopy.domain.money import to_float
 from canopy.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ SCRAPE_TIMEOUT_SECONDS = 5.0
 _PER_CLOUD = (telemetry.CLOUD_UTILISATION, telemetry.CLOUD_SPEND_PER_HOUR, telemetry.CLOUD_HEALTHY)
 
 
-async def refresh_gauges(db: Database, cap: float) -> bool:
+async def refresh_gauges(db: Database, cap_micros: int) -> bool:
     """Set the database-backed gauges (two small queries); False if the database failed."""
     try:
         async with asyncio.timeout(SCRAPE_TIMEOUT_SECONDS), db.read() as s:
@@ -38,12 +39,12 @@ async def refresh_gauges(db: Database, cap: float) -> bool:
     _clear()
     for c, _has_credentials in clouds:
         telemetry.CLOUD_UTILISATION.labels(cloud=c.name).set(utilisation(c))
-        telemetry.CLOUD_SPEND_PER_HOUR.labels(cloud=c.name).set(c.spend_per_hour)
+        telemetry.CLOUD_SPEND_PER_HOUR.labels(cloud=c.name).set(to_float(c.spend_per_hour_micros))
         telemetry.CLOUD_HEALTHY.labels(cloud=c.name).set(1 if c.healthy else 0)
     for cloud, by_status in counts.items():
         for status, n in by_status.items():
             telemetry.SERVERS.labels(cloud=cloud, status=status).set(n)
-    telemetry.SPEND_CAP_PER_HOUR.set(cap)
+    telemetry.SPEND_CAP_PER_HOUR.set(to_float(cap_micros))
     telemetry.DATABASE_UP.set(1)
     return True
 
@@ -61,5 +62,5 @@ def _clear() -> None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(db: DatabaseDep, settings: SettingsDep) -> Response:
-    await refresh_gauges(db, settings.scheduler.max_spend_per_hour)
+    await refresh_gauges(db, settings.scheduler.max_spend_per_hour_micros)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

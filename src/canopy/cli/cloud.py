@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from canopy.bootstrap import open_database, seed
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
 from canopy.domain.clock import SystemClock
+from canopy.domain.money import format_amount
 from canopy.store.models import Cloud, Server
 
 app = typer.Typer(help="Clouds behind canopy.", no_args_is_help=True)
@@ -74,7 +75,7 @@ def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
             str(counts.get(c.name, 0)),
             f"{c.vcpus_claimed}/{cap}",
             f"{_util(c):.0%}",
-            f"{c.spend_per_hour:.3f}",
+            format_amount(c.spend_per_hour_micros),
         )
     console.print(t)
 
@@ -106,7 +107,7 @@ def show(
         "claimed vcpus/ram_mb/instances": f"{c.vcpus_claimed}/{c.ram_mb_claimed}/"
         f"{c.instances_claimed}",
         "utilisation": f"{_util(c):.1%}",
-        "spend per hour": f"{c.spend_per_hour:.4f}",
+        "spend per hour": format_amount(c.spend_per_hour_micros),
         "servers": str(counts.get(c.name, 0)),
         "credentials": "set (write-only)" if c.credentials else "none",
     }

@@ -28,6 +28,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
+from canopy.domain.money import format_amount
 from canopy.providers.registry import build_drivers
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
@@ -181,7 +182,7 @@ def _cloud_table(clouds: list[Cloud], rows: list[Server]) -> Table:
             str(sum(1 for r in mine if r.status == "ACTIVE")),
             f"{c.vcpus_claimed}/{c.vcpus_capacity or '∞'}",
             f"{bar} {util:.0%}",
-            f"{c.spend_per_hour:.3f}",
+            format_amount(c.spend_per_hour_micros),
         )
     return t
 
@@ -202,7 +203,9 @@ async def _final_table(db: Database, ids: list[str]) -> None:
             if p.server_id in reasons or p.cloud is None:
                 reasons.setdefault(p.server_id, p.reason)
             reasons[p.server_id] = p.reason
-        prices = {c.server_id: c.price_per_hour for c in (await s.execute(select(Claim))).scalars()}
+        prices = {
+            c.server_id: c.price_per_hour_micros for c in (await s.execute(select(Claim))).scalars()
+        }
         tiers = {c.name: c.tier for c in (await s.execute(select(Cloud))).scalars()}
     t = Table(title="where each server went, and why")
     for col in ("server", "cloud", "tier", "status", "$/hour", "why"):
@@ -213,18 +216,18 @@ async def _final_table(db: Database, ids: list[str]) -> None:
             r.cloud or "-",
             str(tiers.get(r.cloud or "", "-")),
             r.status,
-            f"{prices.get(r.id, 0.0):.3f}",
+            format_amount(prices.get(r.id, 0)),
             reasons.get(r.id, r.fault_message or ""),
         )
     console.print(t)
-    total = sum(prices.get(r.id, 0.0) for r in rows)
+    total = sum(prices.get(r.id, 0) for r in rows)
     where: dict[str, int] = {}
     for r in rows:
         where[r.cloud or "none"] = where.get(r.cloud or "none", 0) + 1
     console.print(
         "placed: "
         + ", ".join(f"{k}={v}" for k, v in sorted(where.items()))
-        + f"   hourly spend: [bold]${total:.3f}[/]"
+        + f"   hourly spend: [bold]${format_amount(total)}[/]"
     )
 
 

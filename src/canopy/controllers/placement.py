@@ -21,7 +21,7 @@ from canopy.domain.placement import CloudSnapshot, Decision, GroupState, Placeme
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.scheduler import apply_claim, schedule
-from canopy.store.claims import claim_row
+from canopy.store.claims import Usage, claim_row, clouds_with_later_claims, peak_usage
 from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.leases import due
 from canopy.store.models import (
@@ -103,7 +103,7 @@ class PlacementController:
                     continue
                 chosen = decision.cloud
                 apply_claim(snaps[chosen], req)
-                price = snaps[chosen].price_per_hour.get(flavor.name, 0.0)
+                price = snaps[chosen].price_per_hour_micros.get(flavor.name, 0)
                 claims.append(
                     claim_row(
                         clouds[chosen],
@@ -111,7 +111,7 @@ class PlacementController:
                         vcpus=flavor.vcpus,
                         ram_mb=flavor.ram_mb,
                         disk_gb=flavor.disk_gb,
-                        price_per_hour=price,
+                        price_per_hour_micros=price,
                         now=now,
                     )
                 )
@@ -246,11 +246,11 @@ class PlacementController:
 
 
 async def _snapshots(
-    s: AsyncSession, clouds: dict[str, Cloud], now: object
+    s: AsyncSession, clouds: dict[str, Cloud], now: datetime
 ) -> dict[str, CloudSnapshot]:
-    prices: dict[str, dict[str, float]] = defaultdict(dict)
+    prices: dict[str, dict[str, int]] = defaultdict(dict)
     rows = await s.execute(
-        select(FlavorMapping.cloud, Flavor.name, FlavorMapping.price_per_hour).join(
+        select(FlavorMapping.cloud, Flavor.name, FlavorMapping.price_per_hour_micros).join(
             Flavor, Flavor.id == FlavorMapping.flavor_id
         )
     )
@@ -259,9 +259,16 @@ async def _snapshots(
     mapped: dict[str, set[str]] = defaultdict(set)
     for cloud, image_id in await s.execute(select(ImageMapping.cloud, ImageMapping.image_id)):
         mapped[cloud].add(image_id)
+    # A server's claim is open-ended from now, so it must fit under the most in use at any
+    # moment from now on. That is what the counters say unless a claim starts later.
+    peaks: dict[str, Usage] = {}
+    for name in sorted(await clouds_with_later_claims(s, now)):
+        if name in clouds:
+            peaks[name] = await peak_usage(s, [name], now)
     snaps: dict[str, CloudSnapshot] = {}
     for c in clouds.values():
-        blocked = c.blocklisted_until is not None and c.blocklisted_until > now  # type: ignore[operator]
+        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
+        peak = peaks.get(c.name)
         snaps[c.name] = CloudSnapshot(
             name=c.name,
             tier=c.tier,
@@ -271,11 +278,11 @@ async def _snapshots(
             vcpus_capacity=c.vcpus_capacity,
             ram_mb_capacity=c.ram_mb_capacity,
             instances_capacity=c.instances_capacity,
-            vcpus_claimed=c.vcpus_claimed,
-            ram_mb_claimed=c.ram_mb_claimed,
-            instances_claimed=c.instances_claimed,
-            spend_per_hour=c.spend_per_hour,
-            price_per_hour=prices.get(c.name, {}),
+            vcpus_claimed=c.vcpus_claimed if peak is None else peak.vcpus,
+            ram_mb_claimed=c.ram_mb_claimed if peak is None else peak.ram_mb,
+            instances_claimed=c.instances_claimed if peak is None else peak.instances,
+            spend_per_hour_micros=c.spend_per_hour_micros if peak is None else peak.spend_micros,
+            price_per_hour_micros=prices.get(c.name, {}),
             # A sim cloud boots any image; other drivers need an explicit mapping.
             images=None if c.driver == "sim" else frozenset(mapped.get(c.name, ())),
         )

@@ -36,7 +36,6 @@ from canopy.domain.specs import RemoteServer, Resources, ServerSpec
 from canopy.domain.states import Ability, Phase, ServerStatus, TaskState
 from canopy.providers.base import Compute
 from canopy.services.keypairs import remote_key_name
-from canopy.services.servers import server_extras
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.models import (
@@ -49,6 +48,7 @@ from canopy.store.models import (
     KeypairPush,
     Server,
 )
+from canopy.store.server_extras import user_data_for
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.controllers")
@@ -160,7 +160,7 @@ class ProvisioningController(LeasedTaskController):
                     key_name=key_name,
                     public_key=public_key,
                     metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
-                    user_data=server_extras(server).get("user_data"),
+                    user_data=await user_data_for(s, server, rows),
                 ),
                 push=push,
             )

@@ -12,9 +12,12 @@ class CloudSnapshot:
     """One cloud as the scheduler sees it at decision time.
 
     `*_capacity` are the totals canopy may fill (None = unbounded / unknown);
-    `*_claimed` are canopy's claims against them. `price_per_hour` maps a canopy flavor
-    name to what one server of that flavor costs per hour there; a flavor absent from it is
-    not offered by this cloud. `images` are the canopy image ids mapped there (None = any).
+    `*_claimed` are canopy's claims against them: the most in use at any moment from now
+    on (what is in use now, unless a claim starts later). `price_per_hour_micros` maps a
+    canopy flavor name to what one server of that flavor costs per hour there, in
+    micro-units (domain.money); a flavor absent from it is not offered by this cloud.
+    `spend_per_hour_micros` is the summed price of the claims, likewise from now on.
+    `images` are the canopy image ids mapped there (None = any).
     """
 
     name: str
@@ -28,8 +31,8 @@ class CloudSnapshot:
     vcpus_claimed: int = 0
     ram_mb_claimed: int = 0
     instances_claimed: int = 0
-    spend_per_hour: float = 0.0
-    price_per_hour: dict[str, float] = field(default_factory=dict)
+    spend_per_hour_micros: int = 0
+    price_per_hour_micros: dict[str, int] = field(default_factory=dict)
     images: frozenset[str] | None = None
 
     def utilisation(self, extra: Resources | None = None) -> float:

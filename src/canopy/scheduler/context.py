@@ -23,9 +23,9 @@ class Context:
     vcpus: int
     ram_mb: int
     instances: int
-    max_spend_per_hour: float
+    max_spend_per_hour_micros: int
     # What every tier >= 1 cloud already costs per hour, disabled or not: they all bill.
-    burst_spend_per_hour: float
+    burst_spend_per_hour_micros: int
     group_policy: str | None
     # Cloud name -> how many members of the request's server group are there.
     group_members: dict[str, int]
@@ -38,10 +38,10 @@ class Context:
         settings: SchedulerSettings,
     ) -> Context:
         """Gather the per-call facts from the snapshots, the request and the settings."""
-        spend = 0.0
+        spend = 0
         for cloud in clouds:
             if cloud.tier >= 1:
-                spend += cloud.spend_per_hour
+                spend += cloud.spend_per_hour_micros
         members: dict[str, int] = {}
         group = request.group
         if group is not None:
@@ -54,8 +54,8 @@ class Context:
             vcpus=res.vcpus,
             ram_mb=res.ram_mb,
             instances=res.instances,
-            max_spend_per_hour=settings.max_spend_per_hour,
-            burst_spend_per_hour=spend,
+            max_spend_per_hour_micros=settings.max_spend_per_hour_micros,
+            burst_spend_per_hour_micros=spend,
             group_policy=group.policy if group is not None else None,
             group_members=members,
         )

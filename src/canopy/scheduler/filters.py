@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from canopy.domain.money import format_amount
 from canopy.domain.placement import CloudSnapshot
 from canopy.scheduler.context import Context
 
 Check = Callable[[CloudSnapshot, Context], str | None]
 Applies = Callable[[Context], bool]
-
-# Float sums of prices (0.1 + 0.2 ...) must not refuse a server that lands exactly on the cap.
-SPEND_EPSILON = 1e-9
 
 
 def _always(ctx: Context) -> bool:
@@ -66,7 +64,7 @@ def excluded(cloud: CloudSnapshot, ctx: Context) -> str | None:
 
 def flavor(cloud: CloudSnapshot, ctx: Context) -> str | None:
     """Keep clouds that offer the requested flavor (a price means it is offered)."""
-    if ctx.flavor in cloud.price_per_hour:
+    if ctx.flavor in cloud.price_per_hour_micros:
         return None
     return f"flavor {ctx.flavor!r} not offered"
 
@@ -144,16 +142,17 @@ def spend_cap(cloud: CloudSnapshot, ctx: Context) -> str | None:
     """
     if cloud.tier < 1:
         return None
-    price = cloud.price_per_hour.get(ctx.flavor)
+    price = cloud.price_per_hour_micros.get(ctx.flavor)
     if price is None:  # not offered: the flavor pre-filter speaks for it
         return None
-    after = ctx.burst_spend_per_hour + price
-    cap = ctx.max_spend_per_hour
-    if after <= cap + SPEND_EPSILON:
+    now = ctx.burst_spend_per_hour_micros
+    after = now + price
+    cap = ctx.max_spend_per_hour_micros
+    if after <= cap:  # integers: landing exactly on the cap is allowed, exactly
         return None
     return (
-        f"burst spend would reach ${after:.2f}/h > cap ${cap:.2f}/h "
-        f"(${ctx.burst_spend_per_hour:.2f}/h now + ${price:.2f}/h here)"
+        f"burst spend would reach ${format_amount(after)}/h > cap ${format_amount(cap)}/h "
+        f"(${format_amount(now)}/h now + ${format_amount(price)}/h here)"
     )
 
 

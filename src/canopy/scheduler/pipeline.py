@@ -91,11 +91,11 @@ def weigh(
 
 def apply_claim(cloud: CloudSnapshot, request: PlacementRequest) -> None:
     """Count a placement against the snapshot so the next decision in a batch sees it."""
-    price = cloud.price_per_hour.get(request.flavor)
+    price = cloud.price_per_hour_micros.get(request.flavor)
     if price is None:
         raise ValueError(f"cloud {cloud.name!r} does not offer flavor {request.flavor!r}")
     res = request.resources
     cloud.vcpus_claimed += res.vcpus
     cloud.ram_mb_claimed += res.ram_mb
     cloud.instances_claimed += res.instances
-    cloud.spend_per_hour += price
+    cloud.spend_per_hour_micros += price

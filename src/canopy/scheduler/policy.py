@@ -177,8 +177,8 @@ def _why(
         return f"tied with {runner.name} on weight, first by name"
     best = max((k for k in mine if k != "total"), key=lambda k: mine[k] - theirs[k])
     if best == "cost":
-        price = chosen.price_per_hour[flavor]
-        if all(price <= p.price_per_hour[flavor] for p in peers):
+        price = chosen.price_per_hour_micros[flavor]
+        if all(price <= p.price_per_hour_micros[flavor] for p in peers):
             return f"cheapest{where}"
         return f"cheaper than {runner.name}"
     if best == "utilisation":

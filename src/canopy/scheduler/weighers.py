@@ -38,9 +38,9 @@ class Weigher:
 
 
 def cost(clouds: Sequence[CloudSnapshot], ctx: Context) -> list[float]:
-    """Price per hour of the requested flavor on each cloud."""
+    """Price per hour of the requested flavor on each cloud (micro-units)."""
     flavor = ctx.flavor
-    return [c.price_per_hour[flavor] for c in clouds]
+    return [float(c.price_per_hour_micros[flavor]) for c in clouds]
 
 
 def utilisation(clouds: Sequence[CloudSnapshot], ctx: Context) -> list[float]:

@@ -15,8 +15,8 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    false,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -29,6 +29,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, QuotaError
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.store.db import Database
 from canopy.store.events import start_action
 from canopy.store.models import (
@@ -40,17 +41,15 @@ from canopy.store.models import (
     Quota,
     Server,
     ServerGroup,
+    ServerTag,
+    ServerUserData,
 )
+from canopy.store.server_extras import replace_tags, tagged, tagged_any, tags_of
 
 MAX_NAME = 255
 MAX_ID = 64
 
 _Conditions = list[ColumnElement[bool]]
-
-# Nova attributes that have no column of their own yet (description, tags, user data, ...)
-# live under this key of `Server.hints`, next to the scheduler hints the user sent. Read
-# them through `server_extras`; a key is only written when it has a value.
-EXTRAS_KEY = "_canopy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +160,6 @@ class ServerService:
             servers: list[Server] = []
             for i in range(count):
                 name = req.name if count == 1 else f"{req.name}-{i + 1}"
-                hints = dict(req.hints)
-                extras = _extras(req, launch_index=i)
-                if extras:
-                    hints[EXTRAS_KEY] = extras
                 server = Server(
                     id=str(uuid.uuid4()),
                     project_id=ctx.project_id,
@@ -176,7 +171,12 @@ class ServerService:
                     metadata_=dict(req.metadata),
                     requested_zone=req.availability_zone,
                     group_id=req.group_id,
-                    hints=hints,
+                    hints=dict(req.hints),
+                    description=req.description,
+                    locked=False,
+                    config_drive=req.config_drive,
+                    boot_from_volume=req.boot_from_volume,
+                    launch_index=i,
                     desired_state=DesiredState.ACTIVE,
                     status=ServerStatus.BUILD,
                     task_state=TaskState.SCHEDULING,
@@ -194,6 +194,17 @@ class ServerService:
                 s.add(server)
                 servers.append(server)
             await s.flush()
+            tags = sorted(set(_validate_tags(req.tags)))
+            if tags:
+                await s.execute(
+                    insert(ServerTag),
+                    [{"server_id": sv.id, "tag": t} for sv in servers for t in tags],
+                )
+            if req.user_data is not None:
+                await s.execute(
+                    insert(ServerUserData),
+                    [{"server_id": sv.id, "data": req.user_data} for sv in servers],
+                )
             for server in servers:
                 start_action(
                     s,
@@ -228,7 +239,7 @@ class ServerService:
             if name is not None:
                 server.name = name
             if set_description:
-                _set_extra(server, "description", description)
+                server.description = description
             server.updated_at = self.clock.now()
             return server
 
@@ -239,14 +250,21 @@ class ServerService:
         tags: Sequence[str],
         *,
         session: AsyncSession | None = None,
-    ) -> Server:
-        """Replace a server's tags (Nova's os-server-tags)."""
+    ) -> list[str]:
+        """Replace a server's tags (Nova's os-server-tags); return them, sorted."""
         clean = _validate_tags(tags)
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
-            _set_extra(server, "tags", list(clean) if clean else None)
             server.updated_at = self.clock.now()
-            return server
+            return await replace_tags(s, server.id, clean)
+
+    async def tags(
+        self, ctx: RequestContext, server_id: str, *, session: AsyncSession | None = None
+    ) -> list[str]:
+        """A live server's tags, sorted."""
+        async with self._unit(session, write=False) as s:
+            server = await self.get(ctx, server_id, include_deleted=False, session=s)
+            return (await tags_of(s, [server.id])).get(server.id, [])
 
     async def delete(
         self, ctx: RequestContext, server_id: str, *, session: AsyncSession | None = None
@@ -440,40 +458,21 @@ class ServerService:
                     )
                 )
             )
-        if query.locked:
-            conds.append(false())  # canopy never locks a server
+        if query.locked is not None:
+            conds.append(Server.locked.is_(query.locked))
         for pattern, version in ((query.ip, 4), (query.ip6, 6)):
             if pattern is not None:
                 _check_regex("ip6" if version == 6 else "ip", pattern)
                 conds.append(self._has_address(pattern, version))
-        tag = self._has_tag
         if query.tags:
-            conds.append(and_(*(tag(t) for t in query.tags)))
+            conds.extend(tagged(t) for t in query.tags)
         if query.tags_any:
-            conds.append(or_(*(tag(t) for t in query.tags_any)))
+            conds.append(tagged_any(query.tags_any))
         if query.not_tags:  # not all of them: at least one missing
-            conds.append(or_(*(tag(t, negate=True) for t in query.not_tags)))
+            conds.append(or_(*(~tagged(t) for t in query.not_tags)))
         if query.not_tags_any:  # none of them
-            conds.append(and_(*(tag(t, negate=True) for t in query.not_tags_any)))
+            conds.append(~tagged_any(query.not_tags_any))
         return conds
-
-    def _has_tag(self, value: str, *, negate: bool = False) -> ColumnElement[bool]:
-        """The server carries tag `value` (or not); tags live in the hints JSON."""
-        self._tag_params += 1
-        name = f"tag_{self._tag_params}"
-        no = "NOT " if negate else ""
-        if self.db.is_postgres:
-            sql = (
-                f"{no}COALESCE(CAST(servers.hints -> '_canopy' -> 'tags' AS JSONB), "
-                f"'[]'::jsonb) @> jsonb_build_array(CAST(:{name} AS TEXT))"
-            )
-        else:
-            sql = (
-                f"{no}EXISTS (SELECT 1 FROM json_each(servers.hints, '$._canopy.tags') AS t "
-                f"WHERE t.value = :{name})"
-            )
-        clause = text(sql).bindparams(bindparam(name, value, type_=String))
-        return clause.self_group()  # type: ignore[return-value]
 
     def _has_address(self, pattern: str, version: int) -> ColumnElement[bool]:
         """An address of this IP version matches `pattern` (addresses are JSON:
@@ -636,24 +635,11 @@ def _validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _set_extra(server: Server, key: str, value: Any) -> None:
-    """Set (or, with None, remove) one of the server's extra fields kept in its hints."""
-    hints = dict(server.hints or {})
-    extras = dict(hints.get(EXTRAS_KEY) or {})
-    if value is None:
-        extras.pop(key, None)
-    else:
-        extras[key] = value
-    if extras:
-        hints[EXTRAS_KEY] = extras
-    else:
-        hints.pop(EXTRAS_KEY, None)
-    server.hints = hints
-
-
 def _validate_create(req: CreateServer) -> None:
     _validate_name(req.name)
     _validate_tags(req.tags)
+    check_scheduler_hints(req.hints)
+    check_metadata_keys(req.metadata)
     if req.description is not None and len(req.description) > MAX_NAME:
         raise InvalidRequest(
             f"Invalid input for field/attribute description: longer than {MAX_NAME}."
@@ -669,35 +655,6 @@ def _check_regex(field: str, pattern: str) -> None:
         re.compile(pattern)
     except re.error as e:
         raise InvalidRequest(f"Invalid regular expression for {field}: {e}") from e
-
-
-def _extras(req: CreateServer, *, launch_index: int) -> dict[str, Any]:
-    extras: dict[str, Any] = {}
-    if req.description is not None:
-        extras["description"] = req.description
-    tags = _validate_tags(req.tags)
-    if tags:
-        extras["tags"] = list(tags)
-    if req.user_data is not None:
-        extras["user_data"] = req.user_data
-    if req.config_drive:
-        extras["config_drive"] = True
-    if req.boot_from_volume:
-        extras["boot_from_volume"] = True
-    if launch_index:
-        extras["launch_index"] = launch_index
-    return extras
-
-
-def server_extras(server: Server) -> dict[str, Any]:
-    """The Nova attributes kept in the hints JSON (description, tags, user_data, ...)."""
-    extras = (server.hints or {}).get(EXTRAS_KEY)
-    return extras if isinstance(extras, dict) else {}
-
-
-def scheduler_hints(server: Server) -> dict[str, Any]:
-    """The scheduler hints the user sent, without canopy's own keys."""
-    return {k: v for k, v in (server.hints or {}).items() if k != EXTRAS_KEY}
 
 
 # Sort keys a server list may be ordered by, each a non-null SQL expression so keyset

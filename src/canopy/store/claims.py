@@ -1,37 +1,98 @@
-"""Capacity claims. A claim and the cloud's usage counters always change in one transaction."""
+"""Capacity claims over time, and the cloud counters that cache the claims in use now.
+
+A claim holds vcpus, ram, instances and a price per hour on one cloud over a half-open
+window [starts_at, ends_at) (`ends_at` NULL: open-ended), for a server or a reservation.
+
+- `peak_usage` answers "the most in use at any moment of [start, end)" from the claims:
+  one query, a sweep over the claims' starts and ends on the `ix_claims_cloud_window`
+  index.
+- The cloud's `*_claimed` and `spend_per_hour_micros` counters are only a cache of the
+  claims in use *now*; they move in the transaction that adds or releases a claim in use,
+  and `recount` rebuilds them from the claims (`usage_at`).
+
+A server's claim starts when it is placed and stays open until released, so it is always
+in use and always counted. A claim whose window starts later (a reservation's) is not
+counted until it starts: whoever opens that window calls `recount` in the same
+transaction (the reservations issue adds that controller).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import Claim, Cloud
+
+# (counter on the cloud, the claim's amount it sums)
+COUNTERS = (
+    ("vcpus_claimed", "vcpus"),
+    ("ram_mb_claimed", "ram_mb"),
+    ("instances_claimed", "instances"),
+    ("spend_per_hour_micros", "price_per_hour_micros"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Capacity and spend held on a cloud (or summed over clouds), all integers."""
+
+    vcpus: int = 0
+    ram_mb: int = 0
+    instances: int = 0
+    spend_micros: int = 0
+
+
+def in_use(starts_at: datetime, ends_at: datetime | None, at: datetime) -> bool:
+    """Whether a claim's window [starts_at, ends_at) contains the instant `at`."""
+    return starts_at <= at and (ends_at is None or ends_at > at)
 
 
 def add_claim(
     s: AsyncSession,
     cloud: Cloud,
     *,
-    server_id: str,
+    server_id: str | None = None,
+    reservation_id: str | None = None,
     vcpus: int,
     ram_mb: int,
     disk_gb: int,
-    price_per_hour: float,
+    price_per_hour_micros: int,
     now: datetime,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    instances: int = 1,
 ) -> Claim:
-    """Hold capacity on `cloud` (a row locked by the caller) for one server."""
+    """Hold capacity on `cloud` (a row locked by the caller); see `claim_row`."""
     claim = Claim(
         **claim_row(
             cloud,
             server_id=server_id,
+            reservation_id=reservation_id,
             vcpus=vcpus,
             ram_mb=ram_mb,
             disk_gb=disk_gb,
-            price_per_hour=price_per_hour,
+            price_per_hour_micros=price_per_hour_micros,
             now=now,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            instances=instances,
         )
     )
     s.add(claim)
@@ -41,32 +102,51 @@ def add_claim(
 def claim_row(
     cloud: Cloud,
     *,
-    server_id: str,
+    server_id: str | None = None,
+    reservation_id: str | None = None,
     vcpus: int,
     ram_mb: int,
     disk_gb: int,
-    price_per_hour: float,
+    price_per_hour_micros: int,
     now: datetime,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    instances: int = 1,
 ) -> dict[str, Any]:
-    """Like add_claim, for a bulk insert: move `cloud`'s counters, return the claim's row."""
-    cloud.vcpus_claimed += vcpus
-    cloud.ram_mb_claimed += ram_mb
-    cloud.instances_claimed += 1
-    cloud.spend_per_hour = round(cloud.spend_per_hour + price_per_hour, 6)
-    return {
+    """A claim's row for a bulk insert, moving `cloud`'s counters if it is in use now.
+
+    Exactly one of `server_id` / `reservation_id`; the window defaults to now -> open,
+    a server's.
+    """
+    if (server_id is None) == (reservation_id is None):
+        raise ValueError("a claim belongs to exactly one server or reservation")
+    start = now if starts_at is None else starts_at
+    if ends_at is not None and ends_at <= start:
+        raise ValueError(f"a claim's window must not be empty: {start} -> {ends_at}")
+    row: dict[str, Any] = {
         "server_id": server_id,
+        "reservation_id": reservation_id,
         "cloud": cloud.name,
         "vcpus": vcpus,
         "ram_mb": ram_mb,
         "disk_gb": disk_gb,
-        "instances": 1,
-        "price_per_hour": price_per_hour,
+        "instances": instances,
+        "price_per_hour_micros": price_per_hour_micros,
+        "starts_at": start,
+        "ends_at": ends_at,
         "created_at": now,
     }
+    if in_use(start, ends_at, now):
+        for counter, amount in COUNTERS:
+            setattr(cloud, counter, getattr(cloud, counter) + row[amount])
+    return row
 
 
 async def release_claim(s: AsyncSession, server_id: str) -> Claim | None:
-    """Give back the server's claim, if it still holds one. Safe to call twice."""
+    """Give back the server's claim, if it still holds one. Safe to call twice.
+
+    A server's claim is always in use (placed now, open-ended), so the counters move.
+    """
     row = (
         await s.execute(delete(Claim).where(Claim.server_id == server_id).returning(Claim))
     ).scalar_one_or_none()
@@ -76,10 +156,110 @@ async def release_claim(s: AsyncSession, server_id: str) -> Claim | None:
         update(Cloud)
         .where(Cloud.name == row.cloud)
         .values(
-            vcpus_claimed=Cloud.vcpus_claimed - row.vcpus,
-            ram_mb_claimed=Cloud.ram_mb_claimed - row.ram_mb,
-            instances_claimed=Cloud.instances_claimed - row.instances,
-            spend_per_hour=Cloud.spend_per_hour - row.price_per_hour,
+            {
+                getattr(Cloud, counter): getattr(Cloud, counter) - getattr(row, amount)
+                for counter, amount in COUNTERS
+            }
         )
     )
     return row
+
+
+def _overlapping(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
+    cond = and_(
+        Claim.cloud.in_(clouds),
+        or_(Claim.ends_at.is_(None), Claim.ends_at > start),
+    )
+    if end is not None:
+        cond = and_(cond, Claim.starts_at < end)
+    return cond
+
+
+def peak_usage_query(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
+    """The statement behind `peak_usage` (exposed for EXPLAIN in tests and by hand).
+
+    Usage only rises when a claim starts, so the peak over [start, end) is reached at
+    `start` or at a claim's start inside the window. The sweep: every overlapping claim
+    is +amount at max(starts_at, start) and -amount at its end if that falls inside the
+    window; the events are summed per instant (an end and a start at the same instant
+    cancel: windows are half-open), a running sum in time order gives the usage from
+    each instant on, and its maximum is the peak. Each dimension peaks on its own.
+    """
+    when = case(
+        (Claim.starts_at < start, literal(start, Claim.starts_at.type)),
+        else_=Claim.starts_at,
+    )
+    amounts = (Claim.vcpus, Claim.ram_mb, Claim.instances, Claim.price_per_hour_micros)
+    names = ("v", "r", "n", "m")
+    overlap = _overlapping(clouds, start, end)
+    starts = select(when.label("t"), *(a.label(n) for a, n in zip(amounts, names, strict=True)))
+    ended = and_(overlap, Claim.ends_at.is_not(None))
+    if end is not None:
+        ended = and_(ended, Claim.ends_at < end)
+    ends = select(
+        Claim.ends_at.label("t"), *((-a).label(n) for a, n in zip(amounts, names, strict=True))
+    ).where(ended)
+    events = union_all(starts.where(overlap), ends).subquery("events")
+    steps = (
+        select(events.c.t, *(func.sum(events.c[n]).label(n) for n in names))
+        .group_by(events.c.t)
+        .subquery("steps")
+    )
+    running = select(
+        *(func.sum(steps.c[n]).over(order_by=steps.c.t).label(n) for n in names)
+    ).subquery("running")
+    return select(*(func.coalesce(func.max(running.c[n]), 0) for n in names))
+
+
+async def peak_usage(
+    s: AsyncSession, clouds: Sequence[str], start: datetime, end: datetime | None = None
+) -> Usage:
+    """The most of each dimension in use at any moment of [start, end) (end None: ever
+    after), summed over `clouds`."""
+    if not clouds:
+        return Usage()
+    v, r, n, m = (await s.execute(peak_usage_query(clouds, start, end))).one()
+    return Usage(int(v), int(r), int(n), int(m))
+
+
+async def usage_at(s: AsyncSession, clouds: Sequence[str], at: datetime) -> dict[str, Usage]:
+    """What each of `clouds` has in use at the instant `at`: what its counters cache."""
+    in_window: ColumnElement[bool] = and_(
+        Claim.cloud.in_(clouds),
+        Claim.starts_at <= at,
+        or_(Claim.ends_at.is_(None), Claim.ends_at > at),
+    )
+    rows = await s.execute(
+        select(
+            Claim.cloud,
+            func.sum(Claim.vcpus),
+            func.sum(Claim.ram_mb),
+            func.sum(Claim.instances),
+            func.sum(Claim.price_per_hour_micros),
+        )
+        .where(in_window)
+        .group_by(Claim.cloud)
+    )
+    out = {name: Usage() for name in clouds}
+    for cloud, v, r, n, m in rows:
+        out[cloud] = Usage(int(v), int(r), int(n), int(m))
+    return out
+
+
+async def recount(s: AsyncSession, clouds: Sequence[Cloud], now: datetime) -> None:
+    """Set the counters of `clouds` (rows locked by the caller) to the claims in use now."""
+    used = await usage_at(s, [c.name for c in clouds], now)
+    for c in clouds:
+        u = used[c.name]
+        c.vcpus_claimed, c.ram_mb_claimed = u.vcpus, u.ram_mb
+        c.instances_claimed, c.spend_per_hour_micros = u.instances, u.spend_micros
+
+
+async def clouds_with_later_claims(s: AsyncSession, now: datetime) -> set[str]:
+    """The clouds holding a claim that starts after `now` (one index seek per cloud).
+
+    For every other cloud the peak over [now, forever) is what is in use now, which its
+    counters already say.
+    """
+    later = exists().where(Claim.cloud == Cloud.name, Claim.starts_at > now)
+    return set((await s.execute(select(Cloud.name).where(later))).scalars())

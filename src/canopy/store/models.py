@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
-    Float,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -52,7 +53,12 @@ class Quota(Base):
 
 
 class Cloud(Base):
-    """One backend. Its usage counters move only in the same transaction as its claims."""
+    """One backend. Its usage counters move only in the same transaction as its claims.
+
+    The `*_claimed` counters and `spend_per_hour_micros` are a cache of the claims in use
+    now (store.claims.usage_at recomputes them); capacity over a time window is asked of
+    the claims themselves (store.claims.peak_usage).
+    """
 
     __tablename__ = "clouds"
 
@@ -73,7 +79,8 @@ class Cloud(Base):
     vcpus_claimed: Mapped[int] = mapped_column(Integer, default=0)
     ram_mb_claimed: Mapped[int] = mapped_column(Integer, default=0)
     instances_claimed: Mapped[int] = mapped_column(Integer, default=0)
-    spend_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    # Summed price per hour of the claims counted above, in micro-units (domain.money).
+    spend_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never shown
 
 
@@ -101,7 +108,7 @@ class FlavorMapping(Base):
         ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
     )
     remote_flavor: Mapped[str] = mapped_column(String(255))
-    price_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    price_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Image(Base):
@@ -161,7 +168,15 @@ class Server(Base):
     group_id: Mapped[str | None] = mapped_column(
         ForeignKey("server_groups.id", ondelete="SET NULL")
     )
-    hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # scheduler hints only
+    # Nova's other user-set attributes. Tags are rows of `server_tags`; user data is in
+    # `server_user_data`, so loading a server (or a page of them) never loads it.
+    description: Mapped[str | None] = mapped_column(Text)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_reason: Mapped[str | None] = mapped_column(Text)
+    config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot_from_volume: Mapped[bool] = mapped_column(Boolean, default=False)
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
 
     desired_state: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
@@ -210,6 +225,30 @@ class Server(Base):
     )
 
 
+class ServerTag(Base):
+    """One of a server's tags (Nova's os-server-tags); `?tags=` filters are joins on it."""
+
+    __tablename__ = "server_tags"
+
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(60), primary_key=True)
+
+    __table_args__ = (Index("ix_server_tags_tag", "tag", "server_id"),)
+
+
+class ServerUserData(Base):
+    """A server's user data (base64, up to 64 KiB), apart from the row lists read."""
+
+    __tablename__ = "server_user_data"
+
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[str] = mapped_column(Text)
+
+
 class Placement(Base):
     """One scheduling decision for one server attempt, with its explanation."""
 
@@ -227,23 +266,40 @@ class Placement(Base):
 
 
 class Claim(Base):
-    """Capacity held on a cloud for one server. `starts_at`/`ends_at` bound it in time."""
+    """Capacity held on a cloud over a window of time, for a server or for a reservation.
+
+    Exactly one owner is set (`ck_claims_one_owner`). A server's claim starts when it is
+    placed and is open-ended (`ends_at` NULL) until it is released (the row is deleted).
+    A reservation's claim spans its lease; reservations have no table yet, so
+    `reservation_id` references nothing until the issue that adds them gives it a key.
+    The window is half-open: the claim holds [starts_at, ends_at).
+    """
 
     __tablename__ = "claims"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    server_id: Mapped[str] = mapped_column(
+    server_id: Mapped[str | None] = mapped_column(
         ForeignKey("servers.id", ondelete="CASCADE"), unique=True
     )
-    cloud: Mapped[str] = mapped_column(ForeignKey("clouds.name"), index=True)
+    reservation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    cloud: Mapped[str] = mapped_column(ForeignKey("clouds.name"))
     vcpus: Mapped[int] = mapped_column(Integer)
     ram_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     instances: Mapped[int] = mapped_column(Integer, default=1)
-    price_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
-    starts_at: Mapped[datetime | None]
+    price_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(
+            "(server_id IS NULL) <> (reservation_id IS NULL)", name="ck_claims_one_owner"
+        ),
+        # The peak-usage query reads one cloud's claims that start before a window ends;
+        # the EXISTS "does anything start later" is one seek.
+        Index("ix_claims_cloud_window", "cloud", "starts_at", "ends_at"),
+    )
 
 
 class InstanceAction(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import defer
 from canopy.api.admin.common import FAULTS, could_be_cloud
 from canopy.api.deps import ClockDep, ReadSessionDep
 from canopy.domain.errors import NotFound
+from canopy.domain.money import to_float
 from canopy.store.models import Cloud, Server
 
 router = APIRouter(tags=["clouds"], responses=FAULTS)
@@ -126,7 +127,7 @@ def cloud_view(
             vcpus=c.vcpus_claimed, ram_mb=c.ram_mb_claimed, instances=c.instances_claimed
         ),
         utilisation=utilisation(c),
-        spend_per_hour=c.spend_per_hour,
+        spend_per_hour=to_float(c.spend_per_hour_micros),
         servers=servers,
         has_credentials=has_credentials,
     )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from canopy.api.admin.common import FAULTS
 from canopy.api.deps import ReadSessionDep
+from canopy.domain.money import to_float
 from canopy.store.models import Flavor, FlavorMapping
 
 router = APIRouter(tags=["flavors"], responses=FAULTS)
@@ -42,7 +43,9 @@ async def list_flavors(s: ReadSessionDep) -> FlavorList:
     for m in rows.scalars():
         maps[m.flavor_id].append(
             FlavorMappingView(
-                cloud=m.cloud, remote_flavor=m.remote_flavor, price_per_hour=m.price_per_hour
+                cloud=m.cloud,
+                remote_flavor=m.remote_flavor,
+                price_per_hour=to_float(m.price_per_hour_micros),
             )
         )
     flavors = await s.execute(select(Flavor).order_by(Flavor.vcpus, Flavor.ram_mb, Flavor.name))

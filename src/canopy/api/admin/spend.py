@@ -1,4 +1,8 @@
-"""Spend: what canopy's servers cost per hour, against the cap on burst tiers."""
+"""Spend: what canopy's servers cost per hour, against the cap on burst tiers.
+
+Amounts are kept in integer micro-units (domain.money); each is turned into a JSON number
+here, once, from its integer, so the number written is the exact decimal amount.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from sqlalchemy import select
 
 from canopy.api.admin.common import FAULTS
 from canopy.api.deps import ReadSessionDep, SettingsDep
+from canopy.domain.money import to_float
 from canopy.store.models import Cloud
 
 router = APIRouter(tags=["spend"], responses=FAULTS)
@@ -29,16 +34,20 @@ class SpendView(BaseModel):
 
 @router.get("/spend", summary="Hourly spend in total, on burst tiers and per cloud")
 async def show_spend(s: ReadSessionDep, settings: SettingsDep) -> SpendView:
-    rows = await s.execute(
-        select(Cloud.name, Cloud.tier, Cloud.spend_per_hour).order_by(Cloud.tier, Cloud.name)
+    rows = list(
+        await s.execute(
+            select(Cloud.name, Cloud.tier, Cloud.spend_per_hour_micros).order_by(
+                Cloud.tier, Cloud.name
+            )
+        )
     )
-    clouds = [CloudSpend(name=n, tier=t, spend_per_hour=p) for n, t, p in rows]
-    burst = sum(c.spend_per_hour for c in clouds if c.tier >= 1)
-    cap = settings.scheduler.max_spend_per_hour
+    total = sum(int(m) for _, _, m in rows)
+    burst = sum(int(m) for _, t, m in rows if t >= 1)
+    cap = settings.scheduler.max_spend_per_hour_micros
     return SpendView(
-        total_per_hour=sum(c.spend_per_hour for c in clouds),
-        burst_per_hour=burst,
-        cap_per_hour=cap,
-        headroom_per_hour=max(0.0, cap - burst),
-        clouds=clouds,
+        total_per_hour=to_float(total),
+        burst_per_hour=to_float(burst),
+        cap_per_hour=to_float(cap),
+        headroom_per_hour=to_float(max(0, cap - burst)),
+        clouds=[CloudSpend(name=n, tier=t, spend_per_hour=to_float(m)) for n, t, m in rows],
     )

@@ -46,11 +46,11 @@ from canopy.api.deps import (
 )
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound
+from canopy.services.server_input import check_scheduler_hints
 from canopy.services.servers import (
     CreateServer,
     ServerQuery,
     ServerService,
-    server_extras,
 )
 from canopy.store.models import Cloud, Keypair, Server
 
@@ -88,11 +88,8 @@ async def create_server(
         )
     if srv.trusted_image_certificates:
         raise InvalidRequest("trusted_image_certificates are not supported by canopy.")
-    hints = dict(body.hints if body.hints is not None else body.hints_legacy or {})
-    group = hints.get("group")
-    group_id = group[0] if isinstance(group, list) and group else group
-    if group_id is not None and not isinstance(group_id, str):
-        raise InvalidRequest(f"Invalid input for scheduler hint group: {group!r}")
+    hints = check_scheduler_hints(body.hints if body.hints is not None else body.hints_legacy or {})
+    group_id = hints.get("group")
     if srv.key_name is not None:
         # A keypair belongs to its user (Nova); the user must own the one named.
         owned = await s.execute(
@@ -564,7 +561,7 @@ async def _show(
     settings: SettingsDep,
     server: Server,
 ) -> dict[str, Any]:
-    vc: ViewContext = await view_context(s, request, settings, v, ctx, [server])
+    vc: ViewContext = await view_context(s, request, settings, v, ctx, [server], show=True)
     return {"server": server_detail(vc, server, show=True)}
 
 
@@ -683,17 +680,12 @@ def _tags_version(v: APIVersion) -> None:
         raise NotFound("The resource could not be found.")
 
 
-def _tags_of(server: Server) -> list[str]:
-    return list(server_extras(server).get("tags") or [])
-
-
 @router.get("/servers/{server_id}/tags", summary="List a server's tags (2.26)")
 async def list_tags(
     server_id: str, v: VersionDep, ctx: AuthDep, s: ReadSessionDep, service: ServiceDep
 ) -> dict[str, Any]:
     _tags_version(v)
-    server = await service.get(ctx, server_id, include_deleted=False, session=s)
-    return {"tags": _tags_of(server)}
+    return {"tags": await service.tags(ctx, server_id, session=s)}
 
 
 @router.put("/servers/{server_id}/tags", summary="Replace a server's tags (2.26)")
@@ -706,8 +698,7 @@ async def replace_tags(
     body: TagsBody,
 ) -> dict[str, Any]:
     _tags_version(v)
-    server = await service.set_tags(ctx, server_id, body.tags, session=s)
-    return {"tags": _tags_of(server)}
+    return {"tags": await service.set_tags(ctx, server_id, body.tags, session=s)}
 
 
 @router.delete("/servers/{server_id}/tags", status_code=204, summary="Remove all tags (2.26)")
@@ -729,8 +720,7 @@ async def check_tag(
     service: ServiceDep,
 ) -> Response:
     _tags_version(v)
-    server = await service.get(ctx, server_id, include_deleted=False, session=s)
-    if tag not in _tags_of(server):
+    if tag not in await service.tags(ctx, server_id, session=s):
         raise NotFound(f"Tag {tag} could not be found for server {server_id}.")
     return Response(status_code=204)
 
@@ -747,8 +737,7 @@ async def add_tag(
     service: ServiceDep,
 ) -> Response:
     _tags_version(v)
-    server = await service.get(ctx, server_id, include_deleted=False, session=s)
-    current = _tags_of(server)
+    current = await service.tags(ctx, server_id, session=s)
     if tag in current:
         return Response(status_code=204)
     await service.set_tags(ctx, server_id, [*current, tag], session=s)
@@ -761,8 +750,7 @@ async def delete_tag(
     server_id: str, tag: str, v: VersionDep, ctx: WriterDep, s: SessionDep, service: ServiceDep
 ) -> Response:
     _tags_version(v)
-    server = await service.get(ctx, server_id, include_deleted=False, session=s)
-    current = _tags_of(server)
+    current = await service.tags(ctx, server_id, session=s)
     if tag not in current:
         raise NotFound(f"Tag {tag} could not be found for server {server_id}.")
     await service.set_tags(ctx, server_id, [t for t in current if t != tag], session=s)

@@ -28,8 +28,8 @@ from canopy.config import Settings
 from canopy.controllers.summary import attempts_text
 from canopy.domain.context import RequestContext
 from canopy.domain.states import ServerStatus
-from canopy.services.servers import server_extras
 from canopy.store.models import Cloud, Flavor, InstanceAction, Server
+from canopy.store.server_extras import tags_of, user_data_of
 
 # Nova's vm_state for each status canopy shows.
 VM_STATE: dict[str, str] = {
@@ -61,6 +61,8 @@ class ViewContext:
     flavors: dict[str, Flavor] = field(default_factory=dict)
     clouds: dict[str, Cloud] = field(default_factory=dict)
     requests: dict[str, str] = field(default_factory=dict)  # server id -> create request id
+    tags: dict[str, list[str]] = field(default_factory=dict)  # server id -> its tags
+    user_data: dict[str, str] | None = None  # loaded for one server's show only
 
 
 async def view_context(
@@ -70,19 +72,30 @@ async def view_context(
     version: APIVersion,
     ctx: RequestContext,
     servers: Sequence[Server],
+    *,
+    show: bool = False,
 ) -> ViewContext:
-    """Flavors and clouds (small tables, read whole) and, for admins at 2.3+, the create
-    request of each server on the page (its reservation id)."""
+    """Flavors and clouds (small tables, read whole), the tags of each server on the page
+    (2.26+) and, for admins at 2.3+, the create request of each (its reservation id).
+
+    User data (up to 64 KiB a server) is read only to `show` one server to an admin
+    (2.3+); a page of servers never loads it and shows it as null.
+    """
     vc = ViewContext(request, settings, version, ctx)
     if not servers:
         return vc
+    ids = [sv.id for sv in servers]
+    if version.at_least(26):
+        vc.tags = await tags_of(s, ids)
+    if show and ctx.is_admin and version.at_least(3):
+        vc.user_data = await user_data_of(s, ids)
     vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
     vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
     if ctx.is_admin and version.at_least(3):
         rows = await s.execute(
             select(InstanceAction.server_id, InstanceAction.request_id)
             .where(
-                InstanceAction.server_id.in_([sv.id for sv in servers]),
+                InstanceAction.server_id.in_(ids),
                 InstanceAction.action == "create",
             )
             .order_by(InstanceAction.id)
@@ -104,7 +117,6 @@ def server_basic(vc: ViewContext, sv: Server) -> dict[str, Any]:
 def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[str, Any]:
     """GET /servers/detail and GET /servers/{id} (`show` adds 2.71's server_groups)."""
     v = vc.version
-    extras = server_extras(sv)
     status = ServerStatus.DELETED.value if sv.deleted else sv.status
     vm_state = VM_STATE.get(status)
     out: dict[str, Any] = {
@@ -115,7 +127,7 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         "user_id": sv.user_id,
         "metadata": dict(sv.metadata_ or {}),
         "hostId": host_id(sv.project_id, sv.cloud),
-        "image": _image(vc, sv, extras),
+        "image": _image(vc, sv),
         "flavor": _embedded_flavor(vc, sv),
         "created": isotime(sv.created_at),
         "updated": isotime(sv.updated_at),
@@ -125,7 +137,7 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         "links": links(vc.request, vc.settings, "servers", sv.id),
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": sv.cloud or sv.requested_zone or "",
-        "config_drive": "True" if extras.get("config_drive") else "",
+        "config_drive": "True" if sv.config_drive else "",
         "key_name": sv.key_name,
         "OS-SRV-USG:launched_at": perfect_time(sv.launched_at),
         "OS-SRV-USG:terminated_at": perfect_time(sv.terminated_at),
@@ -142,26 +154,26 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         if fault is not None:
             out["fault"] = fault
     if vc.ctx.is_admin:
-        _extended_attributes(vc, sv, extras, out)
+        _extended_attributes(vc, sv, out)
     if v.at_least(9):
-        out["locked"] = False
+        out["locked"] = sv.locked
     if v.at_least(16) and vc.ctx.is_admin:
         out["host_status"] = _host_status(vc, sv)
     if v.at_least(19):
-        out["description"] = extras.get("description")
+        out["description"] = sv.description
     if v.at_least(26):
-        out["tags"] = list(extras.get("tags") or [])
+        out["tags"] = list(vc.tags.get(sv.id, ()))
     if v.at_least(63):
         out["trusted_image_certificates"] = None
     if show and v.at_least(71):
         out["server_groups"] = [sv.group_id] if sv.group_id else []
     if v.at_least(73):
-        out["locked_reason"] = None
+        out["locked_reason"] = sv.locked_reason
     return out
 
 
-def _image(vc: ViewContext, sv: Server, extras: dict[str, Any]) -> dict[str, Any] | str:
-    if not sv.image_id or extras.get("boot_from_volume"):
+def _image(vc: ViewContext, sv: Server) -> dict[str, Any] | str:
+    if not sv.image_id or sv.boot_from_volume:
         return ""
     return {
         "id": sv.image_id,
@@ -243,9 +255,7 @@ def hostname(name: str) -> str:
     return h[:63] or "server"
 
 
-def _extended_attributes(
-    vc: ViewContext, sv: Server, extras: dict[str, Any], out: dict[str, Any]
-) -> None:
+def _extended_attributes(vc: ViewContext, sv: Server, out: dict[str, Any]) -> None:
     """OS-EXT-SRV-ATTR:* (admins): the cloud is the host and the node."""
     out["OS-EXT-SRV-ATTR:host"] = sv.cloud
     out["OS-EXT-SRV-ATTR:instance_name"] = sv.remote_id or ""
@@ -254,11 +264,11 @@ def _extended_attributes(
         rid = vc.requests.get(sv.id)
         out["OS-EXT-SRV-ATTR:hostname"] = hostname(sv.name)
         out["OS-EXT-SRV-ATTR:kernel_id"] = ""
-        out["OS-EXT-SRV-ATTR:launch_index"] = int(extras.get("launch_index", 0))
+        out["OS-EXT-SRV-ATTR:launch_index"] = sv.launch_index
         out["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
         out["OS-EXT-SRV-ATTR:reservation_id"] = reservation_id(rid) if rid else None
         out["OS-EXT-SRV-ATTR:root_device_name"] = None
-        out["OS-EXT-SRV-ATTR:user_data"] = extras.get("user_data")
+        out["OS-EXT-SRV-ATTR:user_data"] = (vc.user_data or {}).get(sv.id)
 
 
 def _host_status(vc: ViewContext, sv: Server) -> str:
