@@ -244,9 +244,9 @@ _GENERIC_500 = (
 
 
 class _FaultGuard:
-    """The outermost net: a plain-text error from Starlette's own machinery (the body-size
-    limit's 413) is rewritten as a fault body, and an exception no handler took becomes a
-    logged 500 computeFault."""
+    """The last net: a plain-text error from Starlette's own machinery is rewritten as a
+    fault body, and an exception no handler took becomes a logged 500 computeFault. (Body
+    limits and bad text are refused inside it, by api/request_guard.py.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
