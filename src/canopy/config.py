@@ -47,6 +47,13 @@ class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8774, ge=0, le=65535)
     public_url: str | None = None  # what clients are told to use; defaults to http://host:port
+    # Request bodies larger than this are refused (413) before they are read or parsed;
+    # identity's requests are small, and its token request needs no token to send.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_identity_body_bytes: int = Field(default=64 << 10, ge=1024)
+    # On PostgreSQL, how long a query carrying a user's regular expression (?name=, ?ip=)
+    # may run before it is stopped with a 400.
+    regex_timeout_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
 
 
 class SchedulerSettings(_Strict):

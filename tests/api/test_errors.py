@@ -182,3 +182,12 @@ async def test_errors_are_json_even_for_plain_clients(api: Api) -> None:
     async with client:
         r = await client.get("/nope", headers={"accept": "text/html"})
     assert_fault(r, 404, "itemNotFound")
+
+
+async def test_an_error_message_that_cannot_be_encoded_is_escaped_not_a_500(api: Api) -> None:
+    async def echo() -> None:
+        raise InvalidRequest("Invalid input for field/attribute name. Value: x\ud800.")
+
+    api.app.add_api_route("/echo", echo)
+    r = await api.client.get("/echo")
+    assert assert_fault(r, 400, "badRequest").endswith("Value: x\\ud800.")

@@ -53,6 +53,7 @@ async def plane(db_url: str, tmp_path: Path) -> Any:
 
 
 async def _keypair(p: Plane, name: str = "k1") -> Keypair:
+    private, public = await keypairs.generate("ssh", p.ctx.user_id, p.clock.now())
     async with p.db.session() as s:
         new = await keypairs.create(
             s,
@@ -61,7 +62,8 @@ async def _keypair(p: Plane, name: str = "k1") -> Keypair:
             user_id=p.ctx.user_id,
             name=name,
             key_type="ssh",
-            public_key=None,
+            public_key=public,
+            private_key=private,
             now=p.clock.now(),
         )
         return new.keypair

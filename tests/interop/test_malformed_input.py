@@ -1,16 +1,24 @@
-"""Hand-written abuse of every write endpoint: malformed JSON, wrong types, 10 MB bodies,
-unknown microversions and unicode edge cases. Every answer is a 4xx fault body; none is 5xx.
+"""Abuse of every endpoint of a real `canopy up`: malformed JSON, wrong types, 10 MB and
+100 MB bodies, unknown microversions, unicode edge cases, and a lone surrogate in every
+string field, query value and path segment (generated from /openapi.json). Every answer
+is a 4xx fault body; none is 5xx.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import select
+import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from . import openapi_cases
 from .conftest import CanopyServer
 
 pytestmark = pytest.mark.slow
@@ -133,3 +141,175 @@ def test_unknown_microversions_are_refused_not_crashed(
     )
     assert r.status_code in (400, 406), r.text
     assert _is_fault(r.json())
+
+
+# A lone surrogate, everywhere a string goes -------------------------------------------
+#
+# Generated from /openapi.json (see openapi_cases.py), so a new endpoint is covered: in a
+# JSON body, sent as raw JSON text with the escape "x\ud800", once in every string
+# property, item, key and value; in every query parameter the operation declares (and
+# `name`, which many handlers read without declaring it); in every path segment. Every
+# answer must be a 400 fault body, never a 5xx.
+
+LONE = "x\ud800"
+LONE_IN_URL = "x%ED%A0%80"  # the same code point, as a URL can carry it
+PAGE_OPERATIONS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def real_ids(canopy_server: CanopyServer) -> dict[str, str]:
+    """Existing objects for path parameters, so each request reaches as far as it can."""
+    token = canopy_server.token()
+    h = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
+    with httpx.Client(base_url=canopy_server.base_url, headers=h, timeout=60) as c:
+        target = {"name": "target", "imageRef": "cirros", "flavorRef": "1", "networks": "none"}
+        server = c.post("/compute/v2.1/servers", json={"server": target})
+        assert server.status_code == 202, server.text
+        c.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "kp1"}}).raise_for_status()
+        group = c.post(
+            "/compute/v2.1/os-server-groups",
+            json={"server_group": {"name": "g1", "policy": "anti-affinity"}},
+        )
+        project = c.post("/identity/v3/projects", json={"project": {"name": "victim"}})
+        user = c.post("/identity/v3/users", json={"user": {"name": "victim", "password": "pw"}})
+        roles = c.get("/identity/v3/roles").json()["roles"]
+        images = c.get("/image/v2/images").json()["images"]
+    return {
+        "server_id": server.json()["server"]["id"],
+        "name": "kp1",
+        "group_id": group.json()["server_group"]["id"],
+        "project_id": project.json()["project"]["id"],
+        "user_id": user.json()["user"]["id"],
+        "role_id": next(r["id"] for r in roles if r["name"] == "member"),
+        "image_id": images[0]["id"],
+        "cloud": "private",
+        "flavor_id": "1",
+        "tag": "t1",
+    }
+
+
+def _surrogate_cases(
+    spec: dict[str, Any], ids: dict[str, str]
+) -> tuple[list[tuple[str, str, bytes | None]], list[str]]:
+    """(method, url, raw JSON body or None) for every operation, and the operations whose
+    body cannot be generated (an opaque schema with no example)."""
+    cases: list[tuple[str, str, bytes | None]] = []
+    uncovered: list[str] = []
+    for template, item in spec["paths"].items():
+        names = re.findall(r"\{([^}]+)\}", template)
+        url = template
+        for n in names:
+            url = url.replace(f"{{{n}}}", ids.get(n, UUID0))
+        for method, op in item.items():
+            if method not in PAGE_OPERATIONS:
+                continue
+            verb = method.upper()
+            for n in names:  # each path segment in turn
+                bad = template
+                for m in names:
+                    bad = bad.replace(f"{{{m}}}", LONE_IN_URL if m == n else ids.get(m, UUID0))
+                cases.append((verb, bad, None))
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+            for q in sorted(declared | {"name"}):
+                cases.append((verb, f"{url}?{q}={LONE_IN_URL}", None))
+            schema = openapi_cases.json_schema(op, spec)
+            if schema is None:
+                continue
+            bodies = openapi_cases.body_variants(schema, spec, LONE)
+            if openapi_cases.is_opaque(schema, spec):
+                examples = openapi_cases.OPAQUE_EXAMPLES.get((verb, template))
+                if examples is None:
+                    uncovered.append(f"{verb} {template}")
+                    continue
+                for example in examples:
+                    bodies.extend(openapi_cases.example_variants(example, LONE))
+            for doc in bodies:
+                raw = json.dumps(doc)  # ensure_ascii: the surrogate travels as \ud800
+                assert "\\ud800" in raw, doc
+                cases.append((verb, url, raw.encode("ascii")))
+    return cases, uncovered
+
+
+def test_a_lone_surrogate_anywhere_is_a_400_never_a_5xx(
+    canopy_server: CanopyServer, real_ids: dict[str, str]
+) -> None:
+    spec = httpx.get(f"{canopy_server.base_url}/openapi.json", timeout=30).json()
+    cases, uncovered = _surrogate_cases(spec, real_ids)
+    assert not uncovered, (
+        "these operations take an opaque JSON body: declare its schema or add an example to "
+        f"tests/interop/openapi_cases.py OPAQUE_EXAMPLES: {uncovered}"
+    )
+    bodies = [c for c in cases if c[2] is not None]
+    assert len(bodies) >= 100 and len(cases) - len(bodies) >= 150, (len(bodies), len(cases))
+    token = canopy_server.token()
+    failures: list[str] = []
+    with httpx.Client(base_url=canopy_server.base_url, timeout=60) as client:
+        for method, url, raw in cases:
+            headers = {"OpenStack-API-Version": "compute 2.79", "Content-Type": "application/json"}
+            if not url.startswith("/identity/v3/auth/tokens"):
+                headers["X-Auth-Token"] = token  # the token request goes unauthenticated
+            r = client.request(method, url, content=raw, headers=headers)
+            ok = r.status_code == 400
+            if ok:
+                try:
+                    ok = _is_fault(r.json()) or "message" in r.json()  # Glance's is flat
+                except ValueError:
+                    ok = False
+            if not ok:
+                failures.append(f"{method} {url} {raw!r:.120} -> {r.status_code} {r.text[:160]}")
+    assert not failures, f"{len(failures)} of {len(cases)}:\n" + "\n".join(failures[:40])
+    assert "Traceback" not in canopy_server.log()
+
+
+# Body limits over a real socket --------------------------------------------------------
+
+
+def _post_raw(
+    server: CanopyServer, path: str, head: bytes, body: Iterator[bytes]
+) -> tuple[bytes, int]:
+    """Send `head` then `body` chunks until the server answers; (answer, bytes sent)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    sent = 0
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: canopy\r\n" + head + b"\r\n")
+        deadline = time.monotonic() + 60
+        for chunk in body:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable or time.monotonic() > deadline:
+                break
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        sock.settimeout(30)
+        with contextlib.suppress(ConnectionResetError):
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+    return answer, sent
+
+
+@pytest.mark.parametrize("path", ["/compute/v2.1/servers", "/identity/v3/auth/tokens"])
+def test_a_100_mb_body_is_refused_without_being_read_whole(
+    canopy_server: CanopyServer, path: str
+) -> None:
+    size = 100 << 20
+    chunk = b"a" * (64 << 10)
+    declared = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % size
+    answer, sent = _post_raw(canopy_server, path, declared, iter([chunk] * (size // len(chunk))))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert sent < 16 << 20, f"{sent} bytes were taken before the 413"
+
+    def chunked() -> Iterator[bytes]:
+        for _ in range(size // len(chunk)):
+            yield b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+
+    head = b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    answer, sent = _post_raw(canopy_server, path, head, chunked())
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert sent < 16 << 20, f"{sent} bytes were taken before the 413"
+    assert canopy_server.process.poll() is None

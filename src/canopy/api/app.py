@@ -14,6 +14,7 @@ from canopy.api.compute.microversion import install_headers
 from canopy.api.errors import install_error_handlers
 from canopy.api.identity import identity_router, install_identity
 from canopy.api.image import image_router, install_image
+from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.config import Settings
 from canopy.domain.clock import Clock
@@ -37,6 +38,9 @@ def create_app(
     app.state.db = db
     app.state.clock = clock
     app.state.wake = wake
+    # Middleware runs outermost-last-added. The guard comes first, so the error handlers'
+    # net, the compute headers and the request id all wrap its 413s and 400s.
+    install_request_guard(app, settings.api)
     install_error_handlers(app)
     install_headers(app)
     install_request_id(app)  # added last, so it runs first: the id exists for everything

@@ -86,7 +86,10 @@ def add_fault_format(app: FastAPI, prefix: str, formatter: FaultFormatter) -> No
 def fault_response(
     request: Request, code: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """A fault body in the format of the service that owns the request's path."""
+    """A fault body in the format of the service that owns the request's path.
+
+    The message may echo what the caller sent; whatever UTF-8 cannot encode (a lone
+    surrogate) is shown as its escape, so the body always encodes."""
     path = request.url.path
     formats: list[tuple[str, FaultFormatter]] = getattr(request.app.state, "fault_formats", [])
     formatter: FaultFormatter = openstack_fault
@@ -94,7 +97,12 @@ def fault_response(
         if path == prefix or path.startswith(prefix + "/"):
             formatter = fmt
             break
-    return JSONResponse(formatter(code, message), status_code=code, headers=headers)
+    return JSONResponse(formatter(code, safe_text(message)), status_code=code, headers=headers)
+
+
+def safe_text(text: str) -> str:
+    """`text` with every character UTF-8 cannot encode written as a `\\uXXXX` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def domain_status(exc: CanopyError) -> int:
@@ -162,9 +170,10 @@ def _shown(value: Any) -> str:
     return text
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None, *, missing: bool = False) -> bool:
+    """Whether a body of this Content-Type is JSON (`missing`: what no header means)."""
     if not content_type:
-        return False
+        return missing
     main = content_type.split(";", 1)[0].strip().lower()
     return main == "application/json" or (
         main.startswith("application/") and main.endswith("+json")
@@ -175,7 +184,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # FastAPI hands the raw bytes to validation when the body was not declared as JSON.
     raw = exc.body
-    if isinstance(raw, bytes) and raw and not _is_json(request.headers.get("content-type")):
+    if isinstance(raw, bytes) and raw and not is_json(request.headers.get("content-type")):
         return fault_response(
             request, 415, "Unsupported Content-Type: the request body must be application/json."
         )
@@ -235,9 +244,9 @@ _GENERIC_500 = (
 
 
 class _FaultGuard:
-    """The outermost net: a plain-text error from Starlette's own machinery (the body-size
-    limit's 413) is rewritten as a fault body, and an exception no handler took becomes a
-    logged 500 computeFault."""
+    """The last net: a plain-text error from Starlette's own machinery is rewritten as a
+    fault body, and an exception no handler took becomes a logged 500 computeFault. (Body
+    limits and bad text are refused inside it, by api/request_guard.py.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

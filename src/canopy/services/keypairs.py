@@ -7,6 +7,7 @@ fingerprint (see `remote_key_name`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -157,6 +158,30 @@ def remote_key_name(user_id: str, name: str, key_fingerprint: str) -> str:
     return f"canopy-{user_id}-{hashlib.sha256(name.encode()).hexdigest()[:32]}-{digits}"
 
 
+async def generate(key_type: str, user_id: str, now: datetime) -> tuple[str, str]:
+    """A new keypair of `key_type`: (private key, public key or certificate).
+
+    RSA key generation takes tens of milliseconds of CPU, so it runs in a thread, and the
+    caller runs it before opening its write transaction (on SQLite, the write lock)."""
+    if key_type == "x509":
+        return await asyncio.to_thread(generate_x509, user_id, now)
+    return await asyncio.to_thread(generate_ssh)
+
+
+async def check_room(
+    s: AsyncSession, settings: Settings, *, project_id: str, user_id: str, name: str
+) -> None:
+    """QuotaError or Conflict if the user could not add keypair `name` now (no locks: a
+    read-only early answer, before any key is generated; `create` checks again)."""
+    if not _storable(user_id):
+        raise InvalidRequest(f"Invalid input for field/attribute user_id. Value: {user_id!r}.")
+    limit = (await quotas.limits(s, settings, project_id))["key_pairs"]
+    if limit >= 0 and await quotas.keypair_count(s, user_id) + 1 > limit:
+        raise QuotaError("Quota exceeded, too many key pairs.")
+    if await find(s, user_id, name) is not None:
+        raise Conflict(f"Key pair '{name}' already exists.")
+
+
 async def create(
     s: AsyncSession,
     settings: Settings,
@@ -165,32 +190,23 @@ async def create(
     user_id: str,
     name: str,
     key_type: str,
-    public_key: str | None,
+    public_key: str,
     now: datetime,
+    private_key: str | None = None,
 ) -> NewKeypair:
-    """Import `public_key`, or generate a keypair when it is None.
+    """Record `public_key` (imported, or made by `generate` with `private_key`).
 
     Checks the quota (the limit of `project_id`, counted over the user's keypairs) and
     the name's uniqueness per user; the caller has validated the name.
     """
     if key_type not in TYPES:
         raise InvalidRequest(f"Invalid input for field/attribute type. Value: {key_type}.")
-    if public_key is not None and "\x00" in public_key:
+    if "\x00" in public_key:
         raise InvalidRequest("Keypair data is invalid: the public key holds a NUL character")
     if not _storable(user_id):
         raise InvalidRequest(f"Invalid input for field/attribute user_id. Value: {user_id!r}.")
     await quotas.lock_project(s, project_id)
-    limit = (await quotas.limits(s, settings, project_id))["key_pairs"]
-    if limit >= 0 and await quotas.keypair_count(s, user_id) + 1 > limit:
-        raise QuotaError("Quota exceeded, too many key pairs.")
-    if await find(s, user_id, name) is not None:
-        raise Conflict(f"Key pair '{name}' already exists.")
-    private_key: str | None = None
-    if public_key is None:
-        if key_type == "x509":
-            private_key, public_key = generate_x509(user_id, now)
-        else:
-            private_key, public_key = generate_ssh()
+    await check_room(s, settings, project_id=project_id, user_id=user_id, name=name)
     fp = fingerprint(public_key, key_type)
     kp = Keypair(
         user_id=user_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, QuotaError
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.services import regex
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.store.db import Database
 from canopy.store.events import start_action
@@ -418,7 +418,10 @@ class ServerService:
             q = q.order_by(*(col.desc() if desc else col.asc() for col, desc in keys))
             if query.limit is not None:
                 q = q.limit(query.limit)
-            return list((await s.execute(q)).scalars())
+            patterns = (query.name, query.ip, query.ip6)
+            timeout = self.settings.api.regex_timeout_seconds
+            bounded = timeout if any(p is not None for p in patterns) else None
+            return list((await regex.execute(s, q, bounded)).scalars())
 
     def _conditions(self, ctx: RequestContext, query: ServerQuery) -> Sequence[ColumnElement[bool]]:
         conds: _Conditions = []
@@ -436,8 +439,7 @@ class ServerService:
         if query.user_id is not None:
             conds.append(Server.user_id == query.user_id)
         if query.name is not None:
-            _check_regex("name", query.name)
-            conds.append(Server.name.regexp_match(query.name))
+            conds.append(Server.name.regexp_match(regex.portable("name", query.name)))
         if query.statuses is not None:
             conds.append(Server.status.in_(sorted(query.statuses)))
         for col, value in (
@@ -462,8 +464,8 @@ class ServerService:
             conds.append(Server.locked.is_(query.locked))
         for pattern, version in ((query.ip, 4), (query.ip6, 6)):
             if pattern is not None:
-                _check_regex("ip6" if version == 6 else "ip", pattern)
-                conds.append(self._has_address(pattern, version))
+                field = "ip6" if version == 6 else "ip"
+                conds.append(self._has_address(regex.portable(field, pattern), version))
         if query.tags:
             conds.extend(tagged(t) for t in query.tags)
         if query.tags_any:
@@ -650,11 +652,6 @@ def _validate_create(req: CreateServer) -> None:
         raise InvalidRequest("max_count must be at most 1000.")
 
 
-def _check_regex(field: str, pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as e:
-        raise InvalidRequest(f"Invalid regular expression for {field}: {e}") from e
 
 
 # Sort keys a server list may be ordered by, each a non-null SQL expression so keyset

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from canopy.store import regexp
 from canopy.store.sqlite_inline import inline_creator
 
 
@@ -90,6 +91,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=0")  # waits for the lock happen in sqlite_inline
         cur.close()
+        # Statements run on the event loop: a user's pattern must not backtrack there.
+        regexp.register_sqlite(dbapi_conn)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import threading
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.services import keypairs
 from canopy.services.quotas import update
 from tests.api.conftest import Api, assert_fault
 from tests.api.tokens import Caller, caller
@@ -295,3 +300,53 @@ async def test_nul_characters_are_refused_not_crashed(api: Api, alice: Caller) -
         URL, json={"keypair": {"name": "k", "user_id": "a\u0000b"}}, headers=mv("2.10")
     )
     assert_fault(r, 400, "badRequest")
+
+
+@pytest.mark.parametrize("key_type", ["ssh", "x509"])
+async def test_key_generation_runs_in_a_thread_with_no_write_transaction_open(
+    api: Api, alice: Caller, monkeypatch: pytest.MonkeyPatch, key_type: str
+) -> None:
+    db = api.plane.db
+    open_writes = 0
+    session = db.session
+
+    @contextlib.asynccontextmanager
+    async def counted() -> AsyncIterator[AsyncSession]:
+        nonlocal open_writes
+        async with session() as s:
+            open_writes += 1
+            try:
+                yield s
+            finally:
+                open_writes -= 1
+
+    seen: list[tuple[bool, int]] = []
+
+    def watched(generate: Callable[..., tuple[str, str]]) -> Callable[..., tuple[str, str]]:
+        def run(*args: object) -> tuple[str, str]:
+            seen.append((threading.current_thread() is threading.main_thread(), open_writes))
+            return generate(*args)
+
+        return run
+
+    monkeypatch.setattr(db, "session", counted)
+    monkeypatch.setattr(keypairs, "generate_ssh", watched(keypairs.generate_ssh))
+    monkeypatch.setattr(keypairs, "generate_x509", watched(keypairs.generate_x509))
+    r = await create(api, alice, {"name": "gen", "type": key_type}, "2.2")
+    assert r.status_code == 201, r.text
+    assert "private_key" in r.json()["keypair"]
+    assert seen == [(False, 0)]  # off the event loop's thread, no write transaction open
+
+
+async def test_a_full_quota_is_answered_before_any_key_is_generated(
+    api: Api, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with api.plane.db.session() as s:
+        await update(s, api.plane.settings, alice.project_id, "", {"key_pairs": 0})
+
+    def never() -> tuple[str, str]:
+        raise AssertionError("a key was generated for a request that cannot succeed")
+
+    monkeypatch.setattr(keypairs, "generate_ssh", never)
+    r = await create(api, alice, {"name": "gen"}, "2.2")
+    assert_fault(r, 403, "forbidden")

@@ -8,14 +8,12 @@ from canopy.api.admin import clouds, flavors, images, placements, servers, spend
 from canopy.api.deps import require_admin
 
 PREFIX = "/canopy/v1"
-MAX_BODY_BYTES = 1 << 20  # admin requests are small JSON documents
 
 
 def admin_router() -> APIRouter:
     """The admin API; every route requires an admin (see deps.require_admin)."""
-    router = APIRouter(
-        prefix=PREFIX, dependencies=[Depends(require_admin)], max_body_size=MAX_BODY_BYTES
-    )
+    # Body size: [api] max_body_bytes, enforced for every route by api/request_guard.py.
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(require_admin)])
     for module in (clouds, spend, placements, flavors, images, servers):
         router.include_router(module.router)
     return router

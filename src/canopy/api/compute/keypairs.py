@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Request, Response
 from canopy.api.auth import AuthDep, WriterDep
 from canopy.api.compute.microversion import APIVersion, VersionDep
 from canopy.api.compute.params import first, non_negative, query, reject_unknown
-from canopy.api.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
+from canopy.api.deps import ClockDep, DatabaseDep, ReadSessionDep, SessionDep, SettingsDep
 from canopy.api.pagination import next_url
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, InvalidRequest
@@ -103,7 +103,7 @@ async def create_keypair(
     response: Response,
     ctx: WriterDep,
     v: VersionDep,
-    s: SessionDep,
+    db: DatabaseDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> dict[str, Any]:
@@ -161,16 +161,27 @@ async def create_keypair(
             f"{requested!r} is not of type 'string'"
         )
     user_id = _target_user(ctx, v, requested, "create")
-    new = await service.create(
-        s,
-        settings,
-        project_id=ctx.project_id,
-        user_id=user_id,
-        name=name,
-        key_type=key_type,
-        public_key=public_key,
-        now=clock.now(),
-    )
+    private_key: str | None = None
+    if public_key is None:
+        # Generation is CPU-heavy: answer a full quota or a taken name first, then generate
+        # in a thread with no transaction open (on SQLite, not under the write lock).
+        async with db.read() as s:
+            await service.check_room(
+                s, settings, project_id=ctx.project_id, user_id=user_id, name=name
+            )
+        private_key, public_key = await service.generate(key_type, user_id, clock.now())
+    async with db.session() as s:
+        new = await service.create(
+            s,
+            settings,
+            project_id=ctx.project_id,
+            user_id=user_id,
+            name=name,
+            key_type=key_type,
+            public_key=public_key,
+            private_key=private_key,
+            now=clock.now(),
+        )
     out: dict[str, Any] = {**_summary(new.keypair, v), "user_id": new.keypair.user_id}
     if new.private_key is not None:
         out["private_key"] = new.private_key

@@ -1,0 +1,122 @@
+"""Whether a request's text is valid Unicode: its path, query, the headers the services
+read, and a JSON body.
+
+Python's `json` turns the escape `"\\ud800"` (and UTF-8-encoded surrogates, which it
+decodes with `surrogatepass`) into a string holding a lone surrogate. Such a string cannot
+be encoded as UTF-8, so it fails wherever it goes next: in a database driver, or in the
+400 that echoes it back. Percent-encoded bytes that are not UTF-8 (`%ED%A0%80`, `%FF`)
+are the same defect in a URL. Each check here returns what is wrong, phrased for the
+caller, or None; `canopy.api.request_guard` answers the first problem with a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+# Headers the services interpret (ASGI names them in lower case); others are passed over.
+READ_HEADERS = {
+    b"x-auth-token": "X-Auth-Token",
+    b"x-subject-token": "X-Subject-Token",
+    b"openstack-api-version": "OpenStack-API-Version",
+    b"x-openstack-nova-api-version": "X-OpenStack-Nova-API-Version",
+    b"x-openstack-request-id": "X-OpenStack-Request-ID",
+}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON escape of a surrogate code point. Paired ones (how `json.dumps` writes an emoji)
+# are fine; finding any sends the body through the exact check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SHOWN = 60
+
+
+def path_problem(raw_path: bytes | None, path: str) -> str | None:
+    """The path, percent-decoded, must be UTF-8."""
+    if raw_path is None:
+        return None if _SURROGATE.search(path) is None else _PATH
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return _PATH
+    return None
+
+
+_PATH = "The request path is not valid UTF-8 text."
+
+
+def query_problem(query_string: bytes) -> str | None:
+    """Every query parameter's name and value, percent-decoded, must be UTF-8."""
+    if not query_string:
+        return None
+    for part in query_string.split(b"&"):
+        name, _, value = part.partition(b"=")
+        raw_name = unquote_to_bytes(name.replace(b"+", b" "))
+        try:
+            shown = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            return "A query parameter name is not valid UTF-8 text."
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return (
+                f"Invalid input for query parameter {shown[:_SHOWN]}: the value is not valid "
+                "UTF-8 text."
+            )
+    return None
+
+
+def header_problem(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The headers the services read must be UTF-8."""
+    for key, value in headers:
+        name = READ_HEADERS.get(key.lower())
+        if name is not None:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"Invalid header {name}: it is not valid UTF-8 text."
+    return None
+
+
+def json_problem(body: bytes) -> str | None:
+    """A JSON body must be UTF-8 (RFC 8259) and hold no lone surrogate escape.
+
+    Malformed JSON is left to the JSON parser, which says where it went wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"Malformed request body: it is not valid UTF-8 text (at byte {e.start})."
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    where = _lone_surrogate(doc)
+    if where is None:
+        return None
+    return (
+        f"Invalid input for field/attribute {where}: it holds a lone surrogate (a "
+        "\\uD800-\\uDFFF escape without its pair), which is not valid Unicode text."
+    )
+
+
+def _lone_surrogate(doc: Any) -> str | None:
+    """The path of the first string (or key) in `doc` holding a lone surrogate."""
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return where or "(the body)"
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                inner = f"{where}.{key}" if where else str(key)
+                if _SURROGATE.search(key):
+                    return f"{where} (a key)" if where else "(a key of the body)"
+                stack.append((value, inner))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}[{i}]") for i, value in enumerate(node))
+    return None
