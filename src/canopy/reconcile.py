@@ -55,11 +55,16 @@ class Draining:
 async def draining_clouds(db: Database) -> list[Draining]:
     """The clouds that left the config and still hold servers, by name."""
     async with db.read() as s:
+        counts = (
+            select(Server.cloud.label("cloud"), func.count().label("n"))
+            .where(Server.deleted.is_(False), Server.cloud.is_not(None))
+            .group_by(Server.cloud)
+            .subquery()
+        )
         rows = await s.execute(
-            select(Cloud.name, Cloud.driver_settings, func.count(Server.id))
-            .join(Server, (Server.cloud == Cloud.name) & Server.deleted.is_(False))
+            select(Cloud.name, Cloud.driver_settings, counts.c.n)
+            .join(counts, counts.c.cloud == Cloud.name)
             .where(Cloud.removed_at.is_not(None))
-            .group_by(Cloud.name, Cloud.driver_settings)
             .order_by(Cloud.name)
         )
         return [Draining(name, int(n), stored) for name, stored, n in rows]

@@ -45,18 +45,22 @@ def stored_settings(cloud: CloudSettings) -> dict[str, Any]:
     inline key); such a field is left out, not masked, so nothing secret reaches the
     database. Credentials by reference (`credentials = "env"`) are not secrets.
     """
-    out = _public(cloud)
+    out = without_secrets(cloud)
     out.pop("name", None)
     return out
 
 
-def _public(model: BaseModel) -> dict[str, Any]:
+def without_secrets(model: BaseModel) -> dict[str, Any]:
+    """`model` as JSON-able data, every `SecretStr` / `SecretBytes` field left out."""
     out: dict[str, Any] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, SecretStr | SecretBytes):
             continue
-        out[name] = _public(value) if isinstance(value, BaseModel) else to_jsonable_python(value)
+        if isinstance(value, BaseModel):
+            out[name] = without_secrets(value)
+        else:
+            out[name] = to_jsonable_python(value)
     return out
 
 
