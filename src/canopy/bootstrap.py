@@ -29,7 +29,7 @@ from canopy.private_files import (
     sqlite_path,
     with_sidecars,
 )
-from canopy.providers.registry import check_drivers
+from canopy.providers.registry import check_drivers, private_files
 from canopy.reconcile import Draining, draining_clouds
 from canopy.reconcile import seed as seed  # re-exported: tests and tools seed directly
 from canopy.services import identity
@@ -54,6 +54,7 @@ def _private_storage(settings: Settings) -> list[str]:
     so its -wal and -shm, which take its mode, are too). Returns what was tightened."""
     fixed = make_private_dir(settings.data_path)
     fixed += make_private(data_dir_files(settings.data_path))
+    fixed += make_private(with_sidecars(private_files(settings, settings.clouds)))
     path = sqlite_path(settings.database_url)
     if path is not None:
         create_private_file(path)
