@@ -10,8 +10,7 @@ the fault schema of its service (Nova's `{"itemNotFound": {...}}`, Keystone's `{
 malformed, too large or not JSON; a path names something that may not exist; a token may be
 missing; compute's microversion headers may be bad) and the operation's own entry in
 `OWN`, which names the rest (403 role checks, 404s named in a body, 409 conflicts). An
-operation missing from `OWN` is refused by the tests: a route nobody described is not
-documented by guesswork.
+operation missing from `OWN` is refused by the tests: a new route must be described here.
 """
 
 from __future__ import annotations
@@ -185,10 +184,9 @@ def service(path: str) -> str:
 
 def statuses(method: str, path: str, operation: dict[str, Any]) -> frozenset[int]:
     """The 4xx an operation answers: its kind's common ones and its own (`OWN`)."""
-    own = OWN.get((method.upper(), path))
-    if own is None:
-        raise KeyError(f"{method.upper()} {path} is not described in canopy.api.openapi.OWN")
-    found = set(own)
+    # A route missing from OWN still gets the common statuses (the document must never
+    # fail to build); tests/api/test_openapi_statuses.py refuses it.
+    found = set(OWN.get((method.upper(), path), ()))
     params = operation.get("parameters", [])
     if any(p.get("in") == "path" for p in params):
         found.add(404)

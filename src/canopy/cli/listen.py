@@ -2,8 +2,8 @@
 
 A port that is already taken is then one clear line, before the database is opened,
 migrated or reconciled, instead of a "running" banner, a bootstrap and a traceback from
-inside the web server. The bound socket is handed to uvicorn, so nothing can take the port
-in between.
+inside the web server. The listening socket is handed to uvicorn, so nothing can take the
+port in between.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ class Listener:
 
 
 def bind(listener: Listener) -> socket.socket:
-    """A TCP socket bound to the listener's address (not yet listening), or ListenError."""
+    """A TCP socket bound to the listener's address and listening, or ListenError.
+
+    It listens at once: with SO_REUSEADDR (set so a restart can rebind while old
+    connections linger), Linux lets two sockets bind one port as long as neither listens,
+    so a socket only bound would not keep a second process starting at the same moment
+    off the port. Connections that arrive before the server runs wait in the backlog."""
     where = _address(listener.host, listener.port)
     try:
         infos = socket.getaddrinfo(
@@ -52,6 +57,7 @@ def bind(listener: Listener) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
     except OSError as e:
         sock.close()
         raise ListenError(_explain(listener, where, e)) from None
