@@ -31,6 +31,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("clouds") as batch:
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35): recreating the table, as batch
+    # mode would, fails on SQLite while rows of other tables point at it.
+    with op.batch_alter_table("clouds", recreate="never") as batch:
         batch.drop_column("driver_settings")
         batch.drop_column("removed_at")
