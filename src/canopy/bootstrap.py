@@ -1,4 +1,10 @@
-"""Start-up: open the database, migrate it, and make its clouds/flavors/images match config."""
+"""Start-up: open the database, migrate it, reconcile the config, bootstrap the admin.
+
+Processes that serve (and `canopy db upgrade`) call `prepare`: the data dir is made
+private, then the schema is migrated, the config reconciled and the first admin made, once,
+under the schema lock, so processes starting together on one database take turns. Commands
+that only read call `open_existing`, which changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,136 +18,119 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.config import CloudSettings, Settings
+from canopy.config import Settings
 from canopy.domain.clock import Clock
-from canopy.domain.money import to_micros
-from canopy.providers.registry import check_drivers
-from canopy.providers.sim.pricing import sim_price_per_hour
+from canopy.private_files import (
+    create_private_file,
+    data_dir_files,
+    make_private,
+    make_private_dir,
+    sqlite_path,
+    with_sidecars,
+)
+from canopy.providers.registry import check_drivers, private_files
+from canopy.reconcile import Draining, draining_clouds
+from canopy.reconcile import seed as seed  # re-exported: tests and tools seed directly
 from canopy.services import identity
 from canopy.store.db import Database
-from canopy.store.migrate import upgrade
-from canopy.store.models import (
-    Cloud,
-    Flavor,
-    FlavorMapping,
-    Image,
-    ImageMapping,
-    Project,
-    User,
-)
+from canopy.store.migrate import SchemaError, require_current, schema_lock, upgrade
+from canopy.store.models import Project, User
 
-_IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
+
+def _database(settings: Settings) -> Database:
+    return Database(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+
+
+def _database_files(settings: Settings) -> list[Path]:
+    path = sqlite_path(settings.database_url)
+    return with_sidecars([path]) if path is not None else []
+
+
+def _private_storage(settings: Settings) -> list[str]:
+    """Make the data dir and the database's files private (creating the SQLite file 0600,
+    so its -wal and -shm, which take its mode, are too). Returns what was tightened."""
+    fixed = make_private_dir(settings.data_path)
+    fixed += make_private(data_dir_files(settings.data_path))
+    fixed += make_private(with_sidecars(private_files(settings, settings.clouds)))
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        create_private_file(path)
+    fixed += make_private(_database_files(settings))
+    return fixed
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    db = Database(
-        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
-    )
+    """The database, with a private data dir; migrated first (under the schema lock) unless
+    `migrate` is false. Used by commands that write rows of their own (`canopy project
+    create`); it never reconciles the config. Commands that only read use `open_existing`."""
+    _private_storage(settings)
+    db = _database(settings)
     if migrate:
-        await upgrade(db)
+        try:
+            async with schema_lock(db):
+                await upgrade(db)
+        except BaseException:
+            await db.dispose()
+            raise
     return db
 
 
-async def seed(db: Database, settings: Settings, clock: Clock) -> None:
-    """Upsert clouds, flavors, images and their mappings from the settings. Idempotent."""
-    check_drivers(settings)
-    now = clock.now()
-    async with db.session() as s:
-        configured = {c.name for c in settings.clouds}
-        for row in (await s.execute(select(Cloud))).scalars():
-            if row.name not in configured:
-                row.enabled = False  # kept for history; no new placements
-        for cfg in settings.clouds:
-            await _upsert_cloud(s, cfg)
-        flavors: list[Flavor] = []
-        for fcfg in settings.flavors:
-            # By id first: a flavor renamed in the config keeps its id (and its servers).
-            f = await s.get(Flavor, fcfg.id) if fcfg.id else None
-            if f is None:
-                f = (
-                    await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
-                ).scalar_one_or_none()
-            if f is None:
-                f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
-                s.add(f)
-            f.name, f.vcpus, f.ram_mb, f.disk_gb = fcfg.name, fcfg.vcpus, fcfg.ram_mb, fcfg.disk_gb
-            f.is_public = True
-            flavors.append(f)
-        await s.flush()
-        for cfg in settings.clouds:
-            for f in flavors:
-                await _map_flavor(s, cfg, f)
-        for icfg in settings.images:
-            img = await s.get(Image, icfg.id) if icfg.id else None
-            if img is None:
-                img = (
-                    await s.execute(select(Image).where(Image.name == icfg.name))
-                ).scalar_one_or_none()
-            if img is None:
-                img = Image(
-                    id=icfg.id or str(uuid.uuid5(_IMAGE_NS, icfg.name)),
-                    name=icfg.name,
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(img)
-            img.name = icfg.name
-            img.any_sim = True
-            await s.flush()
-            for cloud, remote in icfg.map.items():
-                m = await s.get(ImageMapping, (cloud, img.id))
-                if m is None:
-                    s.add(ImageMapping(cloud=cloud, image_id=img.id, remote_image=remote))
-                else:
-                    m.remote_image = remote
-
-
-async def _upsert_cloud(s: AsyncSession, cfg: CloudSettings) -> None:
-    row = await s.get(Cloud, cfg.name)
-    if row is None:
-        row = Cloud(
-            name=cfg.name,
-            driver=cfg.driver,
-            healthy=True,
-            health_message="",
-            consecutive_failures=0,
-            blocklist_reason="",
-            vcpus_claimed=0,
-            ram_mb_claimed=0,
-            instances_claimed=0,
-            spend_per_hour_micros=0,
+async def open_existing(settings: Settings) -> Database:
+    """The database as it is, for commands that only read: nothing is created, migrated or
+    reconciled. A database that is missing or not at this canopy's schema is refused with
+    what to do (`canopy db upgrade`)."""
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.is_file():
+        raise SchemaError(
+            f"no canopy database at {path} yet: run `canopy db upgrade` (or start "
+            "`canopy up`) first"
         )
-        s.add(row)
-    row.driver, row.tier, row.enabled = cfg.driver, cfg.tier, cfg.enabled
-    if cfg.sim is not None:
-        # Known up front for a sim; other drivers report it through capacity() on sync.
-        row.vcpus_capacity = cfg.sim.hosts * cfg.sim.host_vcpus
-        row.ram_mb_capacity = cfg.sim.hosts * cfg.sim.host_ram_mb
-        row.instances_capacity = cfg.sim.quota_instances
-        if cfg.sim.quota_vcpus is not None:
-            row.vcpus_capacity = min(row.vcpus_capacity, cfg.sim.quota_vcpus)
+    db = _database(settings)
+    try:
+        await require_current(db)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
 
 
-async def _map_flavor(s: AsyncSession, cfg: CloudSettings, flavor: Flavor) -> None:
-    if cfg.sim is None:
-        return  # other drivers map flavors from their offerings when they come
-    remote = cfg.flavor_map.get(flavor.name, flavor.name)
-    price = to_micros(sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb))
-    m = await s.get(FlavorMapping, (cfg.name, flavor.id))
-    if m is None:
-        s.add(
-            FlavorMapping(
-                cloud=cfg.name,
-                flavor_id=flavor.id,
-                remote_flavor=remote,
-                price_per_hour_micros=price,
-            )
-        )
-    else:
-        m.remote_flavor, m.price_per_hour_micros = remote, price
+@dataclass
+class Prepared:
+    """What `prepare` did: the open database, and what it found or changed on the way."""
+
+    db: Database
+    admin: AdminBootstrap | None
+    draining: list[Draining]
+    fixed: list[str]  # files and directories whose modes were tightened
+
+
+async def prepare(
+    settings: Settings, clock: Clock, *, admin: bool = False, admin_password: str | None = None
+) -> Prepared:
+    """Start-up for the processes that serve, and for `canopy db upgrade`.
+
+    Under the schema lock, once: migrate, reconcile the config (`seed`) and, with `admin`,
+    make sure the first admin exists. Then list the draining clouds (a worker builds their
+    drivers from the settings their rows kept).
+    """
+    check_drivers(settings)  # a config naming a missing driver is refused before any write
+    fixed = _private_storage(settings)
+    db = _database(settings)
+    try:
+        boot: AdminBootstrap | None = None
+        async with schema_lock(db):
+            await upgrade(db)
+            await seed(db, settings, clock)
+            if admin:
+                boot = await ensure_admin(db, clock, admin_password)
+        draining = await draining_clouds(db)
+    except BaseException:
+        await db.dispose()
+        raise
+    return Prepared(db=db, admin=boot, draining=draining, fixed=fixed)
 
 
 async def ensure_project(

@@ -9,21 +9,30 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
-from pydantic_settings.sources.utils import parse_env_vars
 
+from canopy.config_sources import (
+    ENV_ALIASES,
+    ENVIRON,
+    OVERRIDES,
+    EnvSource,
+    OverridesSource,
+    Problem,
+    cross_check,
+    explain,
+    render,
+    text_line_of_offset,
+)
+from canopy.config_sources import locate as locate  # re-exported: where a key is in a file
 from canopy.domain.money import to_micros
 
 DEFAULT_DATA_DIR = "~/.local/share/canopy"
@@ -101,6 +110,15 @@ class ControllerSettings(_Strict):
                 "a cloud call before its lease on the server expires"
             )
         return self
+
+
+class WorkerSettings(_Strict):
+    """`canopy worker`'s own HTTP listener, which serves /metrics (`canopy up` and
+    `canopy api` serve it on the API's port)."""
+
+    metrics: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9774, ge=0, le=65535)  # 0: any free port, shown at start
 
 
 class IdentitySettings(_Strict):
@@ -243,32 +261,6 @@ def default_images() -> list[ImageSettings]:
     ]
 
 
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("canopy_environ", default=None)
-_OVERRIDES: ContextVar[dict[str, Any] | None] = ContextVar("canopy_overrides", default=None)
-
-
-class _OverridesSource(PydanticBaseSettingsSource):
-    """Values given on the command line (e.g. --data-dir): they beat the environment."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_OVERRIDES.get() or {})
-
-
-class _EnvSource(EnvSettingsSource):
-    """CANOPY_* variables, from the mapping `load_settings` was given (else os.environ)."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        if environ is None:
-            return super()._load_env_vars()
-        return parse_env_vars(
-            environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
-
-
 class Settings(BaseSettings):
     """The whole settings tree."""
 
@@ -284,6 +276,7 @@ class Settings(BaseSettings):
     controllers: ControllerSettings = Field(default_factory=ControllerSettings)
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)
@@ -298,7 +291,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then the file (passed as init kwargs): env overrides the file.
-        return (_OverridesSource(settings_cls), _EnvSource(settings_cls), init_settings)
+        return (OverridesSource(settings_cls), EnvSource(settings_cls), init_settings)
 
     @model_validator(mode="after")
     def _defaults_and_uniqueness(self) -> Settings:
@@ -308,16 +301,18 @@ class Settings(BaseSettings):
             self.flavors = default_flavors()
         if not self.images:
             self.images = default_images()
-        for kind, names in (
-            ("clouds", [c.name for c in self.clouds]),
-            ("flavors", [f.name for f in self.flavors]),
-            ("images", [i.name for i in self.images]),
+        for kind, keys in (
+            ("clouds", [("name", c.name) for c in self.clouds]),
+            ("flavors", [k for f in self.flavors for k in (("name", f.name), ("id", f.id))]),
+            ("images", [k for i in self.images for k in (("name", i.name), ("id", i.id))]),
         ):
-            seen: set[str] = set()
-            for n in names:
-                if n in seen:
-                    raise ValueError(f"duplicate name {n!r} in [[{kind}]]")
-                seen.add(n)
+            seen: set[tuple[str, str]] = set()
+            for key, value in keys:
+                if value is None:
+                    continue
+                if (key, value) in seen:
+                    raise ValueError(f"duplicate {key} {value!r} in [[{kind}]]")
+                seen.add((key, value))
         cloud_names = {c.name for c in self.clouds}
         for img in self.images:
             for cloud in img.map:
@@ -326,6 +321,26 @@ class Settings(BaseSettings):
         return self
 
     # Derived values -------------------------------------------------------------------
+
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The file these settings were read from (None: defaults and environment only)."""
+        return self._config_file
+
+    def warnings(self) -> list[str]:
+        """What is legal but probably not meant, for the operator to see at start."""
+        out: list[str] = []
+        if self.clouds and not any(c.enabled for c in self.clouds):
+            where = str(self._config_file) if self._config_file else "the settings"
+            names = ", ".join(c.name for c in self.clouds)
+            out.append(
+                f"{where}: every cloud is disabled ({names}): no new server can be placed "
+                "until one has enabled = true; servers already on them can still be "
+                "stopped, started and deleted"
+            )
+        return out
 
     @property
     def data_path(self) -> Path:
@@ -350,13 +365,6 @@ class Settings(BaseSettings):
 
 # Loading ------------------------------------------------------------------------------
 
-_ENV_ALIASES = {
-    # Flat names the docs promise, mapped onto the nested ones pydantic-settings reads.
-    "CANOPY_DATABASE_URL": "CANOPY_DATABASE__URL",
-    "CANOPY_API_HOST": "CANOPY_API__HOST",
-    "CANOPY_API_PORT": "CANOPY_API__PORT",
-}
-
 
 def load_settings(
     path: str | os.PathLike[str] | None = None,
@@ -364,13 +372,17 @@ def load_settings(
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    """Read `path` (or $CANOPY_CONFIG, or nothing), apply the environment, validate."""
+    """Read `path` (or $CANOPY_CONFIG, or nothing), apply the environment, validate.
+
+    A file that cannot be read or parsed stops here; otherwise every problem (checks across
+    entries and every field's validation) is reported at once, in file order."""
     environ = dict(os.environ if env is None else env)
     if path is None:
         path = environ.get("CANOPY_CONFIG") or None
     data: dict[str, Any] = {}
     text = ""
     file = Path(path) if path else None
+    problems: list[Problem] = []
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")
@@ -385,219 +397,24 @@ def load_settings(
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             where = f"{file}:{m.group(1)}" if m else str(file)
             raise ConfigError(f"{where}: not valid TOML: {e}") from None
-        _cross_check(data, file, text)
-    for flat, nested in _ENV_ALIASES.items():
+        problems = cross_check(data, file, text, [c.name for c in default_clouds()])
+    for flat, nested in ENV_ALIASES.items():
         if flat in environ and nested not in environ:
             environ[nested] = environ[flat]
-    token = _ENVIRON.set(environ)
-    otoken = _OVERRIDES.set(overrides)
+    token = ENVIRON.set(environ)
+    otoken = OVERRIDES.set(overrides)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as e:
-        raise ConfigError(_explain(e, file, text, environ)) from None
+        found = explain(e, file, text, environ, ENV_ALIASES)
+        if problems:
+            # The whole-Settings checks repeat the cross-entry ones, without their lines.
+            found = [p for p in found if not p.from_model]
+        raise ConfigError(render(problems + found)) from None
     finally:
-        _ENVIRON.reset(token)
-        _OVERRIDES.reset(otoken)
-
-
-def text_line_of_offset(raw: bytes, offset: int) -> int:
-    return raw[:offset].count(b"\n") + 1
-
-
-def _cross_check(data: dict[str, Any], file: Path, text: str) -> None:
-    """Checks across entries (duplicate names, maps to unknown clouds), with their lines."""
-    problems: list[str] = []
-    for kind in ("clouds", "flavors", "images"):
-        entries = data.get(kind)
-        if not isinstance(entries, list):
-            continue
-        seen: set[str] = set()
-        for i, entry in enumerate(entries):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str):
-                if name in seen:
-                    line = locate(text, (kind, i, "name"))
-                    problems.append(f"{file}:{line}: {kind}[{i}].name: duplicate name {name!r}")
-                seen.add(name)
-    clouds = data.get("clouds")
-    if isinstance(clouds, list) and clouds:
-        names = {str(c.get("name")) for c in clouds if isinstance(c, dict)}
-    else:
-        names = {c.name for c in default_clouds()}
-    images = data.get("images")
-    for i, img in enumerate(images if isinstance(images, list) else []):
-        mapping = img.get("map") if isinstance(img, dict) else None
-        if isinstance(mapping, dict):
-            for cloud in mapping:
-                if cloud not in names:
-                    line = locate(text, ("images", i, "map", cloud))
-                    problems.append(
-                        f"{file}:{line}: images[{i}].map: image {img.get('name')!r} maps "
-                        f"unknown cloud {cloud!r} (expected one of: {', '.join(sorted(names))})"
-                    )
+        ENVIRON.reset(token)
+        OVERRIDES.reset(otoken)
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _explain(
-    err: ValidationError, file: Path | None, text: str, environ: Mapping[str, str] | None = None
-) -> str:
-    where = str(file) if file else "settings"
-    lines: list[str] = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not isinstance(p, str) or p)
-        dotted = _dotted(loc)
-        var = _env_var_for(loc, environ or {})
-        line = locate(text, loc) if text and var is None else None
-        at = f"environment variable {var}" if var else (f"{where}:{line}" if line else where)
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against docs/configuration.md)"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        got = e.get("input")
-        shown = (
-            ""
-            if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict)
-            else (f" (got {got!r})")
-        )
-        lines.append(f"{at}: {dotted or '<top>'}: {msg}{shown}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def _env_var_for(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str | None:
-    """The CANOPY_* variable that set the value at `loc`, if one did."""
-    if not loc or any(isinstance(p, int) for p in loc):
-        return None
-    nested = "CANOPY_" + "__".join(str(p).upper() for p in loc)
-    if nested in environ:
-        return nested
-    for flat, target in _ENV_ALIASES.items():
-        if target == nested and flat in environ:
-            return flat
-    return None
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for p in loc:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out
-
-
-_SEGMENT = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(\.|$)')
-_HEADER = re.compile(r"^\s*(\[\[?)(.*?)(\]\]?)\s*(#.*)?$")
-_KEY = re.compile(
-    r"""^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=(.*)$"""
-)
-
-
-def _split_key(raw: str) -> list[str] | None:
-    """`a."b.c".'d'` -> ['a', 'b.c', 'd']; None if it is not a dotted key."""
-    parts: list[str] = []
-    pos = 0
-    while pos < len(raw):
-        m = _SEGMENT.match(raw, pos)
-        if not m or m.end() == pos:
-            return None
-        parts.append(next(g for g in m.groups()[:3] if g is not None))
-        pos = m.end()
-        if m.group(4) == "":
-            break
-    return parts if pos >= len(raw.rstrip()) else None
-
-
-def _scan_value(value: str, state: list[Any]) -> None:
-    """Track multi-line strings and open brackets across lines (state = [quote, depth])."""
-    i = 0
-    while i < len(value):
-        quote = state[0]
-        if quote:
-            end = value.find(quote, i)
-            if end < 0:
-                return
-            state[0] = None
-            i = end + len(quote)
-            continue
-        ch = value[i]
-        if ch == "#":
-            return
-        if value.startswith('"""', i) or value.startswith("'''", i):
-            state[0] = value[i : i + 3]
-            i += 3
-        elif ch in "\"'":
-            end = value.find(ch, i + 1)
-            while ch == '"' and end > 0 and value[end - 1] == "\\":
-                end = value.find(ch, end + 1)
-            i = len(value) if end < 0 else end + 1
-        else:
-            if ch in "[{":
-                state[1] += 1
-            elif ch in "]}":
-                state[1] -= 1
-            i += 1
-
-
-def locate(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line number (1-based) of the TOML key at `loc`, e.g. ('clouds', 1, 'tier').
-
-    Walks the headers, counting `[[array]]` entries, and returns the key's line, else the
-    line of the innermost table that exists, so the operator always gets a place to look.
-    Lines inside multi-line strings and arrays are values, never headers.
-    """
-    counters: dict[str, int] = {}
-    table: tuple[Any, ...] = ()
-    best: tuple[int, int] | None = None  # (matched length, line)
-    state: list[Any] = [None, 0]  # open multi-line string quote, bracket depth
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if state[0] is not None or state[1] > 0:
-            _scan_value(raw, state)
-            continue
-        m = _HEADER.match(raw)
-        parts = _split_key(m.group(2).strip()) if m and len(m.group(1)) == len(m.group(3)) else None
-        if m and parts is not None:
-            path: list[Any] = []
-            for i, p in enumerate(parts):
-                path.append(p)
-                key = ".".join(str(x) for x in path)
-                if m.group(1) == "[[" and i == len(parts) - 1:
-                    counters[key] = counters.get(key, -1) + 1
-                    # A new array entry resets the counters of its sub-arrays.
-                    for k in list(counters):
-                        if k.startswith(key + "."):
-                            del counters[k]
-                if key in counters:
-                    path.append(counters[key])
-            table = tuple(path)
-            best = _better(best, table, loc, n)
-            continue
-        km = _KEY.match(raw)
-        if km:
-            keyparts = _split_key(km.group(1))
-            if keyparts is not None:
-                best = _better(best, table + tuple(keyparts), loc, n)
-            _scan_value(km.group(2), state)
-    return best[1] if best else None
-
-
-def _better(
-    best: tuple[int, int] | None, path: tuple[Any, ...], loc: tuple[Any, ...], line: int
-) -> tuple[int, int] | None:
-    if len(path) > len(loc) or tuple(loc[: len(path)]) != path:
-        return best
-    if best is None or len(path) > best[0]:
-        return (len(path), line)
-    return best
+        raise ConfigError(render(problems))
+    settings._config_file = file
+    return settings

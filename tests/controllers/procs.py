@@ -22,6 +22,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")}
+        env["CANOPY_WORKER__METRICS_PORT"] = "0"  # several workers (and test runs) at once
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [CANOPY, "worker", "--config", str(self.config), "--log-level", "WARNING"],

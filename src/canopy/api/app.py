@@ -14,8 +14,10 @@ from canopy.api.compute.microversion import install_headers
 from canopy.api.errors import install_error_handlers
 from canopy.api.identity import identity_router, install_identity
 from canopy.api.image import image_router, install_image
+from canopy.api.openapi import install_openapi
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
+from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
@@ -52,4 +54,6 @@ def create_app(
     app.include_router(identity_router())
     app.include_router(compute_router())
     app.include_router(image_router())
+    install_unsupported(app)  # after the routers: it reads their routes
+    install_openapi(app)
     return app

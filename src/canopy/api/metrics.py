@@ -7,11 +7,15 @@ import logging
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from canopy import telemetry
 from canopy.api.admin.clouds import load_clouds, server_counts, utilisation
 from canopy.api.deps import DatabaseDep, SettingsDep
+from canopy.config import Settings
 from canopy.domain.money import to_float
 from canopy.store.db import Database
 
@@ -64,3 +68,14 @@ def _clear() -> None:
 async def metrics(db: DatabaseDep, settings: SettingsDep) -> Response:
     await refresh_gauges(db, settings.scheduler.max_spend_per_hour_micros)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app(db: Database, settings: Settings) -> Starlette:
+    """`canopy worker`'s own listener: GET /metrics, the same exposition as the API's
+    (this process's counters, and the database-backed gauges read per scrape)."""
+
+    async def scrape(request: Request) -> Response:
+        await refresh_gauges(db, settings.scheduler.max_spend_per_hour_micros)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])

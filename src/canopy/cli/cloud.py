@@ -1,17 +1,25 @@
-"""`canopy cloud list/show`: what each cloud holds, costs and how healthy it is."""
+"""`canopy cloud list/show`: what each cloud holds, costs and how healthy it is.
+
+Both only read: they show the database as it is and never reconcile the config, so running
+one with another config file changes nothing. A cloud the config names that the database
+does not know yet is pointed out (it appears at the next start or `canopy db upgrade`).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
-from canopy.bootstrap import open_database, seed
+from canopy.bootstrap import open_existing
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
+from canopy.config import Settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.money import format_amount
+from canopy.reconcile import CloudState, cloud_state
 from canopy.store.models import Cloud, Server
 
 app = typer.Typer(help="Clouds behind canopy.", no_args_is_help=True)
@@ -29,43 +37,47 @@ def _util(c: Cloud) -> float:
     return max(parts)
 
 
-async def _load(config: ConfigOpt, data_dir: DataDirOpt) -> tuple[list[Cloud], dict[str, int]]:
-    settings = settings_from(config, data_dir)
-    db = await open_database(settings)
-    await seed(db, settings, SystemClock())  # a fresh data dir shows the configured clouds
-    async with db.read() as s:
-        clouds = list((await s.execute(select(Cloud).order_by(Cloud.tier, Cloud.name))).scalars())
-        counts = {
-            str(c): int(n)
-            for c, n in await s.execute(
-                select(Server.cloud, func.count())
-                .where(Server.deleted.is_(False), Server.cloud.is_not(None))
-                .group_by(Server.cloud)
-            )
-        }
-    await db.dispose()
+async def _load(settings: Settings) -> tuple[list[Cloud], dict[str, int]]:
+    db = await open_existing(settings)
+    try:
+        async with db.read() as s:
+            q = select(Cloud).order_by(Cloud.tier, Cloud.name)
+            clouds = list((await s.execute(q)).scalars())
+            counts = {
+                str(c): int(n)
+                for c, n in await s.execute(
+                    select(Server.cloud, func.count())
+                    .where(Server.deleted.is_(False), Server.cloud.is_not(None))
+                    .group_by(Server.cloud)
+                )
+            }
+    finally:
+        await db.dispose()
     return clouds, counts
+
+
+def _health(c: Cloud, servers: int, now: datetime) -> str:
+    state = cloud_state(c, servers)
+    if state is CloudState.DRAINING:
+        return f"[yellow]draining[/] ({servers} left)"
+    if state is not CloudState.ENABLED:
+        return f"[dim]{state.value}[/]"
+    if c.blocklisted_until is not None and c.blocklisted_until > now:
+        return "[red]blocklisted[/]"
+    return "[green]healthy[/]" if c.healthy else f"[red]unhealthy[/] {c.health_message[:30]}"
 
 
 @app.command("list")
 def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Every cloud: tier, health, utilisation, hourly spend."""
-    clouds, counts = run(_load(config, data_dir))
+    """Every cloud: tier, state and health, utilisation, hourly spend."""
+    settings = settings_from(config, data_dir)
+    clouds, counts = run(_load(settings))
     now = SystemClock().now()
     t = Table(title="Clouds (each is an availability zone)")
     for col in ("name", "driver", "tier", "health", "servers", "vcpus", "utilisation", "$/hour"):
         t.add_column(col, justify="right" if col in ("tier", "servers", "$/hour") else "left")
     for c in clouds:
-        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
-        health = (
-            "[red]blocklisted[/]"
-            if blocked
-            else (
-                "[green]healthy[/]" if c.healthy else f"[red]unhealthy[/] {c.health_message[:30]}"
-            )
-        )
-        if not c.enabled:
-            health = "[dim]disabled[/]"
+        health = _health(c, counts.get(c.name, 0), now)
         cap = "∞" if c.vcpus_capacity is None else str(c.vcpus_capacity)
         t.add_row(
             c.name,
@@ -78,6 +90,18 @@ def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
             format_amount(c.spend_per_hour_micros),
         )
     console.print(t)
+    _unknown_to_the_database(settings, clouds)
+
+
+def _unknown_to_the_database(settings: Settings, clouds: list[Cloud]) -> None:
+    known = {c.name for c in clouds}
+    missing = [c.name for c in settings.clouds if c.name not in known]
+    if missing:
+        console.print(
+            f"[dim]configured but not in the database yet: {', '.join(missing)} (they are "
+            "added at the next start, or by `canopy db upgrade`)[/]",
+            soft_wrap=True,
+        )
 
 
 @app.command("show")
@@ -87,7 +111,7 @@ def show(
     data_dir: DataDirOpt = None,
 ) -> None:
     """One cloud in detail. Credentials are never shown."""
-    clouds, counts = run(_load(config, data_dir))
+    clouds, counts = run(_load(settings_from(config, data_dir)))
     match = [c for c in clouds if c.name == name]
     if not match:
         fail(f"no cloud named {name!r}", "`canopy cloud list` shows the configured clouds")
@@ -98,6 +122,7 @@ def show(
     rows = {
         "driver": c.driver,
         "tier": str(c.tier),
+        "state": cloud_state(c, counts.get(c.name, 0)).value,
         "enabled": str(c.enabled),
         "healthy": f"{c.healthy} {c.health_message}".strip(),
         "last ok": str(c.last_ok_at or "-"),

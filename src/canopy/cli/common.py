@@ -30,9 +30,10 @@ DataDirOpt = Annotated[
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    # One line each, whatever the terminal's width: easy to read, grep and paste.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]{escape(hint)}[/]")
+        err_console.print(f"[dim]{escape(hint)}[/]", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from canopy.bootstrap import ensure_project, open_database, seed
+from canopy.bootstrap import ensure_project, prepare
 from canopy.cli.common import console
 from canopy.config import Settings, load_settings
 from canopy.controllers.runtime import Runtime
@@ -80,8 +80,7 @@ async def run_demo(*, servers: int, flavor: str, keep: bool, data_dir: Path | No
     path = Path(tempfile.mkdtemp(prefix="canopy-demo-")) if data_dir is None else data_dir
     settings = demo_settings(path)
     clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
+    db = (await prepare(settings, clock)).db
     drivers = build_drivers(settings, clock)
     rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock)
     stop = asyncio.Event()

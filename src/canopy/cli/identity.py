@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.bootstrap import open_database
+from canopy.bootstrap import open_database, open_existing
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
 from canopy.domain.clock import SystemClock
 from canopy.domain.errors import NotFound
@@ -26,11 +26,16 @@ project_app = typer.Typer(help="Projects (Keystone's, in domain Default).", no_a
 user_app = typer.Typer(help="Users and their roles on projects.", no_args_is_help=True)
 
 
-def _opener(config: Path | None, data_dir: Path | None) -> Callable[[], Awaitable[Database]]:
+def _opener(
+    config: Path | None, data_dir: Path | None, *, writes: bool = True
+) -> Callable[[], Awaitable[Database]]:
     """Load the settings now (a bad config fails before anything runs); open the database
-    (migrated, like every canopy command) when called."""
+    when called. A command that writes migrates it first (never reconciling the config);
+    one that only reads opens it as it is."""
     settings = settings_from(config, data_dir)
-    return lambda: open_database(settings)
+    if writes:
+        return lambda: open_database(settings)
+    return lambda: open_existing(settings)
 
 
 @project_app.command("create")
@@ -62,7 +67,7 @@ def project_create(
 def project_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Every project, with how many users hold a role on it."""
 
-    open_db = _opener(config, data_dir)
+    open_db = _opener(config, data_dir, writes=False)
 
     async def _go() -> tuple[list[Project], dict[str, int]]:
         db = await open_db()
@@ -175,7 +180,7 @@ async def _find_project(s: AsyncSession, ref: str) -> Project:
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Every user with their roles."""
 
-    open_db = _opener(config, data_dir)
+    open_db = _opener(config, data_dir, writes=False)
 
     async def _go() -> tuple[list[User], list[RoleAssignment], dict[str, str]]:
         db = await open_db()

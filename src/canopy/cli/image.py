@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from canopy.bootstrap import open_database
+from canopy.bootstrap import open_database, open_existing
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
 from canopy.domain.clock import SystemClock
 from canopy.services import images as image_service
@@ -93,7 +93,7 @@ def list_images(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     settings = settings_from(config, data_dir)
 
     async def _go() -> tuple[list[Image], dict[str, list[Location]]]:
-        db = await open_database(settings)
+        db = await open_existing(settings)
         try:
             async with db.read() as s:
                 rows = list((await s.execute(select(Image).order_by(Image.name))).scalars())

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 from rich.markup import escape
+from starlette.types import ASGIApp
 
 from canopy.bootstrap import (
     ADMIN_PASSWORD_ENV,
     AdminBootstrap,
     clouds_yaml_path,
-    ensure_admin,
-    open_database,
-    seed,
+    prepare,
     write_clouds_yaml,
 )
-from canopy.cli.common import console
-from canopy.config import Settings
+from canopy.cli.common import console, err_console
+from canopy.cli.listen import Listener, bind, bound_port
+from canopy.config import CloudSettings, Settings
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
-from canopy.providers.registry import build_drivers
+from canopy.providers.base import Compute
+from canopy.providers.registry import build_drivers, draining_settings
+from canopy.reconcile import Draining
+
+log = logging.getLogger("canopy.serve")
 
 
 class _Server(uvicorn.Server):
@@ -47,39 +53,61 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = True) -> None:
-    """Run the API, the controllers, or both in this process until a signal arrives."""
+    """Run the API, the controllers, or both in this process until a signal arrives.
+
+    Ports are bound first (a port in use stops the start before anything is written);
+    then `prepare` migrates, reconciles the config and bootstraps the admin, once, under
+    the schema lock; then the drivers are built, for the configured clouds and for the
+    clouds that are draining.
+    """
+    for warning in settings.warnings():
+        log.warning("%s", warning)
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    sockets = _bind(settings, api=api, worker=worker)
     clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
+    try:
+        prepared = await prepare(
+            settings, clock, admin=api, admin_password=os.environ.get(ADMIN_PASSWORD_ENV) or None
+        )
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    db = prepared.db
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
-    drivers = build_drivers(settings, clock) if worker else {}
-    rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock)
+    servers: list[uvicorn.Server] = []
+    drivers: dict[str, Compute] = {}
+    draining: list[CloudSettings] = []
+    if worker:
+        draining = draining_settings(settings, {d.name: d.settings for d in prepared.draining})
+        drivers = build_drivers(settings, clock, draining)
+    # The runtime drives the configured clouds and the draining ones (whose concurrency
+    # limits come from the settings their rows kept).
+    rt_settings = settings.model_copy(update={"clouds": [*settings.clouds, *draining]})
+    rt = Runtime(db=db, settings=rt_settings, drivers=drivers, clock=clock)
     if worker:
         tasks.append(asyncio.create_task(Worker(rt).run(stop)))
-    server: uvicorn.Server | None = None
-    admin: AdminBootstrap | None = None
     clouds_yaml: Path | None = None
     if api:
         from canopy.api.app import create_app
 
-        admin = await ensure_admin(db, clock, os.environ.get(ADMIN_PASSWORD_ENV) or None)
-        if admin.password is not None:
+        admin = prepared.admin
+        if admin is not None and admin.password is not None:
             clouds_yaml = write_clouds_yaml(settings, admin.password)
         elif clouds_yaml_path(settings).is_file():
             clouds_yaml = clouds_yaml_path(settings)
-
         app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
-        config = uvicorn.Config(
-            app,
-            host=settings.api.host,
-            port=settings.api.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        server = _Server(config)
-        tasks.append(asyncio.create_task(server.serve()))
+        servers.append(_server(app))
+        tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sockets["api"]])))
+    metrics_url = None
+    if "metrics" in sockets:
+        from canopy.api.metrics import metrics_app
+
+        sock = sockets["metrics"]
+        metrics_url = f"http://{_host_of(settings.worker.metrics_host)}:{bound_port(sock)}/metrics"
+        servers.append(_server(metrics_app(db, settings)))
+        tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sock])))
     _stop_on_signals(stop)
     if banner:
         _banner(
@@ -87,8 +115,10 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
             api=api,
             worker=worker,
             worker_id=rt.worker_id,
-            admin=admin,
+            admin=prepared.admin,
             clouds_yaml=clouds_yaml,
+            draining=prepared.draining,
+            metrics_url=metrics_url,
         )
     try:
         waiter = asyncio.create_task(stop.wait())
@@ -98,14 +128,58 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
                 raise t.exception()  # type: ignore[misc]
     finally:
         stop.set()
-        if server is not None:
+        for server in servers:
             server.should_exit = True
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(t, timeout=10)
         for d in drivers.values():
             await d.close()
+        for sock in sockets.values():
+            sock.close()
         await db.dispose()
+
+
+def _bind(settings: Settings, *, api: bool, worker: bool) -> dict[str, socket.socket]:
+    """The sockets this process will serve on, bound now: the API's, and for a worker
+    without the API, the one for /metrics (unless [worker] metrics = false)."""
+    wanted: dict[str, Listener] = {}
+    if api:
+        wanted["api"] = Listener(
+            "the API",
+            settings.api.host,
+            settings.api.port,
+            port_setting="[api] port (or CANOPY_API_PORT)",
+            host_setting="[api] host (or CANOPY_API_HOST)",
+        )
+    elif worker and settings.worker.metrics:
+        wanted["metrics"] = Listener(
+            "the worker's /metrics",
+            settings.worker.metrics_host,
+            settings.worker.metrics_port,
+            port_setting="[worker] metrics_port (or CANOPY_WORKER__METRICS_PORT; 0 = any)",
+            host_setting="[worker] metrics_host (or CANOPY_WORKER__METRICS_HOST)",
+        )
+    bound: dict[str, socket.socket] = {}
+    try:
+        for name, listener in wanted.items():
+            bound[name] = bind(listener)
+    except BaseException:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
+def _server(app: ASGIApp) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    return _Server(config)
+
+
+def _host_of(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _banner(
@@ -116,13 +190,22 @@ def _banner(
     worker_id: str,
     admin: AdminBootstrap | None = None,
     clouds_yaml: Path | None = None,
+    draining: list[Draining] | None = None,
+    metrics_url: str | None = None,
 ) -> None:
     roles = " + ".join(r for r, on in (("API", api), ("controllers", worker)) if on)
     console.print(f"[bold green]canopy[/] is running ({roles})")
     db_where = settings.database_url.split("@")[-1]
     console.print(f"  database   {db_where}")
     for c in settings.clouds:
-        console.print(f"  cloud      [bold]{c.name}[/] driver={c.driver} tier={c.tier}")
+        off = "" if c.enabled else "  [yellow]disabled[/]"
+        console.print(f"  cloud      [bold]{c.name}[/] driver={c.driver} tier={c.tier}{off}")
+    for d in draining or []:
+        console.print(
+            f"  cloud      [bold]{d.name}[/] [yellow]draining[/]: removed from the config, "
+            f"{d.servers} server(s) left to delete",
+            soft_wrap=True,
+        )
     if api:
         url = settings.public_url
         console.print(f"  admin API  {url}/canopy/v1/clouds   (docs at {url}/docs)")
@@ -131,6 +214,8 @@ def _banner(
             _admin_banner(settings, admin, clouds_yaml)
     if worker:
         console.print(f"  worker id  {worker_id}")
+    if metrics_url is not None:
+        console.print(f"  metrics    {metrics_url}")
     console.print("[dim]Ctrl-C stops it; a restart picks up where it left off.[/]")
 
 

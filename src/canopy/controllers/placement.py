@@ -273,6 +273,7 @@ async def _snapshots(
             name=c.name,
             tier=c.tier,
             enabled=c.enabled,
+            removed=c.removed_at is not None,
             healthy=c.healthy,
             blocklisted=blocked,
             vcpus_capacity=c.vcpus_capacity,

@@ -23,6 +23,7 @@ class CloudSnapshot:
     name: str
     tier: int
     enabled: bool = True
+    removed: bool = False  # left the config: draining, never a target again
     healthy: bool = True
     blocklisted: bool = False
     vcpus_capacity: int | None = None

@@ -78,7 +78,9 @@ def image(cloud: CloudSnapshot, ctx: Context) -> str | None:
 
 
 def enabled(cloud: CloudSnapshot, ctx: Context) -> str | None:
-    """Keep clouds the operator has not disabled."""
+    """Keep clouds the operator has not disabled (or removed from the config)."""
+    if cloud.removed:
+        return "removed from the config (draining its servers)"
     return None if cloud.enabled else "disabled"
 
 

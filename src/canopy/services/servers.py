@@ -652,8 +652,6 @@ def _validate_create(req: CreateServer) -> None:
         raise InvalidRequest("max_count must be at most 1000.")
 
 
-
-
 # Sort keys a server list may be ordered by, each a non-null SQL expression so keyset
 # pagination can compare it. The id always ends the order, as the tie-breaker.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

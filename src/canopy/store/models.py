@@ -82,6 +82,12 @@ class Cloud(Base):
     # Summed price per hour of the claims counted above, in micro-units (domain.money).
     spend_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never shown
+    # When the cloud left the config: it drains (its servers can still be deleted) and is
+    # `removed` once it holds none. Null while the cloud is configured.
+    removed_at: Mapped[datetime | None]
+    # The cloud's non-secret config (its [[clouds]] entry without the name), written at
+    # every reconciliation, so a worker can build its driver after it left the config.
+    driver_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Flavor(Base):

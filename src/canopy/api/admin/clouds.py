@@ -15,6 +15,7 @@ from canopy.api.admin.common import FAULTS, could_be_cloud
 from canopy.api.deps import ClockDep, ReadSessionDep
 from canopy.domain.errors import NotFound
 from canopy.domain.money import to_float
+from canopy.reconcile import CloudState, cloud_state
 from canopy.store.models import Cloud, Server
 
 router = APIRouter(tags=["clouds"], responses=FAULTS)
@@ -40,6 +41,11 @@ class CloudView(BaseModel):
     name: str
     driver: str
     tier: int
+    state: CloudState = Field(
+        description="enabled; disabled (in the config with enabled = false); draining "
+        "(removed from the config: no new servers, its servers can still be deleted); "
+        "removed (removed from the config and holds no servers)."
+    )
     enabled: bool
     healthy: bool
     health_message: str
@@ -56,6 +62,9 @@ class CloudView(BaseModel):
     )
     spend_per_hour: float
     servers: dict[str, int] = Field(description="Non-deleted servers on this cloud by status.")
+    server_count: int = Field(
+        description="Non-deleted servers on this cloud (for a draining cloud: how many remain)."
+    )
     has_credentials: bool = Field(description="Whether credentials are stored (never shown).")
 
 
@@ -111,6 +120,7 @@ def cloud_view(
         name=c.name,
         driver=c.driver,
         tier=c.tier,
+        state=cloud_state(c, sum(servers.values())),
         enabled=c.enabled,
         healthy=c.healthy,
         health_message=c.health_message,
@@ -129,6 +139,7 @@ def cloud_view(
         utilisation=utilisation(c),
         spend_per_hour=to_float(c.spend_per_hour_micros),
         servers=servers,
+        server_count=sum(servers.values()),
         has_credentials=has_credentials,
     )
 

@@ -1,0 +1,295 @@
+"""/openapi.json lists the statuses each operation really answers, in its service's format.
+
+FastAPI documents a 422 for every operation with parameters; Canopy never answers 422 (a bad
+request is a 400 in the service's own fault body). `install_openapi` rewrites the generated
+document once: every 422 goes, and each operation lists its 4xx from `statuses()`, each with
+the fault schema of its service (Nova's `{"itemNotFound": {...}}`, Keystone's `{"error":
+{...}}`, Glance's `{"message", "code", "title"}`).
+
+`statuses()` is the union of what every operation of its kind answers (a body can be
+malformed, too large or not JSON; a path names something that may not exist; a token may be
+missing; compute's microversion headers may be bad) and the operation's own entry in
+`OWN`, which names the rest (403 role checks, 404s named in a body, 409 conflicts). An
+operation missing from `OWN` is refused by the tests: a new route must be described here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+
+OWN: dict[tuple[str, str], frozenset[int]] = {}
+
+
+def _own(*keys: str, statuses: Iterable[int] = ()) -> None:
+    for key in keys:
+        method, path = key.split(" ", 1)
+        OWN[(method, path)] = frozenset(statuses)
+
+
+# Unauthenticated documents: version discovery, health, metrics.
+_own(
+    "GET /healthz",
+    "GET /metrics",
+    "GET /identity",
+    "GET /identity/v3",
+    "GET /compute/",
+    "GET /compute/v2.1/",
+    "GET /image/",
+    "GET /image/versions",
+)
+# Canopy's admin API (every route: 401 without a token, 403 without the admin role).
+_own(
+    "GET /canopy/v1/clouds",
+    "GET /canopy/v1/clouds/{name}",
+    "GET /canopy/v1/spend",
+    "GET /canopy/v1/placements",
+    "GET /canopy/v1/servers/{server_id}/placements",
+    "GET /canopy/v1/flavors",
+    "GET /canopy/v1/images",
+    "GET /canopy/v1/images/{image_id}",
+    "GET /canopy/v1/servers",
+    "GET /canopy/v1/servers/{server_id}",
+)
+_own("POST /canopy/v1/images", statuses=(409,))  # a name or id already taken
+_own("PUT /canopy/v1/images/{image_id}/map/{cloud}")
+# Keystone.
+_own("POST /identity/v3/auth/tokens", statuses=(403, 404))  # disabled project; no such scope
+_own(
+    "GET /identity/v3/auth/tokens",
+    "HEAD /identity/v3/auth/tokens",
+    "DELETE /identity/v3/auth/tokens",
+    statuses=(400, 403, 404),  # X-Subject-Token missing, not the caller's, unknown
+)
+_own(
+    "GET /identity/v3/auth/projects",
+    "GET /identity/v3/auth/domains",
+    "GET /identity/v3/auth/system",
+    "GET /identity/v3/auth/catalog",
+)
+_own(  # Keystone's policy may refuse any of these to a non-admin
+    "GET /identity/v3/services",
+    "GET /identity/v3/services/{service_id}",
+    "GET /identity/v3/endpoints",
+    "GET /identity/v3/endpoints/{endpoint_id}",
+    "GET /identity/v3/regions",
+    "GET /identity/v3/regions/{region_id}",
+    "GET /identity/v3/roles",
+    "GET /identity/v3/roles/{role_id}",
+    "GET /identity/v3/domains",
+    "GET /identity/v3/domains/{domain_id}",
+    statuses=(403,),
+)
+_own(
+    "GET /identity/v3/projects",
+    "GET /identity/v3/projects/{project_id}",
+    "GET /identity/v3/users",
+    "GET /identity/v3/users/{user_id}",
+    "GET /identity/v3/users/{user_id}/projects",
+    "GET /identity/v3/users/{user_id}/groups",
+    "GET /identity/v3/projects/{project_id}/users/{user_id}/roles",
+    "HEAD /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+    "GET /identity/v3/role_assignments",
+    statuses=(403,),
+)
+_own(
+    "POST /identity/v3/projects",
+    "PATCH /identity/v3/projects/{project_id}",
+    "DELETE /identity/v3/projects/{project_id}",
+    "POST /identity/v3/users",
+    "PATCH /identity/v3/users/{user_id}",
+    "DELETE /identity/v3/users/{user_id}",
+    "PUT /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+    "DELETE /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+    statuses=(403, 409),
+)
+_own("POST /identity/v3/users/{user_id}/password", statuses=(403,))
+# Nova.
+_own(
+    "GET /compute/v2.1/servers",
+    "GET /compute/v2.1/servers/detail",
+    "GET /compute/v2.1/flavors",
+    "GET /compute/v2.1/flavors/detail",
+    "GET /compute/v2.1/os-availability-zone",
+    "GET /compute/v2.1/os-availability-zone/detail",
+    "GET /compute/v2.1/os-keypairs",
+    "GET /compute/v2.1/os-server-groups",
+    "GET /compute/v2.1/limits",
+    statuses=(403,),  # admin-only filters (all_tenants, a user_id, a tenant_id)
+)
+_own("POST /compute/v2.1/servers", statuses=(403, 409))  # quota; name conflicts
+_own(
+    "GET /compute/v2.1/servers/{server_id}",
+    "GET /compute/v2.1/servers/{server_id}/tags",
+    "GET /compute/v2.1/servers/{server_id}/tags/{tag}",
+    "GET /compute/v2.1/flavors/{flavor_id}",
+    "GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs",
+    "GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
+    "GET /compute/v2.1/servers/{server_id}/os-instance-actions",
+    "GET /compute/v2.1/servers/{server_id}/os-instance-actions/{request_id}",
+    "GET /compute/v2.1/os-keypairs/{name}",
+    "GET /compute/v2.1/os-server-groups/{group_id}",
+)
+_own(
+    "PUT /compute/v2.1/servers/{server_id}",
+    "DELETE /compute/v2.1/servers/{server_id}",
+    "POST /compute/v2.1/servers/{server_id}/action",
+    "PUT /compute/v2.1/servers/{server_id}/tags",
+    "DELETE /compute/v2.1/servers/{server_id}/tags",
+    "PUT /compute/v2.1/servers/{server_id}/tags/{tag}",
+    "DELETE /compute/v2.1/servers/{server_id}/tags/{tag}",
+    statuses=(403, 409),  # a reader; locked, or in a state that refuses it
+)
+_own("POST /compute/v2.1/os-keypairs", statuses=(403, 409))  # quota; name taken
+_own("DELETE /compute/v2.1/os-keypairs/{name}", statuses=(403,))
+_own("POST /compute/v2.1/os-server-groups", statuses=(403, 409))
+_own("DELETE /compute/v2.1/os-server-groups/{group_id}", statuses=(403,))
+_own(
+    "GET /compute/v2.1/os-quota-sets/{project_id}",
+    "GET /compute/v2.1/os-quota-sets/{project_id}/detail",
+    "GET /compute/v2.1/os-quota-sets/{project_id}/defaults",
+    "PUT /compute/v2.1/os-quota-sets/{project_id}",
+    "DELETE /compute/v2.1/os-quota-sets/{project_id}",
+    statuses=(403,),
+)
+# Glance.
+_own(
+    "GET /image/v2/schemas/image",
+    "GET /image/v2/schemas/images",
+    "GET /image/v2/images",
+    "GET /image/v2/images/{image_id}",
+)
+
+_VERSION_DOCS = frozenset(
+    {"/identity", "/identity/v3", "/compute/", "/compute/v2.1/", "/image/", "/image/versions"}
+)
+_OPEN = frozenset({"/healthz", "/metrics", *_VERSION_DOCS})
+
+
+def service(path: str) -> str:
+    """Which service's fault format an operation at `path` answers in."""
+    for prefix, name in (
+        ("/compute", "compute"),
+        ("/image", "image"),
+        ("/identity", "identity"),
+        ("/canopy", "admin"),
+    ):
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    return "canopy"
+
+
+def statuses(method: str, path: str, operation: dict[str, Any]) -> frozenset[int]:
+    """The 4xx an operation answers: its kind's common ones and its own (`OWN`)."""
+    # A route missing from OWN still gets the common statuses (the document must never
+    # fail to build); tests/api/test_openapi_statuses.py refuses it.
+    found = set(OWN.get((method.upper(), path), ()))
+    params = operation.get("parameters", [])
+    if any(p.get("in") == "path" for p in params):
+        found.add(404)
+    if any(p.get("in") == "query" for p in params):
+        found.add(400)
+    if "requestBody" in operation:
+        found |= {400, 413, 415}
+    if path not in _OPEN:
+        found.add(401)
+        if service(path) == "admin":
+            found.add(403)
+        if service(path) == "compute":
+            found |= {400, 406}  # a malformed or unsupported microversion header
+    return frozenset(found)
+
+
+# Fault schemas ----------------------------------------------------------------------------
+
+_DETAIL = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "FaultDetail": _DETAIL,
+    "KeystoneError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "title"],
+                "properties": {
+                    "code": {"type": "integer"},
+                    "message": {"type": "string"},
+                    "title": {"type": "string"},
+                },
+            }
+        },
+    },
+    "GlanceError": {
+        "type": "object",
+        "required": ["message", "code", "title"],
+        "properties": {
+            "message": {"type": "string"},
+            "code": {"type": "string", "examples": ["404 Not Found"]},
+            "title": {"type": "string"},
+        },
+    },
+}
+
+
+def fault_schema(path: str, code: int) -> dict[str, Any]:
+    """The JSON schema of the fault body an operation at `path` answers `code` with."""
+    from canopy.api.errors import fault_name
+
+    kind = service(path)
+    if kind == "identity":
+        return {"$ref": "#/components/schemas/KeystoneError"}
+    if kind == "image":
+        return {"$ref": "#/components/schemas/GlanceError"}
+    name = fault_name(code)
+    return {
+        "type": "object",
+        "required": [name],
+        "properties": {name: {"$ref": "#/components/schemas/FaultDetail"}},
+    }
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:  # pragma: no cover - every code used here is a standard one
+        return "Error"
+
+
+def rewrite(schema: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite a generated OpenAPI document in place (and return it)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(SCHEMAS)
+    for gone in ("HTTPValidationError", "ValidationError"):
+        components.pop(gone, None)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            for code in [c for c in responses if c.startswith("4")]:
+                if code == "422" or int(code) not in statuses(method, path, operation):
+                    del responses[code]
+            for status in sorted(statuses(method, path, operation)):
+                entry = responses.setdefault(str(status), {"description": _phrase(status)})
+                media = entry.setdefault("content", {}).setdefault("application/json", {})
+                media["schema"] = fault_schema(path, status)
+            operation["responses"] = dict(sorted(responses.items()))
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the rewritten document at /openapi.json (built once, on first request)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = rewrite(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,183 @@
+"""Config reconciliation: make the database's clouds, flavors and images match the settings.
+
+Run at start by the processes that serve (under `store.migrate.schema_lock`, so processes
+starting together take turns) and by `canopy db upgrade`; never by a command that only
+reads. A cloud that left the config is not deleted: it *drains* (its servers can still be
+deleted and synced, from the driver settings kept in its row) and is `removed` once it
+holds no servers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.config import CloudSettings, Settings
+from canopy.domain.clock import Clock
+from canopy.domain.money import to_micros
+from canopy.providers.registry import check_drivers, stored_settings
+from canopy.providers.sim.pricing import sim_price_per_hour
+from canopy.store.db import Database
+from canopy.store.models import Cloud, Flavor, FlavorMapping, Image, ImageMapping, Server
+
+_IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
+
+
+class CloudState(StrEnum):
+    """What an operator is told about a cloud (`canopy cloud list`, the admin API)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"  # configured with enabled = false
+    DRAINING = "draining"  # left the config; servers remain, they can still be deleted
+    REMOVED = "removed"  # left the config and holds no servers
+
+
+def cloud_state(cloud: Cloud, servers: int) -> CloudState:
+    """The state of `cloud`, which holds `servers` servers that are not deleted."""
+    if cloud.removed_at is not None:
+        return CloudState.DRAINING if servers > 0 else CloudState.REMOVED
+    return CloudState.ENABLED if cloud.enabled else CloudState.DISABLED
+
+
+@dataclass(frozen=True)
+class Draining:
+    """A cloud that left the config but still holds servers, and how to build its driver."""
+
+    name: str
+    servers: int
+    settings: dict[str, object] | None  # None: removed before canopy kept settings
+
+
+async def draining_clouds(db: Database) -> list[Draining]:
+    """The clouds that left the config and still hold servers, by name."""
+    async with db.read() as s:
+        counts = (
+            select(Server.cloud.label("cloud"), func.count().label("n"))
+            .where(Server.deleted.is_(False), Server.cloud.is_not(None))
+            .group_by(Server.cloud)
+            .subquery()
+        )
+        rows = await s.execute(
+            select(Cloud.name, Cloud.driver_settings, counts.c.n)
+            .join(counts, counts.c.cloud == Cloud.name)
+            .where(Cloud.removed_at.is_not(None))
+            .order_by(Cloud.name)
+        )
+        return [Draining(name, int(n), stored) for name, stored, n in rows]
+
+
+async def seed(db: Database, settings: Settings, clock: Clock) -> None:
+    """Upsert clouds, flavors, images and their mappings from the settings. Idempotent."""
+    check_drivers(settings)
+    now = clock.now()
+    async with db.session() as s:
+        configured = {c.name for c in settings.clouds}
+        for row in (await s.execute(select(Cloud))).scalars():
+            if row.name not in configured:
+                row.enabled = False  # kept for history and to drain; no new placements
+                if row.removed_at is None:
+                    row.removed_at = now
+        for cfg in settings.clouds:
+            await _upsert_cloud(s, cfg)
+        flavors = await _upsert_flavors(s, settings, now)
+        for cfg in settings.clouds:
+            for f in flavors:
+                await _map_flavor(s, cfg, f)
+        await _upsert_images(s, settings, now)
+
+
+async def _upsert_flavors(s: AsyncSession, settings: Settings, now: datetime) -> list[Flavor]:
+    flavors: list[Flavor] = []
+    for fcfg in settings.flavors:
+        # By id first: a flavor renamed in the config keeps its id (and its servers).
+        f = await s.get(Flavor, fcfg.id) if fcfg.id else None
+        if f is None:
+            f = (
+                await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
+            ).scalar_one_or_none()
+        if f is None:
+            f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
+            s.add(f)
+        f.name, f.vcpus, f.ram_mb, f.disk_gb = fcfg.name, fcfg.vcpus, fcfg.ram_mb, fcfg.disk_gb
+        f.is_public = True
+        flavors.append(f)
+    await s.flush()
+    return flavors
+
+
+async def _upsert_images(s: AsyncSession, settings: Settings, now: datetime) -> None:
+    for icfg in settings.images:
+        img = await s.get(Image, icfg.id) if icfg.id else None
+        if img is None:
+            img = (
+                await s.execute(select(Image).where(Image.name == icfg.name))
+            ).scalar_one_or_none()
+        if img is None:
+            img = Image(
+                id=icfg.id or str(uuid.uuid5(_IMAGE_NS, icfg.name)),
+                name=icfg.name,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(img)
+        img.name = icfg.name
+        img.any_sim = True
+        await s.flush()
+        for cloud, remote in icfg.map.items():
+            m = await s.get(ImageMapping, (cloud, img.id))
+            if m is None:
+                s.add(ImageMapping(cloud=cloud, image_id=img.id, remote_image=remote))
+            else:
+                m.remote_image = remote
+
+
+async def _upsert_cloud(s: AsyncSession, cfg: CloudSettings) -> None:
+    row = await s.get(Cloud, cfg.name)
+    if row is None:
+        row = Cloud(
+            name=cfg.name,
+            driver=cfg.driver,
+            healthy=True,
+            health_message="",
+            consecutive_failures=0,
+            blocklist_reason="",
+            vcpus_claimed=0,
+            ram_mb_claimed=0,
+            instances_claimed=0,
+            spend_per_hour_micros=0,
+        )
+        s.add(row)
+    row.driver, row.tier, row.enabled = cfg.driver, cfg.tier, cfg.enabled
+    row.removed_at = None  # configured (again)
+    row.driver_settings = stored_settings(cfg)
+    if cfg.sim is not None:
+        # Known up front for a sim; other drivers report it through capacity() on sync.
+        row.vcpus_capacity = cfg.sim.hosts * cfg.sim.host_vcpus
+        row.ram_mb_capacity = cfg.sim.hosts * cfg.sim.host_ram_mb
+        row.instances_capacity = cfg.sim.quota_instances
+        if cfg.sim.quota_vcpus is not None:
+            row.vcpus_capacity = min(row.vcpus_capacity, cfg.sim.quota_vcpus)
+
+
+async def _map_flavor(s: AsyncSession, cfg: CloudSettings, flavor: Flavor) -> None:
+    if cfg.sim is None:
+        return  # other drivers map flavors from their offerings when they come
+    remote = cfg.flavor_map.get(flavor.name, flavor.name)
+    price = to_micros(sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb))
+    m = await s.get(FlavorMapping, (cfg.name, flavor.id))
+    if m is None:
+        s.add(
+            FlavorMapping(
+                cloud=cfg.name,
+                flavor_id=flavor.id,
+                remote_flavor=remote,
+                price_per_hour_micros=price,
+            )
+        )
+    else:
+        m.remote_flavor, m.price_per_hour_micros = remote, price
