@@ -42,7 +42,7 @@ async def test_a_hung_call_times_out_as_a_transient_error(tmp_path: Path) -> Non
         await never.wait()
 
     with pytest.raises(TransientError, match=r"no answer within 0\.05s"):
-        await rt.call("c1", hang)
+        await rt.call("c1", "create", hang)
 
 
 async def test_calls_to_one_cloud_respect_its_concurrency(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ async def test_calls_to_one_cloud_respect_its_concurrency(tmp_path: Path) -> Non
         running -= 1
         return 1
 
-    tasks = [asyncio.create_task(rt.call("c1", work)) for _ in range(10)]
+    tasks = [asyncio.create_task(rt.call("c1", "create", work)) for _ in range(10)]
     for _ in range(5):
         await asyncio.sleep(0)
     assert peak == 3
@@ -74,7 +74,7 @@ async def test_unexpected_driver_exceptions_become_transient(tmp_path: Path) -> 
         raise KeyError("bug")
 
     with pytest.raises(TransientError, match="KeyError"):
-        await rt.call("c1", broken)
+        await rt.call("c1", "create", broken)
 
 
 async def test_domain_errors_pass_through(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ async def test_domain_errors_pass_through(tmp_path: Path) -> None:
         raise CapacityError("no room", cloud="c1")
 
     with pytest.raises(CapacityError):
-        await rt.call("c1", full)
+        await rt.call("c1", "create", full)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Sync, per cloud: observe, adopt, collect leaks, and notice servers deleted behind our back.
 
-One worker at a time runs a cloud's sync, through a lease on its `jobs` row. Each pass lists
+One worker at a time runs a cloud's sync, through a lease on its `jobs` row; its cloud calls
+(the list, the deletes of leaks) are fenced on that lease like any step's. Each pass lists
 the cloud's canopy-tagged servers (changes since the last pass, with an overlap; everything
 every `full_sync_every` passes) and reconciles them with the rows:
 
@@ -12,6 +13,7 @@ every `full_sync_every` passes) and reconciles them with the rows:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.observe import address_view, apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
@@ -28,7 +31,7 @@ from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
-from canopy.store.leases import lease_job
+from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
 from canopy.telemetry import CONTROLLER_STEPS
 
@@ -65,57 +68,93 @@ class SyncController:
         name = f"sync:{cloud}"
         if not force and not await self._due(cloud, name, now):
             return False
+        keeper = rt.leases(Job)
+        if name in keeper:
+            return False  # this worker is on it already
+        sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
         async with rt.db.session() as s:
             job = await lease_job(
-                s, name=name, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
+                s,
+                name=name,
+                worker=rt.worker_id,
+                now=now,
+                lease_seconds=rt.lease_seconds,
+                lease_now=rt.lease_now(),
+                force=force,
             )
-            if job is None and force:
-                job = await _force(s, name, rt.worker_id, now, rt.lease_seconds)
             if job is None:
                 return False
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+        hold = keeper.hold(name, renewed=sent)
+        try:
+            await self._pass(cloud, name, hold, since, full)
+        except LeaseLost as e:
+            log.warning("sync %s: pass abandoned: %s", cloud, e)
+            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
+        finally:
+            keeper.drop(hold)
+        return True
+
+    async def _pass(
+        self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
+    ) -> None:
+        """List, reconcile and delete leaks, every call fenced on the job's lease."""
+        rt = self.rt
         driver = rt.driver(cloud)
         started = rt.clock.now()
         try:
-            remote = await rt.call(cloud, lambda: driver.list(since))
+            remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
             await self._failed(cloud, name, e)
-            return True
+            return
         leaks = await self._reconcile(cloud, name, remote, started, full)
-        for rid in leaks:
-            try:
-                await rt.call(cloud, lambda rid=rid: driver.delete(rid))  # type: ignore[misc]
-                CONTROLLER_STEPS.labels(controller="sync", outcome="leak_deleted").inc()
-                log.info("sync %s: deleted leaked remote server %s", cloud, rid)
-            except CloudError as e:
-                log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
-        return True
+        if not leaks:
+            return  # the job's lease was released with the pass's results
+        try:
+            for rid in leaks:
+                try:
+                    await rt.call(
+                        cloud,
+                        "delete",
+                        lambda rid=rid: driver.delete(rid),  # type: ignore[misc]
+                        hold=hold,
+                    )
+                    CONTROLLER_STEPS.labels(controller="sync", outcome="leak_deleted").inc()
+                    log.info("sync %s: deleted leaked remote server %s", cloud, rid)
+                except CloudError as e:
+                    log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
+        finally:
+            async with rt.db.session() as s:
+                await release_lease(s, Job, name, rt.worker_id)
 
     async def _due(self, cloud: str, name: str, now: datetime) -> bool:
         """Whether the job may be due: from memory, else from a read (no write lock)."""
         if now < self._not_before.get(cloud, now):
             return False
-        async with self.rt.db.read() as s:
+        rt = self.rt
+        async with rt.db.read() as s:
             row = (
                 await s.execute(
-                    select(Job.next_run_at, Job.claimed_by, Job.claim_expires_at).where(
-                        Job.name == name
-                    )
+                    select(
+                        Job.next_run_at, Job.claimed_by, live(Job, rt.lease_now()).label("held")
+                    ).where(Job.name == name)
                 )
             ).one_or_none()
         if row is None:
             return True  # never run: lease_job creates it
-        next_run, holder, expires = row
-        wait = next_run if next_run is not None and next_run > now else None
-        if holder not in (None, self.rt.worker_id) and expires is not None and expires > now:
-            wait = max(wait or expires, expires)  # another worker is on it until then
-        if wait is None:
-            return True
+        next_run, holder, held = row
+        c = rt.settings.controllers
         # Look again then, or sooner if the poll comes round first: another worker may have
         # moved the job meanwhile.
-        cap = now + timedelta(seconds=self.rt.settings.controllers.sync_seconds)
+        cap = now + timedelta(seconds=c.sync_seconds)
+        wait = next_run if next_run is not None and next_run > now else None
+        if held and holder != rt.worker_id:
+            # Another worker is on it: look again when its lease could have run out.
+            wait = now + timedelta(seconds=min(c.sync_seconds, c.lease_seconds))
+        if wait is None:
+            return True
         self._not_before[cloud] = min(wait, cap)
         return False
 
@@ -128,6 +167,13 @@ class SyncController:
         leaks: list[str] = []
         rescheduled = False
         async with rt.db.session() as s:
+            # The pass's results are recorded only by the job's holder.
+            job = (
+                await s.execute(select(Job).where(Job.name == job_name).with_for_update())
+            ).scalar_one_or_none()
+            if job is None or job.claimed_by != rt.worker_id:
+                holder = job.claimed_by if job else None
+                raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
             ids = [r.canopy_id for r in remote if r.canopy_id]
             # What the rows look like (no lock, no ORM objects): most listed servers are
             # unchanged since the last pass, and those need neither a lock nor a write.
@@ -140,6 +186,15 @@ class SyncController:
                 for r in remote
                 if r.canopy_id in light and not _quiet(light[r.canopy_id], r, cloud, started)
             ]
+            # Rows to adopt (created, never recorded) whose create step is still running.
+            adopting = [i for i in busy if light[i].remote_id is None]
+            leased: set[str] = set()
+            for chunk in _chunks(adopting):
+                leased.update(
+                    await s.scalars(
+                        select(Server.id).where(Server.id.in_(chunk), live(Server, rt.lease_now()))
+                    )
+                )
             # The rows to change, locked; a row someone else holds is left for the next pass.
             rows: dict[str, Server] = {}
             for chunk in _chunks(busy):
@@ -163,7 +218,7 @@ class SyncController:
                 if row.remote_id is None:
                     row.remote_id = r.remote_id  # adoption: created, but never recorded
                     row.remote_recorded_at = now
-                    if row.phase == Phase.CREATE and not _leased(row, now):
+                    if row.phase == Phase.CREATE and row.id not in leased:
                         row.phase = Phase.CONVERGE
                     await add_event(
                         s,
@@ -210,13 +265,12 @@ class SyncController:
                             and row.phase in (*_LIVE, Phase.DELETE)
                         ):
                             await self._gone(s, row, started)
-            job = await s.get(Job, job_name)
-            if job is not None:
-                job.runs += 1
-                job.cursor = started - overlap
-                job.last_run_at = now
-                job.last_error = None
-                job.next_run_at = now + timedelta(seconds=interval)
+            job.runs += 1
+            job.cursor = started - overlap
+            job.last_run_at = now
+            job.last_error = None
+            job.next_run_at = now + timedelta(seconds=interval)
+            if not leaks:  # else kept for the deletes of the leaks, then released
                 job.claimed_by = None
                 job.claim_expires_at = None
             c = await s.get(Cloud, cloud)
@@ -279,7 +333,9 @@ class SyncController:
         rt = self.rt
         now = rt.clock.now()
         async with rt.db.session() as s:
-            job = await s.get(Job, job_name)
+            job = await s.get(Job, job_name, with_for_update=True)
+            if job is not None and job.claimed_by != rt.worker_id:
+                raise LeaseLost(f"job {job_name}: now held by {job.claimed_by or 'nobody'}")
             if job is not None:
                 job.last_error = str(err)
                 job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
@@ -363,24 +419,3 @@ async def _lock(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:
         .execution_options(populate_existing=True)
     )
     return list((await s.execute(q)).scalars())
-
-
-def _leased(row: Server, now: datetime) -> bool:
-    return row.claimed_by is not None and (
-        row.claim_expires_at is not None and row.claim_expires_at > now
-    )
-
-
-async def _force(
-    s: AsyncSession, name: str, worker: str, now: datetime, lease_seconds: float
-) -> Job | None:
-    job = (
-        await s.execute(select(Job).where(Job.name == name).with_for_update(skip_locked=True))
-    ).scalar_one_or_none()
-    if job is None:
-        return None
-    if job.claimed_by not in (None, worker) and job.claim_expires_at and job.claim_expires_at > now:
-        return None
-    job.claimed_by = worker
-    job.claim_expires_at = now + timedelta(seconds=lease_seconds)
-    return job
