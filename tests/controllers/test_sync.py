@@ -1,8 +1,9 @@
 """Sync passes: unchanged servers cost no lock and no write; a pass that is not due costs
-no statement at all."""
+no statement at all; a pass whose lease is lost records nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ from canopy.controllers.sync import _COMPARED, _LIVE, _quiet
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
 from canopy.store.leases import lease_job
+from canopy.store.models import Job
 
 from .harness import make_plane, statements
 
@@ -192,4 +194,38 @@ async def test_a_job_held_by_another_worker_is_left_to_it(db_url: str, tmp_path:
         p.clock.advance(31)  # the other worker's lease has expired: take over
         assert await p.worker.sync.sync_cloud("private")
     finally:
+        await p.close()
+
+
+async def test_a_pass_whose_job_lease_is_lost_stops_and_records_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Sync's calls are fenced on its job's lease like any step's."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    sim = p.sim("private")
+    listing, release = asyncio.Event(), asyncio.Event()
+    real_list = sim.list
+
+    async def held_list(since: datetime | None = None) -> list[RemoteServer]:
+        listing.set()
+        await release.wait()
+        return await real_list(since)
+
+    sim.list = held_list  # type: ignore[method-assign]
+    try:
+        task = asyncio.create_task(p.worker.sync.sync_cloud("private"))
+        await asyncio.wait_for(listing.wait(), 10)
+        p.clock.advance(p.settings.controllers.lease_seconds + 1)  # this worker stalled
+        async with p.db.session() as s:
+            assert await lease_job(
+                s, name="sync:private", worker="other", now=p.clock.now(), lease_seconds=30
+            )
+        assert await p.rt.heartbeat() == 1  # finds the job taken: the list is cancelled
+        assert await asyncio.wait_for(task, 10)  # the pass ran, and was abandoned
+        async with p.db.read() as s:
+            job = await s.get(Job, "sync:private")
+            assert job is not None and job.claimed_by == "other"
+            assert job.runs == 0 and job.last_run_at is None  # nothing recorded
+    finally:
+        release.set()
         await p.close()
