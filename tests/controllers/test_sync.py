@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canopy.controllers.listing import COMPARED, LIVE, quiet
 from canopy.controllers.observe import apply_observation
-from canopy.controllers.sync import _COMPARED, _LIVE, _quiet
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
 from canopy.store.leases import lease_job
@@ -45,7 +45,7 @@ remotes = st.builds(
 )
 
 
-# The phases and statuses where `_quiet` has work to do come first: Hypothesis draws the
+# The phases and statuses where `quiet` has work to do come first: Hypothesis draws the
 # early members of a list more often.
 PHASES = [Phase.STEADY, Phase.CONVERGE, Phase.CREATE, Phase.POWER, *Phase]
 STATUSES = [ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.BUILD, *ServerStatus]
@@ -53,7 +53,7 @@ STATUSES = [ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.BUILD, *Serv
 
 @st.composite
 def listed(draw: st.DrawFn) -> tuple[dict[str, Any], RemoteServer]:
-    """A listed server and its row, mostly alike (the case `_quiet` has to get right)."""
+    """A listed server and its row, mostly alike (the case `quiet` has to get right)."""
     remote = draw(remotes)
 
     def mostly(same: Any, others: list[Any]) -> Any:
@@ -88,27 +88,27 @@ class _Row(SimpleNamespace):
 
 @settings(max_examples=1000, deadline=None, derandomize=True)
 @given(case=listed())
-def test_a_quiet_server_is_one_whose_observation_changes_nothing(
+def test_aquiet_server_is_one_whose_observation_changes_nothing(
     case: tuple[dict[str, Any], RemoteServer],
 ) -> None:
-    """`_quiet` may skip a listed server only if reconciling it would change no column.
+    """`quiet` may skip a listed server only if reconciling it would change no column.
 
     The oracle is what a pass does to a row it locks: leaks, adoption and deletion are
     handled there (never quiet), and the observation is applied in the live phases.
     """
     row, remote = case
     light = _Row(**row)
-    if not _quiet(light, remote, "private", T0):
+    if not quiet(light, remote, "private", T0):
         return
     assert remote.state != RemoteState.DELETED and not row["deleted"]
     assert row["cloud"] == "private" and row["remote_id"] == remote.remote_id
     copy = SimpleNamespace(**row)
-    if row["phase"] in (*_LIVE, Phase.CREATE):
+    if row["phase"] in (*LIVE, Phase.CREATE):
         apply_observation(copy, remote.state, T0, fault=remote.fault, addresses=remote.addresses)
-    assert {k: getattr(copy, k) for k in _COMPARED} == row
+    assert {k: getattr(copy, k) for k in COMPARED} == row
 
 
-def test_the_common_unchanged_servers_are_quiet() -> None:
+def test_the_common_unchanged_servers_arequiet() -> None:
     """What most of a pass lists: still booting, or running as recorded."""
     addresses = {"private": [{"addr": "10.0.0.5", "version": 4}]}
     base = {
@@ -129,13 +129,13 @@ def test_the_common_unchanged_servers_are_quiet() -> None:
     )
     running = _Row(**base, phase=Phase.STEADY, status=ServerStatus.ACTIVE, observed_state="running")
     listed = RemoteServer("r1", "s1", "vm", RemoteState.PENDING, {"private": ["10.0.0.5"]})
-    assert _quiet(booting, listed, "private", T0)
+    assert quiet(booting, listed, "private", T0)
     up = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.5"]})
-    assert _quiet(running, up, "private", T0)
+    assert quiet(running, up, "private", T0)
     # ... and what is not: the boot finished, or the server moved.
-    assert not _quiet(booting, up, "private", T0)
+    assert not quiet(booting, up, "private", T0)
     moved = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.9"]})
-    assert not _quiet(running, moved, "private", T0)
+    assert not quiet(running, moved, "private", T0)
 
 
 async def test_a_pass_over_unchanged_servers_writes_no_server_row(

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.fencing import Hold, LeaseLost
-from canopy.controllers.observe import address_view, apply_observation
+from canopy.controllers.listing import LIGHT, LIVE, quiet
+from canopy.controllers.observe import apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
@@ -36,8 +36,6 @@ from canopy.store.models import Cloud, Job, Server
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
-
-_LIVE = (Phase.CONVERGE, Phase.STEADY, Phase.POWER)
 
 
 class SyncController:
@@ -179,12 +177,12 @@ class SyncController:
             # unchanged since the last pass, and those need neither a lock nor a write.
             light: dict[str, Any] = {}
             for chunk in _chunks(ids):
-                rows_ = await s.execute(select(*_LIGHT).where(Server.id.in_(chunk)))
+                rows_ = await s.execute(select(*LIGHT).where(Server.id.in_(chunk)))
                 light.update((row.id, row) for row in rows_)
             busy = [
                 r.canopy_id
                 for r in remote
-                if r.canopy_id in light and not _quiet(light[r.canopy_id], r, cloud, started)
+                if r.canopy_id in light and not quiet(light[r.canopy_id], r, cloud, started)
             ]
             # Rows to adopt (created, never recorded) whose create step is still running.
             adopting = [i for i in busy if light[i].remote_id is None]
@@ -233,7 +231,7 @@ class SyncController:
                 elif row.remote_id != r.remote_id:
                     leaks.append(r.remote_id)  # a second copy: keep the recorded one
                     continue
-                if row.phase in _LIVE or row.phase == Phase.CREATE:
+                if row.phase in LIVE or row.phase == Phase.CREATE:
                     changed = apply_observation(
                         row, r.state, started, fault=r.fault, addresses=r.addresses
                     )
@@ -249,7 +247,7 @@ class SyncController:
                         Server.cloud == cloud,
                         Server.remote_id.is_not(None),
                         Server.deleted.is_(False),
-                        Server.phase.in_([*_LIVE, Phase.DELETE]),
+                        Server.phase.in_([*LIVE, Phase.DELETE]),
                         Server.remote_recorded_at < started,
                     )
                 )
@@ -262,7 +260,7 @@ class SyncController:
                             and row.remote_id is not None
                             and row.remote_id not in alive
                             and not row.deleted
-                            and row.phase in (*_LIVE, Phase.DELETE)
+                            and row.phase in (*LIVE, Phase.DELETE)
                         ):
                             await self._gone(s, row, started)
             job.runs += 1
@@ -304,7 +302,7 @@ class SyncController:
         if row.phase == Phase.DELETE:
             await finalize_delete(s, row, now, "gone from the cloud")
             return
-        if row.phase not in _LIVE:
+        if row.phase not in LIVE:
             return
         await release_claim(s, row.id)
         row.phase = Phase.FAILED
@@ -348,58 +346,6 @@ class SyncController:
                 if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
                     c.healthy = False
         CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
-
-
-# The columns that say whether a listed server changes anything (see `_quiet`).
-_LIGHT = (
-    Server.id,
-    Server.cloud,
-    Server.remote_id,
-    Server.deleted,
-    Server.phase,
-    Server.status,
-    Server.task_state,
-    Server.desired_state,
-    Server.observed_state,
-    Server.action_at,
-    Server.reboot_requested,
-    Server.reboot_done,
-    Server.launched_at,
-    Server.addresses,
-)
-_COMPARED = tuple(c.key for c in _LIGHT)
-_SETTLED = {
-    (RemoteState.RUNNING, ServerStatus.ACTIVE),
-    (RemoteState.STOPPED, ServerStatus.SHUTOFF),
-}
-
-
-def _quiet(row: Any, r: RemoteServer, cloud: str, started: datetime) -> bool:
-    """True when the listed server `r` changes nothing in its row, judged from `row`.
-
-    The observation is applied to a copy of the row's columns, so this is the same rule
-    `apply_observation` follows, not a second one. Only `observed_at` would differ; it
-    records when the observed state last changed, so an unchanged row is not rewritten.
-    """
-    if r.state == RemoteState.DELETED or row.deleted or row.cloud != cloud:
-        return False
-    if row.remote_id != r.remote_id:
-        return False  # adoption (no remote id yet) or a second copy: handled under lock
-    if row.phase not in _LIVE and row.phase != Phase.CREATE:
-        return True  # not observed in this phase; nothing else to do
-    if row.observed_state != r.state.value:
-        return False
-    if r.addresses and address_view(r.addresses) != row.addresses:
-        return False
-    # The common cases, read off apply_observation's rules: nothing moves a row that is
-    # still pending, nor a steady row whose status already matches.
-    if r.state == RemoteState.PENDING and row.phase in (Phase.CREATE, Phase.CONVERGE):
-        return True
-    if row.phase == Phase.STEADY and (r.state, row.status) in _SETTLED:
-        return True
-    copy = SimpleNamespace(**row._asdict())
-    apply_observation(copy, r.state, started, fault=r.fault, addresses=r.addresses)
-    return all(getattr(copy, k) == getattr(row, k) for k in _COMPARED)
 
 
 def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
