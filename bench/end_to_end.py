@@ -416,7 +416,12 @@ async def breakdown() -> list[Result]:
         remote = await sim.list(None)
         async with db.session() as s:  # a pass is recorded only by its job's holder
             await lease_job(
-                s, name="sync:sim", worker=rt.worker_id, now=clock.now(), lease_seconds=60
+                s,
+                name="sync:sim",
+                worker=rt.worker_id,
+                now=clock.now(),
+                lease_seconds=60,
+                force=True,  # not due yet: the pass before has just run
             )
         c0 = cpu_seconds()
         await worker.sync._reconcile("sim", "sync:sim", remote, clock.now(), False)

@@ -39,6 +39,9 @@ log = logging.getLogger("canopy.controllers")
 # A hold counts as lost this fraction of a lease before the lease itself runs out, to
 # cover a stalled event loop and the time a cancelled call takes to unwind.
 MARGIN = 0.1
+# A call starts only on a renewal sent at most this fraction of a lease before it (its
+# fence is sent while it waits for a concurrency slot, and again if that wait was long).
+FRESH = 0.1
 
 
 class LeaseLost(Exception):

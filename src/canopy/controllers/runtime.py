@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from prometheus_client import Counter, Histogram
+
 from canopy.config import Settings
-from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
+from canopy.controllers.fencing import FRESH, Hold, LeaseKeeper, LeaseLost
 from canopy.domain.clock import Clock, SystemClock
 from canopy.domain.errors import (
     CapacityError,
@@ -61,6 +63,9 @@ class Runtime:
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
     _keepers: dict[type[Leased], LeaseKeeper] = field(default_factory=dict)
+    _call_metrics: dict[tuple[str, str, str], tuple[Counter, Histogram]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for cloud in self.settings.clouds:
@@ -133,8 +138,8 @@ class Runtime:
     ) -> T:
         """Run one cloud call under the cloud's concurrency limit, fenced by `hold`.
 
-        With a hold (the lease on the row the call is for), the lease is renewed once the
-        slot is free and just before the call; if that fails, LeaseLost and no call. The
+        With a hold (the lease on the row the call is for), the call is fenced: its lease
+        is renewed just before it (see `_slot`); if that fails, LeaseLost and no call. The
         call is then cancelled at the earlier of the call timeout and the end of the lease
         as this worker knows it (moved on by each renewal), and a cancelled one raises
         LeaseLost too. A timeout or an unexpected exception becomes a TransientError: the
@@ -143,9 +148,8 @@ class Runtime:
         """
         sem = self._limits.setdefault(cloud, asyncio.Semaphore(50))
         timeout = self.settings.controllers.call_timeout_seconds
-        async with sem:
-            if hold is not None:
-                await hold.keeper.fence(hold)
+        await self._slot(sem, hold)
+        try:
             loop = asyncio.get_running_loop()
             own = loop.time() + timeout
             started = time.perf_counter()
@@ -183,9 +187,55 @@ class Runtime:
                 log.exception("unexpected error from cloud %s", cloud)
                 raise TransientError(f"{type(e).__name__}: {e}", cloud=cloud) from e
             finally:
-                labels = {"cloud": cloud, "operation": operation, "outcome": outcome}
-                CLOUD_CALLS.labels(**labels).inc()
-                CLOUD_CALL_SECONDS.labels(**labels).observe(time.perf_counter() - started)
+                calls, seconds = self._metrics(cloud, operation, outcome)
+                calls.inc()
+                seconds.observe(time.perf_counter() - started)
+        finally:
+            sem.release()
+
+    async def _slot(self, sem: asyncio.Semaphore, hold: Hold | None) -> None:
+        """Take a concurrency slot for a call; with a hold, fence the call too.
+
+        The fence is sent while the call waits for its slot, so a slot never stands idle
+        for it, and it must be confirmed before the slot is used. If the wait outlasted
+        `FRESH` of a lease, the renewal is sent again: a call never starts on a renewal
+        older than that. Either way no call is made on a lease that did not renew.
+        """
+        if hold is None:
+            await sem.acquire()
+            return
+        if not sem.locked():  # a free slot: take it, then fence (no wait to overlap)
+            await sem.acquire()
+            try:
+                await hold.keeper.fence(hold)
+            except BaseException:
+                sem.release()
+                raise
+            return
+        fence = asyncio.ensure_future(hold.keeper.fence(hold))
+        try:
+            await sem.acquire()
+        except BaseException:
+            fence.cancel()
+            raise
+        try:
+            await fence
+            loop = asyncio.get_running_loop()
+            if hold.lost or loop.time() - hold.renewed > FRESH * hold.lease_seconds:
+                await hold.keeper.fence(hold)  # raises LeaseLost if a beat lost it meanwhile
+        except BaseException:
+            sem.release()
+            raise
+
+    def _metrics(self, cloud: str, operation: str, outcome: str) -> tuple[Counter, Histogram]:
+        """The labelled children of the cloud call metrics (looked up once per label set)."""
+        key = (cloud, operation, outcome)
+        found = self._call_metrics.get(key)
+        if found is None:
+            labels = {"cloud": cloud, "operation": operation, "outcome": outcome}
+            found = (CLOUD_CALLS.labels(**labels), CLOUD_CALL_SECONDS.labels(**labels))
+            self._call_metrics[key] = found
+        return found
 
     def backoff(self, retries: int) -> float:
         """Exponential backoff with jitter: base * 2^retries, capped, times U(0.5, 1)."""

@@ -19,7 +19,18 @@ from collections.abc import Collection, Hashable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, DateTime, Interval, and_, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Interval,
+    Table,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -182,13 +193,19 @@ async def renew_leases(
     """
     if not keys:
         return set()
+    # A Core statement on the table: it runs before most cloud calls, so it is kept lean
+    # (no ORM objects are involved, none need updating).
+    table = cast(Table, sa_inspect(model).local_table)
     key = key_column(model)
     result = await s.execute(
-        update(model)
-        .where(key.in_(list(keys)), held_by(model, worker, now))
+        update(table)
+        .where(
+            key.in_(list(keys)),
+            table.c.claimed_by == worker,
+            table.c.claim_expires_at > now,
+        )
         .values(claim_expires_at=after(now, lease_seconds))
         .returning(key)
-        .execution_options(synchronize_session=False)
     )
     return {k for (k,) in result}
 
