@@ -86,7 +86,9 @@ class Worker:
                 log.exception("heartbeat: could not renew leases")
                 continue
             if lost:
-                log.warning("heartbeat: %d leases lost; their steps stop", lost)
+                # Taken over or run out (the steps say so when they stop), or released by
+                # a step that has just recorded its result and is finishing.
+                log.debug("heartbeat: %d leases no longer renewed", lost)
 
     async def _relay(self, stop: asyncio.Event) -> None:
         """Pass a wake from outside (the API, after its commit) on to every loop."""
