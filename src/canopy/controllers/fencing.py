@@ -3,10 +3,12 @@
 A `Hold` is this worker's lease on one row for as long as a step for that row runs (in a
 call, or waiting for a concurrency slot). A `LeaseKeeper` owns the holds on one table:
 
-- `fence(hold)`, just before each cloud call, renews the lease with a conditional UPDATE
+- `fence(hold)`, for each cloud call, renews the lease with a conditional UPDATE
   (`... WHERE claimed_by = me AND claim_expires_at > now`); if no row comes back, the lease
-  is lost and the call is not made. Fences asked for while one is being written share the
-  next statement, so a burst of calls costs one short write transaction, not one each.
+  is lost and the call is not made. `Runtime.call` sends it while the call waits for its
+  concurrency slot and starts the call only once it is confirmed, and sends it again if
+  the wait outlasted `FRESH` of a lease. Fences asked for while one is being written share
+  the next statement, so a burst of calls costs one short write transaction, not one each.
 - `beat()`, from the worker's heartbeat, renews every hold in one statement and marks
   lost the ones that did not renew.
 - Each hold knows when its lease ends *as this worker knows it*: the local monotonic time
