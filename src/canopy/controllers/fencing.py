@@ -5,10 +5,10 @@ call, or waiting for a concurrency slot). A `LeaseKeeper` owns the holds on one 
 
 - `fence(hold)`, for each cloud call, renews the lease with a conditional UPDATE
   (`... WHERE claimed_by = me AND claim_expires_at > now`); if no row comes back, the lease
-  is lost and the call is not made. `Runtime.call` sends it while the call waits for its
-  concurrency slot and starts the call only once it is confirmed, and sends it again if
-  the wait outlasted `FRESH` of a lease. Fences asked for while one is being written share
-  the next statement, so a burst of calls costs one short write transaction, not one each.
+  is lost and the call is not made. `Runtime.call` sends it once the call has its
+  concurrency slot, and starts the call only once it is confirmed. Fences asked for while
+  one is being written share the next statement, so a burst of calls costs one short
+  write transaction, not one each.
 - `beat()`, from the worker's heartbeat, renews every hold in one statement and marks
   lost the ones that did not renew.
 - Each hold knows when its lease ends *as this worker knows it*: the local monotonic time
@@ -41,9 +41,6 @@ log = logging.getLogger("canopy.controllers")
 # A hold counts as lost this fraction of a lease before the lease itself runs out, to
 # cover a stalled event loop and the time a cancelled call takes to unwind.
 MARGIN = 0.1
-# A call starts only on a renewal sent at most this fraction of a lease before it (its
-# fence is sent while it waits for a concurrency slot, and again if that wait was long).
-FRESH = 0.1
 
 
 class LeaseLost(Exception):

@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 from prometheus_client import Counter, Histogram
 
 from canopy.config import Settings
-from canopy.controllers.fencing import FRESH, Hold, LeaseKeeper, LeaseLost
+from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
 from canopy.domain.clock import Clock, SystemClock
 from canopy.domain.errors import (
     CapacityError,
@@ -194,35 +194,16 @@ class Runtime:
             sem.release()
 
     async def _slot(self, sem: asyncio.Semaphore, hold: Hold | None) -> None:
-        """Take a concurrency slot for a call; with a hold, fence the call too.
+        """Take a concurrency slot for a call; with a hold, then fence the call.
 
-        The fence is sent while the call waits for its slot, so a slot never stands idle
-        for it, and it must be confirmed before the slot is used. If the wait outlasted
-        `FRESH` of a lease, the renewal is sent again: a call never starts on a renewal
-        older than that. Either way no call is made on a lease that did not renew.
+        The fence comes after the wait for the slot, however long that was: the renewal
+        it confirms is the last word from the database before the call.
         """
+        await sem.acquire()
         if hold is None:
-            await sem.acquire()
             return
-        if not sem.locked():  # a free slot: take it, then fence (no wait to overlap)
-            await sem.acquire()
-            try:
-                await hold.keeper.fence(hold)
-            except BaseException:
-                sem.release()
-                raise
-            return
-        fence = asyncio.ensure_future(hold.keeper.fence(hold))
         try:
-            await sem.acquire()
-        except BaseException:
-            fence.cancel()
-            raise
-        try:
-            await fence
-            loop = asyncio.get_running_loop()
-            if hold.lost or loop.time() - hold.renewed > FRESH * hold.lease_seconds:
-                await hold.keeper.fence(hold)  # raises LeaseLost if a beat lost it meanwhile
+            await hold.keeper.fence(hold)
         except BaseException:
             sem.release()
             raise
