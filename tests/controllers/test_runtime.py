@@ -20,7 +20,7 @@ from canopy.store.db import Database
 from canopy.store.leases import lease_job, lease_servers
 from canopy.store.models import Job, Server
 
-from .harness import Plane, make_plane
+from .harness import Plane, make_plane, statements
 
 
 def runtime(tmp_path: Path, **controllers: float) -> Runtime:
@@ -121,7 +121,7 @@ async def _held_server(p: Plane) -> Hold:
             lease_seconds=p.rt.lease_seconds,
             limit=1,
         )
-    return p.rt.leases(Server).hold(row.id, renewed=sent)
+    return p.rt.leases(Server).hold(row.id, renewed=sent, at=p.clock.now())
 
 
 async def test_a_call_ends_when_its_lease_would_run_out_unrenewed(
@@ -180,7 +180,7 @@ async def test_a_fence_on_a_lost_lease_makes_no_call(db_url: str, tmp_path: Path
             assert await lease_job(
                 s, name="sync:private", worker=p.rt.worker_id, now=p.clock.now(), lease_seconds=30
             )
-        hold = p.rt.leases(Job).hold("sync:private", renewed=sent)
+        hold = p.rt.leases(Job).hold("sync:private", renewed=sent, at=p.clock.now())
         p.clock.advance(31)  # this worker stalled; another takes the job
         async with p.db.session() as s:
             other = await lease_job(
@@ -204,13 +204,42 @@ async def test_a_fence_on_a_lost_lease_makes_no_call(db_url: str, tmp_path: Path
             assert await lease_job(
                 s, name="sync:public", worker=p.rt.worker_id, now=p.clock.now(), lease_seconds=5
             )
-        mine = p.rt.leases(Job).hold("sync:public", renewed=sent)
-        p.clock.advance(2)
+        mine = p.rt.leases(Job).hold("sync:public", renewed=sent, at=p.clock.now())
+        p.clock.advance(4)  # the 5 s lease still runs, but 4 s is no longer fresh: renew
         await p.rt.call("private", "list", listing, hold=mine)
         assert called == ["list"]
         async with p.db.read() as s:
             job = await s.get(Job, "sync:public")
             assert job is not None
             assert job.claim_expires_at == p.clock.now() + timedelta(seconds=30)
+    finally:
+        await p.close()
+
+
+async def test_a_call_on_a_fresh_renewal_is_not_fenced_again_an_older_one_is(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A renewal sent at most a tenth of a lease ago proves the lease as well as a new one
+    (nobody may take the row within a lease of it): the call right after a lease makes no
+    extra statement; a call after a longer wait is fenced first."""
+    p = await make_plane(db_url, tmp_path)
+    lease = p.rt.lease_seconds
+    try:
+        hold = await _held_server(p)
+
+        async def nothing() -> None:
+            pass
+
+        async def call() -> list[str]:
+            with statements(p.db) as seen:
+                await p.rt.call("private", "find", nothing, hold=hold)
+            return [s for s in seen if s.startswith("UPDATE servers SET claim_expires_at")]
+
+        assert await call() == []  # just leased: fresh
+        p.clock.advance(lease / 20)
+        assert await call() == []  # still fresh by both clocks
+        p.clock.advance(lease / 10)  # older than a tenth of a lease by the lease clock
+        assert len(await call()) == 1
+        assert await call() == []  # that fence is a fresh renewal again
     finally:
         await p.close()

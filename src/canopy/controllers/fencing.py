@@ -3,12 +3,13 @@
 A `Hold` is this worker's lease on one row for as long as a step for that row runs (in a
 call, or waiting for a concurrency slot). A `LeaseKeeper` owns the holds on one table:
 
-- `fence(hold)`, for each cloud call, renews the lease with a conditional UPDATE
-  (`... WHERE claimed_by = me AND claim_expires_at > now`); if no row comes back, the lease
-  is lost and the call is not made. `Runtime.call` sends it once the call has its
-  concurrency slot, and starts the call only once it is confirmed. Fences asked for while
-  one is being written share the next statement, so a burst of calls costs one short
-  write transaction, not one each.
+- `fence(hold)` renews the lease with a conditional UPDATE (`... WHERE claimed_by = me AND
+  claim_expires_at > now`); if no row comes back, the lease is lost and the call is not
+  made. A call starts only on a renewal confirmed before it and sent at most `FRESH` of a
+  lease earlier: `Runtime.call`, once the call has its concurrency slot, fences it unless
+  the last renewal (the lease itself, a fence, a heartbeat) is that recent by both the
+  monotonic clock and the lease clock. Fences asked for while one is being written share
+  the next statement, so a burst of calls costs one short write transaction, not one each.
 - `beat()`, from the worker's heartbeat, renews every hold in one statement and marks
   lost the ones that did not renew.
 - Each hold knows when its lease ends *as this worker knows it*: the local monotonic time
@@ -28,9 +29,10 @@ import asyncio
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from canopy.store.leases import renew_leases
+from canopy.store.leases import When, renew_leases
 from canopy.store.models import Leased
 
 if TYPE_CHECKING:
@@ -41,6 +43,10 @@ log = logging.getLogger("canopy.controllers")
 # A hold counts as lost this fraction of a lease before the lease itself runs out, to
 # cover a stalled event loop and the time a cancelled call takes to unwind.
 MARGIN = 0.1
+# A call may start on a renewal sent at most this fraction of a lease before it; an older
+# one is renewed first (the fence). Nobody can take a row within a lease of its renewal,
+# so a renewal this recent proves the lease as well as a new one would.
+FRESH = 0.1
 
 
 class LeaseLost(Exception):
@@ -55,6 +61,9 @@ class Hold:
     key: Hashable
     lease_seconds: float
     renewed: float  # loop time at which the last successful renewal was sent
+    # The lease clock's reading that renewal used, when it is a value (not SQL): on SQLite
+    # and under a test's FakeClock a jump of that clock ages the renewal too.
+    renewed_at: datetime | None = None
     lost: bool = False
     # The calls made under this hold: each one's timeout, and its own deadline (the call
     # timeout), which the lease may only bring forward.
@@ -69,11 +78,24 @@ class Hold:
         """When a call whose own deadline is `own` must end under this hold."""
         return min(own, self.expires)
 
-    def renew(self, sent_at: float) -> None:
-        """A renewal sent at `sent_at` succeeded: the calls may run longer."""
+    def age(self, lease_now: When) -> float:
+        """Seconds since the last successful renewal was sent, by the older-seeming clock."""
+        age = asyncio.get_running_loop().time() - self.renewed
+        if isinstance(lease_now, datetime) and self.renewed_at is not None:
+            age = max(age, (lease_now - self.renewed_at).total_seconds())
+        return age
+
+    def fresh(self, lease_now: When) -> bool:
+        """Whether a call may start on the last renewal without renewing again."""
+        return not self.lost and self.age(lease_now) <= FRESH * self.lease_seconds
+
+    def renew(self, sent_at: float, at: When) -> None:
+        """A renewal sent at `sent_at` (lease clock `at`) succeeded: calls may run longer."""
         if self.lost:
             return
         self.renewed = max(self.renewed, sent_at)
+        if isinstance(at, datetime):
+            self.renewed_at = at if self.renewed_at is None else max(self.renewed_at, at)
         self._reschedule()
 
     def lose(self) -> None:
@@ -104,11 +126,14 @@ class LeaseKeeper:
         self._queue: list[_Renewal] = []
         self._writer: asyncio.Task[None] | None = None
 
-    def hold(self, key: Hashable, *, renewed: float) -> Hold:
-        """Start holding `key`, leased by a statement sent at loop time `renewed`."""
+    def hold(self, key: Hashable, *, renewed: float, at: When) -> Hold:
+        """Start holding `key`, leased by a statement sent at loop time `renewed`, which
+        read `at` on the lease clock."""
         if key in self._holds:
             raise RuntimeError(f"{self.model.__name__} {key!r} already has a step running")
         h = Hold(self, key, self.rt.lease_seconds, renewed)
+        if isinstance(at, datetime):
+            h.renewed_at = at
         self._holds[key] = h
         return h
 
@@ -165,26 +190,23 @@ class LeaseKeeper:
                 if isinstance(e, asyncio.CancelledError):
                     raise
                 continue
+            keys, sent, at = held
             for r in batch:
-                ok = r.hold.key in held[0] and not r.hold.lost
+                ok = r.hold.key in keys and not r.hold.lost
                 if ok:
-                    r.hold.renew(held[1])
+                    r.hold.renew(sent, at)
                 elif not r.hold.lost:
                     r.hold.lose()
                 if not r.done.done():
                     r.done.set_result(ok)
 
-    async def _statement(self, keys: set[Hashable]) -> tuple[set[Hashable], float]:
-        """(keys still held, loop time the renewal was sent) from one UPDATE."""
+    async def _statement(self, keys: set[Hashable]) -> tuple[set[Hashable], float, When]:
+        """(keys still held, loop time the renewal was sent, its lease clock reading)."""
         rt = self.rt
         sent = asyncio.get_running_loop().time()
         async with rt.db.session() as s:
+            now = rt.lease_now()  # read after the wait for the lock: never before `sent`
             held = await renew_leases(
-                s,
-                self.model,
-                keys,
-                worker=rt.worker_id,
-                now=rt.lease_now(),
-                lease_seconds=rt.lease_seconds,
+                s, self.model, keys, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
             )
-        return held, sent
+        return held, sent, now

@@ -196,11 +196,13 @@ class Runtime:
     async def _slot(self, sem: asyncio.Semaphore, hold: Hold | None) -> None:
         """Take a concurrency slot for a call; with a hold, then fence the call.
 
-        The fence comes after the wait for the slot, however long that was: the renewal
-        it confirms is the last word from the database before the call.
+        The fence comes after the wait for the slot, however long that was, unless the
+        last renewal is fresh (`Hold.fresh`: sent at most a tenth of a lease ago, e.g.
+        the lease taken a moment ago for a slot that was free): it proves the lease as
+        well as a new one, since nobody can take the row within a lease of it.
         """
         await sem.acquire()
-        if hold is None:
+        if hold is None or hold.fresh(self.lease_now()):
             return
         try:
             await hold.keeper.fence(hold)

@@ -71,13 +71,14 @@ class SyncController:
             return False  # this worker is on it already
         sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
         async with rt.db.session() as s:
+            lease_now = rt.lease_now()
             job = await lease_job(
                 s,
                 name=name,
                 worker=rt.worker_id,
                 now=now,
                 lease_seconds=rt.lease_seconds,
-                lease_now=rt.lease_now(),
+                lease_now=lease_now,
                 force=force,
             )
             if job is None:
@@ -85,7 +86,7 @@ class SyncController:
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
-        hold = keeper.hold(name, renewed=sent)
+        hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:
             await self._pass(cloud, name, hold, since, full)
         except LeaseLost as e:

@@ -104,6 +104,7 @@ class LeasedTaskController(ABC, Generic[R]):
         keeper = rt.leases(model)
         sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
         async with rt.db.session() as s:
+            lease_now = rt.lease_now()
             batch: list[R] = []
             for cloud in counts:
                 room = self.room(cloud)
@@ -115,7 +116,7 @@ class LeasedTaskController(ABC, Generic[R]):
                     model,
                     where=[*self.where(), cond, due(model, now)],
                     worker=rt.worker_id,
-                    now=rt.lease_now(),
+                    now=lease_now,
                     lease_seconds=rt.lease_seconds,
                     limit=min(room, rt.settings.controllers.batch_size),
                     order_by=self.order_by,
@@ -129,7 +130,7 @@ class LeasedTaskController(ABC, Generic[R]):
         for row in remote:
             cloud = self._cloud(row)
             k = row_key(row)
-            hold = keeper.hold(k, renewed=sent)
+            hold = keeper.hold(k, renewed=sent, at=lease_now)
             task = asyncio.create_task(self._guarded(row, hold, extra.get(k)))
             self._inflight[task] = cloud
             self._busy[cloud] += 1
