@@ -86,7 +86,12 @@ class SchedulerSettings(_Strict):
 
 
 class ControllerSettings(_Strict):
-    lease_seconds: float = Field(default=60.0, gt=0.0)
+    # How long a worker's lease on a row lasts without renewal: after a crash, its rows are
+    # taken over this long after its last renewal. Renewed by the heartbeat and before
+    # every cloud call, so it need not outlast a call.
+    lease_seconds: float = Field(default=10.0, gt=0.0)
+    # How often in-flight leases are renewed; default a third of lease_seconds.
+    heartbeat_seconds: float | None = Field(default=None, gt=0.0)
     poll_seconds: float = Field(default=0.5, gt=0.0)
     sync_seconds: float = Field(default=2.0, gt=0.0)
     # While a cloud has servers building (or being created), sync polls it this often, so
@@ -101,13 +106,20 @@ class ControllerSettings(_Strict):
     sync_overlap_seconds: float = Field(default=2.0, ge=0.0)
     unhealthy_after_failures: int = Field(default=3, ge=1)
 
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between lease renewals of the rows a worker is working on."""
+        if self.heartbeat_seconds is not None:
+            return self.heartbeat_seconds
+        return self.lease_seconds / 3
+
     @model_validator(mode="after")
-    def _lease_outlasts_a_call(self) -> ControllerSettings:
-        if self.lease_seconds <= self.call_timeout_seconds:
+    def _heartbeat_fits_in_the_lease(self) -> ControllerSettings:
+        if self.heartbeat > self.lease_seconds / 3:
             raise ValueError(
-                f"lease_seconds ({self.lease_seconds:g}) must be greater than "
-                f"call_timeout_seconds ({self.call_timeout_seconds:g}): a worker must finish "
-                "a cloud call before its lease on the server expires"
+                f"heartbeat_seconds ({self.heartbeat:g}) must be at most a third of "
+                f"lease_seconds ({self.lease_seconds:g}): a renewal may fail once and the "
+                "next must still come well before the lease runs out"
             )
         return self
 

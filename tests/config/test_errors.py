@@ -258,17 +258,27 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert str(f) in msg
 
 
-def test_a_lease_shorter_than_a_call_is_refused(tmp_path: Path) -> None:
+def test_a_heartbeat_that_does_not_fit_well_inside_the_lease_is_refused(tmp_path: Path) -> None:
     f = write(
         tmp_path,
         'data_dir = "/x"\n'  # 1
         "[controllers]\n"  # 2
-        "lease_seconds = 20\n"  # 3
-        "call_timeout_seconds = 30\n",  # 4
+        "lease_seconds = 6\n"  # 3
+        "heartbeat_seconds = 3\n",  # 4
     )
     msg = error_of(f)
     assert f"{f}:2:" in msg  # the table the two settings live in
-    assert "lease_seconds (20) must be greater than call_timeout_seconds (30)" in msg
-    # The same from the environment names the variables' section.
-    env = {"CANOPY_CONTROLLERS__LEASE_SECONDS": "5"}
-    assert "must be greater than call_timeout_seconds" in error_of(None, env)
+    assert "heartbeat_seconds (3) must be at most a third of lease_seconds (6)" in msg
+    # The same from the environment.
+    env = {"CANOPY_CONTROLLERS__HEARTBEAT_SECONDS": "20"}
+    assert "must be at most a third of lease_seconds (10)" in error_of(None, env)
+
+
+def test_leases_are_short_and_renewed_a_lease_may_be_shorter_than_a_call(
+    tmp_path: Path,
+) -> None:
+    c = load_settings(None, env={}).controllers
+    assert c.lease_seconds == 10 and c.heartbeat == pytest.approx(10 / 3)
+    f = write(tmp_path, "[controllers]\nlease_seconds = 3\ncall_timeout_seconds = 30\n")
+    c = load_settings(f, env={}).controllers
+    assert (c.lease_seconds, c.heartbeat, c.call_timeout_seconds) == (3, 1, 30)

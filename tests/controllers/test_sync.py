@@ -1,8 +1,9 @@
 """Sync passes: unchanged servers cost no lock and no write; a pass that is not due costs
-no statement at all."""
+no statement at all; a pass whose lease is lost records nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,10 +12,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canopy.controllers.listing import COMPARED, LIVE, quiet
 from canopy.controllers.observe import apply_observation
-from canopy.controllers.sync import _COMPARED, _LIVE, _quiet
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
+from canopy.store.leases import lease_job
+from canopy.store.models import Job
 
 from .harness import make_plane, statements
 
@@ -42,7 +45,7 @@ remotes = st.builds(
 )
 
 
-# The phases and statuses where `_quiet` has work to do come first: Hypothesis draws the
+# The phases and statuses where `quiet` has work to do come first: Hypothesis draws the
 # early members of a list more often.
 PHASES = [Phase.STEADY, Phase.CONVERGE, Phase.CREATE, Phase.POWER, *Phase]
 STATUSES = [ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.BUILD, *ServerStatus]
@@ -50,7 +53,7 @@ STATUSES = [ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.BUILD, *Serv
 
 @st.composite
 def listed(draw: st.DrawFn) -> tuple[dict[str, Any], RemoteServer]:
-    """A listed server and its row, mostly alike (the case `_quiet` has to get right)."""
+    """A listed server and its row, mostly alike (the case `quiet` has to get right)."""
     remote = draw(remotes)
 
     def mostly(same: Any, others: list[Any]) -> Any:
@@ -85,27 +88,27 @@ class _Row(SimpleNamespace):
 
 @settings(max_examples=1000, deadline=None, derandomize=True)
 @given(case=listed())
-def test_a_quiet_server_is_one_whose_observation_changes_nothing(
+def test_aquiet_server_is_one_whose_observation_changes_nothing(
     case: tuple[dict[str, Any], RemoteServer],
 ) -> None:
-    """`_quiet` may skip a listed server only if reconciling it would change no column.
+    """`quiet` may skip a listed server only if reconciling it would change no column.
 
     The oracle is what a pass does to a row it locks: leaks, adoption and deletion are
     handled there (never quiet), and the observation is applied in the live phases.
     """
     row, remote = case
     light = _Row(**row)
-    if not _quiet(light, remote, "private", T0):
+    if not quiet(light, remote, "private", T0):
         return
     assert remote.state != RemoteState.DELETED and not row["deleted"]
     assert row["cloud"] == "private" and row["remote_id"] == remote.remote_id
     copy = SimpleNamespace(**row)
-    if row["phase"] in (*_LIVE, Phase.CREATE):
+    if row["phase"] in (*LIVE, Phase.CREATE):
         apply_observation(copy, remote.state, T0, fault=remote.fault, addresses=remote.addresses)
-    assert {k: getattr(copy, k) for k in _COMPARED} == row
+    assert {k: getattr(copy, k) for k in COMPARED} == row
 
 
-def test_the_common_unchanged_servers_are_quiet() -> None:
+def test_the_common_unchanged_servers_arequiet() -> None:
     """What most of a pass lists: still booting, or running as recorded."""
     addresses = {"private": [{"addr": "10.0.0.5", "version": 4}]}
     base = {
@@ -126,13 +129,13 @@ def test_the_common_unchanged_servers_are_quiet() -> None:
     )
     running = _Row(**base, phase=Phase.STEADY, status=ServerStatus.ACTIVE, observed_state="running")
     listed = RemoteServer("r1", "s1", "vm", RemoteState.PENDING, {"private": ["10.0.0.5"]})
-    assert _quiet(booting, listed, "private", T0)
+    assert quiet(booting, listed, "private", T0)
     up = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.5"]})
-    assert _quiet(running, up, "private", T0)
+    assert quiet(running, up, "private", T0)
     # ... and what is not: the boot finished, or the server moved.
-    assert not _quiet(booting, up, "private", T0)
+    assert not quiet(booting, up, "private", T0)
     moved = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.9"]})
-    assert not _quiet(running, moved, "private", T0)
+    assert not quiet(running, moved, "private", T0)
 
 
 async def test_a_pass_over_unchanged_servers_writes_no_server_row(
@@ -148,10 +151,14 @@ async def test_a_pass_over_unchanged_servers_writes_no_server_row(
         await p.run_until(active)
         remote = await p.sim("private").list(None)
         assert len(remote) == 3
+        async with p.db.session() as s:  # the pass's lease on its job, as sync_cloud takes it
+            assert await lease_job(
+                s, name="sync:private", worker=p.rt.worker_id, now=p.clock.now(), lease_seconds=30
+            )
         with statements(p.db) as seen:
             await p.worker.sync._reconcile("private", "sync:private", remote, p.clock.now(), True)
-        writes = [s for s in seen if s.startswith("UPDATE servers") or "FOR UPDATE" in s]
-        assert writes == []
+        locks = [s for s in seen if "FOR UPDATE" in s and "FROM servers" in s]
+        assert [s for s in seen if s.startswith("UPDATE servers")] + locks == []
         assert any(s.startswith("SELECT servers.id, servers.cloud") for s in seen)
         assert await p.count(status="ACTIVE") == 3
     finally:
@@ -175,8 +182,6 @@ async def test_a_sync_that_is_not_due_runs_no_statement(db_url: str, tmp_path: P
 async def test_a_job_held_by_another_worker_is_left_to_it(db_url: str, tmp_path: Path) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        from canopy.store.leases import lease_job
-
         async with p.db.session() as s:
             job = await lease_job(
                 s, name="sync:private", worker="other", now=p.clock.now(), lease_seconds=30
@@ -189,4 +194,38 @@ async def test_a_job_held_by_another_worker_is_left_to_it(db_url: str, tmp_path:
         p.clock.advance(31)  # the other worker's lease has expired: take over
         assert await p.worker.sync.sync_cloud("private")
     finally:
+        await p.close()
+
+
+async def test_a_pass_whose_job_lease_is_lost_stops_and_records_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Sync's calls are fenced on its job's lease like any step's."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    sim = p.sim("private")
+    listing, release = asyncio.Event(), asyncio.Event()
+    real_list = sim.list
+
+    async def held_list(since: datetime | None = None) -> list[RemoteServer]:
+        listing.set()
+        await release.wait()
+        return await real_list(since)
+
+    sim.list = held_list  # type: ignore[method-assign]
+    try:
+        task = asyncio.create_task(p.worker.sync.sync_cloud("private"))
+        await asyncio.wait_for(listing.wait(), 10)
+        p.clock.advance(p.settings.controllers.lease_seconds + 1)  # this worker stalled
+        async with p.db.session() as s:
+            assert await lease_job(
+                s, name="sync:private", worker="other", now=p.clock.now(), lease_seconds=30
+            )
+        assert await p.rt.heartbeat() == 1  # finds the job taken: the list is cancelled
+        assert await asyncio.wait_for(task, 10)  # the pass ran, and was abandoned
+        async with p.db.read() as s:
+            job = await s.get(Job, "sync:private")
+            assert job is not None and job.claimed_by == "other"
+            assert job.runs == 0 and job.last_run_at is None  # nothing recorded
+    finally:
+        release.set()
         await p.close()

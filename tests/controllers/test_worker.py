@@ -1,5 +1,6 @@
-"""The worker's loops: work handed on wakes the next loop at once, and a cloud's queue of
-leased rows is filled ahead of its free slots, in batches."""
+"""The worker's loops: work handed on wakes the next loop at once, a cloud's queue of
+leased rows is filled ahead of its free slots, in batches, and the heartbeat keeps the
+leases of the rows in flight."""
 
 from __future__ import annotations
 
@@ -130,19 +131,51 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_no_lease_ahead_when_a_lease_does_not_last_two_calls(
+async def test_rows_are_leased_ahead_even_when_a_lease_is_shorter_than_a_call(
     db_url: str, tmp_path: Path
 ) -> None:
-    short = {"controllers": {"lease_seconds": 15.0, "call_timeout_seconds": 10.0}}
+    # The heartbeat renews the waiting rows' leases: no lease length makes leasing ahead
+    # unsafe, so a short lease (here 3 s against a 10 s call timeout) leases ahead too.
+    short = {"controllers": {"lease_seconds": 3.0, "call_timeout_seconds": 10.0}}
     p = await make_plane(db_url, tmp_path, toml=CLOUDS, overrides=short)
     prov = p.worker.provisioning
     gate = _Gate(p.sim("private").create)
     p.sim("private").create = gate  # type: ignore[method-assign]
     try:
         await _placed(p, 10)
-        assert await prov.run_once() == 4  # the free slots only: none waits for one
+        assert await prov.run_once() == 8  # four calls, four waiting for a slot
         for _ in range(10):
             gate.release.release()
     finally:
+        await prov.drain()
+        await p.close()
+
+
+async def test_the_heartbeat_keeps_a_call_alive_past_its_lease(db_url: str, tmp_path: Path) -> None:
+    # Without renewals a call is cut when its lease would run out (2.7 s after the fence):
+    # the worker's heartbeat (every second) lets this one run twice as long, to the end.
+    short = {"controllers": {"lease_seconds": 3.0, "call_timeout_seconds": 60.0}}
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS, overrides=short)
+    prov = p.worker.provisioning
+    gate = _Gate(p.sim("private").create)
+    p.sim("private").create = gate  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    heart = asyncio.create_task(p.worker._heartbeat(stop))
+    try:
+        await _placed(p, 1)
+        assert await prov.run_once() == 1
+        await _until(lambda: _true(gate.inside == 1))
+        await asyncio.sleep(2 * p.rt.lease_seconds)
+        assert gate.inside == 1  # still in the call
+        gate.release.release()
+        await prov.drain()
+        [server] = await p.servers()
+        assert server.remote_id is not None and server.claimed_by is None
+        assert len(await p.sim("private").all_servers()) == 1
+    finally:
+        stop.set()
+        await heart
+        for _ in range(10):
+            gate.release.release()
         await prov.drain()
         await p.close()

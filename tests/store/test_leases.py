@@ -1,19 +1,31 @@
-"""Row leases: due, unleased rows go to one worker; expired leases are taken over."""
+"""Row leases: due, unleased rows go to one worker; expired leases are taken over; any
+leased table works the same way; expiry is read on one clock."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from canopy.domain.clock import FakeClock
+from canopy.controllers.runtime import Runtime
+from canopy.domain.clock import FakeClock, SystemClock
 from canopy.domain.states import Phase
 from canopy.store.db import Database
-from canopy.store.leases import lease_job, lease_servers
+from canopy.store.leases import (
+    DatabaseClock,
+    lease_job,
+    lease_rows,
+    lease_servers,
+    release_lease,
+    renew_leases,
+    unleased,
+)
 from canopy.store.models import Job, Server
 
-from .helpers import add_servers, server_row
+from .helpers import add_servers, server_row, settings
 
 SCHEDULE = [Server.phase == Phase.SCHEDULE]
 
@@ -263,3 +275,141 @@ async def test_lease_job_created_by_two_workers_at_once(
         await asyncio.sleep(0.2)  # let w2 reach the database while w1 is uncommitted
     second = await asyncio.wait_for(task, timeout=5)
     assert second is None
+
+
+# Any leased table ---------------------------------------------------------------------
+
+
+async def _jobs(db: Database, clock: FakeClock, worker: str, *where: Any) -> list[str]:
+    async with db.session() as s:
+        rows = await lease_rows(
+            s, Job, where=where, worker=worker, now=clock.now(), lease_seconds=10, limit=5
+        )
+        return [j.name for j in rows]
+
+
+async def _renew_jobs(db: Database, clock: FakeClock, worker: str, *names: str) -> set[Any]:
+    async with db.session() as s:
+        return await renew_leases(s, Job, names, worker=worker, now=clock.now(), lease_seconds=10)
+
+
+async def test_lease_renew_and_release_work_on_any_leased_table(
+    seeded: Database, clock: FakeClock
+) -> None:
+    """`jobs` has the lease columns too: the same functions drive it as they drive servers."""
+    db = seeded
+    async with db.session() as s:
+        s.add_all([Job(name=f"j{i}", runs=0) for i in range(3)])
+    assert await _jobs(db, clock, "w1", Job.name != "j2") == ["j0", "j1"]
+    async with db.read() as s:
+        j0 = await s.get(Job, "j0")
+        assert j0 is not None and j0.claim_expires_at == clock.now() + timedelta(seconds=10)
+    assert await _jobs(db, clock, "w2") == ["j2"]  # w1's are held
+    clock.advance(8)
+    # Renewal: only the holder's unexpired leases, in one statement.
+    assert await _renew_jobs(db, clock, "w1", "j0", "j1", "j2") == {"j0", "j1"}
+    async with db.session() as s:
+        await release_lease(s, Job, "j1", "w1")
+        await release_lease(s, Job, "j0", "w2")  # not w2's: left alone
+    clock.advance(5)  # past the first lease (and w2's), not w1's renewed one
+    assert await _jobs(db, clock, "w3") == ["j1", "j2"]
+    clock.advance(6)  # w1's renewed lease has run out: it cannot be renewed any more
+    assert await _renew_jobs(db, clock, "w1", "j0") == set()
+
+
+async def test_rows_in_flight_are_never_leased_again_by_their_worker(
+    seeded: Database, clock: FakeClock
+) -> None:
+    db = seeded
+    async with db.session() as s:
+        ids = await add_servers(s, [server_row(clock.now()) for _ in range(3)])
+    assert sorted(await _lease(db, clock, "w1", lease=10)) == sorted(ids)
+    clock.advance(11)  # run out, but w1 is still working on ids[0]
+    async with db.session() as s:
+        rows = await lease_servers(
+            s,
+            where=SCHEDULE,
+            worker="w1",
+            now=clock.now(),
+            lease_seconds=10,
+            limit=10,
+            exclude={ids[0]},
+        )
+    assert sorted(r.id for r in rows) == sorted(ids[1:])
+
+
+# One clock for lease expiry -----------------------------------------------------------
+
+
+async def test_lease_expiry_follows_the_database_clock_not_the_workers(
+    pg_seeded: Database,
+) -> None:
+    """PostgreSQL: workers whose clocks disagree still agree on when a lease runs out."""
+    db, dbclock = pg_seeded, DatabaseClock()
+    real = datetime.now(UTC)
+    async with db.session() as s:
+        [sid] = await add_servers(s, [server_row(real)])
+    async with db.session() as s:
+        [row] = await lease_servers(
+            s,
+            where=SCHEDULE,
+            worker="w1",
+            now=dbclock.now(),
+            due_at=real,
+            lease_seconds=30,
+            limit=5,
+        )
+    # The lease ends 30 s after the database's now (which this machine's clock agrees with).
+    assert row.claim_expires_at is not None
+    assert real + timedelta(seconds=29) < row.claim_expires_at < real + timedelta(seconds=40)
+    # w2's clock runs an hour fast: by its own clock, w1's lease ran out long ago.
+    skewed = real + timedelta(hours=1)
+    async with db.read() as s:
+        by_own_clock = await s.scalar(select(func.count()).where(unleased(Server, skewed)))
+        assert by_own_clock == 1  # what a worker reading its own clock would take
+    async with db.session() as s:
+        taken = await lease_servers(
+            s,
+            where=SCHEDULE,
+            worker="w2",
+            now=dbclock.now(),
+            due_at=skewed,
+            lease_seconds=30,
+            limit=5,
+        )
+        assert taken == []
+        assert (
+            await renew_leases(s, Server, [sid], worker="w2", now=dbclock.now(), lease_seconds=30)
+            == set()
+        )
+        assert await renew_leases(
+            s, Server, [sid], worker="w1", now=dbclock.now(), lease_seconds=0.2
+        ) == {sid}
+    # The database's clock is the only one that can end the lease: this is the one test
+    # that waits, because the clock under test is the database's own.
+    await asyncio.sleep(0.5)
+    async with db.session() as s:
+        taken = await lease_servers(
+            s,
+            where=SCHEDULE,
+            worker="w2",
+            now=dbclock.now(),
+            due_at=real,
+            lease_seconds=30,
+            limit=5,
+        )
+        assert [r.id for r in taken] == [sid]
+
+
+async def test_the_runtime_reads_leases_on_the_database_clock_only_on_postgres_in_production(
+    db: Database, tmp_path: Path
+) -> None:
+    s = settings(str(tmp_path))
+    real = Runtime(db=db, settings=s, drivers={}, clock=SystemClock())
+    if db.is_postgres:
+        assert isinstance(real.lease_clock, DatabaseClock)
+    else:
+        assert real.lease_clock is real.clock  # one machine, one clock
+    fake = FakeClock()
+    injected = Runtime(db=db, settings=s, drivers={}, clock=fake)
+    assert injected.lease_clock is fake  # tests keep lease expiry in hand on both backends

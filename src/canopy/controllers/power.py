@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
-from canopy.controllers.tasks import LeasedTaskController, locked, release_lease
+from canopy.controllers.fencing import Hold
+from canopy.controllers.tasks import LeasedTaskController, locked, locked_held
 from canopy.domain.errors import CloudError, InvalidRequest, NotFound, TransientError, Unsupported
 from canopy.domain.states import DesiredState, Phase, PowerAction, RemoteState, ServerStatus
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
+from canopy.store.leases import release_lease
 from canopy.store.models import Server
 from canopy.telemetry import CONTROLLER_STEPS
 
 
-class PowerController(LeasedTaskController):
+class PowerController(LeasedTaskController[Server]):
     name = "power"
     unplaced = True
+    model = Server
+    order_by = (Server.created_at,)
+
+    def cloud_column(self) -> QueryableAttribute[str | None]:
+        return Server.cloud
 
     def where(self) -> list[Any]:
         return [Server.phase.in_([Phase.POWER, Phase.DELETE])]
@@ -37,26 +46,27 @@ class PowerController(LeasedTaskController):
                 remote.append(server)
         return remote
 
-    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[str, Any]:
+    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[Hashable, Any]:
         now = self.rt.clock.now()
         for server in rows:
             if server.phase == Phase.POWER:
                 server.action_at = now
         return {}
 
-    async def handle(self, server: Server, extra: Any) -> None:
+    async def handle(self, server: Server, hold: Hold, extra: Any) -> None:
         cloud = server.cloud
         assert cloud is not None
         driver = self.rt.driver(cloud)
+        call = self.rt.call
         try:
             if server.phase == Phase.DELETE:
                 rid = server.remote_id
                 if rid is None:
-                    found = await self.rt.call(cloud, lambda: driver.find(server.id))
+                    found = await call(cloud, "find", lambda: driver.find(server.id), hold=hold)
                     rid = found.remote_id if found else None
                 if rid is not None:
                     target = rid
-                    await self.rt.call(cloud, lambda: driver.delete(target))
+                    await call(cloud, "delete", lambda: driver.delete(target), hold=hold)
                 await self._deleted(server.id)
                 return
             action = _power_action(server)
@@ -65,7 +75,7 @@ class PowerController(LeasedTaskController):
                 return
             rid = server.remote_id
             assert rid is not None
-            await self.rt.call(cloud, lambda: driver.power(rid, action))
+            await call(cloud, action.value, lambda: driver.power(rid, action), hold=hold)
             await self._acted(server.id, action)
         except TransientError as e:
             await self._transient(server.id, e)
@@ -82,7 +92,7 @@ class PowerController(LeasedTaskController):
             server = await locked(s, sid)
             if server is not None and server.phase == Phase.DELETE:
                 await finalize_delete(s, server, self.rt.clock.now(), "deleted")
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
         CONTROLLER_STEPS.labels(controller="power", outcome="deleted").inc()
 
     async def _acted(self, sid: str, action: PowerAction) -> None:
@@ -107,7 +117,7 @@ class PowerController(LeasedTaskController):
                     host=server.cloud,
                     now=now,
                 )
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
         CONTROLLER_STEPS.labels(controller="power", outcome=action.value).inc()
 
     async def _settle(self, sid: str) -> None:
@@ -116,24 +126,24 @@ class PowerController(LeasedTaskController):
             server = await locked(s, sid)
             if server is not None and server.phase == Phase.POWER:
                 server.phase = Phase.CONVERGE
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
 
     async def _transient(self, sid: str, err: CloudError) -> None:
         now = self.rt.clock.now()
         async with self.rt.db.session() as s:
-            server = await locked(s, sid)
+            server = await locked_held(s, sid, self.rt.worker_id)
             if server is None:
                 return
             server.retries += 1
             server.next_attempt_at = now + timedelta(seconds=self.rt.backoff(server.retries))
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
         CONTROLLER_STEPS.labels(controller="power", outcome="transient").inc()
 
     async def _failed(self, sid: str, message: str) -> None:
         """A power action the cloud refused: back to what the cloud last reported."""
         now = self.rt.clock.now()
         async with self.rt.db.session() as s:
-            server = await locked(s, sid)
+            server = await locked_held(s, sid, self.rt.worker_id)
             if server is None:
                 return
             if server.phase == Phase.POWER:
@@ -154,7 +164,7 @@ class PowerController(LeasedTaskController):
                 server.status = ServerStatus.ACTIVE if running else ServerStatus.SHUTOFF
                 server.desired_state = DesiredState.ACTIVE if running else DesiredState.STOPPED
                 server.updated_at = now
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
 
 
 async def finalize_delete(s: AsyncSession, server: Server, now: Any, why: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -18,11 +19,13 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
+from canopy.controllers.fencing import Hold
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.summary import attempts_text
-from canopy.controllers.tasks import LeasedTaskController, locked, release_lease
+from canopy.controllers.tasks import LeasedTaskController, locked_held
 from canopy.domain.errors import (
     AlreadyExists,
     CapacityError,
@@ -38,6 +41,7 @@ from canopy.providers.base import Compute
 from canopy.services.keypairs import remote_key_name
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event, event_row, latest_action_ids
+from canopy.store.leases import release_lease
 from canopy.store.models import (
     Cloud,
     Flavor,
@@ -114,8 +118,13 @@ _RECORD_COLUMNS = (
 )
 
 
-class ProvisioningController(LeasedTaskController):
+class ProvisioningController(LeasedTaskController[Server]):
     name = "provisioning"
+    model = Server
+    order_by = (Server.created_at,)
+
+    def cloud_column(self) -> QueryableAttribute[str | None]:
+        return Server.cloud
 
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt)
@@ -128,7 +137,7 @@ class ProvisioningController(LeasedTaskController):
     def where(self) -> list[Any]:
         return [Server.phase.in_([Phase.CREATE, Phase.RESCHEDULE])]
 
-    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[str, Any]:
+    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[Hashable, Any]:
         now = self.rt.clock.now()
         flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
         fmap = {
@@ -140,7 +149,7 @@ class ProvisioningController(LeasedTaskController):
             for m in (await s.execute(select(ImageMapping))).scalars()
         }
         keys, pushed = await self._keypairs(s, rows)
-        out: dict[str, Any] = {}
+        out: dict[Hashable, Any] = {}
         for server in rows:
             if server.phase == Phase.RESCHEDULE:
                 out[server.id] = _Work(spec=None)
@@ -226,7 +235,7 @@ class ProvisioningController(LeasedTaskController):
             return remote, None, None
         return remote, None, _Push(kp.id, remote, kp.public_key)
 
-    async def _push(self, cloud: str, driver: Compute, push: _Push) -> None:
+    async def _push(self, cloud: str, driver: Compute, push: _Push, hold: Hold) -> None:
         """Import the keypair into `cloud` once, and record that it is there.
 
         A cloud that already has the remote name has this very key (the name carries its
@@ -245,7 +254,10 @@ class ProvisioningController(LeasedTaskController):
                         return  # pushed meanwhile (by this worker or another)
                 with contextlib.suppress(AlreadyExists):  # this very key: see above
                     await self.rt.call(
-                        cloud, lambda: importer.import_keypair(push.remote_name, push.public_key)
+                        cloud,
+                        "import_keypair",
+                        lambda: importer.import_keypair(push.remote_name, push.public_key),
+                        hold=hold,
                     )
                 try:
                     async with self.rt.db.session() as s:
@@ -271,19 +283,19 @@ class ProvisioningController(LeasedTaskController):
             if not lock.locked():
                 self._push_locks.pop(key, None)
 
-    async def handle(self, server: Server, extra: Any) -> None:
+    async def handle(self, server: Server, hold: Hold, extra: Any) -> None:
         work: _Work = extra
         cloud = server.cloud
         assert cloud is not None
         driver = self.rt.driver(cloud)
         if work.spec is None:
-            await self._reschedule(server)
+            await self._reschedule(server, hold)
             return
         spec = work.spec
         try:
             if work.push is not None:
-                await self._push(cloud, driver, work.push)
-            remote = await self.rt.call(cloud, lambda: driver.create(spec))
+                await self._push(cloud, driver, work.push, hold)
+            remote = await self.rt.call(cloud, "create", lambda: driver.create(spec), hold=hold)
         except (CapacityError, CloudQuotaError) as e:
             kind = "capacity" if isinstance(e, CapacityError) else "cloud quota"
             await self._attempt_failed(server.id, cloud, f"{kind} error: {e}", blocklist=True)
@@ -384,21 +396,21 @@ class ProvisioningController(LeasedTaskController):
         rt = self.rt
         now = rt.clock.now()
         async with rt.db.session() as s:
-            server = await locked(s, sid)
+            server = await locked_held(s, sid, rt.worker_id)
             if server is None:
                 return
             server.retries += 1
             if server.retries > rt.settings.controllers.max_transient_retries and (
                 server.phase == Phase.CREATE
             ):
-                await release_lease(s, sid, rt.worker_id)
+                await release_lease(s, Server, sid, rt.worker_id)
                 await self._fail_attempt(
                     s, server, cloud, f"kept failing ({server.retries} tries): {err}", False
                 )
                 gave_up = True
             else:
                 server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
-                await release_lease(s, sid, rt.worker_id)
+                await release_lease(s, Server, sid, rt.worker_id)
                 gave_up = False
         if gave_up:
             self.rt.notify("placement")
@@ -407,10 +419,10 @@ class ProvisioningController(LeasedTaskController):
 
     async def _attempt_failed(self, sid: str, cloud: str, error: str, *, blocklist: bool) -> None:
         async with self.rt.db.session() as s:
-            server = await locked(s, sid)
+            server = await locked_held(s, sid, self.rt.worker_id)
             if server is None:
                 return
-            await release_lease(s, sid, self.rt.worker_id)
+            await release_lease(s, Server, sid, self.rt.worker_id)
             if server.phase not in (Phase.CREATE, Phase.RESCHEDULE) or server.cloud != cloud:
                 return  # deleted meanwhile: the delete path releases the claim
             await self._fail_attempt(s, server, cloud, error, blocklist)
@@ -466,7 +478,7 @@ class ProvisioningController(LeasedTaskController):
             outcome = "rescheduled"
         CONTROLLER_STEPS.labels(controller="provisioning", outcome=outcome).inc()
 
-    async def _reschedule(self, server: Server) -> None:
+    async def _reschedule(self, server: Server, hold: Hold) -> None:
         """A boot ended in ERROR: delete what the cloud has, then try elsewhere."""
         cloud = server.cloud
         assert cloud is not None
@@ -474,11 +486,11 @@ class ProvisioningController(LeasedTaskController):
         rid = server.remote_id
         try:
             if rid is None:
-                found = await self.rt.call(cloud, lambda: driver.find(server.id))
+                found = await self.rt.call(cloud, "find", lambda: driver.find(server.id), hold=hold)
                 rid = found.remote_id if found else None
             if rid is not None:
                 target = rid
-                await self.rt.call(cloud, lambda: driver.delete(target))
+                await self.rt.call(cloud, "delete", lambda: driver.delete(target), hold=hold)
         except TransientError as e:
             await self._transient(server.id, cloud, e)
             return

@@ -1,4 +1,4 @@
-"""What every controller shares: leases, backoff with jitter, per-cloud concurrency, timeouts."""
+"""What every controller shares: leases, fenced cloud calls, backoff, concurrency, timeouts."""
 
 from __future__ import annotations
 
@@ -7,17 +7,30 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+from prometheus_client import Counter, Histogram
 
 from canopy.config import Settings
-from canopy.domain.clock import Clock
-from canopy.domain.errors import CloudError, NotFound, TransientError
+from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
+from canopy.domain.clock import Clock, SystemClock
+from canopy.domain.errors import (
+    CapacityError,
+    CloudError,
+    CloudQuotaError,
+    NotFound,
+    TransientError,
+)
 from canopy.providers.base import Compute
 from canopy.store.db import Database
+from canopy.store.leases import DatabaseClock, When
+from canopy.store.models import Leased
+from canopy.telemetry import CLOUD_CALL_SECONDS, CLOUD_CALLS
 
 T = TypeVar("T")
 log = logging.getLogger("canopy.controllers")
@@ -25,6 +38,12 @@ log = logging.getLogger("canopy.controllers")
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class LeaseClock(Protocol):
+    """Where lease expiry is read from: a Clock, or the database's own clock (SQL)."""
+
+    def now(self) -> When: ...
 
 
 @dataclass
@@ -39,12 +58,44 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     # Set from outside the controllers (the API after a commit): every loop looks for work.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # The clock leases expire by (None: chosen in __post_init__, see `lease_now`).
+    lease_clock: LeaseClock | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
+    _keepers: dict[type[Leased], LeaseKeeper] = field(default_factory=dict)
+    _call_metrics: dict[tuple[str, str, str], tuple[Counter, Histogram]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for cloud in self.settings.clouds:
             self._limits[cloud.name] = asyncio.Semaphore(cloud.concurrency)
+        if self.lease_clock is None:
+            # Workers on several machines share PostgreSQL: its clock is the one they all
+            # read. SQLite is one machine, one clock. An injected clock (a test's FakeClock)
+            # is used as given, on either backend, so tests keep lease expiry in hand.
+            real = isinstance(self.clock, SystemClock)
+            self.lease_clock = DatabaseClock() if real and self.db.is_postgres else self.clock
+
+    def lease_now(self) -> When:
+        """Now on the lease clock: a value, or SQL the database evaluates (PostgreSQL)."""
+        assert self.lease_clock is not None
+        return self.lease_clock.now()
+
+    def leases(self, model: type[Leased]) -> LeaseKeeper:
+        """This worker's holds on the rows of `model` (one keeper per table)."""
+        keeper = self._keepers.get(model)
+        if keeper is None:
+            keeper = self._keepers[model] = LeaseKeeper(self, model)
+        return keeper
+
+    async def heartbeat(self) -> int:
+        """Renew every row this worker has a step running for: one statement per table.
+
+        Returns how many holds were lost (their steps stop before their next call).
+        """
+        lost = await asyncio.gather(*(k.beat() for k in list(self._keepers.values())))
+        return sum(lost)
 
     def signal(self, loop: str) -> asyncio.Event:
         """The event the controller loop `loop` waits on when it is idle."""
@@ -77,27 +128,97 @@ class Runtime:
                 return c.concurrency
         return 0
 
-    async def call(self, cloud: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one cloud call under the cloud's concurrency limit and the call timeout.
+    async def call(
+        self,
+        cloud: str,
+        operation: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        hold: Hold | None = None,
+    ) -> T:
+        """Run one cloud call under the cloud's concurrency limit, fenced by `hold`.
 
-        A timeout or an unexpected exception becomes a TransientError: the step is retried
-        later with backoff, and since every step is idempotent a retry is always safe.
+        With a hold (the lease on the row the call is for), the call is fenced: its lease
+        is renewed just before it (see `_slot`); if that fails, LeaseLost and no call. The
+        call is then cancelled at the earlier of the call timeout and the end of the lease
+        as this worker knows it (moved on by each renewal), and a cancelled one raises
+        LeaseLost too. A timeout or an unexpected exception becomes a TransientError: the
+        step is retried later with backoff, and since every step is idempotent a retry is
+        always safe. Each call made is counted by cloud, operation and outcome.
         """
         sem = self._limits.setdefault(cloud, asyncio.Semaphore(50))
         timeout = self.settings.controllers.call_timeout_seconds
-        async with sem:
+        await self._slot(sem, hold)
+        try:
+            loop = asyncio.get_running_loop()
+            own = loop.time() + timeout
+            started = time.perf_counter()
+            outcome = "error"
+            t = asyncio.timeout_at(own if hold is None else hold.deadline(own))
             try:
-                async with asyncio.timeout(timeout):
-                    return await fn()
+                async with t:
+                    if hold is not None:
+                        hold.calls[t] = own
+                    try:
+                        result = await fn()
+                    finally:
+                        if hold is not None:
+                            hold.calls.pop(t, None)
+                outcome = "ok"
+                return result
             except TimeoutError:
+                cut = t.expired() and (t.when() or own) < own
+                if hold is not None and (hold.lost or cut):
+                    hold.lose()  # cut short by the lease: nothing more under it
+                    outcome = "lease_lost"
+                    raise LeaseLost(f"{cloud}: {operation} cancelled: lease lost") from None
+                outcome = "timeout"
                 raise TransientError(f"no answer within {timeout:g}s", cloud=cloud) from None
-            except CloudError:
+            except CloudError as e:
+                outcome = _outcome(e)
                 raise
-            except (NotFound, asyncio.CancelledError):
+            except NotFound:
+                outcome = "not_found"
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"
                 raise
             except Exception as e:  # a driver bug must not kill the worker
                 log.exception("unexpected error from cloud %s", cloud)
                 raise TransientError(f"{type(e).__name__}: {e}", cloud=cloud) from e
+            finally:
+                calls, seconds = self._metrics(cloud, operation, outcome)
+                calls.inc()
+                seconds.observe(time.perf_counter() - started)
+        finally:
+            sem.release()
+
+    async def _slot(self, sem: asyncio.Semaphore, hold: Hold | None) -> None:
+        """Take a concurrency slot for a call; with a hold, then fence the call.
+
+        The fence comes after the wait for the slot, however long that was, unless the
+        last renewal is fresh (`Hold.fresh`: sent at most a tenth of a lease ago, e.g.
+        the lease taken a moment ago for a slot that was free): it proves the lease as
+        well as a new one, since nobody can take the row within a lease of it.
+        """
+        await sem.acquire()
+        if hold is None or hold.fresh(self.lease_now()):
+            return
+        try:
+            await hold.keeper.fence(hold)
+        except BaseException:
+            sem.release()
+            raise
+
+    def _metrics(self, cloud: str, operation: str, outcome: str) -> tuple[Counter, Histogram]:
+        """The labelled children of the cloud call metrics (looked up once per label set)."""
+        key = (cloud, operation, outcome)
+        found = self._call_metrics.get(key)
+        if found is None:
+            labels = {"cloud": cloud, "operation": operation, "outcome": outcome}
+            found = (CLOUD_CALLS.labels(**labels), CLOUD_CALL_SECONDS.labels(**labels))
+            self._call_metrics[key] = found
+        return found
 
     def backoff(self, retries: int) -> float:
         """Exponential backoff with jitter: base * 2^retries, capped, times U(0.5, 1)."""
@@ -107,3 +228,13 @@ class Runtime:
 
     def later(self, seconds: float) -> datetime:
         return self.clock.now() + timedelta(seconds=seconds)
+
+
+def _outcome(e: CloudError) -> str:
+    if isinstance(e, CapacityError):
+        return "capacity"
+    if isinstance(e, CloudQuotaError):
+        return "cloud_quota"
+    if isinstance(e, TransientError):
+        return "transient"
+    return "error"

@@ -1,6 +1,7 @@
 """Sync, per cloud: observe, adopt, collect leaks, and notice servers deleted behind our back.
 
-One worker at a time runs a cloud's sync, through a lease on its `jobs` row. Each pass lists
+One worker at a time runs a cloud's sync, through a lease on its `jobs` row; its cloud calls
+(the list, the deletes of leaks) are fenced on that lease like any step's. Each pass lists
 the cloud's canopy-tagged servers (changes since the last pass, with an overlap; everything
 every `full_sync_every` passes) and reconciles them with the rows:
 
@@ -12,15 +13,17 @@ every `full_sync_every` passes) and reconciles them with the rows:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.controllers.observe import address_view, apply_observation
+from canopy.controllers.fencing import Hold, LeaseLost
+from canopy.controllers.listing import LIGHT, LIVE, quiet
+from canopy.controllers.observe import apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
@@ -28,13 +31,11 @@ from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
-from canopy.store.leases import lease_job
+from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
-
-_LIVE = (Phase.CONVERGE, Phase.STEADY, Phase.POWER)
 
 
 class SyncController:
@@ -65,57 +66,94 @@ class SyncController:
         name = f"sync:{cloud}"
         if not force and not await self._due(cloud, name, now):
             return False
+        keeper = rt.leases(Job)
+        if name in keeper:
+            return False  # this worker is on it already
+        sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
         async with rt.db.session() as s:
+            lease_now = rt.lease_now()
             job = await lease_job(
-                s, name=name, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
+                s,
+                name=name,
+                worker=rt.worker_id,
+                now=now,
+                lease_seconds=rt.lease_seconds,
+                lease_now=lease_now,
+                force=force,
             )
-            if job is None and force:
-                job = await _force(s, name, rt.worker_id, now, rt.lease_seconds)
             if job is None:
                 return False
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+        hold = keeper.hold(name, renewed=sent, at=lease_now)
+        try:
+            await self._pass(cloud, name, hold, since, full)
+        except LeaseLost as e:
+            log.warning("sync %s: pass abandoned: %s", cloud, e)
+            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
+        finally:
+            keeper.drop(hold)
+        return True
+
+    async def _pass(
+        self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
+    ) -> None:
+        """List, reconcile and delete leaks, every call fenced on the job's lease."""
+        rt = self.rt
         driver = rt.driver(cloud)
         started = rt.clock.now()
         try:
-            remote = await rt.call(cloud, lambda: driver.list(since))
+            remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
             await self._failed(cloud, name, e)
-            return True
+            return
         leaks = await self._reconcile(cloud, name, remote, started, full)
-        for rid in leaks:
-            try:
-                await rt.call(cloud, lambda rid=rid: driver.delete(rid))  # type: ignore[misc]
-                CONTROLLER_STEPS.labels(controller="sync", outcome="leak_deleted").inc()
-                log.info("sync %s: deleted leaked remote server %s", cloud, rid)
-            except CloudError as e:
-                log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
-        return True
+        if not leaks:
+            return  # the job's lease was released with the pass's results
+        try:
+            for rid in leaks:
+                try:
+                    await rt.call(
+                        cloud,
+                        "delete",
+                        lambda rid=rid: driver.delete(rid),  # type: ignore[misc]
+                        hold=hold,
+                    )
+                    CONTROLLER_STEPS.labels(controller="sync", outcome="leak_deleted").inc()
+                    log.info("sync %s: deleted leaked remote server %s", cloud, rid)
+                except CloudError as e:
+                    log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
+        finally:
+            async with rt.db.session() as s:
+                await release_lease(s, Job, name, rt.worker_id)
 
     async def _due(self, cloud: str, name: str, now: datetime) -> bool:
         """Whether the job may be due: from memory, else from a read (no write lock)."""
         if now < self._not_before.get(cloud, now):
             return False
-        async with self.rt.db.read() as s:
+        rt = self.rt
+        async with rt.db.read() as s:
             row = (
                 await s.execute(
-                    select(Job.next_run_at, Job.claimed_by, Job.claim_expires_at).where(
-                        Job.name == name
-                    )
+                    select(
+                        Job.next_run_at, Job.claimed_by, live(Job, rt.lease_now()).label("held")
+                    ).where(Job.name == name)
                 )
             ).one_or_none()
         if row is None:
             return True  # never run: lease_job creates it
-        next_run, holder, expires = row
-        wait = next_run if next_run is not None and next_run > now else None
-        if holder not in (None, self.rt.worker_id) and expires is not None and expires > now:
-            wait = max(wait or expires, expires)  # another worker is on it until then
-        if wait is None:
-            return True
+        next_run, holder, held = row
+        c = rt.settings.controllers
         # Look again then, or sooner if the poll comes round first: another worker may have
         # moved the job meanwhile.
-        cap = now + timedelta(seconds=self.rt.settings.controllers.sync_seconds)
+        cap = now + timedelta(seconds=c.sync_seconds)
+        wait = next_run if next_run is not None and next_run > now else None
+        if held and holder != rt.worker_id:
+            # Another worker is on it: look again when its lease could have run out.
+            wait = now + timedelta(seconds=min(c.sync_seconds, c.lease_seconds))
+        if wait is None:
+            return True
         self._not_before[cloud] = min(wait, cap)
         return False
 
@@ -128,18 +166,34 @@ class SyncController:
         leaks: list[str] = []
         rescheduled = False
         async with rt.db.session() as s:
+            # The pass's results are recorded only by the job's holder.
+            job = (
+                await s.execute(select(Job).where(Job.name == job_name).with_for_update())
+            ).scalar_one_or_none()
+            if job is None or job.claimed_by != rt.worker_id:
+                holder = job.claimed_by if job else None
+                raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
             ids = [r.canopy_id for r in remote if r.canopy_id]
             # What the rows look like (no lock, no ORM objects): most listed servers are
             # unchanged since the last pass, and those need neither a lock nor a write.
             light: dict[str, Any] = {}
             for chunk in _chunks(ids):
-                rows_ = await s.execute(select(*_LIGHT).where(Server.id.in_(chunk)))
+                rows_ = await s.execute(select(*LIGHT).where(Server.id.in_(chunk)))
                 light.update((row.id, row) for row in rows_)
             busy = [
                 r.canopy_id
                 for r in remote
-                if r.canopy_id in light and not _quiet(light[r.canopy_id], r, cloud, started)
+                if r.canopy_id in light and not quiet(light[r.canopy_id], r, cloud, started)
             ]
+            # Rows to adopt (created, never recorded) whose create step is still running.
+            adopting = [i for i in busy if light[i].remote_id is None]
+            leased: set[str] = set()
+            for chunk in _chunks(adopting):
+                leased.update(
+                    await s.scalars(
+                        select(Server.id).where(Server.id.in_(chunk), live(Server, rt.lease_now()))
+                    )
+                )
             # The rows to change, locked; a row someone else holds is left for the next pass.
             rows: dict[str, Server] = {}
             for chunk in _chunks(busy):
@@ -163,7 +217,7 @@ class SyncController:
                 if row.remote_id is None:
                     row.remote_id = r.remote_id  # adoption: created, but never recorded
                     row.remote_recorded_at = now
-                    if row.phase == Phase.CREATE and not _leased(row, now):
+                    if row.phase == Phase.CREATE and row.id not in leased:
                         row.phase = Phase.CONVERGE
                     await add_event(
                         s,
@@ -178,7 +232,7 @@ class SyncController:
                 elif row.remote_id != r.remote_id:
                     leaks.append(r.remote_id)  # a second copy: keep the recorded one
                     continue
-                if row.phase in _LIVE or row.phase == Phase.CREATE:
+                if row.phase in LIVE or row.phase == Phase.CREATE:
                     changed = apply_observation(
                         row, r.state, started, fault=r.fault, addresses=r.addresses
                     )
@@ -194,7 +248,7 @@ class SyncController:
                         Server.cloud == cloud,
                         Server.remote_id.is_not(None),
                         Server.deleted.is_(False),
-                        Server.phase.in_([*_LIVE, Phase.DELETE]),
+                        Server.phase.in_([*LIVE, Phase.DELETE]),
                         Server.remote_recorded_at < started,
                     )
                 )
@@ -207,16 +261,15 @@ class SyncController:
                             and row.remote_id is not None
                             and row.remote_id not in alive
                             and not row.deleted
-                            and row.phase in (*_LIVE, Phase.DELETE)
+                            and row.phase in (*LIVE, Phase.DELETE)
                         ):
                             await self._gone(s, row, started)
-            job = await s.get(Job, job_name)
-            if job is not None:
-                job.runs += 1
-                job.cursor = started - overlap
-                job.last_run_at = now
-                job.last_error = None
-                job.next_run_at = now + timedelta(seconds=interval)
+            job.runs += 1
+            job.cursor = started - overlap
+            job.last_run_at = now
+            job.last_error = None
+            job.next_run_at = now + timedelta(seconds=interval)
+            if not leaks:  # else kept for the deletes of the leaks, then released
                 job.claimed_by = None
                 job.claim_expires_at = None
             c = await s.get(Cloud, cloud)
@@ -250,7 +303,7 @@ class SyncController:
         if row.phase == Phase.DELETE:
             await finalize_delete(s, row, now, "gone from the cloud")
             return
-        if row.phase not in _LIVE:
+        if row.phase not in LIVE:
             return
         await release_claim(s, row.id)
         row.phase = Phase.FAILED
@@ -279,7 +332,9 @@ class SyncController:
         rt = self.rt
         now = rt.clock.now()
         async with rt.db.session() as s:
-            job = await s.get(Job, job_name)
+            job = await s.get(Job, job_name, with_for_update=True)
+            if job is not None and job.claimed_by != rt.worker_id:
+                raise LeaseLost(f"job {job_name}: now held by {job.claimed_by or 'nobody'}")
             if job is not None:
                 job.last_error = str(err)
                 job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
@@ -292,58 +347,6 @@ class SyncController:
                 if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
                     c.healthy = False
         CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
-
-
-# The columns that say whether a listed server changes anything (see `_quiet`).
-_LIGHT = (
-    Server.id,
-    Server.cloud,
-    Server.remote_id,
-    Server.deleted,
-    Server.phase,
-    Server.status,
-    Server.task_state,
-    Server.desired_state,
-    Server.observed_state,
-    Server.action_at,
-    Server.reboot_requested,
-    Server.reboot_done,
-    Server.launched_at,
-    Server.addresses,
-)
-_COMPARED = tuple(c.key for c in _LIGHT)
-_SETTLED = {
-    (RemoteState.RUNNING, ServerStatus.ACTIVE),
-    (RemoteState.STOPPED, ServerStatus.SHUTOFF),
-}
-
-
-def _quiet(row: Any, r: RemoteServer, cloud: str, started: datetime) -> bool:
-    """True when the listed server `r` changes nothing in its row, judged from `row`.
-
-    The observation is applied to a copy of the row's columns, so this is the same rule
-    `apply_observation` follows, not a second one. Only `observed_at` would differ; it
-    records when the observed state last changed, so an unchanged row is not rewritten.
-    """
-    if r.state == RemoteState.DELETED or row.deleted or row.cloud != cloud:
-        return False
-    if row.remote_id != r.remote_id:
-        return False  # adoption (no remote id yet) or a second copy: handled under lock
-    if row.phase not in _LIVE and row.phase != Phase.CREATE:
-        return True  # not observed in this phase; nothing else to do
-    if row.observed_state != r.state.value:
-        return False
-    if r.addresses and address_view(r.addresses) != row.addresses:
-        return False
-    # The common cases, read off apply_observation's rules: nothing moves a row that is
-    # still pending, nor a steady row whose status already matches.
-    if r.state == RemoteState.PENDING and row.phase in (Phase.CREATE, Phase.CONVERGE):
-        return True
-    if row.phase == Phase.STEADY and (r.state, row.status) in _SETTLED:
-        return True
-    copy = SimpleNamespace(**row._asdict())
-    apply_observation(copy, r.state, started, fault=r.fault, addresses=r.addresses)
-    return all(getattr(copy, k) == getattr(row, k) for k in _COMPARED)
 
 
 def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
@@ -363,24 +366,3 @@ async def _lock(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:
         .execution_options(populate_existing=True)
     )
     return list((await s.execute(q)).scalars())
-
-
-def _leased(row: Server, now: datetime) -> bool:
-    return row.claimed_by is not None and (
-        row.claim_expires_at is not None and row.claim_expires_at > now
-    )
-
-
-async def _force(
-    s: AsyncSession, name: str, worker: str, now: datetime, lease_seconds: float
-) -> Job | None:
-    job = (
-        await s.execute(select(Job).where(Job.name == name).with_for_update(skip_locked=True))
-    ).scalar_one_or_none()
-    if job is None:
-        return None
-    if job.claimed_by not in (None, worker) and job.claim_expires_at and job.claim_expires_at > now:
-        return None
-    job.claimed_by = worker
-    job.claim_expires_at = now + timedelta(seconds=lease_seconds)
-    return job

@@ -1,11 +1,15 @@
-"""A controller that leases rows and runs one cloud call per row, many at a time.
+"""A controller that leases rows and runs one step of cloud calls per row, many at a time.
 
 Each cloud has a concurrency limit (its config); the calls beyond it wait in this worker
 for a slot. Rows are leased ahead of the free slots, up to one more limit's worth waiting,
 so a slot that frees is filled at once instead of after a transaction; and they are leased
 in batches of at least half the limit, so a busy cloud costs one lease transaction per
-many calls, not one per call. A row waits for its slot at most about one call, far less
-than its lease. `run_once` starts work and returns; `drain` waits for what is in flight.
+many calls, not one per call. A row waiting for its slot is held like one in a call: the
+heartbeat renews its lease, and its call is fenced when the slot comes (controllers/
+fencing.py). `run_once` starts work and returns; `drain` waits for what is in flight.
+
+The controller is generic over the leased table: `model` (with the `Retried` lease
+columns), the column naming each row's cloud, and the order rows are taken in.
 """
 
 from __future__ import annotations
@@ -14,22 +18,29 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
+from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.runtime import Runtime
-from canopy.store.leases import due, lease_servers, unleased
-from canopy.store.models import Server
+from canopy.store.leases import due, lease_rows, row_key, unleased
+from canopy.store.models import Retried, Server
+from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.controllers")
 
+R = TypeVar("R", bound=Retried)
 
-class LeasedTaskController(ABC):
+
+class LeasedTaskController(ABC, Generic[R]):
     name = "task"
     unplaced = False  # whether it also acts on rows on no cloud (power: their deletes)
+    model: ClassVar[type[Retried]]  # the leased table
+    order_by: ClassVar[Sequence[QueryableAttribute[Any]]] = ()  # which rows go first
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -41,14 +52,18 @@ class LeasedTaskController(ABC):
         """Which rows this controller acts on."""
 
     @abstractmethod
-    async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[str, Any]:
+    def cloud_column(self) -> QueryableAttribute[str | None]:
+        """The column naming the cloud a row's calls go to (None: no cloud yet)."""
+
+    @abstractmethod
+    async def prepare(self, s: AsyncSession, rows: list[R]) -> dict[Hashable, Any]:
         """Read what the calls need, in the leasing transaction; may change the rows."""
 
     @abstractmethod
-    async def handle(self, server: Server, extra: Any) -> None:
-        """Do the cloud call for one leased row and record the result (own transaction)."""
+    async def handle(self, row: R, hold: Hold, extra: Any) -> None:
+        """Do the cloud calls for one leased row, under `hold`, and record the result."""
 
-    async def local(self, s: AsyncSession, rows: list[Server]) -> list[Server]:
+    async def local(self, s: AsyncSession, rows: list[R]) -> list[R]:
         """Finish rows that need no cloud call, in the leasing transaction; return the rest."""
         return rows
 
@@ -62,48 +77,61 @@ class LeasedTaskController(ABC):
         if cloud == "":  # rows on no cloud are finished locally, without a call
             return c.batch_size
         limit = self.rt.concurrency(cloud)
-        # A row leased ahead waits at most one call for its slot, then makes its own: only
-        # lease ahead if a lease lasts two calls (it does at the defaults, 60 s and 30 s).
-        ahead = limit if c.lease_seconds >= 2 * c.call_timeout_seconds else 0
-        free = limit + ahead - self._busy[cloud]
+        # As many waiting for a slot as calls running: the heartbeat renews the leases of
+        # the waiting ones, so no lease length makes that unsafe.
+        free = 2 * limit - self._busy[cloud]
         return free if free >= max(1, limit // 2) else 0
+
+    def _cloud(self, row: R) -> str:
+        value = getattr(row, self.cloud_column().key)
+        return str(value) if value else ""
 
     async def run_once(self) -> int:
         rt = self.rt
+        model, col = self.model, self.cloud_column()
         if rt.drivers and all(self.room(c) == 0 for c in rt.drivers) and not self.unplaced:
             return 0  # every cloud has a full queue; a finishing call notifies this loop
         now = rt.clock.now()
         async with rt.db.read() as s:
             result = await s.execute(
-                select(Server.cloud, func.count())
-                .where(*self.where(), due(now), unleased(now))
-                .group_by(Server.cloud)
+                select(col, func.count())
+                .where(*self.where(), due(model, now), unleased(model, rt.lease_now()))
+                .group_by(col)
             )
             counts: dict[str, int] = {c or "": int(n) for c, n in result}
         if not any(self.room(c) for c in counts):
             return 0
+        keeper = rt.leases(model)
+        sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
         async with rt.db.session() as s:
-            batch: list[Server] = []
+            lease_now = rt.lease_now()
+            batch: list[R] = []
             for cloud in counts:
                 room = self.room(cloud)
                 if room <= 0:
                     continue
-                cond = Server.cloud.is_(None) if cloud == "" else Server.cloud == cloud
-                batch += await lease_servers(
+                cond = col.is_(None) if cloud == "" else col == cloud
+                rows = await lease_rows(
                     s,
-                    where=[*self.where(), cond],
+                    model,
+                    where=[*self.where(), cond, due(model, now)],
                     worker=rt.worker_id,
-                    now=now,
+                    now=lease_now,
                     lease_seconds=rt.lease_seconds,
                     limit=min(room, rt.settings.controllers.batch_size),
+                    order_by=self.order_by,
+                    exclude=keeper.keys(),
                 )
+                batch += cast(list[R], rows)  # rows of self.model, which is R
             if not batch:
                 return 0
             remote = await self.local(s, batch)
             extra = await self.prepare(s, remote) if remote else {}
-        for server in remote:
-            cloud = server.cloud or ""
-            task = asyncio.create_task(self._guarded(server, extra.get(server.id)))
+        for row in remote:
+            cloud = self._cloud(row)
+            k = row_key(row)
+            hold = keeper.hold(k, renewed=sent, at=lease_now)
+            task = asyncio.create_task(self._guarded(row, hold, extra.get(k)))
             self._inflight[task] = cloud
             self._busy[cloud] += 1
             task.add_done_callback(self._done)
@@ -113,13 +141,18 @@ class LeasedTaskController(ABC):
         cloud = self._inflight.pop(task)
         self._busy[cloud] -= 1
 
-    async def _guarded(self, server: Server, extra: Any) -> None:
+    async def _guarded(self, row: R, hold: Hold, extra: Any) -> None:
         try:
-            await self.handle(server, extra)
+            await self.handle(row, hold, extra)
+        except LeaseLost as e:
+            # Another worker has the row now (or may have it soon): it repeats the step.
+            log.warning("%s: step for %s abandoned: %s", self.name, hold.key, e)
+            CONTROLLER_STEPS.labels(controller=self.name, outcome="lease_lost").inc()
         except Exception:
             # The lease expires and another pass retries; nothing is lost.
-            log.exception("%s: step for server %s failed", self.name, server.id)
+            log.exception("%s: step for %s failed", self.name, hold.key)
         finally:
+            hold.keeper.drop(hold)
             self.rt.notify(self.name)  # a slot is free: look for more work at once
 
     async def drain(self) -> None:
@@ -131,15 +164,19 @@ class LeasedTaskController(ABC):
         return len(self._inflight)
 
 
-async def release_lease(s: AsyncSession, server_id: str, worker: str) -> None:
-    await s.execute(
-        update(Server)
-        .where(Server.id == server_id, Server.claimed_by == worker)
-        .values(claimed_by=None, claim_expires_at=None)
-    )
-
-
 async def locked(s: AsyncSession, server_id: str) -> Server | None:
     return (
         await s.execute(select(Server).where(Server.id == server_id).with_for_update())
     ).scalar_one_or_none()
+
+
+async def locked_held(s: AsyncSession, server_id: str, worker: str) -> Server | None:
+    """The row, locked, if `worker` still holds its lease; LeaseLost if another took it.
+
+    What a failed step decides (back off, give up, try elsewhere) is recorded only by the
+    step's holder: a worker that lost the row records nothing (the transaction rolls back).
+    """
+    server = await locked(s, server_id)
+    if server is not None and server.claimed_by != worker:
+        raise LeaseLost(f"server {server_id}: now held by {server.claimed_by or 'nobody'}")
+    return server

@@ -1,4 +1,4 @@
-"""A worker: runs every controller as an asyncio task until told to stop."""
+"""A worker: runs every controller as an asyncio task until told to stop, and a heartbeat."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ class Worker:
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         relay = asyncio.create_task(self._relay(stop))
+        # The heartbeat outlives the loops: steps still running at a stop keep their leases
+        # until they finish (drain below).
+        beating = asyncio.Event()
+        heart = asyncio.create_task(self._heartbeat(beating))
         try:
             await stop.wait()
         finally:
@@ -62,6 +66,29 @@ class Worker:
                     await t
             await self.provisioning.drain()
             await self.power.drain()
+            beating.set()
+            await heart
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Renew the leases of every row this worker has a step running for.
+
+        Paced by the event loop's monotonic time, not by the injected clock: what it
+        protects is the real time a call runs against the real time a lease lasts.
+        """
+        every = self.rt.settings.controllers.heartbeat
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            try:
+                lost = await self.rt.heartbeat()
+            except Exception:
+                # The database is unreachable: calls end when their lease would (Hold).
+                log.exception("heartbeat: could not renew leases")
+                continue
+            if lost:
+                # Taken over or run out (the steps say so when they stop), or released by
+                # a step that has just recorded its result and is finishing.
+                log.debug("heartbeat: %d leases no longer renewed", lost)
 
     async def _relay(self, stop: asyncio.Event) -> None:
         """Pass a wake from outside (the API, after its commit) on to every loop."""

@@ -27,6 +27,24 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class Leased:
+    """The lease a controller takes on a row while it acts on it (see store/leases.py).
+
+    Any table with these columns can be leased, renewed, fenced and released by the
+    controller runtime, whatever else its rows hold.
+    """
+
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None]
+
+
+class Retried(Leased):
+    """A leased row whose failed steps are retried later: when, and how many times so far."""
+
+    next_attempt_at: Mapped[datetime | None]
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Project(Base):
     __tablename__ = "projects"
 
@@ -157,7 +175,7 @@ class ServerGroup(Base):
     created_at: Mapped[datetime]
 
 
-class Server(Base):
+class Server(Retried, Base):
     """A VM asked for through canopy: desired state, observed state and where it lives."""
 
     __tablename__ = "servers"
@@ -206,10 +224,7 @@ class Server(Base):
     fault_message: Mapped[str | None] = mapped_column(Text)
     fault_at: Mapped[datetime | None]
 
-    claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claim_expires_at: Mapped[datetime | None]
-    next_attempt_at: Mapped[datetime | None]
-    retries: Mapped[int] = mapped_column(Integer, default=0)
+    # claimed_by, claim_expires_at, next_attempt_at, retries: from Retried (the lease).
 
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -341,14 +356,12 @@ class InstanceActionEvent(Base):
     finish_time: Mapped[datetime | None]
 
 
-class Job(Base):
+class Job(Leased, Base):
     """A periodic job (e.g. one cloud's sync), taken by one worker at a time through a lease."""
 
     __tablename__ = "jobs"
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claim_expires_at: Mapped[datetime | None]
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
