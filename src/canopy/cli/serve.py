@@ -63,7 +63,12 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     if api:
         from canopy.api.app import create_app
 
-        admin = await ensure_admin(db, clock, os.environ.get(ADMIN_PASSWORD_ENV) or None)
+        admin = await ensure_admin(
+            db,
+            clock,
+            os.environ.get(ADMIN_PASSWORD_ENV) or None,
+            project_name=settings.identity.admin_project_name,
+        )
         if admin.password is not None:
             clouds_yaml = write_clouds_yaml(settings, admin.password)
         elif clouds_yaml_path(settings).is_file():
