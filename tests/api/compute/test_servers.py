@@ -614,9 +614,7 @@ async def test_changes_since_includes_deleted(api: Api) -> None:
         headers=admin.h(),
     )
     assert r.json()["servers"] == []
-    r = await api.client.get(
-        f"{V21}/servers/detail?all_tenants=1&deleted=true", headers=admin.h()
-    )
+    r = await api.client.get(f"{V21}/servers/detail?all_tenants=1&deleted=true", headers=admin.h())
     assert [s["id"] for s in r.json()["servers"]] == [gone]
 
 
