@@ -11,6 +11,7 @@ bound, so a flood of bad logins costs a few cores' worth of hashing and nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import secrets
 import threading
@@ -106,29 +107,29 @@ class PasswordPool:
         # Mark an error as seen even if the caller stopped waiting for it.
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-        def finished() -> None:
-            # Called on the loop when the thread ends, even if the caller stopped waiting:
-            # a slot is free only when its thread really is.
+        def finished(result: T | None, error: BaseException | None) -> None:
+            # On the loop when the thread ends, even if the caller stopped waiting: a slot
+            # is free only when its thread really is, and before the caller sees the result.
             self.running -= 1
             self._admitted -= 1
             self._slots.release()
+            _settle(done, result, error)
 
         def work() -> None:
+            outcome: tuple[T | None, BaseException | None]
             try:
-                result = call()
+                outcome = (call(), None)
             except BaseException as e:  # handed to the waiting coroutine
-                loop.call_soon_threadsafe(_settle, done, None, e)
-            else:
-                loop.call_soon_threadsafe(_settle, done, result, None)
-            finally:
-                loop.call_soon_threadsafe(finished)
+                outcome = (None, e)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(finished, *outcome)
 
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
             threading.Thread(target=work, name="canopy-argon2", daemon=True).start()
-        except BaseException:
-            finished()
+        except BaseException as e:
+            finished(None, e)
             raise
         return await asyncio.shield(done)
 
