@@ -16,6 +16,7 @@ that the password pool admitted. Keys are digests: no user name or address is st
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.config import IdentitySettings
 from canopy.domain.errors import Throttled
 from canopy.store.models import LoginFailure
+
+log = logging.getLogger("canopy.identity")
 
 THROTTLED = "Too many failed login attempts; try again in {seconds} seconds."
 
@@ -124,7 +127,16 @@ async def record_failure(
         row.failures += 1
         row.last_failure_at = now
         if row.failures >= attempts:
-            row.locked_until = now + timedelta(seconds=policy.lockout(row.failures, attempts))
+            seconds = policy.lockout(row.failures, attempts)
+            row.locked_until = now + timedelta(seconds=seconds)
+            kind = "a user" if key == keys.user else "a source address"
+            log.warning(
+                "%d failed logins for %s (key %s…): locked for %.0f s",
+                row.failures,
+                kind,
+                key[:12],
+                seconds,
+            )
 
 
 async def forget_user(s: AsyncSession, keys: LoginKeys) -> None:
