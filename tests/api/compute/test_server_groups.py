@@ -139,7 +139,7 @@ async def test_policy_and_rules_from_2_64(api: Api, alice: Caller) -> None:
 
 async def test_bad_bodies_before_2_64(api: Api, alice: Caller) -> None:
     for bad, version in (
-        ({"name": "g", "policies": ["affinity"]}, "2.14"),  # soft ones from 2.15
+        ({"name": "g", "policies": ["soft-affinity"]}, "2.14"),  # soft ones from 2.15
         ({"name": "g", "policies": ["affinity", "anti-affinity"]}, "2.1"),
         ({"name": "g", "policies": []}, "2.1"),
         ({"name": "g", "policies": "affinity"}, "2.1"),
@@ -151,7 +151,7 @@ async def test_bad_bodies_before_2_64(api: Api, alice: Caller) -> None:
     ):
         r = await create(api, alice, bad, version)
         assert_fault(r, 400, "badRequest")
-    r = await create(api, alice, {"name": "g", "policies": ["affinity"]}, "2.15")
+    r = await create(api, alice, {"name": "g", "policies": ["soft-affinity"]}, "2.15")
     assert r.status_code == 200
     r = await api.client.post(URL, json={"server_group": "g"}, headers=alice.headers)
     assert_fault(r, 400, "badRequest")
