@@ -82,7 +82,7 @@ class LoginKeys:
 
 
 def _digest(kind: str, value: str) -> str:
-    raw = f"{kind}\0{value}".encode("utf-8", "surrogateescape")
+    raw = f"{kind}\0{value}".encode("utf-8", "surrogatepass")
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -329,3 +329,17 @@ async def test_auth_catalog_projects_domains_and_system(ks: Keystone) -> None:
     assert (await ks.client.get(f"{V3}/auth/domains")).json()["domains"] == []
     assert (await ks.client.get(f"{V3}/auth/system")).json()["system"] == []
     assert_keystone_fault(await ks.anon.get(f"{V3}/auth/catalog"), 401)
+
+
+async def test_a_lone_surrogate_in_a_login_is_400_not_a_crash(ks: Keystone) -> None:
+    template = (
+        '{"auth": {"identity": {"methods": ["password"], "password": {"user": '
+        '{"name": %s, "domain": {"name": "Default"}, "password": %s}}}}}'
+    )
+    for name, password in (('"x\\ud800"', '"pw"'), ('"admin"', '"p\\ud800"')):
+        r = await ks.anon.post(
+            TOKENS,
+            content=template % (name, password),
+            headers={"Content-Type": "application/json"},
+        )
+        assert "not valid Unicode" in assert_keystone_fault(r, 400)

@@ -85,6 +85,10 @@ def _str(parent: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"Invalid input for field '{key}': {value!r} is not a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"Invalid input for field '{key}': not valid Unicode text.") from None
     return value
 
 
