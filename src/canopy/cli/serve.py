@@ -82,6 +82,9 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # Above the clients' poll intervals (`openstack ... --wait` polls every 5 s, which
+            # is uvicorn's default here): a request that meets the idle close is reset.
+            timeout_keep_alive=75,
         )
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve()))
