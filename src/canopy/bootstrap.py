@@ -33,6 +33,7 @@ from canopy.providers.registry import check_drivers, private_files
 from canopy.reconcile import Draining, draining_clouds
 from canopy.reconcile import seed as seed  # re-exported: tests and tools seed directly
 from canopy.services import identity
+from canopy.services.passwords import hash_password, verify_password
 from canopy.store.db import Database
 from canopy.store.migrate import SchemaError, require_current, schema_lock, upgrade
 from canopy.store.models import Project, User
@@ -125,7 +126,9 @@ async def prepare(
             await upgrade(db)
             await seed(db, settings, clock)
             if admin:
-                boot = await ensure_admin(db, clock, admin_password)
+                boot = await ensure_admin(
+                    db, clock, admin_password, project_name=settings.identity.admin_project_name
+                )
         draining = await draining_clouds(db)
     except BaseException:
         await db.dispose()
@@ -188,7 +191,9 @@ class AdminBootstrap:
     password: str | None
 
 
-async def ensure_admin(db: Database, clock: Clock, password: str | None) -> AdminBootstrap:
+async def ensure_admin(
+    db: Database, clock: Clock, password: str | None, *, project_name: str = ADMIN_NAME
+) -> AdminBootstrap:
     """Make sure project `admin` and user `admin` with the admin role on it exist.
 
     A new user gets `password`, or a generated one. For an existing user, `password` is
@@ -197,20 +202,22 @@ async def ensure_admin(db: Database, clock: Clock, password: str | None) -> Admi
     processes starting at once on PostgreSQL race safely: the loser re-reads.
     """
     try:
-        return await _ensure_admin(db, clock, password)
+        return await _ensure_admin(db, clock, password, project_name)
     except IntegrityError:
-        return await _ensure_admin(db, clock, password)
+        return await _ensure_admin(db, clock, password, project_name)
 
 
-async def _ensure_admin(db: Database, clock: Clock, password: str | None) -> AdminBootstrap:
+async def _ensure_admin(
+    db: Database, clock: Clock, password: str | None, project_name: str
+) -> AdminBootstrap:
     now = clock.now()
     async with db.session() as s:
         project = (
-            await s.execute(select(Project).where(Project.name == ADMIN_NAME))
+            await s.execute(select(Project).where(Project.name == project_name))
         ).scalar_one_or_none()
         if project is None:
             project = await identity.create_project(
-                s, ADMIN_NAME, now, description="Canopy's administrators"
+                s, project_name, now, description="Canopy's administrators"
             )
         user = (await s.execute(select(User).where(User.name == ADMIN_NAME))).scalar_one_or_none()
         created = generated = reset = False
@@ -218,12 +225,12 @@ async def _ensure_admin(db: Database, clock: Clock, password: str | None) -> Adm
             if not password:
                 password, generated = secrets.token_urlsafe(18), True
             user = await identity.create_user(
-                s, ADMIN_NAME, password, now, default_project_id=project.id
+                s, ADMIN_NAME, hash_password(password), now, default_project_id=project.id
             )
             created = True
         else:
-            if password and not identity.verify_password(user.password_hash, password):
-                await identity.update_user(s, user, password=password)
+            if password and not verify_password(user.password_hash, password):
+                await identity.update_user(s, user, password_hash=hash_password(password))
                 reset = True
             if not user.enabled:
                 user.enabled = True
@@ -252,7 +259,7 @@ def write_clouds_yaml(settings: Settings, password: str) -> Path:
         f"      auth_url: {q(settings.public_url + '/identity')}\n"
         f"      username: {q(ADMIN_NAME)}\n"
         f"      password: {q(password)}\n"
-        f"      project_name: {q(ADMIN_NAME)}\n"
+        f"      project_name: {q(settings.identity.admin_project_name)}\n"
         '      user_domain_name: "Default"\n'
         '      project_domain_name: "Default"\n'
         f"    region_name: {q(settings.identity.region)}\n"

@@ -136,6 +136,19 @@ class WorkerSettings(_Strict):
 class IdentitySettings(_Strict):
     token_ttl_seconds: float = Field(default=43200.0, gt=0.0)  # 12 hours
     region: str = "RegionOne"
+    # Keystone's admin_project_name: the admin role makes a cloud-wide admin only here.
+    admin_project_name: str = Field(default="admin", min_length=1, max_length=64)
+    # Login throttle (see services/throttle.py); 0 attempts turns that limit off.
+    lockout_failure_attempts: int = Field(default=5, ge=0)
+    address_failure_attempts: int = Field(default=50, ge=0)
+    lockout_seconds: float = Field(default=30.0, gt=0.0)
+    lockout_max_seconds: float = Field(default=900.0, gt=0.0)
+    lockout_window_seconds: float = Field(default=900.0, gt=0.0)
+    # Argon2 checks at once per API process, and how many more may wait (then 503).
+    password_threads: int = Field(default=2, ge=1, le=64)
+    password_queue: int = Field(default=16, ge=0, le=10000)
+    # How often a worker purges expired tokens and stale login failures.
+    purge_interval_seconds: float = Field(default=300.0, gt=0.0)
 
 
 class QuotaDefaults(_Strict):

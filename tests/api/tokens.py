@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from canopy.domain.clock import Clock
-from canopy.services import identity
+from canopy.services import identity, tokens
+from canopy.services.passwords import hash_password
 from canopy.store.db import Database
 from canopy.store.models import Project, User
 
@@ -41,7 +42,9 @@ async def caller(
             p = await identity.create_project(s, project, now)
         u = (await s.execute(select(User).where(User.name == user))).scalar_one_or_none()
         if u is None:
-            u = await identity.create_user(s, user, password, now, default_project_id=p.id)
+            u = await identity.create_user(
+                s, user, hash_password(password), now, default_project_id=p.id
+            )
         await identity.grant(s, u.id, p.id, role)
-        token, _ = await identity.issue_token(s, u, p, now, 3600)
+        token, _ = await tokens.issue_token(s, u, p, now, 3600)
         return Caller(token=token, project_id=p.id, user_id=u.id)

@@ -15,6 +15,7 @@ from canopy.cli.main import app
 from canopy.config import load_settings
 from canopy.domain.clock import SystemClock
 from canopy.services import identity
+from canopy.services.passwords import verify_password
 from canopy.store.db import Database
 
 
@@ -41,7 +42,7 @@ def check_password(data: Path, user: str, password: str) -> bool:
         try:
             async with db.read() as s:
                 u = await identity.find_user(s, name=user)
-                return identity.verify_password(u.password_hash, password)
+                return verify_password(u.password_hash, password)
         finally:
             await db.dispose()
 

@@ -294,11 +294,28 @@ async def test_another_projects_server_is_not_found(plane: Plane) -> None:
         await plane.service.delete(plane.ctx, "nope")
 
 
-async def test_admin_sees_every_project(plane: Plane) -> None:
+async def test_a_project_admin_sees_only_its_own_project(plane: Plane) -> None:
+    other = await _project(plane, "other")
+    [theirs] = await plane.service.create(other, _req("theirs"))
+    admin = RequestContext(project_id=plane.ctx.project_id, roles=frozenset({"admin"}))
+    assert admin.is_project_admin and not admin.is_cloud_admin
+    with pytest.raises(NotFound):
+        await plane.service.get(admin, theirs.id)
+    assert await plane.service.list(admin, all_projects=True) == []
+    with pytest.raises(NotFound):
+        await plane.service.delete(admin, theirs.id)
+
+
+async def test_a_cloud_admin_sees_every_project(plane: Plane) -> None:
     other = await _project(plane, "other")
     [theirs] = await plane.service.create(other, _req("theirs"))
     [mine] = await plane.service.create(plane.ctx, _req("mine"))
-    admin = RequestContext(project_id="admin-project", user_id="admin", roles=frozenset({"admin"}))
+    admin = RequestContext(
+        project_id="admin-project",
+        user_id="admin",
+        roles=frozenset({"admin"}),
+        is_admin_project=True,
+    )
     assert (await plane.service.get(admin, theirs.id)).name == "theirs"
     assert await plane.service.list(admin) == []  # scoped to its own project by default
     everything = await plane.service.list(admin, all_projects=True)

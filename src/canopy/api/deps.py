@@ -3,7 +3,8 @@
 Everything comes from `app.state` (set by `create_app`); nothing here is global. A handler
 gets one unit of work: `ReadSessionDep` is a read transaction, `SessionDep` a write
 transaction committed when the handler returns, before the response is sent, so a failed
-commit is the client's error response and never a lost write.
+commit is the client's error response and never a lost write. Who the caller is, and what
+they may do, is `canopy.api.auth`'s (which builds on this module, never the reverse).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.clock import Clock
-from canopy.domain.context import RequestContext
-from canopy.domain.errors import Forbidden
 from canopy.store.db import Database
 
 _WAKE_KEY = "canopy_wake_controllers"
@@ -69,22 +68,9 @@ def wake_after_commit(s: AsyncSession) -> None:
     s.info[_WAKE_KEY] = True
 
 
-async def require_admin(request: Request) -> RequestContext:
-    """The caller of an admin endpoint: a valid project-scoped X-Auth-Token (else 401)
-    whose holder has the admin role on that project (else 403)."""
-    # canopy.api.auth builds on this module, so it is imported here, not at the top.
-    from canopy.api.auth import authenticate
-
-    ctx = await authenticate(request)
-    if not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow this operation to be performed (admin only).")
-    return ctx
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 WakeDep = Annotated[asyncio.Event | None, Depends(get_wake)]
 ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]
 SessionDep = Annotated[AsyncSession, Depends(write_session, scope="function")]
-AdminDep = Annotated[RequestContext, Depends(require_admin)]

@@ -172,7 +172,15 @@ def _bind(settings: Settings, *, api: bool, worker: bool) -> dict[str, socket.so
 
 
 def _server(app: ASGIApp) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        # Above the clients' poll intervals (`openstack ... --wait` polls every 5 s, which
+        # is uvicorn's default here): a request that meets the idle close is reset.
+        timeout_keep_alive=75,
+    )
     return _Server(config)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from canopy.controllers.housekeeping import HousekeepingController
 from canopy.controllers.placement import PlacementController
 from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
@@ -25,6 +26,7 @@ class Worker:
         self.provisioning = ProvisioningController(rt)
         self.power = PowerController(rt)
         self.sync = SyncController(rt)
+        self.housekeeping = HousekeepingController(rt)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
@@ -43,6 +45,7 @@ class Worker:
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self.power.run_once, poll, stop),
             self._loop("sync", self.sync.run_once, min(poll, 0.5), stop, self._sync_wait),
+            self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         relay = asyncio.create_task(self._relay(stop))

@@ -58,3 +58,19 @@ class TransientError(CloudError):
 
 class Unsupported(CloudError):
     """The driver lacks the ability asked for; the message says why."""
+
+
+class RetryLater(CanopyError):
+    """Refused for now; the same request may succeed after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class Throttled(RetryLater):
+    """This caller (a user, an address) is sending too much: 429 with Retry-After."""
+
+
+class Overloaded(RetryLater):
+    """The service is too busy to take this request now: 503 with Retry-After."""

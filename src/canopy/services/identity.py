@@ -1,65 +1,26 @@
-"""Identity: projects, users, role assignments, passwords and tokens (Keystone's model).
+"""Identity: projects, users and role assignments (Keystone's model).
 
-Passwords are Argon2id hashes. Tokens are opaque random strings; only their SHA-256 is
-stored, so a database dump yields no usable token.
+Passwords are stored as Argon2id hashes made by `canopy.services.passwords` (outside any
+transaction); tokens are in `canopy.services.tokens`, logins in `canopy.services.login`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hashlib
-import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from canopy.services.passwords import PasswordHash
 from canopy.store.models import Project, RoleAssignment, Server, Token, User
 
 ROLES = ("admin", "member", "reader")
 # Stable role ids, so `openstack role list` shows the same ids everywhere.
 ROLE_IDS = {r: uuid.uuid5(uuid.NAMESPACE_URL, f"canopy:role:{r}").hex for r in ROLES}
 DEFAULT_DOMAIN = ("default", "Default")
-
-# OWASP's Argon2id floor (19 MiB, 2 passes): memory-hard, ~20-40 ms per check here.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """What a valid token says about its holder."""
-
-    token_id: str
-    user_id: str
-    user_name: str
-    project_id: str | None
-    project_name: str | None
-    roles: tuple[str, ...]
-    methods: tuple[str, ...]
-    audit_id: str
-    issued_at: datetime
-    expires_at: datetime
+AUTH_FAILED = "The request you have made requires authentication."
 
 
 async def find_project(
@@ -112,7 +73,7 @@ async def create_project(
 async def create_user(
     s: AsyncSession,
     name: str,
-    password: str,
+    password_hash: PasswordHash,
     now: datetime,
     *,
     default_project_id: str | None = None,
@@ -122,8 +83,6 @@ async def create_user(
 ) -> User:
     if not name or len(name) > 255:
         raise InvalidRequest("a user name must be 1 to 255 characters")
-    if not password:
-        raise InvalidRequest("a password is required")
     exists = (await s.execute(select(User).where(User.name == name))).scalar_one_or_none()
     if exists is not None:
         raise Conflict(f"Conflict occurred attempting to store user - duplicate name {name}.")
@@ -131,7 +90,7 @@ async def create_user(
         id=uuid.uuid4().hex,
         name=name,
         domain_id="default",
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         enabled=enabled,
         default_project_id=default_project_id,
         email=email,
@@ -160,126 +119,15 @@ async def roles_on(s: AsyncSession, user_id: str, project_id: str) -> list[str]:
     return sorted(set(rows.scalars()))
 
 
-async def issue_token(
-    s: AsyncSession,
-    user: User,
-    project: Project | None,
-    now: datetime,
-    ttl_seconds: float,
-    *,
-    methods: tuple[str, ...] = ("password",),
-    expires_at: datetime | None = None,
-    audit_id: str | None = None,
-) -> tuple[str, TokenInfo]:
-    """Issue a token for `user`, scoped to `project` (which the user must hold a role on)."""
-    roles: list[str] = []
-    if project is not None:
-        if not project.enabled:
-            raise Unauthorized(f"Project {project.id} is disabled.")
-        roles = await roles_on(s, user.id, project.id)
-        if not roles:
-            raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
-    value = secrets.token_urlsafe(32)
-    expiry = expires_at or now + timedelta(seconds=ttl_seconds)
-    tok = Token(
-        id=token_digest(value),
-        user_id=user.id,
-        project_id=project.id if project else None,
-        roles=roles,
-        methods=list(methods),
-        audit_id=audit_id or secrets.token_urlsafe(16)[:22],
-        issued_at=now,
-        expires_at=expiry,
-        revoked=False,
-    )
-    s.add(tok)
-    return value, TokenInfo(
-        token_id=tok.id,
-        user_id=user.id,
-        user_name=user.name,
-        project_id=project.id if project else None,
-        project_name=project.name if project else None,
-        roles=tuple(roles),
-        methods=tuple(methods),
-        audit_id=tok.audit_id,
-        issued_at=now,
-        expires_at=expiry,
-    )
-
-
-async def validate_token(s: AsyncSession, value: str, now: datetime) -> TokenInfo:
-    """The token's holder, or Unauthorized if it is unknown, revoked or expired."""
-    if not value or len(value) > 512:
-        raise Unauthorized("The request you have made requires authentication.")
-    tok = await s.get(Token, token_digest(value))
-    if tok is None or tok.revoked or tok.expires_at <= now:
-        raise Unauthorized("The request you have made requires authentication.")
-    user = await s.get(User, tok.user_id)
-    if user is None or not user.enabled:
-        raise Unauthorized("The request you have made requires authentication.")
-    project = await s.get(Project, tok.project_id) if tok.project_id else None
-    if tok.project_id and (project is None or not project.enabled):
-        raise Unauthorized("The request you have made requires authentication.")
-    # Roles are read live, so a revoked role takes effect at once.
-    roles = await roles_on(s, user.id, tok.project_id) if tok.project_id else []
-    if tok.project_id and not roles:
-        raise Unauthorized("The request you have made requires authentication.")
-    return TokenInfo(
-        token_id=tok.id,
-        user_id=user.id,
-        user_name=user.name,
-        project_id=tok.project_id,
-        project_name=project.name if project else None,
-        roles=tuple(roles),
-        methods=tuple(tok.methods),
-        audit_id=tok.audit_id,
-        issued_at=tok.issued_at,
-        expires_at=tok.expires_at,
-    )
-
-
-async def revoke_token(s: AsyncSession, value: str) -> None:
-    tok = await s.get(Token, token_digest(value))
-    if tok is None:
-        raise NotFound("Could not find token.")
-    tok.revoked = True
-
-
 # Authentication -----------------------------------------------------------------------
-
-_AUTH_FAILED = "The request you have made requires authentication."
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified against when the user does not exist, so an unknown name costs as much time
-    as a wrong password and the two cannot be told apart."""
-    return hash_password(secrets.token_urlsafe(16))
 
 
 def check_domain(domain_id: str | None = None, domain_name: str | None = None) -> None:
     """Only domain Default exists: any other domain id or name is Unauthorized."""
     if domain_id is not None and domain_id != DEFAULT_DOMAIN[0]:
-        raise Unauthorized(_AUTH_FAILED)
+        raise Unauthorized(AUTH_FAILED)
     if domain_name is not None and domain_name != DEFAULT_DOMAIN[1]:
-        raise Unauthorized(_AUTH_FAILED)
-
-
-async def authenticate_password(
-    s: AsyncSession, password: str, *, user_id: str | None = None, name: str | None = None
-) -> User:
-    """The enabled user whose password this is, or Unauthorized (never which part failed)."""
-    user: User | None = None
-    if user_id:
-        user = await s.get(User, user_id)
-    elif name:
-        user = (await s.execute(select(User).where(User.name == name))).scalar_one_or_none()
-    # Argon2 is memory-hard on purpose (~30 ms): off the event loop, so other requests run.
-    stored = user.password_hash if user else _dummy_hash()
-    ok = await asyncio.to_thread(verify_password, stored, password)
-    if user is None or not ok or not user.enabled:
-        raise Unauthorized(_AUTH_FAILED)
-    return user
+        raise Unauthorized(AUTH_FAILED)
 
 
 async def default_scope(s: AsyncSession, user: User) -> Project | None:
@@ -291,14 +139,6 @@ async def default_scope(s: AsyncSession, user: User) -> Project | None:
     if p is None or not p.enabled or not await roles_on(s, user.id, p.id):
         return None
     return p
-
-
-async def token_record(s: AsyncSession, value: str, now: datetime) -> TokenInfo:
-    """Like `validate_token`, but a bad subject token is NotFound (Keystone's 404)."""
-    try:
-        return await validate_token(s, value, now)
-    except Unauthorized:
-        raise NotFound("Could not find token.") from None
 
 
 async def revoke_user_tokens(s: AsyncSession, user_id: str) -> None:
@@ -397,13 +237,14 @@ async def update_user(
     u: User,
     *,
     name: str | None = None,
-    password: str | None = None,
+    password_hash: PasswordHash | None = None,
     email: str | None = None,
     description: str | None = None,
     default_project_id: str | None = None,
     enabled: bool | None = None,
 ) -> User:
-    """Change `u`; a new password revokes every token the user holds (as Keystone does)."""
+    """Change `u`; a new password (hashed by the caller, outside the transaction) revokes
+    every token the user holds, as Keystone does."""
     if name is not None and name != u.name:
         if not name or len(name) > 255:
             raise InvalidRequest("a user name must be 1 to 255 characters")
@@ -411,10 +252,8 @@ async def update_user(
         if taken is not None:
             raise Conflict(f"Conflict occurred attempting to store user - duplicate name {name}.")
         u.name = name
-    if password is not None:
-        if not password:
-            raise InvalidRequest("a password must not be empty")
-        u.password_hash = hash_password(password)
+    if password_hash is not None:
+        u.password_hash = password_hash
         await revoke_user_tokens(s, u.id)
     if email is not None:
         u.email = email or None

@@ -65,14 +65,14 @@ def could_be_id(value: str) -> bool:
 
 
 def _visible(ctx: RequestContext) -> ColumnElement[bool]:
-    if ctx.is_admin:
+    if ctx.is_cloud_admin:
         return Image.id.is_not(None)
     return or_(Image.visibility.in_(("public", "community")), Image.owner == ctx.project_id)
 
 
 def _default_listing(ctx: RequestContext) -> ColumnElement[bool]:
     """Glance's list without a visibility filter: public, and the caller's own images."""
-    if ctx.is_admin:
+    if ctx.is_cloud_admin:
         return Image.visibility != "community"
     return or_(Image.visibility == "public", Image.owner == ctx.project_id)
 
@@ -80,7 +80,9 @@ def _default_listing(ctx: RequestContext) -> ColumnElement[bool]:
 async def get(s: AsyncSession, ctx: RequestContext, image_id: str) -> Image:
     img = await s.get(Image, image_id) if could_be_id(image_id) else None
     if img is None or not (
-        ctx.is_admin or img.visibility in ("public", "community") or img.owner == ctx.project_id
+        ctx.is_cloud_admin
+        or img.visibility in ("public", "community")
+        or img.owner == ctx.project_id
     ):
         raise NotFound(f"No image found with ID {image_id}")
     return img

@@ -1,4 +1,6 @@
-"""Project quotas as Nova shows them: limits, usage, defaults, updates.
+"""Project quotas: the one module that reads limits, counts usage and enforces them
+(servers, cores, RAM, metadata items, keypairs, server groups and their members), and
+shows them as Nova does (limits, usage, defaults, updates).
 
 A project's limit for a resource is its `Quota` row, else the default from settings
 (`[quotas]`), else, for the resources Nova keeps only for API compatibility (the
@@ -17,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.errors import InvalidRequest, QuotaError
-from canopy.services.servers import project_usage
-from canopy.store.models import Keypair, Project, Quota, Server, ServerGroup
+from canopy.store.models import Flavor, Keypair, Project, Quota, Server, ServerGroup
 
 # Resources that canopy enforces or counts; their defaults come from settings.
 COUNTED = (
@@ -101,6 +102,22 @@ async def limits(s: AsyncSession, settings: Settings, project_id: str) -> dict[s
         if resource in out:
             out[resource] = int(hard_limit)
     return out
+
+
+async def project_usage(s: AsyncSession, project_id: str) -> dict[str, int]:
+    """The project's live servers, and the cores and RAM their flavors add up to."""
+    row = (
+        await s.execute(
+            select(
+                func.count(Server.id),
+                func.coalesce(func.sum(Flavor.vcpus), 0),
+                func.coalesce(func.sum(Flavor.ram_mb), 0),
+            )
+            .join(Flavor, Flavor.id == Server.flavor_id)
+            .where(Server.project_id == project_id, Server.deleted.is_(False))
+        )
+    ).one()
+    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
 async def server_group_count(s: AsyncSession, project_id: str) -> int:
@@ -235,15 +252,44 @@ async def lock_project(s: AsyncSession, project_id: str) -> None:
         await s.execute(select(Project.id).where(Project.id == project_id).with_for_update())
 
 
-async def check_server_group_members(
-    s: AsyncSession, settings: Settings, project_id: str, group_id: str, adding: int
-) -> None:
-    """QuotaError if `adding` more servers would overfill the group.
+async def check_create(
+    s: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    flavor: Flavor,
+    *,
+    min_count: int,
+    max_count: int,
+    metadata_items: int = 0,
+    group_id: str | None = None,
+) -> int:
+    """How many of `min_count`..`max_count` servers of `flavor` the project may create now;
+    QuotaError (Nova's messages) if not even `min_count` fit, if the metadata has too many
+    items, or if the server group would have more members than `server_group_members`.
 
-    For the servers API: call it in the create transaction, after `lock_project`.
+    Call it in the create transaction: it locks the project row (PostgreSQL) so two
+    concurrent creates cannot both pass the check; SQLite has one writer.
     """
-    limit = (await limits(s, settings, project_id))["server_group_members"]
-    if limit < 0:
-        return
-    if await group_member_count(s, group_id) + adding > limit:
+    await lock_project(s, project_id)
+    lim = await limits(s, settings, project_id)
+    if 0 <= lim["metadata_items"] < metadata_items:
+        raise QuotaError(f"Maximum number of metadata items exceeds {lim['metadata_items']}")
+    used = await project_usage(s, project_id)
+    fit = max_count
+    for res, per in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram_mb)):
+        limit = lim[res]
+        if limit < 0:
+            continue
+        room = (limit - used[res]) // per
+        if room < min_count:
+            raise QuotaError(
+                f"Quota exceeded for {res}: Requested {min_count * per}, but already used "
+                f"{used[res]} of {limit} {res}"
+            )
+        fit = min(fit, room)
+    count = max(min_count, fit)
+    members = lim["server_group_members"]
+    in_group = await group_member_count(s, group_id) if group_id is not None else 0
+    if group_id is not None and 0 <= members < in_group + count:
         raise QuotaError("Quota exceeded, too many servers in group")
+    return count

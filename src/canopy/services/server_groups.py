@@ -67,7 +67,7 @@ async def create(
 async def get(s: AsyncSession, ctx: RequestContext, group_id: str) -> ServerGroup:
     """The group, if the caller may see it (its project's, or any for an admin)."""
     group = await s.get(ServerGroup, group_id) if quotas.could_be_id(group_id) else None
-    if group is None or not (ctx.is_admin or group.project_id == ctx.project_id):
+    if group is None or not (ctx.is_cloud_admin or group.project_id == ctx.project_id):
         raise NotFound(f"Instance group {group_id} could not be found.")
     return group
 
@@ -83,7 +83,7 @@ async def listing(
     """The caller's project's groups (every project's for an admin asking for all), oldest
     first, as Nova lists them."""
     q = select(ServerGroup).order_by(ServerGroup.created_at, ServerGroup.id)
-    if not (all_projects and ctx.is_admin):
+    if not (all_projects and ctx.is_cloud_admin):
         q = q.where(ServerGroup.project_id == ctx.project_id)
     if offset:
         q = q.offset(offset)

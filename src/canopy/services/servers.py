@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
-from canopy.domain.errors import Conflict, InvalidRequest, NotFound, QuotaError
+from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
-from canopy.services import regex
+from canopy.services import quotas, regex
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.store.db import Database
 from canopy.store.events import start_action
@@ -37,8 +37,6 @@ from canopy.store.models import (
     Flavor,
     Image,
     InstanceAction,
-    Project,
-    Quota,
     Server,
     ServerGroup,
     ServerTag,
@@ -155,8 +153,16 @@ class ServerService:
                 group = await s.get(ServerGroup, req.group_id)
                 if group is None or group.project_id != ctx.project_id:
                     raise InvalidRequest(f"Invalid server group {req.group_id}")
-            await self._check_metadata(s, ctx, req.metadata)
-            count = await self._check_quota(s, ctx, flavor, req.min_count, req.max_count)
+            count = await quotas.check_create(
+                s,
+                self.settings,
+                ctx.project_id,
+                flavor,
+                min_count=req.min_count,
+                max_count=req.max_count,
+                metadata_items=len(req.metadata),
+                group_id=req.group_id,
+            )
             servers: list[Server] = []
             for i in range(count):
                 name = req.name if count == 1 else f"{req.name}-{i + 1}"
@@ -425,7 +431,7 @@ class ServerService:
 
     def _conditions(self, ctx: RequestContext, query: ServerQuery) -> Sequence[ColumnElement[bool]]:
         conds: _Conditions = []
-        if query.all_projects and ctx.is_admin:
+        if query.all_projects and ctx.is_cloud_admin:
             if query.project_id is not None:
                 conds.append(Server.project_id == query.project_id)
         else:
@@ -510,7 +516,9 @@ class ServerService:
         if _could_be_id(marker):
             q = select(Server.project_id, *(col for col, _ in keys)).where(Server.id == marker)
             row = (await s.execute(q)).one_or_none()
-        if row is None or not ((ctx.is_admin and query.all_projects) or row[0] == ctx.project_id):
+        if row is None or not (
+            (ctx.is_cloud_admin and query.all_projects) or row[0] == ctx.project_id
+        ):
             raise InvalidRequest(f"marker [{marker}] not found")
         values = list(row[1:])
         ors: list[ColumnElement[bool]] = []
@@ -529,65 +537,6 @@ class ServerService:
         if server is None or server.deleted or not _visible(ctx, server):
             raise NotFound(f"Instance {sid} could not be found.")
         return server
-
-    async def _check_metadata(
-        self, s: AsyncSession, ctx: RequestContext, metadata: dict[str, str]
-    ) -> None:
-        if not metadata:
-            return
-        limit = (await project_limits(s, self.settings, ctx.project_id)).get("metadata_items", -1)
-        if 0 <= limit < len(metadata):
-            raise QuotaError(f"Maximum number of metadata items exceeds {limit}")
-
-    async def _check_quota(
-        self, s: AsyncSession, ctx: RequestContext, flavor: Flavor, min_count: int, max_count: int
-    ) -> int:
-        """How many of min..max fit in the project's quota; raise QuotaError if min does not."""
-        if self.db.is_postgres:
-            # Serialise creates per project so two requests cannot both pass the check.
-            await s.execute(
-                select(Project.id).where(Project.id == ctx.project_id).with_for_update()
-            )
-        limits = await project_limits(s, self.settings, ctx.project_id)
-        used = await project_usage(s, ctx.project_id)
-        fit = max_count
-        for res, per in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram_mb)):
-            limit = limits[res]
-            if limit < 0:
-                continue
-            room = (limit - used[res]) // per
-            if room < min_count:
-                raise QuotaError(
-                    f"Quota exceeded for {res}: Requested {min_count * per}, but already used "
-                    f"{used[res]} of {limit} {res}"
-                )
-            fit = min(fit, room)
-        return max(min_count, fit)
-
-
-async def project_limits(s: AsyncSession, settings: Settings, project_id: str) -> dict[str, int]:
-    limits = settings.quotas.model_dump()
-    rows = await s.execute(
-        select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id)
-    )
-    for res, lim in rows:
-        limits[res] = lim
-    return limits
-
-
-async def project_usage(s: AsyncSession, project_id: str) -> dict[str, int]:
-    row = (
-        await s.execute(
-            select(
-                func.count(Server.id),
-                func.coalesce(func.sum(Flavor.vcpus), 0),
-                func.coalesce(func.sum(Flavor.ram_mb), 0),
-            )
-            .join(Flavor, Flavor.id == Server.flavor_id)
-            .where(Server.project_id == project_id, Server.deleted.is_(False))
-        )
-    ).one()
-    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
 async def _find_flavor(s: AsyncSession, ref: str) -> Flavor:
@@ -694,7 +643,7 @@ def _could_be_id(value: str) -> bool:
 
 
 def _visible(ctx: RequestContext, server: Server) -> bool:
-    return ctx.is_admin or server.project_id == ctx.project_id
+    return ctx.is_cloud_admin or server.project_id == ctx.project_id
 
 
 def _vm_state(server: Server) -> str:

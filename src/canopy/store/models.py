@@ -412,9 +412,25 @@ class Token(Base):
     roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
     methods: Mapped[list[Any]] = mapped_column(JSON, default=list)
     audit_id: Mapped[str] = mapped_column(String(64))
+    # A token made from another (the `token` method) names it, so revoking a token revokes
+    # the ones made from it; the chain id is the first token's audit id (null: this one).
+    parent_audit_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    audit_chain_id: Mapped[str | None] = mapped_column(String(64))
     issued_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginFailure(Base):
+    """Recent failed logins for one user or one source address (keyed by a digest), and
+    until when further attempts are refused. Shared by every API process."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]
 
 
 class Keypair(Base):

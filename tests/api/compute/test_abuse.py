@@ -54,7 +54,7 @@ async def test_weird_ids_and_query_values(api: Api) -> None:
             if r.status_code != 200:
                 _fault_4xx(r)
     # The admin's filters too.
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     for param in ("project_id", "user_id", "host", "availability_zone", "key_name", "vm_state"):
         r = await api.client.get(
             f"{V21}/servers/detail?all_tenants=1&{param}=%00", headers=admin.h("2.79")

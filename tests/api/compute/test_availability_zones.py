@@ -45,7 +45,7 @@ async def test_availability_follows_health_blocklist_and_enabled(api: Api) -> No
 
 
 async def test_admin_detail_has_a_host_per_cloud(api: Api) -> None:
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(f"{V21}/os-availability-zone/detail", headers=admin.h())
     [private, public] = r.json()["availabilityZoneInfo"]
     assert private["zoneName"] == "private"

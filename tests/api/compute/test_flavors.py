@@ -86,7 +86,7 @@ async def test_flavor_filters_and_pages(api: Api) -> None:
     assert r.status_code == 200
     fault(await api.client.get(f"{V21}/flavors?colour=red", headers=w.h("2.75")), 400)
     # Only an admin's is_public is read; bad values are refused.
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(f"{V21}/flavors?is_public=maybe", headers=admin.h())
     assert fault(r, 400) == "Invalid is_public filter [maybe]"
     r = await api.client.get(f"{V21}/flavors?is_public=false", headers=admin.h())

@@ -56,7 +56,7 @@ async def test_actions_tell_where_the_server_went(api: Api) -> None:
     assert set(events[0]) == {"event", "start_time", "finish_time", "result", "hostId"}
     assert events[0]["hostId"] == hashlib.sha224((w.project_id + "private").encode()).hexdigest()
     # An admin also sees each event's own explanation (traceback) and host.
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(
         f"{V21}/servers/{sid}/os-instance-actions/{create_['request_id']}",
         headers=admin.h("2.79"),

@@ -247,6 +247,43 @@ async def test_server_groups_quota(api: Api, alice: Caller) -> None:
     assert "too many server groups" in assert_fault(r, 403, "forbidden")
 
 
+async def test_server_group_members_quota_is_enforced(api: Api, alice: Caller) -> None:
+    async with api.plane.db.session() as s:
+        await update(s, api.plane.settings, alice.project_id, "", {"server_group_members": 2})
+    gid = (await create(api, alice, {"name": "g", "policies": ["affinity"]})).json()[
+        "server_group"
+    ]["id"]
+    headers = {**alice.headers, **mv("2.79")}
+
+    async def boot(n: int) -> httpx.Response:
+        body = {
+            "server": {
+                "name": "vm",
+                "imageRef": "cirros",
+                "flavorRef": "1",
+                "networks": "none",
+                "min_count": n,
+                "max_count": n,
+            },
+            "os:scheduler_hints": {"group": gid},
+        }
+        return await api.client.post("/compute/v2.1/servers", json=body, headers=headers)
+
+    # Two at once would overfill a group of limit 2 that has one member already.
+    assert (await boot(1)).status_code == 202
+    r = await boot(2)
+    assert assert_fault(r, 403, "forbidden") == "Quota exceeded, too many servers in group"
+    assert (await boot(1)).status_code == 202
+    r = await boot(1)
+    assert assert_fault(r, 403, "forbidden") == "Quota exceeded, too many servers in group"
+    r = await api.client.get(f"{URL}/{gid}", headers=alice.headers)
+    assert len(r.json()["server_group"]["members"]) == 2
+    # A server outside the group is not limited by it.
+    plain = {"server": {"name": "free", "imageRef": "cirros", "flavorRef": "1"}}
+    r = await api.client.post("/compute/v2.1/servers", json=plain, headers=alice.headers)
+    assert r.status_code == 202, r.text
+
+
 async def test_readers_cannot_create(api: Api) -> None:
     reader = await caller(api.plane.db, api.plane.clock, project="team", user="rita", role="reader")
     r = await create(api, reader, {"name": "g", "policies": ["affinity"]})

@@ -135,7 +135,7 @@ async def test_create_to_active_with_every_field(api: Api, version: str, keys: s
 @pytest.mark.parametrize("version", ["2.1", "2.2", "2.3", "2.16", "2.79"])
 async def test_admin_sees_extended_attributes(api: Api, version: str) -> None:
     w = await who(api)
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     body = server_body("adm", user_data=base64.b64encode(b"#!/bin/sh\n").decode())
     if version == "2.79":
         body["server"]["networks"] = "none"
@@ -433,7 +433,7 @@ async def test_another_projects_server_is_not_found(api: Api) -> None:
     # all_tenants is for admins.
     r = await api.client.get(f"{V21}/servers/detail?all_tenants=1", headers=w.h())
     assert "get_all_tenants" in fault(r, 403)
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(f"{V21}/servers/detail?all_tenants=1", headers=admin.h())
     assert [s["id"] for s in r.json()["servers"]] == [sid]
     r = await api.client.get(
@@ -569,7 +569,7 @@ async def test_unknown_query_parameters_from_275(api: Api) -> None:
     assert "'colour' was unexpected" in fault(r, 400)
     r = await api.client.get(f"{V21}/servers/detail?deleted=False", headers=w.h("2.75"))
     assert r.status_code == 200  # OSC always sends it
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(f"{V21}/servers/detail?metadata=x", headers=admin.h())
     assert fault(r, 400) == "Invalid filter field: metadata."
 
@@ -608,13 +608,14 @@ async def test_changes_since_includes_deleted(api: Api) -> None:
         headers=w.h("2.66"),
     )
     fault(r, 400)
-    # An admin can ask for live servers only.
-    admin = await who(api, role="admin", project="demo")
+    # A cloud admin can ask for live servers only.
+    admin = await who(api, role="admin", project="admin")
     r = await api.client.get(
-        f"{V21}/servers/detail?changes-since={since}&deleted=False", headers=admin.h()
+        f"{V21}/servers/detail?all_tenants=1&changes-since={since}&deleted=False",
+        headers=admin.h(),
     )
     assert r.json()["servers"] == []
-    r = await api.client.get(f"{V21}/servers/detail?deleted=true", headers=admin.h())
+    r = await api.client.get(f"{V21}/servers/detail?all_tenants=1&deleted=true", headers=admin.h())
     assert [s["id"] for s in r.json()["servers"]] == [gone]
 
 
@@ -693,7 +694,7 @@ async def test_fault_of_a_server_in_error(api: Api) -> None:
     assert s_["fault"]["code"] == 500 and "No valid host" in s_["fault"]["message"]
     assert ISO_Z.match(s_["fault"]["created"]) and "details" not in s_["fault"]
     assert "progress" not in s_
-    admin = await who(api, role="admin", project="ops")
+    admin = await who(api, role="admin", project="admin")
     assert "capacity error" in (await show(api, admin, sid))["fault"]["details"]
 
 

@@ -4,12 +4,14 @@ keystoneauth does. Runs on SQLite and PostgreSQL (the `db_url` fixture)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from canopy.api.app import create_app
@@ -34,6 +36,7 @@ class Keystone:
     client: httpx.AsyncClient  # sends the admin token
     anon: httpx.AsyncClient  # sends no token
     admin: Caller
+    app: FastAPI
 
     async def login(
         self,
@@ -43,6 +46,7 @@ class Keystone:
         project: str | None = None,
         scope: Any = None,
         query: str = "",
+        via: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
         """POST /auth/tokens with a password, as keystoneauth sends it."""
         auth: dict[str, Any] = {
@@ -57,7 +61,13 @@ class Keystone:
             auth["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
         elif scope is not None:
             auth["scope"] = scope
-        return await self.anon.post(f"{V3}/auth/tokens{query}", json={"auth": auth})
+        client = via or self.anon
+        return await client.post(f"{V3}/auth/tokens{query}", json={"auth": auth})
+
+    def from_address(self, host: str) -> httpx.AsyncClient:
+        """A client without a token whose requests come from `host` (close it after use)."""
+        transport = httpx.ASGITransport(app=self.app, client=(host, 40000))
+        return httpx.AsyncClient(transport=transport, base_url=BASE)
 
     async def token(self, user: str, password: str, project: str | None = None) -> str:
         r = await self.login(user, password, project=project)
@@ -87,8 +97,11 @@ async def _clear_identity(db_url: str) -> None:
         await db.dispose()
 
 
-@pytest.fixture
-async def ks(db_url: str, tmp_path: Path) -> AsyncIterator[Keystone]:
+@asynccontextmanager
+async def keystone(
+    db_url: str, tmp_path: Path, identity: dict[str, Any] | None = None
+) -> AsyncIterator[Keystone]:
+    """The app with `[identity]` settings over the tests' defaults, and its clients."""
     await _clear_identity(db_url)
     settings = load_settings(
         env={},
@@ -96,7 +109,7 @@ async def ks(db_url: str, tmp_path: Path) -> AsyncIterator[Keystone]:
             "data_dir": str(tmp_path),
             "database": {"url": db_url},
             "api": {"public_url": BASE},
-            "identity": {"token_ttl_seconds": TTL, "region": "RegionTest"},
+            "identity": {"token_ttl_seconds": TTL, "region": "RegionTest", **(identity or {})},
         },
     )
     clock = FakeClock()
@@ -111,9 +124,15 @@ async def ks(db_url: str, tmp_path: Path) -> AsyncIterator[Keystone]:
             httpx.AsyncClient(transport=transport, base_url=BASE, headers=admin.headers) as client,
             httpx.AsyncClient(transport=transport, base_url=BASE) as anon,
         ):
-            yield Keystone(settings, db, clock, client, anon, admin)
+            yield Keystone(settings, db, clock, client, anon, admin, app)
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def ks(db_url: str, tmp_path: Path) -> AsyncIterator[Keystone]:
+    async with keystone(db_url, tmp_path) as k:
+        yield k
 
 
 def assert_keystone_fault(response: httpx.Response, code: int) -> str:

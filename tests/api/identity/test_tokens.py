@@ -10,6 +10,7 @@ import httpx
 
 from canopy.services import identity
 from canopy.services.identity import ROLE_IDS
+from canopy.services.passwords import hash_password
 
 from .conftest import ADMIN_PASSWORD, BASE, TTL, V3, Keystone, assert_keystone_fault
 
@@ -116,7 +117,7 @@ async def test_unscoped_on_request_and_for_a_user_without_a_default_project(
     assert "project" not in t and t["roles"] == []
     # A user whose default project is not set gets an unscoped token when asking for none.
     async with ks.db.session() as s:
-        await identity.create_user(s, "loner", "pw", ks.clock.now())
+        await identity.create_user(s, "loner", hash_password("pw"), ks.clock.now())
     t = _token(await ks.login("loner", "pw"))
     assert "project" not in t and t["roles"] == []
     assert t["user"]["name"] == "loner"
@@ -328,3 +329,17 @@ async def test_auth_catalog_projects_domains_and_system(ks: Keystone) -> None:
     assert (await ks.client.get(f"{V3}/auth/domains")).json()["domains"] == []
     assert (await ks.client.get(f"{V3}/auth/system")).json()["system"] == []
     assert_keystone_fault(await ks.anon.get(f"{V3}/auth/catalog"), 401)
+
+
+async def test_a_lone_surrogate_in_a_login_is_400_not_a_crash(ks: Keystone) -> None:
+    template = (
+        '{"auth": {"identity": {"methods": ["password"], "password": {"user": '
+        '{"name": %s, "domain": {"name": "Default"}, "password": %s}}}}}'
+    )
+    for name, password in (('"x\\ud800"', '"pw"'), ('"admin"', '"p\\ud800"')):
+        r = await ks.anon.post(
+            TOKENS,
+            content=template % (name, password),
+            headers={"Content-Type": "application/json"},
+        )
+        assert "not valid Unicode" in assert_keystone_fault(r, 400)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from canopy.api.admin import clouds, flavors, images, placements, servers, spend
-from canopy.api.deps import require_admin
+from canopy.api.auth import require_cloud_admin
 
 PREFIX = "/canopy/v1"
 
 
 def admin_router() -> APIRouter:
-    """The admin API; every route requires an admin (see deps.require_admin)."""
+    """The admin API; every route requires a cloud admin (see auth.require_cloud_admin)."""
     # Body size: [api] max_body_bytes, enforced for every route by api/request_guard.py.
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(require_admin)])
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(require_cloud_admin)])
     for module in (clouds, spend, placements, flavors, images, servers):
         router.include_router(module.router)
     return router

@@ -54,7 +54,7 @@ async def list_zones_detail(
     for c in await _zones(s):
         available = _available(c, now)
         hosts: dict[str, Any] | None = None
-        if ctx.is_admin:
+        if ctx.is_cloud_admin:
             hosts = {
                 c.name: {
                     "nova-compute": {

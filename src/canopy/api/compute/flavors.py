@@ -70,7 +70,7 @@ async def _flavors(
     if v.at_least(75):
         reject_unknown(request, _PARAMS)
     q = select(Flavor)
-    if ctx.is_admin:
+    if ctx.is_cloud_admin:
         raw = last(request, "is_public")
         if raw is None:
             q = q.where(Flavor.is_public.is_(True))

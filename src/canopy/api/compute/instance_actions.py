@@ -187,7 +187,7 @@ async def show_action(
         raise NotFound(f"Action {request_id} not found")
     events = (await _events(s, [action.id]))[action.id]
     out = _action(v, action, events)
-    admin = ctx.is_admin
+    admin = ctx.is_cloud_admin
     if admin or v.at_least(51):
         project = action.project_id or server.project_id
         rendered = []

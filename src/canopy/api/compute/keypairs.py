@@ -37,7 +37,7 @@ def _target_user(ctx: RequestContext, v: APIVersion, requested: str | None, acti
     """Whose keypairs: the caller's, or (2.10+, admins) the one named by `user_id`."""
     if requested is None or not v.at_least(10) or requested == ctx.user_id:
         return ctx.user_id
-    if not ctx.is_admin:
+    if not ctx.is_cloud_admin:
         raise _policy(action)
     return requested
 

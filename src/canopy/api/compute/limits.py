@@ -80,7 +80,7 @@ async def show_limits(
     project_id = ctx.project_id
     tenant = first(params, "tenant_id")
     if tenant and tenant != ctx.project_id:
-        if not ctx.is_admin:
+        if not ctx.is_cloud_admin:
             raise Forbidden(
                 "Policy doesn't allow os_compute_api:limits:other_project to be performed."
             )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from canopy.api.auth import AdminRoleDep, AuthDep
+from canopy.api.auth import AuthDep, CloudAdminDep
 from canopy.api.compute.microversion import APIVersion, VersionDep
 from canopy.api.compute.params import first, query, reject_unknown
 from canopy.api.deps import ReadSessionDep, SessionDep, SettingsDep
@@ -32,7 +32,7 @@ def _policy(action: str) -> Forbidden:
 
 
 def _may_read(ctx: RequestContext, project_id: str, action: str) -> None:
-    if not (ctx.is_admin or project_id == ctx.project_id):
+    if not (ctx.is_cloud_admin or project_id == ctx.project_id):
         raise _policy(action)
 
 
@@ -119,7 +119,7 @@ async def update_quotas(
     project_id: str,
     body: JsonBody,
     request: Request,
-    ctx: AdminRoleDep,
+    ctx: CloudAdminDep,
     v: VersionDep,
     s: SessionDep,
     settings: SettingsDep,
@@ -160,7 +160,7 @@ async def update_quotas(
     response_class=Response,
 )
 async def revert_quotas(
-    project_id: str, request: Request, ctx: AdminRoleDep, v: VersionDep, s: SessionDep
+    project_id: str, request: Request, ctx: CloudAdminDep, v: VersionDep, s: SessionDep
 ) -> Response:
     params = query(request)
     reject_unknown(params, {"user_id"}, v)

@@ -184,12 +184,12 @@ async def _zone(
         parts = requested.split(":")
         zone = parts[0] or None
         forced = next((p for p in parts[1:] if p), None)
-        if forced and not ctx.is_admin:
+        if forced and not ctx.is_cloud_admin:
             raise Forbidden(
                 "Policy doesn't allow os_compute_api:servers:create:forced_host to be performed."
             )
     if host or node:
-        if not ctx.is_admin:
+        if not ctx.is_cloud_admin:
             raise Forbidden(
                 "Policy doesn't allow compute:servers:create:requested_destination to be performed."
             )
@@ -349,7 +349,7 @@ def _server_query(request: Request, v: APIVersion, ctx: RequestContext) -> Serve
         value = last(request, key)
         assert value is not None
         opts[key] = value
-    if ctx.is_admin:
+    if ctx.is_cloud_admin:
         for key in opts:
             if key in _JOINED or key.startswith("_"):
                 raise InvalidRequest(f"Invalid filter field: {key}.")
@@ -370,10 +370,10 @@ def _server_query(request: Request, v: APIVersion, ctx: RequestContext) -> Serve
                     raise InvalidRequest("Invalid status value")
                 return None
         if statuses == {"DELETED"}:
-            if not ctx.is_admin:
+            if not ctx.is_cloud_admin:
                 raise Forbidden("Only administrators may list deleted instances")
             deleted_only = True
-    if ctx.is_admin and "vm_state" in opts:
+    if ctx.is_cloud_admin and "vm_state" in opts:
         states = _VM_STATES.get(opts["vm_state"].lower(), frozenset())
         statuses = set(states) if statuses is None else statuses & states
         if states == _VM_STATES["deleted"]:
@@ -404,7 +404,7 @@ def _server_query(request: Request, v: APIVersion, ctx: RequestContext) -> Serve
     if "all_tenants" in opts:
         raw_all = opts["all_tenants"]
         all_projects = bool_from_string(raw_all, strict=True) if raw_all else True
-        if all_projects and not ctx.is_admin:
+        if all_projects and not ctx.is_cloud_admin:
             kind = "detail" if request.url.path.endswith("/detail") else "index"
             raise Forbidden(
                 f"Policy doesn't allow os_compute_api:servers:{kind}:get_all_tenants to be "
@@ -431,7 +431,7 @@ def _server_query(request: Request, v: APIVersion, ctx: RequestContext) -> Serve
     return ServerQuery(
         all_projects=all_projects,
         project_id=project_id,
-        user_id=opts.get("user_id") if ctx.is_admin else None,
+        user_id=opts.get("user_id") if ctx.is_cloud_admin else None,
         name=opts.get("name") or opts.get("display_name"),
         statuses=frozenset(statuses) if statuses is not None else None,
         deleted=deleted,
@@ -439,9 +439,9 @@ def _server_query(request: Request, v: APIVersion, ctx: RequestContext) -> Serve
         changes_before=before,
         image_id=_id_from_href(image) if image else None,
         flavor_id=opts.get("flavor"),
-        cloud=cloud if ctx.is_admin else None,
-        key_name=opts.get("key_name") if ctx.is_admin else None,
-        task_state=opts.get("task_state") if ctx.is_admin else None,
+        cloud=cloud if ctx.is_cloud_admin else None,
+        key_name=opts.get("key_name") if ctx.is_cloud_admin else None,
+        task_state=opts.get("task_state") if ctx.is_cloud_admin else None,
         request_id=request_of_reservation(resv) if resv else None,
         tags=tags("tags"),
         tags_any=tags("tags-any"),
@@ -481,7 +481,7 @@ def _sort(request: Request, v: APIVersion, ctx: RequestContext) -> tuple[tuple[s
                 f"Invalid input for query parameters sort_key. Value: {key}. "
                 f"'{key}' is not one of the valid sort keys"
             )
-        if key in ("host", "node") and not ctx.is_admin:
+        if key in ("host", "node") and not ctx.is_cloud_admin:
             raise Forbidden(f"Only administrators can sort servers by {key}")
         if key in ignored:
             continue

@@ -87,11 +87,11 @@ async def view_context(
     ids = [sv.id for sv in servers]
     if version.at_least(26):
         vc.tags = await tags_of(s, ids)
-    if show and ctx.is_admin and version.at_least(3):
+    if show and ctx.is_cloud_admin and version.at_least(3):
         vc.user_data = await user_data_of(s, ids)
     vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
     vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
-    if ctx.is_admin and version.at_least(3):
+    if ctx.is_cloud_admin and version.at_least(3):
         rows = await s.execute(
             select(InstanceAction.server_id, InstanceAction.request_id)
             .where(
@@ -153,11 +153,11 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         fault = _fault(vc, sv)
         if fault is not None:
             out["fault"] = fault
-    if vc.ctx.is_admin:
+    if vc.ctx.is_cloud_admin:
         _extended_attributes(vc, sv, out)
     if v.at_least(9):
         out["locked"] = sv.locked
-    if v.at_least(16) and vc.ctx.is_admin:
+    if v.at_least(16) and vc.ctx.is_cloud_admin:
         out["host_status"] = _host_status(vc, sv)
     if v.at_least(19):
         out["description"] = sv.description
@@ -243,7 +243,7 @@ def _fault(vc: ViewContext, sv: Server) -> dict[str, Any] | None:
         "created": isotime(sv.fault_at or sv.updated_at),
         "message": sv.fault_message or "",
     }
-    if vc.ctx.is_admin and sv.attempt_log:
+    if vc.ctx.is_cloud_admin and sv.attempt_log:
         fault["details"] = attempts_text(list(sv.attempt_log))
     return fault
 

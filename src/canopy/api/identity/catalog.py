@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from canopy.api.auth import HolderDep, identity_rule
 from canopy.api.deps import SettingsDep
-from canopy.api.identity.common import V3, HolderDep, authorize, collection_links, self_link
+from canopy.api.identity.common import V3, collection_links, self_link
 from canopy.config import Settings
 from canopy.domain.errors import NotFound
 
@@ -98,15 +99,13 @@ def _one(items: list[dict[str, Any]], item_id: str, kind: str) -> dict[str, Any]
     raise NotFound(f"Could not find {kind}: {item_id[:64]}.")
 
 
-@router.get(V3 + "/services")
+@router.get(V3 + "/services", dependencies=[Depends(identity_rule("list_services"))])
 async def list_services(
     request: Request,
-    holder: HolderDep,
     settings: SettingsDep,
     service_type: Annotated[str | None, Query(alias="type")] = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    authorize(holder, "list_services")
     items = [
         s
         for s in _services(request, settings)
@@ -115,24 +114,19 @@ async def list_services(
     return {"services": items, "links": collection_links(request)}
 
 
-@router.get(V3 + "/services/{service_id}")
-async def show_service(
-    request: Request, service_id: str, holder: HolderDep, settings: SettingsDep
-) -> dict[str, Any]:
-    authorize(holder, "get_service")
+@router.get(V3 + "/services/{service_id}", dependencies=[Depends(identity_rule("get_service"))])
+async def show_service(request: Request, service_id: str, settings: SettingsDep) -> dict[str, Any]:
     return {"service": _one(_services(request, settings), service_id, "service")}
 
 
-@router.get(V3 + "/endpoints")
+@router.get(V3 + "/endpoints", dependencies=[Depends(identity_rule("list_endpoints"))])
 async def list_endpoints(
     request: Request,
-    holder: HolderDep,
     settings: SettingsDep,
     service_id: str | None = None,
     interface: str | None = None,
     region_id: str | None = None,
 ) -> dict[str, Any]:
-    authorize(holder, "list_endpoints")
     items = [
         e
         for e in _endpoints(request, settings)
@@ -143,11 +137,10 @@ async def list_endpoints(
     return {"endpoints": items, "links": collection_links(request)}
 
 
-@router.get(V3 + "/endpoints/{endpoint_id}")
+@router.get(V3 + "/endpoints/{endpoint_id}", dependencies=[Depends(identity_rule("get_endpoint"))])
 async def show_endpoint(
-    request: Request, endpoint_id: str, holder: HolderDep, settings: SettingsDep
+    request: Request, endpoint_id: str, settings: SettingsDep
 ) -> dict[str, Any]:
-    authorize(holder, "get_endpoint")
     return {"endpoint": _one(_endpoints(request, settings), endpoint_id, "endpoint")}
 
 

@@ -1,5 +1,5 @@
-"""What every Keystone resource shares: the fault body, the 401 challenge, the token check,
-policy, timestamps and links."""
+"""What every Keystone resource shares: the fault body, the 401 challenge, the password
+pool and throttle, timestamps and links. Who may do what is `canopy.api.auth`'s."""
 
 from __future__ import annotations
 
@@ -10,19 +10,21 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from canopy.api.deps import get_clock, get_db, get_settings
-from canopy.api.errors import add_fault_format
-from canopy.config import Settings
-from canopy.domain.errors import Forbidden, InvalidRequest, Unauthorized
-from canopy.services.identity import DEFAULT_DOMAIN, TokenInfo, validate_token
+from canopy.api.deps import get_settings
+from canopy.api.errors import add_fault_format, fault_response
+from canopy.config import IdentitySettings, Settings
+from canopy.domain.errors import InvalidRequest, RetryLater, Throttled
+from canopy.services.identity import DEFAULT_DOMAIN
+from canopy.services.passwords import PasswordPool
+from canopy.services.throttle import ThrottlePolicy
 
 T = TypeVar("T")
 
 PREFIX = "/identity"
 V3 = "/identity/v3"
-AUTH_REQUIRED = "The request you have made requires authentication."
 
 
 def keystone_fault(code: int, message: str) -> dict[str, Any]:
@@ -62,38 +64,42 @@ class _Challenge:
 
 
 def install_identity(app: FastAPI) -> None:
-    """Keystone's fault body and 401 challenge for everything under /identity. Call after
-    `install_error_handlers`."""
+    """Keystone's fault body and 401 challenge for everything under /identity, the pool
+    passwords are checked in, and 429/503 with Retry-After for what must be retried later.
+    Call after `install_error_handlers` (and after `app.state.settings` is set)."""
     add_fault_format(app, PREFIX, keystone_fault)
+    identity: IdentitySettings = app.state.settings.identity
+    app.state.passwords = PasswordPool(identity.password_threads, identity.password_queue)
+    app.add_exception_handler(RetryLater, _on_retry_later)
     app.add_middleware(_Challenge)
 
 
-# Who is calling -------------------------------------------------------------------------
+# The password pool and its refusals ------------------------------------------------------
 
 
-async def token_holder(request: Request) -> TokenInfo:
-    """The holder of X-Auth-Token: any valid token, scoped or not (else 401)."""
-    token = request.headers.get("x-auth-token")
-    if not token:
-        raise Unauthorized(AUTH_REQUIRED)
-    async with get_db(request).read() as s:
-        return await validate_token(s, token, get_clock(request).now())
+def get_passwords(request: Request) -> PasswordPool:
+    pool: PasswordPool = request.app.state.passwords
+    return pool
 
 
-HolderDep = Annotated[TokenInfo, Depends(token_holder)]
+def get_throttle(request: Request) -> ThrottlePolicy:
+    return ThrottlePolicy.from_settings(get_settings(request).identity)
 
 
-def is_admin(holder: TokenInfo) -> bool:
-    return "admin" in holder.roles
+def client_address(request: Request) -> str | None:
+    """The caller's address as the server saw it (behind a proxy, uvicorn's
+    `--forwarded-allow-ips` decides whether X-Forwarded-For is believed)."""
+    return request.client.host if request.client else None
 
 
-def authorize(holder: TokenInfo, action: str, *, allowed: bool = False) -> None:
-    """Keystone's policy in one line: an admin may do anything; others only what `allowed`
-    says (their own user, their own project)."""
-    if not (allowed or is_admin(holder)):
-        raise Forbidden(
-            f"You are not authorized to perform the requested action: identity:{action}."
-        )
+async def _on_retry_later(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RetryLater)
+    code = 429 if isinstance(exc, Throttled) else 503
+    return fault_response(request, code, str(exc), {"Retry-After": str(exc.retry_after)})
+
+
+PasswordsDep = Annotated[PasswordPool, Depends(get_passwords)]
+ThrottleDep = Annotated[ThrottlePolicy, Depends(get_throttle)]
 
 
 # Rendering ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from canopy.api.identity.common import V3, HolderDep, collection_links, flag, self_link
+from canopy.api.auth import HolderDep
+from canopy.api.identity.common import V3, collection_links, flag, self_link
 from canopy.domain.errors import NotFound
 from canopy.services.identity import DEFAULT_DOMAIN
 

@@ -1,23 +1,16 @@
-"""Projects (all in domain Default, none acting as a domain): admin-managed; a caller may
-also read the project their token is scoped to, and list the projects they belong to."""
+"""Projects (all in domain Default, none acting as a domain): managed by cloud admins; a
+caller may also read the project their token is scoped to."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from canopy.api.auth import identity_rule, own_project_rule
 from canopy.api.deps import ClockDep, ReadSessionDep, SessionDep
-from canopy.api.identity.common import (
-    V3,
-    HolderDep,
-    authorize,
-    collection_links,
-    flag,
-    page,
-    self_link,
-)
+from canopy.api.identity.common import V3, collection_links, flag, page, self_link
 from canopy.domain.errors import InvalidRequest
 from canopy.services import identity
 from canopy.services.identity import DEFAULT_DOMAIN
@@ -79,10 +72,9 @@ class ProjectUpdateBody(_In):
     project: ProjectUpdate
 
 
-@router.get(PROJECTS)
+@router.get(PROJECTS, dependencies=[Depends(identity_rule("list_projects"))])
 async def list_projects(
     request: Request,
-    holder: HolderDep,
     s: ReadSessionDep,
     name: str | None = None,
     domain_id: str | None = None,
@@ -92,8 +84,7 @@ async def list_projects(
     limit: int | None = Query(default=None, ge=1),
     marker: str | None = None,
 ) -> dict[str, Any]:
-    """Every project (admin), filtered by name, domain, enabled."""
-    authorize(holder, "list_projects")
+    """Every project (cloud admin), filtered by name, domain, enabled."""
     projects: list[Project] = []
     if (
         domain_id in (None, DEFAULT_DOMAIN[0])
@@ -108,11 +99,10 @@ async def list_projects(
     }
 
 
-@router.post(PROJECTS, status_code=201)
+@router.post(PROJECTS, status_code=201, dependencies=[Depends(identity_rule("create_project"))])
 async def create_project(
-    request: Request, body: ProjectCreateBody, holder: HolderDep, s: SessionDep, clock: ClockDep
+    request: Request, body: ProjectCreateBody, s: SessionDep, clock: ClockDep
 ) -> dict[str, Any]:
-    authorize(holder, "create_project")
     want = body.project
     check_domain_id(want.domain_id)
     if want.parent_id not in (None, DEFAULT_DOMAIN[0]):
@@ -125,21 +115,17 @@ async def create_project(
     return {"project": project_view(request, p)}
 
 
-@router.get(PROJECTS + "/{project_id}")
-async def show_project(
-    request: Request, project_id: str, holder: HolderDep, s: ReadSessionDep
-) -> dict[str, Any]:
-    """One project: an admin sees any, others the one their token is scoped to."""
-    authorize(holder, "get_project", allowed=project_id == holder.project_id)
+@router.get(PROJECTS + "/{project_id}", dependencies=[Depends(own_project_rule("get_project"))])
+async def show_project(request: Request, project_id: str, s: ReadSessionDep) -> dict[str, Any]:
+    """One project: a cloud admin sees any, others the one their token is scoped to."""
     p = await identity.find_project(s, id=project_id)
     return {"project": project_view(request, p)}
 
 
-@router.patch(PROJECTS + "/{project_id}")
+@router.patch(PROJECTS + "/{project_id}", dependencies=[Depends(identity_rule("update_project"))])
 async def update_project(
-    request: Request, project_id: str, body: ProjectUpdateBody, holder: HolderDep, s: SessionDep
+    request: Request, project_id: str, body: ProjectUpdateBody, s: SessionDep
 ) -> dict[str, Any]:
-    authorize(holder, "update_project")
     p = await identity.find_project(s, id=project_id)
     want = body.project
     if want.domain_id is not None and want.domain_id != p.domain_id:
@@ -150,10 +136,13 @@ async def update_project(
     return {"project": project_view(request, p)}
 
 
-@router.delete(PROJECTS + "/{project_id}", status_code=204)
-async def delete_project(project_id: str, holder: HolderDep, s: SessionDep) -> Response:
+@router.delete(
+    PROJECTS + "/{project_id}",
+    status_code=204,
+    dependencies=[Depends(identity_rule("delete_project"))],
+)
+async def delete_project(project_id: str, s: SessionDep) -> Response:
     """Delete a project and its role assignments (refused while it has servers)."""
-    authorize(holder, "delete_project")
     p = await identity.find_project(s, id=project_id)
     await identity.delete_project(s, p)
     return Response(status_code=204)

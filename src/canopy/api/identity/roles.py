@@ -5,19 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.api.auth import identity_rule
 from canopy.api.deps import ReadSessionDep, SessionDep
-from canopy.api.identity.common import (
-    V3,
-    HolderDep,
-    authorize,
-    collection_links,
-    domain_ref,
-    flag,
-    self_link,
-)
+from canopy.api.identity.common import V3, collection_links, domain_ref, flag, self_link
 from canopy.domain.errors import NotFound
 from canopy.services import identity
 from canopy.services.identity import ROLE_IDS, ROLES
@@ -29,7 +22,7 @@ ROLES_PATH = V3 + "/roles"
 GRANT = V3 + "/projects/{project_id}/users/{user_id}/roles"
 
 _DESCRIPTIONS = {
-    "admin": "Everything, in every project: clouds, users, projects and all servers.",
+    "admin": "On the admin project: everything, everywhere. Elsewhere: what member can.",
     "member": "Create, change and delete the project's servers, keypairs and groups.",
     "reader": "Look at the project's servers and resources, change nothing.",
 }
@@ -47,19 +40,17 @@ def role_view(request: Request, name: str) -> dict[str, Any]:
     }
 
 
-@router.get(ROLES_PATH)
+@router.get(ROLES_PATH, dependencies=[Depends(identity_rule("list_roles"))])
 async def list_roles(
-    request: Request, holder: HolderDep, name: str | None = None, domain_id: str | None = None
+    request: Request, name: str | None = None, domain_id: str | None = None
 ) -> dict[str, Any]:
     """The three roles (admin only), filtered by name."""
-    authorize(holder, "list_roles")
     names = [r for r in ROLES if name is None or r == name] if domain_id is None else []
     return {"roles": [role_view(request, r) for r in names], "links": collection_links(request)}
 
 
-@router.get(ROLES_PATH + "/{role_id}")
-async def show_role(request: Request, role_id: str, holder: HolderDep) -> dict[str, Any]:
-    authorize(holder, "get_role")
+@router.get(ROLES_PATH + "/{role_id}", dependencies=[Depends(identity_rule("get_role"))])
+async def show_role(request: Request, role_id: str) -> dict[str, Any]:
     return {"role": role_view(request, identity.role_by_id(role_id))}
 
 
@@ -71,47 +62,43 @@ async def _grant_target(
     return project, user, identity.role_by_id(role_id)
 
 
-@router.get(GRANT)
+@router.get(GRANT, dependencies=[Depends(identity_rule("list_grants"))])
 async def list_grants(
-    request: Request, project_id: str, user_id: str, holder: HolderDep, s: ReadSessionDep
+    request: Request, project_id: str, user_id: str, s: ReadSessionDep
 ) -> dict[str, Any]:
     """The roles a user holds on a project."""
-    authorize(holder, "list_grants")
     await identity.find_project(s, id=project_id)
     await identity.find_user(s, id=user_id)
     names = await identity.roles_on(s, user_id, project_id)
     return {"roles": [role_view(request, r) for r in names], "links": collection_links(request)}
 
 
-@router.put(GRANT + "/{role_id}", status_code=204)
-async def grant(
-    project_id: str, user_id: str, role_id: str, holder: HolderDep, s: SessionDep
-) -> Response:
+@router.put(
+    GRANT + "/{role_id}", status_code=204, dependencies=[Depends(identity_rule("create_grant"))]
+)
+async def grant(project_id: str, user_id: str, role_id: str, s: SessionDep) -> Response:
     """Give a user a role on a project (idempotent)."""
-    authorize(holder, "create_grant")
     p, u, role = await _grant_target(s, project_id, user_id, role_id)
     await identity.grant(s, u.id, p.id, role)
     return Response(status_code=204)
 
 
-@router.head(GRANT + "/{role_id}", status_code=204)
-async def check_grant(
-    project_id: str, user_id: str, role_id: str, holder: HolderDep, s: ReadSessionDep
-) -> Response:
+@router.head(
+    GRANT + "/{role_id}", status_code=204, dependencies=[Depends(identity_rule("check_grant"))]
+)
+async def check_grant(project_id: str, user_id: str, role_id: str, s: ReadSessionDep) -> Response:
     """204 if the user holds the role on the project, else 404."""
-    authorize(holder, "check_grant")
     p, u, role = await _grant_target(s, project_id, user_id, role_id)
     if role not in await identity.roles_on(s, u.id, p.id):
         raise NotFound(f"Could not find role assignment with role: {role_id}.")
     return Response(status_code=204)
 
 
-@router.delete(GRANT + "/{role_id}", status_code=204)
-async def revoke_grant(
-    project_id: str, user_id: str, role_id: str, holder: HolderDep, s: SessionDep
-) -> Response:
+@router.delete(
+    GRANT + "/{role_id}", status_code=204, dependencies=[Depends(identity_rule("revoke_grant"))]
+)
+async def revoke_grant(project_id: str, user_id: str, role_id: str, s: SessionDep) -> Response:
     """Take a role away; tokens lose it at once (roles are read live)."""
-    authorize(holder, "revoke_grant")
     p, u, role = await _grant_target(s, project_id, user_id, role_id)
     await identity.ungrant(s, u.id, p.id, role)
     return Response(status_code=204)
@@ -121,14 +108,13 @@ async def revoke_grant(
 _NOTHING_MATCHES = ("group.id", "scope.domain.id", "scope.system", "scope.OS-INHERIT:inherited_to")
 
 
-@router.get(V3 + "/role_assignments")
-async def role_assignments(
-    request: Request, holder: HolderDep, s: ReadSessionDep
-) -> dict[str, Any]:
+@router.get(
+    V3 + "/role_assignments", dependencies=[Depends(identity_rule("list_role_assignments"))]
+)
+async def role_assignments(request: Request, s: ReadSessionDep) -> dict[str, Any]:
     """Who holds which role where, filtered by `user.id`, `scope.project.id`, `role.id`;
     `include_names` adds names. `effective` changes nothing: canopy has no groups and no
     inherited roles."""
-    authorize(holder, "list_role_assignments")
     q = request.query_params
     links = collection_links(request)
     if any(k in q for k in _NOTHING_MATCHES):

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.api.auth import Holder, HolderDep, authorize, is_admin_project
 from canopy.api.deps import ClockDep, DatabaseDep, ReadSessionDep, SessionDep, SettingsDep
 from canopy.api.identity.catalog import build_catalog
 from canopy.api.identity.common import (
     V3,
-    HolderDep,
-    authorize,
+    PasswordsDep,
+    ThrottleDep,
+    client_address,
     collection_links,
     domain_ref,
     iso,
@@ -23,8 +25,10 @@ from canopy.api.identity.common import (
 from canopy.api.identity.projects import project_view
 from canopy.config import Settings
 from canopy.domain.errors import InvalidRequest, NotFound, Unauthorized
-from canopy.services import identity
-from canopy.services.identity import ROLE_IDS, TokenInfo
+from canopy.services import identity, tokens
+from canopy.services.identity import ROLE_IDS
+from canopy.services.login import PasswordCheck
+from canopy.services.tokens import TokenInfo
 from canopy.store.models import Project, User
 
 router = APIRouter(tags=["identity"])
@@ -36,9 +40,7 @@ _UNSUPPORTED_SCOPE = (
 )
 
 
-def token_body(
-    info: TokenInfo, settings: Settings, *, catalog: bool, parent_audit_id: str | None = None
-) -> dict[str, Any]:
+def token_body(info: TokenInfo, settings: Settings, *, catalog: bool) -> dict[str, Any]:
     """Keystone's token document."""
     token: dict[str, Any] = {
         "methods": list(info.methods),
@@ -48,13 +50,14 @@ def token_body(
             "domain": domain_ref(),
             "password_expires_at": None,
         },
-        "audit_ids": [info.audit_id, *([parent_audit_id] if parent_audit_id else [])],
+        "audit_ids": info.audit_ids,
         "expires_at": iso(info.expires_at),
         "issued_at": iso(info.issued_at),
         "roles": [{"id": ROLE_IDS[r], "name": r} for r in info.roles],
         "is_domain": False,
     }
     if info.project_id is not None:
+        token["is_admin_project"] = is_admin_project(info, settings)
         token["project"] = {
             "id": info.project_id,
             "name": info.project_name,
@@ -82,6 +85,10 @@ def _str(parent: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"Invalid input for field '{key}': {value!r} is not a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"Invalid input for field '{key}': not valid Unicode text.") from None
     return value
 
 
@@ -94,7 +101,7 @@ def _domain(ref: dict[str, Any], what: str) -> None:
     identity.check_domain(did, dname)
 
 
-async def _password_user(s: AsyncSession, ident: dict[str, Any]) -> User:
+async def _password_user(check: PasswordCheck, ident: dict[str, Any], address: str | None) -> User:
     user = _obj(_obj(ident, "password", "identity"), "user", "password")
     password = _str(user, "password")
     if password is None:
@@ -104,7 +111,7 @@ async def _password_user(s: AsyncSession, ident: dict[str, Any]) -> User:
         if name is None:
             raise InvalidRequest("Expecting to find id or name in user.")
         _domain(user, "user")
-    return await identity.authenticate_password(s, password, user_id=uid, name=name)
+    return await check.user(password, user_id=uid, name=name, address=address)
 
 
 async def _scope(s: AsyncSession, auth: dict[str, Any], user: User) -> Project | None:
@@ -137,6 +144,8 @@ async def issue(
     db: DatabaseDep,
     settings: SettingsDep,
     clock: ClockDep,
+    passwords: PasswordsDep,
+    policy: ThrottleDep,
 ) -> JSONResponse:
     """Authenticate (password or token) and issue a token for the requested scope."""
     auth = _obj(body, "auth", "request body")
@@ -150,49 +159,46 @@ async def issue(
             f"Attempted to authenticate with an unsupported method: {unsupported[0][:40]}."
         )
     now = clock.now()
-    # Checking the password (Argon2, ~30 ms) happens in a read transaction, so it never
-    # holds SQLite's single write lock; only the insert of the token does.
-    async with db.read() as s:
-        user: User | None = None
-        parent: TokenInfo | None = None
-        if "token" in methods:
-            value = _str(_obj(ident, "token", "identity"), "id")
-            if not value:
-                raise InvalidRequest("Expecting to find id in token.")
-            parent = await identity.validate_token(s, value, now)
+    user: User | None = None
+    parent: TokenInfo | None = None
+    if "token" in methods:
+        value = _str(_obj(ident, "token", "identity"), "id")
+        if not value:
+            raise InvalidRequest("Expecting to find id in token.")
+        async with db.read() as s:
+            parent = await tokens.validate_token(s, value, now)
             user = await identity.find_user(s, id=parent.user_id)
-        if "password" in methods:
-            by_password = await _password_user(s, ident)
-            if user is not None and by_password.id != user.id:
-                raise Unauthorized("The methods given authenticate different users.")
-            user = by_password
-        assert user is not None
+    if "password" in methods:
+        # Throttled, and checked in the password pool with no transaction open.
+        check = PasswordCheck(db, passwords, policy, clock)
+        by_password = await _password_user(check, ident, client_address(request))
+        if user is not None and by_password.id != user.id:
+            raise Unauthorized("The methods given authenticate different users.")
+        user = by_password
+    assert user is not None
+    async with db.read() as s:
         project = await _scope(s, auth, user)
     all_methods = tuple(dict.fromkeys([*methods, *(parent.methods if parent else ())]))
     async with db.session() as s:
-        value, info = await identity.issue_token(
+        value, info = await tokens.issue_token(
             s,
             user,
             project,
             now,
             settings.identity.token_ttl_seconds,
             methods=all_methods,
-            # A token made from a token lives no longer than its parent (Keystone's rule).
-            expires_at=parent.expires_at if parent else None,
+            parent=parent,
         )
     catalog = "nocatalog" not in request.query_params
-    parent_audit = parent.audit_id if parent else None
-    doc = token_body(info, settings, catalog=catalog, parent_audit_id=parent_audit)
+    doc = token_body(info, settings, catalog=catalog)
     return JSONResponse(doc, status_code=201, headers={"X-Subject-Token": value})
 
 
-async def _subject(
-    request: Request, s: AsyncSession, holder: TokenInfo, now: datetime
-) -> TokenInfo:
+async def _subject(request: Request, s: AsyncSession, holder: Holder, now: datetime) -> TokenInfo:
     value = request.headers.get("x-subject-token")
     if not value:
         raise InvalidRequest("Missing header X-Subject-Token: the token to look at.")
-    subject = await identity.token_record(s, value, now)
+    subject = await tokens.token_record(s, value, now)
     authorize(holder, "validate_token", allowed=subject.user_id == holder.user_id)
     return subject
 
@@ -221,9 +227,9 @@ async def check(
 
 @router.delete(TOKENS, status_code=204)
 async def revoke(request: Request, holder: HolderDep, s: SessionDep, clock: ClockDep) -> Response:
-    """Revoke the subject token; it is unusable from now on."""
+    """Revoke the subject token and every token made from it (a rescope of it, ...)."""
     await _subject(request, s, holder, clock.now())
-    await identity.revoke_token(s, request.headers["x-subject-token"])
+    await tokens.revoke_token(s, request.headers["x-subject-token"])
     return Response(status_code=204)
 
 

@@ -301,6 +301,6 @@ async def _locations(
     s: AsyncSession, ctx: RequestContext, rows: list[Image]
 ) -> dict[str, list[Location]] | None:
     """Per-cloud locations, for admins only (the clouds behind canopy are theirs to know)."""
-    if not ctx.is_admin:
+    if not ctx.is_cloud_admin:
         return None
     return await image_service.locations(s, rows)

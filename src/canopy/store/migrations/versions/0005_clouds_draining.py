@@ -1,7 +1,7 @@
 """clouds draining: removed_at and the stored driver settings
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 00:05:00.000000
 
 A cloud removed from the config keeps its row; `removed_at` says since when, and
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,63 @@
+"""Housekeeping: the periodic job that purges expired tokens and stale login failures.
+
+It is a row of `jobs` taken through `lease_job`, so with many workers on PostgreSQL one of
+them runs it per interval (`[identity] purge_interval_seconds`), not all at once. Each pass
+deletes bounded batches in one short transaction; while batches come back full, the next
+pass follows at once, so a backlog drains without any one transaction holding locks long.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from canopy.controllers.runtime import Runtime
+from canopy.services import throttle, tokens
+from canopy.services.throttle import ThrottlePolicy
+from canopy.store.leases import lease_job
+
+log = logging.getLogger("canopy.housekeeping")
+
+JOB = "housekeeping"
+BATCH = 1000
+
+
+class HousekeepingController:
+    def __init__(self, rt: Runtime, *, batch: int = BATCH) -> None:
+        self.rt = rt
+        self.batch = batch
+        # When the job is next worth asking for, so an idle wake costs no transaction.
+        self._not_before: datetime | None = None
+
+    @property
+    def idle(self) -> float:
+        """How long the worker's loop may sleep between looks (it is also woken by notify)."""
+        return min(60.0, self.rt.settings.identity.purge_interval_seconds)
+
+    async def run_once(self) -> int:
+        """Purge one batch of each kind if the job is due and ours; how many rows went."""
+        rt = self.rt
+        now = rt.clock.now()
+        if self._not_before is not None and now < self._not_before:
+            return 0
+        interval = timedelta(seconds=rt.settings.identity.purge_interval_seconds)
+        policy = ThrottlePolicy.from_settings(rt.settings.identity)
+        async with rt.db.session() as s:
+            job = await lease_job(
+                s, name=JOB, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
+            )
+            if job is None:  # not due, or another worker has it
+                self._not_before = now + interval
+                return 0
+            expired = await tokens.purge_expired(s, now, limit=self.batch)
+            stale = await throttle.purge(s, policy, now, limit=self.batch)
+            more = expired >= self.batch or stale >= self.batch
+            job.next_run_at = now if more else now + interval
+            job.last_run_at = now
+            job.runs += 1
+            job.claimed_by = None
+            job.claim_expires_at = None
+        self._not_before = None if more else now + interval
+        if expired or stale:
+            log.info("purged %d expired tokens and %d stale login failures", expired, stale)
+        return expired + stale

@@ -1,0 +1,141 @@
+"""Password guessing is throttled per user and per source address: 429 with Retry-After in
+Keystone's fault format, the lockout doubling with each further failure, a success clearing
+the user's count; the same limit for the old password of a password change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from .conftest import V3, Keystone, assert_keystone_fault, keystone
+
+LIMITS = {
+    "lockout_failure_attempts": 3,
+    "address_failure_attempts": 6,
+    "lockout_seconds": 30,
+    "lockout_max_seconds": 100,
+    "lockout_window_seconds": 600,
+}
+
+
+def assert_throttled(r: httpx.Response) -> int:
+    """Keystone's 429, and the seconds it says to wait."""
+    message = assert_keystone_fault(r, 429)
+    assert r.json()["error"]["title"] == "Too Many Requests"
+    assert "try again in" in message
+    return int(r.headers["Retry-After"])
+
+
+async def test_a_user_is_locked_after_failures_and_the_lockout_doubles(
+    db_url: str, tmp_path: Path
+) -> None:
+    one_user = {**LIMITS, "address_failure_attempts": 100}  # the address is not the point
+    async with keystone(db_url, tmp_path, one_user) as ks:
+        await ks.user("bob", "right", project="p1")
+        for _ in range(3):
+            assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        # Locked: even the right password is refused, before it is checked.
+        assert assert_throttled(await ks.login("bob", "right", project="p1")) == 30
+        ks.clock.advance(10)
+        assert assert_throttled(await ks.login("bob", "wrong", project="p1")) == 20
+        ks.clock.advance(21)
+        # The lock is over, the count is not: one more failure locks for twice as long.
+        assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        assert assert_throttled(await ks.login("bob", "right", project="p1")) == 60
+        ks.clock.advance(61)
+        assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        assert assert_throttled(await ks.login("bob", "right", project="p1")) == 100  # the cap
+        ks.clock.advance(101)
+        # A success forgives the user: three more failures are needed for the next lock.
+        assert (await ks.login("bob", "right", project="p1")).status_code == 201
+        for _ in range(2):
+            assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        assert (await ks.login("bob", "right", project="p1")).status_code == 201
+
+
+async def test_an_unknown_user_is_throttled_the_same_way(db_url: str, tmp_path: Path) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        for _ in range(3):
+            assert_keystone_fault(await ks.login("nobody", "guess", project="p1"), 401)
+        r = await ks.login("nobody", "guess", project="p1")
+        assert assert_throttled(r) == 30  # no way to tell that the user does not exist
+
+
+async def test_a_user_named_by_id_or_by_name_is_one_user(db_url: str, tmp_path: Path) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        bob = await ks.user("bob", "right", project="p1")
+        by_id = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"id": bob.user_id, "password": "wrong"}},
+                }
+            }
+        }
+        for _ in range(2):
+            assert_keystone_fault(await ks.anon.post(f"{V3}/auth/tokens", json=by_id), 401)
+        assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        assert_throttled(await ks.login("bob", "right", project="p1"))
+
+
+async def test_a_guessing_address_is_locked_for_every_user(db_url: str, tmp_path: Path) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        await ks.user("carol", "right", project="p1")
+        async with ks.from_address("192.0.2.7") as bad, ks.from_address("192.0.2.8") as good:
+            # Two guesses at each of three users: no user reaches its limit, the address does.
+            for name in ("u1", "u2", "u3"):
+                for _ in range(2):
+                    assert_keystone_fault(await ks.login(name, "x", project="p1", via=bad), 401)
+            assert_throttled(await ks.login("carol", "right", project="p1", via=bad))
+            # The same user from another address is not locked out by it.
+            assert (await ks.login("carol", "right", project="p1", via=good)).status_code == 201
+            # A success from the guessing address does not clear the address's count.
+            ks.clock.advance(31)
+            assert (await ks.login("carol", "right", project="p1", via=bad)).status_code == 201
+            assert_keystone_fault(await ks.login("u4", "x", project="p1", via=bad), 401)
+            assert_throttled(await ks.login("carol", "right", project="p1", via=bad))
+
+
+async def test_failures_spread_wider_than_the_window_never_lock(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        await ks.user("bob", "right", project="p1")
+        for _ in range(5):
+            assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+            ks.clock.advance(601)
+        assert (await ks.login("bob", "right", project="p1")).status_code == 201
+
+
+async def test_the_old_password_of_a_password_change_is_throttled_too(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        bob = await ks.user("bob", "right", project="p1")
+        url = f"{V3}/users/{bob.user_id}/password"
+        wrong = {"user": {"original_password": "guess", "password": "new"}}
+        for _ in range(3):
+            r = await ks.anon.post(url, json=wrong, headers=bob.headers)
+            assert "original password" in assert_keystone_fault(r, 401)
+        right = {"user": {"original_password": "right", "password": "new"}}
+        assert_throttled(await ks.anon.post(url, json=right, headers=bob.headers))
+        ks.clock.advance(31)
+        assert (await ks.anon.post(url, json=right, headers=bob.headers)).status_code == 204
+        assert (await ks.login("bob", "new", project="p1")).status_code == 201
+
+
+async def test_zero_attempts_turns_the_limit_off(db_url: str, tmp_path: Path) -> None:
+    off = {**LIMITS, "lockout_failure_attempts": 0, "address_failure_attempts": 0}
+    async with keystone(db_url, tmp_path, off) as ks:
+        await ks.user("bob", "right", project="p1")
+        for _ in range(8):
+            assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+        assert (await ks.login("bob", "right", project="p1")).status_code == 201
+
+
+async def test_the_default_limits_hold_without_configuration(ks: Keystone) -> None:
+    await ks.user("bob", "right", project="p1")
+    for _ in range(5):
+        assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
+    assert assert_throttled(await ks.login("bob", "right", project="p1")) == 30
