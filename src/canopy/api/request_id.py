@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-openstack-request-id"
 _FORM = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -32,14 +33,30 @@ def _choose(given: str | None) -> str:
     return f"req-{uuid.uuid4()}"
 
 
+class _RequestId:
+    """Pure ASGI (not BaseHTTPMiddleware): a client that goes away mid-request is not an
+    error here, and nothing is buffered or copied on the way out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(Request(scope))
+        compute = scope["path"].startswith("/compute")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[HEADER] = rid
+                if compute:
+                    headers["x-compute-request-id"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def install_request_id(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request_id(request)
-        response = await call_next(request)
-        response.headers[HEADER] = rid
-        if request.url.path.startswith("/compute"):
-            response.headers["x-compute-request-id"] = rid
-        return response
+    app.add_middleware(_RequestId)

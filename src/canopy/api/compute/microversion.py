@@ -8,11 +8,12 @@ carries both headers and `Vary`, as Nova's do.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from canopy.domain.errors import CanopyError
 
@@ -85,26 +86,37 @@ def microversion(request: Request) -> APIVersion:
 VersionDep = Annotated[APIVersion, Depends(microversion)]
 
 
-_Next = Callable[[Request], Awaitable[Response]]
+class _EchoVersion:
+    """Pure ASGI (not BaseHTTPMiddleware), so a client that goes away mid-request is not
+    an error here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/compute"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                v = getattr(request.state, "compute_version", None)
+                if v is None:
+                    try:
+                        v = parse(request)
+                    except CanopyError:
+                        v = None
+                headers = MutableHeaders(scope=message)
+                if v is not None:
+                    headers["OpenStack-API-Version"] = f"compute {v}"
+                    headers["X-OpenStack-Nova-API-Version"] = str(v)
+                headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
 
 
 def install_headers(app: FastAPI) -> None:
     """Echo the negotiated microversion on every /compute response, as Nova does."""
-
-    @app.middleware("http")
-    async def _echo(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/compute"):
-            v = getattr(request.state, "compute_version", None)
-            if v is None:
-                try:
-                    v = parse(request)
-                except CanopyError:
-                    v = None
-            if v is not None:
-                response.headers["OpenStack-API-Version"] = f"compute {v}"
-                response.headers["X-OpenStack-Nova-API-Version"] = str(v)
-            response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-        return response
+    app.add_middleware(_EchoVersion)
