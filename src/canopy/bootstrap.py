@@ -8,6 +8,7 @@ that only read call `open_existing`, which changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -201,15 +202,34 @@ async def ensure_admin(
     one is replaced (which revokes the user's tokens); without it nothing changes. Two API
     processes starting at once on PostgreSQL race safely: the loser re-reads.
     """
-    try:
-        return await _ensure_admin(db, clock, password, project_name)
-    except IntegrityError:
-        return await _ensure_admin(db, clock, password, project_name)
+    for _ in range(3):
+        try:
+            return await _ensure_admin(db, clock, password, project_name)
+        except (IntegrityError, _Moved):
+            continue  # another process made or changed the admin meanwhile: look again
+    return await _ensure_admin(db, clock, password, project_name)
+
+
+class _Moved(Exception):
+    """The admin user changed between reading its hash and writing."""
 
 
 async def _ensure_admin(
     db: Database, clock: Clock, password: str | None, project_name: str
 ) -> AdminBootstrap:
+    # Argon2 runs in a thread and before the write transaction, never under its lock.
+    async with db.read() as s:
+        stored = (
+            await s.execute(select(User.password_hash).where(User.name == ADMIN_NAME))
+        ).scalar_one_or_none()
+    generated = False
+    new_hash = None
+    if stored is None:
+        if not password:
+            password, generated = secrets.token_urlsafe(18), True
+        new_hash = await asyncio.to_thread(hash_password, password)
+    elif password and not await asyncio.to_thread(verify_password, stored, password):
+        new_hash = await asyncio.to_thread(hash_password, password)
     now = clock.now()
     async with db.session() as s:
         project = (
@@ -220,17 +240,18 @@ async def _ensure_admin(
                 s, project_name, now, description="Canopy's administrators"
             )
         user = (await s.execute(select(User).where(User.name == ADMIN_NAME))).scalar_one_or_none()
-        created = generated = reset = False
+        if (None if user is None else user.password_hash) != stored:
+            raise _Moved
+        created = reset = False
         if user is None:
-            if not password:
-                password, generated = secrets.token_urlsafe(18), True
+            assert new_hash is not None and password is not None
             user = await identity.create_user(
-                s, ADMIN_NAME, hash_password(password), now, default_project_id=project.id
+                s, ADMIN_NAME, new_hash, now, default_project_id=project.id
             )
             created = True
         else:
-            if password and not verify_password(user.password_hash, password):
-                await identity.update_user(s, user, password_hash=hash_password(password))
+            if new_hash is not None:
+                await identity.update_user(s, user, password_hash=new_hash)
                 reset = True
             if not user.enabled:
                 user.enabled = True

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
+from canopy import bootstrap
 from canopy.bootstrap import AdminBootstrap, ensure_admin, open_database, write_clouds_yaml
 from canopy.cli.main import app
 from canopy.config import load_settings
@@ -197,3 +203,55 @@ def test_clouds_yaml_is_private_and_complete(data: Path) -> None:
     os.chmod(path, 0o644)
     write_clouds_yaml(settings, "other")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_the_admin_bootstrap_hashes_in_a_thread_with_no_write_transaction_open(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Argon2 never runs on the event loop nor under the database's write lock, at start
+    either: a new admin, a changed password and an unchanged one."""
+    seen: list[tuple[str, bool, int]] = []
+    open_writes = 0
+
+    def watched(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            on_loop = threading.current_thread() is threading.main_thread()
+            seen.append((name, on_loop, open_writes))
+            return fn(*args)
+
+        return run
+
+    monkeypatch.setattr(bootstrap, "hash_password", watched("hash", bootstrap.hash_password))
+    monkeypatch.setattr(bootstrap, "verify_password", watched("verify", bootstrap.verify_password))
+
+    async def run(password: str | None) -> None:
+        nonlocal open_writes
+        settings = load_settings(env={}, overrides={"data_dir": str(data)})
+        db = await open_database(settings)
+        session = db.session
+
+        @contextlib.asynccontextmanager
+        async def counted() -> AsyncIterator[AsyncSession]:
+            nonlocal open_writes
+            async with session() as s:
+                open_writes += 1
+                try:
+                    yield s
+                finally:
+                    open_writes -= 1
+
+        monkeypatch.setattr(db, "session", counted)
+        try:
+            await ensure_admin(db, SystemClock(), password)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run("first"))  # created: one hash
+    asyncio.run(run("second"))  # changed: a check, then a hash
+    asyncio.run(run("second"))  # unchanged: a check only
+    assert seen == [
+        ("hash", False, 0),
+        ("verify", False, 0),
+        ("hash", False, 0),
+        ("verify", False, 0),
+    ]
