@@ -32,11 +32,13 @@ class QuotaError(CanopyError):
 
 
 class CloudError(CanopyError):
-    """An error reported by a cloud. `cloud` names it for explanations."""
+    """An error reported by a cloud. `cloud` names it for explanations; `zone`, when set,
+    is the zone inside that cloud it concerns (a capacity error is per zone)."""
 
-    def __init__(self, message: str, *, cloud: str | None = None) -> None:
+    def __init__(self, message: str, *, cloud: str | None = None, zone: str | None = None) -> None:
         super().__init__(message)
         self.cloud = cloud
+        self.zone = zone
 
 
 class CapacityError(CloudError):
@@ -50,6 +52,11 @@ class CloudQuotaError(CloudError):
 class AlreadyExists(CloudError, Conflict):
     """The cloud already holds an object under this name (Nova's 409 "Key pair 'x' already
     exists", EC2's InvalidKeyPair.Duplicate); nothing was changed."""
+
+
+class CloudAuthError(CloudError):
+    """The cloud refused canopy's credentials (401/403, AuthFailure, an expired key): the
+    cloud is unhealthy until they work again; no server's attempt is charged for it."""
 
 
 class TransientError(CloudError):

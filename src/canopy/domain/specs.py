@@ -32,6 +32,9 @@ class ServerSpec:
     public_key: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     user_data: str | None = None
+    # The zone inside the cloud that placement chose (an EC2 AZ, a child Nova's AZ); None
+    # lets the driver choose. A cloud is one availability zone to canopy's users either way.
+    zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class RemoteServer:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     fault: str | None = None
+    zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,11 @@ class Compute(Protocol):
         """Free vcpus/ram/instances or quota headroom; None fields mean unknown."""
         ...
 
+    async def zones(self) -> list[str]:
+        """The zones inside this cloud a server can be placed in (EC2 AZs, a Nova's AZs);
+        empty when the cloud has none to choose between."""
+        ...
+
     async def offerings(self) -> list[Offering]:
         """Remote flavors / instance types with their size and price per hour."""
         ...

@@ -88,6 +88,10 @@ class SimCompute:
 
     # The Compute protocol ---------------------------------------------------------------
 
+    async def zones(self) -> list[str]:
+        """A sim cloud is one zone today."""
+        return []
+
     async def capacity(self) -> Capacity:
         """Room left across all hosts, narrowed by the account quotas when they are set."""
         await self._api_call("capacity")
