@@ -35,7 +35,7 @@ from canopy.api.compute.common import (
     reject_unknown,
 )
 from canopy.api.compute.microversion import APIVersion, VersionDep
-from canopy.api.compute.servers import ServiceDep
+from canopy.api.compute.server_deps import ServiceDep
 from canopy.api.deps import ReadSessionDep, SettingsDep
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest, NotFound

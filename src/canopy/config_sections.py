@@ -1,0 +1,258 @@
+"""The sections of Canopy's settings tree: one model per table of the TOML file.
+
+`Settings` (config.py) assembles them; each checks its own fields, and `CloudSettings` also
+that its driver has its section. The embedded default clouds, flavors and images are here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from canopy.domain.money import to_micros
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite+aiosqlite:///{data_dir}/canopy.db"
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8774, ge=0, le=65535)
+    public_url: str | None = None  # what clients are told to use; defaults to http://host:port
+    # Request bodies larger than this are refused (413) before they are read or parsed;
+    # identity's requests are small, and its token request needs no token to send.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_identity_body_bytes: int = Field(default=64 << 10, ge=1024)
+    # On PostgreSQL, how long a query carrying a user's regular expression (?name=, ?ip=)
+    # may run before it is stopped with a 400.
+    regex_timeout_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
+
+
+class SchedulerSettings(_Strict):
+    burst_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    max_attempts: int = Field(default=3, ge=1)
+    blocklist_seconds: float = Field(default=300.0, ge=0.0)
+    # A decimal amount in the config (a TOML float is read through its decimal text, so
+    # 0.1 is one tenth); at most 6 decimal places. The scheduler compares micro-units.
+    max_spend_per_hour: Decimal = Field(default=Decimal("50.0"), ge=0, decimal_places=6)
+    # How long a server may wait in BUILD/scheduling for capacity or spend headroom.
+    schedule_timeout_seconds: float = Field(default=600.0, ge=0.0)
+    retry_seconds: float = Field(default=5.0, gt=0.0)
+    cost_weight: float = -1.0
+    utilisation_weight: float = -0.5
+    tier_weight: float = -2.0
+
+    @property
+    def max_spend_per_hour_micros(self) -> int:
+        """The spend cap in micro-units (domain.money), exact."""
+        return to_micros(self.max_spend_per_hour, exact=True)
+
+
+class ControllerSettings(_Strict):
+    # How long a worker's lease on a row lasts without renewal: after a crash, its rows are
+    # taken over this long after its last renewal. Renewed by the heartbeat and before
+    # every cloud call, so it need not outlast a call.
+    lease_seconds: float = Field(default=10.0, gt=0.0)
+    # How often in-flight leases are renewed; default a third of lease_seconds.
+    heartbeat_seconds: float | None = Field(default=None, gt=0.0)
+    poll_seconds: float = Field(default=0.5, gt=0.0)
+    sync_seconds: float = Field(default=2.0, gt=0.0)
+    # While a cloud has servers building (or being created), sync polls it this often, so
+    # a finished boot shows ACTIVE soon after; `sync_seconds` is the interval at rest.
+    sync_converging_seconds: float = Field(default=0.5, gt=0.0)
+    full_sync_every: int = Field(default=12, ge=1)
+    call_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    backoff_base_seconds: float = Field(default=1.0, gt=0.0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0.0)
+    batch_size: int = Field(default=64, ge=1)
+    max_transient_retries: int = Field(default=5, ge=0)
+    sync_overlap_seconds: float = Field(default=2.0, ge=0.0)
+    unhealthy_after_failures: int = Field(default=3, ge=1)
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between lease renewals of the rows a worker is working on."""
+        if self.heartbeat_seconds is not None:
+            return self.heartbeat_seconds
+        return self.lease_seconds / 3
+
+    @model_validator(mode="after")
+    def _heartbeat_fits_in_the_lease(self) -> ControllerSettings:
+        if self.heartbeat > self.lease_seconds / 3:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat:g}) must be at most a third of "
+                f"lease_seconds ({self.lease_seconds:g}): a renewal may fail once and the "
+                "next must still come well before the lease runs out"
+            )
+        return self
+
+
+class WorkerSettings(_Strict):
+    """`canopy worker`'s own HTTP listener, which serves /metrics (`canopy up` and
+    `canopy api` serve it on the API's port)."""
+
+    metrics: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9774, ge=0, le=65535)  # 0: any free port, shown at start
+
+
+class IdentitySettings(_Strict):
+    token_ttl_seconds: float = Field(default=43200.0, gt=0.0)  # 12 hours
+    region: str = "RegionOne"
+    # Keystone's admin_project_name: the admin role makes a cloud-wide admin only here.
+    admin_project_name: str = Field(default="admin", min_length=1, max_length=64)
+    # Login throttle (see services/throttle.py); 0 attempts turns that limit off.
+    lockout_failure_attempts: int = Field(default=5, ge=0)
+    address_failure_attempts: int = Field(default=50, ge=0)
+    lockout_seconds: float = Field(default=30.0, gt=0.0)
+    lockout_max_seconds: float = Field(default=900.0, gt=0.0)
+    lockout_window_seconds: float = Field(default=900.0, gt=0.0)
+    # Argon2 checks at once per API process, and how many more may wait (then 503).
+    password_threads: int = Field(default=2, ge=1, le=64)
+    password_queue: int = Field(default=16, ge=0, le=10000)
+    # How often a worker purges expired tokens and stale login failures.
+    purge_interval_seconds: float = Field(default=300.0, gt=0.0)
+
+
+class QuotaDefaults(_Strict):
+    """Per-project limits used when a project has no quota row of its own (-1 = unlimited)."""
+
+    instances: int = Field(default=10, ge=-1)
+    cores: int = Field(default=20, ge=-1)
+    ram: int = Field(default=51200, ge=-1)
+    key_pairs: int = Field(default=100, ge=-1)
+    metadata_items: int = Field(default=128, ge=-1)
+    server_groups: int = Field(default=10, ge=-1)
+    server_group_members: int = Field(default=10, ge=-1)
+
+
+class SimSettings(_Strict):
+    hosts: int = Field(default=4, ge=0)
+    host_vcpus: int = Field(default=16, ge=1)
+    host_ram_mb: int = Field(default=65536, ge=1)
+    host_disk_gb: int = Field(default=2000, ge=1)
+    boot_seconds: float = Field(default=2.0, ge=0.0)
+    boot_jitter: float = Field(default=0.0, ge=0.0, description="fraction of boot_seconds")
+    action_seconds: float = Field(default=0.5, ge=0.0)
+    api_latency_ms: float = Field(default=20.0, ge=0.0)
+    latency_jitter: float = Field(default=0.0, ge=0.0, description="fraction of latency")
+    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
+    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
+    quota_instances: int | None = Field(default=None, ge=0)
+    quota_vcpus: int | None = Field(default=None, ge=0)
+    transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A create that succeeds but whose answer never arrives (raised as a transient error).
+    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # False (the default) is Nova: a create looks the canopy id up, then creates, in two
+    # calls, so two creates for one id can both create. True is EC2 with a ClientToken:
+    # the lookup and the create are one atomic step.
+    atomic_create: bool = False
+    seed: int | None = None
+    state_file: str | None = None  # default: {data_dir}/sim-{name}.db
+
+
+class Ec2Settings(_Strict):
+    region: str
+    endpoint_url: str | None = None
+    credentials: str = "env"
+
+
+class OpenStackCloudSettings(_Strict):
+    auth_url: str | None = None
+    endpoint_override: str | None = None
+    region_name: str | None = None
+    cloud: str | None = None  # a clouds.yaml entry
+    credentials: str = "env"
+
+
+CloudDriver = Literal["sim", "ec2", "openstack"]
+
+
+class CloudSettings(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    driver: CloudDriver = "sim"
+    tier: int = Field(default=0, ge=0)
+    enabled: bool = True
+    concurrency: int = Field(default=50, ge=1)
+    flavor_map: dict[str, str] = Field(default_factory=dict)
+    sim: SimSettings | None = None
+    ec2: Ec2Settings | None = None
+    openstack: OpenStackCloudSettings | None = None
+
+    @model_validator(mode="after")
+    def _driver_section(self) -> CloudSettings:
+        if self.driver == "sim" and self.sim is None:
+            self.sim = SimSettings()
+        if self.driver == "ec2" and self.ec2 is None:
+            raise ValueError(f"cloud {self.name!r} uses driver 'ec2' but has no [clouds.ec2]")
+        if self.driver == "openstack" and self.openstack is None:
+            raise ValueError(
+                f"cloud {self.name!r} uses driver 'openstack' but has no [clouds.openstack]"
+            )
+        return self
+
+
+class FlavorSettings(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    vcpus: int = Field(ge=1)
+    ram_mb: int = Field(ge=1)
+    disk_gb: int = Field(default=0, ge=0)
+    id: str | None = None
+
+
+class ImageSettings(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    id: str | None = None
+    map: dict[str, str] = Field(default_factory=dict)
+
+
+def default_clouds() -> list[CloudSettings]:
+    """The embedded default: a small free private cloud and a large priced public one."""
+    return [
+        CloudSettings(
+            name="private",
+            driver="sim",
+            tier=0,
+            sim=SimSettings(hosts=2, host_vcpus=8, host_ram_mb=32768, price_per_vcpu_hour=0.0),
+        ),
+        CloudSettings(
+            name="public",
+            driver="sim",
+            tier=1,
+            sim=SimSettings(
+                hosts=1000,
+                host_vcpus=64,
+                host_ram_mb=262144,
+                price_per_vcpu_hour=0.048,
+                api_latency_ms=40.0,
+            ),
+        ),
+    ]
+
+
+def default_flavors() -> list[FlavorSettings]:
+    return [
+        FlavorSettings(id="1", name="m1.tiny", vcpus=1, ram_mb=512, disk_gb=1),
+        FlavorSettings(id="2", name="m1.small", vcpus=1, ram_mb=2048, disk_gb=20),
+        FlavorSettings(id="3", name="m1.medium", vcpus=2, ram_mb=4096, disk_gb=40),
+        FlavorSettings(id="4", name="m1.large", vcpus=4, ram_mb=8192, disk_gb=80),
+        FlavorSettings(id="5", name="m1.xlarge", vcpus=8, ram_mb=16384, disk_gb=160),
+    ]
+
+
+def default_images() -> list[ImageSettings]:
+    return [
+        ImageSettings(id="6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01", name="cirros"),
+        ImageSettings(id="3b1c2f4e-8d6a-4c7e-b0a2-5f9d8e7c6b02", name="ubuntu-24.04"),
+    ]

@@ -1,0 +1,132 @@
+"""Provisioning's failures: a transient error is retried with backoff; a capacity or quota
+error releases the claim, blocklists the cloud and sends the server back to placement; after
+`max_attempts` the server goes to ERROR. A boot that ends in ERROR is cleaned up first."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.fencing import Hold
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.summary import attempts_text
+from canopy.controllers.tasks import locked_held
+from canopy.domain.errors import CloudError, TransientError
+from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.store.claims import release_claim
+from canopy.store.events import add_event
+from canopy.store.leases import release_lease
+from canopy.store.models import Cloud, Server
+from canopy.telemetry import CONTROLLER_STEPS
+
+
+class CreateFailures:
+    """The provisioning controller's handling of failed creates and failed boots."""
+
+    rt: Runtime
+
+    async def _transient(self, sid: str, cloud: str, err: CloudError) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.session() as s:
+            server = await locked_held(s, sid, rt.worker_id)
+            if server is None:
+                return
+            server.retries += 1
+            if server.retries > rt.settings.controllers.max_transient_retries and (
+                server.phase == Phase.CREATE
+            ):
+                await release_lease(s, Server, sid, rt.worker_id)
+                await self._fail_attempt(
+                    s, server, cloud, f"kept failing ({server.retries} tries): {err}", False
+                )
+                gave_up = True
+            else:
+                server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
+                await release_lease(s, Server, sid, rt.worker_id)
+                gave_up = False
+        if gave_up:
+            self.rt.notify("placement")
+            return
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome="transient").inc()
+
+    async def _attempt_failed(self, sid: str, cloud: str, error: str, *, blocklist: bool) -> None:
+        async with self.rt.db.session() as s:
+            server = await locked_held(s, sid, self.rt.worker_id)
+            if server is None:
+                return
+            await release_lease(s, Server, sid, self.rt.worker_id)
+            if server.phase not in (Phase.CREATE, Phase.RESCHEDULE) or server.cloud != cloud:
+                return  # deleted meanwhile: the delete path releases the claim
+            await self._fail_attempt(s, server, cloud, error, blocklist)
+        self.rt.notify("placement")  # committed: back in phase schedule (or failed)
+
+    async def _fail_attempt(
+        self, s: AsyncSession, server: Server, cloud: str, error: str, blocklist: bool
+    ) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        sched = rt.settings.scheduler
+        await release_claim(s, server.id)
+        if blocklist and sched.blocklist_seconds > 0:
+            row = await s.get(Cloud, cloud)
+            if row is not None:
+                row.blocklisted_until = now + timedelta(seconds=sched.blocklist_seconds)
+                row.blocklist_reason = error
+        server.attempt_log = [*server.attempt_log, {"cloud": cloud, "error": error}]
+        server.cloud = None
+        server.remote_id = None
+        server.remote_recorded_at = None
+        server.create_requested_at = None
+        server.observed_state = None
+        server.retries = 0
+        server.next_attempt_at = None
+        server.updated_at = now
+        await add_event(
+            s,
+            server_id=server.id,
+            action="create",
+            event=f"spawn (attempt {server.attempts})",
+            result="Error",
+            details=f"{cloud}: {error}",
+            host=cloud,
+            now=now,
+        )
+        if server.attempts >= sched.max_attempts:
+            server.phase = Phase.FAILED
+            server.status = ServerStatus.ERROR
+            server.task_state = None
+            server.fault_code = 500
+            server.fault_message = (
+                "Exceeded maximum number of retries. Exhausted all hosts available for "
+                f"retrying build failures for instance {server.id}. Attempts: "
+                f"{attempts_text(server.attempt_log)}"
+            )
+            server.fault_at = now
+            outcome = "error"
+        else:
+            server.phase = Phase.SCHEDULE
+            server.task_state = TaskState.SCHEDULING
+            server.fault_message = None
+            outcome = "rescheduled"
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome=outcome).inc()
+
+    async def _reschedule(self, server: Server, hold: Hold) -> None:
+        """A boot ended in ERROR: delete what the cloud has, then try elsewhere."""
+        cloud = server.cloud
+        assert cloud is not None
+        driver = self.rt.driver(cloud)
+        rid = server.remote_id
+        try:
+            if rid is None:
+                found = await self.rt.call(cloud, "find", lambda: driver.find(server.id), hold=hold)
+                rid = found.remote_id if found else None
+            if rid is not None:
+                target = rid
+                await self.rt.call(cloud, "delete", lambda: driver.delete(target), hold=hold)
+        except TransientError as e:
+            await self._transient(server.id, cloud, e)
+            return
+        fault = server.fault_message or "boot failed"
+        await self._attempt_failed(server.id, cloud, f"boot failed: {fault}", blocklist=False)

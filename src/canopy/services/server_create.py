@@ -1,0 +1,201 @@
+"""Creating servers: validate the request, check quota, write the intent rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.domain.context import RequestContext
+from canopy.domain.errors import InvalidRequest
+from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.services import quotas
+from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
+from canopy.services.server_scope import ServerScope
+from canopy.store.events import start_action
+from canopy.store.models import Cloud, Flavor, Image, Server, ServerGroup, ServerTag, ServerUserData
+
+MAX_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class CreateServer:
+    """A request to create `min_count`..`max_count` servers."""
+
+    name: str
+    flavor: str  # id or name
+    image: str | None  # id or name
+    availability_zone: str | None = None
+    group_id: str | None = None
+    key_name: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    min_count: int = 1
+    max_count: int = 1
+    hints: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    user_data: str | None = None
+    config_drive: bool = False
+    # The image came from a block device mapping to a volume (Nova then shows image "").
+    boot_from_volume: bool = False
+
+
+class ServerCreation(ServerScope):
+    """ServerService's create."""
+
+    async def create(
+        self, ctx: RequestContext, req: CreateServer, *, session: AsyncSession | None = None
+    ) -> list[Server]:
+        _validate_create(req)
+        now = self.clock.now()
+        async with self._unit(session) as s:
+            flavor = await _find_flavor(s, req.flavor)
+            image = await _find_image(s, req.image) if req.image else None
+            if image is None and req.image:
+                raise InvalidRequest(f"Image {req.image} could not be found.")
+            if req.availability_zone:
+                zone = await s.get(Cloud, req.availability_zone)
+                if zone is None or not zone.enabled:
+                    raise InvalidRequest(
+                        f"The requested availability zone is not available: "
+                        f"{req.availability_zone!r}"
+                    )
+            if req.group_id:
+                group = await s.get(ServerGroup, req.group_id)
+                if group is None or group.project_id != ctx.project_id:
+                    raise InvalidRequest(f"Invalid server group {req.group_id}")
+            count = await quotas.check_create(
+                s,
+                self.settings,
+                ctx.project_id,
+                flavor,
+                min_count=req.min_count,
+                max_count=req.max_count,
+                metadata_items=len(req.metadata),
+                group_id=req.group_id,
+            )
+            servers: list[Server] = []
+            for i in range(count):
+                name = req.name if count == 1 else f"{req.name}-{i + 1}"
+                server = Server(
+                    id=str(uuid.uuid4()),
+                    project_id=ctx.project_id,
+                    user_id=ctx.user_id,
+                    name=name,
+                    flavor_id=flavor.id,
+                    image_id=image.id if image else None,
+                    key_name=req.key_name,
+                    metadata_=dict(req.metadata),
+                    requested_zone=req.availability_zone,
+                    group_id=req.group_id,
+                    hints=dict(req.hints),
+                    description=req.description,
+                    locked=False,
+                    config_drive=req.config_drive,
+                    boot_from_volume=req.boot_from_volume,
+                    launch_index=i,
+                    desired_state=DesiredState.ACTIVE,
+                    status=ServerStatus.BUILD,
+                    task_state=TaskState.SCHEDULING,
+                    phase=Phase.SCHEDULE,
+                    attempts=0,
+                    attempt_log=[],
+                    addresses={},
+                    reboot_requested=0,
+                    reboot_done=0,
+                    retries=0,
+                    created_at=now,
+                    updated_at=now,
+                    deleted=False,
+                )
+                s.add(server)
+                servers.append(server)
+            await s.flush()
+            tags = sorted(set(_validate_tags(req.tags)))
+            if tags:
+                await s.execute(
+                    insert(ServerTag),
+                    [{"server_id": sv.id, "tag": t} for sv in servers for t in tags],
+                )
+            if req.user_data is not None:
+                await s.execute(
+                    insert(ServerUserData),
+                    [{"server_id": sv.id, "data": req.user_data} for sv in servers],
+                )
+            for server in servers:
+                start_action(
+                    s,
+                    server_id=server.id,
+                    action="create",
+                    project_id=ctx.project_id,
+                    user_id=ctx.user_id,
+                    request_id=ctx.request_id,
+                    now=now,
+                )
+        return servers
+
+
+async def _find_flavor(s: AsyncSession, ref: str) -> Flavor:
+    flavor = await s.get(Flavor, ref)
+    if flavor is None:
+        flavor = (await s.execute(select(Flavor).where(Flavor.name == ref))).scalar_one_or_none()
+    if flavor is None:
+        raise InvalidRequest(f"Flavor {ref} could not be found.")
+    return flavor
+
+
+async def _find_image(s: AsyncSession, ref: str) -> Image | None:
+    image = await s.get(Image, ref)
+    if image is None:
+        matches = list((await s.execute(select(Image).where(Image.name == ref))).scalars())
+        if len(matches) > 1:
+            raise InvalidRequest(f"More than one image is named {ref}; use its id.")
+        image = matches[0] if matches else None
+    return image
+
+
+def _validate_name(name: str) -> None:
+    if not name or not name.strip():
+        raise InvalidRequest("Invalid input for field/attribute name: the name must not be empty.")
+    if len(name) > MAX_NAME:
+        raise InvalidRequest(f"Invalid input for field/attribute name: longer than {MAX_NAME}.")
+
+
+MAX_TAGS = 50
+MAX_TAG = 60
+
+
+def _validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    """Nova's tag rules: 1..60 characters, no '/' or ',', at most 50; duplicates dropped."""
+    out: list[str] = []
+    for t in tags:
+        bad = not isinstance(t, str) or not t or len(t) > MAX_TAG
+        if bad or "/" in t or "," in t or "\x00" in t:
+            raise InvalidRequest(
+                f"Invalid input for field/attribute tags. Value: {t!r}. A tag is 1 to "
+                f"{MAX_TAG} characters and contains neither '/' nor ','."
+            )
+        if t not in out:
+            out.append(t)
+    if len(out) > MAX_TAGS:
+        raise InvalidRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+    return tuple(out)
+
+
+def _validate_create(req: CreateServer) -> None:
+    _validate_name(req.name)
+    _validate_tags(req.tags)
+    check_scheduler_hints(req.hints)
+    check_metadata_keys(req.metadata)
+    if req.description is not None and len(req.description) > MAX_NAME:
+        raise InvalidRequest(
+            f"Invalid input for field/attribute description: longer than {MAX_NAME}."
+        )
+    if req.min_count < 1 or req.max_count < req.min_count:
+        raise InvalidRequest("min_count must be >= 1 and max_count must be >= min_count.")
+    if req.max_count > 1000:
+        raise InvalidRequest("max_count must be at most 1000.")

@@ -1,0 +1,64 @@
+"""Scheduling's record: each placement decision and the capacity claims held on clouds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from canopy.store.models.base import Base
+
+
+class Placement(Base):
+    """One scheduling decision for one server attempt, with its explanation."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    cloud: Mapped[str | None] = mapped_column(String(64))
+    alternates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(128), default="")  # which worker decided
+    created_at: Mapped[datetime]
+
+
+class Claim(Base):
+    """Capacity held on a cloud over a window of time, for a server or for a reservation.
+
+    Exactly one owner is set (`ck_claims_one_owner`). A server's claim starts when it is
+    placed and is open-ended (`ends_at` NULL) until it is released (the row is deleted).
+    A reservation's claim spans its lease; reservations have no table yet, so
+    `reservation_id` references nothing until the issue that adds them gives it a key.
+    The window is half-open: the claim holds [starts_at, ends_at).
+    """
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str | None] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), unique=True
+    )
+    reservation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    cloud: Mapped[str] = mapped_column(ForeignKey("clouds.name"))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    instances: Mapped[int] = mapped_column(Integer, default=1)
+    price_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(
+            "(server_id IS NULL) <> (reservation_id IS NULL)", name="ck_claims_one_owner"
+        ),
+        # The peak-usage query reads one cloud's claims that start before a window ends;
+        # the EXISTS "does anything start later" is one seek.
+        Index("ix_claims_cloud_window", "cloud", "starts_at", "ends_at"),
+    )
