@@ -141,9 +141,23 @@ async def default_scope(s: AsyncSession, user: User) -> Project | None:
     return p
 
 
-async def revoke_user_tokens(s: AsyncSession, user_id: str) -> None:
-    """Revoke every token of `user_id` (after a password change)."""
-    await s.execute(update(Token).where(Token.user_id == user_id).values(revoked=True))
+async def revoke_user_tokens(
+    s: AsyncSession, user_id: str, *, project_id: str | None = None
+) -> None:
+    """Revoke every token of `user_id` (after a password change, or when the user is
+    disabled), or only those scoped to `project_id` (a role on it removed).
+
+    Keystone records such revocations as events, so enabling the user again or granting
+    the role again never brings a token back: whoever held it must log in again."""
+    q = update(Token).where(Token.user_id == user_id)
+    if project_id is not None:
+        q = q.where(Token.project_id == project_id)
+    await s.execute(q.values(revoked=True))
+
+
+async def revoke_project_tokens(s: AsyncSession, project_id: str) -> None:
+    """Revoke every token scoped to `project_id` (disabled or deleted), as Keystone does."""
+    await s.execute(update(Token).where(Token.project_id == project_id).values(revoked=True))
 
 
 # Projects -----------------------------------------------------------------------------
@@ -194,6 +208,8 @@ async def update_project(
     if description is not None:
         p.description = description
     if enabled is not None:
+        if p.enabled and not enabled:
+            await revoke_project_tokens(s, p.id)
         p.enabled = enabled
     await s.flush()
     return p
@@ -213,7 +229,7 @@ async def delete_project(s: AsyncSession, p: Project) -> None:
             f"Project {p.name} still has {live} server(s); delete them before the project."
         )
     await s.execute(delete(RoleAssignment).where(RoleAssignment.project_id == p.id))
-    await s.execute(update(Token).where(Token.project_id == p.id).values(revoked=True))
+    await revoke_project_tokens(s, p.id)
     await s.delete(p)
     await s.flush()
 
@@ -243,8 +259,8 @@ async def update_user(
     default_project_id: str | None = None,
     enabled: bool | None = None,
 ) -> User:
-    """Change `u`; a new password (hashed by the caller, outside the transaction) revokes
-    every token the user holds, as Keystone does."""
+    """Change `u`; a new password (hashed by the caller, outside the transaction) or
+    disabling the user revokes every token the user holds, as Keystone does."""
     if name is not None and name != u.name:
         if not name or len(name) > 255:
             raise InvalidRequest("a user name must be 1 to 255 characters")
@@ -262,6 +278,8 @@ async def update_user(
     if default_project_id is not None:
         u.default_project_id = default_project_id or None
     if enabled is not None:
+        if u.enabled and not enabled:
+            await revoke_user_tokens(s, u.id)
         u.enabled = enabled
     await s.flush()
     return u
@@ -289,6 +307,7 @@ async def ungrant(s: AsyncSession, user_id: str, project_id: str, role: str) -> 
     a = await s.get(RoleAssignment, (user_id, project_id, role))
     if a is None:
         raise NotFound(f"Could not find role assignment with role: {ROLE_IDS.get(role, role)}.")
+    await revoke_user_tokens(s, user_id, project_id=project_id)
     await s.delete(a)
     await s.flush()
 
