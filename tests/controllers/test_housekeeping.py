@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from canopy.controllers.housekeeping import HousekeepingController
+from canopy.controllers.housekeeping import JOB, HousekeepingController
+from canopy.domain.clock import FakeClock
 from canopy.services import identity, throttle, tokens
 from canopy.services.passwords import UNUSABLE
 from canopy.services.throttle import LoginKeys, ThrottlePolicy
-from canopy.store.models import LoginFailure, Token, User
+from canopy.store.models import Job, LoginFailure, Token, User
 
 from .harness import Plane, make_plane
 
@@ -136,5 +138,34 @@ async def test_the_worker_runs_it(db_url: str, tmp_path: Path) -> None:
         finally:
             stop.set()
             await task
+    finally:
+        await p.close()
+
+
+async def test_the_job_lease_is_read_on_the_lease_clock(db_url: str, tmp_path: Path) -> None:
+    # Workers on several machines agree on lease expiry only through one clock (the
+    # database's on PostgreSQL). This worker's own clock runs an hour ahead of the lease
+    # clock: another worker's lease, live on the lease clock, must still hold it off.
+    p = await _plane(db_url, tmp_path)
+    try:
+        lease_clock = FakeClock(p.clock.now())
+        rt = dataclasses.replace(p.rt, lease_clock=lease_clock)
+        await _issue(p, 2, ttl=1)
+        async with p.db.session() as s:
+            s.add(
+                Job(
+                    name=JOB,
+                    runs=0,
+                    claimed_by="other-worker",
+                    claim_expires_at=lease_clock.now() + timedelta(seconds=10),
+                )
+            )
+        p.clock.advance(3600)
+        assert await HousekeepingController(rt).run_once() == 0
+        async with p.db.read() as s:
+            job = await s.get(Job, JOB)
+            assert job is not None and job.claimed_by == "other-worker"
+        lease_clock.advance(11)  # now it has run out on the clock that counts
+        assert await HousekeepingController(rt).run_once() == 2
     finally:
         await p.close()

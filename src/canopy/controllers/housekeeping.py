@@ -44,7 +44,12 @@ class HousekeepingController:
         policy = ThrottlePolicy.from_settings(rt.settings.identity)
         async with rt.db.session() as s:
             job = await lease_job(
-                s, name=JOB, worker=rt.worker_id, now=now, lease_seconds=rt.lease_seconds
+                s,
+                name=JOB,
+                worker=rt.worker_id,
+                now=now,
+                lease_seconds=rt.lease_seconds,
+                lease_now=rt.lease_now(),  # expiry on the one clock all workers share
             )
             if job is None:  # not due, or another worker has it
                 self._not_before = now + interval
