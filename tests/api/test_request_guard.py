@@ -218,3 +218,65 @@ async def test_a_header_the_services_read_must_be_utf8(api: Api) -> None:
         assert name in fault(r, nova, 400)
     r = await api.client.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": b"\xff"})
     assert "X-Subject-Token" in fault(r, keystone, 400)
+
+
+# NUL characters: valid Unicode, but no PostgreSQL text column can hold one ---------------
+
+NUL = "x\x00y"
+
+NUL_BODIES: list[tuple[str, Any, Format, str]] = [
+    ("/identity/v3/projects", {"project": {"name": NUL}}, keystone, "project.name"),
+    ("/identity/v3/projects", {"project": {"name": "p", "description": NUL}}, keystone, ""),
+    ("/identity/v3/users", {"user": {"name": NUL, "password": "pw"}}, keystone, "user.name"),
+    ("/identity/v3/users", {"user": {"name": "u", "email": NUL}}, keystone, "user.email"),
+    ("/compute/v2.1/servers", {"server": {"name": NUL, "flavorRef": "1"}}, nova, "server.name"),
+    ("/canopy/v1/images", {"name": "i", "map": {NUL: "x"}}, nova, ""),
+]
+
+
+@pytest.mark.parametrize(("path", "doc", "fmt", "where"), NUL_BODIES)
+async def test_a_nul_character_in_a_json_body_is_a_400_on_every_database(
+    api: Api, path: str, doc: Any, fmt: Format, where: str
+) -> None:
+    text = json.dumps(doc)
+    assert "\\u0000" in text
+    r = await api.client.post(path, content=text.encode(), headers=JSON)
+    message = fault(r, fmt, 400)
+    assert "NUL" in message
+    assert where in message
+
+
+async def test_a_nul_character_in_an_unauthenticated_token_request_is_a_400(api: Api) -> None:
+    user = {"name": NUL, "domain": {"name": "Default"}, "password": "pw"}
+    doc = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}}
+    r = await api.client.post("/identity/v3/auth/tokens", content=json.dumps(doc), headers=JSON)
+    assert "auth.identity.password.user.name" in keystone(r, 400)
+
+
+async def test_an_escaped_backslash_before_u0000_is_ordinary_text(api: Api) -> None:
+    doc = {"project": {"name": "p", "description": "C:\\u0000"}}
+    text = json.dumps(doc)
+    assert "\\\\u0000" in text
+    r = await api.client.post("/identity/v3/projects", content=text.encode(), headers=JSON)
+    assert r.status_code == 201, r.text
+    assert r.json()["project"]["description"] == "C:\\u0000"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/identity/v3/projects/x%00y",
+        "/identity/v3/users/x%00y",
+        "/identity/v3/projects?name=x%00y",
+        "/identity/v3/users?name=x%00y",
+    ],
+)
+async def test_a_nul_character_in_an_identity_path_or_query_is_never_a_500(
+    api: Api, url: str
+) -> None:
+    r = await api.client.get(url)
+    assert r.status_code in (200, 400, 404), r.text
+    if r.status_code == 200:
+        assert not next(iter(r.json().values()))  # a filter no stored name can match
+    else:
+        keystone(r, r.status_code)

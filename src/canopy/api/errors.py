@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -237,6 +237,19 @@ async def _on_data(request: Request, exc: Exception) -> JSONResponse:
     return fault_response(request, 400, "A value in the request is not valid for its field.")
 
 
+async def _on_dbapi(request: Request, exc: Exception) -> JSONResponse:
+    """A database error of no more specific kind: a value the database refused (SQLSTATE
+    class 22, data exception, e.g. a NUL character PostgreSQL cannot store, which its
+    driver does not report as a DataError) is the request's fault; anything else is a
+    bug."""
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+        return await _on_data(request, exc)
+    log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+    return fault_response(request, 500, _GENERIC_500)
+
+
 _GENERIC_500 = (
     "An unexpected error occurred; it has been logged. Please report it with the time of "
     "the request."
@@ -302,4 +315,5 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(db_down, _on_database_down)
     app.add_exception_handler(IntegrityError, _on_integrity)
     app.add_exception_handler(DataError, _on_data)
+    app.add_exception_handler(DBAPIError, _on_dbapi)
     app.add_middleware(_FaultGuard)

@@ -7,6 +7,10 @@ be encoded as UTF-8, so it fails wherever it goes next: in a database driver, or
 400 that echoes it back. Percent-encoded bytes that are not UTF-8 (`%ED%A0%80`, `%FF`)
 are the same defect in a URL. Each check here returns what is wrong, phrased for the
 caller, or None; `canopy.api.request_guard` answers the first problem with a 400.
+
+A NUL character (`"\\u0000"`) is valid Unicode but no PostgreSQL text column can hold
+one (the driver fails with "invalid byte sequence"), while SQLite stores it: refused in
+every JSON body at the edge, a request gets the same 400 on either database.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON escape of a surrogate code point. Paired ones (how `json.dumps` writes an emoji)
 # are fine; finding any sends the body through the exact check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# A JSON escape of NUL (a raw NUL byte in a JSON string is malformed JSON already).
+_NUL_ESCAPE = re.compile(r"\\u0000")
+_NUL = re.compile("\x00")
 _SHOWN = 60
 
 
@@ -81,40 +88,47 @@ def header_problem(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 def json_problem(body: bytes) -> str | None:
-    """A JSON body must be UTF-8 (RFC 8259) and hold no lone surrogate escape.
+    """A JSON body must be UTF-8 (RFC 8259) and hold no lone surrogate escape and no NUL.
 
     Malformed JSON is left to the JSON parser, which says where it went wrong."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         return f"Malformed request body: it is not valid UTF-8 text (at byte {e.start})."
-    if _SURROGATE_ESCAPE.search(text) is None:
+    surrogate = _SURROGATE_ESCAPE.search(text) is not None
+    nul = _NUL_ESCAPE.search(text) is not None
+    if not surrogate and not nul:
         return None
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    where = _lone_surrogate(doc)
-    if where is None:
-        return None
-    return (
-        f"Invalid input for field/attribute {where}: it holds a lone surrogate (a "
-        "\\uD800-\\uDFFF escape without its pair), which is not valid Unicode text."
-    )
+    if surrogate:
+        where = _first_string(doc, _SURROGATE)
+        if where is not None:
+            return (
+                f"Invalid input for field/attribute {where}: it holds a lone surrogate (a "
+                "\\uD800-\\uDFFF escape without its pair), which is not valid Unicode text."
+            )
+    if nul:
+        where = _first_string(doc, _NUL)
+        if where is not None:
+            return f"Invalid input for field/attribute {where}: NUL characters are not allowed."
+    return None
 
 
-def _lone_surrogate(doc: Any) -> str | None:
-    """The path of the first string (or key) in `doc` holding a lone surrogate."""
+def _first_string(doc: Any, bad: re.Pattern[str]) -> str | None:
+    """The path of the first string (or key) in `doc` in which `bad` is found."""
     stack: list[tuple[Any, str]] = [(doc, "")]
     while stack:
         node, where = stack.pop()
         if isinstance(node, str):
-            if _SURROGATE.search(node):
+            if bad.search(node):
                 return where or "(the body)"
         elif isinstance(node, dict):
             for key, value in node.items():
                 inner = f"{where}.{key}" if where else str(key)
-                if _SURROGATE.search(key):
+                if bad.search(key):
                     return f"{where} (a key)" if where else "(a key of the body)"
                 stack.append((value, inner))
         elif isinstance(node, list):
