@@ -12,7 +12,7 @@ from canopy.controllers.fencing import Hold
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.summary import attempts_text
 from canopy.controllers.tasks import locked_held
-from canopy.domain.errors import CloudError, TransientError
+from canopy.domain.errors import CloudError, NoAnswer, TransientError
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
@@ -43,7 +43,13 @@ class CreateFailures:
                 )
                 gave_up = True
             else:
-                server.next_attempt_at = now + timedelta(seconds=rt.backoff(server.retries))
+                delay = rt.backoff(server.retries)
+                if isinstance(err, NoAnswer) and server.phase == Phase.CREATE:
+                    # The create was sent and may yet land: Nova has no client token, so the
+                    # next attempt's lookup must come after it could have, or it finds
+                    # nothing and creates a second server.
+                    delay = max(delay, rt.settings.controllers.call_timeout_seconds)
+                server.next_attempt_at = now + timedelta(seconds=delay)
                 await release_lease(s, Server, sid, rt.worker_id)
                 gave_up = False
         if gave_up:

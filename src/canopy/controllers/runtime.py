@@ -23,6 +23,7 @@ from canopy.domain.errors import (
     CapacityError,
     CloudError,
     CloudQuotaError,
+    NoAnswer,
     NotFound,
     TransientError,
 )
@@ -173,7 +174,7 @@ class Runtime:
                     outcome = "lease_lost"
                     raise LeaseLost(f"{cloud}: {operation} cancelled: lease lost") from None
                 outcome = "timeout"
-                raise TransientError(f"no answer within {timeout:g}s", cloud=cloud) from None
+                raise NoAnswer(f"no answer within {timeout:g}s", cloud=cloud) from None
             except CloudError as e:
                 outcome = _outcome(e)
                 raise

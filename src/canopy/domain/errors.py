@@ -63,6 +63,11 @@ class TransientError(CloudError):
     """A temporary failure (throttling, 5xx, timeout); the same call may succeed later."""
 
 
+class NoAnswer(TransientError):
+    """The call was sent and no answer came in time: it may still take effect on the cloud
+    (a real cloud carries on with a request whose client has gone)."""
+
+
 class Unsupported(CloudError):
     """The driver lacks the ability asked for; the message says why."""
 
