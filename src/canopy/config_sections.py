@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canopy.domain.money import to_micros
+from canopy.domain.states import Ability
 
 
 class _Strict(BaseModel):
@@ -158,8 +159,28 @@ class SimSettings(_Strict):
     # calls, so two creates for one id can both create. True is EC2 with a ClientToken:
     # the lookup and the create are one atomic step.
     atomic_create: bool = False
+    # Zones inside the cloud: hosts are dealt round them in turn (`hosts` is the total).
+    zones: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    # Zones that refuse every create with a capacity error (EC2's InsufficientInstanceCapacity
+    # in one AZ); read on every call, so a test may fill a zone on a live cloud.
+    full_zones: list[str] = Field(default_factory=list)
+    # Abilities this cloud lacks, with the reason users are shown (e.g. stop_start = "...").
+    missing_abilities: dict[Ability, str] = Field(default_factory=dict)
+    # Every call fails as if the credentials were refused (401): the cloud turns unhealthy.
+    refuse_credentials: bool = False
+    # The list returns servers without a canopy id too, as a cloud that cannot filter by tag.
+    list_untagged: bool = False
     seed: int | None = None
     state_file: str | None = None  # default: {data_dir}/sim-{name}.db
+
+    @model_validator(mode="after")
+    def _zones(self) -> SimSettings:
+        if len(set(self.zones)) != len(self.zones):
+            raise ValueError(f"zones must be distinct, got {self.zones}")
+        unknown = [z for z in self.full_zones if z not in self.zones]
+        if unknown:
+            raise ValueError(f"full_zones {unknown} are not among zones {self.zones}")
+        return self
 
 
 class Ec2Settings(_Strict):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from canopy.store.models import Cloud
+from canopy.store.capacity_blocks import block
+from canopy.store.models import Cloud, Flavor
 
 from .conftest import Api, assert_fault
 
@@ -125,3 +127,38 @@ async def test_credentials_appear_in_no_response(api: Api) -> None:
     public = await _cloud(api, "public")
     assert public["has_credentials"] is True
     assert (await _cloud(api, "private"))["has_credentials"] is False
+
+
+async def test_zones_capacity_blocks_and_abilities_are_shown(api: Api) -> None:
+    private = await _cloud(api, "private")
+    assert private["zones"] is None  # no worker has asked the cloud yet
+    assert private["capacity_blocks"] == []
+    assert all(a == {"available": True, "reason": None} for a in private["abilities"].values())
+    assert set(private["abilities"]) == {"stop_start", "reboot", "keypairs", "changes_since"}
+
+    sim = api.plane.sim("private")
+    sim.settings.zones = ["a", "b"]
+    await api.plane.worker.sync.sync_cloud("private", force=True)
+    private = await _cloud(api, "private")
+    assert private["zones"] == ["a", "b"] and private["zones_updated_at"] is not None
+    # A capacity error in zone a blocks that zone for that flavor (as provisioning does).
+    now = api.plane.clock.now()
+    async with api.plane.db.session() as s:
+        flavor = (await s.execute(select(Flavor).where(Flavor.name == "m1.small"))).scalar_one()
+        await block(
+            s,
+            cloud="private",
+            zone="a",
+            flavor_id=flavor.id,
+            until=now + timedelta(seconds=60),
+            reason="capacity error: no valid host in zone 'a'",
+        )
+    blocks = (await _cloud(api, "private"))["capacity_blocks"]
+    assert [(b["zone"], b["flavor"]) for b in blocks] == [("a", "m1.small")]
+    assert "zone 'a'" in blocks[0]["reason"]
+    assert not (await _cloud(api, "private"))["blocklisted"]  # the cloud itself is not
+    listed = (await api.client.get("/canopy/v1/clouds")).json()["items"]
+    assert [c["capacity_blocks"] for c in listed if c["name"] == "private"] == [blocks]
+    # It runs out by itself.
+    api.plane.clock.advance(61)
+    assert (await _cloud(api, "private"))["capacity_blocks"] == []

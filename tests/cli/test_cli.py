@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 from typer.testing import CliRunner, Result
 
 from canopy import __version__
 from canopy.cli.main import app
+from canopy.store.capacity_blocks import block
+from canopy.store.db import Database
 from canopy.store.migrate import alembic_config
+from canopy.store.models import Cloud, Flavor
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +123,45 @@ def test_cloud_show(runner: CliRunner, upgraded: Path) -> None:
     assert fields["capacity vcpus/ram_mb/instances"].startswith("16/65536/")
     assert fields["claimed vcpus/ram_mb/instances"] == "0/0/0"
     assert fields["credentials"] == "none"
+
+
+def test_cloud_show_zones_blocks_and_abilities(runner: CliRunner, upgraded: Path) -> None:
+    async def record() -> None:
+        db = Database(f"sqlite+aiosqlite:///{upgraded / 'canopy.db'}")
+        try:
+            async with db.session() as s:
+                await s.execute(
+                    update(Cloud)
+                    .where(Cloud.name == "private")
+                    .values(zones=["a", "b"], abilities={"stop_start": "spot only"})
+                )
+                flavor = (
+                    await s.execute(select(Flavor).where(Flavor.name == "m1.small"))
+                ).scalar_one()
+                await block(
+                    s,
+                    cloud="private",
+                    zone="a",
+                    flavor_id=flavor.id,
+                    until=datetime.now(UTC) + timedelta(hours=1),
+                    reason="capacity error: full",
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(record())
+    result = invoke(runner, "cloud", "show", "private", "--data-dir", str(upgraded))
+    assert result.exit_code == 0, result.output
+    fields = {
+        m.group(1).strip(): m.group(2).strip()
+        for m in re.finditer(r"│ ([^│]+?)\s+│ ([^│]*?)\s+│", result.output)
+    }
+    assert fields["zones"] == "a, b"
+    assert fields["can stop_start"] == "no: spot only"
+    assert fields["can reboot"] == "yes"
+    assert fields["blocked: m1.small in a"].endswith("capacity error: full")
+    public = invoke(runner, "cloud", "show", "public", "--data-dir", str(upgraded))
+    assert "not asked yet" in public.output  # no worker has asked the cloud for its zones
 
 
 def test_cloud_show_unknown(runner: CliRunner, upgraded: Path) -> None:

@@ -103,6 +103,33 @@ async def test_untracked_tagged_server_is_collected(db_url: str, tmp_path: Path)
         await p.close()
 
 
+async def test_an_untagged_server_is_never_touched_even_when_the_cloud_lists_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A cloud that cannot filter its list by tag returns the operator's own servers too:
+    # sync deletes only what carries a canopy id that no row wants.
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sim = p.sim("private")
+        sim.settings.list_untagged = True
+        await _active(p)
+        mine = await sim.create_out_of_band(None, "operator-vm")
+        stray = await sim.create_out_of_band(str(uuid.uuid4()), "stray")
+        listed = {r.remote_id for r in await sim.list()}
+        assert {mine.remote_id, stray.remote_id} <= listed
+        for _ in range(3):  # changes-since passes, and a full one (full_sync_every = 100:
+            await p.step(advance=5.0)  # the first pass is full)
+        await p.worker.sync.sync_cloud("private", force=True)
+        live = {r.remote_id: r.canopy_id for r in await sim.all_servers()}
+        assert mine.remote_id in live and live[mine.remote_id] is None
+        assert stray.remote_id not in live
+        assert len(live) == 2  # canopy's own server and the operator's
+        # Nothing in canopy's record changed for it either.
+        assert await p.count() == 1
+    finally:
+        await p.close()
+
+
 async def test_server_created_but_never_recorded_is_adopted_not_duplicated(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -38,7 +38,7 @@ def test_every_step_is_recorded_in_order_even_when_it_removes_nothing() -> None:
     [
         (cloud("odd", enabled=False), "enabled", "disabled"),
         (cloud("odd", healthy=False), "health", "unhealthy"),
-        (cloud("odd", blocklisted=True), "blocklist", "blocklisted after a capacity error"),
+        (cloud("odd", blocklisted=True), "blocklist", "blocklisted after a cloud quota error"),
         (cloud("odd", price_per_hour={"m1.large": 1.0}), "flavor", "flavor 'm1.small' not offered"),
         (cloud("odd", images=frozenset({"other"})), "image", "image 'img' not mapped"),
     ],

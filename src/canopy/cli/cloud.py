@@ -19,8 +19,9 @@ from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, setting
 from canopy.config import Settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.money import format_amount
+from canopy.domain.states import Ability
 from canopy.reconcile import CloudState, cloud_state
-from canopy.store.models import Cloud, Server
+from canopy.store.models import CapacityBlock, Cloud, Flavor, Server
 
 app = typer.Typer(help="Clouds behind canopy.", no_args_is_help=True)
 
@@ -37,8 +38,14 @@ def _util(c: Cloud) -> float:
     return max(parts)
 
 
-async def _load(settings: Settings) -> tuple[list[Cloud], dict[str, int]]:
+Block = tuple[str, str, str, datetime, str]  # cloud, zone, flavor, until, reason
+
+
+async def _load(
+    settings: Settings, now: datetime | None = None
+) -> tuple[list[Cloud], dict[str, int], list[Block]]:
     db = await open_existing(settings)
+    blocks: list[Block] = []
     try:
         async with db.read() as s:
             q = select(Cloud).order_by(Cloud.tier, Cloud.name)
@@ -51,9 +58,25 @@ async def _load(settings: Settings) -> tuple[list[Cloud], dict[str, int]]:
                     .group_by(Server.cloud)
                 )
             }
+            if now is not None:
+                bq = (
+                    select(
+                        CapacityBlock.cloud,
+                        CapacityBlock.zone,
+                        Flavor.name,
+                        CapacityBlock.until,
+                        CapacityBlock.reason,
+                    )
+                    .join(Flavor, Flavor.id == CapacityBlock.flavor_id)
+                    .where(CapacityBlock.until > now)
+                    .order_by(CapacityBlock.cloud, CapacityBlock.zone, Flavor.name)
+                )
+                blocks = [
+                    (str(c), str(z), str(f), u, str(r)) for c, z, f, u, r in await s.execute(bq)
+                ]
     finally:
         await db.dispose()
-    return clouds, counts
+    return clouds, counts, blocks
 
 
 def _health(c: Cloud, servers: int, now: datetime) -> str:
@@ -71,7 +94,7 @@ def _health(c: Cloud, servers: int, now: datetime) -> str:
 def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Every cloud: tier, state and health, utilisation, hourly spend."""
     settings = settings_from(config, data_dir)
-    clouds, counts = run(_load(settings))
+    clouds, counts, _ = run(_load(settings))
     now = SystemClock().now()
     t = Table(title="Clouds (each is an availability zone)")
     for col in ("name", "driver", "tier", "health", "servers", "vcpus", "utilisation", "$/hour"):
@@ -111,7 +134,8 @@ def show(
     data_dir: DataDirOpt = None,
 ) -> None:
     """One cloud in detail. Credentials are never shown."""
-    clouds, counts = run(_load(settings_from(config, data_dir)))
+    now = SystemClock().now()
+    clouds, counts, blocks = run(_load(settings_from(config, data_dir), now))
     match = [c for c in clouds if c.name == name]
     if not match:
         fail(f"no cloud named {name!r}", "`canopy cloud list` shows the configured clouds")
@@ -135,7 +159,15 @@ def show(
         "spend per hour": format_amount(c.spend_per_hour_micros),
         "servers": str(counts.get(c.name, 0)),
         "credentials": "set (write-only)" if c.credentials else "none",
+        "zones": "not asked yet" if c.zones is None else ", ".join(c.zones) or "none",
     }
+    for cloud, zone, flavor, until, reason in blocks:
+        if cloud == c.name:
+            rows[f"blocked: {flavor} in {zone or 'every zone'}"] = f"until {until} {reason}"
+    missing = c.abilities or {}
+    for ability in Ability:
+        why = missing.get(ability.value)
+        rows[f"can {ability.value}"] = "yes" if why is None else f"no: {why}"
     for k, v in rows.items():
         t.add_row(k, v)
     console.print(t)

@@ -21,6 +21,7 @@ from canopy.domain.placement import CloudSnapshot, Decision, GroupState, Placeme
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.scheduler import apply_claim, schedule
+from canopy.store.capacity_blocks import active_blocks
 from canopy.store.claims import Usage, claim_row, clouds_with_later_claims, peak_usage
 from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.leases import due
@@ -151,6 +152,7 @@ class PlacementController:
             }
         )
         server.cloud = decision.cloud
+        server.zone = decision.zone
         server.phase = Phase.CREATE
         server.task_state = TaskState.SPAWNING
         server.next_attempt_at = None
@@ -163,7 +165,7 @@ class PlacementController:
                     actions[server.id],
                     event=f"schedule (attempt {server.attempts})",
                     result="Success",
-                    details=f"placed on {decision.cloud}: {decision.reason}",
+                    details=f"placed on {where(decision.cloud, decision.zone)}: {decision.reason}",
                     host=decision.cloud,
                     now=now,
                 )
@@ -259,6 +261,7 @@ async def _snapshots(
     mapped: dict[str, set[str]] = defaultdict(set)
     for cloud, image_id in await s.execute(select(ImageMapping.cloud, ImageMapping.image_id)):
         mapped[cloud].add(image_id)
+    blocks = await active_blocks(s, now)
     # A server's claim is open-ended from now, so it must fit under the most in use at any
     # moment from now on. That is what the counters say unless a claim starts later.
     peaks: dict[str, Usage] = {}
@@ -286,6 +289,8 @@ async def _snapshots(
             price_per_hour_micros=prices.get(c.name, {}),
             # A sim cloud boots any image; other drivers need an explicit mapping.
             images=None if c.driver == "sim" else frozenset(mapped.get(c.name, ())),
+            zones=tuple(c.zones or ()),
+            capacity_blocks=blocks.get(c.name, {}),
         )
     return snaps
 
@@ -323,5 +328,16 @@ def _request(
         image_id=server.image_id,
         availability_zone=server.requested_zone,
         group=group,
-        excluded=frozenset(a["cloud"] for a in server.attempt_log if a.get("cloud")),
+        # A failure in a zone rules out that zone; one that named no zone, the cloud.
+        excluded=frozenset(
+            a["cloud"] for a in server.attempt_log if a.get("cloud") and not a.get("zone")
+        ),
+        tried_zones=frozenset(
+            (a["cloud"], a["zone"]) for a in server.attempt_log if a.get("cloud") and a.get("zone")
+        ),
     )
+
+
+def where(cloud: str | None, zone: str | None) -> str:
+    """A cloud, and the zone inside it when there is one: `aws-east (us-east-1a)`."""
+    return f"{cloud} ({zone})" if zone else str(cloud)

@@ -11,7 +11,14 @@ from sqlalchemy.orm import QueryableAttribute
 
 from canopy.controllers.fencing import Hold
 from canopy.controllers.tasks import LeasedTaskController, locked, locked_held
-from canopy.domain.errors import CloudError, InvalidRequest, NotFound, TransientError, Unsupported
+from canopy.domain.errors import (
+    CloudAuthError,
+    CloudError,
+    InvalidRequest,
+    NotFound,
+    TransientError,
+    Unsupported,
+)
 from canopy.domain.states import DesiredState, Phase, PowerAction, RemoteState, ServerStatus
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
@@ -77,7 +84,9 @@ class PowerController(LeasedTaskController[Server]):
             assert rid is not None
             await call(cloud, action.value, lambda: driver.power(rid, action), hold=hold)
             await self._acted(server.id, action)
-        except TransientError as e:
+        except (TransientError, CloudAuthError) as e:
+            # Refused credentials are the cloud's fault, not the request's: the cloud is
+            # now unhealthy (Runtime.call) and the step is retried with backoff.
             await self._transient(server.id, e)
         except NotFound:
             if server.phase == Phase.DELETE:

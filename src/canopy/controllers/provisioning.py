@@ -1,8 +1,9 @@
 """Provisioning: create each placed server on its cloud, find-by-canopy-id first.
 
-A capacity error releases the claim, blocklists that cloud for `blocklist_seconds` and sends
-the server back to placement; after `max_attempts` it goes to ERROR with a fault that names
-every attempt. A boot that ends in ERROR is cleaned up and rescheduled the same way.
+A capacity error releases the claim, blocks that zone (or the cloud) for that flavor for
+`blocklist_seconds` and sends the server back to placement; after `max_attempts` clouds it
+goes to ERROR with a fault that names every attempt. A boot that ends in ERROR is cleaned
+up and rescheduled the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.tasks import LeasedTaskController
 from canopy.domain.errors import (
     CapacityError,
+    CloudAuthError,
     CloudError,
     CloudQuotaError,
     InvalidRequest,
@@ -98,6 +100,7 @@ class ProvisioningController(
                     public_key=public_key,
                     metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
                     user_data=await user_data_for(s, server, rows),
+                    zone=server.zone,
                 ),
                 push=push,
             )
@@ -120,9 +123,13 @@ class ProvisioningController(
             if work.push is not None:
                 await self._push(cloud, driver, work.push, hold)
             remote = await self.rt.call(cloud, "create", lambda: driver.create(spec), hold=hold)
+        except CloudAuthError as e:
+            await self._credentials_refused(server.id, cloud, e)
         except (CapacityError, CloudQuotaError) as e:
             kind = "capacity" if isinstance(e, CapacityError) else "cloud quota"
-            await self._attempt_failed(server.id, cloud, f"{kind} error: {e}", blocklist=True)
+            await self._attempt_failed(
+                server.id, cloud, f"{kind} error: {e}", blocklist=True, failure=e
+            )
         except TransientError as e:
             await self._transient(server.id, cloud, e)
         except (InvalidRequest, Unsupported, CloudError) as e:

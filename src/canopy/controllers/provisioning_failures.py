@@ -1,6 +1,7 @@
 """Provisioning's failures: a transient error is retried with backoff; a capacity or quota
-error releases the claim, blocklists the cloud and sends the server back to placement; after
-`max_attempts` the server goes to ERROR. A boot that ends in ERROR is cleaned up first."""
+error releases the claim, blocks what it says is out of room (controllers/attempts.py) and
+sends the server back to placement; after `max_attempts` clouds the server goes to ERROR. A
+boot that ends in ERROR is cleaned up first. Refused credentials are not an attempt."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.controllers.attempts import back_to_placement, blocklist_after, unplace
 from canopy.controllers.fencing import Hold
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.summary import attempts_text
+from canopy.controllers.summary import attempts_text, clouds_tried
 from canopy.controllers.tasks import locked_held
-from canopy.domain.errors import CloudError, NoAnswer, TransientError
+from canopy.domain.errors import CloudAuthError, CloudError, NoAnswer, TransientError
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
 from canopy.store.leases import release_lease
-from canopy.store.models import Cloud, Server
+from canopy.store.models import Server
 from canopy.telemetry import CONTROLLER_STEPS
 
 
@@ -57,7 +59,15 @@ class CreateFailures:
             return
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="transient").inc()
 
-    async def _attempt_failed(self, sid: str, cloud: str, error: str, *, blocklist: bool) -> None:
+    async def _attempt_failed(
+        self,
+        sid: str,
+        cloud: str,
+        error: str,
+        *,
+        blocklist: bool,
+        failure: CloudError | None = None,
+    ) -> None:
         async with self.rt.db.session() as s:
             server = await locked_held(s, sid, self.rt.worker_id)
             if server is None:
@@ -65,41 +75,56 @@ class CreateFailures:
             await release_lease(s, Server, sid, self.rt.worker_id)
             if server.phase not in (Phase.CREATE, Phase.RESCHEDULE) or server.cloud != cloud:
                 return  # deleted meanwhile: the delete path releases the claim
-            await self._fail_attempt(s, server, cloud, error, blocklist)
+            await self._fail_attempt(s, server, cloud, error, blocklist, failure)
         self.rt.notify("placement")  # committed: back in phase schedule (or failed)
 
+    async def _credentials_refused(self, sid: str, cloud: str, err: CloudAuthError) -> None:
+        """The cloud refused canopy's credentials: not this server's attempt (the cloud is
+        unhealthy now, see controllers/health.py); place it again elsewhere."""
+        async with self.rt.db.session() as s:
+            server = await locked_held(s, sid, self.rt.worker_id)
+            if server is None:
+                return
+            await release_lease(s, Server, sid, self.rt.worker_id)
+            if server.phase != Phase.CREATE or server.cloud != cloud:
+                return
+            await back_to_placement(s, server, cloud, str(err), self.rt.clock.now())
+        CONTROLLER_STEPS.labels(controller="provisioning", outcome="credentials_refused").inc()
+        self.rt.notify("placement")
+
     async def _fail_attempt(
-        self, s: AsyncSession, server: Server, cloud: str, error: str, blocklist: bool
+        self,
+        s: AsyncSession,
+        server: Server,
+        cloud: str,
+        error: str,
+        blocklist: bool,
+        failure: CloudError | None = None,
     ) -> None:
         rt = self.rt
         now = rt.clock.now()
         sched = rt.settings.scheduler
         await release_claim(s, server.id)
+        # The zone that failed: the one the cloud named, else the one the server was in.
+        zone = (failure.zone if failure is not None else None) or server.zone
         if blocklist and sched.blocklist_seconds > 0:
-            row = await s.get(Cloud, cloud)
-            if row is not None:
-                row.blocklisted_until = now + timedelta(seconds=sched.blocklist_seconds)
-                row.blocklist_reason = error
-        server.attempt_log = [*server.attempt_log, {"cloud": cloud, "error": error}]
-        server.cloud = None
-        server.remote_id = None
-        server.remote_recorded_at = None
-        server.create_requested_at = None
-        server.observed_state = None
-        server.retries = 0
-        server.next_attempt_at = None
-        server.updated_at = now
+            await blocklist_after(s, server, cloud, failure, error, now, sched.blocklist_seconds)
+        entry = {"cloud": cloud, "error": error}
+        if zone:
+            entry["zone"] = zone
+        server.attempt_log = [*server.attempt_log, entry]
+        unplace(server, now)
         await add_event(
             s,
             server_id=server.id,
             action="create",
             event=f"spawn (attempt {server.attempts})",
             result="Error",
-            details=f"{cloud}: {error}",
+            details=f"{cloud} (zone {zone}): {error}" if zone else f"{cloud}: {error}",
             host=cloud,
             now=now,
         )
-        if server.attempts >= sched.max_attempts:
+        if clouds_tried(server.attempt_log) >= sched.max_attempts:
             server.phase = Phase.FAILED
             server.status = ServerStatus.ERROR
             server.task_state = None
@@ -131,7 +156,7 @@ class CreateFailures:
             if rid is not None:
                 target = rid
                 await self.rt.call(cloud, "delete", lambda: driver.delete(target), hold=hold)
-        except TransientError as e:
+        except (TransientError, CloudAuthError) as e:
             await self._transient(server.id, cloud, e)
             return
         fault = server.fault_message or "boot failed"

@@ -25,6 +25,7 @@ _RECORD_COLUMNS = (
     Server.cloud,
     Server.remote_id,
     Server.remote_recorded_at,
+    Server.zone,
     Server.phase,
     Server.attempts,
     Server.retries,
@@ -110,6 +111,7 @@ class CreateRecording:
                 if row.cloud == cloud and row.remote_id is None:
                     new.remote_id = remote.remote_id
                     new.remote_recorded_at = now
+                    new.zone = remote.zone or row.zone  # where the cloud put it
                 if row.phase == Phase.CREATE and row.cloud == cloud:
                     new.phase = Phase.CONVERGE
                     new.retries = 0

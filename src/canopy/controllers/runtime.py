@@ -18,9 +18,11 @@ from prometheus_client import Counter, Histogram
 
 from canopy.config import Settings
 from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
+from canopy.controllers.health import credentials_refused
 from canopy.domain.clock import Clock, SystemClock
 from canopy.domain.errors import (
     CapacityError,
+    CloudAuthError,
     CloudError,
     CloudQuotaError,
     NoAnswer,
@@ -145,8 +147,19 @@ class Runtime:
         as this worker knows it (moved on by each renewal), and a cancelled one raises
         LeaseLost too. A timeout or an unexpected exception becomes a TransientError: the
         step is retried later with backoff, and since every step is idempotent a retry is
-        always safe. Each call made is counted by cloud, operation and outcome.
+        always safe. Each call made is counted by cloud, operation and outcome. A cloud
+        that refuses canopy's credentials is marked unhealthy (controllers/health.py)
+        before the CloudAuthError goes on to the step.
         """
+        try:
+            return await self._call(cloud, operation, fn, hold)
+        except CloudAuthError as e:
+            await credentials_refused(self.db, cloud, e)
+            raise
+
+    async def _call(
+        self, cloud: str, operation: str, fn: Callable[[], Awaitable[T]], hold: Hold | None
+    ) -> T:
         sem = self._limits.setdefault(cloud, asyncio.Semaphore(50))
         timeout = self.settings.controllers.call_timeout_seconds
         await self._slot(sem, hold)
@@ -232,6 +245,8 @@ class Runtime:
 
 
 def _outcome(e: CloudError) -> str:
+    if isinstance(e, CloudAuthError):
+        return "auth"
     if isinstance(e, CapacityError):
         return "capacity"
     if isinstance(e, CloudQuotaError):

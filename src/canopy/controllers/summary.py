@@ -6,8 +6,22 @@ from typing import Any
 
 
 def attempts_text(log: list[Any]) -> str:
-    """'1) private: capacity error: ...; 2) public: boot failed: ...'"""
+    """'1) private: capacity error: ...; 2) public (zone b): boot failed: ...'"""
     parts = []
     for i, a in enumerate(log, start=1):
-        parts.append(f"{i}) {a.get('cloud') or '?'}: {a.get('error', 'unknown error')}")
+        where = a.get("cloud") or "?"
+        if a.get("zone"):
+            where = f"{where} (zone {a['zone']})"
+        parts.append(f"{i}) {where}: {a.get('error', 'unknown error')}")
     return "; ".join(parts)
+
+
+def clouds_tried(log: list[Any]) -> int:
+    """How many clouds a server has failed on: what `max_attempts` counts.
+
+    Each zone of a cloud is tried at most once (placement passes over the zones already
+    tried), and a cloud is one attempt however many of its zones were tried, so a cloud
+    with many zones does not use up a server's attempts before the next cloud is tried.
+    Without zones this is the number of failed attempts, as before.
+    """
+    return len({a.get("cloud") for a in log})

@@ -9,6 +9,13 @@ every `full_sync_every` passes) and reconciles them with the rows:
 - a remote server whose row has no remote id yet (a crash after create) is adopted;
 - a row whose remote server has disappeared was deleted out of band: ERROR with a fault, or
   simply deleted if that is what the user wanted.
+
+A remote server without a canopy id is not canopy's and is never touched, whatever a
+driver's list returns: sync deletes only what canopy created. A full pass also asks the
+cloud for its zones, and every pass records the driver's abilities, on the cloud's row,
+where placement and the API read them (the API never calls a cloud). A pass whose list
+succeeds marks the cloud healthy: it is the probe that ends an outage, credentials refused
+included (controllers/health.py).
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.fencing import Hold, LeaseLost
+from canopy.controllers.health import ability_map
 from canopy.controllers.listing import LIGHT, LIVE, quiet
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
-from canopy.domain.errors import CloudError
+from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
 from canopy.store.claims import release_claim
@@ -103,12 +111,15 @@ class SyncController:
         rt = self.rt
         driver = rt.driver(cloud)
         started = rt.clock.now()
+        zones: list[str] | None = None
         try:
+            if full:
+                zones = await rt.call(cloud, "zones", driver.zones, hold=hold)
             remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
             await self._failed(cloud, name, e)
             return
-        leaks = await self._reconcile(cloud, name, remote, started, full)
+        leaks = await self._reconcile(cloud, name, remote, started, full, zones)
         if not leaks:
             return  # the job's lease was released with the pass's results
         try:
@@ -158,7 +169,13 @@ class SyncController:
         return False
 
     async def _reconcile(
-        self, cloud: str, job_name: str, remote: list[RemoteServer], started: datetime, full: bool
+        self,
+        cloud: str,
+        job_name: str,
+        remote: list[RemoteServer],
+        started: datetime,
+        full: bool,
+        zones: list[str] | None = None,
     ) -> list[str]:
         rt = self.rt
         now = rt.clock.now()
@@ -200,7 +217,9 @@ class SyncController:
                 rows.update((r.id, r) for r in await _lock(s, Server.id.in_(chunk)))
             alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
             for r in remote:
-                if not r.canopy_id or r.canopy_id not in light:
+                if not r.canopy_id:
+                    continue  # not canopy's (made out of band, untagged): never touched
+                if r.canopy_id not in light:
                     if r.state != RemoteState.DELETED:
                         leaks.append(r.remote_id)
                     continue
@@ -217,6 +236,7 @@ class SyncController:
                 if row.remote_id is None:
                     row.remote_id = r.remote_id  # adoption: created, but never recorded
                     row.remote_recorded_at = now
+                    row.zone = r.zone or row.zone
                     if row.phase == Phase.CREATE and row.id not in leased:
                         row.phase = Phase.CONVERGE
                     await add_event(
@@ -278,6 +298,12 @@ class SyncController:
                 c.health_message = ""
                 c.consecutive_failures = 0
                 c.last_ok_at = now
+                if zones is not None:
+                    c.zones = list(zones)
+                    c.zones_updated_at = now
+                lacking = ability_map(rt.driver(cloud))
+                if (c.abilities or {}) != lacking:
+                    c.abilities = lacking
         self._not_before[cloud] = now + timedelta(seconds=interval)
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
@@ -341,7 +367,7 @@ class SyncController:
                 job.claimed_by = None
                 job.claim_expires_at = None
             c = await s.get(Cloud, cloud)
-            if c is not None:
+            if c is not None and not isinstance(err, CloudAuthError):  # that one: Runtime.call
                 c.consecutive_failures += 1
                 c.health_message = str(err)
                 if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:

@@ -18,6 +18,11 @@ class CloudSnapshot:
     micro-units (domain.money); a flavor absent from it is not offered by this cloud.
     `spend_per_hour_micros` is the summed price of the claims, likewise from now on.
     `images` are the canopy image ids mapped there (None = any).
+
+    `zones` are the zones inside the cloud placement may choose between (empty: the cloud
+    has none, or they are not known yet, and the driver chooses). `capacity_blocks` maps a
+    flavor name to the zones blocklisted for it after a capacity error, each with its
+    reason; the zone "" stands for every zone (an error that named none).
     """
 
     name: str
@@ -35,6 +40,8 @@ class CloudSnapshot:
     spend_per_hour_micros: int = 0
     price_per_hour_micros: dict[str, int] = field(default_factory=dict)
     images: frozenset[str] | None = None
+    zones: tuple[str, ...] = ()
+    capacity_blocks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def utilisation(self, extra: Resources | None = None) -> float:
         """The largest used fraction over vcpus, ram and instances (0 when unbounded)."""
@@ -70,6 +77,8 @@ class PlacementRequest:
     availability_zone: str | None = None
     group: GroupState | None = None
     excluded: frozenset[str] = frozenset()  # clouds already tried for this server
+    # (cloud, zone) pairs already tried for this server: the cloud's other zones are next.
+    tried_zones: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +97,23 @@ class Explanation:
     steps: list[FilterStep] = field(default_factory=list)
     weights: dict[str, dict[str, float]] = field(default_factory=dict)
     policy: str = ""
+    # The zone chosen inside the chosen cloud (None: the cloud has no zones to choose
+    # between), and the chosen cloud's zones passed over, each with its reason.
+    zone: str | None = None
+    zones_skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "filters": [
                 {"name": s.name, "before": s.before, "removed": dict(s.removed)} for s in self.steps
             ],
             "weights": {k: dict(v) for k, v in self.weights.items()},
             "policy": self.policy,
         }
+        if self.zone is not None or self.zones_skipped:
+            out["zone"] = self.zone
+            out["zones_skipped"] = dict(self.zones_skipped)
+        return out
 
 
 @dataclass(slots=True)
@@ -110,10 +127,17 @@ class Decision:
     retryable: bool = False
 
     @property
+    def zone(self) -> str | None:
+        """The zone chosen inside `cloud`, if the cloud has zones to choose between."""
+        return self.explanation.zone
+
+    @property
     def reason(self) -> str:
         """One line for the user: why here, or which filter emptied the list."""
         if self.cloud is not None:
-            return self.explanation.policy
+            if self.explanation.zone is None:
+                return self.explanation.policy
+            return f"{self.explanation.policy}; zone {self.explanation.zone}"
         for step in self.explanation.steps:
             if step.before and len(step.removed) == step.before:
                 why = "; ".join(f"{c}: {r}" for c, r in sorted(step.removed.items()))

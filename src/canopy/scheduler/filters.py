@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from canopy.domain.money import format_amount
 from canopy.domain.placement import CloudSnapshot
+from canopy.scheduler import zones
 from canopy.scheduler.context import Context
 
 Check = Callable[[CloudSnapshot, Context], str | None]
@@ -56,9 +57,13 @@ def availability_zone(cloud: CloudSnapshot, ctx: Context) -> str | None:
 
 
 def excluded(cloud: CloudSnapshot, ctx: Context) -> str | None:
-    """Skip clouds this server was already sent to and that failed it."""
+    """Skip clouds this server was already sent to and that failed it (in every zone)."""
     if cloud.name in ctx.request.excluded:
         return "already tried for this server"
+    if zones.all_tried(cloud, ctx.request):
+        if not cloud.zones:
+            return "already tried for this server"
+        return f"already tried for this server in every zone ({', '.join(cloud.zones)})"
     return None
 
 
@@ -90,8 +95,13 @@ def health(cloud: CloudSnapshot, ctx: Context) -> str | None:
 
 
 def blocklist(cloud: CloudSnapshot, ctx: Context) -> str | None:
-    """Skip clouds blocklisted for a while after reporting no capacity."""
-    return "blocklisted after a capacity error" if cloud.blocklisted else None
+    """Skip clouds blocklisted for a while: the whole cloud after a cloud quota error, or
+    for this flavor after capacity errors in every zone it has left (see scheduler.zones)."""
+    if cloud.blocklisted:
+        return "blocklisted after a cloud quota error"
+    if not cloud.capacity_blocks:
+        return None
+    return zones.blocked(cloud, ctx.request)
 
 
 # Filters. ----------------------------------------------------------------------------
@@ -163,7 +173,7 @@ def _zone_requested(ctx: Context) -> bool:
 
 
 def _any_excluded(ctx: Context) -> bool:
-    return bool(ctx.request.excluded)
+    return bool(ctx.request.excluded) or bool(ctx.request.tried_zones)
 
 
 def _image_requested(ctx: Context) -> bool:

@@ -17,7 +17,7 @@ from canopy.domain.placement import (
     FilterStep,
     PlacementRequest,
 )
-from canopy.scheduler import policy, weighers
+from canopy.scheduler import policy, weighers, zones
 from canopy.scheduler.context import Context
 from canopy.scheduler.filters import STEPS
 from canopy.scheduler.weighers import Weigher
@@ -54,6 +54,7 @@ def schedule(
     ranked, explanation.policy = policy.choose(
         clouds, candidates, explanation.weights, request, settings
     )
+    explanation.zone, explanation.zones_skipped = zones.choose(ranked[0], request)
     return Decision(
         cloud=ranked[0].name,
         alternates=[c.name for c in ranked[1:]],

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.services.abilities import require_for_action
 from canopy.services.server_create import MAX_NAME, _validate_name, _validate_tags
 from canopy.services.server_scope import ServerScope
 from canopy.store.events import start_action
@@ -125,6 +126,7 @@ class ServerActions(ServerScope):
         now = self.clock.now()
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
+            await require_for_action(s, server, action)
             busy = server.task_state is not None or server.phase != Phase.STEADY
             if action == "stop":
                 if server.status != ServerStatus.ACTIVE or busy:

@@ -52,3 +52,18 @@ async def test_admin_detail_has_a_host_per_cloud(api: Api) -> None:
     service = private["hosts"]["private"]["nova-compute"]
     assert service["available"] is True and service["active"] is True
     assert set(public["hosts"]) == {"public"}
+
+
+async def test_a_cloud_that_refuses_canopys_credentials_is_not_available(api: Api) -> None:
+    w = await who(api)
+    sim = api.plane.sim("public")
+    sim.settings.refuse_credentials = True
+    await api.plane.worker.sync.sync_cloud("public", force=True)
+    r = await api.client.get(f"{V21}/os-availability-zone", headers=w.h())
+    zones = {z["zoneName"]: z["zoneState"]["available"] for z in r.json()["availabilityZoneInfo"]}
+    assert zones == {"private": True, "public": False}
+    sim.settings.refuse_credentials = False
+    await api.plane.worker.sync.sync_cloud("public", force=True)
+    r = await api.client.get(f"{V21}/os-availability-zone", headers=w.h())
+    zones = {z["zoneName"]: z["zoneState"]["available"] for z in r.json()["availabilityZoneInfo"]}
+    assert zones == {"private": True, "public": True}

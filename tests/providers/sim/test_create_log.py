@@ -17,6 +17,7 @@ from canopy.providers.sim.creates import (
     created_more_than_once,
     created_while_live,
 )
+from canopy.providers.sim.db import SCHEMA_VERSION
 
 from .helpers import MakeSim, spec
 
@@ -185,7 +186,7 @@ def test_a_state_file_without_the_log_gets_it(tmp_path: Path) -> None:
 
     asyncio.run(reopen())
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
 
 

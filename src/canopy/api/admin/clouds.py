@@ -15,8 +15,9 @@ from canopy.api.admin.common import FAULTS, could_be_cloud
 from canopy.api.deps import ClockDep, ReadSessionDep
 from canopy.domain.errors import NotFound
 from canopy.domain.money import to_float
+from canopy.domain.states import Ability
 from canopy.reconcile import CloudState, cloud_state
-from canopy.store.models import Cloud, Server
+from canopy.store.models import CapacityBlock, Cloud, Flavor, Server
 
 router = APIRouter(tags=["clouds"], responses=FAULTS)
 
@@ -37,6 +38,22 @@ class Claimed(BaseModel):
     instances: int
 
 
+class AbilityView(BaseModel):
+    """One optional ability of the cloud's driver, and why it is missing if it is."""
+
+    available: bool
+    reason: str | None = Field(description="Why the cloud cannot do it (null if it can).")
+
+
+class BlockView(BaseModel):
+    """A capacity block: placement skips this zone for this flavor until `until`."""
+
+    zone: str | None = Field(description="The zone inside the cloud; null: every zone.")
+    flavor: str
+    until: datetime
+    reason: str
+
+
 class CloudView(BaseModel):
     name: str
     driver: str
@@ -51,9 +68,24 @@ class CloudView(BaseModel):
     health_message: str
     last_ok_at: datetime | None
     consecutive_failures: int
-    blocklisted: bool = Field(description="Whether the scheduler skips this cloud right now.")
+    blocklisted: bool = Field(
+        description="Whether the scheduler skips this whole cloud right now (after a cloud "
+        "quota error); capacity errors block a zone and flavor instead (capacity_blocks)."
+    )
     blocklisted_until: datetime | None
     blocklist_reason: str
+    zones: list[str] | None = Field(
+        description="The zones inside the cloud, as its driver last reported them (null: not "
+        "asked yet; empty: none to choose between). Users see the cloud as one zone."
+    )
+    zones_updated_at: datetime | None
+    capacity_blocks: list[BlockView] = Field(
+        description="(zone, flavor) pairs placement skips for now after capacity errors."
+    )
+    abilities: dict[str, AbilityView] = Field(
+        description="Each optional ability and whether this cloud has it; a request that "
+        "needs a missing one is refused with the reason before it is accepted."
+    )
     capacity: Capacity
     capacity_updated_at: datetime | None
     claimed: Claimed
@@ -113,8 +145,41 @@ async def load_clouds(s: AsyncSession, name: str | None = None) -> list[tuple[Cl
     return [(c, bool(has)) for c, has in await s.execute(q)]
 
 
+async def capacity_blocks(
+    s: AsyncSession, now: datetime, cloud: str | None = None
+) -> dict[str, list[BlockView]]:
+    """The capacity blocks in force, per cloud."""
+    q = (
+        select(CapacityBlock, Flavor.name)
+        .join(Flavor, Flavor.id == CapacityBlock.flavor_id)
+        .where(CapacityBlock.until > now)
+        .order_by(CapacityBlock.cloud, CapacityBlock.zone, Flavor.name)
+    )
+    if cloud is not None:
+        q = q.where(CapacityBlock.cloud == cloud)
+    out: dict[str, list[BlockView]] = defaultdict(list)
+    for b, flavor in await s.execute(q):
+        out[b.cloud].append(
+            BlockView(zone=b.zone or None, flavor=flavor, until=b.until, reason=b.reason)
+        )
+    return out
+
+
+def abilities(c: Cloud) -> dict[str, AbilityView]:
+    """Every optional ability, with the reason the cloud's driver gave for lacking it."""
+    missing = c.abilities or {}
+    return {
+        a.value: AbilityView(available=a.value not in missing, reason=missing.get(a.value))
+        for a in Ability
+    }
+
+
 def cloud_view(
-    c: Cloud, has_credentials: bool, servers: dict[str, int], now: datetime
+    c: Cloud,
+    has_credentials: bool,
+    servers: dict[str, int],
+    now: datetime,
+    blocks: list[BlockView] | None = None,
 ) -> CloudView:
     return CloudView(
         name=c.name,
@@ -129,6 +194,10 @@ def cloud_view(
         blocklisted=c.blocklisted_until is not None and c.blocklisted_until > now,
         blocklisted_until=c.blocklisted_until,
         blocklist_reason=c.blocklist_reason,
+        zones=None if c.zones is None else list(c.zones),
+        zones_updated_at=c.zones_updated_at,
+        capacity_blocks=blocks or [],
+        abilities=abilities(c),
         capacity=Capacity(
             vcpus=c.vcpus_capacity, ram_mb=c.ram_mb_capacity, instances=c.instances_capacity
         ),
@@ -149,7 +218,12 @@ async def list_clouds(s: ReadSessionDep, clock: ClockDep) -> CloudList:
     rows = await load_clouds(s)
     counts = await server_counts(s)
     now = clock.now()
-    return CloudList(items=[cloud_view(c, has, counts.get(c.name, {}), now) for c, has in rows])
+    blocks = await capacity_blocks(s, now)
+    return CloudList(
+        items=[
+            cloud_view(c, has, counts.get(c.name, {}), now, blocks.get(c.name)) for c, has in rows
+        ]
+    )
 
 
 @router.get("/clouds/{name}", summary="Show one cloud")
@@ -159,4 +233,6 @@ async def show_cloud(name: str, s: ReadSessionDep, clock: ClockDep) -> CloudView
         raise NotFound(f"Cloud {name} could not be found.")
     c, has = rows[0]
     counts = await server_counts(s, c.name)
-    return cloud_view(c, has, counts.get(c.name, {}), clock.now())
+    now = clock.now()
+    blocks = await capacity_blocks(s, now, c.name)
+    return cloud_view(c, has, counts.get(c.name, {}), now, blocks.get(c.name))

@@ -28,9 +28,15 @@ class PlacementView(BaseModel):
     server_id: str
     attempt: int
     cloud: str | None = Field(description="The chosen cloud; null if none could take it.")
+    zone: str | None = Field(
+        description="The zone chosen inside the cloud; null when it has none to choose between."
+    )
     alternates: list[Any]
     reason: str
-    explanation: dict[str, Any] = Field(description="Per-filter removals, weights, policy.")
+    explanation: dict[str, Any] = Field(
+        description="Per-filter removals, weights, policy; with zones, the chosen zone and "
+        "the zones passed over (zones_skipped) with why."
+    )
     created_at: datetime
 
 
@@ -40,6 +46,7 @@ def _view(p: Placement) -> PlacementView:
         server_id=p.server_id,
         attempt=p.attempt,
         cloud=p.cloud,
+        zone=p.explanation.get("zone") if isinstance(p.explanation, dict) else None,
         alternates=list(p.alternates),
         reason=p.reason,
         explanation=dict(p.explanation),

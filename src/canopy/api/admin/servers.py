@@ -42,6 +42,11 @@ class ServerView(BaseModel):
         "shows in the cloud's last successful sync (last_ok_at)"
     )
     cloud: str | None
+    zone: str | None = Field(
+        description="The zone inside the cloud (an EC2 AZ, a child Nova's zone) the server "
+        "was placed in or reported in; null when the cloud has none. Users see the cloud as "
+        "the availability zone."
+    )
     remote_id: str | None
     attempts: int
     fault: Fault | None
@@ -54,7 +59,9 @@ class ServerView(BaseModel):
 class ServerDetail(ServerView):
     requested_zone: str | None
     group_id: str | None
-    attempt_log: list[Any] = Field(description="Each failed attempt: the cloud and the error.")
+    attempt_log: list[Any] = Field(
+        description="Each failed attempt: the cloud, the zone inside it if any, and the error."
+    )
     addresses: dict[str, Any]
     retries: int
     next_attempt_at: datetime | None
@@ -85,6 +92,7 @@ def _summary(sv: Server) -> dict[str, Any]:
         "observed_state": sv.observed_state,
         "observed_at": sv.observed_at,
         "cloud": sv.cloud,
+        "zone": sv.zone,
         "remote_id": sv.remote_id,
         "attempts": sv.attempts,
         "fault": _fault(sv),

@@ -29,7 +29,8 @@ from canopy.providers.sim import creates
 T = TypeVar("T")
 
 BUSY_SECONDS = 30.0  # how long a call waits for another process's write lock
-SCHEMA_VERSION = 4  # 2: keypairs, servers.key_name; 3: servers.user_data; 4: create_log
+# 2: keypairs, servers.key_name; 3: servers.user_data; 4: create_log; 5: hosts.zone, servers.zone
+SCHEMA_VERSION = 5
 
 _SCHEMA = (
     # used_* are the sums over the live servers on the host, kept in the same transaction
@@ -43,7 +44,8 @@ _SCHEMA = (
         used_vcpus INTEGER NOT NULL DEFAULT 0,
         used_ram_mb INTEGER NOT NULL DEFAULT 0,
         used_disk_gb INTEGER NOT NULL DEFAULT 0,
-        used_instances INTEGER NOT NULL DEFAULT 0
+        used_instances INTEGER NOT NULL DEFAULT 0,
+        zone TEXT NOT NULL DEFAULT ''
     )""",
     """CREATE TABLE IF NOT EXISTS servers (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,7 +68,8 @@ _SCHEMA = (
         deleted_at INTEGER,
         client_token TEXT,
         key_name TEXT,
-        user_data TEXT
+        user_data TEXT,
+        zone TEXT
     )""",
     # Public keys imported into the cloud, by name, as a real cloud's key pairs.
     """CREATE TABLE IF NOT EXISTS keypairs (
@@ -98,6 +101,10 @@ def _upgrade(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE servers ADD COLUMN key_name TEXT")
     if "user_data" not in columns:  # version 2
         conn.execute("ALTER TABLE servers ADD COLUMN user_data TEXT")
+    if "zone" not in columns:  # version 4
+        conn.execute("ALTER TABLE servers ADD COLUMN zone TEXT")
+    if "zone" not in {row[1] for row in conn.execute("PRAGMA table_info(hosts)")}:
+        conn.execute("ALTER TABLE hosts ADD COLUMN zone TEXT NOT NULL DEFAULT ''")
 
 
 @contextmanager
@@ -151,14 +158,20 @@ class StateFile:
             (count,) = conn.execute("SELECT COUNT(*) FROM hosts").fetchone()
             if count == 0:
                 s = self.settings
+                # Hosts are dealt round the zones in turn (h1 in the first zone, h2 in
+                # the second, ...), so `hosts` is the total over every zone.
+                zones = list(s.zones) or [""]
                 conn.executemany(
-                    "INSERT INTO hosts (id, position, vcpus, ram_mb, disk_gb) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO hosts (id, position, vcpus, ram_mb, disk_gb, zone) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (f"h{i}", i, s.host_vcpus, s.host_ram_mb, s.host_disk_gb)
+                        (
+                            f"h{i}", i, s.host_vcpus, s.host_ram_mb, s.host_disk_gb,
+                            zones[(i - 1) % len(zones)],
+                        )
                         for i in range(1, s.hosts + 1)
                     ],
-                )
+                )  # fmt: skip
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _acquire(self) -> tuple[int, sqlite3.Connection]:

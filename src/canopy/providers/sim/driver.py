@@ -16,9 +16,9 @@ from pathlib import Path
 
 from canopy.config import SimSettings
 from canopy.domain.clock import Clock
-from canopy.domain.errors import TransientError
+from canopy.domain.errors import CloudAuthError, TransientError, Unsupported
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
-from canopy.domain.states import PowerAction
+from canopy.domain.states import Ability, PowerAction
 from canopy.providers.base import Abilities, remote_name
 from canopy.providers.sim import hosts
 from canopy.providers.sim.creates import CreateRecord, records
@@ -60,7 +60,9 @@ class SimCompute:
         if not 0.0 <= lost_response_rate <= 1.0:
             raise ValueError(f"lost_response_rate must be within [0, 1], got {lost_response_rate}")
         self.name = name
-        self.abilities = Abilities()
+        # What an operator declared this cloud cannot do (`missing_abilities`), to test
+        # that canopy refuses such requests up front.
+        self.abilities = Abilities(missing=dict(settings.missing_abilities))
         # Read on every call, so a test may change a rate on a live cloud.
         self.settings = settings
         self.state_file = state_file
@@ -76,6 +78,12 @@ class SimCompute:
         """What every API call goes through first: its latency, then maybe a transient fault."""
         s = self.settings
         await self._clock.sleep(self._dice.around(s.api_latency_ms / 1000.0, s.latency_jitter))
+        if s.refuse_credentials:
+            raise CloudAuthError(
+                f"cloud {self.name!r}: {operation} failed: 401 Unauthorized: the request you "
+                "have made requires authentication (injected fault)",
+                cloud=self.name,
+            )
         if self._dice.chance(s.transient_error_rate):
             raise TransientError(
                 f"cloud {self.name!r}: {operation} failed: 503 Service Unavailable "
@@ -88,9 +96,10 @@ class SimCompute:
 
     # The Compute protocol ---------------------------------------------------------------
 
-    async def zones(self) -> list[str]:
-        """A sim cloud is one zone today."""
-        return []
+    async def zones(self) -> builtins.list[str]:
+        """The zones of `settings.zones` (its hosts are dealt round them); none by default."""
+        await self._api_call("zones")
+        return list(self.settings.zones)
 
     async def capacity(self) -> Capacity:
         """Room left across all hosts, narrowed by the account quotas when they are set."""
@@ -189,6 +198,7 @@ class SimCompute:
             client_token=client_token,
             key_name=spec.key_name,
             user_data=spec.user_data,
+            zone=spec.zone,
         )
 
     async def import_keypair(self, name: str, public_key: str) -> None:
@@ -217,6 +227,14 @@ class SimCompute:
 
     async def power(self, remote_id: str, action: PowerAction) -> None:
         """Start, stop or reboot; the action takes `settings.action_seconds` to complete."""
+        if action in (PowerAction.START, PowerAction.STOP) and not self.abilities.has(
+            Ability.STOP_START
+        ):
+            raise Unsupported(
+                f"cloud {self.name!r} cannot {action} servers: "
+                f"{self.abilities.why_not(Ability.STOP_START)}",
+                cloud=self.name,
+            )
         await self._api_call(f"power {action}")
         await self._power(remote_id, action)
 
@@ -229,17 +247,20 @@ class SimCompute:
         """Canopy-tagged servers: all live ones, or those changed since (deleted included).
 
         A change includes a boot or power action that completed by now, as Nova's
-        updated_at moves when a server becomes ACTIVE.
+        updated_at moves when a server becomes ACTIVE. With `list_untagged`, servers made
+        without a canopy id are listed too, as a cloud that cannot filter by tag would
+        (canopy must leave them alone).
         """
         await self._api_call("list")
         now = self._now_us()
+        tagged = not self.settings.list_untagged
         if changes_since is None:
             rows = await self._store.call(
-                lambda c: SimStore.servers(c, tagged_only=True, include_deleted=False)
+                lambda c: SimStore.servers(c, tagged_only=tagged, include_deleted=False)
             )
         else:
             since = to_us(changes_since)
-            rows = await self._store.call(lambda c: SimStore.changed(c, since, now))
+            rows = await self._store.call(lambda c: SimStore.changed(c, since, now, tagged))
         return [to_remote(row, now) for row in rows]
 
     async def close(self) -> None:
@@ -260,6 +281,7 @@ class SimCompute:
         flavor: str | None = None,
         boot_seconds: float = 0.0,
         failed: bool = False,
+        zone: str | None = None,
     ) -> RemoteServer:
         """Create a server as an operator would, named `name` verbatim.
 
@@ -281,6 +303,7 @@ class SimCompute:
             ready_at_us=now + _us(boot_seconds),
             failed=failed,
             client_token=None,
+            zone=zone,
         )
         row, _ = await self._store.call(
             lambda c: self._store.create(c, new, atomic=False, logged=False)

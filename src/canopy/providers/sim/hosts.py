@@ -68,28 +68,49 @@ def check_quota(conn: sqlite3.Connection, settings: SimSettings, cloud: str, vcp
         )
 
 
-def place(conn: sqlite3.Connection, cloud: str, vcpus: int, ram_mb: int, disk_gb: int) -> str:
-    """First fit over hosts in order; CapacityError, saying why, if none fits."""
+def place(
+    conn: sqlite3.Connection,
+    cloud: str,
+    vcpus: int,
+    ram_mb: int,
+    disk_gb: int,
+    zones: list[str] | None = None,
+) -> tuple[str, str]:
+    """First fit over hosts in order, within `zones` if given: (host, its zone).
+
+    CapacityError, saying why, if none fits; it names the zone when one zone was asked for
+    (a capacity error is per zone, as EC2's InsufficientInstanceCapacity is).
+    """
+    where = "vcpus - used_vcpus >= ? AND ram_mb - used_ram_mb >= ? AND disk_gb - used_disk_gb >= ?"
+    args: list[object] = [vcpus, ram_mb, disk_gb]
+    scope = ""
+    if zones is not None:
+        scope = f" AND zone IN ({', '.join('?' * len(zones))})"
     found = conn.execute(
-        "SELECT id FROM hosts WHERE vcpus - used_vcpus >= ? AND ram_mb - used_ram_mb >= ?"
-        " AND disk_gb - used_disk_gb >= ? ORDER BY position LIMIT 1",
-        (vcpus, ram_mb, disk_gb),
+        f"SELECT id, zone FROM hosts WHERE {where}{scope} ORDER BY position LIMIT 1",
+        [*args, *(zones or [])],
     ).fetchone()
     if found is not None:
-        return str(found[0])
+        return str(found[0]), str(found[1])
     want = f"{vcpus} vcpus, {ram_mb} MB RAM and {disk_gb} GB disk"
+    zone = zones[0] if zones is not None and len(zones) == 1 else None
+    where_ = f" in zone {zone!r}" if zone is not None else ""
     hosts, v, r, d = conn.execute(
         "SELECT COUNT(*), MAX(vcpus - used_vcpus), MAX(ram_mb - used_ram_mb),"
-        " MAX(disk_gb - used_disk_gb) FROM hosts"
+        f" MAX(disk_gb - used_disk_gb) FROM hosts WHERE 1 = 1{scope}",
+        zones or [],
     ).fetchone()
     if hosts == 0:
         raise CapacityError(
-            f"no valid host on cloud {cloud!r}: it has no hosts (wanted {want})", cloud=cloud
+            f"no valid host on cloud {cloud!r}{where_}: it has no hosts (wanted {want})",
+            cloud=cloud,
+            zone=zone,
         )
     raise CapacityError(
-        f"no valid host on cloud {cloud!r}: none of its {hosts} hosts has {want} "
+        f"no valid host on cloud {cloud!r}{where_}: none of its {hosts} hosts has {want} "
         f"free (most free on any host: {v} vcpus, {r} MB RAM, {d} GB disk)",
         cloud=cloud,
+        zone=zone,
     )
 
 

@@ -39,7 +39,7 @@ T = TypeVar("T")
 _COLUMNS = (
     "seq, remote_id, canopy_id, name, host, flavor, vcpus, ram_mb, disk_gb, image, "
     "created_at, ready_at, failed, power, transition, transition_until, updated_at, "
-    "deleted_at, client_token, key_name, user_data"
+    "deleted_at, client_token, key_name, user_data, zone"
 )
 
 _VERB = {
@@ -68,6 +68,7 @@ class NewServer:
     client_token: str | None
     key_name: str | None = None
     user_data: str | None = None
+    zone: str | None = None  # the zone asked for; None lets the cloud choose
 
 
 def _row(values: tuple[Any, ...]) -> ServerRow:
@@ -133,12 +134,16 @@ class SimStore:
         return [_row(r) for r in rows]
 
     @staticmethod
-    def changed(conn: sqlite3.Connection, since_us: int, now_us: int) -> list[ServerRow]:
-        """Tagged servers whose change time (status.changed_at) is at or after `since_us`."""
+    def changed(
+        conn: sqlite3.Connection, since_us: int, now_us: int, tagged_only: bool = True
+    ) -> list[ServerRow]:
+        """Servers (tagged ones only, unless told) whose change time (status.changed_at) is
+        at or after `since_us`."""
         # The same formula as status.changed_at, written as ORs so each arm can use its
         # index: max(a, b, c) >= x exactly when one of them is.
+        tagged = "canopy_id IS NOT NULL" if tagged_only else "1 = 1"
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM servers WHERE canopy_id IS NOT NULL AND ("
+            f"SELECT {_COLUMNS} FROM servers WHERE {tagged} AND ("
             " updated_at >= :since"
             " OR (deleted_at IS NULL AND ("
             "   (ready_at >= :since AND ready_at <= :now)"
@@ -220,7 +225,7 @@ class SimStore:
                         )
                     return found, False
             try:
-                host = self._admit(conn, new, refuse)
+                host, zone = self._admit(conn, new, refuse)
             except CloudError as e:
                 if not logged:
                     raise
@@ -234,14 +239,17 @@ class SimStore:
                 )
                 refused = e
             else:
-                return self._insert(conn, new, host, logged), True
+                return self._insert(conn, new, host, zone, logged), True
         assert refused is not None
         raise refused
 
-    def _admit(self, conn: sqlite3.Connection, new: NewServer, refuse: str | None) -> str:
-        """The host `new` goes to, or the error a real cloud would answer with."""
+    def _admit(
+        self, conn: sqlite3.Connection, new: NewServer, refuse: str | None
+    ) -> tuple[str, str]:
+        """The host `new` goes to and its zone, or the error a real cloud would answer with."""
+        zones = self._zones_for(new)
         if refuse is not None:
-            raise CapacityError(refuse, cloud=self.cloud)
+            raise CapacityError(refuse, cloud=self.cloud, zone=new.zone)
         if new.key_name is not None and self.keypair(conn, new.key_name) is None:
             # As a real cloud answers: the key must have been imported first.
             raise CloudError(
@@ -249,20 +257,50 @@ class SimStore:
                 cloud=self.cloud,
             )
         hosts.check_quota(conn, self.settings, self.cloud, new.vcpus)
-        return hosts.place(conn, self.cloud, new.vcpus, new.ram_mb, new.disk_gb)
+        return hosts.place(conn, self.cloud, new.vcpus, new.ram_mb, new.disk_gb, zones)
+
+    def _zones_for(self, new: NewServer) -> list[str] | None:
+        """The zones `new` may go to (None: the cloud has none), or the error for a zone
+        that does not exist or is full (`full_zones`, EC2's InsufficientInstanceCapacity
+        for one AZ)."""
+        s = self.settings
+        if new.zone is not None:
+            if new.zone not in s.zones:
+                raise InvalidRequest(
+                    f"cloud {self.cloud!r}: invalid availability zone {new.zone!r} "
+                    f"(zones: {', '.join(s.zones) or 'none'})"
+                )
+            if new.zone in s.full_zones:
+                raise CapacityError(
+                    f"cloud {self.cloud!r}: insufficient capacity in zone {new.zone!r} "
+                    "(injected fault)",
+                    cloud=self.cloud,
+                    zone=new.zone,
+                )
+            return [new.zone]
+        if not s.zones:
+            return None
+        open_ = [z for z in s.zones if z not in s.full_zones]
+        if not open_:
+            raise CapacityError(
+                f"cloud {self.cloud!r}: insufficient capacity in every zone (injected fault)",
+                cloud=self.cloud,
+            )
+        return open_
 
     def _insert(
-        self, conn: sqlite3.Connection, new: NewServer, host: str, logged: bool
+        self, conn: sqlite3.Connection, new: NewServer, host: str, zone: str, logged: bool
     ) -> ServerRow:
         conn.execute(
             "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
             " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
-            " key_name, user_data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?)",
+            " key_name, user_data, zone)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?, ?)",
             (
                 new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
                 new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
                 int(new.failed), new.now_us, new.client_token, new.key_name, new.user_data,
+                zone or None,
             ),
         )  # fmt: skip
         hosts.charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)

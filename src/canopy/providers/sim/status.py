@@ -90,6 +90,7 @@ class ServerRow:
     client_token: str | None
     key_name: str | None = None  # the cloud keypair the server was booted with
     user_data: str | None = None  # base64, as the create call passed it
+    zone: str | None = None  # the zone of its host (None on a cloud without zones)
 
 
 def native_status(row: ServerRow, now_us: int) -> NativeStatus:
@@ -159,4 +160,5 @@ def to_remote(row: ServerRow, now_us: int) -> RemoteServer:
         created_at=from_us(row.created_at),
         updated_at=from_us(changed_at(row, now_us)),
         fault=fault,
+        zone=row.zone or None,
     )

@@ -48,6 +48,11 @@ class Cloud(Base):
     # The cloud's non-secret config (its [[clouds]] entry without the name), written at
     # every reconciliation, so a worker can build its driver after it left the config.
     driver_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The zones inside the cloud as its driver last reported them (null: not asked yet),
+    # and what its driver cannot do (ability -> reason); both written by the workers.
+    zones: Mapped[list[Any] | None] = mapped_column(JSON)
+    zones_updated_at: Mapped[datetime | None]
+    abilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Flavor(Base):

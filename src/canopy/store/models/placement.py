@@ -1,4 +1,5 @@
-"""Scheduling's record: each placement decision and the capacity claims held on clouds."""
+"""Scheduling's record: each placement decision, the capacity claims held on clouds, and the
+capacity blocks placement honours after capacity errors."""
 
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ class Claim(Base):
         # the EXISTS "does anything start later" is one seek.
         Index("ix_claims_cloud_window", "cloud", "starts_at", "ends_at"),
     )
+
+
+class CapacityBlock(Base):
+    """Placement skips (cloud, zone, flavor) until `until` after a capacity error there;
+    zone '' is every zone of the cloud (see store/capacity_blocks.py)."""
+
+    __tablename__ = "capacity_blocks"
+
+    cloud: Mapped[str] = mapped_column(
+        ForeignKey("clouds.name", ondelete="CASCADE"), primary_key=True
+    )
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)

@@ -36,6 +36,8 @@ class Server(Retried, Base):
     key_name: Mapped[str | None] = mapped_column(String(255))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     requested_zone: Mapped[str | None] = mapped_column(String(64))
+    # The zone inside its cloud the server was placed in or reported in (None: none).
+    zone: Mapped[str | None] = mapped_column(String(64))
     group_id: Mapped[str | None] = mapped_column(
         ForeignKey("server_groups.id", ondelete="SET NULL")
     )
