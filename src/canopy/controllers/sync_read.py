@@ -32,7 +32,9 @@ PAGE = 1000
 T = TypeVar("T")
 
 
-def slices(items: Sequence[T], size: int = SLICE) -> Iterator[Sequence[T]]:
+def slices(items: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]]:
+    """`items` a slice (SLICE, read when called) at a time."""
+    size = size or SLICE
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
