@@ -62,6 +62,31 @@ def _row(
         "metadata": {},
         "hints": {},
         "attempt_log": [],
+        "key_name": None,
+        "requested_zone": None,
+        "group_id": None,
+        "description": None,
+        "locked": False,
+        "locked_reason": None,
+        "config_drive": False,
+        "boot_from_volume": False,
+        "launch_index": 0,
+        "task_state": None,
+        "reboot_requested": 0,
+        "reboot_done": 0,
+        "reboot_hard": False,
+        "attempts": 0,
+        "schedule_deadline": None,
+        "fault_code": None,
+        "fault_message": None,
+        "fault_at": None,
+        "terminated_at": None,
+        "deleted": False,
+        "action_at": None,
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "next_attempt_at": None,
+        "retries": 0,
     }
     return row, Seeded(sid, rid)
 
@@ -94,7 +119,8 @@ async def seed_servers(
             rows.append(row)
             out.append(seeded)
         async with db.session() as s:
-            await s.execute(insert(Server), rows)
+            conn = await s.connection()
+            await conn.execute(insert(Server.__table__), rows)  # Core: no ORM bookkeeping
     return out
 
 

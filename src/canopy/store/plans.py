@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -50,7 +51,7 @@ class unindexed(FunctionElement[Any]):  # a SQL expression, named like a functio
 
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement[Any]) -> None:
+    def __init__(self, column: ColumnElement[Any] | QueryableAttribute[Any]) -> None:
         super().__init__(column)
         self.type = column.type
 
