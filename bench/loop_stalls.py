@@ -142,7 +142,7 @@ def pct(xs: list[float], q: float) -> float:
     return ys[min(len(ys) - 1, int(q * len(ys)))]
 
 
-def one_run(n: int, seconds: float) -> tuple[float, float, float]:
+def one_run(n: int, seconds: float, settle: float = 3.0) -> tuple[float, float, float]:
     """(p50, p99, max) of /healthz in ms with `n` servers."""
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-stalls-"))
     child = None
@@ -152,7 +152,7 @@ def one_run(n: int, seconds: float) -> tuple[float, float, float]:
         child = multiprocessing.get_context("spawn").Process(target=_serve, args=(str(tmp), port))
         child.start()
         _wait_up(port)
-        time.sleep(3.0)  # the first full sync (a pass over every row) is start-up, not rest
+        time.sleep(settle)  # the first full sync (a pass over every row) is start-up
         lat = probe(port, seconds)
         return pct(lat, 0.5), pct(lat, 0.99), max(lat)
     finally:
@@ -165,14 +165,20 @@ def one_run(n: int, seconds: float) -> tuple[float, float, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(servers: int = 100_000, seconds: float = 12.0, repeats: int = 3) -> list[Result]:
+def run(
+    servers: int = 100_000,
+    seconds: float = 12.0,
+    repeats: int = 3,
+    baseline: int = BASELINE,
+    settle: float = 3.0,
+) -> list[Result]:
     figures: dict[int, list[tuple[float, float, float]]] = {}
     for _ in range(repeats):
-        for n in (BASELINE, servers):
-            figures.setdefault(n, []).append(one_run(n, seconds))
+        for n in (baseline, servers):
+            figures.setdefault(n, []).append(one_run(n, seconds, settle))
             print(f"   {n:>7} servers: p50/p99/max {figures[n][-1]}", flush=True)
     out = []
-    base = figures[BASELINE]
+    base = figures[baseline]
     for i, label in enumerate(("p50", "p99", "max")):
         vals = [f[i] for f in figures[servers]]
         bvals = [f[i] for f in base]
@@ -185,7 +191,7 @@ def run(servers: int = 100_000, seconds: float = 12.0, repeats: int = 3) -> list
                 min(vals),
                 "ms",
                 baseline=min(bvals),
-                baseline_name=f"{BASELINE:,} servers",
+                baseline_name=f"{baseline:,} servers",
                 note=(
                     f"min of {repeats}; median {statistics.median(vals):.1f} ms "
                     f"(baseline median {statistics.median(bvals):.1f})"
