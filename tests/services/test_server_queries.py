@@ -98,3 +98,62 @@ async def test_a_deep_page_is_an_index_range_on_sqlite(
             assert any("ix_servers_project_created" in x and "created_at<" in x for x in plan), plan
     finally:
         await p.close()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        ("^web-42$", "web-42"),
+        ("^web\\.4$", "web.4"),
+        ("web-42", None),  # unanchored: any name containing it
+        ("^web-4", None),  # a prefix
+        ("^web.4$", None),
+        ("^a|b$", None),
+        ("^w\\d$", None),
+        ("^x$$", None),
+    ],
+)
+def test_only_an_anchored_literal_is_an_exact_name(pattern: str, literal: str | None) -> None:
+    from canopy.services import regex
+
+    assert regex.exact_literal(regex.portable("name", pattern)) == literal
+
+
+async def test_an_exact_name_is_answered_by_the_name_index(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    import shutil
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
+    try:
+        rows = await _fill(p)
+        seen: list[tuple[str, Any]] = []
+
+        def record(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
+            if "REGEXP" in sql:
+                seen.append((sql, params))
+
+        event.listen(p.db.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            found = await p.service.search(p.ctx, ServerQuery(name="^web-4$"))
+            contains = await p.service.search(p.ctx, ServerQuery(name="web-4"))
+        finally:
+            event.remove(p.db.engine.sync_engine, "before_cursor_execute", record)
+        # The regex semantics are unchanged: exactly web-4 when anchored, any name
+        # containing it when not.
+        assert [sv.id for sv in found] == [rows[4].id]
+        assert {sv.name for sv in contains} == {r.name for r in rows if "web-4" in r.name}
+        sql, params = seen[0]
+        for stats in (False, True):
+            async with p.db.engine.connect() as conn:
+                if stats:
+                    await conn.exec_driver_sql("ANALYZE")
+                plan = [
+                    str(r[-1])
+                    for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+                ]
+            assert any("ix_servers_project_name" in x and "name=?" in x for x in plan), plan
+    finally:
+        await p.close()

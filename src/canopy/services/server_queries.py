@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.services import regex
 from canopy.services.server_scope import ServerScope, _could_be_id
 from canopy.store.models import InstanceAction, Server
+from canopy.store.plans import rare
 from canopy.store.server_extras import tagged, tagged_any
 
 _Conditions = list[ColumnElement[bool]]
@@ -111,7 +112,12 @@ class ServerQueries(ServerScope):
         if query.user_id is not None:
             conds.append(Server.user_id == query.user_id)
         if query.name is not None:
-            conds.append(Server.name.regexp_match(regex.portable("name", query.name)))
+            name_pattern = regex.portable("name", query.name)
+            exact = regex.exact_literal(name_pattern)
+            if exact is not None:
+                # Implied by the pattern, and few rows have it: the name index answers.
+                conds.append(cast(ColumnElement[bool], rare(Server.name == exact)))
+            conds.append(Server.name.regexp_match(name_pattern))
         if query.statuses is not None:
             conds.append(Server.status.in_(sorted(query.statuses)))
         for col, value in (
