@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit postgres bench clean
+.PHONY: demo test lint typecheck unit postgres bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/canopy demo
 
-test: $(STAMP) postgres lint typecheck unit
+test: $(STAMP) postgres lint typecheck unit bench-smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -41,6 +41,10 @@ postgres:
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench.run
+
+# Every benchmark scenario at tiny sizes, once, on SQLite: it must still run (not a figure).
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

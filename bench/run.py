@@ -7,6 +7,14 @@ Scenarios, each also runnable alone:
 - end_to_end      1,000 boots through the controllers  (python -m bench.end_to_end)
 - end_to_end_cpu  CPU per controller step, each alone (python -m bench.end_to_end --breakdown);
                   a diagnostic, not in the default set: `--only end_to_end_cpu` or `--all`
+- loop_stalls     /healthz of `canopy up` while sync runs, 100,000 vs 1,000 servers
+                  (python -m bench.loop_stalls)
+- api_writes      creates/s, 50 clients, empty project vs 100,000 servers
+                  (python -m bench.api_writes)
+
+`--smoke` runs every default scenario at tiny sizes, once, on SQLite (under a minute on a
+quiet machine): `make bench-smoke`, part of `make test`, so no scenario rots. Its figures
+mean nothing.
 
 `--only NAME ...` runs a subset; `--markdown` also prints the table as Markdown, for
 BENCHMARKS.md. Every ratio compares a figure with a baseline measured in the same run.
@@ -18,7 +26,7 @@ import argparse
 import asyncio
 import time
 
-from bench import end_to_end, scheduler, scheduler_pure
+from bench import api_writes, end_to_end, loop_stalls, scheduler, scheduler_pure
 from bench.common import (
     Result,
     fmt,
@@ -30,16 +38,18 @@ from bench.common import (
     table,
 )
 
-SCENARIOS = ("scheduler_pure", "scheduler", "end_to_end")
+SCENARIOS = ("scheduler_pure", "scheduler", "end_to_end", "loop_stalls", "api_writes")
 EXTRA = ("end_to_end_cpu",)
 
 
-def pure_results() -> list[Result]:
+def pure_results(smoke: bool = False) -> list[Result]:
     """The existing micro-benchmark, as rows: with apply_claim vs a fixed snapshot."""
     us = scheduler_pure.calibration()
     out = []
-    for n in (5, 50):
-        fixed, claimed = scheduler_pure.bench(n)
+    for n in (5,) if smoke else (5, 50):
+        fixed, claimed = (
+            scheduler_pure.bench(n, seconds=0.05, repeats=1) if smoke else scheduler_pure.bench(n)
+        )
         out.append(
             Result(
                 "scheduler_pure",
@@ -68,11 +78,39 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def one(name: str, smoke: bool) -> list[Result]:
+    """The results of scenario `name`; with `smoke`, at tiny sizes, once, on SQLite."""
+    if name == "scheduler_pure":
+        return pure_results(smoke)
+    if name == "scheduler":
+        if smoke:
+            return asyncio.run(
+                scheduler.run(
+                    servers=50, repeats=1, clouds=(5,), backends=("sqlite",), batches=(64,)
+                )
+            )
+        return asyncio.run(scheduler.run())
+    if name == "end_to_end":
+        if smoke:
+            return asyncio.run(end_to_end.run(repeats=1, backends=("sqlite",)))
+        return asyncio.run(end_to_end.run())
+    if name == "loop_stalls":
+        if smoke:
+            return loop_stalls.run(servers=300, seconds=1.0, repeats=1, baseline=100, settle=0.5)
+        return loop_stalls.run()
+    if name == "api_writes":
+        if smoke:
+            return asyncio.run(api_writes.run(servers=300, seconds=1.0, repeats=1))
+        return asyncio.run(api_writes.run())
+    return asyncio.run(end_to_end.breakdown())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the canopy benchmarks.")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS + EXTRA, default=list(SCENARIOS))
     parser.add_argument("--all", action="store_true", help="the default set and the extras")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, once: does it run?")
     args = parser.parse_args()
     quiet_logs()
     print_machine(machine(asyncio.run(pg_version())))
@@ -82,14 +120,7 @@ def main() -> None:
     for name in names:
         t0 = time.perf_counter()
         print(f"\n== {name}", flush=True)
-        if name == "scheduler_pure":
-            results += pure_results()
-        elif name == "scheduler":
-            results += asyncio.run(scheduler.run())
-        elif name == "end_to_end":
-            results += asyncio.run(end_to_end.run())
-        else:
-            results += asyncio.run(end_to_end.breakdown())
+        results += one(name, args.smoke)
         print(f"   ({time.perf_counter() - t0:.0f}s)", flush=True)
     print(f"\nall scenarios: {time.perf_counter() - started:.0f}s\n")
     print(table(results))

@@ -1,4 +1,5 @@
-"""Housekeeping: the periodic job that purges expired tokens and stale login failures.
+"""Housekeeping: the periodic job that purges expired tokens and stale login failures,
+and recounts the projects' quota usage counters from their rows.
 
 It is a row of `jobs` taken through `lease_job`, so with many workers on PostgreSQL one of
 them runs it per interval (`[identity] purge_interval_seconds`), not all at once. Each pass
@@ -14,12 +15,14 @@ from datetime import datetime, timedelta
 from canopy.controllers.runtime import Runtime
 from canopy.services import throttle, tokens
 from canopy.services.throttle import ThrottlePolicy
+from canopy.store import quota_usage
 from canopy.store.leases import lease_job
 
 log = logging.getLogger("canopy.housekeeping")
 
 JOB = "housekeeping"
 BATCH = 1000
+RECOUNT = 20  # projects recounted per pass, each in its own short transaction
 
 
 class HousekeepingController:
@@ -28,6 +31,7 @@ class HousekeepingController:
         self.batch = batch
         # When the job is next worth asking for, so an idle wake costs no transaction.
         self._not_before: datetime | None = None
+        self._recount_after: str | None = None  # where the walk over the projects is
 
     @property
     def idle(self) -> float:
@@ -63,6 +67,24 @@ class HousekeepingController:
             job.claimed_by = None
             job.claim_expires_at = None
         self._not_before = None if more else now + interval
+        await self.recount(now)
         if expired or stale:
             log.info("purged %d expired tokens and %d stale login failures", expired, stale)
         return expired + stale
+
+    async def recount(self, now: datetime, limit: int = RECOUNT) -> int:
+        """Recount the usage counters of the next `limit` projects; how many had drifted.
+
+        The counters are kept in the transactions that change them; this repairs what
+        anything else could leave (store/quota_usage.py). It walks the projects in id
+        order, a few per pass, and starts again at the end.
+        """
+        async with self.rt.db.read() as s:
+            ids = await quota_usage.projects_after(s, self._recount_after, limit)
+        self._recount_after = ids[-1] if len(ids) == limit else None
+        drifted = 0
+        for pid in ids:
+            async with self.rt.db.session() as s:
+                if await quota_usage.recount(s, pid, now) is not None:
+                    drifted += 1
+        return drifted

@@ -36,6 +36,7 @@ from canopy.store.models import (
     Server,
     ServerGroup,
 )
+from canopy.store.plans import rare
 from canopy.telemetry import PLACEMENTS
 
 log = logging.getLogger("canopy.placement")
@@ -52,7 +53,9 @@ class PlacementController:
         now = self.rt.clock.now()
         async with self.rt.db.read() as s:  # most passes find nothing: no write lock for that
             waiting = await s.execute(
-                select(Server.id).where(Server.phase == Phase.SCHEDULE, due(Server, now)).limit(1)
+                select(Server.id)
+                .where(rare(Server.phase == Phase.SCHEDULE), due(Server, now))
+                .limit(1)
             )
             if waiting.first() is None:
                 return 0
@@ -70,7 +73,7 @@ class PlacementController:
             (
                 await s.execute(
                     select(Server)
-                    .where(Server.phase == Phase.SCHEDULE, due(Server, now))
+                    .where(rare(Server.phase == Phase.SCHEDULE), due(Server, now))
                     .order_by(Server.created_at, Server.id)
                     .limit(rt.settings.controllers.batch_size)
                     .with_for_update(skip_locked=True)

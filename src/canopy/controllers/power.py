@@ -20,6 +20,7 @@ from canopy.domain.errors import (
     Unsupported,
 )
 from canopy.domain.states import DesiredState, Phase, PowerAction, RemoteState, ServerStatus
+from canopy.store import quota_usage
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
 from canopy.store.leases import release_lease
@@ -179,6 +180,8 @@ class PowerController(LeasedTaskController[Server]):
 async def finalize_delete(s: AsyncSession, server: Server, now: Any, why: str) -> None:
     """Mark a server deleted and give back its claim. Safe to call twice."""
     await release_claim(s, server.id)
+    if not server.deleted:
+        await quota_usage.release(s, server)  # it no longer counts against the quota
     server.phase = Phase.DONE
     server.status = ServerStatus.DELETED
     server.task_state = None

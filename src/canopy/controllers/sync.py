@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map
-from canopy.controllers.listing import LIGHT, LIVE, quiet
+from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
+from canopy.controllers.sync_read import compare, missing, slices
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
@@ -41,6 +42,7 @@ from canopy.store.claims import release_claim
 from canopy.store.events import add_event
 from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
+from canopy.store.plans import rare, unindexed
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
@@ -177,104 +179,33 @@ class SyncController:
         full: bool,
         zones: list[str] | None = None,
     ) -> list[str]:
+        """Record what the listing changed; return the remote ids of leaks to delete.
+
+        The listing is compared without locks, a slice at a time (controllers/sync_read.py);
+        the rows it changes are then locked and written a slice per transaction, each
+        checking that this worker still holds the job, and the pass is recorded last. A
+        crash between slices loses nothing: the job's cursor has not moved, so the next
+        pass lists the same changes again.
+        """
         rt = self.rt
-        now = rt.clock.now()
-        overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
-        leaks: list[str] = []
+        await self._held(job_name)  # no point comparing for a job another worker has
+        seen = await compare(rt.db, cloud, remote, started)
+        leaks = seen.leaks
         rescheduled = False
-        async with rt.db.session() as s:
-            # The pass's results are recorded only by the job's holder.
-            job = (
-                await s.execute(select(Job).where(Job.name == job_name).with_for_update())
-            ).scalar_one_or_none()
-            if job is None or job.claimed_by != rt.worker_id:
-                holder = job.claimed_by if job else None
-                raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
-            ids = [r.canopy_id for r in remote if r.canopy_id]
-            # What the rows look like (no lock, no ORM objects): most listed servers are
-            # unchanged since the last pass, and those need neither a lock nor a write.
-            light: dict[str, Any] = {}
-            for chunk in _chunks(ids):
-                rows_ = await s.execute(select(*LIGHT).where(Server.id.in_(chunk)))
-                light.update((row.id, row) for row in rows_)
-            busy = [
-                r.canopy_id
-                for r in remote
-                if r.canopy_id in light and not quiet(light[r.canopy_id], r, cloud, started)
-            ]
-            # Rows to adopt (created, never recorded) whose create step is still running.
-            adopting = [i for i in busy if light[i].remote_id is None]
-            leased: set[str] = set()
-            for chunk in _chunks(adopting):
-                leased.update(
-                    await s.scalars(
-                        select(Server.id).where(Server.id.in_(chunk), live(Server, rt.lease_now()))
-                    )
-                )
-            # The rows to change, locked; a row someone else holds is left for the next pass.
-            rows: dict[str, Server] = {}
-            for chunk in _chunks(busy):
-                rows.update((r.id, r) for r in await _lock(s, Server.id.in_(chunk)))
+        for part in slices(seen.busy):
+            async with rt.db.session() as s:
+                await self._held(job_name, s)
+                more, resched = await self._observe(s, cloud, part, seen.adopting, started)
+                leaks += more
+                rescheduled |= resched
+            await asyncio.sleep(0)
+        if full:
+            # Rows whose server the full list no longer shows were deleted behind our back.
             alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
-            for r in remote:
-                if not r.canopy_id:
-                    continue  # not canopy's (made out of band, untagged): never touched
-                if r.canopy_id not in light:
-                    if r.state != RemoteState.DELETED:
-                        leaks.append(r.remote_id)
-                    continue
-                row = rows.get(r.canopy_id)
-                if row is None:
-                    continue  # nothing to do, or busy elsewhere: next pass
-                if r.state == RemoteState.DELETED:
-                    if row.cloud == cloud and row.remote_id == r.remote_id:
-                        await self._gone(s, row, started)
-                    continue
-                if row.deleted or row.cloud != cloud:
-                    leaks.append(r.remote_id)
-                    continue
-                if row.remote_id is None:
-                    row.remote_id = r.remote_id  # adoption: created, but never recorded
-                    row.remote_recorded_at = now
-                    row.zone = r.zone or row.zone
-                    if row.phase == Phase.CREATE and row.id not in leased:
-                        row.phase = Phase.CONVERGE
-                    await add_event(
-                        s,
-                        server_id=row.id,
-                        action="create",
-                        event="adopt",
-                        result="Success",
-                        details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
-                        host=cloud,
-                        now=now,
-                    )
-                elif row.remote_id != r.remote_id:
-                    leaks.append(r.remote_id)  # a second copy: keep the recorded one
-                    continue
-                if row.phase in LIVE or row.phase == Phase.CREATE:
-                    changed = apply_observation(
-                        row, r.state, started, fault=r.fault, addresses=r.addresses
-                    )
-                    if changed:
-                        row.updated_at = now
-                    rescheduled |= row.phase == Phase.RESCHEDULE
-            interval = await self._interval(s, cloud)
-            if full:
-                # Rows whose server the full list no longer shows were deleted behind our
-                # back. Find them with a light read; lock and load only those.
-                candidates = await s.execute(
-                    select(Server.id, Server.remote_id).where(
-                        Server.cloud == cloud,
-                        Server.remote_id.is_not(None),
-                        Server.deleted.is_(False),
-                        Server.phase.in_([*LIVE, Phase.DELETE]),
-                        Server.remote_recorded_at < started,
-                    )
-                )
-                missing = [sid for sid, rid in candidates if rid not in alive]
-                for chunk in _chunks(missing):
-                    for row in await _lock(s, Server.id.in_(chunk)):
+            for ids in slices(await missing(rt.db, cloud, alive, started)):
+                async with rt.db.session() as s:
+                    await self._held(job_name, s)
+                    for row in await _lock(s, Server.id.in_(ids)):
                         # Checked again on the locked row: it may have moved meanwhile.
                         if (
                             row.cloud == cloud
@@ -284,6 +215,12 @@ class SyncController:
                             and row.phase in (*LIVE, Phase.DELETE)
                         ):
                             await self._gone(s, row, started)
+                await asyncio.sleep(0)
+        now = rt.clock.now()
+        overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
+        async with rt.db.session() as s:
+            job = await self._held(job_name, s)
+            interval = await self._interval(s, cloud)
             job.runs += 1
             job.cursor = started - overlap
             job.last_run_at = now
@@ -309,15 +246,92 @@ class SyncController:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
 
+    async def _held(self, job_name: str, s: AsyncSession | None = None) -> Job:
+        """The job, locked in `s` (else read), if this worker holds it; else LeaseLost.
+
+        A pass's results are recorded only by the job's holder.
+        """
+        if s is None:
+            async with self.rt.db.read() as r:
+                job = await r.get(Job, job_name)
+        else:
+            job = (
+                await s.execute(select(Job).where(Job.name == job_name).with_for_update())
+            ).scalar_one_or_none()
+        if job is None or job.claimed_by != self.rt.worker_id:
+            holder = job.claimed_by if job else None
+            raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
+        return job
+
+    async def _observe(
+        self,
+        s: AsyncSession,
+        cloud: str,
+        part: Sequence[RemoteServer],
+        adopting: set[str],
+        started: datetime,
+    ) -> tuple[list[str], bool]:
+        """Apply one slice of listed servers to their rows, locked; return leaks and
+        whether a failed boot now waits for provisioning."""
+        rt = self.rt
+        now = rt.clock.now()
+        ids = [r.canopy_id for r in part if r.canopy_id]
+        # Rows to adopt (created, never recorded) whose create step is still running.
+        wanted = [i for i in ids if i in adopting]
+        leased: set[str] = set()
+        if wanted:
+            leased.update(
+                await s.scalars(
+                    select(Server.id).where(Server.id.in_(wanted), live(Server, rt.lease_now()))
+                )
+            )
+        # Locked; a row someone else holds is left for the next pass.
+        rows = {r.id: r for r in await _lock(s, Server.id.in_(ids))} if ids else {}
+        leaks: list[str] = []
+        rescheduled = False
+        for r in part:
+            row = rows.get(r.canopy_id) if r.canopy_id else None
+            if row is None:
+                continue  # busy elsewhere (or gone since the read): next pass
+            if r.state == RemoteState.DELETED:
+                if row.cloud == cloud and row.remote_id == r.remote_id:
+                    await self._gone(s, row, started)
+                continue
+            if row.deleted or row.cloud != cloud:
+                leaks.append(r.remote_id)
+                continue
+            if row.remote_id is None:
+                row.remote_id = r.remote_id  # adoption: created, but never recorded
+                row.remote_recorded_at = now
+                row.zone = r.zone or row.zone
+                if row.phase == Phase.CREATE and row.id not in leased:
+                    row.phase = Phase.CONVERGE
+                await add_event(
+                    s,
+                    server_id=row.id,
+                    action="create",
+                    event="adopt",
+                    result="Success",
+                    details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
+                    host=cloud,
+                    now=now,
+                )
+            elif row.remote_id != r.remote_id:
+                leaks.append(r.remote_id)  # a second copy: keep the recorded one
+                continue
+            if row.phase in LIVE or row.phase == Phase.CREATE:
+                changed = apply_observation(
+                    row, r.state, started, fault=r.fault, addresses=r.addresses
+                )
+                if changed:
+                    row.updated_at = now
+                rescheduled |= row.phase == Phase.RESCHEDULE
+        return leaks, rescheduled
+
     async def _interval(self, s: AsyncSession, cloud: str) -> float:
         """Seconds to the next pass: shorter while servers on `cloud` are converging."""
         c = self.rt.settings.controllers
-        converging = await s.execute(
-            select(Server.id)
-            .where(Server.cloud == cloud, Server.phase.in_([Phase.CREATE, Phase.CONVERGE]))
-            .limit(1)
-        )
-        if converging.first() is None:
+        if (await s.execute(converging(cloud))).first() is None:
             return c.sync_seconds
         return min(c.sync_seconds, c.sync_converging_seconds)
 
@@ -375,8 +389,19 @@ class SyncController:
         CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
 
 
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def converging(cloud: str) -> Select[str]:
+    """Whether anything on `cloud` is being created or converging: one row at most.
+
+    The phase index answers it from the few rows in those phases; the cloud's own index
+    would visit every row of the cloud (store/plans.py).
+    """
+    return (
+        select(Server.id)
+        .where(
+            rare(Server.phase.in_([Phase.CREATE, Phase.CONVERGE])), unindexed(Server.cloud) == cloud
+        )
+        .limit(1)
+    )
 
 
 async def _lock(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:

@@ -19,16 +19,18 @@ import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.runtime import Runtime
-from canopy.store.leases import due, lease_rows, row_key, unleased
+from canopy.store.leases import When, due, lease_rows, row_key, unleased
 from canopy.store.models import Retried, Server
+from canopy.store.plans import rare, unindexed
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.controllers")
@@ -49,7 +51,21 @@ class LeasedTaskController(ABC, Generic[R]):
 
     @abstractmethod
     def where(self) -> Sequence[ColumnElement[bool]]:
-        """Which rows this controller acts on."""
+        """Which rows this controller acts on: the few in its working phases."""
+
+    def pending(self) -> list[ColumnElement[bool]]:
+        """`where`, marked as true for few rows, so the plan searches the phase index even
+        when the database holds statistics (store/plans.py)."""
+        return [cast(ColumnElement[bool], rare(t)) for t in self.where()]
+
+    def count_query(self, now: datetime, lease_now: When) -> Select[str | None, int]:
+        """How many rows of each cloud are due and unleased: what `run_once` asks first."""
+        col = self.cloud_column()
+        return (
+            select(col, func.count())
+            .where(*self.pending(), due(self.model, now), unleased(self.model, lease_now))
+            .group_by(col)
+        )
 
     @abstractmethod
     def cloud_column(self) -> QueryableAttribute[str | None]:
@@ -93,11 +109,7 @@ class LeasedTaskController(ABC, Generic[R]):
             return 0  # every cloud has a full queue; a finishing call notifies this loop
         now = rt.clock.now()
         async with rt.db.read() as s:
-            result = await s.execute(
-                select(col, func.count())
-                .where(*self.where(), due(model, now), unleased(model, rt.lease_now()))
-                .group_by(col)
-            )
+            result = await s.execute(self.count_query(now, rt.lease_now()))
             counts: dict[str, int] = {c or "": int(n) for c, n in result}
         if not any(self.room(c) for c in counts):
             return 0
@@ -110,11 +122,11 @@ class LeasedTaskController(ABC, Generic[R]):
                 room = self.room(cloud)
                 if room <= 0:
                     continue
-                cond = col.is_(None) if cloud == "" else col == cloud
+                cond = col.is_(None) if cloud == "" else unindexed(col) == cloud
                 rows = await lease_rows(
                     s,
                     model,
-                    where=[*self.where(), cond, due(model, now)],
+                    where=[*self.pending(), cond, due(model, now)],
                     worker=rt.worker_id,
                     now=lease_now,
                     lease_seconds=rt.lease_seconds,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.errors import InvalidRequest, QuotaError
+from canopy.store import quota_usage
 from canopy.store.models import Flavor, Keypair, Project, Quota, Server, ServerGroup
 
 # Resources that canopy enforces or counts; their defaults come from settings.
@@ -106,18 +107,7 @@ async def limits(s: AsyncSession, settings: Settings, project_id: str) -> dict[s
 
 async def project_usage(s: AsyncSession, project_id: str) -> dict[str, int]:
     """The project's live servers, and the cores and RAM their flavors add up to."""
-    row = (
-        await s.execute(
-            select(
-                func.count(Server.id),
-                func.coalesce(func.sum(Flavor.vcpus), 0),
-                func.coalesce(func.sum(Flavor.ram_mb), 0),
-            )
-            .join(Flavor, Flavor.id == Server.flavor_id)
-            .where(Server.project_id == project_id, Server.deleted.is_(False))
-        )
-    ).one()
-    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
+    return (await quota_usage.counted(s, project_id)).as_dict()
 
 
 async def server_group_count(s: AsyncSession, project_id: str) -> int:
@@ -267,14 +257,17 @@ async def check_create(
     QuotaError (Nova's messages) if not even `min_count` fit, if the metadata has too many
     items, or if the server group would have more members than `server_group_members`.
 
-    Call it in the create transaction: it locks the project row (PostgreSQL) so two
-    concurrent creates cannot both pass the check; SQLite has one writer.
+    Call it in the create transaction, which must then create `count` servers: it locks
+    the project row (PostgreSQL) so two concurrent creates cannot both pass the check
+    (SQLite has one writer), and adds them to the project's usage counters
+    (store/quota_usage.py), which the check reads instead of counting the rows.
     """
     await lock_project(s, project_id)
     lim = await limits(s, settings, project_id)
     if 0 <= lim["metadata_items"] < metadata_items:
         raise QuotaError(f"Maximum number of metadata items exceeds {lim['metadata_items']}")
-    used = await project_usage(s, project_id)
+    # The project's counters, not a count of its rows: the same cost at any size.
+    used = (await quota_usage.current(s, project_id)).as_dict()
     fit = max_count
     for res, per in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram_mb)):
         limit = lim[res]
@@ -292,4 +285,5 @@ async def check_create(
     in_group = await group_member_count(s, group_id) if group_id is not None else 0
     if group_id is not None and 0 <= members < in_group + count:
         raise QuotaError("Quota exceeded, too many servers in group")
+    await quota_usage.add(s, project_id, count, flavor)
     return count

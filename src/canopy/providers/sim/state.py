@@ -90,6 +90,11 @@ class SimStore:
         """Run `fn` with a connection of its own, in a worker thread."""
         return await self.file.call(fn)
 
+    def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` at once on this thread, for a read from a worker thread (a read in WAL
+        mode never waits for the write lock, so it needs none of `call`'s retries)."""
+        return self.file.run_now(fn)
+
     def close(self) -> None:
         """Close the file's idle connections (see StateFile.close)."""
         self.file.close()

@@ -17,6 +17,7 @@ from canopy.store.models.clouds import ImageMapping as ImageMapping
 from canopy.store.models.identity import LoginFailure as LoginFailure
 from canopy.store.models.identity import Project as Project
 from canopy.store.models.identity import Quota as Quota
+from canopy.store.models.identity import QuotaUsage as QuotaUsage
 from canopy.store.models.identity import RoleAssignment as RoleAssignment
 from canopy.store.models.identity import Token as Token
 from canopy.store.models.identity import User as User

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base
@@ -34,6 +43,25 @@ class Quota(Base):
     )
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaUsage(Base):
+    """What a project's live servers use, kept up to date in the transactions that change it.
+
+    A create adds to it (with the project row locked, after the quota check), the final
+    step of a delete subtracts from it; housekeeping recounts it from the rows now and then
+    (store/quota_usage.py). A missing row is counted from the rows when first needed.
+    """
+
+    __tablename__ = "quota_usage"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    instances: Mapped[int] = mapped_column(BigInteger, default=0)
+    cores: Mapped[int] = mapped_column(BigInteger, default=0)
+    ram: Mapped[int] = mapped_column(BigInteger, default=0)
+    counted_at: Mapped[datetime | None]  # the last recount from the rows
 
 
 class User(Base):

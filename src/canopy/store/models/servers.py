@@ -87,6 +87,7 @@ class Server(Retried, Base):
 
     __table_args__ = (
         Index("ix_servers_project_created", "project_id", "deleted", "created_at"),
+        Index("ix_servers_project_name", "project_id", "name", "deleted"),
         Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
         Index("ix_servers_updated", "updated_at"),

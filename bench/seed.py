@@ -1,0 +1,156 @@
+"""Bulk seeding for the scale benchmarks: many steady servers in a few statements.
+
+Going through the API or the controllers to make 100,000 servers would take longer than
+the benchmark itself, so the rows are inserted directly, in the state the controllers
+leave a running server in: phase `steady`, status ACTIVE, observed `running`, with a
+remote id on its cloud. `seed_sim` writes the matching servers into a sim cloud's state
+file, so sync finds every row on its cloud (nothing is a leak, nothing is gone).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
+from canopy.providers.sim.status import private_ip
+from canopy.store.db import Database
+from canopy.store.models import Server
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """One seeded server: its canopy id and its remote id, in sim sequence order."""
+
+    canopy_id: str
+    remote_id: str
+
+
+def _row(
+    i: int, project: str, cloud: str | None, flavor: str, when: datetime, prefix: str
+) -> tuple[dict[str, Any], Seeded]:
+    sid, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    at = when + timedelta(microseconds=i)
+    row = {
+        "id": sid,
+        "project_id": project,
+        "user_id": "bench",
+        "name": f"{prefix}-{i}",
+        "flavor_id": flavor,
+        "image_id": "cirros",
+        "desired_state": DesiredState.ACTIVE.value,
+        "status": ServerStatus.ACTIVE.value,
+        "observed_state": RemoteState.RUNNING.value,
+        "observed_at": at,
+        "cloud": cloud,
+        "remote_id": rid if cloud else None,
+        "remote_recorded_at": at if cloud else None,
+        "create_requested_at": at if cloud else None,
+        "addresses": {},  # filled by seed_sim's caller through sync, or left empty
+        "created_at": at,
+        "updated_at": at,
+        "launched_at": at,
+        "phase": Phase.STEADY.value,
+        "metadata": {},
+        "hints": {},
+        "attempt_log": [],
+        "key_name": None,
+        "requested_zone": None,
+        "group_id": None,
+        "description": None,
+        "locked": False,
+        "locked_reason": None,
+        "config_drive": False,
+        "boot_from_volume": False,
+        "launch_index": 0,
+        "task_state": None,
+        "reboot_requested": 0,
+        "reboot_done": 0,
+        "reboot_hard": False,
+        "attempts": 0,
+        "schedule_deadline": None,
+        "fault_code": None,
+        "fault_message": None,
+        "fault_at": None,
+        "terminated_at": None,
+        "deleted": False,
+        "action_at": None,
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "next_attempt_at": None,
+        "retries": 0,
+    }
+    return row, Seeded(sid, rid)
+
+
+async def seed_servers(
+    db: Database,
+    *,
+    project: str,
+    cloud: str | None,
+    n: int,
+    flavor: str,
+    when: datetime,
+    prefix: str = "seed",
+    addresses: bool = False,
+    first_seq: int = 1,
+) -> list[Seeded]:
+    """Insert `n` steady servers of `project` on `cloud`, in chunks; return their ids.
+
+    `addresses` gives each row the address the sim shows for the server with sequence
+    number `first_seq + i`, so a sync of a seeded sim cloud finds every row unchanged.
+    """
+    out: list[Seeded] = []
+    for start in range(0, n, CHUNK):
+        rows = []
+        for i in range(start, min(n, start + CHUNK)):
+            row, seeded = _row(i, project, cloud, flavor, when, prefix)
+            if addresses:
+                ip = private_ip(first_seq + i)
+                row["addresses"] = {"private": [{"addr": ip, "version": 4}]}
+            rows.append(row)
+            out.append(seeded)
+        async with db.session() as s:
+            conn = await s.connection()
+            await conn.execute(insert(Server.__table__), rows)  # Core: no ORM bookkeeping
+    return out
+
+
+def seed_sim(path: Path, servers: list[Seeded], *, when_us: int, host: str = "h1") -> int:
+    """Write `servers` into a sim cloud's state file (created by the driver first).
+
+    Returns the sequence number the first one got, for the addresses (see seed_servers).
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM servers").fetchone()
+        conn.executemany(
+            "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
+            " disk_gb, image, created_at, ready_at, updated_at)"
+            " VALUES (?, ?, ?, ?, 'm1.tiny', 1, 512, 1, 'cirros', ?, ?, ?)",
+            [
+                (
+                    s.remote_id,
+                    s.canopy_id,
+                    f"seed-{s.canopy_id[:8]}",
+                    host,
+                    when_us,
+                    when_us,
+                    when_us,
+                )
+                for s in servers
+            ],
+        )
+        conn.execute("COMMIT")
+        return int(last) + 1
+    finally:
+        conn.close()

@@ -1,0 +1,164 @@
+"""The controllers' queries search the phase index, with and without statistics.
+
+A table where nearly every server is at rest, a few in working phases: the statements the
+controllers really send (captured while they run a pass) must search `ix_servers_phase`,
+never scan the table or walk a cloud's rows, before and after `ANALYZE` / `PRAGMA
+optimize`. Each plan is asked of the database itself (SQLite's EXPLAIN QUERY PLAN,
+PostgreSQL's EXPLAIN).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+
+from canopy.controllers.placement import PlacementController
+from canopy.controllers.power import PowerController
+from canopy.controllers.provisioning import ProvisioningController
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.sync import converging
+from canopy.domain.clock import FakeClock
+from canopy.domain.states import Phase
+from canopy.store.db import Database
+from canopy.store.leases import due, lease_rows
+from canopy.store.models import Server
+from canopy.store.plans import rare, unindexed
+
+from .helpers import server_row, settings
+
+AT_REST = 3000
+
+
+async def _fill(db: Database, clock: FakeClock) -> None:
+    """AT_REST steady servers on `private`, and one in each working phase."""
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    for i in range(AT_REST):
+        r = server_row(now, phase=Phase.STEADY, cloud="private", remote_id=f"r-{i}")
+        rows.append({c.key: getattr(r, c.key) for c in Server.__mapper__.column_attrs})
+    async with db.session() as s:
+        await s.execute(insert(Server), rows)
+        for phase in (Phase.SCHEDULE, Phase.CREATE, Phase.CONVERGE, Phase.POWER):
+            s.add(server_row(now + timedelta(seconds=1), phase=phase, cloud="private"))
+
+
+def _servers_plan(lines: list[str]) -> list[str]:
+    return [x for x in lines if " servers" in x]
+
+
+async def _sqlite_plans(db: Database, statements: list[tuple[str, Any]]) -> list[list[str]]:
+    plans = []
+    async with db.engine.connect() as conn:
+        for sql, params in statements:
+            result = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+            plans.append(_servers_plan([str(row[-1]) for row in result]))
+    return plans
+
+
+async def _controller_statements(db: Database, clock: FakeClock, tmp: Path) -> list[Any]:
+    """Every SELECT on servers the controllers send to find their work, as sent."""
+    seen: list[tuple[str, Any]] = []
+
+    def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and "FROM servers" in sql:
+            seen.append((sql, params))
+
+    rt = Runtime(db=db, settings=settings(str(tmp)), drivers={}, clock=clock, worker_id="w")
+    now = clock.now()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", _seen)
+    try:
+        for ctrl in (ProvisioningController(rt), PowerController(rt)):
+            async with db.read() as s:
+                await s.execute(ctrl.count_query(now, now))
+            async with db.session() as s:
+                where = [*ctrl.pending(), unindexed(Server.cloud) == "private", due(Server, now)]
+                await lease_rows(
+                    s,
+                    Server,
+                    where=where,
+                    worker="w",
+                    now=now,
+                    lease_seconds=10,
+                    limit=50,
+                    order_by=ctrl.order_by,
+                )
+        async with db.read() as s:
+            await s.execute(converging("private"))
+        await PlacementController(rt).run_once()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", _seen)
+    return seen
+
+
+# `PRAGMA optimize` runs ANALYZE with `analysis_limit` 400 on the tables it picks.
+@pytest.mark.parametrize("statistics", ["none", "analyze", "analyze-limited"])
+async def test_sqlite_controller_queries_search_the_phase_index(
+    tmp_path: Path, sqlite_template: Path, statistics: str
+) -> None:
+    import shutil
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    db = Database(f"sqlite+aiosqlite:///{target}")
+    clock = FakeClock()
+    try:
+        from canopy.bootstrap import seed
+
+        await seed(db, settings(str(tmp_path)), clock)
+        await _fill(db, clock)
+        if statistics != "none":
+            async with db.engine.connect() as conn:
+                if statistics == "analyze-limited":
+                    await conn.exec_driver_sql("PRAGMA analysis_limit=400")
+                await conn.exec_driver_sql("ANALYZE")
+                stat = await conn.exec_driver_sql(
+                    "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_servers_phase'"
+                )
+                assert stat.scalar_one_or_none(), "the statistics are there"
+        statements = await _controller_statements(db, clock, tmp_path)
+        assert len(statements) >= 7  # 2 x (count, lease), converging, placement's 2
+        for (sql, _), plan in zip(statements, await _sqlite_plans(db, statements), strict=True):
+            assert any("USING INDEX ix_servers_phase" in x for x in plan), (sql, plan)
+            assert not any(x.startswith("SCAN") for x in plan), (sql, plan)
+    finally:
+        await db.dispose()
+
+
+def test_rare_is_sqlite_unlikely_and_plain_elsewhere() -> None:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    q = select(Server.id).where(rare(Server.phase == "create"))
+    assert "WHERE unlikely(servers.phase = ?)" in str(q.compile(dialect=sqlite.dialect()))
+    pg = str(q.compile(dialect=postgresql.dialect()))
+    assert "WHERE servers.phase = %(phase_1)s" in pg
+    assert "unlikely" not in pg
+
+
+async def test_postgres_plans_use_the_phase_index_with_statistics(
+    pg_seeded: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    db = pg_seeded
+    await _fill(db, clock)
+    async with db.engine.connect() as conn:
+        await conn.execute(text("ANALYZE servers"))
+        await conn.commit()
+    rt = Runtime(db=db, settings=settings(str(tmp_path)), drivers={}, clock=clock, worker_id="w")
+    now = clock.now()
+    queries = [
+        ProvisioningController(rt).count_query(now, now),
+        PowerController(rt).count_query(now, now),
+        converging("private"),
+    ]
+    async with db.engine.connect() as conn:
+        for q in queries:
+            sql = str(q.compile(db.engine.sync_engine, compile_kwargs={"literal_binds": True}))
+            plan = (await conn.execute(text("EXPLAIN (FORMAT JSON) " + sql))).scalar_one()
+            body = json.dumps(plan)
+            assert "ix_servers_phase" in body, (sql, body)
+            assert "Seq Scan" not in body, (sql, body)
