@@ -147,7 +147,9 @@ def start_nova(tmp_dir: Path) -> RealNova:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             nova.stop()
-            raise NovaUnavailable(f"the Nova harness exited with {proc.returncode}: {nova.log()[-2000:]}")
+            raise NovaUnavailable(
+                f"the Nova harness exited with {proc.returncode}: {nova.log()[-2000:]}"
+            )
         lines = [x for x in out_path.read_text().splitlines() if x.startswith("{")]
         if lines:
             info: dict[str, Any] = json.loads(lines[0])

@@ -16,9 +16,7 @@ from tests.interop.nova.harness import RealNova
 from tests.providers.openstack.conftest import in_state, wait_for
 
 SMALL = Resources(vcpus=1, ram_mb=2048, disk_gb=20)
-PUBLIC_KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHlnvLy4YZ9tt3Xb0b1qg1y0Qd0V4Fz8P3i6v2Wm2dqS test"
-)
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHlnvLy4YZ9tt3Xb0b1qg1y0Qd0V4Fz8P3i6v2Wm2dqS test"
 
 
 def spec(nova: RealNova, **kw: object) -> ServerSpec:
@@ -103,8 +101,14 @@ async def test_servers_canopy_did_not_tag_are_not_listed(
     driver: OpenStackCompute, real_nova: RealNova
 ) -> None:
     with real_nova.http() as http:
-        body = {"server": {"name": "operators-own", "imageRef": real_nova.image,
-                           "flavorRef": "1", "networks": "none"}}
+        body = {
+            "server": {
+                "name": "operators-own",
+                "imageRef": real_nova.image,
+                "flavorRef": "1",
+                "networks": "none",
+            }
+        }
         r = http.post("/servers", json=body)
         assert r.status_code == 202, r.text
         rid = r.json()["server"]["id"]

@@ -142,9 +142,7 @@ class OpenStackCompute:
         cores_free = None if cores is None else max(0, cores - int(a.get("totalCoresUsed") or 0))
         ram_free = None if ram is None else max(0, ram - int(a.get("totalRAMUsed") or 0))
         inst_free = (
-            None
-            if instances is None
-            else max(0, instances - int(a.get("totalInstancesUsed") or 0))
+            None if instances is None else max(0, instances - int(a.get("totalInstancesUsed") or 0))
         )
         hv = await self._hypervisor_totals()
         if hv is not None:
@@ -184,12 +182,17 @@ class OpenStackCompute:
         if not stats:
             self._hypervisor_stats = False
             return None
-        return {k: int(stats.get(k) or 0) for k in ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used")}
+        return {
+            k: int(stats.get(k) or 0)
+            for k in ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used")
+        }
 
     async def offerings(self) -> builtins.list[Offering]:
         """The child's flavors, priced by `price_per_vcpu_hour` / `price_per_gb_ram_hour`."""
         return [
-            flavor_choice.offering(f, self.price_per_hour(int(f.get("vcpus") or 0), int(f.get("ram") or 0)))
+            flavor_choice.offering(
+                f, self.price_per_hour(int(f.get("vcpus") or 0), int(f.get("ram") or 0))
+            )
             for f in await self._flavor_list(refresh=True)
             if not f.get("OS-FLV-DISABLED:disabled")
         ]
@@ -202,9 +205,10 @@ class OpenStackCompute:
         now = self._clock.now()
         if not refresh and self._flavors is not None and now - self._flavors[0] < _FLAVORS_TTL:
             return self._flavors[1]
-        data = await self._call(
-            "GET", "/flavors/detail", "list flavors", params={"is_public": "None"}
-        ) or {}
+        data = (
+            await self._call("GET", "/flavors/detail", "list flavors", params={"is_public": "None"})
+            or {}
+        )
         listed = [dict(f) for f in data.get("flavors") or []]
         self._flavors = (now, listed)
         return listed
@@ -274,7 +278,9 @@ class OpenStackCompute:
             server["user_data"] = spec.user_data
         if spec.zone:
             server["availability_zone"] = spec.zone
-        data = await self._call("POST", "/servers", "create", body={"server": server}, zone=spec.zone)
+        data = await self._call(
+            "POST", "/servers", "create", body={"server": server}, zone=spec.zone
+        )
         remote_id = str(data["server"]["id"])
         return await self._scheduled(remote_id, spec)
 

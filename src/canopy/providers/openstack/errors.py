@@ -1,15 +1,13 @@
 """A child OpenStack's errors in canopy's domain errors.
 
-| what the child says                          | canopy raises      | so that                        |
-|----------------------------------------------|--------------------|--------------------------------|
-| 401, or Keystone refusing the credentials    | CloudAuthError     | the cloud is marked unhealthy  |
-| 403 "Quota exceeded ..." (Nova's over quota) | CloudQuotaError    | placement tries elsewhere      |
-| 403 otherwise (a policy refusal)             | CloudAuthError     | the cloud is marked unhealthy  |
-| 409 (a task in progress, a state conflict)   | TransientError     | the step is retried, backing off |
-| 413 / 429 (rate limit)                       | TransientError     | idem                           |
-| 5xx, connection refused or reset, timeout    | TransientError     | idem                           |
-| "No valid host was found" (a server fault)   | CapacityError      | failover moves on (driver.py)  |
-| other 4xx (unknown flavor or image ...)      | CloudError         | the attempt fails, no retry    |
+- 401, or Keystone refusing the credentials: CloudAuthError (the cloud is unhealthy);
+- 403 "Quota exceeded ..." (Nova's over quota): CloudQuotaError (try elsewhere);
+- 403 otherwise (a policy refusal): CloudAuthError;
+- 409 (a task in progress, a state conflict), 413 / 429 (rate limits), 5xx, a refused
+  or reset connection, a timeout: TransientError (retried with backoff);
+- "No valid host was found" (a server's fault, not an HTTP error): CapacityError, so
+  failover moves on (see driver.py);
+- any other 4xx (an unknown flavor or image ...): CloudError (the attempt fails).
 
 A 404 is not an error here: the driver asks for it where it means "gone".
 """
@@ -86,7 +84,9 @@ def from_exception(e: Exception, *, cloud: str, operation: str) -> CloudError:
             int(e.http_status or 500), str(e.message or e), cloud=cloud, operation=operation
         )
     if isinstance(e, sdk.HttpException) and e.status_code is not None:
-        return from_status(int(e.status_code), str(e.details or e), cloud=cloud, operation=operation)
+        return from_status(
+            int(e.status_code), str(e.details or e), cloud=cloud, operation=operation
+        )
     if isinstance(e, ks.AuthorizationFailure | ks.MissingAuthPlugin | ks.NoMatchingPlugin):
         return CloudAuthError(what, cloud=cloud)
     if isinstance(e, ks.EndpointNotFound | ks.CatalogException | sdk.ConfigException):

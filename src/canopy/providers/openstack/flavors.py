@@ -31,9 +31,7 @@ def named(flavors: Iterable[Mapping[str, Any]], wanted: str) -> Mapping[str, Any
     return None
 
 
-def nearest_fit(
-    flavors: Iterable[Mapping[str, Any]], want: Resources
-) -> Mapping[str, Any] | None:
+def nearest_fit(flavors: Iterable[Mapping[str, Any]], want: Resources) -> Mapping[str, Any] | None:
     """The smallest enabled flavor with at least `want`'s vcpus, RAM and disk.
 
     A flavor whose disk is 0 fits any disk (Nova sizes the root disk from the image).

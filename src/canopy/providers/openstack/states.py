@@ -76,7 +76,9 @@ def _addresses(value: Any) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(value, Mapping):
         for net, entries in value.items():
-            addrs = [str(e["addr"]) for e in entries or () if isinstance(e, Mapping) and "addr" in e]
+            addrs = [
+                str(e["addr"]) for e in entries or () if isinstance(e, Mapping) and "addr" in e
+            ]
             if addrs:
                 out[str(net)] = addrs
     return out
@@ -99,7 +101,9 @@ def server_name(name: str, canopy_id: str) -> str:
     return name[: 255 - len(suffix)] + suffix
 
 
-_ID_IN_NAME = re.compile(r"-canopy-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_ID_IN_NAME = re.compile(
+    r"-canopy-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 
 
 def to_remote(server: Mapping[str, Any]) -> RemoteServer:
