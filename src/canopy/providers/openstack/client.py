@@ -47,9 +47,7 @@ def cloud_region(name: str, options: OpenStackOptions) -> Any:
     if options.endpoint_override is not None:
         kwargs["compute_endpoint_override"] = options.endpoint_override
     try:
-        loader = os_config.OpenStackConfig(
-            config_files=files, load_envvars=options.cloud is None, app_name="canopy"
-        )
+        loader = os_config.OpenStackConfig(config_files=files, app_name="canopy")
         return loader.get_one(cloud=options.cloud or "envvars", **kwargs)
     except (sdk.SDKException, KeyError, ValueError) as e:
         raise CloudError(
