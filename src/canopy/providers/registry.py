@@ -108,7 +108,6 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
         )
     if cloud.driver == "openstack":
         from canopy.providers.openstack.driver import OpenStackCompute
-
         from canopy.providers.openstack.options import OpenStackOptions
 
         assert cloud.openstack is not None
