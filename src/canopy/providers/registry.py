@@ -108,12 +108,12 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
         )
     if cloud.driver == "openstack":
         from canopy.providers.openstack.driver import OpenStackCompute
-        from canopy.providers.openstack.options import OpenStackOptions
 
         assert cloud.openstack is not None
-        options = OpenStackOptions.model_validate(cloud.openstack.model_dump())
         # The cloud-wide flavor_map and the driver's own, the driver's winning.
-        options.flavor_map = {**cloud.flavor_map, **options.flavor_map}
+        options = cloud.openstack.model_copy(
+            update={"flavor_map": {**cloud.flavor_map, **cloud.openstack.flavor_map}}
+        )
         return OpenStackCompute(cloud.name, options, clock, concurrency=cloud.concurrency)
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",

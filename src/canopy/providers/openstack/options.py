@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DRIVER = "openstack"
 
@@ -66,8 +66,9 @@ class OpenStackOptions(BaseModel):
     # Timeout of one HTTP request to the child, in seconds.
     api_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
 
-    @model_validator(mode="after")
-    def _network(self) -> OpenStackOptions:
-        if not self.network.strip():
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        if not value.strip():
             raise ValueError('network must be "none", "auto", or a network id or name')
-        return self
+        return value
