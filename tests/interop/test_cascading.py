@@ -9,12 +9,12 @@ in the child, which keeps its own id and shows the parent's in the server's meta
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.interop.conftest import CanopyServer, start_canopy
-from tests.interop.test_compute_cli import _until_status
 
 CIRROS = "6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01"  # the child's default image
 
@@ -40,6 +40,18 @@ id = "{CIRROS}"
 [images.map]
 site-b = "{CIRROS}"
 """
+
+
+def until_status(server: CanopyServer, sid: str, status: str) -> None:
+    """Poll a canopy (a real process: no fake clock to step) through openstacksdk."""
+    conn = server.sdk()
+    seen = None
+    for _ in range(600):
+        seen = conn.compute.get_server(sid)
+        if seen.status == status and not seen.task_state:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{sid} never reached {status}: {seen and seen.status}\n{server.log()}")
 
 
 def map_flavors(parent: CanopyServer) -> None:
@@ -90,16 +102,15 @@ def test_a_server_booted_through_the_parent_lives_in_the_child(
     assert made["status"] == "ACTIVE", made
     parent_id = made["id"]
     # The child has it under its own id, named for the parent's, with the parent's id.
-    [listed] = child.openstack("server", "list", "--name", parent_id)
-    assert listed["ID"] != parent_id
-    shown = child.openstack("server", "show", listed["ID"])
-    assert shown["properties"] == {"canopy_id": parent_id}
-    assert shown["status"] == "ACTIVE"
+    in_child = child.sdk().compute
+    [listed] = list(in_child.servers(name=parent_id))
+    assert listed.id != parent_id
+    assert listed.metadata == {"canopy_id": parent_id} and listed.status == "ACTIVE"
 
     parent.openstack("server", "stop", parent_id, json_output=False)
-    _until_status(parent, parent_id, "SHUTOFF")
-    assert child.openstack("server", "show", listed["ID"])["status"] == "SHUTOFF"
+    until_status(parent, parent_id, "SHUTOFF")
+    assert in_child.get_server(listed.id).status == "SHUTOFF"
     parent.openstack("server", "start", parent_id, json_output=False)
-    _until_status(parent, parent_id, "ACTIVE")
+    until_status(parent, parent_id, "ACTIVE")
     parent.openstack("server", "delete", "--wait", parent_id, json_output=False)
-    assert child.openstack("server", "list", "--name", parent_id) == []
+    assert list(in_child.servers(name=parent_id)) == []
