@@ -8,13 +8,17 @@ in the child, which keeps its own id and shows the parent's in the server's meta
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
-from tests.interop.conftest import CanopyServer, start_canopy
+from tests.interop.conftest import BIN, CanopyServer, start_canopy
 
 CIRROS = "6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01"  # the child's default image
 
@@ -114,3 +118,105 @@ def test_a_server_booted_through_the_parent_lives_in_the_child(
     until_status(parent, parent_id, "ACTIVE")
     parent.openstack("server", "delete", "--wait", parent_id, json_output=False)
     assert list(in_child.servers(name=parent_id)) == []
+
+
+PUBLIC_SIM = """
+[[clouds]]
+name = "public"
+tier = 1
+[clouds.sim]
+hosts = 10
+boot_seconds = 0.3
+api_latency_ms = 5
+price_per_vcpu_hour = 0.048
+"""
+
+
+def restart(server: CanopyServer) -> None:
+    """Start a killed `canopy up` again on its own config (same port, same data)."""
+    config = server.data_dir.parent / "canopy.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CANOPY_", "OS_"))}
+    env["CANOPY_ADMIN_PASSWORD"] = server.admin_password
+    log = server.log_path.open("ab")
+    server.process = subprocess.Popen(
+        [str(BIN / "canopy"), "up", "--config", str(config), "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=server.data_dir.parent,
+    )
+    server._log_file = log
+    for _ in range(600):
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{server.base_url}/healthz", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the child did not come back:\n{server.log()[-3000:]}")
+
+
+def zone_available(parent: CanopyServer, zone: str) -> bool:
+    zones = parent.sdk().compute.availability_zones()
+    return any(z.name == zone and z.state.get("available") for z in zones)
+
+
+def until(check: Callable[[], bool], what: str, tries: int = 600) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest.mark.slow
+def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    child = start_canopy(tmp_path_factory.mktemp("child"))
+    parent = start_canopy(
+        tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
+    )
+    try:
+        map_flavors(parent)
+        first = parent.openstack(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--availability-zone",
+            "site-b",
+            "--wait",
+            "first",
+        )
+        assert first["status"] == "ACTIVE"
+
+        child.process.kill()  # kill -9: no goodbye to anyone
+        child.process.wait()
+        until(lambda: not zone_available(parent, "site-b"), "site-b unavailable")
+        second = parent.openstack(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--wait",
+            "second",
+        )
+        assert second["status"] == "ACTIVE"
+        assert second["OS-EXT-AZ:availability_zone"] == "public"
+
+        restart(child)
+        until(lambda: zone_available(parent, "site-b"), "site-b available again")
+        # Converged: the first server is still there, once, and nothing else was made.
+        in_child = list(child.sdk().compute.servers())
+        assert [s.metadata.get("canopy_id") for s in in_child] == [first["id"]]
+        until_status(parent, first["id"], "ACTIVE")
+    finally:
+        parent.stop()
+        child.stop()

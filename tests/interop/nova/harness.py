@@ -90,7 +90,12 @@ def ensure_venv() -> tuple[Path, float | None]:
     try:
         subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
         subprocess.run(
-            [str(_python(venv)), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
+            # The file pins every package: no resolver run (--no-deps), pip's cache reused.
+            [
+                str(_python(venv)),
+                *("-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check"),
+                *("-r", str(REQUIREMENTS)),
+            ],
             check=True,
             capture_output=True,
             timeout=INSTALL_TIMEOUT,
