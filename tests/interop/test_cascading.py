@@ -172,10 +172,11 @@ def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     child = start_canopy(tmp_path_factory.mktemp("child"))
-    parent = start_canopy(
-        tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
-    )
+    parent: CanopyServer | None = None
     try:
+        parent = start_canopy(
+            tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
+        )
         map_flavors(parent)
         first = parent.openstack(
             "server",
@@ -218,5 +219,6 @@ def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
         assert [s.metadata.get("canopy_id") for s in in_child] == [first["id"]]
         until_status(parent, first["id"], "ACTIVE")
     finally:
-        parent.stop()
+        if parent is not None:
+            parent.stop()
         child.stop()
