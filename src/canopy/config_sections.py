@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canopy.domain.money import to_micros
 from canopy.domain.states import Ability
+from canopy.providers.openstack.options import OpenStackOptions
 
 
 class _Strict(BaseModel):
@@ -189,12 +190,8 @@ class Ec2Settings(_Strict):
     credentials: str = "env"
 
 
-class OpenStackCloudSettings(_Strict):
-    auth_url: str | None = None
-    endpoint_override: str | None = None
-    region_name: str | None = None
-    cloud: str | None = None  # a clouds.yaml entry
-    credentials: str = "env"
+# `[clouds.openstack]` is the driver's own model: see providers/openstack/options.py.
+OpenStackCloudSettings = OpenStackOptions
 
 
 CloudDriver = Literal["sim", "ec2", "openstack"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, SecretStr
@@ -66,3 +67,44 @@ def test_clouds_whose_settings_cannot_be_rebuilt_get_no_driver(
     text = caplog.text
     assert "'never-kept'" in text and "add it back to the config" in text
     assert "'renamed-key'" in text and "no longer valid" in text
+
+
+def test_an_openstack_cloud_gets_its_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from canopy.domain.clock import FakeClock
+    from canopy.providers.openstack.driver import OpenStackCompute
+    from canopy.providers.registry import build_driver
+
+    config = tmp_path / "clouds.yaml"
+    config.write_text(
+        "clouds:\n  site-b:\n    auth_type: none\n"
+        "    compute_endpoint_override: http://127.0.0.1:9/v2.1\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    settings = load_settings(None, env={})
+    cloud = CloudSettings(
+        name="site-b",
+        driver="openstack",
+        flavor_map={"m1.small": "small", "m1.tiny": "tiny"},
+        openstack={"cloud": "site-b"},
+    )
+    driver = build_driver(settings, cloud, FakeClock())
+    assert isinstance(driver, OpenStackCompute) and driver.name == "site-b"
+    assert driver.options.flavor_map == {"m1.small": "small", "m1.tiny": "tiny"}
+    assert settings_from_stored("site-b", stored_settings(cloud)) == cloud
+
+
+def test_an_openstack_cloud_without_its_clouds_yaml_entry_fails_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from canopy.domain.clock import FakeClock
+    from canopy.domain.errors import CloudError
+    from canopy.providers.registry import build_driver
+
+    config = tmp_path / "clouds.yaml"
+    config.write_text("clouds:\n  other:\n    auth_type: none\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    cloud = CloudSettings(name="site-b", driver="openstack", openstack={"cloud": "site-b"})
+    with pytest.raises(CloudError, match="site-b"):
+        build_driver(load_settings(None, env={}), cloud, FakeClock())

@@ -24,10 +24,9 @@ from canopy.providers.base import Compute
 
 log = logging.getLogger("canopy.providers")
 
-AVAILABLE = ("sim",)
+AVAILABLE = ("sim", "openstack")
 PLANNED = {
     "ec2": 'the ec2 driver (boto3) is not in this release yet; use driver = "sim" for now',
-    "openstack": 'the openstack driver is not in this release yet; use driver = "sim" for now',
 }
 
 
@@ -107,6 +106,15 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
             seed=seed,
             lost_response_rate=cloud.sim.lost_response_rate,
         )
+    if cloud.driver == "openstack":
+        from canopy.providers.openstack.driver import OpenStackCompute
+
+        assert cloud.openstack is not None
+        # The cloud-wide flavor_map and the driver's own, the driver's winning.
+        options = cloud.openstack.model_copy(
+            update={"flavor_map": {**cloud.flavor_map, **cloud.openstack.flavor_map}}
+        )
+        return OpenStackCompute(cloud.name, options, clock, concurrency=cloud.concurrency)
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",
         cloud=cloud.name,

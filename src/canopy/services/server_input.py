@@ -35,8 +35,15 @@ _CIDR = re.compile(r"^/[0-9a-f.:]+$")
 
 def check_metadata_keys(metadata: Mapping[str, Any]) -> None:
     """Refuse the metadata keys canopy writes on remote servers (a user setting them
-    could make canopy adopt or delete the wrong server)."""
-    for key in metadata:
+    could make canopy adopt or delete the wrong server).
+
+    One exception: `canopy_id` holding a UUID is what a parent canopy sends when this
+    canopy is one of its clouds (cascading). It stays user metadata here: every driver
+    writes this canopy's own id over it on the remote server, so it cannot make this
+    canopy adopt or delete anything."""
+    for key, value in metadata.items():
+        if key == RESERVED_METADATA_KEY and _is_uuid(value):
+            continue
         if key == RESERVED_METADATA_KEY or key.startswith(RESERVED_METADATA_PREFIX):
             raise InvalidRequest(
                 f"Invalid input for field/attribute metadata. Value: {_shown(key)}. "
@@ -184,6 +191,15 @@ _KNOWN: dict[str, Callable[[str, Any], None]] = {
     "build_near_host_ip": _ip,
     "cidr": _cidr,
 }
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _shown(value: Any) -> str:

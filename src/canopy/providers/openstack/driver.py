@@ -1,0 +1,383 @@
+"""The `openstack` driver: a Nova v2.1 (a real OpenStack, or another canopy) as a cloud.
+
+openstacksdk is synchronous: every call runs in a thread (`asyncio.to_thread`), at most
+`concurrency` at once per cloud. Rule 2 on Nova, which has no client token: a create
+first looks for a server already carrying the canopy id (metadata `canopy_id`, found by
+its recognisable name), and only then creates. A create then waits, briefly, for the
+child's scheduler: a "No valid host was found" fault is a capacity error at once, so
+placement blocklists this cloud and moves on instead of counting a failed boot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from canopy.domain.clock import Clock
+from canopy.domain.errors import CapacityError, CloudError, TransientError
+from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
+from canopy.domain.states import PowerAction, RemoteState
+from canopy.providers.base import CANOPY_ID_META, Abilities
+from canopy.providers.openstack import flavors as flavor_choice
+from canopy.providers.openstack.client import NovaClient
+from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
+from canopy.providers.openstack.states import is_no_valid_host, server_name, to_remote
+
+T = TypeVar("T")
+
+_ACTIONS: Mapping[PowerAction, dict[str, Any]] = {
+    PowerAction.START: {"os-start": None},
+    PowerAction.STOP: {"os-stop": None},
+    PowerAction.REBOOT_SOFT: {"reboot": {"type": "SOFT"}},
+    PowerAction.REBOOT_HARD: {"reboot": {"type": "HARD"}},
+}
+# The state an action leaves a server in: a 409 for a server already there is success.
+_TARGET: Mapping[PowerAction, RemoteState] = {
+    PowerAction.START: RemoteState.RUNNING,
+    PowerAction.STOP: RemoteState.STOPPED,
+}
+_FLAVORS_TTL = timedelta(minutes=5)
+_ZONES_TTL = timedelta(minutes=1)
+
+
+def _unlimited(value: Any) -> int | None:
+    """A Nova limit: -1 (or absent) means unlimited, which canopy calls unknown."""
+    if value is None or int(value) < 0:
+        return None
+    return int(value)
+
+
+def _least(*values: int | None) -> int | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+class OpenStackCompute:
+    """One OpenStack region's compute service (implements providers.base.Compute)."""
+
+    def __init__(
+        self,
+        name: str,
+        options: OpenStackOptions,
+        clock: Clock,
+        *,
+        concurrency: int = 50,
+        client: NovaClient | None = None,
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.abilities = Abilities()
+        self._clock = clock
+        self._client = client if client is not None else NovaClient(name, options)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._flavors: tuple[datetime, list[dict[str, Any]]] | None = None
+        self._zones: tuple[datetime, list[str]] | None = None
+        self._network: list[dict[str, str]] | str | None = None
+        self._hypervisor_stats = options.use_hypervisor_stats
+
+    # Shared steps -----------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run one blocking SDK call in a thread, under this cloud's concurrency limit."""
+        async with self._limit:
+            return await asyncio.to_thread(fn)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        missing_ok: bool = False,
+        zone: str | None = None,
+    ) -> Any:
+        return await self._run(
+            lambda: self._client.request(
+                method,
+                path,
+                operation,
+                body=body,
+                params=params,
+                missing_ok=missing_ok,
+                zone=zone,
+            )
+        )
+
+    async def _servers(self, params: Mapping[str, Any], operation: str) -> list[dict[str, Any]]:
+        return await self._run(lambda: list(self._client.servers(params, operation)))
+
+    # The Compute protocol ---------------------------------------------------------------
+
+    async def zones(self) -> builtins.list[str]:
+        """The child's available zones (those of `options.zones` only, when it is set)."""
+        now = self._clock.now()
+        if self._zones is not None and now - self._zones[0] < _ZONES_TTL:
+            return list(self._zones[1])
+        data = await self._call("GET", "/os-availability-zone", "zones") or {}
+        names = [
+            str(z["zoneName"])
+            for z in data.get("availabilityZoneInfo") or []
+            if (z.get("zoneState") or {}).get("available") and z.get("zoneName")
+        ]
+        if self.options.zones:
+            names = [z for z in names if z in self.options.zones]
+        self._zones = (now, names)
+        return list(names)
+
+    async def capacity(self) -> Capacity:
+        """The project's quota headroom (`limits`), narrowed by the hypervisors' free room
+        when the credentials may read it (admin)."""
+        data = await self._call("GET", "/limits", "capacity") or {}
+        a = (data.get("limits") or {}).get("absolute") or {}
+        cores, ram, instances = (
+            _unlimited(a.get("maxTotalCores")),
+            _unlimited(a.get("maxTotalRAMSize")),
+            _unlimited(a.get("maxTotalInstances")),
+        )
+        cores_free = None if cores is None else max(0, cores - int(a.get("totalCoresUsed") or 0))
+        ram_free = None if ram is None else max(0, ram - int(a.get("totalRAMUsed") or 0))
+        inst_free = (
+            None if instances is None else max(0, instances - int(a.get("totalInstancesUsed") or 0))
+        )
+        hv = await self._hypervisor_totals()
+        if hv is not None:
+            cores = _least(cores, hv["vcpus"])
+            ram = _least(ram, hv["memory_mb"])
+            cores_free = _least(cores_free, max(0, hv["vcpus"] - hv["vcpus_used"]))
+            ram_free = _least(ram_free, max(0, hv["memory_mb"] - hv["memory_mb_used"]))
+        return Capacity(
+            vcpus_total=cores,
+            ram_mb_total=ram,
+            instances_total=instances,
+            vcpus_free=cores_free,
+            ram_mb_free=ram_free,
+            instances_free=inst_free,
+        )
+
+    async def _hypervisor_totals(self) -> dict[str, int] | None:
+        """The hypervisors' summed room (admin only; 2.87 is the last version with it)."""
+        if not self._hypervisor_stats:
+            return None
+        try:
+            data = await self._run(
+                lambda: self._client.request(
+                    "GET",
+                    "/os-hypervisors/statistics",
+                    "hypervisor statistics",
+                    missing_ok=True,
+                    microversion="2.1",
+                )
+            )
+        except CloudError as e:
+            if isinstance(e, TransientError):
+                raise
+            self._hypervisor_stats = False  # not admin here: limits alone, from now on
+            return None
+        stats = (data or {}).get("hypervisor_statistics")
+        if not stats:
+            self._hypervisor_stats = False
+            return None
+        return {
+            k: int(stats.get(k) or 0)
+            for k in ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used")
+        }
+
+    async def offerings(self) -> builtins.list[Offering]:
+        """The child's flavors, priced by `price_per_vcpu_hour` / `price_per_gb_ram_hour`."""
+        return [
+            flavor_choice.offering(
+                f, self.price_per_hour(int(f.get("vcpus") or 0), int(f.get("ram") or 0))
+            )
+            for f in await self._flavor_list(refresh=True)
+            if not f.get("OS-FLV-DISABLED:disabled")
+        ]
+
+    def price_per_hour(self, vcpus: int, ram_mb: int) -> float:
+        o = self.options
+        return vcpus * o.price_per_vcpu_hour + ram_mb / 1024 * o.price_per_gb_ram_hour
+
+    async def _flavor_list(self, *, refresh: bool = False) -> builtins.list[dict[str, Any]]:
+        now = self._clock.now()
+        if not refresh and self._flavors is not None and now - self._flavors[0] < _FLAVORS_TTL:
+            return self._flavors[1]
+        data = (
+            await self._call("GET", "/flavors/detail", "list flavors", params={"is_public": "None"})
+            or {}
+        )
+        listed = [dict(f) for f in data.get("flavors") or []]
+        self._flavors = (now, listed)
+        return listed
+
+    async def _flavor_id(self, spec: ServerSpec) -> str:
+        """The child's flavor for `spec`: the mapping placement chose, the explicit map,
+        else the smallest that fits. A missing one is a capacity error here (no size of
+        this cloud fits), so placement moves on."""
+        wanted = spec.remote_flavor or self.options.flavor_map.get(spec.flavor_name)
+        if wanted is not None:
+            for refresh in (False, True):
+                found = flavor_choice.named(await self._flavor_list(refresh=refresh), wanted)
+                if found is not None:
+                    return str(found["id"])
+            raise CloudError(
+                f"cloud {self.name!r}: flavor {wanted!r} (for {spec.flavor_name}) does not exist",
+                cloud=self.name,
+            )
+        fit = flavor_choice.nearest_fit(await self._flavor_list(), spec.resources)
+        if fit is None:
+            raise CapacityError(
+                f"cloud {self.name!r}: no flavor fits {spec.flavor_name} "
+                f"({spec.resources.vcpus} vcpus, {spec.resources.ram_mb} MB)",
+                cloud=self.name,
+                zone=spec.zone,
+            )
+        return str(fit["id"])
+
+    async def _networks(self) -> builtins.list[dict[str, str]] | str:
+        """`networks` of a create: "none", "auto", or the configured network by id."""
+        net = self.options.network
+        if net in (NO_NETWORK, AUTO_NETWORK):
+            return net
+        if self._network is None:
+            self._network = [{"uuid": await self._run(lambda: self._network_id(net))}]
+        return self._network
+
+    def _network_id(self, name_or_id: str) -> str:
+        conn = self._client._conn
+        try:
+            found = conn.network.find_network(name_or_id, ignore_missing=False)
+        except Exception as e:
+            raise CloudError(
+                f"cloud {self.name!r}: network {name_or_id!r} not found: {e}", cloud=self.name
+            ) from e
+        return str(found.id)
+
+    async def create(self, spec: ServerSpec) -> RemoteServer:
+        """Find the server carrying `spec.canopy_id`, else create it; then wait (up to
+        `schedule_wait_seconds`) until the child has scheduled it."""
+        found = await self._find(spec.canopy_id, spec.name)
+        if found is not None:
+            if found.state == RemoteState.ERROR and is_no_valid_host(found.fault):
+                await self.delete(found.remote_id)
+                raise self._no_host(found, spec)
+            return found
+        server: dict[str, Any] = {
+            "name": server_name(spec.name, spec.canopy_id),
+            "imageRef": spec.remote_image,
+            "flavorRef": await self._flavor_id(spec),
+            "networks": await self._networks(),
+            "metadata": {**spec.metadata, CANOPY_ID_META: spec.canopy_id},
+        }
+        if spec.key_name:
+            server["key_name"] = spec.key_name
+        if spec.user_data:
+            server["user_data"] = spec.user_data
+        if spec.zone:
+            server["availability_zone"] = spec.zone
+        data = await self._call(
+            "POST", "/servers", "create", body={"server": server}, zone=spec.zone
+        )
+        remote_id = str(data["server"]["id"])
+        return await self._scheduled(remote_id, spec)
+
+    async def _scheduled(self, remote_id: str, spec: ServerSpec) -> RemoteServer:
+        """The new server once the child's scheduler has placed it (or given up)."""
+        waited = 0.0
+        while True:
+            data = await self._call("GET", f"/servers/{remote_id}", "get", missing_ok=True)
+            raw = (data or {}).get("server")
+            if raw is None:  # deleted meanwhile (by an operator): report it gone
+                return RemoteServer(remote_id, spec.canopy_id, "", RemoteState.DELETED)
+            remote = to_remote(raw)
+            if remote.state == RemoteState.ERROR and is_no_valid_host(remote.fault):
+                await self.delete(remote_id)
+                raise self._no_host(remote, spec)
+            scheduling = remote.state == RemoteState.PENDING and raw.get(
+                "OS-EXT-STS:task_state"
+            ) in (None, "scheduling")
+            if not scheduling or waited >= self.options.schedule_wait_seconds:
+                return remote
+            step = self.options.schedule_poll_seconds
+            await self._clock.sleep(step)
+            waited += step
+
+    def _no_host(self, remote: RemoteServer, spec: ServerSpec) -> CapacityError:
+        return CapacityError(
+            f"cloud {self.name!r}: no room for {spec.flavor_name}: {remote.fault}",
+            cloud=self.name,
+            zone=spec.zone or remote.zone,
+        )
+
+    async def import_keypair(self, name: str, public_key: str) -> None:
+        """Import a public key as `name` (ability KEYPAIRS); AlreadyExists if it is taken."""
+        body = {"keypair": {"name": name, "public_key": public_key}}
+        await self._run(
+            lambda: self._client.request(
+                "POST", "/os-keypairs", "import keypair", body=body, duplicate=True
+            )
+        )
+
+    async def find(self, canopy_id: str) -> RemoteServer | None:
+        """The live server carrying `canopy_id` (the oldest, if there are copies)."""
+        return await self._find(canopy_id, None)
+
+    async def _find(self, canopy_id: str, _name: str | None) -> RemoteServer | None:
+        # Nova filters `name` by regular expression; every name canopy gives carries the
+        # id (see states.server_name), so the child returns a handful, not every server.
+        marker = f"-canopy-{canopy_id.split('-')[0]}"
+        listed = await self._servers({"name": marker}, "find")
+        mine = [
+            to_remote(s)
+            for s in listed
+            if (s.get("metadata") or {}).get(CANOPY_ID_META) == canopy_id
+        ]
+        live = [r for r in mine if r.state != RemoteState.DELETED]
+        if not live:
+            return None
+        return min(live, key=lambda r: (r.created_at is None, r.created_at, r.remote_id))
+
+    async def get(self, remote_id: str) -> RemoteServer | None:
+        """One server by id; None if the child does not have it (or it is deleted)."""
+        data = await self._call("GET", f"/servers/{remote_id}", "get", missing_ok=True)
+        raw = (data or {}).get("server")
+        if raw is None:
+            return None
+        remote = to_remote(raw)
+        return None if remote.state == RemoteState.DELETED else remote
+
+    async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
+        """Canopy-tagged servers: the live ones, or with `changes_since` those changed
+        since then less the overlap window (deleted ones included, as DELETED)."""
+        params: dict[str, Any] = {}
+        if changes_since is not None:
+            since = changes_since - timedelta(seconds=self.options.changes_since_overlap_seconds)
+            params["changes-since"] = since.isoformat()
+        listed = await self._servers(params, "list")
+        out = [to_remote(s) for s in listed]
+        return [r for r in out if r.canopy_id is not None]
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete a server; one the child does not have is success."""
+        await self._call("DELETE", f"/servers/{remote_id}", "delete", missing_ok=True)
+
+    async def power(self, remote_id: str, action: PowerAction) -> None:
+        """Start, stop or reboot. A 409 for a server already in the state asked for (a
+        start of a running server) is success; other 409s are transient (a task runs)."""
+        try:
+            await self._call(
+                "POST", f"/servers/{remote_id}/action", f"power {action}", body=_ACTIONS[action]
+            )
+        except TransientError:
+            target = _TARGET.get(action)
+            if target is not None:
+                now = await self.get(remote_id)
+                if now is not None and now.state == target:
+                    return
+            raise
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)

@@ -1,0 +1,74 @@
+"""`[clouds.openstack]`: how canopy reaches one OpenStack region (or another canopy).
+
+Credentials are never written here: `cloud` names an entry of a clouds.yaml (the usual
+search path, `OS_CLIENT_CONFIG_FILE`, or `clouds_yaml`), which holds a password, an
+application credential, or `auth_type: none` plus an endpoint (test harnesses).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DRIVER = "openstack"
+
+# What `network` may say besides a network's id or name.
+NO_NETWORK = "none"  # boot with no port at all (Nova's `networks: "none"`, 2.37+)
+AUTO_NETWORK = "auto"  # let Nova allocate the project's network (2.37+)
+
+
+class OpenStackOptions(BaseModel):
+    """Options of one `openstack` cloud; every field has a safe default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cloud: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None,
+        description="the entry of clouds.yaml to use; none: the OS_* environment variables",
+    )
+    clouds_yaml: str | None = Field(
+        default=None, description="a clouds.yaml to read instead of the usual search path"
+    )
+    region_name: str | None = Field(default=None, description="default: the entry's region")
+    # Overrides of the entry's identity URL and of the compute endpoint from its catalog
+    # (a harness without Keystone: `auth_type: none` plus endpoint_override).
+    auth_url: str | None = None
+    endpoint_override: str | None = None
+    # Where credentials come from: always the clouds.yaml entry or the environment; the
+    # only value, kept so that a config that spells it out stays valid.
+    credentials: Literal["env"] = "env"
+    # Canopy flavor name -> remote flavor name or id. A flavor left out is mapped to the
+    # smallest remote flavor that fits it (vcpus, then RAM, then disk).
+    flavor_map: dict[str, str] = Field(default_factory=dict)
+    network: str = Field(
+        default=NO_NETWORK,
+        description='"none", "auto", or a network id or name (names are looked up in Neutron)',
+    )
+    # What a server costs per hour on this cloud, by size (a private cloud: 0).
+    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
+    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
+    # The child's availability zones servers may go to; empty: those the child lists.
+    zones: list[str] = Field(default_factory=list)
+    # A create waits this long (polling) for the child to schedule the server, so that a
+    # "No valid host was found" becomes a capacity error at once and failover moves on;
+    # 0 returns right after the child accepts the request.
+    schedule_wait_seconds: float = Field(default=10.0, ge=0.0, le=120.0)
+    schedule_poll_seconds: float = Field(default=0.5, gt=0.0, le=10.0)
+    # changes-since is asked from this long before the caller's mark: the child's clock
+    # and its commit order are not canopy's (the 2014 cascading PoC used 3 s).
+    changes_since_overlap_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
+    # Capacity from the hypervisors' totals when the credentials are admin's (else, and
+    # always as a bound, the project's quota headroom from `limits`).
+    use_hypervisor_stats: bool = True
+    # Page size for server lists (Nova's default is its osapi_max_limit, 1000).
+    page_size: int = Field(default=500, ge=1, le=1000)
+    # Timeout of one HTTP request to the child, in seconds.
+    api_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError('network must be "none", "auto", or a network id or name')
+        return value

@@ -1,0 +1,224 @@
+"""Cascading: a parent canopy with a child canopy as its `openstack` cloud.
+
+The child is a real `canopy up` (two fast sim clouds); the parent is another, whose only
+cloud `site-b` is the child, reached with the password entry of the clouds.yaml the child
+wrote. A server booted through the parent's OpenStack API with the `openstack` CLI lands
+in the child, which keeps its own id and shows the parent's in the server's metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.interop.conftest import BIN, CanopyServer, start_canopy
+
+CIRROS = "6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01"  # the child's default image
+
+
+def parent_config(child: CanopyServer) -> str:
+    return f"""
+[controllers]
+poll_seconds = 0.05
+sync_seconds = 0.3
+
+[[clouds]]
+name = "site-b"
+driver = "openstack"
+tier = 0
+[clouds.openstack]
+cloud = "canopy"
+clouds_yaml = "{child.clouds_yaml}"
+schedule_poll_seconds = 0.1
+
+[[images]]
+name = "cirros"
+id = "{CIRROS}"
+[images.map]
+site-b = "{CIRROS}"
+"""
+
+
+def until_status(server: CanopyServer, sid: str, status: str) -> None:
+    """Poll a canopy (a real process: no fake clock to step) through openstacksdk."""
+    conn = server.sdk()
+    seen = None
+    for _ in range(600):
+        seen = conn.compute.get_server(sid)
+        if seen.status == status and not seen.task_state:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{sid} never reached {status}: {seen and seen.status}\n{server.log()}")
+
+
+def map_flavors(parent: CanopyServer) -> None:
+    """Each canopy flavor as the child's flavor of the same name.
+
+    What the per-cloud inventory job writes from the driver's offerings (issue 8, section
+    1); written directly here so this test does not depend on that job."""
+    with sqlite3.connect(parent.data_dir / "canopy.db", timeout=30) as db:
+        db.execute(
+            "INSERT OR IGNORE INTO flavor_mappings (cloud, flavor_id, remote_flavor,"
+            " price_per_hour_micros) SELECT 'site-b', id, name, 0 FROM flavors"
+        )
+
+
+@pytest.fixture(scope="module")
+def parent(
+    canopy_server: CanopyServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CanopyServer]:
+    server = start_canopy(
+        tmp_path_factory.mktemp("parent"), extra_toml=parent_config(canopy_server)
+    )
+    try:
+        map_flavors(server)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_server_booted_through_the_parent_lives_in_the_child(
+    parent: CanopyServer, canopy_server: CanopyServer
+) -> None:
+    child = canopy_server
+    zones = parent.openstack("availability", "zone", "list", "--compute")
+    assert [z["Zone Name"] for z in zones] == ["site-b"]
+
+    made = parent.openstack(
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.tiny",
+        "--nic",
+        "none",
+        "--wait",
+        "web",
+    )
+    assert made["status"] == "ACTIVE", made
+    parent_id = made["id"]
+    # The child has it under its own id, named for the parent's, with the parent's id.
+    in_child = child.sdk().compute
+    [listed] = list(in_child.servers(name=parent_id))
+    assert listed.id != parent_id
+    assert listed.metadata == {"canopy_id": parent_id} and listed.status == "ACTIVE"
+
+    parent.openstack("server", "stop", parent_id, json_output=False)
+    until_status(parent, parent_id, "SHUTOFF")
+    assert in_child.get_server(listed.id).status == "SHUTOFF"
+    parent.openstack("server", "start", parent_id, json_output=False)
+    until_status(parent, parent_id, "ACTIVE")
+    parent.openstack("server", "delete", "--wait", parent_id, json_output=False)
+    assert list(in_child.servers(name=parent_id)) == []
+
+
+PUBLIC_SIM = """
+[[clouds]]
+name = "public"
+tier = 1
+[clouds.sim]
+hosts = 10
+boot_seconds = 0.3
+api_latency_ms = 5
+price_per_vcpu_hour = 0.048
+"""
+
+
+def restart(server: CanopyServer) -> None:
+    """Start a killed `canopy up` again on its own config (same port, same data)."""
+    config = server.data_dir.parent / "canopy.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CANOPY_", "OS_"))}
+    env["CANOPY_ADMIN_PASSWORD"] = server.admin_password
+    log = server.log_path.open("ab")
+    server.process = subprocess.Popen(
+        [str(BIN / "canopy"), "up", "--config", str(config), "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=server.data_dir.parent,
+    )
+    server._log_file = log
+    for _ in range(600):
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{server.base_url}/healthz", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the child did not come back:\n{server.log()[-3000:]}")
+
+
+def zone_available(parent: CanopyServer, zone: str) -> bool:
+    zones = parent.sdk().compute.availability_zones()
+    return any(z.name == zone and z.state.get("available") for z in zones)
+
+
+def until(check: Callable[[], bool], what: str, tries: int = 600) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest.mark.slow
+def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    child = start_canopy(tmp_path_factory.mktemp("child"))
+    parent: CanopyServer | None = None
+    try:
+        parent = start_canopy(
+            tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
+        )
+        map_flavors(parent)
+        first = parent.openstack(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--availability-zone",
+            "site-b",
+            "--wait",
+            "first",
+        )
+        assert first["status"] == "ACTIVE"
+
+        child.process.kill()  # kill -9: no goodbye to anyone
+        child.process.wait()
+        until(lambda: not zone_available(parent, "site-b"), "site-b unavailable")
+        second = parent.openstack(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--wait",
+            "second",
+        )
+        assert second["status"] == "ACTIVE"
+        assert second["OS-EXT-AZ:availability_zone"] == "public"
+
+        restart(child)
+        until(lambda: zone_available(parent, "site-b"), "site-b available again")
+        # Converged: the first server is still there, once, and nothing else was made.
+        in_child = list(child.sdk().compute.servers())
+        assert [s.metadata.get("canopy_id") for s in in_child] == [first["id"]]
+        until_status(parent, first["id"], "ACTIVE")
+    finally:
+        if parent is not None:
+            parent.stop()
+        child.stop()
