@@ -1,0 +1,34 @@
+"""`[clouds.sim]`: the simulated cloud's options (validated with the rest of the config)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: int = Field(default=4, ge=0)
+    host_vcpus: int = Field(default=16, ge=1)
+    host_ram_mb: int = Field(default=65536, ge=1)
+    host_disk_gb: int = Field(default=2000, ge=1)
+    boot_seconds: float = Field(default=2.0, ge=0.0)
+    boot_jitter: float = Field(default=0.0, ge=0.0, description="fraction of boot_seconds")
+    action_seconds: float = Field(default=0.5, ge=0.0)
+    api_latency_ms: float = Field(default=20.0, ge=0.0)
+    latency_jitter: float = Field(default=0.0, ge=0.0, description="fraction of latency")
+    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
+    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
+    quota_instances: int | None = Field(default=None, ge=0)
+    quota_vcpus: int | None = Field(default=None, ge=0)
+    transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A create that succeeds but whose answer never arrives (raised as a transient error).
+    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # False (the default) is Nova: a create looks the canopy id up, then creates, in two
+    # calls, so two creates for one id can both create. True is EC2 with a ClientToken:
+    # the lookup and the create are one atomic step.
+    atomic_create: bool = False
+    seed: int | None = None
+    state_file: str | None = None  # default: {data_dir}/sim-{name}.db
