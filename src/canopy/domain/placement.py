@@ -17,7 +17,8 @@ class CloudSnapshot:
     canopy flavor name to what one server of that flavor costs per hour there, in
     micro-units (domain.money); a flavor absent from it is not offered by this cloud.
     `spend_per_hour_micros` is the summed price of the claims, likewise from now on.
-    `images` are the canopy image ids mapped there (None = any).
+    `images` are the canopy image ids mapped there (None = any). A cloud whose inventory
+    was never read (`inventoried` false) is not placeable until it is.
     """
 
     name: str
@@ -35,6 +36,8 @@ class CloudSnapshot:
     spend_per_hour_micros: int = 0
     price_per_hour_micros: dict[str, int] = field(default_factory=dict)
     images: frozenset[str] | None = None
+    # Whether the cloud's inventory (capacity, flavor mappings) has been read yet.
+    inventoried: bool = True
 
     def utilisation(self, extra: Resources | None = None) -> float:
         """The largest used fraction over vcpus, ram and instances (0 when unbounded)."""

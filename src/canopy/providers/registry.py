@@ -24,9 +24,8 @@ from canopy.providers.base import Compute
 
 log = logging.getLogger("canopy.providers")
 
-AVAILABLE = ("sim",)
+AVAILABLE = ("sim", "ec2")
 PLANNED = {
-    "ec2": 'the ec2 driver (boto3) is not in this release yet; use driver = "sim" for now',
     "openstack": 'the openstack driver is not in this release yet; use driver = "sim" for now',
 }
 
@@ -107,6 +106,11 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
             seed=seed,
             lost_response_rate=cloud.sim.lost_response_rate,
         )
+    if cloud.driver == "ec2":
+        from canopy.providers.ec2.driver import Ec2Compute
+
+        assert cloud.ec2 is not None
+        return Ec2Compute(cloud.name, cloud.ec2, concurrency=cloud.concurrency)
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",
         cloud=cloud.name,

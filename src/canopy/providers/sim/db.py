@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from canopy.config import SimSettings
+from canopy.providers.sim.options import SimSettings
 from canopy.domain.errors import TransientError
 from canopy.providers.sim import creates
 

@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from canopy.config import SimSettings
+from canopy.providers.sim.options import SimSettings
 from canopy.domain.clock import Clock
 from canopy.domain.errors import TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
@@ -61,6 +61,8 @@ class SimCompute:
             raise ValueError(f"lost_response_rate must be within [0, 1], got {lost_response_rate}")
         self.name = name
         self.abilities = Abilities()
+        # Any canopy image id boots here, mapped or not (see providers.base).
+        self.boots_any_image = True
         # Read on every call, so a test may change a rate on a live cloud.
         self.settings = settings
         self.state_file = state_file

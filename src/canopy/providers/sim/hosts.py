@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from canopy.config import SimSettings
+from canopy.providers.sim.options import SimSettings
 from canopy.domain.errors import CapacityError, CloudQuotaError
 
 

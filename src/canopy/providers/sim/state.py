@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from canopy.config import SimSettings
+from canopy.providers.sim.options import SimSettings
 from canopy.domain.errors import (
     AlreadyExists,
     CapacityError,
