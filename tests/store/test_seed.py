@@ -50,8 +50,7 @@ async def _snapshot(db: Database) -> dict[str, Any]:
                 for m in (await s.execute(select(FlavorMapping))).scalars()
             },
             "images": {
-                i.name: (i.id, i.status)
-                for i in (await s.execute(select(Image))).scalars()
+                i.name: (i.id, i.status) for i in (await s.execute(select(Image))).scalars()
             },
             "image_mappings": {
                 (m.cloud, m.image_id): m.remote_image

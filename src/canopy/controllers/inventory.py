@@ -147,9 +147,9 @@ class InventoryController:
         try:
             capacity = await rt.call(cloud, "capacity", driver.capacity, hold=hold)
             offerings = (
-                [] if sized is not None else await rt.call(
-                    cloud, "offerings", driver.offerings, hold=hold
-                )
+                []
+                if sized is not None
+                else await rt.call(cloud, "offerings", driver.offerings, hold=hold)
             )
         except CloudError as e:
             await self._failed(cloud, name, e)

@@ -17,7 +17,6 @@ from canopy.providers.ec2.prices import shipped
 from tests.providers.ec2.conftest import REGION, aws_client_tokens, client
 
 
-
 def public_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -55,7 +54,9 @@ def instances(ec2: Any, **filters: list[str]) -> list[dict[str, Any]]:
 async def test_life_cycle(moto: str, ec2: Any, ami: str) -> None:
     d = driver(moto)
     try:
-        created = await d.create(spec("11111111-aaaa-4bbb-8ccc-000000000001", ami, zone="us-east-1b"))
+        created = await d.create(
+            spec("11111111-aaaa-4bbb-8ccc-000000000001", ami, zone="us-east-1b")
+        )
         assert created.canopy_id == "11111111-aaaa-4bbb-8ccc-000000000001"
         assert created.name == "web-canopy-11111111"
         assert created.zone == "us-east-1b"
@@ -102,9 +103,7 @@ async def test_a_create_for_one_canopy_id_makes_one_instance(moto: str, ec2: Any
         await d.close()
 
 
-async def test_a_lost_answer_is_retried_without_a_second_instance(
-    moto: str, ami: str
-) -> None:
+async def test_a_lost_answer_is_retried_without_a_second_instance(moto: str, ami: str) -> None:
     """RunInstances reached moto but its answer was lost: the retry sends the same
     ClientToken (AWS would return the first instance; moto ignores tokens) and, before
     that, finds the instance by its tag."""

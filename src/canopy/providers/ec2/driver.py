@@ -85,9 +85,7 @@ class Ec2Compute:
             ),
         )
 
-    async def _call(
-        self, fn: Callable[[Any], T], *, zone: str | None = None, what: str = ""
-    ) -> T:
+    async def _call(self, fn: Callable[[Any], T], *, zone: str | None = None, what: str = "") -> T:
         """Run `fn(client)` in this cloud's threads; boto3 errors become domain errors."""
 
         def run() -> T:
@@ -145,9 +143,7 @@ class Ec2Compute:
         own claims."""
         o = self.options
         await self.zones()  # proves the credentials and the endpoint
-        return Capacity(
-            vcpus_total=o.max_vcpus, ram_mb_total=None, instances_total=o.max_instances
-        )
+        return Capacity(vcpus_total=o.max_vcpus, ram_mb_total=None, instances_total=o.max_instances)
 
     async def offerings(self) -> builtins.list[Offering]:
         """Every instance type the region offers that has a price (table or config)."""

@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from canopy.providers.sim.options import SimSettings
 from canopy.domain.clock import Clock
 from canopy.domain.errors import TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
@@ -23,6 +22,7 @@ from canopy.providers.base import Abilities, remote_name
 from canopy.providers.sim import hosts
 from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
+from canopy.providers.sim.options import SimSettings
 from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.providers.sim.state import NewServer, SimStore
 from canopy.providers.sim.status import to_remote, to_us
