@@ -33,7 +33,7 @@ from canopy.domain.errors import CloudError
 from canopy.domain.money import to_micros
 from canopy.domain.specs import Capacity, Offering
 from canopy.providers.base import SizedByRequest, boots_any_image
-from canopy.store.leases import lease_job, live, release_lease
+from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 
 log = logging.getLogger("canopy.inventory")
@@ -110,11 +110,7 @@ class InventoryController:
         if name in keeper:
             return False
         async with rt.db.read() as s:
-            row = (
-                await s.execute(
-                    select(Job.next_run_at, live(Job, rt.lease_now())).where(Job.name == name)
-                )
-            ).one_or_none()
+            row = (await s.execute(select(Job.next_run_at).where(Job.name == name))).one_or_none()
         if row is not None and not force and row[0] is not None and row[0] > now:
             return False
         sent = asyncio.get_running_loop().time()
