@@ -63,9 +63,7 @@ def _until(server: CanopyServer, name: str, status: str, timeout: float = 60.0) 
         time.sleep(0.2)
 
 
-def test_canopy_up_boots_and_deletes_on_ec2(
-    moto: str, ec2: Any, ami: str, tmp_path: Path
-) -> None:
+def test_canopy_up_boots_and_deletes_on_ec2(moto: str, ec2: Any, ami: str, tmp_path: Path) -> None:
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
