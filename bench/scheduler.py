@@ -49,12 +49,14 @@ from bench.common import (
 )
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import SchedulerSettings, Settings, load_settings
+from canopy.controllers.inventory import InventoryController
 from canopy.controllers.placement import PlacementController, _request, _snapshots
 from canopy.controllers.runtime import Runtime
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
 from canopy.domain.placement import CloudSnapshot, PlacementRequest
 from canopy.domain.states import Phase
+from canopy.providers.registry import build_drivers
 from canopy.scheduler import apply_claim, schedule
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
@@ -117,6 +119,14 @@ async def prepare(settings: Settings, servers: int) -> None:
     clock = SystemClock()
     try:
         await seed(db, settings, clock)
+        # Capacity and flavor mappings, read from the clouds as a worker does at start.
+        drivers = build_drivers(settings, clock)
+        try:
+            rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock, worker_id="b")
+            await InventoryController(rt).run_once(force=True)
+        finally:
+            for d in drivers.values():
+                await d.close()
         project = await ensure_project(db, clock, "bench", quotas=UNLIMITED)
         ctx = RequestContext(project_id=project, user_id="bench")
         service = ServerService(db, settings, clock)

@@ -21,14 +21,11 @@ from canopy.config_sections import CloudDriver as CloudDriver
 from canopy.config_sections import CloudSettings as CloudSettings
 from canopy.config_sections import ControllerSettings as ControllerSettings
 from canopy.config_sections import DatabaseSettings as DatabaseSettings
-from canopy.config_sections import Ec2Settings as Ec2Settings
 from canopy.config_sections import FlavorSettings as FlavorSettings
 from canopy.config_sections import IdentitySettings as IdentitySettings
 from canopy.config_sections import ImageSettings as ImageSettings
-from canopy.config_sections import OpenStackCloudSettings as OpenStackCloudSettings
 from canopy.config_sections import QuotaDefaults as QuotaDefaults
 from canopy.config_sections import SchedulerSettings as SchedulerSettings
-from canopy.config_sections import SimSettings as SimSettings
 from canopy.config_sections import WorkerSettings as WorkerSettings
 from canopy.config_sections import default_clouds as default_clouds
 from canopy.config_sections import default_flavors as default_flavors
@@ -46,6 +43,9 @@ from canopy.config_sources import (
     text_line_of_offset,
 )
 from canopy.config_sources import locate as locate  # re-exported: where a key is in a file
+from canopy.providers.ec2.options import Ec2Options as Ec2Options
+from canopy.providers.options import OpenStackCloudSettings as OpenStackCloudSettings
+from canopy.providers.sim.options import SimSettings as SimSettings
 
 DEFAULT_DATA_DIR = "~/.local/share/canopy"
 

@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canopy.domain.money import to_micros
-from canopy.domain.states import Ability
-from canopy.providers.openstack.options import OpenStackOptions
+from canopy.providers.ec2.options import Ec2Options
+from canopy.providers.options import DRIVER_OPTIONS, OPTIONAL_TABLE, OpenStackCloudSettings
+from canopy.providers.sim.options import SimSettings
 
 
 class _Strict(BaseModel):
@@ -79,6 +80,8 @@ class ControllerSettings(_Strict):
     max_transient_retries: int = Field(default=5, ge=0)
     sync_overlap_seconds: float = Field(default=2.0, ge=0.0)
     unhealthy_after_failures: int = Field(default=3, ge=1)
+    # How often each cloud's capacity and flavor mappings are read again (inventory).
+    inventory_seconds: float = Field(default=300.0, gt=0.0)
 
     @property
     def heartbeat(self) -> float:
@@ -137,63 +140,6 @@ class QuotaDefaults(_Strict):
     server_group_members: int = Field(default=10, ge=-1)
 
 
-class SimSettings(_Strict):
-    hosts: int = Field(default=4, ge=0)
-    host_vcpus: int = Field(default=16, ge=1)
-    host_ram_mb: int = Field(default=65536, ge=1)
-    host_disk_gb: int = Field(default=2000, ge=1)
-    boot_seconds: float = Field(default=2.0, ge=0.0)
-    boot_jitter: float = Field(default=0.0, ge=0.0, description="fraction of boot_seconds")
-    action_seconds: float = Field(default=0.5, ge=0.0)
-    api_latency_ms: float = Field(default=20.0, ge=0.0)
-    latency_jitter: float = Field(default=0.0, ge=0.0, description="fraction of latency")
-    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
-    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
-    quota_instances: int | None = Field(default=None, ge=0)
-    quota_vcpus: int | None = Field(default=None, ge=0)
-    transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    # A create that succeeds but whose answer never arrives (raised as a transient error).
-    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    # False (the default) is Nova: a create looks the canopy id up, then creates, in two
-    # calls, so two creates for one id can both create. True is EC2 with a ClientToken:
-    # the lookup and the create are one atomic step.
-    atomic_create: bool = False
-    # Zones inside the cloud: hosts are dealt round them in turn (`hosts` is the total).
-    zones: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
-    # Zones that refuse every create with a capacity error (EC2's InsufficientInstanceCapacity
-    # in one AZ); read on every call, so a test may fill a zone on a live cloud.
-    full_zones: list[str] = Field(default_factory=list)
-    # Abilities this cloud lacks, with the reason users are shown (e.g. stop_start = "...").
-    missing_abilities: dict[Ability, str] = Field(default_factory=dict)
-    # Every call fails as if the credentials were refused (401): the cloud turns unhealthy.
-    refuse_credentials: bool = False
-    # The list returns servers without a canopy id too, as a cloud that cannot filter by tag.
-    list_untagged: bool = False
-    seed: int | None = None
-    state_file: str | None = None  # default: {data_dir}/sim-{name}.db
-
-    @model_validator(mode="after")
-    def _zones(self) -> SimSettings:
-        if len(set(self.zones)) != len(self.zones):
-            raise ValueError(f"zones must be distinct, got {self.zones}")
-        unknown = [z for z in self.full_zones if z not in self.zones]
-        if unknown:
-            raise ValueError(f"full_zones {unknown} are not among zones {self.zones}")
-        return self
-
-
-class Ec2Settings(_Strict):
-    region: str
-    endpoint_url: str | None = None
-    credentials: str = "env"
-
-
-# `[clouds.openstack]` is the driver's own model: see providers/openstack/options.py.
-OpenStackCloudSettings = OpenStackOptions
-
-
 CloudDriver = Literal["sim", "ec2", "openstack"]
 
 
@@ -204,20 +150,21 @@ class CloudSettings(_Strict):
     enabled: bool = True
     concurrency: int = Field(default=50, ge=1)
     flavor_map: dict[str, str] = Field(default_factory=dict)
+    # One table per driver, named like it; its model is the driver's own, registered in
+    # providers/options.py (DRIVER_OPTIONS).
     sim: SimSettings | None = None
-    ec2: Ec2Settings | None = None
+    ec2: Ec2Options | None = None
     openstack: OpenStackCloudSettings | None = None
 
     @model_validator(mode="after")
     def _driver_section(self) -> CloudSettings:
-        if self.driver == "sim" and self.sim is None:
-            self.sim = SimSettings()
-        if self.driver == "ec2" and self.ec2 is None:
-            raise ValueError(f"cloud {self.name!r} uses driver 'ec2' but has no [clouds.ec2]")
-        if self.driver == "openstack" and self.openstack is None:
-            raise ValueError(
-                f"cloud {self.name!r} uses driver 'openstack' but has no [clouds.openstack]"
-            )
+        table = self.driver
+        if getattr(self, table) is None:
+            if table not in OPTIONAL_TABLE:
+                raise ValueError(
+                    f"cloud {self.name!r} uses driver {table!r} but has no [clouds.{table}]"
+                )
+            setattr(self, table, DRIVER_OPTIONS[table]())
         return self
 
 

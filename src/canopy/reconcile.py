@@ -19,11 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import CloudSettings, Settings
 from canopy.domain.clock import Clock
-from canopy.domain.money import to_micros
 from canopy.providers.registry import check_drivers, stored_settings
-from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.store.db import Database
-from canopy.store.models import Cloud, Flavor, FlavorMapping, Image, ImageMapping, Server
+from canopy.store.models import Cloud, Flavor, Image, ImageMapping, Server
 
 _IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
 
@@ -84,10 +82,7 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
                     row.removed_at = now
         for cfg in settings.clouds:
             await _upsert_cloud(s, cfg)
-        flavors = await _upsert_flavors(s, settings, now)
-        for cfg in settings.clouds:
-            for f in flavors:
-                await _map_flavor(s, cfg, f)
+        await _upsert_flavors(s, settings, now)
         await _upsert_images(s, settings, now)
 
 
@@ -126,7 +121,6 @@ async def _upsert_images(s: AsyncSession, settings: Settings, now: datetime) -> 
             )
             s.add(img)
         img.name = icfg.name
-        img.any_sim = True
         await s.flush()
         for cloud, remote in icfg.map.items():
             m = await s.get(ImageMapping, (cloud, img.id))
@@ -155,29 +149,5 @@ async def _upsert_cloud(s: AsyncSession, cfg: CloudSettings) -> None:
     row.driver, row.tier, row.enabled = cfg.driver, cfg.tier, cfg.enabled
     row.removed_at = None  # configured (again)
     row.driver_settings = stored_settings(cfg)
-    if cfg.sim is not None:
-        # Known up front for a sim; other drivers report it through capacity() on sync.
-        row.vcpus_capacity = cfg.sim.hosts * cfg.sim.host_vcpus
-        row.ram_mb_capacity = cfg.sim.hosts * cfg.sim.host_ram_mb
-        row.instances_capacity = cfg.sim.quota_instances
-        if cfg.sim.quota_vcpus is not None:
-            row.vcpus_capacity = min(row.vcpus_capacity, cfg.sim.quota_vcpus)
-
-
-async def _map_flavor(s: AsyncSession, cfg: CloudSettings, flavor: Flavor) -> None:
-    if cfg.sim is None:
-        return  # other drivers map flavors from their offerings when they come
-    remote = cfg.flavor_map.get(flavor.name, flavor.name)
-    price = to_micros(sim_price_per_hour(cfg.sim, flavor.vcpus, flavor.ram_mb))
-    m = await s.get(FlavorMapping, (cfg.name, flavor.id))
-    if m is None:
-        s.add(
-            FlavorMapping(
-                cloud=cfg.name,
-                flavor_id=flavor.id,
-                remote_flavor=remote,
-                price_per_hour_micros=price,
-            )
-        )
-    else:
-        m.remote_flavor, m.price_per_hour_micros = remote, price
+    # Capacity and flavor mappings come from the cloud itself: the inventory job
+    # (controllers/inventory.py) reads them, for every driver alike.

@@ -180,12 +180,17 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
         s.cloud("nope")
 
 
-def test_registry_refuses_ec2_naming_the_cloud(tmp_path: Path) -> None:
+def test_registry_builds_ec2_and_refuses_a_planned_driver_naming_the_cloud(
+    tmp_path: Path,
+) -> None:
     s = load_settings(write(tmp_path, DESIGN_TOML.format(data_dir=tmp_path)), env={})
+    check_drivers(s)  # ec2 is a driver now
+    child = '[[clouds]]\nname = "child"\ndriver = "openstack"\n[clouds.openstack]\ncloud = "c"\n'
+    s = load_settings(write(tmp_path, child), env={})
     with pytest.raises(Unsupported) as err:
         check_drivers(s)
-    assert "aws-us-east-1" in str(err.value)
-    assert err.value.cloud == "aws-us-east-1"
+    assert "child" in str(err.value)
+    assert err.value.cloud == "child"
 
 
 def test_config_path_from_canopy_config_env(tmp_path: Path) -> None:

@@ -118,7 +118,10 @@ async def make_plane(
     unlimited = {"instances": -1, "cores": -1, "ram": -1}
     project = await ensure_project(db, clock, "demo", quotas=unlimited)
     ctx = RequestContext(project_id=project, user_id="u1", roles=frozenset({"member"}))
-    return Plane(settings, db, clock, rt, Worker(rt), ServerService(db, settings, clock), ctx)
+    worker = Worker(rt)
+    # As a worker does before its loops start: every cloud's capacity and flavors are read.
+    await worker.inventory.run_once(force=True)
+    return Plane(settings, db, clock, rt, worker, ServerService(db, settings, clock), ctx)
 
 
 @contextmanager

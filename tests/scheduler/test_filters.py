@@ -21,6 +21,7 @@ def test_every_step_is_recorded_in_order_even_when_it_removes_nothing() -> None:
     assert [s.name for s in d.explanation.steps] == [
         "availability_zone",
         "excluded",
+        "inventory",
         "flavor",
         "image",
         "server_group",
@@ -38,6 +39,11 @@ def test_every_step_is_recorded_in_order_even_when_it_removes_nothing() -> None:
     [
         (cloud("odd", enabled=False), "enabled", "disabled"),
         (cloud("odd", healthy=False), "health", "unhealthy"),
+        (
+            cloud("odd", inventoried=False),
+            "inventory",
+            "no inventory yet: its capacity and flavors have not been read from the cloud",
+        ),
         (cloud("odd", blocklisted=True), "blocklist", "blocklisted after a cloud quota error"),
         (cloud("odd", price_per_hour={"m1.large": 1.0}), "flavor", "flavor 'm1.small' not offered"),
         (cloud("odd", images=frozenset({"other"})), "image", "image 'img' not mapped"),

@@ -101,7 +101,10 @@ def list_clouds(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         t.add_column(col, justify="right" if col in ("tier", "servers", "$/hour") else "left")
     for c in clouds:
         health = _health(c, counts.get(c.name, 0), now)
-        cap = "∞" if c.vcpus_capacity is None else str(c.vcpus_capacity)
+        if c.capacity_updated_at is None:
+            cap = "?"  # no worker has read the cloud's inventory yet
+        else:
+            cap = "∞" if c.vcpus_capacity is None else str(c.vcpus_capacity)
         t.add_row(
             c.name,
             c.driver,
@@ -151,8 +154,11 @@ def show(
         "healthy": f"{c.healthy} {c.health_message}".strip(),
         "last ok": str(c.last_ok_at or "-"),
         "blocklisted until": f"{c.blocklisted_until or '-'} {c.blocklist_reason}".strip(),
-        "capacity vcpus/ram_mb/instances": f"{c.vcpus_capacity}/{c.ram_mb_capacity}/"
-        f"{c.instances_capacity}",
+        "capacity vcpus/ram_mb/instances": (
+            f"{c.vcpus_capacity}/{c.ram_mb_capacity}/{c.instances_capacity}"
+            if c.capacity_updated_at is not None
+            else "not read yet (a worker reads it at start)"
+        ),
         "claimed vcpus/ram_mb/instances": f"{c.vcpus_claimed}/{c.ram_mb_claimed}/"
         f"{c.instances_claimed}",
         "utilisation": f"{_util(c):.1%}",

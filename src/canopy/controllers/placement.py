@@ -290,8 +290,9 @@ async def _snapshots(
             instances_claimed=c.instances_claimed if peak is None else peak.instances,
             spend_per_hour_micros=c.spend_per_hour_micros if peak is None else peak.spend_micros,
             price_per_hour_micros=prices.get(c.name, {}),
-            # A sim cloud boots any image; other drivers need an explicit mapping.
-            images=None if c.driver == "sim" else frozenset(mapped.get(c.name, ())),
+            # Inventory says whether the cloud boots canopy's image ids unmapped.
+            images=None if c.any_image else frozenset(mapped.get(c.name, ())),
+            inventoried=c.capacity_updated_at is not None,
             zones=tuple(c.zones or ()),
             capacity_blocks=blocks.get(c.name, {}),
         )

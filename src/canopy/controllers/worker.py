@@ -1,4 +1,7 @@
-"""A worker: runs every controller as an asyncio task until told to stop, and a heartbeat."""
+"""A worker: runs every controller as an asyncio task until told to stop, and a heartbeat.
+
+Before the loops start, every cloud's inventory is read once (controllers/inventory.py),
+so capacity and flavor mappings are there before the first placement."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from canopy.controllers.housekeeping import HousekeepingController
+from canopy.controllers.inventory import InventoryController
 from canopy.controllers.placement import PlacementController
 from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
@@ -18,7 +22,7 @@ log = logging.getLogger("canopy.worker")
 
 
 class Worker:
-    """Placement, provisioning, power and sync loops over one Runtime."""
+    """Inventory, placement, provisioning, power and sync loops over one Runtime."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -27,10 +31,12 @@ class Worker:
         self.power = PowerController(rt)
         self.sync = SyncController(rt)
         self.housekeeping = HousekeepingController(rt)
+        self.inventory = InventoryController(rt)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
-        n = await self.placement.run_once()
+        n = await self.inventory.run_once()
+        n += await self.placement.run_once()
         n += await self.provisioning.run_once()
         n += await self.power.run_once()
         await self.provisioning.drain()
@@ -40,7 +46,18 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         poll = self.rt.settings.controllers.poll_seconds
+        # The heartbeat outlives the loops: steps still running at a stop keep their leases
+        # until they finish (drain below). It starts first: it renews the inventory's lease.
+        beating = asyncio.Event()
+        heart = asyncio.create_task(self._heartbeat(beating))
+        try:
+            await self._first_inventory(stop)
+        except BaseException:
+            beating.set()
+            await heart
+            raise
         loops = [
+            self._loop("inventory", self.inventory.run_once, self.inventory.idle, stop),
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self.power.run_once, poll, stop),
@@ -49,10 +66,6 @@ class Worker:
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         relay = asyncio.create_task(self._relay(stop))
-        # The heartbeat outlives the loops: steps still running at a stop keep their leases
-        # until they finish (drain below).
-        beating = asyncio.Event()
-        heart = asyncio.create_task(self._heartbeat(beating))
         try:
             await stop.wait()
         finally:
@@ -71,6 +84,22 @@ class Worker:
             await self.power.drain()
             beating.set()
             await heart
+
+    async def _first_inventory(self, stop: asyncio.Event) -> None:
+        """Read every cloud's inventory once (or until told to stop), before placing."""
+        first = asyncio.create_task(self.inventory.run_once(force=True))
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not first.done():
+            first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await first
+            except Exception:
+                log.exception("inventory at start failed; its loop tries again")
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         """Renew the leases of every row this worker has a step running for.

@@ -17,7 +17,8 @@ class CloudSnapshot:
     canopy flavor name to what one server of that flavor costs per hour there, in
     micro-units (domain.money); a flavor absent from it is not offered by this cloud.
     `spend_per_hour_micros` is the summed price of the claims, likewise from now on.
-    `images` are the canopy image ids mapped there (None = any).
+    `images` are the canopy image ids mapped there (None = any). A cloud whose inventory
+    was never read (`inventoried` false) is not placeable until it is.
 
     `zones` are the zones inside the cloud placement may choose between (empty: the cloud
     has none, or they are not known yet, and the driver chooses). `capacity_blocks` maps a
@@ -42,6 +43,8 @@ class CloudSnapshot:
     images: frozenset[str] | None = None
     zones: tuple[str, ...] = ()
     capacity_blocks: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Whether the cloud's inventory (capacity, flavor mappings) has been read yet.
+    inventoried: bool = True
 
     def utilisation(self, extra: Resources | None = None) -> float:
         """The largest used fraction over vcpus, ram and instances (0 when unbounded)."""

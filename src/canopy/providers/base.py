@@ -86,3 +86,19 @@ class Compute(Protocol):
     async def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class SizedByRequest(Protocol):
+    """A cloud without fixed instance types: it runs any flavor's size under the flavor's
+    own name, at a price of its own (inventory maps every flavor to it, no offerings)."""
+
+    def price_per_hour(self, vcpus: int, ram_mb: int) -> float:
+        """What one server of this size costs per hour there."""
+        ...
+
+
+def boots_any_image(driver: Compute) -> bool:
+    """Whether `driver`'s cloud boots a canopy image id with no image mapping (a driver
+    says so with a true `boots_any_image` attribute; real clouds need their own ids)."""
+    return bool(getattr(driver, "boots_any_image", False))

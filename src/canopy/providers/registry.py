@@ -24,10 +24,9 @@ from canopy.providers.base import Compute
 
 log = logging.getLogger("canopy.providers")
 
-AVAILABLE = ("sim", "openstack")
-PLANNED = {
-    "ec2": 'the ec2 driver (boto3) is not in this release yet; use driver = "sim" for now',
-}
+AVAILABLE = ("sim", "ec2", "openstack")
+# Drivers named in the config schema but not in this release (none today).
+PLANNED: dict[str, str] = {}
 
 
 def check_drivers(settings: Settings) -> None:
@@ -115,6 +114,11 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
             update={"flavor_map": {**cloud.flavor_map, **cloud.openstack.flavor_map}}
         )
         return OpenStackCompute(cloud.name, options, clock, concurrency=cloud.concurrency)
+    if cloud.driver == "ec2":
+        from canopy.providers.ec2.driver import Ec2Compute
+
+        assert cloud.ec2 is not None
+        return Ec2Compute(cloud.name, cloud.ec2, concurrency=cloud.concurrency)
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",
         cloud=cloud.name,

@@ -67,6 +67,13 @@ def excluded(cloud: CloudSnapshot, ctx: Context) -> str | None:
     return None
 
 
+def inventory(cloud: CloudSnapshot, ctx: Context) -> str | None:
+    """Keep clouds whose capacity and flavors have been read (controllers/inventory.py)."""
+    if cloud.inventoried:
+        return None
+    return "no inventory yet: its capacity and flavors have not been read from the cloud"
+
+
 def flavor(cloud: CloudSnapshot, ctx: Context) -> str | None:
     """Keep clouds that offer the requested flavor (a price means it is offered)."""
     if ctx.flavor in cloud.price_per_hour_micros:
@@ -190,6 +197,7 @@ def _hard_group(ctx: Context) -> bool:
 STEPS: tuple[Filter, ...] = (
     Filter("availability_zone", availability_zone, retryable=False, applies=_zone_requested),
     Filter("excluded", excluded, retryable=False, applies=_any_excluded),
+    Filter("inventory", inventory, retryable=True),
     Filter("flavor", flavor, retryable=False),
     Filter("image", image, retryable=False, applies=_image_requested),
     Filter("server_group", server_group, retryable=False, applies=_hard_group),

@@ -1,7 +1,8 @@
 """Canopy-wide images: registering them with their per-cloud ids, and searching them.
 
 An image boots on a cloud where it is mapped (`ImageMapping`: the cloud's own id for it),
-and on any sim cloud when `any_sim` is set. Searching follows Glance v2's list semantics:
+and on any cloud whose driver boots canopy's image ids unmapped (`Cloud.any_image`, from
+its inventory). Searching follows Glance v2's list semantics:
 filters, visibility, sort keys and marker paging (see api/image).
 """
 
@@ -45,7 +46,7 @@ class Location:
 
     cloud: str
     remote_image: str
-    implicit: bool  # a sim cloud booting it by canopy id, with no explicit mapping
+    implicit: bool  # a cloud booting it by canopy id, with no explicit mapping
 
 
 @dataclass(slots=True)
@@ -145,7 +146,7 @@ async def locations(s: AsyncSession, images: Sequence[Image]) -> dict[str, list[
             remote = mapped.get((img.id, c.name))
             if remote is not None:
                 out[img.id].append(Location(c.name, remote, implicit=False))
-            elif img.any_sim and c.driver == "sim":
+            elif c.any_image:
                 out[img.id].append(Location(c.name, img.id, implicit=True))
     return out
 
@@ -195,7 +196,6 @@ async def register(
         min_ram=0,
         disk_format="qcow2",
         container_format="bare",
-        any_sim=True,
         created_at=now,
         updated_at=now,
     )

@@ -41,7 +41,6 @@ class ImageView(BaseModel):
     visibility: str
     min_disk: int
     min_ram: int
-    any_sim: bool = Field(description="Sim clouds boot it without an explicit mapping.")
     created_at: datetime
     updated_at: datetime
     mappings: list[ImageMappingView]
@@ -79,7 +78,6 @@ def _view(img: Image, mappings: list[ImageMappingView]) -> ImageView:
         visibility=img.visibility,
         min_disk=img.min_disk,
         min_ram=img.min_ram,
-        any_sim=img.any_sim,
         created_at=img.created_at,
         updated_at=img.updated_at,
         mappings=mappings,

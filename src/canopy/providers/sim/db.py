@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from canopy.config import SimSettings
 from canopy.domain.errors import TransientError
 from canopy.providers.sim import creates
+from canopy.providers.sim.options import SimSettings
 
 T = TypeVar("T")
 

@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from canopy.config import SimSettings
 from canopy.domain.clock import Clock
 from canopy.domain.errors import CloudAuthError, TransientError, Unsupported
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
@@ -23,6 +22,7 @@ from canopy.providers.base import Abilities, remote_name
 from canopy.providers.sim import hosts
 from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
+from canopy.providers.sim.options import SimSettings
 from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.providers.sim.state import NewServer, SimStore
 from canopy.providers.sim.status import to_remote, to_us
@@ -63,6 +63,8 @@ class SimCompute:
         # What an operator declared this cloud cannot do (`missing_abilities`), to test
         # that canopy refuses such requests up front.
         self.abilities = Abilities(missing=dict(settings.missing_abilities))
+        # Any canopy image id boots here, mapped or not (see providers.base).
+        self.boots_any_image = True
         # Read on every call, so a test may change a rate on a live cloud.
         self.settings = settings
         self.state_file = state_file

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from canopy.config import SimSettings
 from canopy.domain.errors import CapacityError, CloudQuotaError
+from canopy.providers.sim.options import SimSettings
 
 
 @dataclass(frozen=True, slots=True)

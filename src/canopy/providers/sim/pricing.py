@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canopy.config import SimSettings
+from canopy.providers.sim.options import SimSettings
 
 
 def sim_price_per_hour(sim: SimSettings, vcpus: int, ram_mb: int) -> float:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from canopy.config import SimSettings
 from canopy.domain.errors import (
     AlreadyExists,
     CapacityError,
@@ -27,6 +26,7 @@ from canopy.domain.states import PowerAction
 from canopy.providers.sim import creates, hosts
 from canopy.providers.sim.creates import Outcome
 from canopy.providers.sim.db import StateFile, immediate
+from canopy.providers.sim.options import SimSettings
 from canopy.providers.sim.status import (
     NATIVE_TO_REMOTE,
     NativeStatus,

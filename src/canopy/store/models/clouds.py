@@ -35,7 +35,11 @@ class Cloud(Base):
     vcpus_capacity: Mapped[int | None] = mapped_column(Integer)
     ram_mb_capacity: Mapped[int | None] = mapped_column(Integer)
     instances_capacity: Mapped[int | None] = mapped_column(Integer)
+    # When the inventory last read the cloud's capacity and flavors (None: never, and
+    # until then the cloud is not placeable); and whether it boots canopy's image ids
+    # without a mapping (a driver without fixed images, e.g. the sim).
     capacity_updated_at: Mapped[datetime | None]
+    any_image: Mapped[bool] = mapped_column(Boolean, default=False)
     vcpus_claimed: Mapped[int] = mapped_column(Integer, default=0)
     ram_mb_claimed: Mapped[int] = mapped_column(Integer, default=0)
     instances_claimed: Mapped[int] = mapped_column(Integer, default=0)
@@ -94,7 +98,6 @@ class Image(Base):
     min_ram: Mapped[int] = mapped_column(Integer, default=0)
     disk_format: Mapped[str] = mapped_column(String(32), default="qcow2")
     container_format: Mapped[str] = mapped_column(String(32), default="bare")
-    any_sim: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -1,0 +1,229 @@
+"""Inventory, per cloud: what the cloud can take and which of its sizes each flavor gets.
+
+A periodic job per cloud (`inventory:{cloud}`, on the job leases like sync), fenced on its
+lease. Each pass asks the driver for its capacity and its offerings and writes, in one
+transaction:
+
+- the cloud's capacity (`*_capacity`, `capacity_updated_at`: a cloud never inventoried is
+  not placeable, and placement says so);
+- one flavor mapping per canopy flavor the cloud can run: the explicit `flavor_map`
+  entry, else the cheapest offering that fits (vcpus and RAM at least the flavor's; local
+  disk too when the offering has any, since a block-storage root is sized at boot); a
+  driver that takes any size (`SizedByRequest`) runs every flavor under its own name at
+  its own price. A flavor nothing fits loses its mapping: placement says it is not offered;
+- whether the cloud boots canopy image ids without a mapping (`boots_any_image`).
+
+A worker runs every cloud's inventory once before its other loops start, so the mappings
+are there before the first placement; then again every `inventory_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from canopy.controllers.fencing import Hold, LeaseLost
+from canopy.controllers.runtime import Runtime
+from canopy.domain.errors import CloudError
+from canopy.domain.money import to_micros
+from canopy.domain.specs import Capacity, Offering
+from canopy.providers.base import SizedByRequest, boots_any_image
+from canopy.store.leases import lease_job, release_lease
+from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
+
+log = logging.getLogger("canopy.inventory")
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """Where one canopy flavor goes on a cloud, and what it costs there per hour."""
+
+    remote_flavor: str
+    price_per_hour: float
+
+
+def fits(offering: Offering, vcpus: int, ram_mb: int, disk_gb: int) -> bool:
+    """Whether `offering` can run a flavor of this size."""
+    if offering.vcpus < vcpus or offering.ram_mb < ram_mb:
+        return False
+    return offering.disk_gb == 0 or offering.disk_gb >= disk_gb
+
+
+def map_flavors(
+    flavors: Sequence[Flavor],
+    offerings: Sequence[Offering],
+    flavor_map: Mapping[str, str],
+    sized: SizedByRequest | None,
+) -> dict[str, Mapped]:
+    """Canopy flavor id -> where it goes on one cloud (absent: the cloud cannot run it)."""
+    by_name = {o.name: o for o in offerings}
+    cheapest = sorted(offerings, key=lambda o: (o.price_per_hour, o.vcpus, o.ram_mb, o.name))
+    out: dict[str, Mapped] = {}
+    for f in flavors:
+        remote = flavor_map.get(f.name)
+        if remote is not None:
+            if remote in by_name:
+                price = by_name[remote].price_per_hour
+            elif sized is not None:
+                price = sized.price_per_hour(f.vcpus, f.ram_mb)
+            else:
+                log.warning("flavor %s maps to %s, which the cloud does not price", f.name, remote)
+                price = 0.0
+            out[f.id] = Mapped(remote, price)
+        elif sized is not None:
+            out[f.id] = Mapped(f.name, sized.price_per_hour(f.vcpus, f.ram_mb))
+        else:
+            best = next((o for o in cheapest if fits(o, f.vcpus, f.ram_mb, f.disk_gb)), None)
+            if best is not None:
+                out[f.id] = Mapped(best.name, best.price_per_hour)
+    return out
+
+
+class InventoryController:
+    """Runs the due inventory jobs of every cloud this worker has a driver for."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @property
+    def idle(self) -> float:
+        """How long the worker's loop may sleep between looks."""
+        return min(60.0, self.rt.settings.controllers.inventory_seconds)
+
+    async def run_once(self, *, force: bool = False) -> int:
+        """One pass over every due cloud (all of them with `force`); how many were read."""
+        done = await asyncio.gather(
+            *(self.inventory_cloud(c, force=force) for c in sorted(self.rt.drivers))
+        )
+        return sum(done)
+
+    async def inventory_cloud(self, cloud: str, *, force: bool = False) -> bool:
+        rt = self.rt
+        now = rt.clock.now()
+        name = f"inventory:{cloud}"
+        keeper = rt.leases(Job)
+        if name in keeper:
+            return False
+        async with rt.db.read() as s:
+            row = (await s.execute(select(Job.next_run_at).where(Job.name == name))).one_or_none()
+        if row is not None and not force and row[0] is not None and row[0] > now:
+            return False
+        sent = asyncio.get_running_loop().time()
+        async with rt.db.session() as s:
+            lease_now = rt.lease_now()
+            job = await lease_job(
+                s,
+                name=name,
+                worker=rt.worker_id,
+                now=now,
+                lease_seconds=rt.lease_seconds,
+                lease_now=lease_now,
+                force=force,
+            )
+            if job is None:
+                return False
+        hold = keeper.hold(name, renewed=sent, at=lease_now)
+        try:
+            await self._pass(cloud, name, hold)
+        except LeaseLost as e:
+            log.warning("inventory %s: pass abandoned: %s", cloud, e)
+        finally:
+            keeper.drop(hold)
+        return True
+
+    async def _pass(self, cloud: str, name: str, hold: Hold) -> None:
+        rt = self.rt
+        driver = rt.driver(cloud)
+        sized = driver if isinstance(driver, SizedByRequest) else None
+        try:
+            capacity = await rt.call(cloud, "capacity", driver.capacity, hold=hold)
+            offerings = (
+                []
+                if sized is not None
+                else await rt.call(cloud, "offerings", driver.offerings, hold=hold)
+            )
+        except CloudError as e:
+            await self._failed(cloud, name, e)
+            return
+        await self._record(cloud, name, capacity, offerings, sized, boots_any_image(driver))
+
+    async def _record(
+        self,
+        cloud: str,
+        name: str,
+        capacity: Capacity,
+        offerings: list[Offering],
+        sized: SizedByRequest | None,
+        any_image: bool,
+    ) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        flavor_map = next((c.flavor_map for c in rt.settings.clouds if c.name == cloud), {})
+        async with rt.db.session() as s:
+            job = await s.get(Job, name, with_for_update=True)
+            if job is None or job.claimed_by != rt.worker_id:
+                holder = job.claimed_by if job else None
+                raise LeaseLost(f"job {name}: now held by {holder or 'nobody'}")
+            row = await s.get(Cloud, cloud, with_for_update=True)
+            if row is not None:
+                row.vcpus_capacity = capacity.vcpus_total
+                row.ram_mb_capacity = capacity.ram_mb_total
+                row.instances_capacity = capacity.instances_total
+                row.capacity_updated_at = now
+                row.any_image = any_image
+                flavors = list((await s.execute(select(Flavor))).scalars())
+                mapped = map_flavors(flavors, offerings, flavor_map, sized)
+                existing = {
+                    m.flavor_id: m
+                    for m in (
+                        await s.execute(select(FlavorMapping).where(FlavorMapping.cloud == cloud))
+                    ).scalars()
+                }
+                for fid, m in mapped.items():
+                    price = to_micros(m.price_per_hour)
+                    have = existing.pop(fid, None)
+                    if have is None:
+                        s.add(
+                            FlavorMapping(
+                                cloud=cloud,
+                                flavor_id=fid,
+                                remote_flavor=m.remote_flavor,
+                                price_per_hour_micros=price,
+                            )
+                        )
+                    elif (have.remote_flavor, have.price_per_hour_micros) != (
+                        m.remote_flavor,
+                        price,
+                    ):
+                        have.remote_flavor, have.price_per_hour_micros = m.remote_flavor, price
+                if existing:  # flavors the cloud can no longer run
+                    await s.execute(
+                        delete(FlavorMapping).where(
+                            FlavorMapping.cloud == cloud,
+                            FlavorMapping.flavor_id.in_(list(existing)),
+                        )
+                    )
+            job.runs += 1
+            job.last_run_at = now
+            job.last_error = None
+            job.next_run_at = now + timedelta(seconds=rt.settings.controllers.inventory_seconds)
+            job.claimed_by = None
+            job.claim_expires_at = None
+        rt.notify("placement")  # committed: servers waiting for this cloud may fit now
+
+    async def _failed(self, cloud: str, name: str, err: CloudError) -> None:
+        """Try again soon (a sync interval); the last good inventory stays in force."""
+        rt = self.rt
+        now = rt.clock.now()
+        log.warning("inventory %s failed: %s", cloud, err)
+        async with rt.db.session() as s:
+            job = await s.get(Job, name, with_for_update=True)
+            if job is not None and job.claimed_by == rt.worker_id:
+                job.last_error = str(err)
+                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+            await release_lease(s, Job, name, rt.worker_id)

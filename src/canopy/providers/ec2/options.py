@@ -1,0 +1,59 @@
+"""`[clouds.ec2]`: the ec2 driver's options. Pure data: importing this never imports boto3.
+
+Credentials are named, never inline: `"env"` (boto3's default chain: AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, the shared files, an instance role) or
+`"profile:NAME"` (a named profile of ~/.aws/credentials and ~/.aws/config).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# What an AWS region / AZ name looks like (us-east-1, us-east-1a, us-gov-west-1, ap-south-2b).
+_REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+_ZONE = r"^[a-z]{2}(-[a-z]+)+-\d+[a-z]$"
+Zone = Annotated[str, Field(pattern=_ZONE)]
+
+
+class Ec2Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    region: Annotated[str, Field(pattern=_REGION)]
+    # The AZs servers may be placed in; empty: every available AZ of the region.
+    zones: list[Zone] = Field(default_factory=list)
+    # An emulator's URL (moto, LocalStack); leave unset for AWS itself.
+    endpoint_url: str | None = None
+    credentials: str = "env"
+    # The instance types canopy may choose from, as EC2 filter patterns ("t3.*",
+    # "m6i.large"); empty: every type the region offers.
+    instance_types: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list
+    )
+    # Per instance type, the on-demand price per hour (USD) to use instead of the shipped
+    # table's (e.g. a negotiated rate, or a type the table does not price).
+    prices: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    # Account limits when the operator knows them (EC2 counts running on-demand vCPUs);
+    # unset: unknown, and the cloud's own errors (VcpuLimitExceeded) say when it is full.
+    max_vcpus: int | None = Field(default=None, ge=0)
+    max_instances: int | None = Field(default=None, ge=0)
+    # DescribeInstances page size (5..1000).
+    page_size: int = Field(default=1000, ge=5, le=1000)
+
+    @field_validator("credentials")
+    @classmethod
+    def _named_credentials(cls, value: str) -> str:
+        if value == "env":
+            return value
+        if value.startswith("profile:") and len(value) > len("profile:"):
+            return value
+        raise ValueError(
+            'credentials must be "env" or "profile:NAME"; keys are never written in the '
+            "config file (set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or name a profile)"
+        )
+
+    @property
+    def profile(self) -> str | None:
+        """The AWS profile to use, if credentials name one."""
+        return self.credentials.removeprefix("profile:") if self.credentials != "env" else None

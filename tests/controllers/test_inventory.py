@@ -1,0 +1,130 @@
+"""Inventory: each cloud's capacity and flavor mappings come from its driver, for every
+driver alike; a cloud whose inventory was never read is not placeable, and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from canopy.controllers.inventory import fits, map_flavors
+from canopy.domain.specs import Offering
+from canopy.store.models import Cloud, Flavor, FlavorMapping, Job, Placement
+
+from .harness import make_plane
+
+CLOUDS = """
+[[clouds]]
+name = "private"
+tier = 0
+flavor_map = { "m1.small" = "small-remote" }
+[clouds.sim]
+hosts = 3
+host_vcpus = 8
+host_ram_mb = 16384
+quota_vcpus = 10
+quota_instances = 7
+price_per_vcpu_hour = 0.01
+api_latency_ms = 0
+
+[[clouds]]
+name = "public"
+tier = 1
+[clouds.sim]
+hosts = 10
+host_vcpus = 64
+host_ram_mb = 65536
+price_per_vcpu_hour = 0.05
+api_latency_ms = 0
+"""
+
+
+async def _mappings(db: object) -> dict[tuple[str, str], tuple[str, int]]:
+    from canopy.store.db import Database
+
+    assert isinstance(db, Database)
+    async with db.read() as s:
+        rows = await s.execute(
+            select(FlavorMapping.cloud, Flavor.name, FlavorMapping.remote_flavor,
+                   FlavorMapping.price_per_hour_micros)
+            .join(Flavor, Flavor.id == FlavorMapping.flavor_id)
+        )  # fmt: skip
+        return {(c, f): (r, p) for c, f, r, p in rows}
+
+
+async def test_sim_clouds_get_their_capacity_and_every_flavor(db_url: str, tmp_path: Path) -> None:
+    plane = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        async with plane.db.read() as s:
+            clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
+            jobs = {j.name: j for j in (await s.execute(select(Job))).scalars()}
+        private, public = clouds["private"], clouds["public"]
+        assert (private.vcpus_capacity, private.ram_mb_capacity) == (10, 3 * 16384)
+        assert private.instances_capacity == 7
+        assert (public.vcpus_capacity, public.instances_capacity) == (640, None)
+        assert private.any_image and public.any_image  # the sim boots any image id
+        assert private.capacity_updated_at is not None
+        assert jobs["inventory:private"].runs == 1 and jobs["inventory:private"].claimed_by is None
+        m = await _mappings(plane.db)
+        assert len(m) == 2 * 5  # every flavor on both clouds
+        assert m[("private", "m1.small")] == ("small-remote", 10_000)  # explicit map
+        assert m[("private", "m1.medium")] == ("m1.medium", 20_000)  # 2 vcpus x 0.01
+        assert m[("public", "m1.medium")] == ("m1.medium", 100_000)  # 2 vcpus x 0.05
+    finally:
+        await plane.close()
+
+
+async def test_a_cloud_without_inventory_is_not_placeable_and_says_so(
+    db_url: str, tmp_path: Path
+) -> None:
+    plane = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        async with plane.db.session() as s:
+            for c in (await s.execute(select(Cloud))).scalars():
+                c.capacity_updated_at = None  # as if never read
+        [sid] = await plane.create()
+        await plane.worker.placement.run_once()
+        async with plane.db.read() as s:
+            reasons = list(
+                (
+                    await s.execute(select(Placement.reason).where(Placement.server_id == sid))
+                ).scalars()
+            )
+        assert reasons and "no inventory yet" in reasons[-1]
+        # The next inventory pass (due at once here) makes both clouds placeable again.
+        await plane.worker.inventory.run_once(force=True)
+        plane.clock.advance(plane.settings.scheduler.retry_seconds)
+        await plane.worker.placement.run_once()
+        (server,) = await plane.servers()
+        assert server.cloud == "private"
+    finally:
+        await plane.close()
+
+
+def _offer(name: str, vcpus: int, ram_mb: int, price: float, disk_gb: int = 0) -> Offering:
+    return Offering(name, vcpus, ram_mb, disk_gb, price)
+
+
+def test_each_flavor_gets_the_cheapest_offering_that_fits_or_its_explicit_map() -> None:
+    flavors = [
+        Flavor(id="1", name="tiny", vcpus=1, ram_mb=512, disk_gb=1),
+        Flavor(id="2", name="big", vcpus=8, ram_mb=32768, disk_gb=80),
+        Flavor(id="3", name="huge", vcpus=128, ram_mb=10**7, disk_gb=0),
+        Flavor(id="4", name="pinned", vcpus=1, ram_mb=512, disk_gb=0),
+    ]
+    offers = [
+        _offer("t3.nano", 2, 512, 0.0052),
+        _offer("t3.micro", 2, 1024, 0.0104),
+        _offer("m5.2xlarge", 8, 32768, 0.384),
+        _offer("c5d.2xlarge", 8, 16384, 0.384, disk_gb=200),  # too little RAM
+        _offer("r5.2xlarge", 8, 65536, 0.504),
+        _offer("i3.2xlarge", 8, 62464, 0.2, disk_gb=40),  # cheap, but its local disk is short
+    ]
+    mapped = map_flavors(flavors, offers, {"pinned": "t3.micro"}, None)
+    assert {k: (v.remote_flavor, v.price_per_hour) for k, v in mapped.items()} == {
+        "1": ("t3.nano", 0.0052),
+        "2": ("m5.2xlarge", 0.384),
+        "4": ("t3.micro", 0.0104),
+    }  # nothing fits "huge": not offered there
+    assert fits(_offer("x", 2, 2048, 1.0), 2, 2048, 500)  # no local disk: EBS sized at boot
+    assert not fits(_offer("x", 2, 2048, 1.0, disk_gb=100), 2, 2048, 500)
