@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -58,18 +57,6 @@ def until_status(server: CanopyServer, sid: str, status: str) -> None:
     raise AssertionError(f"{sid} never reached {status}: {seen and seen.status}\n{server.log()}")
 
 
-def map_flavors(parent: CanopyServer) -> None:
-    """Each canopy flavor as the child's flavor of the same name.
-
-    What the per-cloud inventory job writes from the driver's offerings (issue 8, section
-    1); written directly here so this test does not depend on that job."""
-    with sqlite3.connect(parent.data_dir / "canopy.db", timeout=30) as db:
-        db.execute(
-            "INSERT OR IGNORE INTO flavor_mappings (cloud, flavor_id, remote_flavor,"
-            " price_per_hour_micros) SELECT 'site-b', id, name, 0 FROM flavors"
-        )
-
-
 @pytest.fixture(scope="module")
 def parent(
     canopy_server: CanopyServer, tmp_path_factory: pytest.TempPathFactory
@@ -78,7 +65,6 @@ def parent(
         tmp_path_factory.mktemp("parent"), extra_toml=parent_config(canopy_server)
     )
     try:
-        map_flavors(server)
         yield server
     finally:
         server.stop()
@@ -177,7 +163,6 @@ def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
         parent = start_canopy(
             tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
         )
-        map_flavors(parent)
         first = parent.openstack(
             "server",
             "create",
