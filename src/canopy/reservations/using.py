@@ -1,0 +1,88 @@
+"""Servers booted into a reservation (`--flavor <reservation id>`): where they go.
+
+Such a server takes one of the reservation's slots on a cloud where the reservation holds
+capacity; it adds no claim of its own (the reservation's claim already holds it), so it
+neither needs nor takes anyone else's room. How many slots each cloud has left is the
+reservation's share there minus its live servers already placed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.domain.placement import Decision, Explanation, FilterStep
+from canopy.domain.states import DesiredState
+from canopy.reservations.states import LeaseStatus
+from canopy.store.models import Cloud, Server
+from canopy.store.reservations import Lease, Reservation
+
+# reservation id -> cloud -> free slots (a lease not ACTIVE has none anywhere)
+Slots = dict[str, dict[str, int]]
+
+
+async def free_slots(s: AsyncSession, flavor_ids: Iterable[str]) -> Slots:
+    """The free slots of every reservation among `flavor_ids` (others are not in it)."""
+    ids = sorted(set(flavor_ids))
+    if not ids:
+        return {}
+    rows = await s.execute(
+        select(Reservation, Lease.status)
+        .join(Lease, Lease.id == Reservation.lease_id)
+        .where(Reservation.id.in_(ids))
+    )
+    out: Slots = {}
+    for r, status in rows:
+        active = status == LeaseStatus.ACTIVE
+        out[r.id] = {p["cloud"]: int(p["amount"]) if active else 0 for p in r.placement}
+    if not out:
+        return out
+    used = await s.execute(
+        select(Server.flavor_id, Server.cloud, func.count())
+        .where(
+            Server.flavor_id.in_(list(out)),
+            Server.cloud.is_not(None),
+            Server.deleted.is_(False),
+            Server.desired_state != DesiredState.DELETED,
+        )
+        .group_by(Server.flavor_id, Server.cloud)
+    )
+    for rid, cloud, n in used:
+        if cloud in out[rid]:
+            out[rid][cloud] -= int(n)
+    return out
+
+
+def take_slot(
+    slots: Slots, reservation_id: str, clouds: dict[str, Cloud], excluded: Iterable[str] = ()
+) -> Decision:
+    """A decision for one server in the reservation: the lowest-tier cloud with a free slot.
+
+    No cloud when every slot is taken (or the lease is not active): the server fails with
+    a reason saying so, it never spills outside the reservation.
+    """
+    tried = set(excluded)
+    mine = slots.get(reservation_id, {})
+    usable = [
+        c
+        for c, free in mine.items()
+        if free > 0 and c not in tried and c in clouds and clouds[c].enabled
+    ]
+    explanation = Explanation()
+    if not usable:
+        why = {
+            c: "no free slot of the reservation here (all in use, or the lease is not active)"
+            for c in mine
+        } or {reservation_id: "the reservation no longer exists"}
+        explanation.steps.append(FilterStep("reservation", len(why), why))
+        return Decision(cloud=None, alternates=[], explanation=explanation)
+    usable.sort(key=lambda c: (clouds[c].tier, -mine[c], c))
+    chosen = usable[0]
+    mine[chosen] -= 1
+    explanation.policy = (
+        f"inside reservation {reservation_id}: its capacity on {chosen} "
+        f"({mine[chosen]} slot{'s' if mine[chosen] != 1 else ''} left there)"
+    )
+    return Decision(cloud=chosen, alternates=usable[1:], explanation=explanation)
