@@ -110,9 +110,7 @@ async def test_an_ordinary_server_never_takes_a_future_lease_s_capacity(
         await p.close()
 
 
-async def test_a_lease_never_takes_what_a_running_server_holds(
-    db_url: str, tmp_path: Path
-) -> None:
+async def test_a_lease_never_takes_what_a_running_server_holds(db_url: str, tmp_path: Path) -> None:
     p = await make_plane(db_url, tmp_path, toml=PRIVATE_ONLY)
     try:
         t0 = p.clock.now()

@@ -68,31 +68,36 @@ class LeaseController:
             if found.first() is None:
                 self.next_due_at = await s.scalar(self._earliest_query())
                 return 0
-        async with rt.db.session() as s:
-            rows = await lease_rows(
-                s,
-                Lease,
-                where=[due],
-                worker=rt.worker_id,
-                now=rt.lease_now(),
-                lease_seconds=rt.lease_seconds,
-                limit=rt.settings.controllers.batch_size,
-                order_by=[Lease.next_attempt_at],
-            )
-            ids = [r.id for r in rows]
-        stepped = 0
-        for lease_id in ids:
-            try:
-                async with rt.db.session() as s:
-                    if await self._step(s, lease_id):
-                        stepped += 1
-            except Exception:
-                # Rolled back; the row's lease runs out and a later pass repeats the step.
-                log.exception("lease %s: step failed", lease_id)
+        total = 0
+        while True:  # batch after batch, until nothing due now is left untaken
+            async with rt.db.session() as s:
+                rows = await lease_rows(
+                    s,
+                    Lease,
+                    where=[due],
+                    worker=rt.worker_id,
+                    now=rt.lease_now(),
+                    lease_seconds=rt.lease_seconds,
+                    limit=rt.settings.controllers.batch_size,
+                    order_by=[Lease.next_attempt_at],
+                )
+                ids = [r.id for r in rows]
+            stepped = 0
+            for lease_id in ids:
+                try:
+                    async with rt.db.session() as s:
+                        if await self._step(s, lease_id):
+                            stepped += 1
+                except Exception:
+                    # Rolled back; the row's lease runs out and a later pass repeats it.
+                    log.exception("lease %s: step failed", lease_id)
+            total += len(ids)
+            if stepped:
+                rt.notify("power")  # servers of ended leases are waiting to be deleted
+            if len(ids) < rt.settings.controllers.batch_size:
+                break
         await self._earliest()
-        if stepped:
-            rt.notify("power")  # servers of ended leases are waiting to be deleted
-        return len(ids)
+        return total
 
     async def _step(self, s: AsyncSession, lease_id: str) -> bool:
         """Run the lease's due events, if this worker still holds it (the fence)."""
