@@ -323,7 +323,12 @@ async def test_a_revoked_role_invalidates_the_token_at_once(ks: Keystone) -> Non
 async def test_auth_catalog_projects_domains_and_system(ks: Keystone) -> None:
     r = await ks.client.get(f"{V3}/auth/catalog")
     assert r.status_code == 200
-    assert {e["type"] for e in r.json()["catalog"]} == {"identity", "compute", "image", "reservation"}
+    assert {e["type"] for e in r.json()["catalog"]} == {
+        "identity",
+        "compute",
+        "image",
+        "reservation",
+    }
     r = await ks.client.get(f"{V3}/auth/projects")
     assert [p["id"] for p in r.json()["projects"]] == [ks.admin.project_id]
     assert (await ks.client.get(f"{V3}/auth/domains")).json()["domains"] == []
