@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from canopy.api.identity.catalog import build_catalog
 from canopy.domain.context import RequestContext
+from canopy.reservations.service import LeaseService
 from canopy.services import identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
-from canopy.reservations.service import LeaseService
 from canopy.services.servers import CreateServer
 from canopy.store.models import Image, InstanceAction
 from tests.api.conftest import Api

@@ -96,7 +96,7 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
     rc, err = canopy_server.openstack_fail(
         "server", "create", "--image", "cirros", "--flavor", rid, "--wait", "r-past"
     )
-    assert rc == 1 and "reservation" in err, err
+    assert rc == 1 and "holds 2 servers and 2 in use: no room for 1 more" in err, err
     osc("reservation", "lease", "delete", lease["id"], json_output=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ from typing import Any
 from canopy.domain.context import RequestContext
 from canopy.reservations.dates import OUTPUT_FORMAT
 from canopy.reservations.service import LeaseService
-from canopy.store.reservations import Lease
+from canopy.store.models import Lease
 from tests.controllers.harness import Plane
 
 # private: 8 vcpus, 16 GB; public: priced, large, 2 servers' worth of spend cap.

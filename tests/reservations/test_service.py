@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
-from canopy.store.models import Claim, Cloud, Flavor
-from canopy.store.reservations import LeaseEvent, Reservation
+from canopy.store.models import Claim, Cloud, Flavor, LeaseEvent, Reservation
 from tests.controllers.harness import make_plane
 
 from .helpers import CLOUDS, PRIVATE_ONLY, body, create, leases

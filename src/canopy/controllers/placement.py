@@ -89,7 +89,9 @@ class PlacementController:
         flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
         groups = await _groups(s, servers)
         # Servers booted into a reservation take its slots, not the scheduler's choice.
-        slots = await free_slots(s, {sv.flavor_id for sv in servers if not flavors[sv.flavor_id].is_public})
+        slots = await free_slots(
+            s, {sv.flavor_id for sv in servers if not flavors[sv.flavor_id].is_public}
+        )
         actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
         placements: list[dict[str, Any]] = []
         claims: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from canopy.reservations import lifecycle
 from canopy.reservations.states import EventStatus, EventType, LeaseStatus
 from canopy.services.servers import ServerService
 from canopy.store.leases import lease_rows, unleased
-from canopy.store.reservations import Lease, LeaseEvent
+from canopy.store.models import Lease, LeaseEvent
 
 log = logging.getLogger("canopy.leases")
 
@@ -48,7 +48,7 @@ class LeaseController:
             return None
         return (self.next_due_at - now).total_seconds()
 
-    def _earliest_query(self) -> Select[tuple[datetime | None]]:
+    def _earliest_query(self) -> Select[datetime | None]:
         # Rows another worker holds are its business; if it dies, the idle pass finds them.
         return select(func.min(Lease.next_attempt_at)).where(unleased(Lease, self.rt.lease_now()))
 

@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.reservations.capacity import Offer, Size
 from canopy.reservations.states import LeaseStatus
-from canopy.store.models import Flavor, FlavorMapping, Server
-from canopy.store.reservations import Lease, Reservation
+from canopy.store.models import Flavor, FlavorMapping, Lease, Reservation, Server
 
 
 def flavor_name(reservation_id: str) -> str:

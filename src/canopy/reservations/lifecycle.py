@@ -19,8 +19,7 @@ from canopy.reservations.flavors import drop_flavor
 from canopy.reservations.states import LeaseStatus, ReservationStatus
 from canopy.services.servers import ServerService
 from canopy.store.claims import recount
-from canopy.store.models import Claim, Cloud, Server
-from canopy.store.reservations import Lease, Reservation
+from canopy.store.models import Claim, Cloud, Lease, Reservation, Server
 
 
 async def reservations_of(s: AsyncSession, lease_id: str) -> list[Reservation]:

@@ -7,6 +7,7 @@ leases, a cloud admin anyone's; any other lease is "not found".
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime, timedelta
 
@@ -28,8 +29,7 @@ from canopy.reservations.states import (
 )
 from canopy.services.servers import ServerService
 from canopy.store.claims import peak_usage
-from canopy.store.models import Claim, Flavor
-from canopy.store.reservations import Lease, LeaseEvent, Reservation
+from canopy.store.models import Claim, Flavor, Lease, LeaseEvent, Reservation
 
 # Statuses in which a lease still has events to run.
 LIVE = (LeaseStatus.PENDING, LeaseStatus.ACTIVE)
@@ -64,10 +64,10 @@ class LeaseService:
         return list((await s.execute(q.order_by(Lease.created_at, Lease.id))).scalars())
 
     async def details(
-        self, s: AsyncSession, lease_ids: list[str]
-    ) -> tuple[dict[str, list[Reservation]], dict[str, list[LeaseEvent]]]:
-        res: dict[str, list[Reservation]] = {i: [] for i in lease_ids}
-        events: dict[str, list[LeaseEvent]] = {i: [] for i in lease_ids}
+        self, s: AsyncSession, lease_ids: builtins.list[str]
+    ) -> tuple[dict[str, builtins.list[Reservation]], dict[str, builtins.list[LeaseEvent]]]:
+        res: dict[str, builtins.list[Reservation]] = {i: [] for i in lease_ids}
+        events: dict[str, builtins.list[LeaseEvent]] = {i: [] for i in lease_ids}
         if lease_ids:
             for r in (
                 await s.execute(

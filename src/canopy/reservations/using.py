@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.domain.errors import InvalidRequest, QuotaError
 from canopy.domain.placement import Decision, Explanation, FilterStep
 from canopy.domain.states import DesiredState
 from canopy.reservations.states import LeaseStatus
-from canopy.store.models import Cloud, Server
-from canopy.store.reservations import Lease, Reservation
+from canopy.store.models import Cloud, Lease, Reservation, Server
 
 # reservation id -> cloud -> free slots (a lease not ACTIVE has none anywhere)
 Slots = dict[str, dict[str, int]]
@@ -86,3 +86,48 @@ def take_slot(
         f"({mine[chosen]} slot{'s' if mine[chosen] != 1 else ''} left there)"
     )
     return Decision(cloud=chosen, alternates=usable[1:], explanation=explanation)
+
+
+async def check_boot(
+    s: AsyncSession, flavor_id: str, project_id: str, *, min_count: int, max_count: int
+) -> int | None:
+    """How many of `min_count`..`max_count` servers may boot into the reservation whose
+    flavor is `flavor_id` (None: it is no reservation's flavor).
+
+    Another project's reservation is not found, as in Nova; one whose lease is not active
+    says so; more servers than the reservation holds are refused (QuotaError, 403) with
+    how many it holds and uses. The lease row is locked, so two creates cannot both take
+    the last slot (placement checks the slots again in any case).
+    """
+    row = (
+        await s.execute(
+            select(Reservation, Lease)
+            .join(Lease, Lease.id == Reservation.lease_id)
+            .where(Reservation.id == flavor_id)
+            .with_for_update(of=Lease)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    res, lease = row
+    if lease.project_id != project_id:
+        raise InvalidRequest(f"Flavor {flavor_id} could not be found.")
+    if lease.status != LeaseStatus.ACTIVE:
+        raise InvalidRequest(
+            f"Flavor {flavor_id} is reservation {res.id} of lease {lease.name!r}, which is "
+            f"{lease.status}: it can be used only while the lease is ACTIVE."
+        )
+    used = await s.scalar(
+        select(func.count()).where(
+            Server.flavor_id == res.id,
+            Server.deleted.is_(False),
+            Server.desired_state != DesiredState.DELETED,
+        )
+    )
+    room = res.amount - int(used or 0)
+    if room < min_count:
+        raise QuotaError(
+            f"Reservation {res.id} of lease {lease.name!r} holds {res.amount} server"
+            f"{'s' if res.amount != 1 else ''} and {used} in use: no room for {min_count} more."
+        )
+    return min(max_count, room)

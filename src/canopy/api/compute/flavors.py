@@ -161,9 +161,9 @@ async def _get(s: AsyncSession, flavor_id: str, ctx: RequestContext) -> Flavor:
     """A flavor the caller may see: a public one, or a reservation's flavor, which only
     its lease's project sees, only while the lease is active (a cloud admin sees all)."""
     flavor = await s.get(Flavor, flavor_id) if could_be_id(flavor_id) else None
-    if flavor is not None and not flavor.is_public and not ctx.is_cloud_admin:
-        if await usable_reservation(s, flavor.id, ctx.project_id) is None:
-            flavor = None
+    hidden = flavor is not None and not flavor.is_public and not ctx.is_cloud_admin
+    if hidden and await usable_reservation(s, flavor_id, ctx.project_id) is None:
+        flavor = None
     if flavor is None:
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return flavor

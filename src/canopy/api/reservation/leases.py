@@ -35,7 +35,7 @@ def _service(settings: SettingsDep, db: DatabaseDep, clock: ClockDep) -> LeaseSe
 
 
 async def _one(svc: LeaseService, s: Any, lease_id: str) -> dict[str, Any]:
-    from canopy.store.reservations import Lease
+    from canopy.store.models import Lease
 
     lease = await s.get(Lease, lease_id)
     res, events = await svc.details(s, [lease_id])

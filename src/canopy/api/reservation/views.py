@@ -6,7 +6,7 @@ from typing import Any
 
 from canopy.reservations.dates import format_date
 from canopy.reservations.states import FLAVOR_INSTANCE
-from canopy.store.reservations import Lease, LeaseEvent, Reservation
+from canopy.store.models import Lease, LeaseEvent, Reservation
 
 
 def reservation_view(r: Reservation) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from canopy.store.models import Base, Retried
+from canopy.store.models.base import Base, Retried
 
 
 class Lease(Retried, Base):
