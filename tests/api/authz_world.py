@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from canopy.api.identity.catalog import build_catalog
 from canopy.domain.context import RequestContext
+from canopy.reservations.service import LeaseService
 from canopy.services import identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
@@ -80,6 +81,29 @@ class World:
         [server] = await self.api.plane.service.create(self.ctx(who), req)
         return server.id
 
+    async def new_lease(self, who: str) -> str:
+        plane = self.api.plane
+        body = {
+            "name": f"l-{uuid.uuid4().hex[:8]}",
+            "start_date": "2030-01-01 00:00",
+            "end_date": "2030-01-01 01:00",
+            "reservations": [
+                {
+                    "resource_type": "virtual:instance",
+                    "amount": 1,
+                    "vcpus": 1,
+                    "memory_mb": 512,
+                    "disk_gb": 0,
+                    "affinity": "False",
+                    "resource_properties": "",
+                }
+            ],
+            "events": [],
+        }
+        async with plane.db.session() as s:
+            svc = LeaseService(plane.settings, plane.clock, plane.service)
+            return (await svc.create(s, self.ctx(who), body)).id
+
     async def new_group(self, who: str) -> str:
         async with self.api.plane.db.session() as s:
             g = await server_groups.create(
@@ -128,12 +152,14 @@ class World:
         """The path value `fixture` names, for caller `who`; the other project's if `foreign`."""
         owner = "other" if foreign else "member"
         me = "other" if foreign else who if who in self.people else "member"
-        if fixture in ("server", "group", "request_id"):
+        if fixture in ("server", "group", "request_id", "lease"):
             return self.objects[f"{fixture}:{owner}"]
         if fixture == "fresh_server":
             return await self.new_server(owner)
         if fixture == "fresh_group":
             return await self.new_group(owner)
+        if fixture == "fresh_lease":
+            return await self.new_lease(owner)
         if fixture == "project":
             return self.people[me].project_id
         if fixture == "user":
@@ -183,6 +209,7 @@ async def build_world(api: Api) -> World:
     for side in ("member", "other"):
         w.objects[f"server:{side}"] = await w.new_server(side)
         w.objects[f"group:{side}"] = await w.new_group(side)
+        w.objects[f"lease:{side}"] = await w.new_lease(side)
     async with plane.db.read() as s:
         for side in ("member", "other"):
             sid = w.objects[f"server:{side}"]
@@ -235,6 +262,8 @@ def fault_shape(path: str, response: httpx.Response) -> str | None:
         ok = isinstance(body.get("error"), dict) and body["error"].get("code") == code
         if ok and code == 401 and "www-authenticate" not in response.headers:
             return "a Keystone 401 without WWW-Authenticate"
+    elif path.startswith("/reservation"):
+        ok = body.get("error") == code and bool(body.get("error_message"))
     elif path.startswith("/image"):
         ok = body.get("code", "").startswith(str(code)) and bool(body.get("message"))
     else:

@@ -66,6 +66,27 @@ GRANT = {"project_id": "project", "user_id": "user"}
 GRANT_ROLE = {"project_id": "project", "user_id": "user", "role_id": "role"}
 SERVER_BODY = {"server": {"name": "vm", "imageRef": "cirros", "flavorRef": "1", "networks": "none"}}
 
+LEASE = {"lease_id": "lease"}
+FRESH_LEASE = {"lease_id": "fresh_lease"}
+LEASE_BODY = {
+    "name": "lease-{uid}",
+    "start_date": "2030-02-01 00:00",
+    "end_date": "2030-02-01 01:00",
+    "reservations": [
+        {
+            "resource_type": "virtual:instance",
+            "amount": 1,
+            "vcpus": 1,
+            "memory_mb": 512,
+            "disk_gb": 0,
+            "affinity": "False",
+            "resource_properties": "",
+        }
+    ],
+    "events": [],
+    "before_end_date": None,
+}
+
 TABLE: dict[str, Rule] = {
     # Health, metrics, version documents and logging in: open to anyone.
     "GET /healthz": Rule(ANYONE),
@@ -202,6 +223,17 @@ TABLE: dict[str, Rule] = {
     ),
     "GET /canopy/v1/servers": Rule(CLOUD),
     "GET /canopy/v1/servers/{server_id}": Rule(CLOUD, SERVER),
+    # Blazar: a project's leases, its members change them, its readers look.
+    "GET /reservation/": Rule(ANYONE),
+    "GET /reservation/versions": Rule(ANYONE),
+    "GET /reservation/v1/plugins": Rule(READERS),
+    "GET /reservation/v1/leases": Rule(READERS),
+    "POST /reservation/v1/leases": Rule(WRITERS, body=LEASE_BODY),
+    "GET /reservation/v1/leases/{lease_id}": Rule(READERS, LEASE, foreign=404),
+    "PUT /reservation/v1/leases/{lease_id}": Rule(
+        WRITERS, FRESH_LEASE, {"name": "renamed-{uid}"}, foreign=404
+    ),
+    "DELETE /reservation/v1/leases/{lease_id}": Rule(WRITERS, FRESH_LEASE, foreign=404),
 }
 
 

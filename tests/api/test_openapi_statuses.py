@@ -78,7 +78,7 @@ async def test_every_operation_is_described_and_nothing_else(served: Served) -> 
 
 async def test_every_4xx_has_its_services_fault_schema(served: Served) -> None:
     schemas = served.spec["components"]["schemas"]
-    assert {"FaultDetail", "KeystoneError", "GlanceError"} <= set(schemas)
+    assert {"FaultDetail", "KeystoneError", "GlanceError", "BlazarError"} <= set(schemas)
     for method, path, op in operations(served.spec):
         for code, response in op["responses"].items():
             if not code.startswith("4"):
@@ -89,6 +89,8 @@ async def test_every_4xx_has_its_services_fault_schema(served: Served) -> None:
                 assert schema == {"$ref": "#/components/schemas/KeystoneError"}, (method, path)
             elif kind == "image":
                 assert schema == {"$ref": "#/components/schemas/GlanceError"}, (method, path)
+            elif kind == "reservation":
+                assert schema == {"$ref": "#/components/schemas/BlazarError"}, (method, path)
             else:
                 (name,) = schema["required"]
                 expected = {"400": "badRequest", "404": "itemNotFound", "409": "conflictingRequest"}

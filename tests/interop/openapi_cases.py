@@ -20,6 +20,30 @@ UUID0 = "00000000-0000-0000-0000-000000000000"
 
 # Valid-looking bodies for the operations whose schema does not describe their body.
 OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
+    ("POST", "/reservation/v1/leases"): [
+        {
+            "name": "lease",
+            "start_date": "2030-01-01 00:00",
+            "end_date": "2030-01-01 01:00",
+            "reservations": [
+                {
+                    "resource_type": "virtual:instance",
+                    "amount": 1,
+                    "vcpus": 1,
+                    "memory_mb": 512,
+                    "disk_gb": 0,
+                    "affinity": "False",
+                    "resource_properties": "",
+                }
+            ],
+            "events": [],
+            "before_end_date": None,
+        }
+    ],
+    ("PUT", "/reservation/v1/leases/{lease_id}"): [
+        {"name": "renamed", "end_date": "2030-01-01 02:00"},
+        {"prolong_for": "1h"},
+    ],
     ("POST", "/identity/v3/auth/tokens"): [
         {
             "auth": {

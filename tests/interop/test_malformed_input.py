@@ -86,7 +86,10 @@ def write_ops(canopy_server: CanopyServer) -> list[tuple[str, str]]:
 
 
 def _is_fault(body: Any) -> bool:
-    """An OpenStack fault body: {"<name>": {"code", "message"}} or Keystone's {"error": ...}."""
+    """An OpenStack fault body: {"<name>": {"code", "message"}}, Keystone's {"error": ...}
+    or Blazar's {"error": <code>, "error_message": "..."}."""
+    if isinstance(body, dict) and set(body) == {"error", "error_message"}:
+        return isinstance(body["error"], int) and isinstance(body["error_message"], str)
     if not isinstance(body, dict) or len(body) != 1:
         return False
     (inner,) = body.values()

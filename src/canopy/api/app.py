@@ -17,6 +17,7 @@ from canopy.api.image import image_router, install_image
 from canopy.api.openapi import install_openapi
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
+from canopy.api.reservation import install_reservation, reservation_router
 from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
@@ -48,12 +49,14 @@ def create_app(
     install_request_id(app)  # added last, so it runs first: the id exists for everything
     install_identity(app)
     install_image(app)
+    install_reservation(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())
     app.include_router(identity_router())
     app.include_router(compute_router())
     app.include_router(image_router())
+    app.include_router(reservation_router())
     install_unsupported(app)  # after the routers: it reads their routes
     install_openapi(app)
     return app

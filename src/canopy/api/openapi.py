@@ -163,8 +163,28 @@ _own(
     "GET /image/v2/images/{image_id}",
 )
 
+# Blazar.
+_own("GET /reservation/", "GET /reservation/versions")
+_own("GET /reservation/v1/plugins", "GET /reservation/v1/leases")
+_own("POST /reservation/v1/leases", statuses=(403, 409))  # a reader; name taken, no room
+_own("GET /reservation/v1/leases/{lease_id}")
+_own(
+    "PUT /reservation/v1/leases/{lease_id}",
+    statuses=(403, 409),  # a reader; name taken, no room over the new window, lease ended
+)
+_own("DELETE /reservation/v1/leases/{lease_id}", statuses=(403,))
+
 _VERSION_DOCS = frozenset(
-    {"/identity", "/identity/v3", "/compute/", "/compute/v2.1/", "/image/", "/image/versions"}
+    {
+        "/identity",
+        "/identity/v3",
+        "/compute/",
+        "/compute/v2.1/",
+        "/image/",
+        "/image/versions",
+        "/reservation/",
+        "/reservation/versions",
+    }
 )
 _OPEN = frozenset({"/healthz", "/metrics", *_VERSION_DOCS})
 
@@ -175,6 +195,7 @@ def service(path: str) -> str:
         ("/compute", "compute"),
         ("/image", "image"),
         ("/identity", "identity"),
+        ("/reservation", "reservation"),
         ("/canopy", "admin"),
     ):
         if path == prefix or path.startswith(prefix + "/"):
@@ -211,6 +232,11 @@ _DETAIL = {
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "BlazarError": {
+        "type": "object",
+        "required": ["error", "error_message"],
+        "properties": {"error": {"type": "integer"}, "error_message": {"type": "string"}},
+    },
     "FaultDetail": _DETAIL,
     "KeystoneError": {
         "type": "object",
@@ -248,6 +274,8 @@ def fault_schema(path: str, code: int) -> dict[str, Any]:
         return {"$ref": "#/components/schemas/KeystoneError"}
     if kind == "image":
         return {"$ref": "#/components/schemas/GlanceError"}
+    if kind == "reservation":
+        return {"$ref": "#/components/schemas/BlazarError"}
     name = fault_name(code)
     return {
         "type": "object",

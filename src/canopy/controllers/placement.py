@@ -20,6 +20,7 @@ from canopy.controllers.summary import attempts_text
 from canopy.domain.placement import CloudSnapshot, Decision, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.reservations.using import free_slots, take_slot
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.capacity_blocks import active_blocks
 from canopy.store.claims import Usage, claim_row, clouds_with_later_claims, peak_usage
@@ -91,6 +92,10 @@ class PlacementController:
         snaps = await _snapshots(s, clouds, now)
         flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
         groups = await _groups(s, servers)
+        # Servers booted into a reservation take its slots, not the scheduler's choice.
+        slots = await free_slots(
+            s, {sv.flavor_id for sv in servers if not flavors[sv.flavor_id].is_public}
+        )
         actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
         placements: list[dict[str, Any]] = []
         claims: list[dict[str, Any]] = []
@@ -99,6 +104,16 @@ class PlacementController:
         with s.no_autoflush:
             for server in servers:
                 flavor = flavors[server.flavor_id]
+                if flavor.id in slots:
+                    tried = (a["cloud"] for a in server.attempt_log if a.get("cloud"))
+                    decision = take_slot(slots, flavor.id, clouds, tried)
+                    if decision.cloud is None:
+                        await self._unplaced(s, server, decision)
+                        PLACEMENTS.labels(result="unplaced", cloud="").inc()
+                    else:  # held by the reservation's claim: no claim of its own
+                        self._placed(server, decision, now, placements, events, actions)
+                        PLACEMENTS.labels(result="placed", cloud=decision.cloud).inc()
+                    continue
                 req = _request(server, flavor, groups)
                 decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
                 if decision.cloud is None:
@@ -130,7 +145,7 @@ class PlacementController:
         ):
             if rows:
                 await s.execute(insert(model), rows)
-        return len(servers), len(claims)
+        return len(servers), len(placements)
 
     def _placed(
         self,

@@ -17,6 +17,7 @@ from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
+from canopy.reservations.controller import LeaseController
 
 log = logging.getLogger("canopy.worker")
 
@@ -32,10 +33,12 @@ class Worker:
         self.sync = SyncController(rt)
         self.housekeeping = HousekeepingController(rt)
         self.inventory = InventoryController(rt)
+        self.leases = LeaseController(rt)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
         n = await self.inventory.run_once()
+        n += await self.leases.run_once()
         n += await self.placement.run_once()
         n += await self.provisioning.run_once()
         n += await self.power.run_once()
@@ -62,6 +65,7 @@ class Worker:
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self.power.run_once, poll, stop),
             self._loop("sync", self.sync.run_once, min(poll, 0.5), stop, self._sync_wait),
+            self._loop("leases", self.leases.run_once, poll, stop, self._lease_wait),
             self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
@@ -133,6 +137,12 @@ class Worker:
         """Sleep until the next sync is due, not a whole poll past it."""
         due = self.sync.next_due_in(self.rt.clock.now())
         return idle if due is None else min(idle, due + 0.001)
+
+    def _lease_wait(self, idle: float) -> float:
+        """Sleep until the next lease event is due (a lease due in 0.3 s wakes the loop
+        then), and no longer than `idle` (leases written by another process's API)."""
+        due = self.leases.next_due_in(self.rt.clock.now())
+        return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     async def _loop(
         self,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.reservations.using import check_boot
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
@@ -68,13 +69,19 @@ class ServerCreation(ServerScope):
                 group = await s.get(ServerGroup, req.group_id)
                 if group is None or group.project_id != ctx.project_id:
                     raise InvalidRequest(f"Invalid server group {req.group_id}")
+            max_count = req.max_count
+            if not flavor.is_public:  # a reservation's flavor: within what it holds
+                room = await check_boot(
+                    s, flavor.id, ctx.project_id, min_count=req.min_count, max_count=max_count
+                )
+                max_count = max_count if room is None else room
             count = await quotas.check_create(
                 s,
                 self.settings,
                 ctx.project_id,
                 flavor,
                 min_count=req.min_count,
-                max_count=req.max_count,
+                max_count=max_count,
                 metadata_items=len(req.metadata),
                 group_id=req.group_id,
             )

@@ -55,7 +55,7 @@ async def test_the_catalog_has_identity_compute_and_image_on_every_interface(
 ) -> None:
     t = _token(await ks.login("admin", ADMIN_PASSWORD, project="admin"))
     by_type = {entry["type"]: entry for entry in t["catalog"]}
-    assert set(by_type) == {"identity", "compute", "image"}
+    assert set(by_type) == {"identity", "compute", "image", "reservation"}
     urls = {"identity": "/identity", "compute": "/compute/v2.1", "image": "/image"}
     names = {"identity": "keystone", "compute": "nova", "image": "glance"}
     for kind, entry in by_type.items():
@@ -121,7 +121,7 @@ async def test_unscoped_on_request_and_for_a_user_without_a_default_project(
     t = _token(await ks.login("loner", "pw"))
     assert "project" not in t and t["roles"] == []
     assert t["user"]["name"] == "loner"
-    assert {e["type"] for e in t["catalog"]} == {"identity", "compute", "image"}
+    assert {e["type"] for e in t["catalog"]} == {"identity", "compute", "image", "reservation"}
 
 
 async def test_no_scope_means_the_default_project_as_in_keystone(ks: Keystone) -> None:
@@ -323,7 +323,12 @@ async def test_a_revoked_role_invalidates_the_token_at_once(ks: Keystone) -> Non
 async def test_auth_catalog_projects_domains_and_system(ks: Keystone) -> None:
     r = await ks.client.get(f"{V3}/auth/catalog")
     assert r.status_code == 200
-    assert {e["type"] for e in r.json()["catalog"]} == {"identity", "compute", "image"}
+    assert {e["type"] for e in r.json()["catalog"]} == {
+        "identity",
+        "compute",
+        "image",
+        "reservation",
+    }
     r = await ks.client.get(f"{V3}/auth/projects")
     assert [p["id"] for p in r.json()["projects"]] == [ks.admin.project_id]
     assert (await ks.client.get(f"{V3}/auth/domains")).json()["domains"] == []

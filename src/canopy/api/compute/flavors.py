@@ -27,6 +27,7 @@ from canopy.api.compute.views import flavor_basic, flavor_detail
 from canopy.api.deps import ReadSessionDep, SettingsDep
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest, NotFound
+from canopy.reservations.flavors import usable_reservation
 from canopy.store.models import Flavor
 
 router = APIRouter()
@@ -156,8 +157,13 @@ async def list_flavors_detail(
     return await _list(request, v, ctx, s, settings, detail=True)
 
 
-async def _get(s: AsyncSession, flavor_id: str) -> Flavor:
+async def _get(s: AsyncSession, flavor_id: str, ctx: RequestContext) -> Flavor:
+    """A flavor the caller may see: a public one, or a reservation's flavor, which only
+    its lease's project sees, only while the lease is active (a cloud admin sees all)."""
     flavor = await s.get(Flavor, flavor_id) if could_be_id(flavor_id) else None
+    hidden = flavor is not None and not flavor.is_public and not ctx.is_cloud_admin
+    if hidden and await usable_reservation(s, flavor_id, ctx.project_id) is None:
+        flavor = None
     if flavor is None:
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return flavor
@@ -168,24 +174,24 @@ async def show_flavor(
     flavor_id: str,
     request: Request,
     v: VersionDep,
-    _ctx: AuthDep,
+    ctx: AuthDep,
     s: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    return {"flavor": flavor_detail(request, settings, v, await _get(s, flavor_id))}
+    return {"flavor": flavor_detail(request, settings, v, await _get(s, flavor_id, ctx))}
 
 
 @router.get("/flavors/{flavor_id}/os-extra_specs", summary="A flavor's extra specs (none)")
 async def flavor_extra_specs(
-    flavor_id: str, _v: VersionDep, _ctx: AuthDep, s: ReadSessionDep
+    flavor_id: str, _v: VersionDep, ctx: AuthDep, s: ReadSessionDep
 ) -> dict[str, Any]:
-    await _get(s, flavor_id)
+    await _get(s, flavor_id, ctx)
     return {"extra_specs": {}}
 
 
 @router.get("/flavors/{flavor_id}/os-extra_specs/{key}", summary="One extra spec (none)")
 async def flavor_extra_spec(
-    flavor_id: str, key: str, _v: VersionDep, _ctx: AuthDep, s: ReadSessionDep
+    flavor_id: str, key: str, _v: VersionDep, ctx: AuthDep, s: ReadSessionDep
 ) -> dict[str, Any]:
-    await _get(s, flavor_id)
+    await _get(s, flavor_id, ctx)
     raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")

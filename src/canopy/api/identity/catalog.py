@@ -1,5 +1,5 @@
-"""The service catalog every token carries: identity, compute and image on this one port,
-each with public, internal and admin endpoints in the configured region."""
+"""The service catalog every token carries: identity, compute, image and reservation on this
+one port, each with public, internal and admin endpoints in the configured region."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ SERVICES = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("reservation", "blazar", "/reservation/v1"),
 )
 INTERFACES = ("public", "internal", "admin")
 

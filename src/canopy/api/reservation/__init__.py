@@ -1,0 +1,30 @@
+"""Blazar v1 subset at /reservation/v1: version documents, plugins and leases.
+
+The catalog's `reservation` endpoint is /reservation/v1 (no project in the path);
+python-blazarclient appends /leases to it. Errors use Blazar's body.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from canopy.api.errors import add_fault_format
+from canopy.api.reservation import leases, versions
+from canopy.api.reservation.faults import blazar_fault
+
+PREFIX = "/reservation"
+
+
+def install_reservation(app: FastAPI) -> None:
+    """Blazar's fault body for everything under /reservation."""
+    add_fault_format(app, PREFIX, blazar_fault)
+
+
+def reservation_router() -> APIRouter:
+    router = APIRouter(tags=["reservation"])
+    router.include_router(versions.router, prefix=PREFIX)
+    router.include_router(leases.router, prefix=f"{PREFIX}/v1")
+    return router
+
+
+__all__ = ["PREFIX", "blazar_fault", "install_reservation", "reservation_router"]

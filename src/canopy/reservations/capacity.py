@@ -1,0 +1,200 @@
+"""Where a reservation's servers fit over its whole window, and the claims that hold them.
+
+The scheduler is the servers' own pipeline (filters, weighers, burst policy), run over
+snapshots whose usage is each cloud's *peak* over the window [start, end) instead of its
+usage now: a server fits a cloud for the whole window exactly when it fits at the busiest
+moment of it. The reservation's servers are placed one at a time (each decision sees the
+ones before it, as in a batch of servers), so the part that does not fit private capacity
+bursts to the next tier, within `max_spend_per_hour` at the window's peak spend.
+
+The caller holds the cloud rows locked (`lock_clouds`, name order, as placement does) from
+the peak query until its claims are written, in one transaction: many API processes and
+workers never oversubscribe a cloud at any instant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.config import Settings
+from canopy.domain.errors import Conflict
+from canopy.domain.placement import CloudSnapshot, GroupState, PlacementRequest
+from canopy.domain.specs import Resources
+from canopy.scheduler import apply_claim, schedule
+from canopy.store.claims import claim_row, peak_usage
+from canopy.store.models import Claim, Cloud, Flavor, FlavorMapping
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """One reserved server's size, and the flavor name the scheduler knows it by."""
+
+    flavor: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What a cloud runs a reserved server as, and what it costs there per hour."""
+
+    remote_flavor: str
+    flavor_id: str  # the canopy flavor whose mapping it is
+    price_per_hour_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The part of a reservation held on one cloud."""
+
+    cloud: str
+    amount: int
+    reason: str
+
+
+async def lock_clouds(s: AsyncSession) -> dict[str, Cloud]:
+    """Every cloud row, locked in name order (placement's order: no deadlock between them)."""
+    rows = await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
+    return {c.name: c for c in rows.scalars()}
+
+
+async def offers(s: AsyncSession, size: Size, source_flavor_id: str | None) -> dict[str, Offer]:
+    """Per cloud, how it would run one server of `size`.
+
+    A flavor:instance reservation runs as its flavor wherever that is mapped; a
+    virtual:instance one as the cheapest mapped flavor at least as large in every
+    dimension (the cloud's "cheapest that fits").
+    """
+    q = select(FlavorMapping, Flavor).join(Flavor, Flavor.id == FlavorMapping.flavor_id)
+    if source_flavor_id is not None:
+        q = q.where(Flavor.id == source_flavor_id)
+    else:
+        q = q.where(
+            Flavor.is_public.is_(True),
+            Flavor.vcpus >= size.vcpus,
+            Flavor.ram_mb >= size.ram_mb,
+            Flavor.disk_gb >= size.disk_gb,
+        )
+    best: dict[str, tuple[tuple[int, int, int, str], Offer]] = {}
+    for m, f in await s.execute(q):
+        key = (m.price_per_hour_micros, f.vcpus, f.ram_mb, f.id)
+        if m.cloud not in best or key < best[m.cloud][0]:
+            best[m.cloud] = (key, Offer(m.remote_flavor, f.id, m.price_per_hour_micros))
+    out = {cloud: offer for cloud, (_, offer) in best.items()}
+    return out
+
+
+async def window_snapshots(
+    s: AsyncSession,
+    clouds: dict[str, Cloud],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    size: Size,
+    offered: dict[str, Offer],
+) -> dict[str, CloudSnapshot]:
+    """The clouds as the scheduler sees them for a server that runs over [start, end)."""
+    snaps: dict[str, CloudSnapshot] = {}
+    for c in clouds.values():
+        peak = await peak_usage(s, [c.name], start, end)
+        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
+        offer = offered.get(c.name)
+        snaps[c.name] = CloudSnapshot(
+            name=c.name,
+            tier=c.tier,
+            enabled=c.enabled,
+            removed=c.removed_at is not None,
+            healthy=c.healthy,
+            blocklisted=blocked,
+            vcpus_capacity=c.vcpus_capacity,
+            ram_mb_capacity=c.ram_mb_capacity,
+            instances_capacity=c.instances_capacity,
+            vcpus_claimed=peak.vcpus,
+            ram_mb_claimed=peak.ram_mb,
+            instances_claimed=peak.instances,
+            spend_per_hour_micros=peak.spend_micros,
+            price_per_hour_micros={}
+            if offer is None
+            else {size.flavor: offer.price_per_hour_micros},
+            images=None,
+        )
+    return snaps
+
+
+def place(
+    snaps: dict[str, CloudSnapshot],
+    size: Size,
+    amount: int,
+    affinity: bool | None,
+    settings: Settings,
+    reservation_id: str,
+) -> list[Share]:
+    """Place `amount` servers of `size` on the snapshots (moved as they are claimed).
+
+    Conflict, naming the filter that emptied the list, when one of them fits nowhere:
+    a reservation is held whole or not at all. `affinity` True keeps every server on one
+    cloud; False and None leave the clouds free (anti-affinity between hosts is each
+    cloud's own business).
+    """
+    placed: Counter[str] = Counter()
+    reasons: dict[str, str] = {}
+    first: str | None = None
+    for i in range(amount):
+        group = None
+        if affinity and first is not None:
+            group = GroupState(policy="affinity", member_clouds=(first,))
+        req = PlacementRequest(
+            server_id=f"{reservation_id}#{i}",
+            flavor=size.flavor,
+            resources=Resources(size.vcpus, size.ram_mb, size.disk_gb, 1),
+            group=group,
+        )
+        decision = schedule(list(snaps.values()), req, settings.scheduler)
+        if decision.cloud is None:
+            held = f" ({i} of {amount} would fit)" if i else ""
+            raise Conflict(f"Not enough resources available{held}. {decision.reason}")
+        apply_claim(snaps[decision.cloud], req)
+        placed[decision.cloud] += 1
+        reasons.setdefault(decision.cloud, decision.reason)
+        first = first or decision.cloud
+    return [Share(cloud, n, reasons[cloud]) for cloud, n in sorted(placed.items())]
+
+
+async def hold(
+    s: AsyncSession,
+    clouds: dict[str, Cloud],
+    shares: list[Share],
+    size: Size,
+    offered: dict[str, Offer],
+    *,
+    reservation_id: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> None:
+    """Write the reservation's claims: one per cloud, over [start, end)."""
+    rows: list[dict[str, Any]] = []
+    for share in shares:
+        rows.append(
+            claim_row(
+                clouds[share.cloud],
+                reservation_id=reservation_id,
+                vcpus=size.vcpus * share.amount,
+                ram_mb=size.ram_mb * share.amount,
+                disk_gb=size.disk_gb * share.amount,
+                instances=share.amount,
+                price_per_hour_micros=offered[share.cloud].price_per_hour_micros * share.amount,
+                now=now,
+                starts_at=start,
+                ends_at=end,
+            )
+        )
+    if rows:
+        await s.execute(insert(Claim), rows)

@@ -1,0 +1,246 @@
+"""The lease and reservation bodies python-blazarclient sends, validated into plain types.
+
+The client sends numbers as JSON numbers (it converts whole numbers) and everything else as
+strings: `affinity` arrives as "False". Any field of the wrong type or out of range is a
+400 naming it; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from canopy.domain.errors import InvalidRequest
+from canopy.reservations.dates import parse_date
+from canopy.reservations.states import (
+    FLAVOR_INSTANCE,
+    PHYSICAL_HOST,
+    RESOURCE_TYPES,
+    VIRTUAL_INSTANCE,
+)
+
+NAME_MAX = 255
+AMOUNT_MAX = 10_000
+_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRequest:
+    """One reservation of a lease: `amount` servers of one size."""
+
+    resource_type: str
+    amount: int
+    vcpus: int = 0
+    memory_mb: int = 0
+    disk_gb: int = 0
+    flavor: str | None = None  # flavor:instance: the flavor's id or name
+    affinity: bool | None = None
+    resource_properties: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    name: str
+    start: datetime
+    end: datetime
+    before_end: datetime | None
+    reservations: tuple[ReservationRequest, ...]
+    start_is_now: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseUpdate:
+    name: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    before_end: datetime | None = None
+    start_is_now: bool = False
+
+
+def _object(body: Any, key: str | None) -> dict[str, Any]:
+    if key is not None and isinstance(body, dict) and isinstance(body.get(key), dict):
+        body = body[key]  # some callers wrap the lease: {"lease": {...}}
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest("A lease needs a name (a non-empty string).")
+    if len(value) > NAME_MAX:
+        raise InvalidRequest(f"A lease name is at most {NAME_MAX} characters.")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidRequest("A lease name must not contain control characters.")
+    return value
+
+
+def _int(r: dict[str, Any], key: str, *, low: int, high: int = 1_000_000_000) -> int:
+    value = r.get(key)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"Reservation field {key} must be a whole number, got {value!r:.40}.")
+    if not low <= value <= high:
+        raise InvalidRequest(f"Reservation field {key} must be between {low} and {high}.")
+    return value
+
+
+def _affinity(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "none", "null"):
+            return None
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+    raise InvalidRequest(f"Reservation field affinity must be True, False or None: {value!r:.40}.")
+
+
+def _properties(value: Any) -> str:
+    if value is None or value == "" or value == "[]":
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest("Reservation field resource_properties must be a string.")
+    raise InvalidRequest(
+        "resource_properties are not supported yet: a reservation is placed by capacity "
+        "and the burst policy, on any cloud that offers the size."
+    )
+
+
+def reservation(r: Any) -> ReservationRequest:
+    """One entry of `reservations`, validated."""
+    if not isinstance(r, dict):
+        raise InvalidRequest("Each reservation must be a JSON object.")
+    kind = r.get("resource_type")
+    if kind == PHYSICAL_HOST:
+        raise InvalidRequest(
+            "Reservation type physical:host is not supported yet: reserve instances "
+            "(virtual:instance or flavor:instance) instead."
+        )
+    if kind not in RESOURCE_TYPES:
+        raise InvalidRequest(
+            f"Unknown resource_type {kind!r:.40}: expected one of {', '.join(RESOURCE_TYPES)}."
+        )
+    amount = _int(r, "amount", low=1, high=AMOUNT_MAX)
+    affinity = _affinity(r.get("affinity"))
+    props = _properties(r.get("resource_properties"))
+    if kind == VIRTUAL_INSTANCE:
+        return ReservationRequest(
+            resource_type=kind,
+            amount=amount,
+            vcpus=_int(r, "vcpus", low=1, high=4096),
+            memory_mb=_int(r, "memory_mb", low=1, high=64 * 1024 * 1024),
+            disk_gb=_int(r, "disk_gb", low=0, high=1024 * 1024),
+            affinity=affinity,
+            resource_properties=props,
+        )
+    assert kind == FLAVOR_INSTANCE
+    flavor = r.get("flavor_id")
+    if not isinstance(flavor, str) or not flavor.strip() or len(flavor) > 255:
+        raise InvalidRequest("A flavor:instance reservation needs a flavor_id.")
+    return ReservationRequest(
+        resource_type=kind,
+        amount=amount,
+        flavor=flavor,
+        affinity=affinity,
+        resource_properties=props,
+    )
+
+
+def lease_create(body: Any, now: datetime) -> LeaseRequest:
+    """A create body (`POST /leases`), validated; dates in UTC."""
+    b = _object(body, "lease")
+    name = _name(b.get("name"))
+    start = parse_date(b.get("start_date", "now"), "start_date", now)
+    end = parse_date(b.get("end_date"), "end_date", now)
+    before = b.get("before_end_date")
+    before_end = None if before in (None, "") else parse_date(before, "before_end_date", now)
+    raw = b.get("reservations")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("A lease needs a non-empty list of reservations.")
+    if len(raw) > 100:
+        raise InvalidRequest("A lease holds at most 100 reservations.")
+    events = b.get("events", [])
+    if events not in (None, []):
+        raise InvalidRequest("Custom events are not supported: send an empty events list.")
+    req = LeaseRequest(
+        name=name,
+        start=start,
+        end=end,
+        before_end=before_end,
+        reservations=tuple(reservation(r) for r in raw),
+        start_is_now=b.get("start_date", "now") == "now",
+    )
+    check_window(req.start, req.end, req.before_end, now, req.start_is_now)
+    return req
+
+
+def check_window(
+    start: datetime, end: datetime, before_end: datetime | None, now: datetime, is_now: bool
+) -> None:
+    """Blazar's date rules: the start is not in the past, the end after the start."""
+    if not is_now and start < now.replace(second=0, microsecond=0):
+        raise InvalidRequest("Start date must be later than current date.")
+    if end <= start:
+        raise InvalidRequest("End date must be later than start date.")
+    if before_end is not None and not start <= before_end <= end:
+        raise InvalidRequest("before_end_date must be between the start and the end date.")
+
+
+def _duration(value: Any, field: str) -> timedelta:
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise InvalidRequest(f"{field} must be a duration like 30m, 4h or 2d.")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def lease_update(body: Any, now: datetime, start: datetime, end: datetime) -> LeaseUpdate:
+    """An update body (`PUT /leases/{id}`) against the lease's current dates."""
+    b = _object(body, "lease")
+    if b.get("reservations"):
+        raise InvalidRequest(
+            "Changing a lease's reservations (amounts, sizes) is not supported yet: "
+            "create another lease."
+        )
+    known = {
+        "name",
+        "start_date",
+        "end_date",
+        "before_end_date",
+        "reservations",
+        "events",
+        "prolong_for",
+        "reduce_by",
+        "defer_by",
+        "advance_by",
+    }
+    unknown = sorted(set(b) - known)
+    if unknown:
+        raise InvalidRequest(f"Unknown lease field {unknown[0]!r:.40}.")
+    name = _name(b["name"]) if "name" in b else None
+    new_start = parse_date(b["start_date"], "start_date", now) if "start_date" in b else None
+    new_end = parse_date(b["end_date"], "end_date", now) if "end_date" in b else None
+    if "prolong_for" in b:
+        new_end = (new_end or end) + _duration(b["prolong_for"], "prolong_for")
+    if "reduce_by" in b:
+        new_end = (new_end or end) - _duration(b["reduce_by"], "reduce_by")
+    if "defer_by" in b:
+        new_start = (new_start or start) + _duration(b["defer_by"], "defer_by")
+    if "advance_by" in b:
+        new_start = (new_start or start) - _duration(b["advance_by"], "advance_by")
+    before = b.get("before_end_date")
+    before_end = None if before in (None, "") else parse_date(before, "before_end_date", now)
+    return LeaseUpdate(
+        name=name,
+        start=new_start,
+        end=new_end,
+        before_end=before_end,
+        start_is_now=b.get("start_date") == "now",
+    )

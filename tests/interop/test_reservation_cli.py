@@ -1,0 +1,108 @@
+"""Blazar through the real `openstack reservation ...` (python-blazarclient) against a real
+`canopy up`: leases created, listed, shown, prolonged and deleted, and servers booted into
+an instance reservation with `--flavor <reservation id>`."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .conftest import CanopyServer
+
+
+def _create(server: CanopyServer, *args: str) -> Any:
+    """`openstack reservation lease create ARGS -f json`: the client prints a line
+    ("Created a new lease:") before the JSON."""
+    done = server.run_openstack("reservation", "lease", "create", *args, "-f", "json")
+    assert done.returncode == 0, f"{done.stderr}\n{server.log()[-3000:]}"
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
+def _wait_status(server: CanopyServer, lease: str, status: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    shown: Any = None
+    while time.monotonic() < deadline:
+        shown = server.openstack("reservation", "lease", "show", lease)
+        if shown["status"] == status:
+            return shown
+        time.sleep(0.5)
+    raise AssertionError(f"lease {lease} is {shown and shown['status']}, not {status}")
+
+
+def test_lease_create_list_show_set_delete(canopy_server: CanopyServer) -> None:
+    osc = canopy_server.openstack
+    start = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    end = (datetime.now(UTC) + timedelta(days=2, hours=2)).strftime("%Y-%m-%d %H:%M")
+    lease = _create(
+        canopy_server,
+        "--reservation",
+        "resource_type=virtual:instance,vcpus=1,memory_mb=512,disk_gb=1,amount=3,affinity=False",
+        "--start-date",
+        start,
+        "--end-date",
+        end,
+        "later",
+    )
+    assert lease["name"] == "later" and lease["status"] == "PENDING"
+    listed = osc("reservation", "lease", "list")
+    assert [x["name"] for x in listed] == ["later"]
+    shown = osc("reservation", "lease", "show", "later")  # by name: list, then filter
+    assert shown["id"] == lease["id"]
+    before = datetime.strptime(shown["end_date"], "%Y-%m-%dT%H:%M:%S.%f")
+    osc("reservation", "lease", "set", "--prolong-for", "1h", "later", json_output=False)
+    after = osc("reservation", "lease", "show", lease["id"])["end_date"]
+    assert datetime.strptime(after, "%Y-%m-%dT%H:%M:%S.%f") == before + timedelta(hours=1)
+    osc("reservation", "lease", "set", "--name", "renamed", lease["id"], json_output=False)
+    rc, err = canopy_server.openstack_fail(
+        "reservation",
+        "lease",
+        "create",
+        "--reservation",
+        "resource_type=virtual:instance,vcpus=1,memory_mb=512,disk_gb=1,amount=10000,affinity=False",
+        "--start-date",
+        start,
+        "--end-date",
+        end,
+        "too-big",
+    )
+    assert rc == 1 and "Not enough resources available" in err
+    osc("reservation", "lease", "delete", "renamed", json_output=False)
+    assert osc("reservation", "lease", "list") == []
+
+
+def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
+    osc = canopy_server.openstack
+    end = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M")
+    lease = _create(
+        canopy_server,
+        "--reservation",
+        "resource_type=virtual:instance,vcpus=1,memory_mb=512,disk_gb=1,amount=2,affinity=False",
+        "--end-date",
+        end,
+        "now-lease",
+    )
+    shown = _wait_status(canopy_server, lease["id"], "ACTIVE")
+    # The client shows the reservation as formatted JSON text.
+    field = shown["reservations"]
+    rid = (json.loads(field) if isinstance(field, str) else field)["id"]
+    assert isinstance(rid, str) and rid
+    servers = [
+        osc("server", "create", "--image", "cirros", "--flavor", rid, "--wait", f"r{i}")
+        for i in range(2)
+    ]
+    assert {s["status"] for s in servers} == {"ACTIVE"}
+    rc, err = canopy_server.openstack_fail(
+        "server", "create", "--image", "cirros", "--flavor", rid, "--wait", "r-past"
+    )
+    assert rc == 1 and "holds 2 servers and 2 in use: no room for 1 more" in err, err
+    osc("reservation", "lease", "delete", lease["id"], json_output=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = {s["Name"] for s in osc("server", "list")}
+        if not names & {"r0", "r1"}:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"servers of the deleted lease still listed: {names}")
