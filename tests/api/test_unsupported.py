@@ -23,6 +23,9 @@ def body_of(service: str, r: Any) -> tuple[int, str]:
     if service == "image":
         assert set(body) == {"message", "code", "title"}
         return int(body["code"].split()[0]), body["message"]
+    if service == "reservation":
+        assert set(body) == {"error", "error_message"}
+        return body["error"], body["error_message"]
     (name,) = body
     fault = body[name]
     expected = {404: "itemNotFound", 405: "badMethod", 501: "notImplemented"}[fault["code"]]
@@ -123,6 +126,8 @@ async def test_every_documented_path_answers_other_methods_405_with_the_right_al
                     if path.startswith("/identity")
                     else "image"
                     if path.startswith("/image")
+                    else "reservation"
+                    if path.startswith("/reservation")
                     else "compute"
                 )
                 code, message = body_of(service, r)

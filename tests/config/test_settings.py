@@ -8,6 +8,7 @@ import pytest
 
 from canopy.config import DEFAULT_DATA_DIR, Settings, load_settings
 from canopy.domain.errors import Unsupported
+from canopy.providers import registry
 from canopy.providers.registry import check_drivers
 
 # The example from DESIGN.md's Configuration section, verbatim apart from data_dir.
@@ -180,11 +181,12 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
         s.cloud("nope")
 
 
-def test_registry_builds_ec2_and_refuses_a_planned_driver_naming_the_cloud(
-    tmp_path: Path,
+def test_registry_builds_every_driver_and_refuses_a_planned_one_naming_the_cloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = load_settings(write(tmp_path, DESIGN_TOML.format(data_dir=tmp_path)), env={})
-    check_drivers(s)  # ec2 is a driver now
+    check_drivers(s)  # sim, ec2 and openstack all ship
+    monkeypatch.setitem(registry.PLANNED, "openstack", "the openstack driver is not here")
     child = '[[clouds]]\nname = "child"\ndriver = "openstack"\n[clouds.openstack]\ncloud = "c"\n'
     s = load_settings(write(tmp_path, child), env={})
     with pytest.raises(Unsupported) as err:

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
 from canopy.store.models import Server
+
+# Where every plane's fake clock stands when its test begins.
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -103,7 +107,7 @@ async def make_plane(
         for k, v in overrides.items():
             base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
     settings = load_settings(cfg, env={}, overrides=base)
-    clock = FakeClock()
+    clock = FakeClock(START - timedelta(seconds=1))
     db = Database(settings.database_url)
     await seed(db, settings, clock)
     drivers = build_drivers(settings, clock)
@@ -121,6 +125,9 @@ async def make_plane(
     worker = Worker(rt)
     # As a worker does before its loops start: every cloud's capacity and flavors are read.
     await worker.inventory.run_once(force=True)
+    # Its simulated latency moves the fake clock: the plane starts a second early, so that
+    # the tests begin at the clock's usual start, a whole minute (Blazar dates are minutes).
+    clock.advance((START - clock.now()).total_seconds())
     return Plane(settings, db, clock, rt, worker, ServerService(db, settings, clock), ctx)
 
 

@@ -64,7 +64,7 @@ def create(
     mapping = parse_maps(maps or [])
     settings = settings_from(config, data_dir)
 
-    async def _go() -> tuple[Image, list[Location]]:
+    async def _go() -> tuple[Image, list[Location], list[str]]:
         db = await open_database(settings)
         try:
             async with db.read() as s:
@@ -78,13 +78,29 @@ def create(
                     s, name=name, mapping=mapping, now=SystemClock().now(), image_id=image_id
                 )
                 locations = (await image_service.locations(s, [img])).get(img.id, [])
-            return img, locations
+                # Whether an unmapped image boots on a cloud is the driver's to say, read
+                # by the cloud's inventory; before the first one, canopy does not know yet.
+                unread = (
+                    await s.scalars(
+                        select(Cloud.name)
+                        .where(Cloud.enabled.is_(True), Cloud.capacity_updated_at.is_(None))
+                        .order_by(Cloud.name)
+                    )
+                ).all()
+            shown = {loc.cloud for loc in locations}
+            return img, locations, [c for c in unread if c not in shown]
         finally:
             await db.dispose()
 
-    img, locations = run(_go())
+    img, locations, unread = run(_go())
     console.print(f"[green]registered[/] image [bold]{img.name}[/] ({img.id})")
-    console.print(f"boots on: {_where(locations)}")
+    if locations or not unread:
+        console.print(f"boots on: {_where(locations)}")
+    if unread:
+        console.print(
+            f"not known yet on: {', '.join(unread)} (whether a cloud boots an unmapped image"
+            " is read by its inventory, when `canopy up` or a worker starts)"
+        )
 
 
 @app.command("list")

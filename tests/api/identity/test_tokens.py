@@ -56,8 +56,13 @@ async def test_the_catalog_has_identity_compute_and_image_on_every_interface(
     t = _token(await ks.login("admin", ADMIN_PASSWORD, project="admin"))
     by_type = {entry["type"]: entry for entry in t["catalog"]}
     assert set(by_type) == {"identity", "compute", "image", "reservation"}
-    urls = {"identity": "/identity", "compute": "/compute/v2.1", "image": "/image"}
-    names = {"identity": "keystone", "compute": "nova", "image": "glance"}
+    urls = {
+        "identity": "/identity",
+        "compute": "/compute/v2.1",
+        "image": "/image",
+        "reservation": "/reservation/v1",
+    }
+    names = {"identity": "keystone", "compute": "nova", "image": "glance", "reservation": "blazar"}
     for kind, entry in by_type.items():
         assert entry["name"] == names[kind] and entry["id"]
         assert sorted(e["interface"] for e in entry["endpoints"]) == [
