@@ -6,10 +6,11 @@ that its driver has its section. The embedded default clouds, flavors and images
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from canopy.domain.money import to_micros
 from canopy.providers.ec2.options import Ec2Options
@@ -38,6 +39,24 @@ class ApiSettings(_Strict):
     # On PostgreSQL, how long a query carrying a user's regular expression (?name=, ?ip=)
     # may run before it is stopped with a 400.
     regex_timeout_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # CIDRs). Empty: the headers are ignored and a client's address is the connection's
+    # peer, which the login throttle counts by, so no client can choose its own.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network "
+                    '(e.g. "10.0.0.5" or "10.0.0.0/24")'
+                ) from None
+        return out
 
 
 class SchedulerSettings(_Strict):
@@ -116,8 +135,13 @@ class IdentitySettings(_Strict):
     # Keystone's admin_project_name: the admin role makes a cloud-wide admin only here.
     admin_project_name: str = Field(default="admin", min_length=1, max_length=64)
     # Login throttle (see services/throttle.py); 0 attempts turns that limit off.
+    # Failures of one user from one source address:
     lockout_failure_attempts: int = Field(default=5, ge=0)
+    # ... of one source address, whoever it tries:
     address_failure_attempts: int = Field(default=50, ge=0)
+    # ... of one user from every address: off by default, as it lets anyone who knows a
+    # user name (admin always exists) keep that user locked out.
+    user_failure_attempts: int = Field(default=0, ge=0)
     lockout_seconds: float = Field(default=30.0, gt=0.0)
     lockout_max_seconds: float = Field(default=900.0, gt=0.0)
     lockout_window_seconds: float = Field(default=900.0, gt=0.0)

@@ -282,3 +282,21 @@ def test_leases_are_short_and_renewed_a_lease_may_be_shorter_than_a_call(
     f = write(tmp_path, "[controllers]\nlease_seconds = 3\ncall_timeout_seconds = 30\n")
     c = load_settings(f, env={}).controllers
     assert (c.lease_seconds, c.heartbeat, c.call_timeout_seconds) == (3, 1, 30)
+
+
+def test_a_forwarded_allow_ips_entry_that_is_no_address_names_its_line(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "[api]\n"  # 1
+        'host = "0.0.0.0"\n'  # 2
+        'forwarded_allow_ips = ["10.0.0.5", "proxy.example"]\n',  # 3
+    )
+    msg = error_of(f)
+    assert f"{f}:3:" in msg and "api.forwarded_allow_ips" in msg
+    assert "'proxy.example' is not an IP address or CIDR network" in msg
+
+
+def test_a_negative_user_failure_attempts_names_its_line(tmp_path: Path) -> None:
+    f = write(tmp_path, "[identity]\nuser_failure_attempts = -1\n")
+    msg = error_of(f)
+    assert f"{f}:2:" in msg and "identity.user_failure_attempts" in msg

@@ -299,3 +299,23 @@ def test_settings_is_not_a_global() -> None:
     a = load_settings(None, env={"CANOPY_DATA_DIR": "/a"})
     b = load_settings(None, env={"CANOPY_DATA_DIR": "/b"})
     assert isinstance(a, Settings) and (a.data_dir, b.data_dir) == ("/a", "/b")
+
+
+def test_proxy_headers_are_trusted_from_nobody_by_default() -> None:
+    s = load_settings(None, env={})
+    assert s.api.forwarded_allow_ips == []
+    assert s.identity.user_failure_attempts == 0  # per-user lockout off, as in Keystone
+    assert s.identity.lockout_failure_attempts == 5  # per (user, address)
+    assert s.identity.address_failure_attempts == 50
+
+
+def test_forwarded_allow_ips_takes_addresses_and_networks(tmp_path: Path) -> None:
+    f = tmp_path / "canopy.toml"
+    f.write_text(
+        '[api]\nforwarded_allow_ips = ["10.0.0.5", "10.1.0.0/16", "::1", "fd00::/8"]\n',
+        encoding="utf-8",
+    )
+    s = load_settings(f, env={})
+    assert s.api.forwarded_allow_ips == ["10.0.0.5/32", "10.1.0.0/16", "::1/128", "fd00::/8"]
+    env = {"CANOPY_API__FORWARDED_ALLOW_IPS": '["192.0.2.1"]'}
+    assert load_settings(None, env=env).api.forwarded_allow_ips == ["192.0.2.1/32"]

@@ -117,7 +117,7 @@ async def test_stale_login_failures_go_locks_in_force_stay(db_url: str, tmp_path
         assert await HousekeepingController(p.rt).run_once() == 1
         async with p.db.read() as s:
             left = set((await s.execute(select(LoginFailure.key))).scalars())
-        assert left == {locked.user}
+        assert left == {locked.pair}  # lockout_failure_attempts locks (user, address)
     finally:
         await p.close()
 

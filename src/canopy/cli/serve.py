@@ -99,7 +99,7 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
         elif clouds_yaml_path(settings).is_file():
             clouds_yaml = clouds_yaml_path(settings)
         app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
-        servers.append(_server(app))
+        servers.append(_server(app, forwarded_allow_ips=settings.api.forwarded_allow_ips))
         tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sockets["api"]])))
     metrics_url = None
     if "metrics" in sockets:
@@ -175,9 +175,16 @@ def _bind(settings: Settings, *, api: bool, worker: bool) -> dict[str, socket.so
     return bound
 
 
-def _server(app: ASGIApp) -> uvicorn.Server:
+def _server(app: ASGIApp, *, forwarded_allow_ips: list[str] | None = None) -> uvicorn.Server:
+    """uvicorn for `app`. X-Forwarded-For is believed only from `forwarded_allow_ips`
+    (`[api] forwarded_allow_ips`); without any, proxy headers are ignored, whatever
+    uvicorn's own default (127.0.0.1) or FORWARDED_ALLOW_IPS say, so a local client cannot
+    choose the address the login throttle counts it by."""
+    trusted = list(forwarded_allow_ips or [])
     config = uvicorn.Config(
         app,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         log_level="warning",
         access_log=False,
         lifespan="off",

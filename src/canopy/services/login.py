@@ -39,7 +39,8 @@ class PasswordCheck:
         address: str | None = None,
     ) -> User:
         """The enabled user whose password this is, or Unauthorized (never which part
-        failed); Throttled while the user or the address is locked out."""
+        failed); Throttled while any of its throttle keys (this user from this address,
+        this address, this user if configured) is locked out."""
         now = self.clock.now()
         async with self.db.read() as s:
             user: User | None = None

@@ -1,16 +1,27 @@
-"""Password guessing is throttled per user and per source address.
+"""Password guessing is throttled per (user, source address) pair and per source address.
 
-Policy: a key (one user, one source address) that fails `attempts` logins without a gap of
-`window_seconds` between failures is locked for `lockout_seconds`; every further failure
-while the count stands doubles the lockout, up to `lockout_max_seconds`. While locked, a
-login is refused (429 with Retry-After) before its password is checked, whether or not the
-password is right. A successful login clears its user's count; an address's count only
+Policy: a key that fails `attempts` logins without a gap of `window_seconds` between
+failures is locked for `lockout_seconds`; every further failure while the count stands
+doubles the lockout, up to `lockout_max_seconds`. While locked, a login is refused (429
+with Retry-After) before its password is checked, whether or not the password is right.
+
+The keys of a login attempt, each with its own limit (0 turns it off):
+- the pair (user, source address), `lockout_failure_attempts` (5): one address guessing
+  one user's password;
+- the source address, `address_failure_attempts` (50): one address guessing many users;
+- the user alone, from every address, `user_failure_attempts` (0, off by default, as in
+  Keystone): it stops guesses spread over many addresses, at a price: anyone who knows a
+  user name (`admin` always exists) can keep that user locked out without logging in.
+So by default a flood of bad logins for a user locks out only the addresses it comes
+from, never the user's own logins from elsewhere.
+
+A successful login clears its user's pair key (and the user key); an address's count only
 runs out, so one good account cannot be used to reset the count of a guessing address.
 
 The state is in the database (`login_failures`), so the limit holds across every
 `canopy api` process behind a load balancer and across restarts. Only failures write, and
-a locked key is refused with a read, so a flood costs at most one small write per check
-that the password pool admitted. Keys are digests: no user name or address is stored.
+a locked key is refused with a read, so a flood costs at most one small write per key and
+check that the password pool admitted. Keys are digests: no user name or address is stored.
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ THROTTLED = "Too many failed login attempts; try again in {seconds} seconds."
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    user_attempts: int  # failures before a user is locked (0: never)
+    pair_attempts: int  # failures before a user is locked from one address (0: never)
     address_attempts: int  # failures before a source address is locked (0: never)
+    user_attempts: int  # failures before a user is locked from every address (0: never)
     lockout_seconds: float
     lockout_max_seconds: float
     window_seconds: float
@@ -46,8 +58,9 @@ class ThrottlePolicy:
     @classmethod
     def from_settings(cls, identity: IdentitySettings) -> ThrottlePolicy:
         return cls(
-            user_attempts=identity.lockout_failure_attempts,
+            pair_attempts=identity.lockout_failure_attempts,
             address_attempts=identity.address_failure_attempts,
+            user_attempts=identity.user_failure_attempts,
             lockout_seconds=identity.lockout_seconds,
             lockout_max_seconds=identity.lockout_max_seconds,
             window_seconds=identity.lockout_window_seconds,
@@ -61,33 +74,49 @@ class ThrottlePolicy:
 
 @dataclass(frozen=True, slots=True)
 class LoginKeys:
-    """The throttle keys of one login attempt, with the failures each tolerates."""
+    """The throttle keys of one login attempt (digests), with the failures each tolerates."""
 
-    user: str
-    address: str | None
+    pair: str  # this user from this address
+    address: str | None  # this address, whoever it tries (None: the peer is unknown)
+    user: str  # this user, from any address
 
     @classmethod
     def of(cls, user_ref: str, address: str | None) -> LoginKeys:
-        """`user_ref`: the user's id if the user exists, else the name or id given."""
+        """`user_ref`: the user's id if the user exists, else the name or id given.
+
+        Without an address (a transport that tells none), the pair is the user's alone."""
         return cls(
-            user=_digest("user", user_ref),
+            pair=_digest("user+address", user_ref, address or ""),
             address=_digest("address", address) if address else None,
+            user=_digest("user", user_ref),
         )
 
     def with_limits(self, policy: ThrottlePolicy) -> list[tuple[str, int]]:
-        keys = [(self.user, policy.user_attempts)]
+        keys = [(self.pair, policy.pair_attempts), (self.user, policy.user_attempts)]
         if self.address is not None:
             keys.append((self.address, policy.address_attempts))
         return [(k, n) for k, n in keys if n > 0]
 
+    def kind(self, key: str) -> str:
+        """What a key stands for, for the log (which never shows the name or address)."""
+        if key == self.pair:
+            return "a user from one source address"
+        return "a user" if key == self.user else "a source address"
 
-def _digest(kind: str, value: str) -> str:
-    raw = f"{kind}\0{value}".encode("utf-8", "surrogatepass")
-    return hashlib.sha256(raw).hexdigest()
+    @property
+    def of_user(self) -> tuple[str, str]:
+        """The keys a successful login clears: never the address's."""
+        return (self.pair, self.user)
+
+
+def _digest(kind: str, *parts: str) -> str:
+    # Each part with its length first, so no two lists of parts share a digest.
+    text = kind + "".join(f"\0{len(p)}:{p}" for p in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def check(s: AsyncSession, policy: ThrottlePolicy, keys: LoginKeys, now: datetime) -> None:
-    """Throttled if the user or the address is locked now."""
+    """Throttled if any key of this login (pair, address, user) is locked now."""
     limited = [k for k, _ in keys.with_limits(policy)]
     if not limited:
         return
@@ -105,7 +134,7 @@ async def check(s: AsyncSession, policy: ThrottlePolicy, keys: LoginKeys, now: d
 async def record_failure(
     s: AsyncSession, policy: ThrottlePolicy, keys: LoginKeys, now: datetime
 ) -> None:
-    """Count a failed login against the user and the address; lock those past their limit."""
+    """Count a failed login against each of its keys; lock those past their limit."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     window = timedelta(seconds=policy.window_seconds)
     for key, attempts in keys.with_limits(policy):
@@ -129,24 +158,24 @@ async def record_failure(
         if row.failures >= attempts:
             seconds = policy.lockout(row.failures, attempts)
             row.locked_until = now + timedelta(seconds=seconds)
-            kind = "a user" if key == keys.user else "a source address"
             log.warning(
                 "%d failed logins for %s (key %s…): locked for %.0f s",
                 row.failures,
-                kind,
+                keys.kind(key),
                 key[:12],
                 seconds,
             )
 
 
 async def forget_user(s: AsyncSession, keys: LoginKeys) -> None:
-    """A successful login: the user's failures are forgiven (the address's are not)."""
-    await s.execute(delete(LoginFailure).where(LoginFailure.key == keys.user))
+    """A successful login: the user's failures are forgiven, from this address and overall
+    (the address's are not)."""
+    await s.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys.of_user)))
 
 
 async def has_failures(s: AsyncSession, keys: LoginKeys) -> bool:
     """Whether the user has failures on record (so a success needs a write to clear them)."""
-    row = await s.execute(select(LoginFailure.key).where(LoginFailure.key == keys.user))
+    row = await s.execute(select(LoginFailure.key).where(LoginFailure.key.in_(keys.of_user)))
     return row.first() is not None
 
 

@@ -99,16 +99,20 @@ async def _clear_identity(db_url: str) -> None:
 
 @asynccontextmanager
 async def keystone(
-    db_url: str, tmp_path: Path, identity: dict[str, Any] | None = None
+    db_url: str,
+    tmp_path: Path,
+    identity: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
 ) -> AsyncIterator[Keystone]:
-    """The app with `[identity]` settings over the tests' defaults, and its clients."""
+    """The app with `[identity]` (and `[api]`) settings over the tests' defaults, and its
+    clients."""
     await _clear_identity(db_url)
     settings = load_settings(
         env={},
         overrides={
             "data_dir": str(tmp_path),
             "database": {"url": db_url},
-            "api": {"public_url": BASE},
+            "api": {"public_url": BASE, **(api or {})},
             "identity": {"token_ttl_seconds": TTL, "region": "RegionTest", **(identity or {})},
         },
     )

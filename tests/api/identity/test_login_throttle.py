@@ -1,6 +1,8 @@
-"""Password guessing is throttled per user and per source address: 429 with Retry-After in
-Keystone's fault format, the lockout doubling with each further failure, a success clearing
-the user's count; the same limit for the old password of a password change."""
+"""Password guessing is throttled per (user, source address), per source address and, when
+configured, per user: 429 with Retry-After in Keystone's fault format, the lockout doubling
+with each further failure, a success clearing the user's counts; the same limit for the old
+password of a password change. Nobody can lock a user out of logins from elsewhere unless
+`user_failure_attempts` is set."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import V3, Keystone, assert_keystone_fault, keystone
+from .conftest import ADMIN_PASSWORD, V3, Keystone, assert_keystone_fault, keystone
 
 LIMITS = {
     "lockout_failure_attempts": 3,
@@ -126,7 +128,12 @@ async def test_the_old_password_of_a_password_change_is_throttled_too(
 
 
 async def test_zero_attempts_turns_the_limit_off(db_url: str, tmp_path: Path) -> None:
-    off = {**LIMITS, "lockout_failure_attempts": 0, "address_failure_attempts": 0}
+    off = {
+        **LIMITS,
+        "lockout_failure_attempts": 0,
+        "address_failure_attempts": 0,
+        "user_failure_attempts": 0,
+    }
     async with keystone(db_url, tmp_path, off) as ks:
         await ks.user("bob", "right", project="p1")
         for _ in range(8):
@@ -139,3 +146,66 @@ async def test_the_default_limits_hold_without_configuration(ks: Keystone) -> No
     for _ in range(5):
         assert_keystone_fault(await ks.login("bob", "wrong", project="p1"), 401)
     assert assert_throttled(await ks.login("bob", "right", project="p1")) == 30
+
+
+async def test_a_flood_for_admin_from_one_address_does_not_lock_admin_out_elsewhere(
+    ks: Keystone,
+) -> None:
+    """The defaults: admin always exists, so a per-user lock would let anyone lock it out."""
+    async with ks.from_address("192.0.2.7") as bad, ks.from_address("192.0.2.8") as good:
+        for _ in range(5):
+            assert_keystone_fault(await ks.login("admin", "guess", project="admin", via=bad), 401)
+        # The pair (admin, this address) is locked after 5, even for the right password ...
+        r = await ks.login("admin", ADMIN_PASSWORD, project="admin", via=bad)
+        assert assert_throttled(r) == 30
+        for _ in range(40):  # ... and the flood goes on, refused before any password check
+            assert_throttled(await ks.login("admin", "guess", project="admin", via=bad))
+        # Admin still logs in from anywhere else.
+        r = await ks.login("admin", ADMIN_PASSWORD, project="admin", via=good)
+        assert r.status_code == 201, r.text
+        # Admin's success there does not unlock the guessing address's pair.
+        assert_throttled(await ks.login("admin", ADMIN_PASSWORD, project="admin", via=bad))
+
+
+async def test_the_address_locks_after_its_default_50_failures(ks: Keystone) -> None:
+    await ks.user("carol", "right", project="p1")
+    async with ks.from_address("192.0.2.7") as bad, ks.from_address("192.0.2.8") as good:
+        # 49 failures over 25 names (no pair reaches 5): the address is not locked yet.
+        for n in range(49):
+            assert_keystone_fault(await ks.login(f"u{n // 2}", "x", project="p1", via=bad), 401)
+        assert (await ks.login("carol", "right", project="p1", via=bad)).status_code == 201
+        # The 50th locks it, for every user, and carol's success did not clear it.
+        assert_keystone_fault(await ks.login("u99", "x", project="p1", via=bad), 401)
+        assert assert_throttled(await ks.login("carol", "right", project="p1", via=bad)) == 30
+        assert (await ks.login("carol", "right", project="p1", via=good)).status_code == 201
+
+
+async def test_user_failure_attempts_locks_the_user_across_addresses(
+    db_url: str, tmp_path: Path
+) -> None:
+    per_user = {**LIMITS, "user_failure_attempts": 3}
+    async with keystone(db_url, tmp_path, per_user) as ks:
+        await ks.user("bob", "right", project="p1")
+        hosts = [f"192.0.2.{n}" for n in range(10, 16)]
+        clients = [ks.from_address(h) for h in hosts]
+        try:
+            for c in clients[:3]:  # one guess from each of three addresses
+                assert_keystone_fault(await ks.login("bob", "wrong", project="p1", via=c), 401)
+            # Locked from a fourth address that never failed.
+            r = await ks.login("bob", "right", project="p1", via=clients[3])
+            assert assert_throttled(r) == 30
+            # Another user from that address is not.
+            await ks.user("dave", "right", project="p1")
+            r = await ks.login("dave", "right", project="p1", via=clients[3])
+            assert r.status_code == 201
+            ks.clock.advance(31)
+            # A success clears the user's count: two more failures do not lock it.
+            r = await ks.login("bob", "right", project="p1", via=clients[4])
+            assert r.status_code == 201
+            for c in clients[:2]:
+                assert_keystone_fault(await ks.login("bob", "wrong", project="p1", via=c), 401)
+            r = await ks.login("bob", "right", project="p1", via=clients[5])
+            assert r.status_code == 201
+        finally:
+            for c in clients:
+                await c.aclose()

@@ -87,8 +87,8 @@ def get_throttle(request: Request) -> ThrottlePolicy:
 
 
 def client_address(request: Request) -> str | None:
-    """The caller's address as the server saw it (behind a proxy, uvicorn's
-    `--forwarded-allow-ips` decides whether X-Forwarded-For is believed)."""
+    """The caller's address: the connection's peer, or, when that peer is one of the
+    proxies in `[api] forwarded_allow_ips`, the address its X-Forwarded-For names."""
     return request.client.host if request.client else None
 
 
