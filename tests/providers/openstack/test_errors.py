@@ -11,6 +11,7 @@ from canopy.domain.errors import (
     CloudError,
     CloudQuotaError,
     TransientError,
+    Unsupported,
 )
 from canopy.providers.openstack.errors import fault_of, from_exception, from_status
 
@@ -26,6 +27,7 @@ from canopy.providers.openstack.errors import fault_of, from_exception, from_sta
         (429, "Rate limit", TransientError),
         (500, "Unexpected API Error.", TransientError),
         (503, "", TransientError),
+        (501, "GET /compute/v2.1/os-hypervisors/statistics is not implemented.", Unsupported),
         (400, "Invalid flavorRef provided.", CloudError),
     ],
 )

@@ -3,6 +3,7 @@
 - 401, or Keystone refusing the credentials: CloudAuthError (the cloud is unhealthy);
 - 403 "Quota exceeded ..." (Nova's over quota): CloudQuotaError (try elsewhere);
 - 403 otherwise (a policy refusal): CloudAuthError;
+- 501 (an API the child does not implement): Unsupported, never retried;
 - 409 (a task in progress, a state conflict), 413 / 429 (rate limits), 5xx, a refused
   or reset connection, a timeout: TransientError (retried with backoff);
 - "No valid host was found" (a server's fault, not an HTTP error): CapacityError, so
@@ -23,6 +24,7 @@ from canopy.domain.errors import (
     CloudError,
     CloudQuotaError,
     TransientError,
+    Unsupported,
 )
 
 
@@ -65,6 +67,10 @@ def from_status(
         if "quota" in lowered:
             return CloudQuotaError(what, cloud=cloud, zone=zone)
         return TransientError(what, cloud=cloud, zone=zone)
+    if status == 501:
+        # Not Implemented is an answer, not an outage: retrying cannot change it (a child
+        # canopy answers 501 to the hypervisor views, for one).
+        return Unsupported(what, cloud=cloud, zone=zone)
     if status == 409 or status >= 500:
         return TransientError(what, cloud=cloud, zone=zone)
     return CloudError(what, cloud=cloud, zone=zone)
