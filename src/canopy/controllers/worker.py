@@ -37,8 +37,10 @@ class Worker:
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
-        n = await self.inventory.run_once()
-        n += await self.leases.run_once()
+        # Leases first: they are due at an instant, and a slow cloud's inventory must not
+        # delay them (in `run`, each has its own loop).
+        n = await self.leases.run_once()
+        n += await self.inventory.run_once()
         n += await self.placement.run_once()
         n += await self.provisioning.run_once()
         n += await self.power.run_once()
