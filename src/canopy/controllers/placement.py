@@ -38,6 +38,7 @@ from canopy.store.models import (
     ServerGroup,
 )
 from canopy.store.plans import rare
+from canopy.store.snapshots import cloud_snapshot, counted
 from canopy.telemetry import PLACEMENTS
 
 log = logging.getLogger("canopy.placement")
@@ -288,26 +289,14 @@ async def _snapshots(
             peaks[name] = await peak_usage(s, [name], now)
     snaps: dict[str, CloudSnapshot] = {}
     for c in clouds.values():
-        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
         peak = peaks.get(c.name)
-        snaps[c.name] = CloudSnapshot(
-            name=c.name,
-            tier=c.tier,
-            enabled=c.enabled,
-            removed=c.removed_at is not None,
-            healthy=c.healthy,
-            blocklisted=blocked,
-            vcpus_capacity=c.vcpus_capacity,
-            ram_mb_capacity=c.ram_mb_capacity,
-            instances_capacity=c.instances_capacity,
-            vcpus_claimed=c.vcpus_claimed if peak is None else peak.vcpus,
-            ram_mb_claimed=c.ram_mb_claimed if peak is None else peak.ram_mb,
-            instances_claimed=c.instances_claimed if peak is None else peak.instances,
-            spend_per_hour_micros=c.spend_per_hour_micros if peak is None else peak.spend_micros,
+        snaps[c.name] = cloud_snapshot(
+            c,
+            now,
+            counted(c) if peak is None else peak,
             price_per_hour_micros=prices.get(c.name, {}),
             # Inventory says whether the cloud boots canopy's image ids unmapped.
             images=None if c.any_image else frozenset(mapped.get(c.name, ())),
-            inventoried=c.capacity_updated_at is not None,
             zones=tuple(c.zones or ()),
             capacity_blocks=blocks.get(c.name, {}),
         )

@@ -29,6 +29,7 @@ from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.claims import claim_row, peak_usage
 from canopy.store.models import Claim, Cloud, Flavor, FlavorMapping
+from canopy.store.snapshots import cloud_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +104,11 @@ async def window_snapshots(
     """The clouds as the scheduler sees them for a server that runs over [start, end)."""
     snaps: dict[str, CloudSnapshot] = {}
     for c in clouds.values():
-        peak = await peak_usage(s, [c.name], start, end)
-        blocked = c.blocklisted_until is not None and c.blocklisted_until > now
         offer = offered.get(c.name)
-        snaps[c.name] = CloudSnapshot(
-            name=c.name,
-            tier=c.tier,
-            enabled=c.enabled,
-            removed=c.removed_at is not None,
-            healthy=c.healthy,
-            blocklisted=blocked,
-            vcpus_capacity=c.vcpus_capacity,
-            ram_mb_capacity=c.ram_mb_capacity,
-            instances_capacity=c.instances_capacity,
-            vcpus_claimed=peak.vcpus,
-            ram_mb_claimed=peak.ram_mb,
-            instances_claimed=peak.instances,
-            spend_per_hour_micros=peak.spend_micros,
+        snaps[c.name] = cloud_snapshot(
+            c,
+            now,
+            await peak_usage(s, [c.name], start, end),
             price_per_hour_micros={}
             if offer is None
             else {size.flavor: offer.price_per_hour_micros},
