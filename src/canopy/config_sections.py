@@ -191,6 +191,12 @@ class CloudSettings(_Strict):
             setattr(self, table, DRIVER_OPTIONS[table]())
         return self
 
+    def merged_flavor_map(self) -> dict[str, str]:
+        """The cloud-wide `flavor_map` and its driver table's own, the driver's winning:
+        what both the inventory and the driver go by."""
+        own: dict[str, str] = getattr(getattr(self, self.driver), "flavor_map", None) or {}
+        return {**self.flavor_map, **own}
+
 
 class FlavorSettings(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=255)]

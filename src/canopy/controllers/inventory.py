@@ -163,7 +163,9 @@ class InventoryController:
     ) -> None:
         rt = self.rt
         now = rt.clock.now()
-        flavor_map = next((c.flavor_map for c in rt.settings.clouds if c.name == cloud), {})
+        flavor_map = next(
+            (c.merged_flavor_map() for c in rt.settings.clouds if c.name == cloud), {}
+        )
         async with rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is None or job.claimed_by != rt.worker_id:

@@ -109,10 +109,7 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
         from canopy.providers.openstack.driver import OpenStackCompute
 
         assert cloud.openstack is not None
-        # The cloud-wide flavor_map and the driver's own, the driver's winning.
-        options = cloud.openstack.model_copy(
-            update={"flavor_map": {**cloud.flavor_map, **cloud.openstack.flavor_map}}
-        )
+        options = cloud.openstack.model_copy(update={"flavor_map": cloud.merged_flavor_map()})
         return OpenStackCompute(cloud.name, options, clock, concurrency=cloud.concurrency)
     if cloud.driver == "ec2":
         from canopy.providers.ec2.driver import Ec2Compute

@@ -10,17 +10,9 @@ token already used returns the instance it made) for the tests that need it.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import httpx
-import pytest
 
 REGION = "us-east-1"
 
@@ -29,59 +21,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {
-        **os.environ,
-        "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # tests register the AMIs they boot
-    }
-    server = Path(sys.executable).with_name("moto_server")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
-                time.sleep(0.05)
-        # moto builds its EC2 backend on the first EC2 call (seconds): once, here.
-        client(url).describe_availability_zones()
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A clean moto, and credentials in the environment (moto accepts any)."""
-    httpx.post(f"{moto_url}/moto-api/reset", timeout=10.0).raise_for_status()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    return moto_url
 
 
 def client(url: str) -> Any:
@@ -95,18 +34,6 @@ def client(url: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-
-
-@pytest.fixture
-def ec2(moto: str) -> Any:
-    return client(moto)
-
-
-@pytest.fixture
-def ami(ec2: Any) -> str:
-    """An AMI registered in moto (validation is on: an unknown AMI is refused)."""
-    image = ec2.register_image(Name="canopy-test", RootDeviceName="/dev/sda1")
-    return str(image["ImageId"])
 
 
 class _Response:

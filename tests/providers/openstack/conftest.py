@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,7 @@ from canopy.domain.specs import RemoteServer
 from canopy.domain.states import RemoteState
 from canopy.providers.openstack.driver import OpenStackCompute
 from canopy.providers.openstack.options import OpenStackOptions
-from tests.interop.nova.harness import NovaUnavailable, RealNova, start_nova
-
-
-@pytest.fixture(scope="session")
-def real_nova(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNova]:
-    """A genuine Nova on a loopback port; skipped, saying why, where it cannot run
-    (failed under CI=true, where it must)."""
-    try:
-        nova = start_nova(tmp_path_factory.mktemp("nova"))
-    except NovaUnavailable as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the real Nova must run under CI: {e}")
-        pytest.skip(f"the real Nova cannot run here: {e}")
-    if nova.install_seconds is not None:
-        print(f"\nNova's virtualenv was built in {nova.install_seconds:.1f} s")
-    try:
-        yield nova
-    finally:
-        nova.stop()
+from tests.interop.nova.harness import RealNova
 
 
 def clouds_yaml(path: Path, nova: RealNova) -> Path:
