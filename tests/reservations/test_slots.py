@@ -28,7 +28,7 @@ from canopy.reservations.slots import (
     shortfall,
     with_usage,
 )
-from canopy.reservations.timeline import SlidingPeak, Span, Steps
+from canopy.reservations.timeline import SlidingPeak, Span, Steps, micros
 
 ORIGIN = datetime(2026, 6, 1, tzinfo=UTC)
 HORIZON = 60  # minutes
@@ -38,6 +38,10 @@ SIZE = Size(SLOT_FLAVOR, 1, 1024, 0)
 
 def at(minute: int) -> datetime:
     return ORIGIN + timedelta(minutes=minute)
+
+
+def us(minute: int) -> int:
+    return micros(at(minute))
 
 
 def base() -> dict[str, CloudSnapshot]:
@@ -71,8 +75,8 @@ def cfg(threshold: float) -> Settings:
 claim = st.builds(
     lambda cloud, start, length, v, r: Span(
         cloud,
-        at(start),
-        None if length is None else at(start + length),
+        us(start),
+        None if length is None else us(start + length),
         (v, r, 1, PRICE * v if cloud == "public" else 0),
     ),
     st.sampled_from(["private", "public"]),
@@ -98,7 +102,7 @@ def brute_force(
                 live = [
                     sp
                     for sp in spans
-                    if sp.cloud == name and sp.start <= at(t) and (sp.end is None or at(t) < sp.end)
+                    if sp.cloud == name and sp.start <= us(t) and (sp.end is None or us(t) < sp.end)
                 ]
                 for d in range(4):
                     peak[d] = max(peak[d], sum(sp.amount[d] for sp in live))
@@ -163,7 +167,7 @@ def test_sliding_peaks_match_the_minutes_under_them(
     spans: list[Span], windows: list[tuple[int, int]]
 ) -> None:
     mine = [sp for sp in spans if sp.cloud == "private"]
-    peaks = SlidingPeak(Steps(mine, ORIGIN))
+    peaks = SlidingPeak(Steps(mine, us(0)))
     starts = sorted(windows)
     ends_so_far = 0
     for s, n in starts:
@@ -171,27 +175,27 @@ def test_sliding_peaks_match_the_minutes_under_them(
         ends_so_far = e
         want = [0, 0, 0, 0]
         for t in range(s, e):
-            live = [x for x in mine if x.start <= at(t) and (x.end is None or at(t) < x.end)]
+            live = [x for x in mine if x.start <= us(t) and (x.end is None or us(t) < x.end)]
             for d in range(4):
                 want[d] = max(want[d], sum(x.amount[d] for x in live))
-        assert peaks.peak(at(s), at(e)) == tuple(want)
+        assert peaks.peak(us(s), us(e)) == tuple(want)
 
 
 def test_windows_asked_out_of_order_are_refused() -> None:
-    peaks = SlidingPeak(Steps([], ORIGIN))
-    peaks.peak(at(5), at(10))
+    peaks = SlidingPeak(Steps([], us(0)))
+    peaks.peak(us(5), us(10))
     with pytest.raises(ValueError):
-        peaks.peak(at(4), at(10))
+        peaks.peak(us(4), us(10))
 
 
 def test_candidates_are_the_first_minute_and_the_minute_after_each_end() -> None:
     spans = [
-        Span("private", at(0), at(3) + timedelta(seconds=20), (1, 0, 1, 0)),
-        Span("public", at(1), at(7), (1, 0, 1, 0)),
-        Span("private", at(2), None, (1, 0, 1, 0)),
-        Span("public", at(2), at(30), (1, 0, 1, 0)),  # ends after the last start
+        Span("private", us(0), us(3) + 20_000_000, (1, 0, 1, 0)),  # 20 s past a minute
+        Span("public", us(1), us(7), (1, 0, 1, 0)),
+        Span("private", us(2), None, (1, 0, 1, 0)),
+        Span("public", us(2), us(30), (1, 0, 1, 0)),  # ends after the last start
     ]
-    assert candidate_starts(spans, at(1), at(20)) == [at(1), at(4), at(7)]
+    assert candidate_starts(spans, us(1), us(20)) == [us(1), us(4), us(7)]
 
 
 def test_shortfall_counts_the_cheapest_burst_servers_under_the_cap() -> None:
@@ -206,7 +210,7 @@ def test_shortfall_counts_the_cheapest_burst_servers_under_the_cap() -> None:
 
 def test_a_slot_that_fits_exactly_is_found_after_the_claim_in_its_way_ends() -> None:
     # private is full until minute 10; then private (8) and the cap's 5 on public hold 13.
-    spans = [Span("private", at(-5), at(10), (8, 0, 1, 0))]
+    spans = [Span("private", us(-5), us(10), (8, 0, 1, 0))]
     q = SlotQuery(amount=13, duration=timedelta(minutes=30), after=at(0), before=at(120))
     got = search(base(), spans, q, SIZE, cfg(1.0), ORIGIN)
     assert got.slot is not None

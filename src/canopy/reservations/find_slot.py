@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,14 +28,23 @@ from canopy.domain.errors import InvalidRequest
 from canopy.reservations import capacity
 from canopy.reservations.dates import parse_date
 from canopy.reservations.requests import AMOUNT_MAX
-from canopy.reservations.slots import MAX_SPANS, SLOT_FLAVOR, SlotAnswer, SlotQuery, search
-from canopy.reservations.timeline import Span
+from canopy.reservations.slots import (
+    MAX_DECISIONS,
+    MAX_SPANS,
+    SLOT_FLAVOR,
+    SlotAnswer,
+    SlotQuery,
+    floor_minute,
+    search,
+)
+from canopy.reservations.timeline import Span, instant, micros
 from canopy.store.claims import Usage
 from canopy.store.models import Claim, Cloud
 from canopy.store.snapshots import cloud_snapshot
 
 MAX_RANGE = timedelta(days=366)
 DEFAULT_RANGE = timedelta(days=7)
+FIRST_SLICE = timedelta(days=1)  # the first part of the range read (then doubled)
 FIELDS = frozenset(
     {"flavor", "vcpus", "memory_mb", "disk_gb", "count", "duration", "after", "before", "affinity"}
 )
@@ -109,27 +119,27 @@ def parse_query(body: Any, now: datetime) -> SlotQuery:
     )
 
 
-async def spans_in(s: AsyncSession, start: datetime, end: datetime) -> list[Span]:
-    """Every claim overlapping [start, end), on any cloud (400 past MAX_SPANS)."""
-    q = (
-        select(
-            Claim.cloud,
-            Claim.starts_at,
-            Claim.ends_at,
-            Claim.vcpus,
-            Claim.ram_mb,
-            Claim.instances,
-            Claim.price_per_hour_micros,
-        )
-        .where(or_(Claim.ends_at.is_(None), Claim.ends_at > start), Claim.starts_at < end)
-        .limit(MAX_SPANS + 1)
-    )
-    rows = (await s.execute(q)).all()
-    if len(rows) > MAX_SPANS:
-        raise InvalidRequest(
-            f"More than {MAX_SPANS} claims overlap that range: search a shorter one."
-        )
-    return [Span(c, a, b, (int(v), int(r), int(n), int(m))) for c, a, b, v, r, n, m in rows]
+async def spans_in(
+    s: AsyncSession, start: datetime, end: datetime, *, starting_from: datetime | None = None
+) -> list[Span]:
+    """The claims overlapping [start, end), on any cloud; with `starting_from`, only those
+    that start at or after it (the next slice of a growing range)."""
+    q = select(
+        Claim.cloud,
+        Claim.starts_at,
+        Claim.ends_at,
+        Claim.vcpus,
+        Claim.ram_mb,
+        Claim.instances,
+        Claim.price_per_hour_micros,
+    ).where(or_(Claim.ends_at.is_(None), Claim.ends_at > start), Claim.starts_at < end)
+    if starting_from is not None:
+        q = q.where(Claim.starts_at >= starting_from)
+    rows = (await s.execute(q.limit(MAX_SPANS + 1))).all()
+    return [
+        Span(c, micros(a), None if b is None else micros(b), (int(v), int(r), int(n), int(m)))
+        for c, a, b, v, r, n, m in rows
+    ]
 
 
 async def find_slot(
@@ -158,7 +168,27 @@ async def find_slot(
         )
         for c in clouds
     }
-    spans = await spans_in(s, max(query.after, now), query.before)
-    # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
-    answer = await asyncio.to_thread(search, base, spans, query, size, settings, now)
-    return query, size, answer
+    # The range is read a slice at a time, doubling: most searches find a slot near its
+    # start, and the claims of a week or a year need not all be read for them. The search
+    # over a slice is exact for the starts it allows (every claim under those windows is
+    # read), so the first slot found is the earliest; without one, the next slice.
+    start = max(query.after, now)
+    horizon = min(query.before, start + max(4 * query.duration, FIRST_SLICE))
+    spans = await spans_in(s, start, horizon)
+    budget = MAX_DECISIONS  # shared by the slices: the bound is the request's
+    while True:
+        if len(spans) > MAX_SPANS:
+            raise InvalidRequest(
+                f"More than {MAX_SPANS} claims overlap that range: search a shorter one."
+            )
+        part = replace(query, before=horizon)
+        # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
+        answer = await asyncio.to_thread(search, base, spans, part, size, settings, now, budget)
+        budget -= answer.decisions
+        if answer.slot is not None or not answer.complete or horizon >= query.before:
+            break
+        wider = min(query.before, start + 2 * (horizon - start))
+        spans += await spans_in(s, start, wider, starting_from=horizon)
+        horizon = wider
+    whole = floor_minute(micros(query.before - query.duration))
+    return query, size, replace(answer, latest=instant(whole))

@@ -34,7 +34,14 @@ from canopy.config import Settings
 from canopy.domain.errors import Conflict
 from canopy.domain.placement import CloudSnapshot
 from canopy.reservations.capacity import Share, Size, place
-from canopy.reservations.timeline import SlidingPeak, Span, Steps
+from canopy.reservations.timeline import (
+    MINUTE_US,
+    SlidingPeak,
+    Span,
+    Steps,
+    instant,
+    micros,
+)
 
 MAX_CANDIDATES = 20_000  # starts examined per search
 MAX_DECISIONS = 50_000  # servers run through the scheduling pipeline per search
@@ -84,24 +91,23 @@ class SlotAnswer:
     complete: bool  # False: a bound stopped the search before `latest`
     searched_until: datetime | None  # the last start examined
     reason: str  # why the first start examined was refused ("" when it was accepted)
+    decisions: int = 0  # servers run through the pipeline
 
 
-def ceil_minute(t: datetime) -> datetime:
-    floor = t.replace(second=0, microsecond=0)
-    return floor if floor == t else floor + MINUTE
+def ceil_minute(us: int) -> int:
+    return -(-us // MINUTE_US) * MINUTE_US
 
 
-def floor_minute(t: datetime) -> datetime:
-    return t.replace(second=0, microsecond=0)
+def floor_minute(us: int) -> int:
+    return us // MINUTE_US * MINUTE_US
 
 
-def candidate_starts(spans: Sequence[Span], earliest: datetime, latest: datetime) -> list[datetime]:
+def candidate_starts(spans: Sequence[Span], earliest: int, latest: int) -> list[int]:
     """The first minute of the range and the first minute at or after each claim end in
     it, in order (both `earliest` and `latest` are whole minutes)."""
-    out = {earliest} if earliest <= latest else set()
-    for sp in spans:
-        if sp.end is not None and earliest < sp.end <= latest:
-            out.add(ceil_minute(sp.end))
+    out = {ceil_minute(e) for sp in spans if (e := sp.end) is not None and earliest < e <= latest}
+    if earliest <= latest:
+        out.add(earliest)
     return sorted(out)
 
 
@@ -174,14 +180,16 @@ def search(
     size: Size,
     settings: Settings,
     now: datetime,
+    max_decisions: int = MAX_DECISIONS,
 ) -> SlotAnswer:
     """The earliest accepted start in the query's range (pure: no I/O).
 
     `base` is every cloud as a snapshot with nothing claimed, priced for `size.flavor`
     where it is offered; `spans` are the claims overlapping the range.
     """
-    earliest = ceil_minute(max(query.after, now))
-    latest = floor_minute(query.before - query.duration)
+    earliest = ceil_minute(micros(max(query.after, now)))
+    latest = floor_minute(micros(query.before - query.duration))
+    length = query.duration // timedelta(microseconds=1)
     starts = candidate_starts(spans, earliest, latest)
     by_cloud: dict[str, list[Span]] = {name: [] for name in base}
     for sp in spans:
@@ -196,19 +204,20 @@ def search(
     def answer(slot: Slot | None, examined: int, complete: bool) -> SlotAnswer:
         return SlotAnswer(
             slot=slot,
-            earliest=earliest,
-            latest=latest,
+            earliest=instant(earliest),
+            latest=instant(latest),
             candidates=len(starts),
             examined=examined,
             complete=complete,
-            searched_until=starts[examined - 1] if examined else None,
+            searched_until=instant(starts[examined - 1]) if examined else None,
             reason=reason,
+            decisions=decisions,
         )
 
     for k, start in enumerate(starts):
-        if k >= MAX_CANDIDATES or (k and decisions + cost > MAX_DECISIONS):
+        if k >= MAX_CANDIDATES or (k and decisions + cost > max_decisions):
             return answer(None, k, complete=False)
-        end = start + query.duration
+        end = start + length
         snaps = {name: with_usage(c, peaks[name].peak(start, end)) for name, c in base.items()}
         short = shortfall(snaps, size, query.amount, query.affinity, cap)
         if short is not None and k:
@@ -220,5 +229,5 @@ def search(
             reason = reason or str(e)
             continue
         prices = {sh.cloud: base[sh.cloud].price_per_hour_micros[size.flavor] for sh in shares}
-        return answer(Slot(start, end, shares, prices), k + 1, complete=True)
+        return answer(Slot(instant(start), instant(end), shares, prices), k + 1, complete=True)
     return answer(None, len(starts), complete=True)

@@ -6,6 +6,9 @@ usage is a step function; the peak over a window is the largest step value among
 pieces the window touches. Both ends of the window only move forward, so a monotonic
 queue per dimension (`SlidingPeak`) answers every window in amortised O(1): the work of a
 whole search is linear in the number of claims, whatever the number of starts.
+
+Instants are integer microseconds since the epoch (`micros`): exact, and several times
+cheaper to sort, hash and compare than datetimes, which matters at 10,000 claims.
 """
 
 from __future__ import annotations
@@ -14,21 +17,35 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 # vcpus, ram_mb, instances, price per hour (micro-units): a claim's amounts, in that order.
 Vec = tuple[int, int, int, int]
 DIMS = 4
 ZERO: Vec = (0, 0, 0, 0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+MINUTE_US = 60_000_000
+
+
+def micros(t: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch (exact)."""
+    return (t - EPOCH) // _US
+
+
+def instant(us: int) -> datetime:
+    """The aware UTC datetime of `micros`' integer."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A claim's hold on a cloud over [start, end) (end None: open-ended)."""
+    """A claim's hold on a cloud over [start, end) (end None: open-ended), in `micros`."""
 
     cloud: str
-    start: datetime
-    end: datetime | None
+    start: int
+    end: int | None
     amount: Vec
 
 
@@ -36,29 +53,36 @@ class Steps:
     """One cloud's usage from `origin` on: `values[i]` holds over [times[i], times[i+1]),
     and the last value from its time on. `times[0]` is `origin`."""
 
-    def __init__(self, spans: Iterable[Span], origin: datetime) -> None:
-        deltas: dict[datetime, list[int]] = {origin: [0] * DIMS}
+    def __init__(self, spans: Iterable[Span], origin: int) -> None:
+        # One event per claim start (clipped to the origin) and end, sorted by time only
+        # (cheaper than comparing tuples), then running sums merged per instant.
+        ev: list[tuple[int, int, int, int, int]] = [(origin, 0, 0, 0, 0)]
         for sp in spans:
-            if sp.end is not None and sp.end <= origin:
+            e = sp.end
+            if e is not None and e <= origin:
                 continue  # over before the timeline begins
-            for at, sign in ((max(sp.start, origin), 1), (sp.end, -1)):
-                if at is None:
-                    continue
-                d = deltas.get(at)
-                if d is None:
-                    d = deltas[at] = [0] * DIMS
-                for i in range(DIMS):
-                    d[i] += sign * sp.amount[i]
-        self.times = sorted(deltas)
+            a = sp.amount
+            ev.append((sp.start if sp.start > origin else origin, a[0], a[1], a[2], a[3]))
+            if e is not None:
+                ev.append((e, -a[0], -a[1], -a[2], -a[3]))
+        ev.sort(key=itemgetter(0))
+        self.times: list[int] = []
         self.values: list[Vec] = []
-        run = [0] * DIMS
-        for t in self.times:
-            d = deltas[t]
-            for i in range(DIMS):
-                run[i] += d[i]
-            self.values.append((run[0], run[1], run[2], run[3]))
+        v0 = v1 = v2 = v3 = 0
+        last: int | None = None
+        for at, a0, a1, a2, a3 in ev:
+            v0 += a0
+            v1 += a1
+            v2 += a2
+            v3 += a3
+            if at == last:
+                self.values[-1] = (v0, v1, v2, v3)
+            else:
+                self.times.append(at)
+                self.values.append((v0, v1, v2, v3))
+                last = at
 
-    def at(self, t: datetime) -> Vec:
+    def at(self, t: int) -> Vec:
         """What is in use at the instant `t` (>= origin)."""
         return self.values[bisect_right(self.times, t) - 1]
 
@@ -71,9 +95,9 @@ class SlidingPeak:
         self.values = steps.values
         self.added = -1  # the last piece let into the queues
         self.queues: list[deque[int]] = [deque() for _ in range(DIMS)]
-        self.last: tuple[datetime, datetime] | None = None
+        self.last: tuple[int, int] | None = None
 
-    def peak(self, s: datetime, e: datetime) -> Vec:
+    def peak(self, s: int, e: int) -> Vec:
         """Each dimension's largest value over the pieces that [s, e) touches."""
         if self.last is not None and (s < self.last[0] or e < self.last[1]):
             raise ValueError("windows must be asked for in order")
