@@ -11,6 +11,8 @@ Scenarios, each also runnable alone:
                   (python -m bench.loop_stalls)
 - api_writes      creates/s, 50 clients, empty project vs 100,000 servers
                   (python -m bench.api_writes)
+- lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
+                  free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
 
 `--smoke` runs every default scenario at tiny sizes, once, on SQLite (under a minute on a
 quiet machine): `make bench-smoke`, part of `make test`, so no scenario rots. Its figures
@@ -26,7 +28,7 @@ import argparse
 import asyncio
 import time
 
-from bench import api_writes, end_to_end, loop_stalls, scheduler, scheduler_pure
+from bench import api_writes, end_to_end, lease_lateness, loop_stalls, scheduler, scheduler_pure
 from bench.common import (
     Result,
     fmt,
@@ -38,7 +40,14 @@ from bench.common import (
     table,
 )
 
-SCENARIOS = ("scheduler_pure", "scheduler", "end_to_end", "loop_stalls", "api_writes")
+SCENARIOS = (
+    "scheduler_pure",
+    "scheduler",
+    "end_to_end",
+    "loop_stalls",
+    "api_writes",
+    "lease_lateness",
+)
 EXTRA = ("end_to_end_cpu",)
 
 
@@ -102,6 +111,8 @@ def one(name: str, smoke: bool) -> list[Result]:
         if smoke:
             return asyncio.run(api_writes.run(servers=300, seconds=1.0, repeats=1))
         return asyncio.run(api_writes.run())
+    if name == "lease_lateness":
+        return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     return asyncio.run(end_to_end.breakdown())
 
 

@@ -223,6 +223,10 @@ TABLE: dict[str, Rule] = {
     ),
     "GET /canopy/v1/servers": Rule(CLOUD),
     "GET /canopy/v1/servers/{server_id}": Rule(CLOUD, SERVER),
+    # ... but the free-slot search reads and holds nothing: any project's token, as leases.
+    "POST /canopy/v1/leases/find-slot": Rule(
+        READERS, body={"flavor": "1", "count": 1, "duration": "1h"}
+    ),
     # Blazar: a project's leases, its members change them, its readers look.
     "GET /reservation/": Rule(ANYONE),
     "GET /reservation/versions": Rule(ANYONE),

@@ -15,7 +15,7 @@ workers never oversubscribe a cloud at any instant.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
-from canopy.domain.errors import Conflict
+from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.placement import CloudSnapshot, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
@@ -64,6 +64,16 @@ async def lock_clouds(s: AsyncSession) -> dict[str, Cloud]:
     """Every cloud row, locked in name order (placement's order: no deadlock between them)."""
     rows = await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
     return {c.name: c for c in rows.scalars()}
+
+
+async def public_flavor(s: AsyncSession, ref: str) -> Flavor:
+    """A public flavor by id, else by name (what a flavor:instance reservation names)."""
+    f = await s.get(Flavor, ref)
+    if f is None:
+        f = await s.scalar(select(Flavor).where(Flavor.name == ref))
+    if f is None or not f.is_public:
+        raise InvalidRequest(f"Flavor {ref!r:.80} could not be found.")
+    return f
 
 
 async def offers(s: AsyncSession, size: Size, source_flavor_id: str | None) -> dict[str, Offer]:
@@ -129,31 +139,72 @@ def place(
 
     Conflict, naming the filter that emptied the list, when one of them fits nowhere:
     a reservation is held whole or not at all. `affinity` True keeps every server on one
-    cloud; False and None leave the clouds free (anti-affinity between hosts is each
-    cloud's own business).
+    cloud: the policy's first choice, then, if that cloud cannot hold them all, the next
+    one (each cloud is tried once), so an affine reservation is refused only when no
+    single cloud can hold it. False and None leave the clouds free (anti-affinity between
+    hosts is each cloud's own business).
     """
+    if not affinity:
+        placed, reasons, failure, _ = _place_each(
+            snaps, size, amount, None, settings, reservation_id
+        )
+        if failure is not None:
+            raise Conflict(failure)
+        return [Share(cloud, n, reasons[cloud]) for cloud, n in sorted(placed.items())]
+    tried: frozenset[str] = frozenset()
+    first_failure: str | None = None
+    while True:
+        trial = {name: replace(c) for name, c in snaps.items()}
+        placed, reasons, failure, first = _place_each(
+            trial, size, amount, tried, settings, reservation_id
+        )
+        if failure is None:
+            snaps.update(trial)
+            return [Share(cloud, n, reasons[cloud]) for cloud, n in sorted(placed.items())]
+        first_failure = first_failure or failure
+        if first is None or first in tried:
+            raise Conflict(first_failure)
+        tried |= {first}
+
+
+def _place_each(
+    snaps: dict[str, CloudSnapshot],
+    size: Size,
+    amount: int,
+    affine_except: frozenset[str] | None,
+    settings: Settings,
+    reservation_id: str,
+) -> tuple[Counter[str], dict[str, str], str | None, str | None]:
+    """One server after the other; (placed per cloud, reasons, failure or None, first
+    cloud). `affine_except` None: no affinity; else every server on the first one's cloud,
+    which is none of these."""
     placed: Counter[str] = Counter()
     reasons: dict[str, str] = {}
     first: str | None = None
     for i in range(amount):
         group = None
-        if affinity and first is not None:
-            group = GroupState(policy="affinity", member_clouds=(first,))
+        excluded: frozenset[str] = frozenset()
+        if affine_except is not None:
+            excluded = affine_except
+            if first is not None:
+                group = GroupState(policy="affinity", member_clouds=(first,))
         req = PlacementRequest(
             server_id=f"{reservation_id}#{i}",
             flavor=size.flavor,
             resources=Resources(size.vcpus, size.ram_mb, size.disk_gb, 1),
             group=group,
+            excluded=excluded,
         )
         decision = schedule(list(snaps.values()), req, settings.scheduler)
         if decision.cloud is None:
             held = f" ({i} of {amount} would fit)" if i else ""
-            raise Conflict(f"Not enough resources available{held}. {decision.reason}")
+            failure = f"Not enough resources available{held}. {decision.reason}"
+            return placed, reasons, failure, first
         apply_claim(snaps[decision.cloud], req)
         placed[decision.cloud] += 1
         reasons.setdefault(decision.cloud, decision.reason)
         first = first or decision.cloud
-    return [Share(cloud, n, reasons[cloud]) for cloud, n in sorted(placed.items())]
+    return placed, reasons, None, first
 
 
 async def hold(

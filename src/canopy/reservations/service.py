@@ -29,7 +29,7 @@ from canopy.reservations.states import (
 )
 from canopy.services.servers import ServerService
 from canopy.store.claims import peak_usage
-from canopy.store.models import Claim, Flavor, Lease, LeaseEvent, Reservation
+from canopy.store.models import Claim, Lease, LeaseEvent, Reservation
 
 # Statuses in which a lease still has events to run.
 LIVE = (LeaseStatus.PENDING, LeaseStatus.ACTIVE)
@@ -193,11 +193,7 @@ class LeaseService:
     ) -> tuple[capacity.Size, str | None]:
         if r.flavor is None:
             return capacity.Size(flavor_name(rid), r.vcpus, r.memory_mb, r.disk_gb), None
-        f = await s.get(Flavor, r.flavor)
-        if f is None:
-            f = await s.scalar(select(Flavor).where(Flavor.name == r.flavor))
-        if f is None or not f.is_public:
-            raise InvalidRequest(f"Flavor {r.flavor!r:.80} could not be found.")
+        f = await capacity.public_flavor(s, r.flavor)
         return capacity.Size(flavor_name(rid), f.vcpus, f.ram_mb, f.disk_gb), f.id
 
     async def update(

@@ -1,19 +1,24 @@
-"""Canopy's own admin API at /canopy/v1: clouds, spend, placements, mappings, servers."""
+"""Canopy's own API at /canopy/v1: clouds, spend, placements, mappings, servers (cloud
+admins), and the free-slot search for leases (any project's members and readers)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from canopy.api.admin import clouds, flavors, images, placements, servers, spend
+from canopy.api.admin import clouds, flavors, images, lease_slots, placements, servers, spend
 from canopy.api.auth import require_cloud_admin
 
 PREFIX = "/canopy/v1"
 
 
 def admin_router() -> APIRouter:
-    """The admin API; every route requires a cloud admin (see auth.require_cloud_admin)."""
+    """The admin API; every route but the free-slot search requires a cloud admin (see
+    auth.require_cloud_admin); that one takes any project's token, as leases do."""
     # Body size: [api] max_body_bytes, enforced for every route by api/request_guard.py.
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(require_cloud_admin)])
+    router = APIRouter(prefix=PREFIX)
+    admin = APIRouter(dependencies=[Depends(require_cloud_admin)])
     for module in (clouds, spend, placements, flavors, images, servers):
-        router.include_router(module.router)
+        admin.include_router(module.router)
+    router.include_router(admin)
+    router.include_router(lease_slots.router)
     return router

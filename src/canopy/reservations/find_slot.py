@@ -1,0 +1,194 @@
+"""`POST /canopy/v1/leases/find-slot` and `canopy lease find-slot`: the request, validated,
+and the search run against the store (reads only: nothing is held).
+
+The body:
+
+    {"flavor": "m1.small",          # a public flavor's id or name; or instead
+     "vcpus": 2, "memory_mb": 4096, "disk_gb": 20,   # a size, as virtual:instance has it
+     "count": 10,                   # servers (1..10,000)
+     "duration": "8h",              # whole minutes: "90m", "8h", "2d", "1d12h"
+     "after": "2026-12-01 09:00",   # UTC, Blazar's format, or "now" (the default)
+     "before": "2026-12-08 09:00",  # default: a week after `after`; at most a year after it
+     "affinity": false}             # true: all on one cloud (as a reservation's affinity)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.config import Settings
+from canopy.domain.errors import InvalidRequest
+from canopy.reservations import capacity
+from canopy.reservations.dates import parse_date
+from canopy.reservations.requests import AMOUNT_MAX
+from canopy.reservations.slots import (
+    MAX_DECISIONS,
+    MAX_SPANS,
+    SLOT_FLAVOR,
+    SlotAnswer,
+    SlotQuery,
+    floor_minute,
+    search,
+)
+from canopy.reservations.timeline import Span, instant, micros
+from canopy.store.claims import Usage
+from canopy.store.models import Claim, Cloud
+from canopy.store.snapshots import cloud_snapshot
+
+MAX_RANGE = timedelta(days=366)
+DEFAULT_RANGE = timedelta(days=7)
+FIRST_SLICE = timedelta(days=1)  # the first part of the range read (then doubled)
+FIELDS = frozenset(
+    {"flavor", "vcpus", "memory_mb", "disk_gb", "count", "duration", "after", "before", "affinity"}
+)
+_PART = re.compile(r"(\d{1,6})([dhm])")
+_UNITS = {"d": 1440, "h": 60, "m": 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A length as "8h", "90m", "2d" or "1d12h" (whole minutes, at least one)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    parts = _PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise InvalidRequest(
+            f"duration must be a length like 90m, 8h, 2d or 1d12h, got {value!r:.40}."
+        )
+    minutes = sum(int(n) * _UNITS[u] for n, u in parts)
+    if minutes < 1:
+        raise InvalidRequest("duration must be at least a minute.")
+    return timedelta(minutes=minutes)
+
+
+def _whole(b: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
+    value = b.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{key} must be a whole number, got {value!r:.40}.")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{key} must be between {low} and {high}, got {value}.")
+    return value
+
+
+def parse_query(body: Any, now: datetime) -> SlotQuery:
+    """A find-slot body, validated: 400 naming the field that is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown field {unknown[0]!r:.40}; expected {', '.join(sorted(FIELDS))}."
+        )
+    amount = _whole(body, "count", 1, AMOUNT_MAX, default=1)
+    duration = parse_duration(body.get("duration"))
+    after = parse_date(body.get("after", "now"), "after", now)
+    before = (
+        parse_date(body["before"], "before", now) if "before" in body else after + DEFAULT_RANGE
+    )
+    if before - after > MAX_RANGE:
+        raise InvalidRequest(f"The range from after to before is at most {MAX_RANGE.days} days.")
+    if duration > before - after:
+        raise InvalidRequest("The duration is longer than the range from after to before.")
+    affinity = body.get("affinity")
+    if affinity is not None and not isinstance(affinity, bool):
+        raise InvalidRequest("affinity must be true, false or null.")
+    flavor = body.get("flavor")
+    sized = [k for k in ("vcpus", "memory_mb", "disk_gb") if k in body]
+    if flavor is not None:
+        if sized:
+            raise InvalidRequest(f"Give a flavor or a size, not both (got flavor and {sized[0]}).")
+        if not isinstance(flavor, str) or not flavor.strip() or len(flavor) > 255:
+            raise InvalidRequest("flavor must be a flavor's id or name.")
+        return SlotQuery(amount, duration, after, before, affinity, flavor=flavor)
+    if "vcpus" not in body or "memory_mb" not in body:
+        raise InvalidRequest("Give a flavor, or a size: vcpus and memory_mb (disk_gb optional).")
+    return SlotQuery(
+        amount,
+        duration,
+        after,
+        before,
+        affinity,
+        vcpus=_whole(body, "vcpus", 1, 4096),
+        memory_mb=_whole(body, "memory_mb", 1, 64 * 1024 * 1024),
+        disk_gb=_whole(body, "disk_gb", 0, 1024 * 1024, default=0),
+    )
+
+
+async def spans_in(
+    s: AsyncSession, start: datetime, end: datetime, *, starting_from: datetime | None = None
+) -> list[Span]:
+    """The claims overlapping [start, end), on any cloud; with `starting_from`, only those
+    that start at or after it (the next slice of a growing range)."""
+    q = select(
+        Claim.cloud,
+        Claim.starts_at,
+        Claim.ends_at,
+        Claim.vcpus,
+        Claim.ram_mb,
+        Claim.instances,
+        Claim.price_per_hour_micros,
+    ).where(or_(Claim.ends_at.is_(None), Claim.ends_at > start), Claim.starts_at < end)
+    if starting_from is not None:
+        q = q.where(Claim.starts_at >= starting_from)
+    rows = (await s.execute(q.limit(MAX_SPANS + 1))).all()
+    return [
+        Span(c, micros(a), None if b is None else micros(b), (int(v), int(r), int(n), int(m)))
+        for c, a, b, v, r, n, m in rows
+    ]
+
+
+async def find_slot(
+    s: AsyncSession, settings: Settings, now: datetime, body: Any
+) -> tuple[SlotQuery, capacity.Size, SlotAnswer]:
+    """Validate `body` and search the store's claims for the earliest slot."""
+    query = parse_query(body, now)
+    source: str | None = None
+    if query.flavor is not None:
+        f = await capacity.public_flavor(s, query.flavor)
+        size = capacity.Size(SLOT_FLAVOR, f.vcpus, f.ram_mb, f.disk_gb)
+        source = f.id
+    else:
+        size = capacity.Size(SLOT_FLAVOR, query.vcpus, query.memory_mb, query.disk_gb)
+    offered = await capacity.offers(s, size, source)
+    clouds = (await s.execute(select(Cloud).order_by(Cloud.name))).scalars()
+    base = {
+        c.name: cloud_snapshot(
+            c,
+            now,
+            Usage(),
+            price_per_hour_micros={}
+            if c.name not in offered
+            else {size.flavor: offered[c.name].price_per_hour_micros},
+            images=None,
+        )
+        for c in clouds
+    }
+    # The range is read a slice at a time, doubling: most searches find a slot near its
+    # start, and the claims of a week or a year need not all be read for them. The search
+    # over a slice is exact for the starts it allows (every claim under those windows is
+    # read), so the first slot found is the earliest; without one, the next slice.
+    start = max(query.after, now)
+    horizon = min(query.before, start + max(4 * query.duration, FIRST_SLICE))
+    spans = await spans_in(s, start, horizon)
+    budget = MAX_DECISIONS  # shared by the slices: the bound is the request's
+    while True:
+        if len(spans) > MAX_SPANS:
+            raise InvalidRequest(
+                f"More than {MAX_SPANS} claims overlap that range: search a shorter one."
+            )
+        part = replace(query, before=horizon)
+        # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
+        answer = await asyncio.to_thread(search, base, spans, part, size, settings, now, budget)
+        budget -= answer.decisions
+        if answer.slot is not None or not answer.complete or horizon >= query.before:
+            break
+        wider = min(query.before, start + 2 * (horizon - start))
+        spans += await spans_in(s, start, wider, starting_from=horizon)
+        horizon = wider
+    whole = floor_minute(micros(query.before - query.duration))
+    return query, size, replace(answer, latest=instant(whole))
