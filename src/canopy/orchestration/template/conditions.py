@@ -144,15 +144,7 @@ class If(Function):
         if conditions is None:
             yield from dependencies_of(self.args[1:], None)
             return
-        cond = self.args[0]
-        if isinstance(cond, str):
-            truth = conditions.value(cond, self.path)
-        elif isinstance(cond, bool):
-            truth = cond
-        else:
-            yield from dependencies_of(self.args[1:], conditions)
-            return
-        branch = self._branch(truth)
+        branch = self._branch(conditions.truth(self.args[0], join_path(self.path, 0)))
         if branch is not OMIT:
             yield from dependencies_of(branch, conditions)
 
@@ -193,6 +185,10 @@ class ConditionSet:
             self._evaluating.pop()
         self._values[name] = truth
         return truth
+
+    def truth(self, condition: Any, path: str) -> bool:
+        assert self.evaluator is not None
+        return self.evaluator.condition(condition, path)
 
     def all(self) -> dict[str, bool]:
         return {name: self.value(name, self._path) for name in self._definitions}

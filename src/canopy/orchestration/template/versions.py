@@ -118,6 +118,7 @@ CFN_FUNCTIONS: Table = {
 CFN_CONDITION_FUNCTIONS: Table = {
     "Fn::Equals": cfn.CfnEquals, "Ref": cfn.ParamRef, "Fn::FindInMap": cfn.FindInMap,
     "Fn::Not": cfn.CfnNot, "Fn::And": cfn.CfnAnd, "Fn::Or": cfn.CfnOr,
+    "Condition": cfn.ConditionRef,
 }  # fmt: skip
 
 
