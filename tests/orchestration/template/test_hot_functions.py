@@ -288,6 +288,10 @@ def test_list_concat_and_unique() -> None:
 def test_contains_tests_membership() -> None:
     assert ev({"contains": ["az2", {"get_param": "zones"}]}) is True
     assert ev({"contains": ["az9", ["az1"]]}) is False
+    assert ev({"contains": ["eb", {"get_param": "name"}]}) is True  # a substring, as in Heat
+    assert err({"contains": ["a", {"get_param": "port"}]}).message == (
+        "the second argument must be a list or a string"
+    )
 
 
 def test_make_url_escapes_its_parts() -> None:

@@ -97,13 +97,15 @@ class Contains(Function):
     def validate(self, scope: Scope) -> None:
         if not isinstance(self.args, list) or len(self.args) != 2:
             raise self.error("the argument must be [value, list]")
-        if not isinstance(self.args[1], list) and not isinstance(self.args[1], Function):
-            raise self.error("the second argument must be a list")
+        if not isinstance(self.args[1], list | str | Function):
+            raise self.error("the second argument must be a list or a string")
 
     def result(self, ev: Evaluator) -> Any:
         value, sequence = ev.resolve(self.args)
+        if isinstance(sequence, str):
+            return isinstance(value, str) and value in sequence  # Heat: a string is a sequence
         if not isinstance(sequence, list):
-            raise self.error("the second argument must be a list")
+            raise self.error("the second argument must be a list or a string")
         return value in sequence
 
 
