@@ -166,9 +166,7 @@ async def step_stack(
 ) -> Outcome:
     """Walk `stack` as far as it goes now and record where it stands."""
     rows = list(
-        (
-            await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))
-        ).scalars()
+        (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
     )
     ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
     walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
@@ -215,4 +213,3 @@ def _finish(s: AsyncSession, stack: Stack, status: Status, reason: str, now: dat
         stack.deleted = True
         stack.deleted_at = now
     stack_event(s, stack, stack.action, status, reason, now)
-

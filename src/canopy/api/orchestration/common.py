@@ -96,7 +96,9 @@ async def identified(
     return stack
 
 
-def redirect(request: Request, settings: Settings, stack: Stack, subpath: str = "") -> RedirectResponse:
+def redirect(
+    request: Request, settings: Settings, stack: Stack, subpath: str = ""
+) -> RedirectResponse:
     """302 to the stack's canonical URL, keeping the subpath and the query (the client
     re-sends the same method and body there)."""
     url = stack_url(request, settings, stack) + (f"/{subpath}" if subpath else "")

@@ -11,7 +11,9 @@ _EXPLANATIONS = {
         "The server could not comply with the request since it is either malformed or "
         "otherwise incorrect."
     ),
-    401: "This server could not verify that you are authorized to access the document you requested.",
+    401: (
+        "This server could not verify that you are authorized to access the document you requested."
+    ),
     403: "Access was denied to this resource.",
     404: "The resource could not be found.",
     405: "The method specified is not allowed for this resource.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import QueryParams
 
@@ -42,7 +42,7 @@ def _status_filter(values: list[str]) -> ColumnElement[bool]:
 
 
 async def list_query(s: AsyncSession, ctx: RequestContext, q: QueryParams) -> list[Stack]:
-    query: Select[tuple[Stack]] = select(Stack)
+    query = select(Stack)
     if _flag(q, "global_tenant"):
         if not ctx.is_cloud_admin:
             raise Forbidden("Only a cloud admin may list every project's stacks.")

@@ -145,9 +145,7 @@ async def list_resource_events(
     return {"events": [event_view(e, href) for e in found]}
 
 
-@router.get(
-    STACK + "/resources/{resource_name}/events/{event_id}", summary="Show one event"
-)
+@router.get(STACK + "/resources/{resource_name}/events/{event_id}", summary="Show one event")
 async def show_event(
     request: Request,
     stack_name: str,

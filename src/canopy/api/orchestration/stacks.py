@@ -70,10 +70,11 @@ async def preview_stack(
     identity = StackIdentity(str(name or "preview"), "None", ctx.project_id)
     bound = await svc.validate(s, ctx, req, identity)
     resources = []
-    for rname, d in sorted(bound.resources().items()):
+    defs = bound.resources()
+    for rname, d in sorted(defs.items()):
         try:
             props = bound.resolve(d.properties, NothingLive())
-        except Exception:  # noqa: BLE001 - a value that needs live resources
+        except Exception:
             props = None
         resources.append(
             {
@@ -82,7 +83,9 @@ async def preview_stack(
                 "resource_action": "INIT",
                 "resource_status": "COMPLETE",
                 "properties": props,
-                "required_by": sorted(o for o, od in bound.resources().items() if rname in od.depends_on),
+                "required_by": sorted(
+                    o for o, od in bound.resources().items() if rname in od.depends_on
+                ),
                 "description": "",
             }
         )
@@ -125,9 +128,9 @@ def _subpath_lookup(sub: str) -> Any:
 
 
 for _sub in SUBPATHS:
-    router.get(
-        f"/stacks/{{stack_name}}/{_sub}", status_code=302, summary=f"Find a stack's {_sub}"
-    )(_subpath_lookup(_sub))
+    router.get(f"/stacks/{{stack_name}}/{_sub}", status_code=302, summary=f"Find a stack's {_sub}")(
+        _subpath_lookup(_sub)
+    )
 
 
 @router.get("/stacks/{stack_name}/{stack_id}", summary="Show a stack")
@@ -173,7 +176,12 @@ async def _update(
 
 @router.put("/stacks/{stack_name}/{stack_id}", status_code=202, summary="Update a stack")
 async def update_stack(
-    stack_name: str, stack_id: str, body: AnyBody, ctx: WriterScopeDep, s: SessionDep, svc: ServiceDep
+    stack_name: str,
+    stack_id: str,
+    body: AnyBody,
+    ctx: WriterScopeDep,
+    s: SessionDep,
+    svc: ServiceDep,
 ) -> Response:
     return await _update(stack_name, stack_id, body, ctx, s, svc, patch=False)
 
@@ -182,7 +190,12 @@ async def update_stack(
     "/stacks/{stack_name}/{stack_id}", status_code=202, summary="Update a stack, keeping the rest"
 )
 async def patch_stack(
-    stack_name: str, stack_id: str, body: AnyBody, ctx: WriterScopeDep, s: SessionDep, svc: ServiceDep
+    stack_name: str,
+    stack_id: str,
+    body: AnyBody,
+    ctx: WriterScopeDep,
+    s: SessionDep,
+    svc: ServiceDep,
 ) -> Response:
     return await _update(stack_name, stack_id, body, ctx, s, svc, patch=True)
 

@@ -11,8 +11,7 @@ from canopy.orchestration.resources.server import NovaServer
 from canopy.orchestration.resources.simple import NoneResource, RandomString, TestResource, Value
 
 TYPES: Mapping[str, ResourceType] = {
-    t.name: t
-    for t in (NovaServer(), RandomString(), Value(), NoneResource(), TestResource())
+    t.name: t for t in (NovaServer(), RandomString(), Value(), NoneResource(), TestResource())
 }
 
 

@@ -30,7 +30,9 @@ class NovaServer:
     description = "A server, placed by canopy's scheduler on one of its clouds."
     open_properties = False
     properties: Mapping[str, Prop] = {
-        "name": Prop("string", "Server name (default: stack-resource-random).", update_allowed=True),
+        "name": Prop(
+            "string", "Server name (default: stack-resource-random).", update_allowed=True
+        ),
         "flavor": Prop("string", "Flavor name or id.", required=True),
         "image": Prop("string", "Image name or id.", required=True),
         "key_name": Prop("string", "Name of a keypair of the stack's user."),
@@ -76,7 +78,9 @@ class NovaServer:
             raise InvalidRequest(f"Error validating value '{image}': No Image matching {image}.")
         key = props.get("key_name")
         if key is not None and key not in known.keypairs:
-            raise InvalidRequest(f"Error validating value '{key}': The Key ({key}) could not be found.")
+            raise InvalidRequest(
+                f"Error validating value '{key}': The Key ({key}) could not be found."
+            )
         zone = props.get("availability_zone")
         if zone not in (None, "", "nova") and zone not in known.zones:
             raise InvalidRequest(
@@ -118,8 +122,10 @@ class NovaServer:
         return Progress()
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
-        if res.server_id is not None and new.get("name") and new["name"] != res.properties.get(
-            "name"
+        if (
+            res.server_id is not None
+            and new.get("name")
+            and new["name"] != res.properties.get("name")
         ):
             try:
                 await step.servers.update(
@@ -149,7 +155,7 @@ class NovaServer:
             return Progress.failure(f"Server {res.server_id} was deleted outside the stack.")
         if server.status == ServerStatus.ERROR:
             why = server.fault_message or "the server went to ERROR"
-            return Progress.failure(f"ResourceInError: Went to status ERROR due to \"{why}\"")
+            return Progress.failure(f'ResourceInError: Went to status ERROR due to "{why}"')
         if server.status in (ServerStatus.ACTIVE, ServerStatus.SHUTOFF):
             res.attributes = await attributes(step, server)
             return Progress.complete()
