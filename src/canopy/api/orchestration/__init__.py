@@ -3,19 +3,27 @@ outputs, validation, resource types and template versions. Errors use Heat's bod
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from canopy.api.errors import add_fault_format
+from canopy.api.errors import add_fault_format, fault_response
 from canopy.api.orchestration import info, resources, stacks
 from canopy.api.orchestration.common import PREFIX
 from canopy.api.orchestration.faults import heat_fault
+from canopy.orchestration.template import TemplateError
 
 ROOT = "/orchestration"
 
 
 def install_orchestration(app: FastAPI) -> None:
-    """Heat's fault body for everything under /orchestration."""
+    """Heat's fault body for everything under /orchestration; a template error (the
+    user's) is a 400 with its message, which names where in the template it is."""
     add_fault_format(app, ROOT, heat_fault)
+    app.add_exception_handler(TemplateError, _on_template_error)
+
+
+async def _on_template_error(request: Request, exc: Exception) -> JSONResponse:
+    return fault_response(request, 400, str(exc) or "Invalid template.")
 
 
 def orchestration_router() -> APIRouter:

@@ -11,7 +11,12 @@ from canopy.api.orchestration.common import ScopeDep, ServiceDep
 from canopy.domain.errors import NotFound
 from canopy.orchestration.resources.registry import TYPES
 from canopy.orchestration.service import parse_request
-from canopy.orchestration.template import StackIdentity, template_functions, template_versions
+from canopy.orchestration.template import (
+    StackIdentity,
+    TemplateError,
+    template_functions,
+    template_versions,
+)
 
 router = APIRouter()
 
@@ -84,7 +89,10 @@ async def list_template_versions(ctx: ScopeDep) -> dict[str, Any]:
     summary="The functions a template version offers",
 )
 async def list_template_functions(template_version: str, ctx: ScopeDep) -> dict[str, Any]:
-    found = template_functions(template_version)
-    if not found and template_version not in {v.get("version") for v in template_versions()}:
-        raise NotFound(f"The template version ({template_version[:64]}) could not be found.")
+    try:
+        found = template_functions(template_version)
+    except TemplateError:
+        raise NotFound(
+            f"The template version ({template_version[:64]}) could not be found."
+        ) from None
     return {"template_functions": found}

@@ -63,7 +63,7 @@ async def list_stacks(
 
 @router.post("/stacks/preview", summary="What a stack would be, without creating it")
 async def preview_stack(
-    request: Request, body: AnyBody, ctx: WriterScopeDep, s: ReadSessionDep, svc: ServiceDep
+    request: Request, body: AnyBody, ctx: ScopeDep, s: ReadSessionDep, svc: ServiceDep
 ) -> dict[str, Any]:
     name = body.get("stack_name") if isinstance(body, dict) else None
     req = parse_request(body, template_required=True)
