@@ -217,6 +217,20 @@ class CfnNot(Not):
         return {self.name: [self.args]}
 
 
+class ConditionRef(Function):
+    """{"Condition": name} inside Fn::And/Or/Not, as CloudFormation writes a reference."""
+
+    name = "Condition"
+    description = "The truth of a named condition."
+
+    def validate(self, scope: Scope) -> None:
+        if not isinstance(self.args, str) or self.args not in scope.conditions:
+            raise self.error(f"no condition named {self.args!r}")
+
+    def result(self, ev: Evaluator) -> Any:
+        return ev.conditions.value(self.args, self.path)
+
+
 class CfnAnd(And):
     name = "Fn::And"
 

@@ -97,13 +97,15 @@ class Contains(Function):
     def validate(self, scope: Scope) -> None:
         if not isinstance(self.args, list) or len(self.args) != 2:
             raise self.error("the argument must be [value, list]")
-        if not isinstance(self.args[1], list) and not isinstance(self.args[1], Function):
-            raise self.error("the second argument must be a list")
+        if not isinstance(self.args[1], list | str | Function):
+            raise self.error("the second argument must be a list or a string")
 
     def result(self, ev: Evaluator) -> Any:
         value, sequence = ev.resolve(self.args)
+        if isinstance(sequence, str):
+            return isinstance(value, str) and value in sequence  # Heat: a string is a sequence
         if not isinstance(sequence, list):
-            raise self.error("the second argument must be a list")
+            raise self.error("the second argument must be a list or a string")
         return value in sequence
 
 
@@ -144,15 +146,7 @@ class If(Function):
         if conditions is None:
             yield from dependencies_of(self.args[1:], None)
             return
-        cond = self.args[0]
-        if isinstance(cond, str):
-            truth = conditions.value(cond, self.path)
-        elif isinstance(cond, bool):
-            truth = cond
-        else:
-            yield from dependencies_of(self.args[1:], conditions)
-            return
-        branch = self._branch(truth)
+        branch = self._branch(conditions.truth(self.args[0], join_path(self.path, 0)))
         if branch is not OMIT:
             yield from dependencies_of(branch, conditions)
 
@@ -193,6 +187,10 @@ class ConditionSet:
             self._evaluating.pop()
         self._values[name] = truth
         return truth
+
+    def truth(self, condition: Any, path: str) -> bool:
+        assert self.evaluator is not None
+        return self.evaluator.condition(condition, path)
 
     def all(self) -> dict[str, bool]:
         return {name: self.value(name, self._path) for name in self._definitions}

@@ -49,6 +49,10 @@ class ConditionLookup(Protocol):
 
     def value(self, name: str, path: str) -> bool: ...
 
+    def truth(self, condition: Any, path: str) -> bool:
+        """A condition argument's truth: a name, a boolean or an expression node."""
+        ...
+
 
 class Parser:
     """Turns raw template data into trees of plain data and `Function` nodes."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from canopy.orchestration.template import cfn_functions as cfn
 from canopy.orchestration.template import hot_functions as hot
@@ -118,6 +119,7 @@ CFN_FUNCTIONS: Table = {
 CFN_CONDITION_FUNCTIONS: Table = {
     "Fn::Equals": cfn.CfnEquals, "Ref": cfn.ParamRef, "Fn::FindInMap": cfn.FindInMap,
     "Fn::Not": cfn.CfnNot, "Fn::And": cfn.CfnAnd, "Fn::Or": cfn.CfnOr,
+    "Condition": cfn.ConditionRef,
 }  # fmt: skip
 
 
@@ -188,9 +190,9 @@ def hot_version(raw: object) -> Version:
     raise TemplateError(f"unknown version {raw!r} (known: {known})", "heat_template_version")
 
 
-def template_versions() -> list[dict[str, object]]:
+def template_versions() -> list[dict[str, Any]]:
     """What GET /template_versions lists."""
-    out: list[dict[str, object]] = [{"version": VERSIONS["cfn"].key, "type": "cfn", "aliases": []}]
+    out: list[dict[str, Any]] = [{"version": VERSIONS["cfn"].key, "type": "cfn", "aliases": []}]
     for date in HOT_DATES:
         v = VERSIONS[date]
         out.append({"version": v.key, "type": "hot", "aliases": list(v.aliases)})
