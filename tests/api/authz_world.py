@@ -12,16 +12,23 @@ from sqlalchemy import select
 
 from canopy.api.identity.catalog import build_catalog
 from canopy.domain.context import RequestContext
+from canopy.orchestration.service import StackService
 from canopy.reservations.service import LeaseService
 from canopy.services import identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
 from canopy.services.servers import CreateServer
-from canopy.store.models import Image, InstanceAction
+from canopy.store.models import Image, InstanceAction, StackEvent
 from tests.api.conftest import Api
 from tests.api.tokens import caller
 
 PASSWORD = "pw"
+# A stack that completes in one engine pass: a value, and an output.
+STACK_TEMPLATE: dict[str, Any] = {
+    "heat_template_version": "2018-08-31",
+    "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}},
+    "outputs": {"out": {"value": {"get_attr": ["v", "value"]}}},
+}
 # caller -> (user, role, project)
 PEOPLE = {
     "cloud admin": ("root", "admin", "admin"),
@@ -104,6 +111,17 @@ class World:
             svc = LeaseService(plane.settings, plane.clock, plane.service)
             return (await svc.create(s, self.ctx(who), body)).id
 
+    async def new_stack(self, who: str) -> tuple[str, str]:
+        """A stack of `who`'s project, created and stepped to CREATE_COMPLETE: (name, id)."""
+        plane = self.api.plane
+        name = f"st-{uuid.uuid4().hex[:8]}"
+        async with plane.db.session() as s:
+            svc = StackService(plane.settings, plane.clock)
+            stack = await svc.create(s, self.ctx(who), name, {"template": STACK_TEMPLATE})
+            stack_id = stack.id
+        await plane.worker.orchestration.run_once()
+        return name, stack_id
+
     async def new_group(self, who: str) -> str:
         async with self.api.plane.db.session() as s:
             g = await server_groups.create(
@@ -160,6 +178,11 @@ class World:
             return await self.new_group(owner)
         if fixture == "fresh_lease":
             return await self.new_lease(owner)
+        if fixture in ("stack_name", "stack_id", "event"):
+            return self.objects[f"{fixture}:{owner}"]
+        if fixture == "fresh_stack_name":
+            name, self.objects["fresh_stack_id"] = await self.new_stack(owner)
+            return name
         if fixture == "project":
             return self.people[me].project_id
         if fixture == "user":
@@ -210,6 +233,16 @@ async def build_world(api: Api) -> World:
         w.objects[f"server:{side}"] = await w.new_server(side)
         w.objects[f"group:{side}"] = await w.new_group(side)
         w.objects[f"lease:{side}"] = await w.new_lease(side)
+        name, stack_id = await w.new_stack(side)
+        w.objects[f"stack_name:{side}"], w.objects[f"stack_id:{side}"] = name, stack_id
+        async with plane.db.read() as s:
+            w.objects[f"event:{side}"] = str(
+                await s.scalar(
+                    select(StackEvent.id).where(
+                        StackEvent.stack_id == stack_id, StackEvent.resource_name == "v"
+                    )
+                )
+            )
     async with plane.db.read() as s:
         for side in ("member", "other"):
             sid = w.objects[f"server:{side}"]
@@ -234,6 +267,10 @@ async def build_world(api: Api) -> World:
         endpoint=catalog[0]["endpoints"][0]["id"],
         other_user=w.people["other"].user_id,
         other_project=w.people["other"].project_id,
+        resource_type="OS::Heat::Value",
+        template_version="heat_template_version.2018-08-31",
+        resource_name="v",
+        output_key="out",
     )
     return w
 
@@ -264,6 +301,9 @@ def fault_shape(path: str, response: httpx.Response) -> str | None:
             return "a Keystone 401 without WWW-Authenticate"
     elif path.startswith("/reservation"):
         ok = body.get("error") == code and bool(body.get("error_message"))
+    elif path.startswith("/orchestration"):
+        error = body.get("error")
+        ok = body.get("code") == code and isinstance(error, dict) and bool(error.get("message"))
     elif path.startswith("/image"):
         ok = body.get("code", "").startswith(str(code)) and bool(body.get("message"))
     else:

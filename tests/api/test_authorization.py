@@ -87,6 +87,21 @@ LEASE_BODY = {
     "before_end_date": None,
 }
 
+HEAT = "/orchestration/v1/{project_id}"
+IDENTIFIED = HEAT + "/stacks/{stack_name}/{stack_id}"
+PROJECT = {"project_id": "project"}
+A_STACK = {"project_id": "project", "stack_name": "stack_name", "stack_id": "stack_id"}
+FRESH_STACK = {
+    "project_id": "project",
+    "stack_name": "fresh_stack_name",
+    "stack_id": "fresh_stack_id",
+}
+NAMED_STACK = {"project_id": "project", "stack_name": "stack_name"}
+HEAT_TEMPLATE = {
+    "heat_template_version": "2018-08-31",
+    "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}},
+}
+
 TABLE: dict[str, Rule] = {
     # Health, metrics, version documents and logging in: open to anyone.
     "GET /healthz": Rule(ANYONE),
@@ -238,6 +253,54 @@ TABLE: dict[str, Rule] = {
         WRITERS, FRESH_LEASE, {"name": "renamed-{uid}"}, foreign=404
     ),
     "DELETE /reservation/v1/leases/{lease_id}": Rule(WRITERS, FRESH_LEASE, foreign=404),
+    # Heat: the path names the project; another project's path is 403 (a cloud admin may
+    # use any). Its readers look, its members change stacks.
+    f"GET {HEAT}/stacks": Rule(READERS, PROJECT, foreign=403),
+    f"POST {HEAT}/stacks": Rule(
+        WRITERS, PROJECT, {"stack_name": "s-{uid}", "template": HEAT_TEMPLATE}, foreign=403
+    ),
+    f"POST {HEAT}/stacks/preview": Rule(
+        READERS, PROJECT, {"stack_name": "p-{uid}", "template": HEAT_TEMPLATE}, foreign=403
+    ),
+    f"POST {HEAT}/validate": Rule(READERS, PROJECT, {"template": HEAT_TEMPLATE}, foreign=403),
+    f"GET {HEAT}/resource_types": Rule(READERS, PROJECT, foreign=403),
+    f"GET {HEAT}/resource_types/{{type_name}}": Rule(
+        READERS, {"project_id": "project", "type_name": "resource_type"}, foreign=403
+    ),
+    f"GET {HEAT}/template_versions": Rule(READERS, PROJECT, foreign=403),
+    f"GET {HEAT}/template_versions/{{template_version}}/functions": Rule(
+        READERS, {"project_id": "project", "template_version": "template_version"}, foreign=403
+    ),
+    f"GET {HEAT}/stacks/{{stack_name}}": Rule(READERS, NAMED_STACK, foreign=403),
+    f"PUT {HEAT}/stacks/{{stack_name}}": Rule(READERS, NAMED_STACK, foreign=403),
+    f"PATCH {HEAT}/stacks/{{stack_name}}": Rule(READERS, NAMED_STACK, foreign=403),
+    f"DELETE {HEAT}/stacks/{{stack_name}}": Rule(READERS, NAMED_STACK, foreign=403),
+    f"GET {HEAT}/stacks/{{stack_name}}/resources": Rule(READERS, NAMED_STACK, foreign=403),
+    f"GET {HEAT}/stacks/{{stack_name}}/events": Rule(READERS, NAMED_STACK, foreign=403),
+    f"GET {HEAT}/stacks/{{stack_name}}/template": Rule(READERS, NAMED_STACK, foreign=403),
+    f"GET {HEAT}/stacks/{{stack_name}}/outputs": Rule(READERS, NAMED_STACK, foreign=403),
+    f"GET {IDENTIFIED}": Rule(READERS, A_STACK, foreign=403),
+    f"PUT {IDENTIFIED}": Rule(WRITERS, FRESH_STACK, {"template": HEAT_TEMPLATE}, foreign=403),
+    f"PATCH {IDENTIFIED}": Rule(
+        WRITERS, FRESH_STACK, {"template": None, "parameters": {}}, foreign=403
+    ),
+    f"DELETE {IDENTIFIED}": Rule(WRITERS, FRESH_STACK, foreign=403),
+    f"GET {IDENTIFIED}/resources": Rule(READERS, A_STACK, foreign=403),
+    f"GET {IDENTIFIED}/resources/{{resource_name}}": Rule(
+        READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
+    ),
+    f"GET {IDENTIFIED}/resources/{{resource_name}}/events": Rule(
+        READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
+    ),
+    f"GET {IDENTIFIED}/resources/{{resource_name}}/events/{{event_id}}": Rule(
+        READERS, {**A_STACK, "resource_name": "resource_name", "event_id": "event"}, foreign=403
+    ),
+    f"GET {IDENTIFIED}/events": Rule(READERS, A_STACK, foreign=403),
+    f"GET {IDENTIFIED}/outputs": Rule(READERS, A_STACK, foreign=403),
+    f"GET {IDENTIFIED}/outputs/{{output_key}}": Rule(
+        READERS, {**A_STACK, "output_key": "output_key"}, foreign=403
+    ),
+    f"GET {IDENTIFIED}/template": Rule(READERS, A_STACK, foreign=403),
 }
 
 

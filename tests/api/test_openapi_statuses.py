@@ -91,6 +91,8 @@ async def test_every_4xx_has_its_services_fault_schema(served: Served) -> None:
                 assert schema == {"$ref": "#/components/schemas/GlanceError"}, (method, path)
             elif kind == "reservation":
                 assert schema == {"$ref": "#/components/schemas/BlazarError"}, (method, path)
+            elif kind == "orchestration":
+                assert schema == {"$ref": "#/components/schemas/HeatError"}, (method, path)
             else:
                 (name,) = schema["required"]
                 expected = {"400": "badRequest", "404": "itemNotFound", "409": "conflictingRequest"}

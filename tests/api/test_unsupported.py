@@ -26,6 +26,9 @@ def body_of(service: str, r: Any) -> tuple[int, str]:
     if service == "reservation":
         assert set(body) == {"error", "error_message"}
         return body["error"], body["error_message"]
+    if service == "orchestration":
+        assert set(body) == {"code", "title", "explanation", "error"}
+        return body["code"], body["error"]["message"]
     (name,) = body
     fault = body[name]
     expected = {404: "itemNotFound", 405: "badMethod", 501: "notImplemented"}[fault["code"]]
@@ -128,6 +131,8 @@ async def test_every_documented_path_answers_other_methods_405_with_the_right_al
                     if path.startswith("/image")
                     else "reservation"
                     if path.startswith("/reservation")
+                    else "orchestration"
+                    if path.startswith("/orchestration")
                     else "compute"
                 )
                 code, message = body_of(service, r)

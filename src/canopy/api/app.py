@@ -15,6 +15,7 @@ from canopy.api.errors import install_error_handlers
 from canopy.api.identity import identity_router, install_identity
 from canopy.api.image import image_router, install_image
 from canopy.api.openapi import install_openapi
+from canopy.api.orchestration import install_orchestration, orchestration_router
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
@@ -50,6 +51,7 @@ def create_app(
     install_identity(app)
     install_image(app)
     install_reservation(app)
+    install_orchestration(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())
@@ -57,6 +59,7 @@ def create_app(
     app.include_router(compute_router())
     app.include_router(image_router())
     app.include_router(reservation_router())
+    app.include_router(orchestration_router())
     install_unsupported(app)  # after the routers: it reads their routes
     install_openapi(app)
     return app

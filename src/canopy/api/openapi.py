@@ -176,6 +176,41 @@ _own(
 )
 _own("DELETE /reservation/v1/leases/{lease_id}", statuses=(403,))
 
+# Heat: every route names a project in its path; another project than the token's is 403.
+_HEAT = "/orchestration/v1/{project_id}"
+_STACK = _HEAT + "/stacks/{stack_name}/{stack_id}"
+_own(
+    f"GET {_HEAT}/stacks",
+    f"POST {_HEAT}/stacks/preview",
+    f"POST {_HEAT}/validate",
+    f"GET {_HEAT}/resource_types",
+    f"GET {_HEAT}/resource_types/{{type_name}}",
+    f"GET {_HEAT}/template_versions",
+    f"GET {_HEAT}/template_versions/{{template_version}}/functions",
+    *(f"{m} {_HEAT}/stacks/{{stack_name}}" for m in ("GET", "PUT", "PATCH", "DELETE")),
+    *(
+        f"GET {_HEAT}/stacks/{{stack_name}}/{sub}"
+        for sub in ("resources", "events", "template", "outputs")
+    ),
+    f"GET {_STACK}",
+    f"DELETE {_STACK}",
+    f"GET {_STACK}/resources",
+    f"GET {_STACK}/resources/{{resource_name}}",
+    f"GET {_STACK}/resources/{{resource_name}}/events",
+    f"GET {_STACK}/resources/{{resource_name}}/events/{{event_id}}",
+    f"GET {_STACK}/events",
+    f"GET {_STACK}/outputs",
+    f"GET {_STACK}/outputs/{{output_key}}",
+    f"GET {_STACK}/template",
+    statuses=(403,),
+)
+_own(  # a reader or another project; a name taken, a stack busy
+    f"POST {_HEAT}/stacks",
+    f"PUT {_STACK}",
+    f"PATCH {_STACK}",
+    statuses=(403, 409),
+)
+
 _VERSION_DOCS = frozenset(
     {
         "/identity",
@@ -198,6 +233,7 @@ def service(path: str) -> str:
         ("/image", "image"),
         ("/identity", "identity"),
         ("/reservation", "reservation"),
+        ("/orchestration", "orchestration"),
         ("/canopy", "admin"),
     ):
         if path == prefix or path.startswith(prefix + "/"):
@@ -240,6 +276,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"error": {"type": "integer"}, "error_message": {"type": "string"}},
     },
     "FaultDetail": _DETAIL,
+    "HeatError": {
+        "type": "object",
+        "required": ["code", "title", "explanation", "error"],
+        "properties": {
+            "code": {"type": "integer"},
+            "title": {"type": "string"},
+            "explanation": {"type": "string"},
+            "error": {
+                "type": "object",
+                "required": ["message", "type", "traceback"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "traceback": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
     "KeystoneError": {
         "type": "object",
         "required": ["error"],
@@ -278,6 +332,8 @@ def fault_schema(path: str, code: int) -> dict[str, Any]:
         return {"$ref": "#/components/schemas/GlanceError"}
     if kind == "reservation":
         return {"$ref": "#/components/schemas/BlazarError"}
+    if kind == "orchestration":
+        return {"$ref": "#/components/schemas/HeatError"}
     name = fault_name(code)
     return {
         "type": "object",

@@ -17,6 +17,7 @@ from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
+from canopy.orchestration.controller import OrchestrationController
 from canopy.reservations.controller import LeaseController
 
 log = logging.getLogger("canopy.worker")
@@ -34,12 +35,14 @@ class Worker:
         self.housekeeping = HousekeepingController(rt)
         self.inventory = InventoryController(rt)
         self.leases = LeaseController(rt)
+        self.orchestration = OrchestrationController(rt)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
         # Leases first: they are due at an instant, and a slow cloud's inventory must not
         # delay them (in `run`, each has its own loop).
         n = await self.leases.run_once()
+        n += await self.orchestration.run_once()
         n += await self.inventory.run_once()
         n += await self.placement.run_once()
         n += await self.provisioning.run_once()
@@ -47,6 +50,7 @@ class Worker:
         await self.provisioning.drain()
         await self.power.drain()
         n += await self.sync.run_once()
+        n += await self.orchestration.run_once()  # servers that became ACTIVE meanwhile
         return n
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -65,9 +69,10 @@ class Worker:
             self._loop("inventory", self.inventory.run_once, self.inventory.idle, stop),
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
-            self._loop("power", self.power.run_once, poll, stop),
-            self._loop("sync", self.sync.run_once, min(poll, 0.5), stop, self._sync_wait),
+            self._loop("power", self._power_pass, poll, stop),
+            self._loop("sync", self._sync_pass, min(poll, 0.5), stop, self._sync_wait),
             self._loop("leases", self.leases.run_once, poll, stop, self._lease_wait),
+            self._loop("orchestration", self.orchestration.run_once, poll, stop, self._stack_wait),
             self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
@@ -139,6 +144,24 @@ class Worker:
         """Sleep until the next sync is due, not a whole poll past it."""
         due = self.sync.next_due_in(self.rt.clock.now())
         return idle if due is None else min(idle, due + 0.001)
+
+    async def _sync_pass(self) -> int:
+        """A sync pass; stacks waiting on servers it saw change look again at once."""
+        n = await self.sync.run_once()
+        if n:
+            self.rt.notify("orchestration")
+        return n
+
+    async def _power_pass(self) -> int:
+        """A power pass; stacks waiting on deletes look again at once."""
+        n = await self.power.run_once()
+        self.rt.notify("orchestration")
+        return n
+
+    def _stack_wait(self, idle: float) -> float:
+        """Sleep until a stack's time-based wait ends (a TestResource, a timeout)."""
+        due = self.orchestration.next_due_in(self.rt.clock.now())
+        return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     def _lease_wait(self, idle: float) -> float:
         """Sleep until the next lease event is due (a lease due in 0.3 s wakes the loop

@@ -95,7 +95,13 @@ async def test_role_assignments_with_filters_and_names(ks: Keystone) -> None:
 
 async def test_services_endpoints_and_regions_mirror_the_catalog(ks: Keystone) -> None:
     services = (await ks.client.get(f"{V3}/services")).json()["services"]
-    assert {s["type"] for s in services} == {"identity", "compute", "image", "reservation"}
+    assert {s["type"] for s in services} == {
+        "identity",
+        "compute",
+        "image",
+        "reservation",
+        "orchestration",
+    }
     compute = next(s for s in services if s["type"] == "compute")
     r = await ks.client.get(f"{V3}/services/{compute['id']}")
     assert r.json()["service"]["name"] == "nova"

@@ -55,14 +55,22 @@ async def test_the_catalog_has_identity_compute_and_image_on_every_interface(
 ) -> None:
     t = _token(await ks.login("admin", ADMIN_PASSWORD, project="admin"))
     by_type = {entry["type"]: entry for entry in t["catalog"]}
-    assert set(by_type) == {"identity", "compute", "image", "reservation"}
+    assert set(by_type) == {"identity", "compute", "image", "reservation", "orchestration"}
     urls = {
         "identity": "/identity",
         "compute": "/compute/v2.1",
         "image": "/image",
         "reservation": "/reservation/v1",
+        # Heat's endpoint names the token's project.
+        "orchestration": f"/orchestration/v1/{t['project']['id']}",
     }
-    names = {"identity": "keystone", "compute": "nova", "image": "glance", "reservation": "blazar"}
+    names = {
+        "identity": "keystone",
+        "compute": "nova",
+        "image": "glance",
+        "reservation": "blazar",
+        "orchestration": "heat",
+    }
     for kind, entry in by_type.items():
         assert entry["name"] == names[kind] and entry["id"]
         assert sorted(e["interface"] for e in entry["endpoints"]) == [
@@ -333,6 +341,7 @@ async def test_auth_catalog_projects_domains_and_system(ks: Keystone) -> None:
         "compute",
         "image",
         "reservation",
+        "orchestration",
     }
     r = await ks.client.get(f"{V3}/auth/projects")
     assert [p["id"] for p in r.json()["projects"]] == [ks.admin.project_id]

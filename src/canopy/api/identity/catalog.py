@@ -1,5 +1,6 @@
-"""The service catalog every token carries: identity, compute, image and reservation on this
-one port, each with public, internal and admin endpoints in the configured region."""
+"""The service catalog every token carries: identity, compute, image, reservation and
+orchestration on this one port, each with public, internal and admin endpoints in the
+configured region."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ SERVICES = (
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
     ("reservation", "blazar", "/reservation/v1"),
+    # Heat's endpoint names the project: Keystone fills in the token's project.
+    ("orchestration", "heat", "/orchestration/v1/%(tenant_id)s"),
 )
 INTERFACES = ("public", "internal", "admin")
 
@@ -31,7 +34,12 @@ def _id(*parts: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, "canopy:catalog:" + ":".join(parts)).hex
 
 
-def build_catalog(settings: Settings) -> list[dict[str, Any]]:
+def build_catalog(
+    settings: Settings, project_id: str | None = None, *, token: bool = False
+) -> list[dict[str, Any]]:
+    """The catalog; with `project_id`, as a token scoped to that project carries it (the
+    endpoint templates filled in), else as the endpoint list shows the templates. A
+    token's catalog with no project leaves out what needs one (as Keystone does)."""
     base = settings.public_url
     region = settings.identity.region
     return [
@@ -45,12 +53,13 @@ def build_catalog(settings: Settings) -> list[dict[str, Any]]:
                     "interface": iface,
                     "region_id": region,
                     "region": region,
-                    "url": base + path,
+                    "url": base + (path % {"tenant_id": project_id} if project_id else path),
                 }
                 for iface in INTERFACES
             ],
         }
         for kind, name, path in SERVICES
+        if not (token and project_id is None and "%(" in path)
     ]
 
 
@@ -59,7 +68,8 @@ async def auth_catalog(
     request: Request, holder: HolderDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """The catalog for the caller's token."""
-    return {"catalog": build_catalog(settings), "links": collection_links(request)}
+    catalog = build_catalog(settings, holder.project_id, token=True)
+    return {"catalog": catalog, "links": collection_links(request)}
 
 
 # The catalog as Keystone's read-only admin resources (`openstack service/endpoint/region

@@ -64,7 +64,7 @@ def token_body(info: TokenInfo, settings: Settings, *, catalog: bool) -> dict[st
             "domain": domain_ref(),
         }
     if catalog:
-        token["catalog"] = build_catalog(settings)
+        token["catalog"] = build_catalog(settings, info.project_id, token=True)
     return {"token": token}
 
 

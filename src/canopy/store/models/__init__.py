@@ -22,6 +22,9 @@ from canopy.store.models.identity import RoleAssignment as RoleAssignment
 from canopy.store.models.identity import Token as Token
 from canopy.store.models.identity import User as User
 from canopy.store.models.jobs import Job as Job
+from canopy.store.models.orchestration import Stack as Stack
+from canopy.store.models.orchestration import StackEvent as StackEvent
+from canopy.store.models.orchestration import StackResource as StackResource
 from canopy.store.models.placement import CapacityBlock as CapacityBlock
 from canopy.store.models.placement import Claim as Claim
 from canopy.store.models.placement import Placement as Placement

@@ -1,0 +1,206 @@
+"""A stack's resources, events, outputs and template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.api.deps import ReadSessionDep, SettingsDep
+from canopy.api.orchestration.common import ScopeDep, identified, stack_url
+from canopy.api.orchestration.views import event_view, required_by, resource_view
+from canopy.domain.errors import InvalidRequest, NotFound
+from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.states import Desired
+from canopy.store.models import Stack, StackEvent, StackResource
+
+router = APIRouter()
+STACK = "/stacks/{stack_name}/{stack_id}"
+MAX_EVENTS = 1000
+
+
+async def _rows(s: AsyncSession, stack: Stack) -> list[StackResource]:
+    q = select(StackResource).where(StackResource.stack_id == stack.id)
+    rows = (await s.execute(q.order_by(StackResource.created_at, StackResource.name))).scalars()
+    return [r for r in rows if r.desired == Desired.PRESENT]
+
+
+@router.get(STACK + "/resources", summary="List a stack's resources")
+async def list_resources(
+    request: Request,
+    stack_name: str,
+    stack_id: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    rows = await _rows(s, stack)
+    needed = required_by(rows)
+    href = stack_url(request, settings, stack)
+    q = request.query_params
+    items = [resource_view(r, href, needed[r.name]) for r in rows]
+    for key, field in (("type", "resource_type"), ("name", "resource_name")):
+        if q.getlist(key):
+            items = [i for i in items if i[field] in q.getlist(key)]
+    if q.getlist("status"):
+        wanted = q.getlist("status")
+        items = [
+            i
+            for i in items
+            if i["resource_status"] in wanted or i["resource_status"].split("_", 1)[1] in wanted
+        ]
+    return {"resources": items}
+
+
+@router.get(STACK + "/resources/{resource_name}", summary="Show a stack's resource")
+async def show_resource(
+    request: Request,
+    stack_name: str,
+    stack_id: str,
+    resource_name: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    rows = await _rows(s, stack)
+    found = next((r for r in rows if r.name == resource_name), None)
+    if found is None:
+        raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
+    href = stack_url(request, settings, stack)
+    return {"resource": resource_view(found, href, required_by(rows)[found.name], detail=True)}
+
+
+async def _events(
+    request: Request, s: AsyncSession, stack: Stack, resource: str | None
+) -> list[StackEvent]:
+    q = request.query_params
+    query = select(StackEvent).where(StackEvent.stack_id == stack.id)
+    names = [resource] if resource is not None else q.getlist("resource_name")
+    if names:
+        query = query.where(StackEvent.resource_name.in_(names))
+    if q.getlist("resource_action"):
+        query = query.where(StackEvent.action.in_(q.getlist("resource_action")))
+    if q.getlist("resource_status"):
+        query = query.where(StackEvent.status.in_(q.getlist("resource_status")))
+    if q.getlist("resource_type"):
+        query = query.where(StackEvent.resource_type.in_(q.getlist("resource_type")))
+    direction = (q.get("sort_dir") or "asc").lower()
+    if direction not in ("asc", "desc"):
+        raise InvalidRequest("sort_dir must be asc or desc.")
+    for key in (k for raw in q.getlist("sort_keys") for k in raw.split(",") if k):
+        if key not in ("event_time", "created_at", "resource_type", "resource_name", "id"):
+            raise InvalidRequest(f"Sortkey {key!r} is not supported for events.")
+    marker = q.get("marker")
+    if marker:
+        seq = await s.scalar(
+            select(StackEvent.seq).where(StackEvent.id == marker, StackEvent.stack_id == stack.id)
+        )
+        if seq is None:
+            raise NotFound(f"The Event ({marker[:64]}) could not be found (marker).")
+        query = query.where(StackEvent.seq > seq if direction == "asc" else StackEvent.seq < seq)
+    query = query.order_by(StackEvent.seq.asc() if direction == "asc" else StackEvent.seq.desc())
+    limit = q.get("limit")
+    n = MAX_EVENTS
+    if limit is not None:
+        try:
+            n = min(int(limit), MAX_EVENTS)
+        except ValueError:
+            raise InvalidRequest("limit must be a whole number.") from None
+        if n < 0:
+            raise InvalidRequest("limit must not be negative.")
+    return list((await s.execute(query.limit(n))).scalars())
+
+
+@router.get(STACK + "/events", summary="List a stack's events")
+async def list_events(
+    request: Request,
+    stack_name: str,
+    stack_id: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    href = stack_url(request, settings, stack)
+    return {"events": [event_view(e, href) for e in await _events(request, s, stack, None)]}
+
+
+@router.get(STACK + "/resources/{resource_name}/events", summary="List a resource's events")
+async def list_resource_events(
+    request: Request,
+    stack_name: str,
+    stack_id: str,
+    resource_name: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    href = stack_url(request, settings, stack)
+    found = await _events(request, s, stack, resource_name)
+    return {"events": [event_view(e, href) for e in found]}
+
+
+@router.get(STACK + "/resources/{resource_name}/events/{event_id}", summary="Show one event")
+async def show_event(
+    request: Request,
+    stack_name: str,
+    stack_id: str,
+    resource_name: str,
+    event_id: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    e = (
+        await s.execute(
+            select(StackEvent).where(
+                StackEvent.id == event_id,
+                StackEvent.stack_id == stack.id,
+                StackEvent.resource_name == resource_name,
+            )
+        )
+    ).scalar_one_or_none()
+    if e is None:
+        raise NotFound(f"The Event ({event_id[:64]}) could not be found.")
+    return {"event": event_view(e, stack_url(request, settings, stack), detail=True)}
+
+
+@router.get(STACK + "/outputs", summary="List a stack's outputs")
+async def list_outputs(
+    stack_name: str, stack_id: str, ctx: ScopeDep, s: ReadSessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    bound = bound_of(stack, settings.identity.region)
+    keys = [] if bound is None else sorted(bound.outputs().items())
+    return {"outputs": [{"output_key": k, "description": o.description} for k, o in keys]}
+
+
+@router.get(STACK + "/outputs/{output_key}", summary="Show one output, resolved now")
+async def show_output(
+    stack_name: str,
+    stack_id: str,
+    output_key: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    bound = bound_of(stack, settings.identity.region)
+    for entry in outputs(bound, await _rows(s, stack)):
+        if entry["output_key"] == output_key:
+            return {"output": entry}
+    raise NotFound(f"The Output ({output_key[:255]}) could not be found.")
+
+
+@router.get(STACK + "/template", summary="The stack's template as it was given")
+async def show_template(
+    stack_name: str, stack_id: str, ctx: ScopeDep, s: ReadSessionDep
+) -> dict[str, Any]:
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    return dict(stack.template)

@@ -1,0 +1,215 @@
+"""The orchestration loop: steps every stack that has work, as soon as it has it.
+
+A stack has work while its status is IN_PROGRESS, and is due when (a) its `next_attempt_at`
+has come (set to now by the API's create, update and delete, and by the engine to the end
+of a time-based wait or the stack's timeout), or (b) one of its resources waits on a server
+that has reached an answer (ACTIVE, SHUTOFF or ERROR for a create, gone for a delete). (b)
+is read from the server rows themselves, so nothing has to remember to tell the stack: the
+loop is woken after a sync or power pass and finds it. Due stacks are leased (`SKIP LOCKED`
+on PostgreSQL, so several workers share them) and each is stepped in its own transaction
+with its row locked; a worker that dies mid-step rolls back and the next worker repeats it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.runtime import Runtime
+from canopy.domain.context import RequestContext
+from canopy.domain.errors import InvalidRequest
+from canopy.domain.states import ServerStatus
+from canopy.orchestration.binding import bind_stack
+from canopy.orchestration.events import stack_event
+from canopy.orchestration.resources.base import Step
+from canopy.orchestration.states import Action, Status
+from canopy.orchestration.template import BoundTemplate, StackIdentity, TemplateError
+from canopy.orchestration.walk import Outcome, Walk
+from canopy.services.servers import ServerService
+from canopy.store.leases import lease_rows, unleased
+from canopy.store.models import Server, Stack, StackResource
+
+log = logging.getLogger("canopy.orchestration")
+
+_ANSWERED = (ServerStatus.ACTIVE, ServerStatus.SHUTOFF, ServerStatus.ERROR)
+_CACHE = 256  # bound templates kept, by (stack, generation)
+
+
+def _server_answered() -> ColumnElement[bool]:
+    """A stack has a resource waiting on a server that has answered."""
+    return exists(
+        select(StackResource.id)
+        .join(Server, Server.id == StackResource.server_id)
+        .where(
+            StackResource.stack_id == Stack.id,
+            StackResource.status == Status.IN_PROGRESS,
+            or_(
+                Server.deleted.is_(True),
+                and_(StackResource.action != Action.DELETE, Server.status.in_(_ANSWERED)),
+            ),
+        )
+    )
+
+
+class OrchestrationController:
+    """The stack loop of a worker."""
+
+    name = "orchestration"
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.servers = ServerService(rt.db, rt.settings, rt.clock)
+        self.next_due_at: datetime | None = None
+        self._bound: OrderedDict[tuple[str, int], BoundTemplate] = OrderedDict()
+
+    def next_due_in(self, now: datetime) -> float | None:
+        """Seconds until the earliest time-based wait ends, as of the last pass."""
+        if self.next_due_at is None:
+            return None
+        return (self.next_due_at - now).total_seconds()
+
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        return and_(
+            Stack.status == Status.IN_PROGRESS,
+            or_(Stack.next_attempt_at <= now, _server_answered()),
+        )
+
+    async def run_once(self) -> int:
+        """Step every stack due now; returns how many were stepped."""
+        rt = self.rt
+        now = rt.clock.now()
+        due = self._due(now)
+        async with rt.db.read() as s:
+            found = await s.execute(
+                select(Stack.id).where(due, unleased(Stack, rt.lease_now())).limit(1)
+            )
+            if found.first() is None:
+                await self._earliest(s)
+                return 0
+        total = 0
+        batch = rt.settings.controllers.batch_size
+        while True:
+            async with rt.db.session() as s:
+                rows = await lease_rows(
+                    s,
+                    Stack,
+                    where=[due],
+                    worker=rt.worker_id,
+                    now=rt.lease_now(),
+                    lease_seconds=rt.lease_seconds,
+                    limit=batch,
+                    order_by=[Stack.created_at],
+                )
+                ids = [r.id for r in rows]
+            for stack_id in ids:
+                try:
+                    async with rt.db.session() as s:
+                        await self._step(s, stack_id)
+                except Exception:
+                    # Rolled back; the lease runs out and a later pass repeats the step.
+                    log.exception("stack %s: step failed", stack_id)
+            total += len(ids)
+            if len(ids) < batch:
+                break
+        if total:
+            rt.notify("placement", "power")  # servers to place or delete, committed
+        async with rt.db.read() as s:
+            await self._earliest(s)
+        return total
+
+    async def _earliest(self, s: AsyncSession) -> None:
+        self.next_due_at = await s.scalar(
+            select(func.min(Stack.next_attempt_at)).where(Stack.status == Status.IN_PROGRESS)
+        )
+
+    def _bind(self, stack: Stack) -> BoundTemplate:
+        key = (stack.id, stack.generation)
+        found = self._bound.get(key)
+        if found is None:
+            identity = StackIdentity(
+                stack.name, stack.id, stack.project_id, self.rt.settings.identity.region
+            )
+            found = bind_stack(
+                stack.template, stack.files, stack.environment, stack.parameters, identity
+            )
+            self._bound[key] = found
+            while len(self._bound) > _CACHE:
+                self._bound.popitem(last=False)
+        self._bound.move_to_end(key)
+        return found
+
+    async def _step(self, s: AsyncSession, stack_id: str) -> None:
+        stack = (
+            await s.execute(select(Stack).where(Stack.id == stack_id).with_for_update())
+        ).scalar_one_or_none()
+        if stack is None or stack.claimed_by != self.rt.worker_id:
+            return  # gone, or taken over after our lease ran out
+        stack.claimed_by = None
+        stack.claim_expires_at = None
+        if stack.status != Status.IN_PROGRESS:
+            return
+        await step_stack(s, stack, self.rt.clock.now(), self._bind, self.servers, self.rt)
+
+
+async def step_stack(
+    s: AsyncSession,
+    stack: Stack,
+    now: datetime,
+    bind: Callable[[Stack], BoundTemplate],
+    servers: ServerService,
+    rt: Runtime,
+) -> Outcome:
+    """Walk `stack` as far as it goes now and record where it stands."""
+    rows = list(
+        (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
+    )
+    ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
+    walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
+    action = Action(stack.action)
+    if action is Action.DELETE:
+        out = await walk.backward()
+    else:
+        try:
+            bound = bind(stack)
+        except (TemplateError, InvalidRequest) as e:
+            out = Outcome(failure=str(e))
+        else:
+            out = await walk.forward(bound, stack.generation)
+            if out.done and out.failure is None:
+                out = await walk.backward()  # the clean-up: replaced and removed resources
+    deadline = _deadline(stack)
+    if out.failure is None and not out.done and deadline is not None and now >= deadline:
+        out.failure = f"Timed out after {stack.timeout_mins} minutes"
+    if out.failure is not None:
+        reason = f"Resource {action.value} failed: {out.failure}"
+        if out.failure.startswith("Timed out"):
+            reason = out.failure
+        walk.cancel(f"{action.value} aborted: the stack failed", keep=lambda r: False)
+        _finish(s, stack, Status.FAILED, reason, now)
+    elif out.done:
+        _finish(s, stack, Status.COMPLETE, f"Stack {action.value} completed successfully", now)
+    else:
+        waits = [t for t in (out.until, deadline) if t is not None]
+        stack.next_attempt_at = min(waits) if waits else None
+    return out
+
+
+def _deadline(stack: Stack) -> datetime | None:
+    if not stack.timeout_mins:
+        return None
+    return stack.action_started_at + timedelta(minutes=stack.timeout_mins)
+
+
+def _finish(s: AsyncSession, stack: Stack, status: Status, reason: str, now: datetime) -> None:
+    stack.status = status
+    stack.status_reason = reason
+    stack.next_attempt_at = None
+    if stack.action == Action.DELETE and status is Status.COMPLETE:
+        stack.deleted = True
+        stack.deleted_at = now
+    stack_event(s, stack, stack.action, status, reason, now)

@@ -1,0 +1,54 @@
+"""What the template language reads of live resources: references and attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from canopy.orchestration.resources.registry import TYPES
+from canopy.store.models import StackResource
+
+
+class RowsContext:
+    """A `ResolveContext` over the stack's resource rows (the current one of each name)."""
+
+    def __init__(self, rows: Mapping[str, StackResource]) -> None:
+        self.rows = rows
+
+    def reference(self, resource: str) -> Any:
+        row = self.rows.get(resource)
+        kind = TYPES.get(row.type) if row is not None else None
+        if row is None or kind is None:
+            return None
+        return kind.reference(row)
+
+    def attribute(self, resource: str, path: Sequence[Any]) -> Any:
+        row = self.rows.get(resource)
+        if row is None:
+            return None
+        return dig(row.attributes, path)
+
+
+class NothingLive:
+    """Before anything exists (validation, preview): every reference is unknown."""
+
+    def reference(self, resource: str) -> Any:
+        return None
+
+    def attribute(self, resource: str, path: Sequence[Any]) -> Any:
+        return None
+
+
+def dig(value: Any, path: Sequence[Any]) -> Any:
+    """`value[path[0]][path[1]]...`, or None as soon as a step is missing (Heat's rule)."""
+    for key in path:
+        if isinstance(value, Mapping):
+            value = value.get(key) if isinstance(key, str) else value.get(str(key))
+        elif isinstance(value, list) and not isinstance(key, bool):
+            try:
+                value = value[int(key)]
+            except (ValueError, IndexError, TypeError):
+                return None
+        else:
+            return None
+    return value

@@ -1,0 +1,35 @@
+"""Checking a stack's template before anything exists: what the API refuses with 400."""
+
+from __future__ import annotations
+
+from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resolving import NothingLive
+from canopy.orchestration.resources.base import Lookups
+from canopy.orchestration.resources.properties import typed
+from canopy.orchestration.resources.registry import resource_type
+from canopy.orchestration.template import BoundTemplate, TemplateError
+
+MAX_RESOURCES = 1000
+
+
+def check_resources(bound: BoundTemplate, known: Lookups) -> None:
+    """Every resource's type is supported and its properties fit it, as far as they are
+    known now: a value that refers to another resource is checked when it is created."""
+    defs = bound.resources()
+    if len(defs) > MAX_RESOURCES:
+        raise InvalidRequest(f"A stack has at most {MAX_RESOURCES} resources, not {len(defs)}.")
+    for name, d in defs.items():
+        kind = resource_type(d.type, f"resources.{name}")
+        if kind.open_properties:
+            continue
+        try:
+            raw = bound.resolve(d.properties, NothingLive())
+        except TemplateError:
+            if d.depends_on:
+                continue  # may hold once the resources it refers to exist
+            raise
+        props = typed(name, kind.properties, raw, partial=True)
+        try:
+            kind.validate(props, known)
+        except InvalidRequest as e:
+            raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None

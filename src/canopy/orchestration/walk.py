@@ -1,0 +1,233 @@
+"""One step of a stack: walk its graph as far as it goes now, in one transaction.
+
+Forward (create and update): a `graphlib.TopologicalSorter` over the current template's
+resources. Every ready resource is started at once (as much parallelism as the graph
+allows); one that completes within the step (a Value, a RandomString, a server already
+ACTIVE) is marked done at once and releases its dependents in the same step. A resource
+still going stays pending and blocks its dependents; a failed one blocks them for good and
+fails the stack with its reason (the root cause: dependents are never started).
+
+Backward (delete, and the clean-up after an update): the rows to delete, each after every
+row that requires it is gone.
+
+Every change is a row written in the step's transaction, so a worker that dies mid-step
+loses nothing: the next one repeats the step from the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from graphlib import TopologicalSorter
+from typing import Any
+
+from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.events import resource_event
+from canopy.orchestration.resolving import RowsContext
+from canopy.orchestration.resources.base import Progress, ResourceType, Step
+from canopy.orchestration.resources.properties import typed
+from canopy.orchestration.resources.registry import resource_type
+from canopy.orchestration.states import Action, Desired, Status
+from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
+from canopy.store.models import StackResource
+
+
+@dataclass
+class Outcome:
+    """What a walk found: done, failed (the root cause), or waiting (until when, if on time)."""
+
+    done: bool = False
+    failure: str | None = None
+    until: datetime | None = None
+    started: int = 0  # resources whose action began in this step
+
+    def wait(self, until: datetime | None) -> None:
+        if until is not None and (self.until is None or until < self.until):
+            self.until = until
+
+
+@dataclass
+class Walk:
+    """The resource rows of one stack and the step they are changed in."""
+
+    step: Step
+    rows: list[StackResource]
+    now: datetime
+    added: list[StackResource] = field(default_factory=list)
+
+    def current(self) -> dict[str, StackResource]:
+        return {r.name: r for r in self.rows if r.desired == Desired.PRESENT}
+
+    def absent(self) -> list[StackResource]:
+        return [r for r in self.rows if r.desired == Desired.ABSENT]
+
+    # Forward ----------------------------------------------------------------------------
+
+    async def forward(self, bound: BoundTemplate, generation: int) -> Outcome:
+        out = Outcome()
+        defs = bound.resources()
+        graph = {name: set(d.depends_on) & set(defs) for name, d in defs.items()}
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        while sorter.is_active():
+            ready = sorter.get_ready()
+            if not ready:
+                break  # what is left waits on a resource still going, or on a failure
+            for name in sorted(ready):
+                progress = await self._advance(bound, defs[name], generation, out)
+                if progress.done:
+                    sorter.done(name)
+                elif progress.failed is not None:
+                    if out.failure is None:
+                        out.failure = f"resources.{name}: {progress.failed}"
+                else:
+                    out.wait(progress.until)
+        out.done = not sorter.is_active()
+        return out
+
+    async def _advance(
+        self, bound: BoundTemplate, d: ResourceDefinition, generation: int, out: Outcome
+    ) -> Progress:
+        row = self.current().get(d.name)
+        if row is not None and row.generation == generation:
+            if row.status == Status.COMPLETE:
+                return Progress.complete()
+            if row.status == Status.FAILED:
+                return Progress.failure(row.status_reason)
+            kind = resource_type(row.type)
+            return self._record(row, await kind.check(self.step, row))
+        try:
+            kind = resource_type(d.type, f"resources.{d.name}")
+            raw = bound.resolve(d.properties, RowsContext(self.current()))
+            props = dict(raw or {}) if kind.open_properties else typed(d.name, kind.properties, raw)
+        except (TemplateError, InvalidRequest) as e:
+            if row is not None and row.generation != generation:
+                row.desired = Desired.ABSENT  # the old one goes; the new one never came
+            return Progress.failure(str(e))
+        requires = sorted(d.depends_on)
+        if row is not None and row.type == d.type and row.status == Status.COMPLETE:
+            if props == row.properties:
+                row.generation = generation
+                row.requires = requires
+                return Progress.complete()
+            if kind.in_place(row.properties, props):
+                row.generation = generation
+                row.requires = requires
+                self._begin(row, Action.UPDATE, "state changed")
+                out.started += 1
+                return self._record(row, await kind.update(self.step, row, props))
+        if row is not None:
+            row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
+        new = self._new_row(d, kind, props, requires, generation)
+        self._begin(new, Action.CREATE, "state changed")
+        out.started += 1
+        return self._record(new, await kind.create(self.step, new))
+
+    def _new_row(
+        self,
+        d: ResourceDefinition,
+        kind: ResourceType,
+        props: dict[str, Any],
+        requires: list[str],
+        generation: int,
+    ) -> StackResource:
+        row = StackResource(
+            id=str(uuid.uuid4()),
+            stack_id=self.step.stack.id,
+            name=d.name,
+            type=kind.name,
+            desired=Desired.PRESENT,
+            generation=generation,
+            physical_resource_id="",
+            action=Action.INIT,
+            status=Status.COMPLETE,
+            status_reason="",
+            properties=props,
+            attributes={},
+            requires=requires,
+            data={},
+            server_id=None,
+            wait_until=None,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.step.session.add(row)
+        self.rows.append(row)
+        return row
+
+    # Backward ---------------------------------------------------------------------------
+
+    async def backward(self) -> Outcome:
+        """Delete the absent rows, each once every absent row requiring it is gone."""
+        out = Outcome()
+        doomed = self.absent()
+        graph = {
+            r.id: {x.id for x in doomed if x.id != r.id and r.name in (x.requires or [])}
+            for r in doomed
+        }
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        by_id = {r.id: r for r in doomed}
+        while sorter.is_active():
+            ready = sorter.get_ready()
+            if not ready:
+                break
+            for rid in sorted(ready):
+                row = by_id[rid]
+                progress = await self._delete(row, out)
+                if progress.done:
+                    await self.step.session.delete(row)
+                    self.rows.remove(row)
+                    sorter.done(rid)
+                elif progress.failed is not None:
+                    if out.failure is None:
+                        out.failure = f"resources.{row.name}: {progress.failed}"
+                else:
+                    out.wait(progress.until)
+        out.done = not sorter.is_active()
+        return out
+
+    async def _delete(self, row: StackResource, out: Outcome) -> Progress:
+        kind = resource_type(row.type)
+        if row.action == Action.DELETE:
+            if row.status == Status.FAILED:
+                return Progress.failure(row.status_reason)
+            return self._record(row, await kind.check(self.step, row))
+        self._begin(row, Action.DELETE, "state changed")
+        out.started += 1
+        return self._record(row, await kind.delete(self.step, row))
+
+    # Recording --------------------------------------------------------------------------
+
+    def _begin(self, row: StackResource, action: Action, reason: str) -> None:
+        row.action = action
+        row.status = Status.IN_PROGRESS
+        row.status_reason = reason
+        row.wait_until = None
+        row.updated_at = self.now
+        resource_event(self.step.session, row, reason, self.now)
+
+    def _record(self, row: StackResource, progress: Progress) -> Progress:
+        """Write what a type's step said onto the row, with an event when it finished."""
+        if progress.done:
+            self._finish(row, Status.COMPLETE, "state changed")
+        elif progress.failed is not None:
+            self._finish(row, Status.FAILED, progress.failed)
+        else:
+            row.wait_until = progress.until
+        return progress
+
+    def _finish(self, row: StackResource, status: Status, reason: str) -> None:
+        row.status = status
+        row.status_reason = reason
+        row.wait_until = None
+        row.updated_at = self.now
+        resource_event(self.step.session, row, reason, self.now)
+
+    def cancel(self, reason: str, keep: Callable[[StackResource], bool]) -> None:
+        """Mark every row still in progress (and not kept) FAILED: the stack has stopped."""
+        for row in self.rows:
+            if row.status == Status.IN_PROGRESS and not keep(row):
+                self._finish(row, Status.FAILED, reason)

@@ -1,0 +1,260 @@
+"""The Heat API as python-heatclient uses it: create, the 302 look-ups, show, events,
+outputs, update, delete, and Heat's error body for bad input (never a 500)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import Api
+from tests.api.tokens import caller
+
+BASE = "http://canopy.test"
+
+TEMPLATE: dict[str, Any] = {
+    "heat_template_version": "2018-08-31",
+    "description": "two values",
+    "parameters": {"word": {"type": "string", "default": "hello"}},
+    "resources": {
+        "first": {"type": "OS::Heat::Value", "properties": {"value": {"get_param": "word"}}},
+        "second": {
+            "type": "OS::Heat::Value",
+            "properties": {"value": {"get_attr": ["first", "value"]}},
+        },
+    },
+    "outputs": {
+        "said": {"value": {"get_attr": ["second", "value"]}, "description": "what was said"},
+    },
+}
+
+
+async def _create(api: Api, name: str, template: dict[str, Any] | None = None, **kw: Any) -> str:
+    pid = api.admin.project_id
+    body = {
+        "stack_name": name,
+        "disable_rollback": True,
+        "parameters": {},
+        "template": template or TEMPLATE,
+        "files": {},
+        "environment": {},
+        **kw,
+    }
+    r = await api.client.post(f"/orchestration/v1/{pid}/stacks", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["stack"]["id"])
+
+
+def assert_heat_fault(r: httpx.Response, code: int) -> str:
+    assert r.status_code == code, r.text
+    body = r.json()
+    assert set(body) == {"code", "title", "explanation", "error"}
+    assert body["code"] == code and body["title"] and body["explanation"]
+    assert set(body["error"]) == {"message", "type", "traceback"}
+    assert body["error"]["traceback"] is None
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message
+    return message
+
+
+async def test_create_answers_201_with_location_and_the_bare_id_redirects(api: Api) -> None:
+    pid = api.admin.project_id
+    r = await api.client.post(
+        f"/orchestration/v1/{pid}/stacks",
+        json={"stack_name": "web", "template": TEMPLATE, "parameters": {"word": "hi"}},
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["stack"]["id"]
+    canonical = f"{BASE}/orchestration/v1/{pid}/stacks/web/{sid}"
+    assert r.headers["location"] == canonical
+    assert r.json()["stack"]["links"] == [{"href": canonical, "rel": "self"}]
+    # What the client does next: the bare id, with a query.
+    r = await api.client.get(f"/orchestration/v1/{pid}/stacks/{sid}?resolve_outputs=False")
+    assert r.status_code == 302
+    assert r.headers["location"] == canonical + "?resolve_outputs=False"
+    # By name, with a subpath.
+    r = await api.client.get(f"/orchestration/v1/{pid}/stacks/web/events?sort_dir=asc")
+    assert r.status_code == 302
+    assert r.headers["location"] == canonical + "/events?sort_dir=asc"
+    r = await api.client.delete(f"/orchestration/v1/{pid}/stacks/web")
+    assert r.status_code == 302 and r.headers["location"] == canonical
+    show = (await api.client.get(canonical + "?resolve_outputs=False")).json()["stack"]
+    assert show["stack_status"] == "CREATE_IN_PROGRESS"
+    assert show["parameters"]["word"] == "hi"
+    assert show["parameters"]["OS::stack_id"] == sid
+    assert "outputs" not in show
+
+
+async def test_a_stack_completes_and_shows_events_and_outputs(api: Api) -> None:
+    pid = api.admin.project_id
+    sid = await _create(api, "vals")
+    await api.plane.worker.orchestration.run_once()
+    url = f"/orchestration/v1/{pid}/stacks/vals/{sid}"
+    show = (await api.client.get(url)).json()["stack"]
+    assert show["stack_status"] == "CREATE_COMPLETE", show
+    assert show["description"] == "two values"
+    assert show["outputs"] == [
+        {"output_key": "said", "output_value": "hello", "description": "what was said"}
+    ]
+    r = await api.client.get(url + "/outputs/said")
+    assert r.json() == {
+        "output": {"output_key": "said", "output_value": "hello", "description": "what was said"}
+    }
+    assert_heat_fault(await api.client.get(url + "/outputs/nope"), 404)
+    resources = (await api.client.get(url + "/resources")).json()["resources"]
+    by_name = {x["resource_name"]: x for x in resources}
+    assert by_name["first"]["required_by"] == ["second"]
+    assert by_name["second"]["resource_status"] == "CREATE_COMPLETE"
+    one = (await api.client.get(url + "/resources/second")).json()["resource"]
+    assert one["attributes"] == {"value": "hello"}
+    # Events, as `stack create --wait` polls them.
+    events = (await api.client.get(url + "/events?sort_dir=asc")).json()["events"]
+    assert events[0]["resource_status"] == "CREATE_IN_PROGRESS"
+    last = events[-1]
+    assert (last["resource_name"], last["physical_resource_id"]) == ("vals", sid)
+    assert last["resource_status"] == "CREATE_COMPLETE"
+    stack_link = next(x["href"] for x in last["links"] if x["rel"] == "stack")
+    assert stack_link.endswith(sid)
+    # A marker: what came after it; desc with limit 1: the newest.
+    r = await api.client.get(url + f"/events?sort_dir=asc&marker={events[1]['id']}")
+    assert [e["id"] for e in r.json()["events"]] == [e["id"] for e in events[2:]]
+    r = await api.client.get(url + "/events?sort_dir=desc&limit=1")
+    assert [e["id"] for e in r.json()["events"]] == [last["id"]]
+    r = await api.client.get(url + "/events?resource_name=first")
+    assert {e["resource_name"] for e in r.json()["events"]} == {"first"}
+    assert (await api.client.get(url + "/template")).json() == TEMPLATE
+
+
+async def test_patch_existing_keeps_the_template_and_changes_a_parameter(api: Api) -> None:
+    pid = api.admin.project_id
+    sid = await _create(api, "upd")
+    await api.plane.worker.orchestration.run_once()
+    url = f"/orchestration/v1/{pid}/stacks/upd/{sid}"
+    body = {"parameters": {"word": "bye"}, "template": None, "files": {}, "environment": {}}
+    r = await api.client.patch(url, json=body)
+    assert r.status_code == 202, r.text
+    show = (await api.client.get(url)).json()["stack"]
+    assert show["stack_status"] == "UPDATE_IN_PROGRESS"  # flipped before the answer
+    await api.plane.worker.orchestration.run_once()
+    show = (await api.client.get(url)).json()["stack"]
+    assert show["stack_status"] == "UPDATE_COMPLETE", show
+    assert show["outputs"][0]["output_value"] == "bye"
+    assert (await api.client.get(url + "/template")).json() == TEMPLATE
+    # A PUT without a template is refused; nothing changes.
+    assert_heat_fault(await api.client.put(url, json={"parameters": {}}), 400)
+
+
+async def test_delete_answers_204_and_the_stack_goes(api: Api) -> None:
+    pid = api.admin.project_id
+    sid = await _create(api, "bye")
+    await api.plane.worker.orchestration.run_once()
+    url = f"/orchestration/v1/{pid}/stacks/bye/{sid}"
+    assert (await api.client.delete(url)).status_code == 204
+    await api.plane.worker.orchestration.run_once()
+    show = (await api.client.get(url)).json()["stack"]
+    assert show["stack_status"] == "DELETE_COMPLETE"
+    listed = (await api.client.get(f"/orchestration/v1/{pid}/stacks")).json()["stacks"]
+    assert sid not in [x["id"] for x in listed]
+    assert_heat_fault(await api.client.get(f"/orchestration/v1/{pid}/stacks/bye"), 404)
+    # The name is free again.
+    await _create(api, "bye")
+
+
+async def test_list_filters_sorts_and_pages(api: Api) -> None:
+    pid = api.admin.project_id
+    ids = [await _create(api, name) for name in ("b", "a", "c")]
+    base = f"/orchestration/v1/{pid}/stacks"
+    r = await api.client.get(base + "?sort_keys=stack_name&sort_dir=asc")
+    assert [x["stack_name"] for x in r.json()["stacks"]] == ["a", "b", "c"]
+    r = await api.client.get(base + f"?sort_keys=stack_name&sort_dir=asc&limit=1&marker={ids[1]}")
+    assert [x["stack_name"] for x in r.json()["stacks"]] == ["b"]
+    r = await api.client.get(base + "?name=c")
+    assert [x["id"] for x in r.json()["stacks"]] == [ids[2]]
+    r = await api.client.get(base + "?status=CREATE_IN_PROGRESS")
+    assert len(r.json()["stacks"]) == 3
+    assert_heat_fault(await api.client.get(base + "?sort_keys=bogus"), 400)
+    assert_heat_fault(await api.client.get(base + "?limit=x"), 400)
+    assert_heat_fault(await api.client.get(base + "?marker=nope"), 404)
+
+
+async def test_tenancy_another_projects_stack_is_404_and_its_path_403(api: Api) -> None:
+    pid = api.admin.project_id
+    sid = await _create(api, "mine")
+    other = await caller(api.plane.db, api.plane.clock, project="other", user="o", role="member")
+    h = other.headers
+    # Its own project's path: the admin's stack does not exist there.
+    r = await api.client.get(f"/orchestration/v1/{other.project_id}/stacks/mine", headers=h)
+    assert_heat_fault(r, 404)
+    r = await api.client.get(f"/orchestration/v1/{other.project_id}/stacks/mine/{sid}", headers=h)
+    assert_heat_fault(r, 404)
+    # The admin's project in the path: refused.
+    assert_heat_fault(await api.client.get(f"/orchestration/v1/{pid}/stacks", headers=h), 403)
+    r = await api.client.delete(f"/orchestration/v1/{pid}/stacks/mine/{sid}", headers=h)
+    assert_heat_fault(r, 403)
+    listed = (
+        await api.client.get(f"/orchestration/v1/{other.project_id}/stacks", headers=h)
+    ).json()
+    assert listed == {"stacks": []}
+
+
+async def test_bad_input_is_a_heat_fault_and_creates_nothing(api: Api) -> None:
+    pid = api.admin.project_id
+    url = f"/orchestration/v1/{pid}/stacks"
+    unknown_type = {
+        "heat_template_version": "2018-08-31",
+        "resources": {"x": {"type": "OS::Neutron::Net"}},
+    }
+    direct_flavor = {
+        "heat_template_version": "2018-08-31",
+        "resources": {
+            "vm": {"type": "OS::Nova::Server", "properties": {"flavor": "m9.x", "image": "cirros"}}
+        },
+    }
+    bad_prop = {
+        "heat_template_version": "2018-08-31",
+        "resources": {"v": {"type": "OS::Heat::Value", "properties": {"nope": 1, "value": 1}}},
+    }
+    cases: list[tuple[Any, int, str]] = [
+        ({"stack_name": "s"}, 400, "template"),
+        ({"stack_name": "1bad", "template": TEMPLATE}, 400, "name"),
+        ({"stack_name": "s", "template": unknown_type}, 400, "OS::Nova::Server"),
+        ({"stack_name": "s", "template": direct_flavor}, 400, "m9.x"),
+        ({"stack_name": "s", "template": bad_prop}, 400, "nope"),
+        ({"stack_name": "s", "template": {"resources": "x"}}, 400, ""),
+        ({"stack_name": "s", "template": TEMPLATE, "timeout_mins": "soon"}, 400, "timeout"),
+        ({"stack_name": "s", "template": TEMPLATE, "template_url": "http://x"}, 400, "url"),
+        ({"stack_name": "s", "template": TEMPLATE, "parameters": "x"}, 400, "parameters"),
+        ([], 400, ""),
+    ]
+    for body, code, words in cases:
+        message = assert_heat_fault(await api.client.post(url, json=body), code)
+        assert words in message, (body, message)
+    r = await api.client.post(
+        url, content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_heat_fault(r, 400)
+    assert (await api.client.get(url)).json() == {"stacks": []}
+    await _create(api, "taken")
+    assert_heat_fault(
+        await api.client.post(url, json={"stack_name": "taken", "template": TEMPLATE}), 409
+    )
+
+
+async def test_validate_resource_types_and_template_versions(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}"
+    r = await api.client.post(base + "/validate", json={"template": TEMPLATE})
+    assert r.status_code == 200, r.text
+    assert r.json()["Description"] == "two values"
+    assert r.json()["Parameters"]["word"]["Default"] == "hello"
+    types = (await api.client.get(base + "/resource_types")).json()["resource_types"]
+    assert {"OS::Nova::Server", "OS::Heat::RandomString", "OS::Heat::Value"} <= set(types)
+    server = (await api.client.get(base + "/resource_types/OS::Nova::Server")).json()
+    assert server["properties"]["flavor"]["required"] is True
+    assert "canopy" in server["attributes"]
+    assert_heat_fault(await api.client.get(base + "/resource_types/OS::Nope"), 404)
+    versions = (await api.client.get(base + "/template_versions")).json()["template_versions"]
+    assert any(v["version"] == "heat_template_version.2018-08-31" for v in versions)
+    r = await api.client.get(base + "/template_versions/heat_template_version.2018-08-31/functions")
+    assert any(f["functions"] == "get_attr" for f in r.json()["template_functions"])
+    assert_heat_fault(await api.client.get(base + "/template_versions/nope/functions"), 404)

@@ -1,0 +1,116 @@
+"""Heat through the real `openstack stack ...` and `openstack orchestration ...`
+(python-heatclient) against a real `canopy up`: a stack with a server is created and
+waited for, listed, shown, its resources, events and outputs read, updated with
+`--existing`, and deleted, leaving no server behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .conftest import CanopyServer
+
+TEMPLATE = """
+heat_template_version: 2018-08-31
+description: a server and a password
+parameters:
+  word:
+    type: string
+    default: hello
+resources:
+  password:
+    type: OS::Heat::RandomString
+    properties:
+      length: 16
+  vm:
+    type: OS::Nova::Server
+    properties:
+      flavor: m1.small
+      image: cirros
+      metadata:
+        word: {get_param: word}
+        secret: {get_resource: password}
+outputs:
+  said:
+    description: the word, through the server
+    value: {get_attr: [vm, show, metadata, word]}
+  cloud:
+    value: {get_attr: [vm, canopy, cloud]}
+"""
+
+
+def _waited(server: CanopyServer, *args: str) -> Any:
+    """`openstack stack ... --wait -f json`: the client prints the events it waited
+    through before the JSON."""
+    done = server.run_openstack(*args, "-f", "json")
+    assert done.returncode == 0, f"{done.stderr}\n{server.log()[-3000:]}"
+    return json.loads(done.stdout[done.stdout.index("{\n") :])
+
+
+def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(TEMPLATE)
+    osc = canopy_server.openstack
+
+    valid = osc("orchestration", "template", "validate", "-t", str(path))
+    assert valid["Description"] == "a server and a password"
+    assert "word" in valid["Parameters"]
+    types = {t["Resource Type"] for t in osc("orchestration", "resource", "type", "list")}
+    assert {"OS::Nova::Server", "OS::Heat::RandomString"} <= types
+
+    created = _waited(
+        canopy_server, "stack", "create", "-t", str(path), "--parameter", "word=hi", "--wait", "web"
+    )
+    assert created["stack_status"] == "CREATE_COMPLETE", created
+    listed = osc("stack", "list")
+    assert [(s["Stack Name"], s["Stack Status"]) for s in listed] == [("web", "CREATE_COMPLETE")]
+    shown = osc("stack", "show", "web")
+    assert shown["id"] == created["id"]
+    resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "web")}
+    assert resources["vm"]["resource_status"] == "CREATE_COMPLETE"
+    assert resources["vm"]["resource_type"] == "OS::Nova::Server"
+    events = osc("stack", "event", "list", "web")
+    assert any(e["resource_name"] == "vm" for e in events)
+    said = osc("stack", "output", "show", "web", "said")
+    assert said["output_value"] == "hi"
+    cloud = osc("stack", "output", "show", "web", "cloud")
+    assert cloud["output_value"] in ("private", "public")
+    servers = osc("server", "list")
+    assert [s["ID"] for s in servers] == [resources["vm"]["physical_resource_id"]]
+
+    osc(
+        "stack",
+        "update",
+        "--existing",
+        "--parameter",
+        "word=bye",
+        "--wait",
+        "web",
+        json_output=False,
+    )
+    assert osc("stack", "show", "web")["stack_status"] == "UPDATE_COMPLETE"
+    assert osc("stack", "output", "show", "web", "said")["output_value"] == "bye"
+
+    osc("stack", "delete", "--yes", "--wait", "web", json_output=False)
+    assert osc("stack", "list") == []
+    assert osc("server", "list") == []
+    rc, err = canopy_server.openstack_fail("stack", "show", "web")
+    assert rc == 1 and "Stack not found: web" in err
+
+
+def test_a_template_naming_an_unknown_type_is_refused(
+    canopy_server: CanopyServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "heat_template_version": "2018-08-31",
+                "resources": {"net": {"type": "OS::Neutron::Net"}},
+            }
+        )
+    )
+    rc, err = canopy_server.openstack_fail("stack", "create", "-t", str(path), "bad")
+    assert rc == 1 and "OS::Neutron::Net" in err and "OS::Nova::Server" in err
+    assert canopy_server.openstack("stack", "list") == []
