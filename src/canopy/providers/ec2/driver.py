@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_TAG, Abilities, remote_name
+from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG, Abilities, remote_name
 from canopy.providers.ec2.options import Ec2Options
 from canopy.providers.ec2.prices import PriceTable, shipped
 from canopy.providers.ec2.translate import error_code, to_remote, translate
@@ -205,6 +205,11 @@ class Ec2Compute:
                     "Tags": [
                         {"Key": CANOPY_ID_TAG, "Value": spec.canopy_id},
                         {"Key": "Name", "Value": remote_name(spec.name, spec.canopy_id)},
+                        *(
+                            [{"Key": INSTALLATION_TAG, "Value": spec.installation}]
+                            if spec.installation
+                            else []
+                        ),
                     ],
                 }
             ],

@@ -20,7 +20,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CapacityError, CloudError, TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_META, Abilities
+from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
 from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.client import NovaClient
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
@@ -270,7 +270,11 @@ class OpenStackCompute:
             "imageRef": spec.remote_image,
             "flavorRef": await self._flavor_id(spec),
             "networks": await self._networks(),
-            "metadata": {**spec.metadata, CANOPY_ID_META: spec.canopy_id},
+            "metadata": {
+                **spec.metadata,
+                CANOPY_ID_META: spec.canopy_id,
+                **({INSTALLATION_META: spec.installation} if spec.installation else {}),
+            },
         }
         if spec.key_name:
             server["key_name"] = spec.key_name
