@@ -31,8 +31,8 @@ from canopy.domain.errors import (
 )
 from canopy.providers.base import Compute
 from canopy.store.db import Database
-from canopy.store.leases import DatabaseClock, When
 from canopy.store.installation import installation_id
+from canopy.store.leases import DatabaseClock, When
 from canopy.store.models import Leased
 from canopy.telemetry import CLOUD_CALL_SECONDS, CLOUD_CALLS
 
