@@ -66,12 +66,13 @@ class OpenStackCompute:
         *,
         concurrency: int = 50,
         client: NovaClient | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.options = options
         self.abilities = Abilities()
         self._clock = clock
-        self._client = client if client is not None else NovaClient(name, options)
+        self._client = client if client is not None else NovaClient(name, options, credentials)
         self._limit = asyncio.Semaphore(concurrency)
         self._flavors: tuple[datetime, list[dict[str, Any]]] | None = None
         self._zones: tuple[datetime, list[str]] | None = None
