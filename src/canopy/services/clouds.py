@@ -125,13 +125,17 @@ def validate(
         raise _invalid(e, driver=driver) from None
 
 
-def sealable(driver: str, credentials: Mapping[str, Any]) -> dict[str, str]:
-    """The credentials to seal, checked by the driver's credentials model."""
-    model = DRIVER_CREDENTIALS.get(driver)
-    if model is None:
+def _takes_credentials(driver: str) -> None:
+    if driver not in DRIVER_CREDENTIALS:
         raise InvalidRequest(
             f"Invalid input for field/attribute credentials: the {driver} driver takes none."
         )
+
+
+def sealable(driver: str, credentials: Mapping[str, Any]) -> dict[str, str]:
+    """The credentials to seal, checked by the driver's credentials model."""
+    _takes_credentials(driver)
+    model = DRIVER_CREDENTIALS[driver]
     try:
         return model.model_validate(dict(credentials)).to_vault()
     except ValidationError as e:
@@ -162,6 +166,7 @@ async def add_cloud(s: AsyncSession, new: NewCloud, vault: VaultFactory, now: da
     (it is then added again, keeping its history and any servers still draining)."""
     options = dict(new.options)
     if new.credentials is not None:
+        _takes_credentials(new.driver)
         source = _source_of(options)
         if source not in (None, STORED):
             raise InvalidRequest(
@@ -248,6 +253,7 @@ async def change_cloud(
         if _source_of(options) == STORED:
             options["credentials"] = "env"
     if changes.credentials is not None:
+        _takes_credentials(row.driver)
         source = _source_of(changes.options or {})
         if source not in (None, STORED):
             raise InvalidRequest(
