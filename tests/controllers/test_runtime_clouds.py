@@ -192,3 +192,18 @@ async def test_the_config_takes_over_a_run_time_cloud_of_the_same_name(
             assert other is not None and other.removed_at is None and other.enabled
     finally:
         await p.close()
+
+
+def test_a_draining_cloud_with_stored_credentials_is_left_to_the_fleet() -> None:
+    # At start, draining clouds are built from their kept settings; one whose credentials
+    # are sealed is not (no vault there): the worker's fleet builds it with them.
+    from canopy.config import Settings
+    from canopy.providers.registry import draining_settings
+
+    kept = {
+        "driver": "openstack",
+        "openstack": {"cloud": None, "credentials": "stored"},
+    }
+    plain = {"driver": "openstack", "openstack": {"cloud": "site-b"}}
+    built = draining_settings(Settings(), {"sealed": kept, "plain": plain})
+    assert [c.name for c in built] == ["plain"]

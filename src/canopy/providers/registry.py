@@ -168,6 +168,8 @@ def draining_settings(
         if cfg.driver in PLANNED:
             log.warning("cloud %r is draining but %s", name, PLANNED[cfg.driver])
             continue
+        if getattr(getattr(cfg, cfg.driver, None), "credentials", None) == "stored":
+            continue  # its credentials are sealed: the worker's fleet builds it (fleet.py)
         out.append(cfg)
     return out
 
