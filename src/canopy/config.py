@@ -106,6 +106,14 @@ class Settings(BaseSettings):
                 if (key, value) in seen:
                     raise ValueError(f"duplicate {key} {value!r} in [[{kind}]]")
                 seen.add((key, value))
+        for c in self.clouds:
+            if getattr(getattr(c, c.driver), "credentials", None) == "stored":
+                raise ValueError(
+                    f'cloud {c.name!r}: credentials = "stored" is only for clouds added at '
+                    "run time (`canopy cloud add`, POST /canopy/v1/clouds), which seal their "
+                    'credentials in the database; a config file names "env" (or, for ec2, '
+                    '"profile:NAME") and never holds a secret'
+                )
         cloud_names = {c.name for c in self.clouds}
         for img in self.images:
             for cloud in img.map:

@@ -4,11 +4,14 @@ Run at start by the processes that serve (under `store.migrate.schema_lock`, so 
 starting together take turns) and by `canopy db upgrade`; never by a command that only
 reads. A cloud that left the config is not deleted: it *drains* (its servers can still be
 deleted and synced, from the driver settings kept in its row) and is `removed` once it
-holds no servers.
+holds no servers. Clouds added at run time (`source = "api"`, services/clouds.py) are not
+the config's and are left alone, unless the config lists one by name: the config then
+takes it over (its stored credentials are dropped: the file names where they come from).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +26,8 @@ from canopy.providers.registry import check_drivers, stored_settings
 from canopy.store.db import Database
 from canopy.store.models import Cloud, Flavor, Image, ImageMapping, Server
 
+log = logging.getLogger("canopy.reconcile")
+
 _IMAGE_NS = uuid.UUID("9f3c0a52-3c1e-4d5e-9b7a-6a0e1f2d3c4b")
 
 
@@ -30,9 +35,9 @@ class CloudState(StrEnum):
     """What an operator is told about a cloud (`canopy cloud list`, the admin API)."""
 
     ENABLED = "enabled"
-    DISABLED = "disabled"  # configured with enabled = false
-    DRAINING = "draining"  # left the config; servers remain, they can still be deleted
-    REMOVED = "removed"  # left the config and holds no servers
+    DISABLED = "disabled"  # configured with enabled = false (or disabled at run time)
+    DRAINING = "draining"  # removed; servers remain, they can still be deleted
+    REMOVED = "removed"  # removed and holds no servers
 
 
 def cloud_state(cloud: Cloud, servers: int) -> CloudState:
@@ -76,7 +81,7 @@ async def seed(db: Database, settings: Settings, clock: Clock) -> None:
     async with db.session() as s:
         configured = {c.name for c in settings.clouds}
         for row in (await s.execute(select(Cloud))).scalars():
-            if row.name not in configured:
+            if row.name not in configured and row.source == "config":
                 row.enabled = False  # kept for history and to drain; no new placements
                 if row.removed_at is None:
                     row.removed_at = now
@@ -144,10 +149,23 @@ async def _upsert_cloud(s: AsyncSession, cfg: CloudSettings) -> None:
             ram_mb_claimed=0,
             instances_claimed=0,
             spend_per_hour_micros=0,
+            generation=0,
         )
         s.add(row)
+    elif row.source != "config":
+        log.warning(
+            "cloud %s was added at run time and is now in the config file: the config takes "
+            "it over (edit it there from now on; its stored credentials are dropped)",
+            cfg.name,
+        )
+        row.source = "config"
+        row.credentials = None
+        row.generation = (row.generation or 0) + 1
     row.driver, row.tier, row.enabled = cfg.driver, cfg.tier, cfg.enabled
     row.removed_at = None  # configured (again)
-    row.driver_settings = stored_settings(cfg)
+    kept = stored_settings(cfg)
+    if row.driver_settings is not None and row.driver_settings != kept:
+        row.generation = (row.generation or 0) + 1  # running workers rebuild its driver
+    row.driver_settings = kept
     # Capacity and flavor mappings come from the cloud itself: the inventory job
     # (controllers/inventory.py) reads them, for every driver alike.

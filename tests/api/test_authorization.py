@@ -226,6 +226,10 @@ TABLE: dict[str, Rule] = {
     # Canopy's own admin API: the clouds behind the front door, for cloud admins only.
     "GET /canopy/v1/clouds": Rule(CLOUD),
     "GET /canopy/v1/clouds/{name}": Rule(CLOUD, {"name": "cloud"}),
+    # (a config cloud: the allowed caller gets 409, edit the file)
+    "POST /canopy/v1/clouds": Rule(CLOUD, body={"name": "c-{uid}", "driver": "sim"}),
+    "PATCH /canopy/v1/clouds/{name}": Rule(CLOUD, {"name": "cloud"}, {"tier": 2}),
+    "DELETE /canopy/v1/clouds/{name}": Rule(CLOUD, {"name": "cloud"}),
     "GET /canopy/v1/spend": Rule(CLOUD),
     "GET /canopy/v1/placements": Rule(CLOUD),
     "GET /canopy/v1/servers/{server_id}/placements": Rule(CLOUD, SERVER),

@@ -123,7 +123,12 @@ async def test_credentials_appear_in_no_response(api: Api) -> None:
         for form in forms:
             assert form not in r.text, path
         if r.headers["content-type"].startswith("application/json"):
-            assert "credentials" not in _keys(r.json()), path
+            body = r.json()
+            if path == "/openapi.json":
+                # Request bodies may take credentials (write-only); no answer has them.
+                for schema in ("CloudCreate", "CloudUpdate"):
+                    assert "credentials" in body["components"]["schemas"].pop(schema)["properties"]
+            assert "credentials" not in _keys(body), path
     public = await _cloud(api, "public")
     assert public["has_credentials"] is True
     assert (await _cloud(api, "private"))["has_credentials"] is False

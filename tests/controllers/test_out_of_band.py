@@ -93,7 +93,9 @@ async def test_untracked_tagged_server_is_collected(db_url: str, tmp_path: Path)
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         await _active(p)
-        stray = await p.sim("private").create_out_of_band(str(uuid.uuid4()), "stray")
+        stray = await p.sim("private").create_out_of_band(
+            str(uuid.uuid4()), "stray", installation=await p.rt.installation_id()
+        )
         for _ in range(3):
             await p.step(advance=5.0)
         live = {r.remote_id for r in await p.sim("private").all_servers()}
@@ -114,7 +116,9 @@ async def test_an_untagged_server_is_never_touched_even_when_the_cloud_lists_it(
         sim.settings.list_untagged = True
         await _active(p)
         mine = await sim.create_out_of_band(None, "operator-vm")
-        stray = await sim.create_out_of_band(str(uuid.uuid4()), "stray")
+        stray = await sim.create_out_of_band(
+            str(uuid.uuid4()), "stray", installation=await p.rt.installation_id()
+        )
         listed = {r.remote_id for r in await sim.list()}
         assert {mine.remote_id, stray.remote_id} <= listed
         for _ in range(3):  # changes-since passes, and a full one (full_sync_every = 100:

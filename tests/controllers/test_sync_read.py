@@ -55,7 +55,9 @@ async def test_full_sync_in_slices_finds_exactly_what_changed(
             server = await p.service.get(p.ctx, sid)
             assert server.remote_id is not None
             assert await p.sim("private").delete_out_of_band(server.remote_id)
-        leak = await p.sim("private").create_out_of_band(str(uuid.uuid4()), "stray")
+        leak = await p.sim("private").create_out_of_band(
+            str(uuid.uuid4()), "stray", installation=await p.rt.installation_id()
+        )
         p.clock.advance(5.0)
 
         # The order in which the loop ran things: "t" a tick of another task, "r" a read.

@@ -55,6 +55,9 @@ _own(
     "GET /canopy/v1/servers/{server_id}",
 )
 _own("POST /canopy/v1/images", statuses=(409,))  # a name or id already taken
+# Clouds at run time: a name taken; a cloud of the config file (edited in the file).
+_own("POST /canopy/v1/clouds", statuses=(409,))
+_own("PATCH /canopy/v1/clouds/{name}", "DELETE /canopy/v1/clouds/{name}", statuses=(409,))
 _own("PUT /canopy/v1/images/{image_id}/map/{cloud}")
 # Any project's token (no role check): a search that reads and holds nothing.
 _own("POST /canopy/v1/leases/find-slot")

@@ -1,4 +1,5 @@
-"""`canopy cloud list/show`: what each cloud holds, costs and how healthy it is.
+"""`canopy cloud list/show`: what each cloud holds, costs and how healthy it is (the
+commands that add and change clouds at run time are in cli/cloud_edit.py).
 
 Both only read: they show the database as it is and never reconcile the config, so running
 one with another config file changes nothing. A cloud the config names that the database
@@ -148,6 +149,7 @@ def show(
     t.add_column("value")
     rows = {
         "driver": c.driver,
+        "source": "config file" if c.source == "config" else "added at run time",
         "tier": str(c.tier),
         "state": cloud_state(c, counts.get(c.name, 0)).value,
         "enabled": str(c.enabled),
@@ -164,7 +166,7 @@ def show(
         "utilisation": f"{_util(c):.1%}",
         "spend per hour": format_amount(c.spend_per_hour_micros),
         "servers": str(counts.get(c.name, 0)),
-        "credentials": "set (write-only)" if c.credentials else "none",
+        "credentials": "set (write-only, never shown)" if c.credentials else "none",
         "zones": "not asked yet" if c.zones is None else ", ".join(c.zones) or "none",
     }
     for cloud, zone, flavor, until, reason in blocks:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from canopy import __version__
-from canopy.cli import cloud, db, identity, image, lease
+from canopy.cli import cloud, cloud_edit, db, identity, image, lease
 from canopy.cli.common import ConfigOpt, DataDirOpt, run, settings_from, setup_logging
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db.app, name="db")
+cloud_edit.register(cloud.app)
 app.add_typer(cloud.app, name="cloud")
 app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.user_app, name="user")

@@ -163,9 +163,8 @@ class InventoryController:
     ) -> None:
         rt = self.rt
         now = rt.clock.now()
-        flavor_map = next(
-            (c.merged_flavor_map() for c in rt.settings.clouds if c.name == cloud), {}
-        )
+        config = rt.cloud_configs.get(cloud)
+        flavor_map = {} if config is None else config.merged_flavor_map()
         async with rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is None or job.claimed_by != rt.worker_id:

@@ -79,6 +79,7 @@ class ProvisioningController(
             for m in (await s.execute(select(ImageMapping))).scalars()
         }
         keys, pushed = await self._keypairs(s, rows)
+        installation = await self.rt.installation_id()
         out: dict[Hashable, Any] = {}
         for server in rows:
             if server.phase == Phase.RESCHEDULE:
@@ -101,6 +102,7 @@ class ProvisioningController(
                     metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
                     user_data=await user_data_for(s, server, rows),
                     zone=server.zone,
+                    installation=installation,
                 ),
                 push=push,
             )

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
 
-from canopy.config import Settings
+from canopy.config import CloudSettings, Settings
 from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
 from canopy.controllers.health import credentials_refused
 from canopy.domain.clock import Clock, SystemClock
@@ -31,6 +31,7 @@ from canopy.domain.errors import (
 )
 from canopy.providers.base import Compute
 from canopy.store.db import Database
+from canopy.store.installation import installation_id
 from canopy.store.leases import DatabaseClock, When
 from canopy.store.models import Leased
 from canopy.telemetry import CLOUD_CALL_SECONDS, CLOUD_CALLS
@@ -63,6 +64,10 @@ class Runtime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The clock leases expire by (None: chosen in __post_init__, see `lease_now`).
     lease_clock: LeaseClock | None = None
+    # Each cloud's settings, by name: the config's, then those of the clouds the worker's
+    # fleet (controllers/fleet.py) builds from the clouds table (added at run time, draining).
+    cloud_configs: dict[str, CloudSettings] = field(default_factory=dict)
+    _installation: str | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
     _keepers: dict[type[Leased], LeaseKeeper] = field(default_factory=dict)
@@ -72,6 +77,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         for cloud in self.settings.clouds:
+            self.cloud_configs.setdefault(cloud.name, cloud)
             self._limits[cloud.name] = asyncio.Semaphore(cloud.concurrency)
         if self.lease_clock is None:
             # Workers on several machines share PostgreSQL: its clock is the one they all
@@ -126,10 +132,28 @@ class Runtime:
 
     def concurrency(self, cloud: str) -> int:
         """How many calls to `cloud` may run at once (from its config)."""
-        for c in self.settings.clouds:
-            if c.name == cloud:
-                return c.concurrency
-        return 0
+        c = self.cloud_configs.get(cloud)
+        return 0 if c is None else c.concurrency
+
+    def set_cloud(self, cloud: CloudSettings, driver: Compute) -> None:
+        """Drive `cloud` with `driver` from now on (a cloud added or changed at run time)."""
+        before = self.cloud_configs.get(cloud.name)
+        if before is None or before.concurrency != cloud.concurrency:
+            # Calls under the old limit release the old semaphore; new ones take this one.
+            self._limits[cloud.name] = asyncio.Semaphore(cloud.concurrency)
+        self.cloud_configs[cloud.name] = cloud
+        self.drivers[cloud.name] = driver
+
+    def drop_cloud(self, cloud: str) -> Compute | None:
+        """Stop driving `cloud`; its driver, for the caller to close once idle."""
+        self.cloud_configs.pop(cloud, None)
+        return self.drivers.pop(cloud, None)
+
+    async def installation_id(self) -> str:
+        """This installation's id (store/installation.py), read once per worker."""
+        if self._installation is None:
+            self._installation = await installation_id(self.db, self.clock)
+        return self._installation
 
     async def call(
         self,

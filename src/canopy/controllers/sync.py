@@ -11,7 +11,9 @@ every `full_sync_every` passes) and reconciles them with the rows:
   simply deleted if that is what the user wanted.
 
 A remote server without a canopy id is not canopy's and is never touched, whatever a
-driver's list returns: sync deletes only what canopy created. A full pass also asks the
+driver's list returns: sync deletes only what canopy created. Nor is one tagged by another
+installation (sharing the account); and a server with no row is a leak only if it carries
+this installation's tag (controllers/sync_read.py). A full pass also asks the
 cloud for its zones, and every pass records the driver's abilities, on the cloud's row,
 where placement and the API read them (the API never calls a cloud). A pass whose list
 succeeds marks the cloud healthy: it is the probe that ends an outage, credentials refused
@@ -189,7 +191,7 @@ class SyncController:
         """
         rt = self.rt
         await self._held(job_name)  # no point comparing for a job another worker has
-        seen = await compare(rt.db, cloud, remote, started)
+        seen = await compare(rt.db, cloud, remote, started, await rt.installation_id())
         leaks = seen.leaks
         rescheduled = False
         for part in slices(seen.busy):

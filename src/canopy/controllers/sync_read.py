@@ -50,9 +50,18 @@ class Listing:
 
 
 async def compare(
-    db: Database, cloud: str, remote: Sequence[RemoteServer], started: datetime
+    db: Database,
+    cloud: str,
+    remote: Sequence[RemoteServer],
+    started: datetime,
+    installation: str | None = None,
 ) -> Listing:
-    """Sort the listed servers into busy ones and leaks, a slice at a time."""
+    """Sort the listed servers into busy ones and leaks, a slice at a time.
+
+    `installation` is this installation's id. A server tagged by another installation is
+    never touched; a server with no row is a leak only if it carries this installation's
+    tag. A server from before canopy tagged installations (no tag) is canopy's only when a
+    row of this database carries its canopy id (a random UUID this installation made)."""
     out = Listing()
     for part in slices(remote):
         ids = [r.canopy_id for r in part if r.canopy_id]
@@ -64,9 +73,11 @@ async def compare(
         for r in part:
             if not r.canopy_id:
                 continue  # not canopy's (made out of band, untagged): never touched
+            if r.installation is not None and r.installation != installation:
+                continue  # another installation's (sharing the account): never touched
             row = light.get(r.canopy_id)
             if row is None:
-                if r.state != RemoteState.DELETED:
+                if r.state != RemoteState.DELETED and r.installation == installation:
                     out.leaks.append(r.remote_id)
             elif not quiet(row, r, cloud, started):
                 out.busy.append(r)

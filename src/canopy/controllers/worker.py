@@ -1,7 +1,11 @@
 """A worker: runs every controller as an asyncio task until told to stop, and a heartbeat.
 
-Before the loops start, every cloud's inventory is read once (controllers/inventory.py),
-so capacity and flavor mappings are there before the first placement."""
+Before the loops start, the drivers are brought in step with the clouds table (clouds
+added at run time: controllers/fleet.py) and every cloud's inventory is read once
+(controllers/inventory.py), so capacity and flavor mappings are there before the first
+placement. The fleet then looks at the table again every `sync_seconds` (and at once when
+the API in this process changes a cloud), so a cloud added, changed or removed at run time
+is picked up without a restart."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from canopy.controllers.fleet import Fleet
 from canopy.controllers.housekeeping import HousekeepingController
 from canopy.controllers.inventory import InventoryController
 from canopy.controllers.placement import PlacementController
@@ -36,12 +41,22 @@ class Worker:
         self.inventory = InventoryController(rt)
         self.leases = LeaseController(rt)
         self.orchestration = OrchestrationController(rt)
+        self.fleet = Fleet(rt)
+
+    async def refresh_clouds(self) -> int:
+        """Bring the drivers in step with the clouds table; read a new cloud's inventory
+        (or a changed one's) at once, so it is placeable without waiting a period."""
+        changed = await self.fleet.refresh()
+        for cloud in changed:
+            await self.inventory.inventory_cloud(cloud, force=True)
+        return len(changed)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
+        n = await self.refresh_clouds()
         # Leases first: they are due at an instant, and a slow cloud's inventory must not
         # delay them (in `run`, each has its own loop).
-        n = await self.leases.run_once()
+        n += await self.leases.run_once()
         n += await self.orchestration.run_once()
         n += await self.inventory.run_once()
         n += await self.placement.run_once()
@@ -60,12 +75,20 @@ class Worker:
         beating = asyncio.Event()
         heart = asyncio.create_task(self._heartbeat(beating))
         try:
+            try:
+                await self.fleet.refresh()
+            except Exception:
+                log.exception("reading the clouds table at start failed; its loop tries again")
             await self._first_inventory(stop)
         except BaseException:
             beating.set()
             await heart
+            await self.fleet.close()
             raise
         loops = [
+            self._loop(
+                "clouds", self.refresh_clouds, self.rt.settings.controllers.sync_seconds, stop
+            ),
             self._loop("inventory", self.inventory.run_once, self.inventory.idle, stop),
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
@@ -95,6 +118,7 @@ class Worker:
             await self.power.drain()
             beating.set()
             await heart
+            await self.fleet.close()
 
     async def _first_inventory(self, stop: asyncio.Event) -> None:
         """Read every cloud's inventory once (or until told to stop), before placing."""

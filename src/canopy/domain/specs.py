@@ -35,6 +35,8 @@ class ServerSpec:
     # The zone inside the cloud that placement chose (an EC2 AZ, a child Nova's AZ); None
     # lets the driver choose. A cloud is one availability zone to canopy's users either way.
     zone: str | None = None
+    # This installation's id, tagged on the server beside its canopy id (None: untagged).
+    installation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,9 @@ class RemoteServer:
     updated_at: datetime | None = None
     fault: str | None = None
     zone: str | None = None
+    # The installation tag the server carries (None: none, e.g. made before canopy tagged
+    # it, or a deleted OpenStack server whose metadata is gone).
+    installation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,10 @@ from canopy.domain.states import Ability, PowerAction
 # The tag (EC2) / metadata key (OpenStack) that carries canopy's id on every remote server.
 CANOPY_ID_TAG = "canopy:id"
 CANOPY_ID_META = "canopy_id"
+# ... and the installation that made it (installations sharing an account tell their
+# servers apart by it: sync adopts and collects only its own installation's).
+INSTALLATION_TAG = "canopy:installation"
+INSTALLATION_META = "canopy_installation"
 
 
 def remote_name(name: str, canopy_id: str) -> str:

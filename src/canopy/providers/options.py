@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from canopy.providers.ec2.options import Ec2Options
-from canopy.providers.openstack.options import OpenStackOptions
+from canopy.providers.ec2.options import Ec2Credentials, Ec2Options
+from canopy.providers.openstack.options import OpenStackCredentials, OpenStackOptions
 from canopy.providers.sim.options import SimSettings
 
 # `[clouds.openstack]` is the driver's own model, under the name config has always used.
@@ -26,3 +26,10 @@ DRIVER_OPTIONS: dict[str, type[BaseModel]] = {
 
 # Drivers whose options all have defaults: their table may be left out of the config.
 OPTIONAL_TABLE = frozenset({"sim"})
+
+# Credentials a cloud added at run time may carry (sealed in the database), by driver; a
+# driver not named here takes none.
+DRIVER_CREDENTIALS: dict[str, type[Ec2Credentials] | type[OpenStackCredentials]] = {
+    "ec2": Ec2Credentials,
+    "openstack": OpenStackCredentials,
+}

@@ -86,8 +86,14 @@ def private_files(settings: Settings, clouds: Iterable[CloudSettings]) -> list[P
     return out
 
 
-def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Compute:
-    """Build the driver for one cloud."""
+def build_driver(
+    settings: Settings,
+    cloud: CloudSettings,
+    clock: Clock,
+    credentials: Mapping[str, str] | None = None,
+) -> Compute:
+    """Build the driver for one cloud; `credentials`: its stored ones, opened from the
+    vault (clouds added at run time with `credentials = "stored"`)."""
     if cloud.driver == "sim":
         from canopy.providers.sim.driver import SimCompute
 
@@ -110,12 +116,16 @@ def build_driver(settings: Settings, cloud: CloudSettings, clock: Clock) -> Comp
 
         assert cloud.openstack is not None
         options = cloud.openstack.model_copy(update={"flavor_map": cloud.merged_flavor_map()})
-        return OpenStackCompute(cloud.name, options, clock, concurrency=cloud.concurrency)
+        return OpenStackCompute(
+            cloud.name, options, clock, concurrency=cloud.concurrency, credentials=credentials
+        )
     if cloud.driver == "ec2":
         from canopy.providers.ec2.driver import Ec2Compute
 
         assert cloud.ec2 is not None
-        return Ec2Compute(cloud.name, cloud.ec2, concurrency=cloud.concurrency)
+        return Ec2Compute(
+            cloud.name, cloud.ec2, concurrency=cloud.concurrency, credentials=credentials
+        )
     raise Unsupported(
         f"cloud {cloud.name!r}: {PLANNED.get(cloud.driver, 'unknown driver ' + cloud.driver)}",
         cloud=cloud.name,
@@ -155,6 +165,8 @@ def draining_settings(
         if cfg.driver in PLANNED:
             log.warning("cloud %r is draining but %s", name, PLANNED[cfg.driver])
             continue
+        if getattr(getattr(cfg, cfg.driver, None), "credentials", None) == "stored":
+            continue  # its credentials are sealed: the worker's fleet builds it (fleet.py)
         out.append(cfg)
     return out
 

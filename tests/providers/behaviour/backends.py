@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from canopy.domain.clock import SystemClock
-from canopy.providers.base import CANOPY_ID_TAG
+from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_META, INSTALLATION_TAG
 from canopy.providers.ec2.driver import Ec2Compute
 from canopy.providers.openstack.driver import OpenStackCompute
 from canopy.providers.sim.driver import SimCompute
@@ -74,7 +74,11 @@ class Backend:
         """Called once the plane is built (a backend may swap in its own driver)."""
         self.plane = plane
 
-    async def oob_create(self, canopy_id: str | None, name: str) -> str:
+    async def oob_create(
+        self, canopy_id: str | None, name: str, installation: str | None = None
+    ) -> str:
+        """A server made behind canopy's back, tagged with `canopy_id` (None: untagged) and
+        with the installation tag `installation` (None: none)."""
         raise NotImplementedError
 
     async def oob_delete(self, remote_id: str) -> None:
@@ -116,8 +120,13 @@ atomic_create = {str(self.atomic).lower()}
         assert self.plane is not None
         return self.plane.sim(CLOUD)
 
-    async def oob_create(self, canopy_id: str | None, name: str) -> str:
-        return (await self.sim.create_out_of_band(canopy_id, name, zone="z1")).remote_id
+    async def oob_create(
+        self, canopy_id: str | None, name: str, installation: str | None = None
+    ) -> str:
+        made = await self.sim.create_out_of_band(
+            canopy_id, name, zone="z1", installation=installation
+        )
+        return made.remote_id
 
     async def oob_delete(self, remote_id: str) -> None:
         assert await self.sim.delete_out_of_band(remote_id)
@@ -167,10 +176,14 @@ name = "cirros"
         # AWS answers a used ClientToken with the instance it made; moto makes another.
         aws_client_tokens(self.own)
 
-    async def oob_create(self, canopy_id: str | None, name: str) -> str:
+    async def oob_create(
+        self, canopy_id: str | None, name: str, installation: str | None = None
+    ) -> str:
         tags = [{"Key": "Name", "Value": name}]
         if canopy_id is not None:
             tags.append({"Key": CANOPY_ID_TAG, "Value": canopy_id})
+        if installation is not None:
+            tags.append({"Key": INSTALLATION_TAG, "Value": installation})
         r = self.view.run_instances(
             ImageId=self.ami,
             InstanceType="t3.nano",
@@ -272,15 +285,20 @@ name = "cirros"
         await old.close()
         plane.rt.drivers[CLOUD] = OpenStackCompute(CLOUD, old.options, SystemClock())
 
-    async def oob_create(self, canopy_id: str | None, name: str) -> str:
+    async def oob_create(
+        self, canopy_id: str | None, name: str, installation: str | None = None
+    ) -> str:
         body: dict[str, Any] = {
             "name": f"{name}-{self.marker}",
             "imageRef": self.nova.image,
             "flavorRef": "1",
             "networks": "none",
         }
-        if canopy_id is not None:
-            body["metadata"] = {"canopy_id": canopy_id}
+        meta = {"canopy_id": canopy_id} if canopy_id is not None else {}
+        if installation is not None:
+            meta[INSTALLATION_META] = installation
+        if meta:
+            body["metadata"] = meta
         with self._http() as http:
             r = http.post(
                 "/servers",

@@ -135,15 +135,18 @@ async def test_a_create_whose_worker_died_before_recording_it_is_not_repeated(
     assert await tagged(b, sid) == answered  # one server: adopted, not made again
 
 
-async def test_a_tagged_server_no_row_wants_is_collected_and_an_untagged_one_is_left(
+async def test_a_tagged_server_no_row_wants_is_collected_and_others_are_left(
     plane: Plane, backend: Backend
 ) -> None:
+    """Collected: this installation's tag, a canopy id no row wants. Left alone: an
+    untagged server, and one another canopy installation on the same account made."""
     p, b = plane, backend
     [sid] = await p.create(1, name="kept")
     await until(p, b, status(p, sid, "ACTIVE"))
-    stray = str(uuid.uuid4())
-    leak = await b.oob_create(stray, "stray")
+    ours = await p.rt.installation_id()
+    leak = await b.oob_create(str(uuid.uuid4()), "stray", installation=ours)
     untagged = await b.oob_create(None, "operators-own")
+    theirs = await b.oob_create(str(uuid.uuid4()), "neighbours", installation=str(uuid.uuid4()))
 
     async def collected() -> bool:
         return leak not in {r.remote_id for r in await b.live()}
@@ -155,9 +158,10 @@ async def test_a_tagged_server_no_row_wants_is_collected_and_an_untagged_one_is_
         await b.settle()
     live = {r.remote_id for r in await b.live()}
     server = await p.service.get(p.ctx, sid)
-    assert untagged in live and server.remote_id in live
+    assert {untagged, theirs, server.remote_id} <= live
     assert server.status == "ACTIVE"
     await b.oob_delete(untagged)
+    await b.oob_delete(theirs)
 
 
 async def test_a_server_deleted_out_of_band_is_noticed(plane: Plane, backend: Backend) -> None:

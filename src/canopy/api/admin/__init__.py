@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from canopy.api.admin import clouds, flavors, images, lease_slots, placements, servers, spend
+from canopy.api.admin import (
+    cloud_edits,
+    clouds,
+    flavors,
+    images,
+    lease_slots,
+    placements,
+    servers,
+    spend,
+)
 from canopy.api.auth import require_cloud_admin
 
 PREFIX = "/canopy/v1"
@@ -17,7 +26,7 @@ def admin_router() -> APIRouter:
     # Body size: [api] max_body_bytes, enforced for every route by api/request_guard.py.
     router = APIRouter(prefix=PREFIX)
     admin = APIRouter(dependencies=[Depends(require_cloud_admin)])
-    for module in (clouds, spend, placements, flavors, images, servers):
+    for module in (clouds, cloud_edits, spend, placements, flavors, images, servers):
         admin.include_router(module.router)
     router.include_router(admin)
     router.include_router(lease_slots.router)

@@ -59,9 +59,9 @@ class CloudView(BaseModel):
     driver: str
     tier: int
     state: CloudState = Field(
-        description="enabled; disabled (in the config with enabled = false); draining "
-        "(removed from the config: no new servers, its servers can still be deleted); "
-        "removed (removed from the config and holds no servers)."
+        description="enabled; disabled (enabled = false in the config, or disabled at run "
+        "time); draining (removed from the config or at run time: no new servers, its "
+        "servers can still be deleted); removed (removed and holds no servers)."
     )
     enabled: bool
     healthy: bool
@@ -98,6 +98,10 @@ class CloudView(BaseModel):
         description="Non-deleted servers on this cloud (for a draining cloud: how many remain)."
     )
     has_credentials: bool = Field(description="Whether credentials are stored (never shown).")
+    source: str = Field(
+        description="config (a [[clouds]] entry of the config file, edited there) or api "
+        "(added at run time, changed through this API or `canopy cloud set`)."
+    )
 
 
 class CloudList(BaseModel):
@@ -210,6 +214,7 @@ def cloud_view(
         servers=servers,
         server_count=sum(servers.values()),
         has_credentials=has_credentials,
+        source=c.source,
     )
 
 

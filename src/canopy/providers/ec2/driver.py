@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from canopy.domain.errors import CloudError
+from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_TAG, Abilities, remote_name
-from canopy.providers.ec2.options import Ec2Options
+from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG, Abilities, remote_name
+from canopy.providers.ec2.options import STORED, Ec2Options
 from canopy.providers.ec2.prices import PriceTable, shipped
 from canopy.providers.ec2.translate import error_code, to_remote, translate
 
@@ -52,9 +52,13 @@ class Ec2Compute:
         concurrency: int = 50,
         prices: PriceTable | None = None,
         client: Any = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.options = options
+        # Stored credentials (options.credentials == "stored"), opened from the vault by
+        # the worker; kept only in this object, never logged (repr shows none).
+        self._keys = dict(credentials) if credentials else None
         self.abilities = Abilities()
         self.prices = prices or shipped()
         self._pool = ThreadPoolExecutor(
@@ -72,7 +76,22 @@ class Ec2Compute:
         from botocore.config import Config
 
         o = self.options
-        session = boto3.session.Session(profile_name=o.profile, region_name=o.region)
+        if o.credentials == STORED:
+            keys = self._keys or {}
+            if not keys.get("access_key_id") or not keys.get("secret_access_key"):
+                raise CloudAuthError(
+                    "no stored credentials for this cloud: set them with `canopy cloud set "
+                    f"{self.name} --credentials-file FILE`",
+                    cloud=self.name,
+                )
+            session = boto3.session.Session(
+                aws_access_key_id=keys["access_key_id"],
+                aws_secret_access_key=keys["secret_access_key"],
+                aws_session_token=keys.get("session_token"),
+                region_name=o.region,
+            )
+        else:
+            session = boto3.session.Session(profile_name=o.profile, region_name=o.region)
         return session.client(
             "ec2",
             region_name=o.region,
@@ -205,6 +224,11 @@ class Ec2Compute:
                     "Tags": [
                         {"Key": CANOPY_ID_TAG, "Value": spec.canopy_id},
                         {"Key": "Name", "Value": remote_name(spec.name, spec.canopy_id)},
+                        *(
+                            [{"Key": INSTALLATION_TAG, "Value": spec.installation}]
+                            if spec.installation
+                            else []
+                        ),
                     ],
                 }
             ],

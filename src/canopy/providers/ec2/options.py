@@ -2,14 +2,18 @@
 
 Credentials are named, never inline: `"env"` (boto3's default chain: AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, the shared files, an instance role) or
-`"profile:NAME"` (a named profile of ~/.aws/credentials and ~/.aws/config).
+`"profile:NAME"` (a named profile of ~/.aws/credentials and ~/.aws/config). A cloud added at
+run time (`canopy cloud add`, the admin API) may instead carry `Ec2Credentials`, sealed in
+the database: its source is then `"stored"`, which a config file cannot name.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+STORED = "stored"  # credentials sealed in the database (a cloud added at run time)
 
 # What an AWS region / AZ name looks like (us-east-1, us-east-1a, us-gov-west-1, ap-south-2b).
 _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
@@ -44,7 +48,7 @@ class Ec2Options(BaseModel):
     @field_validator("credentials")
     @classmethod
     def _named_credentials(cls, value: str) -> str:
-        if value == "env":
+        if value in ("env", STORED):
             return value
         if value.startswith("profile:") and len(value) > len("profile:"):
             return value
@@ -56,4 +60,27 @@ class Ec2Options(BaseModel):
     @property
     def profile(self) -> str | None:
         """The AWS profile to use, if credentials name one."""
-        return self.credentials.removeprefix("profile:") if self.credentials != "env" else None
+        if self.credentials.startswith("profile:"):
+            return self.credentials.removeprefix("profile:")
+        return None
+
+
+class Ec2Credentials(BaseModel):
+    """An access key given at run time (sealed in the database, never shown)."""
+
+    # A rejected value is never echoed in an error: it may be a secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    access_key_id: Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")]
+    secret_access_key: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    session_token: Annotated[SecretStr, Field(min_length=1, max_length=4096)] | None = None
+
+    def to_vault(self) -> dict[str, str]:
+        """The values to seal."""
+        out = {
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key.get_secret_value(),
+        }
+        if self.session_token is not None:
+            out["session_token"] = self.session_token.get_secret_value()
+        return out

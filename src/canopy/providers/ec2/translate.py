@@ -26,7 +26,7 @@ from canopy.domain.errors import (
 )
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import RemoteState
-from canopy.providers.base import CANOPY_ID_TAG
+from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG
 
 STATES = {
     "pending": RemoteState.PENDING,
@@ -152,4 +152,5 @@ def to_remote(instance: dict[str, Any]) -> RemoteServer:
         created_at=launched if isinstance(launched, datetime) else None,
         fault=str(reason) if reason and state in ("terminated", "shutting-down") else None,
         zone=instance.get("Placement", {}).get("AvailabilityZone"),
+        installation=tags.get(INSTALLATION_TAG),
     )

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from canopy.domain.errors import CloudError, Unsupported
+from canopy.domain.errors import CloudAuthError, CloudError, Unsupported
 from canopy.providers.openstack.errors import fault_of, from_exception, from_status
-from canopy.providers.openstack.options import OpenStackOptions
+from canopy.providers.openstack.options import OpenStackCredentials, OpenStackOptions
 
 # The newest microversion the driver speaks (canopy's own compute API goes this far);
 # the child's maximum lowers it. 2.37 is the least: `networks: "none"` needs it.
@@ -26,12 +26,19 @@ def _fmt(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-def cloud_region(name: str, options: OpenStackOptions) -> Any:
+def cloud_region(
+    name: str, options: OpenStackOptions, credentials: Mapping[str, str] | None = None
+) -> Any:
     """The openstacksdk CloudRegion for `options` (reads clouds.yaml; no network).
 
-    Raises CloudError naming the cloud if the entry is missing or unusable."""
+    With `credentials = "stored"`, the sealed auth (`credentials`, opened by the worker)
+    is used instead of any clouds.yaml or OS_* variable. Raises CloudError naming the cloud
+    if the entry is missing or unusable (CloudAuthError if stored credentials are missing)."""
     from openstack import config as os_config
     from openstack import exceptions as sdk
+
+    if options.credentials == "stored":
+        return _stored_region(name, options, credentials)
 
     files = None
     if options.clouds_yaml is not None:
@@ -55,15 +62,52 @@ def cloud_region(name: str, options: OpenStackOptions) -> Any:
         ) from e
 
 
+def _region_kwargs(options: OpenStackOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"api_timeout": options.api_timeout_seconds}
+    if options.region_name is not None:
+        kwargs["region_name"] = options.region_name
+    if options.endpoint_override is not None:
+        kwargs["compute_endpoint_override"] = options.endpoint_override
+    return kwargs
+
+
+def _stored_region(
+    name: str, options: OpenStackOptions, credentials: Mapping[str, str] | None
+) -> Any:
+    """The CloudRegion of stored credentials: no file, no environment variable read."""
+    from openstack import config as os_config
+    from openstack import exceptions as sdk
+
+    if not credentials:
+        raise CloudAuthError(
+            f"cloud {name!r}: no stored credentials: set them with `canopy cloud set {name} "
+            "--credentials-file FILE`",
+            cloud=name,
+        )
+    auth_type, auth = OpenStackCredentials.from_vault(dict(credentials))
+    if options.auth_url is not None:
+        auth["auth_url"] = options.auth_url
+    try:
+        loader = os_config.OpenStackConfig(
+            load_yaml_config=False, load_envvars=False, app_name="canopy"
+        )
+        return loader.get_one(auth_type=auth_type, auth=auth, **_region_kwargs(options))
+    except (sdk.SDKException, KeyError, ValueError) as e:
+        # The SDK's message names options, never their values.
+        raise CloudError(f"cloud {name!r}: stored credentials unusable: {e}", cloud=name) from e
+
+
 class NovaClient:
     """Nova's API for one cloud, as plain JSON. Thread-safe: keystoneauth's session is."""
 
-    def __init__(self, name: str, options: OpenStackOptions) -> None:
+    def __init__(
+        self, name: str, options: OpenStackOptions, credentials: Mapping[str, str] | None = None
+    ) -> None:
         from openstack import connection
 
         self.name = name
         self.options = options
-        self._conn = connection.Connection(config=cloud_region(name, options))
+        self._conn = connection.Connection(config=cloud_region(name, options, credentials))
         self._microversion: str | None = None
 
     @property

@@ -20,7 +20,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CapacityError, CloudError, TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_META, Abilities
+from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
 from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.client import NovaClient
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
@@ -66,12 +66,13 @@ class OpenStackCompute:
         *,
         concurrency: int = 50,
         client: NovaClient | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.options = options
         self.abilities = Abilities()
         self._clock = clock
-        self._client = client if client is not None else NovaClient(name, options)
+        self._client = client if client is not None else NovaClient(name, options, credentials)
         self._limit = asyncio.Semaphore(concurrency)
         self._flavors: tuple[datetime, list[dict[str, Any]]] | None = None
         self._zones: tuple[datetime, list[str]] | None = None
@@ -270,7 +271,11 @@ class OpenStackCompute:
             "imageRef": spec.remote_image,
             "flavorRef": await self._flavor_id(spec),
             "networks": await self._networks(),
-            "metadata": {**spec.metadata, CANOPY_ID_META: spec.canopy_id},
+            "metadata": {
+                **spec.metadata,
+                CANOPY_ID_META: spec.canopy_id,
+                **({INSTALLATION_META: spec.installation} if spec.installation else {}),
+            },
         }
         if spec.key_name:
             server["key_name"] = spec.key_name

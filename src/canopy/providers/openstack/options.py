@@ -2,14 +2,16 @@
 
 Credentials are never written here: `cloud` names an entry of a clouds.yaml (the usual
 search path, `OS_CLIENT_CONFIG_FILE`, or `clouds_yaml`), which holds a password, an
-application credential, or `auth_type: none` plus an endpoint (test harnesses).
+application credential, or `auth_type: none` plus an endpoint (test harnesses). A cloud
+added at run time may instead carry `OpenStackCredentials` (an entry's `auth_type` and
+`auth`), sealed in the database: its source is then `"stored"`, which a file cannot name.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DRIVER = "openstack"
 
@@ -35,9 +37,9 @@ class OpenStackOptions(BaseModel):
     # (a harness without Keystone: `auth_type: none` plus endpoint_override).
     auth_url: str | None = None
     endpoint_override: str | None = None
-    # Where credentials come from: always the clouds.yaml entry or the environment; the
-    # only value, kept so that a config that spells it out stays valid.
-    credentials: Literal["env"] = "env"
+    # Where credentials come from: "env" is the clouds.yaml entry or the OS_* environment;
+    # "stored" (clouds added at run time only) is OpenStackCredentials sealed in the database.
+    credentials: Literal["env", "stored"] = "env"
     # Canopy flavor name -> remote flavor name or id. A flavor left out is mapped to the
     # smallest remote flavor that fits it (vcpus, then RAM, then disk).
     flavor_map: dict[str, str] = Field(default_factory=dict)
@@ -72,3 +74,52 @@ class OpenStackOptions(BaseModel):
         if not value.strip():
             raise ValueError('network must be "none", "auto", or a network id or name')
         return value
+
+
+# The auth plugins a stored credential may use, and the `auth` keys each needs.
+AUTH_TYPES: dict[str, tuple[str, ...]] = {
+    "password": ("auth_url", "username", "password"),
+    "v3password": ("auth_url", "username", "password"),
+    "v3applicationcredential": ("auth_url", "application_credential_secret"),
+    "applicationcredential": ("auth_url", "application_credential_secret"),
+    "token": ("auth_url", "token"),
+    "v3token": ("auth_url", "token"),
+}
+AuthKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AuthValue = Annotated[SecretStr, Field(max_length=4096)]
+
+
+class OpenStackCredentials(BaseModel):
+    """A clouds.yaml entry's `auth_type` and `auth`, given at run time (sealed, never shown)."""
+
+    # A rejected value is never echoed in an error: it may be a secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    auth_type: Literal[
+        "password",
+        "v3password",
+        "v3applicationcredential",
+        "applicationcredential",
+        "token",
+        "v3token",
+    ] = "password"
+    auth: dict[AuthKey, AuthValue] = Field(min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _complete(self) -> OpenStackCredentials:
+        missing = [k for k in AUTH_TYPES[self.auth_type] if k not in self.auth]
+        if missing:
+            raise ValueError(f"auth_type {self.auth_type} needs auth.{', auth.'.join(missing)}")
+        return self
+
+    def to_vault(self) -> dict[str, str]:
+        """The values to seal (the auth keys under an `auth.` prefix)."""
+        out: dict[str, str] = {"auth_type": self.auth_type}
+        out.update({f"auth.{k}": v.get_secret_value() for k, v in self.auth.items()})
+        return out
+
+    @staticmethod
+    def from_vault(sealed: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """The auth type and the auth mapping, from what `to_vault` sealed."""
+        auth = {k.removeprefix("auth."): v for k, v in sealed.items() if k.startswith("auth.")}
+        return sealed.get("auth_type", "password"), auth

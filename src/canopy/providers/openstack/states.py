@@ -9,7 +9,7 @@ from typing import Any
 
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import RemoteState
-from canopy.providers.base import CANOPY_ID_META
+from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META
 
 # One table: every status Nova's API can show (nova/api/openstack/common.py). A server
 # busy with an operator's task it stays up through (migrating, resizing) is running; one
@@ -127,4 +127,11 @@ def to_remote(server: Mapping[str, Any]) -> RemoteServer:
         updated_at=parse_time(server.get("updated")),
         fault=fault_message(server.get("fault")),
         zone=server.get("OS-EXT-AZ:availability_zone") or None,
+        installation=_text(
+            metadata.get(INSTALLATION_META) if isinstance(metadata, Mapping) else None
+        ),
     )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -30,7 +30,8 @@ T = TypeVar("T")
 
 BUSY_SECONDS = 30.0  # how long a call waits for another process's write lock
 # 2: keypairs, servers.key_name; 3: servers.user_data; 4: create_log; 5: hosts.zone, servers.zone
-SCHEMA_VERSION = 5
+# 6: servers.installation
+SCHEMA_VERSION = 6
 
 _SCHEMA = (
     # used_* are the sums over the live servers on the host, kept in the same transaction
@@ -69,7 +70,8 @@ _SCHEMA = (
         client_token TEXT,
         key_name TEXT,
         user_data TEXT,
-        zone TEXT
+        zone TEXT,
+        installation TEXT
     )""",
     # Public keys imported into the cloud, by name, as a real cloud's key pairs.
     """CREATE TABLE IF NOT EXISTS keypairs (
@@ -103,6 +105,8 @@ def _upgrade(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE servers ADD COLUMN user_data TEXT")
     if "zone" not in columns:  # version 4
         conn.execute("ALTER TABLE servers ADD COLUMN zone TEXT")
+    if "installation" not in columns:  # version 5
+        conn.execute("ALTER TABLE servers ADD COLUMN installation TEXT")
     if "zone" not in {row[1] for row in conn.execute("PRAGMA table_info(hosts)")}:
         conn.execute("ALTER TABLE hosts ADD COLUMN zone TEXT NOT NULL DEFAULT ''")
 

@@ -201,6 +201,7 @@ class SimCompute:
             key_name=spec.key_name,
             user_data=spec.user_data,
             zone=spec.zone,
+            installation=spec.installation,
         )
 
     async def import_keypair(self, name: str, public_key: str) -> None:
@@ -291,6 +292,7 @@ class SimCompute:
         boot_seconds: float = 0.0,
         failed: bool = False,
         zone: str | None = None,
+        installation: str | None = None,
     ) -> RemoteServer:
         """Create a server as an operator would, named `name` verbatim.
 
@@ -313,6 +315,7 @@ class SimCompute:
             failed=failed,
             client_token=None,
             zone=zone,
+            installation=installation,
         )
         row, _ = await self._store.call(
             lambda c: self._store.create(c, new, atomic=False, logged=False)

@@ -39,7 +39,7 @@ T = TypeVar("T")
 _COLUMNS = (
     "seq, remote_id, canopy_id, name, host, flavor, vcpus, ram_mb, disk_gb, image, "
     "created_at, ready_at, failed, power, transition, transition_until, updated_at, "
-    "deleted_at, client_token, key_name, user_data, zone"
+    "deleted_at, client_token, key_name, user_data, zone, installation"
 )
 
 _VERB = {
@@ -69,6 +69,7 @@ class NewServer:
     key_name: str | None = None
     user_data: str | None = None
     zone: str | None = None  # the zone asked for; None lets the cloud choose
+    installation: str | None = None  # the installation tag, beside the canopy id
 
 
 def _row(values: tuple[Any, ...]) -> ServerRow:
@@ -299,13 +300,13 @@ class SimStore:
         conn.execute(
             "INSERT INTO servers (remote_id, canopy_id, name, host, flavor, vcpus, ram_mb,"
             " disk_gb, image, created_at, ready_at, failed, power, updated_at, client_token,"
-            " key_name, user_data, zone)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?, ?)",
+            " key_name, user_data, zone, installation)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'on', ?, ?, ?, ?, ?, ?)",
             (
                 new.remote_id, new.canopy_id, new.name, host, new.flavor, new.vcpus,
                 new.ram_mb, new.disk_gb, new.image, new.now_us, new.ready_at_us,
                 int(new.failed), new.now_us, new.client_token, new.key_name, new.user_data,
-                zone or None,
+                zone or None, new.installation,
             ),
         )  # fmt: skip
         hosts.charge(conn, host, new.vcpus, new.ram_mb, new.disk_gb, 1)

@@ -91,6 +91,7 @@ class ServerRow:
     key_name: str | None = None  # the cloud keypair the server was booted with
     user_data: str | None = None  # base64, as the create call passed it
     zone: str | None = None  # the zone of its host (None on a cloud without zones)
+    installation: str | None = None  # the installation tag it was created with
 
 
 def native_status(row: ServerRow, now_us: int) -> NativeStatus:
@@ -161,4 +162,5 @@ def to_remote(row: ServerRow, now_us: int) -> RemoteServer:
         updated_at=from_us(changed_at(row, now_us)),
         fault=fault,
         zone=row.zone or None,
+        installation=row.installation,
     )

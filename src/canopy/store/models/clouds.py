@@ -57,6 +57,22 @@ class Cloud(Base):
     zones: Mapped[list[Any] | None] = mapped_column(JSON)
     zones_updated_at: Mapped[datetime | None]
     abilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Who owns the cloud: "config" (canopy.toml, edited in the file) or "api" (added at run
+    # time); and a counter moved by every change that needs its driver rebuilt.
+    source: Mapped[str] = mapped_column(String(16), default="config", server_default="config")
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Installation(Base):
+    """This installation's id: one row (`singleton` is always 1), made by migration 0012
+    or on first use (store/installation.py). It tags every remote server canopy creates,
+    so that installations sharing an account never touch each other's servers."""
+
+    __tablename__ = "installation"
+
+    singleton: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
 
 
 class Flavor(Base):
