@@ -103,6 +103,7 @@ class ProvisioningController(
                     user_data=await user_data_for(s, server, rows),
                     zone=server.zone,
                     installation=installation,
+                    first_attempt=server.create_requested_at is None,
                 ),
                 push=push,
             )

@@ -37,6 +37,11 @@ class ServerSpec:
     zone: str | None = None
     # This installation's id, tagged on the server beside its canopy id (None: untagged).
     installation: str | None = None
+    # No create was ever asked for this canopy id before: the record says so, and it is
+    # committed before this call is made. No server can carry the id yet, so the driver
+    # may skip its look-up (one API call of two). Any retry, after a lost answer or a
+    # crash, is not a first attempt and looks first.
+    first_attempt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

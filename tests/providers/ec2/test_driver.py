@@ -3,6 +3,7 @@ across pages, untagged instances left alone, key import, offerings and prices.""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -248,5 +249,22 @@ async def test_an_unknown_image_is_a_clear_fault(moto: str) -> None:
             await d.create(spec("66666666-aaaa-4bbb-8ccc-000000000006", "ami-00000000deadbeef0"))
         assert type(e.value) is CloudError
         assert "InvalidAMIID" in str(e.value)
+    finally:
+        await d.close()
+
+
+async def test_a_first_attempt_makes_one_call_and_a_retry_looks_first(moto: str, ami: str) -> None:
+    own = client(moto)
+    calls: list[str] = []
+    own.meta.events.register("before-call.ec2.*", lambda model, **_: calls.append(model.name))
+    d = Ec2Compute("aws", Ec2Options(region=REGION, endpoint_url=moto), client=own)
+    try:
+        s = spec("99999999-aaaa-4bbb-8ccc-000000000001", ami, zone="us-east-1b")
+        made = await d.create(dataclasses.replace(s, first_attempt=True))
+        assert calls == ["RunInstances"]
+        calls.clear()
+        again = await d.create(s)  # a retry: its look-up finds the instance
+        assert again.remote_id == made.remote_id
+        assert calls == ["DescribeInstances"]
     finally:
         await d.close()

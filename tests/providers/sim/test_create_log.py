@@ -11,6 +11,7 @@ import pytest
 
 from canopy.domain.clock import FakeClock
 from canopy.domain.errors import CapacityError, CloudError, CloudQuotaError, TransientError
+from canopy.domain.specs import ServerSpec
 from canopy.providers.sim.creates import (
     Outcome,
     Refusal,
@@ -202,3 +203,27 @@ async def test_a_sim_cloud_is_nova_like_unless_told_otherwise(tmp_path: Path) ->
         assert list(created_more_than_once(await sim.create_log())) == [s.canopy_id]
     finally:
         await sim.close()
+
+
+async def test_a_first_attempt_skips_the_look_up_and_a_retry_finds_the_server(
+    make_sim: MakeSim, clock: FakeClock, atomic_create: bool
+) -> None:
+    # Nova-like: a look-up and a create, each an API call with its latency; a first
+    # attempt (no create was ever asked for this id) is the create alone.
+    sim = make_sim(api_latency_ms=100.0, latency_jitter=0.0)
+
+    async def took(s: ServerSpec) -> tuple[float, str]:
+        t0 = clock.now()
+        made = await sim.create(s)
+        return (clock.now() - t0).total_seconds(), made.remote_id
+
+    first = dataclasses.replace(spec(), first_attempt=True)
+    seconds, made = await took(first)
+    assert seconds == pytest.approx(0.1)
+    seconds, _ = await took(spec())  # not a first attempt, nothing to find: both calls
+    assert seconds == pytest.approx(0.1 if atomic_create else 0.2)
+    # A retry of the first (its answer lost, say) looks and finds the same server.
+    seconds, again = await took(dataclasses.replace(first, first_attempt=False))
+    assert again == made
+    assert seconds == pytest.approx(0.1)
+    assert created_more_than_once(await sim.create_log()) == {}

@@ -204,7 +204,7 @@ class Ec2Compute:
 
     async def create(self, spec: ServerSpec) -> RemoteServer:
         """The live instance tagged `spec.canopy_id`, or a new one (RunInstances)."""
-        found = await self.find(spec.canopy_id)
+        found = None if spec.first_attempt else await self.find(spec.canopy_id)
         if found is not None:
             return found
         zone = spec.zone or (self.options.zones[0] if self.options.zones else None)

@@ -260,7 +260,7 @@ class OpenStackCompute:
     async def create(self, spec: ServerSpec) -> RemoteServer:
         """Find the server carrying `spec.canopy_id`, else create it; then wait (up to
         `schedule_wait_seconds`) until the child has scheduled it."""
-        found = await self._find(spec.canopy_id, spec.name)
+        found = None if spec.first_attempt else await self._find(spec.canopy_id, spec.name)
         if found is not None:
             if found.state == RemoteState.ERROR and is_no_valid_host(found.fault):
                 await self.delete(found.remote_id)

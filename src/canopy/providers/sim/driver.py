@@ -141,7 +141,7 @@ class SimCompute:
         transaction, and the canopy id is the client token. Without it (Nova, the default)
         they are two API calls, a lookup and then the create, each with its latency: two
         creates for one canopy id that overlap both find nothing and both create, as they
-        would on Nova, which has no client token.
+        would on Nova, which has no client token. A first attempt skips the look-up.
         """
         await self._api_call("create")
         s = self.settings
@@ -161,12 +161,17 @@ class SimCompute:
                 lambda c: self._store.create(c, new, atomic=True, refuse=refuse)
             )
         else:
-            now = self._now_us()
-            found = await self._store.call(lambda c: self._store.returned(c, spec.canopy_id, now))
-            if found is not None:
-                return to_remote(found, now)
-            # The create call itself: nothing holds the canopy id meanwhile.
-            await self._clock.sleep(self._dice.around(s.api_latency_ms / 1000.0, s.latency_jitter))
+            if not spec.first_attempt:  # the look-up, an API call of its own
+                now = self._now_us()
+                found = await self._store.call(
+                    lambda c: self._store.returned(c, spec.canopy_id, now)
+                )
+                if found is not None:
+                    return to_remote(found, now)
+                # The create call itself: nothing holds the canopy id meanwhile.
+                await self._clock.sleep(
+                    self._dice.around(s.api_latency_ms / 1000.0, s.latency_jitter)
+                )
             new = self._new_server(spec, boot, failed)
             row, inserted = await self._store.call(
                 lambda c: self._store.create(c, new, atomic=False, refuse=refuse)
