@@ -17,6 +17,7 @@ from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
+from canopy.notifications.controller import NotificationController
 from canopy.reservations.controller import LeaseController
 
 log = logging.getLogger("canopy.worker")
@@ -34,6 +35,7 @@ class Worker:
         self.housekeeping = HousekeepingController(rt)
         self.inventory = InventoryController(rt)
         self.leases = LeaseController(rt)
+        self.notifications = NotificationController(rt)
 
     async def step(self) -> int:
         """One pass of every controller, waiting for cloud calls to finish (for tests)."""
@@ -47,6 +49,7 @@ class Worker:
         await self.provisioning.drain()
         await self.power.drain()
         n += await self.sync.run_once()
+        n += await self.notifications.run_once()
         return n
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,6 +72,7 @@ class Worker:
             self._loop("sync", self.sync.run_once, min(poll, 0.5), stop, self._sync_wait),
             self._loop("leases", self.leases.run_once, poll, stop, self._lease_wait),
             self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
+            self._loop("notifications", self.notifications.run_once, poll, stop, self._notify_wait),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         relay = asyncio.create_task(self._relay(stop))
@@ -88,6 +92,7 @@ class Worker:
                     await t
             await self.provisioning.drain()
             await self.power.drain()
+            await self.notifications.close()
             beating.set()
             await heart
 
@@ -144,6 +149,11 @@ class Worker:
         """Sleep until the next lease event is due (a lease due in 0.3 s wakes the loop
         then), and no longer than `idle` (leases written by another process's API)."""
         due = self.leases.next_due_in(self.rt.clock.now())
+        return idle if due is None else max(0.0, min(idle, due + 0.001))
+
+    def _notify_wait(self, idle: float) -> float:
+        """Sleep until the next delivery retry or lease heads-up is due, at most `idle`."""
+        due = self.notifications.next_due_in(self.rt.clock.now())
         return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     async def _loop(

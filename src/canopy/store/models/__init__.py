@@ -22,6 +22,9 @@ from canopy.store.models.identity import RoleAssignment as RoleAssignment
 from canopy.store.models.identity import Token as Token
 from canopy.store.models.identity import User as User
 from canopy.store.models.jobs import Job as Job
+from canopy.store.models.notifications import Delivery as Delivery
+from canopy.store.models.notifications import OutboxEvent as OutboxEvent
+from canopy.store.models.notifications import Subscription as Subscription
 from canopy.store.models.placement import CapacityBlock as CapacityBlock
 from canopy.store.models.placement import Claim as Claim
 from canopy.store.models.placement import Placement as Placement
