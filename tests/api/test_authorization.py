@@ -87,6 +87,11 @@ LEASE_BODY = {
     "before_end_date": None,
 }
 
+SUB = {"subscription_id": "subscription"}
+FRESH_SUB = {"subscription_id": "fresh_subscription"}
+SUBS = "/canopy/v1/subscriptions"
+SUB_BODY = {"kind": "webhook", "url": "https://hooks.example.com/{uid}"}
+
 TABLE: dict[str, Rule] = {
     # Health, metrics, version documents and logging in: open to anyone.
     "GET /healthz": Rule(ANYONE),
@@ -234,6 +239,15 @@ TABLE: dict[str, Rule] = {
         WRITERS, FRESH_LEASE, {"name": "renamed-{uid}"}, foreign=404
     ),
     "DELETE /reservation/v1/leases/{lease_id}": Rule(WRITERS, FRESH_LEASE, foreign=404),
+    # Notifications: a project's subscriptions, its members change them, its readers look.
+    f"GET {SUBS}": Rule(READERS),
+    f"POST {SUBS}": Rule(WRITERS, body=SUB_BODY),
+    f"GET {SUBS}/{{subscription_id}}": Rule(READERS, SUB, foreign=404),
+    f"PATCH {SUBS}/{{subscription_id}}": Rule(WRITERS, FRESH_SUB, {"enabled": False}, foreign=404),
+    f"DELETE {SUBS}/{{subscription_id}}": Rule(WRITERS, FRESH_SUB, foreign=404),
+    f"GET {SUBS}/{{subscription_id}}/deliveries": Rule(READERS, SUB, foreign=404),
+    f"POST {SUBS}/{{subscription_id}}/replay": Rule(WRITERS, SUB, {}, foreign=404),
+    f"POST {SUBS}/{{subscription_id}}/skip": Rule(WRITERS, SUB, {}, foreign=404),
 }
 
 
@@ -257,6 +271,8 @@ VARIANTS = (
     Variant(f"GET {V21}/os-keypairs/{{name}}", CLOUD, "user_id={other_user}", {"name": "keypair"}),
     # Another project's limits.
     Variant(f"GET {V21}/limits", CLOUD, "tenant_id={other_project}"),
+    # Every project's events.
+    Variant(f"POST {SUBS}", CLOUD, body={**SUB_BODY, "all_projects": True}),
     # A server forced onto a host (a cloud), Nova's zone:host.
     Variant(
         f"POST {V21}/servers",

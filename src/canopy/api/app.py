@@ -18,6 +18,7 @@ from canopy.api.openapi import install_openapi
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
+from canopy.api.subscriptions import subscriptions_router
 from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
@@ -53,6 +54,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())
+    app.include_router(subscriptions_router())
     app.include_router(identity_router())
     app.include_router(compute_router())
     app.include_router(image_router())
