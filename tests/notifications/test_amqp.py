@@ -78,9 +78,7 @@ async def test_events_arrive_on_rabbitmq_in_the_oslo_envelope(
         svc = LeaseService(p.settings, p.clock, p.service)
         t0 = p.clock.now()
         async with p.db.session() as s:
-            lease = await svc.create(
-                s, p.ctx, body("a", t0.replace(hour=3), t0.replace(hour=4))
-            )
+            lease = await svc.create(s, p.ctx, body("a", t0.replace(hour=3), t0.replace(hour=4)))
         async with p.db.session() as s:
             await svc.update(s, p.ctx, lease.id, {"name": "b"})
         for _ in range(3):
