@@ -4,8 +4,10 @@ in order per subject, each signed; a dead delivery holds back only its subject."
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from canopy.notifications import subscriptions, webhook
 from canopy.reservations.service import LeaseService
@@ -122,6 +124,14 @@ async def test_a_forged_or_replayed_request_fails_the_documented_check(
         assert not webhook.verify(secret, got.body, ts, None, now)
         resigned = webhook.sign(secret, int(ts) + 1, got.body)
         assert not webhook.verify(secret, got.body, ts, resigned, now)
+        # The receiver's example in docs/notifications.md agrees (its clock is the real one,
+        # so its tolerance is widened to reach the fake clock's timestamp).
+        doc_verify = _documented_verify()
+        head = {"X-Canopy-Timestamp": ts, "X-Canopy-Signature": sig}
+        assert doc_verify(secret, got.body, head, tolerance=10**10)
+        assert not doc_verify(secret, forged, head, tolerance=10**10)
+        assert not doc_verify("another-secret-entirely", got.body, head, tolerance=10**10)
+        assert not doc_verify(secret, got.body, head)  # a 2026 timestamp is stale now
     finally:
         await rx.stop()
         await p.close()
@@ -186,3 +196,14 @@ async def test_skipping_a_dead_delivery_lets_its_subject_move_on(
     finally:
         await rx.stop()
         await p.close()
+
+
+def _documented_verify() -> Any:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
+    [code] = [
+        c for c in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S) if "def verify" in c
+    ]
+    assert len(code.strip().splitlines()) <= 10
+    scope: dict[str, Any] = {}
+    exec(compile(code, str(doc), "exec"), scope)
+    return scope["verify"]
