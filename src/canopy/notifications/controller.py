@@ -82,16 +82,21 @@ class NotificationController:
         if ahead <= 0:
             return 0
         now = self.rt.clock.now()
+        where = [
+            Lease.status == LeaseStatus.PENDING,
+            Lease.start_at > now,
+            Lease.start_at <= now + timedelta(seconds=ahead),
+            self._unannounced(),
+        ]
+        async with self.rt.db.read() as s:
+            if (await s.execute(select(Lease.id).where(*where).limit(1))).first() is None:
+                return 0
         async with self.rt.db.session() as s:
+            # Under the lease's row lock, as its events run: never after its start_lease.
             leases = (
                 await s.execute(
                     select(Lease)
-                    .where(
-                        Lease.status == LeaseStatus.PENDING,
-                        Lease.start_at > now,
-                        Lease.start_at <= now + timedelta(seconds=ahead),
-                        self._unannounced(),
-                    )
+                    .where(*where)
                     .order_by(Lease.start_at, Lease.id)
                     .limit(self.conf.batch_size)
                     .with_for_update(skip_locked=True)

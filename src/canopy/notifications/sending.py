@@ -15,14 +15,14 @@ import logging
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from canopy.controllers.runtime import Runtime
 from canopy.credentials import Vault, vault
 from canopy.notifications import amqp, targets, webhook
 from canopy.notifications.subscriptions import Sealed
-from canopy.store.leases import due, lease_rows
+from canopy.store.leases import due, lease_rows, unleased
 from canopy.store.models import Delivery, OutboxEvent, Subscription
 
 log = logging.getLogger("canopy.notifications")
@@ -30,7 +30,7 @@ log = logging.getLogger("canopy.notifications")
 _Earlier = aliased(Delivery)
 
 
-def first_in_line() -> list[object]:
+def first_in_line() -> list[ColumnElement[bool]]:
     """The conditions of a delivery that may be sent now (besides being due and unleased)."""
     earlier = exists().where(
         _Earlier.subscription_id == Delivery.subscription_id,
@@ -78,11 +78,16 @@ class Sender:
         rt = self.rt
         now = rt.clock.now()
         keeper = rt.leases(Delivery)
+        where = [*first_in_line(), due(Delivery, now)]
+        async with rt.db.read() as s:  # nothing to send costs no write transaction
+            q = select(Delivery.id).where(*where, unleased(Delivery, rt.lease_now())).limit(1)
+            if (await s.execute(q)).first() is None:
+                return 0
         async with rt.db.session() as s:
             rows = await lease_rows(
                 s,
                 Delivery,
-                where=[*first_in_line(), due(Delivery, now)],  # type: ignore[list-item]
+                where=where,
                 worker=rt.worker_id,
                 now=rt.lease_now(),
                 lease_seconds=rt.lease_seconds,
