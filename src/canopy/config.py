@@ -43,6 +43,7 @@ from canopy.config_sources import (
     text_line_of_offset,
 )
 from canopy.config_sources import locate as locate  # re-exported: where a key is in a file
+from canopy.notifications.settings import NotificationSettings as NotificationSettings
 from canopy.providers.ec2.options import Ec2Options as Ec2Options
 from canopy.providers.options import OpenStackCloudSettings as OpenStackCloudSettings
 from canopy.providers.sim.options import SimSettings as SimSettings
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)

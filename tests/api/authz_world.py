@@ -11,7 +11,10 @@ import httpx
 from sqlalchemy import select
 
 from canopy.api.identity.catalog import build_catalog
+from canopy.credentials import vault
 from canopy.domain.context import RequestContext
+from canopy.notifications import subscriptions
+from canopy.notifications.subscriptions import NewSubscription
 from canopy.orchestration.service import StackService
 from canopy.reservations.service import LeaseService
 from canopy.services import identity, keypairs, quotas, server_groups
@@ -122,6 +125,16 @@ class World:
         await plane.worker.orchestration.run_once()
         return name, stack_id
 
+    async def new_subscription(self, who: str) -> str:
+        plane = self.api.plane
+        key = vault(plane.settings.secret_key, plane.settings.data_path)
+        req = NewSubscription(kind="webhook", url="https://hooks.example.com/x")
+        async with plane.db.session() as s:
+            sub, _ = await subscriptions.create(
+                s, key, plane.settings.notifications, self.ctx(who), req, plane.clock.now()
+            )
+            return sub.id
+
     async def new_group(self, who: str) -> str:
         async with self.api.plane.db.session() as s:
             g = await server_groups.create(
@@ -170,7 +183,7 @@ class World:
         """The path value `fixture` names, for caller `who`; the other project's if `foreign`."""
         owner = "other" if foreign else "member"
         me = "other" if foreign else who if who in self.people else "member"
-        if fixture in ("server", "group", "request_id", "lease"):
+        if fixture in ("server", "group", "request_id", "lease", "subscription"):
             return self.objects[f"{fixture}:{owner}"]
         if fixture == "fresh_server":
             return await self.new_server(owner)
@@ -183,6 +196,8 @@ class World:
         if fixture == "fresh_stack_name":
             name, self.objects["fresh_stack_id"] = await self.new_stack(owner)
             return name
+        if fixture == "fresh_subscription":
+            return await self.new_subscription(owner)
         if fixture == "project":
             return self.people[me].project_id
         if fixture == "user":
@@ -243,6 +258,7 @@ async def build_world(api: Api) -> World:
                     )
                 )
             )
+        w.objects[f"subscription:{side}"] = await w.new_subscription(side)
     async with plane.db.read() as s:
         for side in ("member", "other"):
             sid = w.objects[f"server:{side}"]

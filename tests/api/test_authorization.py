@@ -101,6 +101,10 @@ HEAT_TEMPLATE = {
     "heat_template_version": "2018-08-31",
     "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}},
 }
+SUB = {"subscription_id": "subscription"}
+FRESH_SUB = {"subscription_id": "fresh_subscription"}
+SUBS = "/canopy/v1/subscriptions"
+SUB_BODY = {"kind": "webhook", "url": "https://hooks.example.com/{uid}"}
 
 TABLE: dict[str, Rule] = {
     # Health, metrics, version documents and logging in: open to anyone.
@@ -305,6 +309,15 @@ TABLE: dict[str, Rule] = {
         READERS, {**A_STACK, "output_key": "output_key"}, foreign=403
     ),
     f"GET {IDENTIFIED}/template": Rule(READERS, A_STACK, foreign=403),
+    # Notifications: a project's subscriptions, its members change them, its readers look.
+    f"GET {SUBS}": Rule(READERS),
+    f"POST {SUBS}": Rule(WRITERS, body=SUB_BODY),
+    f"GET {SUBS}/{{subscription_id}}": Rule(READERS, SUB, foreign=404),
+    f"PATCH {SUBS}/{{subscription_id}}": Rule(WRITERS, FRESH_SUB, {"enabled": False}, foreign=404),
+    f"DELETE {SUBS}/{{subscription_id}}": Rule(WRITERS, FRESH_SUB, foreign=404),
+    f"GET {SUBS}/{{subscription_id}}/deliveries": Rule(READERS, SUB, foreign=404),
+    f"POST {SUBS}/{{subscription_id}}/replay": Rule(WRITERS, SUB, {}, foreign=404),
+    f"POST {SUBS}/{{subscription_id}}/skip": Rule(WRITERS, SUB, {}, foreign=404),
 }
 
 
@@ -328,6 +341,8 @@ VARIANTS = (
     Variant(f"GET {V21}/os-keypairs/{{name}}", CLOUD, "user_id={other_user}", {"name": "keypair"}),
     # Another project's limits.
     Variant(f"GET {V21}/limits", CLOUD, "tenant_id={other_project}"),
+    # Every project's events.
+    Variant(f"POST {SUBS}", CLOUD, body={**SUB_BODY, "all_projects": True}),
     # A server forced onto a host (a cloud), Nova's zone:host.
     Variant(
         f"POST {V21}/servers",

@@ -19,6 +19,7 @@ from canopy.api.orchestration import install_orchestration, orchestration_router
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
+from canopy.api.subscriptions import subscriptions_router
 from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
@@ -55,6 +56,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_router())
+    app.include_router(subscriptions_router())
     app.include_router(identity_router())
     app.include_router(compute_router())
     app.include_router(image_router())

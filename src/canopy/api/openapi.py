@@ -61,6 +61,21 @@ _own("PATCH /canopy/v1/clouds/{name}", "DELETE /canopy/v1/clouds/{name}", status
 _own("PUT /canopy/v1/images/{image_id}/map/{cloud}")
 # Any project's token (no role check): a search that reads and holds nothing.
 _own("POST /canopy/v1/leases/find-slot")
+# Notifications: a project's own subscriptions (403: a reader writing; every project's
+# events for a non-admin; the per-project limit).
+_own(
+    "GET /canopy/v1/subscriptions",
+    "GET /canopy/v1/subscriptions/{subscription_id}",
+    "GET /canopy/v1/subscriptions/{subscription_id}/deliveries",
+)
+_own(
+    "POST /canopy/v1/subscriptions",
+    "PATCH /canopy/v1/subscriptions/{subscription_id}",
+    "DELETE /canopy/v1/subscriptions/{subscription_id}",
+    "POST /canopy/v1/subscriptions/{subscription_id}/replay",
+    "POST /canopy/v1/subscriptions/{subscription_id}/skip",
+    statuses=(403,),
+)
 # Keystone.
 _own("POST /identity/v3/auth/tokens", statuses=(403, 404))  # disabled project; no such scope
 _own(

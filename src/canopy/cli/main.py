@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from canopy import __version__
-from canopy.cli import cloud, cloud_edit, db, identity, image, lease
+from canopy.cli import cloud, cloud_edit, db, identity, image, lease, subscription
 from canopy.cli.common import ConfigOpt, DataDirOpt, run, settings_from, setup_logging
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.user_app, name="user")
 app.add_typer(image.app, name="image")
 app.add_typer(lease.app, name="lease")
+app.add_typer(subscription.app, name="subscription")
 
 LogOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")]
 

@@ -20,6 +20,7 @@ from canopy.controllers.summary import attempts_text
 from canopy.domain.placement import CloudSnapshot, Decision, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.notifications.outbox import server_failed
 from canopy.reservations.using import free_slots, take_slot
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.capacity_blocks import active_blocks
@@ -255,6 +256,7 @@ class PlacementController:
         server.fault_at = now
         server.next_attempt_at = None
         server.updated_at = now
+        server_failed(s, server, now)
         await add_event(
             s,
             server_id=server.id,

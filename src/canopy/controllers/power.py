@@ -20,6 +20,8 @@ from canopy.domain.errors import (
     Unsupported,
 )
 from canopy.domain.states import DesiredState, Phase, PowerAction, RemoteState, ServerStatus
+from canopy.notifications.events import SERVER_DELETE_END
+from canopy.notifications.outbox import server_changed
 from canopy.store import quota_usage
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
@@ -189,6 +191,7 @@ async def finalize_delete(s: AsyncSession, server: Server, now: Any, why: str) -
     server.terminated_at = now
     server.updated_at = now
     server.next_attempt_at = None
+    server_changed(s, SERVER_DELETE_END, server, now)
     await add_event(
         s,
         server_id=server.id,

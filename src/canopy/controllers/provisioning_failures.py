@@ -16,6 +16,7 @@ from canopy.controllers.summary import attempts_text, clouds_tried
 from canopy.controllers.tasks import locked_held
 from canopy.domain.errors import CloudAuthError, CloudError, NoAnswer, TransientError
 from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.notifications.outbox import server_failed
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
 from canopy.store.leases import release_lease
@@ -135,6 +136,7 @@ class CreateFailures:
                 f"{attempts_text(server.attempt_log)}"
             )
             server.fault_at = now
+            server_failed(s, server, now)
             outcome = "error"
         else:
             server.phase = Phase.SCHEDULE

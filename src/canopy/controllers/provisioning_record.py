@@ -13,6 +13,7 @@ from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase
+from canopy.notifications.outbox import servers_observed
 from canopy.store.events import event_row, latest_action_ids
 from canopy.store.models import InstanceActionEvent, Server
 from canopy.telemetry import CONTROLLER_STEPS
@@ -103,6 +104,7 @@ class CreateRecording:
             actions = await latest_action_ids(s, ids, "create")
             events: list[dict[str, Any]] = []
             changes: list[dict[str, Any]] = []
+            observed: dict[str, str | None] = {}
             for sid, cloud, remote, _ in batch:
                 row = rows.get(sid)
                 if row is None:
@@ -127,7 +129,7 @@ class CreateRecording:
                                 now=now,
                             )
                         )
-                    apply_observation(
+                    observed[sid] = apply_observation(
                         new, remote.state, now, fault=remote.fault, addresses=remote.addresses
                     )
                 if row.claimed_by == rt.worker_id:
@@ -140,4 +142,5 @@ class CreateRecording:
                 await s.execute(update(Server), changes)
             if events:
                 await s.execute(insert(InstanceActionEvent), events)
+            await servers_observed(s, observed, now)
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))

@@ -40,6 +40,7 @@ from canopy.controllers.sync_read import compare, missing, slices
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
+from canopy.notifications.outbox import server_failed, server_observed
 from canopy.store.claims import release_claim
 from canopy.store.events import add_event
 from canopy.store.leases import lease_job, live, release_lease
@@ -325,6 +326,7 @@ class SyncController:
                 changed = apply_observation(
                     row, r.state, started, fault=r.fault, addresses=r.addresses
                 )
+                server_observed(s, row, changed, now)
                 if changed:
                     row.updated_at = now
                 rescheduled |= row.phase == Phase.RESCHEDULE
@@ -358,6 +360,7 @@ class SyncController:
         )
         row.fault_at = now
         row.updated_at = now
+        server_failed(s, row, now)
         await add_event(
             s,
             server_id=row.id,

@@ -22,6 +22,7 @@ from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
+from canopy.notifications.controller import NotificationController
 from canopy.orchestration.controller import OrchestrationController
 from canopy.reservations.controller import LeaseController
 
@@ -42,6 +43,7 @@ class Worker:
         self.leases = LeaseController(rt)
         self.orchestration = OrchestrationController(rt)
         self.fleet = Fleet(rt)
+        self.notifications = NotificationController(rt)
 
     async def refresh_clouds(self) -> int:
         """Bring the drivers in step with the clouds table; read a new cloud's inventory
@@ -66,6 +68,7 @@ class Worker:
         await self.power.drain()
         n += await self.sync.run_once()
         n += await self.orchestration.run_once()  # servers that became ACTIVE meanwhile
+        n += await self.notifications.run_once()
         return n
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -97,6 +100,7 @@ class Worker:
             self._loop("leases", self.leases.run_once, poll, stop, self._lease_wait),
             self._loop("orchestration", self.orchestration.run_once, poll, stop, self._stack_wait),
             self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
+            self._loop("notifications", self.notifications.run_once, poll, stop, self._notify_wait),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         relay = asyncio.create_task(self._relay(stop))
@@ -116,6 +120,7 @@ class Worker:
                     await t
             await self.provisioning.drain()
             await self.power.drain()
+            await self.notifications.close()
             beating.set()
             await heart
             await self.fleet.close()
@@ -191,6 +196,11 @@ class Worker:
         """Sleep until the next lease event is due (a lease due in 0.3 s wakes the loop
         then), and no longer than `idle` (leases written by another process's API)."""
         due = self.leases.next_due_in(self.rt.clock.now())
+        return idle if due is None else max(0.0, min(idle, due + 0.001))
+
+    def _notify_wait(self, idle: float) -> float:
+        """Sleep until the next delivery retry or lease heads-up is due, at most `idle`."""
+        due = self.notifications.next_due_in(self.rt.clock.now())
         return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     async def _loop(

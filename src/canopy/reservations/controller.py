@@ -19,6 +19,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
+from canopy.notifications.events import lease_event
+from canopy.notifications.outbox import lease_changed
 from canopy.reservations import lifecycle
 from canopy.reservations.states import EventStatus, EventType, LeaseStatus
 from canopy.services.servers import ServerService
@@ -135,10 +137,11 @@ class LeaseController:
         elif kind is EventType.END and lease.status in (LeaseStatus.PENDING, LeaseStatus.ACTIVE):
             n = await lifecycle.end(s, lease, self.servers, now)
             log.info("lease %s ended: %d servers to delete", lease.id, n)
-        # before_end_lease: Blazar's hook for "snapshot or warn before the end"; the
-        # notifications that act on it are not built yet, so it is recorded and done.
+        # before_end_lease: Blazar's hook for "snapshot or warn before the end": it is
+        # the notification below that subscribers act on.
         event.status = EventStatus.DONE
         event.done_at = now
         event.updated_at = now
+        lease_changed(s, lease_event(kind.value), lease, now)
         late = (now - event.time).total_seconds()
         log.info("lease %s: %s done (%.3fs after its time)", lease.id, kind.value, late)

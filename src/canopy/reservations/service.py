@@ -18,6 +18,8 @@ from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
+from canopy.notifications import events
+from canopy.notifications.outbox import lease_changed
 from canopy.reservations import capacity, lifecycle, requests
 from canopy.reservations.flavors import add_flavor, flavor_name
 from canopy.reservations.states import (
@@ -186,6 +188,7 @@ class LeaseService:
                 )
             )
         await s.flush()
+        lease_changed(s, events.LEASE_CREATE, lease, now)
         return lease
 
     async def _size(
@@ -222,6 +225,7 @@ class LeaseService:
             await self._move(s, lease, start, end, now)
         await self._retime(s, lease, start, end, up.before_end, now)
         lease.updated_at = now
+        lease_changed(s, events.LEASE_UPDATE, lease, now)
         return lease
 
     async def _move(
@@ -299,5 +303,6 @@ class LeaseService:
         reservations = await lifecycle.reservations_of(s, lease.id)
         await capacity.lock_clouds(s)
         await lifecycle.release(s, lease, reservations, self.servers, now)
+        lease_changed(s, events.LEASE_DELETE, lease, now)
         await s.delete(lease)
         await s.flush()

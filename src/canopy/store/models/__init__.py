@@ -23,6 +23,9 @@ from canopy.store.models.identity import RoleAssignment as RoleAssignment
 from canopy.store.models.identity import Token as Token
 from canopy.store.models.identity import User as User
 from canopy.store.models.jobs import Job as Job
+from canopy.store.models.notifications import Delivery as Delivery
+from canopy.store.models.notifications import OutboxEvent as OutboxEvent
+from canopy.store.models.notifications import Subscription as Subscription
 from canopy.store.models.orchestration import Stack as Stack
 from canopy.store.models.orchestration import StackEvent as StackEvent
 from canopy.store.models.orchestration import StackResource as StackResource

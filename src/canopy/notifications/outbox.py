@@ -1,0 +1,97 @@
+"""Writing events: an outbox row added to the caller's transaction, nothing else.
+
+`emit` only adds a row to the session: the event is committed with the change it announces
+or rolled back with it, and costs the change no query. The helpers below are what the
+services and controllers call, one line where the change is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.notifications import events
+from canopy.store.models import Lease, OutboxEvent, Server
+
+
+def emit(
+    s: AsyncSession,
+    event_type: str,
+    subject: str,
+    project_id: str,
+    payload: dict[str, Any],
+    *,
+    at: datetime,
+) -> OutboxEvent:
+    """Add an event to the outbox in `s`'s transaction (committed iff it commits)."""
+    row = OutboxEvent(
+        event_id=str(uuid.uuid4()),
+        event_type=event_type,
+        subject=subject,
+        project_id=project_id,
+        payload=payload,
+        created_at=at,
+        fanned_out=False,
+    )
+    s.add(row)
+    return row
+
+
+def lease_changed(s: AsyncSession, event_type: str, lease: Lease, now: datetime) -> None:
+    """A lease was created, updated or deleted, or one of its events ran."""
+    emit(
+        s,
+        event_type,
+        events.lease_subject(lease.id),
+        lease.project_id,
+        events.lease_payload(lease),
+        at=now,
+    )
+
+
+def server_changed(s: AsyncSession, event_type: str, server: Server, now: datetime) -> None:
+    emit(
+        s,
+        event_type,
+        events.server_subject(server.id),
+        server.project_id,
+        events.server_payload(server),
+        at=now,
+    )
+
+
+def server_failed(s: AsyncSession, server: Server, now: datetime) -> None:
+    """A server went to ERROR: its create failed, or (once running) it broke."""
+    kind = events.SERVER_CREATE_ERROR if server.launched_at is None else events.SERVER_UPDATE
+    server_changed(s, kind, server, now)
+
+
+# What `controllers.observe.apply_observation` says changed -> the event it is.
+_OBSERVED = {
+    "active": events.SERVER_CREATE_END,
+    "stopped": events.SERVER_POWER_OFF_END,
+    "stopped outside canopy": events.SERVER_POWER_OFF_END,
+    "started outside canopy": events.SERVER_POWER_ON_END,
+}
+
+
+def server_observed(s: AsyncSession, server: Server, change: str | None, now: datetime) -> None:
+    """A cloud's report changed the server's status (`change` as apply_observation says)."""
+    if change == "error":
+        server_failed(s, server, now)
+    elif change is not None and change in _OBSERVED:
+        server_changed(s, _OBSERVED[change], server, now)
+
+
+async def servers_observed(s: AsyncSession, changes: dict[str, str | None], now: datetime) -> None:
+    """As `server_observed`, for rows changed by Core statements (read back by id)."""
+    wanted = [sid for sid, change in changes.items() if change == "error" or change in _OBSERVED]
+    if not wanted:
+        return
+    rows = await s.execute(select(Server).where(Server.id.in_(wanted)).order_by(Server.id))
+    for server in rows.scalars():
+        server_observed(s, server, changes[server.id], now)
