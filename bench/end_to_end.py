@@ -387,6 +387,9 @@ async def breakdown() -> list[Result]:
         worker = Worker(rt)
         sim = drivers["sim"]
         await sim.capacity()  # the state file exists before the clock starts
+        # Capacity and flavor mappings, read as a worker does before its loops start: a
+        # cloud never inventoried is not placeable.
+        await worker.inventory.run_once(force=True)
 
         c0 = cpu_seconds()
         req = CreateServer(name="vm", flavor=FLAVOR, image="cirros", min_count=N, max_count=N)

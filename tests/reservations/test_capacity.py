@@ -3,7 +3,7 @@ window, what is already claimed plus what it asks for fits the cloud.
 
 Random timelines of claims (servers' open-ended ones and other leases' windows) on one
 cloud, each checked against a brute force over every minute; the service decides with one
-peak query per cloud, and must agree in both directions.
+peak query for all the clouds, and must agree in both directions.
 """
 
 from __future__ import annotations

@@ -157,3 +157,62 @@ async def test_an_exact_name_is_answered_by_the_name_index(
             assert any("ix_servers_project_name" in x and "name=?" in x for x in plan), plan
     finally:
         await p.close()
+
+
+@pytest.mark.parametrize(
+    "pattern", ["web-4", "^web-3", "eb-1\\d$", "web-\\d{2}$", "b-(?:1|2)0", "^.*7$", "-|9"]
+)
+async def test_name_patterns_answer_as_re2_does(db_url: str, tmp_path: Path, pattern: str) -> None:
+    """With or without a pre-filter (SQLite takes a literal each match must contain),
+    on either database, the names found are exactly those RE2 finds."""
+    from canopy.services import regex
+    from canopy.store.regexp import search
+
+    p = await make_plane(db_url, tmp_path)
+    try:
+        rows = await _fill(p)
+        found = await p.service.search(p.ctx, ServerQuery(name=pattern))
+        canonical = regex.portable("name", pattern)
+        assert {sv.name for sv in found} == {r.name for r in rows if search(canonical, r.name)}
+    finally:
+        await p.close()
+
+
+async def test_an_unanchored_name_tests_a_literal_before_the_pattern_on_sqlite(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """`?name=web-4` on SQLite: `instr(name, 'web-4')` first, RE2 only where it holds,
+    and the plan stays on the project's index with and without statistics."""
+    import shutil
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
+    try:
+        await _fill(p)
+        seen: list[tuple[str, Any]] = []
+
+        def record(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
+            if "REGEXP" in sql:
+                seen.append((sql, params))
+
+        event.listen(p.db.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await p.service.search(p.ctx, ServerQuery(name="web-4\\d"))
+        finally:
+            event.remove(p.db.engine.sync_engine, "before_cursor_execute", record)
+        [(sql, params)] = seen
+        assert "CASE WHEN (instr(servers.name, ?) > ?) THEN servers.name REGEXP ?" in sql, sql
+        assert "web-4" in params and "web-4[0-9]" in params
+        for stats in (False, True):
+            async with p.db.engine.connect() as conn:
+                if stats:
+                    await conn.exec_driver_sql("ANALYZE")
+                plan = [
+                    str(r[-1])
+                    for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+                ]
+            assert any("ix_servers_project_created" in x for x in plan), plan
+            assert not any(x.startswith("SCAN servers") for x in plan), plan
+    finally:
+        await p.close()

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from canopy.store.db import Database
-from canopy.store.migrate import alembic_config, current_revision, upgrade
+from canopy.store.migrate import alembic_config, current_revision, include_object, upgrade
 from canopy.store.models import Base
 
 # The tables the control plane cannot run without; later migrations may add more.
@@ -59,7 +59,9 @@ async def test_schema_matches_the_models(db: Database) -> None:
     """Autogenerate finds nothing to do: no model change is missing a migration."""
 
     def diff(conn: Connection) -> list[Any]:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object}
+        )
         return list(compare_metadata(ctx, Base.metadata))
 
     async with db.engine.connect() as conn:

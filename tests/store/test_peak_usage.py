@@ -22,6 +22,8 @@ from canopy.store.claims import (
     clouds_with_later_claims,
     peak_usage,
     peak_usage_query,
+    peaks_by_cloud,
+    peaks_by_cloud_query,
     usage_at,
 )
 from canopy.store.db import Database
@@ -124,7 +126,12 @@ async def _check(
         async with db.read() as s:
             got = await peak_usage(s, list(clouds), at(start), None if end is None else at(end))
             now = await usage_at(s, list(CLOUDS), at(start))
+            each = await peaks_by_cloud(
+                s, list(clouds), at(start), None if end is None else at(end)
+            )
         assert got == brute_force(cs, clouds, start, end), (cs, clouds, start, end)
+        # The one-statement sweep per cloud gives each cloud's own peak.
+        assert each == {n: brute_force(cs, (n,), start, end) for n in clouds}, (cs, start, end)
         for name in CLOUDS:
             assert now[name] == brute_force(cs, (name,), start, start + 1)
     finally:
@@ -209,6 +216,17 @@ async def test_the_peak_query_reads_the_window_index(db: Database) -> None:
     async with db.read() as s:
         dialect = s.get_bind().dialect
         q = peak_usage_query(["c07"], clock.now(), clock.now() + timedelta(minutes=30))
+        sql = str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        plan = await _plan(s, sql)
+        assert "ix_claims_cloud_window" in plan, plan
+        if dialect.name == "sqlite":
+            assert "SCAN claims" not in plan, plan
+        else:
+            assert "Seq Scan on claims" not in plan, plan
+        # The sweep per cloud, for a few clouds in one statement: the same index, per cloud.
+        q = peaks_by_cloud_query(
+            ["c03", "c07", "c21"], clock.now(), clock.now() + timedelta(minutes=30)
+        )
         sql = str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         plan = await _plan(s, sql)
         assert "ix_claims_cloud_window" in plan, plan

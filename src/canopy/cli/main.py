@@ -41,13 +41,24 @@ def up(
 
 @app.command()
 def api(
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, log_level: LogOpt = "WARNING"
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    log_level: LogOpt = "WARNING",
+    workers: Annotated[
+        int, typer.Option("--workers", help="API processes on the port (>1: PostgreSQL only)")
+    ] = 1,
 ) -> None:
-    """Run only the API (put several behind a load balancer, on PostgreSQL)."""
+    """Run only the API (several processes with --workers N, on PostgreSQL)."""
     from canopy.cli.serve import serve
 
     setup_logging(log_level)
-    run(serve(settings_from(config, data_dir), api=True, worker=False))
+    settings = settings_from(config, data_dir)
+    if workers == 1:
+        run(serve(settings, api=True, worker=False))
+        return
+    from canopy.cli.api_workers import serve_workers
+
+    run(serve_workers(settings, workers))
 
 
 @app.command()

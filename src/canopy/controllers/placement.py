@@ -24,7 +24,7 @@ from canopy.notifications.outbox import server_failed
 from canopy.reservations.using import free_slots, take_slot
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.capacity_blocks import active_blocks
-from canopy.store.claims import Usage, claim_row, clouds_with_later_claims, peak_usage
+from canopy.store.claims import claim_row, clouds_with_later_claims, peaks_by_cloud
 from canopy.store.events import add_event, event_row, latest_action_ids
 from canopy.store.leases import due
 from canopy.store.models import (
@@ -284,11 +284,10 @@ async def _snapshots(
         mapped[cloud].add(image_id)
     blocks = await active_blocks(s, now)
     # A server's claim is open-ended from now, so it must fit under the most in use at any
-    # moment from now on. That is what the counters say unless a claim starts later.
-    peaks: dict[str, Usage] = {}
-    for name in sorted(await clouds_with_later_claims(s, now)):
-        if name in clouds:
-            peaks[name] = await peak_usage(s, [name], now)
+    # moment from now on. That is what the counters say unless a claim starts later (a
+    # reservation's): only those clouds need the sweep over their claims, all in one query.
+    later = sorted(n for n in await clouds_with_later_claims(s, now) if n in clouds)
+    peaks = await peaks_by_cloud(s, later, now) if later else {}
     snaps: dict[str, CloudSnapshot] = {}
     for c in clouds.values():
         peak = peaks.get(c.name)

@@ -27,7 +27,7 @@ from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.placement import CloudSnapshot, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
-from canopy.store.claims import claim_row, peak_usage
+from canopy.store.claims import claim_row, peaks_by_cloud
 from canopy.store.models import Claim, Cloud, Flavor, FlavorMapping
 from canopy.store.snapshots import cloud_snapshot
 
@@ -113,12 +113,13 @@ async def window_snapshots(
 ) -> dict[str, CloudSnapshot]:
     """The clouds as the scheduler sees them for a server that runs over [start, end)."""
     snaps: dict[str, CloudSnapshot] = {}
+    peaks = await peaks_by_cloud(s, sorted(clouds), start, end)  # one query, every cloud
     for c in clouds.values():
         offer = offered.get(c.name)
         snaps[c.name] = cloud_snapshot(
             c,
             now,
-            await peak_usage(s, [c.name], start, end),
+            peaks[c.name],
             price_per_hour_micros={}
             if offer is None
             else {size.flavor: offer.price_per_hour_micros},

@@ -30,7 +30,7 @@ from canopy.reservations.states import (
     ReservationStatus,
 )
 from canopy.services.servers import ServerService
-from canopy.store.claims import peak_usage
+from canopy.store.claims import peaks_by_cloud
 from canopy.store.models import Claim, Lease, LeaseEvent, Reservation
 
 # Statuses in which a lease still has events to run.
@@ -238,9 +238,12 @@ class LeaseService:
         await s.flush()
         for r in reservations:
             size = capacity.Size(flavor_name(r.id), r.vcpus, r.memory_mb, r.disk_gb)
+            # Every cloud of the reservation in one query; it sees the claims of the
+            # reservations before it in this loop (held below), as one query per cloud did.
+            peaks = await peaks_by_cloud(s, sorted({sh["cloud"] for sh in r.placement}), start, end)
             for share in r.placement:
                 cloud = clouds[share["cloud"]]
-                peak = await peak_usage(s, [cloud.name], start, end)
+                peak = peaks[cloud.name]
                 n = int(share["amount"])
                 for cap, used, need, unit in (
                     (cloud.vcpus_capacity, peak.vcpus, size.vcpus * n, "vcpus"),

@@ -7,11 +7,20 @@ group's members live) is worked out here once instead of inside each of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from canopy.config import SchedulerSettings
+from canopy.domain.money import to_micros
 from canopy.domain.placement import CloudSnapshot, PlacementRequest
+
+
+@functools.lru_cache(maxsize=16)
+def _cap_micros(amount: Decimal) -> int:
+    """The spend cap in micro-units, exact: converted once per amount, not per decision."""
+    return to_micros(amount, exact=True)
 
 
 @dataclass(slots=True)
@@ -54,7 +63,7 @@ class Context:
             vcpus=res.vcpus,
             ram_mb=res.ram_mb,
             instances=res.instances,
-            max_spend_per_hour_micros=settings.max_spend_per_hour_micros,
+            max_spend_per_hour_micros=_cap_micros(settings.max_spend_per_hour),
             burst_spend_per_hour_micros=spend,
             group_policy=group.policy if group is not None else None,
             group_members=members,

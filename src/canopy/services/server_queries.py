@@ -7,12 +7,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, and_, bindparam, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.services import regex
+from canopy.services.regex_literals import required_literal
 from canopy.services.server_scope import ServerScope, _could_be_id
 from canopy.store.models import InstanceAction, Server
 from canopy.store.plans import rare
@@ -117,7 +130,7 @@ class ServerQueries(ServerScope):
             if exact is not None:
                 # Implied by the pattern, and few rows have it: the name index answers.
                 conds.append(cast(ColumnElement[bool], rare(Server.name == exact)))
-            conds.append(Server.name.regexp_match(name_pattern))
+            conds.append(self._name_matches(name_pattern))
         if query.statuses is not None:
             conds.append(Server.status.in_(sorted(query.statuses)))
         for col, value in (
@@ -153,6 +166,24 @@ class ServerQueries(ServerScope):
         if query.not_tags_any:  # none of them
             conds.append(~tagged_any(query.not_tags_any))
         return conds
+
+    def _name_matches(self, pattern: str) -> ColumnElement[bool]:
+        """The name matches `pattern` (canonical), the pattern asked of as few rows as can be.
+
+        On SQLite the pattern is a Python call per row; a text every match must contain
+        is tested first with SQLite's own `instr` (services/regex_literals.py), and the
+        pattern only on the rows that have it (the CASE fixes that order). PostgreSQL's
+        `~` is in C and, where pg_trgm is installed, answered from the trigram index on
+        the name (migration 0010).
+        """
+        matches = Server.name.regexp_match(pattern)
+        literal = required_literal(pattern) if self.db.is_sqlite else None
+        if literal is None:
+            return matches
+        return cast(
+            ColumnElement[bool],
+            case((func.instr(Server.name, literal) > 0, matches), else_=false()),
+        )
 
     def _has_address(self, pattern: str, version: int) -> ColumnElement[bool]:
         """An address of this IP version matches `pattern` (addresses are JSON:

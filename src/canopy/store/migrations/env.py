@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from canopy.store.migrate import include_object
 from canopy.store.models import Base
 
 config = context.config
@@ -20,6 +21,7 @@ def _run(conn: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=conn.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

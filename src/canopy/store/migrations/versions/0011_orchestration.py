@@ -1,7 +1,7 @@
 """stacks, stack resources and stack events (the Heat-compatible orchestration)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 00:00:00.000000
 
 Three new tables; nothing existing changes. A stack's name is unique among its project's
