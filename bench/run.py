@@ -11,6 +11,8 @@ Scenarios, each also runnable alone:
                   (python -m bench.loop_stalls)
 - api_writes      creates/s, 50 clients, empty project vs 100,000 servers
                   (python -m bench.api_writes)
+- stacks          stacks of 200 servers (wide, deep, diamond): create time against the
+                  critical path measured in the same run (python -m bench.stacks)
 - lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
                   free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
 
@@ -28,7 +30,15 @@ import argparse
 import asyncio
 import time
 
-from bench import api_writes, end_to_end, lease_lateness, loop_stalls, scheduler, scheduler_pure
+from bench import (
+    api_writes,
+    end_to_end,
+    lease_lateness,
+    loop_stalls,
+    scheduler,
+    scheduler_pure,
+    stacks,
+)
 from bench.common import (
     Result,
     fmt,
@@ -47,6 +57,7 @@ SCENARIOS = (
     "loop_stalls",
     "api_writes",
     "lease_lateness",
+    "stacks",
 )
 EXTRA = ("end_to_end_cpu",)
 
@@ -113,6 +124,8 @@ def one(name: str, smoke: bool) -> list[Result]:
         return asyncio.run(api_writes.run())
     if name == "lease_lateness":
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
+    if name == "stacks":
+        return asyncio.run(stacks.smoke() if smoke else stacks.run())
     return asyncio.run(end_to_end.breakdown())
 
 

@@ -293,6 +293,11 @@ TABLE: dict[str, Rule] = {
         WRITERS, FRESH_STACK, {"template": None, "parameters": {}}, foreign=403
     ),
     f"DELETE {IDENTIFIED}": Rule(WRITERS, FRESH_STACK, foreign=403),
+    f"POST {HEAT}/stacks/{{stack_name}}/actions": Rule(
+        READERS, NAMED_STACK, {"check": None}, foreign=403
+    ),
+    f"POST {IDENTIFIED}/actions": Rule(WRITERS, FRESH_STACK, {"check": None}, foreign=403),
+    f"DELETE {IDENTIFIED}/abandon": Rule(WRITERS, FRESH_STACK, foreign=403),
     f"GET {IDENTIFIED}/resources": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/resources/{{resource_name}}": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403

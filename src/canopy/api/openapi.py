@@ -210,6 +210,7 @@ _own(
         f"GET {_HEAT}/stacks/{{stack_name}}/{sub}"
         for sub in ("resources", "events", "template", "outputs")
     ),
+    f"POST {_HEAT}/stacks/{{stack_name}}/actions",
     f"GET {_STACK}",
     f"DELETE {_STACK}",
     f"GET {_STACK}/resources",
@@ -226,6 +227,8 @@ _own(  # a reader or another project; a name taken, a stack busy
     f"POST {_HEAT}/stacks",
     f"PUT {_STACK}",
     f"PATCH {_STACK}",
+    f"POST {_STACK}/actions",  # and a stack busy, or not suspended, for its action
+    f"DELETE {_STACK}/abandon",  # and a stack in progress
     statuses=(403, 409),
 )
 

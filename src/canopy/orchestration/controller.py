@@ -26,7 +26,9 @@ from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import ServerStatus
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
+from canopy.orchestration.lifecycle import check_walk, power_walk
 from canopy.orchestration.resources.base import Step
+from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity, TemplateError
 from canopy.orchestration.walk import Outcome, Walk
@@ -50,7 +52,18 @@ def _server_answered() -> ColumnElement[bool]:
             StackResource.status == Status.IN_PROGRESS,
             or_(
                 Server.deleted.is_(True),
-                and_(StackResource.action != Action.DELETE, Server.status.in_(_ANSWERED)),
+                and_(
+                    StackResource.action.in_((Action.CREATE, Action.UPDATE)),
+                    Server.status.in_(_ANSWERED),
+                ),
+                and_(
+                    StackResource.action == Action.SUSPEND,
+                    Server.status.in_((ServerStatus.SHUTOFF, ServerStatus.ERROR)),
+                ),
+                and_(
+                    StackResource.action == Action.RESUME,
+                    Server.status.in_((ServerStatus.ACTIVE, ServerStatus.ERROR)),
+                ),
             ),
         )
     )
@@ -171,17 +184,7 @@ async def step_stack(
     ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
     walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
     action = Action(stack.action)
-    if action is Action.DELETE:
-        out = await walk.backward()
-    else:
-        try:
-            bound = bind(stack)
-        except (TemplateError, InvalidRequest) as e:
-            out = Outcome(failure=str(e))
-        else:
-            out = await walk.forward(bound, stack.generation)
-            if out.done and out.failure is None:
-                out = await walk.backward()  # the clean-up: replaced and removed resources
+    out = await _walk(walk, stack, action, bind)
     deadline = _deadline(stack)
     if out.failure is None and not out.done and deadline is not None and now >= deadline:
         out.failure = f"Timed out after {stack.timeout_mins} minutes"
@@ -190,12 +193,36 @@ async def step_stack(
         if out.failure.startswith("Timed out"):
             reason = out.failure
         walk.cancel(f"{action.value} aborted: the stack failed", keep=lambda r: False)
+        previous = stack.previous
         _finish(s, stack, Status.FAILED, reason, now)
+        if not stack.disable_rollback and can_roll_back(action, previous):
+            stack.previous = previous
+            await start_rollback(s, stack, now, f"{action.value} aborted: rolling back")
     elif out.done:
         _finish(s, stack, Status.COMPLETE, f"Stack {action.value} completed successfully", now)
     else:
         waits = [t for t in (out.until, deadline) if t is not None]
         stack.next_attempt_at = min(waits) if waits else None
+    return out
+
+
+async def _walk(
+    walk: Walk, stack: Stack, action: Action, bind: Callable[[Stack], BoundTemplate]
+) -> Outcome:
+    """Take the stack's action as far as it goes now."""
+    if action is Action.DELETE or (action is Action.ROLLBACK and stack.previous is None):
+        return await walk.backward()  # a delete, or a create's rollback
+    if action in (Action.SUSPEND, Action.RESUME):
+        return await power_walk(walk, action)
+    if action is Action.CHECK:
+        return await check_walk(walk)
+    try:
+        bound = bind(stack)
+    except (TemplateError, InvalidRequest) as e:
+        return Outcome(failure=str(e))
+    out = await walk.forward(bound, stack.generation)
+    if out.done and out.failure is None:
+        out = await walk.backward()  # the clean-up: replaced and removed resources
     return out
 
 
@@ -209,6 +236,7 @@ def _finish(s: AsyncSession, stack: Stack, status: Status, reason: str, now: dat
     stack.status = status
     stack.status_reason = reason
     stack.next_attempt_at = None
+    stack.previous = None  # a rollback, if one follows, takes it before this
     if stack.action == Action.DELETE and status is Status.COMPLETE:
         stack.deleted = True
         stack.deleted_at = now

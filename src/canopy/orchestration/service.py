@@ -25,6 +25,7 @@ from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lookups import constraint_check, read_lookups
+from canopy.orchestration.rollback import snapshot
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity
 from canopy.orchestration.validation import check_resources
@@ -232,6 +233,7 @@ class StackService:
         merged = StackRequest(template, files, env, params, None, None, None)
         await self.validate(s, ctx, merged, self.identity(stack))
         now = self.clock.now()
+        stack.previous = snapshot(stack)
         stack.template, stack.parameters, stack.files, stack.environment = (
             template,
             params,

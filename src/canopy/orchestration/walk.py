@@ -68,6 +68,9 @@ class Walk:
     async def forward(self, bound: BoundTemplate, generation: int) -> Outcome:
         out = Outcome()
         defs = bound.resources()
+        for row in self.rows:
+            if row.desired == Desired.PRESENT and row.name not in defs:
+                row.desired = Desired.ABSENT  # removed from the template: goes in the clean-up
         graph = {name: set(d.depends_on) & set(defs) for name, d in defs.items()}
         sorter = TopologicalSorter(graph)
         sorter.prepare()
@@ -97,7 +100,7 @@ class Walk:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
             kind = resource_type(row.type)
-            return self._record(row, await kind.check(self.step, row))
+            return self.record(row, await kind.check(self.step, row))
         try:
             kind = resource_type(d.type, f"resources.{d.name}")
             raw = bound.resolve(d.properties, RowsContext(self.current()))
@@ -107,23 +110,46 @@ class Walk:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
             return Progress.failure(str(e))
         requires = sorted(d.depends_on)
-        if row is not None and row.type == d.type and row.status == Status.COMPLETE:
-            if props == row.properties:
-                row.generation = generation
-                row.requires = requires
-                return Progress.complete()
-            if kind.in_place(row.properties, props):
-                row.generation = generation
-                row.requires = requires
-                self._begin(row, Action.UPDATE, "state changed")
-                out.started += 1
-                return self._record(row, await kind.update(self.step, row, props))
+        intact = row is not None and row.type == d.type and row.status == Status.COMPLETE
+        if intact and row is not None and props == row.properties:
+            row.generation = generation
+            row.requires = requires
+            return Progress.complete()
+        kept = self._kept(d, props)
+        if kept is not None:
+            # A rollback (or an update after a failed one) asks again for what an earlier
+            # update replaced: the old resource is still there, so it comes back as it is.
+            if row is not None:
+                row.desired = Desired.ABSENT
+            kept.desired = Desired.PRESENT
+            kept.generation = generation
+            kept.requires = requires
+            return Progress.complete()
+        if intact and row is not None and kind.in_place(row.properties, props):
+            row.generation = generation
+            row.requires = requires
+            self.begin(row, Action.UPDATE, "state changed")
+            out.started += 1
+            return self.record(row, await kind.update(self.step, row, props))
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
         new = self._new_row(d, kind, props, requires, generation)
-        self._begin(new, Action.CREATE, "state changed")
+        self.begin(new, Action.CREATE, "state changed")
         out.started += 1
-        return self._record(new, await kind.create(self.step, new))
+        return self.record(new, await kind.create(self.step, new))
+
+    def _kept(self, d: ResourceDefinition, props: dict[str, Any]) -> StackResource | None:
+        """The newest replaced row for `d` that is intact and has exactly `props`."""
+        found = [
+            r
+            for r in self.absent()
+            if r.name == d.name
+            and r.type == d.type
+            and r.status == Status.COMPLETE
+            and r.action not in (Action.DELETE, Action.INIT)
+            and r.properties == props
+        ]
+        return max(found, key=lambda r: r.created_at) if found else None
 
     def _new_row(
         self,
@@ -194,14 +220,14 @@ class Walk:
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            return self._record(row, await kind.check(self.step, row))
-        self._begin(row, Action.DELETE, "state changed")
+            return self.record(row, await kind.check(self.step, row))
+        self.begin(row, Action.DELETE, "state changed")
         out.started += 1
-        return self._record(row, await kind.delete(self.step, row))
+        return self.record(row, await kind.delete(self.step, row))
 
     # Recording --------------------------------------------------------------------------
 
-    def _begin(self, row: StackResource, action: Action, reason: str) -> None:
+    def begin(self, row: StackResource, action: Action, reason: str) -> None:
         row.action = action
         row.status = Status.IN_PROGRESS
         row.status_reason = reason
@@ -209,7 +235,7 @@ class Walk:
         row.updated_at = self.now
         resource_event(self.step.session, row, reason, self.now)
 
-    def _record(self, row: StackResource, progress: Progress) -> Progress:
+    def record(self, row: StackResource, progress: Progress) -> Progress:
         """Write what a type's step said onto the row, with an event when it finished."""
         if progress.done:
             self._finish(row, Status.COMPLETE, "state changed")

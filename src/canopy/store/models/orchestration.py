@@ -52,6 +52,9 @@ class Stack(Retried, Base):
     updated_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the last update replaced ({template, files, environment, parameters}), kept so
+    # that a failed update rolls back to it; None after a create and once the update ends.
+    previous: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         # The client finds a stack by name: a name is unique among a project's live stacks.

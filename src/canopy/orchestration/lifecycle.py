@@ -1,0 +1,113 @@
+"""Suspend, resume and check: acting on a stack's resources as they stand.
+
+Suspend walks the graph backwards (a resource is suspended once everything that needs it
+is), resume forwards, as Heat does. A server resource is stopped or started through the
+server service (the power controller makes the cloud call) and completes when its server
+row says SHUTOFF or ACTIVE; every other resource has nothing to suspend and completes at
+once. Check confirms each resource's observed state from canopy's own rows (the sync
+controller keeps them): a server must exist and be ACTIVE or SHUTOFF, anything else must
+have completed its last action. Nothing here changes the template or the generation.
+"""
+
+from __future__ import annotations
+
+from graphlib import TopologicalSorter
+
+from canopy.domain.errors import CanopyError
+from canopy.domain.states import ServerStatus
+from canopy.orchestration.resources.base import Progress
+from canopy.orchestration.states import Action, Status
+from canopy.orchestration.walk import Outcome, Walk
+from canopy.store.models import Server, StackResource
+
+_WANT = {Action.SUSPEND: ServerStatus.SHUTOFF, Action.RESUME: ServerStatus.ACTIVE}
+
+
+async def power_walk(walk: Walk, action: Action) -> Outcome:
+    """Suspend (backwards) or resume (forwards) every resource of the current template."""
+    out = Outcome()
+    rows = walk.current()
+    if action is Action.RESUME:
+        graph = {n: set(r.requires or []) & set(rows) for n, r in rows.items()}
+    else:
+        graph = {n: {x.name for x in rows.values() if n in (x.requires or [])} for n in rows}
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()
+    while sorter.is_active():
+        ready = sorter.get_ready()
+        if not ready:
+            break
+        for name in sorted(ready):
+            progress = await _power(walk, rows[name], action, out)
+            if progress.done:
+                sorter.done(name)
+            elif progress.failed is not None and out.failure is None:
+                out.failure = f"resources.{name}: {progress.failed}"
+    out.done = not sorter.is_active()
+    return out
+
+
+async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -> Progress:
+    if row.action == action:
+        if row.status == Status.COMPLETE:
+            return Progress.complete()
+        if row.status == Status.FAILED:
+            return Progress.failure(row.status_reason)
+    else:
+        walk.begin(row, action, "state changed")
+        out.started += 1
+        if row.server_id is not None:
+            server = await walk.step.session.get(Server, row.server_id)
+            if server is not None and not server.deleted and server.status != _WANT[action]:
+                try:
+                    if action is Action.SUSPEND:
+                        await walk.step.servers.stop(
+                            walk.step.ctx, row.server_id, session=walk.step.session
+                        )
+                    else:
+                        await walk.step.servers.start(
+                            walk.step.ctx, row.server_id, session=walk.step.session
+                        )
+                except CanopyError as e:
+                    return walk.record(row, Progress.failure(f"{type(e).__name__}: {e}"))
+    return walk.record(row, await _observe(walk, row, _WANT[action]))
+
+
+async def _observe(walk: Walk, row: StackResource, want: ServerStatus) -> Progress:
+    if row.server_id is None:
+        return Progress.complete()
+    server = await walk.step.session.get(Server, row.server_id)
+    if server is None or server.deleted:
+        return Progress.failure(f"Server {row.server_id} was deleted outside the stack.")
+    if server.status == want:
+        return Progress.complete()
+    if server.status == ServerStatus.ERROR:
+        why = server.fault_message or "the server went to ERROR"
+        return Progress.failure(f'ResourceInError: Went to status ERROR due to "{why}"')
+    return Progress()  # the power controller has not finished: the server row wakes us
+
+
+async def check_walk(walk: Walk) -> Outcome:
+    """Confirm every resource's observed state; one step, no waiting."""
+    out = Outcome(done=True)
+    for name, row in sorted(walk.current().items()):
+        progress = await _check(walk, row)
+        if progress.failed is not None and out.failure is None:
+            out.failure = f"resources.{name}: {progress.failed}"
+    return out
+
+
+async def _check(walk: Walk, row: StackResource) -> Progress:
+    before = Status(row.status)
+    walk.begin(row, Action.CHECK, "state changed")
+    if before is not Status.COMPLETE:
+        return walk.record(row, Progress.failure(f"the resource is {before.value}"))
+    if row.server_id is None:
+        return walk.record(row, Progress.complete())
+    server = await walk.step.session.get(Server, row.server_id)
+    if server is None or server.deleted:
+        return walk.record(row, Progress.failure(f"Server {row.server_id} does not exist."))
+    if server.status not in (ServerStatus.ACTIVE, ServerStatus.SHUTOFF):
+        why = f" ({server.fault_message})" if server.fault_message else ""
+        return walk.record(row, Progress.failure(f"Server is {server.status}{why}."))
+    return walk.record(row, Progress.complete())
