@@ -27,7 +27,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
-from canopy.reservations import lifecycle
+from canopy.reservations import lifecycle, ready
 from canopy.reservations.states import EventStatus, EventType, LeaseStatus
 from canopy.services.servers import ServerService
 from canopy.store.leases import unleased
@@ -115,7 +115,8 @@ class LeaseController:
             if not ids:
                 break
             total += len(ids)
-            rt.notify("power")  # servers of ended leases are waiting to be deleted
+            # Servers of ended leases are waiting to be deleted, booted ones to be placed.
+            rt.notify("power", "placement")
             if len(ids) < size:
                 break
         await self._earliest()
@@ -130,7 +131,7 @@ class LeaseController:
                 lease = (await s.execute(q)).scalar_one_or_none()
                 if lease is not None:
                     await self._step(s, [lease], rt.clock.now())
-            rt.notify("power")
+            rt.notify("power", "placement")
         except Exception:
             log.exception("lease %s: step failed; retried after a backoff", lease_id)
             async with rt.db.session() as s:
@@ -155,7 +156,15 @@ class LeaseController:
         started: list[Lease] = []
         ended: list[Lease] = []
         done: list[tuple[Lease, LeaseEvent]] = []
+        booted: list[str] = []
         for lease in leases:
+            if (
+                lease.status == LeaseStatus.PENDING
+                and lease.boot_at is not None
+                and lease.booted_at is None
+                and lease.boot_at <= now
+            ):
+                booted += await ready.boot(s, lease, self.servers, now)
             events = sorted(
                 pending[lease.id], key=lambda e: (e.time, ORDER[EventType(e.event_type)])
             )
@@ -175,6 +184,8 @@ class LeaseController:
                 event.status = EventStatus.DONE
                 done.append((lease, event))
             left = [e.time for e in events if e.status == EventStatus.UNDONE]
+            if lease.boot_at is not None and lease.booted_at is None:
+                left.append(lease.boot_at)
             lease.next_attempt_at = min(left) if left else None
             lease.retries = 0
             lease.claimed_by = None
@@ -187,7 +198,7 @@ class LeaseController:
             recount_now=False,
         )
         touched = [r for lease in [*started, *ended] for r in reservations[lease.id]]
-        await lifecycle.recount_clouds(s, lifecycle.held_clouds(touched), now)
+        await lifecycle.recount_clouds(s, [*lifecycle.held_clouds(touched), *booted], now)
         # When the batch's work is done: its commit follows at once (lateness is honest).
         at = self.rt.clock.now()
         for lease, event in done:
