@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.reservations import requests
 from canopy.reservations.ready import readiness
-from canopy.store.models import Claim, Lease, LeaseServer, Server
+from canopy.store.models import Claim, Image, Lease, LeaseServer, Server
 from tests.controllers.harness import Plane, make_plane
 
 from .helpers import body, create, leases, when
@@ -194,3 +194,27 @@ def test_bad_servers_are_refused(servers: Any, message: str) -> None:
     b["servers"] = servers
     with pytest.raises(InvalidRequest, match=message):
         requests.lease_create(b, now)
+
+
+async def test_servers_that_cannot_be_made_do_not_hold_the_start_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The image is gone by the boot: the lease is degraded, starts on time, and says its
+    servers were not ready."""
+    p = await make_plane(db_url, tmp_path, toml=PRIVATE)
+    try:
+        start = p.clock.now() + timedelta(minutes=10)
+        lease = await create(p, carrying("ready", start, start + timedelta(hours=1)))
+        async with p.db.session() as s:
+            [c] = (await s.execute(select(LeaseServer))).scalars()
+            await s.execute(delete(Image).where(Image.id == c.image_id))
+        await _run_to(p, start)
+        assert await p.worker.leases.run_once() == 1
+        row = await _lease(p, lease.id)
+        assert row.status == "ACTIVE" and row.degraded and row.booted_at is not None
+        assert await _carried(p, lease.id) == []
+        async with p.db.read() as s:
+            [shown] = (await readiness(s, [row])).values()
+        assert shown["ready_on_time"] is False
+    finally:
+        await p.close()

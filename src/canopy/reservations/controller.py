@@ -164,7 +164,7 @@ class LeaseController:
                 and lease.booted_at is None
                 and lease.boot_at <= now
             ):
-                booted += await ready.boot(s, lease, self.servers, now)
+                booted += await ready.boot_or_degrade(s, lease, self.servers, now)
             events = sorted(
                 pending[lease.id], key=lambda e: (e.time, ORDER[EventType(e.event_type)])
             )

@@ -16,6 +16,7 @@ early they were started and whether they were ACTIVE by the start (`readiness`).
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.context import RequestContext
-from canopy.domain.errors import Conflict, InvalidRequest
+from canopy.domain.errors import Conflict, InvalidRequest, QuotaError
 from canopy.reservations.dates import format_date
 from canopy.reservations.requests import ServerRequest
 from canopy.services.server_create import CreateServer
@@ -45,6 +46,7 @@ from canopy.store.models import (
 )
 
 HISTORY_DAYS = 7
+log = logging.getLogger("canopy.leases")
 
 
 async def boot_p95(
@@ -235,6 +237,23 @@ async def boot(s: AsyncSession, lease: Lease, servers: ServerService, now: datet
     lease.booted_at = now
     lease.updated_at = now
     return sorted(clouds)
+
+
+async def boot_or_degrade(
+    s: AsyncSession, lease: Lease, servers: ServerService, now: datetime
+) -> list[str]:
+    """`boot`, or if the servers cannot be made any more (their image was deleted, the
+    project's quota is full), none of them: the lease is marked degraded and starts on
+    time all the same (a boot that fails on every pass must not hold its start back)."""
+    try:
+        async with s.begin_nested():
+            return await boot(s, lease, servers, now)
+    except (InvalidRequest, QuotaError) as e:
+        log.warning("lease %s: its servers cannot be booted: %s", lease.id, e)
+        lease.booted_at = now
+        lease.degraded = True
+        lease.updated_at = now
+        return []
 
 
 async def readiness(s: AsyncSession, leases: Sequence[Lease]) -> dict[str, dict[str, Any]]:
