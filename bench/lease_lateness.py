@@ -7,6 +7,10 @@ through `LeaseService.create` (placed and claimed) a day ahead, then their windo
 and claims are moved to the benchmark's seconds in one transaction, and the worker is
 woken as the API wakes it after a commit. A start's lateness is its event's `done_at`
 (the instant the lease loop stepped it, as `lease show` reports it) minus its time.
+With `teardown`, one more lease ends in the burst's second: it runs now on a second,
+slow cloud (every API call 2 s) with TEARDOWN servers booted into it, whose deletes the
+end asks for; its end's lateness is reported, and the burst's starts must not wait for
+the deletes (the power controller's, each a fenced step of its own).
 Yardstick: Blazar polls its events every 10 s, so a start waits for the next tick:
 uniform over [0, 10) s, p50 5 s, p99 9.9 s, max 10 s, before its batch even runs.
 
@@ -34,7 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from bench.common import (
     Result,
@@ -57,12 +61,14 @@ from canopy.providers.registry import build_drivers
 from canopy.reservations.find_slot import find_slot
 from canopy.reservations.service import LeaseService
 from canopy.reservations.states import EventStatus, EventType
-from canopy.services.servers import ServerService
-from canopy.store.models import Claim, Lease, LeaseEvent, Reservation
+from canopy.services.servers import CreateServer, ServerService
+from canopy.store.models import Claim, Lease, LeaseEvent, Reservation, Server
 
 SCENARIO = "lease_lateness"
 BLAZAR_POLL_S = 10.0
 SLOT_LEASES = 10_000
+TEARDOWN = 8  # servers of the lease that ends on the slow cloud
+SLOW_MS = 2000
 QUERIES = 200
 
 
@@ -134,10 +140,11 @@ async def _create(svc: LeaseService, db: Any, ctx: RequestContext, n: int, far: 
             await svc.create(s, ctx, body)
 
 
-async def _move(db: Any, starts: list[datetime]) -> dict[str, datetime]:
-    """Give the leases (in creation order) the starts asked for; an hour long each."""
+async def _move(db: Any, starts: list[datetime], skip: str | None = None) -> dict[str, datetime]:
+    """Give the leases (in creation order, but `skip`) the starts asked for; an hour long."""
     async with db.session() as s:
-        ids = list((await s.execute(select(Lease.id).order_by(Lease.created_at))).scalars())
+        q = select(Lease.id).where(Lease.id != (skip or "")).order_by(Lease.created_at)
+        ids = list((await s.execute(q)).scalars())
         pairs = await s.execute(select(Reservation.lease_id, Reservation.id))
         res = {lid: rid for lid, rid in pairs}
         rows = [
@@ -176,37 +183,117 @@ async def _move(db: Any, starts: list[datetime]) -> dict[str, datetime]:
     return dict(zip(ids, starts, strict=True))
 
 
+async def _wait(db: Any, q: Any, want: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        async with db.read() as s:
+            if await s.scalar(q) == want:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {seconds:g} s")
+        await asyncio.sleep(0.1)
+
+
+async def _slow_lease(
+    svc: LeaseService, servers: ServerService, db: Any, ctx: RequestContext, end: datetime
+) -> tuple[str, list[str]]:
+    """A lease running now on the slow cloud, with TEARDOWN ACTIVE servers in it."""
+    body = {
+        "name": "slow",
+        "start_date": "now",
+        "end_date": _when(end),
+        "reservations": [
+            {
+                "resource_type": "virtual:instance",
+                "amount": TEARDOWN,
+                "vcpus": 1,
+                "memory_mb": 512,
+                "disk_gb": 0,
+                "affinity": "True",
+                "resource_properties": "",
+            }
+        ],
+        "events": [],
+    }
+    async with db.session() as s:
+        lease = await svc.create(s, ctx, body)
+        lease_id = lease.id
+    async with db.read() as s:
+        rid = await s.scalar(select(Reservation.id).where(Reservation.lease_id == lease_id))
+        placed = await s.scalar(select(Reservation.placement).where(Reservation.id == rid))
+    assert rid is not None and placed is not None
+    if [p["cloud"] for p in placed] != ["slow"]:
+        raise RuntimeError(f"the slow lease is held on {placed}, not on the slow cloud")
+    active = select(Lease.status).where(Lease.id == lease_id)
+    await _wait(db, active, "ACTIVE", 10, "the slow lease's start")
+    made = await servers.create(
+        ctx,
+        CreateServer(
+            name="teardown", flavor=rid, image="cirros", min_count=TEARDOWN, max_count=TEARDOWN
+        ),
+    )
+    sids = [sv.id for sv in made]
+    up = select(func.count()).where(Server.id.in_(sids), Server.status == "ACTIVE")
+    await _wait(db, up, TEARDOWN, 60, "the slow lease's servers")
+    return lease_id, sids
+
+
+async def _end_at(db: Any, lease_id: str, end: datetime) -> None:
+    """Move a running lease's end (and its before-end, and its claims' end) to `end`."""
+    async with db.session() as s:
+        await s.execute(update(Lease).where(Lease.id == lease_id).values(end_at=end))
+        await s.execute(
+            update(LeaseEvent)
+            .where(LeaseEvent.lease_id == lease_id, LeaseEvent.status == EventStatus.UNDONE)
+            .values(time=end)
+        )
+        await s.execute(update(Lease).where(Lease.id == lease_id).values(next_attempt_at=end))
+        rids = select(Reservation.id).where(Reservation.lease_id == lease_id)
+        await s.execute(update(Claim).where(Claim.reservation_id.in_(rids)).values(ends_at=end))
+
+
 async def lateness_run(
-    backend: str, spread: int, spread_s: float, burst: int
-) -> tuple[list[float], list[float]]:
-    """Lateness in seconds of the spread leases' starts and of the burst's."""
+    backend: str, spread: int, spread_s: float, burst: int, teardown: bool = False
+) -> tuple[list[float], list[float], float | None]:
+    """Lateness in seconds of the spread leases' starts, of the burst's, and (with
+    `teardown`) of the slow lease's end, due in the burst's second."""
     url, pg_name = await _backend_url(backend, "lease")
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-lease-"))
-    settings = make_settings(
-        tmp, url, [{"name": "sim", "driver": "sim", "tier": 0, "sim": _sim(200, 64)}]
-    )
+    clouds = [{"name": "sim", "driver": "sim", "tier": 1, "sim": _sim(200, 64)}]
+    if teardown:
+        slow = _sim(1, 2 * TEARDOWN)
+        slow["api_latency_ms"] = SLOW_MS
+        clouds.append({"name": "slow", "driver": "sim", "tier": 0, "sim": slow})
+    settings = make_settings(tmp, url, clouds)
     clock = SystemClock()
     db = await open_database(settings)
     drivers = build_drivers(settings, clock)
     try:
         await seed(db, settings, clock)
-        project = await ensure_project(db, clock, "bench", quotas={"instances": -1})
+        unlimited = {"instances": -1, "cores": -1, "ram": -1}
+        project = await ensure_project(db, clock, "bench", quotas=unlimited)
         ctx = RequestContext(project_id=project, user_id="bench")
         rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock, worker_id="bench")
         worker = Worker(rt)
         await worker.inventory.run_once(force=True)
-        svc = LeaseService(settings, clock, ServerService(db, settings, clock))
+        servers = ServerService(db, settings, clock)
+        svc = LeaseService(settings, clock, servers)
         far = clock.now().replace(second=0, microsecond=0) + timedelta(days=1)
-        await _create(svc, db, ctx, spread + burst, far)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
+        slow_id: str | None = None
+        if teardown:
+            slow_id, _ = await _slow_lease(svc, servers, db, ctx, far - timedelta(hours=1))
+        await _create(svc, db, ctx, spread + burst, far)
         await asyncio.sleep(0.5)  # up and idle
         t0 = clock.now() + timedelta(seconds=1)
         step = spread_s / max(1, spread)
         starts = [t0 + timedelta(seconds=i * step) for i in range(spread)]
         one = (t0 + timedelta(seconds=spread_s + 1)).replace(microsecond=0)
         starts += [one] * burst
-        await _move(db, starts)
+        await _move(db, starts, skip=slow_id)
+        if slow_id is not None:
+            await _end_at(db, slow_id, one)
         rt.wake.set()  # as the API does after a commit
         deadline = time.monotonic() + spread_s + 30
         while time.monotonic() < deadline:
@@ -228,7 +315,8 @@ async def lateness_run(
             done = (
                 await s.execute(
                     select(LeaseEvent.time, LeaseEvent.done_at).where(
-                        LeaseEvent.event_type == EventType.START.value
+                        LeaseEvent.event_type == EventType.START.value,
+                        LeaseEvent.lease_id != (slow_id or ""),  # started before the clock
                     )
                 )
             ).all()
@@ -238,7 +326,21 @@ async def lateness_run(
         firsts = [(d - t).total_seconds() for t, d in done if d is not None and t != one]
         bursts = [(d - t).total_seconds() for t, d in done if d is not None and t == one]
         assert len(firsts) + len(bursts) == len(late)
-        return firsts, bursts
+        end_late: float | None = None
+        if slow_id is not None:
+            async with db.read() as s:
+                end = (
+                    await s.execute(
+                        select(LeaseEvent.time, LeaseEvent.done_at).where(
+                            LeaseEvent.lease_id == slow_id,
+                            LeaseEvent.event_type == EventType.END.value,
+                        )
+                    )
+                ).one()
+            if end.done_at is None:
+                raise RuntimeError("the slow lease did not end")
+            end_late = (end.done_at - end.time).total_seconds()
+        return firsts, bursts, end_late
     finally:
         for d in drivers.values():
             await d.close()
@@ -328,10 +430,12 @@ async def run(
         if backend == "postgres" and await pg_version() is None:
             print("  postgres: not reachable, skipped")
             continue
-        firsts, bursts = await lateness_run(backend, spread, spread_s, burst)
+        firsts, bursts, end_late = await lateness_run(
+            backend, spread, spread_s, burst, teardown=True
+        )
         for label, xs in (
             (f"{spread} starts over {spread_s:g} s", firsts),
-            (f"{burst} starts in one second", bursts),
+            (f"{burst} starts in one second, beside a slow teardown", bursts),
         ):
             for name, q, blazar in (("p50", 0.5, 5.0), ("p99", 0.99, 9.9), ("max", 1.0, 10.0)):
                 results.append(
@@ -345,6 +449,19 @@ async def run(
                         note="target p99 <= 1 s; done_at - time of start_lease",
                     )
                 )
+        assert end_late is not None
+        results.append(
+            Result(
+                SCENARIO,
+                f"{backend}: end of a lease with {TEARDOWN} servers on a {SLOW_MS} ms/call "
+                "cloud, in that second, lateness",
+                end_late,
+                "s",
+                baseline=5.0,
+                baseline_name="Blazar's 10 s poll (mean)",
+                note="its deletes run after, in the power controller",
+            )
+        )
         times = await slot_run(backend, slot_leases, queries)
         print(f"  {backend}: lateness and {len(times)} free-slot queries done")
         for name, q in (("p50", 0.5), ("p99", 0.99)):

@@ -25,6 +25,7 @@ from canopy.config_sections import FlavorSettings as FlavorSettings
 from canopy.config_sections import IdentitySettings as IdentitySettings
 from canopy.config_sections import ImageSettings as ImageSettings
 from canopy.config_sections import QuotaDefaults as QuotaDefaults
+from canopy.config_sections import ReservationSettings as ReservationSettings
 from canopy.config_sections import SchedulerSettings as SchedulerSettings
 from canopy.config_sections import WorkerSettings as WorkerSettings
 from canopy.config_sections import default_clouds as default_clouds
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    reservations: ReservationSettings = Field(default_factory=ReservationSettings)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)

@@ -120,6 +120,20 @@ class ControllerSettings(_Strict):
         return self
 
 
+class ReservationSettings(_Strict):
+    """Leases (`[reservations]`): how far ahead of a lease's start its servers boot."""
+
+    # The servers a lease carries boot this long before its start: the cloud's observed
+    # boot time (the p95 of its recent servers' create -> ACTIVE times) plus this margin.
+    boot_margin_seconds: float = Field(default=30.0, ge=0.0)
+    # The boot time assumed for a cloud with no boots to go by yet.
+    default_boot_seconds: float = Field(default=120.0, gt=0.0)
+    # How many of a cloud's most recent boots (of the last week) the p95 is taken over.
+    boot_history: int = Field(default=100, ge=1, le=10000)
+    # The longest lead (p95 plus margin) a lease is given, whatever a cloud took.
+    max_boot_lead_seconds: float = Field(default=3600.0, gt=0.0)
+
+
 class WorkerSettings(_Strict):
     """`canopy worker`'s own HTTP listener, which serves /metrics (`canopy up` and
     `canopy api` serve it on the API's port)."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select, update
+
 from canopy.domain.context import RequestContext
 from canopy.reservations.dates import OUTPUT_FORMAT
 from canopy.reservations.service import LeaseService
-from canopy.store.models import Lease
+from canopy.store.db import Database
+from canopy.store.models import Claim, Lease, LeaseEvent, Reservation
 from tests.controllers.harness import Plane
 
 # private: 8 vcpus, 16 GB; public: priced, large, 2 servers' worth of spend cap.
@@ -96,3 +99,32 @@ async def create(p: Plane, b: dict[str, Any], ctx: RequestContext | None = None)
 
 def parse(text: str) -> datetime:
     return datetime.strptime(text, OUTPUT_FORMAT)
+
+
+async def retime(db: Database, windows: dict[str, tuple[datetime, datetime]]) -> None:
+    """Move leases (made with whole-minute dates) to windows to the second: their rows,
+    events and claims, as a lease update would, for tests in real time."""
+    async with db.session() as s:
+        for lease_id, (start, end) in windows.items():
+            await s.execute(
+                update(Lease)
+                .where(Lease.id == lease_id)
+                .values(start_at=start, end_at=end, next_attempt_at=start)
+            )
+            for kind, at in (("start_lease", start), ("before_end_lease", end)):
+                await s.execute(
+                    update(LeaseEvent)
+                    .where(LeaseEvent.lease_id == lease_id, LeaseEvent.event_type == kind)
+                    .values(time=at)
+                )
+            await s.execute(
+                update(LeaseEvent)
+                .where(LeaseEvent.lease_id == lease_id, LeaseEvent.event_type == "end_lease")
+                .values(time=end)
+            )
+            rids = select(Reservation.id).where(Reservation.lease_id == lease_id)
+            await s.execute(
+                update(Claim)
+                .where(Claim.reservation_id.in_(rids))
+                .values(starts_at=start, ends_at=end)
+            )

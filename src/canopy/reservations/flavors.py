@@ -8,6 +8,7 @@ ACTIVE) is `usable_reservation`'s answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select
@@ -53,13 +54,24 @@ async def add_flavor(
         )
 
 
-async def drop_flavor(s: AsyncSession, reservation_id: str) -> None:
-    """Remove the flavor once no server row names it any more (else keep it hidden)."""
-    used = await s.scalar(select(Server.id).where(Server.flavor_id == reservation_id).limit(1))
-    if used is not None:
-        return  # servers still point at it (being deleted); it is invisible once inactive
-    await s.execute(delete(FlavorMapping).where(FlavorMapping.flavor_id == reservation_id))
-    await s.execute(delete(Flavor).where(Flavor.id == reservation_id))
+async def drop_flavors(s: AsyncSession, reservation_ids: Sequence[str]) -> None:
+    """Remove the reservations' flavors that no server row names any more (the others
+    stay, hidden: servers still point at them while they are deleted)."""
+    if not reservation_ids:
+        return
+    used = set(
+        (
+            await s.execute(
+                select(Server.flavor_id)
+                .where(Server.flavor_id.in_(list(reservation_ids)))
+                .distinct()
+            )
+        ).scalars()
+    )
+    free = sorted(set(reservation_ids) - used)
+    if free:
+        await s.execute(delete(FlavorMapping).where(FlavorMapping.flavor_id.in_(free)))
+        await s.execute(delete(Flavor).where(Flavor.id.in_(free)))
 
 
 async def usable_reservation(

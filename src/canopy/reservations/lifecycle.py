@@ -1,13 +1,15 @@
 """What happens to a lease's capacity and servers when it starts, ends or is deleted.
 
-Each function runs inside the caller's transaction, with the lease row locked; together
+Each function runs inside the caller's transaction, with the lease rows locked; together
 with that transaction's commit it is one idempotent step (running it again changes
-nothing), which is what lets a crashed worker's step be finished by the next one.
+nothing), which is what lets a crashed worker's step be finished by the next one. The
+`*_many` forms do the same for a batch of leases in a few statements, whatever its size:
+the lease controller steps every lease due in the same second in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
 from canopy.domain.states import DesiredState
-from canopy.reservations.flavors import drop_flavor
+from canopy.reservations.flavors import drop_flavors
 from canopy.reservations.states import LeaseStatus, ReservationStatus
 from canopy.services.servers import ServerService
 from canopy.store.claims import recount
@@ -23,41 +25,67 @@ from canopy.store.models import Claim, Cloud, Lease, Reservation, Server
 
 
 async def reservations_of(s: AsyncSession, lease_id: str) -> list[Reservation]:
+    return (await reservations_by_lease(s, [lease_id]))[lease_id]
+
+
+async def reservations_by_lease(
+    s: AsyncSession, lease_ids: Sequence[str]
+) -> dict[str, list[Reservation]]:
+    """The reservations of each lease (one query for all of them)."""
+    out: dict[str, list[Reservation]] = {i: [] for i in lease_ids}
+    if not lease_ids:
+        return out
     rows = await s.execute(
-        select(Reservation).where(Reservation.lease_id == lease_id).order_by(Reservation.id)
+        select(Reservation)
+        .where(Reservation.lease_id.in_(list(lease_ids)))
+        .order_by(Reservation.lease_id, Reservation.id)
     )
-    return list(rows.scalars())
+    for r in rows.scalars():
+        out[r.lease_id].append(r)
+    return out
 
 
-async def recount_clouds(s: AsyncSession, names: Sequence[str], now: datetime) -> None:
+async def recount_clouds(s: AsyncSession, names: Iterable[str], now: datetime) -> None:
     """Lock `names` (in name order) and set their counters to the claims in use now."""
-    if not names:
+    wanted = sorted(set(names))
+    if not wanted:
         return
     clouds = list(
         (
             await s.execute(
-                select(Cloud)
-                .where(Cloud.name.in_(sorted(set(names))))
-                .order_by(Cloud.name)
-                .with_for_update()
+                select(Cloud).where(Cloud.name.in_(wanted)).order_by(Cloud.name).with_for_update()
             )
         ).scalars()
     )
     await recount(s, clouds, now)
 
 
-def held_clouds(reservations: Sequence[Reservation]) -> list[str]:
+def held_clouds(reservations: Iterable[Reservation]) -> list[str]:
     return sorted({share["cloud"] for r in reservations for share in r.placement})
 
 
-async def start(s: AsyncSession, lease: Lease, now: datetime) -> None:
-    """The lease becomes ACTIVE: its flavors are usable, its claims count as in use."""
-    reservations = await reservations_of(s, lease.id)
+def activate(lease: Lease, reservations: Sequence[Reservation], now: datetime) -> None:
+    """The statuses of a lease that starts (its clouds' counters are the caller's)."""
     for r in reservations:
         r.status = ReservationStatus.ACTIVE
         r.updated_at = now
     lease.status = LeaseStatus.ACTIVE
     lease.updated_at = now
+
+
+def terminate(lease: Lease, reservations: Sequence[Reservation], now: datetime) -> None:
+    """The statuses of a lease that is over (its release is the caller's)."""
+    for r in reservations:
+        r.status = ReservationStatus.DELETED
+        r.updated_at = now
+    lease.status = LeaseStatus.TERMINATED
+    lease.updated_at = now
+
+
+async def start(s: AsyncSession, lease: Lease, now: datetime) -> None:
+    """The lease becomes ACTIVE: its flavors are usable, its claims count as in use."""
+    reservations = await reservations_of(s, lease.id)
+    activate(lease, reservations, now)
     await recount_clouds(s, held_clouds(reservations), now)
 
 
@@ -66,13 +94,47 @@ async def servers_in(s: AsyncSession, reservation_ids: Sequence[str]) -> list[Se
     if not reservation_ids:
         return []
     rows = await s.execute(
-        select(Server).where(
+        select(Server)
+        .where(
             Server.flavor_id.in_(list(reservation_ids)),
             Server.deleted.is_(False),
             Server.desired_state != DesiredState.DELETED,
         )
+        .order_by(Server.id)
     )
     return list(rows.scalars())
+
+
+async def release_many(
+    s: AsyncSession,
+    items: Sequence[tuple[Lease, Sequence[Reservation]]],
+    servers: ServerService,
+    now: datetime,
+    *,
+    recount_now: bool = True,
+) -> dict[str, int]:
+    """Delete the leases' servers and give back their capacity; servers deleted per lease.
+
+    The servers are asked to be deleted (the power controller does it, like any delete,
+    as its own fenced step per server: a slow cloud delays nobody's lease); the claims go
+    at once, and the counters of the clouds they were on are recounted (by the caller,
+    once for a whole batch, with `recount_now=False`).
+    """
+    owner = {r.id: lease for lease, rs in items for r in rs}
+    counts = {lease.id: 0 for lease, _ in items}
+    if not owner:
+        return counts
+    ids = sorted(owner)
+    for server in await servers_in(s, ids):
+        lease = owner[server.flavor_id]
+        ctx = RequestContext(project_id=lease.project_id, user_id=lease.user_id)
+        await servers.delete(ctx, server.id, session=s)
+        counts[lease.id] += 1
+    await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
+    if recount_now:
+        await recount_clouds(s, held_clouds(r for _, rs in items for r in rs), now)
+    await drop_flavors(s, ids)
+    return counts
 
 
 async def release(
@@ -82,31 +144,13 @@ async def release(
     servers: ServerService,
     now: datetime,
 ) -> int:
-    """Delete the lease's servers and give back its capacity; returns the servers deleted.
-
-    The servers are asked to be deleted (the power controller does it, like any delete);
-    the claims go at once, and the counters of the clouds they were on are recounted.
-    """
-    ctx = RequestContext(project_id=lease.project_id, user_id=lease.user_id)
-    ids = [r.id for r in reservations]
-    doomed = await servers_in(s, ids)
-    for server in doomed:
-        await servers.delete(ctx, server.id, session=s)
-    if ids:
-        await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
-    await recount_clouds(s, held_clouds(reservations), now)
-    for r in reservations:
-        await drop_flavor(s, r.id)
-    return len(doomed)
+    """`release_many` for one lease."""
+    return (await release_many(s, [(lease, reservations)], servers, now))[lease.id]
 
 
 async def end(s: AsyncSession, lease: Lease, servers: ServerService, now: datetime) -> int:
     """The lease is over: servers deleted, capacity released, TERMINATED."""
     reservations = await reservations_of(s, lease.id)
     n = await release(s, lease, reservations, servers, now)
-    for r in reservations:
-        r.status = ReservationStatus.DELETED
-        r.updated_at = now
-    lease.status = LeaseStatus.TERMINATED
-    lease.updated_at = now
+    terminate(lease, reservations, now)
     return n

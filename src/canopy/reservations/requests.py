@@ -42,6 +42,19 @@ class ReservationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerRequest:
+    """Servers a lease carries (Canopy's extension): booted into reservation number
+    `reservation` (its index in `reservations`) so they are ACTIVE at the start."""
+
+    name: str
+    image: str
+    count: int = 1
+    reservation: int = 0
+    key_name: str | None = None
+    user_data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseRequest:
     name: str
     start: datetime
@@ -49,6 +62,7 @@ class LeaseRequest:
     before_end: datetime | None
     reservations: tuple[ReservationRequest, ...]
     start_is_now: bool
+    servers: tuple[ServerRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +92,16 @@ def _name(value: Any) -> str:
     return value
 
 
-def _int(r: dict[str, Any], key: str, *, low: int, high: int = 1_000_000_000) -> int:
+def _int(
+    r: dict[str, Any], key: str, *, low: int, high: int = 1_000_000_000, what: str = "Reservation"
+) -> int:
     value = r.get(key)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"Reservation field {key} must be a whole number, got {value!r:.40}.")
+        raise InvalidRequest(f"{what} field {key} must be a whole number, got {value!r:.40}.")
     if not low <= value <= high:
-        raise InvalidRequest(f"Reservation field {key} must be between {low} and {high}.")
+        raise InvalidRequest(f"{what} field {key} must be between {low} and {high}.")
     return value
 
 
@@ -177,9 +193,77 @@ def lease_create(body: Any, now: datetime) -> LeaseRequest:
         before_end=before_end,
         reservations=tuple(reservation(r) for r in raw),
         start_is_now=b.get("start_date", "now") == "now",
+        servers=servers(b.get("servers"), [r.amount for r in (reservation(r) for r in raw)]),
     )
     check_window(req.start, req.end, req.before_end, now, req.start_is_now)
     return req
+
+
+SERVER_FIELDS = {"name", "image", "count", "reservation", "key_name", "user_data"}
+USER_DATA_MAX = 65535  # Nova's limit on user_data (base64 text)
+W = "Lease server"
+
+
+def _text(s: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = s.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
+        raise InvalidRequest(f"Lease server field {key} must be a non-empty string.")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidRequest(f"Lease server field {key} must not contain control characters.")
+    return value
+
+
+def servers(raw: Any, amounts: list[int]) -> tuple[ServerRequest, ...]:
+    """The `servers` a lease carries (absent for Blazar's clients), within the amounts."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 100:
+        raise InvalidRequest("Lease field servers must be a list of at most 100 objects.")
+    out: list[ServerRequest] = []
+    used = [0] * len(amounts)
+    for s in raw:
+        if not isinstance(s, dict):
+            raise InvalidRequest("Each entry of servers must be a JSON object.")
+        unknown = sorted(set(s) - SERVER_FIELDS)
+        if unknown:
+            raise InvalidRequest(f"Unknown lease server field {unknown[0]!r:.40}.")
+        index = _int(
+            {"reservation": s.get("reservation", 0)}, "reservation", low=0, high=99, what=W
+        )
+        if index >= len(amounts):
+            raise InvalidRequest(
+                f"Lease server field reservation is {index}: the lease has "
+                f"{len(amounts)} reservation{'s' if len(amounts) != 1 else ''} (numbered from 0)."
+            )
+        count = _int({"count": s.get("count", 1)}, "count", low=1, high=AMOUNT_MAX, what=W)
+        used[index] += count
+        if used[index] > amounts[index]:
+            raise InvalidRequest(
+                f"The lease's servers need {used[index]} of reservation {index}, "
+                f"which holds {amounts[index]}."
+            )
+        user_data = s.get("user_data")
+        if user_data is not None and (
+            not isinstance(user_data, str) or len(user_data) > USER_DATA_MAX
+        ):
+            raise InvalidRequest(
+                f"Lease server field user_data must be a string of at most {USER_DATA_MAX}."
+            )
+        name, image = _text(s, "name", required=True), _text(s, "image", required=True)
+        assert name is not None and image is not None
+        out.append(
+            ServerRequest(
+                name=name,
+                image=image,
+                count=count,
+                reservation=index,
+                key_name=_text(s, "key_name", required=False),
+                user_data=user_data,
+            )
+        )
+    return tuple(out)
 
 
 def check_window(

@@ -20,7 +20,7 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.notifications import events
 from canopy.notifications.outbox import lease_changed
-from canopy.reservations import capacity, lifecycle, requests
+from canopy.reservations import capacity, lifecycle, ready, requests
 from canopy.reservations.flavors import add_flavor, flavor_name
 from canopy.reservations.states import (
     BEFORE_END_DEFAULT_MINUTES,
@@ -121,8 +121,10 @@ class LeaseService:
         s.add(lease)
         await s.flush()
         lease_id = lease.id
+        rids: builtins.list[str] = []
         for r in req.reservations:
             rid = str(uuid.uuid4())
+            rids.append(rid)
             size, source = await self._size(s, r, rid)
             offered = await capacity.offers(s, size, source)
             snaps = await capacity.window_snapshots(
@@ -170,6 +172,9 @@ class LeaseService:
                 )
             )
             await s.flush()  # the next reservation's peak sees these claims
+        await ready.carry(s, self.settings, ctx, lease, req.servers, rids, now)
+        if lease.boot_at is not None:
+            lease.next_attempt_at = min(req.start, lease.boot_at)
         before = req.before_end or default_before_end(req.start, req.end)
         for kind, at in (
             (EventType.START, req.start),
@@ -275,8 +280,16 @@ class LeaseService:
                 now=now,
             )
             await s.flush()
-        await lifecycle.recount_clouds(s, lifecycle.held_clouds(reservations), now)
+        moved = start != lease.start_at
         lease.start_at, lease.end_at = start, end
+        if lease.boot_lead_seconds is not None and lease.status == LeaseStatus.PENDING:
+            if lease.booted_at is not None and moved:
+                raise Conflict(
+                    f"Lease {lease.id}'s servers are already booting for its start: "
+                    "the start can no longer move."
+                )
+            await ready.schedule_boot(s, lease, now)  # its early claims went with the rest
+        await lifecycle.recount_clouds(s, lifecycle.held_clouds(reservations), now)
 
     async def _retime(
         self,
@@ -297,6 +310,8 @@ class LeaseService:
                 e.time = times[EventType(e.event_type)]
                 e.updated_at = now
         pending = [e.time for e in events if e.status == EventStatus.UNDONE]
+        if lease.boot_at is not None and lease.booted_at is None:
+            pending.append(lease.boot_at)
         lease.next_attempt_at = min(pending) if pending else None
 
     async def delete(self, s: AsyncSession, ctx: RequestContext, lease_id: str) -> None:

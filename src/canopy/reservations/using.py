@@ -8,7 +8,7 @@ reservation's share there minus its live servers already placed there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from canopy.domain.errors import InvalidRequest, QuotaError
 from canopy.domain.placement import Decision, Explanation, FilterStep
 from canopy.domain.states import DesiredState
 from canopy.reservations.states import LeaseStatus
-from canopy.store.models import Cloud, Lease, Reservation, Server
+from canopy.store.models import Claim, Cloud, Lease, Reservation, Server
 
 # reservation id -> cloud -> free slots (a lease not ACTIVE has none anywhere)
 Slots = dict[str, dict[str, int]]
@@ -29,16 +29,24 @@ async def free_slots(s: AsyncSession, flavor_ids: Iterable[str]) -> Slots:
     if not ids:
         return {}
     rows = await s.execute(
-        select(Reservation, Lease.status)
+        select(Reservation, Lease.status, Lease.booted_at)
         .join(Lease, Lease.id == Reservation.lease_id)
         .where(Reservation.id.in_(ids))
     )
     out: Slots = {}
-    for r, status in rows:
+    booting: list[str] = []
+    for r, status, booted_at in rows:
         active = status == LeaseStatus.ACTIVE
         out[r.id] = {p["cloud"]: int(p["amount"]) if active else 0 for p in r.placement}
+        if status == LeaseStatus.PENDING and booted_at is not None:
+            booting.append(r.id)
     if not out:
         return out
+    # A lease booting its servers ahead of its start: the slots its early claims hold.
+    for rid, per_cloud in (await early_slots(s, booting)).items():
+        for where, n in per_cloud.items():
+            if where in out[rid]:
+                out[rid][where] = n
     used = await s.execute(
         select(Server.flavor_id, Server.cloud, func.count())
         .where(
@@ -52,6 +60,24 @@ async def free_slots(s: AsyncSession, flavor_ids: Iterable[str]) -> Slots:
     for rid, cloud, n in used:
         if cloud in out[rid]:
             out[rid][cloud] -= int(n)
+    return out
+
+
+async def early_slots(s: AsyncSession, reservation_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per reservation and cloud, how many servers its early claims hold (the slots of a
+    lease booting ahead of its start)."""
+    if not reservation_ids:
+        return {}
+    rows = await s.execute(
+        select(Claim.reservation_id, Claim.cloud, func.sum(Claim.instances))
+        .join(Reservation, Reservation.id == Claim.reservation_id)
+        .join(Lease, Lease.id == Reservation.lease_id)
+        .where(Claim.reservation_id.in_(list(reservation_ids)), Claim.starts_at < Lease.start_at)
+        .group_by(Claim.reservation_id, Claim.cloud)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for rid, cloud, n in rows:
+        out.setdefault(str(rid), {})[str(cloud)] = int(n)
     return out
 
 
@@ -89,7 +115,13 @@ def take_slot(
 
 
 async def check_boot(
-    s: AsyncSession, flavor_id: str, project_id: str, *, min_count: int, max_count: int
+    s: AsyncSession,
+    flavor_id: str,
+    project_id: str,
+    *,
+    min_count: int,
+    max_count: int,
+    early: bool = False,
 ) -> int | None:
     """How many of `min_count`..`max_count` servers may boot into the reservation whose
     flavor is `flavor_id` (None: it is no reservation's flavor).
@@ -112,7 +144,7 @@ async def check_boot(
     res, lease = row
     if lease.project_id != project_id:
         raise InvalidRequest(f"Flavor {flavor_id} could not be found.")
-    if lease.status != LeaseStatus.ACTIVE:
+    if lease.status != LeaseStatus.ACTIVE and not (early and lease.status == LeaseStatus.PENDING):
         raise InvalidRequest(
             f"Flavor {flavor_id} is reservation {res.id} of lease {lease.name!r}, which is "
             f"{lease.status}: it can be used only while the lease is ACTIVE."

@@ -49,8 +49,15 @@ class ServerCreation(ServerScope):
     """ServerService's create."""
 
     async def create(
-        self, ctx: RequestContext, req: CreateServer, *, session: AsyncSession | None = None
+        self,
+        ctx: RequestContext,
+        req: CreateServer,
+        *,
+        session: AsyncSession | None = None,
+        lease_boot: bool = False,
     ) -> list[Server]:
+        """Validate and write the servers' rows (`lease_boot`: the lease controller's boot
+        of the servers a lease carries, ahead of its start: its PENDING lease is allowed)."""
         _validate_create(req)
         now = self.clock.now()
         async with self._unit(session) as s:
@@ -72,7 +79,12 @@ class ServerCreation(ServerScope):
             max_count = req.max_count
             if not flavor.is_public:  # a reservation's flavor: within what it holds
                 room = await check_boot(
-                    s, flavor.id, ctx.project_id, min_count=req.min_count, max_count=max_count
+                    s,
+                    flavor.id,
+                    ctx.project_id,
+                    min_count=req.min_count,
+                    max_count=max_count,
+                    early=lease_boot,
                 )
                 max_count = max_count if room is None else room
             count = await quotas.check_create(

@@ -21,6 +21,7 @@ from canopy.api.deps import (
     wake_after_commit,
 )
 from canopy.api.reservation.views import lease_view
+from canopy.reservations.ready import readiness
 from canopy.reservations.service import LeaseService
 from canopy.reservations.states import FLAVOR_INSTANCE, VIRTUAL_INSTANCE
 from canopy.services.servers import ServerService
@@ -39,7 +40,8 @@ async def _one(svc: LeaseService, s: Any, lease_id: str) -> dict[str, Any]:
 
     lease = await s.get(Lease, lease_id)
     res, events = await svc.details(s, [lease_id])
-    return {"lease": lease_view(lease, res[lease_id], events[lease_id])}
+    carried = await readiness(s, [lease])
+    return {"lease": lease_view(lease, res[lease_id], events[lease_id], carried.get(lease_id))}
 
 
 @router.get("/plugins", summary="The reservation plugins (resource types) this service offers")
@@ -67,7 +69,8 @@ async def list_leases(
     svc = _service(settings, db, clock)
     leases = await svc.list(s, ctx)
     res, events = await svc.details(s, [lease.id for lease in leases])
-    return {"leases": [lease_view(x, res[x.id], events[x.id]) for x in leases]}
+    carried = await readiness(s, leases)
+    return {"leases": [lease_view(x, res[x.id], events[x.id], carried.get(x.id)) for x in leases]}
 
 
 @router.post("/leases", status_code=201, summary="Create a lease (its capacity is claimed now)")

@@ -53,9 +53,14 @@ def event_view(e: LeaseEvent) -> dict[str, Any]:
 
 
 def lease_view(
-    lease: Lease, reservations: list[Reservation], events: list[LeaseEvent]
+    lease: Lease,
+    reservations: list[Reservation],
+    events: list[LeaseEvent],
+    servers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The lease as Blazar shows it; `servers` (Canopy's own, only for a lease that
+    carries servers): how early they were booted and whether they were ready on time."""
+    out: dict[str, Any] = {
         "id": lease.id,
         "name": lease.name,
         "start_date": format_date(lease.start_at),
@@ -70,3 +75,6 @@ def lease_view(
         "reservations": [reservation_view(r) for r in reservations],
         "events": [event_view(e) for e in events],
     }
+    if servers is not None:
+        out["servers"] = servers
+    return out

@@ -34,6 +34,7 @@ from canopy.store.models.placement import Claim as Claim
 from canopy.store.models.placement import Placement as Placement
 from canopy.store.models.reservations import Lease as Lease
 from canopy.store.models.reservations import LeaseEvent as LeaseEvent
+from canopy.store.models.reservations import LeaseServer as LeaseServer
 from canopy.store.models.reservations import Reservation as Reservation
 from canopy.store.models.servers import InstanceAction as InstanceAction
 from canopy.store.models.servers import InstanceActionEvent as InstanceActionEvent

@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base, Retried
@@ -33,6 +42,11 @@ class Lease(Retried, Base):
     degraded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Servers the lease carries (lease_servers) are booted at `boot_at`, `boot_lead_seconds`
+    # before the start; `booted_at` is when their rows were written (NULL: not yet).
+    boot_at: Mapped[datetime | None]
+    boot_lead_seconds: Mapped[float | None] = mapped_column(Float)
+    booted_at: Mapped[datetime | None]
 
     __table_args__ = (
         # The client resolves a lease by name, so a name is unique in its project.
@@ -82,3 +96,21 @@ class LeaseEvent(Base):
     done_at: Mapped[datetime | None]  # when it ran: its lateness is done_at - time
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class LeaseServer(Base):
+    """Servers a lease carries (a Canopy extension): booted into its reservation ahead of
+    the start, so they are ACTIVE when it starts. `server_ids` are the servers made."""
+
+    __tablename__ = "lease_servers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id", ondelete="CASCADE"), index=True)
+    reservation_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    image_id: Mapped[str] = mapped_column(String(64))
+    key_name: Mapped[str | None] = mapped_column(String(255))
+    user_data: Mapped[str | None] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)
+    server_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
