@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
 from canopy.notifications.events import lease_event
-from canopy.notifications.outbox import lease_changed
+from canopy.notifications.outbox import emit_leases
 from canopy.reservations import lifecycle, ready
 from canopy.reservations.states import EventStatus, EventType, LeaseStatus
 from canopy.services.servers import ServerService
@@ -204,15 +204,15 @@ class LeaseController:
         # When the batch's work is done: its commit follows at once (lateness is honest).
         at = self.rt.clock.now()
         for lease, event in done:
-            self._done(s, lease, event, at)
+            self._done(lease, event, at)
+        # Announced in the batch's transaction: committed iff the events are.
+        await emit_leases(s, [(lease_event(e.event_type), lease) for lease, e in done], at)
         for lease in ended:
             log.info("lease %s ended: %d servers to delete", lease.id, deleted[lease.id])
 
-    def _done(self, s: AsyncSession, lease: Lease, event: LeaseEvent, at: datetime) -> None:
-        """Record that `event` of `lease` ran at `at`, and announce it (the outbox row
-        commits with the batch)."""
+    def _done(self, lease: Lease, event: LeaseEvent, at: datetime) -> None:
+        """Record that `event` of `lease` ran at `at`."""
         event.done_at = at
         event.updated_at = at
-        lease_changed(s, lease_event(event.event_type), lease, at)
         late = (at - event.time).total_seconds()
         log.info("lease %s: %s done (%.3fs after its time)", lease.id, event.event_type, late)
