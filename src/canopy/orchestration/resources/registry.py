@@ -7,11 +7,31 @@ from collections.abc import Mapping
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import ResourceType
+from canopy.orchestration.resources.ec2_instance import Ec2Instance
+from canopy.orchestration.resources.nova_extras import KeyPair, ServerGroup
 from canopy.orchestration.resources.server import NovaServer
 from canopy.orchestration.resources.simple import NoneResource, RandomString, TestResource, Value
+from canopy.orchestration.resources.software_config import (
+    CloudConfig,
+    MultipartMime,
+    SoftwareConfig,
+)
 
 TYPES: Mapping[str, ResourceType] = {
-    t.name: t for t in (NovaServer(), RandomString(), Value(), NoneResource(), TestResource())
+    t.name: t
+    for t in (
+        NovaServer(),
+        RandomString(),
+        Value(),
+        NoneResource(),
+        TestResource(),
+        Ec2Instance(),
+        KeyPair(),
+        ServerGroup(),
+        SoftwareConfig(),
+        CloudConfig(),
+        MultipartMime(),
+    )
 }
 
 
