@@ -288,3 +288,20 @@ async def test_a_registry_that_canopy_cannot_honour_is_refused(db_url: str, tmp_
                 await create(p, "bad", t, environment=env)
     finally:
         await p.close()
+
+
+async def test_the_nested_templates_checked_per_request_are_bounded(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        # A 100 KB file used by 100 resources: 10 MB to check, more than the bound.
+        big = SERVER_YAML.replace("resources:", "description: " + "x" * 100_000 + "\nresources:")
+        t = hot({f"r{i}": {"type": URL, "properties": {"label": "x"}} for i in range(100)})
+        with pytest.raises(InvalidRequest, match="too large"):
+            await create(p, "big", t, files={URL: big})
+        # Ten of them are fine.
+        t = hot({f"r{i}": {"type": URL, "properties": {"label": "x"}} for i in range(10)})
+        assert await create(p, "fine", t, files={URL: big})
+    finally:
+        await p.close()

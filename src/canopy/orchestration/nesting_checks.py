@@ -9,6 +9,7 @@ the work a request can cause is bounded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from canopy.orchestration.template import (
 )
 
 MAX_RESOURCES = 1000
+MAX_TEMPLATE_BYTES = 8 << 20  # nested template text checked per request, in total
 Checker = Callable[[BoundTemplate, Lookups, "Tree"], None]
 
 
@@ -41,6 +43,16 @@ class Tree:
     depth: int = 0
     resources: int = 0
     environment: Mapping[str, Any] | None = None
+    template_bytes: int = 0
+
+    def read(self, raw: Any) -> None:
+        """Count a nested template's size: a file used 1000 times is checked 1000 times."""
+        self.template_bytes += len(raw) if isinstance(raw, str) else len(json.dumps(raw))
+        if self.template_bytes > MAX_TEMPLATE_BYTES:
+            raise InvalidRequest(
+                f"The nested templates are too large: more than {MAX_TEMPLATE_BYTES} bytes "
+                "in total over every nested stack."
+            )
 
     def count(self, n: int) -> None:
         self.resources += n
@@ -80,12 +92,14 @@ def check_nested(
             raise InvalidRequest(f"Property error: {where}.properties: {e}") from None
         if props.get("template") is None:
             return  # known only once what it refers to exists
+        tree.read(props["template"])
         template = load_template(props["template"], f"{where}.properties.template")
         params = dict(props.get("parameters") or {})
     else:
         if raw is not None and not isinstance(raw, Mapping):
             raise InvalidRequest(f"{where}.properties: the properties must be a map.")
         source = d.type
+        tree.read(files[source])
         template = load_template(files[source], f"files.{source}")
         params = dict(raw or {})
     registry = {
@@ -101,7 +115,7 @@ def check_nested(
         unknown = sorted(set(params) - declared)
         if unknown:
             raise InvalidRequest(f"{where}.properties: Unknown Property {unknown[0]}")
-    child = Tree(tree.depth + 1, tree.resources, child_env)
+    child = Tree(tree.depth + 1, tree.resources, child_env, tree.template_bytes)
     if any(v is None for v in params.values()):
         # Some values come from resources not made yet: check what can be checked.
         for name, rtype in parsed.resource_types().items():
@@ -116,4 +130,4 @@ def check_nested(
             check(nested, known, child)
         except (TemplateError, InvalidRequest) as e:
             raise InvalidRequest(f"{where}: the nested template: {e}") from None
-    tree.resources = child.resources
+    tree.resources, tree.template_bytes = child.resources, child.template_bytes
