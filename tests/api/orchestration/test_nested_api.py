@@ -116,3 +116,29 @@ async def test_bad_nested_templates_are_heat_faults(api: Api) -> None:
         message = assert_heat_fault(r, 400)
         assert words in message, message
     assert (await api.client.get(base + "?show_nested=true")).json() == {"stacks": []}
+
+
+async def test_bad_properties_of_the_new_types_are_heat_faults(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+
+    def one(rtype: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "heat_template_version": "2018-08-31",
+            "resources": {"r": {"type": rtype, "properties": props}},
+        }
+
+    cases = [
+        (one("OS::Nova::KeyPair", {"name": "no/slash"}), "does not match"),
+        (one("OS::Nova::KeyPair", {"name": "k", "public_key": "junk"}), "Keypair data"),
+        (one("OS::Nova::ServerGroup", {"policies": ["a", "b"]}), "exactly one"),
+        (one("AWS::EC2::Instance", {"ImageId": "cirros"}), "InstanceType"),
+        (one("OS::Heat::MultipartMime", {"parts": [{"type": "text"}]}), "config"),
+        (one("OS::Heat::CloudConfig", {"cloud_config": [1]}), "map"),
+        (one("OS::Heat::Stack", {"template": "a: [", "parameters": {}}), "YAML"),
+    ]
+    for template, words in cases:
+        r = await api.client.post(base, json={"stack_name": "bad", "template": template})
+        message = assert_heat_fault(r, 400)
+        assert words in message, (template, message)
+    assert (await api.client.get(base)).json() == {"stacks": []}
