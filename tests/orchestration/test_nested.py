@@ -305,3 +305,41 @@ async def test_the_nested_templates_checked_per_request_are_bounded(
         assert await create(p, "fine", t, files={URL: big})
     finally:
         await p.close()
+
+
+async def test_a_step_that_dies_after_writing_a_child_keeps_no_child(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from canopy.orchestration.resources.simple import TestResource
+
+    from .test_crash import _successor
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        t = hot(
+            {
+                "inner": {"type": URL, "properties": {"label": "x"}},
+                "zz": {"type": "OS::Heat::TestResource"},  # started after inner
+            }
+        )
+        sid = await create(p, "crashy", t, files={URL: SERVER_YAML})
+        real = TestResource.create
+
+        async def dies(self: TestResource, step: object, res: object) -> object:
+            raise RuntimeError("kill -9")
+
+        monkeypatch.setattr(TestResource, "create", dies)
+        assert await p.worker.orchestration.run_once() == 1
+        monkeypatch.setattr(TestResource, "create", real)
+        # The child stack was written in the step that died: it went with it.
+        assert await _children(p, sid) == []
+        assert await resources(p, sid) == {}
+        nxt = _successor(p)
+        p.clock.advance(p.settings.controllers.lease_seconds + 1)
+        done = await settle(nxt, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        [kid] = await _children(p, sid)
+        assert (await resources(p, sid))["inner"].physical_resource_id == kid.id
+        assert len(await live_servers(p)) == 1
+    finally:
+        await p.close()
