@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.nesting import mapped_types, registry_of
 from canopy.orchestration.template import (
     BoundTemplate,
     ConstraintCheck,
@@ -27,12 +28,6 @@ def environment_parameters(
     env = environment or {}
     if not isinstance(env, Mapping):
         raise InvalidRequest("environment must be a map.")
-    registry = env.get("resource_registry") or {}
-    if not isinstance(registry, Mapping) or any(v for v in registry.values()):
-        raise InvalidRequest(
-            "environment.resource_registry is not supported by canopy: name the resource "
-            "types in the template itself."
-        )
     declared = {p.name for p in template.parameter_infos()}
     defaults = env.get("parameter_defaults") or {}
     params = env.get("parameters") or {}
@@ -53,6 +48,8 @@ def bind_stack(
     check: ConstraintCheck | None = None,
 ) -> BoundTemplate:
     """Parse and bind; raises TemplateError (the user's) or InvalidRequest."""
-    parsed = parse_template(template, {str(k): str(v) for k, v in (files or {}).items()})
+    registry = registry_of(environment)  # type -> type or template file
+    texts = {str(k): str(v) for k, v in (files or {}).items()}
+    parsed = parse_template(mapped_types(template, registry), texts)
     values = environment_parameters(parsed, environment, parameters)
     return parsed.bind(values, identity, check)

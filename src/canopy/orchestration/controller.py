@@ -27,6 +27,7 @@ from canopy.domain.states import ServerStatus
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lifecycle import check_walk, power_walk
+from canopy.orchestration.nesting import child_answered
 from canopy.orchestration.resources.base import Step
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
@@ -89,7 +90,7 @@ class OrchestrationController:
     def _due(self, now: datetime) -> ColumnElement[bool]:
         return and_(
             Stack.status == Status.IN_PROGRESS,
-            or_(Stack.next_attempt_at <= now, _server_answered()),
+            or_(Stack.next_attempt_at <= now, _server_answered(), child_answered()),
         )
 
     async def run_once(self) -> int:

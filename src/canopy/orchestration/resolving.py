@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canopy.orchestration.resources.registry import TYPES
+from canopy.orchestration.resources.registry import row_type
 from canopy.store.models import StackResource
 
 
@@ -17,10 +17,7 @@ class RowsContext:
 
     def reference(self, resource: str) -> Any:
         row = self.rows.get(resource)
-        kind = TYPES.get(row.type) if row is not None else None
-        if row is None or kind is None:
-            return None
-        return kind.reference(row)
+        return None if row is None else row_type(row.type).reference(row)
 
     def attribute(self, resource: str, path: Sequence[Any]) -> Any:
         row = self.rows.get(resource)

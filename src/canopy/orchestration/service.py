@@ -25,6 +25,7 @@ from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lookups import constraint_check, read_lookups
+from canopy.orchestration.nesting_checks import Tree
 from canopy.orchestration.rollback import snapshot
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity
@@ -146,7 +147,7 @@ class StackService:
             identity,
             constraint_check(known),
         )
-        check_resources(bound, known)
+        check_resources(bound, known, Tree(environment=req.environment))
         return bound
 
     async def find(

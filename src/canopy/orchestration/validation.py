@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration import nesting_checks
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
-from canopy.orchestration.resources.registry import resource_type
+from canopy.orchestration.resources.registry import is_nested, resource_type
 from canopy.orchestration.template import BoundTemplate, TemplateError
 
 MAX_RESOURCES = 1000
 
 
-def check_resources(bound: BoundTemplate, known: Lookups) -> None:
+def check_resources(
+    bound: BoundTemplate, known: Lookups, tree: nesting_checks.Tree | None = None
+) -> None:
     """Every resource's type is supported and its properties fit it, as far as they are
     known now: a value that refers to another resource is checked when it is created."""
     defs = bound.resources()
     if len(defs) > MAX_RESOURCES:
         raise InvalidRequest(f"A stack has at most {MAX_RESOURCES} resources, not {len(defs)}.")
+    if tree is None:
+        tree = nesting_checks.Tree()
+    tree.count(len(defs))
     for name, d in defs.items():
-        kind = resource_type(d.type, f"resources.{name}")
+        kind = resource_type(d.type, f"resources.{name}", bound.template.files)
+        if is_nested(kind):
+            nesting_checks.check_nested(bound, d, kind, known, tree, check_resources)
+            continue
         if kind.open_properties:
             continue
         try:

@@ -28,7 +28,7 @@ from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
-from canopy.orchestration.resources.registry import resource_type
+from canopy.orchestration.resources.registry import resource_type, row_type
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
 from canopy.store.models import StackResource
@@ -99,10 +99,10 @@ class Walk:
                 return Progress.complete()
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            kind = resource_type(row.type)
+            kind = row_type(row.type)
             return self.record(row, await kind.check(self.step, row))
         try:
-            kind = resource_type(d.type, f"resources.{d.name}")
+            kind = resource_type(d.type, f"resources.{d.name}", bound.template.files)
             raw = bound.resolve(d.properties, RowsContext(self.current()))
             props = dict(raw or {}) if kind.open_properties else typed(d.name, kind.properties, raw)
         except (TemplateError, InvalidRequest) as e:
@@ -163,7 +163,7 @@ class Walk:
             id=str(uuid.uuid4()),
             stack_id=self.step.stack.id,
             name=d.name,
-            type=kind.name,
+            type=d.type,
             desired=Desired.PRESENT,
             generation=generation,
             physical_resource_id="",
@@ -216,7 +216,7 @@ class Walk:
         return out
 
     async def _delete(self, row: StackResource, out: Outcome) -> Progress:
-        kind = resource_type(row.type)
+        kind = row_type(row.type)
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)

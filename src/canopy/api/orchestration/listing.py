@@ -50,6 +50,8 @@ async def list_query(s: AsyncSession, ctx: RequestContext, q: QueryParams) -> li
         query = query.where(Stack.project_id == ctx.project_id)
     if not _flag(q, "show_deleted"):
         query = query.where(Stack.deleted.is_(False))
+    if not _flag(q, "show_nested"):
+        query = query.where(Stack.owner_id.is_(None))  # Heat lists nested stacks on request
     names = q.getlist("stack_name") + q.getlist("name")
     if names:
         query = query.where(Stack.name.in_(names))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.deps import ReadSessionDep, SettingsDep
 from canopy.api.orchestration.common import ScopeDep, identified, stack_url
+from canopy.api.orchestration.nested_view import link_nested, nested_depth, nested_items
 from canopy.api.orchestration.views import event_view, required_by, resource_view
 from canopy.domain.errors import InvalidRequest, NotFound
 from canopy.orchestration.outputs import bound_of, outputs
@@ -42,6 +43,8 @@ async def list_resources(
     href = stack_url(request, settings, stack)
     q = request.query_params
     items = [resource_view(r, href, needed[r.name]) for r in rows]
+    depth = nested_depth(q.get("nested_depth"))
+    items += await nested_items(request, settings, s, stack, items, depth)
     for key, field in (("type", "resource_type"), ("name", "resource_name")):
         if q.getlist(key):
             items = [i for i in items if i[field] in q.getlist(key)]
@@ -71,7 +74,9 @@ async def show_resource(
     if found is None:
         raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
     href = stack_url(request, settings, stack)
-    return {"resource": resource_view(found, href, required_by(rows)[found.name], detail=True)}
+    view = resource_view(found, href, required_by(rows)[found.name], detail=True)
+    await link_nested(request, settings, s, stack, [view])
+    return {"resource": view}
 
 
 async def _events(

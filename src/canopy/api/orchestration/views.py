@@ -31,7 +31,7 @@ def stack_summary(stack: Stack, href: str) -> dict[str, Any]:
         "stack_status": f"{stack.action}_{stack.status}",
         "stack_status_reason": stack.status_reason,
         "stack_owner": None,
-        "parent": None,
+        "parent": stack.owner_id,
         "stack_user_project_id": stack.project_id,
         "project": stack.project_id,
         "tags": list(stack.tags) or None,

@@ -7,22 +7,64 @@ from collections.abc import Mapping
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import ResourceType
+from canopy.orchestration.resources.ec2_instance import Ec2Instance
+from canopy.orchestration.resources.nested import TEMPLATE_RESOURCE, NestedStack
+from canopy.orchestration.resources.nova_extras import KeyPair, ServerGroup
 from canopy.orchestration.resources.server import NovaServer
 from canopy.orchestration.resources.simple import NoneResource, RandomString, TestResource, Value
+from canopy.orchestration.resources.software_config import (
+    CloudConfig,
+    MultipartMime,
+    SoftwareConfig,
+)
 
 TYPES: Mapping[str, ResourceType] = {
-    t.name: t for t in (NovaServer(), RandomString(), Value(), NoneResource(), TestResource())
+    t.name: t
+    for t in (
+        NovaServer(),
+        RandomString(),
+        Value(),
+        NoneResource(),
+        TestResource(),
+        Ec2Instance(),
+        KeyPair(),
+        ServerGroup(),
+        SoftwareConfig(),
+        CloudConfig(),
+        MultipartMime(),
+        NestedStack(),
+    )
 }
 
 
-def resource_type(name: str, where: str = "") -> ResourceType:
-    """The type called `name`, or InvalidRequest naming every supported type."""
+def resource_type(
+    name: str, where: str = "", files: Mapping[str, object] | None = None
+) -> ResourceType:
+    """The type called `name` (a template resource if `name` is one of the stack's
+    `files`), or InvalidRequest naming every supported type."""
     found = TYPES.get(name)
+    if found is None and files is not None and name in files:
+        return TEMPLATE_RESOURCE
     if found is None:
         at = f"{where}: " if where else ""
+        if name.endswith((".yaml", ".yml", ".template", ".json")) or "://" in name:
+            raise InvalidRequest(
+                f"{at}The template {name} is not in the stack's files: canopy fetches "
+                "nothing, send it in files (the openstack client does)."
+            )
         raise InvalidRequest(
             f"{at}The Resource Type ({name}) could not be found. Canopy supports: "
             + ", ".join(sorted(TYPES))
-            + "."
+            + ", and templates in the stack's files."
         )
     return found
+
+
+def row_type(name: str) -> ResourceType:
+    """The type of a resource row: a row exists only once its type was accepted, so a
+    name that is not a built-in type is a template resource's file."""
+    return TYPES.get(name) or TEMPLATE_RESOURCE
+
+
+def is_nested(kind: ResourceType) -> bool:
+    return kind is TEMPLATE_RESOURCE or isinstance(kind, NestedStack)

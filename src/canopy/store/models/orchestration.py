@@ -55,6 +55,11 @@ class Stack(Retried, Base):
     # What the last update replaced ({template, files, environment, parameters}), kept so
     # that a failed update rolls back to it; None after a create and once the update ends.
     previous: Mapped[dict[str, Any] | None]
+    # A nested stack (OS::Heat::Stack, a template resource): the parent stack and its
+    # resource this stack stands for, and how deep it is (0: a top-level stack).
+    owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    owner_resource: Mapped[str | None] = mapped_column(String(255), default=None)
+    nested_depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         # The client finds a stack by name: a name is unique among a project's live stacks.
@@ -68,6 +73,7 @@ class Stack(Retried, Base):
         ),
         Index("ix_stacks_project_created", "project_id", "deleted", "created_at"),
         Index("ix_stacks_status", "status", "next_attempt_at"),
+        Index("ix_stacks_owner", "owner_id"),
     )
 
 

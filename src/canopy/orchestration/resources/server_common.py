@@ -1,0 +1,196 @@
+"""What every server-like resource type shares (OS::Nova::Server, AWS::EC2::Instance).
+
+A server resource is a canopy server, created and deleted through the service layer, so
+the scheduler places it like any server (bursting, zones, groups, the explanation), quotas
+and claims apply, and the provisioning, sync and power controllers do the cloud calls. The
+resource waits on the server row: ACTIVE completes it, ERROR fails it with the server's
+fault. A type says how its properties become a `CreateServer` (`request`) and what its
+attributes are (`shown`); the steps are the same for all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from canopy.domain.errors import CanopyError, InvalidRequest, NotFound
+from canopy.domain.states import ServerStatus
+from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
+from canopy.services.server_create import CreateServer
+from canopy.store.models import Placement, Server, StackResource
+
+MAX_USER_DATA = 65535
+
+
+class ServerBase:
+    """The steps of a server resource; subclasses give the schema, `request` and `shown`."""
+
+    name = ""
+    description = ""
+    open_properties = False
+    properties: Mapping[str, Prop] = {}
+    attributes: Mapping[str, str] = {}
+    # The names of the properties holding the flavor, image, keypair, zone and user data.
+    keys: Mapping[str, str] = {}
+
+    def reference(self, res: StackResource) -> Any:
+        return res.physical_resource_id or None
+
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        k = self.keys
+        flavor, image = props.get(k["flavor"]), props.get(k["image"])
+        if flavor is not None and flavor not in known.flavors:
+            raise InvalidRequest(f"Error validating value '{flavor}': No Flavor matching {flavor}.")
+        if image is not None and image not in known.images:
+            raise InvalidRequest(f"Error validating value '{image}': No Image matching {image}.")
+        key = props.get(k["key_name"])
+        if key is not None and key not in known.keypairs:
+            raise InvalidRequest(
+                f"Error validating value '{key}': The Key ({key}) could not be found."
+            )
+        zone = props.get(k["zone"])
+        if zone not in (None, "", "nova") and zone not in known.zones:
+            raise InvalidRequest(
+                f"The requested availability zone is not available: {zone!r}. Canopy's zones "
+                f"are its clouds: {', '.join(sorted(known.zones))}."
+            )
+        check_user_data(props.get(k["user_data"]))
+
+    def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        return updatable(self.properties, old, new)
+
+    async def request(self, step: Step, res: StackResource) -> CreateServer:
+        """The server to create for `res` (InvalidRequest: the resource fails)."""
+        raise NotImplementedError
+
+    def shown(self, common: dict[str, Any]) -> dict[str, Any]:
+        """The type's attributes from the common ones (`server_attributes`)."""
+        return common
+
+    def new_name(self, step: Step, res: StackResource) -> str:
+        return f"{step.stack.name}-{res.name}-{res.id[:8]}"
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        if res.server_id is not None:
+            return Progress()  # created by an earlier step: wait for it
+        try:
+            req = await self.request(step, res)
+            # A savepoint: a refused request leaves nothing of itself in the step.
+            async with step.session.begin_nested():
+                [server] = await step.servers.create(step.ctx, req, session=step.session)
+        except CanopyError as e:
+            return Progress.failure(f"{type(e).__name__}: {e}")
+        res.server_id = server.id
+        res.physical_resource_id = server.id
+        return Progress()
+
+    async def rename(self, step: Step, res: StackResource, name: str | None) -> Progress | None:
+        """Rename the server if `name` is new; a Progress only when that failed."""
+        if res.server_id is None or not name or name == res.properties.get("name"):
+            return None
+        try:
+            await step.servers.update(step.ctx, res.server_id, name=name, session=step.session)
+        except CanopyError as e:
+            return Progress.failure(f"{type(e).__name__}: {e}")
+        return None
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        res.properties = new
+        return await self.check(step, res)
+
+    async def delete(self, step: Step, res: StackResource) -> Progress:
+        if res.server_id is None:
+            return Progress.complete()
+        try:
+            await step.servers.delete(step.ctx, res.server_id, session=step.session)
+        except NotFound:
+            return Progress.complete()
+        return await self.check(step, res)
+
+    async def check(self, step: Step, res: StackResource) -> Progress:
+        if res.server_id is None:
+            return Progress.complete() if res.action == "DELETE" else Progress()
+        server = await step.session.get(Server, res.server_id)
+        if res.action == "DELETE":
+            return Progress.complete() if server is None or server.deleted else Progress()
+        if server is None or server.deleted:
+            return Progress.failure(f"Server {res.server_id} was deleted outside the stack.")
+        if server.status == ServerStatus.ERROR:
+            why = server.fault_message or "the server went to ERROR"
+            return Progress.failure(f'ResourceInError: Went to status ERROR due to "{why}"')
+        if server.status in (ServerStatus.ACTIVE, ServerStatus.SHUTOFF):
+            res.attributes = self.shown(await server_attributes(step, server))
+            return Progress.complete()
+        return Progress()
+
+
+def check_user_data(data: str | None) -> None:
+    if data is not None and len(base64.b64encode(data.encode())) > MAX_USER_DATA:
+        raise InvalidRequest(f"user_data is longer than Nova's {MAX_USER_DATA} bytes (base64).")
+
+
+def metadata(raw: Any) -> dict[str, str]:
+    """Server metadata from a map (non-string values as JSON, as Heat sends them)."""
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (raw or {}).items()}
+
+
+def encode(text: str | None) -> str | None:
+    """User data as the server service takes it (base64), checked for size."""
+    check_user_data(text)
+    return None if text is None else base64.b64encode(text.encode()).decode()
+
+
+def zone_of(raw: str | None) -> str | None:
+    """A zone property: '' and Nova's default 'nova' leave the choice to the scheduler."""
+    return None if raw in (None, "", "nova") else raw
+
+
+async def server_attributes(step: Step, server: Server) -> dict[str, Any]:
+    """What get_attr reads of a server (Nova's names), recorded when it completes."""
+    nets: dict[str, list[str]] = {}
+    nova: dict[str, list[dict[str, Any]]] = {}
+    for net, addrs in (server.addresses or {}).items():
+        for a in addrs if isinstance(addrs, list) else []:
+            addr = a.get("addr") if isinstance(a, dict) else str(a)
+            if not addr:
+                continue
+            version = 6 if ":" in addr else 4
+            nets.setdefault(str(net), []).append(addr)
+            nova.setdefault(str(net), []).append(
+                {"addr": addr, "version": version, "OS-EXT-IPS:type": "fixed"}
+            )
+    flat = [a for addrs in nets.values() for a in addrs]
+    placement = (
+        await step.session.execute(
+            select(Placement)
+            .where(Placement.server_id == server.id)
+            .order_by(Placement.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    why = placement.reason if placement is not None else ""
+    canopy = {"cloud": server.cloud, "zone": server.zone or server.cloud, "reason": why}
+    return {
+        "name": server.name,
+        "first_address": flat[0] if flat else "",
+        "addresses": nova,
+        "networks": nets,
+        "accessIPv4": next((a for a in flat if ":" not in a), ""),
+        "accessIPv6": next((a for a in flat if ":" in a), ""),
+        "instance_name": server.remote_id or "",
+        "show": {
+            "id": server.id,
+            "name": server.name,
+            "status": server.status,
+            "flavor": {"id": server.flavor_id},
+            "image": {"id": server.image_id or ""},
+            "addresses": nova,
+            "metadata": dict(server.metadata_ or {}),
+            "OS-EXT-AZ:availability_zone": server.cloud,
+        },
+        "canopy": canopy,
+    }

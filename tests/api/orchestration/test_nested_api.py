@@ -1,0 +1,144 @@
+"""Nested stacks through the Heat API: resources with nested_depth and parent_resource,
+the nested link, stack list hiding nested stacks, and 400s for bad nested templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+from tests.api.orchestration.test_stacks import assert_heat_fault
+
+INNER = """\
+heat_template_version: 2016-10-14
+resources:
+  leaf:
+    type: OS::Heat::Value
+    properties: {value: leaf}
+  deeper:
+    type: OS::Heat::Stack
+    properties:
+      template:
+        heat_template_version: 2016-10-14
+        resources:
+          bottom: {type: OS::Heat::None}
+outputs:
+  said: {value: {get_attr: [leaf, value]}}
+"""
+URL = "file:///t/inner.yaml"
+TEMPLATE: dict[str, Any] = {
+    "heat_template_version": "2018-08-31",
+    "resources": {"top": {"type": URL}, "plain": {"type": "OS::Heat::None"}},
+    "outputs": {"said": {"value": {"get_attr": ["top", "said"]}}},
+}
+
+
+async def _settle(api: Api, url: str) -> dict[str, Any]:
+    for _ in range(20):
+        await api.plane.worker.orchestration.run_once()
+        r = await api.client.get(url)
+        body: dict[str, Any] = r.json()["stack"]
+        if not body["stack_status"].endswith("IN_PROGRESS"):
+            return body
+    raise AssertionError("the stack did not settle")
+
+
+async def test_nested_resources_list_with_their_parent_resource(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+    body = {"stack_name": "outer", "template": TEMPLATE, "files": {URL: INNER}}
+    r = await api.client.post(base, json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["stack"]["id"]
+    shown = await _settle(api, f"{base}/outer/{sid}")
+    assert shown["stack_status"] == "CREATE_COMPLETE", shown["stack_status_reason"]
+    assert shown["outputs"][0]["output_value"] == "leaf"
+
+    url = f"{base}/outer/{sid}/resources"
+    flat = (await api.client.get(url)).json()["resources"]
+    assert sorted(x["resource_name"] for x in flat) == ["plain", "top"]
+    top = next(x for x in flat if x["resource_name"] == "top")
+    assert top["resource_type"] == URL
+    [nested_link] = [link for link in top["links"] if link["rel"] == "nested"]
+    assert nested_link["href"].endswith("/" + top["physical_resource_id"])
+
+    one = (await api.client.get(url + "?nested_depth=1")).json()["resources"]
+    got = {(x["resource_name"], x.get("parent_resource")) for x in one}
+    assert got == {("plain", None), ("top", None), ("leaf", "top"), ("deeper", "top")}
+    leaf = next(x for x in one if x["resource_name"] == "leaf")
+    stack_link = next(link for link in leaf["links"] if link["rel"] == "stack")
+    assert stack_link["href"].endswith("/" + top["physical_resource_id"])
+
+    two = (await api.client.get(url + "?nested_depth=2")).json()["resources"]
+    assert ("bottom", "deeper") in {(x["resource_name"], x.get("parent_resource")) for x in two}
+    assert_heat_fault(await api.client.get(url + "?nested_depth=x"), 400)
+
+    # The list shows the top-level stack; show_nested adds the children with their parent.
+    names = [x["stack_name"] for x in (await api.client.get(base)).json()["stacks"]]
+    assert names == ["outer"]
+    every = (await api.client.get(base + "?show_nested=true")).json()["stacks"]
+    assert len(every) == 3
+    child = next(x for x in every if x["id"] == top["physical_resource_id"])
+    assert child["parent"] == sid
+
+    r = await api.client.delete(f"{base}/outer/{sid}")
+    assert r.status_code == 204
+    for _ in range(20):
+        await api.plane.worker.orchestration.run_once()
+    left = (await api.client.get(base + "?show_nested=true")).json()["stacks"]
+    assert left == []
+
+
+async def test_bad_nested_templates_are_heat_faults(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+    loop = {
+        "heat_template_version": "2018-08-31",
+        "resources": {"me": {"type": "file:///t/loop.yaml"}},
+    }
+    loop_text = (
+        'heat_template_version: 2018-08-31\nresources:\n  me: {type: "file:///t/loop.yaml"}\n'
+    )
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"template": loop, "files": {"file:///t/loop.yaml": loop_text}}, "Recursion depth"),
+        ({"template": TEMPLATE, "files": {}}, "not in the stack's files"),
+        ({"template": TEMPLATE, "files": {URL: "{{{"}}, "YAML"),
+        (
+            {
+                "template": TEMPLATE,
+                "files": {URL: INNER},
+                "environment": {"resource_registry": {"resources": {"x": {"hooks": "a"}}}},
+            },
+            "not supported",
+        ),
+    ]
+    for extra, words in cases:
+        r = await api.client.post(base, json={"stack_name": "bad", **extra})
+        message = assert_heat_fault(r, 400)
+        assert words in message, message
+    assert (await api.client.get(base + "?show_nested=true")).json() == {"stacks": []}
+
+
+async def test_bad_properties_of_the_new_types_are_heat_faults(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+
+    def one(rtype: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "heat_template_version": "2018-08-31",
+            "resources": {"r": {"type": rtype, "properties": props}},
+        }
+
+    cases = [
+        (one("OS::Nova::KeyPair", {"name": "no/slash"}), "does not match"),
+        (one("OS::Nova::KeyPair", {"name": "k", "public_key": "junk"}), "Keypair data"),
+        (one("OS::Nova::ServerGroup", {"policies": ["a", "b"]}), "exactly one"),
+        (one("AWS::EC2::Instance", {"ImageId": "cirros"}), "InstanceType"),
+        (one("OS::Heat::MultipartMime", {"parts": [{"type": "text"}]}), "config"),
+        (one("OS::Heat::CloudConfig", {"cloud_config": [1]}), "map"),
+        (one("OS::Heat::Stack", {"template": "a: [", "parameters": {}}), "YAML"),
+    ]
+    for template, words in cases:
+        r = await api.client.post(base, json={"stack_name": "bad", "template": template})
+        message = assert_heat_fault(r, 400)
+        assert words in message, (template, message)
+    assert (await api.client.get(base)).json() == {"stacks": []}
