@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canopy.orchestration.resources.registry import TYPES
+from canopy.orchestration.resources import registry
 from canopy.store.models import StackResource
 
 
@@ -17,7 +17,7 @@ class RowsContext:
 
     def reference(self, resource: str) -> Any:
         row = self.rows.get(resource)
-        kind = TYPES.get(row.type) if row is not None else None
+        kind = registry.TYPES.get(row.type) if row is not None else None
         if row is None or kind is None:
             return None
         return kind.reference(row)
@@ -26,6 +26,9 @@ class RowsContext:
         row = self.rows.get(resource)
         if row is None:
             return None
+        reader = registry.READERS.get(row.type)
+        if reader is not None:
+            return reader(row, path)
         return dig(row.attributes, path)
 
 
