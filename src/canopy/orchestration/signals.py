@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
@@ -25,6 +25,7 @@ from canopy.store.models import Stack, StackEvent, StackResource, StackSignal
 
 PER_STEP = 200  # signals handled per step of a stack (the rest in the next)
 MAX_PENDING = 100  # unhandled signals kept per resource; the API refuses more (429)
+KEEP_HANDLED = 200  # handled signals kept per stack (their events stay)
 
 
 def has_pending() -> ColumnElement[bool]:
@@ -92,7 +93,28 @@ async def handle_signals(
         stack.next_attempt_at = now
         stack.retries = 0
         stack_event(s, stack, Action.UPDATE, Status.IN_PROGRESS, reason, now)
+    await _prune(s, stack)
     return len(pending)
+
+
+async def _prune(s: AsyncSession, stack: Stack) -> None:
+    """Keep the newest KEEP_HANDLED handled signals of the stack: a URL signalled in a
+    loop must not grow the table without end."""
+    cutoff = await s.scalar(
+        select(StackSignal.seq)
+        .where(StackSignal.stack_id == stack.id, StackSignal.handled_at.is_not(None))
+        .order_by(StackSignal.seq.desc())
+        .offset(KEEP_HANDLED)
+        .limit(1)
+    )
+    if cutoff is not None:
+        await s.execute(
+            delete(StackSignal).where(
+                StackSignal.stack_id == stack.id,
+                StackSignal.handled_at.is_not(None),
+                StackSignal.seq <= cutoff,
+            )
+        )
 
 
 def _signal_event(

@@ -68,31 +68,19 @@ class AutoScalingGroup:
         return res.physical_resource_id or None
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
-        low, high, want = (
-            props.get("min_size"),
-            props.get("max_size"),
-            props.get("desired_capacity"),
-        )
-        if low is not None and not 0 <= low <= MAX_SIZE:
-            raise InvalidRequest(f"min_size must be between 0 and {MAX_SIZE}.")
-        if high is not None and not 0 <= high <= MAX_SIZE:
-            raise InvalidRequest(f"max_size must be between 0 and {MAX_SIZE}.")
-        if low is not None and high is not None and low > high:
-            raise InvalidRequest("min_size can not be greater than max_size")
-        if want is not None and low is not None and high is not None and not low <= want <= high:
-            raise InvalidRequest("desired_capacity must be between min_size and max_size")
-        cooldown = props.get("cooldown")
-        if cooldown is not None and cooldown < 0:
-            raise InvalidRequest("cooldown must not be negative.")
+        _sizes(props)
         validate_member(props.get("resource"), "", known)
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)
 
     async def create(self, step: Step, res: StackResource) -> Progress:
-        self.validate(res.properties, Lookups(frozenset(), frozenset(), frozenset(), frozenset()))
-        res.physical_resource_id = res.id
         p = res.properties
+        try:
+            _sizes(p)  # known only now if they came from other resources
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
+        res.physical_resource_id = res.id
         size = p.get("desired_capacity")
         size = clamp(p, int(p["min_size"] if size is None else size))
         res.data = {**(res.data or {}), "members": [str(i) for i in range(size)], "next": size}
@@ -128,6 +116,25 @@ class AutoScalingGroup:
             members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
             res.attributes = recorded(res, members)
         return progress
+
+
+def _sizes(props: Mapping[str, Any]) -> None:
+    low, high, want = (
+        props.get("min_size"),
+        props.get("max_size"),
+        props.get("desired_capacity"),
+    )
+    if low is not None and not 0 <= low <= MAX_SIZE:
+        raise InvalidRequest(f"min_size must be between 0 and {MAX_SIZE}.")
+    if high is not None and not 0 <= high <= MAX_SIZE:
+        raise InvalidRequest(f"max_size must be between 0 and {MAX_SIZE}.")
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest("min_size can not be greater than max_size")
+    if want is not None and low is not None and high is not None and not low <= want <= high:
+        raise InvalidRequest("desired_capacity must be between min_size and max_size")
+    cooldown = props.get("cooldown")
+    if cooldown is not None and cooldown < 0:
+        raise InvalidRequest("cooldown must not be negative.")
 
 
 def clamp(props: Mapping[str, Any], size: int) -> int:

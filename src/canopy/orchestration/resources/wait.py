@@ -147,7 +147,10 @@ class WaitCondition:
         return updatable(self.properties, old, new)
 
     async def create(self, step: Step, res: StackResource) -> Progress:
-        self.validate(res.properties, Lookups())
+        try:
+            self.validate(res.properties, Lookups())  # known only now if referred to
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
         deadline = step.clock.now() + timedelta(seconds=float(res.properties["timeout"]))
         res.physical_resource_id = res.id
         res.data = {**res.data, "deadline": deadline.isoformat()}
