@@ -24,6 +24,7 @@ from .helpers import (
     settle,
     signals,
 )
+from .test_groups import update
 
 
 def policy(adjustment: int, kind: str = "change_in_capacity", **extra: Any) -> dict[str, Any]:
@@ -173,3 +174,45 @@ def test_heats_capacity_arithmetic() -> None:
     assert new_capacity(3, -10, "percent_change_in_capacity", 0) == 2
     assert new_capacity(10, 10, "percent_change_in_capacity", 3) == 13  # min step
     assert new_capacity(10, -10, "percent_change_in_capacity", 3) == 7
+    assert new_capacity(0, 50, "percent_change_in_capacity", 2) == 2  # grows, from empty
+
+
+async def test_a_template_update_resizes_to_a_new_desired_capacity_and_keeps_it_otherwise(
+    db_url: str, tmp_path: Path
+) -> None:
+    def template(desired: int, value: str = "x") -> dict[str, Any]:
+        return hot(
+            {
+                "asg": {
+                    "type": "OS::Heat::AutoScalingGroup",
+                    "properties": {
+                        "min_size": 1,
+                        "max_size": 10,
+                        "desired_capacity": desired,
+                        "resource": {"type": "OS::Heat::Value", "properties": {"value": value}},
+                    },
+                },
+                "up": policy(3),
+            }
+        )
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "resized", template(2))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        await signal_and_settle(p, sid, "up")
+        assert len(members(await resources(p, sid))) == 5
+        # Another property changes, desired_capacity does not: the scaled size stays, and
+        # every member is updated in place (a Value's value is updatable).
+        await update(p, sid, template(2, "y"))
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        now = members(await resources(p, sid))
+        assert len(now) == 5
+        assert {m.attributes["value"] for m in now.values()} == {"y"}
+        # A new desired_capacity is taken.
+        await update(p, sid, template(3, "y"))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        assert sorted(members(await resources(p, sid))) == ["asg.0", "asg.1", "asg.2"]
+    finally:
+        await p.close()

@@ -103,7 +103,10 @@ class AutoScalingGroup:
     async def check(self, step: Step, res: StackResource) -> Progress:
         if res.action == Action.DELETE:
             return await converge(step, res, [], fresh=False)
-        return await self._converge(step, res, fresh=False)
+        data = dict(res.data or {})
+        fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
+        res.data = data
+        return await self._converge(step, res, fresh=fresh)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         d = res.properties["resource"]

@@ -130,6 +130,7 @@ class ScalingPolicy:
         own = p.get("cooldown")
         _set_cooldown(group, now + timedelta(seconds=group_cooldown))
         _set_cooldown(res, now + timedelta(seconds=int(group_cooldown if own is None else own)))
+        group.data = {**group.data, "retry_failed": True}  # as a stack update would
         begin(step, group, Action.UPDATE, now)
         group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
         return Handled(f"scaling {group.name} from {current} to {size}", started=True)
@@ -147,7 +148,9 @@ def new_capacity(current: int, adjustment: float, kind: str, min_step: int) -> i
     else:
         change = int(math.floor(delta) if delta > 0.0 else math.ceil(delta))
     if min_step and min_step > abs(change):
-        change = min_step if change > 0 else -min_step
+        # The sign of the asked-for change (Heat takes the rounded one's, so +5% of an
+        # empty group would shrink it).
+        change = min_step if adjustment > 0 else -min_step
     return current + change
 
 
