@@ -196,3 +196,46 @@ async def test_an_unsupported_member_type_or_bad_flavor_is_refused_before_anythi
                 raise AssertionError("accepted")
     finally:
         await p.close()
+
+
+async def test_a_failed_group_is_repaired_in_place_by_an_update(
+    db_url: str, tmp_path: Path
+) -> None:
+    def template(fail: bool) -> dict[str, Any]:
+        return hot(
+            {
+                "grp": {
+                    "type": "OS::Heat::ResourceGroup",
+                    "properties": {
+                        "count": 3,
+                        "resource_def": {
+                            "type": "OS::Heat::TestResource",
+                            "properties": {
+                                "value": "v%index%",
+                                "fail": fail,
+                            },
+                        },
+                    },
+                }
+            }
+        )
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "repaired", hot({}))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        await update(p, sid, template(True))
+        assert (await settle(p, sid)).status == "FAILED"
+        before = await resources(p, sid)
+        assert before["grp"].status == "FAILED"
+        assert {m.status for m in members(before).values()} == {"FAILED"}
+        await update(p, sid, template(False))
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        after = await resources(p, sid)
+        assert after["grp"].id == before["grp"].id  # the same group, updated
+        assert after["grp.1"].id != before["grp.1"].id  # the failed members replaced
+        assert after["grp.1"].attributes["output"] == "v1"
+        assert {m.status for m in members(after).values()} == {"COMPLETE"}
+    finally:
+        await p.close()

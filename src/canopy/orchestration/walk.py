@@ -28,7 +28,7 @@ from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
-from canopy.orchestration.resources.registry import resource_type
+from canopy.orchestration.resources.registry import REPAIRED, resource_type
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
 from canopy.store.models import StackResource
@@ -107,8 +107,11 @@ class Walk:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
             return Progress.failure(str(e))
         requires = sorted(d.depends_on)
-        if row is not None and row.type == d.type and row.status == Status.COMPLETE:
-            if props == row.properties:
+        # A group that failed is repaired by an update in place (its failed members are
+        # replaced), as Heat updates a failed nested stack, rather than replaced whole.
+        repair = row is not None and row.status == Status.FAILED and row.type in REPAIRED
+        if row is not None and row.type == d.type and (row.status == Status.COMPLETE or repair):
+            if props == row.properties and not repair:
                 row.generation = generation
                 row.requires = requires
                 return Progress.complete()

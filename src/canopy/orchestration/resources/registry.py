@@ -40,6 +40,10 @@ TYPES: Mapping[str, ResourceType] = {
 # The types that take signals (POST .../resources/{name}/signal).
 SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY)}
 
+# The types a stack update repairs in place when they failed (groups: only their failed
+# members are replaced), instead of replacing them whole.
+REPAIRED: frozenset[str] = frozenset({ResourceGroup.name, AutoScalingGroup.name})
+
 # The types whose get_attr is more than a look-up in the attributes they recorded.
 AttributeReader = Callable[[StackResource, Sequence[Any]], Any]
 READERS: Mapping[str, AttributeReader] = {
