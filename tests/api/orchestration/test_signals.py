@@ -179,3 +179,22 @@ async def test_a_group_of_30_lists_its_members_and_shows_where_each_went(api: Ap
         assert canopy["reason"]
         seen[canopy["cloud"]] = seen.get(canopy["cloud"], 0) + 1
     assert seen == {"private": 6, "public": 24}
+
+
+async def test_the_new_types_are_listed_and_described(api: Api) -> None:
+    pid = api.admin.project_id
+    r = await api.client.get(f"/orchestration/v1/{pid}/resource_types")
+    listed = set(r.json()["resource_types"])
+    new = {
+        "OS::Heat::ResourceGroup",
+        "OS::Heat::AutoScalingGroup",
+        "OS::Heat::ScalingPolicy",
+        "OS::Heat::WaitCondition",
+        "OS::Heat::WaitConditionHandle",
+    }
+    assert new <= listed
+    for name in sorted(new):
+        r = await api.client.get(f"/orchestration/v1/{pid}/resource_types/{name}")
+        assert r.status_code == 200, r.text
+        assert r.json()["resource_type"] == name
+        assert r.json()["properties"] is not None and r.json()["attributes"]
