@@ -308,6 +308,12 @@ TABLE: dict[str, Rule] = {
     f"GET {IDENTIFIED}/resources/{{resource_name}}/events/{{event_id}}": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name", "event_id": "event"}, foreign=403
     ),
+    # A signal with a Keystone token needs a writer (a resource's own signal token is
+    # tested in tests/api/orchestration/test_signals.py); the world's resource is a Value,
+    # which takes no signals: an allowed caller gets 400.
+    f"POST {IDENTIFIED}/resources/{{resource_name}}/signal": Rule(
+        WRITERS, {**A_STACK, "resource_name": "resource_name"}, {}, foreign=403
+    ),
     f"GET {IDENTIFIED}/events": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/outputs": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/outputs/{{output_key}}": Rule(

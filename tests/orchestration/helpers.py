@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import select
 
 from canopy.domain.context import RequestContext
 from canopy.orchestration.service import StackService
-from canopy.store.models import Server, Stack, StackEvent, StackResource
+from canopy.store.models import Server, Stack, StackEvent, StackResource, StackSignal
 from tests.controllers.harness import Plane
 
 CLOUDS = """
@@ -93,3 +94,28 @@ async def settle(p: Plane, stack_id: str, steps: int = 100) -> Stack:
 
     await p.run_until(done, steps=steps)
     return await stack(p, stack_id)
+
+
+async def send_signal(
+    p: Plane, stack_id: str, resource: str, data: dict[str, Any] | None = None
+) -> None:
+    """What the signal route writes: a signal row for the engine to act on."""
+    async with p.db.session() as s:
+        s.add(
+            StackSignal(
+                id=str(uuid.uuid4()),
+                stack_id=stack_id,
+                resource_name=resource,
+                data=data or {},
+                via="token",
+                received_at=p.clock.now(),
+                handled_at=None,
+                outcome="",
+            )
+        )
+
+
+async def signals(p: Plane, stack_id: str) -> list[StackSignal]:
+    async with p.db.read() as s:
+        q = select(StackSignal).where(StackSignal.stack_id == stack_id).order_by(StackSignal.seq)
+        return list((await s.execute(q)).scalars())

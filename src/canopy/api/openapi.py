@@ -223,6 +223,10 @@ _own(
     f"GET {_STACK}/template",
     statuses=(403,),
 )
+_own(  # a wrong signal token or a reader; no such resource; too many waiting
+    f"POST {_STACK}/resources/{{resource_name}}/signal",
+    statuses=(403, 404, 429),
+)
 _own(  # a reader or another project; a name taken, a stack busy
     f"POST {_HEAT}/stacks",
     f"PUT {_STACK}",

@@ -30,6 +30,7 @@ from canopy.orchestration.lifecycle import check_walk, power_walk
 from canopy.orchestration.nesting import child_answered
 from canopy.orchestration.resources.base import Step
 from canopy.orchestration.rollback import can_roll_back, start_rollback
+from canopy.orchestration.signals import handle_signals, has_pending
 from canopy.orchestration.states import Action, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity, TemplateError
 from canopy.orchestration.walk import Outcome, Walk
@@ -88,9 +89,12 @@ class OrchestrationController:
         return (self.next_due_at - now).total_seconds()
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
-        return and_(
-            Stack.status == Status.IN_PROGRESS,
-            or_(Stack.next_attempt_at <= now, _server_answered(), child_answered()),
+        return or_(
+            and_(
+                Stack.status == Status.IN_PROGRESS,
+                or_(Stack.next_attempt_at <= now, _server_answered(), child_answered()),
+            ),
+            has_pending(),  # a signal to act on, whatever the stack's status
         )
 
     async def run_once(self) -> int:
@@ -165,6 +169,7 @@ class OrchestrationController:
             return  # gone, or taken over after our lease ran out
         stack.claimed_by = None
         stack.claim_expires_at = None
+        await handle_signals(s, stack, self.rt.clock.now(), self.servers)
         if stack.status != Status.IN_PROGRESS:
             return
         await step_stack(s, stack, self.rt.clock.now(), self._bind, self.servers, self.rt)
@@ -180,7 +185,14 @@ async def step_stack(
 ) -> Outcome:
     """Walk `stack` as far as it goes now and record where it stands."""
     rows = list(
-        (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
+        (
+            await s.execute(
+                select(StackResource).where(
+                    StackResource.stack_id == stack.id,
+                    StackResource.group_id.is_(None),  # members are their group's
+                )
+            )
+        ).scalars()
     )
     ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
     walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canopy.orchestration.resources.registry import row_type
+from canopy.orchestration.resources import registry
 from canopy.store.models import StackResource
 
 
@@ -17,12 +17,15 @@ class RowsContext:
 
     def reference(self, resource: str) -> Any:
         row = self.rows.get(resource)
-        return None if row is None else row_type(row.type).reference(row)
+        return None if row is None else registry.row_type(row.type).reference(row)
 
     def attribute(self, resource: str, path: Sequence[Any]) -> Any:
         row = self.rows.get(resource)
         if row is None:
             return None
+        reader = registry.READERS.get(row.type)
+        if reader is not None:
+            return reader(row, path)
         return dig(row.attributes, path)
 
 

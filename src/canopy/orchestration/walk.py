@@ -28,7 +28,7 @@ from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
-from canopy.orchestration.resources.registry import resource_type, row_type
+from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
 from canopy.store.models import StackResource
@@ -110,12 +110,17 @@ class Walk:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
             return Progress.failure(str(e))
         requires = sorted(d.depends_on)
-        intact = row is not None and row.type == d.type and row.status == Status.COMPLETE
-        if intact and row is not None and props == row.properties:
+        # A group that failed is repaired by an update in place (its failed members are
+        # replaced), as Heat updates a failed nested stack, rather than replaced whole.
+        repair = row is not None and row.status == Status.FAILED and row.type in REPAIRED
+        intact = (
+            row is not None and row.type == d.type and (row.status == Status.COMPLETE or repair)
+        )
+        if intact and row is not None and props == row.properties and not repair:
             row.generation = generation
             row.requires = requires
             return Progress.complete()
-        kept = self._kept(d, props)
+        kept = None if repair else self._kept(d, props)
         if kept is not None:
             # A rollback (or an update after a failed one) asks again for what an earlier
             # update replaced: the old resource is still there, so it comes back as it is.

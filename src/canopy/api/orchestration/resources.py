@@ -38,12 +38,16 @@ async def list_resources(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    q = request.query_params
+    depth = nested_depth(q.get("nested_depth"))
     rows = await _rows(s, stack)
     needed = required_by(rows)
     href = stack_url(request, settings, stack)
-    q = request.query_params
-    items = [resource_view(r, href, needed[r.name]) for r in rows]
-    depth = nested_depth(q.get("nested_depth"))
+    items = [
+        _view(r, href, needed[r.name], parent)
+        for r, parent, level in nested(rows)
+        if level <= depth
+    ]
     items += await nested_items(request, settings, s, stack, items, depth)
     for key, field in (("type", "resource_type"), ("name", "resource_name")):
         if q.getlist(key):
@@ -74,9 +78,34 @@ async def show_resource(
     if found is None:
         raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
     href = stack_url(request, settings, stack)
-    view = resource_view(found, href, required_by(rows)[found.name], detail=True)
+    parents = {r.id: p for r, p, _ in nested(rows)}
+    view = _view(found, href, required_by(rows)[found.name], parents[found.id], detail=True)
     await link_nested(request, settings, s, stack, [view])
     return {"resource": view}
+
+
+def nested(rows: list[StackResource]) -> list[tuple[StackResource, str | None, int]]:
+    """Each row with its group's name (None for a resource of the template) and its depth
+    (0 for the template's, 1 for a group's member, 2 for a member of a member...)."""
+    by_id = {r.id: r for r in rows}
+    out = []
+    for r in rows:
+        level, up = 0, r
+        while up.group_id is not None and up.group_id in by_id and level < 32:
+            up = by_id[up.group_id]
+            level += 1
+        parent = by_id[r.group_id].name if r.group_id in by_id else None
+        out.append((r, parent, level))
+    return out
+
+
+def _view(
+    r: StackResource, href: str, needed: list[str], parent: str | None, *, detail: bool = False
+) -> dict[str, Any]:
+    view = resource_view(r, href, needed, detail=detail)
+    if parent is not None:
+        view["parent_resource"] = parent
+    return view
 
 
 async def _events(

@@ -3,20 +3,31 @@ reflection). A template naming any other type is refused with the list of these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources import group_attrs
+from canopy.orchestration.resources.autoscaling import AutoScalingGroup
 from canopy.orchestration.resources.base import ResourceType
 from canopy.orchestration.resources.ec2_instance import Ec2Instance
+from canopy.orchestration.resources.group import ResourceGroup
 from canopy.orchestration.resources.nested import TEMPLATE_RESOURCE, NestedStack
 from canopy.orchestration.resources.nova_extras import KeyPair, ServerGroup
+from canopy.orchestration.resources.scaling import ScalingPolicy
 from canopy.orchestration.resources.server import NovaServer
+from canopy.orchestration.resources.signalling import TakesSignals
 from canopy.orchestration.resources.simple import NoneResource, RandomString, TestResource, Value
 from canopy.orchestration.resources.software_config import (
     CloudConfig,
     MultipartMime,
     SoftwareConfig,
 )
+from canopy.orchestration.resources.wait import WaitCondition, WaitConditionHandle
+from canopy.store.models import StackResource
+
+_HANDLE = WaitConditionHandle()
+_POLICY = ScalingPolicy()
 
 TYPES: Mapping[str, ResourceType] = {
     t.name: t
@@ -33,7 +44,26 @@ TYPES: Mapping[str, ResourceType] = {
         CloudConfig(),
         MultipartMime(),
         NestedStack(),
+        _HANDLE,
+        WaitCondition(),
+        ResourceGroup(),
+        AutoScalingGroup(),
+        _POLICY,
     )
+}
+
+# The types that take signals (POST .../resources/{name}/signal).
+SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY)}
+
+# The types a stack update repairs in place when they failed (groups: only their failed
+# members are replaced), instead of replacing them whole.
+REPAIRED: frozenset[str] = frozenset({ResourceGroup.name, AutoScalingGroup.name})
+
+# The types whose get_attr is more than a look-up in the attributes they recorded.
+AttributeReader = Callable[[StackResource, Sequence[Any]], Any]
+READERS: Mapping[str, AttributeReader] = {
+    ResourceGroup.name: group_attrs.read,
+    AutoScalingGroup.name: group_attrs.read,
 }
 
 

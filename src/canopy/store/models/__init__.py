@@ -29,6 +29,7 @@ from canopy.store.models.notifications import Subscription as Subscription
 from canopy.store.models.orchestration import Stack as Stack
 from canopy.store.models.orchestration import StackEvent as StackEvent
 from canopy.store.models.orchestration import StackResource as StackResource
+from canopy.store.models.orchestration import StackSignal as StackSignal
 from canopy.store.models.placement import CapacityBlock as CapacityBlock
 from canopy.store.models.placement import Claim as Claim
 from canopy.store.models.placement import Placement as Placement

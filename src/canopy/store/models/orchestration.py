@@ -107,6 +107,9 @@ class StackResource(Base):
     data: Mapped[dict[str, Any]]
     # A canopy server made for this resource (OS::Nova::Server).
     server_id: Mapped[str | None] = mapped_column(String(64))
+    # The group row (ResourceGroup, AutoScalingGroup) this row is a member of; None for a
+    # resource of the template. Members are driven by their group, not by the graph walk.
+    group_id: Mapped[str | None] = mapped_column(String(64))
     # When a time-based wait of this resource ends (None: not waiting on time).
     wait_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -115,6 +118,7 @@ class StackResource(Base):
     __table_args__ = (
         Index("ix_stack_resources_stack", "stack_id", "name"),
         Index("ix_stack_resources_server", "server_id"),
+        Index("ix_stack_resources_group", "group_id"),
     )
 
 
@@ -139,3 +143,23 @@ class StackEvent(Base):
     time: Mapped[datetime]
 
     __table_args__ = (Index("ix_stack_events_stack", "stack_id", "seq"),)
+
+
+class StackSignal(Base):
+    """A signal sent to a resource (a wait condition's handle, a scaling policy): intent
+    written by the API, acted on by the engine, which sets `handled_at` and `outcome`."""
+
+    __tablename__ = "stack_signals"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    stack_id: Mapped[str] = mapped_column(ForeignKey("stacks.id", ondelete="CASCADE"))
+    resource_name: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]]
+    # "token" (a Keystone token) or "url" (the resource's own signal token).
+    via: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_stack_signals_pending", "stack_id", "handled_at", "seq"),)

@@ -1,0 +1,196 @@
+"""OS::Heat::AutoScalingGroup: members of one `resource` definition, between min and max.
+
+Its capacity is `desired_capacity` (else `min_size`) at create, then whatever scaling
+policies (scaling.py) or a template update set it to. Scaling out adds members at new
+indexes: each is an ordinary canopy server placed by the scheduler, so new members burst
+to public clouds when private is full. Scaling in is canopy's own rule: the members on the
+most expensive tier go first (the cloud's tier, then the server's price per hour), then
+the newest; a member not placed yet goes before any running one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
+from canopy.orchestration.resources.group import validate_member
+from canopy.orchestration.resources.group_attrs import recorded
+from canopy.orchestration.resources.members import Wanted, converge, index_of, members_of
+from canopy.orchestration.states import Action, Desired
+from canopy.store.models import Claim, Cloud, Server, StackResource
+
+MAX_SIZE = 1000
+UNPLACED_TIER = 1 << 30  # a member not placed yet goes first
+
+
+class AutoScalingGroup:
+    name = "OS::Heat::AutoScalingGroup"
+    description = (
+        "A group whose size scaling policies change; scaling in removes members from the "
+        "most expensive tier first."
+    )
+    open_properties = False
+    properties: Mapping[str, Prop] = {
+        "min_size": Prop("integer", "Fewest members.", required=True, update_allowed=True),
+        "max_size": Prop("integer", "Most members.", required=True, update_allowed=True),
+        "desired_capacity": Prop(
+            "integer", "Members wanted now (default min_size).", update_allowed=True
+        ),
+        "cooldown": Prop(
+            "integer", "Seconds after a scaling before another is allowed.", update_allowed=True
+        ),
+        "resource": Prop(
+            "map",
+            "The members' definition: {type, properties}.",
+            required=True,
+            update_allowed=True,
+        ),
+        "rolling_updates": Prop(
+            "map",
+            "Accepted (min_in_service, max_batch_size, pause_time); canopy updates every "
+            "member at once.",
+            update_allowed=True,
+        ),
+    }
+    attributes: Mapping[str, str] = {
+        "current_size": "How many members there are.",
+        "refs": "Each member's reference, oldest first.",
+        "refs_map": "Member index -> reference.",
+        "outputs": "[outputs, name]: member index -> that attribute of each member.",
+        "outputs_list": "[outputs_list, name]: that attribute of each member, as a list.",
+    }
+
+    def reference(self, res: StackResource) -> Any:
+        return res.physical_resource_id or None
+
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        _sizes(props)
+        validate_member(props.get("resource"), "", known)
+
+    def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        return updatable(self.properties, old, new)
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        p = res.properties
+        try:
+            _sizes(p)  # known only now if they came from other resources
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
+        res.physical_resource_id = res.id
+        size = p.get("desired_capacity")
+        size = clamp(p, int(p["min_size"] if size is None else size))
+        res.data = {**(res.data or {}), "members": [str(i) for i in range(size)], "next": size}
+        return await self._converge(step, res, fresh=True)
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        old = res.properties
+        size = capacity(res)
+        if new.get("desired_capacity") is not None and new.get("desired_capacity") != old.get(
+            "desired_capacity"
+        ):
+            size = int(new["desired_capacity"])
+        res.properties = new
+        await resize(step, res, clamp(new, size))
+        return await self._converge(step, res, fresh=True)
+
+    async def delete(self, step: Step, res: StackResource) -> Progress:
+        return await converge(step, res, [], fresh=True)
+
+    async def check(self, step: Step, res: StackResource) -> Progress:
+        if res.action == Action.DELETE:
+            return await converge(step, res, [], fresh=False)
+        data = dict(res.data or {})
+        fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
+        res.data = data
+        return await self._converge(step, res, fresh=fresh)
+
+    async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
+        d = res.properties["resource"]
+        wanted = [
+            Wanted(i, str(d.get("type")), d.get("properties") or {})
+            for i in (res.data or {}).get("members") or []
+        ]
+        progress = await converge(step, res, wanted, fresh=fresh)
+        if progress.done:
+            members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
+            res.attributes = recorded(res, members)
+        return progress
+
+
+def _sizes(props: Mapping[str, Any]) -> None:
+    low, high, want = (
+        props.get("min_size"),
+        props.get("max_size"),
+        props.get("desired_capacity"),
+    )
+    if low is not None and not 0 <= low <= MAX_SIZE:
+        raise InvalidRequest(f"min_size must be between 0 and {MAX_SIZE}.")
+    if high is not None and not 0 <= high <= MAX_SIZE:
+        raise InvalidRequest(f"max_size must be between 0 and {MAX_SIZE}.")
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest("min_size can not be greater than max_size")
+    if want is not None and low is not None and high is not None and not low <= want <= high:
+        raise InvalidRequest("desired_capacity must be between min_size and max_size")
+    cooldown = props.get("cooldown")
+    if cooldown is not None and cooldown < 0:
+        raise InvalidRequest("cooldown must not be negative.")
+
+
+def clamp(props: Mapping[str, Any], size: int) -> int:
+    return max(int(props["min_size"]), min(int(props["max_size"]), size))
+
+
+def capacity(group: StackResource) -> int:
+    return len((group.data or {}).get("members") or [])
+
+
+async def resize(step: Step, group: StackResource, size: int) -> None:
+    """Choose the members for `size`: new indexes to grow, the costliest to shrink."""
+    data = dict(group.data or {})
+    members: list[str] = list(data.get("members") or [])
+    nxt = int(data.get("next", len(members)))
+    if size > len(members):
+        add = size - len(members)
+        members += [str(i) for i in range(nxt, nxt + add)]
+        nxt += add
+    elif size < len(members):
+        order = await removal_order(step, group, members)
+        going = set(order[: len(members) - size])
+        members = [m for m in members if m not in going]
+    data.update(members=members, next=nxt)
+    group.data = data
+
+
+async def removal_order(step: Step, group: StackResource, indexes: list[str]) -> list[str]:
+    """`indexes`, the first to remove first: highest tier, then highest price per hour,
+    then newest (highest index)."""
+    rows = {
+        index_of(group, m): m for m in await members_of(step, group) if m.desired == Desired.PRESENT
+    }
+    server_ids = [m.server_id for m in rows.values() if m.server_id]
+    costs: dict[str, tuple[int, int]] = {}
+    if server_ids:
+        q = (
+            select(Server.id, Server.cloud, Cloud.tier, Claim.price_per_hour_micros)
+            .outerjoin(Cloud, Cloud.name == Server.cloud)
+            .outerjoin(Claim, Claim.server_id == Server.id)
+            .where(Server.id.in_(server_ids))
+        )
+        for sid, cloud, tier, price in (await step.session.execute(q)).all():
+            placed = cloud is not None and tier is not None
+            costs[sid] = (int(tier) if placed else UNPLACED_TIER, int(price or 0))
+
+    def key(idx: str) -> tuple[int, int, int]:
+        row = rows.get(idx)
+        sid = row.server_id if row is not None else None
+        tier, price = costs.get(sid, (UNPLACED_TIER, 0)) if sid else (0, 0)
+        if row is None:
+            tier = UNPLACED_TIER  # not even created yet
+        number = int(idx) if idx.isdigit() else -1
+        return (-tier, -price, -number)
+
+    return sorted(indexes, key=key)

@@ -1,0 +1,218 @@
+"""A group's members: rows of the stack's own resources table, driven by their group.
+
+A member is a `stack_resources` row named `<group>.<index>` whose `group_id` is the group's
+row id. The graph walk never sees members (the engine reads only rows without a group):
+the group's own steps converge them on what it wants, all at once (members do not depend
+on each other), with the same actions, statuses and events as any resource. So a member
+server waking the engine (the controller's "a server has answered" query) works as for a
+resource of the template, and a group inside a group nests the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.events import resource_event
+from canopy.orchestration.resources import registry
+from canopy.orchestration.resources.base import Progress, ResourceType, Step
+from canopy.orchestration.resources.properties import typed
+from canopy.orchestration.states import Action, Desired, Status
+from canopy.orchestration.template import TemplateError
+from canopy.store.models import StackResource
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One member the group wants: its index name ("0", "1", ...), type and properties."""
+
+    index: str
+    type: str
+    properties: Any
+
+
+def member_name(group: str, index: str) -> str:
+    return f"{group}.{index}"
+
+
+def index_of(group: StackResource, member: StackResource) -> str:
+    return member.name[len(group.name) + 1 :]
+
+
+async def members_of(step: Step, group: StackResource) -> list[StackResource]:
+    """Every member row of `group` (present and on their way out), oldest first."""
+    q = select(StackResource).where(
+        StackResource.stack_id == group.stack_id, StackResource.group_id == group.id
+    )
+    rows = list((await step.session.execute(q)).scalars())
+    return sorted(rows, key=lambda r: (r.created_at, _numeric(index_of(group, r))))
+
+
+def _numeric(index: str) -> tuple[int, str]:
+    return (int(index), "") if index.isdigit() else (1 << 62, index)
+
+
+@dataclass
+class _Tally:
+    failure: str | None = None
+    pending: bool = False
+    until: datetime | None = None
+
+    def add(self, name: str, p: Progress) -> None:
+        if p.failed is not None:
+            if self.failure is None:
+                self.failure = f"resources.{name}: {p.failed}"
+        elif not p.done:
+            self.pending = True
+            if p.until is not None and (self.until is None or p.until < self.until):
+                self.until = p.until
+
+    def progress(self) -> Progress:
+        if self.failure is not None:
+            return Progress.failure(self.failure)
+        if self.pending:
+            return Progress(until=self.until)
+        return Progress.complete()
+
+
+async def converge(
+    step: Step, group: StackResource, wanted: Sequence[Wanted], *, fresh: bool
+) -> Progress:
+    """Take one step towards exactly `wanted`: create what is missing, update or replace
+    what changed, delete the rest. `fresh` (a new create or update of the group) retries
+    members that failed before; a later step reports their failure."""
+    now = step.clock.now()
+    rows = await members_of(step, group)
+    present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
+    doomed = [r for r in rows if r.desired == Desired.ABSENT]
+    tally = _Tally()
+    keep: set[str] = set()
+    for w in wanted:
+        name = member_name(group.name, w.index)
+        keep.add(name)
+        try:
+            kind = registry.resource_type(w.type, f"resources.{name}")
+            props = (
+                dict(w.properties or {})
+                if kind.open_properties
+                else typed(name, kind.properties, w.properties)
+            )
+        except (InvalidRequest, TemplateError) as e:
+            tally.add(name, Progress.failure(str(e)))
+            continue
+        row = present.get(name)
+        if row is not None and _replace(row, kind, props, fresh):
+            row.desired = Desired.ABSENT
+            doomed.append(row)
+            row = None
+        if row is None:
+            row = _new(step, group, name, kind, props, now)
+            begin(step, row, Action.CREATE, now)
+            tally.add(name, record(step, row, await kind.create(step, row), now))
+        elif row.status == Status.COMPLETE and row.properties != props:
+            begin(step, row, Action.UPDATE, now)
+            tally.add(name, record(step, row, await kind.update(step, row, props), now))
+        elif row.status == Status.IN_PROGRESS:
+            tally.add(name, record(step, row, await kind.check(step, row), now))
+        elif row.status == Status.FAILED:
+            tally.add(name, Progress.failure(row.status_reason))
+    for name, row in present.items():
+        if name not in keep:
+            row.desired = Desired.ABSENT
+            doomed.append(row)
+    for row in doomed:
+        kind = registry.resource_type(row.type)
+        if row.action != Action.DELETE or (fresh and row.status == Status.FAILED):
+            begin(step, row, Action.DELETE, now)
+            p = record(step, row, await kind.delete(step, row), now)
+        elif row.status == Status.FAILED:
+            p = Progress.failure(row.status_reason)
+        else:
+            p = record(step, row, await kind.check(step, row), now)
+        if p.done:
+            await step.session.delete(row)
+        tally.add(row.name, p)
+    return tally.progress()
+
+
+def _replace(row: StackResource, kind: ResourceType, props: dict[str, Any], fresh: bool) -> bool:
+    if row.type != kind.name:
+        return True
+    if row.status == Status.FAILED:
+        return fresh
+    if row.status == Status.IN_PROGRESS or row.properties == props:
+        return False
+    return not kind.in_place(row.properties, props)
+
+
+def _new(
+    step: Step,
+    group: StackResource,
+    name: str,
+    kind: ResourceType,
+    props: dict[str, Any],
+    now: datetime,
+) -> StackResource:
+    row = StackResource(
+        id=str(uuid.uuid4()),
+        stack_id=group.stack_id,
+        name=name,
+        type=kind.name,
+        desired=Desired.PRESENT,
+        generation=group.generation,
+        physical_resource_id="",
+        action=Action.INIT,
+        status=Status.COMPLETE,
+        status_reason="",
+        properties=props,
+        attributes={},
+        requires=[],
+        data={},
+        server_id=None,
+        group_id=group.id,
+        wait_until=None,
+        created_at=now,
+        updated_at=now,
+    )
+    step.session.add(row)
+    return row
+
+
+def begin(step: Step, row: StackResource, action: Action, now: datetime) -> None:
+    row.action = action
+    row.status = Status.IN_PROGRESS
+    row.status_reason = "state changed"
+    row.wait_until = None
+    row.updated_at = now
+    resource_event(step.session, row, "state changed", now)
+
+
+def record(step: Step, row: StackResource, p: Progress, now: datetime) -> Progress:
+    if p.done or p.failed is not None:
+        row.status = Status.COMPLETE if p.done else Status.FAILED
+        row.status_reason = "state changed" if p.done else (p.failed or "")
+        row.wait_until = None
+        row.updated_at = now
+        resource_event(step.session, row, row.status_reason, now)
+    else:
+        row.wait_until = p.until
+    return p
+
+
+def substitute(value: Any, var: str, index: str) -> Any:
+    """`value` with every `var` in its strings (keys too) replaced by `index`."""
+    if not var:
+        return value
+    if isinstance(value, str):
+        return value.replace(var, index)
+    if isinstance(value, list):
+        return [substitute(v, var, index) for v in value]
+    if isinstance(value, dict):
+        return {substitute(k, var, index): substitute(v, var, index) for k, v in value.items()}
+    return value

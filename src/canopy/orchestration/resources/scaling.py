@@ -1,0 +1,179 @@
+"""OS::Heat::ScalingPolicy: a signal that changes an AutoScalingGroup's capacity.
+
+`alarm_url` is a pre-signed URL (a plain `curl -X POST` works), `signal_url` the same route
+for a caller with a Keystone token. A signal, acted on by the engine:
+
+- is ignored (and recorded as such) while the stack is IN_PROGRESS (a scaling or any other
+  action underway, as Heat's "scaling in progress"), or inside the cooldown of the policy or
+  of the group;
+- otherwise computes the new capacity as Heat does (change_in_capacity, exact_capacity,
+  percent_change_in_capacity with min_adjustment_step; clamped to min_size..max_size), and
+  when it differs, starts the group's UPDATE: the stack shows UPDATE_IN_PROGRESS until the
+  members are there (or gone), then UPDATE_COMPLETE. The cooldowns run from the signal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources.autoscaling import AutoScalingGroup, capacity, clamp, resize
+from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
+from canopy.orchestration.resources.members import begin
+from canopy.orchestration.resources.signalling import Handled
+from canopy.orchestration.signal_tokens import arm, endpoint, presigned
+from canopy.orchestration.states import Action, Desired, Status
+from canopy.store.models import StackResource
+
+ADJUSTMENTS = ("change_in_capacity", "exact_capacity", "percent_change_in_capacity")
+
+
+class ScalingPolicy:
+    name = "OS::Heat::ScalingPolicy"
+    description = "Changes an AutoScalingGroup's size when signalled (alarm_url)."
+    open_properties = False
+    properties: Mapping[str, Prop] = {
+        "auto_scaling_group_id": Prop(
+            "string", "The group (get_resource) in this stack.", required=True
+        ),
+        "adjustment_type": Prop(
+            "string",
+            "How scaling_adjustment is read.",
+            required=True,
+            update_allowed=True,
+            allowed=ADJUSTMENTS,
+        ),
+        "scaling_adjustment": Prop(
+            "number", "The size of the adjustment.", required=True, update_allowed=True
+        ),
+        "cooldown": Prop(
+            "integer",
+            "Seconds after a scaling before this policy acts again.",
+            update_allowed=True,
+        ),
+        "min_adjustment_step": Prop(
+            "integer", "For percent_change_in_capacity: the least change.", update_allowed=True
+        ),
+    }
+    attributes: Mapping[str, str] = {
+        "alarm_url": "A pre-signed URL: POST to it (no token needed) to scale.",
+        "signal_url": "The signal route of this policy (needs a Keystone token).",
+    }
+
+    def reference(self, res: StackResource) -> Any:
+        return res.physical_resource_id or None
+
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        for key in ("cooldown", "min_adjustment_step"):
+            value = props.get(key)
+            if value is not None and value < 0:
+                raise InvalidRequest(f"{key} must not be negative.")
+
+    def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        return updatable(self.properties, old, new)
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        token = arm(res)
+        base = step.servers.settings.public_url
+        res.physical_resource_id = res.id
+        res.attributes = {
+            "alarm_url": presigned(base, step.stack, res.name, token),
+            "signal_url": endpoint(base, step.stack, res.name),
+        }
+        return Progress.complete()
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        res.properties = new
+        return Progress.complete()
+
+    async def delete(self, step: Step, res: StackResource) -> Progress:
+        return Progress.complete()
+
+    async def check(self, step: Step, res: StackResource) -> Progress:
+        return Progress.complete()
+
+    def check_signal(self, data: Any) -> dict[str, Any]:
+        return dict(data) if isinstance(data, Mapping) else {"body": data}
+
+    async def signal(self, step: Step, res: StackResource, data: dict[str, Any]) -> Handled:
+        now = step.clock.now()
+        stack = step.stack
+        if stack.status == Status.IN_PROGRESS:
+            return Handled(
+                f"ignored: the stack is {stack.action}_IN_PROGRESS (scaling in progress)"
+            )
+        p = res.properties
+        group = await _group(step, p.get("auto_scaling_group_id"))
+        if group is None:
+            return Handled("ignored: the group was not found in this stack")
+        for who, row in (("policy", res), ("group", group)):
+            until = _cooldown_end(row)
+            if until is not None and now < until:
+                return Handled(f"ignored: the {who} is in cooldown until {until.isoformat()}")
+        current = capacity(group)
+        size = new_capacity(
+            current,
+            float(p["scaling_adjustment"]),
+            str(p["adjustment_type"]),
+            int(p.get("min_adjustment_step") or 0),
+        )
+        size = clamp(group.properties, size)
+        if size == current:
+            return Handled(f"no change: {group.name} stays at {current}")
+        await resize(step, group, size)
+        group_cooldown = int(group.properties.get("cooldown") or 0)
+        own = p.get("cooldown")
+        _set_cooldown(group, now + timedelta(seconds=group_cooldown))
+        _set_cooldown(res, now + timedelta(seconds=int(group_cooldown if own is None else own)))
+        group.data = {**group.data, "retry_failed": True}  # as a stack update would
+        begin(step, group, Action.UPDATE, now)
+        group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
+        return Handled(f"scaling {group.name} from {current} to {size}", started=True)
+
+
+def new_capacity(current: int, adjustment: float, kind: str, min_step: int) -> int:
+    """Heat's arithmetic (before the clamp to min_size..max_size)."""
+    if kind == "change_in_capacity":
+        return current + int(adjustment)
+    if kind == "exact_capacity":
+        return int(adjustment)
+    delta = current * adjustment / 100.0
+    if math.fabs(delta) < 1.0:
+        change = int(math.ceil(delta) if delta > 0.0 else math.floor(delta))
+    else:
+        change = int(math.floor(delta) if delta > 0.0 else math.ceil(delta))
+    if min_step and min_step > abs(change):
+        # The sign of the asked-for change (Heat takes the rounded one's, so +5% of an
+        # empty group would shrink it).
+        change = min_step if adjustment > 0 else -min_step
+    return current + change
+
+
+def _cooldown_end(row: StackResource) -> datetime | None:
+    raw = (row.data or {}).get("cooldown_end")
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+def _set_cooldown(row: StackResource, until: datetime) -> None:
+    row.data = {**(row.data or {}), "cooldown_end": until.isoformat()}
+
+
+async def _group(step: Step, ref: Any) -> StackResource | None:
+    if not isinstance(ref, str) or not ref:
+        return None
+    return (
+        await step.session.execute(
+            select(StackResource).where(
+                StackResource.stack_id == step.stack.id,
+                StackResource.physical_resource_id == ref,
+                StackResource.type == AutoScalingGroup.name,
+                StackResource.desired == Desired.PRESENT,
+                StackResource.group_id.is_(None),
+            )
+        )
+    ).scalar_one_or_none()

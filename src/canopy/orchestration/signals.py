@@ -1,0 +1,141 @@
+"""Signals: written by the API as rows, acted on by the engine in the stack's step.
+
+The controller finds a stack due when it has a signal not yet handled, whatever the stack's
+status. Each is handed, oldest first, to its resource's type (registry.SIGNALLED), which
+records what it did; a SIGNAL_COMPLETE event says so. A signal that starts an action (a
+scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk carries it from there.
+A signal to a resource that is gone, or to a stack being deleted, is recorded as ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.domain.context import RequestContext
+from canopy.orchestration.events import stack_event
+from canopy.orchestration.resources.base import Step
+from canopy.orchestration.resources.registry import SIGNALLED
+from canopy.orchestration.states import Action, Desired, Status
+from canopy.services.servers import ServerService
+from canopy.store.models import Stack, StackEvent, StackResource, StackSignal
+
+PER_STEP = 200  # signals handled per step of a stack (the rest in the next)
+MAX_PENDING = 100  # unhandled signals kept per resource; the API refuses more (429)
+KEEP_HANDLED = 200  # handled signals kept per stack (their events stay)
+
+
+def has_pending() -> ColumnElement[bool]:
+    """A stack has a signal the engine has not handled yet."""
+    return exists(
+        select(StackSignal.seq).where(
+            StackSignal.stack_id == Stack.id, StackSignal.handled_at.is_(None)
+        )
+    )
+
+
+async def handle_signals(
+    s: AsyncSession, stack: Stack, now: datetime, servers: ServerService
+) -> int:
+    """Act on the stack's pending signals; returns how many were handled."""
+    pending = list(
+        (
+            await s.execute(
+                select(StackSignal)
+                .where(StackSignal.stack_id == stack.id, StackSignal.handled_at.is_(None))
+                .order_by(StackSignal.seq)
+                .limit(PER_STEP)
+            )
+        ).scalars()
+    )
+    if not pending:
+        return 0
+    ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
+    step = Step(s, stack, servers.clock, servers, ctx)
+    rows = {
+        r.name: r
+        for r in (
+            await s.execute(
+                select(StackResource).where(
+                    StackResource.stack_id == stack.id,
+                    StackResource.group_id.is_(None),
+                    StackResource.desired == Desired.PRESENT,
+                )
+            )
+        ).scalars()
+    }
+    started: list[str] = []
+    for sig in pending:
+        row = rows.get(sig.resource_name)
+        taker = SIGNALLED.get(row.type) if row is not None else None
+        if stack.deleted or (stack.action == Action.DELETE):
+            outcome = "ignored: the stack is being deleted"
+        elif row is None or taker is None:
+            outcome = "ignored: the resource is gone"
+        else:
+            handled = await taker.signal(step, row, dict(sig.data or {}))
+            outcome = handled.outcome
+            if handled.started:
+                started.append(row.name)
+        sig.handled_at = now
+        sig.outcome = outcome
+        _signal_event(s, stack, sig, row, outcome, now)
+    if started and stack.status != Status.IN_PROGRESS:
+        reason = f"Stack UPDATE started (signal to {', '.join(started)})"
+        stack.action = Action.UPDATE
+        stack.status = Status.IN_PROGRESS
+        stack.status_reason = reason
+        stack.action_started_at = now
+        stack.updated_at = now
+        stack.next_attempt_at = now
+        stack.retries = 0
+        stack_event(s, stack, Action.UPDATE, Status.IN_PROGRESS, reason, now)
+    await _prune(s, stack)
+    return len(pending)
+
+
+async def _prune(s: AsyncSession, stack: Stack) -> None:
+    """Keep the newest KEEP_HANDLED handled signals of the stack: a URL signalled in a
+    loop must not grow the table without end."""
+    cutoff = await s.scalar(
+        select(StackSignal.seq)
+        .where(StackSignal.stack_id == stack.id, StackSignal.handled_at.is_not(None))
+        .order_by(StackSignal.seq.desc())
+        .offset(KEEP_HANDLED)
+        .limit(1)
+    )
+    if cutoff is not None:
+        await s.execute(
+            delete(StackSignal).where(
+                StackSignal.stack_id == stack.id,
+                StackSignal.handled_at.is_not(None),
+                StackSignal.seq <= cutoff,
+            )
+        )
+
+
+def _signal_event(
+    s: AsyncSession,
+    stack: Stack,
+    sig: StackSignal,
+    row: StackResource | None,
+    outcome: str,
+    now: datetime,
+) -> None:
+    s.add(
+        StackEvent(
+            id=str(uuid.uuid4()),
+            stack_id=stack.id,
+            resource_name=sig.resource_name,
+            logical_resource_id=sig.resource_name,
+            physical_resource_id=row.physical_resource_id if row is not None else "",
+            resource_type=row.type if row is not None else "",
+            action="SIGNAL",
+            status="COMPLETE",
+            status_reason=f"Signal: {outcome}"[:2000],
+            time=now,
+        )
+    )

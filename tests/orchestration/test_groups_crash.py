@@ -1,0 +1,96 @@
+"""Groups and signals survive a worker dying mid-step: the step's members, servers and the
+signal's effect are rolled back together, and the next worker does them once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canopy.orchestration.resources.server import NovaServer
+from tests.controllers.harness import make_plane
+
+from .helpers import (
+    CLOUDS,
+    create,
+    hot,
+    live_servers,
+    resources,
+    send_signal,
+    server,
+    settle,
+    signals,
+)
+from .test_crash import _successor
+
+GROUP = hot(
+    {
+        "grp": {
+            "type": "OS::Heat::AutoScalingGroup",
+            "properties": {
+                "min_size": 1,
+                "max_size": 10,
+                "desired_capacity": 3,
+                "resource": server(),
+            },
+        },
+        "up": {
+            "type": "OS::Heat::ScalingPolicy",
+            "properties": {
+                "auto_scaling_group_id": {"get_resource": "grp"},
+                "adjustment_type": "change_in_capacity",
+                "scaling_adjustment": 3,
+            },
+        },
+    }
+)
+
+
+async def test_a_member_step_and_a_scaling_cut_in_half_are_redone_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "crashy", GROUP)
+        real = NovaServer.create
+        made = 0
+
+        async def dies_on_the_second(self: NovaServer, step: object, res: object) -> object:
+            nonlocal made
+            made += 1
+            if made == 2:
+                raise RuntimeError("kill -9")
+            return await real(self, step, res)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(NovaServer, "create", dies_on_the_second)
+        assert await p.worker.orchestration.run_once() == 1
+        assert await live_servers(p) == []  # the first member's server went with the step
+        assert await resources(p, sid) == {}
+
+        nxt = _successor(p)
+        p.clock.advance(p.settings.controllers.lease_seconds + 1)
+        made = 10  # no more deaths
+        done = await settle(nxt, sid)
+        assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
+        assert len(await live_servers(p)) == 3
+
+        # A scaling whose step dies: the signal stays pending and is acted on once.
+        await send_signal(p, sid, "up")
+        made = 0
+        assert await nxt.worker.orchestration.run_once() == 1
+        assert (await signals(p, sid))[-1].handled_at is None
+        assert len(await live_servers(p)) == 3
+        third = _successor(nxt)
+        p.clock.advance(p.settings.controllers.lease_seconds + 1)
+        made = 10
+        await third.worker.orchestration.run_once()
+        done = await settle(third, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        assert len(await live_servers(p)) == 6
+        assert [s.outcome for s in await signals(p, sid)] == ["scaling grp from 3 to 6"]
+        rows = await resources(p, sid)
+        assert {r.server_id for r in rows.values() if r.group_id} == {
+            s.id for s in await live_servers(p)
+        }
+    finally:
+        await p.close()
