@@ -15,6 +15,8 @@ Scenarios, each also runnable alone:
                   critical path measured in the same run (python -m bench.stacks)
 - lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
                   free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
+- real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
+                  against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
 `--smoke` runs every default scenario at tiny sizes, once, on SQLite (under a minute on a
 quiet machine): `make bench-smoke`, part of `make test`, so no scenario rots. Its figures
@@ -34,6 +36,7 @@ from bench import (
     api_writes,
     end_to_end,
     lease_lateness,
+    real_clouds,
     loop_stalls,
     scheduler,
     scheduler_pure,
@@ -58,6 +61,7 @@ SCENARIOS = (
     "api_writes",
     "lease_lateness",
     "stacks",
+    "real_clouds",
 )
 EXTRA = ("end_to_end_cpu",)
 
@@ -126,6 +130,8 @@ def one(name: str, smoke: bool) -> list[Result]:
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":
         return asyncio.run(stacks.smoke() if smoke else stacks.run())
+    if name == "real_clouds":
+        return real_clouds.smoke() if smoke else real_clouds.run()
     return asyncio.run(end_to_end.breakdown())
 
 
