@@ -229,3 +229,42 @@ async def test_a_pass_whose_job_lease_is_lost_stops_and_records_nothing(
     finally:
         release.set()
         await p.close()
+
+
+AT_REST = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+boot_seconds = 1
+api_latency_ms = 0
+"""
+
+
+async def test_a_boot_on_a_cloud_at_rest_is_seen_at_the_converging_interval(
+    db_url: str, tmp_path: Path
+) -> None:
+    # At rest the cloud is synced every 10 s; a create recorded there brings its next pass
+    # to the converging interval, so the finished boot shows ACTIVE within about 0.5 s.
+    p = await make_plane(
+        db_url,
+        tmp_path,
+        toml=AT_REST,
+        overrides={"controllers": {"sync_seconds": 10.0, "sync_converging_seconds": 0.5}},
+    )
+    try:
+        await p.worker.sync.run_once(force=True)  # nothing converging: next pass in 10 s
+        assert p.worker.sync.next_due_in(p.clock.now()) == 10.0
+        [sid] = await p.create(1)
+        t0 = p.clock.now()
+        for _ in range(100):
+            if (await p.service.get(p.ctx, sid)).status == "ACTIVE":
+                break
+            await p.step(0.1)
+        took = (p.clock.now() - t0).total_seconds()
+        assert (await p.service.get(p.ctx, sid)).status == "ACTIVE"
+        assert took <= 1.0 + 0.5 + 0.3, took  # the boot, one converging interval, steps
+    finally:
+        await p.close()

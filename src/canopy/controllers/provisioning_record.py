@@ -4,6 +4,7 @@ in one transaction (group commit), with Core statements on the columns involved.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -105,6 +106,7 @@ class CreateRecording:
             events: list[dict[str, Any]] = []
             changes: list[dict[str, Any]] = []
             observed: dict[str, str | None] = {}
+            booting: set[str] = set()
             for sid, cloud, remote, _ in batch:
                 row = rows.get(sid)
                 if row is None:
@@ -115,6 +117,7 @@ class CreateRecording:
                     new.remote_recorded_at = now
                     new.zone = remote.zone or row.zone  # where the cloud put it
                 if row.phase == Phase.CREATE and row.cloud == cloud:
+                    booting.add(cloud)
                     new.phase = Phase.CONVERGE
                     new.retries = 0
                     new.updated_at = now
@@ -143,4 +146,11 @@ class CreateRecording:
             if events:
                 await s.execute(insert(InstanceActionEvent), events)
             await servers_observed(s, observed, now)
+        # Committed: sync is to see these boot at its converging interval, not at rest's.
+        c = rt.settings.controllers
+        soon = now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
+        for cloud in booting:
+            rt.sync_soon[cloud] = min(rt.sync_soon.get(cloud, soon), soon)
+        if booting:
+            rt.notify("sync")
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))

@@ -67,6 +67,9 @@ class Runtime:
     # Each cloud's settings, by name: the config's, then those of the clouds the worker's
     # fleet (controllers/fleet.py) builds from the clouds table (added at run time, draining).
     cloud_configs: dict[str, CloudSettings] = field(default_factory=dict)
+    # Clouds to sync soon, and from when: a create just recorded there waits for sync to see
+    # it boot, so that cloud's next pass comes at the converging interval, not at rest's.
+    sync_soon: dict[str, datetime] = field(default_factory=dict)
     _installation: str | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)

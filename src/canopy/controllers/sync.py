@@ -63,7 +63,13 @@ class SyncController:
     def next_due_in(self, now: datetime) -> float | None:
         """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
         waits = [(self._not_before.get(c, now) - now).total_seconds() for c in self.rt.drivers]
+        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.values()]
         return max(0.0, min(waits)) if waits else None
+
+    def _hurried(self, cloud: str, now: datetime) -> bool:
+        """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`)."""
+        at = self.rt.sync_soon.get(cloud)
+        return at is not None and at <= now
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -77,7 +83,8 @@ class SyncController:
         rt = self.rt
         now = rt.clock.now()
         name = f"sync:{cloud}"
-        if not force and not await self._due(cloud, name, now):
+        hurried = self._hurried(cloud, now)
+        if not force and not hurried and not await self._due(cloud, name, now):
             return False
         keeper = rt.leases(Job)
         if name in keeper:
@@ -92,10 +99,12 @@ class SyncController:
                 now=now,
                 lease_seconds=rt.lease_seconds,
                 lease_now=lease_now,
-                force=force,
+                force=force or hurried,
             )
             if job is None:
                 return False
+            if hurried:
+                self.rt.sync_soon.pop(cloud, None)  # a hint set during this pass stays
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
