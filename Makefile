@@ -27,8 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/canopy
 
+# Two processes, each taking whole test files (module fixtures such as a running
+# `canopy up` stay with their tests); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The database tests run on SQLite and on the local PostgreSQL. Start it if it is installed
 # but stopped; if there is none, those tests skip with one line saying so (never under CI).

@@ -20,6 +20,12 @@ from canopy.store.db import Database
 from canopy.store.migrate import upgrade
 from canopy.store.models import Base
 
+# The CLI's Rich consoles fix their width from COLUMNS when they are made (at import). A
+# pytest-xdist worker inherits COLUMNS=80 from its launcher, a plain run has none: drop it
+# here, before any test imports the CLI, so CLI output wraps the same either way (the CLI
+# tests set the width they want).
+os.environ.pop("COLUMNS", None)
+
 PG_ADMIN_URL = os.environ.get(
     "CANOPY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from sqlalchemy import update
+
+from canopy.store.models import Server
+
 from .harness import Plane, make_plane
 
 CLOUDS = """
@@ -141,8 +145,15 @@ async def test_server_created_but_never_recorded_is_adopted_not_duplicated(
     try:
         [sid] = await p.create(1)
         await p.worker.placement.run_once()
-        # The cloud created it, but the worker died before recording the answer.
-        created = await p.sim("private").create_out_of_band(sid, "vm")
+        # The worker committed that a create was asked for (as it does before every create
+        # call), the cloud created it, and the worker died before recording the answer.
+        async with p.db.session() as s:
+            await s.execute(
+                update(Server).where(Server.id == sid).values(create_requested_at=p.clock.now())
+            )
+        created = await p.sim("private").create_out_of_band(
+            sid, "vm", installation=await p.rt.installation_id()
+        )
         for _ in range(6):
             await p.step(advance=5.0)
         server = await p.service.get(p.ctx, sid)

@@ -91,11 +91,13 @@ def test_a_server_booted_through_the_parent_lives_in_the_child(
     )
     assert made["status"] == "ACTIVE", made
     parent_id = made["id"]
-    # The child has it under its own id, named for the parent's, with the parent's id.
+    # The child has it under its own id, named for the parent's, with the parent's id and
+    # the parent installation's tag (another canopy on the same child leaves it alone).
     in_child = child.sdk().compute
     [listed] = list(in_child.servers(name=parent_id))
     assert listed.id != parent_id
-    assert listed.metadata == {"canopy_id": parent_id} and listed.status == "ACTIVE"
+    assert set(listed.metadata) == {"canopy_id", "canopy_installation"}
+    assert listed.metadata["canopy_id"] == parent_id and listed.status == "ACTIVE"
 
     parent.openstack("server", "stop", parent_id, json_output=False)
     until_status(parent, parent_id, "SHUTOFF")

@@ -67,7 +67,13 @@ def test_the_clouds_yaml_written_by_canopy_up_works(canopy_server: CanopyServer)
     token = canopy_server.openstack("token", "issue", env=env)
     assert token["project_id"]
     catalog = canopy_server.openstack("catalog", "list", env=env)
-    assert {c["Type"] for c in catalog} == {"identity", "compute", "image", "reservation"}
+    assert {c["Type"] for c in catalog} == {
+        "identity",
+        "compute",
+        "image",
+        "reservation",
+        "orchestration",
+    }
 
 
 def test_a_wrong_password_fails_with_a_clear_401(canopy_server: CanopyServer) -> None:

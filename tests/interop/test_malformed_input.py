@@ -86,10 +86,14 @@ def write_ops(canopy_server: CanopyServer) -> list[tuple[str, str]]:
 
 
 def _is_fault(body: Any) -> bool:
-    """An OpenStack fault body: {"<name>": {"code", "message"}}, Keystone's {"error": ...}
-    or Blazar's {"error": <code>, "error_message": "..."}."""
+    """An OpenStack fault body: {"<name>": {"code", "message"}}, Keystone's {"error": ...},
+    Blazar's {"error": <code>, "error_message": "..."} or Heat's {"code", "title",
+    "explanation", "error": {"message", "type", "traceback"}}."""
     if isinstance(body, dict) and set(body) == {"error", "error_message"}:
         return isinstance(body["error"], int) and isinstance(body["error_message"], str)
+    if isinstance(body, dict) and set(body) == {"code", "title", "explanation", "error"}:
+        inner = body["error"]
+        return isinstance(body["code"], int) and isinstance(inner, dict) and "message" in inner
     if not isinstance(body, dict) or len(body) != 1:
         return False
     (inner,) = body.values()
