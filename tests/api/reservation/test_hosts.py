@@ -154,3 +154,16 @@ async def test_a_cloud_without_the_hosts_ability_is_400_naming_it(api: Api) -> N
     r = await api.client.get("/canopy/v1/clouds/public")
     assert r.json()["abilities"]["hosts"] == {"available": False, "reason": why}
     assert await _count(api) == 0
+
+
+async def test_a_host_reservation_hint_is_refused_not_ignored(api: Api) -> None:
+    body = {
+        "server": {"name": "vm", "imageRef": "cirros", "flavorRef": "1", "networks": "none"},
+        "os:scheduler_hints": {"reservation": "6f1c6c58-0000-4000-8000-000000000000"},
+    }
+    r = await api.client.post(
+        "/compute/v2.1/servers", json=body, headers={"OpenStack-API-Version": "compute 2.79"}
+    )
+    assert r.status_code == 400, r.text
+    assert "host reservations (physical:host) are not supported yet" in r.text
+    assert await api.plane.servers() == []
