@@ -68,6 +68,7 @@ SERVER_BODY = {"server": {"name": "vm", "imageRef": "cirros", "flavorRef": "1", 
 
 LEASE = {"lease_id": "lease"}
 FRESH_LEASE = {"lease_id": "fresh_lease"}
+HOST = {"host_id": "unknown_host"}
 LEASE_BODY = {
     "name": "lease-{uid}",
     "start_date": "2030-02-01 00:00",
@@ -261,6 +262,15 @@ TABLE: dict[str, Rule] = {
         WRITERS, FRESH_LEASE, {"name": "renamed-{uid}"}, foreign=404
     ),
     "DELETE /reservation/v1/leases/{lease_id}": Rule(WRITERS, FRESH_LEASE, foreign=404),
+    # Blazar's os-hosts: a cloud admin's alone.
+    "GET /reservation/v1/os-hosts": Rule(CLOUD),
+    "POST /reservation/v1/os-hosts": Rule(CLOUD, body={"name": "nowhere:h1"}),
+    "GET /reservation/v1/os-hosts/allocations": Rule(CLOUD),
+    "GET /reservation/v1/os-hosts/properties": Rule(CLOUD),
+    "GET /reservation/v1/os-hosts/{host_id}": Rule(CLOUD, HOST),
+    "PUT /reservation/v1/os-hosts/{host_id}": Rule(CLOUD, HOST, {"values": {"gpu": "1"}}),
+    "DELETE /reservation/v1/os-hosts/{host_id}": Rule(CLOUD, HOST),
+    "GET /reservation/v1/os-hosts/{host_id}/allocation": Rule(CLOUD, HOST),
     # Heat: the path names the project; another project's path is 403 (a cloud admin may
     # use any). Its readers look, its members change stacks.
     f"GET {HEAT}/stacks": Rule(READERS, PROJECT, foreign=403),

@@ -139,7 +139,13 @@ async def test_zones_capacity_blocks_and_abilities_are_shown(api: Api) -> None:
     assert private["zones"] is None  # no worker has asked the cloud yet
     assert private["capacity_blocks"] == []
     assert all(a == {"available": True, "reason": None} for a in private["abilities"].values())
-    assert set(private["abilities"]) == {"stop_start", "reboot", "keypairs", "changes_since"}
+    assert set(private["abilities"]) == {
+        "stop_start",
+        "reboot",
+        "keypairs",
+        "changes_since",
+        "hosts",
+    }
 
     sim = api.plane.sim("private")
     sim.settings.zones = ["a", "b"]

@@ -106,3 +106,30 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
         time.sleep(0.5)
     else:
         raise AssertionError(f"servers of the deleted lease still listed: {names}")
+
+
+def test_host_create_list_show_delete(canopy_server: CanopyServer) -> None:
+    """`openstack reservation host ...` as the admin: register a host the sim cloud reported
+    (with an extra capability), list, show it by name, refuse an unknown cloud, delete."""
+    osc = canopy_server.openstack
+    deadline = time.monotonic() + 30
+    while True:  # the worker's first inventory records the clouds' hosts
+        done = canopy_server.run_openstack(
+            "reservation", "host", "create", "--extra", "gpu=True", "private:h2", "-f", "json"
+        )
+        if done.returncode == 0 or "has not reported its hosts yet" not in done.stderr:
+            break
+        assert time.monotonic() < deadline, done.stderr
+        time.sleep(0.5)
+    assert done.returncode == 0, f"{done.stderr}\n{canopy_server.log()[-3000:]}"
+    host = json.loads(done.stdout[done.stdout.index("{") :])
+    assert host["hypervisor_hostname"] == "private:h2" and host["gpu"] == "True"
+    assert host["vcpus"] == 8 and host["id"].isdigit()
+    listed = osc("reservation", "host", "list")
+    assert [(h["id"], h["hypervisor_hostname"]) for h in listed] == [(host["id"], "private:h2")]
+    shown = osc("reservation", "host", "show", "private:h2")  # by name: list, then filter
+    assert shown["id"] == host["id"] and shown["gpu"] == "True"
+    rc, err = canopy_server.openstack_fail("reservation", "host", "create", "nowhere:h1")
+    assert rc == 1 and "there is no cloud 'nowhere'" in err
+    osc("reservation", "host", "delete", host["id"], json_output=False)
+    assert osc("reservation", "host", "list") == []

@@ -193,6 +193,18 @@ _own(
     statuses=(403, 409),  # a reader; name taken, no room over the new window, lease ended
 )
 _own("DELETE /reservation/v1/leases/{lease_id}", statuses=(403,))
+# os-hosts: a cloud admin only (403); a host registered twice or not reported yet (409).
+_own(
+    "GET /reservation/v1/os-hosts",
+    "GET /reservation/v1/os-hosts/allocations",
+    "GET /reservation/v1/os-hosts/properties",
+    "GET /reservation/v1/os-hosts/{host_id}",
+    "GET /reservation/v1/os-hosts/{host_id}/allocation",
+    "PUT /reservation/v1/os-hosts/{host_id}",
+    "DELETE /reservation/v1/os-hosts/{host_id}",
+    statuses=(403,),
+)
+_own("POST /reservation/v1/os-hosts", statuses=(403, 409))
 
 # Heat: every route names a project in its path; another project than the token's is 403.
 _HEAT = "/orchestration/v1/{project_id}"

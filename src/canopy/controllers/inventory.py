@@ -11,7 +11,9 @@ transaction:
   disk too when the offering has any, since a block-storage root is sized at boot); a
   driver that takes any size (`SizedByRequest`) runs every flavor under its own name at
   its own price. A flavor nothing fits loses its mapping: placement says it is not offered;
-- whether the cloud boots canopy image ids without a mapping (`boots_any_image`).
+- whether the cloud boots canopy image ids without a mapping (`boots_any_image`);
+- the physical hosts of a cloud with the `hosts` ability (`clouds.hosts`, what Blazar's
+  os-hosts registers; null for a cloud without it) and what the driver cannot do.
 
 A worker runs every cloud's inventory once before its other loops start, so the mappings
 are there before the first placement; then again every `inventory_seconds`.
@@ -22,17 +24,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
 
 from canopy.controllers.fencing import Hold, LeaseLost
+from canopy.controllers.health import ability_map
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
 from canopy.domain.money import to_micros
 from canopy.domain.specs import Capacity, Offering
-from canopy.providers.base import SizedByRequest, boots_any_image
+from canopy.domain.states import Ability
+from canopy.providers.base import HostInfo, HostLister, SizedByRequest, boots_any_image
 from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 
@@ -147,10 +151,25 @@ class InventoryController:
                 if sized is not None
                 else await rt.call(cloud, "offerings", driver.offerings, hold=hold)
             )
+            hosts: list[HostInfo] | None = None
+            if isinstance(driver, HostLister) and driver.abilities.has(Ability.HOSTS):
+                hosts = await rt.call(cloud, "hosts", driver.hosts, hold=hold)
         except CloudError as e:
             await self._failed(cloud, name, e)
             return
         await self._record(cloud, name, capacity, offerings, sized, boots_any_image(driver))
+        await self._record_hosts(cloud, hosts, ability_map(driver))
+
+    async def _record_hosts(
+        self, cloud: str, hosts: list[HostInfo] | None, lacking: dict[str, str]
+    ) -> None:
+        """The cloud's hosts and missing abilities on its row, if they changed."""
+        listed = None if hosts is None else [asdict(h) for h in hosts]
+        async with self.rt.db.session() as s:
+            row = await s.get(Cloud, cloud, with_for_update=True)
+            if row is not None and (row.hosts != listed or (row.abilities or {}) != lacking):
+                row.hosts = listed
+                row.abilities = lacking
 
     async def _record(
         self,

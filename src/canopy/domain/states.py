@@ -66,6 +66,7 @@ class Ability(StrEnum):
     REBOOT = "reboot"
     KEYPAIRS = "keypairs"
     CHANGES_SINCE = "changes_since"
+    HOSTS = "hosts"  # lists its physical hosts (Blazar's os-hosts, host reservations)
 
 
 class Phase(StrEnum):

@@ -92,6 +92,27 @@ class Compute(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """One physical host of a cloud, as a driver with the `hosts` ability reports it."""
+
+    name: str
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    zone: str = ""
+
+
+@runtime_checkable
+class HostLister(Protocol):
+    """A cloud that shows its physical hosts (the sim does): what Blazar's os-hosts
+    registers and host reservations hold. A driver without it lacks `Ability.HOSTS`."""
+
+    async def hosts(self) -> list[HostInfo]:
+        """Every host, in a stable order."""
+        ...
+
+
 @runtime_checkable
 class SizedByRequest(Protocol):
     """A cloud without fixed instance types: it runs any flavor's size under the flavor's

@@ -30,6 +30,7 @@ _WHAT = {
     Ability.REBOOT: "reboot servers",
     Ability.KEYPAIRS: "import key pairs",
     Ability.CHANGES_SINCE: "list changes since a time",
+    Ability.HOSTS: "list its physical hosts",
 }
 
 

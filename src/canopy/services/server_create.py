@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
-from canopy.reservations.using import check_boot
+from canopy.reservations.using import check_boot, refuse_host_hint
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
@@ -209,6 +209,7 @@ def _validate_create(req: CreateServer) -> None:
     _validate_name(req.name)
     _validate_tags(req.tags)
     check_scheduler_hints(req.hints)
+    refuse_host_hint(req.hints)
     check_metadata_keys(req.metadata)
     if req.description is not None and len(req.description) > MAX_NAME:
         raise InvalidRequest(

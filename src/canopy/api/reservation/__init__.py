@@ -1,4 +1,4 @@
-"""Blazar v1 subset at /reservation/v1: version documents, plugins and leases.
+"""Blazar v1 subset at /reservation/v1: version documents, plugins, leases and os-hosts.
 
 The catalog's `reservation` endpoint is /reservation/v1 (no project in the path);
 python-blazarclient appends /leases to it. Errors use Blazar's body.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from canopy.api.errors import add_fault_format
-from canopy.api.reservation import leases, versions
+from canopy.api.reservation import hosts, leases, versions
 from canopy.api.reservation.faults import blazar_fault
 
 PREFIX = "/reservation"
@@ -24,6 +24,7 @@ def reservation_router() -> APIRouter:
     router = APIRouter(tags=["reservation"])
     router.include_router(versions.router, prefix=PREFIX)
     router.include_router(leases.router, prefix=f"{PREFIX}/v1")
+    router.include_router(hosts.router, prefix=f"{PREFIX}/v1")
     return router
 
 

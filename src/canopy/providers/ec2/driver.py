@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
-from canopy.domain.states import PowerAction, RemoteState
+from canopy.domain.states import Ability, PowerAction, RemoteState
 from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG, Abilities, remote_name
 from canopy.providers.ec2.options import STORED, Ec2Options
 from canopy.providers.ec2.prices import PriceTable, shipped
@@ -59,7 +59,9 @@ class Ec2Compute:
         # Stored credentials (options.credentials == "stored"), opened from the vault by
         # the worker; kept only in this object, never logged (repr shows none).
         self._keys = dict(credentials) if credentials else None
-        self.abilities = Abilities()
+        self.abilities = Abilities(
+            missing={Ability.HOSTS: "EC2 does not expose the physical hosts behind its instances"}
+        )
         self.prices = prices or shipped()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, concurrency), thread_name_prefix=f"ec2-{name}"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from canopy.domain.clock import Clock
 from canopy.domain.errors import CapacityError, CloudError, TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
-from canopy.domain.states import PowerAction, RemoteState
+from canopy.domain.states import Ability, PowerAction, RemoteState
 from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
 from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.client import NovaClient
@@ -70,7 +70,12 @@ class OpenStackCompute:
     ) -> None:
         self.name = name
         self.options = options
-        self.abilities = Abilities()
+        self.abilities = Abilities(
+            missing={
+                Ability.HOSTS: "a child OpenStack's hypervisors are its operator's to reserve "
+                "(register them in that cloud's own Blazar)"
+            }
+        )
         self._clock = clock
         self._client = client if client is not None else NovaClient(name, options, credentials)
         self._limit = asyncio.Semaphore(concurrency)

@@ -18,7 +18,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CloudAuthError, TransientError, Unsupported
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction
-from canopy.providers.base import Abilities, remote_name
+from canopy.providers.base import Abilities, HostInfo, remote_name
 from canopy.providers.sim import hosts
 from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
@@ -102,6 +102,14 @@ class SimCompute:
         """The zones of `settings.zones` (its hosts are dealt round them); none by default."""
         await self._api_call("zones")
         return list(self.settings.zones)
+
+    async def hosts(self) -> builtins.list[HostInfo]:
+        """Its hosts (the `hosts` ability: Blazar's os-hosts registers them); read from its
+        own state, with no API latency or injected fault (a declaration, like zones)."""
+        rows = await self._store.call(hosts.listing)
+        return [
+            HostInfo(name=h, vcpus=v, memory_mb=r, local_gb=d, zone=z) for h, v, r, d, z in rows
+        ]
 
     async def capacity(self) -> Capacity:
         """Room left across all hosts, narrowed by the account quotas when they are set."""

@@ -124,3 +124,11 @@ def charge(
         " WHERE id = ?",
         (vcpus * n, ram_mb * n, disk_gb * n, n, host),
     )
+
+
+def listing(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, str]]:
+    """Every host in order: (id, vcpus, ram_mb, disk_gb, zone)."""
+    rows = conn.execute(
+        "SELECT id, vcpus, ram_mb, disk_gb, zone FROM hosts ORDER BY position"
+    ).fetchall()
+    return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), str(r[4])) for r in rows]

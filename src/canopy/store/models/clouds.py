@@ -57,6 +57,9 @@ class Cloud(Base):
     zones: Mapped[list[Any] | None] = mapped_column(JSON)
     zones_updated_at: Mapped[datetime | None]
     abilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The physical hosts its driver reports (the `hosts` ability), written by the
+    # inventory: [{name, vcpus, memory_mb, local_gb, zone}]; null: none reported.
+    hosts: Mapped[list[Any] | None] = mapped_column(JSON)
     # Who owns the cloud: "config" (canopy.toml, edited in the file) or "api" (added at run
     # time); and a counter moved by every change that needs its driver rebuilt.
     source: Mapped[str] = mapped_column(String(16), default="config", server_default="config")

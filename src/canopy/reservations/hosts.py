@@ -1,0 +1,208 @@
+"""Hosts registered for reservation (Blazar's os-hosts), for a cloud administrator.
+
+A host is named `<cloud>:<host>` (or by the cloud's own host name when exactly one cloud
+has a host of that name) and must be one the cloud's driver reported (`clouds.hosts`,
+written by the inventory; the API never asks a cloud). A cloud whose driver lacks the
+`hosts` ability is refused with 400 and the driver's reason. Extra capabilities are
+string values under keys of the administrator's choosing, shown as extra keys of the
+host. No reservation holds a host yet (`physical:host` is not built), so allocations
+are empty and a delete is always allowed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.domain.clock import Clock
+from canopy.domain.errors import Conflict, InvalidRequest, NotFound
+from canopy.domain.states import Ability
+from canopy.store.models import Cloud, ReservableHost
+
+# The keys a host shows of its own: an extra capability may not take one.
+FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "hypervisor_hostname",
+        "vcpus",
+        "memory_mb",
+        "local_gb",
+        "cpu_info",
+        "hypervisor_type",
+        "hypervisor_version",
+        "service_name",
+        "trust_id",
+        "created_at",
+        "updated_at",
+        "reservable",
+        "status",
+        "cloud",
+        "availability_zone",
+        "values",
+    }
+)
+MAX_EXTRAS = 64
+MAX_KEY = 64
+MAX_VALUE = 255
+
+
+def _extras(body: dict[str, Any], *, deleting: bool) -> dict[str, str | None]:
+    """The extra capabilities in `body` (key -> value; None deletes, on update only)."""
+    out: dict[str, str | None] = {}
+    for key, value in body.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY:
+            raise InvalidRequest(f"extra capability names are 1 to {MAX_KEY} characters")
+        if key in FIELDS:
+            raise InvalidRequest(f"{key!r} is a field of the host, not an extra capability")
+        if value is None and deleting:
+            out[key] = None
+        elif isinstance(value, bool):
+            out[key] = str(value)
+        elif isinstance(value, (str, int, float)):
+            text = str(value)
+            if len(text) > MAX_VALUE:
+                raise InvalidRequest(f"extra capability {key!r}: at most {MAX_VALUE} characters")
+            out[key] = text
+        else:
+            raise InvalidRequest(f"extra capability {key!r} must be a string, number or boolean")
+    if len(out) > MAX_EXTRAS:
+        raise InvalidRequest(f"at most {MAX_EXTRAS} extra capabilities")
+    return out
+
+
+async def _clouds(s: AsyncSession) -> list[Cloud]:
+    return list(
+        (
+            await s.execute(select(Cloud).where(Cloud.removed_at.is_(None)).order_by(Cloud.name))
+        ).scalars()
+    )
+
+
+def _lacks_hosts(c: Cloud) -> str | None:
+    why = (c.abilities or {}).get(Ability.HOSTS.value)
+    return None if why is None else str(why)
+
+
+async def _resolve(s: AsyncSession, name: str) -> tuple[Cloud, dict[str, Any]]:
+    """The cloud and the reported host `name` names; 400 saying why when none does."""
+    clouds = await _clouds(s)
+    if ":" in name:
+        cloud_name, host = name.split(":", 1)
+        cloud = next((c for c in clouds if c.name == cloud_name), None)
+        if cloud is None:
+            raise InvalidRequest(f"Host {name!r}: there is no cloud {cloud_name!r}")
+        why = _lacks_hosts(cloud)
+        if why is not None:
+            raise InvalidRequest(
+                f"Host {name!r}: cloud {cloud.name!r} lacks the 'hosts' ability "
+                f"(its driver does not list physical hosts): {why}"
+            )
+        if cloud.hosts is None:
+            raise Conflict(
+                f"Host {name!r}: cloud {cloud.name!r} has not reported its hosts yet "
+                "(its inventory has not run); try again shortly"
+            )
+        found = next((h for h in cloud.hosts if h.get("name") == host), None)
+        if found is None:
+            known = ", ".join(str(h.get("name")) for h in cloud.hosts[:20]) or "none"
+            raise InvalidRequest(
+                f"Host {name!r}: cloud {cloud.name!r} has no host {host!r} (its hosts: {known})"
+            )
+        return cloud, found
+    matches = [(c, h) for c in clouds for h in (c.hosts or []) if h.get("name") == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        where = ", ".join(f"{c.name}:{name}" for c, _ in matches)
+        raise InvalidRequest(f"Host {name!r} is on more than one cloud: name one of {where}")
+    lacking = [c.name for c in clouds if _lacks_hosts(c) is not None]
+    hint = f" ({', '.join(lacking)} lack the 'hosts' ability)" if lacking else ""
+    raise InvalidRequest(
+        f"Host {name!r}: no cloud reports a host of that name{hint}; name it as <cloud>:<host>"
+    )
+
+
+class HostService:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def list(self, s: AsyncSession) -> list[ReservableHost]:
+        return list((await s.execute(select(ReservableHost).order_by(ReservableHost.id))).scalars())
+
+    async def get(self, s: AsyncSession, host_id: str, *, lock: bool = False) -> ReservableHost:
+        if not host_id.isdigit() or len(host_id) > 18:
+            raise NotFound(f"Host {host_id} not found.")
+        host = await s.get(ReservableHost, int(host_id), with_for_update=lock)
+        if host is None:
+            raise NotFound(f"Host {host_id} not found.")
+        return host
+
+    async def create(self, s: AsyncSession, body: dict[str, Any]) -> ReservableHost:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 320:
+            raise InvalidRequest("'name' is required: the host to register, <cloud>:<host>")
+        extras = _extras({k: v for k, v in body.items() if k != "name"}, deleting=False)
+        cloud, found = await _resolve(s, name.strip())
+        host_name = str(found["name"])
+        taken = (
+            await s.execute(
+                select(ReservableHost.id).where(
+                    ReservableHost.cloud == cloud.name, ReservableHost.host == host_name
+                )
+            )
+        ).scalar_one_or_none()
+        if taken is not None:
+            raise Conflict(f"Host {cloud.name}:{host_name} is already registered (id {taken})")
+        host = ReservableHost(
+            cloud=cloud.name,
+            host=host_name,
+            zone=str(found.get("zone") or ""),
+            hypervisor_type=cloud.driver,
+            vcpus=int(found["vcpus"]),
+            memory_mb=int(found["memory_mb"]),
+            local_gb=int(found["local_gb"]),
+            reservable=True,
+            extra={k: v for k, v in extras.items() if v is not None},
+            created_at=self.clock.now(),
+            updated_at=None,
+        )
+        s.add(host)
+        await s.flush()
+        return host
+
+    async def update(self, s: AsyncSession, host_id: str, body: dict[str, Any]) -> ReservableHost:
+        """Set extra capabilities (a null value deletes one). python-blazarclient sends
+        them under `values`; Blazar also takes them at the top level."""
+        values = body.get("values", body) if set(body) == {"values"} else body
+        if not isinstance(values, dict):
+            raise InvalidRequest("'values' must be an object of extra capabilities")
+        changes = _extras(values, deleting=True)
+        host = await self.get(s, host_id, lock=True)
+        if changes:
+            extra = dict(host.extra)
+            for key, value in changes.items():
+                if value is None:
+                    extra.pop(key, None)
+                else:
+                    extra[key] = value
+            if len(extra) > MAX_EXTRAS:
+                raise InvalidRequest(f"at most {MAX_EXTRAS} extra capabilities")
+            host.extra = extra
+            host.updated_at = self.clock.now()
+        return host
+
+    async def delete(self, s: AsyncSession, host_id: str) -> None:
+        host = await self.get(s, host_id, lock=True)
+        await s.delete(host)
+
+    async def properties(self, s: AsyncSession) -> dict[str, builtins.list[str]]:
+        """Every extra capability key with its values, over all registered hosts."""
+        seen: dict[str, set[str]] = {}
+        for host in await self.list(s):
+            for key, value in host.extra.items():
+                seen.setdefault(key, set()).add(str(value))
+        return {k: sorted(v) for k, v in sorted(seen.items())}
