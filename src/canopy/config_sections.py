@@ -184,7 +184,7 @@ CloudDriver = Literal["sim", "ec2", "openstack"]
 class CloudSettings(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
     driver: CloudDriver = "sim"
-    tier: int = Field(default=0, ge=0)
+    tier: int = Field(default=0, ge=0, le=1000)
     enabled: bool = True
     concurrency: int = Field(default=50, ge=1)
     flavor_map: dict[str, str] = Field(default_factory=dict)

@@ -45,7 +45,7 @@ class CloudCreate(Strict):
 
     name: CloudName = Field(description="The cloud's name, also its availability zone.")
     driver: str = Field(description="sim, ec2 or openstack.")
-    tier: int = Field(default=0, ge=0)
+    tier: int = Field(default=0, ge=0, le=1000)
     enabled: bool = True
     concurrency: int = Field(default=50, ge=1, le=10000)
     flavor_map: dict[str, str] = Field(default_factory=dict)
@@ -58,7 +58,7 @@ class CloudUpdate(Strict):
     is merged key by key (null puts a key back to its default); `credentials: null` drops
     the stored credentials."""
 
-    tier: int | None = Field(default=None, ge=0)
+    tier: int | None = Field(default=None, ge=0, le=1000)
     enabled: bool | None = None
     concurrency: int | None = Field(default=None, ge=1, le=10000)
     flavor_map: dict[str, str] | None = None

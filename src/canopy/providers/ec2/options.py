@@ -22,7 +22,7 @@ Zone = Annotated[str, Field(pattern=_ZONE)]
 
 
 class Ec2Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     region: Annotated[str, Field(pattern=_REGION)]
     # The AZs servers may be placed in; empty: every available AZ of the region.

@@ -23,7 +23,7 @@ AUTO_NETWORK = "auto"  # let Nova allocate the project's network (2.37+)
 class OpenStackOptions(BaseModel):
     """Options of one `openstack` cloud; every field has a safe default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cloud: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
         default=None,

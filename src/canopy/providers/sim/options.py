@@ -10,21 +10,25 @@ from canopy.domain.states import Ability
 
 
 class SimSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Bounded: a cloud can be added at run time by an admin's request, and the sim builds
+    # its hosts in memory and in its state file (no infinite prices, no 10**30 hosts).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    hosts: int = Field(default=4, ge=0)
-    host_vcpus: int = Field(default=16, ge=1)
-    host_ram_mb: int = Field(default=65536, ge=1)
-    host_disk_gb: int = Field(default=2000, ge=1)
-    boot_seconds: float = Field(default=2.0, ge=0.0)
-    boot_jitter: float = Field(default=0.0, ge=0.0, description="fraction of boot_seconds")
-    action_seconds: float = Field(default=0.5, ge=0.0)
-    api_latency_ms: float = Field(default=20.0, ge=0.0)
-    latency_jitter: float = Field(default=0.0, ge=0.0, description="fraction of latency")
-    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0)
-    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0)
-    quota_instances: int | None = Field(default=None, ge=0)
-    quota_vcpus: int | None = Field(default=None, ge=0)
+    hosts: int = Field(default=4, ge=0, le=100_000)
+    host_vcpus: int = Field(default=16, ge=1, le=65_536)
+    host_ram_mb: int = Field(default=65536, ge=1, le=2**40)
+    host_disk_gb: int = Field(default=2000, ge=1, le=2**40)
+    boot_seconds: float = Field(default=2.0, ge=0.0, le=86_400.0)
+    boot_jitter: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="fraction of boot_seconds"
+    )
+    action_seconds: float = Field(default=0.5, ge=0.0, le=86_400.0)
+    api_latency_ms: float = Field(default=20.0, ge=0.0, le=600_000.0)
+    latency_jitter: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of latency")
+    price_per_vcpu_hour: float = Field(default=0.0, ge=0.0, le=1e6)
+    price_per_gb_ram_hour: float = Field(default=0.0, ge=0.0, le=1e6)
+    quota_instances: int | None = Field(default=None, ge=0, le=2**31)
+    quota_vcpus: int | None = Field(default=None, ge=0, le=2**31)
     transient_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     capacity_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     boot_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
