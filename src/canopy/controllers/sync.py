@@ -34,14 +34,13 @@ from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map
 from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
-from canopy.controllers.power import finalize_delete
 from canopy.controllers.runtime import Runtime
+from canopy.controllers.sync_gone import server_gone
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import RemoteServer
-from canopy.domain.states import Phase, RemoteState, ServerStatus
-from canopy.notifications.outbox import server_failed, server_observed
-from canopy.store.claims import release_claim
+from canopy.domain.states import Phase, RemoteState
+from canopy.notifications.outbox import server_observed
 from canopy.store.events import add_event
 from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
@@ -350,37 +349,7 @@ class SyncController:
 
     async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
         """The cloud no longer has this server."""
-        now = self.rt.clock.now()
-        if row.remote_recorded_at is not None and row.remote_recorded_at >= started:
-            return  # recorded after the list began: the list cannot know it
-        if row.phase == Phase.DELETE:
-            await finalize_delete(s, row, now, "gone from the cloud")
-            return
-        if row.phase not in LIVE:
-            return
-        await release_claim(s, row.id)
-        row.phase = Phase.FAILED
-        row.status = ServerStatus.ERROR
-        row.task_state = None
-        row.observed_state = RemoteState.DELETED
-        row.fault_code = 404
-        row.fault_message = (
-            f"The server was deleted outside canopy: {row.cloud} no longer has {row.remote_id}."
-        )
-        row.fault_at = now
-        row.updated_at = now
-        server_failed(s, row, now)
-        await add_event(
-            s,
-            server_id=row.id,
-            action="create",
-            event="sync",
-            result="Error",
-            details=row.fault_message,
-            host=row.cloud,
-            now=now,
-        )
-        CONTROLLER_STEPS.labels(controller="sync", outcome="deleted_out_of_band").inc()
+        await server_gone(s, row, started, self.rt.clock.now())
 
     async def _failed(self, cloud: str, job_name: str, err: CloudError) -> None:
         rt = self.rt

@@ -19,9 +19,7 @@ class SimSettings(BaseModel):
     host_ram_mb: int = Field(default=65536, ge=1, le=2**40)
     host_disk_gb: int = Field(default=2000, ge=1, le=2**40)
     boot_seconds: float = Field(default=2.0, ge=0.0, le=86_400.0)
-    boot_jitter: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="fraction of boot_seconds"
-    )
+    boot_jitter: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of boot_seconds")
     action_seconds: float = Field(default=0.5, ge=0.0, le=86_400.0)
     api_latency_ms: float = Field(default=20.0, ge=0.0, le=600_000.0)
     latency_jitter: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of latency")

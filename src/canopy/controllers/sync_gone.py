@@ -1,0 +1,52 @@
+"""What sync does with a row whose server the cloud no longer has: a delete that finished
+(a server being deleted), or a server deleted outside canopy (ERROR, with a fault that says
+so, its claim given back and an instance action event)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.controllers.listing import LIVE
+from canopy.controllers.power import finalize_delete
+from canopy.domain.states import Phase, RemoteState, ServerStatus
+from canopy.notifications.outbox import server_failed
+from canopy.store.claims import release_claim
+from canopy.store.events import add_event
+from canopy.store.models import Server
+from canopy.telemetry import CONTROLLER_STEPS
+
+
+async def server_gone(s: AsyncSession, row: Server, started: datetime, now: datetime) -> None:
+    """The cloud no longer has `row`'s server (its list began at `started`)."""
+    if row.remote_recorded_at is not None and row.remote_recorded_at >= started:
+        return  # recorded after the list began: the list cannot know it
+    if row.phase == Phase.DELETE:
+        await finalize_delete(s, row, now, "gone from the cloud")
+        return
+    if row.phase not in LIVE:
+        return
+    await release_claim(s, row.id)
+    row.phase = Phase.FAILED
+    row.status = ServerStatus.ERROR
+    row.task_state = None
+    row.observed_state = RemoteState.DELETED
+    row.fault_code = 404
+    row.fault_message = (
+        f"The server was deleted outside canopy: {row.cloud} no longer has {row.remote_id}."
+    )
+    row.fault_at = now
+    row.updated_at = now
+    server_failed(s, row, now)
+    await add_event(
+        s,
+        server_id=row.id,
+        action="create",
+        event="sync",
+        result="Error",
+        details=row.fault_message,
+        host=row.cloud,
+        now=now,
+    )
+    CONTROLLER_STEPS.labels(controller="sync", outcome="deleted_out_of_band").inc()
