@@ -58,6 +58,8 @@ def load_template(raw: Any, where: str) -> dict[str, Any]:
         loaded = yaml.load(raw, Loader=_Loader)  # a safe loader (no timestamps)
     except yaml.YAMLError as e:
         raise InvalidRequest(f"{where}: the template is not valid YAML: {e}") from None
+    except RecursionError:
+        raise InvalidRequest(f"{where}: the template is nested too deep.") from None
     if not isinstance(loaded, Mapping):
         raise InvalidRequest(f"{where}: the template must be a map.")
     return dict(loaded)

@@ -72,6 +72,8 @@ def parse_request(body: Any, *, template_required: bool) -> StackRequest:
     if isinstance(template, str):
         try:
             template = json.loads(template)
+        except RecursionError:
+            raise InvalidRequest("The template is nested too deep.") from None
         except ValueError:
             raise InvalidRequest(
                 "The template is a string that is not JSON: send it parsed (as the "

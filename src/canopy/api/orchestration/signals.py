@@ -127,5 +127,5 @@ async def _body(request: Request) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidRequest("The signal's body is not JSON.") from None

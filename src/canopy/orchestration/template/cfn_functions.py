@@ -160,6 +160,8 @@ class Select(Function):
                 collection = json.loads(collection)
             except ValueError as e:
                 raise self.error(f"the collection is not JSON: {e}") from None
+            except RecursionError:
+                raise self.error("the collection is nested too deep") from None
         if isinstance(collection, Mapping):
             if not isinstance(index, str):
                 raise self.error("the index into a map must be a string")

@@ -175,6 +175,15 @@ def dependencies_of(value: Any, conditions: ConditionLookup | None) -> Iterator[
             yield from dependencies_of(v, conditions)
 
 
+def canonical(value: Any) -> Any:
+    """A hashable stand-in for plain data, equal exactly when the values are equal (==)."""
+    if isinstance(value, Mapping):
+        return frozenset((k, canonical(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(canonical(v) for v in value)
+    return value
+
+
 def contains_function(value: Any) -> bool:
     if isinstance(value, Function):
         return True

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from canopy.orchestration.template import limits
 from canopy.orchestration.template.functions_base import (
     ConditionLookup,
     Evaluator,
@@ -201,6 +202,8 @@ class StrReplace(Function):
             raise self.error("'template' must be a string")
         if not isinstance(params, Mapping):
             raise self.error("'params' must be a map")
+        if len(params) > limits.MAX_REPLACE_KEYS:
+            raise self.error(f"'params' has more than {limits.MAX_REPLACE_KEYS} keys")
         values: dict[str, str] = {}
         for key, value in params.items():
             if self.no_empty and (value is None or value == "" or value == [] or value == {}):
@@ -213,18 +216,42 @@ class StrReplace(Function):
             missing = [k for k in keys if k not in template]
             if missing:
                 raise self.error("params not found in the template: " + ", ".join(missing))
-        out = _replace(template, keys, values)
-        ev.charge(len(out), self.path)
-        return out
+        return _replace(template, keys, values, ev, self.path)  # charged as it goes
 
 
-def _replace(text: str, keys: list[str], values: Mapping[str, str]) -> str:
-    if not keys:
-        return text
-    first, rest = keys[0], keys[1:]
-    if first == "":
-        return _replace(text, rest, values)
-    return values[first].join(_replace(part, rest, values) for part in text.split(first))
+def _replace(
+    text: str, keys: list[str], values: Mapping[str, str], ev: Evaluator, path: str
+) -> str:
+    """Heat's replacement, without recursion: split by each key in turn (longest first);
+    only the text between earlier matches is searched again, never a substituted value.
+
+    The work of each key (the pieces still searched, their characters, the pieces kept) is
+    charged before it is done, and each substitution's output before it is built.
+    """
+    # Pieces in order: (text, searched) where searched pieces are final output.
+    pieces: list[tuple[str, bool]] = [(text, False)]
+    for key in keys:
+        if key == "":
+            continue
+        live = sum(len(p) for p, done in pieces if not done)
+        if live == 0:
+            break
+        ev.charge(len(pieces) + live, path)
+        value = values[key]
+        out: list[tuple[str, bool]] = []
+        for piece, done in pieces:
+            if done or key not in piece:
+                out.append((piece, done))
+                continue
+            parts = piece.split(key)
+            ev.charge(len(parts) + (len(parts) - 1) * len(value), path)
+            for i, part in enumerate(parts):
+                if i and value:
+                    out.append((value, True))
+                if part:
+                    out.append((part, False))
+        pieces = out
+    return "".join(p for p, _ in pieces)
 
 
 class StrReplaceScalar(StrReplace):

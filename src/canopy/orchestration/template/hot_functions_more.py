@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib import parse as urlparse
 
 from canopy.orchestration.template import limits
-from canopy.orchestration.template.functions_base import Evaluator, Function, Scope
+from canopy.orchestration.template.functions_base import Evaluator, Function, Scope, canonical
 from canopy.orchestration.template.hot_functions import is_fn
 
 DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
@@ -252,7 +252,9 @@ class Filter(Function):
             return sequence
         if not isinstance(values, list):
             raise self.error("the values to filter out must be a list")
-        return [item for item in sequence if item not in values]
+        ev.charge(len(sequence) + len(values), self.path)
+        drop = {canonical(v) for v in values}
+        return [item for item in sequence if canonical(item) not in drop]
 
 
 class MakeUrl(Function):
@@ -326,6 +328,7 @@ class ListConcat(Function):
         if not isinstance(lists, list):
             raise self.error("the argument must be a list of lists")
         out: list[Any] = []
+        seen: set[Any] = set()
         for item in lists:
             if item is None:
                 continue
@@ -335,7 +338,10 @@ class ListConcat(Function):
                 )
             ev.charge(len(item), self.path)
             for x in item:
-                if not self.unique or x not in out:
+                if not self.unique:
+                    out.append(x)
+                elif (key := canonical(x)) not in seen:
+                    seen.add(key)
                     out.append(x)
         return out
 

@@ -6,6 +6,11 @@ bound what parsing and evaluating can cost, whatever the functions are asked to 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from canopy.orchestration.template.errors import TemplateError
+
 MAX_DEPTH = 50  # nesting of maps and lists, function calls included
 MAX_NODES = 200_000  # maps, lists and scalars in one template
 MAX_TEMPLATE_CHARS = 2_000_000  # characters of all strings (keys included)
@@ -15,3 +20,28 @@ MAX_PATTERN_CHARS = 1000  # an allowed_pattern
 MAX_REPEAT_ITEMS = 10_000  # elements one `repeat` may produce
 MAX_DIGEST_INPUT = 1_000_000  # characters one `digest` may hash
 MAX_RESULT_UNITS = 5_000_000  # characters and elements produced by one resolve call
+MAX_REPLACE_KEYS = 1000  # params of one str_replace / Fn::Replace
+
+
+def check_size(raw: Any, what: str = "the template") -> None:
+    """Refuse a value too deep or too large before anything walks it recursively."""
+    nodes = chars = 0
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise TemplateError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                chars += len(k) if isinstance(k, str) else 1
+                stack.append((v, depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            chars += len(value)
+        if nodes > MAX_NODES or chars > MAX_TEMPLATE_CHARS:
+            raise TemplateError(
+                f"{what} is too large (at most {MAX_NODES} values and "
+                f"{MAX_TEMPLATE_CHARS} characters)"
+            )

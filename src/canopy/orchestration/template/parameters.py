@@ -118,6 +118,7 @@ def convert(ptype: str, value: Any) -> Any:
         raise ValueError(f"{value!r} is not a comma-delimited list")
     # Json
     if isinstance(value, Mapping | list):
+        limits.check_size(value, "value")
         return value
     if isinstance(value, str):
         if value == "":
@@ -126,6 +127,9 @@ def convert(ptype: str, value: Any) -> Any:
             parsed = json.loads(value)
         except ValueError as e:
             raise ValueError(f"value must be valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError(f"value is nested more than {limits.MAX_DEPTH} levels deep") from None
+        limits.check_size(parsed, "value")  # a TemplateError is a ValueError
         if not isinstance(parsed, dict | list):
             raise ValueError("value must be a JSON map or list")
         return parsed

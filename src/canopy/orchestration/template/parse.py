@@ -20,6 +20,7 @@ from canopy.orchestration.template.functions_base import (
     Scope,
     dependencies_of,
 )
+from canopy.orchestration.template.limits import check_size
 from canopy.orchestration.template.parameters import (
     PSEUDO_CFN,
     PSEUDO_HOT,
@@ -94,30 +95,6 @@ class Parsed:
     outputs: dict[str, ParsedOutput]
     mappings: dict[str, Any]
     parser: Parser
-
-
-def check_size(raw: Any) -> None:
-    """Refuse a template too deep or too large before anything walks it recursively."""
-    nodes = chars = 0
-    stack: list[tuple[Any, int]] = [(raw, 0)]
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if depth > limits.MAX_DEPTH:
-            raise TemplateError(f"the template is nested more than {limits.MAX_DEPTH} levels deep")
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                chars += len(k) if isinstance(k, str) else 1
-                stack.append((v, depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str):
-            chars += len(value)
-        if nodes > limits.MAX_NODES or chars > limits.MAX_TEMPLATE_CHARS:
-            raise TemplateError(
-                f"the template is too large (at most {limits.MAX_NODES} values and "
-                f"{limits.MAX_TEMPLATE_CHARS} characters)"
-            )
 
 
 def detect_version(raw: Mapping[str, Any]) -> Version:
