@@ -5,12 +5,20 @@ status. Each is handed, oldest first, to its resource's type (registry.SIGNALLED
 records what it did; a SIGNAL_COMPLETE event says so. A signal that starts an action (a
 scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk carries it from there.
 A signal to a resource that is gone, or to a stack being deleted, is recorded as ignored.
+
+The API refuses a body whose text no database can store (a lone surrogate, a NUL), but a
+row written before that check, or by another path, must not wedge the stack: the engine
+replaces such characters with U+FFFD in the data it hands to the resource type and in the
+outcome it records, so the step's writes (the resource's data, the SIGNAL event's reason)
+always succeed and the signal is marked handled.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +34,10 @@ from canopy.store.models import Stack, StackEvent, StackResource, StackSignal
 PER_STEP = 200  # signals handled per step of a stack (the rest in the next)
 MAX_PENDING = 100  # unhandled signals kept per resource; the API refuses more (429)
 KEEP_HANDLED = 200  # handled signals kept per stack (their events stay)
+
+# What no text column takes on one database or the other: lone surrogates (not UTF-8)
+# and NUL (PostgreSQL).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 def has_pending() -> ColumnElement[bool]:
@@ -76,8 +88,9 @@ async def handle_signals(
         elif row is None or taker is None:
             outcome = "ignored: the resource is gone"
         else:
-            handled = await taker.signal(step, row, dict(sig.data or {}))
-            outcome = handled.outcome
+            data = safe(sig.data or {})
+            handled = await taker.signal(step, row, dict(data) if isinstance(data, dict) else {})
+            outcome = safe_text(handled.outcome)
             if handled.started:
                 started.append(row.name)
         sig.handled_at = now
@@ -95,6 +108,33 @@ async def handle_signals(
         stack_event(s, stack, Action.UPDATE, Status.IN_PROGRESS, reason, now)
     await _prune(s, stack)
     return len(pending)
+
+
+def safe_text(text: str) -> str:
+    """`text` with every character no database column can store replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def safe(value: Any) -> Any:
+    """A copy of `value` (JSON) with `safe_text` applied to every string and key in it.
+
+    Iterative: the data may be nested as deep as the JSON parser allowed."""
+    root: list[Any] = [value]
+    work: list[tuple[Any, Any]] = [(root, 0)]
+    while work:
+        holder, key = work.pop()
+        node = holder[key]
+        if isinstance(node, str):
+            holder[key] = safe_text(node)
+        elif isinstance(node, dict):
+            copied = {safe_text(str(k)): v for k, v in node.items()}
+            holder[key] = copied
+            work.extend((copied, k) for k in copied)
+        elif isinstance(node, list):
+            items = list(node)
+            holder[key] = items
+            work.extend((items, i) for i in range(len(items)))
+    return root[0]
 
 
 async def _prune(s: AsyncSession, stack: Stack) -> None:
@@ -135,7 +175,7 @@ def _signal_event(
             resource_type=row.type if row is not None else "",
             action="SIGNAL",
             status="COMPLETE",
-            status_reason=f"Signal: {outcome}"[:2000],
+            status_reason=safe_text(f"Signal: {outcome}"[:2000]),
             time=now,
         )
     )

@@ -7,7 +7,9 @@ policy's pre-signed `alarm_url`, for a plain `curl -X POST`). A wrong signal tok
 
 The route writes the signal as a row and answers 200 (empty), whatever the engine will make
 of it (a repeated id, a cooldown: recorded and ignored). It calls no cloud and changes no
-resource: the engine acts on the row. A malformed body is 400 and writes nothing; more than
+resource: the engine acts on the row. A malformed body is 400 and writes nothing, whatever
+its Content-Type: the body is read as JSON, so it gets the same text checks as any JSON body
+(valid UTF-8, no lone surrogate, no NUL: `valid_text.json_problem`). More than
 `signals.MAX_PENDING` signals waiting for one resource is 429.
 """
 
@@ -23,6 +25,7 @@ from sqlalchemy import func, select
 from canopy.api.auth import authenticate
 from canopy.api.deps import ClockDep, SessionDep, wake_after_commit
 from canopy.api.orchestration.common import project_scope, writer_scope
+from canopy.api.valid_text import json_problem
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound, Throttled
 from canopy.orchestration.resources.registry import SIGNALLED
 from canopy.orchestration.signal_tokens import TOKEN_PARAM, matches
@@ -125,6 +128,11 @@ async def _body(request: Request) -> Any:
         raise InvalidRequest(f"A signal's body is at most {MAX_SIGNAL_BYTES} bytes.")
     if not raw.strip():
         return None
+    # The request guard checks only bodies declared JSON; a signal is parsed as JSON
+    # whatever it is declared as (curl sends form or text types), so it is checked here.
+    problem = json_problem(raw)
+    if problem is not None:
+        raise InvalidRequest(problem)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
