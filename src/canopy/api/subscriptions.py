@@ -103,8 +103,13 @@ class DeliveryView(BaseModel):
     created_at: datetime
 
 
+MAX_ID = 2**63 - 1  # the largest delivery id a database column holds
+
+DeliveryId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
 class Selection(Strict):
-    deliveries: list[int] | None = Field(
+    deliveries: list[DeliveryId] | None = Field(
         default=None, max_length=1000, description="Delivery ids; null: every dead one."
     )
 
@@ -232,7 +237,7 @@ async def list_deliveries(
 ) -> Page[DeliveryView]:
     after = None
     if marker is not None:
-        if not marker.isdigit():
+        if not (marker.isascii() and marker.isdigit()) or int(marker) > MAX_ID:
             raise InvalidRequest("Invalid input for query parameter marker: not a delivery id.")
         after = int(marker)
     rows = await service.deliveries(

@@ -5,13 +5,15 @@ Each pass:
 1. **Heads-up** (`[notifications] lease_heads_up_seconds` > 0): a pending lease starting
    within that many seconds, with no `lease.event.start_soon` written since it last
    changed, gets one, under its row lock (so it is always before its `start_lease`).
-2. **Fan-out**: outbox events not yet fanned out become one delivery per matching enabled
-   subscription, in outbox order, by one worker at a time (the `notifications.fanout`
-   job's row lock), so deliveries of a subject are always made in the order of its events.
+2. **Fan-out**: outbox events not yet fanned out become one delivery per matching
+   subscription (a paused one's wait until it is resumed), in outbox order, by one worker
+   at a time (the `notifications.fanout` job's row lock), so deliveries of a subject are
+   always made in the order of its events.
 3. **Delivery** (`sending.Sender`): due deliveries that are first in line are sent.
 
-Old delivered and skipped deliveries, and events with no delivery left, are pruned after
-`retention_seconds`. The loop sleeps until the earliest retry or heads-up is due.
+Old delivered and skipped deliveries, dead ones, pending ones due that long ago (paused or
+held back), and events with no delivery left, are pruned after `retention_seconds`. The
+loop sleeps until the earliest retry or heads-up is due.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, literal, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
@@ -29,7 +31,7 @@ from canopy.notifications.outbox import emit
 from canopy.notifications.sending import Sender
 from canopy.notifications.subscriptions import matches
 from canopy.reservations.states import LeaseStatus
-from canopy.store.leases import lease_job
+from canopy.store.leases import lease_job, unleased
 from canopy.store.models import Delivery, Lease, OutboxEvent, Subscription
 
 log = logging.getLogger("canopy.notifications")
@@ -156,9 +158,8 @@ class NotificationController:
             return 0
         subs = list(
             await s.execute(
-                select(Subscription.id, Subscription.project_id, Subscription.event_types).where(
-                    Subscription.enabled
-                )
+                # Paused ones too: their deliveries wait (the sender skips them) until resumed.
+                select(Subscription.id, Subscription.project_id, Subscription.event_types)
             )
         )
         made: list[dict[str, Any]] = []
@@ -201,6 +202,23 @@ class NotificationController:
             await s.execute(
                 delete(Delivery).where(
                     Delivery.status.in_(("delivered", "skipped")), Delivery.updated_at < cutoff
+                )
+            )
+            # Dead ones nobody replayed or skipped, and pending ones that have been due that
+            # long without going out (their subscription paused, or behind a dead one): given
+            # up on, so a receiver gone for good does not grow the tables without bound.
+            # A pending one between retries is never due that long ago (nor one in flight).
+            await s.execute(
+                delete(Delivery).where(
+                    or_(
+                        and_(Delivery.status == "dead", Delivery.updated_at < cutoff),
+                        and_(
+                            Delivery.status == "pending",
+                            Delivery.next_attempt_at < cutoff,
+                            Delivery.updated_at < cutoff,
+                            unleased(Delivery, self.rt.lease_now()),
+                        ),
+                    )
                 )
             )
             await s.execute(

@@ -208,7 +208,13 @@ class Sender:
         async with self.rt.db.read() as s:
             at: datetime | None = await s.scalar(
                 select(Delivery.next_attempt_at)
-                .where(Delivery.status == "pending", Delivery.next_attempt_at > s_now)
+                .where(
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at > s_now,
+                    exists().where(
+                        Subscription.id == Delivery.subscription_id, Subscription.enabled
+                    ),
+                )
                 .order_by(Delivery.next_attempt_at)
                 .limit(1)
             )

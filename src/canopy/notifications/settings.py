@@ -26,7 +26,8 @@ class NotificationSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0.0)  # per webhook POST / AMQP publish
     concurrency: int = Field(default=16, ge=1)  # sends in flight per worker
     batch_size: int = Field(default=200, ge=1)  # events fanned out / deliveries per pass
-    # Delivered and skipped deliveries, and the events they were for, are kept this long.
+    # Deliveries (delivered, skipped, dead, or pending but waiting: paused or held back),
+    # and the events they were for, are kept this long (docs/notifications.md).
     retention_seconds: float = Field(default=7 * 86400.0, gt=0.0)
 
     @field_validator("allowed_webhook_hosts")

@@ -72,7 +72,10 @@ def verify(
     tolerance: float = TOLERANCE_SECONDS,
 ) -> bool:
     """A receiver's check: the signature matches and the timestamp is recent."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    if not timestamp or not signature:
+        return False
+    # ASCII digits only ('²' is a digit to str.isdigit), few enough to be a float.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 20:
         return False
     if abs(now - int(timestamp)) > tolerance:
         return False
