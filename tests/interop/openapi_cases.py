@@ -44,6 +44,13 @@ OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
         {"name": "renamed", "end_date": "2030-01-01 02:00"},
         {"prolong_for": "1h"},
     ],
+    ("POST", "/reservation/v1/os-hosts"): [
+        {"name": "private:h1", "gpu": "True"},
+    ],
+    ("PUT", "/reservation/v1/os-hosts/{host_id}"): [
+        {"values": {"gpu": "False"}},
+        {"gpu": "False"},
+    ],
     ("POST", "/identity/v3/auth/tokens"): [
         {
             "auth": {

@@ -15,7 +15,7 @@ class SimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     hosts: int = Field(default=4, ge=0, le=100_000)
-    host_vcpus: int = Field(default=16, ge=1, le=65_536)
+    host_vcpus: int = Field(default=16, ge=1, le=10**6)
     host_ram_mb: int = Field(default=65536, ge=1, le=2**40)
     host_disk_gb: int = Field(default=2000, ge=1, le=2**40)
     boot_seconds: float = Field(default=2.0, ge=0.0, le=86_400.0)

@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("stacks") as batch:
+    with op.batch_alter_table("stacks", recreate="never") as batch:  # in place: see 0005
         batch.drop_column("previous")

@@ -51,7 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_lease_servers_lease_id", "lease_servers")
     op.drop_table("lease_servers")
-    with op.batch_alter_table("leases") as b:
+    with op.batch_alter_table("leases", recreate="never") as b:  # in place: see 0005
         b.drop_column("booted_at")
         b.drop_column("boot_lead_seconds")
         b.drop_column("boot_at")

@@ -34,7 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_stacks_owner", "stacks")
-    with op.batch_alter_table("stacks") as batch:
+    with op.batch_alter_table("stacks", recreate="never") as batch:  # in place: see 0005
         batch.drop_column("nested_depth")
         batch.drop_column("owner_resource")
         batch.drop_column("owner_id")

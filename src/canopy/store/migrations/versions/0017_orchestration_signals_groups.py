@@ -49,5 +49,5 @@ def downgrade() -> None:
     op.drop_index("ix_stack_signals_pending", "stack_signals")
     op.drop_table("stack_signals")
     op.drop_index("ix_stack_resources_group", "stack_resources")
-    with op.batch_alter_table("stack_resources") as batch:
+    with op.batch_alter_table("stack_resources", recreate="never") as batch:  # in place: see 0005
         batch.drop_column("group_id")

@@ -44,5 +44,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("reservable_hosts")
-    with op.batch_alter_table("clouds") as b:
+    # ALTER TABLE ... DROP COLUMN in place (see 0005): recreating `clouds` fails on SQLite
+    # while rows of other tables point at it.
+    with op.batch_alter_table("clouds", recreate="never") as b:
         b.drop_column("hosts")
