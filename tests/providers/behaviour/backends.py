@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class Remote:
 
 
 @dataclass
-class Backend:
+class Backend(ABC):
     """One kind of cloud under test; subclasses fill in the operator's view."""
 
     name: str
@@ -67,30 +68,32 @@ class Backend:
     huge_flavor: str | None = None
     plane: Plane | None = field(default=None, repr=False)
 
+    @abstractmethod
     def toml(self) -> str:
-        raise NotImplementedError
+        """The `[[clouds]]` table (and any flavors, images) of cloud `c1`."""
 
     async def attach(self, plane: Plane) -> None:
         """Called once the plane is built (a backend may swap in its own driver)."""
         self.plane = plane
 
+    @abstractmethod
     async def oob_create(
         self, canopy_id: str | None, name: str, installation: str | None = None
     ) -> str:
         """A server made behind canopy's back, tagged with `canopy_id` (None: untagged) and
         with the installation tag `installation` (None: none)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def oob_delete(self, remote_id: str) -> None:
-        raise NotImplementedError
+        """Delete a server behind canopy's back."""
 
+    @abstractmethod
     async def live(self) -> list[Remote]:
         """Every server on the cloud that is not deleted, tagged or not."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fill(self, zones: list[str] | None) -> None:
         """From now on, creates in `zones` (None: every zone) fail for lack of room."""
-        raise NotImplementedError
 
     async def settle(self) -> None:
         if self.pause:
@@ -328,4 +331,5 @@ name = "cirros"
         return out
 
     def fill(self, zones: list[str] | None) -> None:
-        raise NotImplementedError("the real Nova runs out of room by flavor: use huge_flavor")
+        # The harness has one zone and no way to refuse one: it runs out of room by flavor.
+        raise AssertionError("the real Nova runs out of room by flavor: use huge_flavor")

@@ -10,6 +10,7 @@ a delete deletes the child, which deletes its own resources first.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from canopy.orchestration.states import Desired, Status
 from canopy.store.models import Stack, StackResource
 
 
-class _Nested:
+class _Nested(ABC):
     """The steps shared by OS::Heat::Stack and template resources."""
 
     name = ""
@@ -44,11 +45,11 @@ class _Nested:
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return True  # Heat updates a nested stack in place
 
+    @abstractmethod
     def spec(
         self, res: StackResource, props: Mapping[str, Any], files: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
         """(template, parameters, source file) of the child for `props`."""
-        raise NotImplementedError
 
     def timeout(self, step: Step, props: Mapping[str, Any]) -> int | None:
         return step.stack.timeout_mins

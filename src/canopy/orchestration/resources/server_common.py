@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from canopy.store.models import Placement, Server, StackResource
 MAX_USER_DATA = 65535
 
 
-class ServerBase:
+class ServerBase(ABC):
     """The steps of a server resource; subclasses give the schema, `request` and `shown`."""
 
     name = ""
@@ -63,9 +64,9 @@ class ServerBase:
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)
 
+    @abstractmethod
     async def request(self, step: Step, res: StackResource) -> CreateServer:
         """The server to create for `res` (InvalidRequest: the resource fails)."""
-        raise NotImplementedError
 
     def shown(self, common: dict[str, Any]) -> dict[str, Any]:
         """The type's attributes from the common ones (`server_attributes`)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import os
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -30,7 +31,7 @@ UNGROUPED = "Heat::Ungrouped"
 MAX_CONFIG = 1 << 20  # a config's text, bytes
 
 
-class _Config(_Local):
+class _Config(_Local, ABC):
     """A config: its reference is its id; its text is built once, at create."""
 
     attributes: Mapping[str, str] = {"config": "The config text."}
@@ -41,8 +42,9 @@ class _Config(_Local):
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return False  # a config never changes: a new one is made, as Heat does
 
+    @abstractmethod
     async def text(self, step: Step, props: Mapping[str, Any]) -> str:
-        raise NotImplementedError
+        """The config's text for `props` (built once, at create)."""
 
     async def create(self, step: Step, res: StackResource) -> Progress:
         try:
