@@ -203,24 +203,30 @@ def begin_update(
     stack_event(s, child, Action.UPDATE, Status.IN_PROGRESS, child.status_reason, now)
 
 
-async def begin_delete(s: AsyncSession, child: Stack, now: datetime) -> None:
-    """Start deleting a child stack (locked by the caller): every resource goes."""
+async def all_absent(s: AsyncSession, stack_id: str) -> None:
+    """Every resource of the stack is to go; a delete that failed before is tried again
+    from the start. What a stack delete, nested or not, asks of its rows."""
     await s.execute(
         update(StackResource)
-        .where(StackResource.stack_id == child.id)
+        .where(StackResource.stack_id == stack_id)
         .values(desired=Desired.ABSENT)
         .execution_options(synchronize_session=False)
     )
     await s.execute(
         update(StackResource)
         .where(
-            StackResource.stack_id == child.id,
+            StackResource.stack_id == stack_id,
             StackResource.action == Action.DELETE,
             StackResource.status == Status.FAILED,
         )
         .values(action=Action.INIT)
         .execution_options(synchronize_session=False)
     )
+
+
+async def begin_delete(s: AsyncSession, child: Stack, now: datetime) -> None:
+    """Start deleting a child stack (locked by the caller): every resource goes."""
+    await all_absent(s, child.id)
     child.generation += 1
     child.action = Action.DELETE
     child.status = Status.IN_PROGRESS

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
@@ -25,12 +25,13 @@ from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lookups import constraint_check, read_lookups
+from canopy.orchestration.nesting import all_absent
 from canopy.orchestration.nesting_checks import Tree
 from canopy.orchestration.rollback import snapshot
-from canopy.orchestration.states import Action, Desired, Status
+from canopy.orchestration.states import Action, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity
 from canopy.orchestration.validation import check_resources
-from canopy.store.models import Stack, StackResource
+from canopy.store.models import Stack
 
 NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]{0,254}")
 MAX_TIMEOUT_MINS = 60 * 24 * 7
@@ -256,23 +257,7 @@ class StackService:
         if stack.action == Action.DELETE and stack.status == Status.IN_PROGRESS:
             return  # already being deleted
         now = self.clock.now()
-        await s.execute(
-            update(StackResource)
-            .where(StackResource.stack_id == stack.id)
-            .values(desired=Desired.ABSENT)
-            .execution_options(synchronize_session=False)
-        )
-        # A delete that failed before is tried again from the start.
-        await s.execute(
-            update(StackResource)
-            .where(
-                StackResource.stack_id == stack.id,
-                StackResource.action == Action.DELETE,
-                StackResource.status == Status.FAILED,
-            )
-            .values(action=Action.INIT)
-            .execution_options(synchronize_session=False)
-        )
+        await all_absent(s, stack.id)
         self._begin(s, stack, Action.DELETE, now)
 
     def _begin(self, s: AsyncSession, stack: Stack, action: Action, now: Any) -> None:

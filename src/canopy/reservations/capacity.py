@@ -27,7 +27,7 @@ from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.placement import CloudSnapshot, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.scheduler import apply_claim, schedule
-from canopy.store.claims import claim_row, peaks_by_cloud
+from canopy.store.claims import Usage, claim_row, peaks_by_cloud
 from canopy.store.models import Claim, Cloud, Flavor, FlavorMapping
 from canopy.store.snapshots import cloud_snapshot
 
@@ -126,6 +126,21 @@ async def window_snapshots(
             images=None,
         )
     return snaps
+
+
+def shortfall(
+    cloud: Cloud, peak: Usage, vcpus: int, ram_mb: int, count: int
+) -> tuple[int, str, int] | None:
+    """The first dimension in which `count` servers of (vcpus, ram_mb) do not fit on
+    `cloud` beside its `peak` use over a window: (free, unit, needed), or None if they fit."""
+    for cap, used, need, unit in (
+        (cloud.vcpus_capacity, peak.vcpus, vcpus * count, "vcpus"),
+        (cloud.ram_mb_capacity, peak.ram_mb, ram_mb * count, "MB ram"),
+        (cloud.instances_capacity, peak.instances, count, "instances"),
+    ):
+        if cap is not None and cap - used < need:
+            return max(cap - used, 0), unit, need
+    return None
 
 
 def place(

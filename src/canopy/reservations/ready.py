@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.config import Settings
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, QuotaError
+from canopy.reservations.capacity import shortfall
 from canopy.reservations.dates import format_date
 from canopy.reservations.requests import ServerRequest
 from canopy.services.server_create import CreateServer
@@ -165,18 +166,15 @@ async def schedule_boot(s: AsyncSession, lease: Lease, now: datetime) -> None:
             left -= n
             cloud = clouds[share["cloud"]]
             peak = await peak_usage(s, [cloud.name], lease.boot_at, lease.start_at)
-            for cap, used, want, unit in (
-                (cloud.vcpus_capacity, peak.vcpus, r.vcpus * n, "vcpus"),
-                (cloud.ram_mb_capacity, peak.ram_mb, r.memory_mb * n, "MB ram"),
-                (cloud.instances_capacity, peak.instances, n, "instances"),
-            ):
-                if cap is not None and cap - used < want:
-                    raise Conflict(
-                        f"Not enough resources available to boot the lease's servers "
-                        f"{lease.boot_lead_seconds:g} s before its start: cloud {cloud.name} "
-                        f"has {max(cap - used, 0)} {unit} free from {format_date(lease.boot_at)}"
-                        f" to the start, the servers need {want}."
-                    )
+            short = shortfall(cloud, peak, r.vcpus, r.memory_mb, n)
+            if short is not None:
+                free, unit, want = short
+                raise Conflict(
+                    f"Not enough resources available to boot the lease's servers "
+                    f"{lease.boot_lead_seconds:g} s before its start: cloud {cloud.name} "
+                    f"has {free} {unit} free from {format_date(lease.boot_at)}"
+                    f" to the start, the servers need {want}."
+                )
             price = int(share.get("price_per_hour_micros", 0))
             row = claim_row(
                 cloud,

@@ -250,17 +250,14 @@ class LeaseService:
                 cloud = clouds[share["cloud"]]
                 peak = peaks[cloud.name]
                 n = int(share["amount"])
-                for cap, used, need, unit in (
-                    (cloud.vcpus_capacity, peak.vcpus, size.vcpus * n, "vcpus"),
-                    (cloud.ram_mb_capacity, peak.ram_mb, size.ram_mb * n, "MB ram"),
-                    (cloud.instances_capacity, peak.instances, n, "instances"),
-                ):
-                    if cap is not None and cap - used < need:
-                        raise Conflict(
-                            f"Not enough resources available to move the lease: cloud "
-                            f"{cloud.name} has {max(cap - used, 0)} {unit} free over the new "
-                            f"window, the reservation needs {need}."
-                        )
+                short = capacity.shortfall(cloud, peak, size.vcpus, size.ram_mb, n)
+                if short is not None:
+                    free, unit, need = short
+                    raise Conflict(
+                        f"Not enough resources available to move the lease: cloud "
+                        f"{cloud.name} has {free} {unit} free over the new "
+                        f"window, the reservation needs {need}."
+                    )
             offered = {
                 sh["cloud"]: capacity.Offer("", r.id, int(sh.get("price_per_hour_micros", 0)))
                 for sh in r.placement

@@ -40,7 +40,8 @@ async def _children(s: AsyncSession, stack: Stack) -> dict[str, Stack]:
     return {k.id: k for k in (await s.execute(q)).scalars()}
 
 
-async def _rows(s: AsyncSession, stack: Stack) -> list[StackResource]:
+async def present_rows(s: AsyncSession, stack: Stack) -> list[StackResource]:
+    """The stack's current resources (not those on their way out), oldest first."""
     q = select(StackResource).where(
         StackResource.stack_id == stack.id, StackResource.desired == Desired.PRESENT
     )
@@ -82,7 +83,7 @@ async def nested_items(
         child = kids.get(item["physical_resource_id"])
         if child is None:
             continue
-        rows = await _rows(s, child)
+        rows = await present_rows(s, child)
         needed = required_by(rows)
         href = stack_url(request, settings, child)
         own = [resource_view(r, href, needed[r.name]) for r in rows]

@@ -10,22 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.deps import ReadSessionDep, SettingsDep
 from canopy.api.orchestration.common import ScopeDep, identified, stack_url
-from canopy.api.orchestration.nested_view import link_nested, nested_depth, nested_items
+from canopy.api.orchestration.nested_view import (
+    link_nested,
+    nested_depth,
+    nested_items,
+    present_rows,
+)
 from canopy.api.orchestration.views import event_view, required_by, resource_view
 from canopy.domain.errors import InvalidRequest, NotFound
 from canopy.orchestration.outputs import bound_of, outputs
-from canopy.orchestration.states import Desired
 from canopy.store.models import Stack, StackEvent, StackResource
 
 router = APIRouter()
 STACK = "/stacks/{stack_name}/{stack_id}"
 MAX_EVENTS = 1000
-
-
-async def _rows(s: AsyncSession, stack: Stack) -> list[StackResource]:
-    q = select(StackResource).where(StackResource.stack_id == stack.id)
-    rows = (await s.execute(q.order_by(StackResource.created_at, StackResource.name))).scalars()
-    return [r for r in rows if r.desired == Desired.PRESENT]
 
 
 @router.get(STACK + "/resources", summary="List a stack's resources")
@@ -40,7 +38,7 @@ async def list_resources(
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     q = request.query_params
     depth = nested_depth(q.get("nested_depth"))
-    rows = await _rows(s, stack)
+    rows = await present_rows(s, stack)
     needed = required_by(rows)
     href = stack_url(request, settings, stack)
     items = [
@@ -73,7 +71,7 @@ async def show_resource(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
-    rows = await _rows(s, stack)
+    rows = await present_rows(s, stack)
     found = next((r for r in rows if r.name == resource_name), None)
     if found is None:
         raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
@@ -226,7 +224,7 @@ async def show_output(
 ) -> dict[str, Any]:
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     bound = bound_of(stack, settings.identity.region)
-    for entry in outputs(bound, await _rows(s, stack)):
+    for entry in outputs(bound, await present_rows(s, stack)):
         if entry["output_key"] == output_key:
             return {"output": entry}
     raise NotFound(f"The Output ({output_key[:255]}) could not be found.")
