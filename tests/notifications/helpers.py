@@ -22,6 +22,9 @@ NOTIFY = {
     "backoff_base_seconds": 1.0,
     "backoff_max_seconds": 8.0,
     "timeout_seconds": 5.0,
+    # A pass waits for its sends (a loaded machine may take a while): the tests read the
+    # outcome right after a pass. The slow-receiver test sets it short.
+    "pass_wait_seconds": 30.0,
 }
 
 
@@ -58,6 +61,10 @@ class Receiver:
     status: int = 200
     failing: set[str] = field(default_factory=set)
     got: list[Received] = field(default_factory=list)
+    # While set and closed, each request is held before it is answered (a slow receiver).
+    gate: asyncio.Event | None = None
+    held: int = 0  # requests being held now
+    most_held: int = 0
     _server: asyncio.Server | None = None
 
     @property
@@ -84,6 +91,13 @@ class Receiver:
                 headers[name.strip().lower()] = value.strip()
             content = await reader.readexactly(int(headers.get("content-length", "0")))
             got = Received(headers, content)
+            if self.gate is not None:
+                self.held += 1
+                self.most_held = max(self.most_held, self.held)
+                try:
+                    await self.gate.wait()
+                finally:
+                    self.held -= 1
             status = self.status
             if got.event.get("subject") in self.failing:
                 status = 500

@@ -6,11 +6,18 @@ dead one holds back only its own subject. Deliveries are leased rows like any ot
 controller's (several workers share them; the heartbeat renews the ones in flight); the
 outcome is written to the row, which is the whole state: a worker that dies mid-send
 leaves the delivery pending, and the next worker sends it again (at least once).
+
+Sends run as tasks of their own. A pass waits for its sends at most `pass_wait_seconds`,
+then moves on while they finish, their rows still held: a receiver that answers slowly (up
+to `timeout_seconds`) never holds up the next pass, and it holds at most
+`per_subscription` of the worker's `concurrency` slots, so other subscriptions' events keep
+going out beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import datetime, timedelta
 
@@ -18,6 +25,7 @@ import httpx
 from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
+from canopy.controllers.fencing import Hold
 from canopy.controllers.runtime import Runtime
 from canopy.credentials import Vault, vault
 from canopy.notifications import amqp, targets, webhook
@@ -51,7 +59,9 @@ class Sender:
         self._vault: Vault | None = None
         self._client: httpx.AsyncClient | None = None
         self.publisher = amqp.Publisher(self.conf.timeout_seconds)
-        self._slots = asyncio.Semaphore(self.conf.concurrency)
+        # Sends in flight: their delivery ids, and per subscription how many.
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._busy: dict[str, int] = {}
 
     @property
     def vault(self) -> Vault:
@@ -68,17 +78,29 @@ class Sender:
         return self._client
 
     async def close(self) -> None:
+        """Stop: sends in flight are cancelled (their rows stay pending, to be sent again)."""
+        tasks = list(self._inflight.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
         await self.publisher.close()
 
     async def run_once(self) -> int:
-        """Send every delivery that is due and first in line; returns how many were tried."""
+        """Start sending what is due and first in line, as many as there are free slots;
+        wait for those sends at most `pass_wait_seconds`. Returns how many were started."""
         rt = self.rt
+        free = self.conf.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
         now = rt.clock.now()
         keeper = rt.leases(Delivery)
+        full = [sid for sid, n in self._busy.items() if n >= self.conf.per_subscription]
         where = [*first_in_line(), due(Delivery, now)]
+        if full:
+            where.append(Delivery.subscription_id.not_in(full))
         async with rt.db.read() as s:  # nothing to send costs no write transaction
             q = select(Delivery.id).where(*where, unleased(Delivery, rt.lease_now())).limit(1)
             if (await s.execute(q)).first() is None:
@@ -91,7 +113,7 @@ class Sender:
                 worker=rt.worker_id,
                 now=rt.lease_now(),
                 lease_seconds=rt.lease_seconds,
-                limit=self.conf.batch_size,
+                limit=min(free, self.conf.batch_size),
                 order_by=[Delivery.outbox_id],
                 exclude=keeper.keys(),
             )
@@ -105,29 +127,56 @@ class Sender:
                 .join(Subscription, Subscription.id == Delivery.subscription_id)
                 .where(Delivery.id.in_([d.id for d in rows]))
             )
-            work = {did: (event, sub) for did, event, sub in found}
+            work: dict[int, tuple[OutboxEvent, Subscription]] = {}
+            over: list[int] = []  # past its subscription's share: given back at once
+            taking = dict(self._busy)
+            for did, event, sub in sorted(found, key=lambda r: r[1].id):
+                if taking.get(sub.id, 0) >= self.conf.per_subscription:
+                    over.append(did)
+                    continue
+                taking[sub.id] = taking.get(sub.id, 0) + 1
+                work[did] = (event, sub)
+            if over:
+                await s.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(over))
+                    .values(claimed_by=None, claim_expires_at=None)
+                    .execution_options(synchronize_session=False)
+                )
             attempts = {d.id: d.retries for d in rows}
-        holds = {did: keeper.hold(did, renewed=sent_at, at=at) for did in work}
-        try:
-            await asyncio.gather(
-                *(self._one(did, attempts[did], event, sub) for did, (event, sub) in work.items())
-            )
-        finally:
-            for h in holds.values():
-                keeper.drop(h)
-        return len(work)
+        started: list[asyncio.Task[None]] = []
+        for did, (event, sub) in work.items():
+            hold = keeper.hold(did, renewed=sent_at, at=at)
+            self._busy[sub.id] = self._busy.get(sub.id, 0) + 1
+            task = asyncio.create_task(self._one(did, attempts[did], event, sub))
+            self._inflight[did] = task
+            task.add_done_callback(functools.partial(self._done, did, sub.id, hold))
+            started.append(task)
+        if started and self.conf.pass_wait_seconds > 0:
+            await asyncio.wait(started, timeout=self.conf.pass_wait_seconds)
+        return len(started)
+
+    def _done(self, did: int, sub_id: str, hold: Hold, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(did, None)
+        left = self._busy.get(sub_id, 0) - 1
+        if left > 0:
+            self._busy[sub_id] = left
+        else:
+            self._busy.pop(sub_id, None)
+        self.rt.leases(Delivery).drop(hold)
 
     async def _one(self, did: int, tried: int, event: OutboxEvent, sub: Subscription) -> None:
-        async with self._slots:
-            try:
-                await self._send(did, event, sub)
-            except (webhook.DeliveryFailed, targets.Refused) as e:
-                await self._failed(did, tried + 1, str(e))
-            except Exception as e:  # a bug or a broken key must not stop the others
-                log.exception("delivery %s: unexpected error", did)
-                await self._failed(did, tried + 1, f"{type(e).__name__}")
-            else:
-                await self._delivered(did, tried + 1)
+        try:
+            await self._send(did, event, sub)
+        except (webhook.DeliveryFailed, targets.Refused) as e:
+            await self._failed(did, tried + 1, str(e))
+        except asyncio.CancelledError:
+            raise  # stopping: the row stays pending, its lease runs out
+        except Exception as e:  # a bug or a broken key must not stop the others
+            log.exception("delivery %s: unexpected error", did)
+            await self._failed(did, tried + 1, f"{type(e).__name__}")
+        else:
+            await self._delivered(did, tried + 1)
 
     async def _send(self, did: int, event: OutboxEvent, sub: Subscription) -> None:
         allowed = self.conf.allowed_webhook_hosts
@@ -196,6 +245,7 @@ class Sender:
                     claim_expires_at=None,
                 )
             )
+        self.rt.notify("notifications")  # its retry time is known now: the loop re-plans
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt `attempts + 1`: base * 2^(attempts-1), capped, jittered."""

@@ -25,6 +25,12 @@ class NotificationSettings(BaseModel):
     backoff_max_seconds: float = Field(default=600.0, gt=0.0)
     timeout_seconds: float = Field(default=10.0, gt=0.0)  # per webhook POST / AMQP publish
     concurrency: int = Field(default=16, ge=1)  # sends in flight per worker
+    # Sends in flight per subscription and worker: a slow receiver holds at most this
+    # many of the `concurrency` slots, so the others' events keep going out.
+    per_subscription: int = Field(default=4, ge=1)
+    # How long a pass waits for its sends before it moves on (they finish in the
+    # background, their rows held): a slow receiver never holds up the next pass.
+    pass_wait_seconds: float = Field(default=0.5, ge=0.0)
     batch_size: int = Field(default=200, ge=1)  # events fanned out / deliveries per pass
     # Deliveries (delivered, skipped, dead, or pending but waiting: paused or held back),
     # and the events they were for, are kept this long (docs/notifications.md).
