@@ -207,3 +207,35 @@ def test_a_draining_cloud_with_stored_credentials_is_left_to_the_fleet() -> None
     plain = {"driver": "openstack", "openstack": {"cloud": "site-b"}}
     built = draining_settings(Settings(), {"sealed": kept, "plain": plain})
     assert [c.name for c in built] == ["plain"]
+
+
+async def test_a_replaced_driver_is_closed_once_no_call_can_run_on_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=ONE)
+    try:
+        await add(p)
+        await p.step()
+        first = p.sim("extra")
+        closed: list[str] = []
+        real_close = first.close
+
+        async def close() -> None:
+            closed.append(first.name)
+            await real_close()
+
+        first.close = close  # type: ignore[method-assign]
+        await change(p, "extra", CloudChanges(options={"price_per_vcpu_hour": 0.5}))
+        await p.step()
+        assert p.sim("extra") is not first
+        grace = 2 * p.settings.controllers.call_timeout_seconds
+        p.clock.advance(grace - 2)  # the step above moved it on by 1 s
+        await p.worker.fleet.refresh()
+        assert closed == []  # a call started just before the change may still be running
+        p.clock.advance(2)
+        await p.worker.fleet.refresh()
+        assert closed == ["extra"]
+        await p.worker.fleet.close()
+        assert closed == ["extra"]  # closed once
+    finally:
+        await p.close()

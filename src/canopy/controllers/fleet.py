@@ -14,15 +14,17 @@ Drivers the worker was started with, for clouds from its config, are kept as the
 until their generation moves. A cloud whose driver cannot be built (settings that no
 longer validate, credentials sealed under another key, a clouds.yaml entry missing) is
 marked unhealthy with the reason, which never holds a secret, and tried again when its
-generation moves. A replaced driver is closed when the worker stops, not at once: a call
-may still be running on it.
+generation moves. A replaced or dropped driver is not closed at once, since a call may
+still be running on it: it is closed by the first pass after twice
+`[controllers] call_timeout_seconds` (every call is cancelled at that timeout), or when
+the worker stops, whichever comes first.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -55,7 +57,7 @@ class Fleet:
         self.rt = rt
         self._built: dict[str, int] = {}  # cloud -> generation its driver was built from
         self._failed: dict[str, int] = {}  # cloud -> generation that could not be built
-        self._retired: list[Compute] = []
+        self._retired: list[tuple[datetime, Compute]] = []  # (close after, driver)
         self._vault: Vault | None = None
 
     def _open_vault(self) -> Vault:
@@ -82,6 +84,7 @@ class Fleet:
     async def refresh(self) -> list[str]:
         """One pass; the clouds whose driver is new or rebuilt (their inventory is due)."""
         rt = self.rt
+        await self._close_idle()
         seen = await self._read()
         changed: list[str] = []
         names = set()
@@ -126,7 +129,7 @@ class Fleet:
         old = rt.drivers.get(c.name)
         rt.set_cloud(cfg, driver)
         if old is not None:
-            self._retired.append(old)
+            self._retire_driver(old)
         self._built[c.name] = c.generation
         self._failed.pop(c.name, None)
         log.info(
@@ -157,17 +160,33 @@ class Fleet:
         driver = self.rt.drop_cloud(cloud)
         self._built.pop(cloud, None)
         if driver is not None:
-            self._retired.append(driver)
+            self._retire_driver(driver)
             log.info("cloud %s: driver dropped (%s)", cloud, why)
 
+    def _retire_driver(self, driver: Compute) -> None:
+        grace = 2 * self.rt.settings.controllers.call_timeout_seconds
+        self._retired.append((self.rt.clock.now() + timedelta(seconds=grace), driver))
+
+    async def _close_idle(self) -> None:
+        """Close the retired drivers no call can still be running on."""
+        now = self.rt.clock.now()
+        idle = [d for after, d in self._retired if after <= now]
+        if idle:
+            self._retired = [(a, d) for a, d in self._retired if a > now]
+            await _close(idle)
+
     async def close(self) -> None:
-        """Close the drivers replaced or dropped meanwhile (the worker is stopping)."""
+        """Close every driver replaced or dropped meanwhile (the worker is stopping)."""
         retired, self._retired = self._retired, []
-        for driver in retired:
-            try:
-                await driver.close()
-            except Exception:
-                log.exception("closing a retired driver of %s failed", driver.name)
+        await _close([d for _, d in retired])
+
+
+async def _close(drivers: list[Compute]) -> None:
+    for driver in drivers:
+        try:
+            await driver.close()
+        except Exception:
+            log.exception("closing a retired driver of %s failed", driver.name)
 
 
 def _reason(e: Exception) -> str:
