@@ -136,8 +136,23 @@ def test_patterns_are_checked_and_bounded() -> None:
     assert e.message.startswith("allowed_pattern is not a valid pattern: ")
     e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "a" * 1001}]}))
     assert e.message == "allowed_pattern is longer than 1000 characters"
-    e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a)"}]}))
-    assert e.message.startswith("allowed_pattern is not a valid pattern")  # RE2 has no lookahead
+    e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a"}]}))
+    assert e.message.startswith("allowed_pattern is not a valid pattern")  # for no engine
+
+
+def test_a_lookahead_pattern_real_templates_use_is_checked_within_a_time_limit() -> None:
+    # hot/Windows/ActiveDirectoryController's DNS name: RE2 has no lookahead, so it runs
+    # on the backtracking engine, each match limited in time.
+    dns = "[A-Za-z0-9]+(?=[\\.\\-][a-zA-Z0-9])*\\.[a-zA-z09]+"
+    raw = declare(s={"type": "string", "constraints": [{"allowed_pattern": dns}]})
+    parse_template(raw).bind({"s": "corp.example"}, IDENTITY)
+    assert bind_error(raw, {"s": "no dots"}).message.endswith(f'does not match pattern "{dns}"')
+    # A value that would take a backtracking engine forever is refused at the time limit.
+    evil = declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a)(a+)+$"}]})
+    message = bind_error(evil, {"s": "a" * 5000 + "!"}).message
+    assert message.endswith(
+        'cannot be checked against pattern "(?=a)(a+)+$": matching took longer than 0.1 s'
+    )
 
 
 def test_modulo_needs_2017_02_24() -> None:

@@ -1,7 +1,9 @@
 """Parameter constraints: range, length, modulo, allowed_values, allowed_pattern, custom.
 
-Patterns are user input matched against user input, so they run on RE2 (linear time),
-never on Python's backtracking `re`, and their length is bounded.
+Patterns are user input matched against user input, so they run on RE2 (linear time)
+and their length is bounded. A pattern RE2 cannot run (a lookahead, a backreference: real
+templates use them) runs on the `regex` module, whose matches take a time limit: a value
+that takes longer than that to match is refused, with that reason.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import re2
+import regex
 
 from canopy.orchestration.template import limits
 from canopy.orchestration.template.errors import TemplateError
@@ -33,14 +36,35 @@ _OPTIONS = _options()
 
 @lru_cache(maxsize=256)
 def compile_pattern(pattern: str) -> Any:
-    """The RE2 program for an allowed_pattern; ValueError if RE2 refuses it."""
+    """The program for an allowed_pattern (RE2's, else a time-limited backtracking one);
+    ValueError if neither engine takes it."""
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as e:
         detail = e.args[0] if e.args else e
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
+    try:
+        return _TimeLimited(regex.compile(pattern, regex.VERSION0))
+    except (regex.error, RecursionError, OverflowError):
         raise ValueError(str(detail)) from None
+
+
+class PatternTimeout(ValueError):
+    """A value took longer than the time limit to match a backtracking pattern."""
+
+
+class _TimeLimited:
+    """A backtracking pattern whose every match gives up after `limits.PATTERN_SECONDS`."""
+
+    def __init__(self, program: Any) -> None:
+        self.program = program
+
+    def fullmatch(self, value: str) -> Any:
+        try:
+            return self.program.fullmatch(value, timeout=limits.PATTERN_SECONDS)
+        except TimeoutError:
+            raise PatternTimeout(f"matching took longer than {limits.PATTERN_SECONDS} s") from None
 
 
 def _num(value: Any, what: str, path: str) -> int | float | None:
@@ -122,7 +146,11 @@ class Constraint:
         elif self.kind == "allowed_pattern":
             items = value if ptype == "CommaDelimitedList" else [value]
             for item in items:
-                if compile_pattern(self.spec).fullmatch(item) is None:
+                try:
+                    matched = compile_pattern(self.spec).fullmatch(item)
+                except PatternTimeout as e:
+                    return f'"{item}" cannot be checked against pattern "{self.spec}": {e}'
+                if matched is None:
                     return f'"{item}" does not match pattern "{self.spec}"'
         elif self.kind == "custom_constraint" and check is not None:
             items = value if ptype == "CommaDelimitedList" else [value]
