@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from canopy.orchestration.template import TemplateError, parse_template
+from canopy.orchestration.template import TemplateError, limits, parse_template
+from canopy.orchestration.template.constraints import (
+    PatternTimeout,
+    compile_pattern,
+    pattern_budget,
+)
 
 from .helpers import IDENTITY, hot, refused
 
@@ -299,3 +305,25 @@ def test_parameter_groups_are_checked() -> None:
         "parameter_groups[1].parameters",
         "parameter 'a' is already in group 0",
     )
+
+
+def test_backtracking_matches_share_one_budget_per_bind() -> None:
+    # Many parameters (or list items) cannot each take the per-match limit: one parse or
+    # bind of the parameters has PATTERN_BUDGET_SECONDS of backtracking in all.
+    evil = compile_pattern("(?=a)(a+)+$")
+    reasons: list[str] = []
+
+    @pattern_budget
+    def bind_many() -> None:
+        for _ in range(20):
+            try:
+                evil.fullmatch("a" * 5000 + "!")
+            except PatternTimeout as e:
+                reasons.append(str(e))
+
+    started = time.monotonic()
+    bind_many()
+    assert time.monotonic() - started < 2 * limits.PATTERN_BUDGET_SECONDS
+    assert reasons[0] == "matching took longer than 0.1 s"
+    assert reasons[-1] == "the template's patterns took 0.5 s in all"
+    assert len(reasons) == 20

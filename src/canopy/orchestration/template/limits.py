@@ -18,6 +18,7 @@ MAX_RESOURCES = 1000  # as Heat's max_resources_per_stack
 MAX_PARAMETERS = 1000
 MAX_PATTERN_CHARS = 1000  # an allowed_pattern
 PATTERN_SECONDS = 0.1  # one match of a pattern RE2 cannot run (a lookahead), on `regex`
+PATTERN_BUDGET_SECONDS = 0.5  # all such matches of one parse or bind of the parameters
 MAX_REPEAT_ITEMS = 10_000  # elements one `repeat` may produce
 MAX_DIGEST_INPUT = 1_000_000  # characters one `digest` may hash
 MAX_RESULT_UNITS = 5_000_000  # characters and elements produced by one resolve call
