@@ -239,3 +239,73 @@ async def test_a_failed_group_is_repaired_in_place_by_an_update(
         assert {m.status for m in members(after).values()} == {"COMPLETE"}
     finally:
         await p.close()
+
+
+MEMBER = """
+heat_template_version: 2015-04-30
+parameters:
+  index: {type: number}
+resources:
+  vm:
+    type: OS::Nova::Server
+    properties:
+      flavor: m1.small
+      image: cirros
+      name: {list_join: ["-", [member, {get_param: index}]]}
+outputs:
+  label:
+    value: {list_join: ["-", [label, {get_param: index}]]}
+"""
+
+
+def file_group(count: int) -> dict[str, Any]:
+    """hot/resource_group/resource_group_index_lookup.yaml's shape: members of a template
+    file of the stack's files, each a nested stack."""
+    return hot(
+        {
+            "grp": {
+                "type": "OS::Heat::ResourceGroup",
+                "properties": {
+                    "count": count,
+                    "resource_def": {
+                        "type": "file:///t/member.yaml",
+                        "properties": {"index": "%index%"},
+                    },
+                },
+            }
+        },
+        outputs={"labels": {"value": {"get_attr": ["grp", "label"]}}},
+    )
+
+
+async def test_members_of_a_template_file_are_nested_stacks_resized_and_deleted(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    files = {"file:///t/member.yaml": MEMBER}
+    try:
+        sid = await create(p, "files", file_group(2), files=files)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
+        rows = await resources(p, sid)
+        assert {r.type for r in members(rows).values()} == {"file:///t/member.yaml"}
+        outs = outputs(bound_of(done, "RegionOne"), list(rows.values()))
+        assert outs[0]["output_value"] == ["label-0", "label-1"]
+        assert sorted(s.name for s in await live_servers(p)) == ["member-0", "member-1"]
+
+        async with p.db.session() as s:
+            svc = StackService(p.settings, p.clock)
+            stack = await svc.find(s, p.ctx.project_id, sid, lock=True)
+            await svc.update(s, p.ctx, stack, {"template": file_group(1)}, patch=True)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        assert [s.name for s in await live_servers(p)] == ["member-0"]
+
+        async with p.db.session() as s:
+            svc = StackService(p.settings, p.clock)
+            await svc.delete(s, await svc.find(s, p.ctx.project_id, sid, lock=True))
+        gone = await settle(p, sid)
+        assert (gone.action, gone.status) == ("DELETE", "COMPLETE"), gone.status_reason
+        assert await live_servers(p) == []
+    finally:
+        await p.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import nesting_checks
 from canopy.orchestration.resolving import NothingLive
@@ -24,6 +26,7 @@ def check_resources(
     if tree is None:
         tree = nesting_checks.Tree()
     tree.count(len(defs))
+    known = replace(known, files=frozenset(bound.template.files))
     for name, d in defs.items():
         kind = resource_type(d.type, f"resources.{name}", bound.template.files)
         if is_nested(kind):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from canopy.orchestration.template import TemplateError, parse_template
+from canopy.orchestration.template import TemplateError, limits, parse_template
+from canopy.orchestration.template.constraints import (
+    PatternTimeout,
+    compile_pattern,
+    pattern_budget,
+)
 
 from .helpers import IDENTITY, hot, refused
 
@@ -136,8 +142,23 @@ def test_patterns_are_checked_and_bounded() -> None:
     assert e.message.startswith("allowed_pattern is not a valid pattern: ")
     e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "a" * 1001}]}))
     assert e.message == "allowed_pattern is longer than 1000 characters"
-    e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a)"}]}))
-    assert e.message.startswith("allowed_pattern is not a valid pattern")  # RE2 has no lookahead
+    e = refused(declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a"}]}))
+    assert e.message.startswith("allowed_pattern is not a valid pattern")  # for no engine
+
+
+def test_a_lookahead_pattern_real_templates_use_is_checked_within_a_time_limit() -> None:
+    # hot/Windows/ActiveDirectoryController's DNS name: RE2 has no lookahead, so it runs
+    # on the backtracking engine, each match limited in time.
+    dns = "[A-Za-z0-9]+(?=[\\.\\-][a-zA-Z0-9])*\\.[a-zA-z09]+"
+    raw = declare(s={"type": "string", "constraints": [{"allowed_pattern": dns}]})
+    parse_template(raw).bind({"s": "corp.example"}, IDENTITY)
+    assert bind_error(raw, {"s": "no dots"}).message.endswith(f'does not match pattern "{dns}"')
+    # A value that would take a backtracking engine forever is refused at the time limit.
+    evil = declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a)(a+)+$"}]})
+    message = bind_error(evil, {"s": "a" * 5000 + "!"}).message
+    assert message.endswith(
+        'cannot be checked against pattern "(?=a)(a+)+$": matching took longer than 0.1 s'
+    )
 
 
 def test_modulo_needs_2017_02_24() -> None:
@@ -284,3 +305,25 @@ def test_parameter_groups_are_checked() -> None:
         "parameter_groups[1].parameters",
         "parameter 'a' is already in group 0",
     )
+
+
+def test_backtracking_matches_share_one_budget_per_bind() -> None:
+    # Many parameters (or list items) cannot each take the per-match limit: one parse or
+    # bind of the parameters has PATTERN_BUDGET_SECONDS of backtracking in all.
+    evil = compile_pattern("(?=a)(a+)+$")
+    reasons: list[str] = []
+
+    @pattern_budget
+    def bind_many() -> None:
+        for _ in range(20):
+            try:
+                evil.fullmatch("a" * 5000 + "!")
+            except PatternTimeout as e:
+                reasons.append(str(e))
+
+    started = time.monotonic()
+    bind_many()
+    assert time.monotonic() - started < 2 * limits.PATTERN_BUDGET_SECONDS
+    assert reasons[0] == "matching took longer than 0.1 s"
+    assert reasons[-1] == "the template's patterns took 0.5 s in all"
+    assert len(reasons) == 20

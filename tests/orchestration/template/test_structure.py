@@ -27,6 +27,18 @@ def test_unknown_top_level_and_resource_keys_are_refused() -> None:
     assert e.message.startswith("unknown key 'valu'")
 
 
+def test_external_id_is_refused_not_ignored() -> None:
+    # hot/external_resource.yaml: adopting a resource canopy did not make is not done, and
+    # ignoring the key would create a new server in its place.
+    raw = hot(
+        "2016-10-14",
+        resources={"s": {"type": "OS::Nova::Server", "external_id": "da5b940a"}},
+    )
+    e = refused(raw)
+    assert e.path == "resources.s.external_id"
+    assert e.message.startswith("external_id is not supported: canopy adopts no resource")
+
+
 def test_depends_on_must_name_resources() -> None:
     e = refused(hot(resources={"a": {"type": "T", "depends_on": ["b"]}}))
     assert (e.path, e.message) == ("resources.a.depends_on", "no resource named 'b'")

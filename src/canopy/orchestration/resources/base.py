@@ -85,6 +85,8 @@ class Lookups:
     images: frozenset[str] = frozenset()
     keypairs: frozenset[str] = frozenset()
     zones: frozenset[str] = frozenset()
+    # The names of the stack's files (a group's members may be template resources).
+    files: frozenset[str] = frozenset()
 
 
 class ResourceType(Protocol):

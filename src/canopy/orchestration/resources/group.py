@@ -142,7 +142,7 @@ def validate_member(d: Any, var: str, known: Lookups) -> None:
         raise InvalidRequest(f"Unknown key(s) in the member definition: {sorted(extra)}.")
     if not isinstance(d["type"], str):
         raise InvalidRequest("the member definition's type must be a string.")
-    kind = registry.resource_type(d["type"])
+    kind = registry.resource_type(d["type"], files=known.files)
     raw = d.get("properties")
     if kind.open_properties or raw is None:
         return
@@ -158,7 +158,7 @@ async def _apply_removal_policies(step: Step, res: StackResource) -> None:
         else list((res.data or {}).get("removed") or [])
     )
     members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
-    by_ref = {str(registry.resource_type(m.type).reference(m)): index_of(res, m) for m in members}
+    by_ref = {str(registry.row_type(m.type).reference(m)): index_of(res, m) for m in members}
     for policy in p.get("removal_policies") or []:
         for item in (policy or {}).get("resource_list") or []:
             idx = by_ref.get(str(item), str(item))

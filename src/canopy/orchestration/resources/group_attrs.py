@@ -35,7 +35,7 @@ def recorded(group: StackResource, members: Sequence[StackResource]) -> dict[str
     attrs: dict[str, Any] = {}
     for m in ordered:
         idx = index_of(group, m)
-        refs_map[idx] = registry.resource_type(m.type).reference(m)
+        refs_map[idx] = registry.row_type(m.type).reference(m)
         attrs[idx] = dict(m.attributes or {})
     return {
         "refs": list(refs_map.values()),

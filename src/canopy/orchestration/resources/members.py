@@ -97,7 +97,7 @@ async def converge(
         name = member_name(group.name, w.index)
         keep.add(name)
         try:
-            kind = registry.resource_type(w.type, f"resources.{name}")
+            kind = registry.resource_type(w.type, f"resources.{name}", step.stack.files)
             props = (
                 dict(w.properties or {})
                 if kind.open_properties
@@ -107,12 +107,12 @@ async def converge(
             tally.add(name, Progress.failure(str(e)))
             continue
         row = present.get(name)
-        if row is not None and _replace(row, kind, props, fresh):
+        if row is not None and _replace(row, w.type, kind, props, fresh):
             row.desired = Desired.ABSENT
             doomed.append(row)
             row = None
         if row is None:
-            row = _new(step, group, name, kind, props, now)
+            row = _new(step, group, name, w.type, props, now)
             begin(step, row, Action.CREATE, now)
             tally.add(name, record(step, row, await kind.create(step, row), now))
         elif row.status == Status.COMPLETE and row.properties != props:
@@ -127,7 +127,7 @@ async def converge(
             row.desired = Desired.ABSENT
             doomed.append(row)
     for row in doomed:
-        kind = registry.resource_type(row.type)
+        kind = registry.row_type(row.type)
         if row.action != Action.DELETE or (fresh and row.status == Status.FAILED):
             begin(step, row, Action.DELETE, now)
             p = record(step, row, await kind.delete(step, row), now)
@@ -141,8 +141,10 @@ async def converge(
     return tally.progress()
 
 
-def _replace(row: StackResource, kind: ResourceType, props: dict[str, Any], fresh: bool) -> bool:
-    if row.type != kind.name:
+def _replace(
+    row: StackResource, type_name: str, kind: ResourceType, props: dict[str, Any], fresh: bool
+) -> bool:
+    if row.type != type_name:
         return True
     if row.status == Status.FAILED:
         return fresh
@@ -155,7 +157,7 @@ def _new(
     step: Step,
     group: StackResource,
     name: str,
-    kind: ResourceType,
+    kind: str,
     props: dict[str, Any],
     now: datetime,
 ) -> StackResource:
@@ -163,7 +165,7 @@ def _new(
         id=str(uuid.uuid4()),
         stack_id=group.stack_id,
         name=name,
-        type=kind.name,
+        type=kind,  # a template resource's file, not the shared type's name
         desired=Desired.PRESENT,
         generation=group.generation,
         physical_resource_id="",

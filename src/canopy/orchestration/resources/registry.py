@@ -3,7 +3,7 @@ reflection). A template naming any other type is refused with the list of these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
@@ -67,11 +67,9 @@ READERS: Mapping[str, AttributeReader] = {
 }
 
 
-def resource_type(
-    name: str, where: str = "", files: Mapping[str, object] | None = None
-) -> ResourceType:
+def resource_type(name: str, where: str = "", files: Collection[str] | None = None) -> ResourceType:
     """The type called `name` (a template resource if `name` is one of the stack's
-    `files`), or InvalidRequest naming every supported type."""
+    `files`, a map or the names of them), or InvalidRequest naming every supported type."""
     found = TYPES.get(name)
     if found is None and files is not None and name in files:
         return TEMPLATE_RESOURCE

@@ -1,17 +1,24 @@
 """Parameter constraints: range, length, modulo, allowed_values, allowed_pattern, custom.
 
-Patterns are user input matched against user input, so they run on RE2 (linear time),
-never on Python's backtracking `re`, and their length is bounded.
+Patterns are user input matched against user input, so they run on RE2 (linear time)
+and their length is bounded. A pattern RE2 cannot run (a lookahead, a backreference: real
+templates use them) runs on the `regex` module, whose matches take a time limit: a value
+that takes longer than that to match is refused, with that reason.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, ParamSpec, TypeVar
 
 import re2
+import regex
 
 from canopy.orchestration.template import limits
 from canopy.orchestration.template.errors import TemplateError
@@ -33,14 +40,77 @@ _OPTIONS = _options()
 
 @lru_cache(maxsize=256)
 def compile_pattern(pattern: str) -> Any:
-    """The RE2 program for an allowed_pattern; ValueError if RE2 refuses it."""
+    """The program for an allowed_pattern (RE2's, else a time-limited backtracking one);
+    ValueError if neither engine takes it."""
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as e:
         detail = e.args[0] if e.args else e
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
+    try:
+        return _TimeLimited(regex.compile(pattern, regex.VERSION0))
+    except (regex.error, RecursionError, OverflowError):
         raise ValueError(str(detail)) from None
+
+
+class PatternTimeout(ValueError):
+    """A value took longer than the time limit to match a backtracking pattern."""
+
+
+# The seconds of backtracking matching left to the parameters being parsed or bound now
+# (None: no budget is open, each match has only its own limit).
+_budget: ContextVar[list[float] | None] = ContextVar("pattern_budget", default=None)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextmanager
+def _open_budget() -> Iterator[None]:
+    if _budget.get() is not None:
+        yield  # an enclosing call holds the budget
+        return
+    token = _budget.set([limits.PATTERN_BUDGET_SECONDS])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def pattern_budget(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`fn`'s backtracking matches share `limits.PATTERN_BUDGET_SECONDS` in all, so many
+    parameters (or list items) cannot each take the per-match limit."""
+
+    @wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _open_budget():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class _TimeLimited:
+    """A backtracking pattern whose every match gives up after `limits.PATTERN_SECONDS`,
+    and sooner when the open budget has less left."""
+
+    def __init__(self, program: Any) -> None:
+        self.program = program
+
+    def fullmatch(self, value: str) -> Any:
+        left = _budget.get()
+        limit = limits.PATTERN_SECONDS if left is None else min(limits.PATTERN_SECONDS, left[0])
+        if limit <= 0:
+            raise PatternTimeout(
+                f"the template's patterns took {limits.PATTERN_BUDGET_SECONDS} s in all"
+            )
+        started = time.monotonic()
+        try:
+            return self.program.fullmatch(value, timeout=limit)
+        except TimeoutError:
+            raise PatternTimeout(f"matching took longer than {limit} s") from None
+        finally:
+            if left is not None:
+                left[0] -= time.monotonic() - started
 
 
 def _num(value: Any, what: str, path: str) -> int | float | None:
@@ -122,7 +192,11 @@ class Constraint:
         elif self.kind == "allowed_pattern":
             items = value if ptype == "CommaDelimitedList" else [value]
             for item in items:
-                if compile_pattern(self.spec).fullmatch(item) is None:
+                try:
+                    matched = compile_pattern(self.spec).fullmatch(item)
+                except PatternTimeout as e:
+                    return f'"{item}" cannot be checked against pattern "{self.spec}": {e}'
+                if matched is None:
                     return f'"{item}" does not match pattern "{self.spec}"'
         elif self.kind == "custom_constraint" and check is not None:
             items = value if ptype == "CommaDelimitedList" else [value]

@@ -17,6 +17,7 @@ from canopy.orchestration.template.constraints import (
     Constraint,
     make_constraint,
     parse_hot_constraint,
+    pattern_budget,
 )
 from canopy.orchestration.template.errors import TemplateError, join_path
 from canopy.orchestration.template.model import ConstraintCheck, ParameterInfo
@@ -163,6 +164,7 @@ def to_number(value: Any) -> int | float:
     raise ValueError(f"{value!r} is not a number")
 
 
+@pattern_budget
 def parse_hot_parameters(
     section: Any, modulo: bool, tags: bool, path: str = "parameters"
 ) -> dict[str, ParamSchema]:
@@ -208,6 +210,7 @@ def parse_hot_parameters(
     return out
 
 
+@pattern_budget
 def parse_cfn_parameters(section: Any, path: str = "Parameters") -> dict[str, ParamSchema]:
     out: dict[str, ParamSchema] = {}
     for name, raw in _entries(section, path).items():
@@ -297,6 +300,7 @@ def _checked_default(schema: ParamSchema, path: str) -> ParamSchema:
     return schema
 
 
+@pattern_budget
 def bind_parameters(
     schemas: Mapping[str, ParamSchema],
     values: Mapping[str, Any],

@@ -207,6 +207,12 @@ def _resource(name: str, body: Any, version: Version, k: Keys, parser: Parser) -
     if not isinstance(body, dict):
         raise TemplateError("a resource must be a map", at)
     _only_keys(body, _resource_keys(version), at)
+    if body.get("external_id") is not None:
+        raise TemplateError(
+            "external_id is not supported: canopy adopts no resource it did not create "
+            "(create the resource in the stack, or pass its id as a parameter)",
+            join_path(at, "external_id"),
+        )
     rtype = body.get(k.type)
     if not isinstance(rtype, str) or not rtype:
         raise TemplateError(f"a resource needs a {k.type} (a string)", at)

@@ -1,0 +1,255 @@
+"""Template corpus, part two: one template's life through the real engine on sim clouds.
+
+Validate, create, update the size where the template takes one, delete; then nothing may
+be left: no live stack, server or keypair row, no server on any sim cloud. The sim does not
+run user data, so the runner plays the booted servers' part for wait conditions: each
+`wc_notify` line (the handle's `curl_cli` with `--data-binary '...'`) in a server's user
+data is sent as the signal it would send, once the server is ACTIVE; user data that names a
+handle's endpoint without such a line (a script that posts by other means) sends one
+SUCCESS.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.service import StackService, parse_request
+from canopy.orchestration.template.model import StackIdentity
+from canopy.services import keypairs
+from canopy.store.models import Keypair, Server, Stack, StackResource
+from canopy.store.models.servers import ServerUserData
+from tests.controllers.harness import Plane
+
+from .corpus_load import KEY_NAME, Case, count_change, literal_count_change, parameters
+from .helpers import send_signal
+
+CLOUDS = """
+[scheduler]
+burst_threshold = 0.8
+
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 4
+host_vcpus = 64
+host_ram_mb = 262144
+boot_seconds = 1
+api_latency_ms = 1
+
+[[clouds]]
+name = "public"
+tier = 1
+[clouds.sim]
+hosts = 100
+host_vcpus = 64
+host_ram_mb = 262144
+boot_seconds = 1
+api_latency_ms = 1
+price_per_vcpu_hour = 0.05
+"""
+
+HANDLE = "OS::Heat::WaitConditionHandle"
+
+
+@dataclass
+class Outcome:
+    """What one run did, for the report and the assertions."""
+
+    created: bool = False
+    updated: str = ""  # what the update changed ("" when the template takes no size)
+    deleted: bool = False
+    signals: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+async def add_keypair(p: Plane) -> None:
+    """The keypair the parameter table names, the user's own as `openstack keypair create`
+    would make it."""
+    _, public = keypairs.generate_ssh()
+    async with p.db.session() as s:
+        await keypairs.create(
+            s,
+            p.settings,
+            project_id=p.ctx.project_id,
+            user_id=p.ctx.user_id,
+            name=KEY_NAME,
+            key_type="ssh",
+            public_key=public,
+            now=p.clock.now(),
+        )
+
+
+async def run(p: Plane, case: Case, name: str = "corpus") -> Outcome:
+    """The whole life of `case` on plane `p`; an AssertionError says which step failed."""
+    out = Outcome()
+    svc = StackService(p.settings, p.clock)
+    params = parameters(case.template)
+    body = {
+        "template": case.template,
+        "files": case.files,
+        "parameters": params,
+        "environment": case.environment,
+    }
+
+    async with p.db.session() as s:  # POST /validate
+        identity = StackIdentity("validate", "None", p.ctx.project_id)
+        await svc.validate(s, p.ctx, parse_request(body, template_required=True), identity)
+
+    async with p.db.session() as s:
+        sid = (await svc.create(s, p.ctx, name, body)).id
+    done = await _settle(p, sid, out)
+    assert (done.action, done.status) == ("CREATE", "COMPLETE"), f"create: {done.status_reason}"
+    out.created = True
+    await _outputs_resolve(p, done)
+
+    await _update(p, svc, case, sid, params, out)
+
+    async with p.db.session() as s:
+        await svc.delete(s, await svc.find(s, p.ctx.project_id, sid, lock=True))
+    gone = await _settle(p, sid, out)
+    assert (gone.action, gone.status) == ("DELETE", "COMPLETE"), f"delete: {gone.status_reason}"
+    out.deleted = True
+    await assert_nothing_left(p)
+    return out
+
+
+async def _update(
+    p: Plane, svc: StackService, case: Case, sid: str, params: dict[str, Any], out: Outcome
+) -> None:
+    """`stack update --existing` with a changed size parameter, else with the template's
+    literal group sizes grown by one; the stack's resources must change with it."""
+    changed = count_change(case.template, params)
+    body: dict[str, Any]
+    if changed:
+        body = {"parameters": changed}
+        out.updated = ", ".join(f"{k}={v}" for k, v in changed.items())
+    else:
+        grown = literal_count_change(case.template)
+        if grown is None:
+            return
+        body = {"template": grown}
+        out.updated = "group sizes changed by one"
+    before = await _resource_rows(p)
+    async with p.db.session() as s:
+        stack = await svc.find(s, p.ctx.project_id, sid, lock=True)
+        await svc.update(s, p.ctx, stack, body, patch=True)
+    done = await _settle(p, sid, out)
+    assert (done.action, done.status) == ("UPDATE", "COMPLETE"), f"update: {done.status_reason}"
+    after = await _resource_rows(p)
+    if changed and not _sizes_anything(case, changed):
+        out.notes.append(f"{out.updated} sizes no group: resources {before} -> {after}")
+        return
+    assert after != before, f"update {out.updated}: still {after} resources"
+
+
+def _sizes_anything(case: Case, changed: dict[str, int]) -> bool:
+    """Whether a changed parameter reaches a group's size (else a count may size a
+    wait condition or a nested template, and the rows need not change)."""
+    text = json.dumps(case.template) + "".join(case.files.values())
+    return any(
+        re.search(r'"(count|desired_capacity|min_size|max_size)": \{"get_param": "' + k, text)
+        for k in changed
+    )
+
+
+async def _resource_rows(p: Plane) -> int:
+    async with p.db.read() as s:
+        q = select(func.count()).select_from(StackResource).join(Stack)
+        return int((await s.execute(q.where(Stack.deleted.is_(False)))).scalar_one())
+
+
+async def _outputs_resolve(p: Plane, stack: Stack) -> None:
+    async with p.db.read() as s:
+        q = select(StackResource).where(StackResource.stack_id == stack.id)
+        rows = list((await s.execute(q)).scalars())
+    bound = bound_of(stack, p.settings.identity.region)
+    assert bound is not None, "the stored template no longer binds"
+    errors = {
+        o["output_key"]: o["output_error"] for o in outputs(bound, rows) if "output_error" in o
+    }
+    assert not errors, f"outputs: {errors}"
+
+
+async def _settle(p: Plane, sid: str, out: Outcome, steps: int = 400) -> Stack:
+    played: set[str] = set()
+    for _ in range(steps):
+        async with p.db.read() as s:
+            found = await s.get(Stack, sid)
+            assert found is not None
+        if found.status != "IN_PROGRESS":
+            return found
+        out.signals += await _play_servers(p, played)
+        await p.step()
+    raise AssertionError(f"{found.action} did not finish in {steps} steps: {found.status_reason}")
+
+
+async def _play_servers(p: Plane, played: set[str]) -> int:
+    """Send what each newly ACTIVE server's user data would send to a handle."""
+    async with p.db.read() as s:
+        q = (
+            select(Server.id, ServerUserData.data)
+            .join(ServerUserData, ServerUserData.server_id == Server.id)
+            .where(Server.deleted.is_(False), Server.status == "ACTIVE")
+        )
+        booted = [(i, d) for i, d in (await s.execute(q)).all() if i not in played]
+        handles = list(
+            (await s.execute(select(StackResource).where(StackResource.type == HANDLE))).scalars()
+        )
+    sent = 0
+    for server_id, data in booted:
+        played.add(server_id)
+        script = _decoded(data)
+        for h in handles:
+            endpoint = (h.attributes or {}).get("endpoint")
+            if not endpoint or endpoint not in script:
+                continue
+            for signal in _signals(script, (h.attributes or {}).get("curl_cli", "")):
+                await send_signal(p, h.stack_id, h.name, signal)
+                sent += 1
+    return sent
+
+
+def _decoded(data: str) -> str:
+    try:
+        return base64.b64decode(data, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return data
+
+
+def _signals(script: str, curl_cli: str) -> list[dict[str, Any]]:
+    """The bodies `script` posts with `curl_cli`, commented lines left out (one SUCCESS if
+    it posts by other means)."""
+    found: list[dict[str, Any]] = []
+    if curl_cli:
+        pattern = re.escape(curl_cli) + r"\s+--data-binary\s+'([^']*)'"
+        run = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+        for m in re.finditer(pattern, run):
+            try:
+                body = json.loads(m.group(1))
+            except json.JSONDecodeError:
+                body = None
+            found.append(body if isinstance(body, dict) else {"status": "SUCCESS"})
+    return found or [{"status": "SUCCESS"}]
+
+
+async def assert_nothing_left(p: Plane) -> None:
+    """No live stack (nested included), server or stack-made keypair; no server on a cloud."""
+    async with p.db.read() as s:
+        stacks = (await s.execute(select(Stack.name).where(Stack.deleted.is_(False)))).all()
+        servers = (await s.execute(select(Server.name).where(Server.deleted.is_(False)))).all()
+        keys = (await s.execute(select(Keypair.name).where(Keypair.name != KEY_NAME))).all()
+    assert not stacks, f"stacks left: {stacks}"
+    assert not servers, f"servers left: {servers}"
+    assert not keys, f"keypairs left: {keys}"
+    for cloud in p.rt.drivers:
+        live = await p.sim(cloud).all_servers()
+        assert not live, f"servers left on {cloud}: {[r.name for r in live]}"

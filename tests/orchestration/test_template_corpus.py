@@ -1,0 +1,108 @@
+"""Templates with the shapes real Heat templates have, each through its whole life on sim
+clouds: validated, created, resized where it takes a size, deleted, nothing left behind.
+
+Two corpora run through the same runner (tests/orchestration/corpus_run.py):
+
+- tests/orchestration/corpus/: canopy's own templates, each following the pattern of one
+  openstack/heat-templates file (named in its first comment). Always run.
+- an openstack/heat-templates checkout named by CANOPY_HEAT_TEMPLATES: every template
+  there whose resource types canopy supports (nested templates included). Without the
+  variable these tests skip with one line; nothing of that repository is in canopy's tree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.controllers.harness import make_plane
+
+from .corpus_load import GROUPS, IMAGES_TOML, Case, Unrunnable, discover, load
+from .corpus_run import CLOUDS, Outcome, add_keypair, run
+
+OWN = Path(__file__).parent / "corpus"
+CHECKOUT = os.environ.get("CANOPY_HEAT_TEMPLATES", "")
+
+# Files of the own corpus that are parts of another template (nested, get_file), not runs.
+PARTS = {"parts"}
+
+
+def _own() -> list[Path]:
+    return [p for p in discover(OWN) if not PARTS & set(p.relative_to(OWN).parts)]
+
+
+def _checkout() -> list[Path]:
+    return discover(Path(CHECKOUT)) if CHECKOUT and Path(CHECKOUT).is_dir() else []
+
+
+async def _life(db_url: str, tmp_path: Path, case: Case) -> Outcome:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS + IMAGES_TOML)
+    try:
+        await add_keypair(p)
+        return await run(p, case)
+    finally:
+        await p.close()
+
+
+@pytest.mark.parametrize("path", _own(), ids=lambda p: str(p.relative_to(OWN)))
+async def test_own_corpus_template_lives_and_leaves_nothing(
+    path: Path, db_url: str, tmp_path: Path
+) -> None:
+    case = load(path, OWN)
+    assert not case.unsupported, f"the corpus names unsupported types {case.unsupported}"
+    out = await _life(db_url, tmp_path, case)
+    # Every group of the corpus is resized, and every wait condition is signalled.
+    if set(GROUPS) & case.types:
+        assert out.updated, "a template with a group was not resized"
+    if "OS::Heat::WaitCondition" in case.types:
+        assert out.signals > 0
+
+
+def test_own_corpus_covers_the_shapes_it_promises() -> None:
+    """Each template names the heat-templates file it follows, and the corpus holds the
+    types it is meant to exercise."""
+    types: set[str] = set()
+    pattern = "Pattern of openstack/heat-templates "
+    for path in _own():
+        case = load(path, OWN)
+        first = path.read_text().splitlines()[0]
+        # JSON has no comments: a JSON template says it in its Description.
+        said = first if path.suffix == ".yaml" else str(case.template.get("Description"))
+        assert said.lstrip("# ").startswith(pattern), path.name
+        types |= case.types
+    wanted = {
+        "OS::Nova::Server",
+        "AWS::EC2::Instance",
+        "OS::Heat::ResourceGroup",
+        "OS::Heat::AutoScalingGroup",
+        "OS::Heat::ScalingPolicy",
+        "OS::Heat::SoftwareConfig",
+        "OS::Heat::CloudConfig",
+        "OS::Heat::MultipartMime",
+        "OS::Heat::WaitCondition",
+        "OS::Heat::WaitConditionHandle",
+        "OS::Heat::RandomString",
+    }
+    assert wanted <= types, sorted(wanted - types)
+    assert any(t.startswith("file://") for t in types), "no template resource through files"
+
+
+def _checkout_ids(path: Path | None) -> str:
+    return str(path.relative_to(Path(CHECKOUT))) if path is not None else "unset"
+
+
+@pytest.mark.parametrize("path", _checkout() or [None], ids=_checkout_ids)
+async def test_heat_templates_checkout_template_lives_and_leaves_nothing(
+    path: Path | None, db_url: str, tmp_path: Path
+) -> None:
+    if path is None:
+        pytest.skip("CANOPY_HEAT_TEMPLATES is not set: the heat-templates corpus is skipped")
+    try:
+        case = load(path, Path(CHECKOUT))
+    except Unrunnable as e:
+        pytest.skip(f"not runnable from the checkout: {e}")
+    if case.unsupported:
+        pytest.skip(f"unsupported types: {', '.join(case.unsupported)}")
+    await _life(db_url, tmp_path, case)
