@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -157,7 +156,8 @@ def test_a_lookahead_pattern_real_templates_use_is_checked_within_a_time_limit()
     evil = declare(s={"type": "string", "constraints": [{"allowed_pattern": "(?=a)(a+)+$"}]})
     message = bind_error(evil, {"s": "a" * 5000 + "!"}).message
     assert message.endswith(
-        'cannot be checked against pattern "(?=a)(a+)+$": matching took longer than 0.1 s'
+        'cannot be checked against pattern "(?=a)(a+)+$": matching took longer than '
+        f"{limits.PATTERN_SECONDS} s"
     )
 
 
@@ -321,9 +321,10 @@ def test_backtracking_matches_share_one_budget_per_bind() -> None:
             except PatternTimeout as e:
                 reasons.append(str(e))
 
-    started = time.monotonic()
     bind_many()
-    assert time.monotonic() - started < 2 * limits.PATTERN_BUDGET_SECONDS
-    assert reasons[0] == "matching took longer than 0.1 s"
-    assert reasons[-1] == "the template's patterns took 0.5 s in all"
+    assert reasons[0] == f"matching took longer than {limits.PATTERN_SECONDS} s"
+    assert reasons[-1] == f"the template's patterns took {limits.PATTERN_BUDGET_SECONDS} s in all"
     assert len(reasons) == 20
+    # Only the budget's worth ran to the per-match limit; the rest were refused at once.
+    ran = [r for r in reasons if r.startswith("matching took")]
+    assert len(ran) <= limits.PATTERN_BUDGET_SECONDS / limits.PATTERN_SECONDS + 1
