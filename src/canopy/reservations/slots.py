@@ -35,6 +35,8 @@ from canopy.domain.errors import Conflict
 from canopy.domain.placement import CloudSnapshot
 from canopy.reservations.capacity import Share, Size, place
 from canopy.reservations.timeline import (
+    CLOUD,
+    END,
     MINUTE_US,
     SlidingPeak,
     Span,
@@ -105,7 +107,7 @@ def floor_minute(us: int) -> int:
 def candidate_starts(spans: Sequence[Span], earliest: int, latest: int) -> list[int]:
     """The first minute of the range and the first minute at or after each claim end in
     it, in order (both `earliest` and `latest` are whole minutes)."""
-    out = {ceil_minute(e) for sp in spans if (e := sp.end) is not None and earliest < e <= latest}
+    out = {ceil_minute(e) for sp in spans if (e := sp[END]) is not None and earliest < e <= latest}
     if earliest <= latest:
         out.add(earliest)
     return sorted(out)
@@ -193,8 +195,8 @@ def search(
     starts = candidate_starts(spans, earliest, latest)
     by_cloud: dict[str, list[Span]] = {name: [] for name in base}
     for sp in spans:
-        if sp.cloud in by_cloud:
-            by_cloud[sp.cloud].append(sp)
+        if (cloud := sp[CLOUD]) in by_cloud:
+            by_cloud[cloud].append(sp)
     peaks = {name: SlidingPeak(Steps(by_cloud[name], earliest)) for name in base}
     cap = settings.scheduler.max_spend_per_hour_micros
     cost = query.amount * (len(base) if query.affinity else 1)  # decisions per placement
