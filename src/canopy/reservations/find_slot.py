@@ -39,6 +39,7 @@ from canopy.reservations.slots import (
     ceil_minute,
     floor_minute,
     search,
+    shortfall,
     with_usage,
 )
 from canopy.reservations.timeline import Span, instant, micros
@@ -174,6 +175,9 @@ async def first_start(
         for name, c in base.items()
         for u in (peaks[name],)
     }
+    cap = settings.scheduler.max_spend_per_hour_micros
+    if shortfall(snaps, size, query.amount, query.affinity, cap) is not None:
+        return None  # cannot fit: the sweep runs the placement there for its reason
     try:
         shares = capacity.place(snaps, size, query.amount, query.affinity, settings, "find-slot")
     except Conflict:
