@@ -233,6 +233,7 @@ async def find_slot(
     horizon = min(query.before, start + max(4 * query.duration, FIRST_SLICE))
     spans = await spans_in(s, start, horizon)
     budget = MAX_DECISIONS  # shared by the slices: the bound is the request's
+    reason = ""  # why the first start was refused, once a slice has said
     while True:
         if len(spans) > MAX_SPANS:
             raise InvalidRequest(
@@ -240,7 +241,10 @@ async def find_slot(
             )
         part = replace(query, before=horizon)
         # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
-        answer = await asyncio.to_thread(search, base, spans, part, size, settings, now, budget)
+        answer = await asyncio.to_thread(
+            search, base, spans, part, size, settings, now, budget, reason
+        )
+        reason = answer.reason
         budget -= answer.decisions
         if answer.slot is not None or not answer.complete or horizon >= query.before:
             break
