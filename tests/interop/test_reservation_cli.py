@@ -1,6 +1,7 @@
 """Blazar through the real `openstack reservation ...` (python-blazarclient) against a real
 `canopy up`: leases created, listed, shown, prolonged and deleted, and servers booted into
-an instance reservation with `--flavor <reservation id>`."""
+an instance reservation with `--flavor <reservation id>`, whose amount `lease set
+--reservation id=<rid>,amount=N` raises and will not lower below the servers in it."""
 
 from __future__ import annotations
 
@@ -55,6 +56,19 @@ def test_lease_create_list_show_set_delete(canopy_server: CanopyServer) -> None:
     after = osc("reservation", "lease", "show", lease["id"])["end_date"]
     assert datetime.strptime(after, "%Y-%m-%dT%H:%M:%S.%f") == before + timedelta(hours=1)
     osc("reservation", "lease", "set", "--name", "renamed", lease["id"], json_output=False)
+    field = shown["reservations"]
+    rid = (json.loads(field) if isinstance(field, str) else field)["id"]
+    osc(
+        "reservation",
+        "lease",
+        "set",
+        "--reservation",
+        f"id={rid},amount=5",
+        "renamed",
+        json_output=False,
+    )
+    field = osc("reservation", "lease", "show", lease["id"])["reservations"]
+    assert (json.loads(field) if isinstance(field, str) else field)["amount"] == 5
     rc, err = canopy_server.openstack_fail(
         "reservation",
         "lease",
@@ -97,11 +111,26 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
         "server", "create", "--image", "cirros", "--flavor", rid, "--wait", "r-past"
     )
     assert rc == 1 and "holds 2 servers and 2 in use: no room for 1 more" in err, err
+    # `lease set --reservation id=<rid>,amount=N`: one more slot, then the third boots.
+    osc(
+        "reservation",
+        "lease",
+        "set",
+        "--reservation",
+        f"id={rid},amount=3",
+        lease["id"],
+        json_output=False,
+    )
+    osc("server", "create", "--image", "cirros", "--flavor", rid, "--wait", "r2")
+    rc, err = canopy_server.openstack_fail(
+        "reservation", "lease", "set", "--reservation", f"id={rid},amount=1", lease["id"]
+    )
+    assert rc == 1 and "has 3 servers in it: its amount cannot go below 3" in err, err
     osc("reservation", "lease", "delete", lease["id"], json_output=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         names = {s["Name"] for s in osc("server", "list")}
-        if not names & {"r0", "r1"}:
+        if not names & {"r0", "r1", "r2"}:
             break
         time.sleep(0.5)
     else:

@@ -28,7 +28,17 @@ from canopy.reservations.slots import (
     shortfall,
     with_usage,
 )
-from canopy.reservations.timeline import SlidingPeak, Span, Steps, micros
+from canopy.reservations.timeline import (
+    AMOUNT,
+    CLOUD,
+    END,
+    START,
+    SlidingPeak,
+    Span,
+    Steps,
+    micros,
+    span,
+)
 
 ORIGIN = datetime(2026, 6, 1, tzinfo=UTC)
 HORIZON = 60  # minutes
@@ -42,6 +52,11 @@ def at(minute: int) -> datetime:
 
 def us(minute: int) -> int:
     return micros(at(minute))
+
+
+def live_at(sp: Span, t: int) -> bool:
+    end = sp[END]
+    return sp[START] <= t and (end is None or t < end)
 
 
 def base() -> dict[str, CloudSnapshot]:
@@ -73,7 +88,7 @@ def cfg(threshold: float) -> Settings:
 
 
 claim = st.builds(
-    lambda cloud, start, length, v, r: Span(
+    lambda cloud, start, length, v, r: span(
         cloud,
         us(start),
         None if length is None else us(start + length),
@@ -99,13 +114,9 @@ def brute_force(
         for name, c in base().items():
             peak = [0, 0, 0, 0]
             for t in range(m, m + length):
-                live = [
-                    sp
-                    for sp in spans
-                    if sp.cloud == name and sp.start <= us(t) and (sp.end is None or us(t) < sp.end)
-                ]
+                live = [sp for sp in spans if sp[CLOUD] == name and live_at(sp, us(t))]
                 for d in range(4):
-                    peak[d] = max(peak[d], sum(sp.amount[d] for sp in live))
+                    peak[d] = max(peak[d], sum(sp[AMOUNT][d] for sp in live))
             snaps[name] = with_usage(c, (peak[0], peak[1], peak[2], peak[3]))
         try:
             shares = place(snaps, SIZE, q.amount, q.affinity, s, "brute")
@@ -166,7 +177,7 @@ def test_the_search_finds_the_minute_a_brute_force_finds(
 def test_sliding_peaks_match_the_minutes_under_them(
     spans: list[Span], windows: list[tuple[int, int]]
 ) -> None:
-    mine = [sp for sp in spans if sp.cloud == "private"]
+    mine = [sp for sp in spans if sp[CLOUD] == "private"]
     peaks = SlidingPeak(Steps(mine, us(0)))
     starts = sorted(windows)
     ends_so_far = 0
@@ -175,9 +186,9 @@ def test_sliding_peaks_match_the_minutes_under_them(
         ends_so_far = e
         want = [0, 0, 0, 0]
         for t in range(s, e):
-            live = [x for x in mine if x.start <= us(t) and (x.end is None or us(t) < x.end)]
+            live = [x for x in mine if live_at(x, us(t))]
             for d in range(4):
-                want[d] = max(want[d], sum(x.amount[d] for x in live))
+                want[d] = max(want[d], sum(x[AMOUNT][d] for x in live))
         assert peaks.peak(us(s), us(e)) == tuple(want)
 
 
@@ -190,10 +201,10 @@ def test_windows_asked_out_of_order_are_refused() -> None:
 
 def test_candidates_are_the_first_minute_and_the_minute_after_each_end() -> None:
     spans = [
-        Span("private", us(0), us(3) + 20_000_000, (1, 0, 1, 0)),  # 20 s past a minute
-        Span("public", us(1), us(7), (1, 0, 1, 0)),
-        Span("private", us(2), None, (1, 0, 1, 0)),
-        Span("public", us(2), us(30), (1, 0, 1, 0)),  # ends after the last start
+        span("private", us(0), us(3) + 20_000_000, (1, 0, 1, 0)),  # 20 s past a minute
+        span("public", us(1), us(7), (1, 0, 1, 0)),
+        span("private", us(2), None, (1, 0, 1, 0)),
+        span("public", us(2), us(30), (1, 0, 1, 0)),  # ends after the last start
     ]
     assert candidate_starts(spans, us(1), us(20)) == [us(1), us(4), us(7)]
 
@@ -210,7 +221,7 @@ def test_shortfall_counts_the_cheapest_burst_servers_under_the_cap() -> None:
 
 def test_a_slot_that_fits_exactly_is_found_after_the_claim_in_its_way_ends() -> None:
     # private is full until minute 10; then private (8) and the cap's 5 on public hold 13.
-    spans = [Span("private", us(-5), us(10), (8, 0, 1, 0))]
+    spans = [span("private", us(-5), us(10), (8, 0, 1, 0))]
     q = SlotQuery(amount=13, duration=timedelta(minutes=30), after=at(0), before=at(120))
     got = search(base(), spans, q, SIZE, cfg(1.0), ORIGIN)
     assert got.slot is not None

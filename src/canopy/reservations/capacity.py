@@ -150,6 +150,8 @@ def place(
     affinity: bool | None,
     settings: Settings,
     reservation_id: str,
+    *,
+    pinned: str | None = None,
 ) -> list[Share]:
     """Place `amount` servers of `size` on the snapshots (moved as they are claimed).
 
@@ -158,8 +160,16 @@ def place(
     cloud: the policy's first choice, then, if that cloud cannot hold them all, the next
     one (each cloud is tried once), so an affine reservation is refused only when no
     single cloud can hold it. False and None leave the clouds free (anti-affinity between
-    hosts is each cloud's own business).
+    hosts is each cloud's own business). `pinned` (more servers for an affine reservation
+    already held there): every server on that cloud, or Conflict.
     """
+    if pinned is not None:
+        placed, reasons, failure, _ = _place_each(
+            snaps, size, amount, frozenset(), settings, reservation_id, first=pinned
+        )
+        if failure is not None:
+            raise Conflict(failure)
+        return [Share(cloud, n, reasons[cloud]) for cloud, n in sorted(placed.items())]
     if not affinity:
         placed, reasons, failure, _ = _place_each(
             snaps, size, amount, None, settings, reservation_id
@@ -190,13 +200,13 @@ def _place_each(
     affine_except: frozenset[str] | None,
     settings: Settings,
     reservation_id: str,
+    first: str | None = None,
 ) -> tuple[Counter[str], dict[str, str], str | None, str | None]:
     """One server after the other; (placed per cloud, reasons, failure or None, first
-    cloud). `affine_except` None: no affinity; else every server on the first one's cloud,
-    which is none of these."""
+    cloud). `affine_except` None: no affinity; else every server on the first one's cloud
+    (`first`, when given), which is none of these."""
     placed: Counter[str] = Counter()
     reasons: dict[str, str] = {}
-    first: str | None = None
     for i in range(amount):
         group = None
         excluded: frozenset[str] = frozenset()

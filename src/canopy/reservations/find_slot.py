@@ -24,7 +24,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
-from canopy.domain.errors import InvalidRequest
+from canopy.domain.errors import Conflict, InvalidRequest
+from canopy.domain.placement import CloudSnapshot
 from canopy.reservations import capacity
 from canopy.reservations.dates import parse_date
 from canopy.reservations.requests import AMOUNT_MAX
@@ -32,13 +33,17 @@ from canopy.reservations.slots import (
     MAX_DECISIONS,
     MAX_SPANS,
     SLOT_FLAVOR,
+    Slot,
     SlotAnswer,
     SlotQuery,
+    ceil_minute,
     floor_minute,
     search,
+    shortfall,
+    with_usage,
 )
 from canopy.reservations.timeline import Span, instant, micros
-from canopy.store.claims import Usage
+from canopy.store.claims import Usage, peaks_by_cloud
 from canopy.store.models import Claim, Cloud
 from canopy.store.snapshots import cloud_snapshot
 
@@ -135,11 +140,60 @@ async def spans_in(
     ).where(or_(Claim.ends_at.is_(None), Claim.ends_at > start), Claim.starts_at < end)
     if starting_from is not None:
         q = q.where(Claim.starts_at >= starting_from)
-    rows = (await s.execute(q.limit(MAX_SPANS + 1))).all()
+    # Row by row (each row object freed at once), into plain tuples the collector untracks.
     return [
-        Span(c, micros(a), None if b is None else micros(b), (int(v), int(r), int(n), int(m)))
-        for c, a, b, v, r, n, m in rows
+        (c, micros(a), None if b is None else micros(b), (int(v), int(r), int(n), int(m)))
+        for c, a, b, v, r, n, m in await s.execute(q.limit(MAX_SPANS + 1))
     ]
+
+
+async def first_start(
+    s: AsyncSession,
+    base: dict[str, CloudSnapshot],
+    query: SlotQuery,
+    size: capacity.Size,
+    settings: Settings,
+    now: datetime,
+) -> SlotAnswer | None:
+    """The answer when the range's first start is accepted, else None (the sweep's turn).
+
+    Most searches are answered there. Its peaks come from the store's own sweep query
+    (`peaks_by_cloud`, what a lease create asks), so none of the claims under the window
+    is read into the process: the same peaks `search` computes for that start, and the
+    same placement, so the same answer (the first start is the earliest: no other start
+    needs checking).
+    """
+    earliest = ceil_minute(micros(max(query.after, now)))
+    latest = floor_minute(micros(query.before - query.duration))
+    if earliest > latest:
+        return None
+    start = instant(earliest)
+    end = start + query.duration
+    peaks = await peaks_by_cloud(s, sorted(base), start, end)
+    snaps = {
+        name: with_usage(c, (u.vcpus, u.ram_mb, u.instances, u.spend_micros))
+        for name, c in base.items()
+        for u in (peaks[name],)
+    }
+    cap = settings.scheduler.max_spend_per_hour_micros
+    if shortfall(snaps, size, query.amount, query.affinity, cap) is not None:
+        return None  # cannot fit: the sweep runs the placement there for its reason
+    try:
+        shares = capacity.place(snaps, size, query.amount, query.affinity, settings, "find-slot")
+    except Conflict:
+        return None
+    prices = {sh.cloud: base[sh.cloud].price_per_hour_micros[size.flavor] for sh in shares}
+    return SlotAnswer(
+        slot=Slot(start, end, shares, prices),
+        earliest=start,
+        latest=instant(latest),
+        candidates=1,
+        examined=1,
+        complete=True,
+        searched_until=start,
+        reason="",
+        decisions=query.amount * (len(base) if query.affinity else 1),
+    )
 
 
 async def find_slot(
@@ -168,6 +222,9 @@ async def find_slot(
         )
         for c in clouds
     }
+    first = await first_start(s, base, query, size, settings, now)
+    if first is not None:
+        return query, size, first
     # The range is read a slice at a time, doubling: most searches find a slot near its
     # start, and the claims of a week or a year need not all be read for them. The search
     # over a slice is exact for the starts it allows (every claim under those windows is
@@ -176,6 +233,7 @@ async def find_slot(
     horizon = min(query.before, start + max(4 * query.duration, FIRST_SLICE))
     spans = await spans_in(s, start, horizon)
     budget = MAX_DECISIONS  # shared by the slices: the bound is the request's
+    reason = ""  # why the first start was refused, once a slice has said
     while True:
         if len(spans) > MAX_SPANS:
             raise InvalidRequest(
@@ -183,7 +241,10 @@ async def find_slot(
             )
         part = replace(query, before=horizon)
         # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
-        answer = await asyncio.to_thread(search, base, spans, part, size, settings, now, budget)
+        answer = await asyncio.to_thread(
+            search, base, spans, part, size, settings, now, budget, reason
+        )
+        reason = answer.reason
         budget -= answer.decisions
         if answer.slot is not None or not answer.complete or horizon >= query.before:
             break

@@ -82,6 +82,11 @@ def _object(body: Any, key: str | None) -> dict[str, Any]:
     return body
 
 
+def lease_object(body: Any) -> dict[str, Any]:
+    """The lease body itself (unwrapped from `{"lease": {...}}`), or 400."""
+    return _object(body, "lease")
+
+
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("A lease needs a name (a non-empty string).")
@@ -287,12 +292,7 @@ def _duration(value: Any, field: str) -> timedelta:
 
 def lease_update(body: Any, now: datetime, start: datetime, end: datetime) -> LeaseUpdate:
     """An update body (`PUT /leases/{id}`) against the lease's current dates."""
-    b = _object(body, "lease")
-    if b.get("reservations"):
-        raise InvalidRequest(
-            "Changing a lease's reservations (amounts, sizes) is not supported yet: "
-            "create another lease."
-        )
+    b = _object(body, "lease")  # its reservations are `changes.parse`'s
     known = {
         "name",
         "start_date",

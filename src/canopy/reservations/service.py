@@ -20,7 +20,7 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.notifications import events
 from canopy.notifications.outbox import lease_changed
-from canopy.reservations import capacity, lifecycle, ready, requests
+from canopy.reservations import capacity, changes, lifecycle, ready, requests, resize
 from canopy.reservations.flavors import add_flavor, flavor_name
 from canopy.reservations.states import (
     BEFORE_END_DEFAULT_MINUTES,
@@ -207,11 +207,13 @@ class LeaseService:
     async def update(
         self, s: AsyncSession, ctx: RequestContext, lease_id: str, body: object
     ) -> Lease:
-        """Rename, or move the window; the capacity stays on its clouds and must fit there
-        over the new window, else 409 and nothing changes."""
+        """Rename, move the window, change reservations' amounts or sizes (`resize`).
+        A moved window keeps the capacity on its clouds and must fit there over the new
+        window; whatever does not fit is a 409 and nothing changes."""
         now = self.clock.now()
         lease = await self.get(s, ctx, lease_id, lock=True)
         up = requests.lease_update(body, now, lease.start_at, lease.end_at)
+        asked = changes.parse(requests.lease_object(body).get("reservations"))
         if lease.status not in LIVE:
             raise Conflict(f"Lease {lease.id} has ended ({lease.status}) and cannot be updated.")
         if up.name is not None and up.name != lease.name:
@@ -226,8 +228,11 @@ class LeaseService:
         requests.check_window(
             start, end, up.before_end, now, up.start_is_now or lease.status == LeaseStatus.ACTIVE
         )
+        reservations = await lifecycle.reservations_of(s, lease.id)
+        wanted = changes.match(asked, reservations)
         if (start, end) != (lease.start_at, lease.end_at):
             await self._move(s, lease, start, end, now)
+        await resize.apply(s, self.settings, lease, reservations, wanted, now)
         await self._retime(s, lease, start, end, up.before_end, now)
         lease.updated_at = now
         lease_changed(s, events.LEASE_UPDATE, lease, now)

@@ -35,10 +35,13 @@ from canopy.domain.errors import Conflict
 from canopy.domain.placement import CloudSnapshot
 from canopy.reservations.capacity import Share, Size, place
 from canopy.reservations.timeline import (
+    CLOUD,
+    END,
     MINUTE_US,
     SlidingPeak,
     Span,
     Steps,
+    Vec,
     instant,
     micros,
 )
@@ -105,7 +108,7 @@ def floor_minute(us: int) -> int:
 def candidate_starts(spans: Sequence[Span], earliest: int, latest: int) -> list[int]:
     """The first minute of the range and the first minute at or after each claim end in
     it, in order (both `earliest` and `latest` are whole minutes)."""
-    out = {ceil_minute(e) for sp in spans if (e := sp.end) is not None and earliest < e <= latest}
+    out = {ceil_minute(e) for sp in spans if (e := sp[END]) is not None and earliest < e <= latest}
     if earliest <= latest:
         out.add(earliest)
     return sorted(out)
@@ -121,16 +124,16 @@ def with_usage(c: CloudSnapshot, used: tuple[int, int, int, int]) -> CloudSnapsh
     )
 
 
-def _room(c: CloudSnapshot, size: Size, most: int) -> int:
-    """How many servers of `size` the cloud has room for (at most `most`)."""
+def _room(c: CloudSnapshot, used: Vec, size: Size, most: int) -> int:
+    """How many servers of `size` the cloud has room for beside `used` (at most `most`)."""
     room = most
-    for cap, used, need in (
-        (c.vcpus_capacity, c.vcpus_claimed, size.vcpus),
-        (c.ram_mb_capacity, c.ram_mb_claimed, size.ram_mb),
-        (c.instances_capacity, c.instances_claimed, 1),
+    for cap, held, need in (
+        (c.vcpus_capacity, used[0], size.vcpus),
+        (c.ram_mb_capacity, used[1], size.ram_mb),
+        (c.instances_capacity, used[2], 1),
     ):
         if cap is not None and need > 0:
-            room = min(room, max(0, (cap - used) // need))
+            room = min(room, max(0, (cap - held) // need))
     return room
 
 
@@ -141,16 +144,33 @@ def shortfall(
     might. A necessary condition of `place` succeeding: each cloud it could choose passes
     the filters that do not depend on the request, and holds at most its room; servers on
     burst tiers (>= 1) cost at least the cheapest price there, within the spend cap."""
-    burst_spend = sum(c.spend_per_hour_micros for c in snaps.values() if c.tier >= 1)
+    used = {
+        name: (c.vcpus_claimed, c.ram_mb_claimed, c.instances_claimed, c.spend_per_hour_micros)
+        for name, c in snaps.items()
+    }
+    return shortfall_beside(snaps, used, size, amount, affinity, cap)
+
+
+def shortfall_beside(
+    base: dict[str, CloudSnapshot],
+    used: dict[str, Vec],
+    size: Size,
+    amount: int,
+    affinity: bool | None,
+    cap: int,
+) -> str | None:
+    """`shortfall` of the clouds `base` with `used` in use on each (no snapshot made: the
+    sweep asks this of every candidate, and most are refused here)."""
+    burst_spend = sum(used[name][3] for name, c in base.items() if c.tier >= 1)
     headroom = cap - burst_spend
     private = 0
     burst: list[tuple[int, int]] = []  # (price, room) per burst cloud
-    for c in snaps.values():
+    for name, c in base.items():
         price = c.price_per_hour_micros.get(size.flavor)
         usable = c.inventoried and c.enabled and not c.removed and c.healthy
         if price is None or not usable or c.blocklisted:
             continue
-        room = _room(c, size, amount)
+        room = _room(c, used[name], size, amount)
         if c.tier >= 1:
             room = min(room, headroom // price if price > 0 else room) if headroom >= 0 else 0
         if affinity and room >= amount:
@@ -181,11 +201,13 @@ def search(
     settings: Settings,
     now: datetime,
     max_decisions: int = MAX_DECISIONS,
+    known: str = "",
 ) -> SlotAnswer:
     """The earliest accepted start in the query's range (pure: no I/O).
 
     `base` is every cloud as a snapshot with nothing claimed, priced for `size.flavor`
-    where it is offered; `spans` are the claims overlapping the range.
+    where it is offered; `spans` are the claims overlapping the range. `known`: why the
+    range's first start was refused, found by the search of an earlier slice.
     """
     earliest = ceil_minute(micros(max(query.after, now)))
     latest = floor_minute(micros(query.before - query.duration))
@@ -193,13 +215,13 @@ def search(
     starts = candidate_starts(spans, earliest, latest)
     by_cloud: dict[str, list[Span]] = {name: [] for name in base}
     for sp in spans:
-        if sp.cloud in by_cloud:
-            by_cloud[sp.cloud].append(sp)
+        if (cloud := sp[CLOUD]) in by_cloud:
+            by_cloud[cloud].append(sp)
     peaks = {name: SlidingPeak(Steps(by_cloud[name], earliest)) for name in base}
     cap = settings.scheduler.max_spend_per_hour_micros
     cost = query.amount * (len(base) if query.affinity else 1)  # decisions per placement
     decisions = 0
-    reason = ""
+    reason = known
 
     def answer(slot: Slot | None, examined: int, complete: bool) -> SlotAnswer:
         return SlotAnswer(
@@ -218,11 +240,14 @@ def search(
         if k >= MAX_CANDIDATES or (k and decisions + cost > max_decisions):
             return answer(None, k, complete=False)
         end = start + length
-        snaps = {name: with_usage(c, peaks[name].peak(start, end)) for name, c in base.items()}
-        short = shortfall(snaps, size, query.amount, query.affinity, cap)
-        if short is not None and k:
+        used = {name: peaks[name].peak(start, end) for name in base}
+        short = shortfall_beside(base, used, size, query.amount, query.affinity, cap)
+        if short is not None and (k or known):
             continue
-        decisions += cost  # the first start always runs the pipeline: its reason is the news
+        # The first start always runs the pipeline (its reason is the news), unless an
+        # earlier slice of the range already did.
+        decisions += cost
+        snaps = {name: with_usage(c, used[name]) for name, c in base.items()}
         try:
             shares = place(snaps, size, query.amount, query.affinity, settings, "find-slot")
         except Conflict as e:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import Final
 
 # vcpus, ram_mb, instances, price per hour (micro-units): a claim's amounts, in that order.
 Vec = tuple[int, int, int, int]
@@ -39,14 +39,21 @@ def instant(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A claim's hold on a cloud over [start, end) (end None: open-ended), in `micros`."""
+# A claim's hold on a cloud over [start, end) (end None: open-ended), in `micros`:
+# (cloud, start, end, amount). A plain tuple of atoms (a str, ints, None, a tuple of ints),
+# not an object: the garbage collector stops tracking such a tuple at its first pass, so a
+# search's thousands of spans are never promoted to the old generation. As objects they
+# were, and brought on a full collection every few searches (tens of ms with a server's
+# heap): the slow tail of the search's latency.
+Span = tuple[str, int, int | None, Vec]
+CLOUD: Final = 0  # the fields' indexes
+START: Final = 1
+END: Final = 2
+AMOUNT: Final = 3
 
-    cloud: str
-    start: int
-    end: int | None
-    amount: Vec
+
+def span(cloud: str, start: int, end: int | None, amount: Vec) -> Span:
+    return (cloud, start, end, amount)
 
 
 class Steps:
@@ -57,12 +64,10 @@ class Steps:
         # One event per claim start (clipped to the origin) and end, sorted by time only
         # (cheaper than comparing tuples), then running sums merged per instant.
         ev: list[tuple[int, int, int, int, int]] = [(origin, 0, 0, 0, 0)]
-        for sp in spans:
-            e = sp.end
+        for _, start, e, a in spans:
             if e is not None and e <= origin:
                 continue  # over before the timeline begins
-            a = sp.amount
-            ev.append((sp.start if sp.start > origin else origin, a[0], a[1], a[2], a[3]))
+            ev.append((start if start > origin else origin, a[0], a[1], a[2], a[3]))
             if e is not None:
                 ev.append((e, -a[0], -a[1], -a[2], -a[3]))
         ev.sort(key=itemgetter(0))

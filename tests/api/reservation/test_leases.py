@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,3 +141,41 @@ async def test_the_reservation_flavor_is_usable_only_while_active(api: Api) -> N
     # Not in the public list.
     r = await api.client.get("/compute/v2.1/flavors", headers=member.headers)
     assert rid not in {f["id"] for f in r.json()["flavors"]}
+
+
+async def test_lease_set_reservation_amount(api: Api) -> None:
+    """What `lease set --reservation id=<rid>,amount=N` sends: the amount moves, or a
+    Blazar error says what failed and nothing changes."""
+    t0 = api.plane.clock.now()
+    r = await api.client.post(
+        f"{V1}/leases", json=_body("grow", t0 + timedelta(hours=1), t0 + timedelta(hours=2))
+    )
+    assert r.status_code == 201, r.text
+    lease = r.json()["lease"]
+    url, rid = f"{V1}/leases/{lease['id']}", lease["reservations"][0]["id"]
+    r = await api.client.put(url, json={"reservations": [{"id": rid, "amount": 4}]})
+    assert r.status_code == 200, r.text
+    [res] = r.json()["lease"]["reservations"]
+    assert res["amount"] == 4 and sum(p["amount"] for p in res["placement"]) == 4
+
+    message = blazar_error(
+        await api.client.put(url, json={"reservations": [{"id": rid, "amount": 10_000}]}), 409
+    )
+    assert "cannot grow from 4 to 10000" in message and "filter" in message
+    for bad, words in (
+        ({"reservations": [{"id": "x" * 5000, "amount": 1}]}, "must be a reservation's id"),
+        ({"reservations": [{"id": str(uuid.uuid4()), "amount": 1}]}, "Invalid reservation IDs"),
+        ({"reservations": [{"amount": 1}]}, "Missing parameter reservation ID"),
+        ({"reservations": [{"id": rid, "amount": -1}]}, "amount must be between"),
+        ({"reservations": [{"id": rid, "network_id": "n"}]}, "'network_id' cannot be updated"),
+        ({"reservations": "all"}, "must be a list"),
+        ({"reservations": [{"id": rid}] * 101}, "at most 100"),
+    ):
+        assert words in blazar_error(await api.client.put(url, json=bad), 400)
+    other = await caller(api.plane.db, api.plane.clock, project="other", user="o", role="member")
+    r = await api.client.put(
+        url, json={"reservations": [{"id": rid, "amount": 1}]}, headers=other.headers
+    )
+    blazar_error(r, 404)
+    r = await api.client.get(url)
+    assert r.json()["lease"]["reservations"][0]["amount"] == 4

@@ -102,7 +102,9 @@ async def show_lease(
     return await _one(svc, s, lease_id)
 
 
-@router.put("/leases/{lease_id}", summary="Update a lease: name, dates")
+@router.put(
+    "/leases/{lease_id}", summary="Update a lease: name, dates, reservations' amounts and sizes"
+)
 async def update_lease(
     lease_id: str,
     body: LeaseBody,
