@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from canopy.domain.errors import Conflict
+from canopy.domain.errors import Conflict, InvalidRequest
+from canopy.reservations import requests
 from canopy.reservations.hosts import HostService
 from canopy.store.models import HostAllocation, Lease, Reservation
 from tests.controllers.harness import Plane, make_plane
@@ -115,3 +116,12 @@ async def test_no_host_is_held_twice_at_any_instant(db_url: str, tmp_path: Path,
         assert left == set(live)
     finally:
         await p.close()
+
+
+def test_a_lease_carries_no_servers_into_a_host_reservation() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    b = host_body("x", now + timedelta(hours=1), now + timedelta(hours=2), 1, 1)
+    b["servers"] = [{"name": "web", "image": "cirros", "reservation": 0}]
+    with pytest.raises(InvalidRequest, match="a physical:host reservation") as e:
+        requests.lease_create(b, now)
+    assert "--hint reservation=<id>" in str(e.value)

@@ -242,6 +242,7 @@ def lease_create(body: Any, now: datetime) -> LeaseRequest:
     parsed = tuple(reservation(r) for r in raw)
     # A host reservation is used by booting with its hint: a lease carries no servers there.
     amounts = [0 if r.resource_type == PHYSICAL_HOST else r.amount for r in parsed]
+    hosts = frozenset(i for i, r in enumerate(parsed) if r.resource_type == PHYSICAL_HOST)
     req = LeaseRequest(
         name=name,
         start=start,
@@ -249,7 +250,7 @@ def lease_create(body: Any, now: datetime) -> LeaseRequest:
         before_end=before_end,
         reservations=parsed,
         start_is_now=b.get("start_date", "now") == "now",
-        servers=servers(b.get("servers"), amounts),
+        servers=servers(b.get("servers"), amounts, hosts),
     )
     check_window(req.start, req.end, req.before_end, now, req.start_is_now)
     return req
@@ -271,7 +272,9 @@ def _text(s: dict[str, Any], key: str, *, required: bool) -> str | None:
     return value
 
 
-def servers(raw: Any, amounts: list[int]) -> tuple[ServerRequest, ...]:
+def servers(
+    raw: Any, amounts: list[int], hosts: frozenset[int] = frozenset()
+) -> tuple[ServerRequest, ...]:
     """The `servers` a lease carries (absent for Blazar's clients), within the amounts."""
     if raw is None:
         return ()
@@ -292,6 +295,12 @@ def servers(raw: Any, amounts: list[int]) -> tuple[ServerRequest, ...]:
             raise InvalidRequest(
                 f"Lease server field reservation is {index}: the lease has "
                 f"{len(amounts)} reservation{'s' if len(amounts) != 1 else ''} (numbered from 0)."
+            )
+        if index in hosts:
+            raise InvalidRequest(
+                f"Lease server field reservation is {index}, a physical:host reservation: "
+                "a lease carries servers for instance reservations only; boot into a host "
+                "reservation with --hint reservation=<id> once the lease is ACTIVE."
             )
         count = _int({"count": s.get("count", 1)}, "count", low=1, high=AMOUNT_MAX, what=W)
         used[index] += count
