@@ -38,7 +38,23 @@ OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
             ],
             "events": [],
             "before_end_date": None,
-        }
+        },
+        {
+            "name": "hosts",
+            "start_date": "2030-01-01 00:00",
+            "end_date": "2030-01-01 01:00",
+            "reservations": [
+                {
+                    "resource_type": "physical:host",
+                    "min": 1,
+                    "max": 2,
+                    "hypervisor_properties": '[">=", "$vcpus", "2"]',
+                    "resource_properties": '["=", "$gpu", "True"]',
+                }
+            ],
+            "events": [],
+            "before_end_date": None,
+        },
     ],
     ("PUT", "/reservation/v1/leases/{lease_id}"): [
         {"name": "renamed", "end_date": "2030-01-01 02:00"},

@@ -162,3 +162,118 @@ def test_host_create_list_show_delete(canopy_server: CanopyServer) -> None:
     assert rc == 1 and "there is no cloud 'nowhere'" in err
     osc("reservation", "host", "delete", host["id"], json_output=False)
     assert osc("reservation", "host", "list") == []
+
+
+def _items(field: Any) -> list[Any]:
+    """A list column as the client prints it: a list, or JSON text (one item alone is
+    printed as that item)."""
+    if isinstance(field, str):
+        field = json.loads(field) if field.strip() else []
+    if isinstance(field, dict):
+        return [field]
+    return [json.loads(x) if isinstance(x, str) else x for x in field]
+
+
+def _register(server: CanopyServer, *args: str) -> Any:
+    """`openstack reservation host create ARGS`, once the worker's inventory has recorded
+    the clouds' hosts and earlier tests' servers have gone from the host's cloud."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = server.run_openstack("reservation", "host", "create", *args, "-f", "json")
+        waiting = ("has not reported its hosts yet", "cannot leave the ordinary pool")
+        if done.returncode == 0 or not any(w in done.stderr for w in waiting):
+            break
+        assert time.monotonic() < deadline, done.stderr
+        time.sleep(0.5)
+    assert done.returncode == 0, f"{done.stderr}\n{server.log()[-3000:]}"
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
+def test_boot_into_a_host_reservation(canopy_server: CanopyServer) -> None:
+    """A physical:host lease made by python-blazarclient, the host's allocation, servers
+    booted with `--hint reservation=<id>` onto it, the refusal past its room, and the
+    servers deleted with the lease."""
+    osc = canopy_server.openstack
+    host = _register(canopy_server, "--extra", "gpu=True", "private:h1")
+    end = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M")
+    rc, err = canopy_server.openstack_fail(
+        "reservation",
+        "lease",
+        "create",
+        "--reservation",
+        "min=2,max=2,resource_type=physical:host,hypervisor_properties=,resource_properties=",
+        "--end-date",
+        end,
+        "two-hosts",
+    )
+    assert rc == 1 and "Not enough hosts available" in err, err
+    rc, err = canopy_server.openstack_fail(
+        "reservation",
+        "lease",
+        "create",
+        "--reservation",
+        "min=1,max=1,resource_type=physical:host,hypervisor_properties=[>=,resource_properties=",
+        "--end-date",
+        end,
+        "bad-query",
+    )
+    assert rc == 1 and "Malformed requirements in hypervisor_properties" in err, err
+    lease = _create(
+        canopy_server,
+        "--reservation",
+        'min=1,max=2,resource_type=physical:host,hypervisor_properties=[">=", "$vcpus", "2"],'
+        'resource_properties=["=", "$gpu", "True"]',
+        "--end-date",
+        end,
+        "host-lease",
+    )
+    shown = _wait_status(canopy_server, lease["id"], "ACTIVE")
+    field = shown["reservations"]
+    res = json.loads(field) if isinstance(field, str) else field
+    assert res["resource_type"] == "physical:host" and (res["min"], res["max"]) == (1, 2)
+    rid = res["id"]
+    shown = osc("reservation", "allocation", "show", "host", host["id"])
+    held = _items(shown["reservations"])
+    assert [(r["id"], r["lease_id"]) for r in held] == [(rid, lease["id"])]
+    listed = osc("reservation", "allocation", "list", "host", "--lease-id", lease["id"])
+    assert [str(a["resource_id"]) for a in listed if _items(a["reservations"])] == [host["id"]]
+    # m1.large is 4 vcpus: the 8-vcpu host holds two.
+    servers = [
+        osc(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.large",
+            "--hint",
+            f"reservation={rid}",
+            "--wait",
+            f"h{i}",
+        )
+        for i in range(2)
+    ]
+    assert {s["status"] for s in servers} == {"ACTIVE"}
+    assert {s["OS-EXT-AZ:availability_zone"] for s in servers} == {"private"}
+    rc, err = canopy_server.openstack_fail(
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.large",
+        "--hint",
+        f"reservation={rid}",
+        "h-past",
+    )
+    assert rc == 1 and "room for 0 more servers" in err, err
+    osc("reservation", "lease", "delete", lease["id"], json_output=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = {s["Name"] for s in osc("server", "list")}
+        if not names & {"h0", "h1"}:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"servers of the deleted host lease still listed: {names}")
+    osc("reservation", "host", "delete", host["id"], json_output=False)

@@ -148,7 +148,7 @@ async def test_names_are_unique_per_project_and_leases_private(db_url: str, tmp_
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"resource_type": "physical:host"}, "physical:host is not supported yet"),
+        ({"resource_type": "physical:host"}, "Missing parameter min"),
         ({"resource_type": "gpu"}, "Unknown resource_type"),
         ({"amount": 0}, "amount must be between 1"),
         ({"vcpus": "two"}, "vcpus must be a whole number"),

@@ -21,6 +21,7 @@ from canopy.domain.placement import CloudSnapshot, Decision, GroupState, Placeme
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.notifications.outbox import server_failed
+from canopy.reservations import host_use
 from canopy.reservations.using import free_slots, take_slot
 from canopy.scheduler import apply_claim, schedule
 from canopy.store.capacity_blocks import active_blocks
@@ -98,6 +99,8 @@ class PlacementController:
         slots = await free_slots(
             s, {sv.flavor_id for sv in servers if not flavors[sv.flavor_id].is_public}
         )
+        # Servers booted with the hint `reservation=<id>` go to that reservation's hosts.
+        rooms = await host_use.rooms(s, {sv.reservation_id for sv in servers if sv.reservation_id})
         actions = await latest_action_ids(s, [sv.id for sv in servers], "create")
         placements: list[dict[str, Any]] = []
         claims: list[dict[str, Any]] = []
@@ -106,6 +109,19 @@ class PlacementController:
         with s.no_autoflush:
             for server in servers:
                 flavor = flavors[server.flavor_id]
+                if server.reservation_id is not None:
+                    tried = (a["cloud"] for a in server.attempt_log if a.get("cloud"))
+                    decision, room = host_use.take_host(
+                        rooms, server.reservation_id, flavor, clouds, tried
+                    )
+                    if room is None:
+                        await self._unplaced(s, server, decision)
+                        PLACEMENTS.labels(result="unplaced", cloud="").inc()
+                    else:  # held by the host's own claim: no claim of its own
+                        server.reserved_host_id = room.host_id
+                        self._placed(server, decision, now, placements, events, actions)
+                        PLACEMENTS.labels(result="placed", cloud=room.cloud).inc()
+                    continue
                 if flavor.id in slots:
                     tried = (a["cloud"] for a in server.attempt_log if a.get("cloud"))
                     decision = take_slot(slots, flavor.id, clouds, tried)

@@ -34,7 +34,7 @@ from canopy.domain.errors import (
 )
 from canopy.domain.specs import Resources, ServerSpec
 from canopy.domain.states import Phase
-from canopy.store.models import Flavor, FlavorMapping, ImageMapping, Server
+from canopy.store.models import Flavor, FlavorMapping, ImageMapping, ReservableHost, Server
 from canopy.store.server_extras import user_data_for
 
 
@@ -69,6 +69,7 @@ class ProvisioningController(
 
     async def prepare(self, s: AsyncSession, rows: list[Server]) -> dict[Hashable, Any]:
         now = self.rt.clock.now()
+        clouds_of = sorted({sv.cloud for sv in rows if sv.cloud is not None})
         flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
         fmap = {
             (m.cloud, m.flavor_id): m.remote_flavor
@@ -79,6 +80,13 @@ class ProvisioningController(
             for m in (await s.execute(select(ImageMapping))).scalars()
         }
         keys, pushed = await self._keypairs(s, rows)
+        registered: dict[str, list[str]] = {}  # cloud -> its hosts out of the ordinary pool
+        reserved: dict[int, str] = {}
+        for h in (
+            await s.execute(select(ReservableHost).where(ReservableHost.cloud.in_(clouds_of)))
+        ).scalars():
+            registered.setdefault(h.cloud, []).append(h.host)
+            reserved[h.id] = h.host
         installation = await self.rt.installation_id()
         out: dict[Hashable, Any] = {}
         for server in rows:
@@ -89,6 +97,13 @@ class ProvisioningController(
             f = flavors[server.flavor_id]
             remote_image = imap.get((server.cloud, server.image_id or ""), server.image_id or "")
             key_name, public_key, push = self._key_for(server, keys, pushed)
+            pinned = (
+                None if server.reserved_host_id is None else reserved.get(server.reserved_host_id)
+            )
+            if server.reserved_host_id is not None and pinned is None:
+                # Its host was unregistered since: the driver refuses it (no such host)
+                # rather than running it outside the reservation.
+                pinned = f"unregistered-host-{server.reserved_host_id}"
             out[server.id] = _Work(
                 spec=ServerSpec(
                     canopy_id=server.id,
@@ -102,6 +117,8 @@ class ProvisioningController(
                     metadata={str(k): str(v) for k, v in (server.metadata_ or {}).items()},
                     user_data=await user_data_for(s, server, rows),
                     zone=server.zone,
+                    host=pinned,
+                    exclude_hosts=() if pinned else tuple(registered.get(server.cloud, ())),
                     installation=installation,
                     first_attempt=server.create_requested_at is None,
                 ),

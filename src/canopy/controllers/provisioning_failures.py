@@ -108,7 +108,9 @@ class CreateFailures:
         await release_claim(s, server.id)
         # The zone that failed: the one the cloud named, else the one the server was in.
         zone = (failure.zone if failure is not None else None) or server.zone
-        if blocklist and sched.blocklist_seconds > 0:
+        # A server pinned to a reserved host failed on that host alone: the rest of the
+        # cloud is no fuller for it.
+        if blocklist and sched.blocklist_seconds > 0 and server.reserved_host_id is None:
             await blocklist_after(s, server, cloud, failure, error, now, sched.blocklist_seconds)
         entry = {"cloud": cloud, "error": error}
         if zone:

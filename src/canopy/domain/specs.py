@@ -35,6 +35,11 @@ class ServerSpec:
     # The zone inside the cloud that placement chose (an EC2 AZ, a child Nova's AZ); None
     # lets the driver choose. A cloud is one availability zone to canopy's users either way.
     zone: str | None = None
+    # The physical host to run on (a host reservation's, on a cloud with the `hosts`
+    # ability), and the hosts an unpinned server must stay off (those registered for
+    # reservation: out of the ordinary pool). A driver without hosts gets neither.
+    host: str | None = None
+    exclude_hosts: tuple[str, ...] = ()
     # This installation's id, tagged on the server beside its canopy id (None: untagged).
     installation: str | None = None
     # No create was ever asked for this canopy id before: the record says so, and it is

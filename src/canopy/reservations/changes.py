@@ -17,6 +17,7 @@ from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.reservations.requests import AMOUNT_MAX, _affinity, _int, _properties
+from canopy.reservations.states import PHYSICAL_HOST
 from canopy.store.models import Reservation
 
 MAX_CHANGES = 100
@@ -104,6 +105,11 @@ def match(changes: tuple[Change, ...], existing: list[Reservation]) -> list[Chan
         r = by_id[c.id]
         if c.resource_type is not None and c.resource_type != r.resource_type:
             raise InvalidRequest("resource_type cannot be updated")
+        if r.resource_type == PHYSICAL_HOST and (c.amount is not None or c.resizes):
+            raise InvalidRequest(
+                f"Reservation {r.id} is a physical:host reservation: it holds hosts, not "
+                "an amount of servers, and its hosts cannot be changed; create another lease."
+            )
         if c.has_affinity and c.affinity != r.affinity:
             raise InvalidRequest(
                 f"Reservation {r.id}'s affinity cannot be changed (it is {r.affinity}): "

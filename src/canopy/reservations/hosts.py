@@ -5,8 +5,15 @@ has a host of that name) and must be one the cloud's driver reported (`clouds.ho
 written by the inventory; the API never asks a cloud). A cloud whose driver lacks the
 `hosts` ability is refused with 400 and the driver's reason. Extra capabilities are
 string values under keys of the administrator's choosing, shown as extra keys of the
-host. No reservation holds a host yet (`physical:host` is not built), so allocations
-are empty and a delete is always allowed.
+host.
+
+A registered host leaves the ordinary pool (Blazar's freepool): registering it writes an
+open-ended claim of its whole size on its cloud (owner `host:<id>`), so the scheduler never
+gives that capacity to an ordinary server, and the driver is told to keep unpinned
+servers off it (`ServerSpec.exclude_hosts`). Only servers booted into a host reservation
+(`--hint reservation=<id>`) run there, pinned to it. Registering is refused (409) when the
+cloud's ordinary use leaves no room for the host at some instant from now on. A host a
+lease still holds cannot be deleted (409, as Blazar's "The host is reserved").
 """
 
 from __future__ import annotations
@@ -14,13 +21,20 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.domain.states import Ability
-from canopy.store.models import Cloud, ReservableHost
+from canopy.store.claims import claim_row, peaks_by_cloud, recount
+from canopy.store.models import Claim, Cloud, HostAllocation, ReservableHost
+
+
+def pool_owner(host_id: int) -> str:
+    """The owner of the claim that keeps a registered host out of the ordinary pool."""
+    return f"host:{host_id}"
+
 
 # The keys a host shows of its own: an extra capability may not take one.
 FIELDS = frozenset(
@@ -157,6 +171,21 @@ class HostService:
         ).scalar_one_or_none()
         if taken is not None:
             raise Conflict(f"Host {cloud.name}:{host_name} is already registered (id {taken})")
+        locked = await s.get(Cloud, cloud.name, with_for_update=True, populate_existing=True)
+        assert locked is not None
+        now = self.clock.now()
+        size = (int(found["vcpus"]), int(found["memory_mb"]))
+        peak = (await peaks_by_cloud(s, [cloud.name], now))[cloud.name]
+        for cap, used, need, unit in (
+            (locked.vcpus_capacity, peak.vcpus, size[0], "vcpus"),
+            (locked.ram_mb_capacity, peak.ram_mb, size[1], "MB ram"),
+        ):
+            if cap is not None and cap - used < need:
+                raise Conflict(
+                    f"Host {cloud.name}:{host_name} cannot leave the ordinary pool: cloud "
+                    f"{cloud.name} has {max(cap - used, 0)} {unit} free at its busiest from "
+                    f"now on and the host has {need}; free its servers first"
+                )
         host = ReservableHost(
             cloud=cloud.name,
             host=host_name,
@@ -171,6 +200,21 @@ class HostService:
             updated_at=None,
         )
         s.add(host)
+        await s.flush()
+        s.add(
+            Claim(
+                **claim_row(
+                    locked,
+                    reservation_id=pool_owner(host.id),
+                    vcpus=host.vcpus,
+                    ram_mb=host.memory_mb,
+                    disk_gb=host.local_gb,
+                    instances=0,
+                    price_per_hour_micros=0,
+                    now=now,
+                )
+            )
+        )
         await s.flush()
         return host
 
@@ -196,8 +240,22 @@ class HostService:
         return host
 
     async def delete(self, s: AsyncSession, host_id: str) -> None:
+        """Unregister a host no lease holds: its capacity returns to the ordinary pool."""
+        probe = await self.get(s, host_id)
+        cloud = await s.get(Cloud, probe.cloud, with_for_update=True, populate_existing=True)
         host = await self.get(s, host_id, lock=True)
+        held = await s.scalar(
+            select(HostAllocation.reservation_id).where(HostAllocation.host_id == host.id).limit(1)
+        )
+        if held is not None:
+            raise Conflict(
+                f"Can't delete host {host.id}. The host is reserved (reservation {held})."
+            )
+        await s.execute(delete(Claim).where(Claim.reservation_id == pool_owner(host.id)))
         await s.delete(host)
+        await s.flush()
+        if cloud is not None:
+            await recount(s, [cloud], self.clock.now())
 
     async def properties(self, s: AsyncSession) -> dict[str, builtins.list[str]]:
         """Every extra capability key with its values, over all registered hosts."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
 from canopy.domain.states import DesiredState
+from canopy.reservations import host_leases
 from canopy.reservations.flavors import drop_flavors
 from canopy.reservations.states import LeaseStatus, ReservationStatus
 from canopy.services.servers import ServerService
@@ -90,13 +91,15 @@ async def start(s: AsyncSession, lease: Lease, now: datetime) -> None:
 
 
 async def servers_in(s: AsyncSession, reservation_ids: Sequence[str]) -> list[Server]:
-    """The live servers booted into these reservations (their flavor is the reservation)."""
+    """The live servers booted into these reservations: with the reservation as flavor
+    (an instance reservation) or with the hint `reservation=<id>` (a host reservation)."""
     if not reservation_ids:
         return []
+    ids = list(reservation_ids)
     rows = await s.execute(
         select(Server)
         .where(
-            Server.flavor_id.in_(list(reservation_ids)),
+            or_(Server.flavor_id.in_(ids), Server.reservation_id.in_(ids)),
             Server.deleted.is_(False),
             Server.desired_state != DesiredState.DELETED,
         )
@@ -126,11 +129,12 @@ async def release_many(
         return counts
     ids = sorted(owner)
     for server in await servers_in(s, ids):
-        lease = owner[server.flavor_id]
+        lease = owner[server.reservation_id or server.flavor_id]
         ctx = RequestContext(project_id=lease.project_id, user_id=lease.user_id)
         await servers.delete(ctx, server.id, session=s)
         counts[lease.id] += 1
     await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
+    await host_leases.release(s, ids)
     if recount_now:
         await recount_clouds(s, held_clouds(r for _, rs in items for r in rs), now)
     await drop_flavors(s, ids)

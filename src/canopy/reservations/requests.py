@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.reservations import host_query
 from canopy.reservations.dates import parse_date
 from canopy.reservations.states import (
     FLAVOR_INSTANCE,
@@ -23,6 +24,8 @@ from canopy.reservations.states import (
 
 NAME_MAX = 255
 AMOUNT_MAX = 10_000
+HOSTS_MAX = 1_000
+BEFORE_END = ("", "default", "snapshot")
 _DURATION = re.compile(r"^(\d{1,9})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -39,6 +42,12 @@ class ReservationRequest:
     flavor: str | None = None  # flavor:instance: the flavor's id or name
     affinity: bool | None = None
     resource_properties: str = ""
+    # physical:host: between min_hosts and max_hosts hosts matching both queries.
+    min_hosts: int = 0
+    max_hosts: int = 0
+    hypervisor_properties: str = ""
+    host_query: host_query.Query = ()
+    before_end: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +144,63 @@ def _properties(value: Any) -> str:
     )
 
 
+def host_reservation(r: dict[str, Any]) -> ReservationRequest:
+    """A physical:host reservation: Blazar's min, max, both queries (keys required, empty
+    allowed) and before_end."""
+    for key in ("min", "max", "hypervisor_properties", "resource_properties"):
+        if key not in r:
+            raise InvalidRequest(f"Missing parameter {key} (a physical:host reservation needs it).")
+    low = _int(r, "min", low=1, high=HOSTS_MAX)
+    high = _int(r, "max", low=1, high=HOSTS_MAX)
+    if high < low:
+        raise InvalidRequest(
+            "Invalid values for min/max of hosts. Max must be equal to or larger than min."
+        )
+    before_end = r.get("before_end", "default")
+    if before_end is None:
+        before_end = "default"
+    if before_end not in BEFORE_END:
+        raise InvalidRequest(
+            f"Malformed parameter before_end: {before_end!r:.40} (one of '', 'default', "
+            "'snapshot')."
+        )
+    if before_end == "snapshot":
+        raise InvalidRequest(
+            "before_end 'snapshot' is not supported: Canopy does not snapshot servers; "
+            "use '' or 'default' (the servers are deleted at the end)."
+        )
+    hyper = r.get("hypervisor_properties")
+    props = r.get("resource_properties")
+    query = host_query.parse(hyper, "hypervisor_properties") + host_query.parse(
+        props, "resource_properties"
+    )
+    if len(query) > host_query.MAX_TERMS:
+        raise InvalidRequest(
+            f"A host reservation's queries hold at most {host_query.MAX_TERMS} terms."
+        )
+    return ReservationRequest(
+        resource_type=PHYSICAL_HOST,
+        amount=low,
+        min_hosts=low,
+        max_hosts=high,
+        hypervisor_properties=host_query.text(hyper),
+        resource_properties=host_query.text(props),
+        host_query=query,
+        before_end=before_end,
+    )
+
+
 def reservation(r: Any) -> ReservationRequest:
     """One entry of `reservations`, validated."""
     if not isinstance(r, dict):
         raise InvalidRequest("Each reservation must be a JSON object.")
     kind = r.get("resource_type")
     if kind == PHYSICAL_HOST:
-        raise InvalidRequest(
-            "Reservation type physical:host is not supported yet: reserve instances "
-            "(virtual:instance or flavor:instance) instead."
-        )
+        return host_reservation(r)
     if kind not in RESOURCE_TYPES:
         raise InvalidRequest(
-            f"Unknown resource_type {kind!r:.40}: expected one of {', '.join(RESOURCE_TYPES)}."
+            f"Unknown resource_type {kind!r:.40}: expected one of "
+            f"{', '.join((*RESOURCE_TYPES, PHYSICAL_HOST))}."
         )
     amount = _int(r, "amount", low=1, high=AMOUNT_MAX)
     affinity = _affinity(r.get("affinity"))
@@ -191,14 +244,18 @@ def lease_create(body: Any, now: datetime) -> LeaseRequest:
     events = b.get("events", [])
     if events not in (None, []):
         raise InvalidRequest("Custom events are not supported: send an empty events list.")
+    parsed = tuple(reservation(r) for r in raw)
+    # A host reservation is used by booting with its hint: a lease carries no servers there.
+    amounts = [0 if r.resource_type == PHYSICAL_HOST else r.amount for r in parsed]
+    hosts = frozenset(i for i, r in enumerate(parsed) if r.resource_type == PHYSICAL_HOST)
     req = LeaseRequest(
         name=name,
         start=start,
         end=end,
         before_end=before_end,
-        reservations=tuple(reservation(r) for r in raw),
+        reservations=parsed,
         start_is_now=b.get("start_date", "now") == "now",
-        servers=servers(b.get("servers"), [r.amount for r in (reservation(r) for r in raw)]),
+        servers=servers(b.get("servers"), amounts, hosts),
     )
     check_window(req.start, req.end, req.before_end, now, req.start_is_now)
     return req
@@ -220,7 +277,9 @@ def _text(s: dict[str, Any], key: str, *, required: bool) -> str | None:
     return value
 
 
-def servers(raw: Any, amounts: list[int]) -> tuple[ServerRequest, ...]:
+def servers(
+    raw: Any, amounts: list[int], hosts: frozenset[int] = frozenset()
+) -> tuple[ServerRequest, ...]:
     """The `servers` a lease carries (absent for Blazar's clients), within the amounts."""
     if raw is None:
         return ()
@@ -241,6 +300,12 @@ def servers(raw: Any, amounts: list[int]) -> tuple[ServerRequest, ...]:
             raise InvalidRequest(
                 f"Lease server field reservation is {index}: the lease has "
                 f"{len(amounts)} reservation{'s' if len(amounts) != 1 else ''} (numbered from 0)."
+            )
+        if index in hosts:
+            raise InvalidRequest(
+                f"Lease server field reservation is {index}, a physical:host reservation: "
+                "a lease carries servers for instance reservations only; boot into a host "
+                "reservation with --hint reservation=<id> once the lease is ACTIVE."
             )
         count = _int({"count": s.get("count", 1)}, "count", low=1, high=AMOUNT_MAX, what=W)
         used[index] += count

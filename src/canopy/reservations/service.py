@@ -20,10 +20,19 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.notifications import events
 from canopy.notifications.outbox import lease_changed
-from canopy.reservations import capacity, changes, lifecycle, ready, requests, resize
+from canopy.reservations import (
+    capacity,
+    changes,
+    host_leases,
+    lifecycle,
+    ready,
+    requests,
+    resize,
+)
 from canopy.reservations.flavors import add_flavor, flavor_name
 from canopy.reservations.states import (
     BEFORE_END_DEFAULT_MINUTES,
+    PHYSICAL_HOST,
     EventStatus,
     EventType,
     LeaseStatus,
@@ -125,6 +134,9 @@ class LeaseService:
         for r in req.reservations:
             rid = str(uuid.uuid4())
             rids.append(rid)
+            if r.resource_type == PHYSICAL_HOST:
+                await self._hold_hosts(s, lease_id, rid, r, req.start, req.end, now)
+                continue
             size, source = await self._size(s, r, rid)
             offered = await capacity.offers(s, size, source)
             snaps = await capacity.window_snapshots(
@@ -196,6 +208,69 @@ class LeaseService:
         lease_changed(s, events.LEASE_CREATE, lease, now)
         return lease
 
+    async def _hold_hosts(
+        self,
+        s: AsyncSession,
+        lease_id: str,
+        rid: str,
+        r: requests.ReservationRequest,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> None:
+        """A physical:host reservation: its hosts, held over the window (no claim: a
+        registered host's capacity is held by its own claim, see host_leases)."""
+        s.add(
+            Reservation(
+                id=rid,
+                lease_id=lease_id,
+                resource_type=r.resource_type,
+                status=ReservationStatus.PENDING,
+                amount=0,
+                vcpus=0,
+                memory_mb=0,
+                disk_gb=0,
+                affinity=None,
+                resource_properties=r.resource_properties,
+                min_hosts=r.min_hosts,
+                max_hosts=r.max_hosts,
+                hypervisor_properties=r.hypervisor_properties,
+                before_end=r.before_end,
+                source_flavor_id=None,
+                placement=[],
+                missing_resources=False,
+                resources_changed=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await s.flush()
+        held = await host_leases.allocate(
+            s,
+            reservation_id=rid,
+            query=r.host_query,
+            min_hosts=r.min_hosts,
+            max_hosts=r.max_hosts,
+            start=start,
+            end=end,
+            now=now,
+        )
+        res = await s.get(Reservation, rid)
+        assert res is not None
+        res.amount = len(held)
+        res.vcpus = sum(h.vcpus for h in held)
+        res.memory_mb = sum(h.memory_mb for h in held)
+        res.disk_gb = sum(h.local_gb for h in held)
+        res.placement = [
+            {
+                "cloud": cloud,
+                "amount": sum(1 for h in held if h.cloud == cloud),
+                "reason": "hosts " + ", ".join(h.host for h in held if h.cloud == cloud),
+                "hosts": [h.id for h in held if h.cloud == cloud],
+            }
+            for cloud in sorted({h.cloud for h in held})
+        ]
+
     async def _size(
         self, s: AsyncSession, r: requests.ReservationRequest, rid: str
     ) -> tuple[capacity.Size, str | None]:
@@ -246,7 +321,12 @@ class LeaseService:
         ids = [r.id for r in reservations]
         await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
         await s.flush()
+        await host_leases.move(
+            s, [r.id for r in reservations if r.resource_type == PHYSICAL_HOST], start, end
+        )
         for r in reservations:
+            if r.resource_type == PHYSICAL_HOST:
+                continue  # its hosts moved above; it holds no claim
             size = capacity.Size(flavor_name(r.id), r.vcpus, r.memory_mb, r.disk_gb)
             # Every cloud of the reservation in one query; it sees the claims of the
             # reservations before it in this loop (held below), as one query per cloud did.

@@ -9,7 +9,6 @@ reservation's share there minus its live servers already placed there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,13 +163,3 @@ async def check_boot(
             f"{'s' if res.amount != 1 else ''} and {used} in use: no room for {min_count} more."
         )
     return min(max_count, room)
-
-
-def refuse_host_hint(hints: Any) -> None:
-    """A `reservation` scheduler hint asks for a host reservation (Blazar's physical:host),
-    which Canopy does not hold yet: refused (400) rather than booted outside it."""
-    if isinstance(hints, dict) and "reservation" in hints:
-        raise InvalidRequest(
-            "Scheduler hint 'reservation': host reservations (physical:host) are not "
-            "supported yet; boot into an instance reservation with --flavor <reservation id>."
-        )

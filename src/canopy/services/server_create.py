@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
-from canopy.reservations.using import check_boot, refuse_host_hint
+from canopy.reservations import host_use
+from canopy.reservations.using import check_boot
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
@@ -77,7 +78,17 @@ class ServerCreation(ServerScope):
                 if group is None or group.project_id != ctx.project_id:
                     raise InvalidRequest(f"Invalid server group {req.group_id}")
             max_count = req.max_count
-            if not flavor.is_public:  # a reservation's flavor: within what it holds
+            reservation_id = host_use.hinted(req.hints)
+            if reservation_id is not None:  # a host reservation: within its hosts' room
+                max_count = await host_use.check_hint(
+                    s,
+                    reservation_id,
+                    ctx.project_id,
+                    flavor,
+                    min_count=req.min_count,
+                    max_count=max_count,
+                )
+            elif not flavor.is_public:  # a reservation's flavor: within what it holds
                 room = await check_boot(
                     s,
                     flavor.id,
@@ -112,6 +123,7 @@ class ServerCreation(ServerScope):
                     requested_zone=req.availability_zone,
                     group_id=req.group_id,
                     hints=dict(req.hints),
+                    reservation_id=reservation_id,
                     description=req.description,
                     locked=False,
                     config_drive=req.config_drive,
@@ -209,7 +221,7 @@ def _validate_create(req: CreateServer) -> None:
     _validate_name(req.name)
     _validate_tags(req.tags)
     check_scheduler_hints(req.hints)
-    refuse_host_hint(req.hints)
+    host_use.hinted(req.hints)
     check_metadata_keys(req.metadata)
     if req.description is not None and len(req.description) > MAX_NAME:
         raise InvalidRequest(

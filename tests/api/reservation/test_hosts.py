@@ -57,7 +57,7 @@ async def test_register_list_show_update_delete(api: Api) -> None:
         "private": False,
         "values": ["4"],
     }
-    # No reservation holds a host yet.
+    # No reservation holds it (tests/api/reservation/test_host_reservations.py: some do).
     r = await api.client.get(f"{HOSTS}/allocations")
     assert r.json() == {"allocations": [{"resource_id": host["id"], "reservations": []}]}
     r = await api.client.get(f"{HOSTS}/{host['id']}/allocation")
@@ -156,7 +156,7 @@ async def test_a_cloud_without_the_hosts_ability_is_400_naming_it(api: Api) -> N
     assert await _count(api) == 0
 
 
-async def test_a_host_reservation_hint_is_refused_not_ignored(api: Api) -> None:
+async def test_a_hint_naming_no_reservation_is_refused_not_ignored(api: Api) -> None:
     body = {
         "server": {"name": "vm", "imageRef": "cirros", "flavorRef": "1", "networks": "none"},
         "os:scheduler_hints": {"reservation": "6f1c6c58-0000-4000-8000-000000000000"},
@@ -165,5 +165,5 @@ async def test_a_host_reservation_hint_is_refused_not_ignored(api: Api) -> None:
         "/compute/v2.1/servers", json=body, headers={"OpenStack-API-Version": "compute 2.79"}
     )
     assert r.status_code == 400, r.text
-    assert "host reservations (physical:host) are not supported yet" in r.text
+    assert "reservation 6f1c6c58-0000-4000-8000-000000000000 could not be found" in r.text
     assert await api.plane.servers() == []

@@ -54,7 +54,11 @@ async def test_versions_and_plugins(api: Api) -> None:
     [v] = r.json()["versions"]
     assert v["id"] == "v1.0" and v["links"][0]["href"].endswith("/reservation/v1")
     r = await api.client.get(f"{V1}/plugins")
-    assert {p["name"] for p in r.json()["plugins"]} == {"virtual:instance", "flavor:instance"}
+    assert {p["name"] for p in r.json()["plugins"]} == {
+        "virtual:instance",
+        "flavor:instance",
+        "physical:host",
+    }
     r = await api.client.get(f"{V1}/plugins", headers={"X-Auth-Token": "nope"})
     blazar_error(r, 401)
 
@@ -117,7 +121,7 @@ async def test_refusals_are_blazar_errors_and_change_nothing(api: Api) -> None:
     host = _body("host", start, end)
     host["reservations"] = [{"resource_type": "physical:host", "min": 1, "max": 1}]
     message = blazar_error(await api.client.post(f"{V1}/leases", json=host), 400)
-    assert "physical:host is not supported yet" in message
+    assert "Missing parameter hypervisor_properties" in message
     json = {"Content-Type": "application/json"}
     r = await api.client.post(f"{V1}/leases", content=b"{not json", headers=json)
     blazar_error(r, 400)

@@ -2,7 +2,9 @@
 
 `GET/POST /os-hosts`, `GET/PUT/DELETE /os-hosts/{host_id}`, `GET /os-hosts/allocations`,
 `GET /os-hosts/{host_id}/allocation`, `GET /os-hosts/properties`. Registering a host names
-one its cloud reported (reservations/hosts.py says how); no reservation holds a host yet.
+one its cloud reported (reservations/hosts.py says how). Allocations are the host
+reservations holding each host from now on (reservations/host_leases.py), filtered by
+`?lease_id=` / `?reservation_id=` as Blazar's.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.auth import CloudAdminDep
 from canopy.api.deps import ClockDep, ReadSessionDep, SessionDep
+from canopy.domain.clock import Clock
+from canopy.reservations import host_leases
 from canopy.reservations.dates import format_date
 from canopy.reservations.hosts import HostService
 from canopy.store.models import ReservableHost
@@ -47,8 +52,21 @@ def host_view(h: ReservableHost) -> dict[str, Any]:
     return out
 
 
-def _allocation(h: ReservableHost) -> dict[str, Any]:
-    return {"resource_id": str(h.id), "reservations": []}
+async def _allocations(
+    s: AsyncSession,
+    hosts: list[ReservableHost],
+    clock: Clock,
+    lease_id: str | None,
+    reservation_id: str | None,
+) -> list[dict[str, Any]]:
+    held = await host_leases.allocations(
+        s,
+        [h.id for h in hosts],
+        clock.now(),
+        lease_id=lease_id[:64] if lease_id else None,
+        reservation_id=reservation_id[:64] if reservation_id else None,
+    )
+    return [{"resource_id": str(h.id), "reservations": held[h.id]} for h in hosts]
 
 
 @router.get("/os-hosts", summary="List the hosts registered for reservation (admin)")
@@ -65,9 +83,14 @@ async def create_host(
 
 @router.get("/os-hosts/allocations", summary="What holds each registered host (admin)")
 async def list_allocations(
-    ctx: CloudAdminDep, s: ReadSessionDep, clock: ClockDep
+    ctx: CloudAdminDep,
+    s: ReadSessionDep,
+    clock: ClockDep,
+    lease_id: str | None = None,
+    reservation_id: str | None = None,
 ) -> dict[str, Any]:
-    return {"allocations": [_allocation(h) for h in await HostService(clock).list(s)]}
+    hosts = await HostService(clock).list(s)
+    return {"allocations": await _allocations(s, hosts, clock, lease_id, reservation_id)}
 
 
 @router.get("/os-hosts/properties", summary="The hosts' extra capabilities (admin)")
@@ -97,9 +120,15 @@ async def show_host(
 
 @router.get("/os-hosts/{host_id}/allocation", summary="What holds one registered host (admin)")
 async def show_allocation(
-    host_id: str, ctx: CloudAdminDep, s: ReadSessionDep, clock: ClockDep
+    host_id: str,
+    ctx: CloudAdminDep,
+    s: ReadSessionDep,
+    clock: ClockDep,
+    lease_id: str | None = None,
+    reservation_id: str | None = None,
 ) -> dict[str, Any]:
-    return {"allocation": _allocation(await HostService(clock).get(s, host_id))}
+    host = await HostService(clock).get(s, host_id)
+    return {"allocation": (await _allocations(s, [host], clock, lease_id, reservation_id))[0]}
 
 
 @router.put("/os-hosts/{host_id}", summary="Set a host's extra capabilities (admin)")

@@ -23,7 +23,7 @@ from canopy.api.deps import (
 from canopy.api.reservation.views import lease_view
 from canopy.reservations.ready import readiness
 from canopy.reservations.service import LeaseService
-from canopy.reservations.states import FLAVOR_INSTANCE, VIRTUAL_INSTANCE
+from canopy.reservations.states import FLAVOR_INSTANCE, PHYSICAL_HOST, VIRTUAL_INSTANCE
 from canopy.services.servers import ServerService
 
 router = APIRouter()
@@ -57,6 +57,12 @@ async def list_plugins(ctx: AuthDep) -> dict[str, Any]:
                 "name": FLAVOR_INSTANCE,
                 "title": "Flavor instance reservation",
                 "description": "Servers of an existing flavor, across clouds.",
+            },
+            {
+                "name": PHYSICAL_HOST,
+                "title": "Physical host reservation",
+                "description": "Whole registered hosts (os-hosts), used with "
+                "--hint reservation=<id>.",
             },
         ]
     }

@@ -5,11 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 from canopy.reservations.dates import format_date
-from canopy.reservations.states import FLAVOR_INSTANCE
+from canopy.reservations.states import FLAVOR_INSTANCE, PHYSICAL_HOST
 from canopy.store.models import Lease, LeaseEvent, Reservation
 
 
+def host_reservation_view(r: Reservation) -> dict[str, Any]:
+    """A physical:host reservation as Blazar shows it (min, max, both queries, before_end);
+    `hosts` and `placement` are Canopy's own: the registered host ids it holds."""
+    return {
+        "id": r.id,
+        "lease_id": r.lease_id,
+        "status": r.status,
+        "missing_resources": r.missing_resources,
+        "resources_changed": r.resources_changed,
+        "resource_id": r.id,
+        "resource_type": r.resource_type,
+        "min": r.min_hosts,
+        "max": r.max_hosts,
+        "hypervisor_properties": r.hypervisor_properties or "",
+        "resource_properties": r.resource_properties,
+        "before_end": r.before_end,
+        "aggregate_id": None,
+        "created_at": format_date(r.created_at),
+        "updated_at": format_date(r.updated_at),
+        "hosts": [str(h) for p in r.placement for h in p.get("hosts", [])],
+        "placement": [
+            {"cloud": p["cloud"], "amount": p["amount"], "reason": p["reason"]} for p in r.placement
+        ],
+    }
+
+
 def reservation_view(r: Reservation) -> dict[str, Any]:
+    if r.resource_type == PHYSICAL_HOST:
+        return host_reservation_view(r)
     out: dict[str, Any] = {
         "id": r.id,
         "lease_id": r.lease_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import sqlite3
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -215,6 +216,8 @@ class SimCompute:
             user_data=spec.user_data,
             zone=spec.zone,
             installation=spec.installation,
+            host=spec.host,
+            exclude_hosts=spec.exclude_hosts,
         )
 
     async def import_keypair(self, name: str, public_key: str) -> None:
@@ -360,6 +363,15 @@ class SimCompute:
         """The keypair a server was booted with, by remote id (for test assertions)."""
         row = await self._store.call(lambda c: SimStore.get(c, remote_id, include_deleted=True))
         return None if row is None else row.key_name
+
+    async def host_of(self, remote_id: str) -> str | None:
+        """The host a server runs on, by remote id (for test assertions)."""
+
+        def read(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT host FROM servers WHERE remote_id = ?", (remote_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._store.call(read)
 
     async def user_data_of(self, remote_id: str) -> str | None:
         """The user data a server was booted with, by remote id (for test assertions)."""

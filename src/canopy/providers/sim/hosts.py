@@ -75,8 +75,10 @@ def place(
     ram_mb: int,
     disk_gb: int,
     zones: list[str] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> tuple[str, str]:
-    """First fit over hosts in order, within `zones` if given: (host, its zone).
+    """First fit over hosts in order, within `zones` if given and off the hosts in
+    `exclude` (those registered for reservation): (host, its zone).
 
     CapacityError, saying why, if none fits; it names the zone when one zone was asked for
     (a capacity error is per zone, as EC2's InsufficientInstanceCapacity is).
@@ -86,9 +88,12 @@ def place(
     scope = ""
     if zones is not None:
         scope = f" AND zone IN ({', '.join('?' * len(zones))})"
+    if exclude:
+        scope += f" AND id NOT IN ({', '.join('?' * len(exclude))})"
+    scoped = [*(zones or []), *exclude]
     found = conn.execute(
         f"SELECT id, zone FROM hosts WHERE {where}{scope} ORDER BY position LIMIT 1",
-        [*args, *(zones or [])],
+        [*args, *scoped],
     ).fetchone()
     if found is not None:
         return str(found[0]), str(found[1])
@@ -98,11 +103,12 @@ def place(
     hosts, v, r, d = conn.execute(
         "SELECT COUNT(*), MAX(vcpus - used_vcpus), MAX(ram_mb - used_ram_mb),"
         f" MAX(disk_gb - used_disk_gb) FROM hosts WHERE 1 = 1{scope}",
-        zones or [],
+        scoped,
     ).fetchone()
     if hosts == 0:
+        held = f", or all are held for reservations ({len(exclude)})" if exclude else ""
         raise CapacityError(
-            f"no valid host on cloud {cloud!r}{where_}: it has no hosts (wanted {want})",
+            f"no valid host on cloud {cloud!r}{where_}: it has no hosts{held} (wanted {want})",
             cloud=cloud,
             zone=zone,
         )
@@ -112,6 +118,28 @@ def place(
         cloud=cloud,
         zone=zone,
     )
+
+
+def place_on(
+    conn: sqlite3.Connection, cloud: str, host: str, vcpus: int, ram_mb: int, disk_gb: int
+) -> tuple[str, str]:
+    """The pinned host `host` if the server fits there: (host, its zone); CapacityError
+    saying what it has free if not, or that there is no such host."""
+    row = conn.execute(
+        "SELECT zone, vcpus - used_vcpus, ram_mb - used_ram_mb, disk_gb - used_disk_gb"
+        " FROM hosts WHERE id = ?",
+        (host,),
+    ).fetchone()
+    if row is None:
+        raise CapacityError(f"no valid host on cloud {cloud!r}: no host {host[:80]!r}", cloud=cloud)
+    zone, v, r, d = row
+    if v < vcpus or r < ram_mb or d < disk_gb:
+        raise CapacityError(
+            f"no valid host on cloud {cloud!r}: host {host!r} has {v} vcpus, {r} MB RAM and "
+            f"{d} GB disk free (wanted {vcpus}, {ram_mb} and {disk_gb})",
+            cloud=cloud,
+        )
+    return host, str(zone)
 
 
 def charge(

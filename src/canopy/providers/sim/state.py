@@ -70,6 +70,8 @@ class NewServer:
     user_data: str | None = None
     zone: str | None = None  # the zone asked for; None lets the cloud choose
     installation: str | None = None  # the installation tag, beside the canopy id
+    host: str | None = None  # the host asked for (pinned); None lets the cloud choose
+    exclude_hosts: tuple[str, ...] = ()  # hosts an unpinned server must stay off
 
 
 def _row(values: tuple[Any, ...]) -> ServerRow:
@@ -263,7 +265,11 @@ class SimStore:
                 cloud=self.cloud,
             )
         hosts.check_quota(conn, self.settings, self.cloud, new.vcpus)
-        return hosts.place(conn, self.cloud, new.vcpus, new.ram_mb, new.disk_gb, zones)
+        if new.host is not None:
+            return hosts.place_on(conn, self.cloud, new.host, new.vcpus, new.ram_mb, new.disk_gb)
+        return hosts.place(
+            conn, self.cloud, new.vcpus, new.ram_mb, new.disk_gb, zones, new.exclude_hosts
+        )
 
     def _zones_for(self, new: NewServer) -> list[str] | None:
         """The zones `new` may go to (None: the cloud has none), or the error for a zone

@@ -15,6 +15,7 @@ from canopy.store.models.clouds import FlavorMapping as FlavorMapping
 from canopy.store.models.clouds import Image as Image
 from canopy.store.models.clouds import ImageMapping as ImageMapping
 from canopy.store.models.clouds import Installation as Installation
+from canopy.store.models.hosts import HostAllocation as HostAllocation
 from canopy.store.models.hosts import ReservableHost as ReservableHost
 from canopy.store.models.identity import LoginFailure as LoginFailure
 from canopy.store.models.identity import Project as Project

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base
@@ -33,3 +33,26 @@ class ReservableHost(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
+
+
+class HostAllocation(Base):
+    """A registered host held by a host reservation (Blazar's computehost_allocations).
+
+    `start_at`/`end_at` are the lease's window, copied so that "is this host free over
+    [start, end)" is one indexed query; a lease move rewrites them. Rows live while the
+    lease does: its end or delete removes them (as Blazar's on_end does).
+    """
+
+    __tablename__ = "host_allocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reservation_id: Mapped[str] = mapped_column(ForeignKey("reservations.id", ondelete="CASCADE"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("reservable_hosts.id"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_host_allocations_reservation", "reservation_id"),
+        Index("ix_host_allocations_host_window", "host_id", "start_at", "end_at"),
+    )

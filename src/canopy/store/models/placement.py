@@ -33,8 +33,9 @@ class Claim(Base):
 
     Exactly one owner is set (`ck_claims_one_owner`). A server's claim starts when it is
     placed and is open-ended (`ends_at` NULL) until it is released (the row is deleted).
-    A reservation's claim spans its lease; reservations have no table yet, so
-    `reservation_id` references nothing until the issue that adds them gives it a key.
+    A reservation's claim spans its lease; `reservation_id` is a plain string (no foreign
+    key): a reservation's id, or `host:<id>` for the open-ended claim that keeps a host
+    registered for reservation out of the ordinary pool (reservations/hosts.py).
     The window is half-open: the claim holds [starts_at, ends_at).
     """
 

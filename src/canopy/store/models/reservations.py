@@ -77,6 +77,11 @@ class Reservation(Base):
     resource_properties: Mapped[str] = mapped_column(Text, default="")
     source_flavor_id: Mapped[str | None] = mapped_column(String(64))  # flavor:instance's
     placement: Mapped[list[Any]] = mapped_column(default=list)
+    # physical:host only (NULL otherwise): how many hosts, which ones, what before the end.
+    min_hosts: Mapped[int | None] = mapped_column(Integer)
+    max_hosts: Mapped[int | None] = mapped_column(Integer)
+    hypervisor_properties: Mapped[str | None] = mapped_column(Text)
+    before_end: Mapped[str | None] = mapped_column(String(16))
     missing_resources: Mapped[bool] = mapped_column(Boolean, default=False)
     resources_changed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]

@@ -42,6 +42,10 @@ class Server(Retried, Base):
         ForeignKey("server_groups.id", ondelete="SET NULL")
     )
     hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # scheduler hints only
+    # Booted with the hint `reservation=<id>` (a host reservation), and the reserved host
+    # placement pinned it to (host_allocations' host; None until placed).
+    reservation_id: Mapped[str | None] = mapped_column(String(64))
+    reserved_host_id: Mapped[int | None] = mapped_column(Integer)
     # Nova's other user-set attributes. Tags are rows of `server_tags`; user data is in
     # `server_user_data`, so loading a server (or a page of them) never loads it.
     description: Mapped[str | None] = mapped_column(Text)
@@ -93,6 +97,7 @@ class Server(Retried, Base):
         Index("ix_servers_updated", "updated_at"),
         Index("ix_servers_deleted_created", "deleted", "created_at"),
         Index("ix_servers_group", "group_id"),
+        Index("ix_servers_reservation", "reservation_id"),
     )
 
 
