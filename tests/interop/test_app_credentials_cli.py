@@ -58,7 +58,7 @@ def test_create_list_show_use_and_delete(carol: CanopyServer) -> None:
     assert token["project_id"] == project["id"]
     assert osc("server", "list", env=env) == []
     # A restricted credential may not make another one.
-    rc, err = carol.openstack_fail("application", "credential", "create", "more", env=env)
+    _, err = carol.openstack_fail("application", "credential", "create", "more", env=env)
     assert "403" in err, err
 
     # A reader-only one, with a secret of one's own; logging in by name and user name.
@@ -81,12 +81,12 @@ def test_create_list_show_use_and_delete(carol: CanopyServer) -> None:
         "OS_USER_DOMAIN_NAME": "Default",
     }
     assert osc("server", "list", env=env) == []
-    rc, err = carol.openstack_fail("keypair", "create", "k", env=env)
+    _, err = carol.openstack_fail("keypair", "create", "k", env=env)
     assert "403" in err, err
 
     osc(*CAROL, "application", "credential", "delete", "ci", json_output=False)
     env = _app_cred_env(carol, id=made["id"], secret=made["secret"])
-    rc, err = carol.openstack_fail("token", "issue", env=env)
+    _, err = carol.openstack_fail("token", "issue", env=env)
     assert "401" in err, err
     assert [c["Name"] for c in osc(*CAROL, "application", "credential", "list")] == ["ro"]
 
