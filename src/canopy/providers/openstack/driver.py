@@ -208,12 +208,12 @@ class OpenStackCompute:
         )
 
     async def _flavor_id(self, spec: ServerSpec) -> str:
-        """The child's flavor for `spec`: the explicit map; else, with `manage_flavors`,
-        canopy's own of exactly its size; else the mapping placement chose, else the
-        smallest that fits. A missing one is a capacity error here (no size of this cloud
-        fits), so placement moves on."""
+        """The child's flavor for `spec`: with `manage_flavors` and no explicit map entry,
+        canopy's own of exactly its size; else the mapping placement chose, the explicit
+        map, else the smallest that fits. A missing one is a capacity error here (no size
+        of this cloud fits), so placement moves on."""
         explicit = self.options.flavor_map.get(spec.flavor_name)
-        wanted = explicit or spec.remote_flavor
+        wanted = spec.remote_flavor or explicit
         if explicit is None and self.options.manage_flavors:
             made = await self._keeper.flavor_id(spec.flavor_name, spec.resources)
             if made is not None:
