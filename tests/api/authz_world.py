@@ -17,7 +17,7 @@ from canopy.notifications import subscriptions
 from canopy.notifications.subscriptions import NewSubscription
 from canopy.orchestration.service import StackService
 from canopy.reservations.service import LeaseService
-from canopy.services import identity, keypairs, quotas, server_groups
+from canopy.services import app_credentials, identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
 from canopy.services.servers import CreateServer
@@ -172,6 +172,18 @@ class World:
                 await identity.grant(s, u.id, grant_on, "member")
             return u.id
 
+    async def new_app_cred(self, who: str) -> str:
+        """A new application credential of `who`'s, on their project with their roles."""
+        p = self.people[who]
+        now = self.api.plane.clock.now()
+        async with self.api.plane.db.session() as s:
+            roles = tuple(await identity.roles_on(s, p.user_id, p.project_id))
+            want = app_credentials.NewCredential(
+                f"ac-{uuid.uuid4().hex[:8]}", None, hash_password(PASSWORD), None, False, None
+            )
+            c = await app_credentials.create(s, p.user_id, p.project_id, roles, want, now)
+            return c.id
+
     async def new_project(self) -> str:
         async with self.api.plane.db.session() as s:
             p = await identity.create_project(
@@ -212,6 +224,10 @@ class World:
             return await self.new_user()
         if fixture == "unknown_host":
             return "999999"  # os-hosts: an admin gets 404, anyone else 403 first
+        if fixture == "own_user":  # the caller's own, even on the other project's side
+            return self.people[who if who in self.people else "member"].user_id
+        if fixture == "app_cred":
+            return await self.new_app_cred(me)
         if fixture == "fresh_member":
             return await self.new_user(grant_on=self.people[me].project_id)
         return self.objects[fixture]

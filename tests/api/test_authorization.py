@@ -62,6 +62,7 @@ FRESH_TAG = {"server_id": "fresh_server", "tag": "tag"}
 GROUP = {"group_id": "group"}
 OWN_PROJECT = {"project_id": "project"}
 SELF = {"user_id": "user"}
+APP_CRED = {"user_id": "user", "application_credential_id": "app_cred"}
 GRANT = {"project_id": "project", "user_id": "user"}
 GRANT_ROLE = {"project_id": "project", "user_id": "user", "role_id": "role"}
 SERVER_BODY = {"server": {"name": "vm", "imageRef": "cirros", "flavorRef": "1", "networks": "none"}}
@@ -137,6 +138,19 @@ TABLE: dict[str, Rule] = {
     f"GET {V3}/users/{{user_id}}/groups": Rule(READERS, SELF, foreign=403),
     f"POST {V3}/users/{{user_id}}/password": Rule(
         READERS, SELF, {"user": {"original_password": "pw", "password": "pw"}}, foreign=403
+    ),
+    # A user's own application credentials (a cloud admin may read and delete anyone's,
+    # but creates none for another user, Keystone's rule: a 403 for everyone, pinned in
+    # tests/api/identity/test_app_credentials.py).
+    f"GET {V3}/users/{{user_id}}/application_credentials": Rule(READERS, SELF, foreign=403),
+    f"POST {V3}/users/{{user_id}}/application_credentials": Rule(
+        READERS, {"user_id": "own_user"}, {"application_credential": {"name": "ac-{uid}"}}
+    ),
+    f"GET {V3}/users/{{user_id}}/application_credentials/{{application_credential_id}}": Rule(
+        READERS, APP_CRED, foreign=403
+    ),
+    f"DELETE {V3}/users/{{user_id}}/application_credentials/{{application_credential_id}}": Rule(
+        READERS, APP_CRED, foreign=403
     ),
     f"GET {V3}/projects": Rule(CLOUD),
     f"POST {V3}/projects": Rule(CLOUD, body={"project": {"name": "p-{uid}"}}),

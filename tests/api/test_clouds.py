@@ -145,6 +145,7 @@ async def test_zones_capacity_blocks_and_abilities_are_shown(api: Api) -> None:
         "keypairs",
         "changes_since",
         "hosts",
+        "exact_flavors",
     }
 
     sim = api.plane.sim("private")

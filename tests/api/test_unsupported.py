@@ -65,7 +65,7 @@ async def test_server_set_property_says_it_is_not_supported(api: Api) -> None:
         ("image", "PUT", "/image/v2/images/x/file", "image data"),
         ("image", "GET", "/image/v2/tasks", "this part of Glance"),
         ("identity", "GET", "/identity/v3/groups", "this part of Keystone"),
-        ("identity", "POST", "/identity/v3/users/u/application_credentials", "application"),
+        ("identity", "GET", "/identity/v3/users/u/access_rules", "access rules"),
     ],
 )
 async def test_known_openstack_operations_canopy_lacks_are_501(

@@ -84,6 +84,18 @@ OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
             }
         },
         {"auth": {"identity": {"methods": ["token"], "token": {"id": "abc"}}}},
+        {
+            "auth": {
+                "identity": {
+                    "methods": ["application_credential"],
+                    "application_credential": {
+                        "name": "ci",
+                        "secret": "s",
+                        "user": {"name": "admin", "domain": {"name": "Default"}},
+                    },
+                }
+            }
+        },
     ],
     ("POST", "/compute/v2.1/servers/{server_id}/action"): [
         {"reboot": {"type": "SOFT"}},

@@ -21,6 +21,7 @@ from canopy.domain.specs import RemoteServer, Resources, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
 from canopy.providers.openstack.driver import OpenStackCompute
 from canopy.providers.openstack.options import OpenStackOptions
+from tests.interop.app_creds import app_cred_clouds_yaml, member_of
 from tests.interop.conftest import CanopyServer
 
 CIRROS = "6e6d3a0e-4c4b-4f3e-9a57-0c1b5b1e2a01"  # the child's default image
@@ -111,3 +112,45 @@ async def test_refused_credentials_are_an_auth_error(
         assert "not-the-password" not in str(caught.value)
     finally:
         await driver.close()
+
+
+async def test_an_application_credential_made_in_the_child(
+    canopy_server: CanopyServer, tmp_path: Path
+) -> None:
+    """The driver signs in with a clouds.yaml entry of `auth_type: v3applicationcredential`
+    (a member's, on a project of the child's): the server lands in that project."""
+    child = canopy_server
+    member_of(child, "svc", "svc-pw", "site", "member")
+    yaml = app_cred_clouds_yaml(
+        child, tmp_path / "clouds.yaml", user="svc", password="svc-pw", project="site", name="p"
+    )
+    assert "svc-pw" not in yaml.read_text()
+    driver = driver_on(child, yaml)
+    try:
+        parent_id = str(uuid.uuid4())
+        spec = ServerSpec(
+            canopy_id=parent_id,
+            name="app",
+            flavor_name="m1.tiny",
+            resources=Resources(vcpus=1, ram_mb=512, disk_gb=1),
+            remote_flavor=None,
+            remote_image=CIRROS,
+            zone="private",
+        )
+        created = await driver.create(spec)
+        await until(driver, created.remote_id, RemoteState.RUNNING)
+        shown = child.openstack("server", "show", created.remote_id)
+        assert shown["project_id"] == child.openstack("project", "show", "site")["id"]
+        await driver.delete(created.remote_id)
+        await until(driver, created.remote_id, None)
+        # Deleted in the child, the credential no longer opens it: the cloud is unhealthy.
+        as_svc = ("--os-username", "svc", "--os-password", "svc-pw", "--os-project-name", "site")
+        child.openstack(*as_svc, "application", "credential", "delete", "p", json_output=False)
+    finally:
+        await driver.close()
+    after = driver_on(child, yaml)
+    try:
+        with pytest.raises(CloudAuthError):
+            await after.capacity()
+    finally:
+        await after.close()

@@ -127,6 +127,18 @@ _own(
     statuses=(403, 409),
 )
 _own("POST /identity/v3/users/{user_id}/password", statuses=(403,))
+# A user's own application credentials (403: another user's; a restricted credential's
+# token creating or deleting one; 409: a name the user already gave one).
+_own(
+    "GET /identity/v3/users/{user_id}/application_credentials",
+    "GET /identity/v3/users/{user_id}/application_credentials/{application_credential_id}",
+    statuses=(403,),
+)
+_own("POST /identity/v3/users/{user_id}/application_credentials", statuses=(403, 409))
+_own(
+    "DELETE /identity/v3/users/{user_id}/application_credentials/{application_credential_id}",
+    statuses=(403,),
+)
 # Nova.
 _own(
     "GET /compute/v2.1/servers",

@@ -107,9 +107,10 @@ LACKING: tuple[Lacking, ...] = (
     ),
     Lacking(
         "identity",
-        rf"/users/{_ID}/(application_credentials|access_rules|credentials)(/.*)?",
-        "application credentials and per-user credentials",
-        "authenticate with a user's password",
+        rf"/users/{_ID}/(access_rules|credentials)(/.*)?",
+        "access rules and per-user credentials (EC2, TOTP)",
+        "authenticate with a user's password or an application credential "
+        "(/v3/users/{user_id}/application_credentials)",
     ),
 )
 

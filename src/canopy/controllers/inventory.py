@@ -36,7 +36,13 @@ from canopy.domain.errors import CloudError
 from canopy.domain.money import to_micros
 from canopy.domain.specs import Capacity, Offering
 from canopy.domain.states import Ability
-from canopy.providers.base import HostInfo, HostLister, SizedByRequest, boots_any_image
+from canopy.providers.base import (
+    HostInfo,
+    HostLister,
+    SizedByRequest,
+    boots_any_image,
+    sized_by_request,
+)
 from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 
@@ -143,7 +149,7 @@ class InventoryController:
     async def _pass(self, cloud: str, name: str, hold: Hold) -> None:
         rt = self.rt
         driver = rt.driver(cloud)
-        sized = driver if isinstance(driver, SizedByRequest) else None
+        sized = sized_by_request(driver)
         try:
             capacity = await rt.call(cloud, "capacity", driver.capacity, hold=hold)
             offerings = (

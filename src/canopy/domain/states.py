@@ -67,6 +67,9 @@ class Ability(StrEnum):
     KEYPAIRS = "keypairs"
     CHANGES_SINCE = "changes_since"
     HOSTS = "hosts"  # lists its physical hosts (Blazar's os-hosts, host reservations)
+    # Runs every flavor at its exact size: the sim, or an OpenStack where canopy creates
+    # its flavors (`manage_flavors`, admin credentials). Shown, never asked for.
+    EXACT_FLAVORS = "exact_flavors"
 
 
 class Phase(StrEnum):

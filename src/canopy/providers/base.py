@@ -123,6 +123,14 @@ class SizedByRequest(Protocol):
         ...
 
 
+def sized_by_request(driver: Compute) -> SizedByRequest | None:
+    """`driver` if it runs any flavor's size under the flavor's own name now (a driver may
+    say, with a false `takes_any_size` attribute, that it does not, or no longer does)."""
+    if isinstance(driver, SizedByRequest) and getattr(driver, "takes_any_size", True):
+        return driver
+    return None
+
+
 def boots_any_image(driver: Compute) -> bool:
     """Whether `driver`'s cloud boots a canopy image id with no image mapping (a driver
     says so with a true `boots_any_image` attribute; real clouds need their own ids)."""

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from canopy.services.passwords import PasswordHash
-from canopy.store.models import Project, RoleAssignment, Server, Token, User
+from canopy.store.models import (
+    ApplicationCredential,
+    Project,
+    RoleAssignment,
+    Server,
+    Token,
+    User,
+)
 
 ROLES = ("admin", "member", "reader")
 # Stable role ids, so `openstack role list` shows the same ids everywhere.
@@ -229,6 +236,7 @@ async def delete_project(s: AsyncSession, p: Project) -> None:
             f"Project {p.name} still has {live} server(s); delete them before the project."
         )
     await s.execute(delete(RoleAssignment).where(RoleAssignment.project_id == p.id))
+    await s.execute(delete(ApplicationCredential).where(ApplicationCredential.project_id == p.id))
     await revoke_project_tokens(s, p.id)
     await s.delete(p)
     await s.flush()
@@ -280,12 +288,22 @@ async def update_user(
     if enabled is not None:
         if u.enabled and not enabled:
             await revoke_user_tokens(s, u.id)
+            # Keystone deletes a disabled user's application credentials too.
+            await _drop_app_creds(s, u.id)
         u.enabled = enabled
     await s.flush()
     return u
 
 
+async def _drop_app_creds(s: AsyncSession, user_id: str, project_id: str | None = None) -> None:
+    q = delete(ApplicationCredential).where(ApplicationCredential.user_id == user_id)
+    if project_id is not None:
+        q = q.where(ApplicationCredential.project_id == project_id)
+    await s.execute(q)
+
+
 async def delete_user(s: AsyncSession, u: User) -> None:
+    await _drop_app_creds(s, u.id)
     await s.execute(delete(Token).where(Token.user_id == u.id))
     await s.execute(delete(RoleAssignment).where(RoleAssignment.user_id == u.id))
     await s.delete(u)
@@ -310,6 +328,9 @@ async def ungrant(s: AsyncSession, user_id: str, project_id: str, role: str) -> 
     await revoke_user_tokens(s, user_id, project_id=project_id)
     await s.delete(a)
     await s.flush()
+    if not await roles_on(s, user_id, project_id):
+        # No role left there: the user's credentials for that project go (Keystone's rule).
+        await _drop_app_creds(s, user_id, project_id)
 
 
 async def list_assignments(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import NotFound, Unauthorized
 from canopy.services.identity import roles_on
-from canopy.store.models import Project, Token, User
+from canopy.store.models import ApplicationCredential, Project, Token, User
 
 AUTH_FAILED = "The request you have made requires authentication."
 PURGE_BATCH = 1000  # rows deleted per statement, so a purge never holds a lock for long
@@ -26,6 +26,19 @@ PURGE_BATCH = 1000  # rows deleted per statement, so a purge never holds a lock 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredRef:
+    """The application credential a token was issued through (Keystone's token shows it)."""
+
+    id: str
+    name: str
+    unrestricted: bool
+
+    @classmethod
+    def of(cls, cred: ApplicationCredential) -> AppCredRef:
+        return cls(cred.id, cred.name, cred.unrestricted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,7 @@ class TokenInfo:
     audit_chain_id: str  # the first token's of the chain (this one's own audit id if first)
     issued_at: datetime
     expires_at: datetime
+    app_cred: AppCredRef | None = None
 
     @property
     def audit_ids(self) -> list[str]:
@@ -61,20 +75,25 @@ async def issue_token(
     *,
     methods: tuple[str, ...] = ("password",),
     parent: TokenInfo | None = None,
+    app_cred: ApplicationCredential | None = None,
 ) -> tuple[str, TokenInfo]:
     """Issue a token for `user`, scoped to `project` (which the user must hold a role on).
 
     A token made from `parent` lives no longer than it (Keystone's rule) and joins its chain.
+    One issued through `app_cred` has the credential's roles (those the user still holds)
+    and lives no longer than the credential (CVE-2022-2447).
     """
     roles: list[str] = []
     if project is not None:
         if not project.enabled:
             raise Unauthorized(f"Project {project.id} is disabled.")
-        roles = await roles_on(s, user.id, project.id)
+        roles = _narrowed(await roles_on(s, user.id, project.id), app_cred)
         if not roles:
             raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
     value = secrets.token_urlsafe(32)
     expiry = parent.expires_at if parent else now + timedelta(seconds=ttl_seconds)
+    if app_cred is not None and app_cred.expires_at is not None:
+        expiry = min(expiry, app_cred.expires_at)
     audit_id = secrets.token_urlsafe(16)[:22]
     tok = Token(
         id=token_digest(value),
@@ -88,6 +107,7 @@ async def issue_token(
         issued_at=now,
         expires_at=expiry,
         revoked=False,
+        app_cred_id=app_cred.id if app_cred else None,
     )
     s.add(tok)
     return value, TokenInfo(
@@ -102,7 +122,16 @@ async def issue_token(
         audit_chain_id=parent.audit_chain_id if parent else audit_id,
         issued_at=now,
         expires_at=expiry,
+        app_cred=AppCredRef.of(app_cred) if app_cred else None,
     )
+
+
+def _narrowed(roles: list[str], app_cred: ApplicationCredential | None) -> list[str]:
+    """The roles a token holds: the user's, narrowed to its credential's if it has one."""
+    if app_cred is None:
+        return roles
+    allowed = set(app_cred.roles or ())
+    return [r for r in roles if r in allowed]
 
 
 async def validate_token(s: AsyncSession, value: str, now: datetime) -> TokenInfo:
@@ -118,8 +147,14 @@ async def validate_token(s: AsyncSession, value: str, now: datetime) -> TokenInf
     project = await s.get(Project, tok.project_id) if tok.project_id else None
     if tok.project_id and (project is None or not project.enabled):
         raise Unauthorized(AUTH_FAILED)
+    cred: ApplicationCredential | None = None
+    if tok.app_cred_id is not None:
+        # Deleted or expired, the credential takes its tokens with it.
+        cred = await s.get(ApplicationCredential, tok.app_cred_id)
+        if cred is None or (cred.expires_at is not None and cred.expires_at <= now):
+            raise Unauthorized(AUTH_FAILED)
     # Roles are read live, so a revoked role takes effect at once.
-    roles = await roles_on(s, user.id, tok.project_id) if tok.project_id else []
+    roles = _narrowed(await roles_on(s, user.id, tok.project_id), cred) if tok.project_id else []
     if tok.project_id and not roles:
         raise Unauthorized(AUTH_FAILED)
     return TokenInfo(
@@ -134,6 +169,7 @@ async def validate_token(s: AsyncSession, value: str, now: datetime) -> TokenInf
         audit_chain_id=tok.audit_chain_id or tok.audit_id,
         issued_at=tok.issued_at,
         expires_at=tok.expires_at,
+        app_cred=AppCredRef.of(cred) if cred else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Tokens: `POST /v3/auth/tokens` (password or token method; project scope or none),
+"""Tokens: `POST /v3/auth/tokens` (password, token or application_credential method;
+project scope or none),
 validate (GET/HEAD), revoke (DELETE), and the projects a token's user may scope to."""
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from canopy.api.identity.common import (
 )
 from canopy.api.identity.projects import project_view
 from canopy.config import Settings
-from canopy.domain.errors import InvalidRequest, NotFound, Unauthorized
-from canopy.services import identity, tokens
+from canopy.domain.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from canopy.services import app_credentials, identity, tokens
+from canopy.services.app_credentials import SECRET_MAX, Lookup, SecretCheck
 from canopy.services.identity import ROLE_IDS
 from canopy.services.login import PasswordCheck
 from canopy.services.tokens import TokenInfo
-from canopy.store.models import Project, User
+from canopy.store.models import ApplicationCredential, Project, User
 
 router = APIRouter(tags=["identity"])
 
 TOKENS = V3 + "/auth/tokens"
+_METHODS = ("password", "token", "application_credential")
 _UNSUPPORTED_SCOPE = (
     "Canopy issues project-scoped and unscoped tokens only; {kind} scope is not supported. "
     "Ask for a project scope (e.g. --os-project-name) instead."
@@ -56,6 +59,12 @@ def token_body(info: TokenInfo, settings: Settings, *, catalog: bool) -> dict[st
         "roles": [{"id": ROLE_IDS[r], "name": r} for r in info.roles],
         "is_domain": False,
     }
+    if info.app_cred is not None:
+        token["application_credential"] = {
+            "id": info.app_cred.id,
+            "name": info.app_cred.name,
+            "restricted": not info.app_cred.unrestricted,
+        }
     if info.project_id is not None:
         token["is_admin_project"] = is_admin_project(info, settings)
         token["project"] = {
@@ -114,6 +123,29 @@ async def _password_user(check: PasswordCheck, ident: dict[str, Any], address: s
     return await check.user(password, user_id=uid, name=name, address=address)
 
 
+def _app_cred_lookup(ident: dict[str, Any]) -> tuple[Lookup, str]:
+    """How the request names its application credential, and the secret it gives."""
+    ref = _obj(ident, "application_credential", "identity")
+    secret = _str(ref, "secret")
+    if not secret:
+        raise InvalidRequest("Expecting to find secret in application_credential.")
+    if len(secret) > SECRET_MAX:
+        raise InvalidRequest(f"Invalid input for field 'secret': longer than {SECRET_MAX}.")
+    cred_id, name = _str(ref, "id"), _str(ref, "name")
+    if cred_id:
+        # The credential names its user; a user given beside it is ignored (LP#2148477).
+        return Lookup(cred_id, None, None, None), secret
+    if not name:
+        raise InvalidRequest("Expecting to find id or name in application_credential.")
+    user = _obj(ref, "user", "application_credential")
+    uid, uname = _str(user, "id"), _str(user, "name")
+    if uid is None:
+        if uname is None:
+            raise InvalidRequest("Expecting to find id or name in user.")
+        _domain(user, "user")
+    return Lookup(None, name, uid, uname), secret
+
+
 async def _scope(s: AsyncSession, auth: dict[str, Any], user: User) -> Project | None:
     scope = auth.get("scope")
     if scope is None:
@@ -153,7 +185,7 @@ async def issue(
     methods = ident.get("methods")
     if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
         raise InvalidRequest("Expecting to find methods in identity: a non-empty list.")
-    unsupported = [m for m in methods if m not in ("password", "token")]
+    unsupported = [m for m in methods if m not in _METHODS]
     if unsupported:
         raise Unauthorized(
             f"Attempted to authenticate with an unsupported method: {unsupported[0][:40]}."
@@ -161,6 +193,21 @@ async def issue(
     now = clock.now()
     user: User | None = None
     parent: TokenInfo | None = None
+    cred: ApplicationCredential | None = None
+    if "application_credential" in methods:
+        if len(set(methods)) > 1:
+            raise Unauthorized(
+                "Error authenticating with application credential: it cannot be combined "
+                "with another method."
+            )
+        if "scope" in auth:
+            raise Unauthorized(
+                "Error authenticating with application credential: Application credentials "
+                "cannot request a scope."
+            )
+        lookup, secret = _app_cred_lookup(ident)
+        check_secret = SecretCheck(db, passwords, policy)
+        cred, user = await check_secret.credential(lookup, secret, now, client_address(request))
     if "token" in methods:
         value = _str(_obj(ident, "token", "identity"), "id")
         if not value:
@@ -168,6 +215,18 @@ async def issue(
         async with db.read() as s:
             parent = await tokens.validate_token(s, value, now)
             user = await identity.find_user(s, id=parent.user_id)
+            if parent.app_cred is not None:
+                # Keystone's rule: a token made from one issued through an application
+                # credential keeps its credential (its roles, its project).
+                if "scope" in auth:
+                    raise Forbidden(
+                        "You are not authorized to perform the requested action: Using an "
+                        "application credential token to create a scoped token is not "
+                        "allowed."
+                    )
+                cred = await app_credentials.get(s, parent.app_cred.id)
+                if cred is None:
+                    raise Unauthorized(tokens.AUTH_FAILED)
     if "password" in methods:
         # Throttled, and checked in the password pool with no transaction open.
         check = PasswordCheck(db, passwords, policy, clock)
@@ -177,7 +236,12 @@ async def issue(
         user = by_password
     assert user is not None
     async with db.read() as s:
-        project = await _scope(s, auth, user)
+        if cred is not None:
+            project = await s.get(Project, cred.project_id)
+            if project is None:
+                raise Unauthorized(tokens.AUTH_FAILED)
+        else:
+            project = await _scope(s, auth, user)
     all_methods = tuple(dict.fromkeys([*methods, *(parent.methods if parent else ())]))
     async with db.session() as s:
         value, info = await tokens.issue_token(
@@ -188,6 +252,7 @@ async def issue(
             settings.identity.token_ttl_seconds,
             methods=all_methods,
             parent=parent,
+            app_cred=cred,
         )
     catalog = "nocatalog" not in request.query_params
     doc = token_body(info, settings, catalog=catalog)

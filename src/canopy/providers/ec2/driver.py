@@ -60,7 +60,11 @@ class Ec2Compute:
         # the worker; kept only in this object, never logged (repr shows none).
         self._keys = dict(credentials) if credentials else None
         self.abilities = Abilities(
-            missing={Ability.HOSTS: "EC2 does not expose the physical hosts behind its instances"}
+            missing={
+                Ability.HOSTS: "EC2 does not expose the physical hosts behind its instances",
+                Ability.EXACT_FLAVORS: "EC2's instance types are fixed: a flavor runs as its "
+                "mapped type, or the cheapest that fits",
+            }
         )
         self.prices = prices or shipped()
         self._pool = ThreadPoolExecutor(

@@ -22,7 +22,9 @@ from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction, RemoteState
 from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
 from canopy.providers.openstack import flavors as flavor_choice
+from canopy.providers.openstack.capacity import capacity_of
 from canopy.providers.openstack.client import NovaClient
+from canopy.providers.openstack.managed_flavors import FlavorKeeper
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
 from canopy.providers.openstack.states import is_no_valid_host, server_name, to_remote
 
@@ -43,18 +45,6 @@ _FLAVORS_TTL = timedelta(minutes=5)
 _ZONES_TTL = timedelta(minutes=1)
 
 
-def _unlimited(value: Any) -> int | None:
-    """A Nova limit: -1 (or absent) means unlimited, which canopy calls unknown."""
-    if value is None or int(value) < 0:
-        return None
-    return int(value)
-
-
-def _least(*values: int | None) -> int | None:
-    known = [v for v in values if v is not None]
-    return min(known) if known else None
-
-
 class OpenStackCompute:
     """One OpenStack region's compute service (implements providers.base.Compute)."""
 
@@ -70,12 +60,15 @@ class OpenStackCompute:
     ) -> None:
         self.name = name
         self.options = options
-        self.abilities = Abilities(
-            missing={
-                Ability.HOSTS: "a child OpenStack's hypervisors are its operator's to reserve "
-                "(register them in that cloud's own Blazar)"
-            }
-        )
+        self._missing = {
+            Ability.HOSTS: "a child OpenStack's hypervisors are its operator's to reserve "
+            "(register them in that cloud's own Blazar)",
+            Ability.EXACT_FLAVORS: "manage_flavors is off: a flavor boots as its mapped or "
+            "nearest-fit flavor of the child's",
+        }
+        if options.manage_flavors:
+            del self._missing[Ability.EXACT_FLAVORS]
+        self.abilities = Abilities(missing=dict(self._missing))
         self._clock = clock
         self._client = client if client is not None else NovaClient(name, options, credentials)
         self._limit = asyncio.Semaphore(concurrency)
@@ -83,6 +76,12 @@ class OpenStackCompute:
         self._zones: tuple[datetime, list[str]] | None = None
         self._network: list[dict[str, str]] | str | None = None
         self._hypervisor_stats = options.use_hypervisor_stats
+        self._keeper = FlavorKeeper(
+            name,
+            options.managed_flavor_prefix,
+            lambda refresh: self._flavor_list(refresh=refresh),
+            self._create_flavor,
+        )
 
     # Shared steps -----------------------------------------------------------------------
 
@@ -139,31 +138,7 @@ class OpenStackCompute:
         """The project's quota headroom (`limits`), narrowed by the hypervisors' free room
         when the credentials may read it (admin)."""
         data = await self._call("GET", "/limits", "capacity") or {}
-        a = (data.get("limits") or {}).get("absolute") or {}
-        cores, ram, instances = (
-            _unlimited(a.get("maxTotalCores")),
-            _unlimited(a.get("maxTotalRAMSize")),
-            _unlimited(a.get("maxTotalInstances")),
-        )
-        cores_free = None if cores is None else max(0, cores - int(a.get("totalCoresUsed") or 0))
-        ram_free = None if ram is None else max(0, ram - int(a.get("totalRAMUsed") or 0))
-        inst_free = (
-            None if instances is None else max(0, instances - int(a.get("totalInstancesUsed") or 0))
-        )
-        hv = await self._hypervisor_totals()
-        if hv is not None:
-            cores = _least(cores, hv["vcpus"])
-            ram = _least(ram, hv["memory_mb"])
-            cores_free = _least(cores_free, max(0, hv["vcpus"] - hv["vcpus_used"]))
-            ram_free = _least(ram_free, max(0, hv["memory_mb"] - hv["memory_mb_used"]))
-        return Capacity(
-            vcpus_total=cores,
-            ram_mb_total=ram,
-            instances_total=instances,
-            vcpus_free=cores_free,
-            ram_mb_free=ram_free,
-            instances_free=inst_free,
-        )
+        return capacity_of(data, await self._hypervisor_totals())
 
     async def _hypervisor_totals(self) -> dict[str, int] | None:
         """The hypervisors' summed room (admin only; 2.87 is the last version with it)."""
@@ -203,6 +178,12 @@ class OpenStackCompute:
             if not f.get("OS-FLV-DISABLED:disabled")
         ]
 
+    @property
+    def takes_any_size(self) -> bool:
+        """Whether every canopy flavor runs here at its own size (inventory maps each one
+        to itself): with `manage_flavors`, until the child refuses to create a flavor."""
+        return self.options.manage_flavors and self._keeper.refused is None
+
     def price_per_hour(self, vcpus: int, ram_mb: int) -> float:
         o = self.options
         return vcpus * o.price_per_vcpu_hour + ram_mb / 1024 * o.price_per_gb_ram_hour
@@ -219,11 +200,29 @@ class OpenStackCompute:
         self._flavors = (now, listed)
         return listed
 
+    async def _create_flavor(self, body: dict[str, Any]) -> Any:
+        return await self._run(
+            lambda: self._client.request(
+                "POST", "/flavors", "create flavor", body=body, duplicate=True
+            )
+        )
+
     async def _flavor_id(self, spec: ServerSpec) -> str:
-        """The child's flavor for `spec`: the mapping placement chose, the explicit map,
-        else the smallest that fits. A missing one is a capacity error here (no size of
-        this cloud fits), so placement moves on."""
-        wanted = spec.remote_flavor or self.options.flavor_map.get(spec.flavor_name)
+        """The child's flavor for `spec`: with `manage_flavors` and no explicit map entry,
+        canopy's own of exactly its size; else the mapping placement chose, the explicit
+        map, else the smallest that fits. A missing one is a capacity error here (no size
+        of this cloud fits), so placement moves on."""
+        explicit = self.options.flavor_map.get(spec.flavor_name)
+        wanted = spec.remote_flavor or explicit
+        if explicit is None and self.options.manage_flavors:
+            made = await self._keeper.flavor_id(spec.flavor_name, spec.resources)
+            if made is not None:
+                return made
+            self.abilities = Abilities(
+                missing={**self._missing, Ability.EXACT_FLAVORS: str(self._keeper.refused)}
+            )
+            if wanted == spec.flavor_name:  # mapped to itself while managed: no choice
+                wanted = None
         if wanted is not None:
             for refresh in (False, True):
                 found = flavor_choice.named(await self._flavor_list(refresh=refresh), wanted)

@@ -43,6 +43,13 @@ class OpenStackOptions(BaseModel):
     # Canopy flavor name -> remote flavor name or id. A flavor left out is mapped to the
     # smallest remote flavor that fits it (vcpus, then RAM, then disk).
     flavor_map: dict[str, str] = Field(default_factory=dict)
+    # With admin credentials, canopy's flavors boot as flavors of exactly their size that
+    # canopy creates in the child on first use (`<prefix><flavor>`, private) and replaces
+    # when canopy's size changes; see managed_flavors.py. An explicit flavor_map wins.
+    manage_flavors: bool = False
+    managed_flavor_prefix: str = Field(
+        default="canopy-", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     network: str = Field(
         default=NO_NETWORK,
         description='"none", "auto", or a network id or name (names are looked up in Neutron)',

@@ -17,6 +17,7 @@ from canopy.store.models.clouds import ImageMapping as ImageMapping
 from canopy.store.models.clouds import Installation as Installation
 from canopy.store.models.hosts import HostAllocation as HostAllocation
 from canopy.store.models.hosts import ReservableHost as ReservableHost
+from canopy.store.models.identity import ApplicationCredential as ApplicationCredential
 from canopy.store.models.identity import LoginFailure as LoginFailure
 from canopy.store.models.identity import Project as Project
 from canopy.store.models.identity import Quota as Quota

@@ -1,4 +1,5 @@
-"""Identity's tables: projects and their quotas, users, role assignments, tokens, login failures."""
+"""Identity's tables: projects and their quotas, users, role assignments, tokens, login
+failures, application credentials."""
 
 from __future__ import annotations
 
@@ -114,6 +115,10 @@ class Token(Base):
     issued_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A token issued through an application credential (or made from such a token) names
+    # it: its roles are the credential's (as far as the user still holds them), and it
+    # stops working when the credential is deleted or expires.
+    app_cred_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginFailure(Base):
@@ -126,3 +131,23 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
     locked_until: Mapped[datetime | None]
+
+
+class ApplicationCredential(Base):
+    """A user's application credential (Keystone's): a secret, stored as an Argon2id hash,
+    that authenticates as the user on one project with a subset of the user's roles there."""
+
+    __tablename__ = "application_credentials"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)  # role names
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_app_creds_user_name"),)
