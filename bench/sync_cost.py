@@ -12,12 +12,16 @@ thread: the sim's listing runs in one). The counts come from a counting wrapper 
 driver and a SQLAlchemy `after_cursor_execute` listener in this process; nothing in the
 production code counts for the benchmark.
 
-Two paths over the same database, in the same run:
+Three paths over the same database, in the same run:
 
 - changes-since: the cloud is polled for what changed since the last poll (the path a
   cloud that reports `changes-since` takes on all but every `full_sync_every`-th pass);
-- baseline: a full re-list every poll (`full_sync_every = 1`), what a sync that cannot ask
-  for changes (or a gateway that re-reads everything) pays.
+- full, digest: a full listing every poll, compared against sync's digest of unchanged
+  servers (controllers/sync_digest.py): a cloud without changes-since (EC2), or the
+  periodic full pass, between deep passes;
+- baseline: a full re-list every poll, every row compared (`full_sync_every = 1`,
+  `sync_deep_every = 1`: sync's deep pass, what every full pass cost before the digest),
+  what a sync that re-reads everything pays.
 
 The figure: the changes-since path's cost grows with the changes, not the fleet, so its
 CPU per poll at 100,000 is about that at 10,000 (ratio about 1), while the full re-list's
@@ -47,6 +51,7 @@ from bench.common import Result, machine, print_machine, quiet_logs, table
 from bench.loop_stalls import prepare
 from canopy.bootstrap import open_database
 from canopy.config import Settings, load_settings
+from canopy.config_sections import ControllerSettings
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
 from canopy.domain.clock import SystemClock
@@ -95,7 +100,10 @@ class Counting:
         return counted
 
 
-def settings_for(data_dir: Path, full_every: int) -> Settings:
+def settings_for(data_dir: Path, full_every: int, deep_every: int = 12) -> Settings:
+    controllers: dict[str, Any] = {"full_sync_every": full_every, "sync_overlap_seconds": 0}
+    if "sync_deep_every" in ControllerSettings.model_fields:  # absent before the digest
+        controllers["sync_deep_every"] = deep_every
     return load_settings(
         None,
         env={},
@@ -116,7 +124,7 @@ def settings_for(data_dir: Path, full_every: int) -> Settings:
                     },
                 }
             ],
-            "controllers": {"full_sync_every": full_every, "sync_overlap_seconds": 0},
+            "controllers": controllers,
         },
     )
 
@@ -153,9 +161,11 @@ def to_us_now() -> int:
     return to_us(SystemClock().now())
 
 
-async def polls(data_dir: Path, k: int, full_every: int, count: int, seed: int) -> list[Counts]:
+async def polls(
+    data_dir: Path, k: int, full_every: int, count: int, seed: int, deep_every: int = 10**6
+) -> list[Counts]:
     """`count` measured polls (after a warm-up pass), `k` servers drifting before each."""
-    settings = settings_for(data_dir, full_every)
+    settings = settings_for(data_dir, full_every, deep_every)
     clock = SystemClock()
     db = await open_database(settings)
     current = Counts()
@@ -188,6 +198,7 @@ async def polls(data_dir: Path, k: int, full_every: int, count: int, seed: int) 
             assert await sync.sync_cloud("sim", force=True)
             current.cpu_ms = (time.process_time() - t0) * 1000
             out.append(current)
+        current = Counts()  # the drivers' close below is not a poll's
     finally:
         for d in drivers.values():
             await d.close()
@@ -226,7 +237,8 @@ async def measure(n: int, fixed: int, count: int) -> dict[str, dict[str, float]]
         return {
             "changes-since": summary(await polls(tmp, k, 10**6, count, seed=1)),
             "changes-since, fixed": summary(await polls(tmp, fixed, 10**6, count, seed=3)),
-            "full": summary(await polls(tmp, k, 1, count, seed=2)),
+            "full": summary(await polls(tmp, k, 1, count, seed=2, deep_every=1)),
+            "full, digest": summary(await polls(tmp, k, 1, count, seed=4)),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,6 +263,19 @@ async def run(sizes: tuple[int, ...] = (10_000, 100_000), count: int = 5) -> lis
                 baseline=full["cpu_ms"],
                 baseline_name="full re-list every poll",
                 note=f"median of {count}; {describe(inc)} | baseline: {describe(full)}",
+            )
+        )
+    for n in sizes:
+        dig, full = figures[n]["full, digest"], figures[n]["full"]
+        out.append(
+            Result(
+                SCENARIO,
+                f"CPU per poll, full listing against the digest, {n:,} servers, 1% changing",
+                dig["cpu_ms"],
+                "ms",
+                baseline=full["cpu_ms"],
+                baseline_name="full re-list every poll",
+                note=f"median of {count}; {describe(dig)}",
             )
         )
     small, big = sizes[0], sizes[-1]

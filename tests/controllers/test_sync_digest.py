@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from canopy.controllers.sync_digest import Digest
 from canopy.domain.states import Phase, PowerAction
 from canopy.store.models import Server
 
@@ -148,3 +149,16 @@ async def test_a_pass_that_fails_drops_the_digest(db_url: str, tmp_path: Path) -
         assert "private" not in sync._digests  # the next full pass is a deep one
     finally:
         await p.close()
+
+
+def test_one_full_pass_in_every_n_is_deep() -> None:
+    d = Digest()
+    assert d.deep_due(12)  # never built: deep
+    d.complete = True
+    runs = []
+    for _ in range(24):
+        deep = d.deep_due(3)
+        runs.append(deep)
+        d.since_deep = 0 if deep else d.since_deep + 1
+    assert runs == [False, False, True] * 8
+    assert Digest(complete=True).deep_due(1)  # every full pass deep

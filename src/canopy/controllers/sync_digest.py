@@ -58,7 +58,8 @@ class Digest:
     since_deep: int = 0
 
     def deep_due(self, every: int) -> bool:
-        return not self.complete or self.since_deep >= every
+        """Whether the next full pass is a deep one: one in `every` full passes is."""
+        return not self.complete or self.since_deep + 1 >= every
 
     def changed(self, remote: Sequence[RemoteServer], active: set[str]) -> list[RemoteServer]:
         """The listed servers to compare: those whose fingerprint moved, or whose row is
