@@ -9,7 +9,7 @@ with a ClientToken, or a lookup and a separate insert, as Nova (see driver.creat
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,14 +130,24 @@ class SimStore:
         conn: sqlite3.Connection, *, tagged_only: bool, include_deleted: bool
     ) -> list[ServerRow]:
         """All servers, oldest first, narrowed to tagged and/or live ones."""
+        return list(
+            SimStore.each_server(conn, tagged_only=tagged_only, include_deleted=include_deleted)
+        )
+
+    @staticmethod
+    def each_server(
+        conn: sqlite3.Connection, *, tagged_only: bool, include_deleted: bool
+    ) -> Iterator[ServerRow]:
+        """`servers`, one at a time from the cursor: a caller that converts each one holds
+        one row at a time instead of every row of a big cloud twice over."""
         where = []
         if tagged_only:
             where.append("canopy_id IS NOT NULL")
         if not include_deleted:
             where.append("deleted_at IS NULL")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM servers{clause} ORDER BY seq").fetchall()
-        return [_row(r) for r in rows]
+        for r in conn.execute(f"SELECT {_COLUMNS} FROM servers{clause} ORDER BY seq"):
+            yield _row(r)
 
     @staticmethod
     def changed(
