@@ -101,7 +101,13 @@ class Counting:
 
 
 def settings_for(data_dir: Path, full_every: int, deep_every: int = 12) -> Settings:
-    controllers: dict[str, Any] = {"full_sync_every": full_every, "sync_overlap_seconds": 0}
+    # No heartbeat renews the job's lease here (a worker's would): long enough for a full
+    # pass of 100,000 servers on a loaded machine, so no pass is abandoned.
+    controllers: dict[str, Any] = {
+        "full_sync_every": full_every,
+        "sync_overlap_seconds": 0,
+        "lease_seconds": 3600,
+    }
     if "sync_deep_every" in ControllerSettings.model_fields:  # absent before the digest
         controllers["sync_deep_every"] = deep_every
     return load_settings(
@@ -197,6 +203,9 @@ async def polls(
             t0 = time.process_time()
             assert await sync.sync_cloud("sim", force=True)
             current.cpu_ms = (time.process_time() - t0) * 1000
+            # A pass that was abandoned (or listed nothing) would measure nothing.
+            if current.listed < k // 2:
+                raise RuntimeError(f"a poll listed {current.listed} servers, {k} changed")
             out.append(current)
         current = Counts()  # the drivers' close below is not a poll's
     finally:
