@@ -15,6 +15,11 @@ Scenarios, each also runnable alone:
                   critical path measured in the same run (python -m bench.stacks)
 - lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
                   free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
+- sync_cost       one sync poll with 1% of 10,000 and 100,000 servers changing: driver calls,
+                  rows read and written, CPU; against a full re-list every poll
+                  (python -m bench.sync_cost)
+- memory          RSS of `canopy up` with 100,000 servers, controllers running, against
+                  1,000 (python -m bench.memory)
 - real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
@@ -37,10 +42,12 @@ from bench import (
     end_to_end,
     lease_lateness,
     loop_stalls,
+    memory,
     real_clouds,
     scheduler,
     scheduler_pure,
     stacks,
+    sync_cost,
 )
 from bench.common import (
     Result,
@@ -59,6 +66,8 @@ SCENARIOS = (
     "end_to_end",
     "loop_stalls",
     "api_writes",
+    "sync_cost",
+    "memory",
     "lease_lateness",
     "stacks",
     "real_clouds",
@@ -126,6 +135,14 @@ def one(name: str, smoke: bool) -> list[Result]:
         if smoke:
             return asyncio.run(api_writes.run(servers=300, seconds=1.0, repeats=1))
         return asyncio.run(api_writes.run())
+    if name == "sync_cost":
+        if smoke:
+            return asyncio.run(sync_cost.run(sizes=(300, 600), count=1))
+        return asyncio.run(sync_cost.run())
+    if name == "memory":
+        if smoke:
+            return memory.run(servers=300, seconds=1.0, repeats=1, baseline=100)
+        return memory.run()
     if name == "lease_lateness":
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":

@@ -92,6 +92,10 @@ class ControllerSettings(_Strict):
     # a finished boot shows ACTIVE soon after; `sync_seconds` is the interval at rest.
     sync_converging_seconds: float = Field(default=0.5, gt=0.0)
     full_sync_every: int = Field(default=12, ge=1)
+    # Every this many full passes, sync compares every listed server and every row of the
+    # cloud, and rebuilds its digest of unchanged servers (controllers/sync_digest.py);
+    # the full passes between compare only what changed.
+    sync_deep_every: int = Field(default=12, ge=1)
     call_timeout_seconds: float = Field(default=30.0, gt=0.0)
     backoff_base_seconds: float = Field(default=1.0, gt=0.0)
     backoff_max_seconds: float = Field(default=60.0, gt=0.0)

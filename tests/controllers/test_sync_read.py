@@ -19,6 +19,7 @@ CLOUDS = """
 [controllers]
 sync_seconds = 5
 full_sync_every = 1
+sync_deep_every = 1  # every full pass compares every row (see test_sync_digest.py)
 
 [[clouds]]
 name = "private"

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.fencing import Hold, LeaseLost
@@ -35,7 +35,8 @@ from canopy.controllers.health import ability_map
 from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.sync_gone import server_gone
+from canopy.controllers.sync_digest import Digest, active_remote_ids, missing_among
+from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import RemoteServer
@@ -58,6 +59,8 @@ class SyncController:
         # When each cloud's job is next worth asking for (known from the last look at it),
         # so an idle loop does not open a write transaction to learn it is not due yet.
         self._not_before: dict[str, datetime] = {}
+        # Each cloud's digest of unchanged servers (controllers/sync_digest.py).
+        self._digests: dict[str, Digest] = {}
 
     def next_due_in(self, now: datetime) -> float | None:
         """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
@@ -200,33 +203,39 @@ class SyncController:
         """
         rt = self.rt
         await self._held(job_name)  # no point comparing for a job another worker has
-        seen = await compare(rt.db, cloud, remote, started, await rt.installation_id())
-        leaks = seen.leaks
-        rescheduled = False
-        for part in slices(seen.busy):
-            async with rt.db.session() as s:
-                await self._held(job_name, s)
-                more, resched = await self._observe(s, cloud, part, seen.adopting, started)
-                leaks += more
-                rescheduled |= resched
-            await asyncio.sleep(0)
-        if full:
-            # Rows whose server the full list no longer shows were deleted behind our back.
-            alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
-            for ids in slices(await missing(rt.db, cloud, alive, started)):
+        digest, deep = self._digest(cloud, full)
+        try:
+            # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
+            active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
+            listed = remote if deep else digest.changed(remote, active)
+            inst = await rt.installation_id()
+            seen = await compare(rt.db, cloud, listed, started, inst, digest)
+            leaks = seen.leaks
+            rescheduled = False
+            for part in slices(seen.busy):
                 async with rt.db.session() as s:
                     await self._held(job_name, s)
-                    for row in await _lock(s, Server.id.in_(ids)):
-                        # Checked again on the locked row: it may have moved meanwhile.
-                        if (
-                            row.cloud == cloud
-                            and row.remote_id is not None
-                            and row.remote_id not in alive
-                            and not row.deleted
-                            and row.phase in (*LIVE, Phase.DELETE)
-                        ):
-                            await self._gone(s, row, started)
+                    more, resched = await self._observe(s, cloud, part, seen.adopting, started)
+                    leaks += more
+                    rescheduled |= resched
                 await asyncio.sleep(0)
+            if full:
+                # Rows whose server the full list no longer shows were deleted behind our back.
+                alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
+                if deep:
+                    gone = await missing(rt.db, cloud, alive, started)
+                else:
+                    absent = {rid for rid in digest.seen if rid not in alive} | (active - alive)
+                    digest.forget(absent)
+                    gone = await missing_among(rt.db, cloud, absent, started)
+                await self._all_gone(job_name, cloud, gone, alive, started)
+        except BaseException:
+            self._digests.pop(cloud, None)  # maybe half-built: the next full pass is deep
+            raise
+        if deep:
+            digest.complete, digest.since_deep = True, 0
+        elif full:
+            digest.since_deep += 1
         now = rt.clock.now()
         overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
         async with rt.db.session() as s:
@@ -256,6 +265,25 @@ class SyncController:
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
+
+    def _digest(self, cloud: str, full: bool) -> tuple[Digest, bool]:
+        """The cloud's digest, and whether this pass is a deep one (which rebuilds it)."""
+        digest = self._digests.get(cloud)
+        if digest is None or (
+            full and digest.deep_due(self.rt.settings.controllers.sync_deep_every)
+        ):
+            digest = self._digests[cloud] = Digest()
+        return digest, full and not digest.complete
+
+    async def _all_gone(
+        self, job_name: str, cloud: str, ids: list[str], alive: set[str], started: datetime
+    ) -> None:
+        """Rows `ids` lost their servers (not in `alive`): checked again under lock."""
+        for part in slices(ids):
+            async with self.rt.db.session() as s:
+                await self._held(job_name, s)
+                await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
+            await asyncio.sleep(0)
 
     async def _held(self, job_name: str, s: AsyncSession | None = None) -> Job:
         """The job, locked in `s` (else read), if this worker holds it; else LeaseLost.
@@ -297,7 +325,7 @@ class SyncController:
                 )
             )
         # Locked; a row someone else holds is left for the next pass.
-        rows = {r.id: r for r in await _lock(s, Server.id.in_(ids))} if ids else {}
+        rows = {r.id: r for r in await lock_rows(s, Server.id.in_(ids))} if ids else {}
         leaks: list[str] = []
         rescheduled = False
         for r in part:
@@ -385,18 +413,3 @@ def converging(cloud: str) -> Select[str]:
         )
         .limit(1)
     )
-
-
-async def _lock(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:
-    """Rows matching `where`, locked for this transaction; rows locked elsewhere are skipped.
-
-    Skipping (never waiting) keeps sync out of lock cycles with placement and the API.
-    """
-    q = (
-        select(Server)
-        .where(*where)
-        .order_by(Server.id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return list((await s.execute(q)).scalars())

@@ -4,8 +4,10 @@ so, its claim given back and an instance action event)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.listing import LIVE
@@ -50,3 +52,39 @@ async def server_gone(s: AsyncSession, row: Server, started: datetime, now: date
         now=now,
     )
     CONTROLLER_STEPS.labels(controller="sync", outcome="deleted_out_of_band").inc()
+
+
+async def rows_gone(
+    s: AsyncSession,
+    cloud: str,
+    ids: Sequence[str],
+    alive: set[str],
+    started: datetime,
+    now: datetime,
+) -> None:
+    """Rows `ids` on `cloud`, whose servers a full listing (`alive`) no longer shows: each
+    checked again on its locked row (it may have moved meanwhile), then `server_gone`."""
+    for row in await lock_rows(s, Server.id.in_(ids)):
+        if (
+            row.cloud == cloud
+            and row.remote_id is not None
+            and row.remote_id not in alive
+            and not row.deleted
+            and row.phase in (*LIVE, Phase.DELETE)
+        ):
+            await server_gone(s, row, started, now)
+
+
+async def lock_rows(s: AsyncSession, *where: ColumnElement[bool]) -> list[Server]:
+    """Rows matching `where`, locked for this transaction; rows locked elsewhere are skipped.
+
+    Skipping (never waiting) keeps sync out of lock cycles with placement and the API.
+    """
+    q = (
+        select(Server)
+        .where(*where)
+        .order_by(Server.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await s.execute(q)).scalars())

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_, select
 
 from canopy.controllers.listing import LIGHT, LIVE, quiet
+from canopy.controllers.sync_digest import Digest
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.store.db import Database
@@ -55,6 +56,7 @@ async def compare(
     remote: Sequence[RemoteServer],
     started: datetime,
     installation: str | None = None,
+    digest: Digest | None = None,
 ) -> Listing:
     """Sort the listed servers into busy ones and leaks, a slice at a time.
 
@@ -83,6 +85,11 @@ async def compare(
                 out.busy.append(r)
                 if row.remote_id is None:
                     out.adopting.add(row.id)
+            elif digest is not None:
+                digest.record(r)
+                continue
+            if digest is not None:
+                digest.forget((r.remote_id,))
         await asyncio.sleep(0)  # the loop's turn
     return out
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 from canopy.domain.clock import FakeClock
 from canopy.domain.states import PowerAction, RemoteState
+from canopy.providers.sim.db import _SCHEMA
+from canopy.providers.sim.state import SimStore
 
 from .helpers import MakeSim, spec
 
@@ -114,3 +117,22 @@ async def test_changes_since_is_inclusive_and_accepts_naive_utc(
     assert [c.remote_id for c in await sim.list(changes_since=naive)] == [s.remote_id]
     later = s.updated_at + timedelta(microseconds=1)
     assert await sim.list(changes_since=later) == []
+
+
+def test_changes_since_reads_by_index_never_every_server() -> None:
+    """A poll for changes costs what changed: every arm of the query is an index range."""
+    conn = sqlite3.connect(":memory:")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    ran: list[str] = []
+    conn.set_trace_callback(ran.append)
+    for tagged in (True, False):
+        assert SimStore.changed(conn, 1_000, 2_000, tagged_only=tagged) == []
+    conn.set_trace_callback(None)
+    selects = [sql for sql in ran if sql.lstrip().startswith("SELECT")]
+    assert len(selects) == 2
+    for sql in selects:
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN" not in plan, plan
+        for index in ("servers_updated_at", "servers_ready_at", "servers_transition_until"):
+            assert index in plan, plan

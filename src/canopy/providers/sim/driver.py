@@ -278,11 +278,17 @@ class SimCompute:
             # to read and convert): in a thread, as a real cloud's answer would arrive,
             # so the caller's event loop keeps running meanwhile. A read never waits for
             # the write lock in WAL mode.
+            # Each row is converted as it is read: a list of rows beside the list of
+            # servers held every server twice over (RSS of `canopy up`, bench/memory.py).
             def full() -> builtins.list[RemoteServer]:
-                rows = self._store.run_now(
-                    lambda c: SimStore.servers(c, tagged_only=tagged, include_deleted=False)
+                return self._store.run_now(
+                    lambda c: [
+                        to_remote(row, now)
+                        for row in SimStore.each_server(
+                            c, tagged_only=tagged, include_deleted=False
+                        )
+                    ]
                 )
-                return [to_remote(row, now) for row in rows]
 
             return await asyncio.to_thread(full)
         since = to_us(changes_since)

@@ -1,0 +1,109 @@
+"""A cloud's digest: what sync last found unchanged, per remote server, in a few bytes each.
+
+A full listing of a big cloud names every server it has, and most are what they were on
+the last pass. Comparing each one with its row costs a read of 100,000 rows (and a pass
+over every row of the cloud for the ones the listing no longer shows). The digest keeps,
+per remote id, a hash of what the cloud reported (`fingerprint`) when the server was last
+found to change nothing in its row. A listed server whose fingerprint is unchanged, and
+whose row is not in a phase where something is under way (`ACTIVE`, read from the phase
+index each pass), is skipped without a read; the rest are compared as before. A full
+listing's missing servers are the digest's remote ids it no longer shows, plus the
+under-way rows it does not show: read by remote id, not by a pass over the cloud.
+
+What a row can do while its server stays unchanged goes through an under-way phase (a
+delete, a power action, a reschedule), so an unchanged server with a settled row needs
+nothing. Anything else (a row changed by hand in the database) is caught by the deep pass:
+the first full pass of a worker, then every `sync_deep_every` full passes, compares every
+listed server and every row of the cloud, as sync did before, and rebuilds the digest.
+A pass that does not finish drops the digest, so the next full pass is a deep one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from canopy.controllers.listing import LIVE
+from canopy.domain.specs import RemoteServer
+from canopy.domain.states import Phase
+from canopy.store.db import Database
+from canopy.store.models import Server
+from canopy.store.plans import rare, unindexed
+
+# Phases in which a controller is acting on a row that has (or may have) a remote server:
+# its listed server is always compared, whatever the digest says.
+ACTIVE = (Phase.CREATE, Phase.RESCHEDULE, Phase.CONVERGE, Phase.POWER, Phase.DELETE)
+# Remote ids looked up per query.
+LOOKUP = 500
+
+
+def fingerprint(r: RemoteServer) -> int:
+    """A hash of what sync reads from a listed server (see listing.quiet)."""
+    addresses = tuple(sorted((k, tuple(v)) for k, v in r.addresses.items()))
+    return hash((r.canopy_id, r.state, addresses, r.fault, r.installation))
+
+
+@dataclass(slots=True)
+class Digest:
+    """One cloud's digest, held by the worker's sync controller."""
+
+    # remote id -> fingerprint of the server when it last changed nothing in its row.
+    seen: dict[str, int] = field(default_factory=dict)
+    # Built by a deep pass that finished (else every full pass is a deep one).
+    complete: bool = False
+    # Full passes since the last deep one.
+    since_deep: int = 0
+
+    def deep_due(self, every: int) -> bool:
+        """Whether the next full pass is a deep one: one in `every` full passes is."""
+        return not self.complete or self.since_deep + 1 >= every
+
+    def changed(self, remote: Sequence[RemoteServer], active: set[str]) -> list[RemoteServer]:
+        """The listed servers to compare: those whose fingerprint moved, or whose row is
+        under way."""
+        seen = self.seen
+        return [
+            r for r in remote if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
+        ]
+
+    def record(self, r: RemoteServer) -> None:
+        self.seen[r.remote_id] = fingerprint(r)
+
+    def forget(self, remote_ids: Iterable[str]) -> None:
+        for rid in remote_ids:
+            self.seen.pop(rid, None)
+
+
+async def active_remote_ids(db: Database, cloud: str) -> set[str]:
+    """Remote ids of the rows on `cloud` in an under-way phase: a few, by the phase index."""
+    q = select(Server.remote_id).where(
+        rare(Server.phase.in_(ACTIVE)),
+        unindexed(Server.cloud) == cloud,
+        Server.remote_id.is_not(None),
+    )
+    async with db.read() as s:
+        return {str(rid) for rid in await s.scalars(q)}
+
+
+async def missing_among(
+    db: Database, cloud: str, remote_ids: Iterable[str], started: datetime
+) -> list[str]:
+    """Ids of the live rows on `cloud` with one of `remote_ids` (servers the full listing
+    no longer shows), recorded before the listing began: read by the (cloud, remote id)
+    index, LOOKUP at a time."""
+    wanted = sorted(remote_ids)
+    out: list[str] = []
+    for i in range(0, len(wanted), LOOKUP):
+        q = select(Server.id, Server.deleted, Server.phase).where(
+            Server.cloud == cloud,
+            Server.remote_id.in_(wanted[i : i + LOOKUP]),
+            Server.remote_recorded_at < started,
+        )
+        async with db.read() as s:
+            for sid, deleted, phase in await s.execute(q):
+                if not deleted and phase in (*LIVE, Phase.DELETE):
+                    out.append(sid)
+    return out
