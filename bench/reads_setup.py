@@ -16,10 +16,12 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
-from bench.seed import seed_servers
+from bench.seed import Seeded, seed_servers, seed_sim
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import Settings, load_settings
 from canopy.domain.clock import SystemClock
+from canopy.providers.registry import build_drivers
+from canopy.providers.sim.driver import SimCompute
 from canopy.services import identity, tokens
 from canopy.services.passwords import hash_password
 from canopy.store.db import Database
@@ -89,11 +91,12 @@ async def make_token(db: Database, project_name: str = "bench") -> tuple[str, st
 
 
 async def prepare(
-    n: int, clouds: int = 1, data_dir: Path | None = None, **extra: Any
+    n: int, clouds: int = 1, data_dir: Path | None = None, *, sims: bool = False, **extra: Any
 ) -> tuple[Prepared, Settings, Database]:
     """A database holding `n` steady servers of project `bench`, spread evenly over
-    `clouds` sim clouds (each with one address), and a token for it. The caller disposes
-    of the database (and calls `cleanup`)."""
+    `clouds` sim clouds (each with one address), and a token for it. With `sims`, each
+    sim cloud's state file holds its servers too (so the controllers' sync finds every row
+    unchanged). The caller disposes of the database (and calls `cleanup`)."""
     tmp = data_dir or Path(tempfile.mkdtemp(prefix="canopy-bench-reads-"))
     settings = settings_for(tmp, 0, clouds, **extra)
     clock = SystemClock()
@@ -106,20 +109,31 @@ async def prepare(
     done = 0
     for i, name in enumerate(names):
         count = n - done if i == len(names) - 1 else per
-        await seed_servers(
-            db,
-            project=project,
-            cloud=name,
-            n=count,
-            flavor="1",
-            when=when + timedelta(seconds=i),
-            addresses=True,
+        at = when + timedelta(seconds=i)
+        seeded = await seed_servers(
+            db, project=project, cloud=name, n=count, flavor="1", when=at, addresses=True,
             prefix=f"web{i}",
-            first_seq=done + 1,
-        )
+        )  # fmt: skip
+        if sims:
+            await _seed_sim(settings, name, tmp, seeded, int(at.timestamp() * 1e6))
         done += count
     token, _ = await make_token(db)
     return Prepared(tmp, token, project), settings, db
+
+
+async def _seed_sim(
+    settings: Settings, name: str, data_dir: Path, seeded: list[Seeded], when_us: int
+) -> None:
+    drivers = build_drivers(settings, SystemClock())
+    try:
+        sim = drivers[name]
+        assert isinstance(sim, SimCompute)
+        await sim.capacity()  # creates the state file and its hosts
+    finally:
+        for d in drivers.values():
+            await d.close()
+    first = seed_sim(data_dir / f"sim-{name}.db", seeded, when_us=when_us)
+    assert first == 1, "the sim's state file held servers already"
 
 
 def add_floor(app: FastAPI, body: bytes) -> None:

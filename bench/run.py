@@ -15,6 +15,13 @@ Scenarios, each also runnable alone:
                   critical path measured in the same run (python -m bench.stacks)
 - lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
                   free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
+- api_reads       pages/s of 50 clients listing pages of 100 over 100,000 servers, against
+                  a prepared-body route on the same server (python -m bench.api_reads)
+- list_latency    list pages (first, 500th, last, exact name, changes-since) over 20 clouds
+                  and 1 while the controllers run, against a fan-out gateway
+                  (python -m bench.list_latency)
+- page_cpu        CPU per page in-process against a prepared body (python -m bench.page_cpu);
+                  a diagnostic, not in the default set (it also measures an older checkout)
 - real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
@@ -33,10 +40,13 @@ import asyncio
 import time
 
 from bench import (
+    api_reads,
     api_writes,
     end_to_end,
     lease_lateness,
+    list_latency,
     loop_stalls,
+    page_cpu,
     real_clouds,
     scheduler,
     scheduler_pure,
@@ -59,11 +69,13 @@ SCENARIOS = (
     "end_to_end",
     "loop_stalls",
     "api_writes",
+    "api_reads",
+    "list_latency",
     "lease_lateness",
     "stacks",
     "real_clouds",
 )
-EXTRA = ("end_to_end_cpu",)
+EXTRA = ("end_to_end_cpu", "page_cpu")
 
 
 def pure_results(smoke: bool = False) -> list[Result]:
@@ -126,6 +138,16 @@ def one(name: str, smoke: bool) -> list[Result]:
         if smoke:
             return asyncio.run(api_writes.run(servers=300, seconds=1.0, repeats=1))
         return asyncio.run(api_writes.run())
+    if name == "api_reads":
+        if smoke:
+            return api_reads.run(servers=300, seconds=1.0)
+        return api_reads.run()
+    if name == "list_latency":
+        if smoke:
+            return list_latency.run(servers=300, requests=5, sequential_requests=2, settle=0.5)
+        return list_latency.run()
+    if name == "page_cpu":
+        return asyncio.run(page_cpu.run(servers=300, requests=10) if smoke else page_cpu.run())
     if name == "lease_lateness":
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":

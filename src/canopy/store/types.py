@@ -74,10 +74,9 @@ class DisplayTime(TypeDecorator[str]):
         if isinstance(value, datetime):
             return display_time(value)
         raw = str(value)
-        # SQLAlchemy's SQLite storage: "YYYY-MM-DD HH:MM:SS[.ffffff]", naive UTC.
-        if len(raw) >= 19 and raw[4] == "-" and raw[10] == " " and raw[0] != "0":
-            micro = raw[20:26] if len(raw) > 19 and raw[19] == "." else ""
-            return f"{raw[:10]}T{raw[11:19]}.{micro:0<6}"
+        # SQLAlchemy's SQLite storage: "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC.
+        if len(raw) == 26 and raw[10] == " " and raw[0] != "0":
+            return raw.replace(" ", "T", 1)
         return display_time(datetime.fromisoformat(raw))
 
 

@@ -102,8 +102,9 @@ async def view_context(
     *,
     show: bool = False,
 ) -> ViewContext:
-    """Flavors and clouds (small tables, read whole), the tags of each server on the page
-    (2.26+) and, for admins at 2.3+, the create request of each (its reservation id).
+    """Flavors (2.47+) and clouds (admins, 2.16+), small tables read whole, only when a
+    field shows them; the tags of each server on the page (2.26+) and, for admins at
+    2.3+, the create request of each (its reservation id).
 
     User data (up to 64 KiB a server) is read only to `show` one server to an admin
     (2.3+); a page of servers never loads it and shows it as null.
@@ -116,8 +117,10 @@ async def view_context(
         vc.tags = await tags_of(s, ids)
     if show and ctx.is_cloud_admin and version.at_least(3):
         vc.user_data = await user_data_of(s, ids)
-    vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
-    vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
+    if 47 in vc.at:  # embedded flavors (older versions show the flavor's id and link)
+        vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
+    if 16 in vc.at and vc.admin:  # host_status
+        vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
     if ctx.is_cloud_admin and version.at_least(3):
         rows = await s.execute(
             select(InstanceAction.server_id, InstanceAction.request_id)
