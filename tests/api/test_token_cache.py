@@ -3,11 +3,13 @@ process takes effect at once, and one made elsewhere within TTL_SECONDS (the bou
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from canopy.api.token_cache import TTL_SECONDS, TokenCache, bump, generation
+from canopy.domain.errors import Unauthorized
 from canopy.services.identity import revoke_user_tokens
 from canopy.services.tokens import TokenInfo
 from tests.api.conftest import Api
@@ -86,3 +88,43 @@ async def test_a_bad_token_is_never_cached(api: Api) -> None:
     r = await api.client.get(LIST, headers={"X-Auth-Token": "not-a-token"})
     assert r.status_code == 401
     assert len(api.app.state.token_cache) == 0
+
+
+async def test_concurrent_requests_share_one_look_up() -> None:
+    cache = TokenCache()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def load() -> TokenInfo:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return _info()
+
+    tasks = [asyncio.create_task(cache.fetch("tok", NOW, load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert calls == 1
+    assert all(r == _info() for r in results)
+    assert len(cache) == 1
+
+
+async def test_a_failed_look_up_is_each_waiter_s_own() -> None:
+    cache = TokenCache()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def load() -> TokenInfo:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise Unauthorized("no")
+
+    tasks = [asyncio.create_task(cache.fetch("tok", NOW, load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, Unauthorized) for r in results)
+    assert calls == 3  # the leader's failure, then each waiter's own look-up
+    assert len(cache) == 0

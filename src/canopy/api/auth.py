@@ -25,7 +25,7 @@ from fastapi import Depends, Request
 
 from canopy.api.deps import get_clock, get_db, get_settings
 from canopy.api.request_id import request_id
-from canopy.api.token_cache import TokenCache, generation
+from canopy.api.token_cache import TokenCache
 from canopy.config import Settings
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, Unauthorized
@@ -46,14 +46,13 @@ async def token_info(request: Request) -> TokenInfo:
     if not token:
         raise Unauthorized(AUTH_REQUIRED)
     now = get_clock(request).now()
-    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
-    info = cache.get(token, now) if cache is not None else None
-    if info is None:
-        gen = generation()
+
+    async def load() -> TokenInfo:
         async with get_db(request).read() as s:
-            info = await validate_token(s, token, now)
-        if cache is not None:
-            cache.put(token, info, now, gen)
+            return await validate_token(s, token, now)
+
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    info = await (cache.fetch(token, now, load) if cache is not None else load())
     setattr(request.state, _STATE_KEY, info)
     return info
 

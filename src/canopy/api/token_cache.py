@@ -17,11 +17,14 @@ Revocation is honoured:
   token, a disabled user or a removed role can still be used is 2 seconds.
 
 Only valid tokens are cached: an unknown or revoked token is looked up every time.
+Concurrent requests carrying the same token share one look-up (`fetch`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +61,36 @@ class TokenCache:
         self.ttl = timedelta(seconds=ttl_seconds)
         self.max_entries = max_entries
         self._entries: dict[str, tuple[TokenInfo, datetime, int]] = {}
+        self._loading: dict[str, asyncio.Future[TokenInfo | None]] = {}
+
+    async def fetch(
+        self, token: str, now: datetime, load: Callable[[], Awaitable[TokenInfo]]
+    ) -> TokenInfo:
+        """The cached answer, else `load()`'s, kept. Concurrent requests with the same
+        token wait for one load instead of each running it (when an entry expires under
+        load, every request in flight would otherwise miss at once). A failed or
+        cancelled load is each waiter's to repeat, so its error is their own."""
+        hit = self.get(token, now)
+        if hit is not None:
+            return hit
+        key = token_digest(token)
+        pending = self._loading.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                return shared
+            return await load()
+        gen = _current
+        future: asyncio.Future[TokenInfo | None] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        info: TokenInfo | None = None
+        try:
+            info = await load()
+            self.put(token, info, now, gen)
+            return info
+        finally:
+            del self._loading[key]
+            future.set_result(info)
 
     def get(self, token: str, now: datetime) -> TokenInfo | None:
         key = token_digest(token)
