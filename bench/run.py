@@ -20,6 +20,13 @@ Scenarios, each also runnable alone:
                   (python -m bench.sync_cost)
 - memory          RSS of `canopy up` with 100,000 servers, controllers running, against
                   1,000 (python -m bench.memory)
+- api_reads       pages/s of 50 clients listing pages of 100 over 100,000 servers, against
+                  a prepared-body route on the same server (python -m bench.api_reads)
+- list_latency    list pages (first, 500th, last, exact name, changes-since) over 20 clouds
+                  and 1 while the controllers run, against a fan-out gateway
+                  (python -m bench.list_latency)
+- page_cpu        CPU per page in-process against a prepared body (python -m bench.page_cpu);
+                  a diagnostic, not in the default set (it also measures an older checkout)
 - real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
@@ -38,11 +45,14 @@ import asyncio
 import time
 
 from bench import (
+    api_reads,
     api_writes,
     end_to_end,
     lease_lateness,
+    list_latency,
     loop_stalls,
     memory,
+    page_cpu,
     real_clouds,
     scheduler,
     scheduler_pure,
@@ -68,11 +78,13 @@ SCENARIOS = (
     "api_writes",
     "sync_cost",
     "memory",
+    "api_reads",
+    "list_latency",
     "lease_lateness",
     "stacks",
     "real_clouds",
 )
-EXTRA = ("end_to_end_cpu",)
+EXTRA = ("end_to_end_cpu", "page_cpu")
 
 
 def pure_results(smoke: bool = False) -> list[Result]:
@@ -143,6 +155,16 @@ def one(name: str, smoke: bool) -> list[Result]:
         if smoke:
             return memory.run(servers=300, seconds=1.0, repeats=1, baseline=100)
         return memory.run()
+    if name == "api_reads":
+        if smoke:
+            return api_reads.run(servers=300, seconds=1.0)
+        return api_reads.run()
+    if name == "list_latency":
+        if smoke:
+            return list_latency.run(servers=300, requests=5, sequential_requests=2, settle=0.5)
+        return list_latency.run()
+    if name == "page_cpu":
+        return asyncio.run(page_cpu.run(servers=300, requests=10) if smoke else page_cpu.run())
     if name == "lease_lateness":
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal, select, type_coerce
 from sqlalchemy.exc import StatementError
 
 from canopy.store.db import Database
@@ -54,3 +55,46 @@ async def test_naive_datetimes_are_refused_in_queries(db: Database) -> None:
     async with db.read() as s:
         with pytest.raises(StatementError, match="naive datetime"):
             await s.execute(select(Job).where(Job.next_run_at < datetime(2026, 1, 1)))
+
+
+async def test_display_time_is_nova_s_raw_datetime_text(db: Database) -> None:
+    from canopy.api.compute.common import perfect_time
+    from canopy.store.types import DisplayTime
+
+    times = [
+        datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),  # no microseconds
+        datetime(2026, 3, 4, 9, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+    ]
+    for i, t in enumerate(times):
+        async with db.session() as s:
+            s.add(Job(name=f"d{i}", runs=0, next_run_at=t, last_run_at=None))
+        async with db.read() as s:
+            shown, none = (
+                await s.execute(
+                    select(
+                        type_coerce(Job.next_run_at, DisplayTime()),
+                        type_coerce(Job.last_run_at, DisplayTime()),
+                    ).where(Job.name == f"d{i}")
+                )
+            ).one()
+        assert shown == perfect_time(t)
+        assert none is None
+
+
+async def test_fast_json_decodes_as_json_does(db: Database) -> None:
+    import math
+
+    from canopy.store.types import FastJSON
+
+    async with db.read() as s:
+        for raw, want in (
+            ('{"net": [{"addr": "10.0.0.1", "version": 4}]}', None),
+            ("{}", {}),
+            ('"\\u00e9t\\u00e9"', "été"),
+        ):
+            got = (await s.execute(select(type_coerce(literal(raw), FastJSON())))).scalar()
+            assert got == (json.loads(raw) if want is None else want)
+        # Text orjson refuses is still decoded, as json.loads would.
+        nan = (await s.execute(select(type_coerce(literal("[NaN]"), FastJSON())))).scalar()
+        assert isinstance(nan, list) and math.isnan(nan[0])

@@ -20,6 +20,7 @@ from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
 from canopy.api.subscriptions import subscriptions_router
+from canopy.api.token_cache import TokenCache, install_invalidation
 from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
@@ -43,6 +44,8 @@ def create_app(
     app.state.db = db
     app.state.clock = clock
     app.state.wake = wake
+    app.state.token_cache = TokenCache()
+    install_invalidation()
     # Middleware runs outermost-last-added. The guard comes first, so the error handlers'
     # net, the compute headers and the request id all wrap its 413s and 400s.
     install_request_guard(app, settings.api)

@@ -25,6 +25,7 @@ from fastapi import Depends, Request
 
 from canopy.api.deps import get_clock, get_db, get_settings
 from canopy.api.request_id import request_id
+from canopy.api.token_cache import TokenCache
 from canopy.config import Settings
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, Unauthorized
@@ -35,15 +36,23 @@ _STATE_KEY = "canopy_token"
 
 
 async def token_info(request: Request) -> TokenInfo:
-    """The holder of X-Auth-Token, validated once per request (else 401)."""
+    """The holder of X-Auth-Token, validated once per request (else 401), through the
+    app's token cache (api/token_cache.py: revocation in this process at once, from other
+    processes within 2 s)."""
     cached: TokenInfo | None = getattr(request.state, _STATE_KEY, None)
     if cached is not None:
         return cached
     token = request.headers.get("x-auth-token")
     if not token:
         raise Unauthorized(AUTH_REQUIRED)
-    async with get_db(request).read() as s:
-        info = await validate_token(s, token, get_clock(request).now())
+    now = get_clock(request).now()
+
+    async def load() -> TokenInfo:
+        async with get_db(request).read() as s:
+            return await validate_token(s, token, now)
+
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    info = await (cache.fetch(token, now, load) if cache is not None else load())
     setattr(request.state, _STATE_KEY, info)
     return info
 
@@ -77,14 +86,14 @@ async def authenticate(request: Request) -> RequestContext:
 AuthDep = Annotated[RequestContext, Depends(authenticate)]
 
 
-def require_writer(ctx: AuthDep) -> RequestContext:
+async def require_writer(ctx: AuthDep) -> RequestContext:
     """A caller who may change things: a member or an admin (a reader may only look)."""
     if not ctx.can_write:
         raise Forbidden("Policy doesn't allow this operation to be performed (reader role).")
     return ctx
 
 
-def require_cloud_admin(ctx: AuthDep) -> RequestContext:
+async def require_cloud_admin(ctx: AuthDep) -> RequestContext:
     """A cloud-wide admin: the admin role on the admin project."""
     if not ctx.is_cloud_admin:
         raise Forbidden(

@@ -68,9 +68,28 @@ def wake_after_commit(s: AsyncSession) -> None:
     s.info[_WAKE_KEY] = True
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-DatabaseDep = Annotated[Database, Depends(get_db)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-WakeDep = Annotated[asyncio.Event | None, Depends(get_wake)]
+# The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread
+# pool, a hop (and a thread switch) per dependency per request that cost more CPU than
+# a page's own rendering.
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _db(request: Request) -> Database:
+    return get_db(request)
+
+
+async def _clock(request: Request) -> Clock:
+    return get_clock(request)
+
+
+async def _wake(request: Request) -> asyncio.Event | None:
+    return get_wake(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DatabaseDep = Annotated[Database, Depends(_db)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+WakeDep = Annotated[asyncio.Event | None, Depends(_wake)]
 ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]
 SessionDep = Annotated[AsyncSession, Depends(write_session, scope="function")]

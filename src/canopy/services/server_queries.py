@@ -9,6 +9,9 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Result,
+    Row,
+    Select,
     String,
     and_,
     bindparam,
@@ -95,19 +98,39 @@ class ServerQueries(ServerScope):
         if query.limit is not None and query.limit <= 0:
             return []
         async with self._unit(session, write=False) as s:
-            q = select(Server)
-            for cond in self._conditions(ctx, query):
-                q = q.where(cond)
-            keys = _sort_columns(query.sort)
-            if query.marker is not None:
-                q = q.where(await self._after_marker(s, ctx, query, keys))
-            q = q.order_by(*(col.desc() if desc else col.asc() for col, desc in keys))
-            if query.limit is not None:
-                q = q.limit(query.limit)
-            patterns = (query.name, query.ip, query.ip6)
-            timeout = self.settings.api.regex_timeout_seconds
-            bounded = timeout if any(p is not None for p in patterns) else None
-            return list((await regex.execute(s, q, bounded)).scalars())
+            return list((await self._page(s, ctx, query, select(Server))).scalars())
+
+    async def search_rows(
+        self,
+        ctx: RequestContext,
+        query: ServerQuery,
+        columns: Sequence[Any],
+        *,
+        session: AsyncSession | None = None,
+    ) -> Sequence[Row[Any]]:
+        """`search`, as plain rows of `columns` (no ORM entities, no identity map, and no
+        JSON column decoded that the caller does not read): what a list page renders."""
+        if query.limit is not None and query.limit <= 0:
+            return []
+        async with self._unit(session, write=False) as s:
+            return (await self._page(s, ctx, query, select(*columns))).all()
+
+    async def _page(
+        self, s: AsyncSession, ctx: RequestContext, query: ServerQuery, q: Select[Any]
+    ) -> Result[Any]:
+        """Run `q` (a select over servers) with the query's filters, order and page."""
+        for cond in self._conditions(ctx, query):
+            q = q.where(cond)
+        keys = _sort_columns(query.sort)
+        if query.marker is not None:
+            q = q.where(await self._after_marker(s, ctx, query, keys))
+        q = q.order_by(*(col.desc() if desc else col.asc() for col, desc in keys))
+        if query.limit is not None:
+            q = q.limit(query.limit)
+        patterns = (query.name, query.ip, query.ip6)
+        timeout = self.settings.api.regex_timeout_seconds
+        bounded = timeout if any(p is not None for p in patterns) else None
+        return await regex.execute(s, q, bounded)
 
     def _conditions(self, ctx: RequestContext, query: ServerQuery) -> Sequence[ColumnElement[bool]]:
         conds: _Conditions = []

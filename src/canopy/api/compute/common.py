@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -76,11 +77,20 @@ def page_links(
 # Times ----------------------------------------------------------------------------------
 
 
+# Both render with datetime.isoformat (C, no format string to parse), the same text as
+# strftime("%Y-%m-%dT%H:%M:%S...") for years 1000-9999; a time stored in UTC (all of
+# canopy's) skips the conversion.
+
+
 def isotime(dt: datetime | None) -> str | None:
     """Nova's `utils.isotime`: second precision, 'Z' (created, updated, fault.created)."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    if dt.year < 1000:
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def perfect_time(dt: datetime | None) -> str | None:
@@ -88,7 +98,11 @@ def perfect_time(dt: datetime | None) -> str | None:
     instance action times)."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    if dt.year < 1000:
+        return dt.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return dt.isoformat(timespec="microseconds")[:26]
 
 
 def parse_isotime(name: str, value: str) -> datetime:
@@ -216,6 +230,11 @@ def host_id(project_id: str, host: str | None) -> str:
     """Nova's `generate_hostid`: sha224(project + host), or "" when there is no host."""
     if not host:
         return ""
+    return _host_id(project_id, host)
+
+
+@lru_cache(maxsize=1024)  # few (project, cloud) pairs: a page's entries share a handful
+def _host_id(project_id: str, host: str) -> str:
     return hashlib.sha224((project_id + host).encode()).hexdigest()
 
 

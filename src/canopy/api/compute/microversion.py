@@ -76,7 +76,7 @@ def parse(request: Request) -> APIVersion:
     return APIVersion(*v)
 
 
-def microversion(request: Request) -> APIVersion:
+async def microversion(request: Request) -> APIVersion:
     """Dependency: the request's microversion (also stored for the response headers)."""
     v = parse(request)
     request.state.compute_version = v

@@ -10,7 +10,7 @@ from canopy.api.deps import ClockDep, DatabaseDep, SettingsDep
 from canopy.services.servers import ServerService
 
 
-def get_service(db: DatabaseDep, settings: SettingsDep, clock: ClockDep) -> ServerService:
+async def get_service(db: DatabaseDep, settings: SettingsDep, clock: ClockDep) -> ServerService:
     return ServerService(db, settings, clock)
 
 

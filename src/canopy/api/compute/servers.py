@@ -7,6 +7,7 @@ parameters in server_query.py, actions and tags in server_actions.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -19,8 +20,15 @@ from canopy.api.compute.microversion import APIVersion, VersionDep
 from canopy.api.compute.schemas import UpdateBody
 from canopy.api.compute.server_deps import ServiceDep
 from canopy.api.compute.server_query import _server_query
-from canopy.api.compute.views import ViewContext, server_basic, server_detail, view_context
+from canopy.api.compute.server_view import ServerView, list_columns, view_of
+from canopy.api.compute.views import (
+    ViewContext,
+    server_basic,
+    server_detail,
+    view_context,
+)
 from canopy.api.deps import ReadSessionDep, SessionDep, SettingsDep, wake_after_commit
+from canopy.api.fast_json import json_response
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.services.servers import ServerService
@@ -44,9 +52,16 @@ async def _list(
     service: ServerService,
     *,
     detail: bool,
-) -> dict[str, Any]:
+) -> Response:
+    """One page, read as plain rows of the columns it shows (one query), rendered to
+    plain JSON types and encoded by orjson: no ORM entities, no response model."""
     query = _server_query(request, v, ctx)
-    servers = list(await service.search(ctx, query, session=s)) if query is not None else []
+    columns = list_columns(detail=detail, admin=ctx.is_cloud_admin)
+    servers: Sequence[Any] = []
+    if query is not None:
+        servers = await service.search_rows(ctx, query, columns, session=s)
+    if detail:
+        servers = [ServerView._make(row) for row in servers]
     vc = await view_context(s, request, settings, v, ctx, servers if detail else [])
     if detail:
         items = [server_detail(vc, sv) for sv in servers]
@@ -58,10 +73,11 @@ async def _list(
         nxt = page_links(request, settings, path, servers, query.limit, lambda sv: sv.id)
         if nxt:
             out["servers_links"] = nxt
-    return out
+    return json_response(out)
 
 
-@router.get("/servers", summary="List servers (id, name, links)")
+# The response model documents the body (OpenAPI); the Response returned is sent as is.
+@router.get("/servers", summary="List servers (id, name, links)", response_model=dict[str, Any])
 async def list_servers(
     request: Request,
     v: VersionDep,
@@ -69,11 +85,11 @@ async def list_servers(
     s: ReadSessionDep,
     settings: SettingsDep,
     service: ServiceDep,
-) -> dict[str, Any]:
+) -> Response:
     return await _list(request, v, ctx, s, settings, service, detail=False)
 
 
-@router.get("/servers/detail", summary="List servers with details")
+@router.get("/servers/detail", summary="List servers with details", response_model=dict[str, Any])
 async def list_servers_detail(
     request: Request,
     v: VersionDep,
@@ -81,7 +97,7 @@ async def list_servers_detail(
     s: ReadSessionDep,
     settings: SettingsDep,
     service: ServiceDep,
-) -> dict[str, Any]:
+) -> Response:
     return await _list(request, v, ctx, s, settings, service, detail=True)
 
 
@@ -96,8 +112,9 @@ async def _show(
     settings: SettingsDep,
     server: Server,
 ) -> dict[str, Any]:
-    vc: ViewContext = await view_context(s, request, settings, v, ctx, [server], show=True)
-    return {"server": server_detail(vc, server, show=True)}
+    shown = view_of(server)
+    vc: ViewContext = await view_context(s, request, settings, v, ctx, [shown], show=True)
+    return {"server": server_detail(vc, shown, show=True)}
 
 
 @router.get("/servers/{server_id}", summary="Show a server")

@@ -9,26 +9,28 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.compute.common import (
-    bookmark,
+    COMPUTE,
+    V21,
+    base_url,
     host_id,
-    isotime,
     links,
-    perfect_time,
     reservation_id,
 )
 from canopy.api.compute.microversion import APIVersion
+from canopy.api.compute.server_view import ServerView, isotime_of
 from canopy.config import Settings
 from canopy.controllers.summary import attempts_text
 from canopy.domain.context import RequestContext
 from canopy.domain.states import ServerStatus
-from canopy.store.models import Cloud, Flavor, InstanceAction, Server
+from canopy.store.models import Cloud, Flavor, InstanceAction
 from canopy.store.server_extras import tags_of, user_data_of
 
 # Nova's vm_state for each status canopy shows.
@@ -46,6 +48,7 @@ VM_STATE: dict[str, str] = {
 NOSTATE, RUNNING, SHUTDOWN = 0, 1, 4
 POWER_STATE: dict[str | None, int] = {"running": RUNNING, "rebooting": RUNNING, "stopped": SHUTDOWN}
 
+_FIELD_VERSIONS = (3, 9, 16, 19, 26, 47, 63, 71, 73)
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD"})
 _FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
 
@@ -63,6 +66,30 @@ class ViewContext:
     requests: dict[str, str] = field(default_factory=dict)  # server id -> create request id
     tags: dict[str, list[str]] = field(default_factory=dict)  # server id -> its tags
     user_data: dict[str, str] | None = None  # loaded for one server's show only
+    # Computed once per request: the links' prefixes, and the embedded image and flavor
+    # of each id met (shared by every entry that names it; nothing mutates them).
+    base: str = ""
+    self_prefix: str = ""
+    bookmark_prefix: str = ""
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    embedded: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    admin: bool = False
+    at: frozenset[int] = frozenset()  # the microversions (2.N) an entry's fields depend on
+
+    def __post_init__(self) -> None:
+        self.admin = self.ctx.is_cloud_admin
+        self.at = frozenset(n for n in _FIELD_VERSIONS if self.version.at_least(n))
+        self.base = base_url(self.request, self.settings)
+        self.self_prefix = f"{self.base}{V21}/servers/"
+        self.bookmark_prefix = f"{self.base}{COMPUTE}/servers/"
+
+    def links(self, server_id: str) -> list[dict[str, str]]:
+        """`links(request, settings, "servers", id)`, from the prefixes."""
+        return [
+            {"rel": "self", "href": self.self_prefix + server_id},
+            {"rel": "bookmark", "href": self.bookmark_prefix + server_id},
+        ]
 
 
 async def view_context(
@@ -71,12 +98,13 @@ async def view_context(
     settings: Settings,
     version: APIVersion,
     ctx: RequestContext,
-    servers: Sequence[Server],
+    servers: Sequence[ServerView | Row[Any]],
     *,
     show: bool = False,
 ) -> ViewContext:
-    """Flavors and clouds (small tables, read whole), the tags of each server on the page
-    (2.26+) and, for admins at 2.3+, the create request of each (its reservation id).
+    """Flavors (2.47+) and clouds (admins, 2.16+), small tables read whole, only when a
+    field shows them; the tags of each server on the page (2.26+) and, for admins at
+    2.3+, the create request of each (its reservation id).
 
     User data (up to 64 KiB a server) is read only to `show` one server to an admin
     (2.3+); a page of servers never loads it and shows it as null.
@@ -89,8 +117,10 @@ async def view_context(
         vc.tags = await tags_of(s, ids)
     if show and ctx.is_cloud_admin and version.at_least(3):
         vc.user_data = await user_data_of(s, ids)
-    vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
-    vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
+    if 47 in vc.at:  # embedded flavors (older versions show the flavor's id and link)
+        vc.flavors = {f.id: f for f in (await s.execute(select(Flavor))).scalars()}
+    if 16 in vc.at and vc.admin:  # host_status
+        vc.clouds = {c.name: c for c in (await s.execute(select(Cloud))).scalars()}
     if ctx.is_cloud_admin and version.at_least(3):
         rows = await s.execute(
             select(InstanceAction.server_id, InstanceAction.request_id)
@@ -105,18 +135,14 @@ async def view_context(
     return vc
 
 
-def server_basic(vc: ViewContext, sv: Server) -> dict[str, Any]:
+def server_basic(vc: ViewContext, sv: ServerView | Row[Any]) -> dict[str, Any]:
     """GET /servers: id, name, links."""
-    return {
-        "id": sv.id,
-        "name": sv.name,
-        "links": links(vc.request, vc.settings, "servers", sv.id),
-    }
+    return {"id": sv.id, "name": sv.name, "links": vc.links(sv.id)}
 
 
-def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[str, Any]:
+def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dict[str, Any]:
     """GET /servers/detail and GET /servers/{id} (`show` adds 2.71's server_groups)."""
-    v = vc.version
+    at = vc.at
     status = ServerStatus.DELETED.value if sv.deleted else sv.status
     vm_state = VM_STATE.get(status)
     out: dict[str, Any] = {
@@ -129,18 +155,18 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         "hostId": host_id(sv.project_id, sv.cloud),
         "image": _image(vc, sv),
         "flavor": _embedded_flavor(vc, sv),
-        "created": isotime(sv.created_at),
-        "updated": isotime(sv.updated_at),
+        "created": isotime_of(sv.created_at),
+        "updated": isotime_of(sv.updated_at),
         "addresses": {} if vm_state == "building" else _addresses(sv),
         "accessIPv4": "",
         "accessIPv6": "",
-        "links": links(vc.request, vc.settings, "servers", sv.id),
+        "links": vc.links(sv.id),
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": sv.cloud or sv.requested_zone or "",
         "config_drive": "True" if sv.config_drive else "",
         "key_name": sv.key_name,
-        "OS-SRV-USG:launched_at": perfect_time(sv.launched_at),
-        "OS-SRV-USG:terminated_at": perfect_time(sv.terminated_at),
+        "OS-SRV-USG:launched_at": sv.launched_at,
+        "OS-SRV-USG:terminated_at": sv.terminated_at,
         "security_groups": [{"name": "default"}],
         "OS-EXT-STS:task_state": sv.task_state,
         "OS-EXT-STS:vm_state": vm_state,
@@ -153,48 +179,48 @@ def server_detail(vc: ViewContext, sv: Server, *, show: bool = False) -> dict[st
         fault = _fault(vc, sv)
         if fault is not None:
             out["fault"] = fault
-    if vc.ctx.is_cloud_admin:
+    if vc.admin:
         _extended_attributes(vc, sv, out)
-    if v.at_least(9):
+    if 9 in at:
         out["locked"] = sv.locked
-    if v.at_least(16) and vc.ctx.is_cloud_admin:
+    if 16 in at and vc.admin:
         out["host_status"] = _host_status(vc, sv)
-    if v.at_least(19):
+    if 19 in at:
         out["description"] = sv.description
-    if v.at_least(26):
+    if 26 in at:
         out["tags"] = list(vc.tags.get(sv.id, ()))
-    if v.at_least(63):
+    if 63 in at:
         out["trusted_image_certificates"] = None
-    if show and v.at_least(71):
+    if show and 71 in at:
         out["server_groups"] = [sv.group_id] if sv.group_id else []
-    if v.at_least(73):
+    if 73 in at:
         out["locked_reason"] = sv.locked_reason
     return out
 
 
-def _image(vc: ViewContext, sv: Server) -> dict[str, Any] | str:
-    if not sv.image_id or sv.boot_from_volume:
+def _image(vc: ViewContext, sv: ServerView) -> dict[str, Any] | str:
+    image_id = sv.image_id
+    if not image_id or sv.boot_from_volume:
         return ""
-    return {
-        "id": sv.image_id,
-        "links": [
-            {"rel": "bookmark", "href": bookmark(vc.request, vc.settings, "images", sv.image_id)}
-        ],
-    }
+    out = vc.images.get(image_id)
+    if out is None:
+        href = f"{vc.base}{COMPUTE}/images/{image_id}"
+        out = vc.images[image_id] = {"id": image_id, "links": [{"rel": "bookmark", "href": href}]}
+    return out
 
 
-def _embedded_flavor(vc: ViewContext, sv: Server) -> dict[str, Any]:
-    f = vc.flavors.get(sv.flavor_id)
+def _embedded_flavor(vc: ViewContext, sv: ServerView) -> dict[str, Any]:
+    out = vc.embedded.get(sv.flavor_id)
+    if out is None:
+        out = vc.embedded[sv.flavor_id] = _flavor_of(vc, sv.flavor_id)
+    return out
+
+
+def _flavor_of(vc: ViewContext, flavor_id: str) -> dict[str, Any]:
     if not vc.version.at_least(47):
-        return {
-            "id": sv.flavor_id,
-            "links": [
-                {
-                    "rel": "bookmark",
-                    "href": bookmark(vc.request, vc.settings, "flavors", sv.flavor_id),
-                }
-            ],
-        }
+        href = f"{vc.base}{COMPUTE}/flavors/{flavor_id}"
+        return {"id": flavor_id, "links": [{"rel": "bookmark", "href": href}]}
+    f = vc.flavors.get(flavor_id)
     if f is None:
         return {}
     return {
@@ -208,7 +234,7 @@ def _embedded_flavor(vc: ViewContext, sv: Server) -> dict[str, Any]:
     }
 
 
-def _addresses(sv: Server) -> dict[str, list[dict[str, Any]]]:
+def _addresses(sv: ServerView) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for net, addrs in (sv.addresses or {}).items():
         entries = []
@@ -229,18 +255,19 @@ def _addresses(sv: Server) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@lru_cache(maxsize=4096)  # the pages clients keep asking for (a few hundred KB)
 def mac_address(server_id: str, network: str) -> str:
     """A stable, locally administered MAC (OpenStack's fa:16:3e prefix) per server NIC."""
     digest = hashlib.sha256(f"{server_id}/{network}".encode()).digest()
-    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
+    return "fa:16:3e:" + digest[:3].hex(":")
 
 
-def _fault(vc: ViewContext, sv: Server) -> dict[str, Any] | None:
+def _fault(vc: ViewContext, sv: ServerView) -> dict[str, Any] | None:
     if sv.fault_message is None and sv.fault_code is None:
         return None
     fault: dict[str, Any] = {
         "code": sv.fault_code or 500,
-        "created": isotime(sv.fault_at or sv.updated_at),
+        "created": isotime_of(sv.fault_at or sv.updated_at),
         "message": sv.fault_message or "",
     }
     if vc.ctx.is_cloud_admin and sv.attempt_log:
@@ -255,12 +282,12 @@ def hostname(name: str) -> str:
     return h[:63] or "server"
 
 
-def _extended_attributes(vc: ViewContext, sv: Server, out: dict[str, Any]) -> None:
+def _extended_attributes(vc: ViewContext, sv: ServerView, out: dict[str, Any]) -> None:
     """OS-EXT-SRV-ATTR:* (admins): the cloud is the host and the node."""
     out["OS-EXT-SRV-ATTR:host"] = sv.cloud
     out["OS-EXT-SRV-ATTR:instance_name"] = sv.remote_id or ""
     out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = sv.cloud
-    if vc.version.at_least(3):
+    if 3 in vc.at:
         rid = vc.requests.get(sv.id)
         out["OS-EXT-SRV-ATTR:hostname"] = hostname(sv.name)
         out["OS-EXT-SRV-ATTR:kernel_id"] = ""
@@ -271,7 +298,7 @@ def _extended_attributes(vc: ViewContext, sv: Server, out: dict[str, Any]) -> No
         out["OS-EXT-SRV-ATTR:user_data"] = (vc.user_data or {}).get(sv.id)
 
 
-def _host_status(vc: ViewContext, sv: Server) -> str:
+def _host_status(vc: ViewContext, sv: ServerView) -> str:
     """2.16's host_status, for the cloud the server lives on."""
     if not sv.cloud:
         return ""

@@ -48,7 +48,7 @@ ScopeDep = Annotated[RequestContext, Depends(project_scope)]
 WriterScopeDep = Annotated[RequestContext, Depends(writer_scope)]
 
 
-def stack_service(settings: SettingsDep, clock: ClockDep) -> StackService:
+async def stack_service(settings: SettingsDep, clock: ClockDep) -> StackService:
     return StackService(settings, clock)
 
 
