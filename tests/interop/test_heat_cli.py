@@ -114,3 +114,103 @@ def test_a_template_naming_an_unknown_type_is_refused(
     rc, err = canopy_server.openstack_fail("stack", "create", "-t", str(path), "bad")
     assert rc == 1 and "OS::Neutron::Net" in err and "OS::Nova::Server" in err
     assert canopy_server.openstack("stack", "list") == []
+
+
+ACTIONS_TEMPLATE = """
+heat_template_version: 2018-08-31
+parameters:
+  v:
+    type: string
+    default: one
+  slow:
+    type: number
+    default: 0
+resources:
+  vm:
+    type: OS::Nova::Server
+    properties:
+      flavor: m1.small
+      image: cirros
+  slowpoke:
+    type: OS::Heat::TestResource
+    properties:
+      value: {get_param: v}
+      action_wait_secs:
+        update: {get_param: slow}
+"""
+
+
+def _acted(server: CanopyServer, *args: str) -> str:
+    """`openstack stack <action> --wait ...`, which must succeed; what it printed."""
+    done = server.run_openstack("stack", *args)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{server.log()[-3000:]}"
+    return done.stdout
+
+
+def test_suspend_resume_check_cancel_and_abandon_with_the_real_client(
+    canopy_server: CanopyServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "acts.yaml"
+    path.write_text(ACTIONS_TEMPLATE)
+    osc = canopy_server.openstack
+    created = _waited(canopy_server, "stack", "create", "-t", str(path), "--wait", "acts")
+    assert created["stack_status"] == "CREATE_COMPLETE", created
+    vm = {r["resource_name"]: r for r in osc("stack", "resource", "list", "acts")}["vm"]
+    server_id = vm["physical_resource_id"]
+
+    # Suspend stops the server; resume starts it again.
+    _acted(canopy_server, "suspend", "--wait", "acts")
+    assert osc("stack", "show", "acts")["stack_status"] == "SUSPEND_COMPLETE"
+    assert osc("server", "show", server_id)["status"] == "SHUTOFF"
+    resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "acts")}
+    assert resources["vm"]["resource_status"] == "SUSPEND_COMPLETE"
+    _acted(canopy_server, "resume", "--wait", "acts")
+    assert osc("stack", "show", "acts")["stack_status"] == "RESUME_COMPLETE"
+    assert osc("server", "show", server_id)["status"] == "ACTIVE"
+
+    # Check confirms every resource.
+    _acted(canopy_server, "check", "--wait", "acts")
+    assert osc("stack", "show", "acts")["stack_status"] == "CHECK_COMPLETE"
+    checked = osc("stack", "resource", "list", "acts")
+    assert {r["resource_status"] for r in checked} == {"CHECK_COMPLETE"}
+
+    # An update held in progress (the test resource waits 10 minutes) is cancelled and
+    # rolled back to the template and parameters before it.
+    osc(
+        "stack",
+        "update",
+        "--existing",
+        "--parameter",
+        "v=two",
+        "--parameter",
+        "slow=600",
+        "acts",
+    )
+    assert osc("stack", "show", "acts")["stack_status"] == "UPDATE_IN_PROGRESS"
+    _acted(canopy_server, "cancel", "--wait", "acts")
+    shown = osc("stack", "show", "acts")
+    assert shown["stack_status"] == "ROLLBACK_COMPLETE", shown
+    assert {p: v for p, v in shown["parameters"].items() if p in ("v", "slow")} == {
+        "v": "one",
+        "slow": "0",
+    }
+    assert osc("stack", "output", "list", "acts") == []  # (the template has no outputs)
+
+    # Without rollback: the update stops where it is, UPDATE_FAILED.
+    osc("stack", "update", "--existing", "--parameter", "slow=600", "acts")
+    osc("stack", "cancel", "--no-rollback", "acts")
+    shown = osc("stack", "show", "acts")
+    assert shown["stack_status"] == "UPDATE_FAILED", shown
+    assert "cancelled" in shown["stack_status_reason"]
+    rc, err = canopy_server.openstack_fail("stack", "cancel", "acts")
+    assert rc == 1 and "not in cancelable state" in err
+
+    # Abandon prints the stack's data and forgets it; its server stays.
+    abandoned = osc("stack", "abandon", "acts")
+    assert abandoned["name"] == "acts" and abandoned["id"] == created["id"]
+    assert abandoned["resources"]["vm"]["resource_id"] == server_id
+    assert abandoned["resources"]["vm"]["type"] == "OS::Nova::Server"
+    assert osc("stack", "list") == []
+    assert [s["ID"] for s in osc("server", "list")] == [server_id]
+    osc("server", "delete", "--wait", server_id, json_output=False)
+    assert osc("server", "list") == []

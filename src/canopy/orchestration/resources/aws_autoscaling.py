@@ -261,16 +261,17 @@ def _sizes(props: Mapping[str, Any]) -> None:
 async def _launch_config(step: Step, ref: Any) -> StackResource | None:
     if not isinstance(ref, str) or not ref:
         return None
-    return (
-        await step.session.execute(
-            select(StackResource).where(
-                StackResource.stack_id == step.stack.id,
-                StackResource.type == LAUNCH_CONFIG,
-                StackResource.physical_resource_id == ref,
-                StackResource.group_id.is_(None),
-            )
+    q = (
+        select(StackResource)
+        .where(
+            StackResource.stack_id == step.stack.id,
+            StackResource.type == LAUNCH_CONFIG,
+            StackResource.physical_resource_id == ref,
         )
-    ).scalar_one_or_none()
+        .order_by(StackResource.created_at.desc())
+        .limit(1)
+    )
+    return (await step.session.execute(q)).scalars().first()
 
 
 def _member_properties(group: StackResource, config: StackResource) -> dict[str, Any]:
