@@ -6,6 +6,8 @@ waited for, listed, shown, its resources, events and outputs read, updated with
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,18 @@ resources:
       value: {get_param: v}
       action_wait_secs:
         update: {get_param: slow}
+  config:
+    type: AWS::AutoScaling::LaunchConfiguration
+    properties:
+      ImageId: cirros
+      InstanceType: m1.small
+  group:
+    type: AWS::AutoScaling::AutoScalingGroup
+    properties:
+      AvailabilityZones: []
+      LaunchConfigurationName: {get_resource: config}
+      MinSize: "1"
+      MaxSize: "3"
 """
 
 
@@ -157,16 +171,18 @@ def test_suspend_resume_check_cancel_and_abandon_with_the_real_client(
     assert created["stack_status"] == "CREATE_COMPLETE", created
     vm = {r["resource_name"]: r for r in osc("stack", "resource", "list", "acts")}["vm"]
     server_id = vm["physical_resource_id"]
+    assert len(osc("server", "list")) == 2  # vm and the group's one member
 
-    # Suspend stops the server; resume starts it again.
+    # Suspend stops the servers (the group's member too); resume starts them again.
     _acted(canopy_server, "suspend", "--wait", "acts")
     assert osc("stack", "show", "acts")["stack_status"] == "SUSPEND_COMPLETE"
-    assert osc("server", "show", server_id)["status"] == "SHUTOFF"
+    assert {s["Status"] for s in osc("server", "list")} == {"SHUTOFF"}
     resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "acts")}
     assert resources["vm"]["resource_status"] == "SUSPEND_COMPLETE"
+    assert resources["group"]["resource_status"] == "SUSPEND_COMPLETE"
     _acted(canopy_server, "resume", "--wait", "acts")
     assert osc("stack", "show", "acts")["stack_status"] == "RESUME_COMPLETE"
-    assert osc("server", "show", server_id)["status"] == "ACTIVE"
+    assert {s["Status"] for s in osc("server", "list")} == {"ACTIVE"}
 
     # Check confirms every resource.
     _acted(canopy_server, "check", "--wait", "acts")
@@ -211,6 +227,72 @@ def test_suspend_resume_check_cancel_and_abandon_with_the_real_client(
     assert abandoned["resources"]["vm"]["resource_id"] == server_id
     assert abandoned["resources"]["vm"]["type"] == "OS::Nova::Server"
     assert osc("stack", "list") == []
-    assert [s["ID"] for s in osc("server", "list")] == [server_id]
-    osc("server", "delete", "--wait", server_id, json_output=False)
+    kept = [s["ID"] for s in osc("server", "list")]
+    assert server_id in kept and len(kept) == 2
+    osc("server", "delete", "--wait", *kept, json_output=False)
+    assert osc("server", "list") == []
+
+
+CFN_GROUP = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Resources": {
+        "LaunchConfig": {
+            "Type": "AWS::AutoScaling::LaunchConfiguration",
+            "Properties": {"ImageId": "cirros", "InstanceType": "m1.small"},
+        },
+        "Group": {
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            "Properties": {
+                "AvailabilityZones": {"Fn::GetAZs": ""},
+                "LaunchConfigurationName": {"Ref": "LaunchConfig"},
+                "MinSize": "1",
+                "MaxSize": "3",
+            },
+        },
+        "ScaleUp": {
+            "Type": "AWS::AutoScaling::ScalingPolicy",
+            "Properties": {
+                "AutoScalingGroupName": {"Ref": "Group"},
+                "AdjustmentType": "ChangeInCapacity",
+                "ScalingAdjustment": "2",
+            },
+        },
+    },
+    "Outputs": {"AlarmUrl": {"Value": {"Fn::GetAtt": ["ScaleUp", "AlarmUrl"]}}},
+}
+
+
+def test_a_cloudformation_group_scales_with_curl_on_its_alarm_url(
+    canopy_server: CanopyServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "asg.json"
+    path.write_text(json.dumps(CFN_GROUP))
+    osc = canopy_server.openstack
+    assert "Parameters" in osc("orchestration", "template", "validate", "-t", str(path))
+    created = _waited(canopy_server, "stack", "create", "-t", str(path), "--wait", "cfn")
+    assert created["stack_status"] == "CREATE_COMPLETE", created
+    url = osc("stack", "output", "show", "cfn", "AlarmUrl")["output_value"]
+    # A plain `curl -X POST` (no token header, no body), as an alarm sends it.
+    done = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout == "200", done
+    deadline = time.monotonic() + 120
+    status = ""
+    while time.monotonic() < deadline:  # polling a real process
+        status = osc("stack", "show", "cfn")["stack_status"]
+        if status == "UPDATE_COMPLETE":
+            break
+        time.sleep(1)
+    assert status == "UPDATE_COMPLETE", canopy_server.log()[-3000:]
+    nested = osc("stack", "resource", "list", "--nested-depth", "1", "cfn")
+    members = [r for r in nested if r["resource_type"] == "AWS::EC2::Instance"]
+    assert len(members) == 3
+    assert len(osc("server", "list")) == 3
+    osc("stack", "delete", "--yes", "--wait", "cfn", json_output=False)
+    assert osc("stack", "list") == []
     assert osc("server", "list") == []

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
+from sqlalchemy import select
+
 from canopy.domain.errors import CanopyError
 from canopy.domain.states import ServerStatus
 from canopy.orchestration.resources.base import Progress
-from canopy.orchestration.resources.members import members_of
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.walk import Outcome, Walk
 from canopy.store.models import Server, StackResource
@@ -66,7 +67,7 @@ async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -
             return walk.record(row, failed)
     progress = await _observe(walk, row, _WANT[action])
     if progress.done or progress.failed is None:
-        members = [m for m in await members_of(walk.step, row) if m.desired == Desired.PRESENT]
+        members = await _members(walk, row)
         tally = [await _power(walk, m, action, out) for m in members]
         failure = next((p.failed for p in tally if p.failed is not None), None)
         if failure is not None:
@@ -74,6 +75,22 @@ async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -
         elif not all(p.done for p in tally):
             progress = Progress()
     return walk.record(row, progress)
+
+
+async def _members(walk: Walk, row: StackResource) -> list[StackResource]:
+    """The present members of `row` if it is a group (none otherwise), by name. (Not
+    members.members_of: importing it here would close an import cycle through the
+    registry.)"""
+    q = (
+        select(StackResource)
+        .where(
+            StackResource.stack_id == row.stack_id,
+            StackResource.group_id == row.id,
+            StackResource.desired == Desired.PRESENT,
+        )
+        .order_by(StackResource.name)
+    )
+    return list((await walk.step.session.execute(q)).scalars())
 
 
 async def _switch(walk: Walk, row: StackResource, action: Action) -> Progress | None:
@@ -125,9 +142,7 @@ async def _check(walk: Walk, row: StackResource) -> Progress:
     progress = await _check_server(walk, row)
     if progress.done:
         # A group's members are checked with it (Heat checks a group's nested stack).
-        for m in await members_of(walk.step, row):
-            if m.desired != Desired.PRESENT:
-                continue
+        for m in await _members(walk, row):
             found = await _check(walk, m)
             if found.failed is not None and progress.done:
                 progress = Progress.failure(f"resources.{m.name}: {found.failed}")
