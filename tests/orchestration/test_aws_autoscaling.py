@@ -119,6 +119,7 @@ def test_the_template_validates() -> None:
         ("ScaleOut", {"AdjustmentType": "Double"}, "is not one of the allowed values"),
         ("ScaleOut", {"MinAdjustmentStep": 2}, "should only be specified for AdjustmentType"),
         ("ScaleOut", {"ScalingAdjustment": "lots"}, "is not a valid integer"),
+        ("ScaleOut", {"ScalingAdjustment": "1" + "0" * 400}, "ScalingAdjustment must be"),
         ("ScaleOut", {"AutoScalingGroupName": None}, "AutoScalingGroupName not assigned"),
     ],
 )

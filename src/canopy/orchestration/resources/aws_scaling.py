@@ -20,6 +20,8 @@ from canopy.orchestration.resources.signalling import Handled
 from canopy.orchestration.signal_tokens import arm, presigned
 from canopy.store.models import StackResource
 
+MAX_ADJUSTMENT = 1_000_000  # far past any group's MaxSize; bigger would overflow a float
+
 # CloudFormation's adjustment types -> scaling.new_capacity's (Heat's HOT names).
 KINDS = {
     "ChangeInCapacity": "change_in_capacity",
@@ -61,6 +63,11 @@ class AwsScalingPolicy:
         return (res.attributes or {}).get("AlarmUrl") or res.name
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        adjustment = props.get("ScalingAdjustment")
+        if adjustment is not None and abs(adjustment) > MAX_ADJUSTMENT:
+            raise InvalidRequest(
+                f"ScalingAdjustment must be between -{MAX_ADJUSTMENT} and {MAX_ADJUSTMENT}."
+            )
         step = props.get("MinAdjustmentStep")
         if step is not None and step < 0:
             raise InvalidRequest("MinAdjustmentStep must be at least 0.")
@@ -78,6 +85,10 @@ class AwsScalingPolicy:
         return updatable(self.properties, old, new)
 
     async def create(self, step: Step, res: StackResource) -> Progress:
+        try:
+            self.validate(res.properties, Lookups())  # values from other resources, now known
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
         token = arm(res)
         res.physical_resource_id = res.id
         base = step.servers.settings.public_url
@@ -85,6 +96,10 @@ class AwsScalingPolicy:
         return Progress.complete()
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        try:
+            self.validate(new, Lookups())
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
         res.properties = new
         return Progress.complete()
 
