@@ -107,3 +107,57 @@ async def test_resume_needs_a_suspended_stack_and_actions_wait_for_the_current_o
             await action(p, sid, "resume")  # never suspended
     finally:
         await p.close()
+
+
+GROUPS = hot(
+    {
+        "rg": {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {"count": 2, "resource_def": server()},
+        },
+        "asg": {
+            "type": "OS::Heat::AutoScalingGroup",
+            "properties": {"min_size": 1, "max_size": 3, "resource": server()},
+        },
+    }
+)
+
+
+async def test_groups_are_suspended_resumed_and_checked_with_their_members(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "grp", GROUPS)
+        assert (await settle(p, sid)).status == "COMPLETE"
+        assert len(await live_servers(p)) == 3
+        await action(p, sid, "suspend")
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("SUSPEND", "COMPLETE"), done.status_reason
+        assert [s.status for s in await live_servers(p)] == ["SHUTOFF"] * 3
+        rows = await resources(p, sid)
+        assert {(r.action, r.status) for r in rows.values()} == {("SUSPEND", "COMPLETE")}
+        assert len(rows) == 5  # the groups and their members
+
+        await action(p, sid, "resume")
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("RESUME", "COMPLETE"), done.status_reason
+        assert [s.status for s in await live_servers(p)] == ["ACTIVE"] * 3
+
+        await action(p, sid, "check")
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CHECK", "COMPLETE"), done.status_reason
+        rows = await resources(p, sid)
+        assert {(r.action, r.status) for r in rows.values()} == {("CHECK", "COMPLETE")}
+        # A member's server lost behind the stack's back: its group's check fails.
+        async with p.db.session() as s:
+            lost = await s.get(Server, rows["rg.1"].server_id)
+            assert lost is not None
+            lost.deleted = True
+        await action(p, sid, "check")
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CHECK", "FAILED")
+        assert "resources.rg: resources.rg.1: Server" in done.status_reason, done.status_reason
+        assert (await resources(p, sid))["asg"].status == "COMPLETE"
+    finally:
+        await p.close()

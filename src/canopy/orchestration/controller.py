@@ -28,6 +28,7 @@ from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lifecycle import check_walk, power_walk
 from canopy.orchestration.nesting import child_answered
+from canopy.orchestration.prefetch import prefetch
 from canopy.orchestration.resources.base import Step
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.signals import handle_signals, has_pending
@@ -196,6 +197,7 @@ async def step_stack(
     )
     ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
     walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
+    await prefetch(walk.step, rows)
     action = Action(stack.action)
     out = await _walk(walk, stack, action, bind)
     deadline = _deadline(stack)

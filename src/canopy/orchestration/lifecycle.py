@@ -4,19 +4,23 @@ Suspend walks the graph backwards (a resource is suspended once everything that 
 is), resume forwards, as Heat does. A server resource is stopped or started through the
 server service (the power controller makes the cloud call) and completes when its server
 row says SHUTOFF or ACTIVE; every other resource has nothing to suspend and completes at
-once. Check confirms each resource's observed state from canopy's own rows (the sync
-controller keeps them): a server must exist and be ACTIVE or SHUTOFF, anything else must
-have completed its last action. Nothing here changes the template or the generation.
+once. A group (ResourceGroup, either AutoScalingGroup) is suspended, resumed and checked
+with its members, and completes when they all have. Check confirms each resource's
+observed state from canopy's own rows (the sync controller keeps them): a server must exist
+and be ACTIVE or SHUTOFF, anything else must have completed its last action. Nothing here
+changes the template or the generation.
 """
 
 from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
+from sqlalchemy import select
+
 from canopy.domain.errors import CanopyError
 from canopy.domain.states import ServerStatus
 from canopy.orchestration.resources.base import Progress
-from canopy.orchestration.states import Action, Status
+from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.walk import Outcome, Walk
 from canopy.store.models import Server, StackResource
 
@@ -48,6 +52,8 @@ async def power_walk(walk: Walk, action: Action) -> Outcome:
 
 
 async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -> Progress:
+    """One step of suspending or resuming `row`, and its members if it is a group (a group
+    is done when every member is: Heat suspends a group's nested stack the same way)."""
     if row.action == action:
         if row.status == Status.COMPLETE:
             return Progress.complete()
@@ -56,21 +62,52 @@ async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -
     else:
         walk.begin(row, action, "state changed")
         out.started += 1
-        if row.server_id is not None:
-            server = await walk.step.session.get(Server, row.server_id)
-            if server is not None and not server.deleted and server.status != _WANT[action]:
-                try:
-                    if action is Action.SUSPEND:
-                        await walk.step.servers.stop(
-                            walk.step.ctx, row.server_id, session=walk.step.session
-                        )
-                    else:
-                        await walk.step.servers.start(
-                            walk.step.ctx, row.server_id, session=walk.step.session
-                        )
-                except CanopyError as e:
-                    return walk.record(row, Progress.failure(f"{type(e).__name__}: {e}"))
-    return walk.record(row, await _observe(walk, row, _WANT[action]))
+        failed = await _switch(walk, row, action)
+        if failed is not None:
+            return walk.record(row, failed)
+    progress = await _observe(walk, row, _WANT[action])
+    if progress.done or progress.failed is None:
+        members = await _members(walk, row)
+        tally = [await _power(walk, m, action, out) for m in members]
+        failure = next((p.failed for p in tally if p.failed is not None), None)
+        if failure is not None:
+            progress = Progress.failure(failure)
+        elif not all(p.done for p in tally):
+            progress = Progress()
+    return walk.record(row, progress)
+
+
+async def _members(walk: Walk, row: StackResource) -> list[StackResource]:
+    """The present members of `row` if it is a group (none otherwise), by name. (Not
+    members.members_of: importing it here would close an import cycle through the
+    registry.)"""
+    q = (
+        select(StackResource)
+        .where(
+            StackResource.stack_id == row.stack_id,
+            StackResource.group_id == row.id,
+            StackResource.desired == Desired.PRESENT,
+        )
+        .order_by(StackResource.name)
+    )
+    return list((await walk.step.session.execute(q)).scalars())
+
+
+async def _switch(walk: Walk, row: StackResource, action: Action) -> Progress | None:
+    """Ask the server service to stop or start `row`'s server; a failure if it refuses."""
+    if row.server_id is None:
+        return None
+    server = await walk.step.session.get(Server, row.server_id)
+    if server is None or server.deleted or server.status == _WANT[action]:
+        return None
+    try:
+        if action is Action.SUSPEND:
+            await walk.step.servers.stop(walk.step.ctx, row.server_id, session=walk.step.session)
+        else:
+            await walk.step.servers.start(walk.step.ctx, row.server_id, session=walk.step.session)
+    except CanopyError as e:
+        return Progress.failure(f"{type(e).__name__}: {e}")
+    return None
 
 
 async def _observe(walk: Walk, row: StackResource, want: ServerStatus) -> Progress:
@@ -102,12 +139,23 @@ async def _check(walk: Walk, row: StackResource) -> Progress:
     walk.begin(row, Action.CHECK, "state changed")
     if before is not Status.COMPLETE:
         return walk.record(row, Progress.failure(f"the resource is {before.value}"))
+    progress = await _check_server(walk, row)
+    if progress.done:
+        # A group's members are checked with it (Heat checks a group's nested stack).
+        for m in await _members(walk, row):
+            found = await _check(walk, m)
+            if found.failed is not None and progress.done:
+                progress = Progress.failure(f"resources.{m.name}: {found.failed}")
+    return walk.record(row, progress)
+
+
+async def _check_server(walk: Walk, row: StackResource) -> Progress:
     if row.server_id is None:
-        return walk.record(row, Progress.complete())
+        return Progress.complete()
     server = await walk.step.session.get(Server, row.server_id)
     if server is None or server.deleted:
-        return walk.record(row, Progress.failure(f"Server {row.server_id} does not exist."))
+        return Progress.failure(f"Server {row.server_id} does not exist.")
     if server.status not in (ServerStatus.ACTIVE, ServerStatus.SHUTOFF):
         why = f" ({server.fault_message})" if server.fault_message else ""
-        return walk.record(row, Progress.failure(f"Server is {server.status}{why}."))
-    return walk.record(row, Progress.complete())
+        return Progress.failure(f"Server is {server.status}{why}.")
+    return Progress.complete()

@@ -56,12 +56,26 @@ class Walk:
     rows: list[StackResource]
     now: datetime
     added: list[StackResource] = field(default_factory=list)
+    # current() and absent(), kept between changes: the forward walk asks for them once per
+    # resource, and rebuilding them each time made a step O(resources^2).
+    _current: dict[str, StackResource] | None = field(default=None, repr=False)
+    _absent: list[StackResource] | None = field(default=None, repr=False)
 
     def current(self) -> dict[str, StackResource]:
-        return {r.name: r for r in self.rows if r.desired == Desired.PRESENT}
+        """The present row of each name (do not change it: it is shared until `changed`)."""
+        if self._current is None:
+            self._current = {r.name: r for r in self.rows if r.desired == Desired.PRESENT}
+        return self._current
 
     def absent(self) -> list[StackResource]:
-        return [r for r in self.rows if r.desired == Desired.ABSENT]
+        if self._absent is None:
+            self._absent = [r for r in self.rows if r.desired == Desired.ABSENT]
+        return self._absent
+
+    def changed(self) -> None:
+        """Rows were added, removed, or their `desired` changed."""
+        self._current = None
+        self._absent = None
 
     # Forward ----------------------------------------------------------------------------
 
@@ -71,6 +85,7 @@ class Walk:
         for row in self.rows:
             if row.desired == Desired.PRESENT and row.name not in defs:
                 row.desired = Desired.ABSENT  # removed from the template: goes in the clean-up
+        self.changed()
         graph = {name: set(d.depends_on) & set(defs) for name, d in defs.items()}
         sorter = TopologicalSorter(graph)
         sorter.prepare()
@@ -108,6 +123,7 @@ class Walk:
         except (TemplateError, InvalidRequest) as e:
             if row is not None and row.generation != generation:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
+                self.changed()
             return Progress.failure(str(e))
         requires = sorted(d.depends_on)
         # A group that failed is repaired by an update in place (its failed members are
@@ -127,6 +143,7 @@ class Walk:
             if row is not None:
                 row.desired = Desired.ABSENT
             kept.desired = Desired.PRESENT
+            self.changed()
             kept.generation = generation
             kept.requires = requires
             return Progress.complete()
@@ -138,6 +155,7 @@ class Walk:
             return self.record(row, await kind.update(self.step, row, props))
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
+            self.changed()
         new = self._new_row(d, kind, props, requires, generation)
         self.begin(new, Action.CREATE, "state changed")
         out.started += 1
@@ -186,6 +204,7 @@ class Walk:
         )
         self.step.session.add(row)
         self.rows.append(row)
+        self.changed()
         return row
 
     # Backward ---------------------------------------------------------------------------
@@ -211,6 +230,7 @@ class Walk:
                 if progress.done:
                     await self.step.session.delete(row)
                     self.rows.remove(row)
+                    self.changed()
                     sorter.done(rid)
                 elif progress.failed is not None:
                     if out.failure is None:

@@ -25,10 +25,13 @@ from canopy.store.models import Claim, Cloud, Server, StackResource
 
 MAX_SIZE = 1000
 UNPLACED_TIER = 1 << 30  # a member not placed yet goes first
+OS_GROUP = "OS::Heat::AutoScalingGroup"
+AWS_GROUP = "AWS::AutoScaling::AutoScalingGroup"
+GROUP_TYPES = (OS_GROUP, AWS_GROUP)  # what a scaling policy may scale
 
 
 class AutoScalingGroup:
-    name = "OS::Heat::AutoScalingGroup"
+    name = OS_GROUP
     description = (
         "A group whose size scaling policies change; scaling in removes members from the "
         "most expensive tier first."
@@ -82,7 +85,7 @@ class AutoScalingGroup:
             return Progress.failure(str(e))
         res.physical_resource_id = res.id
         size = p.get("desired_capacity")
-        size = clamp(p, int(p["min_size"] if size is None else size))
+        size = clamp(res, int(p["min_size"] if size is None else size))
         res.data = {**(res.data or {}), "members": [str(i) for i in range(size)], "next": size}
         return await self._converge(step, res, fresh=True)
 
@@ -94,7 +97,7 @@ class AutoScalingGroup:
         ):
             size = int(new["desired_capacity"])
         res.properties = new
-        await resize(step, res, clamp(new, size))
+        await resize(step, res, clamp(res, size))
         return await self._converge(step, res, fresh=True)
 
     async def delete(self, step: Step, res: StackResource) -> Progress:
@@ -140,8 +143,18 @@ def _sizes(props: Mapping[str, Any]) -> None:
         raise InvalidRequest("cooldown must not be negative.")
 
 
-def clamp(props: Mapping[str, Any], size: int) -> int:
-    return max(int(props["min_size"]), min(int(props["max_size"]), size))
+def bounds(group: StackResource) -> tuple[int, int, int]:
+    """A group's (min size, max size, cooldown), whichever of the two types it is."""
+    p = group.properties
+    if group.type == AWS_GROUP:
+        return int(p["MinSize"]), int(p["MaxSize"]), int(p.get("Cooldown") or 0)
+    return int(p["min_size"]), int(p["max_size"]), int(p.get("cooldown") or 0)
+
+
+def clamp(group: StackResource, size: int) -> int:
+    """`size` within the group's (current properties') min and max size."""
+    low, high, _ = bounds(group)
+    return max(low, min(high, size))
 
 
 def capacity(group: StackResource) -> int:

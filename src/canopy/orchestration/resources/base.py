@@ -75,6 +75,12 @@ class Step:
     servers: ServerService
     ctx: RequestContext
     notes: list[str] = field(default_factory=list)
+    # Server id -> its latest placement's reason, read in bulk before the walk (prefetch.py)
+    # for the servers that have answered; a server not in it is looked up on its own.
+    reasons: dict[str, str] = field(default_factory=dict)
+    # The rows prefetch.py loaded, held here for the step: the session's identity map
+    # holds them only weakly, and `session.get` finds them there only while they live.
+    held: list[object] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

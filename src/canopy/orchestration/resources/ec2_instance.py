@@ -63,12 +63,12 @@ class Ec2Instance(ServerBase):
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
         for key in ("Tags", "NovaSchedulerHints"):
-            _pairs(key, props.get(key))
+            pairs(key, props.get(key))
         super().validate(props, known)
 
     async def request(self, step: Step, res: StackResource) -> CreateServer:
         p = res.properties
-        hints = _pairs("NovaSchedulerHints", p.get("NovaSchedulerHints"))
+        hints = pairs("NovaSchedulerHints", p.get("NovaSchedulerHints"))
         group = hints.get("group")
         return CreateServer(
             name=self.new_name(step, res),
@@ -76,7 +76,7 @@ class Ec2Instance(ServerBase):
             image=p["ImageId"],
             availability_zone=zone_of(p.get("AvailabilityZone")),
             key_name=p.get("KeyName"),
-            metadata=_pairs("Tags", p.get("Tags")),
+            metadata=pairs("Tags", p.get("Tags")),
             hints=dict(hints),
             group_id=group or None,
             user_data=encode(p.get("UserData")),
@@ -94,7 +94,7 @@ class Ec2Instance(ServerBase):
         }
 
 
-def _pairs(key: str, raw: Any) -> dict[str, str]:
+def pairs(key: str, raw: Any) -> dict[str, str]:
     """A CloudFormation list of {Key, Value} as a map (InvalidRequest if not that shape)."""
     out: dict[str, str] = {}
     for item in raw or []:

@@ -9,6 +9,11 @@ from typing import Any
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources import group_attrs
 from canopy.orchestration.resources.autoscaling import AutoScalingGroup
+from canopy.orchestration.resources.aws_autoscaling import (
+    AwsAutoScalingGroup,
+    LaunchConfiguration,
+)
+from canopy.orchestration.resources.aws_scaling import AwsScalingPolicy
 from canopy.orchestration.resources.base import ResourceType
 from canopy.orchestration.resources.ec2_instance import Ec2Instance
 from canopy.orchestration.resources.group import ResourceGroup
@@ -28,6 +33,7 @@ from canopy.store.models import StackResource
 
 _HANDLE = WaitConditionHandle()
 _POLICY = ScalingPolicy()
+_AWS_POLICY = AwsScalingPolicy()
 
 TYPES: Mapping[str, ResourceType] = {
     t.name: t
@@ -49,15 +55,20 @@ TYPES: Mapping[str, ResourceType] = {
         ResourceGroup(),
         AutoScalingGroup(),
         _POLICY,
+        LaunchConfiguration(),
+        AwsAutoScalingGroup(),
+        _AWS_POLICY,
     )
 }
 
 # The types that take signals (POST .../resources/{name}/signal).
-SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY)}
+SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY, _AWS_POLICY)}
 
 # The types a stack update repairs in place when they failed (groups: only their failed
 # members are replaced), instead of replacing them whole.
-REPAIRED: frozenset[str] = frozenset({ResourceGroup.name, AutoScalingGroup.name})
+REPAIRED: frozenset[str] = frozenset(
+    {ResourceGroup.name, AutoScalingGroup.name, AwsAutoScalingGroup.name}
+)
 
 # The types whose get_attr is more than a look-up in the attributes they recorded.
 AttributeReader = Callable[[StackResource, Sequence[Any]], Any]

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources.autoscaling import AutoScalingGroup, capacity, clamp, resize
+from canopy.orchestration.resources.autoscaling import (
+    GROUP_TYPES,
+    bounds,
+    capacity,
+    clamp,
+    resize,
+)
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.members import begin
 from canopy.orchestration.resources.signalling import Handled
@@ -101,39 +108,57 @@ class ScalingPolicy:
         return dict(data) if isinstance(data, Mapping) else {"body": data}
 
     async def signal(self, step: Step, res: StackResource, data: dict[str, Any]) -> Handled:
-        now = step.clock.now()
-        stack = step.stack
-        if stack.status == Status.IN_PROGRESS:
-            return Handled(
-                f"ignored: the stack is {stack.action}_IN_PROGRESS (scaling in progress)"
-            )
         p = res.properties
-        group = await _group(step, p.get("auto_scaling_group_id"))
-        if group is None:
-            return Handled("ignored: the group was not found in this stack")
-        for who, row in (("policy", res), ("group", group)):
-            until = _cooldown_end(row)
-            if until is not None and now < until:
-                return Handled(f"ignored: the {who} is in cooldown until {until.isoformat()}")
-        current = capacity(group)
-        size = new_capacity(
-            current,
-            float(p["scaling_adjustment"]),
-            str(p["adjustment_type"]),
-            int(p.get("min_adjustment_step") or 0),
+        return await scale(
+            step,
+            res,
+            Adjustment(
+                group_ref=p.get("auto_scaling_group_id"),
+                amount=float(p["scaling_adjustment"]),
+                kind=str(p["adjustment_type"]),
+                min_step=int(p.get("min_adjustment_step") or 0),
+                cooldown=p.get("cooldown"),
+            ),
         )
-        size = clamp(group.properties, size)
-        if size == current:
-            return Handled(f"no change: {group.name} stays at {current}")
-        await resize(step, group, size)
-        group_cooldown = int(group.properties.get("cooldown") or 0)
-        own = p.get("cooldown")
-        _set_cooldown(group, now + timedelta(seconds=group_cooldown))
-        _set_cooldown(res, now + timedelta(seconds=int(group_cooldown if own is None else own)))
-        group.data = {**group.data, "retry_failed": True}  # as a stack update would
-        begin(step, group, Action.UPDATE, now)
-        group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
-        return Handled(f"scaling {group.name} from {current} to {size}", started=True)
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """What a policy asks of its group (Heat's adjustment types, in HOT's names)."""
+
+    group_ref: Any
+    amount: float
+    kind: str
+    min_step: int
+    cooldown: int | None  # the policy's own; None: the group's
+
+
+async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
+    """Act on a signal to the policy `res` (either type): Heat's checks, then the scaling."""
+    now = step.clock.now()
+    stack = step.stack
+    if stack.status == Status.IN_PROGRESS:
+        return Handled(f"ignored: the stack is {stack.action}_IN_PROGRESS (scaling in progress)")
+    group = await _group(step, adj.group_ref)
+    if group is None:
+        return Handled("ignored: the group was not found in this stack")
+    for who, row in (("policy", res), ("group", group)):
+        until = _cooldown_end(row)
+        if until is not None and now < until:
+            return Handled(f"ignored: the {who} is in cooldown until {until.isoformat()}")
+    current = capacity(group)
+    size = clamp(group, new_capacity(current, adj.amount, adj.kind, adj.min_step))
+    if size == current:
+        return Handled(f"no change: {group.name} stays at {current}")
+    await resize(step, group, size)
+    group_cooldown = bounds(group)[2]
+    own = group_cooldown if adj.cooldown is None else int(adj.cooldown)
+    set_cooldown(group, now + timedelta(seconds=group_cooldown))
+    set_cooldown(res, now + timedelta(seconds=own))
+    group.data = {**group.data, "retry_failed": True}  # as a stack update would
+    begin(step, group, Action.UPDATE, now)
+    group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
+    return Handled(f"scaling {group.name} from {current} to {size}", started=True)
 
 
 def new_capacity(current: int, adjustment: float, kind: str, min_step: int) -> int:
@@ -159,7 +184,7 @@ def _cooldown_end(row: StackResource) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def _set_cooldown(row: StackResource, until: datetime) -> None:
+def set_cooldown(row: StackResource, until: datetime) -> None:
     row.data = {**(row.data or {}), "cooldown_end": until.isoformat()}
 
 
@@ -171,7 +196,7 @@ async def _group(step: Step, ref: Any) -> StackResource | None:
             select(StackResource).where(
                 StackResource.stack_id == step.stack.id,
                 StackResource.physical_resource_id == ref,
-                StackResource.type == AutoScalingGroup.name,
+                StackResource.type.in_(GROUP_TYPES),
                 StackResource.desired == Desired.PRESENT,
                 StackResource.group_id.is_(None),
             )

@@ -165,15 +165,16 @@ async def server_attributes(step: Step, server: Server) -> dict[str, Any]:
                 {"addr": addr, "version": version, "OS-EXT-IPS:type": "fixed"}
             )
     flat = [a for addrs in nets.values() for a in addrs]
-    placement = (
-        await step.session.execute(
-            select(Placement)
-            .where(Placement.server_id == server.id)
-            .order_by(Placement.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    why = placement.reason if placement is not None else ""
+    why = step.reasons.get(server.id)
+    if why is None:
+        why = (
+            await step.session.scalar(
+                select(Placement.reason)
+                .where(Placement.server_id == server.id)
+                .order_by(Placement.id.desc())
+                .limit(1)
+            )
+        ) or ""
     canopy = {"cloud": server.cloud, "zone": server.zone or server.cloud, "reason": why}
     return {
         "name": server.name,
