@@ -7,7 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.resources import scaling
 from canopy.orchestration.resources.scaling import new_capacity
 from canopy.store.models import Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
@@ -27,7 +31,7 @@ from .helpers import (
 from .test_groups import update
 
 
-def policy(adjustment: int, kind: str = "change_in_capacity", **extra: Any) -> dict[str, Any]:
+def policy(adjustment: float, kind: str = "change_in_capacity", **extra: Any) -> dict[str, Any]:
     return {
         "type": "OS::Heat::ScalingPolicy",
         "properties": {
@@ -214,5 +218,46 @@ async def test_a_template_update_resizes_to_a_new_desired_capacity_and_keeps_it_
         await update(p, sid, template(3, "y"))
         assert (await settle(p, sid)).status == "COMPLETE"
         assert sorted(members(await resources(p, sid))) == ["asg.0", "asg.1", "asg.2"]
+    finally:
+        await p.close()
+
+
+async def test_an_adjustment_past_any_group_is_refused_at_create(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        for bad in (float("inf"), 1e300, -2_000_000):
+            t = hot({**TEMPLATE["resources"], "scale_out": policy(bad)})
+            with pytest.raises(InvalidRequest) as e:
+                await create(p, "huge", t)
+            assert "scaling_adjustment must be a number between" in str(e.value)
+    finally:
+        await p.close()
+
+
+async def test_a_signal_whose_handling_fails_is_handled_once_and_changes_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "asg", TEMPLATE)
+        assert (await settle(p, sid)).status == "COMPLETE"
+        before = sorted(members(await resources(p, sid)))
+
+        async def broken(step: Any, res: Any, adj: Any) -> Any:
+            res.attributes = {**(res.attributes or {}), "half": "done"}  # then it fails
+            raise OverflowError("cannot convert float infinity to integer")
+
+        monkeypatch.setattr(scaling, "scale", broken)
+        done = await signal_and_settle(p, sid, "scale_out")
+        [sig] = await signals(p, sid)
+        assert sig.handled_at is not None
+        assert sig.outcome.startswith("failed: OverflowError")
+        assert done.status == "COMPLETE"
+        rows = await resources(p, sid)
+        assert sorted(members(rows)) == before
+        assert "half" not in (rows["scale_out"].attributes or {})  # rolled back
+        assert await p.worker.orchestration.run_once() == 0  # not tried again
     finally:
         await p.close()

@@ -15,12 +15,14 @@ always succeed and the signal is marked handled.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
@@ -30,6 +32,8 @@ from canopy.orchestration.resources.registry import SIGNALLED
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.services.servers import ServerService
 from canopy.store.models import Stack, StackEvent, StackResource, StackSignal
+
+log = logging.getLogger("canopy.orchestration")
 
 PER_STEP = 200  # signals handled per step of a stack (the rest in the next)
 MAX_PENDING = 100  # unhandled signals kept per resource; the API refuses more (429)
@@ -89,10 +93,24 @@ async def handle_signals(
             outcome = "ignored: the resource is gone"
         else:
             data = safe(sig.data or {})
-            handled = await taker.signal(step, row, dict(data) if isinstance(data, dict) else {})
-            outcome = safe_text(handled.outcome)
-            if handled.started:
-                started.append(row.name)
+            stack_id, name, seq = stack.id, row.name, sig.seq
+            try:
+                # A savepoint: a handler that fails leaves nothing half done, and the
+                # signal is still marked handled (else it would be retried forever).
+                async with s.begin_nested():
+                    handled = await taker.signal(
+                        step, row, dict(data) if isinstance(data, dict) else {}
+                    )
+            except SQLAlchemyError:
+                raise  # the database, not the signal: the step is tried again
+            except Exception as e:
+                log.exception("stack %s: signal %s to %s failed", stack_id, seq, name)
+                outcome = safe_text(f"failed: {type(e).__name__}: {e}"[:500])
+                await _reload(s, [stack, *rows.values(), *pending])
+            else:
+                outcome = safe_text(handled.outcome)
+                if handled.started:
+                    started.append(name)
         sig.handled_at = now
         sig.outcome = outcome
         _signal_event(s, stack, sig, row, outcome, now)
@@ -108,6 +126,14 @@ async def handle_signals(
         stack_event(s, stack, Action.UPDATE, Status.IN_PROGRESS, reason, now)
     await _prune(s, stack)
     return len(pending)
+
+
+async def _reload(s: AsyncSession, rows: list[Any]) -> None:
+    """Load again what a rolled-back savepoint expired (no lazy loads in async code)."""
+    for row in rows:
+        state = inspect(row)
+        if state.expired_attributes and not state.was_deleted and state.persistent:
+            await s.refresh(row)
 
 
 def safe_text(text: str) -> str:

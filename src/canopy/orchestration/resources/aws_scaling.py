@@ -15,12 +15,10 @@ from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
-from canopy.orchestration.resources.scaling import Adjustment, scale
+from canopy.orchestration.resources.scaling import MAX_ADJUSTMENT, Adjustment, scale
 from canopy.orchestration.resources.signalling import Handled
 from canopy.orchestration.signal_tokens import arm, presigned
 from canopy.store.models import StackResource
-
-MAX_ADJUSTMENT = 1_000_000  # far past any group's MaxSize; bigger would overflow a float
 
 # CloudFormation's adjustment types -> scaling.new_capacity's (Heat's HOT names).
 KINDS = {

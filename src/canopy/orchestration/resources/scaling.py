@@ -80,6 +80,7 @@ class ScalingPolicy:
             value = props.get(key)
             if value is not None and value < 0:
                 raise InvalidRequest(f"{key} must not be negative.")
+        check_adjustment("scaling_adjustment", props.get("scaling_adjustment"))
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)
@@ -119,6 +120,19 @@ class ScalingPolicy:
                 min_step=int(p.get("min_adjustment_step") or 0),
                 cooldown=p.get("cooldown"),
             ),
+        )
+
+
+MAX_ADJUSTMENT = 1_000_000  # far past any group's max_size; bigger would overflow a float
+
+
+def check_adjustment(name: str, value: Any) -> None:
+    """A policy's adjustment is a finite number within +-MAX_ADJUSTMENT (YAML has .inf)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return  # its type is checked with the other properties
+    if not math.isfinite(value) or abs(value) > MAX_ADJUSTMENT:
+        raise InvalidRequest(
+            f"{name} must be a number between -{MAX_ADJUSTMENT} and {MAX_ADJUSTMENT}."
         )
 
 
