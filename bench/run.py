@@ -15,6 +15,8 @@ Scenarios, each also runnable alone:
                   critical path measured in the same run (python -m bench.stacks)
 - lease_lateness  lease start lateness, 1,000 over a minute and 200 in one second, and
                   free-slot query latency with 10,000 leases (python -m bench.lease_lateness)
+- burst           50 creates at once through HTTP with the private cloud full: 202 -> ACTIVE
+                  minus the boot time, against the sim driver alone (python -m bench.burst)
 - real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
@@ -34,6 +36,7 @@ import time
 
 from bench import (
     api_writes,
+    burst,
     end_to_end,
     lease_lateness,
     loop_stalls,
@@ -61,6 +64,7 @@ SCENARIOS = (
     "api_writes",
     "lease_lateness",
     "stacks",
+    "burst",
     "real_clouds",
 )
 EXTRA = ("end_to_end_cpu",)
@@ -130,6 +134,8 @@ def one(name: str, smoke: bool) -> list[Result]:
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":
         return asyncio.run(stacks.smoke() if smoke else stacks.run())
+    if name == "burst":
+        return burst.run(servers=10, boot=0.5, repeats=1) if smoke else burst.run()
     if name == "real_clouds":
         return real_clouds.smoke() if smoke else real_clouds.run()
     return asyncio.run(end_to_end.breakdown())
