@@ -1,12 +1,13 @@
 """When to look for a boot's end: each cloud's recent boot times, and the passes asked of sync.
 
 A create recorded on a cloud asks sync for a pass soon (so the cloud polls at its
-converging interval), and, once the cloud's boot time is known, for one at the moment the
-boot is expected to end: the server is then seen ACTIVE right after it boots, instead of
-up to a converging interval later. The boot time is learned from what sync sees: for
-each server it sees turn ACTIVE, the time from its create being recorded to the pass that
-saw it running. A worker that has seen none on a cloud yet (just started) reads the
-cloud's most recent boots from the record once.
+converging interval), and, once the cloud's boot time is known, for passes around the
+moment the boot is expected to end: the server is then seen ACTIVE right after it boots,
+instead of up to a converging interval later. The boot time is learned from what sync
+sees: for each server it sees turn ACTIVE, the time from its create being recorded to the
+middle of the span between the pass that saw it running and the pass before. A worker
+that has seen none on a cloud yet (just started) reads the cloud's most recent boots from
+the record once.
 
 Nothing here polls: the asked passes are times the sync loop's wait ends at.
 """
@@ -41,11 +42,21 @@ class BootTimes:
         if seconds >= 0:
             self._seen.setdefault(cloud, deque(maxlen=KEEP)).append(seconds)
 
-    def booted(self, cloud: str, recorded: datetime | None, seen: datetime) -> None:
+    def booted(
+        self, cloud: str, recorded: datetime | None, seen: datetime, before: datetime | None
+    ) -> None:
         """A server whose create was recorded at `recorded` was seen running by the pass
-        that started at `seen` (a row adopted by that pass, recorded later, is no sample)."""
-        if recorded is not None and recorded <= seen:
-            self.observe(cloud, (seen - recorded).total_seconds())
+        that started at `seen`; the cloud's pass before that one started at `before`.
+
+        Its boot ended between the later of `recorded` and `before` and `seen`: the middle
+        of that is the sample, so a slow pass (a converging interval after the boot) does
+        not teach a boot time as slow as itself. A row adopted by the pass (recorded after
+        it started) is no sample.
+        """
+        if recorded is None or recorded > seen:
+            return
+        low = before if before is not None and recorded < before <= seen else recorded
+        self.observe(cloud, ((low - recorded) + (seen - recorded)).total_seconds() / 2)
 
     def known(self, cloud: str) -> list[float]:
         return sorted(self._seen.get(cloud, ()))

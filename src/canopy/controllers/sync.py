@@ -58,6 +58,7 @@ class SyncController:
         # When each cloud's job is next worth asking for (known from the last look at it),
         # so an idle loop does not open a write transaction to learn it is not due yet.
         self._not_before: dict[str, datetime] = {}
+        self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
 
     def next_due_in(self, now: datetime) -> float | None:
         """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
@@ -252,6 +253,7 @@ class SyncController:
                 if (c.abilities or {}) != lacking:
                     c.abilities = lacking
         self._not_before[cloud] = now + timedelta(seconds=interval)
+        self._last_pass[cloud] = started
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
@@ -334,7 +336,8 @@ class SyncController:
                     row, r.state, started, fault=r.fault, addresses=r.addresses
                 )
                 if changed == "active":  # booted: learn the cloud's boot time
-                    rt.boots.booted(cloud, row.remote_recorded_at, started)
+                    before = self._last_pass.get(cloud)
+                    rt.boots.booted(cloud, row.remote_recorded_at, started, before)
                 server_observed(s, row, changed, now)
                 if changed:
                     row.updated_at = now
