@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from canopy.store.write_lock import WriteLock
+from canopy.store.write_lock import ADMISSIONS, WriteLock
 
 
 async def _holder(lock: WriteLock, name: str, order: list[str], *, admission: bool) -> None:
@@ -20,7 +20,7 @@ async def _holder(lock: WriteLock, name: str, order: list[str], *, admission: bo
 async def test_work_in_progress_goes_before_requests_queued_earlier() -> None:
     lock = WriteLock()
     order: list[str] = []
-    await lock.acquire()
+    await lock.acquire(admission=True)
     tasks = [
         asyncio.create_task(_holder(lock, "api-1", order, admission=True)),
         asyncio.create_task(_holder(lock, "api-2", order, admission=True)),
@@ -32,8 +32,38 @@ async def test_work_in_progress_goes_before_requests_queued_earlier() -> None:
     assert lock.waiting() == 4 and order == []
     lock.release()
     await asyncio.gather(*tasks)
-    assert order == ["placement", "sync", "api-1", "api-2"]
+    # The requests had had their turn (the one holding the lock): placement goes at once;
+    # then up to ADMISSIONS requests before the next controller.
+    assert order == ["placement", "api-1", "api-2", "sync"]
     assert not lock.locked()
+
+
+async def test_a_waiting_controller_goes_after_at_most_a_few_request_writes() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()  # a controller's: the requests' turn comes next
+    n = 2 * ADMISSIONS + 1
+    tasks = [
+        asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(n)
+    ]
+    await asyncio.sleep(0)
+    tasks += [
+        asyncio.create_task(_holder(lock, name, order, admission=False))
+        for name in ("placement", "provisioning")
+    ]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*tasks)
+    # A few creates gather between controller passes (placement then takes them at once),
+    # and no controller waits behind more than ADMISSIONS of them.
+    api = [f"api-{i}" for i in range(n)]
+    assert order == [
+        *api[:ADMISSIONS],
+        "placement",
+        *api[ADMISSIONS : 2 * ADMISSIONS],
+        "provisioning",
+        *api[2 * ADMISSIONS :],
+    ]
 
 
 async def test_a_free_lock_is_taken_at_once_and_nobody_barges_past_a_waiter() -> None:
@@ -53,7 +83,7 @@ async def test_a_free_lock_is_taken_at_once_and_nobody_barges_past_a_waiter() ->
 async def test_a_cancelled_waiter_leaves_the_queue_and_passes_on_a_lock_handed_to_it() -> None:
     lock = WriteLock()
     order: list[str] = []
-    await lock.acquire()
+    await lock.acquire(admission=True)
     gone = asyncio.create_task(_holder(lock, "gone", order, admission=False))
     stays = asyncio.create_task(_holder(lock, "stays", order, admission=True))
     await asyncio.sleep(0)
