@@ -32,9 +32,9 @@ async def test_work_in_progress_goes_before_requests_queued_earlier() -> None:
     assert lock.waiting() == 4 and order == []
     lock.release()
     await asyncio.gather(*tasks)
-    # The requests had had their turn (the one holding the lock): placement goes at once;
-    # then up to ADMISSIONS requests before the next controller.
-    assert order == ["placement", "api-1", "api-2", "sync"]
+    # The requests had had their turn (the one holding the lock): the controllers' turn
+    # comes at once and serves both, queued later as they were.
+    assert order == ["placement", "sync", "api-1", "api-2"]
     assert not lock.locked()
 
 
@@ -54,16 +54,29 @@ async def test_a_waiting_controller_goes_after_at_most_a_few_request_writes() ->
     await asyncio.sleep(0)
     lock.release()
     await asyncio.gather(*tasks)
-    # A few creates gather between controller passes (placement then takes them at once),
-    # and no controller waits behind more than ADMISSIONS of them.
+    # A few creates gather between the controllers' turns (placement then takes them at
+    # once); a turn serves every controller waiting when it began.
     api = [f"api-{i}" for i in range(n)]
-    assert order == [
-        *api[:ADMISSIONS],
-        "placement",
-        *api[ADMISSIONS : 2 * ADMISSIONS],
-        "provisioning",
-        *api[2 * ADMISSIONS :],
-    ]
+    assert order == [*api[:ADMISSIONS], "placement", "provisioning", *api[ADMISSIONS:]]
+
+
+async def test_a_controllers_turn_ends_with_those_waiting_when_it_began() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire(admission=True)
+    api = [asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(2)]
+    await asyncio.sleep(0)
+
+    async def again(name: str) -> None:  # a controller that writes once more after its turn
+        await _holder(lock, name, order, admission=False)
+        await _holder(lock, name + "-again", order, admission=False)
+
+    ctl = [asyncio.create_task(again("placement"))]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*api, *ctl)
+    # placement's second write came during its turn: the requests go before it.
+    assert order == ["placement", "api-0", "api-1", "placement-again"]
 
 
 async def test_a_free_lock_is_taken_at_once_and_nobody_barges_past_a_waiter() -> None:

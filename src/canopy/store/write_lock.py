@@ -4,9 +4,10 @@ Write transactions queue here instead of spinning in SQLite's busy handler. A re
 write (the API admitting new work: a create, a delete) and a controller's (placing,
 leasing or recording work already admitted) used to share one FIFO queue: under a burst of
 50 creates, placement waited behind every create still queueing, so the first server
-accepted was placed after the last one was written. Now they queue apart, and a waiting
-controller goes after at most ADMISSIONS request writes: work in progress is not held up
-by new work for long, and new work is still admitted between controller transactions.
+accepted was placed after the last one was written. Now they queue apart, and the
+controllers' writes go in turns: each turn serves every controller write waiting when it
+began, and at most ADMISSIONS request writes go between turns. Work in progress is not held
+up by new work for long, and new work is still admitted between the turns.
 The ADMISSIONS writes let a burst's creates gather, so placement takes a few servers per
 pass instead of one (each pass pays for its snapshot of the clouds). Within each queue the
 order is first come, first served, and the lock is handed over on release, so nobody
@@ -26,7 +27,8 @@ class WriteLock:
 
     def __init__(self) -> None:
         self._held = False
-        self._admitted = ADMISSIONS  # request writes since a controller's last turn
+        self._admitted = ADMISSIONS  # request writes since the controllers' last turn
+        self._turn = 0  # controllers' writes still to go in the current turn
         self._first: deque[asyncio.Future[None]] = deque()
         self._later: deque[asyncio.Future[None]] = deque()
 
@@ -54,15 +56,32 @@ class WriteLock:
             raise
 
     def release(self) -> None:
-        """Hand the lock to the next waiter, else free it: a controller's write once
-        ADMISSIONS request writes have gone since its queue's last turn (or none waits)."""
+        """Hand the lock to the next waiter, else free it.
+
+        Controllers' writes go in turns: a turn serves the controllers waiting when it
+        began, then at most ADMISSIONS request writes go before the next turn (at once if
+        no request waits)."""
         assert self._held, "release of a write lock that is not held"
-        first = not self._later or self._admitted >= ADMISSIONS
-        for queue in (self._first, self._later) if first else (self._later, self._first):
-            while queue:
-                fut = queue.popleft()
-                if not fut.done():
-                    fut.set_result(None)  # stays held: it is the waiter's now
-                    self._admitted = 0 if queue is self._first else self._admitted + 1
-                    return
+        if self._turn > 0 and self._hand(self._first):
+            self._turn -= 1
+            return
+        self._turn = 0
+        if (self._admitted < ADMISSIONS or not self._first) and self._hand(self._later):
+            self._admitted += 1
+            return
+        if self._hand(self._first):
+            self._turn = len(self._first)  # the rest of those waiting now share this turn
+            self._admitted = 0
+            return
         self._held = False
+
+    @staticmethod
+    def _hand(queue: deque[asyncio.Future[None]]) -> bool:
+        """Give the lock (still held: it is the waiter's now) to the queue's first live
+        waiter; False if none."""
+        while queue:
+            fut = queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return True
+        return False
