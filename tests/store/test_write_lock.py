@@ -64,7 +64,8 @@ async def test_a_controllers_turn_ends_with_those_waiting_when_it_began() -> Non
     lock = WriteLock()
     order: list[str] = []
     await lock.acquire(admission=True)
-    api = [asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(2)]
+    n = ADMISSIONS + 1
+    api = [asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(n)]
     await asyncio.sleep(0)
 
     async def again(name: str) -> None:  # a controller that writes once more after its turn
@@ -75,8 +76,9 @@ async def test_a_controllers_turn_ends_with_those_waiting_when_it_began() -> Non
     await asyncio.sleep(0)
     lock.release()
     await asyncio.gather(*api, *ctl)
-    # placement's second write came during its turn: the requests go before it.
-    assert order == ["placement", "api-0", "api-1", "placement-again"]
+    # placement's second write came during its turn: ADMISSIONS requests go before it.
+    names = [f"api-{i}" for i in range(n)]
+    assert order == ["placement", *names[:ADMISSIONS], "placement-again", *names[ADMISSIONS:]]
 
 
 async def test_a_free_lock_is_taken_at_once_and_nobody_barges_past_a_waiter() -> None:

@@ -7,11 +7,9 @@ leasing or recording work already admitted) used to share one FIFO queue: under 
 accepted was placed after the last one was written. Now they queue apart, and the
 controllers' writes go in turns: each turn serves every controller write waiting when it
 began, and at most ADMISSIONS request writes go between turns. Work in progress is not held
-up by new work for long, and new work is still admitted between the turns.
-The ADMISSIONS writes let a burst's creates gather, so placement takes a few servers per
-pass instead of one (each pass pays for its snapshot of the clouds). Within each queue the
-order is first come, first served, and the lock is handed over on release, so nobody
-barges past a waiter.
+up by new work, and new work is still admitted between the turns (a controller that keeps
+writing cannot starve the API). Within each queue the order is first come, first served,
+and the lock is handed over on release, so nobody barges past a waiter.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-ADMISSIONS = 4  # request writes let through, at most, while a controller's write waits
+ADMISSIONS = 1  # request writes between two turns of the controllers, at most
 
 
 class WriteLock:
