@@ -27,6 +27,8 @@ Scenarios, each also runnable alone:
                   (python -m bench.list_latency)
 - page_cpu        CPU per page in-process against a prepared body (python -m bench.page_cpu);
                   a diagnostic, not in the default set (it also measures an older checkout)
+- burst           50 creates at once through HTTP with the private cloud full: 202 -> ACTIVE
+                  minus the boot time, against the sim driver alone (python -m bench.burst)
 - real_clouds     200 boots through the controllers on moto's EC2 and on a real Nova, each
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
@@ -47,6 +49,7 @@ import time
 from bench import (
     api_reads,
     api_writes,
+    burst,
     end_to_end,
     lease_lateness,
     list_latency,
@@ -82,6 +85,7 @@ SCENARIOS = (
     "list_latency",
     "lease_lateness",
     "stacks",
+    "burst",
     "real_clouds",
 )
 EXTRA = ("end_to_end_cpu", "page_cpu")
@@ -169,6 +173,8 @@ def one(name: str, smoke: bool) -> list[Result]:
         return asyncio.run(lease_lateness.smoke() if smoke else lease_lateness.run())
     if name == "stacks":
         return asyncio.run(stacks.smoke() if smoke else stacks.run())
+    if name == "burst":
+        return burst.run(servers=10, boot=0.5, repeats=1) if smoke else burst.run()
     if name == "real_clouds":
         return real_clouds.smoke() if smoke else real_clouds.run()
     return asyncio.run(end_to_end.breakdown())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from canopy.api.app import create_app
+from canopy.domain.wake import Wake
 from tests.api.tokens import Caller, caller
 from tests.controllers.harness import Plane, make_plane
 
@@ -53,7 +53,7 @@ class Api:
     plane: Plane
     app: FastAPI
     client: httpx.AsyncClient
-    wake: asyncio.Event
+    wake: Wake
     admin: Caller
 
     async def place(self, n: int = 1, **kw: Any) -> list[str]:
@@ -71,7 +71,7 @@ class Api:
 @pytest.fixture
 async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     plane = await make_plane(db_url, tmp_path, toml=CLOUDS)
-    wake = asyncio.Event()
+    wake = Wake()
     app = create_app(settings=plane.settings, db=plane.db, clock=plane.clock, wake=wake)
     transport = httpx.ASGITransport(app=app)
     try:

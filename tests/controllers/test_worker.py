@@ -179,3 +179,20 @@ async def test_the_heartbeat_keeps_a_call_alive_past_its_lease(db_url: str, tmp_
             gate.release.release()
         await prov.drain()
         await p.close()
+
+
+async def test_the_apis_wake_reaches_only_the_loops_it_names(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    told: list[tuple[str, ...]] = []
+    p.rt.notify = lambda *loops: told.append(loops)  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    relay = asyncio.create_task(p.worker._relay(stop))
+    try:
+        p.rt.wake.ask("placement")  # a server create
+        await _until(lambda: _true(len(told) == 1))
+        p.rt.wake.set()  # anything else: every loop
+        await _until(lambda: _true(len(told) == 2))
+        assert told == [("placement",), ()]
+    finally:
+        relay.cancel()
+        await p.close()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.clock import Clock
+from canopy.domain.wake import Wake
 from canopy.store.db import Database
 
 _WAKE_KEY = "canopy_wake_controllers"
@@ -55,17 +56,22 @@ async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
     If the handler called `wake_after_commit(s)`, the controllers are woken once the
     commit has succeeded, so they find the rows it wrote.
     """
-    async with get_db(request).session() as s:
+    async with get_db(request).session(admission=True) as s:
         yield s
-    if s.info.get(_WAKE_KEY):
+    loops: set[str] | None = s.info.get(_WAKE_KEY)
+    if loops is not None:
         wake = get_wake(request)
-        if wake is not None:
+        if isinstance(wake, Wake):
+            wake.ask(*(() if "" in loops else sorted(loops)))
+        elif wake is not None:
             wake.set()
 
 
-def wake_after_commit(s: AsyncSession) -> None:
-    """Ask for the controllers to be woken when this request's transaction commits."""
-    s.info[_WAKE_KEY] = True
+def wake_after_commit(s: AsyncSession, *loops: str) -> None:
+    """Ask for the controllers to be woken when this request's transaction commits: the
+    loops named (a server create: "placement"), or every loop if none is named."""
+    wanted: set[str] = s.info.setdefault(_WAKE_KEY, set())
+    wanted.update(loops or ("",))
 
 
 # The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread

@@ -146,11 +146,14 @@ class CreateRecording:
             if events:
                 await s.execute(insert(InstanceActionEvent), events)
             await servers_observed(s, observed, now)
-        # Committed: sync is to see these boot at its converging interval, not at rest's.
+        # Committed: sync is to see these boot at its converging interval, not at rest's,
+        # and to look when their boot is expected to end (controllers/boot_times.py).
         c = rt.settings.controllers
         soon = now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
         for cloud in booting:
-            rt.sync_soon[cloud] = min(rt.sync_soon.get(cloud, soon), soon)
+            rt.sync_soon.ask(cloud, soon)
+            for seconds in await rt.boots.looks(rt.db, cloud):
+                rt.sync_soon.ask(cloud, now + timedelta(seconds=seconds))
         if booting:
             rt.notify("sync")
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))

@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 from prometheus_client import Counter, Histogram
 
 from canopy.config import CloudSettings, Settings
+from canopy.controllers.boot_times import BootTimes, SyncAsks
 from canopy.controllers.fencing import Hold, LeaseKeeper, LeaseLost
 from canopy.controllers.health import credentials_refused
 from canopy.domain.clock import Clock, SystemClock
@@ -29,6 +30,7 @@ from canopy.domain.errors import (
     NotFound,
     TransientError,
 )
+from canopy.domain.wake import Wake
 from canopy.providers.base import Compute
 from canopy.store.db import Database
 from canopy.store.installation import installation_id
@@ -60,16 +62,20 @@ class Runtime:
     clock: Clock
     worker_id: str = field(default_factory=worker_identity)
     rng: random.Random = field(default_factory=random.Random)
-    # Set from outside the controllers (the API after a commit): every loop looks for work.
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set from outside the controllers (the API after a commit): the loops it names (every
+    # loop if none) look for work.
+    wake: Wake = field(default_factory=Wake)
     # The clock leases expire by (None: chosen in __post_init__, see `lease_now`).
     lease_clock: LeaseClock | None = None
     # Each cloud's settings, by name: the config's, then those of the clouds the worker's
     # fleet (controllers/fleet.py) builds from the clouds table (added at run time, draining).
     cloud_configs: dict[str, CloudSettings] = field(default_factory=dict)
-    # Clouds to sync soon, and from when: a create just recorded there waits for sync to see
-    # it boot, so that cloud's next pass comes at the converging interval, not at rest's.
-    sync_soon: dict[str, datetime] = field(default_factory=dict)
+    # Passes over a cloud asked for, and when: a create just recorded there waits for sync
+    # to see it boot, so that cloud's next pass comes at the converging interval, not at
+    # rest's, and another when its boot is expected to end (controllers/boot_times.py).
+    sync_soon: SyncAsks = field(default_factory=SyncAsks)
+    # Each cloud's recent boot times, as sync saw them.
+    boots: BootTimes = field(default_factory=BootTimes)
     _installation: str | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)

@@ -61,17 +61,17 @@ class SyncController:
         self._not_before: dict[str, datetime] = {}
         # Each cloud's digest of unchanged servers (controllers/sync_digest.py).
         self._digests: dict[str, Digest] = {}
+        self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
 
     def next_due_in(self, now: datetime) -> float | None:
         """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
         waits = [(self._not_before.get(c, now) - now).total_seconds() for c in self.rt.drivers]
-        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.values()]
+        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.heads()]
         return max(0.0, min(waits)) if waits else None
 
     def _hurried(self, cloud: str, now: datetime) -> bool:
         """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`)."""
-        at = self.rt.sync_soon.get(cloud)
-        return at is not None and at <= now
+        return self.rt.sync_soon.due(cloud, now)
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -106,7 +106,7 @@ class SyncController:
             if job is None:
                 return False
             if hurried:
-                self.rt.sync_soon.pop(cloud, None)  # a hint set during this pass stays
+                self.rt.sync_soon.served(cloud, now)  # later asks, or set meanwhile, stay
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
@@ -262,6 +262,7 @@ class SyncController:
                 if (c.abilities or {}) != lacking:
                     c.abilities = lacking
         self._not_before[cloud] = now + timedelta(seconds=interval)
+        self._last_pass[cloud] = started
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
@@ -362,6 +363,9 @@ class SyncController:
                 changed = apply_observation(
                     row, r.state, started, fault=r.fault, addresses=r.addresses
                 )
+                if changed == "active":  # booted: learn the cloud's boot time
+                    before = self._last_pass.get(cloud)
+                    rt.boots.booted(cloud, row.remote_recorded_at, started, before)
                 server_observed(s, row, changed, now)
                 if changed:
                     row.updated_at = now

@@ -163,11 +163,10 @@ class Worker:
                 log.debug("heartbeat: %d leases no longer renewed", lost)
 
     async def _relay(self, stop: asyncio.Event) -> None:
-        """Pass a wake from outside (the API, after its commit) on to every loop."""
+        """Pass a wake from outside (the API, after its commit) on to the loops it names."""
         while not stop.is_set():
             await self.rt.wake.wait()
-            self.rt.wake.clear()
-            self.rt.notify()
+            self.rt.notify(*self.rt.wake.take())
 
     def _sync_wait(self, idle: float) -> float:
         """Sleep until the next sync is due, not a whole poll past it."""

@@ -2,12 +2,12 @@
 
 SQLite runs in WAL mode with a single writer: write transactions start with
 `BEGIN IMMEDIATE` and, inside one process, queue on an asyncio lock instead of spinning in
-SQLite's busy handler. PostgreSQL uses row locks (`FOR UPDATE`, `SKIP LOCKED`).
+SQLite's busy handler; the API's writes queue behind the controllers' (store/write_lock.py).
+PostgreSQL uses row locks (`FOR UPDATE`, `SKIP LOCKED`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 
 from canopy.store import regexp
 from canopy.store.sqlite_inline import inline_creator
+from canopy.store.write_lock import WriteLock
 
 
 class Database:
@@ -44,7 +45,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriteLock() if self.is_sqlite else None
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(canopy_readonly=True), expire_on_commit=False
@@ -59,11 +60,20 @@ class Database:
         return self.dialect == "postgresql"
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed if the block ends normally, else rolled back."""
-        if self._write_lock is not None:
-            async with self._write_lock, self._sessions() as s, s.begin():
-                yield s
+    async def session(self, *, admission: bool = False) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed if the block ends normally, else rolled back.
+
+        `admission`: a request admitting new work; on SQLite it waits for the lock behind
+        the controllers' transactions (store/write_lock.py).
+        """
+        lock = self._write_lock
+        if lock is not None:
+            await lock.acquire(admission=admission)
+            try:
+                async with self._sessions() as s, s.begin():
+                    yield s
+            finally:
+                lock.release()
         else:
             async with self._sessions() as s, s.begin():
                 yield s

@@ -705,6 +705,13 @@ async def _act(api: Api, w: Who, sid: str, body: dict[str, Any]) -> Any:
     return await api.client.post(f"{V21}/servers/{sid}/action", headers=w.h("2.79"), json=body)
 
 
+async def test_a_create_wakes_placement_alone(api: Api) -> None:
+    w = await who(api)
+    api.wake.take()
+    await create(api, w, "p")
+    assert api.wake.take() == ("placement",)  # not every loop: a burst would wake them all
+
+
 async def test_stop_start_reboot_delete(api: Api) -> None:
     w = await who(api)
     sid = await create(api, w, "p")
@@ -715,6 +722,7 @@ async def test_stop_start_reboot_delete(api: Api) -> None:
     r = await _act(api, w, sid, {"os-stop": None})
     assert r.status_code == 202 and r.content == b""
     assert api.wake.is_set()  # the controllers are woken once the intent has committed
+    assert api.wake.take() == ()  # every loop (power among them)
     s = await show(api, w, sid)
     assert (s["status"], s["OS-EXT-STS:task_state"]) == ("ACTIVE", "powering-off")
     s = await until_status(api, w, sid, "SHUTOFF")

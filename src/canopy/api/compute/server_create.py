@@ -77,7 +77,7 @@ async def create_server(
         boot_from_volume=from_volume,
     )
     servers = await service.create(ctx, req, session=s)
-    wake_after_commit(s)
+    wake_after_commit(s, "placement")  # the only loop a new server has work for
     if srv.return_reservation_id:
         return JSONResponse({"reservation_id": reservation_id(ctx.request_id)}, status_code=202)
     first = servers[0]

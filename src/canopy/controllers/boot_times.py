@@ -1,0 +1,146 @@
+"""When to look for a boot's end: each cloud's recent boot times, and the passes asked of sync.
+
+A create recorded on a cloud asks sync for a pass soon (so the cloud polls at its
+converging interval), and, once the cloud's boot time is known, for passes around the
+moment the boot is expected to end: the server is then seen ACTIVE right after it boots,
+instead of up to a converging interval later. The boot time is learned from what sync
+sees: for each server it sees turn ACTIVE, the time from its create being recorded to the
+middle of the span between the pass that saw it running and the pass before. A worker
+that has seen none on a cloud yet (just started) reads the cloud's most recent boots from
+the record once.
+
+Nothing here polls: the asked passes are times the sync loop's wait ends at.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import deque
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from canopy.store.db import Database
+from canopy.store.models import Server
+
+KEEP = 50  # boot times kept per cloud
+STEP = 0.1  # seconds between the passes asked around a boot's expected end
+ASKS = 5  # passes asked per recorded batch of creates, at most
+RECENT = 500  # the most recently updated rows a warm start reads, at most
+SPREAD = 0.05  # seconds: asked passes closer than this are one pass
+
+
+class BootTimes:
+    """Recent boot times per cloud: recorded create -> first seen running (seconds)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+        self._read: set[str] = set()  # clouds whose history was read from the record
+
+    def observe(self, cloud: str, seconds: float) -> None:
+        if seconds >= 0:
+            self._seen.setdefault(cloud, deque(maxlen=KEEP)).append(seconds)
+
+    def booted(
+        self, cloud: str, recorded: datetime | None, seen: datetime, before: datetime | None
+    ) -> None:
+        """A server whose create was recorded at `recorded` was seen running by the pass
+        that started at `seen`; the cloud's pass before that one started at `before`.
+
+        Its boot ended between the later of `recorded` and `before` and `seen`: the middle
+        of that is the sample, so a slow pass (a converging interval after the boot) does
+        not teach a boot time as slow as itself. A row adopted by the pass (recorded after
+        it started) is no sample.
+        """
+        if recorded is None or recorded > seen:
+            return
+        low = before if before is not None and recorded < before <= seen else recorded
+        self.observe(cloud, ((low - recorded) + (seen - recorded)).total_seconds() / 2)
+
+    def known(self, cloud: str) -> list[float]:
+        return sorted(self._seen.get(cloud, ()))
+
+    async def looks(self, db: Database, cloud: str) -> list[float]:
+        """Seconds after a create is recorded at which sync should look for its boot's end:
+        from a step before the median boot time, a step apart, until a step past the p95
+        (at most ASKS). The look before the median lets the learned time come down when
+        the cloud boots faster than it did: a pass sees only boots that ended before it
+        started, so the times sync learns are never early. None with no boot to go by."""
+        expected = await self.expected(db, cloud)
+        if expected is None:
+            return []
+        median, p95 = expected
+        first = max(0.0, median - STEP)
+        n = min(ASKS, 2 + int((p95 - median) / STEP))
+        return [first + i * STEP for i in range(n)]
+
+    async def expected(self, db: Database, cloud: str) -> tuple[float, float] | None:
+        """(median, p95) of the cloud's recent boot times; None with none to go by."""
+        if cloud not in self._seen and cloud not in self._read:
+            self._read.add(cloud)
+            for seconds in await _history(db, cloud):
+                self.observe(cloud, seconds)
+        took = self.known(cloud)
+        if not took:
+            return None
+        p95 = took[min(len(took) - 1, max(0, -(-95 * len(took) // 100) - 1))]
+        return statistics.median(took), p95
+
+
+async def _history(db: Database, cloud: str) -> list[float]:
+    """Boot times of the cloud's servers among the most recently updated rows: a bounded
+    read (the updated_at index, RECENT rows at most), whatever the fleet's size."""
+    recent = (
+        select(Server.cloud, Server.remote_recorded_at, Server.launched_at)
+        .order_by(Server.updated_at.desc())
+        .limit(RECENT)
+        .subquery()
+    )
+    async with db.read() as s:
+        rows = await s.execute(
+            select(recent.c.remote_recorded_at, recent.c.launched_at).where(
+                recent.c.cloud == cloud,
+                recent.c.remote_recorded_at.is_not(None),
+                recent.c.launched_at.is_not(None),
+            )
+        )
+        return [
+            (up - made).total_seconds()
+            for made, up in rows
+            if made is not None and up is not None and up >= made
+        ][-KEEP:]
+
+
+class SyncAsks:
+    """The times a pass over each cloud has been asked for, earliest first."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, list[datetime]] = {}
+
+    def ask(self, cloud: str, at: datetime) -> None:
+        times = self._at.setdefault(cloud, [])
+        i = bisect.bisect_left(times, at)
+        near = timedelta(seconds=SPREAD)
+        if (i < len(times) and times[i] - at < near) or (i > 0 and at - times[i - 1] < near):
+            return  # a pass that close is asked already
+        times.insert(i, at)
+
+    def due(self, cloud: str, now: datetime) -> bool:
+        times = self._at.get(cloud)
+        return times is not None and bool(times) and times[0] <= now
+
+    def served(self, cloud: str, now: datetime) -> None:
+        """A pass has started at `now`: it answers every ask up to then."""
+        times = self._at.get(cloud)
+        if times:
+            del times[: bisect.bisect_right(times, now)]
+            if not times:
+                del self._at[cloud]
+
+    def heads(self) -> list[datetime]:
+        """The first asked time of each cloud."""
+        return [t[0] for t in self._at.values() if t]
+
+    def __contains__(self, cloud: str) -> bool:
+        return bool(self._at.get(cloud))

@@ -1,0 +1,162 @@
+"""Looking for a boot's end: sync learns each cloud's boot time from what it sees, and a
+create recorded on a cloud whose boot time is known asks for passes around the moment its
+boot should end, so a booted server is seen ACTIVE then, not a converging interval later."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from canopy.controllers.boot_times import ASKS, STEP, BootTimes, SyncAsks
+from canopy.store.models import Server
+
+from .harness import Plane, make_plane, statements
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+CLOUD = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+boot_seconds = 1
+api_latency_ms = 0
+"""
+
+# At rest every 10 s, and every 5 s while something converges: slow enough that only the
+# passes asked around a boot's end can see it within a fraction of a second.
+SLOW = {"controllers": {"sync_seconds": 10.0, "sync_converging_seconds": 5.0}}
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_asks_close_together_are_one_pass_and_a_pass_answers_every_ask_up_to_its_start() -> None:
+    asks = SyncAsks()
+    asks.ask("a", at(2.0))
+    asks.ask("a", at(0.5))
+    asks.ask("a", at(2.01))  # within SPREAD of 2.0: the same pass
+    asks.ask("b", at(1.0))
+    assert sorted(asks.heads()) == [at(0.5), at(1.0)]
+    assert not asks.due("a", at(0.4)) and asks.due("a", at(0.5))
+    asks.served("a", at(0.7))
+    assert asks.heads() == [at(2.0), at(1.0)] or sorted(asks.heads()) == [at(1.0), at(2.0)]
+    assert not asks.due("a", at(1.9))
+    asks.served("a", at(2.0))
+    assert "a" not in asks and "b" in asks
+
+
+async def test_looks_start_a_step_before_the_median_and_end_a_step_past_the_p95(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUD)
+    try:
+        boots = BootTimes()
+        assert await boots.looks(p.db, "private") == []  # nothing to go by
+        for _ in range(10):
+            boots.observe("private", 2.0)
+        assert await boots.looks(p.db, "private") == pytest.approx([2.0 - STEP, 2.0])
+        for s in (2.2, 2.4, 5.0):  # a slow tail: more looks, never more than ASKS
+            boots.observe("private", s)
+        looks = await boots.looks(p.db, "private")
+        assert looks[0] == pytest.approx(2.0 - STEP) and len(looks) == ASKS
+        boots.observe("private", -1.0)  # a clock step backwards is no boot time
+        assert min(boots.known("private")) == 2.0
+    finally:
+        await p.close()
+
+
+def test_a_boot_is_learned_as_the_middle_of_the_span_it_ended_in() -> None:
+    boots = BootTimes()
+    # Recorded at 0; the pass at 3 s saw it running; the one before, at 2.8 s, had not.
+    boots.booted("a", at(0), at(3.0), at(2.8))
+    assert boots.known("a") == [pytest.approx(2.9)]
+    # A pass before the record says nothing: the span starts at the record.
+    boots.booted("b", at(10), at(11.0), at(9.0))
+    assert boots.known("b") == [pytest.approx(0.5)]
+    boots.booted("c", at(5), at(4.0), None)  # adopted by that pass: recorded after it
+    boots.booted("c", None, at(4.0), None)
+    assert boots.known("c") == []
+
+
+async def _until_active(p: Plane, sid: str, step: float = 0.02, limit: float = 20.0) -> float:
+    """Step the worker on the fake clock until `sid` is ACTIVE; the seconds it took."""
+    t0 = p.clock.now()
+    while (p.clock.now() - t0).total_seconds() < limit:
+        if (await p.service.get(p.ctx, sid)).status == "ACTIVE":
+            return (p.clock.now() - t0).total_seconds()
+        await p.step(step)
+    raise AssertionError(f"{sid} not ACTIVE after {limit}s")
+
+
+async def test_a_booted_server_is_seen_active_at_its_expected_boot_end_not_an_interval_later(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUD, overrides=SLOW)
+    try:
+        await p.worker.sync.run_once(force=True)
+        # What sync learned from this cloud's earlier boots (1 s from record to running).
+        for _ in range(5):
+            p.rt.boots.observe("private", 1.0)
+        [sid] = await p.create(1)
+        took = await _until_active(p, sid)
+        # The boot (1 s), a step of the test's clock and a look's step at most: not the
+        # 5 s converging interval.
+        assert took <= 1.0 + 0.02 * 3 + STEP, took
+    finally:
+        await p.close()
+
+
+async def test_with_no_boot_time_known_the_converging_interval_still_applies(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUD, overrides=SLOW)
+    try:
+        await p.worker.sync.run_once(force=True)
+        [sid] = await p.create(1)
+        took = await _until_active(p, sid, step=0.1)
+        assert took >= 5.0, took  # seen by the pass a converging interval after the record
+        # Learned: the boot ended between the record and that pass, the middle is 2.5 s...
+        assert p.rt.boots.known("private") == [pytest.approx(2.5, abs=0.2)]
+        # ... so the next create on this cloud is looked for then, and seen by that look.
+        [sid] = await p.create(1)
+        assert await _until_active(p, sid, step=0.1) <= 2.5 + 0.2 + 0.1
+    finally:
+        await p.close()
+
+
+async def test_a_worker_just_started_reads_the_clouds_recent_boots_once_in_one_bounded_read(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUD)
+    try:
+        ids = await p.create(3)
+        async with p.db.session() as s:
+            for i, sid in enumerate(ids):
+                await s.execute(
+                    update(Server)
+                    .where(Server.id == sid)
+                    .values(
+                        cloud="private",
+                        remote_recorded_at=at(10 * i),
+                        launched_at=at(10 * i + 1.5 + i * 0.1),
+                    )
+                )
+        boots = BootTimes()
+        with statements(p.db) as seen:
+            assert await boots.expected(p.db, "private") == pytest.approx((1.6, 1.7))
+        assert sum(q.startswith("SELECT") for q in seen) == 1
+        with statements(p.db) as seen:
+            assert await boots.expected(p.db, "private") is not None
+            assert await boots.expected(p.db, "elsewhere") is None
+            assert await boots.expected(p.db, "elsewhere") is None
+        # Each cloud's history is read once per worker: "elsewhere" once, "private" no more.
+        assert sum(q.startswith("SELECT") for q in seen) == 1
+    finally:
+        await p.close()

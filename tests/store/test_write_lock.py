@@ -1,0 +1,117 @@
+"""SQLite's write lock inside one process: the controllers' transactions go before the
+API's queued writes, each queue first come first served, and a cancelled waiter neither
+keeps nor loses the lock for the others."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from canopy.store.write_lock import ADMISSIONS, WriteLock
+
+
+async def _holder(lock: WriteLock, name: str, order: list[str], *, admission: bool) -> None:
+    await lock.acquire(admission=admission)
+    order.append(name)
+    lock.release()
+
+
+async def test_work_in_progress_goes_before_requests_queued_earlier() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire(admission=True)
+    tasks = [
+        asyncio.create_task(_holder(lock, "api-1", order, admission=True)),
+        asyncio.create_task(_holder(lock, "api-2", order, admission=True)),
+    ]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(_holder(lock, "placement", order, admission=False)))
+    tasks.append(asyncio.create_task(_holder(lock, "sync", order, admission=False)))
+    await asyncio.sleep(0)
+    assert lock.waiting() == 4 and order == []
+    lock.release()
+    await asyncio.gather(*tasks)
+    # The requests had had their turn (the one holding the lock): the controllers' turn
+    # comes at once and serves both, queued later as they were.
+    assert order == ["placement", "sync", "api-1", "api-2"]
+    assert not lock.locked()
+
+
+async def test_a_waiting_controller_goes_after_at_most_a_few_request_writes() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()  # a controller's: the requests' turn comes next
+    n = 2 * ADMISSIONS + 1
+    tasks = [
+        asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(n)
+    ]
+    await asyncio.sleep(0)
+    tasks += [
+        asyncio.create_task(_holder(lock, name, order, admission=False))
+        for name in ("placement", "provisioning")
+    ]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*tasks)
+    # A few creates gather between the controllers' turns (placement then takes them at
+    # once); a turn serves every controller waiting when it began.
+    api = [f"api-{i}" for i in range(n)]
+    assert order == [*api[:ADMISSIONS], "placement", "provisioning", *api[ADMISSIONS:]]
+
+
+async def test_a_controllers_turn_ends_with_those_waiting_when_it_began() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire(admission=True)
+    n = ADMISSIONS + 1
+    api = [asyncio.create_task(_holder(lock, f"api-{i}", order, admission=True)) for i in range(n)]
+    await asyncio.sleep(0)
+
+    async def again(name: str) -> None:  # a controller that writes once more after its turn
+        await _holder(lock, name, order, admission=False)
+        await _holder(lock, name + "-again", order, admission=False)
+
+    ctl = [asyncio.create_task(again("placement"))]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*api, *ctl)
+    # placement's second write came during its turn: ADMISSIONS requests go before it.
+    names = [f"api-{i}" for i in range(n)]
+    assert order == ["placement", *names[:ADMISSIONS], "placement-again", *names[ADMISSIONS:]]
+
+
+async def test_a_free_lock_is_taken_at_once_and_nobody_barges_past_a_waiter() -> None:
+    lock = WriteLock()
+    await lock.acquire(admission=True)
+    assert lock.locked()
+    order: list[str] = []
+    waiter = asyncio.create_task(_holder(lock, "first", order, admission=True))
+    await asyncio.sleep(0)
+    lock.release()  # handed to the waiter: still held, a newcomer queues behind it
+    assert lock.locked()
+    late = asyncio.create_task(_holder(lock, "late", order, admission=False))
+    await asyncio.gather(waiter, late)
+    assert order == ["first", "late"]
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_passes_on_a_lock_handed_to_it() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire(admission=True)
+    gone = asyncio.create_task(_holder(lock, "gone", order, admission=False))
+    stays = asyncio.create_task(_holder(lock, "stays", order, admission=True))
+    await asyncio.sleep(0)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert lock.waiting() == 1
+    # Handed over in the same turn as its cancellation: it passes the lock on.
+    racing = asyncio.create_task(_holder(lock, "racing", order, admission=False))
+    await asyncio.sleep(0)
+    lock.release()
+    racing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await racing
+    await stays
+    assert order == ["stays"] and not lock.locked()
