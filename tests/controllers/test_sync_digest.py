@@ -162,3 +162,28 @@ def test_one_full_pass_in_every_n_is_deep() -> None:
         d.since_deep = 0 if deep else d.since_deep + 1
     assert runs == [False, False, True] * 8
     assert Digest(complete=True).deep_due(1)  # every full pass deep
+
+
+async def test_a_server_deleted_right_after_it_settles_is_noticed_between_deep_passes(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Its row was busy (booting) in the pass that settled it: the digest must still know
+    # it, or a full pass between deep ones would never see it gone.
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS.format(deep=100))
+    try:
+        await _settled(p, 4)
+        [sid] = await p.create(1, flavor="m1.tiny")
+
+        async def ready() -> bool:
+            return await p.count(status="ACTIVE") >= 5
+
+        await p.run_until(ready)
+        row = await p.service.get(p.ctx, sid)
+        assert row.remote_id is not None
+        assert await p.sim("private").delete_out_of_band(row.remote_id)
+        p.clock.advance(5.0)
+        assert await p.worker.sync.sync_cloud("private", force=True)
+        gone = await p.service.get(p.ctx, sid)
+        assert gone.status == "ERROR" and gone.phase == Phase.FAILED
+    finally:
+        await p.close()

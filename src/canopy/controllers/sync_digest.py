@@ -50,8 +50,9 @@ def fingerprint(r: RemoteServer) -> int:
 class Digest:
     """One cloud's digest, held by the worker's sync controller."""
 
-    # remote id -> fingerprint of the server when it last changed nothing in its row.
-    seen: dict[str, int] = field(default_factory=dict)
+    # remote id -> fingerprint of the server when it last changed nothing in its row, or
+    # None for one whose row was busy (compared again; still known, so missed if it goes).
+    seen: dict[str, int | None] = field(default_factory=dict)
     # Built by a deep pass that finished (else every full pass is a deep one).
     complete: bool = False
     # Full passes since the last deep one.
@@ -71,6 +72,9 @@ class Digest:
 
     def record(self, r: RemoteServer) -> None:
         self.seen[r.remote_id] = fingerprint(r)
+
+    def unsettled(self, remote_id: str) -> None:
+        self.seen[remote_id] = None
 
     def forget(self, remote_ids: Iterable[str]) -> None:
         for rid in remote_ids:

@@ -85,6 +85,11 @@ async def compare(
                 out.busy.append(r)
                 if row.remote_id is None:
                     out.adopting.add(row.id)
+                if digest is not None:
+                    # Compared again next pass, and missed if it vanishes: its row may
+                    # settle in this pass, out of the under-way phases.
+                    digest.unsettled(r.remote_id)
+                continue
             elif digest is not None:
                 digest.record(r)
                 continue
