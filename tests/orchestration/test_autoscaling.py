@@ -261,3 +261,19 @@ async def test_a_signal_whose_handling_fails_is_handled_once_and_changes_nothing
         assert await p.worker.orchestration.run_once() == 0  # not tried again
     finally:
         await p.close()
+
+
+async def test_a_cooldown_past_any_date_is_refused_at_create(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        group = {**TEMPLATE["resources"]["asg"]}
+        group["properties"] = {**group["properties"], "cooldown": 10**15}
+        for t in (
+            hot({**TEMPLATE["resources"], "asg": group}),
+            hot({**TEMPLATE["resources"], "trim": policy(-2, cooldown=10**15)}),
+        ):
+            with pytest.raises(InvalidRequest) as e:
+                await create(p, "late", t)
+            assert "cooldown must be between 0 and 1000000000 seconds" in str(e.value)
+    finally:
+        await p.close()

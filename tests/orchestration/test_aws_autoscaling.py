@@ -121,6 +121,9 @@ def test_the_template_validates() -> None:
         ("ScaleOut", {"ScalingAdjustment": "lots"}, "is not a valid integer"),
         ("ScaleOut", {"ScalingAdjustment": "1" + "0" * 400}, "ScalingAdjustment must be"),
         ("ScaleOut", {"AutoScalingGroupName": None}, "AutoScalingGroupName not assigned"),
+        ("Group", {"Cooldown": "1000000000000000"}, "Cooldown must be between 0 and"),
+        ("Group", {"Cooldown": "-1"}, "Cooldown must be between 0 and"),
+        ("ScaleOut", {"Cooldown": 10**15}, "Cooldown must be between 0 and"),
     ],
 )
 def test_unknown_unsupported_and_bad_properties_are_refused_with_the_reason(

@@ -138,9 +138,18 @@ def _sizes(props: Mapping[str, Any]) -> None:
         raise InvalidRequest("min_size can not be greater than max_size")
     if want is not None and low is not None and high is not None and not low <= want <= high:
         raise InvalidRequest("desired_capacity must be between min_size and max_size")
-    cooldown = props.get("cooldown")
-    if cooldown is not None and cooldown < 0:
-        raise InvalidRequest("cooldown must not be negative.")
+    check_cooldown("cooldown", props.get("cooldown"))
+
+
+MAX_COOLDOWN = 10**9  # seconds (31 years): any more overflows a date
+
+
+def check_cooldown(name: str, value: Any) -> None:
+    """A group's or policy's cooldown: 0 to MAX_COOLDOWN seconds (when known now)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return  # its type is checked with the other properties
+    if not 0 <= value <= MAX_COOLDOWN:
+        raise InvalidRequest(f"{name} must be between 0 and {MAX_COOLDOWN} seconds.")
 
 
 def bounds(group: StackResource) -> tuple[int, int, int]:

@@ -29,6 +29,7 @@ from canopy.orchestration.resources.autoscaling import (
     AWS_GROUP,
     MAX_SIZE,
     capacity,
+    check_cooldown,
     clamp,
     resize,
 )
@@ -253,9 +254,7 @@ def _sizes(props: Mapping[str, Any]) -> None:
         raise InvalidRequest(f"MaxSize must be at most {MAX_SIZE}.")
     if want is not None and low is not None and high is not None and not low <= want <= high:
         raise InvalidRequest("DesiredCapacity must be between MinSize and MaxSize")
-    cooldown = props.get("Cooldown")
-    if cooldown is not None and cooldown < 0:
-        raise InvalidRequest("Cooldown must not be negative.")
+    check_cooldown("Cooldown", props.get("Cooldown"))
 
 
 async def _launch_config(step: Step, ref: Any) -> StackResource | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources.autoscaling import check_cooldown
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.scaling import MAX_ADJUSTMENT, Adjustment, scale
 from canopy.orchestration.resources.signalling import Handled
@@ -75,9 +76,7 @@ class AwsScalingPolicy:
                 "MinAdjustmentStep property should only be specified for AdjustmentType "
                 "with value PercentChangeInCapacity."
             )
-        cooldown = props.get("Cooldown")
-        if cooldown is not None and cooldown < 0:
-            raise InvalidRequest("Cooldown must not be negative.")
+        check_cooldown("Cooldown", props.get("Cooldown"))
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)

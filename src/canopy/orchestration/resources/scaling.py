@@ -27,6 +27,7 @@ from canopy.orchestration.resources.autoscaling import (
     GROUP_TYPES,
     bounds,
     capacity,
+    check_cooldown,
     clamp,
     resize,
 )
@@ -76,10 +77,10 @@ class ScalingPolicy:
         return res.physical_resource_id or None
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
-        for key in ("cooldown", "min_adjustment_step"):
-            value = props.get(key)
-            if value is not None and value < 0:
-                raise InvalidRequest(f"{key} must not be negative.")
+        step = props.get("min_adjustment_step")
+        if step is not None and step < 0:
+            raise InvalidRequest("min_adjustment_step must not be negative.")
+        check_cooldown("cooldown", props.get("cooldown"))
         check_adjustment("scaling_adjustment", props.get("scaling_adjustment"))
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
