@@ -190,6 +190,9 @@ async def test_an_affine_reservation_grows_only_on_its_cloud(db_url: str, tmp_pa
         ({"amount": 0, "id": None}, InvalidRequest, "Missing parameter reservation ID"),
         ({"amount": 0}, InvalidRequest, "amount must be between 1"),
         ({"amount": "many"}, InvalidRequest, "amount must be a whole number"),
+        ({"amount": "²"}, InvalidRequest, "amount must be a whole number"),  # isdigit() says yes
+        ({"amount": "\u0661"}, InvalidRequest, "amount must be a whole number"),  # Arabic 1
+        ({"vcpus": "9" * 5000}, InvalidRequest, "vcpus must be a whole number"),
         ({"min": 1}, InvalidRequest, "'min' cannot be updated"),
         ({"affinity": "True"}, InvalidRequest, "affinity cannot be changed"),
         ({"resource_type": "flavor:instance"}, InvalidRequest, "resource_type cannot"),

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import InvalidRequest, QuotaError
 from canopy.domain.placement import Decision, Explanation, FilterStep
-from canopy.domain.states import DesiredState
+from canopy.domain.states import DesiredState, Phase
 from canopy.reservations.states import PHYSICAL_HOST, LeaseStatus
 from canopy.store.models import (
     Cloud,
@@ -196,6 +196,7 @@ async def check_hint(
             Server.cloud.is_(None),
             Server.deleted.is_(False),
             Server.desired_state != DesiredState.DELETED,
+            Server.phase != Phase.FAILED,  # never placed (ERROR): it holds no room
         )
     )
     for f in waiting.scalars():

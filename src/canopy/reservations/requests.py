@@ -110,8 +110,11 @@ def _int(
     r: dict[str, Any], key: str, *, low: int, high: int = 1_000_000_000, what: str = "Reservation"
 ) -> int:
     value = r.get(key)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    text = value.strip() if isinstance(value, str) else None
+    # ASCII digits only ("²" and Arabic-Indic digits are digits to str.isdigit), and few
+    # enough of them (int() refuses over 4,300): anything else is refused below.
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{what} field {key} must be a whole number, got {value!r:.40}.")
     if not low <= value <= high:

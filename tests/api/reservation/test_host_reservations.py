@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from canopy.api.app import create_app
-from canopy.store.models import Claim, HostAllocation, Lease, Reservation
+from canopy.store.models import Claim, Cloud, HostAllocation, Lease, Reservation
 from tests.api.conftest import Api
 from tests.api.reservation.test_leases import blazar_error
 from tests.api.tokens import caller
@@ -220,6 +220,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"min": 0}, "min must be between 1"),
     ({"min": 3, "max": 2}, "Max must be equal to or larger than min"),
     ({"max": 10**9}, "max must be between 1 and 1000"),
+    ({"max": "9" * 5000}, "max must be a whole number"),
+    ({"min": "²"}, "min must be a whole number"),
     ({"before_end": "reboot"}, "Malformed parameter before_end"),
     ({"before_end": "snapshot"}, "not supported"),
 ]
@@ -400,3 +402,20 @@ async def test_a_host_reservation_has_no_amount_to_change(api: Api) -> None:
     after = (await api.client.get(f"{V1}/leases/{lease['id']}")).json()["lease"]
     assert after["reservations"][0]["hosts"] == res["hosts"]
     assert after["updated_at"] == lease["updated_at"]
+
+
+async def test_servers_that_never_got_a_host_hold_no_room(api: Api) -> None:
+    await register(api, "private:h1")  # 4 vcpus
+    lease = await _active_lease(api, min=1, max=1)
+    rid = lease["reservations"][0]["id"]
+    async with api.plane.db.session() as s:  # no cloud takes anything: the boots fail
+        await s.execute(update(Cloud).where(Cloud.name == "private").values(enabled=False))
+    assert (await boot(api, boot_body("a", rid, n=4))).status_code == 202
+    for _ in range(20):
+        await api.plane.step()
+    failed = [sv for sv in await api.plane.servers() if sv.reservation_id == rid]
+    assert [(sv.status, sv.reserved_host_id) for sv in failed] == [("ERROR", None)] * 4
+    async with api.plane.db.session() as s:
+        await s.execute(update(Cloud).where(Cloud.name == "private").values(enabled=True))
+    r = await boot(api, boot_body("b", rid))
+    assert r.status_code == 202, r.text

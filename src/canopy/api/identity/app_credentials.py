@@ -93,9 +93,14 @@ class CredCreate(_In):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         # Keystone reads an expiry without a zone as UTC.
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)  # 9999-12-31T23:59-01:00 is past year 9999 in UTC
+        except OverflowError:
+            raise ValueError("expires_at is out of range") from None
 
 
 class CredCreateBody(_In):
