@@ -160,3 +160,21 @@ async def test_a_worker_just_started_reads_the_clouds_recent_boots_once_in_one_b
         assert sum(q.startswith("SELECT") for q in seen) == 1
     finally:
         await p.close()
+
+
+def test_creates_recorded_one_after_another_ask_for_one_converging_pass() -> None:
+    # Each recorded batch asks for a pass a converging interval on: one pass answers them
+    # all (a pass per batch listed the cloud every few tens of milliseconds under a burst).
+    asks = SyncAsks()
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    for i in range(20):  # a batch every 60 ms, each asking for a pass 0.5 s after it
+        asks.ask_by("c", t0 + timedelta(seconds=0.06 * i + 0.5))
+    assert asks.heads() == [t0 + timedelta(seconds=0.5)]
+    asks.served("c", t0 + timedelta(seconds=0.5))
+    assert "c" not in asks
+    # A precise ask (a boot's expected end) is kept beside it.
+    asks.ask_by("c", t0 + timedelta(seconds=2))
+    asks.ask("c", t0 + timedelta(seconds=3))
+    asks.ask_by("c", t0 + timedelta(seconds=2.5))  # the pass at 2 s answers it
+    asks.served("c", t0 + timedelta(seconds=2))
+    assert asks.heads() == [t0 + timedelta(seconds=3)]

@@ -126,6 +126,15 @@ class SyncAsks:
             return  # a pass that close is asked already
         times.insert(i, at)
 
+    def ask_by(self, cloud: str, at: datetime) -> None:
+        """A pass at `at` or before: any pass asked for by then answers it (so creates
+        recorded one after another ask for one pass a converging interval on, not one
+        each)."""
+        times = self._at.get(cloud)
+        if times and times[0] <= at:
+            return
+        self.ask(cloud, at)
+
     def due(self, cloud: str, now: datetime) -> bool:
         times = self._at.get(cloud)
         return times is not None and bool(times) and times[0] <= now

@@ -151,7 +151,7 @@ class CreateRecording:
         c = rt.settings.controllers
         soon = now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
         for cloud in booting:
-            rt.sync_soon.ask(cloud, soon)
+            rt.sync_soon.ask_by(cloud, soon)
             for seconds in await rt.boots.looks(rt.db, cloud):
                 rt.sync_soon.ask(cloud, now + timedelta(seconds=seconds))
         if booting:
