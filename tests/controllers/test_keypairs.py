@@ -332,6 +332,7 @@ def test_sim_state_files_from_before_keypairs_are_upgraded(tmp_path: Path) -> No
     import sqlite3
 
     from canopy.config import SimSettings
+    from canopy.providers.sim import keypairs as sim_keypairs
     from canopy.providers.sim.state import SimStore
 
     path = tmp_path / "old.db"
@@ -356,6 +357,6 @@ def test_sim_state_files_from_before_keypairs_are_upgraded(tmp_path: Path) -> No
     try:
         row = store.file._with_connection(lambda c: SimStore.get(c, "r1"))
         assert row is not None and row.name == "old" and row.key_name is None
-        assert store.file._with_connection(SimStore.keypairs) == {}
+        assert store.file._with_connection(sim_keypairs.every) == {}
     finally:
         store.close()

@@ -20,7 +20,7 @@ from canopy.domain.errors import CloudAuthError, TransientError, Unsupported
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction
 from canopy.providers.base import Abilities, HostInfo, remote_name
-from canopy.providers.sim import hosts
+from canopy.providers.sim import hosts, keypairs
 from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
 from canopy.providers.sim.options import SimSettings
@@ -224,7 +224,8 @@ class SimCompute:
         """Import a public key as `name` (ability KEYPAIRS); AlreadyExists if it is taken."""
         await self._api_call("import keypair")
         now = self._now_us()
-        await self._store.call(lambda c: self._store.import_keypair(c, name, public_key, now))
+        cloud = self._store.cloud
+        await self._store.call(lambda c: keypairs.import_key(c, cloud, name, public_key, now))
 
     async def find(self, canopy_id: str) -> RemoteServer | None:
         """The live server tagged `canopy_id` (the oldest, if an operator made copies)."""
@@ -363,7 +364,7 @@ class SimCompute:
 
     async def keypairs(self) -> dict[str, str]:
         """Every imported keypair, name -> public key (for test assertions)."""
-        return await self._store.call(SimStore.keypairs)
+        return await self._store.call(keypairs.every)
 
     async def key_name_of(self, remote_id: str) -> str | None:
         """The keypair a server was booted with, by remote id (for test assertions)."""

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from canopy.domain.errors import (
-    AlreadyExists,
     CapacityError,
     CloudError,
     InvalidRequest,
@@ -23,7 +22,7 @@ from canopy.domain.errors import (
     TransientError,
 )
 from canopy.domain.states import PowerAction
-from canopy.providers.sim import creates, hosts
+from canopy.providers.sim import creates, hosts, keypairs
 from canopy.providers.sim.creates import Outcome
 from canopy.providers.sim.db import StateFile, immediate
 from canopy.providers.sim.options import SimSettings
@@ -270,7 +269,7 @@ class SimStore:
         zones = self._zones_for(new)
         if refuse is not None:
             raise CapacityError(refuse, cloud=self.cloud, zone=new.zone)
-        if new.key_name is not None and self.keypair(conn, new.key_name) is None:
+        if new.key_name is not None and keypairs.public_key(conn, new.key_name) is None:
             # As a real cloud answers: the key must have been imported first.
             raise CloudError(
                 f"cloud {self.cloud!r}: invalid key_name provided: no keypair {new.key_name!r}",
@@ -339,39 +338,6 @@ class SimStore:
         row = self.get(conn, new.remote_id)
         assert row is not None
         return row
-
-    @staticmethod
-    def keypair(conn: sqlite3.Connection, name: str) -> str | None:
-        """The public key imported under `name`, if any."""
-        row = conn.execute("SELECT public_key FROM keypairs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
-
-    @staticmethod
-    def keypairs(conn: sqlite3.Connection) -> dict[str, str]:
-        """Every imported key: name -> public key."""
-        rows = conn.execute("SELECT name, public_key FROM keypairs ORDER BY name").fetchall()
-        return {str(n): str(k) for n, k in rows}
-
-    def import_keypair(
-        self, conn: sqlite3.Connection, name: str, public_key: str, now_us: int
-    ) -> None:
-        """Store `public_key` as `name`; AlreadyExists if the name is taken, by any key.
-
-        As Nova (409 "Key pair 'x' already exists") and EC2 (InvalidKeyPair.Duplicate)
-        answer: a name is never overwritten, and importing the same key again is refused
-        too. Canopy puts the key's fingerprint in the name (services.keypairs), so for it
-        a refusal means the key is already there.
-        """
-        with immediate(conn):
-            if self.keypair(conn, name) is not None:
-                raise AlreadyExists(
-                    f"cloud {self.cloud!r}: Key pair '{name}' already exists.", cloud=self.cloud
-                )
-            conn.execute(
-                "INSERT INTO keypairs (name, public_key, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?)",
-                (name, public_key, now_us, now_us),
-            )
 
     def delete(self, conn: sqlite3.Connection, remote_id: str, now_us: int) -> bool:
         """Soft-delete a live server and free its host's capacity; False if none."""
