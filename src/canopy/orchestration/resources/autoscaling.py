@@ -10,6 +10,7 @@ the newest; a member not placed yet goes before any running one.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,26 @@ AWS_GROUP = "AWS::AutoScaling::AutoScalingGroup"
 GROUP_TYPES = (OS_GROUP, AWS_GROUP)  # what a scaling policy may scale
 
 
-class AutoScalingGroup:
+class GroupSteps(ABC):
+    """What both autoscaling group types do the same way: delete all members, and check
+    (carry on) toward the members their `_converge` wants."""
+
+    async def delete(self, step: Step, res: StackResource) -> Progress:
+        return await converge(step, res, [], fresh=True)
+
+    async def check(self, step: Step, res: StackResource) -> Progress:
+        if res.action == Action.DELETE:
+            return await converge(step, res, [], fresh=False)
+        data = dict(res.data or {})
+        fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
+        res.data = data
+        return await self._converge(step, res, fresh=fresh)
+
+    @abstractmethod
+    async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress: ...
+
+
+class AutoScalingGroup(GroupSteps):
     name = OS_GROUP
     description = (
         "A group whose size scaling policies change; scaling in removes members from the "
@@ -99,17 +119,6 @@ class AutoScalingGroup:
         res.properties = new
         await resize(step, res, clamp(res, size))
         return await self._converge(step, res, fresh=True)
-
-    async def delete(self, step: Step, res: StackResource) -> Progress:
-        return await converge(step, res, [], fresh=True)
-
-    async def check(self, step: Step, res: StackResource) -> Progress:
-        if res.action == Action.DELETE:
-            return await converge(step, res, [], fresh=False)
-        data = dict(res.data or {})
-        fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
-        res.data = data
-        return await self._converge(step, res, fresh=fresh)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         d = res.properties["resource"]

@@ -28,6 +28,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.autoscaling import (
     AWS_GROUP,
     MAX_SIZE,
+    GroupSteps,
     capacity,
     check_cooldown,
     clamp,
@@ -126,7 +127,7 @@ class LaunchConfiguration:
         return Progress.complete()
 
 
-class AwsAutoScalingGroup:
+class AwsAutoScalingGroup(GroupSteps):
     name = AWS_GROUP
     description = (
         "A CloudFormation group of instances from a LaunchConfiguration; scaling in "
@@ -210,17 +211,6 @@ class AwsAutoScalingGroup:
         size = int(new.get("DesiredCapacity") or capacity(res))
         await resize(step, res, clamp(res, size))
         return await self._converge(step, res, fresh=True)
-
-    async def delete(self, step: Step, res: StackResource) -> Progress:
-        return await converge(step, res, [], fresh=True)
-
-    async def check(self, step: Step, res: StackResource) -> Progress:
-        if res.action == Action.DELETE:
-            return await converge(step, res, [], fresh=False)
-        data = dict(res.data or {})
-        fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
-        res.data = data
-        return await self._converge(step, res, fresh=fresh)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         p = res.properties
