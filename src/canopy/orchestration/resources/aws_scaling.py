@@ -16,8 +16,7 @@ from typing import Any
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.autoscaling import check_cooldown
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
-from canopy.orchestration.resources.scaling import MAX_ADJUSTMENT, Adjustment, scale
-from canopy.orchestration.resources.signalling import Handled
+from canopy.orchestration.resources.scaling import MAX_ADJUSTMENT, Adjustment, ScalingPolicy
 from canopy.orchestration.signal_tokens import arm, presigned
 from canopy.store.models import StackResource
 
@@ -29,7 +28,9 @@ KINDS = {
 }
 
 
-class AwsScalingPolicy:
+class AwsScalingPolicy(ScalingPolicy):
+    """The HOT policy's delete, check and signal, with CloudFormation's properties."""
+
     name = "AWS::AutoScaling::ScalingPolicy"
     description = "Changes an AWS::AutoScaling::AutoScalingGroup's size when its AlarmUrl is hit."
     open_properties = False
@@ -100,25 +101,11 @@ class AwsScalingPolicy:
         res.properties = new
         return Progress.complete()
 
-    async def delete(self, step: Step, res: StackResource) -> Progress:
-        return Progress.complete()
-
-    async def check(self, step: Step, res: StackResource) -> Progress:
-        return Progress.complete()
-
-    def check_signal(self, data: Any) -> dict[str, Any]:
-        return dict(data) if isinstance(data, Mapping) else {"body": data}
-
-    async def signal(self, step: Step, res: StackResource, data: dict[str, Any]) -> Handled:
-        p = res.properties
-        return await scale(
-            step,
-            res,
-            Adjustment(
-                group_ref=p.get("AutoScalingGroupName"),
-                amount=float(p["ScalingAdjustment"]),
-                kind=KINDS[str(p["AdjustmentType"])],
-                min_step=int(p.get("MinAdjustmentStep") or 0),
-                cooldown=p.get("Cooldown"),
-            ),
+    def adjustment(self, p: Mapping[str, Any]) -> Adjustment:
+        return Adjustment(
+            group_ref=p.get("AutoScalingGroupName"),
+            amount=float(p["ScalingAdjustment"]),
+            kind=KINDS[str(p["AdjustmentType"])],
+            min_step=int(p.get("MinAdjustmentStep") or 0),
+            cooldown=p.get("Cooldown"),
         )

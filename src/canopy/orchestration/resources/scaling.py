@@ -110,17 +110,16 @@ class ScalingPolicy:
         return dict(data) if isinstance(data, Mapping) else {"body": data}
 
     async def signal(self, step: Step, res: StackResource, data: dict[str, Any]) -> Handled:
-        p = res.properties
-        return await scale(
-            step,
-            res,
-            Adjustment(
-                group_ref=p.get("auto_scaling_group_id"),
-                amount=float(p["scaling_adjustment"]),
-                kind=str(p["adjustment_type"]),
-                min_step=int(p.get("min_adjustment_step") or 0),
-                cooldown=p.get("cooldown"),
-            ),
+        return await scale(step, res, self.adjustment(res.properties))
+
+    def adjustment(self, p: Mapping[str, Any]) -> Adjustment:
+        """What the policy's properties ask of its group."""
+        return Adjustment(
+            group_ref=p.get("auto_scaling_group_id"),
+            amount=float(p["scaling_adjustment"]),
+            kind=str(p["adjustment_type"]),
+            min_step=int(p.get("min_adjustment_step") or 0),
+            cooldown=p.get("cooldown"),
         )
 
 
