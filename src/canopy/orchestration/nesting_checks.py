@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
@@ -44,6 +44,9 @@ class Tree:
     resources: int = 0
     environment: Mapping[str, Any] | None = None
     template_bytes: int = 0
+    # The external resources the tree names (where, type, id): their existence is read
+    # from the database by the caller, in one query per type.
+    externals: list[tuple[str, str, str]] = field(default_factory=list)
 
     def read(self, raw: Any) -> None:
         """Count a nested template's size: a file used 1000 times is checked 1000 times."""
@@ -115,7 +118,7 @@ def check_nested(
         unknown = sorted(set(params) - declared)
         if unknown:
             raise InvalidRequest(f"{where}.properties: Unknown Property {unknown[0]}")
-    child = Tree(tree.depth + 1, tree.resources, child_env, tree.template_bytes)
+    child = Tree(tree.depth + 1, tree.resources, child_env, tree.template_bytes, tree.externals)
     if any(v is None for v in params.values()):
         # Some values come from resources not made yet: check what can be checked.
         for name, rtype in parsed.resource_types().items():

@@ -22,16 +22,17 @@ from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
+from canopy.orchestration import external
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lookups import constraint_check, read_lookups
 from canopy.orchestration.nesting import all_absent
 from canopy.orchestration.nesting_checks import Tree
 from canopy.orchestration.rollback import snapshot
-from canopy.orchestration.states import Action, Status
+from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity
 from canopy.orchestration.validation import check_resources
-from canopy.store.models import Stack
+from canopy.store.models import Stack, StackResource
 
 NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]{0,254}")
 MAX_TIMEOUT_MINS = 60 * 24 * 7
@@ -150,7 +151,9 @@ class StackService:
             identity,
             constraint_check(known),
         )
-        check_resources(bound, known, Tree(environment=req.environment))
+        tree = Tree(environment=req.environment)
+        check_resources(bound, known, tree)
+        await external.check_exist(s, ctx, tree.externals)
         return bound
 
     async def find(
@@ -235,7 +238,16 @@ class StackService:
         files = {**stack.files, **req.files} if patch else req.files
         env = {**stack.environment, **req.environment} if patch else req.environment
         merged = StackRequest(template, files, env, params, None, None, None)
-        await self.validate(s, ctx, merged, self.identity(stack))
+        bound = await self.validate(s, ctx, merged, self.identity(stack))
+        rows = await s.scalars(
+            select(StackResource).where(
+                StackResource.stack_id == stack.id,
+                StackResource.group_id.is_(None),
+                StackResource.desired == Desired.PRESENT,
+            )
+        )
+        for name, rtype in external.changes(rows, bound.resources()):
+            raise InvalidRequest(external.update_refused(name, rtype) + ".")
         now = self.clock.now()
         stack.previous = snapshot(stack)
         stack.template, stack.parameters, stack.files, stack.environment = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration import nesting_checks
+from canopy.orchestration import external, nesting_checks
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
@@ -29,6 +29,11 @@ def check_resources(
     known = replace(known, files=frozenset(bound.template.files))
     for name, d in defs.items():
         kind = resource_type(d.type, f"resources.{name}", bound.template.files)
+        if d.external_id is not None:
+            # Its properties are not used; that it exists is checked by the caller.
+            external.check_type(d.type, f"resources.{name}")
+            tree.externals.append((f"resources.{name}", d.type, d.external_id))
+            continue
         if is_nested(kind):
             nesting_checks.check_nested(bound, d, kind, known, tree, check_resources)
             continue

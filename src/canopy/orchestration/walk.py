@@ -24,6 +24,7 @@ from graphlib import TopologicalSorter
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration import external
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
@@ -116,6 +117,15 @@ class Walk:
                 return Progress.failure(row.status_reason)
             kind = row_type(row.type)
             return self.record(row, await kind.check(self.step, row))
+        if (
+            row is not None
+            and row.type == d.type
+            and row.status == Status.COMPLETE
+            and external.external_id(row) != d.external_id
+        ):
+            return Progress.failure(external.update_refused(d.name, d.type))
+        if d.external_id is not None:
+            return await self._external(bound, d, row, generation, out)
         try:
             kind = resource_type(d.type, f"resources.{d.name}", bound.template.files)
             raw = bound.resolve(d.properties, RowsContext(self.current()))
@@ -161,6 +171,31 @@ class Walk:
         out.started += 1
         return self.record(new, await kind.create(self.step, new))
 
+    async def _external(
+        self, bound: BoundTemplate, d: ResourceDefinition, row: StackResource | None,
+        generation: int, out: Outcome,
+    ) -> Progress:  # fmt: skip
+        """An existing resource the template names by external_id: taken, never made."""
+        assert d.external_id is not None
+        if row is not None and row.status == Status.COMPLETE and row.type == d.type:
+            row.generation = generation  # the same external id (a change was refused)
+            row.requires = []
+            return Progress.complete()
+        kind = resource_type(d.type, f"resources.{d.name}", bound.template.files)
+        kept = self._kept(d, {})
+        if row is not None:
+            row.desired = Desired.ABSENT  # failed, or of another type: replaced
+            self.changed()
+        if kept is not None:
+            kept.desired = Desired.PRESENT
+            self.changed()
+            kept.generation = generation
+            return Progress.complete()
+        new = self._new_row(d, kind, {}, [], generation)
+        self.begin(new, Action.CREATE, "state changed")
+        out.started += 1
+        return self.record(new, await external.adopt(self.step, kind, new, d.external_id))
+
     def _kept(self, d: ResourceDefinition, props: dict[str, Any]) -> StackResource | None:
         """The newest replaced row for `d` that is intact and has exactly `props`."""
         found = [
@@ -171,6 +206,7 @@ class Walk:
             and r.status == Status.COMPLETE
             and r.action not in (Action.DELETE, Action.INIT)
             and r.properties == props
+            and external.external_id(r) == d.external_id
         ]
         return max(found, key=lambda r: r.created_at) if found else None
 
@@ -248,6 +284,8 @@ class Walk:
             return self.record(row, await kind.check(self.step, row))
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
+        if external.external_id(row) is not None:
+            return self.record(row, Progress.complete())  # not the stack's: left as it is
         return self.record(row, await kind.delete(self.step, row))
 
     # Recording --------------------------------------------------------------------------

@@ -27,16 +27,46 @@ def test_unknown_top_level_and_resource_keys_are_refused() -> None:
     assert e.message.startswith("unknown key 'valu'")
 
 
-def test_external_id_is_refused_not_ignored() -> None:
-    # hot/external_resource.yaml: adopting a resource canopy did not make is not done, and
-    # ignoring the key would create a new server in its place.
+def test_external_id_names_an_existing_resource_and_depends_on_nothing() -> None:
+    # hot/external_resource.yaml: the id may come from a parameter; the resource's own
+    # references do not make it wait, and others may depend on it.
     raw = hot(
         "2016-10-14",
-        resources={"s": {"type": "OS::Nova::Server", "external_id": "da5b940a"}},
+        parameters={"id": {"type": "string", "default": "da5b940a"}},
+        resources={
+            "s": {
+                "type": "OS::Nova::Server",
+                "external_id": {"get_param": "id"},
+                "properties": {"name": {"get_attr": ["v", "value"]}},
+            },
+            "v": {"type": "OS::Heat::Value", "properties": {"value": {"get_resource": "s"}}},
+        },
     )
-    e = refused(raw)
-    assert e.path == "resources.s.external_id"
-    assert e.message.startswith("external_id is not supported: canopy adopts no resource")
+    defs = bind(raw).resources()
+    assert (defs["s"].external_id, defs["s"].depends_on) == ("da5b940a", frozenset())
+    assert (defs["v"].external_id, defs["v"].depends_on) == (None, frozenset({"s"}))
+
+
+def test_external_id_refusals() -> None:
+    e = refused(
+        hot("2016-10-14", resources={
+            "a": {"type": "T", "external_id": "x", "depends_on": "b"}, "b": {"type": "T"}})
+    )  # fmt: skip
+    assert (e.path, e.message) == (
+        "resources.a.depends_on",
+        "Invalid dependency with external T resource: x",
+    )
+    e = refused(hot("2016-10-14", resources={"a": {"type": "T", "external_id": ["x"]}}))
+    assert e.path == "resources.a.external_id"
+    e = refused(hot("2016-10-14", resources={
+        "a": {"type": "T", "external_id": {"get_resource": "b"}}, "b": {"type": "T"}}))  # fmt: skip
+    assert (e.path, e.message) == (
+        "resources.a.external_id",
+        "must not refer to a resource of the stack",
+    )
+    # Before 2016-10-14 the key does not exist.
+    e = refused(hot("2016-04-08", resources={"a": {"type": "T", "external_id": "x"}}))
+    assert e.message.startswith("unknown key 'external_id'")
 
 
 def test_depends_on_must_name_resources() -> None:

@@ -112,14 +112,27 @@ class BoundTemplate:
         if isinstance(policy, Function) or not isinstance(policy, str):
             policy_at = join_path(at, parsed.keys.deletion_policy)
             policy = check_policy(self._evaluator(None).resolve(policy), parsed.version, policy_at)
+        external: str | None = None
+        if r.external_id is not None:
+            external = self._evaluator(None).resolve(r.external_id)
+            if not isinstance(external, str) or not external:
+                raise TemplateError(
+                    "must be the id of an existing resource (a string)",
+                    join_path(at, "external_id"),
+                )
         return ResourceDefinition(
             name=name,
             type=r.type,
             properties=r.properties,
-            depends_on=frozenset(explicit) | self._deps(at, r.properties, r.metadata),
+            depends_on=(
+                frozenset()
+                if external is not None
+                else frozenset(explicit) | self._deps(at, r.properties, r.metadata)
+            ),
             deletion_policy=policy,
             metadata=r.metadata,
             update_policy=r.update_policy,
+            external_id=external,
         )
 
     def _output(self, name: str) -> OutputDefinition:

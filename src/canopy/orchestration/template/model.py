@@ -46,6 +46,9 @@ class ResourceDefinition:
     deletion_policy: str  # "Delete" | "Retain" | "Snapshot"
     metadata: Any
     update_policy: Any
+    # The id of an existing resource this one stands for (`external_id`): nothing is
+    # created, updated or deleted for it, and its properties are not used.
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class ParsedResource:
     deletion_policy: Any  # a policy name or a parsed tree (get_param)
     explicit_depends_on: tuple[str, ...]
     condition: Any  # True, a condition name, or a parsed expression
+    external_id: Any = None  # None, a string or a parsed tree (get_param)
 
 
 @dataclass(frozen=True)
@@ -207,12 +208,6 @@ def _resource(name: str, body: Any, version: Version, k: Keys, parser: Parser) -
     if not isinstance(body, dict):
         raise TemplateError("a resource must be a map", at)
     _only_keys(body, _resource_keys(version), at)
-    if body.get("external_id") is not None:
-        raise TemplateError(
-            "external_id is not supported: canopy adopts no resource it did not create "
-            "(create the resource in the stack, or pass its id as a parameter)",
-            join_path(at, "external_id"),
-        )
     rtype = body.get(k.type)
     if not isinstance(rtype, str) or not rtype:
         raise TemplateError(f"a resource needs a {k.type} (a string)", at)
@@ -226,6 +221,7 @@ def _resource(name: str, body: Any, version: Version, k: Keys, parser: Parser) -
     for dep in depends:
         if dep not in parser.scope.resources:
             raise TemplateError(f"no resource named {dep!r}", join_path(at, k.depends_on))
+    external = _external_id(body, rtype, bool(depends), parser, at)
     policy = body.get(k.deletion_policy, "Delete")
     policy_at = join_path(at, k.deletion_policy)
     if isinstance(policy, str):
@@ -246,7 +242,30 @@ def _resource(name: str, body: Any, version: Version, k: Keys, parser: Parser) -
         deletion_policy=policy,
         explicit_depends_on=tuple(depends),
         condition=_condition(body, k, parser, at),
+        external_id=external,
     )
+
+
+def _external_id(
+    body: Mapping[str, Any], rtype: str, depends: bool, parser: Parser, at: str
+) -> Any:
+    """A resource's `external_id` (HOT 2016-10-14 on): a string or a function giving one.
+    An external resource depends on nothing (Heat's rule); others may depend on it."""
+    raw = body.get("external_id")
+    if raw is None:
+        return None
+    path = join_path(at, "external_id")
+    if depends:
+        raise TemplateError(
+            f"Invalid dependency with external {rtype} resource: {raw}",
+            join_path(at, "depends_on"),
+        )
+    value = parser.data(raw, path, 2)
+    if not isinstance(value, str | Function):
+        raise TemplateError("must be a string (the id of an existing resource)", path)
+    if next(dependencies_of(value, None), None) is not None:
+        raise TemplateError("must not refer to a resource of the stack", path)
+    return value
 
 
 def check_policy(policy: Any, version: Version, path: str) -> str:
@@ -293,7 +312,7 @@ def _check_cycles(resources: Mapping[str, ParsedResource], k: Keys) -> None:
     for r in resources.values():
         deps = set(r.explicit_depends_on) | set(dependencies_of(r.properties, None))
         deps |= set(dependencies_of(r.metadata, None))
-        graph.add(r.name, *sorted(deps))
+        graph.add(r.name, *([] if r.external_id is not None else sorted(deps)))
     try:
         graph.prepare()
     except graphlib.CycleError as e:
