@@ -185,6 +185,17 @@ def _types(template: dict[str, Any]) -> set[str]:
 # --- parameters -------------------------------------------------------------------------
 
 
+def external_parameters(template: dict[str, Any]) -> dict[str, str]:
+    """Parameter -> resource type, for each `external_id: {get_param: NAME}` of the
+    template: the runner makes such a resource first and passes its id."""
+    found: dict[str, str] = {}
+    for res in (template.get("resources") or {}).values():
+        ref = res.get("external_id") if isinstance(res, dict) else None
+        if isinstance(ref, dict) and isinstance(ref.get("get_param"), str):
+            found[ref["get_param"]] = str(res.get("type"))
+    return found
+
+
 def declared(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     params = template.get("parameters", template.get("Parameters")) or {}
     return {k: v for k, v in params.items() if isinstance(v, dict)}

@@ -24,11 +24,21 @@ from canopy.orchestration.outputs import bound_of, outputs
 from canopy.orchestration.service import StackService, parse_request
 from canopy.orchestration.template.model import StackIdentity
 from canopy.services import keypairs
+from canopy.services.servers import CreateServer
 from canopy.store.models import Keypair, Server, Stack, StackResource
 from canopy.store.models.servers import ServerUserData
 from tests.controllers.harness import Plane
 
-from .corpus_load import KEY_NAME, Case, count_change, literal_count_change, parameters
+from .corpus_load import (
+    FLAVOR,
+    IMAGE,
+    KEY_NAME,
+    Case,
+    count_change,
+    external_parameters,
+    literal_count_change,
+    parameters,
+)
 from .helpers import send_signal
 
 CLOUDS = """
@@ -93,6 +103,7 @@ async def run(p: Plane, case: Case, name: str = "corpus") -> Outcome:
     out = Outcome()
     svc = StackService(p.settings, p.clock)
     params = parameters(case.template)
+    outside = await _externals(p, case, params)
     body = {
         "template": case.template,
         "files": case.files,
@@ -118,8 +129,46 @@ async def run(p: Plane, case: Case, name: str = "corpus") -> Outcome:
     gone = await _settle(p, sid, out)
     assert (gone.action, gone.status) == ("DELETE", "COMPLETE"), f"delete: {gone.status_reason}"
     out.deleted = True
+    await _forget_externals(p, outside)
     await assert_nothing_left(p)
     return out
+
+
+async def _externals(p: Plane, case: Case, params: dict[str, Any]) -> list[str]:
+    """The servers the template takes by external_id, made (ACTIVE) outside any stack;
+    their ids become the parameters that name them."""
+    made: list[str] = []
+    for name, kind in external_parameters(case.template).items():
+        assert kind in ("OS::Nova::Server", "AWS::EC2::Instance"), f"external {kind}"
+        req = CreateServer(name=f"outside-{name}", flavor=FLAVOR, image=IMAGE)
+        [server] = await p.service.create(p.ctx, req)
+        made.append(server.id)
+        params[name] = server.id
+    for _ in range(100):
+        async with p.db.read() as s:
+            q = select(func.count()).where(Server.id.in_(made), Server.status != "ACTIVE")
+            if not (await s.execute(q)).scalar_one():
+                break
+        await p.step()
+    return made
+
+
+async def _forget_externals(p: Plane, made: list[str]) -> None:
+    """The stack's delete left the external servers: they are there, then deleted."""
+    if not made:
+        return
+    async with p.db.read() as s:
+        q = select(Server.id).where(Server.id.in_(made), Server.deleted.is_(False))
+        kept = set((await s.execute(q)).scalars())
+    assert kept == set(made), f"the stack's delete deleted external servers {set(made) - kept}"
+    for server_id in made:
+        await p.service.delete(p.ctx, server_id)
+    for _ in range(100):
+        async with p.db.read() as s:
+            q = select(func.count()).where(Server.id.in_(made), Server.deleted.is_(False))
+            if not (await s.execute(q)).scalar_one():
+                return
+        await p.step()
 
 
 async def _update(
