@@ -74,7 +74,18 @@ class Case:
 
     @property
     def unsupported(self) -> list[str]:
-        return sorted(t for t in self.types if t not in TYPES and t not in self.files)
+        """The types named that are neither canopy's nor a file, once the environment's
+        resource_registry has mapped them (through aliases of aliases, as Heat does)."""
+        registry = self.environment.get("resource_registry") or {}
+        out = []
+        for named in self.types:
+            t, seen = named, {named}
+            while t in registry and registry[t] not in seen:
+                t = registry[t]
+                seen.add(t)
+            if t not in TYPES and t not in self.files:
+                out.append(named)
+        return sorted(out)
 
     @property
     def cfn(self) -> bool:
@@ -107,8 +118,12 @@ def load(path: Path, root: Path) -> Case:
     assert template is not None
     case = Case(path, template)
     case.template = _attach(template, path.parent, root, case, depth=0)
+    # `-e NAME.env.yaml` (this corpus) or `-e NAME_env.yaml` (heat-templates): its
+    # registry's files are read as the client does.
     env = path.with_suffix(".env.yaml")
-    if env.is_file():  # `-e NAME.env.yaml`: its registry's files are read as the client does
+    if not env.is_file():
+        env = path.with_name(f"{path.stem}_env.yaml")
+    if env.is_file():
         case.environment = yaml.load(env.read_text(), Loader=_ClientLoader) or {}
         registry = case.environment.get("resource_registry") or {}
         for kind, target in list(registry.items()):

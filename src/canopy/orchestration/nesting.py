@@ -97,6 +97,22 @@ def registry_of(environment: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def resolve_type(registry: Mapping[str, str], name: str) -> str:
+    """What the registry maps the type `name` to, followed through aliases (`My::A:
+    My::B`, `My::B: b.yaml` -> b.yaml), as Heat resolves them; a loop is refused."""
+    seen = [name]
+    while name in registry:
+        name = registry[name]
+        if name in seen:
+            raise InvalidRequest(
+                "environment.resource_registry: the types map to each other in a loop: "
+                + " -> ".join([*seen[seen.index(name) :], name])
+                + "."
+            )
+        seen.append(name)
+    return name
+
+
 def mapped_types(template: Mapping[str, Any], registry: Mapping[str, str]) -> dict[str, Any]:
     """The template with each resource's type replaced as the registry maps it (a copy)."""
     if not registry:
@@ -110,7 +126,7 @@ def mapped_types(template: Mapping[str, Any], registry: Mapping[str, str]) -> di
         for name, body in resources.items():
             kind = body.get(key) if isinstance(body, Mapping) else None
             if isinstance(kind, str) and kind in registry:
-                body = {**body, key: registry[kind]}
+                body = {**body, key: resolve_type(registry, kind)}
             mapped[name] = body
         out[section] = mapped
     return out

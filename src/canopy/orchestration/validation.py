@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import external, nesting_checks
+from canopy.orchestration.nesting import registry_of
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
@@ -26,7 +27,9 @@ def check_resources(
     if tree is None:
         tree = nesting_checks.Tree()
     tree.count(len(defs))
-    known = replace(known, files=frozenset(bound.template.files))
+    known = replace(
+        known, files=frozenset(bound.template.files), registry=registry_of(tree.environment)
+    )
     for name, d in defs.items():
         kind = resource_type(d.type, f"resources.{name}", bound.template.files)
         if d.external_id is not None:

@@ -93,6 +93,9 @@ class Lookups:
     zones: frozenset[str] = frozenset()
     # The names of the stack's files (a group's members may be template resources).
     files: frozenset[str] = frozenset()
+    # The environment's resource_registry (type -> type or file), for the member types
+    # of groups, which the registry maps as it maps the template's own resources.
+    registry: Mapping[str, str] = field(default_factory=dict)
 
 
 class ResourceType(Protocol):

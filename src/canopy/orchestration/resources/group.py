@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.nesting import resolve_type
 from canopy.orchestration.resources import registry
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group_attrs import recorded
@@ -142,7 +143,7 @@ def validate_member(d: Any, var: str, known: Lookups) -> None:
         raise InvalidRequest(f"Unknown key(s) in the member definition: {sorted(extra)}.")
     if not isinstance(d["type"], str):
         raise InvalidRequest("the member definition's type must be a string.")
-    kind = registry.resource_type(d["type"], files=known.files)
+    kind = registry.resource_type(resolve_type(known.registry, d["type"]), files=known.files)
     raw = d.get("properties")
     if kind.open_properties or raw is None:
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.events import resource_event
+from canopy.orchestration.nesting import registry_of, resolve_type
 from canopy.orchestration.resources import registry
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
@@ -93,10 +94,16 @@ async def converge(
     doomed = [r for r in rows if r.desired == Desired.ABSENT]
     tally = _Tally()
     keep: set[str] = set()
+    aliases: dict[str, str] | None = None
     for w in wanted:
         name = member_name(group.name, w.index)
         keep.add(name)
         try:
+            if aliases is None:
+                aliases = registry_of(step.stack.environment)
+            # An alias of the environment's registry names the type or file it maps to,
+            # as a resource of the template does (nesting.mapped_types).
+            w = replace(w, type=resolve_type(aliases, w.type))
             kind = registry.resource_type(w.type, f"resources.{name}", step.stack.files)
             props = (
                 dict(w.properties or {})
