@@ -125,7 +125,9 @@ def check_nested(
             resource_type(rtype, f"{where}: resources.{name}", files)
         child.count(len(parsed.resource_types()))
     else:
-        identity = StackIdentity(f"{bound.identity.name}-{d.name}", "", bound.identity.project_id)
+        identity = StackIdentity(
+            f"{bound.identity.name}-{d.name}", "", bound.identity.project_id, bound.identity.region
+        )
         try:
             nested = bind_stack(
                 template, files, child_env, params, identity, constraint_check(known)

@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -142,7 +142,7 @@ class StackService:
     ) -> BoundTemplate:
         """Bind and check everything knowable now; raises TemplateError or InvalidRequest."""
         assert req.template is not None
-        known = await read_lookups(s, ctx)
+        known = replace(await read_lookups(s, ctx), region=self.settings.identity.region)
         bound = bind_stack(
             req.template,
             req.files,
@@ -187,7 +187,8 @@ class StackService:
         if taken is not None:
             raise Conflict(f"The Stack ({name}) already exists.")
         stack_id = str(uuid.uuid4())
-        await self.validate(s, ctx, req, StackIdentity(name, stack_id, ctx.project_id))
+        region = self.settings.identity.region
+        await self.validate(s, ctx, req, StackIdentity(name, stack_id, ctx.project_id, region))
         now = self.clock.now()
         assert req.template is not None
         stack = Stack(

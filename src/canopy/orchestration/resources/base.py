@@ -96,6 +96,8 @@ class Lookups:
     # The environment's resource_registry (type -> type or file), for the member types
     # of groups, which the registry maps as it maps the template's own resources.
     registry: Mapping[str, str] = field(default_factory=dict)
+    # The one region canopy serves (its identity settings); "" when not known.
+    region: str = ""
 
 
 class ResourceType(Protocol):

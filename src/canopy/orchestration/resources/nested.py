@@ -153,15 +153,30 @@ class NestedStack(_Nested):
             "map", "The nested stack's parameters.", default={}, update_allowed=True
         ),
         "timeout": Prop("integer", "Minutes the nested stack may take.", update_allowed=True),
-        "context": Prop("map", "Not supported: a nested stack is in its parent's region."),
+        "context": Prop(
+            "map",
+            "{region_name}: the region to create the stack in; canopy serves one region, "
+            "so only its own is accepted (ca_cert and insecure are accepted and unused).",
+            update_allowed=True,
+        ),
     }
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
-        if props.get("context"):
-            raise InvalidRequest("context: a nested stack in another region is not supported.")
+        failure = region_refused(props.get("context"), known.region)
+        if failure is not None:
+            raise InvalidRequest(failure)
         timeout = props.get("timeout")
         if timeout is not None and timeout < 1:
             raise InvalidRequest("timeout must be at least one minute.")
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        region = step.servers.settings.identity.region
+        failure = region_refused(res.properties.get("context"), region)
+        return Progress.failure(failure) if failure else await super().create(step, res)
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        failure = region_refused(new.get("context"), step.servers.settings.identity.region)
+        return Progress.failure(failure) if failure else await super().update(step, res, new)
 
     def spec(
         self, res: StackResource, props: Mapping[str, Any], files: Mapping[str, Any]
@@ -176,6 +191,31 @@ class NestedStack(_Nested):
     def timeout(self, step: Step, props: Mapping[str, Any]) -> int | None:
         given = props.get("timeout")
         return int(given) if given else step.stack.timeout_mins
+
+
+CONTEXT_KEYS = ("region_name", "credential_secret_id", "ca_cert", "insecure")
+
+
+def region_refused(context: Any, region: str) -> str | None:
+    """Why OS::Heat::Stack's `context` cannot be honoured (None if it can): canopy serves
+    one region, so a stack is made there or not at all; a remote cloud's credentials
+    (credential_secret_id) are not taken. Unknown values (None) are checked later."""
+    if not context:
+        return None
+    if not isinstance(context, Mapping):
+        return "context: must be a map."
+    extra = sorted(set(context) - set(CONTEXT_KEYS))
+    if extra:
+        return f"context: Unknown Property {extra[0]}"
+    if context.get("credential_secret_id"):
+        return "context.credential_secret_id: a stack in a remote cloud is not supported."
+    wanted = context.get("region_name")
+    if wanted is None or wanted == "" or not region or wanted == region:
+        return None
+    return (
+        f"context.region_name: Cannot establish connection to Heat endpoint at region "
+        f'"{wanted}": canopy serves one region, {region}.'
+    )
 
 
 class TemplateResource(_Nested):
