@@ -28,9 +28,7 @@ def test_abandon_then_adopt_with_the_real_client(
     assert osc("stack", "list") == []
     assert [s["ID"] for s in osc("server", "list")] == [server]
 
-    adopted = _waited(
-        canopy_server, "stack", "adopt", "--adopt-file", str(data), "--wait", "web2"
-    )
+    adopted = _waited(canopy_server, "stack", "adopt", "--adopt-file", str(data), "--wait", "web2")
     assert adopted["stack_status"] == "ADOPT_COMPLETE", adopted
     resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "web2")}
     assert resources["vm"]["physical_resource_id"] == server

@@ -106,7 +106,8 @@ async def test_abandon_then_adopt_takes_the_same_servers_and_delete_removes_them
     assert shown["parameters"]["word"] == "hi"  # from the data's environment
     # The same server is the stack's again, nothing was created, and the random string
     # and the references to the server are what they were.
-    resources = {r["resource_name"]: r for r in (await api.client.get(url + "/resources")).json()["resources"]}
+    listed = (await api.client.get(url + "/resources")).json()["resources"]
+    resources = {r["resource_name"]: r for r in listed}
     assert resources["vm"]["physical_resource_id"] == vm_id
     assert {r["resource_status"] for r in resources.values()} == {"ADOPT_COMPLETE"}
     assert await _outputs(api, url) == before
@@ -142,9 +143,8 @@ async def test_a_server_of_another_project_or_none_fails_the_adopt_alike(api: Ap
     assert reasons["theirs"] == "Resource ADOPT failed: resources.vm: Server ID could not be found."
     # Nothing was taken or deleted: the other project's server is untouched.
     async with api.plane.db.read() as s:
-        held = await s.scalar(
-            select(func.count()).select_from(StackResource).where(StackResource.server_id == foreign)
-        )
+        q = select(func.count()).select_from(StackResource)
+        held = await s.scalar(q.where(StackResource.server_id == foreign))
         assert held == 0
     assert sorted(await _live_servers(api)) == sorted([foreign, mine])
 
