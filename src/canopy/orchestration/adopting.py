@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.nesting import load_template
+from canopy.orchestration.nesting import load_yaml
 from canopy.orchestration.resources.adopt import ADOPTERS
 from canopy.orchestration.template import BoundTemplate
 
@@ -44,28 +44,25 @@ def read_adopt_data(raw: Any) -> AdoptData:
         except RecursionError:
             raise _invalid("it is nested too deep.") from None
         except ValueError:
-            try:
-                data = load_template(raw, "adopt_stack_data")
-            except InvalidRequest as e:
-                raise _invalid(str(e)) from None
+            data = load_yaml(raw, "Invalid adopt data", "it")
     if not isinstance(data, Mapping):
         raise _invalid("it must be a map (the data `stack abandon` gives).")
     template = data.get("template")
     if not isinstance(template, Mapping):
         raise _invalid("it has no template.")
-    resources = data.get("resources") or {}
-    files = data.get("files") or {}
-    env = data.get("environment") or {}
-    if not isinstance(resources, Mapping) or not isinstance(files, Mapping):
-        raise _invalid("resources and files must be maps.")
-    if not isinstance(env, Mapping) or not isinstance(env.get("parameters") or {}, Mapping):
-        raise _invalid("environment and its parameters must be maps.")
-    return AdoptData(
-        template=dict(template),
-        files=dict(files),
-        parameters=dict(env.get("parameters") or {}),
-        resources=dict(resources),
-    )
+    resources, files = _part(data, "resources"), _part(data, "files")
+    parameters = _part(_part(data, "environment"), "parameters")
+    return AdoptData(dict(template), files, parameters, resources)
+
+
+def _part(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A map in the data (absent or null: empty)."""
+    found = data.get(key)
+    if found is None:
+        return {}
+    if not isinstance(found, Mapping):
+        raise _invalid(f"{key} must be a map.")
+    return dict(found)
 
 
 def check_adoptable(bound: BoundTemplate) -> None:

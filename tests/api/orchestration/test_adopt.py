@@ -176,7 +176,7 @@ async def test_bad_adopt_data_and_unadoptable_types_are_refused_and_change_nothi
         ("not json {", "Invalid adopt data"),
         ("[1, 2]", "Invalid adopt data: it must be a map"),
         ({"resources": {}}, "Invalid adopt data: it has no template"),
-        ({"template": TEMPLATE, "resources": "vm"}, "resources and files must be maps"),
+        ({"template": TEMPLATE, "resources": "vm"}, "resources must be a map"),
     ]
     for data, why in bad:
         r = await api.client.post(_stacks(api), json=_adopt_body("bad", data))
