@@ -3,13 +3,17 @@ from its entry in the adopt data, and what fails the adopt."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.adopting import read_adopt_data
+from canopy.orchestration.controller import step_stack
+from canopy.store.models import Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
 
 from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
@@ -133,3 +137,36 @@ def test_adopt_data_is_read_from_json_or_yaml_text_or_a_map() -> None:
             assert str(e).startswith("Invalid adopt data: ") and why in str(e), e
         else:
             raise AssertionError(f"{raw!r} was read")
+
+
+async def test_two_stacks_adopting_one_server_at_once_get_it_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [vm] = await p.create()
+
+        async def active() -> bool:
+            return [s.status for s in await live_servers(p)] == ["ACTIVE"]
+
+        await p.run_until(active)
+        data = _data(hot({"vm": server()}), vm={"resource_id": vm})
+        ids = [await _adopt(p, name, data) for name in ("one", "two")]
+        ctl = p.worker.orchestration
+
+        async def step(sid: str) -> None:
+            async with p.db.session() as s:
+                q = select(Stack).where(Stack.id == sid).with_for_update()
+                found = (await s.execute(q)).scalar_one()
+                await step_stack(s, found, p.clock.now(), ctl._bind, ctl.servers, p.rt)
+
+        # Both steps at once (on PostgreSQL two transactions interleave; the server row's
+        # lock makes the second wait for the first and then see its resource).
+        await asyncio.gather(*(step(sid) for sid in ids))
+        states = sorted([(await stack(p, sid)).status for sid in ids])
+        assert states == ["COMPLETE", "FAILED"]
+        async with p.db.read() as s:
+            q = select(StackResource.stack_id).where(StackResource.server_id == vm)
+            assert len(list((await s.execute(q)).scalars())) == 1
+    finally:
+        await p.close()
