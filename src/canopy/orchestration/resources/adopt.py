@@ -7,7 +7,7 @@ server (nor tell whether one exists: a server of another project and a missing o
 alike) nor put one server in two stacks. The local types (Value, None, TestResource,
 RandomString) own nothing outside the stack: they take the id, and a RandomString its
 value from the data (abandon writes it there, as Heat's does). Any other type is refused
-before the stack is written (`adoptable`).
+before the stack is written (`adopting.check_adoptable`).
 """
 
 from __future__ import annotations
