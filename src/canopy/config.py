@@ -24,6 +24,7 @@ from canopy.config_sections import DatabaseSettings as DatabaseSettings
 from canopy.config_sections import FlavorSettings as FlavorSettings
 from canopy.config_sections import IdentitySettings as IdentitySettings
 from canopy.config_sections import ImageSettings as ImageSettings
+from canopy.config_sections import OrchestrationSettings as OrchestrationSettings
 from canopy.config_sections import QuotaDefaults as QuotaDefaults
 from canopy.config_sections import ReservationSettings as ReservationSettings
 from canopy.config_sections import SchedulerSettings as SchedulerSettings
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     reservations: ReservationSettings = Field(default_factory=ReservationSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     clouds: list[CloudSettings] = Field(default_factory=list)
     flavors: list[FlavorSettings] = Field(default_factory=list)
     images: list[ImageSettings] = Field(default_factory=list)

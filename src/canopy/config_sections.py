@@ -138,6 +138,14 @@ class ReservationSettings(_Strict):
     max_boot_lead_seconds: float = Field(default=3600.0, gt=0.0)
 
 
+class OrchestrationSettings(_Strict):
+    """Stacks (`[orchestration]`)."""
+
+    # `openstack stack adopt`: Heat ships it off (a preview feature that trusts the ids in
+    # the data); canopy checks every id against the caller's project, so it is on.
+    enable_stack_adopt: bool = True
+
+
 class WorkerSettings(_Strict):
     """`canopy worker`'s own HTTP listener, which serves /metrics (`canopy up` and
     `canopy api` serve it on the API's port)."""

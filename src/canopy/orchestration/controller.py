@@ -56,7 +56,7 @@ def _server_answered() -> ColumnElement[bool]:
             or_(
                 Server.deleted.is_(True),
                 and_(
-                    StackResource.action.in_((Action.CREATE, Action.UPDATE)),
+                    StackResource.action.in_((Action.CREATE, Action.ADOPT, Action.UPDATE)),
                     Server.status.in_(_ANSWERED),
                 ),
                 and_(
@@ -196,9 +196,11 @@ async def step_stack(
         ).scalars()
     )
     ctx = RequestContext(project_id=stack.project_id, user_id=stack.user_id)
-    walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
-    await prefetch(walk.step, rows)
     action = Action(stack.action)
+    walk = Walk(Step(s, stack, rt.clock, servers, ctx), rows, now)
+    if action is Action.ADOPT:
+        walk.adopting = stack.adopt_data or {}
+    await prefetch(walk.step, rows)
     out = await _walk(walk, stack, action, bind)
     deadline = _deadline(stack)
     if out.failure is None and not out.done and deadline is not None and now >= deadline:
@@ -252,6 +254,7 @@ def _finish(s: AsyncSession, stack: Stack, status: Status, reason: str, now: dat
     stack.status_reason = reason
     stack.next_attempt_at = None
     stack.previous = None  # a rollback, if one follows, takes it before this
+    stack.adopt_data = None  # an adopt's data is read only while it goes
     if stack.action == Action.DELETE and status is Status.COMPLETE:
         stack.deleted = True
         stack.deleted_at = now

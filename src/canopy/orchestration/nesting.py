@@ -46,20 +46,25 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+def load_yaml(raw: str, where: str, what: str = "the template") -> Any:
+    """YAML (or JSON) text loaded safely: no aliases, no timestamps; InvalidRequest if not."""
+    try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=_Loader)):
+            raise InvalidRequest(f"{where}: YAML aliases are not allowed in {what}.")
+        return yaml.load(raw, Loader=_Loader)  # a safe loader (no timestamps)
+    except yaml.YAMLError as e:
+        raise InvalidRequest(f"{where}: {what} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise InvalidRequest(f"{where}: {what} is nested too deep.") from None
+
+
 def load_template(raw: Any, where: str) -> dict[str, Any]:
     """A nested template from a map, or from YAML/JSON text; InvalidRequest if not one."""
     if isinstance(raw, Mapping):
         return dict(raw)
     if not isinstance(raw, str):
         raise InvalidRequest(f"{where}: a template must be a map or YAML text.")
-    try:
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=_Loader)):
-            raise InvalidRequest(f"{where}: YAML aliases are not allowed in a template.")
-        loaded = yaml.load(raw, Loader=_Loader)  # a safe loader (no timestamps)
-    except yaml.YAMLError as e:
-        raise InvalidRequest(f"{where}: the template is not valid YAML: {e}") from None
-    except RecursionError:
-        raise InvalidRequest(f"{where}: the template is nested too deep.") from None
+    loaded = load_yaml(raw, where)
     if not isinstance(loaded, Mapping):
         raise InvalidRequest(f"{where}: the template must be a map.")
     return dict(loaded)

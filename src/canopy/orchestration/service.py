@@ -23,6 +23,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.orchestration import external
+from canopy.orchestration.adopting import AdoptData, check_adoptable, read_adopt_data
 from canopy.orchestration.binding import bind_stack
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.lookups import constraint_check, read_lookups
@@ -50,6 +51,7 @@ class StackRequest:
     timeout_mins: int | None
     tags: list[str] | None
     clear_parameters: tuple[str, ...] = ()
+    adopt: AdoptData | None = None  # a create that adopts (adopting.py)
 
 
 def _map(body: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -61,16 +63,20 @@ def _map(body: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(value)
 
 
-def parse_request(body: Any, *, template_required: bool) -> StackRequest:
+def parse_request(body: Any, *, template_required: bool, adopt: bool = False) -> StackRequest:
+    """The body's parts, checked for shape; `adopt`: a create, which may adopt."""
     if not isinstance(body, Mapping):
         raise InvalidRequest("The request body must be a JSON object.")
-    if body.get("template_url"):
+    adopted = None
+    if body.get("adopt_stack_data") is not None:
+        if not adopt:
+            raise InvalidRequest("adopt_stack_data is read only by a stack create.")
+        adopted = read_adopt_data(body["adopt_stack_data"])
+    elif body.get("template_url"):
         raise InvalidRequest(
             "template_url is not supported: canopy fetches nothing; send the template itself."
         )
-    if body.get("adopt_stack_data"):
-        raise InvalidRequest("Adopting a stack is not supported by canopy.")
-    template = body.get("template")
+    template = body.get("template") if adopted is None else adopted.template
     if isinstance(template, str):
         try:
             template = json.loads(template)
@@ -103,15 +109,21 @@ def parse_request(body: Any, *, template_required: bool) -> StackRequest:
     clear = body.get("clear_parameters") or []
     if not isinstance(clear, list) or not all(isinstance(c, str) for c in clear):
         raise InvalidRequest("clear_parameters must be a list of names.")
+    files, parameters = _map(body, "files"), _map(body, "parameters")
+    if adopted is not None:
+        # The data's files and parameters, under what the request gives (as in Heat).
+        files = {**adopted.files, **files}
+        parameters = {**adopted.parameters, **parameters}
     return StackRequest(
         template=dict(template) if template is not None else None,
-        files=_map(body, "files"),
+        files=files,
         environment=_map(body, "environment"),
-        parameters=_map(body, "parameters"),
+        parameters=parameters,
         disable_rollback=rollback,
         timeout_mins=timeout,
         tags=_tags(body.get("tags")),
         clear_parameters=tuple(clear),
+        adopt=adopted,
     )
 
 
@@ -178,7 +190,9 @@ class StackService:
                 "Invalid stack name: it must start with a letter and contain only letters, "
                 "digits, '_', '-' and '.', up to 255 characters."
             )
-        req = parse_request(body, template_required=True)
+        req = parse_request(body, template_required=True, adopt=True)
+        if req.adopt is not None and not self.settings.orchestration.enable_stack_adopt:
+            raise InvalidRequest("Stack Adopt is not supported: it is disabled on this cloud.")
         taken = await s.scalar(
             select(Stack.id).where(
                 Stack.project_id == ctx.project_id, Stack.name == name, Stack.deleted.is_(False)
@@ -188,7 +202,15 @@ class StackService:
             raise Conflict(f"The Stack ({name}) already exists.")
         stack_id = str(uuid.uuid4())
         region = self.settings.identity.region
-        await self.validate(s, ctx, req, StackIdentity(name, stack_id, ctx.project_id, region))
+        bound = await self.validate(
+            s, ctx, req, StackIdentity(name, stack_id, ctx.project_id, region)
+        )
+        action, adopt_data = Action.CREATE, None
+        if req.adopt is not None:
+            check_adoptable(bound)
+            action = Action.ADOPT
+            found = req.adopt.resources
+            adopt_data = {n: found[n] for n in bound.resources() if n in found}
         now = self.clock.now()
         assert req.template is not None
         stack = Stack(
@@ -200,9 +222,9 @@ class StackService:
             files=req.files,
             environment=req.environment,
             parameters=req.parameters,
-            action=Action.CREATE,
+            action=action,
             status=Status.IN_PROGRESS,
-            status_reason="Stack CREATE started",
+            status_reason=f"Stack {action.value} started",
             disable_rollback=True if req.disable_rollback is None else req.disable_rollback,
             timeout_mins=req.timeout_mins,
             tags=req.tags or [],
@@ -214,10 +236,11 @@ class StackService:
             deleted=False,
             next_attempt_at=now,
             retries=0,
+            adopt_data=adopt_data,
         )
         s.add(stack)
         await s.flush()
-        stack_event(s, stack, Action.CREATE, Status.IN_PROGRESS, stack.status_reason, now)
+        stack_event(s, stack, action, Status.IN_PROGRESS, stack.status_reason, now)
         return stack
 
     async def update(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.orchestration.events import resource_event, stack_event
+from canopy.orchestration.resources.adopt import carried
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
 from canopy.store.models import Stack, StackResource
@@ -99,7 +100,11 @@ async def abandon(s: AsyncSession, stack: Stack, clock: Clock) -> dict[str, Any]
         "status": stack.status,
         "template": stack.template,
         "files": stack.files,
-        "environment": stack.environment,
+        # Heat's data carries the parameters in the environment: an adopt reads them there.
+        "environment": {
+            **stack.environment,
+            "parameters": {**(stack.environment.get("parameters") or {}), **stack.parameters},
+        },
         "project_id": stack.project_id,
         "stack_user_project_id": stack.project_id,
         "resources": {
@@ -109,7 +114,7 @@ async def abandon(s: AsyncSession, stack: Stack, clock: Clock) -> dict[str, Any]
                 "action": r.action,
                 "status": r.status,
                 "resource_id": r.physical_resource_id or None,
-                "resource_data": dict(r.data or {}),
+                "resource_data": {**(r.data or {}), **carried(r)},
                 "metadata": {},
                 "properties": dict(r.properties or {}),
             }

@@ -14,6 +14,7 @@ class Action(StrEnum):
     SUSPEND = "SUSPEND"
     RESUME = "RESUME"
     CHECK = "CHECK"
+    ADOPT = "ADOPT"
 
 
 class Status(StrEnum):

@@ -17,7 +17,7 @@ loses nothing: the next one repeats the step from the rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from graphlib import TopologicalSorter
@@ -27,6 +27,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import external
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
+from canopy.orchestration.resources.adopt import adopt
 from canopy.orchestration.resources.base import Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
@@ -57,6 +58,9 @@ class Walk:
     rows: list[StackResource]
     now: datetime
     added: list[StackResource] = field(default_factory=list)
+    # While the stack adopts (action ADOPT): the adopt data's entry of each resource by
+    # name; a new resource is then adopted from its entry instead of created.
+    adopting: Mapping[str, Any] | None = None
     # current() and absent(), kept between changes: the forward walk asks for them once per
     # resource, and rebuilding them each time made a step O(resources^2).
     _current: dict[str, StackResource] | None = field(default=None, repr=False)
@@ -167,8 +171,11 @@ class Walk:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
         new = self._new_row(d, kind, props, requires, generation)
-        self.begin(new, Action.CREATE, "state changed")
         out.started += 1
+        if self.adopting is not None:
+            self.begin(new, Action.ADOPT, "state changed")
+            return self.record(new, await adopt(self.step, new, self.adopting.get(d.name)))
+        self.begin(new, Action.CREATE, "state changed")
         return self.record(new, await kind.create(self.step, new))
 
     async def _external(

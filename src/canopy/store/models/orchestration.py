@@ -60,6 +60,9 @@ class Stack(Retried, Base):
     owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
     owner_resource: Mapped[str | None] = mapped_column(String(255), default=None)
     nested_depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A stack adopting its resources (action ADOPT): each resource's id and data from the
+    # adopt data, by resource name; None otherwise (cleared when the adopt ends).
+    adopt_data: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     __table_args__ = (
         # The client finds a stack by name: a name is unique among a project's live stacks.

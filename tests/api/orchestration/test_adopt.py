@@ -1,0 +1,211 @@
+"""`openstack stack adopt`: a stack create with `adopt_stack_data`, as python-heatclient
+sends it (the abandon file's text), taking existing servers instead of creating them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from canopy.store.models import Server, StackResource
+from tests.api.conftest import Api
+
+from .test_stacks import assert_heat_fault
+
+TEMPLATE: dict[str, Any] = {
+    "heat_template_version": "2018-08-31",
+    "parameters": {"word": {"type": "string", "default": "hello"}},
+    "resources": {
+        "password": {"type": "OS::Heat::RandomString", "properties": {"length": 12}},
+        "vm": {
+            "type": "OS::Nova::Server",
+            "properties": {
+                "flavor": "m1.small",
+                "image": "cirros",
+                "metadata": {"word": {"get_param": "word"}},
+            },
+        },
+        "tag": {"type": "OS::Heat::Value", "properties": {"value": {"get_resource": "vm"}}},
+    },
+    "outputs": {
+        "secret": {"value": {"get_attr": ["password", "value"]}},
+        "tag": {"value": {"get_attr": ["tag", "value"]}},
+    },
+}
+
+
+def _stacks(api: Api) -> str:
+    return f"/orchestration/v1/{api.admin.project_id}/stacks"
+
+
+async def _settled(api: Api, url: str) -> dict[str, Any]:
+    async def done() -> bool:
+        show = (await api.client.get(url)).json()["stack"]
+        return not str(show["stack_status"]).endswith("IN_PROGRESS")
+
+    await api.plane.run_until(done, steps=60)
+    return dict((await api.client.get(url)).json()["stack"])
+
+
+async def _created(api: Api, name: str, template: dict[str, Any] = TEMPLATE) -> str:
+    r = await api.client.post(
+        _stacks(api), json={"stack_name": name, "template": template, "parameters": {"word": "hi"}}
+    )
+    assert r.status_code == 201, r.text
+    url = f"{_stacks(api)}/{name}/{r.json()['stack']['id']}"
+    assert (await _settled(api, url))["stack_status"] == "CREATE_COMPLETE"
+    return url
+
+
+def _adopt_body(name: str, data: Any) -> dict[str, Any]:
+    """What `openstack stack adopt --adopt-file F NAME` sends: the file's text."""
+    return {
+        "stack_name": name,
+        "disable_rollback": True,
+        "adopt_stack_data": data if isinstance(data, str) else json.dumps(data),
+        "parameters": {},
+        "files": {},
+        "environment": {},
+        "timeout": None,
+    }
+
+
+async def _adopt(api: Api, name: str, data: Any) -> tuple[str, dict[str, Any]]:
+    r = await api.client.post(_stacks(api), json=_adopt_body(name, data))
+    assert r.status_code == 201, r.text
+    url = f"{_stacks(api)}/{name}/{r.json()['stack']['id']}"
+    return url, await _settled(api, url)
+
+
+async def _live_servers(api: Api) -> list[str]:
+    async with api.plane.db.read() as s:
+        q = select(Server.id).where(Server.deleted.is_(False)).order_by(Server.id)
+        return list((await s.execute(q)).scalars())
+
+
+async def _outputs(api: Api, url: str) -> dict[str, Any]:
+    shown = (await api.client.get(url)).json()["stack"]
+    return {o["output_key"]: o["output_value"] for o in shown["outputs"]}
+
+
+async def test_abandon_then_adopt_takes_the_same_servers_and_delete_removes_them(
+    api: Api,
+) -> None:
+    url = await _created(api, "web")
+    before = await _outputs(api, url)
+    abandoned = (await api.client.delete(url + "/abandon")).json()
+    vm_id = abandoned["resources"]["vm"]["resource_id"]
+    assert abandoned["environment"]["parameters"] == {"word": "hi"}
+    assert abandoned["resources"]["password"]["resource_data"] == {"value": before["secret"]}
+    assert await _live_servers(api) == [vm_id]
+
+    url, shown = await _adopt(api, "web2", abandoned)
+    assert shown["stack_status"] == "ADOPT_COMPLETE", shown
+    assert shown["stack_status_reason"] == "Stack ADOPT completed successfully"
+    assert shown["parameters"]["word"] == "hi"  # from the data's environment
+    # The same server is the stack's again, nothing was created, and the random string
+    # and the references to the server are what they were.
+    listed = (await api.client.get(url + "/resources")).json()["resources"]
+    resources = {r["resource_name"]: r for r in listed}
+    assert resources["vm"]["physical_resource_id"] == vm_id
+    assert {r["resource_status"] for r in resources.values()} == {"ADOPT_COMPLETE"}
+    assert await _outputs(api, url) == before
+    assert await _live_servers(api) == [vm_id]
+    events = (await api.client.get(url + "/events")).json()["events"]
+    stack_events = [e["resource_status"] for e in events if e["resource_name"] == "web2"]
+    assert stack_events == ["ADOPT_IN_PROGRESS", "ADOPT_COMPLETE"]
+    vm = (await api.client.get(url + "/resources/vm")).json()["resource"]
+    assert vm["attributes"]["show"]["id"] == vm_id  # its attributes, read from the server
+
+    r = await api.client.delete(url)
+    assert r.status_code == 204, r.text
+
+    async def gone() -> bool:
+        return await _live_servers(api) == []
+
+    await api.plane.run_until(gone, steps=60)
+    assert_heat_fault(await api.client.get(f"{_stacks(api)}/web2"), 404)
+
+
+async def test_a_server_of_another_project_or_none_fails_the_adopt_alike(api: Api) -> None:
+    [foreign] = await api.place()  # a server of the plane's own project, not the admin's
+    url = await _created(api, "mine")
+    data = (await api.client.delete(url + "/abandon")).json()
+    mine = data["resources"]["vm"]["resource_id"]
+    reasons = {}
+    for name, rid in (("theirs", foreign), ("nothing", "0" * 8 + "-0000-0000-0000-" + "0" * 12)):
+        data["resources"]["vm"]["resource_id"] = rid
+        _, shown = await _adopt(api, name, data)
+        assert shown["stack_status"] == "ADOPT_FAILED", shown
+        reasons[name] = shown["stack_status_reason"].replace(rid, "ID")
+    assert reasons["theirs"] == reasons["nothing"]
+    assert reasons["theirs"] == "Resource ADOPT failed: resources.vm: Server ID could not be found."
+    # Nothing was taken or deleted: the other project's server is untouched.
+    async with api.plane.db.read() as s:
+        q = select(func.count()).select_from(StackResource)
+        held = await s.scalar(q.where(StackResource.server_id == foreign))
+        assert held == 0
+    assert sorted(await _live_servers(api)) == sorted([foreign, mine])
+
+
+async def test_a_server_already_in_a_stack_cannot_be_adopted_again(api: Api) -> None:
+    url = await _created(api, "first")
+    data = (await api.client.delete(url + "/abandon")).json()
+    _, shown = await _adopt(api, "again", data)
+    assert shown["stack_status"] == "ADOPT_COMPLETE"
+    _, shown = await _adopt(api, "twice", data)
+    assert shown["stack_status"] == "ADOPT_FAILED"
+    vm_id = data["resources"]["vm"]["resource_id"]
+    assert f"Server {vm_id} already belongs to a stack." in shown["stack_status_reason"]
+
+
+async def test_a_resource_missing_from_the_data_fails_as_in_heat(api: Api) -> None:
+    url = await _created(api, "partial")
+    data = (await api.client.delete(url + "/abandon")).json()
+    del data["resources"]["password"]
+    url, shown = await _adopt(api, "partial2", data)
+    assert shown["stack_status"] == "ADOPT_FAILED"
+    assert "resources.password: Resource ID was not provided." in shown["stack_status_reason"]
+
+
+async def test_bad_adopt_data_and_unadoptable_types_are_refused_and_change_nothing(
+    api: Api,
+) -> None:
+    bad = [
+        ("not json {", "Invalid adopt data"),
+        ("[1, 2]", "Invalid adopt data: it must be a map"),
+        ({"resources": {}}, "Invalid adopt data: it has no template"),
+        ({"template": TEMPLATE, "resources": "vm"}, "resources must be a map"),
+    ]
+    for data, why in bad:
+        r = await api.client.post(_stacks(api), json=_adopt_body("bad", data))
+        assert why in assert_heat_fault(r, 400)
+    group = {
+        "heat_template_version": "2018-08-31",
+        "resources": {
+            "g": {
+                "type": "OS::Heat::ResourceGroup",
+                "properties": {"count": 1, "resource_def": {"type": "OS::Heat::None"}},
+            }
+        },
+    }
+    r = await api.client.post(_stacks(api), json=_adopt_body("bad", {"template": group}))
+    message = assert_heat_fault(r, 400)
+    assert "adopting a OS::Heat::ResourceGroup is not supported" in message
+    assert "OS::Nova::Server" in message
+    # An update does not adopt.
+    url = await _created(api, "kept")
+    r = await api.client.patch(url, json={"adopt_stack_data": json.dumps({"template": TEMPLATE})})
+    assert "read only by a stack create" in assert_heat_fault(r, 400)
+    listed = (await api.client.get(_stacks(api))).json()["stacks"]
+    assert [x["stack_name"] for x in listed] == ["kept"]
+
+
+async def test_adopt_can_be_turned_off(api: Api) -> None:
+    url = await _created(api, "off")
+    data = (await api.client.delete(url + "/abandon")).json()
+    api.plane.settings.orchestration.enable_stack_adopt = False
+    r = await api.client.post(_stacks(api), json=_adopt_body("off2", data))
+    assert "Stack Adopt is not supported" in assert_heat_fault(r, 400)
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []

@@ -1,0 +1,63 @@
+"""`openstack stack abandon` and `openstack stack adopt` (python-heatclient, unchanged)
+against a real `canopy up`: the abandoned stack's server is adopted by a new stack, which
+then deletes it; an adopt naming a server that does not exist fails with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import CanopyServer
+from .test_heat_cli import TEMPLATE, _waited
+
+
+def test_abandon_then_adopt_with_the_real_client(
+    canopy_server: CanopyServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(TEMPLATE)
+    osc = canopy_server.openstack
+    created = _waited(
+        canopy_server, "stack", "create", "-t", str(path), "--parameter", "word=hi", "--wait", "web"
+    )
+    assert created["stack_status"] == "CREATE_COMPLETE", created
+    [server] = [s["ID"] for s in osc("server", "list")]
+
+    data = tmp_path / "web.json"
+    osc("stack", "abandon", "web", "--output-file", str(data), json_output=False)
+    assert osc("stack", "list") == []
+    assert [s["ID"] for s in osc("server", "list")] == [server]
+
+    adopted = _waited(canopy_server, "stack", "adopt", "--adopt-file", str(data), "--wait", "web2")
+    assert adopted["stack_status"] == "ADOPT_COMPLETE", adopted
+    resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "web2")}
+    assert resources["vm"]["physical_resource_id"] == server
+    assert {r["resource_status"] for r in resources.values()} == {"ADOPT_COMPLETE"}
+    assert osc("stack", "output", "show", "web2", "said")["output_value"] == "hi"
+    assert [s["ID"] for s in osc("server", "list")] == [server]
+
+    # The same data once more: the server is the first adopter's, so this adopt fails.
+    rc, err = canopy_server.openstack_fail(
+        "stack", "adopt", "--adopt-file", str(data), "--wait", "web3"
+    )
+    assert rc == 1 and "Stack web3 ADOPT_FAILED" in err
+    reason = osc("stack", "show", "web3")["stack_status_reason"]
+    assert f"resources.vm: Server {server} already belongs to a stack." in reason
+    osc("stack", "delete", "--yes", "--wait", "web3", json_output=False)
+    assert [s["ID"] for s in osc("server", "list")] == [server]
+
+    # A server id that is nobody's fails the adopt, with the reason.
+    edited = json.loads(data.read_text())
+    edited["resources"]["vm"]["resource_id"] = "00000000-0000-0000-0000-000000000000"
+    data.write_text(json.dumps(edited))
+    rc, err = canopy_server.openstack_fail(
+        "stack", "adopt", "--adopt-file", str(data), "--wait", "nobody"
+    )
+    assert rc == 1 and "Stack nobody ADOPT_FAILED" in err
+    reason = osc("stack", "show", "nobody")["stack_status_reason"]
+    assert "Server 00000000-0000-0000-0000-000000000000 could not be found." in reason
+    osc("stack", "delete", "--yes", "--wait", "nobody", json_output=False)
+
+    osc("stack", "delete", "--yes", "--wait", "web2", json_output=False)
+    assert osc("stack", "list") == []
+    assert osc("server", "list") == []
