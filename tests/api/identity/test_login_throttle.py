@@ -245,6 +245,8 @@ async def test_application_credential_secrets_are_throttled_like_passwords(
             assert_keystone_fault(await _secret_login(ks, ref), 401)
         # Locked: even the right secret is refused, before it is checked.
         assert assert_throttled(await _secret_login(ks, right)) == 30
+        # The credential is locked, not its user's password logins.
+        assert (await ks.login("bob", "pw", project="p1")).status_code == 201
         ks.clock.advance(10)
         assert assert_throttled(await _secret_login(ks, wrong)) == 20
         ks.clock.advance(21)
