@@ -196,3 +196,28 @@ async def test_the_apis_wake_reaches_only_the_loops_it_names(db_url: str, tmp_pa
     finally:
         relay.cancel()
         await p.close()
+
+
+async def test_an_idle_power_pass_does_not_wake_the_stack_loop(db_url: str, tmp_path: Path) -> None:
+    """Stacks waiting on deletes hear of a power pass that started steps, and of the
+    first pass after a step ended; an idle pass wakes nothing (the stack loop polls)."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        (sid,) = await p.create(1)
+        await p.run_until(lambda: p.count(status="ACTIVE"))
+        told: list[tuple[str, ...]] = []
+        p.rt.notify = lambda *loops: told.append(loops)  # type: ignore[method-assign]
+        assert await p.worker._power_pass() == 0
+        assert told == []
+        await p.service.delete(p.ctx, sid)
+        assert await p.worker._power_pass() == 1  # the delete's step starts
+        assert ("orchestration",) in told
+        await p.worker.power.drain()  # ... and ends
+        told.clear()
+        assert await p.worker._power_pass() == 0
+        assert ("orchestration",) in told
+        told.clear()
+        assert await p.worker._power_pass() == 0
+        assert told == []
+    finally:
+        await p.close()

@@ -48,6 +48,7 @@ class LeasedTaskController(ABC, Generic[R]):
         self.rt = rt
         self._inflight: dict[asyncio.Task[None], str] = {}
         self._busy: Counter[str] = Counter()
+        self.finished = 0  # steps ended so far (recorded, failed or abandoned)
 
     @abstractmethod
     def where(self) -> Sequence[ColumnElement[bool]]:
@@ -165,6 +166,7 @@ class LeasedTaskController(ABC, Generic[R]):
             log.exception("%s: step for %s failed", self.name, hold.key)
         finally:
             hold.keeper.drop(hold)
+            self.finished += 1
             self.rt.notify(self.name)  # a slot is free: look for more work at once
 
     async def drain(self) -> None:

@@ -44,6 +44,7 @@ class Worker:
         self.orchestration = OrchestrationController(rt)
         self.fleet = Fleet(rt)
         self.notifications = NotificationController(rt)
+        self._power_seen = 0  # the power steps finished when the stack loop last heard
 
     async def refresh_clouds(self) -> int:
         """Bring the drivers in step with the clouds table; read a new cloud's inventory
@@ -181,9 +182,14 @@ class Worker:
         return n
 
     async def _power_pass(self) -> int:
-        """A power pass; stacks waiting on deletes look again at once."""
+        """A power pass; stacks waiting on deletes look again at once: after a pass that
+        started steps, or one that follows a step's end (its result is committed). An
+        idle pass wakes nothing: the stack loop has its own poll."""
+        finished = self.power.finished
         n = await self.power.run_once()
-        self.rt.notify("orchestration")
+        if n or finished != self._power_seen:
+            self._power_seen = finished
+            self.rt.notify("orchestration")
         return n
 
     def _stack_wait(self, idle: float) -> float:

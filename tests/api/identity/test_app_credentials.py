@@ -306,3 +306,31 @@ async def test_losing_the_role_or_the_user_takes_the_credentials(ks: Keystone) -
     assert r.status_code == 200
     assert (await ks.client.get(_creds(erin.user_id))).json()["application_credentials"] == []
     assert (await ks.client.delete(f"{V3}/users/{erin.user_id}")).status_code == 204
+
+
+async def test_deleting_a_user_removes_their_credentials_from_the_store(ks: Keystone) -> None:
+    from sqlalchemy import select
+
+    from canopy.store.models import ApplicationCredential
+
+    dave = await ks.user("dave", "pw", project="p1")
+    await ks.user("dave", "pw", project="p2")
+    dave_p2 = await ks.token("dave", "pw", project="p2")
+    mine = [
+        (await _create(ks, dave.token, dave.user_id, name="a")).json()["application_credential"],
+        (await _create(ks, dave_p2, dave.user_id, name="b")).json()["application_credential"],
+    ]
+    erin = await ks.user("erin", "pw", project="p1")
+    hers = (await _create(ks, erin.token, erin.user_id)).json()["application_credential"]
+
+    async def stored() -> set[str]:
+        async with ks.db.read() as s:
+            return set((await s.execute(select(ApplicationCredential.id))).scalars())
+
+    assert await stored() == {c["id"] for c in [*mine, hers]}
+    assert (await ks.client.delete(f"{V3}/users/{dave.user_id}")).status_code == 204
+    assert await stored() == {hers["id"]}  # the rows are gone, not merely hidden
+    for c in mine:
+        assert_keystone_fault(await _login(ks, {"id": c["id"], "secret": c["secret"]}), 401)
+    r = await _login(ks, {"id": hers["id"], "secret": hers["secret"]})
+    assert r.status_code == 201, r.text

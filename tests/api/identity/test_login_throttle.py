@@ -209,3 +209,75 @@ async def test_user_failure_attempts_locks_the_user_across_addresses(
         finally:
             for c in clients:
                 await c.aclose()
+
+
+async def _app_cred(ks: Keystone, token: str, user_id: str) -> dict[str, str]:
+    r = await ks.anon.post(
+        f"{V3}/users/{user_id}/application_credentials",
+        json={"application_credential": {"name": "ci"}},
+        headers=ks.as_(token),
+    )
+    assert r.status_code == 201, r.text
+    cred: dict[str, str] = r.json()["application_credential"]
+    return cred
+
+
+async def _secret_login(
+    ks: Keystone, ref: dict[str, object], via: httpx.AsyncClient | None = None
+) -> httpx.Response:
+    ident = {"methods": ["application_credential"], "application_credential": ref}
+    return await (via or ks.anon).post(f"{V3}/auth/tokens", json={"auth": {"identity": ident}})
+
+
+async def test_application_credential_secrets_are_throttled_like_passwords(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The same limits, lockout, doubling and cap as a password; a credential named by id
+    or by name and user is one key; a success forgives it."""
+    one_key = {**LIMITS, "address_failure_attempts": 100}  # the address is not the point
+    async with keystone(db_url, tmp_path, one_key) as ks:
+        bob = await ks.user("bob", "pw", project="p1")
+        cred = await _app_cred(ks, bob.token, bob.user_id)
+        right = {"id": cred["id"], "secret": cred["secret"]}
+        wrong = {"id": cred["id"], "secret": "guess"}
+        by_name = {"name": "ci", "user": {"id": bob.user_id}, "secret": "guess"}
+        for ref in (wrong, by_name, wrong):
+            assert_keystone_fault(await _secret_login(ks, ref), 401)
+        # Locked: even the right secret is refused, before it is checked.
+        assert assert_throttled(await _secret_login(ks, right)) == 30
+        # The credential is locked, not its user's password logins.
+        assert (await ks.login("bob", "pw", project="p1")).status_code == 201
+        ks.clock.advance(10)
+        assert assert_throttled(await _secret_login(ks, wrong)) == 20
+        ks.clock.advance(21)
+        assert_keystone_fault(await _secret_login(ks, wrong), 401)
+        assert assert_throttled(await _secret_login(ks, right)) == 60  # doubled
+        ks.clock.advance(61)
+        assert_keystone_fault(await _secret_login(ks, wrong), 401)
+        assert assert_throttled(await _secret_login(ks, right)) == 100  # the cap
+        ks.clock.advance(101)
+        assert (await _secret_login(ks, right)).status_code == 201
+        for _ in range(2):  # forgiven: two more failures do not lock
+            assert_keystone_fault(await _secret_login(ks, wrong), 401)
+        assert (await _secret_login(ks, right)).status_code == 201
+
+
+async def test_secret_and_password_failures_count_toward_one_address(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with keystone(db_url, tmp_path, LIMITS) as ks:
+        bob = await ks.user("bob", "pw", project="p1")
+        await ks.user("carol", "right", project="p1")
+        cred = await _app_cred(ks, bob.token, bob.user_id)
+        wrong = {"id": cred["id"], "secret": "guess"}
+        async with ks.from_address("192.0.2.7") as bad, ks.from_address("192.0.2.8") as good:
+            # Six failures from one address, no key of a user or credential at its limit.
+            for name in ("u1", "u2"):
+                for _ in range(2):
+                    assert_keystone_fault(await ks.login(name, "x", project="p1", via=bad), 401)
+            for _ in range(2):
+                assert_keystone_fault(await _secret_login(ks, wrong, via=bad), 401)
+            right = {"id": cred["id"], "secret": cred["secret"]}
+            assert_throttled(await _secret_login(ks, right, via=bad))
+            assert_throttled(await ks.login("carol", "right", project="p1", via=bad))
+            assert (await _secret_login(ks, right, via=good)).status_code == 201

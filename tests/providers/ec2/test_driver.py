@@ -1,5 +1,5 @@
 """The ec2 driver against moto's server: life cycle, idempotent create, listing by tag
-across pages, untagged instances left alone, key import, offerings and prices."""
+(describing only what changed), untagged instances left alone, key import, offerings and prices."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from canopy.domain.errors import AlreadyExists, CloudError
 from canopy.domain.specs import Resources, ServerSpec
 from canopy.domain.states import PowerAction, RemoteState
 from canopy.providers.base import CANOPY_ID_TAG
+from canopy.providers.ec2 import listing
 from canopy.providers.ec2.driver import Ec2Compute, client_token
 from canopy.providers.ec2.options import Ec2Options
 from canopy.providers.ec2.prices import shipped
-from tests.providers.ec2.conftest import REGION, aws_client_tokens, client
+from tests.providers.ec2.conftest import REGION, aws_client_tokens, client, inject
 
 
 def public_key() -> str:
@@ -158,16 +159,21 @@ async def test_a_token_spent_on_a_dead_instance_moves_to_the_next(moto: str, ami
         await d.close()
 
 
-async def test_list_is_by_tag_across_pages_and_ignores_untagged(
-    moto: str, ec2: Any, ami: str
+async def test_list_is_by_tag_in_chunks_and_ignores_untagged(
+    moto: str, ec2: Any, ami: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pages: list[int] = []
+    monkeypatch.setattr(listing, "IDS_PER_CALL", 5)
     own = client(moto)
-    own.meta.events.register(
-        "after-call.ec2.DescribeInstances",
-        lambda parsed, **_: pages.append(len(parsed.get("Reservations", []))),
-    )
-    d = driver(moto, ec2_client=own, page_size=5)
+    calls: list[tuple[str, int]] = []
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        ids = params.get("InstanceIds") or next(
+            (f["Values"] for f in params.get("Filters", []) if f["Name"] == "instance-id"), []
+        )
+        calls.append((model.name, len(ids)))
+
+    own.meta.events.register("provide-client-params.ec2.*", count)
+    d = driver(moto, ec2_client=own)
     try:
         ids = {f"55555555-aaaa-4bbb-8ccc-{n:012d}" for n in range(12)}
         for sid in sorted(ids):
@@ -182,12 +188,92 @@ async def test_list_is_by_tag_across_pages_and_ignores_untagged(
                 {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "mine"}]}
             ],
         )
-        pages.clear()
+        calls.clear()
         listed = await d.list()
         assert {r.canopy_id for r in listed} == ids
-        assert len(pages) >= 3, pages  # 12 reservations, 5 a page
+        assert all(r.state == RemoteState.RUNNING and r.addresses for r in listed)
+        # 12 instances, 5 ids a call: 3 status calls, then 3 descriptions of them all.
+        assert calls == [
+            ("DescribeTags", 0),
+            *[("DescribeInstanceStatus", n) for n in (5, 5, 2)],
+            *[("DescribeInstances", n) for n in (5, 5, 2)],
+        ]
         foreign = {untagged["Instances"][0]["InstanceId"], other["Instances"][0]["InstanceId"]}
         assert not foreign & {r.remote_id for r in listed}
+    finally:
+        await d.close()
+
+
+async def test_list_describes_only_what_changed(moto: str, ec2: Any, ami: str) -> None:
+    own = client(moto)
+    described: list[list[str]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        described.append(sorted(params["Filters"][0]["Values"]))
+
+    own.meta.events.register("provide-client-params.ec2.DescribeInstances", record)
+    d = driver(moto, ec2_client=own)
+    try:
+        made = [
+            await d.create(spec(f"77777777-aaaa-4bbb-8ccc-{n:012d}", ami, first_attempt=True))
+            for n in range(3)
+        ]
+        first = {r.remote_id: r for r in await d.list()}
+        assert described == [sorted(r.remote_id for r in made)]
+        described.clear()
+        assert {r.remote_id: r for r in await d.list()} == first  # nothing changed
+        assert described == []
+        stopped = made[0].remote_id
+        ec2.stop_instances(InstanceIds=[stopped])
+        now = {r.remote_id: r for r in await d.list()}
+        assert described == [[stopped]]
+        assert now[stopped].state == RemoteState.STOPPED
+        assert {k: v for k, v in now.items() if k != stopped} == {
+            k: v for k, v in first.items() if k != stopped
+        }
+        # A canopy id tag removed behind canopy's back: no longer canopy's, not listed.
+        gone = made[1].remote_id
+        ec2.delete_tags(Resources=[gone], Tags=[{"Key": CANOPY_ID_TAG}])
+        assert gone not in {r.remote_id for r in await d.list()}
+        # Terminated: described once more, then listed as deleted while EC2 lists it.
+        described.clear()
+        ec2.terminate_instances(InstanceIds=[made[2].remote_id])
+        dead = {r.remote_id: r for r in await d.list()}[made[2].remote_id]
+        assert dead.state == RemoteState.DELETED and described == [[made[2].remote_id]]
+    finally:
+        await d.close()
+
+
+async def test_list_describes_again_after_the_refresh_time(moto: str, ami: str) -> None:
+    own = client(moto)
+    described: list[str] = []
+    own.meta.events.register(
+        "before-call.ec2.DescribeInstances", lambda model, **_: described.append(model.name)
+    )
+    d = driver(moto, ec2_client=own, describe_refresh_seconds=1e-9)
+    try:
+        await d.create(spec("88888888-aaaa-4bbb-8ccc-000000000001", ami, first_attempt=True))
+        await d.list()
+        await d.list()
+        assert len(described) == 2  # stale at once: each pass describes it again
+    finally:
+        await d.close()
+
+
+async def test_list_survives_a_status_call_naming_an_unknown_instance(moto: str, ami: str) -> None:
+    """DescribeInstanceStatus fails for the whole call when one id is unknown to EC2
+    (DescribeTags may lag behind a termination): those instances are described instead."""
+    own = client(moto)
+    refused = inject(own, "DescribeInstanceStatus", "InvalidInstanceID.NotFound")
+    d = driver(moto, ec2_client=own)
+    try:
+        sid = "99999999-aaaa-4bbb-8ccc-000000000009"
+        made = await d.create(spec(sid, ami, first_attempt=True))
+        for _ in range(2):
+            (listed,) = await d.list()
+            assert listed.remote_id == made.remote_id and listed.canopy_id == sid
+            assert listed.state == RemoteState.RUNNING
+        assert len(refused) == 2
     finally:
         await d.close()
 

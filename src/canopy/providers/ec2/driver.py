@@ -26,6 +26,7 @@ from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction, RemoteState
 from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG, Abilities, remote_name
+from canopy.providers.ec2.listing import Descriptions, list_pass
 from canopy.providers.ec2.options import STORED, Ec2Options
 from canopy.providers.ec2.prices import PriceTable, shipped
 from canopy.providers.ec2.translate import error_code, to_remote, translate
@@ -74,6 +75,7 @@ class Ec2Compute:
         self._client = client
         self._zones: list[str] | None = None
         self._offerings: tuple[float, list[Offering]] | None = None
+        self._descriptions = Descriptions()  # the last description of each instance
 
     # Plumbing ---------------------------------------------------------------------------
 
@@ -289,10 +291,15 @@ class Ec2Compute:
 
     async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
         """Every canopy-tagged instance, terminated ones included while EC2 still lists
-        them (EC2 has no changes-since: every pass is a full list, by tag filter)."""
-        filters = [{"Name": "tag-key", "Values": [CANOPY_ID_TAG]}]
-        found = await self._call(self._describe(filters), what="DescribeInstances")
-        return [to_remote(i) for i in found]
+        them. EC2 has no changes-since: every pass lists every canopy instance, but
+        describes only those whose state changed since (providers/ec2/listing.py)."""
+        o = self.options
+        known = dict(self._descriptions.known)  # a snapshot for the pool thread
+        found = await self._call(
+            lambda c: list_pass(c, known, o.describe_refresh_seconds, o.page_size),
+            what="DescribeTags / DescribeInstanceStatus / DescribeInstances",
+        )
+        return self._descriptions.merge(found)
 
     async def delete(self, remote_id: str) -> None:
         """TerminateInstances; an instance that is not there is success."""

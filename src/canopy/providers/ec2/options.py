@@ -42,8 +42,11 @@ class Ec2Options(BaseModel):
     # unset: unknown, and the cloud's own errors (VcpuLimitExceeded) say when it is full.
     max_vcpus: int | None = Field(default=None, ge=0)
     max_instances: int | None = Field(default=None, ge=0)
-    # DescribeInstances page size (5..1000).
+    # The page size of DescribeInstances and DescribeTags (5..1000).
     page_size: int = Field(default=1000, ge=5, le=1000)
+    # Sync describes an instance again when its state changes, and at least this often
+    # (seconds): a change that keeps the state (an address associated) shows within it.
+    describe_refresh_seconds: float = Field(default=300.0, gt=0.0)
 
     @field_validator("credentials")
     @classmethod
