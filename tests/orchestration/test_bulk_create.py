@@ -74,3 +74,24 @@ async def test_servers_past_the_quota_fail_their_resources_and_the_stack(
         ]
     finally:
         await p.close()
+
+
+async def test_a_groups_new_members_are_created_together(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        group = {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {"count": 12, "resource_def": server()},
+        }
+        sid = await create(p, "rg", hot({"rg": group}))
+        with statements(p.db) as seen:
+            assert await p.worker.orchestration.run_once() == 1
+        assert sum(q.startswith("INSERT INTO servers ") for q in seen) == 1
+        members = [r for r in (await resources(p, sid)).values() if r.group_id]
+        assert len(members) == 12 and all(m.server_id for m in members)
+        assert len({m.server_id for m in members}) == 12
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        assert len(await live_servers(p)) == 12
+    finally:
+        await p.close()
