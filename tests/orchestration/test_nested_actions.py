@@ -45,7 +45,7 @@ TEMPLATE = hot(
 
 
 async def _tree(p: Plane, root: str) -> dict[str, Stack]:
-    """Every stack under `root` (itself included), by the resource that owns it."""
+    """Every stack under `root` (itself included), by the path of resources to it."""
     found: dict[str, Stack] = {}
     todo = [("", root)]
     async with p.db.read() as s:
@@ -55,7 +55,7 @@ async def _tree(p: Plane, root: str) -> dict[str, Stack]:
             assert row is not None
             found[name] = row
             kids = await s.execute(select(Stack).where(Stack.owner_id == sid))
-            todo += [(k.owner_resource or "", k.id) for k in kids.scalars()]
+            todo += [(f"{name}/{k.owner_resource}".lstrip("/"), k.id) for k in kids.scalars()]
     return found
 
 
@@ -78,11 +78,11 @@ async def test_suspend_resume_and_check_reach_every_nested_stack(
         assert await _states(p, sid) == {
             "": ("SUSPEND", "COMPLETE"),
             "top": ("SUSPEND", "COMPLETE"),
-            "deeper": ("SUSPEND", "COMPLETE"),
+            "top/deeper": ("SUSPEND", "COMPLETE"),
         }
         assert [s.status for s in await live_servers(p)] == ["SHUTOFF"] * 4
         tree = await _tree(p, sid)
-        for name in ("top", "deeper"):
+        for name in ("top", "top/deeper"):
             rows = await resources(p, tree[name].id)
             assert {(r.action, r.status) for r in rows.values()} == {("SUSPEND", "COMPLETE")}
             said = [
@@ -110,7 +110,7 @@ async def test_suspend_resume_and_check_reach_every_nested_stack(
         assert (done.action, done.status) == ("CHECK", "COMPLETE"), done.status_reason
         assert set((await _states(p, sid)).values()) == {("CHECK", "COMPLETE")}
         tree = await _tree(p, sid)
-        bottom = (await resources(p, tree["deeper"].id))["bottom"]
+        bottom = (await resources(p, tree["top/deeper"].id))["bottom"]
         assert (bottom.action, bottom.status) == ("CHECK", "COMPLETE")
         checks = [e for e in await events(p, sid) if e.action == "CHECK"]
         # Every resource of the outer stack was checked once, the nested one included.
@@ -135,7 +135,7 @@ async def test_suspend_resume_and_check_reach_every_nested_stack(
             "failed: resources.deeper: Nested stack CHECK failed: Resource CHECK failed: "
             f"resources.bottom: Server {bottom.server_id} does not exist."
         ), done.status_reason
-        assert (await _states(p, sid))["deeper"] == ("CHECK", "FAILED")
+        assert (await _states(p, sid))["top/deeper"] == ("CHECK", "FAILED")
     finally:
         await p.close()
 
@@ -186,5 +186,31 @@ async def test_a_step_that_dies_starting_a_child_suspend_keeps_nothing(
         done = await settle(p, sid)
         assert (done.action, done.status) == ("SUSPEND", "COMPLETE"), done.status_reason
         assert set((await _states(p, sid)).values()) == {("SUSPEND", "COMPLETE")}
+    finally:
+        await p.close()
+
+
+async def test_a_groups_nested_members_are_suspended_and_checked_too(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        group = {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {"count": 2, "resource_def": {"type": URL}},
+        }
+        sid = await create(p, "rgn", hot({"rg": group}), files={URL: LAYER})
+        assert (await settle(p, sid)).status == "COMPLETE"
+        assert len(await live_servers(p)) == 4
+        for name, state in (("suspend", "SUSPEND"), ("resume", "RESUME"), ("check", "CHECK")):
+            await action(p, sid, name)
+            done = await settle(p, sid)
+            assert (done.action, done.status) == (state, "COMPLETE"), done.status_reason
+            states = await _tree(p, sid)
+            # The stack, its two members' stacks and their "deeper" stacks.
+            assert sorted(states) == ["", "rg.0", "rg.0/deeper", "rg.1", "rg.1/deeper"]
+            assert {(s.action, s.status) for s in states.values()} == {(state, "COMPLETE")}
+            want = "SHUTOFF" if state == "SUSPEND" else "ACTIVE"
+            assert [s.status for s in await live_servers(p)] == [want] * 4
     finally:
         await p.close()
