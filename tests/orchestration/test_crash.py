@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
-from canopy.orchestration.resources.server import NovaServer
+from canopy.services.server_create_many import Made
+from canopy.services.servers import ServerService
 from canopy.store.leases import lease_rows
 from canopy.store.models import Stack
 from tests.controllers.harness import Plane, make_plane
@@ -33,26 +35,25 @@ def _successor(p: Plane) -> Plane:
     return Plane(p.settings, p.db, p.clock, rt, Worker(rt), p.service, p.ctx)
 
 
-async def test_a_step_cut_in_half_is_rolled_back_and_redone_once(
+async def test_a_step_that_dies_with_its_servers_written_is_redone_once(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "crashy", FOUR)
-        made = 0
-        real = NovaServer.create
+        real = ServerService.create_each
+        written: list[int] = []
 
-        async def dies_on_the_third(self: NovaServer, step: object, res: object) -> object:
-            nonlocal made
-            made += 1
-            if made == 3:
-                raise RuntimeError("kill -9")  # the worker dies mid-step
-            return await real(self, step, res)  # type: ignore[arg-type]
+        async def dies_once_written(self: ServerService, *a: Any, **kw: Any) -> list[Made]:
+            made = await real(self, *a, **kw)
+            written.append(len(made))
+            raise RuntimeError("kill -9")  # the worker dies with the servers written
 
-        monkeypatch.setattr(NovaServer, "create", dies_on_the_third)
+        monkeypatch.setattr(ServerService, "create_each", dies_once_written)
         assert await p.worker.orchestration.run_once() == 1
-        monkeypatch.setattr(NovaServer, "create", real)
-        # Nothing of the step was kept: the two servers it made were rolled back with it.
+        monkeypatch.setattr(ServerService, "create_each", real)
+        assert written == [4]  # the step's servers, all in one batch
+        # Nothing of the step was kept: the servers it made were rolled back with it.
         assert await live_servers(p) == []
         assert await resources(p, sid) == {}
         # The dead worker's lease on the stack runs out; the next worker takes it over.

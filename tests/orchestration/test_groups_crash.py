@@ -4,9 +4,11 @@ signal's effect are rolled back together, and the next worker does them once."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from canopy.orchestration.resources.base import Progress, Step
 from canopy.orchestration.resources.server import NovaServer
 from tests.controllers.harness import make_plane
 
@@ -46,43 +48,42 @@ GROUP = hot(
 )
 
 
-async def test_a_member_step_and_a_scaling_cut_in_half_are_redone_once(
+async def test_a_member_step_and_a_scaling_that_die_are_redone_once(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "crashy", GROUP)
-        real = NovaServer.create
-        made = 0
+        real = NovaServer.create_many
+        dying = True
 
-        async def dies_on_the_second(self: NovaServer, step: object, res: object) -> object:
-            nonlocal made
-            made += 1
-            if made == 2:
-                raise RuntimeError("kill -9")
-            return await real(self, step, res)  # type: ignore[arg-type]
+        async def dies_once_written(self: NovaServer, step: Step, rows: Any) -> list[Progress]:
+            progress = await real(self, step, rows)
+            if dying:
+                raise RuntimeError("kill -9")  # the worker dies with the servers written
+            return progress
 
-        monkeypatch.setattr(NovaServer, "create", dies_on_the_second)
+        monkeypatch.setattr(NovaServer, "create_many", dies_once_written)
         assert await p.worker.orchestration.run_once() == 1
-        assert await live_servers(p) == []  # the first member's server went with the step
+        assert await live_servers(p) == []  # the members' servers went with the step
         assert await resources(p, sid) == {}
 
         nxt = _successor(p)
         p.clock.advance(p.settings.controllers.lease_seconds + 1)
-        made = 10  # no more deaths
+        dying = False
         done = await settle(nxt, sid)
         assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
         assert len(await live_servers(p)) == 3
 
         # A scaling whose step dies: the signal stays pending and is acted on once.
         await send_signal(p, sid, "up")
-        made = 0
+        dying = True
         assert await nxt.worker.orchestration.run_once() == 1
         assert (await signals(p, sid))[-1].handled_at is None
         assert len(await live_servers(p)) == 3
         third = _successor(nxt)
         p.clock.advance(p.settings.controllers.lease_seconds + 1)
-        made = 10
+        dying = False
         await third.worker.orchestration.run_once()
         done = await settle(third, sid)
         assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason

@@ -5,7 +5,8 @@ is), resume forwards, as Heat does. A server resource is stopped or started thro
 server service (the power controller makes the cloud call) and completes when its server
 row says SHUTOFF or ACTIVE; every other resource has nothing to suspend and completes at
 once. A group (ResourceGroup, either AutoScalingGroup) is suspended, resumed and checked
-with its members, and completes when they all have. Check confirms each resource's
+with its members, and completes when they all have; a nested stack resource by its child
+stack taking the same action (nested_actions.py), at any depth. Check confirms each resource's
 observed state from canopy's own rows (the sync controller keeps them): a server must exist
 and be ACTIVE or SHUTOFF, anything else must have completed its last action. Nothing here
 changes the template or the generation.
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from canopy.domain.errors import CanopyError
 from canopy.domain.states import ServerStatus
+from canopy.orchestration.nested_actions import child_progress, nested, start_child
 from canopy.orchestration.resources.base import Progress
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.walk import Outcome, Walk
@@ -63,9 +65,15 @@ async def _power(walk: Walk, row: StackResource, action: Action, out: Outcome) -
         walk.begin(row, action, "state changed")
         out.started += 1
         failed = await _switch(walk, row, action)
+        if failed is None and nested(row):
+            failed = await start_child(walk, row, action)
+            failed = failed if failed.failed is not None else None
         if failed is not None:
             return walk.record(row, failed)
-    progress = await _observe(walk, row, _WANT[action])
+    if nested(row):
+        progress = await child_progress(walk, row, action)
+    else:
+        progress = await _observe(walk, row, _WANT[action])
     if progress.done or progress.failed is None:
         members = await _members(walk, row)
         tally = [await _power(walk, m, action, out) for m in members]
@@ -125,27 +133,50 @@ async def _observe(walk: Walk, row: StackResource, want: ServerStatus) -> Progre
 
 
 async def check_walk(walk: Walk) -> Outcome:
-    """Confirm every resource's observed state; one step, no waiting."""
-    out = Outcome(done=True)
-    for name, row in sorted(walk.current().items()):
-        progress = await _check(walk, row)
+    """Confirm every resource's observed state: one step, unless a nested stack is checked
+    (the resource waits for its child's check, and only it is looked at again)."""
+    rows = walk.current()
+    # A resource still in CHECK_IN_PROGRESS: this is a later step of the same check.
+    again = any(r.action == Action.CHECK and r.status == Status.IN_PROGRESS for r in rows.values())
+    out = Outcome()
+    pending = False
+    for name, row in sorted(rows.items()):
+        progress = await _check(walk, row, again)
         if progress.failed is not None and out.failure is None:
             out.failure = f"resources.{name}: {progress.failed}"
+        pending = pending or not (progress.done or progress.failed is not None)
+    out.done = not pending
     return out
 
 
-async def _check(walk: Walk, row: StackResource) -> Progress:
-    before = Status(row.status)
-    walk.begin(row, Action.CHECK, "state changed")
-    if before is not Status.COMPLETE:
-        return walk.record(row, Progress.failure(f"the resource is {before.value}"))
-    progress = await _check_server(walk, row)
-    if progress.done:
+async def _check(walk: Walk, row: StackResource, again: bool) -> Progress:
+    if again and row.action == Action.CHECK:
+        if row.status == Status.COMPLETE:
+            return Progress.complete()
+        if row.status == Status.FAILED:
+            return Progress.failure(row.status_reason)
+        # Waiting on its child stack's check, or on members waiting on theirs.
+        progress = (
+            await child_progress(walk, row, Action.CHECK) if nested(row) else Progress.complete()
+        )
+    else:
+        before = Status(row.status)
+        walk.begin(row, Action.CHECK, "state changed")
+        if before is not Status.COMPLETE:
+            return walk.record(row, Progress.failure(f"the resource is {before.value}"))
+        progress = await _check_server(walk, row)
+        if progress.done and nested(row):
+            progress = await start_child(walk, row, Action.CHECK)
+    if progress.failed is None:
         # A group's members are checked with it (Heat checks a group's nested stack).
+        waiting = False
         for m in await _members(walk, row):
-            found = await _check(walk, m)
-            if found.failed is not None and progress.done:
+            found = await _check(walk, m, again)
+            if found.failed is not None and progress.failed is None:
                 progress = Progress.failure(f"resources.{m.name}: {found.failed}")
+            waiting = waiting or not (found.done or found.failed is not None)
+        if waiting and progress.failed is None:
+            progress = Progress()
     return walk.record(row, progress)
 
 

@@ -224,6 +224,18 @@ def begin_update(
     stack_event(s, child, Action.UPDATE, Status.IN_PROGRESS, child.status_reason, now)
 
 
+def begin_action(s: AsyncSession, stack: Stack, action: Action, now: datetime) -> None:
+    """Start suspend, resume or check on `stack` (locked by the caller), due now: what a
+    stack's action request asks, and what its parent asks of a nested stack."""
+    stack.action = action
+    stack.status = Status.IN_PROGRESS
+    stack.status_reason = f"Stack {action.value} started"
+    stack.action_started_at = now
+    stack.next_attempt_at = now
+    stack.retries = 0
+    stack_event(s, stack, action, Status.IN_PROGRESS, stack.status_reason, now)
+
+
 async def all_absent(s: AsyncSession, stack_id: str) -> None:
     """Every resource of the stack is to go; a delete that failed before is tried again
     from the start. What a stack delete, nested or not, asks of its rows."""

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.orchestration.events import resource_event, stack_event
+from canopy.orchestration.nesting import begin_action
 from canopy.orchestration.resources.adopt import carried
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
@@ -57,13 +58,7 @@ async def act(s: AsyncSession, stack: Stack, action: str, clock: Clock) -> None:
     if action == "resume" and stack.action not in (Action.SUSPEND, Action.RESUME):
         raise Conflict(f"Resuming a stack that is {state} is not supported: suspend it first.")
     todo = {"suspend": Action.SUSPEND, "resume": Action.RESUME, "check": Action.CHECK}[action]
-    stack.action = todo
-    stack.status = Status.IN_PROGRESS
-    stack.status_reason = f"Stack {todo.value} started"
-    stack.action_started_at = now
-    stack.next_attempt_at = now
-    stack.retries = 0
-    stack_event(s, stack, todo, Status.IN_PROGRESS, stack.status_reason, now)
+    begin_action(s, stack, todo, now)
 
 
 async def _stop(s: AsyncSession, stack: Stack, now: Any) -> None:

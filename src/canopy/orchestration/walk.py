@@ -28,7 +28,7 @@ from canopy.orchestration import external
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.adopt import adopt
-from canopy.orchestration.resources.base import Progress, ResourceType, Step
+from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
 from canopy.orchestration.states import Action, Desired, Status
@@ -65,6 +65,11 @@ class Walk:
     # resource, and rebuilding them each time made a step O(resources^2).
     _current: dict[str, StackResource] | None = field(default=None, repr=False)
     _absent: list[StackResource] | None = field(default=None, repr=False)
+    # New resources of a type that creates many at once (servers), by type, until the end
+    # of the round of the forward walk that started them.
+    _queued: dict[str, tuple[CreatesMany, list[StackResource]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def current(self) -> dict[str, StackResource]:
         """The present row of each name (do not change it: it is shared until `changed`)."""
@@ -98,8 +103,13 @@ class Walk:
             ready = sorter.get_ready()
             if not ready:
                 break  # what is left waits on a resource still going, or on a failure
-            for name in sorted(ready):
-                progress = await self._advance(bound, defs[name], generation, out)
+            names = sorted(ready)
+            found = {
+                name: await self._advance(bound, defs[name], generation, out) for name in names
+            }
+            found.update(await self._create_queued())
+            for name in names:
+                progress = found[name]
                 if progress.done:
                     sorter.done(name)
                 elif progress.failed is not None:
@@ -176,6 +186,9 @@ class Walk:
             self.begin(new, Action.ADOPT, "state changed")
             return self.record(new, await adopt(self.step, new, self.adopting.get(d.name)))
         self.begin(new, Action.CREATE, "state changed")
+        if isinstance(kind, CreatesMany):
+            self._queued.setdefault(kind.name, (kind, []))[1].append(new)
+            return Progress()  # started with the others of its type, after this round
         return self.record(new, await kind.create(self.step, new))
 
     async def _external(
@@ -202,6 +215,15 @@ class Walk:
         self.begin(new, Action.CREATE, "state changed")
         out.started += 1
         return self.record(new, await external.adopt(self.step, kind, new, d.external_id))
+
+    async def _create_queued(self) -> dict[str, Progress]:
+        """Create the resources queued in this round, each type's together."""
+        out: dict[str, Progress] = {}
+        queued, self._queued = self._queued, {}
+        for kind, rows in queued.values():
+            for row, progress in zip(rows, await kind.create_many(self.step, rows), strict=True):
+                out[row.name] = self.record(row, progress)
+        return out
 
     def _kept(self, d: ResourceDefinition, props: dict[str, Any]) -> StackResource | None:
         """The newest replaced row for `d` that is intact and has exactly `props`."""
@@ -247,7 +269,11 @@ class Walk:
         )
         self.step.session.add(row)
         self.rows.append(row)
-        self.changed()
+        if self._current is not None:
+            # No other present row has this name (one being replaced was made absent
+            # first): the new row is added, not everything rebuilt (a step of N new
+            # resources stays O(N)).
+            self._current[row.name] = row
         return row
 
     # Backward ---------------------------------------------------------------------------

@@ -264,11 +264,38 @@ async def check_create(
     """
     await lock_project(s, project_id)
     lim = await limits(s, settings, project_id)
-    if 0 <= lim["metadata_items"] < metadata_items:
-        raise QuotaError(f"Maximum number of metadata items exceeds {lim['metadata_items']}")
     # The project's counters, not a count of its rows: the same cost at any size.
     used = (await quota_usage.current(s, project_id)).as_dict()
-    fit = max_count
+    in_group = await group_member_count(s, group_id) if group_id is not None else 0
+    count = fit(
+        lim,
+        used,
+        flavor,
+        min_count=min_count,
+        max_count=max_count,
+        metadata_items=metadata_items,
+        in_group=in_group if group_id is not None else None,
+    )
+    await quota_usage.add(s, project_id, count, flavor)
+    return count
+
+
+def fit(
+    lim: Mapping[str, int],
+    used: Mapping[str, int],
+    flavor: Flavor,
+    *,
+    min_count: int,
+    max_count: int,
+    metadata_items: int = 0,
+    in_group: int | None = None,
+) -> int:
+    """How many of `min_count`..`max_count` servers of `flavor` fit in `lim` beside `used`
+    (and beside `in_group` members of their server group, if they join one); QuotaError
+    as `check_create` says. Pure: the callers read and lock, and count what it returns."""
+    if 0 <= lim["metadata_items"] < metadata_items:
+        raise QuotaError(f"Maximum number of metadata items exceeds {lim['metadata_items']}")
+    room_for = max_count
     for res, per in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram_mb)):
         limit = lim[res]
         if limit < 0:
@@ -279,11 +306,9 @@ async def check_create(
                 f"Quota exceeded for {res}: Requested {min_count * per}, but already used "
                 f"{used[res]} of {limit} {res}"
             )
-        fit = min(fit, room)
-    count = max(min_count, fit)
+        room_for = min(room_for, room)
+    count = max(min_count, room_for)
     members = lim["server_group_members"]
-    in_group = await group_member_count(s, group_id) if group_id is not None else 0
-    if group_id is not None and 0 <= members < in_group + count:
+    if in_group is not None and 0 <= members < in_group + count:
         raise QuotaError("Quota exceeded, too many servers in group")
-    await quota_usage.add(s, project_id, count, flavor)
     return count

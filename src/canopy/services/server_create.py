@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -18,7 +19,7 @@ from canopy.reservations.using import check_boot
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
-from canopy.store.events import start_action
+from canopy.store.events import start_actions
 from canopy.store.models import Cloud, Flavor, Image, Server, ServerGroup, ServerTag, ServerUserData
 
 MAX_NAME = 255
@@ -46,6 +47,49 @@ class CreateServer:
     boot_from_volume: bool = False
 
 
+class Found:
+    """What a create looks up by reference (flavor, image, zone, server group), kept for
+    the requests of one transaction: a batch of creates reads each reference once."""
+
+    def __init__(self, s: AsyncSession, ctx: RequestContext) -> None:
+        self.s = s
+        self.ctx = ctx
+        self._flavors: dict[str, Flavor] = {}
+        self._images: dict[str, Image] = {}
+        self._zones: dict[str, bool] = {}
+        self._groups: dict[str, bool] = {}
+
+    async def check(self, req: CreateServer) -> tuple[Flavor, Image | None]:
+        """The request's flavor and image; InvalidRequest for what does not exist (or is
+        not the caller's), before anything is written."""
+        flavor = self._flavors.get(req.flavor)
+        if flavor is None:
+            flavor = self._flavors[req.flavor] = await _find_flavor(self.s, req.flavor)
+        image = None
+        if req.image:
+            image = self._images.get(req.image)
+            if image is None:
+                image = await _find_image(self.s, req.image)
+                if image is None:
+                    raise InvalidRequest(f"Image {req.image} could not be found.")
+                self._images[req.image] = image
+        zone = req.availability_zone
+        if zone:
+            if zone not in self._zones:
+                cloud = await self.s.get(Cloud, zone)
+                self._zones[zone] = cloud is not None and cloud.enabled
+            if not self._zones[zone]:
+                raise InvalidRequest(f"The requested availability zone is not available: {zone!r}")
+        gid = req.group_id
+        if gid:
+            if gid not in self._groups:
+                group = await self.s.get(ServerGroup, gid)
+                self._groups[gid] = group is not None and group.project_id == self.ctx.project_id
+            if not self._groups[gid]:
+                raise InvalidRequest(f"Invalid server group {gid}")
+        return flavor, image
+
+
 class ServerCreation(ServerScope):
     """ServerService's create."""
 
@@ -56,27 +100,14 @@ class ServerCreation(ServerScope):
         *,
         session: AsyncSession | None = None,
         lease_boot: bool = False,
+        found: Found | None = None,
     ) -> list[Server]:
         """Validate and write the servers' rows (`lease_boot`: the lease controller's boot
         of the servers a lease carries, ahead of its start: its PENDING lease is allowed)."""
         _validate_create(req)
         now = self.clock.now()
         async with self._unit(session) as s:
-            flavor = await _find_flavor(s, req.flavor)
-            image = await _find_image(s, req.image) if req.image else None
-            if image is None and req.image:
-                raise InvalidRequest(f"Image {req.image} could not be found.")
-            if req.availability_zone:
-                zone = await s.get(Cloud, req.availability_zone)
-                if zone is None or not zone.enabled:
-                    raise InvalidRequest(
-                        f"The requested availability zone is not available: "
-                        f"{req.availability_zone!r}"
-                    )
-            if req.group_id:
-                group = await s.get(ServerGroup, req.group_id)
-                if group is None or group.project_id != ctx.project_id:
-                    raise InvalidRequest(f"Invalid server group {req.group_id}")
+            flavor, image = await (found or Found(s, ctx)).check(req)
             max_count = req.max_count
             reservation_id = host_use.hinted(req.hints)
             if reservation_id is not None:  # a host reservation: within its hosts' room
@@ -108,66 +139,96 @@ class ServerCreation(ServerScope):
                 metadata_items=len(req.metadata),
                 group_id=req.group_id,
             )
-            servers: list[Server] = []
-            for i in range(count):
-                name = req.name if count == 1 else f"{req.name}-{i + 1}"
-                server = Server(
-                    id=str(uuid.uuid4()),
-                    project_id=ctx.project_id,
-                    user_id=ctx.user_id,
-                    name=name,
-                    flavor_id=flavor.id,
-                    image_id=image.id if image else None,
-                    key_name=req.key_name,
-                    metadata_=dict(req.metadata),
-                    requested_zone=req.availability_zone,
-                    group_id=req.group_id,
-                    hints=dict(req.hints),
-                    reservation_id=reservation_id,
-                    description=req.description,
-                    locked=False,
-                    config_drive=req.config_drive,
-                    boot_from_volume=req.boot_from_volume,
-                    launch_index=i,
-                    desired_state=DesiredState.ACTIVE,
-                    status=ServerStatus.BUILD,
-                    task_state=TaskState.SCHEDULING,
-                    phase=Phase.SCHEDULE,
-                    attempts=0,
-                    attempt_log=[],
-                    addresses={},
-                    reboot_requested=0,
-                    reboot_done=0,
-                    retries=0,
-                    created_at=now,
-                    updated_at=now,
-                    deleted=False,
-                )
-                s.add(server)
-                servers.append(server)
-            await s.flush()
-            tags = sorted(set(_validate_tags(req.tags)))
-            if tags:
-                await s.execute(
-                    insert(ServerTag),
-                    [{"server_id": sv.id, "tag": t} for sv in servers for t in tags],
-                )
-            if req.user_data is not None:
-                await s.execute(
-                    insert(ServerUserData),
-                    [{"server_id": sv.id, "data": req.user_data} for sv in servers],
-                )
-            for server in servers:
-                start_action(
-                    s,
-                    server_id=server.id,
-                    action="create",
-                    project_id=ctx.project_id,
-                    user_id=ctx.user_id,
-                    request_id=ctx.request_id,
-                    now=now,
-                )
+            servers = server_rows(ctx, req, flavor, image, reservation_id, count, now)
+            await write_servers(s, ctx, [(req, servers)], now)
         return servers
+
+
+def server_rows(
+    ctx: RequestContext,
+    req: CreateServer,
+    flavor: Flavor,
+    image: Image | None,
+    reservation_id: str | None,
+    count: int,
+    now: datetime,
+) -> list[Server]:
+    """The rows of `count` new servers for `req` (not yet added to a session)."""
+    servers: list[Server] = []
+    for i in range(count):
+        servers.append(
+            Server(
+                id=str(uuid.uuid4()),
+                project_id=ctx.project_id,
+                user_id=ctx.user_id,
+                name=req.name if count == 1 else f"{req.name}-{i + 1}",
+                flavor_id=flavor.id,
+                image_id=image.id if image else None,
+                key_name=req.key_name,
+                metadata_=dict(req.metadata),
+                requested_zone=req.availability_zone,
+                group_id=req.group_id,
+                hints=dict(req.hints),
+                reservation_id=reservation_id,
+                description=req.description,
+                locked=False,
+                config_drive=req.config_drive,
+                boot_from_volume=req.boot_from_volume,
+                launch_index=i,
+                desired_state=DesiredState.ACTIVE,
+                status=ServerStatus.BUILD,
+                task_state=TaskState.SCHEDULING,
+                phase=Phase.SCHEDULE,
+                attempts=0,
+                attempt_log=[],
+                addresses={},
+                reboot_requested=0,
+                reboot_done=0,
+                retries=0,
+                created_at=now,
+                updated_at=now,
+                deleted=False,
+            )
+        )
+    return servers
+
+
+async def write_servers(
+    s: AsyncSession,
+    ctx: RequestContext,
+    made: Sequence[tuple[CreateServer, list[Server]]],
+    now: datetime,
+) -> None:
+    """Write new servers with their tags, user data and create actions: one INSERT per
+    table however many requests `made` holds."""
+    servers = [sv for _, group in made for sv in group]
+    s.add_all(servers)
+    await s.flush()
+    tags = [
+        {"server_id": sv.id, "tag": t}
+        for req, group in made
+        for t in sorted(set(_validate_tags(req.tags)))
+        for sv in group
+    ]
+    if tags:
+        await s.execute(insert(ServerTag), tags)
+    data = [
+        {"server_id": sv.id, "data": req.user_data}
+        for req, group in made
+        if req.user_data is not None
+        for sv in group
+    ]
+    if data:
+        await s.execute(insert(ServerUserData), data)
+    await start_actions(
+        s,
+        [sv.id for sv in servers],
+        action="create",
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        request_id=ctx.request_id,
+        now=now,
+    )
 
 
 async def _find_flavor(s: AsyncSession, ref: str) -> Flavor:

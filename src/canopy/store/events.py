@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import InstanceAction, InstanceActionEvent
@@ -32,6 +32,37 @@ def start_action(
     )
     s.add(act)
     return act
+
+
+async def start_actions(
+    s: AsyncSession,
+    server_ids: list[str],
+    *,
+    action: str,
+    project_id: str,
+    user_id: str,
+    request_id: str,
+    now: datetime,
+) -> None:
+    """`start_action` for many servers with one INSERT (no rows come back)."""
+    if not server_ids:
+        return
+    await s.execute(
+        insert(InstanceAction),
+        [
+            {
+                "server_id": sid,
+                "action": action,
+                "project_id": project_id,
+                "user_id": user_id,
+                "request_id": request_id,
+                "message": None,
+                "start_time": now,
+                "updated_at": now,
+            }
+            for sid in server_ids
+        ],
+    )
 
 
 async def add_event(

@@ -72,13 +72,18 @@ async def current(s: AsyncSession, project_id: str) -> Usage:
 
 async def add(s: AsyncSession, project_id: str, count: int, flavor: Flavor) -> None:
     """Count `count` new servers of `flavor` (after `current`, so the row exists)."""
+    await add_usage(s, project_id, Usage(count, count * flavor.vcpus, count * flavor.ram_mb))
+
+
+async def add_usage(s: AsyncSession, project_id: str, more: Usage) -> None:
+    """Count new servers adding up to `more` (after `current`): one relative UPDATE."""
     await s.execute(
         update(QuotaUsage)
         .where(QuotaUsage.project_id == project_id)
         .values(
-            instances=QuotaUsage.instances + count,
-            cores=QuotaUsage.cores + count * flavor.vcpus,
-            ram=QuotaUsage.ram + count * flavor.ram_mb,
+            instances=QuotaUsage.instances + more.instances,
+            cores=QuotaUsage.cores + more.cores,
+            ram=QuotaUsage.ram + more.ram,
         )
         .execution_options(synchronize_session=False)
     )

@@ -88,6 +88,27 @@ async def test_nested_resources_list_with_their_parent_resource(api: Api) -> Non
     assert left == []
 
 
+async def test_stack_actions_reach_the_nested_stacks(api: Api) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+    body = {"stack_name": "acted", "template": TEMPLATE, "files": {URL: INNER}}
+    r = await api.client.post(base, json=body)
+    assert r.status_code == 201, r.text
+    url = f"{base}/acted/{r.json()['stack']['id']}"
+    assert (await _settle(api, url))["stack_status"] == "CREATE_COMPLETE"
+    for act, state in (("suspend", "SUSPEND"), ("resume", "RESUME"), ("check", "CHECK")):
+        r = await api.client.post(url + "/actions", json={act: None})
+        assert r.status_code == 200, r.text
+        shown = await _settle(api, url)
+        assert shown["stack_status"] == f"{state}_COMPLETE", shown["stack_status_reason"]
+        every = (await api.client.get(base + "?show_nested=true")).json()["stacks"]
+        assert len(every) == 3
+        assert {x["stack_status"] for x in every} == {f"{state}_COMPLETE"}
+        deep = (await api.client.get(url + "/resources?nested_depth=2")).json()["resources"]
+        assert {x["resource_name"] for x in deep} == {"top", "plain", "leaf", "deeper", "bottom"}
+        assert {x["resource_status"] for x in deep} == {f"{state}_COMPLETE"}
+
+
 async def test_bad_nested_templates_are_heat_faults(api: Api) -> None:
     pid = api.admin.project_id
     base = f"/orchestration/v1/{pid}/stacks"

@@ -9,10 +9,10 @@ is waiting on a server row (`Progress.waiting`), and the engine comes back then.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,6 +149,16 @@ class ResourceType(Protocol):
 
     async def check(self, step: Step, res: StackResource) -> Progress:
         """How the action started on `res` (`res.action`) is going."""
+        ...
+
+
+@runtime_checkable
+class CreatesMany(Protocol):
+    """A type whose new resources one step starts together (servers: one quota check and
+    one write for all of them rather than one each)."""
+
+    async def create_many(self, step: Step, rows: Sequence[StackResource]) -> list[Progress]:
+        """`create` for each of `rows`, in order; each fails or goes on alone."""
         ...
 
 

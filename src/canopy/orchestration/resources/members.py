@@ -22,7 +22,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.nesting import registry_of, resolve_type
 from canopy.orchestration.resources import registry
-from canopy.orchestration.resources.base import Progress, ResourceType, Step
+from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import TemplateError
@@ -85,9 +85,10 @@ class _Tally:
 async def converge(
     step: Step, group: StackResource, wanted: Sequence[Wanted], *, fresh: bool
 ) -> Progress:
-    """Take one step towards exactly `wanted`: create what is missing, update or replace
-    what changed, delete the rest. `fresh` (a new create or update of the group) retries
-    members that failed before; a later step reports their failure."""
+    """Take one step towards exactly `wanted`: create what is missing (new servers all
+    with one create, as the walk does), update or replace what changed, delete the rest.
+    `fresh` (a new create or update of the group) retries members that failed before; a
+    later step reports their failure."""
     now = step.clock.now()
     rows = await members_of(step, group)
     present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
@@ -95,6 +96,7 @@ async def converge(
     tally = _Tally()
     keep: set[str] = set()
     aliases: dict[str, str] | None = None
+    queued: dict[str, tuple[CreatesMany, list[StackResource]]] = {}
     for w in wanted:
         name = member_name(group.name, w.index)
         keep.add(name)
@@ -121,7 +123,10 @@ async def converge(
         if row is None:
             row = _new(step, group, name, w.type, props, now)
             begin(step, row, Action.CREATE, now)
-            tally.add(name, record(step, row, await kind.create(step, row), now))
+            if isinstance(kind, CreatesMany):  # servers: created together, below
+                queued.setdefault(kind.name, (kind, []))[1].append(row)
+            else:
+                tally.add(name, record(step, row, await kind.create(step, row), now))
         elif row.status == Status.COMPLETE and row.properties != props:
             begin(step, row, Action.UPDATE, now)
             tally.add(name, record(step, row, await kind.update(step, row, props), now))
@@ -129,6 +134,9 @@ async def converge(
             tally.add(name, record(step, row, await kind.check(step, row), now))
         elif row.status == Status.FAILED:
             tally.add(name, Progress.failure(row.status_reason))
+    for bulk, made in queued.values():
+        for row, p in zip(made, await bulk.create_many(step, made), strict=True):
+            tally.add(row.name, record(step, row, p, now))
     for name, row in present.items():
         if name not in keep:
             row.desired = Desired.ABSENT

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -76,18 +76,34 @@ class ServerBase(ABC):
         return f"{step.stack.name}-{res.name}-{res.id[:8]}"
 
     async def create(self, step: Step, res: StackResource) -> Progress:
-        if res.server_id is not None:
-            return Progress()  # created by an earlier step: wait for it
-        try:
-            req = await self.request(step, res)
-            # A savepoint: a refused request leaves nothing of itself in the step.
-            async with step.session.begin_nested():
-                [server] = await step.servers.create(step.ctx, req, session=step.session)
-        except CanopyError as e:
-            return Progress.failure(f"{type(e).__name__}: {e}")
-        res.server_id = server.id
-        res.physical_resource_id = server.id
-        return Progress()
+        [progress] = await self.create_many(step, [res])
+        return progress
+
+    async def create_many(self, step: Step, rows: Sequence[StackResource]) -> list[Progress]:
+        """Start the servers of `rows` with one create of them all (`create_each`): a
+        refused one fails its resource alone and leaves nothing of itself."""
+        out: list[Progress] = [Progress()] * len(rows)  # created by an earlier step: wait
+        asks: list[tuple[int, CreateServer]] = []
+        for i, res in enumerate(rows):
+            if res.server_id is not None:
+                continue
+            try:
+                asks.append((i, await self.request(step, res)))
+            except CanopyError as e:
+                out[i] = Progress.failure(f"{type(e).__name__}: {e}")
+        if not asks:
+            return out
+        made = await step.servers.create_each(
+            step.ctx, [req for _, req in asks], session=step.session
+        )
+        for (i, _), result in zip(asks, made, strict=True):
+            if isinstance(result, CanopyError):
+                out[i] = Progress.failure(f"{type(result).__name__}: {result}")
+                continue
+            [server] = result
+            rows[i].server_id = server.id
+            rows[i].physical_resource_id = server.id
+        return out
 
     async def rename(self, step: Step, res: StackResource, name: str | None) -> Progress | None:
         """Rename the server if `name` is new; a Progress only when that failed."""

@@ -134,7 +134,9 @@ class StackEvent(Base):
     __tablename__ = "stack_events"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The sentinel lets a flush write many events with one INSERT on SQLite too (SQLAlchemy
+    # matches the `seq`s it gets back to the rows by it); the schema is the same.
+    id: Mapped[str] = mapped_column(String(64), unique=True, insert_sentinel=True)
     stack_id: Mapped[str] = mapped_column(ForeignKey("stacks.id", ondelete="CASCADE"))
     resource_name: Mapped[str] = mapped_column(String(255))
     logical_resource_id: Mapped[str] = mapped_column(String(255))

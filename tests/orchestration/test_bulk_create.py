@@ -1,0 +1,97 @@
+"""A step starts all its new server resources together: one quota check and one write per
+table for the lot, with every rule a single create keeps (quota in order, events per
+resource, the root cause of a failure, crash safety: see test_crash.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from canopy.bootstrap import ensure_project
+from canopy.domain.context import RequestContext
+from canopy.store import quota_usage
+from tests.controllers.harness import make_plane, statements
+
+from .helpers import CLOUDS, create, events, hot, live_servers, resources, server, settle
+
+
+async def test_the_first_step_costs_the_same_statements_for_4_or_40_servers(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        seen: dict[int, list[str]] = {}
+        for n in (4, 40):
+            sid = await create(p, f"wide{n}", hot({f"vm{i}": server() for i in range(n)}))
+            with statements(p.db) as seen[n]:
+                assert await p.worker.orchestration.run_once() == 1
+            rows = await resources(p, sid)
+            assert len(rows) == n
+            assert {(r.action, r.status) for r in rows.values()} == {("CREATE", "IN_PROGRESS")}
+            assert len({r.server_id for r in rows.values()}) == n
+            started = [e for e in await events(p, sid) if e.resource_name != f"wide{n}"]
+            assert sorted(e.resource_name for e in started) == sorted(rows)
+            await settle(p, sid)
+        assert len(seen[40]) <= len(seen[4])  # the first also made the usage counters
+        assert sum(q.startswith("INSERT INTO servers ") for q in seen[40]) == 1
+        assert sum(q.startswith("INSERT INTO stack_events ") for q in seen[40]) == 1
+    finally:
+        await p.close()
+
+
+async def test_servers_past_the_quota_fail_their_resources_and_the_stack(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        project = await ensure_project(
+            p.db, p.clock, "tight", quotas={"instances": 3, "cores": -1, "ram": -1}
+        )
+        ctx = RequestContext(project_id=project, user_id="u1", roles=frozenset({"member"}))
+        template = hot({f"vm{i}": server() for i in range(5)}, None)
+        sid = await create(p, "over", template, ctx=ctx, disable_rollback=True)
+        done = await settle(p, sid)
+        assert done.status == "FAILED"
+        assert done.status_reason == (
+            "Resource CREATE failed: resources.vm3: QuotaError: Quota exceeded for instances: "
+            "Requested 1, but already used 3 of 3 instances"
+        )
+        rows = await resources(p, sid)
+        assert [rows[f"vm{i}"].server_id is not None for i in range(5)] == [True] * 3 + [False] * 2
+        assert rows["vm4"].status == "FAILED" and "Quota exceeded" in rows["vm4"].status_reason
+        assert len([s for s in await live_servers(p) if s.project_id == project]) == 3
+        async with p.db.read() as s:
+            assert await quota_usage.current(s, project) == await quota_usage.counted(s, project)
+        failed = [
+            (e.resource_name, e.status)
+            for e in await events(p, sid)
+            if e.resource_name in ("vm3", "vm4")
+        ]
+        assert failed == [
+            ("vm3", "IN_PROGRESS"),
+            ("vm4", "IN_PROGRESS"),
+            ("vm3", "FAILED"),
+            ("vm4", "FAILED"),
+        ]
+    finally:
+        await p.close()
+
+
+async def test_a_groups_new_members_are_created_together(db_url: str, tmp_path: Path) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        group = {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {"count": 12, "resource_def": server()},
+        }
+        sid = await create(p, "rg", hot({"rg": group}))
+        with statements(p.db) as seen:
+            assert await p.worker.orchestration.run_once() == 1
+        assert sum(q.startswith("INSERT INTO servers ") for q in seen) == 1
+        members = [r for r in (await resources(p, sid)).values() if r.group_id]
+        assert len(members) == 12 and all(m.server_id for m in members)
+        assert len({m.server_id for m in members}) == 12
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        assert len(await live_servers(p)) == 12
+    finally:
+        await p.close()
