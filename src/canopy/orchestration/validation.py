@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration import external, nesting_checks
+from canopy.orchestration import deletion_policy, external, nesting_checks
 from canopy.orchestration.nesting import registry_of
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
@@ -32,6 +32,7 @@ def check_resources(
     )
     for name, d in defs.items():
         kind = resource_type(d.type, f"resources.{name}", bound.template.files)
+        deletion_policy.check(kind, d.type, d.deletion_policy, f"resources.{name}")
         if d.external_id is not None:
             # Its properties are not used; that it exists is checked by the caller.
             external.check_type(d.type, f"resources.{name}")

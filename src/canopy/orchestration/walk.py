@@ -24,7 +24,7 @@ from graphlib import TopologicalSorter
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration import external
+from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.adopt import adopt
@@ -93,7 +93,11 @@ class Walk:
         out = Outcome()
         defs = bound.resources()
         for row in self.rows:
-            if row.desired == Desired.PRESENT and row.name not in defs:
+            if row.desired != Desired.PRESENT:
+                continue
+            if row.name in defs:
+                deletion_policy.mark(row, defs[row.name].deletion_policy)
+            else:
                 row.desired = Desired.ABSENT  # removed from the template: goes in the clean-up
         self.changed()
         graph = {name: set(d.depends_on) & set(defs) for name, d in defs.items()}
@@ -261,7 +265,7 @@ class Walk:
             properties=props,
             attributes={},
             requires=requires,
-            data={},
+            data={"retain": True} if d.deletion_policy == "Retain" else {},
             server_id=None,
             wait_until=None,
             created_at=self.now,
@@ -317,8 +321,8 @@ class Walk:
             return self.record(row, await kind.check(self.step, row))
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
-        if external.external_id(row) is not None:
-            return self.record(row, Progress.complete())  # not the stack's: left as it is
+        if external.external_id(row) is not None or deletion_policy.retained(row):
+            return self.record(row, Progress.complete())  # not (or no longer) the stack's
         return self.record(row, await kind.delete(self.step, row))
 
     # Recording --------------------------------------------------------------------------
