@@ -26,7 +26,7 @@ async def validate_template(
     body: Annotated[Any, Body()], ctx: ScopeDep, s: ReadSessionDep, svc: ServiceDep
 ) -> dict[str, Any]:
     req = parse_request(body, template_required=True)
-    identity = StackIdentity("validate", "None", ctx.project_id)
+    identity = StackIdentity("validate", "None", ctx.project_id, svc.settings.identity.region)
     bound = await svc.validate(s, ctx, req, identity)
     template = bound.template
     params: dict[str, Any] = {}

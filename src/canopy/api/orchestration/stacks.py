@@ -67,7 +67,9 @@ async def preview_stack(
 ) -> dict[str, Any]:
     name = body.get("stack_name") if isinstance(body, dict) else None
     req = parse_request(body, template_required=True)
-    identity = StackIdentity(str(name or "preview"), "None", ctx.project_id)
+    identity = StackIdentity(
+        str(name or "preview"), "None", ctx.project_id, svc.settings.identity.region
+    )
     bound = await svc.validate(s, ctx, req, identity)
     resources = []
     defs = bound.resources()
