@@ -277,3 +277,68 @@ def test_boot_into_a_host_reservation(canopy_server: CanopyServer) -> None:
     else:
         raise AssertionError(f"servers of the deleted host lease still listed: {names}")
     osc("reservation", "host", "delete", host["id"], json_output=False)
+
+
+def test_change_a_host_reservation(canopy_server: CanopyServer) -> None:
+    """`lease set --reservation id=<rid>,max=..,resource_properties=..` reallocates a host
+    reservation before its start, keeping the hosts that still match; `host set --extra`
+    on a capability a holding reservation names is refused with Blazar's message."""
+    osc = canopy_server.openstack
+    h1 = _register(canopy_server, "--extra", "gpu=True", "private:h1")
+    h2 = _register(canopy_server, "--extra", "gpu=False", "private:h2")
+    start = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M")
+    end = (datetime.now(UTC) + timedelta(days=3, hours=2)).strftime("%Y-%m-%d %H:%M")
+    lease = _create(
+        canopy_server,
+        "--reservation",
+        "min=1,max=1,resource_type=physical:host,hypervisor_properties=,resource_properties=",
+        "--start-date",
+        start,
+        "--end-date",
+        end,
+        "hosts-later",
+    )
+    field = lease["reservations"]
+    rid = (json.loads(field) if isinstance(field, str) else field)["id"]
+
+    def held() -> list[str]:
+        listed = osc("reservation", "allocation", "list", "host", "--reservation-id", rid)
+        return sorted(str(a["resource_id"]) for a in listed if _items(a["reservations"]))
+
+    assert held() == [h1["id"]]
+    osc(
+        "reservation",
+        "lease",
+        "set",
+        "--reservation",
+        f"id={rid},max=2",
+        lease["id"],
+        json_output=False,
+    )
+    assert held() == sorted([h1["id"], h2["id"]])
+    shown = osc("reservation", "lease", "show", lease["id"])["reservations"]
+    res = json.loads(shown) if isinstance(shown, str) else shown
+    assert (res["min"], res["max"]) == (1, 2)
+    osc(
+        "reservation",
+        "lease",
+        "set",
+        "--reservation",
+        f'id={rid},max=1,resource_properties=["=", "$gpu", "False"]',
+        lease["id"],
+        json_output=False,
+    )
+    assert held() == [h2["id"]]
+    rc, err = canopy_server.openstack_fail(
+        "reservation", "lease", "set", "--reservation", f"id={rid},min=2,max=2", lease["id"]
+    )
+    assert rc == 1 and "Not enough hosts available" in err, err
+    rc, err = canopy_server.openstack_fail(
+        "reservation", "host", "set", "--extra", "gpu=True", h2["id"]
+    )
+    assert rc == 1 and "Can't add extracapabilities ['gpu']" in err, err
+    assert osc("reservation", "host", "show", h2["id"])["gpu"] == "False"
+    osc("reservation", "host", "set", "--extra", "gpu=False", h1["id"], json_output=False)
+    osc("reservation", "lease", "delete", lease["id"], json_output=False)
+    for h in (h1, h2):
+        osc("reservation", "host", "delete", h["id"], json_output=False)

@@ -193,7 +193,8 @@ async def test_an_affine_reservation_grows_only_on_its_cloud(db_url: str, tmp_pa
         ({"amount": "²"}, InvalidRequest, "amount must be a whole number"),  # isdigit() says yes
         ({"amount": "\u0661"}, InvalidRequest, "amount must be a whole number"),  # Arabic 1
         ({"vcpus": "9" * 5000}, InvalidRequest, "vcpus must be a whole number"),
-        ({"min": 1}, InvalidRequest, "'min' cannot be updated"),
+        ({"min": 1}, InvalidRequest, "it has no min"),
+        ({"network_id": "n"}, InvalidRequest, "'network_id' cannot be updated"),
         ({"affinity": "True"}, InvalidRequest, "affinity cannot be changed"),
         ({"resource_type": "flavor:instance"}, InvalidRequest, "resource_type cannot"),
         ({"resource_properties": '["=", "$a", "1"]'}, InvalidRequest, "not supported"),

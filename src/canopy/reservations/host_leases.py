@@ -6,6 +6,7 @@ are half-open, so one lease may end the instant the next begins). As Blazar does
 takes as many as it can up to `max`, in host id order; fewer than `min` is a 409 and
 nothing is written. The caller holds the cloud rows locked (`capacity.lock_clouds`);
 the candidate hosts are locked too, so a host delete and a lease create never cross.
+Changing a held reservation (new bounds, queries or window) is `host_update`'s.
 
 A registered host is out of the ordinary pool for as long as it is registered (Blazar's
 freepool; see reservations/hosts.py): its capacity is held by its own open-ended claim,
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import Conflict
@@ -44,6 +45,23 @@ def host_fields(h: ReservableHost) -> dict[str, Any]:
         }
     )
     return fields
+
+
+def summarize(r: Reservation, held: Sequence[ReservableHost]) -> None:
+    """The reservation's amount, size and placement: the hosts it holds (by cloud)."""
+    r.amount = len(held)
+    r.vcpus = sum(h.vcpus for h in held)
+    r.memory_mb = sum(h.memory_mb for h in held)
+    r.disk_gb = sum(h.local_gb for h in held)
+    r.placement = [
+        {
+            "cloud": cloud,
+            "amount": sum(1 for h in held if h.cloud == cloud),
+            "reason": "hosts " + ", ".join(h.host for h in held if h.cloud == cloud),
+            "hosts": [h.id for h in held if h.cloud == cloud],
+        }
+        for cloud in sorted({h.cloud for h in held})
+    ]
 
 
 def _overlaps(start: datetime, end: datetime) -> Any:
@@ -107,35 +125,6 @@ async def allocate(
         )
     await s.flush()
     return chosen
-
-
-async def move(
-    s: AsyncSession, reservation_ids: Sequence[str], start: datetime, end: datetime
-) -> None:
-    """Move the reservations' hosts to the window [start, end): 409 if another
-    reservation holds one of them then (the hosts stay; a move never swaps hosts)."""
-    if not reservation_ids:
-        return
-    ids = list(reservation_ids)
-    mine = set(
-        (
-            await s.execute(
-                select(HostAllocation.host_id).where(HostAllocation.reservation_id.in_(ids))
-            )
-        ).scalars()
-    )
-    taken = sorted(mine & await busy_hosts(s, start, end, besides=ids))
-    if taken:
-        raise Conflict(
-            "Not enough hosts available to move the lease: host"
-            f"{'s' if len(taken) != 1 else ''} {', '.join(map(str, taken))} "
-            "is held by another reservation over the new window."
-        )
-    await s.execute(
-        update(HostAllocation)
-        .where(HostAllocation.reservation_id.in_(ids))
-        .values(start_at=start, end_at=end)
-    )
 
 
 async def release(s: AsyncSession, reservation_ids: Sequence[str]) -> None:

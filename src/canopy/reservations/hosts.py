@@ -13,12 +13,16 @@ gives that capacity to an ordinary server, and the driver is told to keep unpinn
 servers off it (`ServerSpec.exclude_hosts`). Only servers booted into a host reservation
 (`--hint reservation=<id>`) run there, pinned to it. Registering is refused (409) when the
 cloud's ordinary use leaves no room for the host at some instant from now on. A host a
-lease still holds cannot be deleted (409, as Blazar's "The host is reserved").
+lease still holds cannot be deleted (409, as Blazar's "The host is reserved"), and an
+extra capability that a reservation holding the host names in its queries cannot be
+changed or removed (409, as Blazar's "Can't add extracapabilities"), so a held host always
+matches the queries of the reservations holding it.
 """
 
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -27,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.domain.states import Ability
+from canopy.reservations import host_query
 from canopy.store.claims import claim_row, peaks_by_cloud, recount
-from canopy.store.models import Claim, Cloud, HostAllocation, ReservableHost
+from canopy.store.models import Claim, Cloud, HostAllocation, ReservableHost, Reservation
 
 
 def pool_owner(host_id: int) -> str:
@@ -140,6 +145,39 @@ async def _resolve(s: AsyncSession, name: str) -> tuple[Cloud, dict[str, Any]]:
     )
 
 
+async def _updatable(
+    s: AsyncSession, host: ReservableHost, changes: dict[str, str | None], now: datetime
+) -> None:
+    """Blazar's `is_updatable_extra_capability`: a capability that a reservation holding
+    the host from now on names in its queries cannot change or go (409, Blazar's
+    CantAddExtraCapability, and nothing changes); new capabilities are always fine. The
+    host row is locked first, so no lease takes the host while this looks."""
+    touched = {k for k, v in changes.items() if k in host.extra and host.extra[k] != v}
+    if not touched:
+        return
+    rows = await s.execute(
+        select(Reservation)
+        .join(HostAllocation, HostAllocation.reservation_id == Reservation.id)
+        .where(HostAllocation.host_id == host.id, HostAllocation.end_at > now)
+        .order_by(Reservation.id)
+    )
+    named: dict[str, list[str]] = {}
+    for r in rows.scalars().unique():
+        for field in ("hypervisor_properties", "resource_properties"):
+            for term in host_query.parse(getattr(r, field) or "", field):
+                if term.field in touched:
+                    named.setdefault(term.field, []).append(r.id)
+    if named:
+        keys = sorted(named)
+        why = "; ".join(
+            f"{k!r} is named by reservation {', '.join(sorted(set(named[k])))}" for k in keys
+        )
+        raise Conflict(
+            f"Can't add extracapabilities {keys} to Host {host.id}: existing reservations "
+            f"require them ({why}). Change them once those leases have ended."
+        )
+
+
 class HostService:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -226,6 +264,7 @@ class HostService:
             raise InvalidRequest("'values' must be an object of extra capabilities")
         changes = _extras(values, deleting=True)
         host = await self.get(s, host_id, lock=True)
+        await _updatable(s, host, changes, self.clock.now())
         if changes:
             extra = dict(host.extra)
             for key, value in changes.items():

@@ -24,6 +24,7 @@ from canopy.reservations import (
     capacity,
     changes,
     host_leases,
+    host_update,
     lifecycle,
     ready,
     requests,
@@ -257,19 +258,7 @@ class LeaseService:
         )
         res = await s.get(Reservation, rid)
         assert res is not None
-        res.amount = len(held)
-        res.vcpus = sum(h.vcpus for h in held)
-        res.memory_mb = sum(h.memory_mb for h in held)
-        res.disk_gb = sum(h.local_gb for h in held)
-        res.placement = [
-            {
-                "cloud": cloud,
-                "amount": sum(1 for h in held if h.cloud == cloud),
-                "reason": "hosts " + ", ".join(h.host for h in held if h.cloud == cloud),
-                "hosts": [h.id for h in held if h.cloud == cloud],
-            }
-            for cloud in sorted({h.cloud for h in held})
-        ]
+        host_leases.summarize(res, held)
 
     async def _size(
         self, s: AsyncSession, r: requests.ReservationRequest, rid: str
@@ -282,9 +271,9 @@ class LeaseService:
     async def update(
         self, s: AsyncSession, ctx: RequestContext, lease_id: str, body: object
     ) -> Lease:
-        """Rename, move the window, change reservations' amounts or sizes (`resize`).
-        A moved window keeps the capacity on its clouds and must fit there over the new
-        window; whatever does not fit is a 409 and nothing changes."""
+        """Rename, move the window, change amounts or sizes (`resize`) or a host
+        reservation's bounds and queries (`host_update`). A moved window keeps the capacity
+        on its clouds (hosts: see `host_update`); what does not fit is a 409, no change."""
         now = self.clock.now()
         lease = await self.get(s, ctx, lease_id, lock=True)
         up = requests.lease_update(body, now, lease.start_at, lease.end_at)
@@ -305,9 +294,17 @@ class LeaseService:
         )
         reservations = await lifecycle.reservations_of(s, lease.id)
         wanted = changes.match(asked, reservations)
-        if (start, end) != (lease.start_at, lease.end_at):
+        before = (lease.start_at, lease.end_at)
+        if (start, end) != before:
             await self._move(s, lease, start, end, now)
-        await resize.apply(s, self.settings, lease, reservations, wanted, now)
+        to_hosts = {c.id: c for c in wanted if c.names_hosts}
+        hosts = [r for r in reservations if r.resource_type == PHYSICAL_HOST]
+        if hosts and ((start, end) != before or to_hosts):
+            await capacity.lock_clouds(s)  # as a create does, before its hosts
+            for r in hosts:
+                await host_update.apply(s, lease, r, to_hosts.get(r.id), before, now)
+        instances = [c for c in wanted if not c.names_hosts]
+        await resize.apply(s, self.settings, lease, reservations, instances, now)
         await self._retime(s, lease, start, end, up.before_end, now)
         lease.updated_at = now
         lease_changed(s, events.LEASE_UPDATE, lease, now)
@@ -321,12 +318,9 @@ class LeaseService:
         ids = [r.id for r in reservations]
         await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
         await s.flush()
-        await host_leases.move(
-            s, [r.id for r in reservations if r.resource_type == PHYSICAL_HOST], start, end
-        )
         for r in reservations:
             if r.resource_type == PHYSICAL_HOST:
-                continue  # its hosts moved above; it holds no claim
+                continue  # it holds hosts, no claim: `host_update` moves them
             size = capacity.Size(flavor_name(r.id), r.vcpus, r.memory_mb, r.disk_gb)
             # Every cloud of the reservation in one query; it sees the claims of the
             # reservations before it in this loop (held below), as one query per cloud did.
