@@ -4,13 +4,14 @@ boot should end, so a booted server is seen ACTIVE then, not a converging interv
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from canopy.controllers.boot_times import ASKS, STEP, BootTimes, SyncAsks
+from canopy.controllers.boot_times import ASKS, LATE, STEP, BootTimes, SyncAsks
 from canopy.store.models import Server
 
 from .harness import Plane, make_plane, statements
@@ -61,11 +62,18 @@ async def test_looks_start_a_step_before_the_median_and_end_a_step_past_the_p95(
         assert await boots.looks(p.db, "private") == []  # nothing to go by
         for _ in range(10):
             boots.observe("private", 2.0)
-        assert await boots.looks(p.db, "private") == pytest.approx([2.0 - STEP, 2.0])
+        # One look before the median, and one just past the p95 (the same 2 s here).
+        assert await boots.looks(p.db, "private") == pytest.approx([2.0 - STEP, 2.0 + LATE])
         for s in (2.2, 2.4, 5.0):  # a slow tail: more looks, never more than ASKS
             boots.observe("private", s)
         looks = await boots.looks(p.db, "private")
         assert looks[0] == pytest.approx(2.0 - STEP) and len(looks) == ASKS
+        assert looks[-1] == pytest.approx(5.0 + LATE)  # the last still past the p95
+        for _ in range(30):  # a tail of 0.25 s past the median: looks a step apart or less
+            boots.observe("private", 2.25)
+        looks = await boots.looks(p.db, "private")
+        gaps = [b - a for a, b in itertools.pairwise(looks)]
+        assert looks[-1] >= 2.25 and max(gaps) <= STEP + LATE + 1e-9
         boots.observe("private", -1.0)  # a clock step backwards is no boot time
         assert min(boots.known("private")) == 2.0
     finally:
@@ -83,6 +91,19 @@ def test_a_boot_is_learned_as_the_middle_of_the_span_it_ended_in() -> None:
     boots.booted("c", at(5), at(4.0), None)  # adopted by that pass: recorded after it
     boots.booted("c", None, at(4.0), None)
     assert boots.known("c") == []
+
+
+def test_the_clouds_own_times_narrow_the_span_to_the_create_call() -> None:
+    boots = BootTimes()
+    # The passes say: ended between 2 s and 3 s after the record. The cloud says it took
+    # 2.3 s from its creation, made during the call (0.1 s, ending at the record): so it
+    # ended between 2.2 s and 2.3 s after the record.
+    boots.booted("a", at(0), at(3.0), at(2.0), requested=at(-0.1), cloud_took=2.3)
+    assert boots.known("a") == [pytest.approx(2.25)]
+    # Times that cannot be (a later change moved the cloud's updated_at): the passes' span.
+    boots.booted("b", at(0), at(3.0), at(2.0), requested=at(-0.1), cloud_took=5.0)
+    boots.booted("b", at(0), at(3.0), at(2.0), requested=None, cloud_took=2.3)
+    assert boots.known("b") == [pytest.approx(2.5), pytest.approx(2.5)]
 
 
 async def _until_active(p: Plane, sid: str, step: float = 0.02, limit: float = 20.0) -> float:
@@ -122,11 +143,12 @@ async def test_with_no_boot_time_known_the_converging_interval_still_applies(
         [sid] = await p.create(1)
         took = await _until_active(p, sid, step=0.1)
         assert took >= 5.0, took  # seen by the pass a converging interval after the record
-        # Learned: the boot ended between the record and that pass, the middle is 2.5 s...
-        assert p.rt.boots.known("private") == [pytest.approx(2.5, abs=0.2)]
+        # Learned: the passes say it ended between the record and that pass (5 s); the
+        # cloud's own times say it took 1 s from its creation during the create call...
+        assert p.rt.boots.known("private") == [pytest.approx(1.0, abs=0.1)]
         # ... so the next create on this cloud is looked for then, and seen by that look.
         [sid] = await p.create(1)
-        assert await _until_active(p, sid, step=0.1) <= 2.5 + 0.2 + 0.1
+        assert await _until_active(p, sid, step=0.1) <= 1.0 + LATE + 0.1 + 0.1
     finally:
         await p.close()
 
@@ -178,3 +200,19 @@ def test_creates_recorded_one_after_another_ask_for_one_converging_pass() -> Non
     asks.ask_by("c", t0 + timedelta(seconds=2.5))  # the pass at 2 s answers it
     asks.served("c", t0 + timedelta(seconds=2))
     assert asks.heads() == [t0 + timedelta(seconds=3)]
+
+
+async def test_a_sim_boot_is_learned_from_the_clouds_times_within_the_create_call(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Passes 5 s apart would teach "between the record and 5 s": the cloud's own times
+    # (its creation, its updated_at at the boot's end) teach the 1 s boot itself.
+    p = await make_plane(db_url, tmp_path, toml=CLOUD, overrides=SLOW)
+    try:
+        await p.worker.sync.run_once(force=True)
+        [sid] = await p.create(1)
+        await _until_active(p, sid, step=0.1)
+        [learned] = p.rt.boots.known("private")
+        assert 0.9 <= learned <= 1.0, learned
+    finally:
+        await p.close()

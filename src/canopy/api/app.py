@@ -25,13 +25,20 @@ from canopy.api.unsupported import install_unsupported
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
+from canopy.store.wakes import WakeChannel
 
 
 def create_app(
-    *, settings: Settings, db: Database, clock: Clock, wake: asyncio.Event | None = None
+    *,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    wake: asyncio.Event | None = None,
+    wake_channel: WakeChannel | None = None,
 ) -> FastAPI:
     """Build the app around `db` (owned by the caller). `wake` is set after writes that
-    give the controllers work, so an in-process worker reacts without waiting to poll."""
+    give the controllers work, so an in-process worker reacts without waiting to poll;
+    `wake_channel` carries the same to the workers of other processes (store/wakes.py)."""
     app = FastAPI(
         title="Canopy",
         version=__version__,
@@ -44,6 +51,7 @@ def create_app(
     app.state.db = db
     app.state.clock = clock
     app.state.wake = wake
+    app.state.wake_channel = wake_channel
     app.state.token_cache = TokenCache()
     install_invalidation()
     # Middleware runs outermost-last-added. The guard comes first, so the error handlers'

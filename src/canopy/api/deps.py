@@ -20,6 +20,7 @@ from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.wake import Wake
 from canopy.store.db import Database
+from canopy.store.wakes import WakeChannel
 
 _WAKE_KEY = "canopy_wake_controllers"
 
@@ -54,17 +55,29 @@ async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A write transaction: committed when the handler returns, rolled back if it raises.
 
     If the handler called `wake_after_commit(s)`, the controllers are woken once the
-    commit has succeeded, so they find the rows it wrote.
+    commit has succeeded, so they find the rows it wrote: in this process through `wake`,
+    in the worker processes through the wake channel (store/wakes.py), if the app has one.
     """
+    channel: WakeChannel | None = request.app.state.wake_channel
     async with get_db(request).session(admission=True) as s:
         yield s
+        wanted: set[str] | None = s.info.get(_WAKE_KEY)
+        if wanted is not None and channel is not None:
+            await channel.before_commit(s, _names(wanted))
     loops: set[str] | None = s.info.get(_WAKE_KEY)
     if loops is not None:
+        names = _names(loops)
         wake = get_wake(request)
         if isinstance(wake, Wake):
-            wake.ask(*(() if "" in loops else sorted(loops)))
+            wake.ask(*names)
         elif wake is not None:
             wake.set()
+        if channel is not None:
+            channel.after_commit(names)
+
+
+def _names(loops: set[str]) -> tuple[str, ...]:
+    return () if "" in loops else tuple(sorted(loops))
 
 
 def wake_after_commit(s: AsyncSession, *loops: str) -> None:

@@ -34,6 +34,7 @@ from canopy.config import Settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.errors import CanopyError
 from canopy.store.db import Database
+from canopy.store.wakes import wake_channel
 
 log = logging.getLogger("canopy.serve")
 STOP_SECONDS = 15.0  # how long children get to finish their requests at a stop
@@ -148,9 +149,15 @@ async def _serve_child(settings: Settings, sock: socket.socket) -> None:
     db = Database(
         settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
-    # No worker in this process: the wake after a commit has no one to reach here; the
-    # workers' own polls and the database are how they learn of new work.
-    app = create_app(settings=settings, db=db, clock=SystemClock(), wake=asyncio.Event())
+    # No worker in this process: the wake after a commit goes to the worker processes
+    # through the database (store/wakes.py); their polls are there for a wake missed.
+    app = create_app(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        wake=asyncio.Event(),
+        wake_channel=wake_channel(db),
+    )
     server = _server(app, forwarded_allow_ips=settings.api.forwarded_allow_ips)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

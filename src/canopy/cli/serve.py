@@ -32,6 +32,7 @@ from canopy.heap import freeze_startup_heap
 from canopy.providers.base import Compute
 from canopy.providers.registry import build_drivers, draining_settings
 from canopy.reconcile import Draining
+from canopy.store.wakes import wake_channel
 
 log = logging.getLogger("canopy.serve")
 
@@ -87,8 +88,12 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     # limits come from the settings their rows kept).
     rt_settings = settings.model_copy(update={"clouds": [*settings.clouds, *draining]})
     rt = Runtime(db=db, settings=rt_settings, drivers=drivers, clock=clock)
+    channel = wake_channel(db)
     if worker:
         tasks.append(asyncio.create_task(Worker(rt).run(stop)))
+        if channel is not None:
+            # The API processes elsewhere (`canopy api`) wake this worker through it.
+            tasks.append(asyncio.create_task(channel.listen(rt.wake, stop)))
     clouds_yaml: Path | None = None
     if api:
         from canopy.api.app import create_app
@@ -98,7 +103,15 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
             clouds_yaml = write_clouds_yaml(settings, admin.password)
         elif clouds_yaml_path(settings).is_file():
             clouds_yaml = clouds_yaml_path(settings)
-        app = create_app(settings=settings, db=db, clock=clock, wake=rt.wake)
+        # With the worker here, the wake stays in this process (`rt.wake`); without it,
+        # it goes to the worker processes through the database's channel.
+        app = create_app(
+            settings=settings,
+            db=db,
+            clock=clock,
+            wake=rt.wake,
+            wake_channel=None if worker else channel,
+        )
         servers.append(_server(app, forwarded_allow_ips=settings.api.forwarded_allow_ips))
         tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sockets["api"]])))
     metrics_url = None

@@ -15,12 +15,14 @@ Nothing here polls: the asked passes are times the sync loop's wait ends at.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections import deque
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from canopy.domain.specs import RemoteServer
 from canopy.store.db import Database
 from canopy.store.models import Server
 
@@ -29,6 +31,7 @@ STEP = 0.1  # seconds between the passes asked around a boot's expected end
 ASKS = 5  # passes asked per recorded batch of creates, at most
 RECENT = 500  # the most recently updated rows a warm start reads, at most
 SPREAD = 0.05  # seconds: asked passes closer than this are one pass
+LATE = 0.02  # seconds after the p95 boot time the last look is asked for
 
 
 class BootTimes:
@@ -43,7 +46,14 @@ class BootTimes:
             self._seen.setdefault(cloud, deque(maxlen=KEEP)).append(seconds)
 
     def booted(
-        self, cloud: str, recorded: datetime | None, seen: datetime, before: datetime | None
+        self,
+        cloud: str,
+        recorded: datetime | None,
+        seen: datetime,
+        before: datetime | None,
+        *,
+        requested: datetime | None = None,
+        cloud_took: float | None = None,
     ) -> None:
         """A server whose create was recorded at `recorded` was seen running by the pass
         that started at `seen`; the cloud's pass before that one started at `before`.
@@ -52,28 +62,63 @@ class BootTimes:
         of that is the sample, so a slow pass (a converging interval after the boot) does
         not teach a boot time as slow as itself. A row adopted by the pass (recorded after
         it started) is no sample.
+
+        `cloud_took`, when the cloud reports it (its own `updated_at - created_at` for a
+        server first seen running: both on the cloud's clock, so no skew), narrows that
+        span: the cloud made the server during the create call, between `requested` (the
+        call's start) and `recorded` (after its answer), so its boot ended between
+        `cloud_took` after the one and `cloud_took` after the other. The span of a pass
+        is as wide as the gap between passes; this one, as wide as the create call.
         """
         if recorded is None or recorded > seen:
             return
         low = before if before is not None and recorded < before <= seen else recorded
-        self.observe(cloud, ((low - recorded) + (seen - recorded)).total_seconds() / 2)
+        lo, hi = (low - recorded).total_seconds(), (seen - recorded).total_seconds()
+        if cloud_took is not None and cloud_took >= 0:
+            call = (recorded - requested).total_seconds() if requested is not None else None
+            if call is not None and call >= 0:
+                a, b = max(lo, cloud_took - call), min(hi, cloud_took)
+                if a <= b:  # else the cloud's times say something odd: keep the pass's span
+                    lo, hi = a, b
+        self.observe(cloud, (lo + hi) / 2)
+
+    def saw_boot(
+        self, cloud: str, row: Server, remote: RemoteServer, seen: datetime, before: datetime | None
+    ) -> None:
+        """`row`'s server, listed as `remote`, was first seen running by the pass at `seen`."""
+        took = None
+        if remote.created_at is not None and remote.updated_at is not None:
+            took = (remote.updated_at - remote.created_at).total_seconds()
+        self.booted(
+            cloud,
+            row.remote_recorded_at,
+            seen,
+            before,
+            requested=row.create_requested_at,
+            cloud_took=took,
+        )
 
     def known(self, cloud: str) -> list[float]:
         return sorted(self._seen.get(cloud, ()))
 
     async def looks(self, db: Database, cloud: str) -> list[float]:
         """Seconds after a create is recorded at which sync should look for its boot's end:
-        from a step before the median boot time, a step apart, until a step past the p95
-        (at most ASKS). The look before the median lets the learned time come down when
-        the cloud boots faster than it did: a pass sees only boots that ended before it
-        started, so the times sync learns are never early. None with no boot to go by."""
+        from a step before the median boot time until just past the p95 (LATE after it),
+        evenly spread, a step (and LATE) apart at most, ASKS at most. The look before
+        the median lets the learned time come down when the cloud boots faster than it did
+        (a pass sees only boots that ended before it started, so times learned from passes
+        alone are never early); the last look, past the p95, sees the slow boots of the
+        batch, which would otherwise wait for the converging interval. None with no boot to
+        go by."""
         expected = await self.expected(db, cloud)
         if expected is None:
             return []
         median, p95 = expected
         first = max(0.0, median - STEP)
-        n = min(ASKS, 2 + int((p95 - median) / STEP))
-        return [first + i * STEP for i in range(n)]
+        last = max(first + STEP, p95 + LATE)
+        n = min(ASKS, 1 + math.ceil((last - first) / (STEP + LATE) - 1e-9))
+        step = (last - first) / (n - 1)
+        return [first + i * step for i in range(n)]
 
     async def expected(self, db: Database, cloud: str) -> tuple[float, float] | None:
         """(median, p95) of the cloud's recent boot times; None with none to go by."""
@@ -147,9 +192,9 @@ class SyncAsks:
             if not times:
                 del self._at[cloud]
 
-    def heads(self) -> list[datetime]:
-        """The first asked time of each cloud."""
-        return [t[0] for t in self._at.values() if t]
+    def heads(self, skip: set[str] | None = None) -> list[datetime]:
+        """The first asked time of each cloud (but those in `skip`)."""
+        return [t[0] for c, t in self._at.items() if t and not (skip and c in skip)]
 
     def __contains__(self, cloud: str) -> bool:
         return bool(self._at.get(cloud))

@@ -11,10 +11,13 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import Select, select
+
 from canopy.controllers.observe import address_view, apply_observation
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState, ServerStatus
 from canopy.store.models import Server
+from canopy.store.plans import rare, unindexed
 
 # The phases in which a server exists on its cloud and sync observes it.
 LIVE = (Phase.CONVERGE, Phase.STEADY, Phase.POWER)
@@ -69,3 +72,19 @@ def quiet(row: Any, r: RemoteServer, cloud: str, started: datetime) -> bool:
     copy = SimpleNamespace(**row._asdict())
     apply_observation(copy, r.state, started, fault=r.fault, addresses=r.addresses)
     return all(getattr(copy, k) == getattr(row, k) for k in COMPARED)
+
+
+def converging(cloud: str) -> Select[str]:
+    """Whether anything on `cloud` is being created or converging: one row at most.
+
+    Sync passes come at the converging interval while there is one. The phase index
+    answers it from the few rows in those phases; the cloud's own index
+    would visit every row of the cloud (store/plans.py).
+    """
+    return (
+        select(Server.id)
+        .where(
+            rare(Server.phase.in_([Phase.CREATE, Phase.CONVERGE])), unindexed(Server.cloud) == cloud
+        )
+        .limit(1)
+    )

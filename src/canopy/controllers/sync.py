@@ -27,25 +27,24 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.fencing import Hold, LeaseLost
-from canopy.controllers.health import ability_map
-from canopy.controllers.listing import LIVE
+from canopy.controllers.health import ability_map, sync_failed
+from canopy.controllers.listing import LIVE, converging
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_digest import Digest, active_remote_ids, missing_among
 from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
-from canopy.domain.errors import CloudAuthError, CloudError
+from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.notifications.outbox import server_observed
 from canopy.store.events import add_event
 from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
-from canopy.store.plans import rare, unindexed
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
@@ -63,11 +62,20 @@ class SyncController:
         self._digests: dict[str, Digest] = {}
         self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
 
-    def next_due_in(self, now: datetime) -> float | None:
-        """Seconds until the first cloud this worker knows of is due again (None: unknown)."""
-        waits = [(self._not_before.get(c, now) - now).total_seconds() for c in self.rt.drivers]
-        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.heads()]
+    def next_due_in(self, now: datetime, skip: set[str] | None = None) -> float | None:
+        """Seconds until the first cloud this worker knows of (but `skip`) is due again
+        (None: unknown)."""
+        clouds = [c for c in self.rt.drivers if not skip or c not in skip]
+        waits = [(self._not_before.get(c, now) - now).total_seconds() for c in clouds]
+        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.heads(skip)]
         return max(0.0, min(waits)) if waits else None
+
+    def may_be_due(self, cloud: str, now: datetime) -> bool:
+        """From memory alone: whether `cloud`'s pass is asked for or may be due."""
+        return self._hurried(cloud, now) or now >= self._not_before.get(cloud, now)
+
+    def not_before(self, cloud: str, at: datetime) -> None:
+        self._not_before[cloud] = at
 
     def _hurried(self, cloud: str, now: datetime) -> bool:
         """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`)."""
@@ -133,7 +141,7 @@ class SyncController:
                 zones = await rt.call(cloud, "zones", driver.zones, hold=hold)
             remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
-            await self._failed(cloud, name, e)
+            await sync_failed(rt, cloud, name, e)
             return
         leaks = await self._reconcile(cloud, name, remote, started, full, zones)
         if not leaks:
@@ -364,8 +372,7 @@ class SyncController:
                     row, r.state, started, fault=r.fault, addresses=r.addresses
                 )
                 if changed == "active":  # booted: learn the cloud's boot time
-                    before = self._last_pass.get(cloud)
-                    rt.boots.booted(cloud, row.remote_recorded_at, started, before)
+                    rt.boots.saw_boot(cloud, row, r, started, self._last_pass.get(cloud))
                 server_observed(s, row, changed, now)
                 if changed:
                     row.updated_at = now
@@ -382,38 +389,3 @@ class SyncController:
     async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
         """The cloud no longer has this server."""
         await server_gone(s, row, started, self.rt.clock.now())
-
-    async def _failed(self, cloud: str, job_name: str, err: CloudError) -> None:
-        rt = self.rt
-        now = rt.clock.now()
-        async with rt.db.session() as s:
-            job = await s.get(Job, job_name, with_for_update=True)
-            if job is not None and job.claimed_by != rt.worker_id:
-                raise LeaseLost(f"job {job_name}: now held by {job.claimed_by or 'nobody'}")
-            if job is not None:
-                job.last_error = str(err)
-                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
-                job.claimed_by = None
-                job.claim_expires_at = None
-            c = await s.get(Cloud, cloud)
-            if c is not None and not isinstance(err, CloudAuthError):  # that one: Runtime.call
-                c.consecutive_failures += 1
-                c.health_message = str(err)
-                if c.consecutive_failures >= rt.settings.controllers.unhealthy_after_failures:
-                    c.healthy = False
-        CONTROLLER_STEPS.labels(controller="sync", outcome="failed").inc()
-
-
-def converging(cloud: str) -> Select[str]:
-    """Whether anything on `cloud` is being created or converging: one row at most.
-
-    The phase index answers it from the few rows in those phases; the cloud's own index
-    would visit every row of the cloud (store/plans.py).
-    """
-    return (
-        select(Server.id)
-        .where(
-            rare(Server.phase.in_([Phase.CREATE, Phase.CONVERGE])), unindexed(Server.cloud) == cloud
-        )
-        .limit(1)
-    )

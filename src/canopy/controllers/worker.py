@@ -22,6 +22,7 @@ from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
+from canopy.controllers.sync_passes import SyncPasses
 from canopy.notifications.controller import NotificationController
 from canopy.orchestration.controller import OrchestrationController
 from canopy.reservations.controller import LeaseController
@@ -38,6 +39,7 @@ class Worker:
         self.provisioning = ProvisioningController(rt)
         self.power = PowerController(rt)
         self.sync = SyncController(rt)
+        self.sync_passes = SyncPasses(self.sync)  # in `run`: each cloud's pass on its own
         self.housekeeping = HousekeepingController(rt)
         self.inventory = InventoryController(rt)
         self.leases = LeaseController(rt)
@@ -97,7 +99,7 @@ class Worker:
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self._power_pass, poll, stop),
-            self._loop("sync", self._sync_pass, min(poll, 0.5), stop, self._sync_wait),
+            self._loop("sync", self.sync_passes.start, min(poll, 0.5), stop, self._sync_wait),
             self._loop("leases", self.leases.run_once, poll, stop, self._lease_wait),
             self._loop("orchestration", self.orchestration.run_once, poll, stop, self._stack_wait),
             self._loop("housekeeping", self.housekeeping.run_once, self.housekeeping.idle, stop),
@@ -119,6 +121,7 @@ class Worker:
             for t in late:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+            await self.sync_passes.drain()
             await self.provisioning.drain()
             await self.power.drain()
             await self.notifications.close()
@@ -171,15 +174,7 @@ class Worker:
 
     def _sync_wait(self, idle: float) -> float:
         """Sleep until the next sync is due, not a whole poll past it."""
-        due = self.sync.next_due_in(self.rt.clock.now())
-        return idle if due is None else min(idle, due + 0.001)
-
-    async def _sync_pass(self) -> int:
-        """A sync pass; stacks waiting on servers it saw change look again at once."""
-        n = await self.sync.run_once()
-        if n:
-            self.rt.notify("orchestration")
-        return n
+        return self.sync_passes.next_due_in(idle)
 
     async def _power_pass(self) -> int:
         """A power pass; stacks waiting on deletes look again at once: after a pass that

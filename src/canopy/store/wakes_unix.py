@@ -1,0 +1,134 @@
+"""SQLite wakes: a datagram to each worker's Unix socket, beside the database file.
+
+Every worker process binds a datagram socket in `<database file>-wake/` (mode 0700, so only
+the user who owns the database reaches it); an API process, after a commit that made work,
+sends the loop names to each socket there. A send never blocks (a full buffer means a wake
+is already pending); a socket nobody is bound to any more (a worker killed with SIGKILL)
+refuses the send and is removed. The worker reads its socket from the event loop
+(`add_reader`), and checks every CHECK_SECONDS that its socket file is still there (a data
+directory cleaned under it): if not, it binds a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canopy.domain.wake import Wake
+from canopy.store.wakes import decode, encode
+
+log = logging.getLogger("canopy.wakes")
+SUFFIX = ".sock"
+CHECK_SECONDS = 30.0
+RETRY_SECONDS = 30.0
+
+
+class UnixWakes:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sender: socket.socket | None = None
+        self.path: str | None = None  # this worker's socket, while it listens
+        self.listening = asyncio.Event()
+
+    async def before_commit(self, s: AsyncSession, loops: Sequence[str]) -> None:
+        return None  # nothing to send until the rows are committed
+
+    def after_commit(self, loops: Sequence[str]) -> None:
+        """Send the loop names to every worker's socket; never blocks, never raises."""
+        payload = encode(loops).encode()
+        try:
+            entries = [e.path for e in os.scandir(self.directory) if e.name.endswith(SUFFIX)]
+        except OSError:
+            return  # no worker has listened here yet
+        if self._sender is None:
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)
+        for path in entries:
+            try:
+                self._sender.sendto(payload, path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(OSError):  # nobody bound: a worker that died
+                    os.unlink(path)
+            except BlockingIOError:
+                pass  # its buffer is full of wakes it has not read yet
+            except OSError as e:
+                log.debug("wake to %s not sent: %s", path, e)
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+
+    async def listen(self, wake: Wake, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sock, path = self._bind()
+            except OSError as e:
+                log.warning(
+                    "wake socket in %s: %s; this worker finds new work at its polls",
+                    self.directory,
+                    e,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
+                continue
+            try:
+                await self._serve(sock, path, wake, stop)
+            finally:
+                sock.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    def _bind(self) -> tuple[socket.socket, str]:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = str(self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock, path
+
+    async def _serve(self, sock: socket.socket, path: str, wake: Wake, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        bound = os.stat(path).st_ino
+
+        def readable() -> None:
+            while True:
+                try:
+                    data = sock.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return
+                wake.ask(*decode(data.decode(errors="replace")))
+
+        loop.add_reader(sock.fileno(), readable)
+        self.path = path
+        self.listening.set()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
+                try:
+                    if os.stat(path).st_ino == bound:
+                        continue
+                except OSError:
+                    pass
+                log.warning("wake socket %s was removed; binding a new one", path)
+                wake.ask()  # wakes sent while it was missing
+                return
+        finally:
+            self.listening.clear()
+            self.path = None
+            loop.remove_reader(sock.fileno())

@@ -1,0 +1,93 @@
+"""Each cloud's sync pass runs on its own: a slow pass over one cloud (a full listing, a
+slow API) does not hold back another cloud's pass, and the loop does not spin on a cloud
+whose pass is still running."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from canopy.controllers.sync_passes import SyncPasses
+from canopy.domain.specs import RemoteServer
+
+from .harness import make_plane
+
+CLOUDS = """
+[[clouds]]
+name = "slow"
+tier = 0
+[clouds.sim]
+api_latency_ms = 0
+
+[[clouds]]
+name = "quick"
+tier = 1
+[clouds.sim]
+api_latency_ms = 0
+"""
+
+
+async def _until(check: object, seconds: float = 10.0) -> None:
+    """Wait in real time for tasks in flight (the passes run as tasks)."""
+    for _ in range(int(seconds / 0.01)):
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not true after {seconds}s")
+
+
+async def test_a_slow_pass_over_one_cloud_does_not_hold_back_another(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        gate = asyncio.Event()
+        sim = p.sim("slow")
+        listing = sim.list
+
+        async def slow_list(changes_since: datetime | None = None) -> list[RemoteServer]:
+            await gate.wait()
+            return await listing(changes_since)
+
+        sim.list = slow_list  # type: ignore[method-assign]
+        passes = SyncPasses(p.worker.sync)
+        assert await passes.start() == 2  # never synced: both due
+        await _until(lambda: passes.running == {"slow"})  # quick's pass is done meanwhile
+        assert p.worker.sync._last_pass.keys() == {"quick"}
+        # The loop's wait counts only the clouds it can start: quick's next pass (1 s on),
+        # not slow's, which is overdue but running.
+        assert passes.next_due_in(30.0) > 0.5
+        assert await passes.start() == 0  # nothing to start: no second pass over slow
+        gate.set()
+        await passes.drain()
+        assert passes.running == set()
+        assert p.worker.sync._last_pass.keys() == {"quick", "slow"}
+    finally:
+        await p.close()
+
+
+async def test_a_failing_pass_is_logged_and_not_tried_again_before_the_interval(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        calls = 0
+
+        async def broken(cloud: str, *, force: bool = False) -> bool:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("database away")
+
+        p.worker.sync.sync_cloud = broken  # type: ignore[method-assign]
+        passes = SyncPasses(p.worker.sync)
+        assert await passes.start() == 2
+        await passes.drain()
+        assert calls == 2
+        assert await passes.start() == 0  # not before the interval at rest
+        assert passes.next_due_in(30.0) > 0.5
+        p.clock.advance(p.settings.controllers.sync_seconds)
+        assert await passes.start() == 2
+        await passes.drain()
+    finally:
+        await p.close()
