@@ -94,10 +94,16 @@ class ServerQueries(ServerScope):
         if query.limit is not None and query.limit <= 0:
             return []
         async with self._unit(session, write=False) as s:
-            return (await self._page(s, ctx, query, columns)).all()
+            return (await self._page(s, ctx, query, columns, core=True)).all()
 
     async def _page(
-        self, s: AsyncSession, ctx: RequestContext, query: ServerQuery, columns: Sequence[Any]
+        self,
+        s: AsyncSession,
+        ctx: RequestContext,
+        query: ServerQuery,
+        columns: Sequence[Any],
+        *,
+        core: bool = False,
     ) -> Result[Any]:
         """Select `columns` of servers with the query's filters, order and page: a statement
         prepared once per shape (services/server_statements.py), run with this query's
@@ -117,7 +123,7 @@ class ServerQueries(ServerScope):
         patterns = (query.name, query.ip, query.ip6)
         timeout = self.settings.api.regex_timeout_seconds
         bounded = timeout if any(p is not None for p in patterns) else None
-        return await regex.execute(s, q, bounded, values)
+        return await regex.execute(s, q, bounded, values, core=core)
 
     async def _after_marker(
         self, s: AsyncSession, ctx: RequestContext, query: ServerQuery
