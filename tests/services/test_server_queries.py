@@ -216,3 +216,50 @@ async def test_an_unanchored_name_tests_a_literal_before_the_pattern_on_sqlite(
             assert not any(x.startswith("SCAN servers") for x in plan), plan
     finally:
         await p.close()
+
+
+@pytest.mark.parametrize("deleted", [None, False])
+async def test_changes_since_is_a_range_of_the_project_updated_index_on_sqlite(
+    tmp_path: Path, sqlite_template: Path, deleted: bool | None
+) -> None:
+    """`changes-since` (with `deleted` named or not) reads the project's rows changed
+    since, by the (project_id, updated_at) index, with and without statistics: never a
+    walk of the whole project in page order."""
+    import shutil
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
+    try:
+        rows = await _fill(p)
+        since = rows[-10].updated_at
+        seen: list[tuple[str, Any]] = []
+
+        def record(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
+            if "ORDER BY servers.created_at DESC" in sql:
+                seen.append((sql, params))
+
+        event.listen(p.db.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            q = ServerQuery(changes_since=since, deleted=deleted, limit=100)
+            found = await p.service.search(p.ctx, q)
+        finally:
+            event.remove(p.db.engine.sync_engine, "before_cursor_execute", record)
+        expected = [r for r in rows if r.updated_at >= since]
+        assert 10 <= len(expected) < 100
+        assert {sv.id for sv in found} == {r.id for r in expected}
+        [(sql, params)] = seen
+        for stats in (False, True):
+            async with p.db.engine.connect() as conn:
+                if stats:
+                    await conn.exec_driver_sql("ANALYZE")
+                plan = [
+                    str(r[-1])
+                    for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+                ]
+            assert any("ix_servers_project_updated" in x and "updated_at>" in x for x in plan), (
+                stats,
+                plan,
+            )
+    finally:
+        await p.close()

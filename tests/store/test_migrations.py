@@ -78,6 +78,7 @@ async def test_indexes_the_hot_queries_need(db: Database) -> None:
     assert idx["ix_servers_project_created"] == ["project_id", "deleted", "created_at"]
     assert idx["ix_servers_phase"] == ["phase", "next_attempt_at"]
     assert idx["ix_servers_cloud_remote"] == ["cloud", "remote_id"]
+    assert idx["ix_servers_project_updated"] == ["project_id", "updated_at"]
 
 
 async def test_upgrade_again_is_a_no_op(db: Database) -> None:

@@ -162,3 +162,32 @@ async def test_postgres_plans_use_the_phase_index_with_statistics(
             body = json.dumps(plan)
             assert "ix_servers_phase" in body, (sql, body)
             assert "Seq Scan" not in body, (sql, body)
+
+
+@pytest.mark.parametrize("deleted", [None, False])
+async def test_postgres_changes_since_searches_an_updated_at_index(
+    pg_seeded: Database, clock: FakeClock, deleted: bool | None
+) -> None:
+    """A project's `changes-since` page (as the list prepares it) is an index range on
+    PostgreSQL too, with statistics: never a walk of the project's rows."""
+    from canopy.domain.context import RequestContext
+    from canopy.services.server_queries import ServerQuery
+    from canopy.services.server_statements import shape_of, statement
+
+    db = pg_seeded
+    await _fill(db, clock)
+    async with db.engine.connect() as conn:
+        await conn.execute(text("ANALYZE servers"))
+        await conn.commit()
+    query = ServerQuery(changes_since=clock.now() + timedelta(seconds=1), deleted=deleted)
+    shape, values = shape_of(RequestContext(project_id="p1"), query, sqlite=False)
+    q = statement((Server.id,), shape, query.sort, marker=False, limit=True)
+    q = q.params(values, q_limit=100)
+    sql = str(q.compile(db.engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    async with db.engine.connect() as conn:
+        found = (await conn.execute(text(sql))).all()
+        plan = (await conn.execute(text("EXPLAIN (FORMAT JSON) " + sql))).scalar_one()
+    assert len(found) == 4  # the servers in working phases, a second newer
+    body = json.dumps(plan)
+    assert "ix_servers_project_updated" in body or "ix_servers_updated" in body, body
+    assert "Seq Scan" not in body, body

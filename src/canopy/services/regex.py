@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable, text
 
 from canopy.domain.errors import InvalidRequest
@@ -104,17 +104,24 @@ def exact_literal(canonical: str) -> str | None:
 
 
 async def execute(
-    s: AsyncSession, statement: Executable, limit_seconds: float | None
+    s: AsyncSession,
+    statement: Executable,
+    limit_seconds: float | None,
+    params: dict[str, Any] | None = None,
+    *,
+    core: bool = False,
 ) -> Result[Any]:
     """Run `statement` (which carries a user's pattern when `limit_seconds` is set): on
     PostgreSQL under that `statement_timeout`, turning a cancelled statement or a pattern
-    the database refuses into a 400."""
+    the database refuses into a 400. With `core`, on the session's connection: plain
+    rows, none of the ORM's result handling (for a select of columns)."""
+    runner: AsyncSession | AsyncConnection = (await s.connection()) if core else s
     if limit_seconds is None or s.get_bind().dialect.name != "postgresql":
-        return await s.execute(statement)
+        return await runner.execute(statement, params)
     ms = max(1, round(limit_seconds * 1000))
     await s.execute(text(f"SET LOCAL statement_timeout = {ms}"))
     try:
-        result = await s.execute(statement)
+        result = await runner.execute(statement, params)
     except DBAPIError as e:
         code = getattr(e.orig, "sqlstate", None)
         if code == "57014":  # query_canceled: our timeout

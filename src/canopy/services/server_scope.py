@@ -26,7 +26,6 @@ class ServerScope:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self._tag_params = 0  # unique bind names for tag filters
 
     @asynccontextmanager
     async def _unit(
