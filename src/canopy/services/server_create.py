@@ -15,11 +15,12 @@ from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
 from canopy.reservations import host_use
 from canopy.reservations.using import check_boot
+from canopy.services import flavors as flavor_lookup
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
 from canopy.store.events import start_action
-from canopy.store.models import Cloud, Flavor, Image, Server, ServerGroup, ServerTag, ServerUserData
+from canopy.store.models import Cloud, Image, Server, ServerGroup, ServerTag, ServerUserData
 
 MAX_NAME = 255
 
@@ -62,7 +63,7 @@ class ServerCreation(ServerScope):
         _validate_create(req)
         now = self.clock.now()
         async with self._unit(session) as s:
-            flavor = await _find_flavor(s, req.flavor)
+            flavor = await flavor_lookup.bootable(s, req.flavor, ctx)
             image = await _find_image(s, req.image) if req.image else None
             if image is None and req.image:
                 raise InvalidRequest(f"Image {req.image} could not be found.")
@@ -168,15 +169,6 @@ class ServerCreation(ServerScope):
                     now=now,
                 )
         return servers
-
-
-async def _find_flavor(s: AsyncSession, ref: str) -> Flavor:
-    flavor = await s.get(Flavor, ref)
-    if flavor is None:
-        flavor = (await s.execute(select(Flavor).where(Flavor.name == ref))).scalar_one_or_none()
-    if flavor is None:
-        raise InvalidRequest(f"Flavor {ref} could not be found.")
-    return flavor
 
 
 async def _find_image(s: AsyncSession, ref: str) -> Image | None:
