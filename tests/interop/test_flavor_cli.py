@@ -105,7 +105,7 @@ async def test_managed_flavors_in_a_child_canopy(canopy_server: CanopyServer) ->
         shown = child.openstack("server", "show", made.remote_id)
         await d.delete(made.remote_id)
         await until(d, made.remote_id, None)
-        return str(shown["flavor"]).split(" ")[0]
+        return str(shown["flavor"]["original_name"])
 
     def child_flavors() -> dict[str, dict[str, object]]:
         listed = child.openstack("flavor", "list", "--all", "--long")
