@@ -308,3 +308,16 @@ async def test_a_new_flavor_waits_for_the_inventory_then_is_placed(api: Api) -> 
         if r.json()["server"]["status"] == "ACTIVE":
             break
     assert r.json()["server"]["status"] == "ACTIVE"
+
+
+async def test_nul_characters_are_refused_before_the_database(api: Api) -> None:
+    fid = (await make(api, **{"os-flavor-access:is_public": False}))["id"]
+    sends = [
+        ("POST", f"{V21}/flavors/{fid}/os-extra_specs", {"extra_specs": {"k": "a\x00b"}}),
+        ("PUT", f"{V21}/flavors/{fid}/os-extra_specs/k", {"k": "\x00"}),
+        ("POST", f"{V21}/flavors/{fid}/action", {"addTenantAccess": {"tenant": "p\x00"}}),
+        ("POST", f"{V21}/flavors", body("x", id="a\x00")),
+    ]
+    for method, url, sent in sends:
+        r = await api.client.request(method, url, headers=ADMIN, json=sent)
+        assert "NUL characters are not allowed" in fault(r, 400), r.text

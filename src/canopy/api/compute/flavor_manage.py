@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Request, Response
 
 from canopy.api.auth import AuthDep
 from canopy.api.compute import flavor_input as parse
-from canopy.api.compute.common import could_be_id
+from canopy.api.compute.common import could_be_id, reject_nul_body
 from canopy.api.compute.microversion import VersionDep
 from canopy.api.compute.views import flavor_detail
 from canopy.api.deps import ClockDep, SessionDep, SettingsDep, wake_after_commit
@@ -52,6 +52,7 @@ async def create_flavor(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     _admin(ctx, "os-flavor-manage:create")
+    reject_nul_body(body)
     new = parse.new_flavor(body, v)
     flavor = await service.create(s, clock, new)
     wake_after_commit(s, "inventory")
@@ -71,6 +72,7 @@ async def update_flavor(
     if not v.at_least(55):
         raise NotFound("The resource could not be found.")
     _admin(ctx, "os-flavor-manage:update")
+    reject_nul_body(body)
     text = parse.new_description(body)
     flavor = await service.set_description(s, _id(flavor_id), text)
     return {"flavor": flavor_detail(request, settings, v, flavor)}
@@ -90,6 +92,7 @@ async def create_extra_specs(
     flavor_id: str, body: JsonBody, _v: VersionDep, ctx: AuthDep, s: SessionDep
 ) -> dict[str, Any]:
     _admin(ctx, "os-flavor-extra-specs:create")
+    reject_nul_body(body)
     specs = parse.extra_specs(parse.one_object(body, "extra_specs"))
     await service.merge_specs(s, _id(flavor_id), specs)
     return {"extra_specs": body["extra_specs"]}
@@ -100,6 +103,7 @@ async def update_extra_spec(
     flavor_id: str, key: str, body: JsonBody, _v: VersionDep, ctx: AuthDep, s: SessionDep
 ) -> dict[str, Any]:
     _admin(ctx, "os-flavor-extra-specs:update")
+    reject_nul_body(body)
     if not isinstance(body, dict) or len(body) != 1:
         count = "does not have enough properties" if not body else "has too many properties"
         raise InvalidRequest(f"{body!r} {count}")
@@ -146,6 +150,7 @@ async def flavor_action(
         raise InvalidRequest(f"There is no such action: {action}")
     policy = "add_tenant_access" if action == "addTenantAccess" else "remove_tenant_access"
     _admin(ctx, f"os-flavor-access:{policy}")
+    reject_nul_body(body)
     project = parse.tenant(body, action)
     fid = _id(flavor_id)
     if action == "addTenantAccess":
