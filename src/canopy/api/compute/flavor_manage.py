@@ -20,7 +20,13 @@ from canopy.api.compute import flavor_input as parse
 from canopy.api.compute.common import could_be_id, reject_nul_body
 from canopy.api.compute.microversion import VersionDep
 from canopy.api.compute.views import flavor_detail
-from canopy.api.deps import ClockDep, SessionDep, SettingsDep, wake_after_commit
+from canopy.api.deps import (
+    ClockDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    wake_after_commit,
+)
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound
 from canopy.services import flavors as service
@@ -129,7 +135,7 @@ def _access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
 
 @router.get("/flavors/{flavor_id}/os-flavor-access", summary="Who may use a private flavor")
 async def list_flavor_access(
-    flavor_id: str, _v: VersionDep, ctx: AuthDep, s: SessionDep
+    flavor_id: str, _v: VersionDep, ctx: AuthDep, s: ReadSessionDep
 ) -> dict[str, Any]:
     _admin(ctx, "os-flavor-access")
     flavor = await service.visible(s, _id(flavor_id), ctx)
