@@ -98,13 +98,17 @@ async def _upsert_flavors(s: AsyncSession, settings: Settings, now: datetime) ->
         f = await s.get(Flavor, fcfg.id) if fcfg.id else None
         if f is None:
             f = (
-                await s.execute(select(Flavor).where(Flavor.name == fcfg.name))
+                await s.execute(
+                    select(Flavor).where(Flavor.name == fcfg.name, Flavor.deleted_at.is_(None))
+                )
             ).scalar_one_or_none()
         if f is None:
             f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
             s.add(f)
         f.name, f.vcpus, f.ram_mb, f.disk_gb = fcfg.name, fcfg.vcpus, fcfg.ram_mb, fcfg.disk_gb
-        f.is_public = True
+        # The file owns its flavors: one deleted through the API comes back at the next
+        # start (remove it from the file to remove it for good).
+        f.is_public, f.deleted_at = True, None
         flavors.append(f)
     await s.flush()
     return flavors

@@ -17,7 +17,7 @@ from canopy.notifications import subscriptions
 from canopy.notifications.subscriptions import NewSubscription
 from canopy.orchestration.service import StackService
 from canopy.reservations.service import LeaseService
-from canopy.services import app_credentials, identity, keypairs, quotas, server_groups
+from canopy.services import app_credentials, flavors, identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
 from canopy.services.servers import CreateServer
@@ -184,6 +184,22 @@ class World:
             c = await app_credentials.create(s, p.user_id, p.project_id, roles, want, now)
             return c.id
 
+    async def new_flavor(self) -> str:
+        """A private flavor with the extra spec `hw:cpu_policy`, for one request to change."""
+        plane = self.api.plane
+        async with plane.db.session() as s:
+            want = flavors.NewFlavor(
+                id=f"f-{uuid.uuid4().hex[:8]}",
+                name=f"f-{uuid.uuid4().hex[:8]}",
+                ram_mb=64,
+                vcpus=1,
+                disk_gb=0,
+                is_public=False,
+            )
+            f = await flavors.create(s, plane.clock, want)
+            f.extra_specs = {"hw:cpu_policy": "shared"}
+            return f.id
+
     async def new_project(self) -> str:
         async with self.api.plane.db.session() as s:
             p = await identity.create_project(
@@ -216,6 +232,8 @@ class World:
             return self.people[me].user_id
         if fixture == "keypair":
             return "mine"
+        if fixture == "fresh_flavor":
+            return await self.new_flavor()
         if fixture == "fresh_keypair":
             return await self.new_keypair(me)
         if fixture == "fresh_project":

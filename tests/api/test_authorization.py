@@ -60,6 +60,8 @@ FRESH_SERVER = {"server_id": "fresh_server"}
 TAG = {"server_id": "server", "tag": "tag"}
 FRESH_TAG = {"server_id": "fresh_server", "tag": "tag"}
 GROUP = {"group_id": "group"}
+FRESH_FLAVOR = {"flavor_id": "fresh_flavor"}
+FRESH_SPEC = {"flavor_id": "fresh_flavor", "key": "extra_spec"}
 OWN_PROJECT = {"project_id": "project"}
 SELF = {"user_id": "user"}
 APP_CRED = {"user_id": "user", "application_credential_id": "app_cred"}
@@ -212,6 +214,26 @@ TABLE: dict[str, Rule] = {
     f"GET {V21}/flavors/{{flavor_id}}/os-extra_specs": Rule(READERS, {"flavor_id": "flavor"}),
     f"GET {V21}/flavors/{{flavor_id}}/os-extra_specs/{{key}}": Rule(
         READERS, {"flavor_id": "flavor", "key": "extra_spec"}
+    ),
+    # Flavor management: a cloud admin's alone (Nova's os-flavor-manage, -extra-specs and
+    # -access policies), on a private flavor made for the one request.
+    f"POST {V21}/flavors": Rule(
+        CLOUD, body={"flavor": {"name": "f-{uid}", "ram": 64, "vcpus": 1, "disk": 0}}
+    ),
+    f"PUT {V21}/flavors/{{flavor_id}}": Rule(
+        CLOUD, FRESH_FLAVOR, {"flavor": {"description": "a size"}}
+    ),
+    f"DELETE {V21}/flavors/{{flavor_id}}": Rule(CLOUD, FRESH_FLAVOR),
+    f"POST {V21}/flavors/{{flavor_id}}/os-extra_specs": Rule(
+        CLOUD, FRESH_FLAVOR, {"extra_specs": {"hw:mem_page_size": "large"}}
+    ),
+    f"PUT {V21}/flavors/{{flavor_id}}/os-extra_specs/{{key}}": Rule(
+        CLOUD, FRESH_SPEC, {"hw:cpu_policy": "dedicated"}
+    ),
+    f"DELETE {V21}/flavors/{{flavor_id}}/os-extra_specs/{{key}}": Rule(CLOUD, FRESH_SPEC),
+    f"GET {V21}/flavors/{{flavor_id}}/os-flavor-access": Rule(CLOUD, FRESH_FLAVOR),
+    f"POST {V21}/flavors/{{flavor_id}}/action": Rule(
+        CLOUD, FRESH_FLAVOR, {"addTenantAccess": {"tenant": "{other_project}"}}
     ),
     f"GET {V21}/os-availability-zone": Rule(READERS),
     f"GET {V21}/os-availability-zone/detail": Rule(READERS),

@@ -128,3 +128,69 @@ def test_each_flavor_gets_the_cheapest_offering_that_fits_or_its_explicit_map() 
     }  # nothing fits "huge": not offered there
     assert fits(_offer("x", 2, 2048, 1.0), 2, 2048, 500)  # no local disk: EBS sized at boot
     assert not fits(_offer("x", 2, 2048, 1.0, disk_gb=100), 2, 2048, 500)
+
+
+async def test_a_flavor_made_during_a_pass_gets_another_pass(db_url: str, tmp_path: Path) -> None:
+    """A flavor created while a pass runs leaves the job due (the pass may have read the
+    flavors before it), and placement waits on a cloud whose last pass began before the
+    flavor was made and that has not mapped it, rather than call it not offered."""
+    from canopy.domain.placement import PlacementRequest
+    from canopy.domain.specs import Resources
+    from canopy.scheduler.context import Context
+    from canopy.scheduler.filters import inventory
+    from canopy.services import flavors
+    from canopy.store.snapshots import cloud_snapshot, counted
+
+    plane = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sim = plane.sim("public")
+        real = sim.capacity
+        made: list[Flavor] = []
+
+        async def capacity_then_a_new_flavor():  # type: ignore[no-untyped-def]
+            got = await real()
+            if not made:  # an admin creates a flavor while this pass runs
+                plane.clock.advance(1)
+                async with plane.db.session() as s:
+                    new = flavors.NewFlavor(id="c9", name="c9.new", ram_mb=512, vcpus=1, disk_gb=0)
+                    made.append(await flavors.create(s, plane.clock, new))
+            return got
+
+        sim.capacity = capacity_then_a_new_flavor  # type: ignore[method-assign]
+        plane.clock.advance(1)
+        assert await plane.worker.inventory.inventory_cloud("public", force=True)
+        async with plane.db.read() as s:
+            job = await s.get(Job, "inventory:public")
+            cloud = await s.get(Cloud, "public")
+        assert job is not None and job.next_run_at is None  # due again at once
+        assert cloud is not None and cloud.capacity_updated_at is not None
+        assert cloud.capacity_updated_at < made[0].created_at  # the pass began before
+        req = PlacementRequest(
+            server_id="s",
+            flavor="c9.new",
+            resources=Resources(1, 512, 0, 1),
+            flavor_created_at=made[0].created_at,
+        )
+
+        def verdict(c: Cloud, prices: dict[str, int]) -> str | None:
+            snap = cloud_snapshot(
+                c, plane.clock.now(), counted(c), price_per_hour_micros=prices, images=None
+            )
+            return inventory(snap, Context.build([snap], req, plane.settings.scheduler))
+
+        # Not mapped there (a pass that read the flavors too early): wait; mapped: go.
+        assert verdict(cloud, {}) == "flavor 'c9.new' is new: the cloud's next inventory maps it"
+        assert verdict(cloud, {"c9.new": 1}) is None
+        # The next (unforced) pass runs, the job being due, maps it and is recorded later
+        # than the flavor: from then on an unmapped flavor is the flavor filter's to judge.
+        plane.clock.advance(1)
+        assert await plane.worker.inventory.inventory_cloud("public")
+        async with plane.db.read() as s:
+            assert await s.get(FlavorMapping, ("public", "c9")) is not None
+            job = await s.get(Job, "inventory:public")
+            cloud = await s.get(Cloud, "public")
+        assert job is not None and job.next_run_at is not None
+        assert job.next_run_at > plane.clock.now()
+        assert cloud is not None and verdict(cloud, {}) is None
+    finally:
+        await plane.close()

@@ -117,6 +117,33 @@ OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
     ("PUT", "/compute/v2.1/os-quota-sets/{project_id}"): [
         {"quota_set": {"instances": "10", "cores": 20, "force": "true"}}
     ],
+    ("POST", "/compute/v2.1/flavors"): [
+        {
+            "flavor": {
+                "name": "f",
+                "id": "f-1",
+                "ram": 64,
+                "vcpus": "1",
+                "disk": 0,
+                "OS-FLV-EXT-DATA:ephemeral": 0,
+                "swap": 0,
+                "rxtx_factor": "1.5",
+                "os-flavor-access:is_public": "false",
+                "description": "d",
+            }
+        }
+    ],
+    ("PUT", "/compute/v2.1/flavors/{flavor_id}"): [{"flavor": {"description": "d"}}],
+    ("POST", "/compute/v2.1/flavors/{flavor_id}/os-extra_specs"): [
+        {"extra_specs": {"hw:cpu_policy": "dedicated", "quota:cpu_shares": 2}}
+    ],
+    ("PUT", "/compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}"): [
+        {"hw:cpu_policy": "dedicated"}
+    ],
+    ("POST", "/compute/v2.1/flavors/{flavor_id}/action"): [
+        {"addTenantAccess": {"tenant": "p"}},
+        {"removeTenantAccess": {"tenant": "p"}},
+    ],
 }
 
 

@@ -179,6 +179,22 @@ _own("POST /compute/v2.1/os-keypairs", statuses=(403, 409))  # quota; name taken
 _own("DELETE /compute/v2.1/os-keypairs/{name}", statuses=(403,))
 _own("POST /compute/v2.1/os-server-groups", statuses=(403, 409))
 _own("DELETE /compute/v2.1/os-server-groups/{group_id}", statuses=(403,))
+# Flavor management: a cloud admin's (403 for anyone else).
+_own("POST /compute/v2.1/flavors", statuses=(403, 409))  # a name or id taken
+_own(
+    "PUT /compute/v2.1/flavors/{flavor_id}",
+    "POST /compute/v2.1/flavors/{flavor_id}/os-extra_specs",
+    "PUT /compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
+    "DELETE /compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
+    "GET /compute/v2.1/flavors/{flavor_id}/os-flavor-access",
+    statuses=(403,),
+)
+# A reservation's flavor (deleted with its lease); access that exists, or a public flavor.
+_own(
+    "DELETE /compute/v2.1/flavors/{flavor_id}",
+    "POST /compute/v2.1/flavors/{flavor_id}/action",
+    statuses=(403, 409),
+)
 _own(
     "GET /compute/v2.1/os-quota-sets/{project_id}",
     "GET /compute/v2.1/os-quota-sets/{project_id}/detail",

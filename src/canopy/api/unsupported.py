@@ -83,12 +83,6 @@ LACKING: tuple[Lacking, ...] = (
         "the hypervisor, service and aggregate views of a single Nova",
         _ADMIN_VIEWS,
     ),
-    Lacking(
-        "compute",
-        rf"/flavors/{_ID}/os-flavor-access|/os-flavor-access.*",
-        "flavor access lists",
-        "every flavor is public; flavors come from Canopy's config file ([[flavors]])",
-    ),
     Lacking("compute", r"/(os-volumes|os-snapshots|images)(/.*)?", "this proxy API", _VOLUMES),
     Lacking("image", rf"/images/{_ID}/(file|stage|import)", "image data", _IMAGES),
     Lacking(

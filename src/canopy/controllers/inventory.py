@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
@@ -137,16 +137,19 @@ class InventoryController:
             )
             if job is None:
                 return False
+            # A flavor created from here on clears `next_run_at` (services/flavors.py);
+            # the pass then leaves the job due, for it may not have seen the flavor.
+            job.next_run_at = now
         hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:
-            await self._pass(cloud, name, hold)
+            await self._pass(cloud, name, hold, now)
         except LeaseLost as e:
             log.warning("inventory %s: pass abandoned: %s", cloud, e)
         finally:
             keeper.drop(hold)
         return True
 
-    async def _pass(self, cloud: str, name: str, hold: Hold) -> None:
+    async def _pass(self, cloud: str, name: str, hold: Hold, started: datetime) -> None:
         rt = self.rt
         driver = rt.driver(cloud)
         sized = sized_by_request(driver)
@@ -163,7 +166,9 @@ class InventoryController:
         except CloudError as e:
             await self._failed(cloud, name, e)
             return
-        await self._record(cloud, name, capacity, offerings, sized, boots_any_image(driver))
+        await self._record(
+            cloud, name, started, capacity, offerings, sized, boots_any_image(driver)
+        )
         await self._record_hosts(cloud, hosts, ability_map(driver))
 
     async def _record_hosts(
@@ -181,11 +186,16 @@ class InventoryController:
         self,
         cloud: str,
         name: str,
+        started: datetime,
         capacity: Capacity,
         offerings: list[Offering],
         sized: SizedByRequest | None,
         any_image: bool,
     ) -> None:
+        """Write the pass's results. `capacity_updated_at` is when the pass took its lease:
+        every flavor created before then is in the flavors read here (see
+        services/flavors.py), which is what placement relies on to tell a flavor not yet
+        inventoried from one the cloud cannot run."""
         rt = self.rt
         now = rt.clock.now()
         config = rt.cloud_configs.get(cloud)
@@ -200,7 +210,7 @@ class InventoryController:
                 row.vcpus_capacity = capacity.vcpus_total
                 row.ram_mb_capacity = capacity.ram_mb_total
                 row.instances_capacity = capacity.instances_total
-                row.capacity_updated_at = now
+                row.capacity_updated_at = started
                 row.any_image = any_image
                 flavors = list((await s.execute(select(Flavor))).scalars())
                 mapped = map_flavors(flavors, offerings, flavor_map, sized)
@@ -237,7 +247,8 @@ class InventoryController:
             job.runs += 1
             job.last_run_at = now
             job.last_error = None
-            job.next_run_at = now + timedelta(seconds=rt.settings.controllers.inventory_seconds)
+            if job.next_run_at is not None:  # else a flavor was created meanwhile: run again
+                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.inventory_seconds)
             job.claimed_by = None
             job.claim_expires_at = None
         rt.notify("placement")  # committed: servers waiting for this cloud may fit now
@@ -251,5 +262,6 @@ class InventoryController:
             job = await s.get(Job, name, with_for_update=True)
             if job is not None and job.claimed_by == rt.worker_id:
                 job.last_error = str(err)
-                job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+                if job.next_run_at is not None:  # else due at once: a flavor is new
+                    job.next_run_at = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
             await release_lease(s, Job, name, rt.worker_id)

@@ -39,6 +39,7 @@ from canopy.store.models import (
     Server,
     ServerGroup,
 )
+from canopy.store.models.clouds import placement_name
 from canopy.store.plans import rare
 from canopy.store.snapshots import cloud_snapshot, counted
 from canopy.telemetry import PLACEMENTS
@@ -140,7 +141,7 @@ class PlacementController:
                     continue
                 chosen = decision.cloud
                 apply_claim(snaps[chosen], req)
-                price = snaps[chosen].price_per_hour_micros.get(flavor.name, 0)
+                price = snaps[chosen].price_per_hour_micros.get(flavor.placement_name, 0)
                 claims.append(
                     claim_row(
                         clouds[chosen],
@@ -289,7 +290,7 @@ async def _snapshots(
 ) -> dict[str, CloudSnapshot]:
     prices: dict[str, dict[str, int]] = defaultdict(dict)
     rows = await s.execute(
-        select(FlavorMapping.cloud, Flavor.name, FlavorMapping.price_per_hour_micros).join(
+        select(FlavorMapping.cloud, placement_name(), FlavorMapping.price_per_hour_micros).join(
             Flavor, Flavor.id == FlavorMapping.flavor_id
         )
     )
@@ -348,8 +349,9 @@ def _request(
         group = GroupState(policy=policy, member_clouds=tuple(members))
     return PlacementRequest(
         server_id=server.id,
-        flavor=flavor.name,
+        flavor=flavor.placement_name,
         resources=Resources(flavor.vcpus, flavor.ram_mb, flavor.disk_gb, 1),
+        flavor_created_at=flavor.created_at,
         image_id=server.image_id,
         availability_zone=server.requested_zone,
         group=group,

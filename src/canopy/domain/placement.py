@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from canopy.domain.specs import Resources
 
@@ -45,6 +46,8 @@ class CloudSnapshot:
     capacity_blocks: dict[str, dict[str, str]] = field(default_factory=dict)
     # Whether the cloud's inventory (capacity, flavor mappings) has been read yet.
     inventoried: bool = True
+    # When that inventory pass started (None: not known).
+    inventoried_at: datetime | None = None
 
     def utilisation(self, extra: Resources | None = None) -> float:
         """The largest used fraction over vcpus, ram and instances (0 when unbounded)."""
@@ -82,6 +85,8 @@ class PlacementRequest:
     excluded: frozenset[str] = frozenset()  # clouds already tried for this server
     # (cloud, zone) pairs already tried for this server: the cloud's other zones are next.
     tried_zones: frozenset[tuple[str, str]] = frozenset()
+    # When the flavor was made: a cloud inventoried before then has not mapped it yet.
+    flavor_created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from canopy.store.models import Cloud, Flavor, Image, Keypair
 
 
 async def read_lookups(s: AsyncSession, ctx: RequestContext) -> Lookups:
-    flavors = (await s.execute(select(Flavor.id, Flavor.name))).all()
+    flavors = (
+        await s.execute(select(Flavor.id, Flavor.name).where(Flavor.deleted_at.is_(None)))
+    ).all()
     images = (await s.execute(select(Image.id, Image.name))).all()
     keys = await s.scalars(select(Keypair.name).where(Keypair.user_id == ctx.user_id))
     zones = await s.scalars(select(Cloud.name).where(Cloud.enabled.is_(True)))

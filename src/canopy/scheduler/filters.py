@@ -68,10 +68,20 @@ def excluded(cloud: CloudSnapshot, ctx: Context) -> str | None:
 
 
 def inventory(cloud: CloudSnapshot, ctx: Context) -> str | None:
-    """Keep clouds whose capacity and flavors have been read (controllers/inventory.py)."""
-    if cloud.inventoried:
-        return None
-    return "no inventory yet: its capacity and flavors have not been read from the cloud"
+    """Keep clouds whose capacity and flavors have been read (controllers/inventory.py)
+    since the requested flavor was made: a flavor created through the API is mapped by
+    each cloud's next inventory, which its create asked for (services/flavors.py)."""
+    if not cloud.inventoried:
+        return "no inventory yet: its capacity and flavors have not been read from the cloud"
+    made = ctx.request.flavor_created_at
+    if (
+        made is not None
+        and cloud.inventoried_at is not None
+        and cloud.inventoried_at < made
+        and ctx.flavor not in cloud.price_per_hour_micros
+    ):
+        return f"flavor {ctx.flavor!r} is new: the cloud's next inventory maps it"
+    return None
 
 
 def flavor(cloud: CloudSnapshot, ctx: Context) -> str | None:

@@ -16,6 +16,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
 from canopy.reservations import host_use
 from canopy.reservations.using import check_boot
+from canopy.services import flavors as flavor_lookup
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
@@ -64,7 +65,9 @@ class Found:
         not the caller's), before anything is written."""
         flavor = self._flavors.get(req.flavor)
         if flavor is None:
-            flavor = self._flavors[req.flavor] = await _find_flavor(self.s, req.flavor)
+            flavor = self._flavors[req.flavor] = await flavor_lookup.bootable(
+                self.s, req.flavor, self.ctx
+            )
         image = None
         if req.image:
             image = self._images.get(req.image)
@@ -229,15 +232,6 @@ async def write_servers(
         request_id=ctx.request_id,
         now=now,
     )
-
-
-async def _find_flavor(s: AsyncSession, ref: str) -> Flavor:
-    flavor = await s.get(Flavor, ref)
-    if flavor is None:
-        flavor = (await s.execute(select(Flavor).where(Flavor.name == ref))).scalar_one_or_none()
-    if flavor is None:
-        raise InvalidRequest(f"Flavor {ref} could not be found.")
-    return flavor
 
 
 async def _find_image(s: AsyncSession, ref: str) -> Image | None:

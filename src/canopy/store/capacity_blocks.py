@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import CapacityBlock, Flavor
+from canopy.store.models.clouds import placement_name
 
 EVERY_ZONE = ""
 
@@ -56,7 +57,7 @@ async def active_blocks(s: AsyncSession, now: datetime) -> dict[str, dict[str, d
     """Blocks in force at `now`: cloud -> flavor name -> zone ("" = every zone) -> reason."""
     out: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
     rows = await s.execute(
-        select(CapacityBlock.cloud, Flavor.name, CapacityBlock.zone, CapacityBlock.reason)
+        select(CapacityBlock.cloud, placement_name(), CapacityBlock.zone, CapacityBlock.reason)
         .join(Flavor, Flavor.id == CapacityBlock.flavor_id)
         .where(CapacityBlock.until > now)
     )

@@ -48,6 +48,7 @@ def cloud_snapshot(
         price_per_hour_micros=price_per_hour_micros,
         images=images,
         inventoried=c.capacity_updated_at is not None,
+        inventoried_at=c.capacity_updated_at,
         zones=zones,
         capacity_blocks=capacity_blocks or {},
     )

@@ -48,7 +48,12 @@ async def list_flavors(s: ReadSessionDep) -> FlavorList:
                 price_per_hour=to_float(m.price_per_hour_micros),
             )
         )
-    flavors = await s.execute(select(Flavor).order_by(Flavor.vcpus, Flavor.ram_mb, Flavor.name))
+    # Deleted flavors (kept for the servers booted with them) are not listed.
+    flavors = await s.execute(
+        select(Flavor)
+        .where(Flavor.deleted_at.is_(None))
+        .order_by(Flavor.vcpus, Flavor.ram_mb, Flavor.name)
+    )
     return FlavorList(
         items=[
             FlavorView(

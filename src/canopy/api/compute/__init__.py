@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from canopy.api.compute import (
     availability_zones,
+    flavor_manage,
     flavors,
     instance_actions,
     keypairs,
@@ -25,6 +26,7 @@ def compute_router() -> APIRouter:
     for module in (
         servers,
         flavors,
+        flavor_manage,
         availability_zones,
         instance_actions,
         keypairs,

@@ -1,5 +1,9 @@
-"""Nova: flavors, canopy-wide sizes from the configuration (ids "1".."5" by default).
+"""Nova: reading flavors. Canopy-wide sizes from the configuration (ids "1".."5" by
+default), those a cloud admin made through the API (api/compute/flavor_manage.py) and
+reservations' private flavors.
 
+A project sees the public flavors and the private ones shared with it (Nova's flavor
+access); a cloud admin sees every flavor, and lists the private ones with `is_public`.
 `GET /flavors/{id}` finds a flavor by id only: OSC asks for `--flavor m1.tiny` by name
 first, needs a clean 404, and then lists to match the name.
 """
@@ -27,7 +31,7 @@ from canopy.api.compute.views import flavor_basic, flavor_detail
 from canopy.api.deps import ReadSessionDep, SettingsDep
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest, NotFound
-from canopy.reservations.flavors import usable_reservation
+from canopy.services import flavors as service
 from canopy.store.models import Flavor
 
 router = APIRouter()
@@ -70,19 +74,23 @@ async def _flavors(
     reject_nul_query(request)
     if v.at_least(75):
         reject_unknown(request, _PARAMS)
-    q = select(Flavor)
+    q = select(Flavor).where(service.live())
+    # Nova: `is_public` True (the default, and the only choice of a non-admin) lists the
+    # public flavors and the private ones shared with the caller's project.
+    public: bool | None = True
     if ctx.is_cloud_admin:
         raw = last(request, "is_public")
-        if raw is None:
-            q = q.where(Flavor.is_public.is_(True))
-        elif raw.strip().lower() != "none":
+        if raw is not None and raw.strip().lower() == "none":
+            public = None
+        elif raw is not None:
             try:
                 public = bool_from_string(raw, strict=True)
             except InvalidRequest:
                 raise InvalidRequest(f"Invalid is_public filter [{raw}]") from None
-            q = q.where(Flavor.is_public.is_(public))
-    else:
-        q = q.where(Flavor.is_public.is_(True))
+    if public is True:
+        q = q.where(service.public_or_shared(ctx.project_id))
+    elif public is False:
+        q = q.where(Flavor.is_public.is_(False))
     min_ram = _int_filter(request, "minRam")
     if min_ram is not None:
         q = q.where(Flavor.ram_mb >= min_ram)
@@ -158,15 +166,12 @@ async def list_flavors_detail(
 
 
 async def _get(s: AsyncSession, flavor_id: str, ctx: RequestContext) -> Flavor:
-    """A flavor the caller may see: a public one, or a reservation's flavor, which only
-    its lease's project sees, only while the lease is active (a cloud admin sees all)."""
-    flavor = await s.get(Flavor, flavor_id) if could_be_id(flavor_id) else None
-    hidden = flavor is not None and not flavor.is_public and not ctx.is_cloud_admin
-    if hidden and await usable_reservation(s, flavor_id, ctx.project_id) is None:
-        flavor = None
-    if flavor is None:
-        raise NotFound(f"Flavor {flavor_id} could not be found.")
-    return flavor
+    """A flavor the caller may see: a public one, one shared with the caller's project,
+    or a reservation's flavor, which only its lease's project sees, only while the lease
+    is active (a cloud admin sees all)."""
+    if not could_be_id(flavor_id):
+        raise service.not_found(flavor_id)
+    return await service.visible(s, flavor_id, ctx)
 
 
 @router.get("/flavors/{flavor_id}", summary="Show a flavor (by id only)")
@@ -181,17 +186,18 @@ async def show_flavor(
     return {"flavor": flavor_detail(request, settings, v, await _get(s, flavor_id, ctx))}
 
 
-@router.get("/flavors/{flavor_id}/os-extra_specs", summary="A flavor's extra specs (none)")
+@router.get("/flavors/{flavor_id}/os-extra_specs", summary="A flavor's extra specs")
 async def flavor_extra_specs(
     flavor_id: str, _v: VersionDep, ctx: AuthDep, s: ReadSessionDep
 ) -> dict[str, Any]:
-    await _get(s, flavor_id, ctx)
-    return {"extra_specs": {}}
+    return {"extra_specs": service.specs_of(await _get(s, flavor_id, ctx))}
 
 
-@router.get("/flavors/{flavor_id}/os-extra_specs/{key}", summary="One extra spec (none)")
+@router.get("/flavors/{flavor_id}/os-extra_specs/{key}", summary="One extra spec")
 async def flavor_extra_spec(
     flavor_id: str, key: str, _v: VersionDep, ctx: AuthDep, s: ReadSessionDep
 ) -> dict[str, Any]:
-    await _get(s, flavor_id, ctx)
-    raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")
+    specs = service.specs_of(await _get(s, flavor_id, ctx))
+    if key not in specs:
+        raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")
+    return {key: specs[key]}

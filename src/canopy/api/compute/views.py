@@ -227,10 +227,10 @@ def _flavor_of(vc: ViewContext, flavor_id: str) -> dict[str, Any]:
         "vcpus": f.vcpus,
         "ram": f.ram_mb,
         "disk": f.disk_gb,
-        "ephemeral": 0,
-        "swap": 0,
+        "ephemeral": f.ephemeral_gb,
+        "swap": f.swap_mb,
         "original_name": f.name,
-        "extra_specs": {},
+        "extra_specs": dict(f.extra_specs or {}),
     }
 
 
@@ -320,7 +320,7 @@ def flavor_basic(request: Request, settings: Settings, v: APIVersion, f: Flavor)
         "links": links(request, settings, "flavors", f.id),
     }
     if v.at_least(55):
-        out["description"] = None
+        out["description"] = f.description
     return out
 
 
@@ -330,14 +330,15 @@ def flavor_detail(request: Request, settings: Settings, v: APIVersion, f: Flavor
         {
             "ram": f.ram_mb,
             "disk": f.disk_gb,
-            "swap": 0 if v.at_least(75) else "",
-            "OS-FLV-EXT-DATA:ephemeral": 0,
+            # Nova shows no swap as "" before 2.75.
+            "swap": f.swap_mb if f.swap_mb or v.at_least(75) else "",
+            "OS-FLV-EXT-DATA:ephemeral": f.ephemeral_gb,
             "OS-FLV-DISABLED:disabled": False,
             "vcpus": f.vcpus,
             "os-flavor-access:is_public": f.is_public,
-            "rxtx_factor": 1.0,
+            "rxtx_factor": f.rxtx_factor,
         }
     )
     if v.at_least(61):
-        out["extra_specs"] = {}
+        out["extra_specs"] = dict(f.extra_specs or {})
     return out

@@ -12,6 +12,7 @@ from canopy.store.models.base import Retried as Retried
 from canopy.store.models.clouds import Cloud as Cloud
 from canopy.store.models.clouds import Flavor as Flavor
 from canopy.store.models.clouds import FlavorMapping as FlavorMapping
+from canopy.store.models.clouds import FlavorProject as FlavorProject
 from canopy.store.models.clouds import Image as Image
 from canopy.store.models.clouds import ImageMapping as ImageMapping
 from canopy.store.models.clouds import Installation as Installation

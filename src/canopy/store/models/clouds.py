@@ -6,7 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    case,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base
@@ -79,15 +93,62 @@ class Installation(Base):
 
 
 class Flavor(Base):
+    """A size servers are booted with: from the config, made through Nova's flavor API by a
+    cloud admin, or a reservation's private flavor.
+
+    A flavor deleted while server rows still name it keeps its row (`deleted_at` set):
+    hidden from every list and look-up, it still sizes those servers, as Nova's servers
+    keep the flavor they were booted with. Its name is unique among the flavors that are
+    not deleted.
+    """
+
     __tablename__ = "flavors"
+    __table_args__ = (
+        Index(
+            "uq_flavors_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
     vcpus: Mapped[int] = mapped_column(Integer)
     ram_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    description: Mapped[str | None] = mapped_column(Text)
+    ephemeral_gb: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    swap_mb: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rxtx_factor: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    # Nova's extra specs, key -> string value (null: none).
+    extra_specs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deleted_at: Mapped[datetime | None]
+
+    @property
+    def placement_name(self) -> str:
+        """The name placement knows the flavor by (its prices, its capacity blocks): a
+        deleted flavor's name may belong to a new flavor now, so it goes by its id."""
+        return self.name if self.deleted_at is None else self.id
+
+
+def placement_name() -> ColumnElement[str]:
+    """`Flavor.placement_name` in SQL."""
+    return case((Flavor.deleted_at.is_(None), Flavor.name), else_=Flavor.id)
+
+
+class FlavorProject(Base):
+    """A project a private flavor is shared with (Nova's flavor access list)."""
+
+    __tablename__ = "flavor_projects"
+
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class FlavorMapping(Base):
