@@ -34,6 +34,28 @@ async def test_review_adopt_data_text_is_checked_as_a_body_is(api: Api, bad: str
         headers={"Content-Type": "application/json"},
     )
     assert direct.status_code == 400, direct.text
-    data = {"template": template, "resources": {"v": {"resource_id": "x", "type": "OS::Heat::Value"}}}
+    data = {
+        "template": template,
+        "resources": {"v": {"resource_id": "x", "type": "OS::Heat::Value"}},
+    }
     r = await api.client.post(_stacks(api), json=_adopt_body("adopted", json.dumps(data)))
     assert r.status_code == 400, (r.status_code, r.text[:300])
+
+
+async def test_review_a_template_sent_as_text_is_checked_as_a_body_is(api: Api) -> None:
+    """The same hole without adopt (older than today's change): `template` as a string
+    (Heat accepts one) is decoded past the edge; a lone surrogate in it is stored and the
+    stack's GET .../template is a 500 from then on."""
+    text = json.dumps(
+        {
+            "heat_template_version": "2018-08-31",
+            "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": "\ud800"}}},
+        }
+    )
+    r = await api.client.post(_stacks(api), json={"stack_name": "s", "template": text})
+    if r.status_code == 400:
+        return
+    assert r.status_code == 201, r.text
+    url = f"{_stacks(api)}/s/{r.json()['stack']['id']}"
+    shown = await api.client.get(url + "/template")
+    assert shown.status_code != 500, shown.text[:200]
