@@ -63,3 +63,14 @@ async def test_review_a_deleted_flavor_is_not_offered_to_virtual_reservations(ap
         offered = await capacity.offers(s, capacity.Size("virtual", 1, 600, 1), None)
         assert offered, "nothing offered at all: the test proves nothing"
         assert all(o.flavor_id != fid for o in offered.values()), offered
+
+
+async def test_review_a_nan_rxtx_factor_is_a_400(api: Api) -> None:
+    """api/compute/flavor_input.py `_rxtx`: Python's JSON reads `NaN`, and NaN passes both
+    `<= 0` and `> MAX_FLOAT`. SQLite stores it as NULL, the NOT NULL constraint fails and
+    services/flavors.py:121 turns that IntegrityError into "Flavor with name nan already
+    exists." (409, false); PostgreSQL stores NaN and shows `"rxtx_factor": null`."""
+    raw = '{"flavor": {"name": "nan", "ram": 512, "vcpus": 1, "disk": 1, "rxtx_factor": NaN}}'
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    r = await api.client.post(f"{V21}/flavors", headers=headers, content=raw)
+    assert "rxtx_factor" in fault(r, 400)
