@@ -49,8 +49,13 @@ class UnixWakes:
         except OSError:
             return  # no worker has listened here yet
         if self._sender is None:
-            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._sender.setblocking(False)
+            try:
+                sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sender.setblocking(False)
+            except OSError as e:  # no descriptor left: the workers find the work at their polls
+                log.debug("wake not sent: %s", e)
+                return
+            self._sender = sender
         for path in entries:
             try:
                 self._sender.sendto(payload, path)

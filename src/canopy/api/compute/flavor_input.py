@@ -101,6 +101,8 @@ def _rxtx(value: Any) -> float:
         if not _DECIMAL.match(value):
             raise bad("rxtx_factor", value, f"{value!r} does not match '^[0-9]+(\\.[0-9]+)?$'")
         value = float(value)
+    if value != value:  # NaN (Python's JSON reads it): no order, so neither bound refuses it
+        raise bad("rxtx_factor", value, f"{value!r} is not a number")
     if value <= 0:
         raise bad("rxtx_factor", value, f"{value} is less than or equal to the minimum of 0")
     if value > MAX_FLOAT:
