@@ -25,7 +25,7 @@ async def read_lookups(s: AsyncSession, ctx: RequestContext) -> Lookups:
     )
 
 
-def _visible_flavors(ctx: RequestContext) -> Select[tuple[str, str]]:
+def _visible_flavors(ctx: RequestContext) -> Select[str, str]:
     """The live flavors the caller could name: the Nova API's rule (public or shared with
     the project; every one for a cloud admin) and the flavors of the project's reservations
     (whether the lease allows a boot is the server create's answer, as for `bootable`)."""
