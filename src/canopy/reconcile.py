@@ -102,6 +102,17 @@ async def _upsert_flavors(s: AsyncSession, settings: Settings, now: datetime) ->
                     select(Flavor).where(Flavor.name == fcfg.name, Flavor.deleted_at.is_(None))
                 )
             ).scalar_one_or_none()
+        holder = await _name_taken(s, fcfg.name, f.id) if f and f.deleted_at else None
+        if f is not None and holder is not None:
+            # Deleted through the API while servers used it, and its name given to a new
+            # flavor since: the live flavor keeps the name, this one stays deleted.
+            log.warning(
+                "config flavor %s (id %s) stays deleted: live flavor %s now has its name",
+                fcfg.name,
+                f.id,
+                holder,
+            )
+            continue
         if f is None:
             f = Flavor(id=fcfg.id or str(uuid.uuid4()), name=fcfg.name, created_at=now)
             s.add(f)
@@ -112,6 +123,15 @@ async def _upsert_flavors(s: AsyncSession, settings: Settings, now: datetime) ->
         flavors.append(f)
     await s.flush()
     return flavors
+
+
+async def _name_taken(s: AsyncSession, name: str, other_than: str) -> str | None:
+    """The id of the live flavor named `name`, if it is not `other_than`."""
+    return await s.scalar(
+        select(Flavor.id).where(
+            Flavor.name == name, Flavor.deleted_at.is_(None), Flavor.id != other_than
+        )
+    )
 
 
 async def _upsert_images(s: AsyncSession, settings: Settings, now: datetime) -> None:

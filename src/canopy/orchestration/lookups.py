@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.template import ConstraintCheck
-from canopy.store.models import Cloud, Flavor, Image, Keypair
+from canopy.services import flavors as flavor_service
+from canopy.store.models import Cloud, Flavor, Image, Keypair, Lease, Reservation
 
 
 async def read_lookups(s: AsyncSession, ctx: RequestContext) -> Lookups:
-    flavors = (
-        await s.execute(select(Flavor.id, Flavor.name).where(Flavor.deleted_at.is_(None)))
-    ).all()
+    flavors = (await s.execute(_visible_flavors(ctx))).all()
     images = (await s.execute(select(Image.id, Image.name))).all()
     keys = await s.scalars(select(Keypair.name).where(Keypair.user_id == ctx.user_id))
     zones = await s.scalars(select(Cloud.name).where(Cloud.enabled.is_(True)))
@@ -24,6 +23,21 @@ async def read_lookups(s: AsyncSession, ctx: RequestContext) -> Lookups:
         keypairs=frozenset(keys),
         zones=frozenset(zones),
     )
+
+
+def _visible_flavors(ctx: RequestContext) -> Select[str, str]:
+    """The live flavors the caller could name: the Nova API's rule (public or shared with
+    the project; every one for a cloud admin) and the flavors of the project's reservations
+    (whether the lease allows a boot is the server create's answer, as for `bootable`)."""
+    q = select(Flavor.id, Flavor.name).where(flavor_service.live())
+    if ctx.is_cloud_admin:
+        return q
+    own_reservation = exists().where(
+        Reservation.id == Flavor.id,
+        Lease.id == Reservation.lease_id,
+        Lease.project_id == ctx.project_id,
+    )
+    return q.where(or_(flavor_service.public_or_shared(ctx.project_id), own_reservation))
 
 
 def constraint_check(known: Lookups) -> ConstraintCheck:

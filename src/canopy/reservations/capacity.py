@@ -68,9 +68,10 @@ async def lock_clouds(s: AsyncSession) -> dict[str, Cloud]:
 
 async def public_flavor(s: AsyncSession, ref: str) -> Flavor:
     """A public flavor by id, else by name (what a flavor:instance reservation names)."""
-    f = await s.get(Flavor, ref)
+    live = Flavor.deleted_at.is_(None)  # one deleted while servers use it is not offered
+    f = await s.scalar(select(Flavor).where(Flavor.id == ref, live))
     if f is None:
-        f = await s.scalar(select(Flavor).where(Flavor.name == ref))
+        f = await s.scalar(select(Flavor).where(Flavor.name == ref, live))
     if f is None or not f.is_public:
         raise InvalidRequest(f"Flavor {ref!r:.80} could not be found.")
     return f
@@ -85,10 +86,12 @@ async def offers(s: AsyncSession, size: Size, source_flavor_id: str | None) -> d
     """
     q = select(FlavorMapping, Flavor).join(Flavor, Flavor.id == FlavorMapping.flavor_id)
     if source_flavor_id is not None:
+        # A reservation made before its flavor was deleted keeps running (and resizing) as it.
         q = q.where(Flavor.id == source_flavor_id)
     else:
         q = q.where(
             Flavor.is_public.is_(True),
+            Flavor.deleted_at.is_(None),
             Flavor.vcpus >= size.vcpus,
             Flavor.ram_mb >= size.ram_mb,
             Flavor.disk_gb >= size.disk_gb,

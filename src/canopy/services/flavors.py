@@ -71,9 +71,14 @@ async def is_shared(s: AsyncSession, flavor_id: str, project_id: str) -> bool:
     return row is not None
 
 
-async def for_update(s: AsyncSession, flavor_id: str) -> Flavor:
-    """The live flavor `flavor_id`, locked, for an admin's change (404 if there is none)."""
-    flavor = await s.get(Flavor, flavor_id, with_for_update=True)
+async def for_update(s: AsyncSession, flavor_id: str, *, deleting: bool = False) -> Flavor:
+    """The live flavor `flavor_id`, locked, for an admin's change (404 if there is none).
+
+    On PostgreSQL a change takes FOR NO KEY UPDATE, which lets server creates that hold
+    the row FOR KEY SHARE (`bootable`) go on; a delete takes FOR UPDATE and waits for them.
+    """
+    lock = {"key_share": not deleting}
+    flavor = await s.get(Flavor, flavor_id, with_for_update=lock)
     if flavor is None or flavor.deleted_at is not None:
         raise not_found(flavor_id)
     return flavor
@@ -123,7 +128,9 @@ async def create(s: AsyncSession, clock: Clock, new: NewFlavor) -> Flavor:
     try:
         async with s.begin_nested():
             s.add(flavor)
-    except IntegrityError:  # another request took the name or id meanwhile
+    except IntegrityError:  # another request took the name or id meanwhile: which one?
+        if await s.get(Flavor, new.id, populate_existing=True) is not None:
+            raise Conflict(f"Flavor with ID {new.id} already exists.") from None
         raise Conflict(f"Flavor with name {new.name} already exists.") from None
     return flavor
 
@@ -132,7 +139,7 @@ async def remove(s: AsyncSession, clock: Clock, flavor_id: str) -> None:
     """Delete a flavor. Servers booted with it keep it: while any server row names it, the
     row stays, hidden (`deleted_at`); otherwise it goes with its mappings and access list.
     A reservation's flavor goes with its lease, not by itself (409)."""
-    flavor = await for_update(s, flavor_id)
+    flavor = await for_update(s, flavor_id, deleting=True)
     if await s.get(Reservation, flavor_id) is not None:
         raise Conflict(
             f"Flavor {flavor_id} is a reservation's flavor: it is deleted with its lease."
@@ -216,10 +223,16 @@ async def bootable(s: AsyncSession, ref: str, ctx: RequestContext) -> Flavor:
     """The flavor a server create names (by id, else by name), if the caller may boot it.
 
     A reservation's flavor is let through here: whether its lease allows the boot is
-    reservations/using.py's answer. Unknown, deleted or invisible: Nova's 400."""
-    flavor = await s.get(Flavor, ref)
+    reservations/using.py's answer. Unknown, deleted or invisible: Nova's 400.
+
+    The row is read FOR KEY SHARE (PostgreSQL): a delete of the flavor (`remove`) waits
+    until the create's transaction ends, and then sees its servers (the flavor is kept,
+    hidden) instead of deleting a row the new servers are about to name."""
+    share = {"read": True, "key_share": True}
+    flavor = await s.get(Flavor, ref, with_for_update=share)
     if flavor is None or flavor.deleted_at is not None:
-        flavor = await s.scalar(select(Flavor).where(Flavor.name == ref, live()))
+        by_name = select(Flavor).where(Flavor.name == ref, live())
+        flavor = await s.scalar(by_name.with_for_update(read=True, key_share=True))
     if flavor is None:
         raise InvalidRequest(f"Flavor {ref} could not be found.")
     if flavor.is_public or ctx.is_cloud_admin:

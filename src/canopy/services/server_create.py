@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
@@ -206,7 +208,13 @@ async def write_servers(
     table however many requests `made` holds."""
     servers = [sv for _, group in made for sv in group]
     s.add_all(servers)
-    await s.flush()
+    try:
+        await s.flush()
+    except IntegrityError as e:
+        vanished = _vanished_flavor(e, made)
+        if vanished is None:
+            raise
+        raise vanished from None
     tags = [
         {"server_id": sv.id, "tag": t}
         for req, group in made
@@ -232,6 +240,24 @@ async def write_servers(
         request_id=ctx.request_id,
         now=now,
     )
+
+
+_FLAVOR_KEY = re.compile(r"Key \(flavor_id\)=\((.*?)\) is not present")
+
+
+def _vanished_flavor(
+    e: IntegrityError, made: Sequence[tuple[CreateServer, list[Server]]]
+) -> InvalidRequest | None:
+    """A server row naming a flavor deleted since it was read: Nova's 400 for the flavor
+    the request named (`bootable` locks the row, so this is the last line of defence)."""
+    text = str(e.orig)
+    if "flavor_id" not in text:
+        return None
+    key = _FLAVOR_KEY.search(text)
+    for req, group in made:
+        if group and (key is None or group[0].flavor_id == key.group(1)):
+            return InvalidRequest(f"Flavor {req.flavor} could not be found.")
+    return None
 
 
 async def _find_image(s: AsyncSession, ref: str) -> Image | None:

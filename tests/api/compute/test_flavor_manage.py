@@ -198,6 +198,12 @@ async def test_access_lists_refuse_public_flavors_and_unknown_projects(api: Api)
         f"{V21}/flavors/{made['id']}/action", headers=ADMIN, json={"shrink": {}}
     )
     assert fault(r, 400) == "There is no such action: shrink"
+    alice_id = alice.project_id
+    two = {"addTenantAccess": {"tenant": alice_id}, "removeTenantAccess": {"tenant": alice_id}}
+    r = await api.client.post(f"{V21}/flavors/{made['id']}/action", headers=ADMIN, json=two)
+    assert fault(r, 400) == "Malformed message body: too many body keys"  # one action each
+    r = await api.client.get(f"{V21}/flavors/{made['id']}/os-flavor-access", headers=ADMIN)
+    assert r.json()["flavor_access"] == []  # nothing was shared
 
 
 async def test_extra_specs_are_set_shown_and_deleted(api: Api) -> None:

@@ -151,6 +151,8 @@ _ACTIONS = ("addTenantAccess", "removeTenantAccess")
 async def flavor_action(
     flavor_id: str, body: JsonBody, v: VersionDep, ctx: AuthDep, s: SessionDep
 ) -> dict[str, Any]:
+    if isinstance(body, dict) and len(body) > 1:  # Nova: one action per request
+        raise InvalidRequest("Malformed message body: too many body keys")
     action = next(iter(body), None) if isinstance(body, dict) else None
     if action not in _ACTIONS:
         raise InvalidRequest(f"There is no such action: {action}")

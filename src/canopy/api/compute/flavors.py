@@ -120,7 +120,11 @@ async def _flavors(
     if marker is not None:
         row = None
         if could_be_id(marker):
-            row = (await s.execute(select(*cols).where(Flavor.id == marker))).one_or_none()
+            # Nova's marker query: live, and for a project public or shared with it.
+            mq = select(*cols).where(Flavor.id == marker, service.live())
+            if not ctx.is_cloud_admin:
+                mq = mq.where(service.public_or_shared(ctx.project_id))
+            row = (await s.execute(mq)).one_or_none()
         if row is None:
             raise InvalidRequest(f"marker [{marker}] not found")
         ors = []

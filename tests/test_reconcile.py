@@ -1,18 +1,16 @@
-"""REVIEW (failing on purpose until fixed): a restart after a config flavor was deleted
-in use and its name given to a new flavor.
+"""Seeding at each start: a config flavor deleted in use whose name a new flavor took.
 
-reconcile.py:98-110 `_upsert_flavors` finds the config flavor by id even when deleted
-(a flavor deleted while servers use it keeps its row) and clears its `deleted_at`; a
-flavor made through the API since holds the same name, so the partial unique index on
-live names refuses the seed: canopy no longer starts (every start fails the same way).
-Suggested fix: when the config's flavor was deleted and another live flavor now has its
-name, leave it deleted (log it), or refuse the API create of a config flavor's name.
+A flavor deleted while servers use it keeps its row (hidden); a flavor made through the
+API since may hold its name. The seed leaves the config flavor deleted (and says so in
+the log) instead of reviving it, which the unique live name would refuse at every start.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from canopy.reconcile import seed
@@ -22,8 +20,8 @@ from canopy.store.models import Flavor
 from tests.controllers.harness import make_plane
 
 
-async def test_review_a_restart_survives_a_deleted_config_flavors_name_reused(
-    db_url: str, tmp_path: Path
+async def test_a_restart_survives_a_deleted_config_flavors_name_reused(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     p = await make_plane(db_url, tmp_path)
     try:
@@ -36,13 +34,18 @@ async def test_review_a_restart_survives_a_deleted_config_flavors_name_reused(
         async with p.db.session() as s:
             new = flavors.NewFlavor("own-tiny", tiny.name, 256, 1, 1)
             await flavors.create(s, p.clock, new)
-        await seed(p.db, p.settings, p.clock)  # what every start does
+        with caplog.at_level(logging.WARNING, logger="canopy.reconcile"):
+            await seed(p.db, p.settings, p.clock)  # what every start does
+        assert any("stays deleted" in r.getMessage() for r in caplog.records)
         async with p.db.read() as s:
             live = list(
                 await s.scalars(
                     select(Flavor.id).where(Flavor.name == tiny.name, Flavor.deleted_at.is_(None))
                 )
             )
-        assert len(live) == 1
+        assert live == ["own-tiny"]
+        async with p.db.read() as s:
+            kept = await s.get(Flavor, "1")
+        assert kept is not None and kept.deleted_at is not None
     finally:
         await p.close()

@@ -1,4 +1,4 @@
-"""REVIEW (failing on purpose until fixed): flavor management defects."""
+"""Flavors a caller may not see: a private one as a list marker, deleted ones reserved."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tests.api.compute.test_flavor_manage import ADMIN, make
 from tests.api.conftest import Api
 
 
-async def test_review_a_private_flavor_is_not_a_marker_for_others(api: Api) -> None:
+async def test_a_private_flavor_is_not_a_marker_for_others(api: Api) -> None:
     """api/compute/flavors.py `_flavors`: the marker row is read with no visibility (nor
     deleted_at) filter, so a project not given access learns that a private flavor id
     exists (200 instead of "marker not found"), and, sorting by memory_mb/vcpus/root_gb
@@ -37,7 +37,7 @@ async def _deleted_in_use(api: Api) -> tuple[str, str]:
     return fid, again
 
 
-async def test_review_a_deleted_flavor_is_not_reserved_by_id_or_name(api: Api) -> None:
+async def test_a_deleted_flavor_is_not_reserved_by_id_or_name(api: Api) -> None:
     """reservations/capacity.py:71-75 `public_flavor` looks up by id, then by name, with
     no `deleted_at` filter: a flavor:instance lease (and find_slot) may reserve a flavor
     deleted while a server used it, and by name may get the deleted row rather than the
@@ -53,7 +53,7 @@ async def test_review_a_deleted_flavor_is_not_reserved_by_id_or_name(api: Api) -
         assert by_name.id == again
 
 
-async def test_review_a_deleted_flavor_is_not_offered_to_virtual_reservations(api: Api) -> None:
+async def test_a_deleted_flavor_is_not_offered_to_virtual_reservations(api: Api) -> None:
     """reservations/capacity.py:86-95 `offers` (virtual:instance: the cheapest public
     flavor that fits) keeps a deleted flavor's mappings (services/flavors.py `remove`
     keeps them for its servers), so a new reservation may be sized and placed as a flavor
@@ -65,7 +65,7 @@ async def test_review_a_deleted_flavor_is_not_offered_to_virtual_reservations(ap
         assert all(o.flavor_id != fid for o in offered.values()), offered
 
 
-async def test_review_a_nan_rxtx_factor_is_a_400(api: Api) -> None:
+async def test_a_nan_rxtx_factor_is_a_400(api: Api) -> None:
     """api/compute/flavor_input.py `_rxtx`: Python's JSON reads `NaN`, and NaN passes both
     `<= 0` and `> MAX_FLOAT`. SQLite stores it as NULL, the NOT NULL constraint fails and
     services/flavors.py:121 turns that IntegrityError into "Flavor with name nan already

@@ -1,13 +1,8 @@
-"""REVIEW (failing on purpose until fixed): stack validation knows every live flavor.
+"""Stack validation knows the flavors the project could boot, and no others.
 
-orchestration/lookups.py:15-17 reads every live flavor's id and name, private ones not
-shared with the project included, into the set `nova.flavor` and the server resources'
-validation check (resources/server_common.py:47). So a template naming another project's
-private flavor passes validation (the stack is created, and fails later at its step)
-while a missing flavor is a 400: any project learns which private flavor names and ids
-exist (POST /validate, preview or create). Suggested fix: read_lookups filters with
-services/flavors.public_or_shared(ctx.project_id) (all flavors for a cloud admin, plus
-the project's usable reservations' flavors, as `bootable` allows).
+A template naming another project's private flavor is refused as a missing one is, with
+the same words (no project learns which private flavors exist); a private flavor shared
+with the project passes, as in Nova's API.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from tests.controllers.harness import make_plane
 from .helpers import CLOUDS, create, hot, server
 
 
-async def test_review_another_projects_private_flavor_is_unknown_to_validation(
+async def test_another_projects_private_flavor_is_unknown_to_validation(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
@@ -40,5 +35,8 @@ async def test_review_another_projects_private_flavor_is_unknown_to_validation(
                 await create(p, f"probe-{len(reasons)}", hot({"vm": server(flavor=name)}))
             reasons.append(str(e.value).replace(name, "F"))
         assert reasons[0] == reasons[1]
+        async with p.db.session() as s:
+            await flavors.add_access(s, "sec-1", p.ctx.project_id, refuse_public=True)
+        assert await create(p, "shared", hot({"vm": server(flavor="secret.big")}))
     finally:
         await p.close()
