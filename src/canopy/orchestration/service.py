@@ -165,7 +165,7 @@ class StackService:
         )
         tree = Tree(environment=req.environment)
         check_resources(bound, known, tree)
-        await external.check_exist(s, ctx, tree.externals)
+        await external.check_exist(s, ctx, identity.id, tree.externals)
         return bound
 
     async def find(
