@@ -1,6 +1,7 @@
 """external_id: a resource that stands for an existing canopy server or keypair. Nothing is
 made for it, its attributes are read from it, a stack delete leaves it, another project's
-server is "not found" as a missing one is, and an update may not change which one it is."""
+server is "not found" as a missing one is (and so is one being deleted), a server a stack
+holds is refused, and an update may not change which one it is."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from canopy.bootstrap import ensure_project
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
+from canopy.domain.states import DesiredState
 from canopy.orchestration.outputs import bound_of, outputs
 from canopy.orchestration.service import StackService
 from canopy.services import keypairs
@@ -20,7 +22,7 @@ from canopy.services.servers import CreateServer
 from canopy.store.models import Keypair, Server, Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
 
-from .helpers import CLOUDS, create, live_servers, resources, server, settle
+from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle
 
 
 def external(server_id: str, **more: Any) -> dict[str, Any]:
@@ -153,6 +155,78 @@ async def test_a_server_gone_before_the_create_step_fails_the_resource(
         assert done.status_reason.endswith(
             f"Invalid external resource: Resource {vm} (OS::Nova::Server) can not be found."
         )
+    finally:
+        await p.close()
+
+
+async def test_a_server_another_stack_holds_is_refused_made_or_taken(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        owner = await create(p, "owner", hot({"vm": server()}))
+        done = await settle(p, owner)
+        assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
+        made = (await resources(p, owner))["vm"].server_id
+        assert made is not None
+        outside = await _active_server(p)
+        taker = await create(p, "taker", external(outside))
+        assert (await settle(p, taker)).status == "COMPLETE"
+        # The server a stack made, and one another stack took as external: both held.
+        for ident in (made, outside):
+            with pytest.raises(InvalidRequest) as e:
+                await create(p, "other", external(ident))
+            assert str(e.value) == (
+                f"resources.external_server: Invalid external resource: Server {ident} "
+                "already belongs to a stack."
+            )
+        # So is the stack's own server named again by a new resource of it.
+        with pytest.raises(InvalidRequest) as e:
+            await _update(p, owner, {"template": external(made, vm=server())})
+        assert f"Server {made} already belongs to a stack." in str(e.value)
+        assert await _stack_count(p) == 2
+        assert (await settle(p, owner)).action == "CREATE"
+    finally:
+        await p.close()
+
+
+async def test_a_server_taken_before_the_create_step_fails_the_resource(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        vm = await _active_server(p)
+        # Both validated before either took it; whichever takes it first has it.
+        ids = [await create(p, name, external(vm)) for name in ("first", "second")]
+        done = {sid: await settle(p, sid) for sid in ids}
+        assert sorted(d.status for d in done.values()) == ["COMPLETE", "FAILED"]
+        [lost] = [sid for sid, d in done.items() if d.status == "FAILED"]
+        assert done[lost].action == "CREATE"
+        assert done[lost].status_reason.endswith(
+            f"Invalid external resource: Server {vm} already belongs to a stack."
+        )
+        assert (await resources(p, lost))["external_server"].server_id is None
+    finally:
+        await p.close()
+
+
+async def test_a_server_being_deleted_is_refused_as_a_missing_one_is(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        vm = await _active_server(p)
+        async with p.db.session() as s:
+            row = await s.get(Server, vm)
+            assert row is not None
+            row.desired_state = DesiredState.DELETED
+        with pytest.raises(InvalidRequest) as e:
+            await create(p, "ext", external(vm))
+        assert str(e.value) == (
+            f"resources.external_server: Invalid external resource: Resource {vm} "
+            "(OS::Nova::Server) can not be found."
+        )
+        assert await _stack_count(p) == 0
     finally:
         await p.close()
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from canopy.domain.text import NUL, NUL_WHY, SURROGATE, SURROGATE_WHY, first_string
 
 # Headers the services interpret (ASGI names them in lower case); others are passed over.
 READ_HEADERS = {
@@ -30,20 +31,18 @@ READ_HEADERS = {
     b"x-openstack-request-id": "X-OpenStack-Request-ID",
 }
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON escape of a surrogate code point. Paired ones (how `json.dumps` writes an emoji)
 # are fine; finding any sends the body through the exact check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # A JSON escape of NUL (a raw NUL byte in a JSON string is malformed JSON already).
 _NUL_ESCAPE = re.compile(r"\\u0000")
-_NUL = re.compile("\x00")
 _SHOWN = 60
 
 
 def path_problem(raw_path: bytes | None, path: str) -> str | None:
     """The path, percent-decoded, must be UTF-8."""
     if raw_path is None:
-        return None if _SURROGATE.search(path) is None else _PATH
+        return None if SURROGATE.search(path) is None else _PATH
     try:
         unquote_to_bytes(raw_path).decode("utf-8")
     except UnicodeDecodeError:
@@ -104,33 +103,11 @@ def json_problem(body: bytes) -> str | None:
     except (ValueError, RecursionError):
         return None
     if surrogate:
-        where = _first_string(doc, _SURROGATE)
+        where = first_string(doc, SURROGATE)
         if where is not None:
-            return (
-                f"Invalid input for field/attribute {where}: it holds a lone surrogate (a "
-                "\\uD800-\\uDFFF escape without its pair), which is not valid Unicode text."
-            )
+            return f"Invalid input for field/attribute {where}: {SURROGATE_WHY}"
     if nul:
-        where = _first_string(doc, _NUL)
+        where = first_string(doc, NUL)
         if where is not None:
-            return f"Invalid input for field/attribute {where}: NUL characters are not allowed."
-    return None
-
-
-def _first_string(doc: Any, bad: re.Pattern[str]) -> str | None:
-    """The path of the first string (or key) in `doc` in which `bad` is found."""
-    stack: list[tuple[Any, str]] = [(doc, "")]
-    while stack:
-        node, where = stack.pop()
-        if isinstance(node, str):
-            if bad.search(node):
-                return where or "(the body)"
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                inner = f"{where}.{key}" if where else str(key)
-                if bad.search(key):
-                    return f"{where} (a key)" if where else "(a key of the body)"
-                stack.append((value, inner))
-        elif isinstance(node, list):
-            stack.extend((value, f"{where}[{i}]") for i, value in enumerate(node))
+            return f"Invalid input for field/attribute {where}: {NUL_WHY}"
     return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
+from canopy.domain.text import check_text
 from canopy.orchestration.nesting import load_yaml
 from canopy.orchestration.resources.adopt import ADOPTERS
 from canopy.orchestration.template import BoundTemplate
@@ -45,6 +46,8 @@ def read_adopt_data(raw: Any) -> AdoptData:
             raise _invalid("it is nested too deep.") from None
         except ValueError:
             data = load_yaml(raw, "Invalid adopt data", "it")
+        # Decoded past the edge's text checks: made to pass them here (domain/text.py).
+        check_text(data, "adopt_stack_data")
     if not isinstance(data, Mapping):
         raise _invalid("it must be a map (the data `stack abandon` gives).")
     template = data.get("template")

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from canopy.domain.errors import InvalidRequest
+from canopy.domain.text import check_text
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.store.models import Stack, StackResource
@@ -65,6 +66,7 @@ def load_template(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, str):
         raise InvalidRequest(f"{where}: a template must be a map or YAML text.")
     loaded = load_yaml(raw, where)
+    check_text(loaded, where)  # decoded past the edge's text checks
     if not isinstance(loaded, Mapping):
         raise InvalidRequest(f"{where}: the template must be a map.")
     return dict(loaded)

@@ -22,6 +22,7 @@ from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
+from canopy.domain.text import check_text
 from canopy.orchestration import external
 from canopy.orchestration.adopting import AdoptData, check_adoptable, read_adopt_data
 from canopy.orchestration.binding import bind_stack
@@ -87,6 +88,7 @@ def parse_request(body: Any, *, template_required: bool, adopt: bool = False) ->
                 "The template is a string that is not JSON: send it parsed (as the "
                 "openstack client does)."
             ) from None
+        check_text(template, "template")  # decoded past the edge's text checks
     if template is None and template_required:
         raise InvalidRequest("Need more arguments: a template is required.")
     if template is not None and not isinstance(template, Mapping):
@@ -165,7 +167,7 @@ class StackService:
         )
         tree = Tree(environment=req.environment)
         check_resources(bound, known, tree)
-        await external.check_exist(s, ctx, tree.externals)
+        await external.check_exist(s, ctx, identity.id, tree.externals)
         return bound
 
     async def find(

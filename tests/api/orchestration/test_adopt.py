@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from canopy.store.models import Server, StackResource
@@ -208,4 +209,40 @@ async def test_adopt_can_be_turned_off(api: Api) -> None:
     api.plane.settings.orchestration.enable_stack_adopt = False
     r = await api.client.post(_stacks(api), json=_adopt_body("off2", data))
     assert "Stack Adopt is not supported" in assert_heat_fault(r, 400)
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\x00b"])
+async def test_adopt_data_text_is_checked_as_a_body_is(api: Api, bad: str) -> None:
+    """adopt_stack_data is a document inside a string, decoded past the edge's text
+    checks: a lone surrogate or a NUL in it is the same 400 as in the body's own template,
+    and nothing is written."""
+    template = {
+        "heat_template_version": "2018-08-31",
+        "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": bad}}},
+    }
+    direct = await api.client.post(
+        _stacks(api),
+        content=json.dumps({"stack_name": "direct", "template": template}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert_heat_fault(direct, 400)
+    data = {
+        "template": template,
+        "resources": {"v": {"resource_id": "x", "type": "OS::Heat::Value"}},
+    }
+    for text in (json.dumps(data), json.dumps(data).replace('"x"', json.dumps(bad))):
+        r = await api.client.post(_stacks(api), json=_adopt_body("adopted", text))
+        message = assert_heat_fault(r, 400)
+        assert message.startswith("Invalid input for field/attribute adopt_stack_data.")
+    # YAML's own escapes: a NUL is made (PyYAML refuses a lone surrogate escape itself).
+    escaped = "\\ud800" if bad == "\ud800" else "a\\0b"
+    yaml_text = (
+        "template:\n  heat_template_version: 2018-08-31\n  resources:\n    v:\n"
+        f'      type: OS::Heat::Value\n      properties: {{value: "{escaped}"}}\n'
+    )
+    r = await api.client.post(_stacks(api), json=_adopt_body("adopted", yaml_text))
+    message = assert_heat_fault(r, 400)
+    if bad != "\ud800":
+        assert "adopt_stack_data.template.resources.v.properties.value" in message
     assert (await api.client.get(_stacks(api))).json()["stacks"] == []

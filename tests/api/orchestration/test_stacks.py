@@ -3,6 +3,7 @@ outputs, update, delete, and Heat's error body for bad input (never a 500)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -258,3 +259,53 @@ async def test_validate_resource_types_and_template_versions(api: Api) -> None:
     r = await api.client.get(base + "/template_versions/heat_template_version.2018-08-31/functions")
     assert any(f["functions"] == "get_attr" for f in r.json()["template_functions"])
     assert_heat_fault(await api.client.get(base + "/template_versions/nope/functions"), 404)
+
+
+async def test_documents_sent_as_text_are_checked_as_a_body_is(api: Api) -> None:
+    """A template sent as a string, a nested template in `files` and a `json` parameter's
+    value are decoded past the edge's text checks: a lone surrogate or a NUL in them is a
+    400 (before, the stack was stored and its GET .../template answered 500)."""
+    stacks = f"/orchestration/v1/{api.admin.project_id}/stacks"
+
+    def value(v: str) -> dict[str, Any]:
+        return {
+            "heat_template_version": "2018-08-31",
+            "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": v}}},
+        }
+
+    child = (
+        "heat_template_version: 2018-08-31\nresources:\n  v:\n    type: OS::Heat::Value\n"
+        '    properties: {value: "ESCAPE"}\n'
+    )
+    param = {
+        "heat_template_version": "2018-08-31",
+        "parameters": {"doc": {"type": "json"}},
+        "resources": {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}},
+    }
+    for bad, escape in (("\ud800", "\\ud800"), ("a\x00b", "a\\0b")):
+        bodies: list[tuple[dict[str, Any], str]] = [
+            ({"template": json.dumps(value(bad))}, "template.resources.v.properties.value"),
+            (
+                {
+                    "template": {
+                        "heat_template_version": "2018-08-31",
+                        "resources": {"c": {"type": "child.yaml"}},
+                    },
+                    "files": {"child.yaml": child.replace("ESCAPE", escape)},
+                },
+                # PyYAML refuses a lone surrogate escape itself; a NUL it makes.
+                "files.child.yaml"
+                + ("" if escape == "\\ud800" else ".resources.v.properties.value"),
+            ),
+            (
+                {"template": param, "parameters": {"doc": json.dumps({"k": bad})}},
+                "field/attribute value.k",
+            ),
+        ]
+        for body, where in bodies:
+            r = await api.client.post(stacks, json={"stack_name": "s", **body})
+            assert where in assert_heat_fault(r, 400), body
+    assert (await api.client.get(stacks)).json()["stacks"] == []
+    # A template sent as text that is valid is still taken.
+    r = await api.client.post(stacks, json={"stack_name": "s", "template": json.dumps(TEMPLATE)})
+    assert r.status_code == 201, r.text

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from canopy.domain.text import text_problem
 from canopy.orchestration.template import limits
 from canopy.orchestration.template.constraints import (
     Constraint,
@@ -131,6 +132,9 @@ def convert(ptype: str, value: Any) -> Any:
         except RecursionError:
             raise ValueError(f"value is nested more than {limits.MAX_DEPTH} levels deep") from None
         limits.check_size(parsed, "value")  # a TemplateError is a ValueError
+        problem = text_problem(parsed, "value")  # decoded past the edge's text checks
+        if problem is not None:
+            raise ValueError(problem)
         if not isinstance(parsed, dict | list):
             raise ValueError("value must be a JSON map or list")
         return parsed
