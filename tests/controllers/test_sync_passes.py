@@ -132,3 +132,34 @@ async def test_a_cloud_another_worker_holds_is_not_tried_again_at_once_even_in_a
         assert passes.sync.may_be_due("quick", rt.clock.now())
     finally:
         await p.close()
+
+
+async def test_a_failing_pass_a_create_asked_for_is_not_tried_again_at_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An ask from a create skips the interval at rest, but not the pause after a failure:
+    the ask stays (the pass never started), and a failing database is not hammered."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        calls = 0
+
+        async def broken(cloud: str, *, force: bool = False) -> bool:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("database away")
+
+        p.worker.sync.sync_cloud = broken  # type: ignore[method-assign]
+        rt = p.worker.sync.rt
+        passes = SyncPasses(p.worker.sync)
+        p.worker.sync.not_before("slow", rt.clock.now() + timedelta(hours=1))
+        rt.sync_soon.ask("quick", rt.clock.now())
+        assert await passes.start() == 1
+        await passes.drain()
+        assert await passes.start() == 0  # asked for, but it has just failed
+        assert passes.next_due_in(30.0) > 0.5
+        p.clock.advance(p.settings.controllers.sync_seconds)
+        assert await passes.start() == 1
+        await passes.drain()
+        assert calls == 2
+    finally:
+        await p.close()
