@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -135,7 +136,7 @@ async def test_postgres_listener_reconnects_and_then_wakes_every_loop_once(pg_ur
 
 async def test_a_dead_workers_socket_is_removed_by_the_next_send(tmp_path: Path) -> None:
     channel = UnixWakes(tmp_path / "canopy.db-wake")
-    channel.directory.mkdir()
+    channel.directory.mkdir(mode=0o700)  # as a worker makes it
     stale = channel.directory / "123-dead.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(str(stale))
@@ -177,3 +178,106 @@ async def test_without_a_place_for_its_socket_the_worker_keeps_polling(tmp_path:
     assert not task.done() and not channel.listening.is_set()
     stop.set()
     await asyncio.wait_for(task, BOUND)
+
+
+def test_a_send_never_raises_when_no_socket_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """after_commit runs after the write committed (api/deps.py write_session): if it
+    raised, the client would get a 500 for a write that happened, and might repeat it."""
+    directory = tmp_path / "db-wake"
+    directory.mkdir(mode=0o700)
+    (directory / "123-abc.sock").touch()  # some worker's socket (any entry is enough)
+
+    def no_more_files(*_a: object, **_k: object) -> socket.socket:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(wakes_unix.socket, "socket", no_more_files)
+    UnixWakes(directory).after_commit(["placement"])  # must not raise
+
+
+def test_a_wake_directory_others_may_use_is_refused(tmp_path: Path) -> None:
+    """`mkdir(exist_ok=True)` keeps a directory that is already there: one made first by
+    another local user beside a database in a shared directory (/tmp), world-writable, would
+    let that user replace the workers' sockets, plant symlinks the API sends to, or flood
+    the workers. The worker binds only in its own directory with mode 0700."""
+    directory = tmp_path / "db-wake"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    wakes = UnixWakes(directory)
+    with pytest.raises(wakes_unix.UntrustedDirectory, match="mode 777"):
+        wakes._bind()
+    assert os.listdir(directory) == []  # nothing bound there
+    os.chmod(directory, 0o700)
+    sock, path = wakes._bind()  # its own, private: fine
+    sock.close()
+    os.unlink(path)
+
+
+def test_a_wake_directory_that_is_a_symlink_or_not_ours_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    (tmp_path / "db-wake").symlink_to(real)
+    with pytest.raises(wakes_unix.UntrustedDirectory, match="not a directory"):
+        UnixWakes(tmp_path / "db-wake")._bind()
+    if os.geteuid() != 0:
+        return  # only root can give a directory away to test the owner
+    os.chown(real, 65534, 65534)
+    with pytest.raises(wakes_unix.UntrustedDirectory, match="owned by uid 65534"):
+        UnixWakes(real)._bind()
+    assert os.listdir(real) == []
+
+
+async def test_a_worker_refusing_its_wake_directory_says_so_once_and_keeps_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(wakes_unix, "RETRY_SECONDS", 0.01)
+    directory = tmp_path / "db-wake"
+    directory.mkdir(mode=0o777)
+    os.chmod(directory, 0o777)
+    channel = UnixWakes(directory)
+    wake, stop = Wake(), asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="canopy.wakes"):
+        task = asyncio.create_task(channel.listen(wake, stop))
+        await asyncio.sleep(0.1)  # several tries
+        assert not task.done() and not channel.listening.is_set()
+        stop.set()
+        await asyncio.wait_for(task, BOUND)
+    said = [r.getMessage() for r in caplog.records if r.name == "canopy.wakes"]
+    assert len(said) == 1 and "mode 777" in said[0], said
+    assert os.listdir(directory) == []
+
+
+async def test_a_send_goes_only_to_this_users_sockets_never_through_a_symlink(
+    tmp_path: Path,
+) -> None:
+    channel = UnixWakes(tmp_path / "canopy.db-wake")
+    sender = UnixWakes(channel.directory)
+    # A socket elsewhere that a planted symlink in the directory points at.
+    target = tmp_path / "target.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as planted:
+        planted.bind(str(target))
+        planted.setblocking(False)
+        async with listening(channel) as (wake, _):
+            (channel.directory / "1-planted.sock").symlink_to(target)
+            sender.after_commit(["placement"])
+            assert await woken(wake) == ("placement",)  # the worker's own socket: sent
+            with pytest.raises(BlockingIOError):
+                planted.recv(4096)  # never sent through the symlink
+            assert (channel.directory / "1-planted.sock").is_symlink()  # nor removed
+            os.unlink(channel.directory / "1-planted.sock")
+    sender.close()
+
+
+async def test_a_directory_made_loose_later_gets_no_wakes(tmp_path: Path) -> None:
+    channel = UnixWakes(tmp_path / "canopy.db-wake")
+    sender = UnixWakes(channel.directory)
+    async with listening(channel) as (wake, _):
+        os.chmod(channel.directory, 0o777)
+        sender.after_commit(["placement"])
+        await asyncio.sleep(0.05)
+        assert not wake.is_set()
+        os.chmod(channel.directory, 0o700)
+        sender.after_commit(["placement"])
+        assert await woken(wake) == ("placement",)
+    sender.close()

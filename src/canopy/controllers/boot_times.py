@@ -194,7 +194,11 @@ class SyncAsks:
 
     def heads(self, skip: set[str] | None = None) -> list[datetime]:
         """The first asked time of each cloud (but those in `skip`)."""
-        return [t[0] for c, t in self._at.items() if t and not (skip and c in skip)]
+        return list(self.firsts(skip).values())
+
+    def firsts(self, skip: set[str] | None = None) -> dict[str, datetime]:
+        """The first asked time of each cloud (but those in `skip`), by cloud."""
+        return {c: t[0] for c, t in self._at.items() if t and not (skip and c in skip)}
 
     def __contains__(self, cloud: str) -> bool:
         return bool(self._at.get(cloud))

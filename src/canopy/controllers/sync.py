@@ -38,6 +38,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_digest import Digest, active_remote_ids, missing_among
 from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
+from canopy.controllers.sync_schedule import SyncSchedule
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
@@ -50,36 +51,14 @@ from canopy.telemetry import CONTROLLER_STEPS
 log = logging.getLogger("canopy.sync")
 
 
-class SyncController:
+class SyncController(SyncSchedule):
     """Runs the due sync jobs of every cloud this worker has a driver for."""
 
     def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        # When each cloud's job is next worth asking for (known from the last look at it),
-        # so an idle loop does not open a write transaction to learn it is not due yet.
-        self._not_before: dict[str, datetime] = {}
+        super().__init__(rt)
         # Each cloud's digest of unchanged servers (controllers/sync_digest.py).
         self._digests: dict[str, Digest] = {}
         self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
-
-    def next_due_in(self, now: datetime, skip: set[str] | None = None) -> float | None:
-        """Seconds until the first cloud this worker knows of (but `skip`) is due again
-        (None: unknown)."""
-        clouds = [c for c in self.rt.drivers if not skip or c not in skip]
-        waits = [(self._not_before.get(c, now) - now).total_seconds() for c in clouds]
-        waits += [(at - now).total_seconds() for at in self.rt.sync_soon.heads(skip)]
-        return max(0.0, min(waits)) if waits else None
-
-    def may_be_due(self, cloud: str, now: datetime) -> bool:
-        """From memory alone: whether `cloud`'s pass is asked for or may be due."""
-        return self._hurried(cloud, now) or now >= self._not_before.get(cloud, now)
-
-    def not_before(self, cloud: str, at: datetime) -> None:
-        self._not_before[cloud] = at
-
-    def _hurried(self, cloud: str, now: datetime) -> bool:
-        """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`)."""
-        return self.rt.sync_soon.due(cloud, now)
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -93,6 +72,8 @@ class SyncController:
         rt = self.rt
         now = rt.clock.now()
         name = f"sync:{cloud}"
+        if not force and now < self._held_off.get(cloud, now):
+            return False
         hurried = self._hurried(cloud, now)
         if not force and not hurried and not await self._due(cloud, name, now):
             return False
@@ -112,7 +93,14 @@ class SyncController:
                 force=force or hurried,
             )
             if job is None:
+                if force or hurried:
+                    self._held_elsewhere(cloud, now)  # a forced take fails on that alone
+                else:  # held elsewhere or not due after all: `_due` reads it again then
+                    self._not_before[cloud] = now + timedelta(
+                        seconds=rt.settings.controllers.sync_seconds
+                    )
                 return False
+            self._held_off.pop(cloud, None)
             if hurried:
                 self.rt.sync_soon.served(cloud, now)  # later asks, or set meanwhile, stay
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
@@ -162,35 +150,6 @@ class SyncController:
         finally:
             async with rt.db.session() as s:
                 await release_lease(s, Job, name, rt.worker_id)
-
-    async def _due(self, cloud: str, name: str, now: datetime) -> bool:
-        """Whether the job may be due: from memory, else from a read (no write lock)."""
-        if now < self._not_before.get(cloud, now):
-            return False
-        rt = self.rt
-        async with rt.db.read() as s:
-            row = (
-                await s.execute(
-                    select(
-                        Job.next_run_at, Job.claimed_by, live(Job, rt.lease_now()).label("held")
-                    ).where(Job.name == name)
-                )
-            ).one_or_none()
-        if row is None:
-            return True  # never run: lease_job creates it
-        next_run, holder, held = row
-        c = rt.settings.controllers
-        # Look again then, or sooner if the poll comes round first: another worker may have
-        # moved the job meanwhile.
-        cap = now + timedelta(seconds=c.sync_seconds)
-        wait = next_run if next_run is not None and next_run > now else None
-        if held and holder != rt.worker_id:
-            # Another worker is on it: look again when its lease could have run out.
-            wait = now + timedelta(seconds=min(c.sync_seconds, c.lease_seconds))
-        if wait is None:
-            return True
-        self._not_before[cloud] = min(wait, cap)
-        return False
 
     async def _reconcile(
         self,

@@ -5,7 +5,9 @@ boot that ended on the public cloud while the private cloud's full pass ran (a s
 busy machine) was seen only after it. Here the loop starts a pass over each cloud that may
 be due and has none running, and returns at once; a pass that ends wakes the loop (its
 cloud may have been asked for again meanwhile). The loop's wait skips the clouds that have
-a pass running, so it never spins on a cloud it cannot start yet.
+a pass running, so it never spins on a cloud it cannot start yet; nor does a pass that did
+not run (another worker holds the cloud) wake it: the cloud waits until that worker's lease
+could have ended (controllers/sync_schedule.py), even for a create in a hurry.
 """
 
 from __future__ import annotations
@@ -44,19 +46,26 @@ class SyncPasses:
         return started
 
     async def _one(self, cloud: str) -> None:
+        ran = False
         try:
-            if await self.sync.sync_cloud(cloud):
+            ran = await self.sync.sync_cloud(cloud)
+            if ran:
                 self.rt.notify("orchestration")  # stacks waiting on servers it saw change
         except Exception:
             log.exception("sync %s: pass failed", cloud)
-            # Not again before the interval at rest: a failing database is not hammered.
-            self.sync.not_before(
+            # Not again before the interval at rest, even for a create in a hurry: a
+            # failing database is not hammered.
+            self.sync.hold_off(
                 cloud,
                 self.rt.clock.now() + timedelta(seconds=self.rt.settings.controllers.sync_seconds),
             )
         finally:
             self._running.pop(cloud, None)
-            self.rt.notify("sync")  # its cloud may have been asked for meanwhile
+        if ran:
+            # Its cloud may have been asked for meanwhile (the loop's wait skipped it while
+            # it ran). Not after a pass that did not run (another worker holds the cloud):
+            # the loop would start it again at once, over and over.
+            self.rt.notify("sync")
 
     def next_due_in(self, idle: float) -> float:
         """Seconds until a cloud without a running pass is due, at most `idle`."""
