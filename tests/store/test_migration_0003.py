@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from canopy.store.db import Database
-from canopy.store.migrate import current_revision, head_revision, upgrade
+from canopy.store.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.conftest import PG_ADMIN_URL
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -280,17 +280,7 @@ async def test_downgrade_puts_the_attributes_back(empty: Database) -> None:
         await conn.run_sync(_fill_0002)
     await upgrade(db)
 
-    def down(conn: Connection) -> None:
-        from alembic import command
-
-        from canopy.store.migrate import alembic_config
-
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(down)
+    await downgrade(db, "0002")
     assert await current_revision(db) == "0002"
     async with db.engine.connect() as conn:
         servers = {r["id"]: r for r in await conn.run_sync(_rows, "servers", "id")}

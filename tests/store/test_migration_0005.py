@@ -4,28 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from canopy.domain.clock import FakeClock
 from canopy.providers.registry import draining_settings
 from canopy.reconcile import CloudState, cloud_state, draining_clouds, seed
 from canopy.store.db import Database
-from canopy.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from canopy.store.migrate import current_revision, downgrade, head_revision, upgrade
 from canopy.store.models import Cloud
 
 from .helpers import CLOUDS, server_row, settings
 
 
 async def _downgrade(db: Database, revision: str) -> None:
-    def go(conn: Connection) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(go)
+    await downgrade(db, revision)
 
 
 async def test_clouds_at_0002_are_carried_and_can_then_drain(db: Database, tmp_path: Path) -> None:

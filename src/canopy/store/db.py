@@ -106,7 +106,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get("canopy_readonly"):
+        options = conn.get_execution_options()
+        if options.get("canopy_no_begin"):
+            return  # a PRAGMA that only works outside a transaction (store/migrate.py)
+        if options.get("canopy_readonly"):
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -20,6 +20,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canopy.domain.errors import CanopyError
 from canopy.store.db import Database
@@ -86,8 +87,58 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
-    async with db.engine.begin() as conn:
+    async with migrating(db) as conn:
         await conn.run_sync(_run)
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Take the schema down to `revision` (tests and `alembic` users; canopy never does)."""
+
+    def _run(conn: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+    async with migrating(db) as conn:
+        await conn.run_sync(_run)
+
+
+@contextlib.asynccontextmanager
+async def migrating(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A transaction to migrate in. On SQLite, foreign keys are off while it runs, as
+    SQLite's own procedure for schema changes asks (a batch migration copies a table and
+    drops the old one; with foreign keys on, dropping a table other rows point at fails
+    even though the copy takes its place). They can be switched only outside a
+    transaction; after the commit every reference is checked (`foreign_key_check`) and
+    a migration that left a dangling one is an error, with the table named."""
+    async with db.engine.connect() as conn:
+        if not db.is_sqlite:
+            async with conn.begin():
+                yield conn
+            return
+        await _foreign_keys(conn, on=False)
+        try:
+            async with conn.begin():
+                yield conn
+            broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+            await conn.commit()
+            if broken:
+                raise SchemaError(
+                    f"a migration left rows pointing at missing rows in {broken[0][0]} "
+                    f"({len(broken)} in all): restore the database from its backup"
+                )
+        finally:
+            await _foreign_keys(conn, on=True)
+
+
+async def _foreign_keys(conn: AsyncConnection, *, on: bool) -> None:
+    """PRAGMA foreign_keys, outside any transaction (the store's BEGIN is not sent)."""
+    conn = await conn.execution_options(canopy_no_begin=True)
+    try:
+        await conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        await conn.commit()
+    finally:
+        await conn.execution_options(canopy_no_begin=False)
 
 
 async def current_revision(db: Database) -> str | None:

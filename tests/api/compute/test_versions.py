@@ -84,7 +84,7 @@ async def test_unknown_route_and_method(api: Api) -> None:
     fault(r, 404)
     r = await api.client.patch(f"{V21}/servers", headers=w.h(), json={})
     fault(r, 405)
-    r = await api.client.delete(f"{V21}/flavors/1", headers=w.h())
+    r = await api.client.patch(f"{V21}/flavors/1", headers=w.h(), json={})
     fault(r, 405)
 
 
