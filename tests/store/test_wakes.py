@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,8 +37,41 @@ def test_payload_names_the_loops_and_anything_odd_wakes_every_loop() -> None:
 def test_the_channel_follows_the_backend(tmp_path: Path) -> None:
     sqlite = wake_channel(Database(f"sqlite+aiosqlite:///{tmp_path}/canopy.db"))
     assert isinstance(sqlite, UnixWakes)
-    assert sqlite.directory == tmp_path / "canopy.db-wake"
+    assert sqlite.directory == socket_dir(tmp_path / "canopy.db")
+    assert socket_dir(Path("/srv/canopy/canopy.db")) == Path("/srv/canopy/canopy.db-wake")
     assert socket_dir(Path("rel.db")) == Path.cwd() / "rel.db-wake"
+
+
+def test_a_database_too_deep_for_a_socket_path_gets_a_private_directory_in_tmp(
+    tmp_path: Path,
+) -> None:
+    """A data directory deeper than a socket path may be (107 bytes) must not leave the
+    workers polling: every process of that database agrees on a directory in /tmp."""
+    deep = tmp_path / ("d" * 90) / "canopy.db"
+    where = socket_dir(deep)
+    assert where.parent == Path(tempfile.gettempdir())
+    assert where.name.startswith(f"canopy-wake-{os.geteuid()}-")
+    assert where == socket_dir(deep)  # the same for the API and every worker
+    assert where != socket_dir(tmp_path / ("e" * 90) / "canopy.db")
+    assert len(os.fsencode(where)) + 30 <= 107
+
+
+async def test_a_worker_of_a_deep_database_is_woken(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90) / "canopy.db"
+    listener, sender = UnixWakes(socket_dir(deep)), UnixWakes(socket_dir(deep))
+    wake, stop = Wake(), asyncio.Event()
+    task = asyncio.create_task(listener.listen(wake, stop))
+    try:
+        await asyncio.wait_for(listener.listening.wait(), BOUND)
+        sender.after_commit(["placement"])
+        await asyncio.wait_for(wake.wait(), BOUND)
+        assert wake.take() == ("placement",)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, BOUND)
+        sender.close()
+        listener.close()
+        shutil.rmtree(socket_dir(deep), ignore_errors=True)
     assert wake_channel(Database("sqlite+aiosqlite:///:memory:")) is None
     assert isinstance(wake_channel(Database("postgresql+asyncpg://u@h/d")), PostgresWakes)
 

@@ -17,7 +17,10 @@ socket buffer) finds the work at its next poll (`[controllers] poll_seconds`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -75,8 +78,21 @@ def wake_channel(db: Database) -> WakeChannel | None:
     return None
 
 
+# A Unix socket's path has at most 107 bytes on Linux (sun_path); a socket is named
+# `<pid>-<8 hex>.sock` inside the directory (at most 30 bytes with the separator).
+SOCKET_PATH_MAX = 107
+SOCKET_NAME_MAX = 30
+
+
 def socket_dir(database_file: Path) -> Path:
     """Where the workers of a SQLite database keep their wake sockets: beside the file,
-    named as SQLite names its own companions (`canopy.db-wal`, `canopy.db-shm`)."""
+    named as SQLite names its own companions (`canopy.db-wal`, `canopy.db-shm`). When that
+    path is too long for a socket, a private directory in the temporary directory named
+    for the user and the database file (the same for every process of that database):
+    `/tmp` is sticky, so no one else can replace it, and it is checked like the other."""
     file = database_file.expanduser().absolute()
-    return file.with_name(file.name + "-wake")
+    beside = file.with_name(file.name + "-wake")
+    if len(os.fsencode(beside)) + SOCKET_NAME_MAX <= SOCKET_PATH_MAX:
+        return beside
+    digest = hashlib.sha256(os.fsencode(file)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"canopy-wake-{os.geteuid()}-{digest}"
