@@ -62,6 +62,12 @@ async def create(
         return stack.id
 
 
+async def delete_stack(p: Plane, stack_id: str) -> None:
+    async with p.db.session() as s:
+        svc = StackService(p.settings, p.clock)
+        await svc.delete(s, await svc.find(s, p.ctx.project_id, stack_id, lock=True))
+
+
 async def stack(p: Plane, stack_id: str) -> Stack:
     async with p.db.read() as s:
         found = await s.get(Stack, stack_id)

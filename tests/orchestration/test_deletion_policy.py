@@ -15,17 +15,11 @@ from canopy.orchestration.service import StackService
 from canopy.store.models import Stack
 from tests.controllers.harness import Plane, make_plane
 
-from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle
+from .helpers import CLOUDS, create, delete_stack, hot, live_servers, resources, server, settle
 
 
 def _with_policy(policy: Any, **more: Any) -> dict[str, Any]:
     return hot({"kept": {**server(), "deletion_policy": policy}, "gone": server(), **more})
-
-
-async def _delete(p: Plane, sid: str) -> None:
-    async with p.db.session() as s:
-        svc = StackService(p.settings, p.clock)
-        await svc.delete(s, await svc.find(s, p.ctx.project_id, sid, lock=True))
 
 
 async def _update(p: Plane, sid: str, template: dict[str, Any]) -> None:
@@ -51,7 +45,7 @@ async def test_a_retained_server_outlives_the_stack_and_the_other_goes(
         kept, gone = rows["kept"].server_id, rows["gone"].server_id
         assert kept and gone and await _live_ids(p) == {kept, gone}
 
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         end = await settle(p, sid)
         assert (end.action, end.status) == ("DELETE", "COMPLETE"), end.status_reason
         for _ in range(10):
@@ -101,7 +95,7 @@ async def test_the_policy_follows_the_template_of_the_last_update(
         done = await settle(p, sid)
         assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
         assert (await resources(p, sid))["kept"].server_id == kept
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         await settle(p, sid)
         for _ in range(10):
             await p.step()
@@ -151,7 +145,7 @@ async def test_retain_on_a_row_only_type_is_accepted(db_url: str, tmp_path: Path
                        "properties": {"value": 1}}})  # fmt: skip
         sid = await create(p, "value", t)
         assert (await settle(p, sid)).status == "COMPLETE"
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         end = await settle(p, sid)
         assert (end.action, end.status) == ("DELETE", "COMPLETE")
     finally:

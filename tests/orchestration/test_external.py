@@ -22,7 +22,7 @@ from canopy.services.servers import CreateServer
 from canopy.store.models import Keypair, Server, Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
 
-from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle
+from .helpers import CLOUDS, create, delete_stack, hot, live_servers, resources, server, settle
 
 
 def external(server_id: str, **more: Any) -> dict[str, Any]:
@@ -55,12 +55,6 @@ async def _active_server(p: Plane, ctx: RequestContext | None = None) -> str:
 
     await p.run_until(active, steps=50)
     return made.id
-
-
-async def _delete(p: Plane, sid: str) -> None:
-    async with p.db.session() as s:
-        svc = StackService(p.settings, p.clock)
-        await svc.delete(s, await svc.find(s, p.ctx.project_id, sid, lock=True))
 
 
 async def _update(p: Plane, sid: str, body: dict[str, Any]) -> None:
@@ -104,7 +98,7 @@ async def test_an_external_server_is_read_not_made_and_outlives_the_stack(
             "server_id": vm,
         }
 
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         gone = await settle(p, sid)
         assert (gone.action, gone.status) == ("DELETE", "COMPLETE"), gone.status_reason
         for _ in range(5):
@@ -284,7 +278,7 @@ async def test_an_update_keeps_the_external_server_and_refuses_to_change_it(
         assert (still.action, still.status) == ("UPDATE", "COMPLETE")
         assert still.parameters.get("external_server_id") is None
 
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         assert (await settle(p, sid)).status == "COMPLETE"
         assert {s.id for s in await live_servers(p)} == {vm, other}
     finally:
@@ -318,7 +312,7 @@ async def test_an_external_keypair_is_the_users_by_name_and_stays(
         assert rows["key"].attributes["public_key"] == public
         [vm] = await live_servers(p)
         assert vm.key_name == "mine"
-        await _delete(p, sid)
+        await delete_stack(p, sid)
         assert (await settle(p, sid)).status == "COMPLETE"
         async with p.db.read() as s:
             names = list(await s.scalars(select(Keypair.name)))

@@ -114,7 +114,7 @@ class UnixWakes:
                 with contextlib.suppress(OSError):  # nobody bound: a worker that died
                     os.unlink(path)
             except BlockingIOError:
-                pass  # its buffer is full of wakes it has not read yet
+                continue  # its buffer is full of wakes it has not read: it is woken already
             except OSError as e:
                 log.debug("wake to %s not sent: %s", path, e)
 
