@@ -38,6 +38,8 @@ from typing import Any
 import httpx
 import pytest
 
+from . import warm_cli
+
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "canopy-interop-admin"
 REGION = "RegionOne"
@@ -140,14 +142,7 @@ class CanopyServer:
     ) -> subprocess.CompletedProcess[str]:
         """Run `openstack ARGS` as is; the caller judges the outcome."""
         self.assert_running()
-        return subprocess.run(
-            [str(BIN / "openstack"), *args],
-            env=self.env() if env is None else env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return warm_cli.run(list(args), self.env() if env is None else env, timeout)
 
     def openstack(
         self, *args: str, env: dict[str, str] | None = None, json_output: bool = True

@@ -18,7 +18,17 @@ def test_abandon_then_adopt_with_the_real_client(
     path.write_text(TEMPLATE)
     osc = canopy_server.openstack
     created = _waited(
-        canopy_server, "stack", "create", "-t", str(path), "--parameter", "word=hi", "--wait", "web"
+        canopy_server,
+        "stack",
+        "create",
+        "--poll",
+        "1",
+        "-t",
+        str(path),
+        "--parameter",
+        "word=hi",
+        "--wait",
+        "web",
     )
     assert created["stack_status"] == "CREATE_COMPLETE", created
     [server] = [s["ID"] for s in osc("server", "list")]

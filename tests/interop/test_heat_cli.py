@@ -62,7 +62,17 @@ def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_p
     assert {"OS::Nova::Server", "OS::Heat::RandomString"} <= types
 
     created = _waited(
-        canopy_server, "stack", "create", "-t", str(path), "--parameter", "word=hi", "--wait", "web"
+        canopy_server,
+        "stack",
+        "create",
+        "--poll",
+        "1",
+        "-t",
+        str(path),
+        "--parameter",
+        "word=hi",
+        "--wait",
+        "web",
     )
     assert created["stack_status"] == "CREATE_COMPLETE", created
     listed = osc("stack", "list")
@@ -167,7 +177,9 @@ def test_suspend_resume_check_cancel_and_abandon_with_the_real_client(
     path = tmp_path / "acts.yaml"
     path.write_text(ACTIONS_TEMPLATE)
     osc = canopy_server.openstack
-    created = _waited(canopy_server, "stack", "create", "-t", str(path), "--wait", "acts")
+    created = _waited(
+        canopy_server, "stack", "create", "--poll", "1", "-t", str(path), "--wait", "acts"
+    )
     assert created["stack_status"] == "CREATE_COMPLETE", created
     vm = {r["resource_name"]: r for r in osc("stack", "resource", "list", "acts")}["vm"]
     server_id = vm["physical_resource_id"]
@@ -269,7 +281,9 @@ def test_a_cloudformation_group_scales_with_curl_on_its_alarm_url(
     path.write_text(json.dumps(CFN_GROUP))
     osc = canopy_server.openstack
     assert "Parameters" in osc("orchestration", "template", "validate", "-t", str(path))
-    created = _waited(canopy_server, "stack", "create", "-t", str(path), "--wait", "cfn")
+    created = _waited(
+        canopy_server, "stack", "create", "--poll", "1", "-t", str(path), "--wait", "cfn"
+    )
     assert created["stack_status"] == "CREATE_COMPLETE", created
     url = osc("stack", "output", "show", "cfn", "AlarmUrl")["output_value"]
     # A plain `curl -X POST` (no token header, no body), as an alarm sends it.
