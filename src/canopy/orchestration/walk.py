@@ -27,7 +27,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
-from canopy.orchestration.resources.adopt import adopt
+from canopy.orchestration.resources.adopt import adopt, let_go
 from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
@@ -346,6 +346,8 @@ class Walk:
         return progress
 
     def _finish(self, row: StackResource, status: Status, reason: str) -> None:
+        if row.action == Action.ADOPT and status is Status.FAILED:
+            let_go(row)
         row.status = status
         row.status_reason = reason
         row.wait_until = None

@@ -164,6 +164,18 @@ async def adopt(step: Step, res: StackResource, raw: Any) -> Progress:
     return await adopter.adopt(step, res, found)
 
 
+def let_go(res: StackResource) -> None:
+    """A resource whose adopt failed holds nothing: the server it named stays the project's.
+
+    A server is taken (`server_id` set) before it is checked, so one in ERROR, or one still
+    building when the adopt failed elsewhere or timed out, would otherwise be deleted by a
+    rollback, a stack delete or an update's replacement, though the adopt never made it
+    the stack's. Heat sets a resource's id only when its adopt succeeds."""
+    if res.server_id is not None:
+        res.server_id = None
+        res.physical_resource_id = ""
+
+
 def carried(res: StackResource) -> dict[str, Any]:
     """What abandon adds to `res`'s data in its `resource_data`."""
     adopter = ADOPTERS.get(res.type)
