@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest
+from canopy.orchestration.abandoning import forget_stack, stack_data
 from canopy.orchestration.events import resource_event, stack_event
 from canopy.orchestration.nesting import begin_action
-from canopy.orchestration.resources.adopt import carried
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
 from canopy.store.models import Stack, StackResource
@@ -85,50 +85,6 @@ async def abandon(s: AsyncSession, stack: Stack, clock: Clock) -> dict[str, Any]
             f"Abandoning a stack that is ({stack.action}, {stack.status}) is not supported: "
             "wait for it to finish or cancel it."
         )
-    rows = list(
-        (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
-    )
-    data = {
-        "name": stack.name,
-        "id": stack.id,
-        "action": stack.action,
-        "status": stack.status,
-        "template": stack.template,
-        "files": stack.files,
-        # Heat's data carries the parameters in the environment: an adopt reads them there.
-        "environment": {
-            **stack.environment,
-            "parameters": {**(stack.environment.get("parameters") or {}), **stack.parameters},
-        },
-        "project_id": stack.project_id,
-        "stack_user_project_id": stack.project_id,
-        "resources": {
-            r.name: {
-                "name": r.name,
-                "type": r.type,
-                "action": r.action,
-                "status": r.status,
-                "resource_id": r.physical_resource_id or None,
-                "resource_data": {**(r.data or {}), **carried(r)},
-                "metadata": {},
-                "properties": dict(r.properties or {}),
-            }
-            for r in rows
-            if r.desired == "present"
-        },
-    }
-    now = clock.now()
-    await s.execute(
-        delete(StackResource)
-        .where(StackResource.stack_id == stack.id)
-        .execution_options(synchronize_session=False)
-    )
-    stack.action = Action.DELETE
-    stack.status = Status.COMPLETE
-    stack.status_reason = "Stack abandoned: its resources were kept"
-    stack.next_attempt_at = None
-    stack.previous = None
-    stack.deleted = True
-    stack.deleted_at = now
-    stack_event(s, stack, Action.DELETE, Status.COMPLETE, stack.status_reason, now)
+    data = await stack_data(s, stack)
+    await forget_stack(s, stack, clock.now())
     return data
