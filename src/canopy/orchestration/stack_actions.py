@@ -28,12 +28,24 @@ ACTIONS = ("suspend", "resume", "check", "cancel_update", "cancel_without_rollba
 
 
 def parse_action(body: Any) -> str:
-    """The one action a body names: `{"suspend": null}` and the like."""
-    if not isinstance(body, Mapping) or len(body) != 1:
-        raise InvalidRequest("Exactly one action must be given, one of: " + ", ".join(ACTIONS))
+    """The one action a body names: `{"suspend": null}` and the like (Heat's messages)."""
+    one_of = ": exactly one action must be given, one of: " + ", ".join(ACTIONS) + "."
+    if not isinstance(body, Mapping) or not body:
+        raise InvalidRequest("No action specified" + one_of)
+    if len(body) > 1:
+        raise InvalidRequest("Multiple actions specified" + one_of)
     [name] = body
+    if name == "rollback":
+        # Heat has no such action (nor heatclient a `stack rollback` command): a stack
+        # rolls back only when a create or update fails, and only if it asked to.
+        raise InvalidRequest(
+            "Invalid action rollback specified: Heat rolls a stack back only when a create "
+            "or update fails with rollback enabled (`openstack stack update --rollback "
+            "enabled`); to return a finished stack to an earlier state, update it to that "
+            "template, or cancel an update in progress (cancel_update)."
+        )
     if name not in ACTIONS:
-        raise InvalidRequest(f"Invalid action {str(name)[:64]}, one of: " + ", ".join(ACTIONS))
+        raise InvalidRequest(f"Invalid action {str(name)[:64]} specified" + one_of)
     return str(name)
 
 
