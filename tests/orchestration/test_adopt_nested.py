@@ -17,6 +17,7 @@ from canopy.store.models import Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
 
 from .helpers import CLOUDS, create, delete_stack, hot, live_servers, resources, server, settle
+from .helpers import stack as stack_of
 
 INNER = hot({"inner": server()}, outputs={"vm": {"value": {"get_resource": "inner"}}})
 BOX = hot({"vm": server()})
@@ -174,5 +175,48 @@ async def test_a_failed_member_adopt_without_rollback_names_the_member(
             "Resource ADOPT failed: resources.inner: Resource ID was not provided."
         )
         assert {s.id for s in await live_servers(p)} == servers
+    finally:
+        await p.close()
+
+
+async def test_a_member_still_adopting_when_the_adopt_fails_lets_go_of_its_server(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        [ready] = await p.create(name="ready")
+
+        async def active() -> bool:
+            return [s.status for s in await live_servers(p)] == ["ACTIVE"]
+
+        await p.run_until(active)
+        [building] = await p.create(name="building")  # not placed yet: still building
+        t = hot(
+            {
+                "group": {
+                    "type": "OS::Heat::ResourceGroup",
+                    "properties": {"count": 2, "resource_def": server()},
+                },
+                "missing": {"type": "OS::Heat::None"},  # no entry: fails the adopt
+            }
+        )
+        entries = {"0": {"resource_id": ready}, "1": {"resource_id": building}}
+        data = {"template": t, "resources": {"group": {"resources": entries}}}
+        sid = await create(p, "copy", None, adopt_stack_data=data)  # type: ignore[arg-type]
+        assert await p.worker.orchestration.run_once() == 1
+        done = await stack_of(p, sid)
+        assert (done.action, done.status) == ("ADOPT", "FAILED")
+        rows = await resources(p, sid)
+        assert (rows["group.0"].status, rows["group.0"].server_id) == ("COMPLETE", ready)
+        assert rows["group.1"].status == "FAILED"  # stopped while its server was building
+        assert rows["group.1"].server_id is None
+        await delete_stack(p, sid)
+        assert (await settle(p, sid)).status == "COMPLETE"
+
+        async def deleted() -> bool:
+            return ready not in {s.id for s in await live_servers(p)}
+
+        await p.run_until(deleted)  # the member the adopt took goes with the stack
+        assert {s.id for s in await live_servers(p)} == {building}  # the other stays
     finally:
         await p.close()

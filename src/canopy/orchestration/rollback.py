@@ -52,21 +52,31 @@ def can_roll_back(action: Action, previous: dict[str, Any] | None) -> bool:
     )
 
 
-async def start_rollback(s: AsyncSession, stack: Stack, now: datetime, reason: str) -> None:
-    """Turn a failed (or cancelled) CREATE, ADOPT or UPDATE into a ROLLBACK, due now."""
-    assert can_roll_back(Action(stack.action), stack.previous)
+async def stop_all(
+    s: AsyncSession, stack: Stack, now: datetime, reason: str
+) -> list[StackResource]:
+    """Mark every row of the stack still in progress (a group's members included) FAILED;
+    one that was being adopted lets go of its server (resources/adopt.py `let_go`). The
+    stack's rows are returned."""
     rows = list(
         (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
     )
     for row in rows:
         if row.status == Status.IN_PROGRESS:
-            # Whatever was still going stops here; its resource is deleted if not wanted.
             if row.action == Action.ADOPT:
                 let_go(row)
             row.status = Status.FAILED
             row.status_reason = reason
             row.updated_at = now
             resource_event(s, row, reason, now)
+    return rows
+
+
+async def start_rollback(s: AsyncSession, stack: Stack, now: datetime, reason: str) -> None:
+    """Turn a failed (or cancelled) CREATE, ADOPT or UPDATE into a ROLLBACK, due now."""
+    assert can_roll_back(Action(stack.action), stack.previous)
+    # Whatever was still going stops here; its resource is deleted if not wanted.
+    rows = await stop_all(s, stack, now, reason)
     if stack.action == Action.UPDATE and stack.previous is not None:
         back = stack.previous
         stack.previous = snapshot(stack)
