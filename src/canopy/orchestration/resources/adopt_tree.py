@@ -18,7 +18,7 @@ from typing import Any
 from canopy.orchestration.resources.adopt import ADOPTERS, adopt_leaf
 from canopy.orchestration.resources.base import Progress, Step
 from canopy.orchestration.resources.group import ResourceGroup
-from canopy.orchestration.resources.nested import _Nested
+from canopy.orchestration.resources.nested import NestedBase
 from canopy.orchestration.resources.registry import row_type
 from canopy.store.models import StackResource
 
@@ -52,7 +52,7 @@ async def _group(step: Step, res: StackResource, raw: Any) -> Progress:
     return await GROUP.create(step, res)
 
 
-async def _nested(step: Step, res: StackResource, kind: _Nested, raw: Any) -> Progress:
+async def _nested(step: Step, res: StackResource, kind: NestedBase, raw: Any) -> Progress:
     found = _resources_of(raw, "nested stack")
     if isinstance(found, str):
         return Progress.failure(found)
@@ -64,7 +64,7 @@ def adoptable(type_name: str) -> bool:
     resource)."""
     if type_name in ADOPTERS or type_name == GROUP.name:
         return True
-    return isinstance(row_type(type_name), _Nested)
+    return isinstance(row_type(type_name), NestedBase)
 
 
 async def adopt(step: Step, res: StackResource, raw: Any) -> Progress:
@@ -72,6 +72,6 @@ async def adopt(step: Step, res: StackResource, raw: Any) -> Progress:
     if res.type == GROUP.name:
         return await _group(step, res, raw)
     kind = row_type(res.type)
-    if isinstance(kind, _Nested):
+    if isinstance(kind, NestedBase):
         return await _nested(step, res, kind, raw)
     return await adopt_leaf(step, res, raw)

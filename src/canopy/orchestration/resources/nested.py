@@ -24,7 +24,7 @@ from canopy.orchestration.states import Action, Desired, Status
 from canopy.store.models import Stack, StackResource
 
 
-class _Nested(ABC):
+class NestedBase(ABC):
     """The steps shared by OS::Heat::Stack and template resources."""
 
     name = ""
@@ -153,7 +153,7 @@ class _Nested(ABC):
         return {"OS::stack_id": child.id, **values, "outputs": values}
 
 
-class NestedStack(_Nested):
+class NestedStack(NestedBase):
     name = nesting.STACK_TYPE
     description = "A nested stack from a template (inline, or from files with get_file)."
     properties: Mapping[str, Prop] = {
@@ -231,7 +231,7 @@ def region_refused(context: Any, region: str) -> str | None:
     )
 
 
-class TemplateResource(_Nested):
+class TemplateResource(NestedBase):
     """A resource whose type is a template file of the stack's `files`: its properties
     are the nested template's parameters. One instance serves every such type."""
 
