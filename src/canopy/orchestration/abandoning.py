@@ -34,10 +34,15 @@ async def _rows(s: AsyncSession, stack_id: str) -> list[StackResource]:
     return list((await s.execute(q)).scalars())
 
 
-async def _child(s: AsyncSession, row: StackResource) -> Stack | None:
+async def _child(s: AsyncSession, row: StackResource, *, lock: bool = False) -> Stack | None:
+    """The live child stack of a nested resource row; `lock`: locked (a child still
+    walking its own adopt finishes its step first, and is then forgotten whole)."""
     if not row.physical_resource_id or not is_nested(row_type(row.type)):
         return None
-    child = await s.get(Stack, row.physical_resource_id)
+    q = select(Stack).where(Stack.id == row.physical_resource_id)
+    if lock:
+        q = q.with_for_update()
+    child = (await s.execute(q)).scalar_one_or_none()
     return child if child is not None and not child.deleted else None
 
 
@@ -89,7 +94,7 @@ async def stack_data(s: AsyncSession, stack: Stack) -> dict[str, Any]:
 async def forget_stack(s: AsyncSession, stack: Stack, now: datetime) -> None:
     """Forget `stack` and its nested stacks; every resource they made is kept."""
     for row in await _rows(s, stack.id):
-        child = await _child(s, row)
+        child = await _child(s, row, lock=True)
         if child is not None:
             await forget_stack(s, child, now)
     await s.execute(
@@ -111,7 +116,7 @@ async def forget_stack(s: AsyncSession, stack: Stack, now: datetime) -> None:
 async def forget_row(s: AsyncSession, row: StackResource, now: datetime) -> None:
     """What a row that is let go of holds beside itself is let go of too: a group's
     members, a nested resource's child stack (the row itself is the caller's)."""
-    child = await _child(s, row)
+    child = await _child(s, row, lock=True)
     if child is not None:
         await forget_stack(s, child, now)
     groups = [row.id]
