@@ -30,7 +30,7 @@ from canopy.orchestration.lifecycle import check_walk, power_walk
 from canopy.orchestration.nesting import child_answered
 from canopy.orchestration.prefetch import prefetch
 from canopy.orchestration.resources.base import Step
-from canopy.orchestration.rollback import can_roll_back, start_rollback
+from canopy.orchestration.rollback import can_roll_back, start_rollback, stop_all
 from canopy.orchestration.signals import handle_signals, has_pending
 from canopy.orchestration.states import Action, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity, TemplateError
@@ -214,6 +214,10 @@ async def step_stack(
         if out.failure.startswith("Timed out"):
             reason = out.failure
         walk.cancel(f"{action.value} aborted: the stack failed", keep=lambda r: False)
+        if action is Action.ADOPT:
+            # A group's members still adopting stop too, and let go of their servers: the
+            # adopt never took them (the walk's cancel sees only the template's rows).
+            await stop_all(s, stack, now, f"{action.value} aborted: the stack failed")
         previous = stack.previous
         _finish(s, stack, Status.FAILED, reason, now)
         if not stack.disable_rollback and can_roll_back(action, previous):

@@ -69,5 +69,11 @@ def mark(row: StackResource, policy: str) -> None:
     row.data = data
 
 
+def keep(row: StackResource) -> None:
+    """Retain `row` whatever its template said (an adopt's rollback lets go of it)."""
+    if not retained(row):
+        row.data = {**(row.data or {}), "retain": True}
+
+
 def retained(row: StackResource) -> bool:
     return bool((row.data or {}).get("retain"))

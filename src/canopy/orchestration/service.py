@@ -209,7 +209,7 @@ class StackService:
         )
         action, adopt_data = Action.CREATE, None
         if req.adopt is not None:
-            check_adoptable(bound)
+            check_adoptable(bound, req.environment)
             action = Action.ADOPT
             found = req.adopt.resources
             adopt_data = {n: found[n] for n in bound.resources() if n in found}

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest
+from canopy.orchestration.abandoning import forget_stack, stack_data
 from canopy.orchestration.events import resource_event, stack_event
 from canopy.orchestration.nesting import begin_action
-from canopy.orchestration.resources.adopt import carried
 from canopy.orchestration.rollback import can_roll_back, start_rollback
 from canopy.orchestration.states import Action, Status
 from canopy.store.models import Stack, StackResource
@@ -28,12 +28,24 @@ ACTIONS = ("suspend", "resume", "check", "cancel_update", "cancel_without_rollba
 
 
 def parse_action(body: Any) -> str:
-    """The one action a body names: `{"suspend": null}` and the like."""
-    if not isinstance(body, Mapping) or len(body) != 1:
-        raise InvalidRequest("Exactly one action must be given, one of: " + ", ".join(ACTIONS))
+    """The one action a body names: `{"suspend": null}` and the like (Heat's messages)."""
+    one_of = ": exactly one action must be given, one of: " + ", ".join(ACTIONS) + "."
+    if not isinstance(body, Mapping) or not body:
+        raise InvalidRequest("No action specified" + one_of)
+    if len(body) > 1:
+        raise InvalidRequest("Multiple actions specified" + one_of)
     [name] = body
+    if name == "rollback":
+        # Heat has no such action (nor heatclient a `stack rollback` command): a stack
+        # rolls back only when a create or update fails, and only if it asked to.
+        raise InvalidRequest(
+            "Invalid action rollback specified: Heat rolls a stack back only when a create "
+            "or update fails with rollback enabled (`openstack stack update --rollback "
+            "enabled`); to return a finished stack to an earlier state, update it to that "
+            "template, or cancel an update in progress (cancel_update)."
+        )
     if name not in ACTIONS:
-        raise InvalidRequest(f"Invalid action {str(name)[:64]}, one of: " + ", ".join(ACTIONS))
+        raise InvalidRequest(f"Invalid action {str(name)[:64]} specified" + one_of)
     return str(name)
 
 
@@ -85,50 +97,6 @@ async def abandon(s: AsyncSession, stack: Stack, clock: Clock) -> dict[str, Any]
             f"Abandoning a stack that is ({stack.action}, {stack.status}) is not supported: "
             "wait for it to finish or cancel it."
         )
-    rows = list(
-        (await s.execute(select(StackResource).where(StackResource.stack_id == stack.id))).scalars()
-    )
-    data = {
-        "name": stack.name,
-        "id": stack.id,
-        "action": stack.action,
-        "status": stack.status,
-        "template": stack.template,
-        "files": stack.files,
-        # Heat's data carries the parameters in the environment: an adopt reads them there.
-        "environment": {
-            **stack.environment,
-            "parameters": {**(stack.environment.get("parameters") or {}), **stack.parameters},
-        },
-        "project_id": stack.project_id,
-        "stack_user_project_id": stack.project_id,
-        "resources": {
-            r.name: {
-                "name": r.name,
-                "type": r.type,
-                "action": r.action,
-                "status": r.status,
-                "resource_id": r.physical_resource_id or None,
-                "resource_data": {**(r.data or {}), **carried(r)},
-                "metadata": {},
-                "properties": dict(r.properties or {}),
-            }
-            for r in rows
-            if r.desired == "present"
-        },
-    }
-    now = clock.now()
-    await s.execute(
-        delete(StackResource)
-        .where(StackResource.stack_id == stack.id)
-        .execution_options(synchronize_session=False)
-    )
-    stack.action = Action.DELETE
-    stack.status = Status.COMPLETE
-    stack.status_reason = "Stack abandoned: its resources were kept"
-    stack.next_attempt_at = None
-    stack.previous = None
-    stack.deleted = True
-    stack.deleted_at = now
-    stack_event(s, stack, Action.DELETE, Status.COMPLETE, stack.status_reason, now)
+    data = await stack_data(s, stack)
+    await forget_stack(s, stack, clock.now())
     return data

@@ -25,9 +25,11 @@ from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external
+from canopy.orchestration.abandoning import forget_row
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.resolving import RowsContext
-from canopy.orchestration.resources.adopt import adopt
+from canopy.orchestration.resources.adopt import let_go
+from canopy.orchestration.resources.adopt_tree import adopt
 from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
@@ -322,6 +324,7 @@ class Walk:
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
         if external.external_id(row) is not None or deletion_policy.retained(row):
+            await forget_row(self.step.session, row, self.now)  # its members, its child
             return self.record(row, Progress.complete())  # not (or no longer) the stack's
         return self.record(row, await kind.delete(self.step, row))
 
@@ -346,6 +349,8 @@ class Walk:
         return progress
 
     def _finish(self, row: StackResource, status: Status, reason: str) -> None:
+        if row.action == Action.ADOPT and status is Status.FAILED:
+            let_go(row)
         row.status = status
         row.status_reason = reason
         row.wait_until = None

@@ -63,12 +63,18 @@ async def test_suspend_by_name_redirects_and_resume_and_check_complete(api: Api)
 
 async def test_bad_or_untimely_actions_are_heat_faults(api: Api) -> None:
     url = await _stack(api, "bad-acts")
-    assert "Exactly one action" in assert_heat_fault(
+    assert "Multiple actions specified: exactly one action" in assert_heat_fault(
         await api.client.post(url + "/actions", json={"suspend": None, "resume": None}), 400
     )
-    assert "Invalid action" in assert_heat_fault(
+    assert "No action specified" in assert_heat_fault(
+        await api.client.post(url + "/actions", json={}), 400
+    )
+    assert "Invalid action explode specified" in assert_heat_fault(
         await api.client.post(url + "/actions", json={"explode": None}), 400
     )
+    # Heat has no rollback of a finished stack: its error, with what to do instead.
+    why = assert_heat_fault(await api.client.post(url + "/actions", json={"rollback": None}), 400)
+    assert why.startswith("Invalid action rollback specified") and "--rollback enabled" in why
     assert_heat_fault(await api.client.post(url + "/actions", json=["suspend"]), 400)
     assert "suspend it first" in assert_heat_fault(
         await api.client.post(url + "/actions", json={"resume": None}), 409

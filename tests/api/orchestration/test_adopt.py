@@ -182,19 +182,29 @@ async def test_bad_adopt_data_and_unadoptable_types_are_refused_and_change_nothi
     for data, why in bad:
         r = await api.client.post(_stacks(api), json=_adopt_body("bad", data))
         assert why in assert_heat_fault(r, 400)
-    group = {
-        "heat_template_version": "2018-08-31",
-        "resources": {
-            "g": {
-                "type": "OS::Heat::ResourceGroup",
-                "properties": {"count": 1, "resource_def": {"type": "OS::Heat::None"}},
-            }
-        },
-    }
-    r = await api.client.post(_stacks(api), json=_adopt_body("bad", {"template": group}))
-    message = assert_heat_fault(r, 400)
-    assert "adopting a OS::Heat::ResourceGroup is not supported" in message
-    assert "OS::Nova::Server" in message
+    keypair = {"type": "OS::Nova::KeyPair", "properties": {"name": "k"}}
+    inner = {"heat_template_version": "2018-08-31", "resources": {"k": keypair}}
+    refused = [
+        (
+            {"g": {"type": "OS::Heat::ResourceGroup", "properties": {"resource_def": keypair}}},
+            "resources.g.properties.resource_def: adopting a OS::Heat::ResourceGroup of "
+            "OS::Nova::KeyPair is not supported",
+        ),
+        (
+            {"n": {"type": "OS::Heat::Stack", "properties": {"template": json.dumps(inner)}}},
+            "resources.n: resources.k: adopting a OS::Nova::KeyPair is not supported",
+        ),
+        (
+            {"k": keypair},
+            "resources.k: adopting a OS::Nova::KeyPair is not supported",
+        ),
+    ]
+    for resources, why in refused:
+        template = {"heat_template_version": "2018-08-31", "resources": resources}
+        r = await api.client.post(_stacks(api), json=_adopt_body("bad", {"template": template}))
+        message = assert_heat_fault(r, 400)
+        assert why in message, message
+        assert "OS::Nova::Server" in message and "OS::Heat::ResourceGroup of those" in message
     # An update does not adopt.
     url = await _created(api, "kept")
     r = await api.client.patch(url, json={"adopt_stack_data": json.dumps({"template": TEMPLATE})})
@@ -246,3 +256,62 @@ async def test_adopt_data_text_is_checked_as_a_body_is(api: Api, bad: str) -> No
     if bad != "\ud800":
         assert "adopt_stack_data.template.resources.v.properties.value" in message
     assert (await api.client.get(_stacks(api))).json()["stacks"] == []
+
+
+NESTED_TEMPLATE: dict[str, Any] = {
+    "heat_template_version": "2018-08-31",
+    "parameters": {"word": {"type": "string"}},
+    "resources": {
+        "group": {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {
+                "count": 2,
+                "resource_def": {
+                    "type": "OS::Nova::Server",
+                    "properties": {"flavor": "m1.small", "image": "cirros", "name": "m%index%"},
+                },
+            },
+        },
+        "inner": {
+            "type": "OS::Heat::Stack",
+            "properties": {
+                "template": json.dumps(
+                    {
+                        "heat_template_version": "2018-08-31",
+                        "resources": {
+                            "vm": {
+                                "type": "OS::Nova::Server",
+                                "properties": {"flavor": "m1.small", "image": "cirros"},
+                            }
+                        },
+                        "outputs": {"vm": {"value": {"get_resource": "vm"}}},
+                    }
+                )
+            },
+        },
+    },
+    "outputs": {
+        "members": {"value": {"get_attr": ["group", "refs"]}},
+        "inner": {"value": {"get_attr": ["inner", "vm"]}},
+    },
+}
+
+
+async def test_a_group_and_a_nested_stack_round_trip_through_abandon_and_adopt(
+    api: Api,
+) -> None:
+    url = await _created(api, "tree", NESTED_TEMPLATE)
+    before = await _outputs(api, url)
+    servers = await _live_servers(api)
+    assert len(servers) == 3
+    abandoned = (await api.client.delete(url + "/abandon")).json()
+    assert set(abandoned["resources"]["group"]["resources"]) == {"0", "1"}
+    assert set(abandoned["resources"]["inner"]["resources"]) == {"vm"}
+
+    url, shown = await _adopt(api, "tree2", abandoned)
+    assert shown["stack_status"] == "ADOPT_COMPLETE", shown
+    assert await _outputs(api, url) == before  # the same members, the same inner server
+    assert await _live_servers(api) == servers
+    listed = (await api.client.get(url + "/resources?nested_depth=1")).json()["resources"]
+    assert {r["resource_status"] for r in listed} == {"ADOPT_COMPLETE"}
+    assert {r["physical_resource_id"] for r in listed} >= set(servers)

@@ -7,7 +7,8 @@ server (nor tell whether one exists: a server of another project and a missing o
 alike) nor put one server in two stacks. The local types (Value, None, TestResource,
 RandomString) own nothing outside the stack: they take the id, and a RandomString its
 value from the data (abandon writes it there, as Heat's does). Any other type is refused
-before the stack is written (`adopting.check_adoptable`).
+before the stack is written (`adopting.check_adoptable`). Groups and nested stacks adopt
+their members and child stacks from these (adopt_tree.py).
 """
 
 from __future__ import annotations
@@ -153,8 +154,8 @@ def entry_of(raw: Any, type_name: str) -> Adopted | str:
     return Adopted(rid, data)
 
 
-async def adopt(step: Step, res: StackResource, raw: Any) -> Progress:
-    """Adopt into `res` what the adopt data's entry `raw` names."""
+async def adopt_leaf(step: Step, res: StackResource, raw: Any) -> Progress:
+    """Adopt into `res` (of a type in ADOPTERS) what the adopt data's entry `raw` names."""
     adopter = ADOPTERS.get(res.type)
     if adopter is None:  # refused at the API; a row never gets here
         return Progress.failure(f"Adopting a {res.type} is not supported.")
@@ -162,6 +163,18 @@ async def adopt(step: Step, res: StackResource, raw: Any) -> Progress:
     if isinstance(found, str):
         return Progress.failure(found)
     return await adopter.adopt(step, res, found)
+
+
+def let_go(res: StackResource) -> None:
+    """A resource whose adopt failed holds nothing: the server it named stays the project's.
+
+    A server is taken (`server_id` set) before it is checked, so one in ERROR, or one still
+    building when the adopt failed elsewhere or timed out, would otherwise be deleted by a
+    rollback, a stack delete or an update's replacement, though the adopt never made it
+    the stack's. Heat sets a resource's id only when its adopt succeeds."""
+    if res.server_id is not None:
+        res.server_id = None
+        res.physical_resource_id = ""
 
 
 def carried(res: StackResource) -> dict[str, Any]:

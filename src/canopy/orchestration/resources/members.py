@@ -11,7 +11,7 @@ resource of the template, and a group inside a group nests the same way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.nesting import registry_of, resolve_type
 from canopy.orchestration.resources import registry
+from canopy.orchestration.resources.adopt import adopt_leaf, let_go
 from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.states import Action, Desired, Status
@@ -94,6 +95,7 @@ async def converge(
     present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
     doomed = [r for r in rows if r.desired == Desired.ABSENT]
     tally = _Tally()
+    adopting = member_entries(step, group)
     keep: set[str] = set()
     aliases: dict[str, str] | None = None
     queued: dict[str, tuple[CreatesMany, list[StackResource]]] = {}
@@ -122,6 +124,11 @@ async def converge(
             row = None
         if row is None:
             row = _new(step, group, name, w.type, props, now)
+            if adopting is not None:  # the group adopts: each member from its entry
+                begin(step, row, Action.ADOPT, now)
+                found = await adopt_leaf(step, row, adopting.get(w.index))
+                tally.add(name, record(step, row, found, now))
+                continue
             begin(step, row, Action.CREATE, now)
             if isinstance(kind, CreatesMany):  # servers: created together, below
                 queued.setdefault(kind.name, (kind, []))[1].append(row)
@@ -210,7 +217,19 @@ def begin(step: Step, row: StackResource, action: Action, now: datetime) -> None
     resource_event(step.session, row, "state changed", now)
 
 
+def member_entries(step: Step, group: StackResource) -> Mapping[str, Any] | None:
+    """While `group` adopts: its members' entries in the adopt data by index (the
+    group's entry's `resources`, as Heat's abandon nests a group's stack); None otherwise."""
+    if group.action != Action.ADOPT:
+        return None
+    entry = (step.stack.adopt_data or {}).get(group.name)
+    found = entry.get("resources") if isinstance(entry, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
 def record(step: Step, row: StackResource, p: Progress, now: datetime) -> Progress:
+    if p.failed is not None and row.action == Action.ADOPT:
+        let_go(row)
     if p.done or p.failed is not None:
         row.status = Status.COMPLETE if p.done else Status.FAILED
         row.status_reason = "state changed" if p.done else (p.failed or "")

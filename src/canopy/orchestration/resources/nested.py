@@ -20,11 +20,11 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import nesting
 from canopy.orchestration.events import stack_event
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step
-from canopy.orchestration.states import Desired, Status
+from canopy.orchestration.states import Action, Desired, Status
 from canopy.store.models import Stack, StackResource
 
 
-class _Nested(ABC):
+class NestedBase(ABC):
     """The steps shared by OS::Heat::Stack and template resources."""
 
     name = ""
@@ -57,6 +57,13 @@ class _Nested(ABC):
     async def create(self, step: Step, res: StackResource) -> Progress:
         if res.physical_resource_id:
             return await self.check(step, res)
+        return await self.start(step, res, None)
+
+    async def start(
+        self, step: Step, res: StackResource, adopting: Mapping[str, Any] | None
+    ) -> Progress:
+        """Write the child stack, due now: created, or (`adopting`: the adopt data's entries
+        of the child's resources by name) adopted."""
         parent = step.stack
         if parent.nested_depth + 1 > nesting.MAX_DEPTH:
             return Progress.failure(
@@ -70,6 +77,10 @@ class _Nested(ABC):
         child = nesting.new_child(
             parent, res, template, params, self.timeout(step, res.properties), now, source
         )
+        if adopting is not None:
+            child.action = Action.ADOPT
+            child.status_reason = "Stack ADOPT started"
+            child.adopt_data = dict(adopting)
         step.session.add(child)
         await step.session.flush()
         stack_event(step.session, child, child.action, child.status, child.status_reason, now)
@@ -142,7 +153,7 @@ class _Nested(ABC):
         return {"OS::stack_id": child.id, **values, "outputs": values}
 
 
-class NestedStack(_Nested):
+class NestedStack(NestedBase):
     name = nesting.STACK_TYPE
     description = "A nested stack from a template (inline, or from files with get_file)."
     properties: Mapping[str, Prop] = {
@@ -169,10 +180,12 @@ class NestedStack(_Nested):
         if timeout is not None and timeout < 1:
             raise InvalidRequest("timeout must be at least one minute.")
 
-    async def create(self, step: Step, res: StackResource) -> Progress:
+    async def start(
+        self, step: Step, res: StackResource, adopting: Mapping[str, Any] | None
+    ) -> Progress:
         region = step.servers.settings.identity.region
         failure = region_refused(res.properties.get("context"), region)
-        return Progress.failure(failure) if failure else await super().create(step, res)
+        return Progress.failure(failure) if failure else await super().start(step, res, adopting)
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
         failure = region_refused(new.get("context"), step.servers.settings.identity.region)
@@ -218,7 +231,7 @@ def region_refused(context: Any, region: str) -> str | None:
     )
 
 
-class TemplateResource(_Nested):
+class TemplateResource(NestedBase):
     """A resource whose type is a template file of the stack's `files`: its properties
     are the nested template's parameters. One instance serves every such type."""
 

@@ -1,0 +1,155 @@
+"""A failed adopt (rollback.py, resources/adopt.py `let_go`): rolled back as Heat's adopt
+rollback is (the stack lets go of what it adopted, nothing is deleted) when rollback is on;
+left ADOPT_FAILED otherwise. A server whose adopt did not succeed is never deleted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from canopy.domain.states import DesiredState
+from tests.controllers.harness import Plane, make_plane
+
+from .helpers import (
+    CLOUDS,
+    create,
+    delete_stack,
+    events,
+    hot,
+    live_servers,
+    resources,
+    server,
+    settle,
+    stack,
+)
+
+TEMPLATE = hot(
+    {
+        "ready": server(),
+        "building": server(),
+        "missing": {"type": "OS::Heat::None"},  # no entry in the data: fails the adopt
+    }
+)
+
+
+async def _servers(p: Plane) -> tuple[str, str]:
+    """One ACTIVE server and one still building (no worker has placed it yet)."""
+    [ready] = await p.create(name="ready")
+
+    async def active() -> bool:
+        return [s.status for s in await live_servers(p)] == ["ACTIVE"]
+
+    await p.run_until(active)
+    [building] = await p.create(name="building")
+    return ready, building
+
+
+async def _adopt(p: Plane, ready: str, building: str, **body: Any) -> str:
+    data = {
+        "template": TEMPLATE,
+        "resources": {"ready": {"resource_id": ready}, "building": {"resource_id": building}},
+    }
+    return await create(p, "adopted", None, adopt_stack_data=data, **body)  # type: ignore[arg-type]
+
+
+async def test_a_failed_adopt_with_rollback_lets_go_of_everything_and_deletes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        ready, building = await _servers(p)
+        sid = await _adopt(p, ready, building, disable_rollback=False)
+        assert await p.worker.orchestration.run_once() == 1  # the adopt fails in one step
+        failed = {(e.resource_name, e.action, e.status) for e in await events(p, sid)}
+        assert ("adopted", "ADOPT", "FAILED") in failed
+        assert ("ready", "ADOPT", "COMPLETE") in failed
+        assert ("building", "ADOPT", "FAILED") in failed  # stopped: the stack failed
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
+        assert await resources(p, sid) == {}  # the stack holds nothing any more
+        kept = {s.id: s for s in await live_servers(p)}
+        assert set(kept) == {ready, building}
+        assert all(s.desired_state == DesiredState.ACTIVE for s in kept.values())
+        stack_events = [
+            (e.action, e.status) for e in await events(p, sid) if e.resource_name == "adopted"
+        ]
+        assert stack_events[-3:] == [
+            ("ADOPT", "FAILED"),
+            ("ROLLBACK", "IN_PROGRESS"),
+            ("ROLLBACK", "COMPLETE"),
+        ]
+        # Let go of: both servers can be adopted again (no stack holds them).
+        again = hot({"ready": server(), "building": server()})
+        data = {
+            "template": again,
+            "resources": {"ready": {"resource_id": ready}, "building": {"resource_id": building}},
+        }
+        sid2 = await create(p, "again", None, adopt_stack_data=data)  # type: ignore[arg-type]
+        done2 = await settle(p, sid2)
+        assert (done2.action, done2.status) == ("ADOPT", "COMPLETE"), done2.status_reason
+        rows = await resources(p, sid2)
+        assert {rows["ready"].server_id, rows["building"].server_id} == {ready, building}
+        # Deleting the stack that now owns them deletes them; the rolled-back one is empty.
+        await delete_stack(p, sid)
+        assert (await settle(p, sid)).status == "COMPLETE"
+        assert {s.id for s in await live_servers(p)} == {ready, building}
+    finally:
+        await p.close()
+
+
+async def test_without_rollback_the_stack_stays_adopt_failed_and_delete_spares_what_failed(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        ready, building = await _servers(p)
+        sid = await _adopt(p, ready, building)  # heatclient's default: rollback disabled
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("ADOPT", "FAILED")
+        assert done.status_reason == (
+            "Resource ADOPT failed: resources.missing: Resource ID was not provided."
+        )
+        rows = await resources(p, sid)
+        assert (rows["ready"].status, rows["ready"].server_id) == ("COMPLETE", ready)
+        # The adopt of `building` never completed: the row holds no server.
+        assert rows["building"].status == "FAILED"
+        assert (rows["building"].server_id, rows["building"].physical_resource_id) == (None, "")
+        await delete_stack(p, sid)
+        gone = await settle(p, sid)
+        assert (gone.action, gone.status) == ("DELETE", "COMPLETE"), gone.status_reason
+
+        async def deleted() -> bool:
+            return ready not in {s.id for s in await live_servers(p)}
+
+        await p.run_until(deleted)  # what the adopt took is the stack's: deleted with it
+        left = {s.id: s for s in await live_servers(p)}
+        assert set(left) == {building}  # what it did not take is not
+        assert left[building].desired_state == DesiredState.ACTIVE
+    finally:
+        await p.close()
+
+
+async def test_a_rolled_back_adopt_of_a_server_already_in_a_stack_leaves_that_stack_whole(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        owner = await create(p, "owner", hot({"vm": server()}))
+        assert (await settle(p, owner)).status == "COMPLETE"
+        held = (await resources(p, owner))["vm"].server_id
+        assert held is not None
+        data = {"template": hot({"vm": server()}), "resources": {"vm": {"resource_id": held}}}
+        sid = await create(
+            p,
+            "thief",
+            None,  # type: ignore[arg-type]
+            adopt_stack_data=data,
+            disable_rollback=False,
+        )
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
+        assert (await resources(p, owner))["vm"].server_id == held
+        assert held in {s.id for s in await live_servers(p)}
+        assert (await stack(p, owner)).status == "COMPLETE"
+    finally:
+        await p.close()
