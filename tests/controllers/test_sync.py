@@ -42,6 +42,7 @@ remotes = st.builds(
     state=st.sampled_from(list(RemoteState)),
     addresses=st.sampled_from([{}, {"private": ["10.0.0.5"]}, {"private": ["10.0.0.6"]}]),
     fault=st.sampled_from([None, "boot failed"]),
+    host=st.sampled_from(["h1", None, "h2"]),
 )
 
 
@@ -77,6 +78,7 @@ def listed(draw: st.DrawFn) -> tuple[dict[str, Any], RemoteServer]:
         "reboot_done": one([0, 1, 2]),
         "launched_at": one([None, T0 - timedelta(hours=1)]),
         "addresses": one([{}, {"private": [{"addr": "10.0.0.5", "version": 4}]}]),
+        "host": mostly(remote.host, ["h1", "h2", None]),
     }
     return row, remote
 
@@ -103,6 +105,8 @@ def test_aquiet_server_is_one_whose_observation_changes_nothing(
     assert remote.state != RemoteState.DELETED and not row["deleted"]
     assert row["cloud"] == "private" and row["remote_id"] == remote.remote_id
     copy = SimpleNamespace(**row)
+    if remote.host is not None:
+        copy.host = remote.host  # a pass records the host the cloud reports
     if row["phase"] in (*LIVE, Phase.CREATE):
         apply_observation(copy, remote.state, T0, fault=remote.fault, addresses=remote.addresses)
     assert {k: getattr(copy, k) for k in COMPARED} == row
@@ -123,6 +127,7 @@ def test_the_common_unchanged_servers_arequiet() -> None:
         "reboot_done": 0,
         "launched_at": None,
         "addresses": addresses,
+        "host": None,
     }
     booting = _Row(
         **base, phase=Phase.CONVERGE, status=ServerStatus.BUILD, observed_state="pending"
@@ -136,6 +141,11 @@ def test_the_common_unchanged_servers_arequiet() -> None:
     assert not quiet(booting, up, "private", T0)
     moved = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, {"private": ["10.0.0.9"]})
     assert not quiet(running, moved, "private", T0)
+    # A host reported that the row does not have yet (or another one) is written.
+    ip = {"private": ["10.0.0.5"]}
+    on_h1 = RemoteServer("r1", "s1", "vm", RemoteState.RUNNING, ip, host="h1")
+    assert not quiet(running, on_h1, "private", T0)
+    assert quiet(_Row(**{**vars(running), "host": "h1"}), on_h1, "private", T0)
 
 
 async def test_a_pass_over_unchanged_servers_writes_no_server_row(

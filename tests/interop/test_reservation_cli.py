@@ -176,11 +176,17 @@ def _items(field: Any) -> list[Any]:
 
 def _register(server: CanopyServer, *args: str) -> Any:
     """`openstack reservation host create ARGS`, once the worker's inventory has recorded
-    the clouds' hosts and earlier tests' servers have gone from the host's cloud."""
+    the clouds' hosts and earlier tests' servers have gone from the host's cloud (and from
+    the host itself: Blazar's HostHavingServers, or not yet known where they run)."""
     deadline = time.monotonic() + 30
     while True:
         done = server.run_openstack("reservation", "host", "create", *args, "-f", "json")
-        waiting = ("has not reported its hosts yet", "cannot leave the ordinary pool")
+        waiting = (
+            "has not reported its hosts yet",
+            "cannot leave the ordinary pool",
+            "found for host",
+            "cannot be registered yet",
+        )
         if done.returncode == 0 or not any(w in done.stderr for w in waiting):
             break
         assert time.monotonic() < deadline, done.stderr

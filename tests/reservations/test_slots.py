@@ -189,7 +189,22 @@ def test_sliding_peaks_match_the_minutes_under_them(
             live = [x for x in mine if live_at(x, us(t))]
             for d in range(4):
                 want[d] = max(want[d], sum(x[AMOUNT][d] for x in live))
-        assert peaks.peak(us(s), us(e)) == tuple(want)
+        got = peaks.peak(us(s), us(e))
+        assert got == tuple(want)
+        # `held`: by then every nonzero peak was reached, and it holds up to that instant
+        # (a later window starting by then still contains it).
+        if not any(got):
+            assert peaks.held is None
+            continue
+        assert peaks.held is not None and us(s) <= peaks.held < us(e)
+        for d in range(4):
+            if got[d]:
+                reached = [
+                    t
+                    for t in range(s, e)
+                    if sum(x[AMOUNT][d] for x in mine if live_at(x, us(t))) == got[d]
+                ]
+                assert us(reached[-1] + 1) - 1 >= peaks.held
 
 
 def test_windows_asked_out_of_order_are_refused() -> None:

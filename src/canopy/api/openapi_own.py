@@ -206,7 +206,8 @@ _own(
     statuses=(403, 409),  # a reader; name taken, no room over the new window, lease ended
 )
 _own("DELETE /reservation/v1/leases/{lease_id}", statuses=(403,))
-# os-hosts: a cloud admin only (403); a host registered twice or not reported yet (409).
+# os-hosts: a cloud admin only (403); a host registered twice, not reported yet, or with
+# servers on it (409, Blazar's HostHavingServers).
 _own(
     "GET /reservation/v1/os-hosts",
     "GET /reservation/v1/os-hosts/allocations",

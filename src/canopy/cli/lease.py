@@ -80,8 +80,8 @@ def find_slot_command(
         else:
             console.print(
                 f"[yellow]No window found[/] for {what} {where}: the search stopped at its "
-                f"bound after {searched.examined} of {searched.candidates} starts; search a "
-                "shorter range.",
+                f"bound after {searched.examined} starts; ask again with --after set to "
+                "that time to go on.",
                 soft_wrap=True,
             )
         if view.reason:

@@ -48,6 +48,7 @@ def unplace(server: Server, now: datetime) -> None:
     """Forget where `server` was placed (its claim is released by the caller)."""
     server.cloud = None
     server.zone = None
+    server.host = None
     server.reserved_host_id = None
     server.remote_id = None
     server.remote_recorded_at = None

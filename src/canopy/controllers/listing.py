@@ -38,6 +38,7 @@ LIGHT = (
     Server.reboot_done,
     Server.launched_at,
     Server.addresses,
+    Server.host,
 )
 COMPARED = tuple(c.key for c in LIGHT)
 SETTLED = {
@@ -57,6 +58,8 @@ def quiet(row: Any, r: RemoteServer, cloud: str, started: datetime) -> bool:
         return False
     if row.remote_id != r.remote_id:
         return False  # adoption (no remote id yet) or a second copy: handled under lock
+    if r.host is not None and row.host != r.host:
+        return False  # on another host than recorded (or none recorded yet)
     if row.phase not in LIVE and row.phase != Phase.CREATE:
         return True  # not observed in this phase; nothing else to do
     if row.observed_state != r.state.value:

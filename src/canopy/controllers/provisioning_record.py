@@ -28,6 +28,7 @@ _RECORD_COLUMNS = (
     Server.remote_id,
     Server.remote_recorded_at,
     Server.zone,
+    Server.host,
     Server.phase,
     Server.attempts,
     Server.retries,
@@ -116,6 +117,7 @@ class CreateRecording:
                     new.remote_id = remote.remote_id
                     new.remote_recorded_at = now
                     new.zone = remote.zone or row.zone  # where the cloud put it
+                    new.host = remote.host or row.host
                 if row.phase == Phase.CREATE and row.cloud == cloud:
                     booting.add(cloud)
                     new.phase = Phase.CONVERGE

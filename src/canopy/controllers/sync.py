@@ -326,6 +326,8 @@ class SyncController(SyncSchedule):
             elif row.remote_id != r.remote_id:
                 leaks.append(r.remote_id)  # a second copy: keep the recorded one
                 continue
+            if r.host is not None and row.host != r.host:
+                row.host = r.host  # where the cloud runs it (moved, or not yet recorded)
             if row.phase in LIVE or row.phase == Phase.CREATE:
                 changed = apply_observation(
                     row, r.state, started, fault=r.fault, addresses=r.addresses

@@ -43,7 +43,7 @@ LOOKUP = 500
 def fingerprint(r: RemoteServer) -> int:
     """A hash of what sync reads from a listed server (see listing.quiet)."""
     addresses = tuple(sorted((k, tuple(v)) for k, v in r.addresses.items()))
-    return hash((r.canopy_id, r.state, addresses, r.fault, r.installation))
+    return hash((r.canopy_id, r.state, addresses, r.fault, r.installation, r.host))
 
 
 @dataclass(slots=True)

@@ -63,6 +63,8 @@ class RemoteServer:
     updated_at: datetime | None = None
     fault: str | None = None
     zone: str | None = None
+    # The physical host it runs on, when the cloud says (drivers with the `hosts` ability).
+    host: str | None = None
     # The installation tag the server carries (None: none, e.g. made before canopy tagged
     # it, or a deleted OpenStack server whose metadata is gone).
     installation: str | None = None

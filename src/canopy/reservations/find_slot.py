@@ -14,9 +14,7 @@ The body:
 
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,8 +27,8 @@ from canopy.domain.placement import CloudSnapshot
 from canopy.reservations import capacity
 from canopy.reservations.dates import parse_date
 from canopy.reservations.requests import AMOUNT_MAX
+from canopy.reservations.slot_pages import paged_search
 from canopy.reservations.slots import (
-    MAX_DECISIONS,
     MAX_SPANS,
     SLOT_FLAVOR,
     Slot,
@@ -38,7 +36,6 @@ from canopy.reservations.slots import (
     SlotQuery,
     ceil_minute,
     floor_minute,
-    search,
     shortfall,
     with_usage,
 )
@@ -49,7 +46,6 @@ from canopy.store.snapshots import cloud_snapshot
 
 MAX_RANGE = timedelta(days=366)
 DEFAULT_RANGE = timedelta(days=7)
-FIRST_SLICE = timedelta(days=1)  # the first part of the range read (then doubled)
 FIELDS = frozenset(
     {"flavor", "vcpus", "memory_mb", "disk_gb", "count", "duration", "after", "before", "affinity"}
 )
@@ -127,8 +123,9 @@ def parse_query(body: Any, now: datetime) -> SlotQuery:
 async def spans_in(
     s: AsyncSession, start: datetime, end: datetime, *, starting_from: datetime | None = None
 ) -> list[Span]:
-    """The claims overlapping [start, end), on any cloud; with `starting_from`, only those
-    that start at or after it (the next slice of a growing range)."""
+    """The claims overlapping [start, end), on any cloud, as spans (what `slots.search`
+    sweeps; the tests' oracle for the paged search); with `starting_from`, only those
+    that start at or after it."""
     q = select(
         Claim.cloud,
         Claim.starts_at,
@@ -196,21 +193,21 @@ async def first_start(
     )
 
 
-async def find_slot(
-    s: AsyncSession, settings: Settings, now: datetime, body: Any
-) -> tuple[SlotQuery, capacity.Size, SlotAnswer]:
-    """Validate `body` and search the store's claims for the earliest slot."""
-    query = parse_query(body, now)
-    source: str | None = None
+async def sized(s: AsyncSession, query: SlotQuery) -> tuple[capacity.Size, str | None]:
+    """The searched size, and the public flavor it is (None: a size given outright)."""
     if query.flavor is not None:
         f = await capacity.public_flavor(s, query.flavor)
-        size = capacity.Size(SLOT_FLAVOR, f.vcpus, f.ram_mb, f.disk_gb)
-        source = f.id
-    else:
-        size = capacity.Size(SLOT_FLAVOR, query.vcpus, query.memory_mb, query.disk_gb)
+        return capacity.Size(SLOT_FLAVOR, f.vcpus, f.ram_mb, f.disk_gb), f.id
+    return capacity.Size(SLOT_FLAVOR, query.vcpus, query.memory_mb, query.disk_gb), None
+
+
+async def empty_snapshots(
+    s: AsyncSession, size: capacity.Size, source: str | None, now: datetime
+) -> dict[str, CloudSnapshot]:
+    """Every cloud as a snapshot with nothing claimed, priced for `size` where offered."""
     offered = await capacity.offers(s, size, source)
     clouds = (await s.execute(select(Cloud).order_by(Cloud.name))).scalars()
-    base = {
+    return {
         c.name: cloud_snapshot(
             c,
             now,
@@ -222,34 +219,19 @@ async def find_slot(
         )
         for c in clouds
     }
+
+
+async def find_slot(
+    s: AsyncSession, settings: Settings, now: datetime, body: Any
+) -> tuple[SlotQuery, capacity.Size, SlotAnswer]:
+    """Validate `body` and search the store's claims for the earliest slot."""
+    query = parse_query(body, now)
+    size, source = await sized(s, query)
+    base = await empty_snapshots(s, size, source, now)
     first = await first_start(s, base, query, size, settings, now)
     if first is not None:
         return query, size, first
-    # The range is read a slice at a time, doubling: most searches find a slot near its
-    # start, and the claims of a week or a year need not all be read for them. The search
-    # over a slice is exact for the starts it allows (every claim under those windows is
-    # read), so the first slot found is the earliest; without one, the next slice.
-    start = max(query.after, now)
-    horizon = min(query.before, start + max(4 * query.duration, FIRST_SLICE))
-    spans = await spans_in(s, start, horizon)
-    budget = MAX_DECISIONS  # shared by the slices: the bound is the request's
-    reason = ""  # why the first start was refused, once a slice has said
-    while True:
-        if len(spans) > MAX_SPANS:
-            raise InvalidRequest(
-                f"More than {MAX_SPANS} claims overlap that range: search a shorter one."
-            )
-        part = replace(query, before=horizon)
-        # The sweep is CPU work bounded by MAX_CANDIDATES and MAX_DECISIONS: off the loop.
-        answer = await asyncio.to_thread(
-            search, base, spans, part, size, settings, now, budget, reason
-        )
-        reason = answer.reason
-        budget -= answer.decisions
-        if answer.slot is not None or not answer.complete or horizon >= query.before:
-            break
-        wider = min(query.before, start + 2 * (horizon - start))
-        spans += await spans_in(s, start, wider, starting_from=horizon)
-        horizon = wider
-    whole = floor_minute(micros(query.before - query.duration))
-    return query, size, replace(answer, latest=instant(whole))
+    # The range is read a page at a time in time order, as usage steps the database
+    # computes, with a bound on the rows read (slot_pages.py): most searches find a slot
+    # near its start, and a range with none costs at most that bound.
+    return query, size, await paged_search(s, base, query, size, settings, now)

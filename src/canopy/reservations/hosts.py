@@ -3,7 +3,8 @@
 A host is named `<cloud>:<host>` (or by the cloud's own host name when exactly one cloud
 has a host of that name) and must be one the cloud's driver reported (`clouds.hosts`,
 written by the inventory; the API never asks a cloud). A cloud whose driver lacks the
-`hosts` ability is refused with 400 and the driver's reason. Extra capabilities are
+`hosts` ability is refused with 400 and the driver's reason. A host with servers on it is
+refused with Blazar's HostHavingServers (409, see host_occupants). Extra capabilities are
 string values under keys of the administrator's choosing, shown as extra keys of the
 host.
 
@@ -32,6 +33,7 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.domain.states import Ability
 from canopy.reservations import host_query
+from canopy.reservations.host_occupants import refuse_occupied
 from canopy.store.claims import claim_row, peaks_by_cloud, recount
 from canopy.store.models import Claim, Cloud, HostAllocation, ReservableHost, Reservation
 
@@ -224,6 +226,8 @@ class HostService:
                     f"{cloud.name} has {max(cap - used, 0)} {unit} free at its busiest from "
                     f"now on and the host has {need}; free its servers first"
                 )
+        # Under the cloud's lock: no server is placed on this cloud while it looks.
+        await refuse_occupied(s, cloud.name, host_name, name.strip())
         host = ReservableHost(
             cloud=cloud.name,
             host=host_name,

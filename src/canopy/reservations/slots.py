@@ -19,9 +19,11 @@ placement that fits, fits with less claimed); see docs/scheduling.md for the one
 
 Each candidate first goes through `shortfall`, a necessary condition computed from the
 snapshots alone (room per cloud, cheapest burst servers under the spend cap); only when it
-passes is the full placement run. Work per request is bounded: at most MAX_CANDIDATES
-starts, MAX_DECISIONS servers run through the pipeline and MAX_SPANS claims read; past
-either of the first two the answer says how far it searched.
+passes is the full placement run; a refused start also refuses every later start whose
+window still holds the peaks it saw (`_refused_to`), which are skipped. Work per request
+is bounded: at most MAX_CANDIDATES starts and MAX_DECISIONS servers run through the
+pipeline (and what is read, by slot_pages.MAX_STEP_ROWS); past a bound the answer says
+how far it searched.
 """
 
 from __future__ import annotations
@@ -193,6 +195,17 @@ def shortfall_beside(
     return f"room for {fit} of {amount} over the window (capacity and spend cap)"
 
 
+def _refused_to(peaks: dict[str, SlidingPeak], end: int) -> int:
+    """After a start s is refused over [s, end): the last start also refused for the same
+    reason. Each cloud's peak of each dimension in use is reached at its `held` instant or
+    before; a later start s' <= every such instant still has them all in its window
+    (they are before end <= s' + L), so its peaks are at least as high and it is refused
+    too (more usage never makes the placement succeed: the rule the candidates rest on).
+    Nothing in use anywhere: every later start is refused as well."""
+    helds = [h for p in peaks.values() if (h := p.held) is not None]
+    return min(helds) if helds else end + (1 << 62)
+
+
 def search(
     base: dict[str, CloudSnapshot],
     spans: Sequence[Span],
@@ -211,17 +224,37 @@ def search(
     """
     earliest = ceil_minute(micros(max(query.after, now)))
     latest = floor_minute(micros(query.before - query.duration))
-    length = query.duration // timedelta(microseconds=1)
-    starts = candidate_starts(spans, earliest, latest)
     by_cloud: dict[str, list[Span]] = {name: [] for name in base}
     for sp in spans:
         if (cloud := sp[CLOUD]) in by_cloud:
             by_cloud[cloud].append(sp)
     peaks = {name: SlidingPeak(Steps(by_cloud[name], earliest)) for name in base}
+    starts = candidate_starts(spans, earliest, latest)
+    return sweep(base, peaks, starts, earliest, latest, query, size, settings, max_decisions, known)
+
+
+def sweep(
+    base: dict[str, CloudSnapshot],
+    peaks: dict[str, SlidingPeak],
+    starts: Sequence[int],
+    earliest: int,
+    latest: int,
+    query: SlotQuery,
+    size: Size,
+    settings: Settings,
+    max_decisions: int = MAX_DECISIONS,
+    known: str = "",
+    max_candidates: int = MAX_CANDIDATES,
+) -> SlotAnswer:
+    """The first accepted start of `starts` (increasing candidates in [earliest, latest],
+    whole minutes), each cloud's usage being `peaks` (pure: no I/O). At most
+    `max_candidates` starts are examined and `max_decisions` servers placed."""
+    length = query.duration // timedelta(microseconds=1)
     cap = settings.scheduler.max_spend_per_hour_micros
     cost = query.amount * (len(base) if query.affinity else 1)  # decisions per placement
     decisions = 0
     reason = known
+    refused_to = -1  # every start up to this instant is refused (see `_refused_to`)
 
     def answer(slot: Slot | None, examined: int, complete: bool) -> SlotAnswer:
         return SlotAnswer(
@@ -237,12 +270,15 @@ def search(
         )
 
     for k, start in enumerate(starts):
-        if k >= MAX_CANDIDATES or (k and decisions + cost > max_decisions):
+        if k >= max_candidates or (k and decisions + cost > max_decisions):
             return answer(None, k, complete=False)
+        if start <= refused_to:
+            continue
         end = start + length
         used = {name: peaks[name].peak(start, end) for name in base}
         short = shortfall_beside(base, used, size, query.amount, query.affinity, cap)
         if short is not None and (k or known):
+            refused_to = _refused_to(peaks, end)
             continue
         # The first start always runs the pipeline (its reason is the news), unless an
         # earlier slice of the range already did.
@@ -252,6 +288,7 @@ def search(
             shares = place(snaps, size, query.amount, query.affinity, settings, "find-slot")
         except Conflict as e:
             reason = reason or str(e)
+            refused_to = _refused_to(peaks, end)
             continue
         prices = {sh.cloud: base[sh.cloud].price_per_hour_micros[size.flavor] for sh in shares}
         return answer(Slot(instant(start), instant(end), shares, prices), k + 1, complete=True)

@@ -87,6 +87,16 @@ class Steps:
                 self.values.append((v0, v1, v2, v3))
                 last = at
 
+    @classmethod
+    def known(cls, origin: int, times: list[int], values: list[Vec]) -> Steps:
+        """Steps computed already (by the store, store/claim_steps.py): `times` increasing,
+        none before `origin`; nothing is in use before the first."""
+        self = cls.__new__(cls)
+        if not times or times[0] > origin:
+            times, values = [origin, *times], [ZERO, *values]
+        self.times, self.values = times, values
+        return self
+
     def at(self, t: int) -> Vec:
         """What is in use at the instant `t` (>= origin)."""
         return self.values[bisect_right(self.times, t) - 1]
@@ -101,6 +111,10 @@ class SlidingPeak:
         self.added = -1  # the last piece let into the queues
         self.queues: list[deque[int]] = [deque() for _ in range(DIMS)]
         self.last: tuple[int, int] | None = None
+        # After `peak`: an instant of the window by which every nonzero dimension has
+        # reached its peak value (None: nothing in use in the window). A later window
+        # that still contains [s, held] holds at least the same peak.
+        self.held: int | None = None
 
     def peak(self, s: int, e: int) -> Vec:
         """Each dimension's largest value over the pieces that [s, e) touches."""
@@ -120,9 +134,17 @@ class SlidingPeak:
                 q.append(self.added)
         first = bisect_right(times, s) - 1  # the piece holding s
         out = [0] * DIMS
+        held: int | None = None
         for d in range(DIMS):
             q = queues[d]
             while q[0] < first:
                 q.popleft()
             out[d] = values[q[0]][d]
+            if out[d] > 0:
+                # The peak holds over the whole piece q[0] (the latest of equal maxima):
+                # its last instant inside the window.
+                nxt = q[0] + 1
+                at = (min(times[nxt], e) if nxt < len(times) else e) - 1
+                held = at if held is None else min(held, at)
+        self.held = held
         return (out[0], out[1], out[2], out[3])

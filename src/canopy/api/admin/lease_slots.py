@@ -63,9 +63,14 @@ class SlotView(BaseModel):
 class SearchedView(BaseModel):
     earliest: datetime = Field(description="The first start looked at (a whole minute).")
     latest: datetime = Field(description="The last start the range allows.")
-    candidates: int = Field(description="Starts that needed checking (the first, each end).")
+    candidates: int = Field(
+        description="Starts that needed checking (the first, each end) in what was read."
+    )
     examined: int
-    complete: bool = Field(description="False: the search stopped at its bound before latest.")
+    complete: bool = Field(
+        description="False: the search stopped at its bound before latest; no slot starts "
+        "before `until`, and asking again with `after` = `until` goes on."
+    )
     until: datetime | None = Field(description="The last start examined.")
 
 

@@ -10,14 +10,17 @@ from fastapi import APIRouter, FastAPI
 
 from canopy.api.errors import add_fault_format
 from canopy.api.reservation import hosts, leases, versions
-from canopy.api.reservation.faults import blazar_fault
+from canopy.api.reservation.faults import blazar_fault, on_manager_error
+from canopy.reservations.host_occupants import HostHavingServers
 
 PREFIX = "/reservation"
 
 
 def install_reservation(app: FastAPI) -> None:
-    """Blazar's fault body for everything under /reservation."""
+    """Blazar's fault body for everything under /reservation, and its manager-error body
+    for the manager errors Canopy reproduces (only raised by /reservation routes)."""
     add_fault_format(app, PREFIX, blazar_fault)
+    app.add_exception_handler(HostHavingServers, on_manager_error)
 
 
 def reservation_router() -> APIRouter:

@@ -162,5 +162,6 @@ def to_remote(row: ServerRow, now_us: int) -> RemoteServer:
         updated_at=from_us(changed_at(row, now_us)),
         fault=fault,
         zone=row.zone or None,
+        host=row.host or None,
         installation=row.installation,
     )

@@ -38,6 +38,9 @@ class Server(Retried, Base):
     requested_zone: Mapped[str | None] = mapped_column(String(64))
     # The zone inside its cloud the server was placed in or reported in (None: none).
     zone: Mapped[str | None] = mapped_column(String(64))
+    # The physical host the cloud last reported it on (drivers with the `hosts` ability);
+    # registering a host for reservation is refused while servers are on it.
+    host: Mapped[str | None] = mapped_column(String(255))
     group_id: Mapped[str | None] = mapped_column(
         ForeignKey("server_groups.id", ondelete="SET NULL")
     )
@@ -94,6 +97,7 @@ class Server(Retried, Base):
         Index("ix_servers_project_name", "project_id", "name", "deleted"),
         Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
+        Index("ix_servers_cloud_host", "cloud", "host"),
         Index("ix_servers_updated", "updated_at"),
         # changes-since of one project: a range of its rows, not a walk of all of them.
         Index("ix_servers_project_updated", "project_id", "updated_at"),
