@@ -136,7 +136,8 @@ async def test_plans_follow_the_estimate_with_and_without_statistics(
         dense = ServerQuery(changes_since=past, deleted=deleted, limit=100)
         estimate, page = await _statements(p, dense)
         plan = await _plan(p, *estimate)
-        if sqlite:
+        if sqlite:  # the window's count up to a page, then the walk's sample: indexes only
+            assert "COVERING INDEX ix_servers_project_updated" in plan, plan
             assert "COVERING INDEX ix_servers_project_order" in plan, plan
         elif statistics:  # index-only, or the (deleted, created_at) index: never the table
             assert "Seq Scan" not in plan, plan
@@ -149,23 +150,31 @@ async def test_plans_follow_the_estimate_with_and_without_statistics(
         elif statistics:  # a walk in order, stopped by the limit: no sort of every match
             assert '"Node Type": "Sort"' not in plan, plan
 
-        # Only the oldest few changed: the change window's range, its matches sorted.
-        sparse = ServerQuery(changes_since=recent, deleted=deleted, limit=100)
-        found = await p.service.search(p.ctx, sparse)
-        assert 0 < len(found) <= TOUCHED
-        _, page = await _statements(p, sparse)
-        plan = await _plan(p, *page)
-        assert "Seq Scan" not in plan and "SCAN servers" not in plan, plan
-        if sqlite or statistics:
-            assert "ix_servers_project_updated" in plan or "ix_servers_updated" in plan, plan
-            assert "ix_servers_project_order" not in plan, plan
-        else:
-            # PostgreSQL with no statistics at all believes the table nearly empty (until
-            # autovacuum's first ANALYZE) and may take any index of the project: still a
-            # search of the change window, its matches sorted, never a walk in page order.
-            assert '"Sort"' in plan and "updated_at >=" in plan, plan
+        # Only the oldest few changed: the change window's range, its matches sorted;
+        # fewer than a page (the window's count says so), or more than a page but none
+        # near the start of the walk (its sample says so).
+        for limit in (100, 5):
+            sparse = ServerQuery(changes_since=recent, deleted=deleted, limit=limit)
+            found = await p.service.search(p.ctx, sparse)
+            assert 0 < len(found) <= min(limit, TOUCHED)
+            _, page = await _statements(p, sparse)
+            await _range(p, page, sqlite=sqlite, statistics=statistics)
     finally:
         await p.close()
+
+
+async def _range(p: Plane, page: tuple[str, Any], *, sqlite: bool, statistics: bool) -> None:
+    """`page` reads the change window's range and sorts it."""
+    plan = await _plan(p, *page)
+    assert "Seq Scan" not in plan and "SCAN servers" not in plan, plan
+    if sqlite or statistics:
+        assert "ix_servers_project_updated" in plan or "ix_servers_updated" in plan, plan
+        assert "ix_servers_project_order" not in plan, plan
+    else:
+        # PostgreSQL with no statistics at all believes the table nearly empty (until
+        # autovacuum's first ANALYZE) and may take any index of the project: still a
+        # search of the change window, its matches sorted, never a walk in page order.
+        assert '"Sort"' in plan and "updated_at >=" in plan, plan
 
 
 async def test_other_filters_and_orders_keep_their_plan(db_url: str, tmp_path: Path) -> None:
@@ -182,3 +191,15 @@ async def test_other_filters_and_orders_keep_their_plan(db_url: str, tmp_path: P
             assert len(sent) == 1 and "count(" not in sent[0][0].lower(), sent
     finally:
         await p.close()
+
+
+def test_the_apis_default_order_may_walk_and_a_mixed_one_may_not() -> None:
+    from canopy.services.server_walk import walkable
+
+    shape = (("project",), ("deleted", False), ("since",), ("before",))
+    assert walkable(shape, (("created_at", True), ("id", True)))  # what Nova's defaults give
+    assert walkable(shape, (("created_at", False),))
+    assert not walkable(shape, (("created_at", True), ("id", False)))
+    assert not walkable(shape, (("updated_at", True),))
+    assert not walkable((("since",),), (("created_at", True),))  # every project's
+    assert not walkable((*shape, ("statuses",)), (("created_at", True),))

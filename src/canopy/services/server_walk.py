@@ -10,11 +10,13 @@ A project's `changes-since=T` page can be read two ways, each the other's worst 
   changed since T, stopping after `limit`. Cheap when most changed; when few did it walks
   the whole project to find them.
 
-`walk_estimate` counts the matches among the first `SAMPLE_PAGES * limit` rows the walk
-would visit (from the marker, if any), from the index alone. If they fill a page the walk
-is taken and is bounded by that sample; otherwise the range, which is then what sorts
-the fewest rows that can be known to match. The estimate costs one bounded read of the
-index, whatever the project's size. Only pages in the default order (created_at, then
+`walk_estimate` first counts the window's range up to a page: fewer than `limit` rows
+changed (a poll) and the range is the plan, sorting less than a page. Otherwise it
+counts the matches among the first `SAMPLE_PAGES * limit` rows the walk would visit (from
+the marker, if any). If they fill a page the walk is taken, bounded by that sample;
+otherwise the range. The estimate is one statement reading at most `limit` entries of
+one index and `SAMPLE_PAGES * limit` of another, from the indexes alone, whatever the
+project's size. Only pages in the default order (created_at, then
 id, in either direction) of one project, filtered by nothing but the change window and
 `deleted`, can walk; every other list keeps its plan.
 """
@@ -22,9 +24,9 @@ id, in either direction) of one project, filtered by nothing but the change wind
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, select
+from sqlalchemy import BindParameter, Integer, Select, bindparam, case, func, literal, select
 
 from canopy.store.models import Server
 
@@ -45,12 +47,23 @@ def walkable(shape: Sequence[tuple[Any, ...]], sort: Sequence[tuple[str, bool]])
 
 
 def walk_estimate(shape: Sequence[tuple[Any, ...]], desc: bool, *, marker: bool) -> Select[Any]:
-    """How many of the first `q_sample` rows of the walk (after the marker's `q_m0`)
-    match the shape's change window and `deleted`: a count over the index alone."""
+    """0 if fewer than `q_limit` rows of the project changed in the window (the range is
+    the plan: it sorts fewer than a page), else how many of the first `q_sample` rows of
+    the walk (after the marker's `q_m0`) match the window and `deleted`. Both are counts
+    over an index alone; the second is only read when the first is not enough."""
     key = (tuple(shape), desc, marker)
     found = _estimates.get(key)
     if found is not None:
         return found
+    before = ("before",) in shape
+    # At most a page of the window's range (a poll's few changes end it at once).
+    window = select(Server.updated_at).where(
+        Server.project_id == bindparam("q_project"), Server.updated_at >= bindparam("q_since")
+    )
+    if before:
+        window = window.where(Server.updated_at <= bindparam("q_before"))
+    page = window.limit(bindparam("q_limit", type_=Integer)).subquery("window")
+    in_window = select(func.count()).select_from(page).scalar_subquery()
     # In created_at order only, ties in any order: the index alone answers (it has no
     # id, which would make it the page-order index of every list, deleted rows and all),
     # and a count needs no tie broken.
@@ -58,20 +71,26 @@ def walk_estimate(shape: Sequence[tuple[Any, ...]], desc: bool, *, marker: bool)
         Server.project_id == bindparam("q_project")
     )
     if marker:
-        after = (
-            Server.created_at < bindparam("q_m0") if desc else Server.created_at > bindparam("q_m0")
-        )
-        walk = walk.where(after)
+        m0: BindParameter[Any] = bindparam("q_m0")
+        walk = walk.where(Server.created_at < m0 if desc else Server.created_at > m0)
     walk = walk.order_by(Server.created_at.desc() if desc else Server.created_at.asc())
     sample = walk.limit(bindparam("q_sample", type_=Integer)).subquery("walk")
-    q = select(func.count()).select_from(sample).where(sample.c.updated_at >= bindparam("q_since"))
+    walked_q = (
+        select(func.count()).select_from(sample).where(sample.c.updated_at >= bindparam("q_since"))
+    )
+    if before:
+        walked_q = walked_q.where(sample.c.updated_at <= bindparam("q_before"))
     for term in shape:
-        if term[0] == "before":
-            q = q.where(sample.c.updated_at <= bindparam("q_before"))
-        elif term[0] == "deleted":
-            q = q.where(sample.c.deleted.is_(term[1]))
+        if term[0] == "deleted":
+            walked_q = walked_q.where(sample.c.deleted.is_(term[1]))
+    q = select(
+        case(
+            (in_window < bindparam("q_limit", type_=Integer), literal(0)),
+            else_=walked_q.scalar_subquery(),
+        )
+    )
     _estimates[key] = q
-    return cast(Select[Any], q)
+    return q
 
 
 def walked(shape: Sequence[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
