@@ -1,6 +1,7 @@
 """`canopy api` and `canopy worker` as separate processes: a create is placed at once, woken
-through the database's channel (store/wakes.py), not at the worker's next poll. The worker
-polls every 30 s here, so a placement within seconds can only come from the wake. Real
+through the database's channel (store/wakes.py), not at the worker's next poll, and so is
+a cloud added by a `canopy cloud add` command. The worker polls (and re-reads the clouds
+table) every 30 s here, so a reaction within seconds can only come from the wake. Real
 processes on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def processes(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\n'
         f'[database]\nurl = "{database_url}"\n'
-        f"[controllers]\npoll_seconds = {POLL}\n"
+        f"[controllers]\npoll_seconds = {POLL}\nsync_seconds = {POLL}\n"
     )
+    (tmp_path / "config").write_text(str(config))
     api_port, metrics_port = free_port(), free_port()
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
@@ -148,3 +150,30 @@ def test_a_create_in_the_api_process_wakes_the_worker_process(
         # placement loop has gone idle for its 30 s poll, so only a wake places it soon.
         _seconds_to_place(client, database_url, "first")
         assert _seconds_to_place(client, database_url, "second") < PLACED_WITHIN
+
+
+async def _inventoried(url: str, cloud: str) -> bool:
+    db = Database(url)
+    try:
+        async with db.read() as s:
+            q = text("SELECT capacity_updated_at FROM clouds WHERE name = :n")
+            return (await s.execute(q, {"n": cloud})).scalar_one_or_none() is not None
+    finally:
+        await db.dispose()
+
+
+def test_a_cloud_added_from_the_command_line_wakes_the_worker_process(
+    processes: tuple[str, str], tmp_path: Path
+) -> None:
+    _, database_url = processes
+    config = (tmp_path / "config").read_text()
+    add = [CANOPY, "cloud", "add", "extra", "--driver", "sim", "--config", config]
+    done = subprocess.run(add, env=_env(), capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    added = time.monotonic()
+    # The worker's clouds loop, woken, builds the cloud's driver and reads its inventory.
+    while time.monotonic() - added < PLACED_WITHIN:
+        if asyncio.run(_inventoried(database_url, "extra")):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"cloud extra not taken up within {PLACED_WITHIN} s (the poll is {POLL} s)")

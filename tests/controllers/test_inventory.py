@@ -194,3 +194,20 @@ async def test_a_flavor_made_during_a_pass_gets_another_pass(db_url: str, tmp_pa
         assert cloud is not None and verdict(cloud, {}) is None
     finally:
         await plane.close()
+
+
+async def test_two_passes_over_one_cloud_at_once_make_one_read(db_url: str, tmp_path: Path) -> None:
+    """A wake of every loop (a cloud changed) starts the clouds loop's forced read and the
+    inventory loop's own pass together: the second finds the first in flight and leaves
+    it the cloud, never failing on the hold the first has."""
+    import asyncio
+
+    p = await make_plane(db_url, tmp_path)
+    try:
+        inv = p.worker.inventory
+        both = await asyncio.gather(
+            inv.inventory_cloud("private", force=True), inv.inventory_cloud("private", force=True)
+        )
+        assert sorted(both) == [False, True]
+    finally:
+        await p.close()

@@ -236,7 +236,7 @@ async def test_changes_since_is_a_range_of_the_project_updated_index_on_sqlite(
         seen: list[tuple[str, Any]] = []
 
         def record(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
-            if "ORDER BY servers.created_at DESC" in sql:
+            if "ORDER BY +servers.created_at DESC" in sql:  # the page, not the estimate
                 seen.append((sql, params))
 
         event.listen(p.db.engine.sync_engine, "before_cursor_execute", record)

@@ -18,11 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
 from canopy.domain.clock import Clock
-from canopy.domain.wake import Wake
 from canopy.store.db import Database
-from canopy.store.wakes import WakeChannel
-
-_WAKE_KEY = "canopy_wake_controllers"
+from canopy.store.wakes import WakeChannel, waking_session
+from canopy.store.wakes import wake_after_commit as wake_after_commit  # the handlers' name
 
 
 def get_settings(request: Request) -> Settings:
@@ -59,32 +57,8 @@ async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
     in the worker processes through the wake channel (store/wakes.py), if the app has one.
     """
     channel: WakeChannel | None = request.app.state.wake_channel
-    async with get_db(request).session(admission=True) as s:
+    async with waking_session(get_db(request), channel, get_wake(request), admission=True) as s:
         yield s
-        wanted: set[str] | None = s.info.get(_WAKE_KEY)
-        if wanted is not None and channel is not None:
-            await channel.before_commit(s, _names(wanted))
-    loops: set[str] | None = s.info.get(_WAKE_KEY)
-    if loops is not None:
-        names = _names(loops)
-        wake = get_wake(request)
-        if isinstance(wake, Wake):
-            wake.ask(*names)
-        elif wake is not None:
-            wake.set()
-        if channel is not None:
-            channel.after_commit(names)
-
-
-def _names(loops: set[str]) -> tuple[str, ...]:
-    return () if "" in loops else tuple(sorted(loops))
-
-
-def wake_after_commit(s: AsyncSession, *loops: str) -> None:
-    """Ask for the controllers to be woken when this request's transaction commits: the
-    loops named (a server create: "placement"), or every loop if none is named."""
-    wanted: set[str] = s.info.setdefault(_WAKE_KEY, set())
-    wanted.update(loops or ("",))
 
 
 # The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread

@@ -23,11 +23,13 @@ import typer
 
 from canopy.bootstrap import open_database
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
+from canopy.cli.writes import write_session
 from canopy.config import Settings
 from canopy.credentials import Vault, vault
 from canopy.domain.clock import SystemClock
 from canopy.services.clouds import CloudChanges, NewCloud, add_cloud, change_cloud, remove_cloud
 from canopy.store.models import Cloud
+from canopy.store.wakes import wake_after_commit
 
 NameArg = Annotated[str, typer.Argument(help="cloud name (= availability zone)")]
 OptionOpt = Annotated[
@@ -113,8 +115,10 @@ def _write(
             return opened[0]
 
         try:
-            async with db.session() as s:
-                return await step(s, open_vault)
+            async with write_session(db) as s:
+                row = await step(s, open_vault)
+                wake_after_commit(s)  # as the API's cloud edits: every loop looks again
+                return row
         finally:
             await db.dispose()
 

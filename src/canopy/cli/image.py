@@ -10,10 +10,12 @@ from sqlalchemy import select
 
 from canopy.bootstrap import open_database, open_existing
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
+from canopy.cli.writes import write_session
 from canopy.domain.clock import SystemClock
 from canopy.services import images as image_service
 from canopy.services.images import Location
 from canopy.store.models import Cloud, Image
+from canopy.store.wakes import wake_after_commit
 
 app = typer.Typer(help="Images: one name, each cloud's own id for it.", no_args_is_help=True)
 
@@ -73,10 +75,11 @@ def create(
                         "no clouds in the database yet",
                         "start canopy once (`canopy up`) or run `canopy db upgrade` first",
                     )
-            async with db.session() as s:
+            async with write_session(db) as s:
                 img = await image_service.register(
                     s, name=name, mapping=mapping, now=SystemClock().now(), image_id=image_id
                 )
+                wake_after_commit(s)  # as the API's: servers waiting for it may now fit
                 locations = (await image_service.locations(s, [img])).get(img.id, [])
                 # Whether an unmapped image boots on a cloud is the driver's to say, read
                 # by the cloud's inventory; before the first one, canopy does not know yet.

@@ -89,6 +89,7 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     rt_settings = settings.model_copy(update={"clouds": [*settings.clouds, *draining]})
     rt = Runtime(db=db, settings=rt_settings, drivers=drivers, clock=clock)
     channel = wake_channel(db)
+    rt.channel = channel if worker else None  # the worker tells the others through it
     if worker:
         tasks.append(asyncio.create_task(Worker(rt).run(stop)))
         if channel is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.bootstrap import open_database, open_existing
 from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, settings_from
+from canopy.cli.writes import write_session
 from canopy.config import Settings
 from canopy.credentials import vault
 from canopy.domain.clock import SystemClock
@@ -24,6 +25,7 @@ from canopy.domain.context import RequestContext
 from canopy.notifications import subscriptions as service
 from canopy.notifications.subscriptions import NewSubscription
 from canopy.store.models import Project, Subscription
+from canopy.store.wakes import wake_after_commit
 
 T = TypeVar("T")
 app = typer.Typer(help="Notifications: webhooks and AMQP.", no_args_is_help=True)
@@ -40,7 +42,7 @@ async def _with(
 ) -> T:
     db = await (open_database(settings) if write else open_existing(settings))
     try:
-        async with db.session() if write else db.read() as s:
+        async with write_session(db) if write else db.read() as s:
             return await fn(s)
     finally:
         await db.dispose()
@@ -201,7 +203,9 @@ def replay(
     settings = settings_from(config, data_dir)
 
     async def _go(s: AsyncSession) -> int:
-        return await service.replay(s, OPERATOR, sub_id, delivery, SystemClock().now())
+        n = await service.replay(s, OPERATOR, sub_id, delivery, SystemClock().now())
+        wake_after_commit(s)  # as the API's replay: the notifications loop sends them now
+        return n
 
     n = run(_with(settings, _go, write=True))
     console.print(f"[green]replaying[/] {n} deliveries (a worker sends them)")
@@ -218,7 +222,9 @@ def skip(
     settings = settings_from(config, data_dir)
 
     async def _go(s: AsyncSession) -> int:
-        return await service.skip(s, OPERATOR, sub_id, delivery, SystemClock().now())
+        n = await service.skip(s, OPERATOR, sub_id, delivery, SystemClock().now())
+        wake_after_commit(s)  # as the API's skip: the notifications loop sends them now
+        return n
 
     n = run(_with(settings, _go, write=True))
     console.print(f"[green]skipped[/] {n} deliveries")

@@ -140,6 +140,11 @@ class InventoryController:
             # A flavor created from here on clears `next_run_at` (services/flavors.py);
             # the pass then leaves the job due, for it may not have seen the flavor.
             job.next_run_at = now
+        if name in keeper:
+            # Another pass over this cloud started in this worker while this one leased
+            # (a wake of every loop starts the clouds loop's forced read and the inventory
+            # loop's together): it reads the cloud; its lease is this worker's too.
+            return False
         hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:
             await self._pass(cloud, name, hold, now)

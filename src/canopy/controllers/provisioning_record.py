@@ -4,7 +4,7 @@ in one transaction (group commit), with Core statements on the columns involved.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -149,13 +149,22 @@ class CreateRecording:
                 await s.execute(insert(InstanceActionEvent), events)
             await servers_observed(s, observed, now)
         # Committed: sync is to see these boot at its converging interval, not at rest's,
-        # and to look when their boot is expected to end (controllers/boot_times.py).
-        c = rt.settings.controllers
-        soon = now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
+        # and to look when their boot is expected to end (controllers/boot_times.py). The
+        # cloud's sync job may be another worker's: that worker is told too.
         for cloud in booting:
-            rt.sync_soon.ask_by(cloud, soon)
-            for seconds in await rt.boots.looks(rt.db, cloud):
-                rt.sync_soon.ask(cloud, now + timedelta(seconds=seconds))
+            await ask_converging_sync(rt, cloud, now)
         if booting:
             rt.notify("sync")
+            rt.tell_others(*(f"sync:{cloud}" for cloud in sorted(booting)))
         CONTROLLER_STEPS.labels(controller="provisioning", outcome="created").inc(len(batch))
+
+
+async def ask_converging_sync(rt: Runtime, cloud: str, now: datetime) -> None:
+    """Ask for passes over `cloud` as creates just recorded there want them: one at the
+    converging interval, and one when each boot is expected to end."""
+    c = rt.settings.controllers
+    rt.sync_soon.ask_by(
+        cloud, now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
+    )
+    for seconds in await rt.boots.looks(rt.db, cloud):
+        rt.sync_soon.ask(cloud, now + timedelta(seconds=seconds))

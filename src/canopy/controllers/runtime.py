@@ -36,6 +36,7 @@ from canopy.store.db import Database
 from canopy.store.installation import installation_id
 from canopy.store.leases import DatabaseClock, When
 from canopy.store.models import Leased
+from canopy.store.wakes import WakeChannel
 from canopy.telemetry import CLOUD_CALL_SECONDS, CLOUD_CALLS
 
 T = TypeVar("T")
@@ -65,6 +66,9 @@ class Runtime:
     # Set from outside the controllers (the API after a commit): the loops it names (every
     # loop if none) look for work.
     wake: Wake = field(default_factory=Wake)
+    # How this worker tells the workers of other processes (store/wakes.py; None: it
+    # does not, they find the work at their polls).
+    channel: WakeChannel | None = None
     # The clock leases expire by (None: chosen in __post_init__, see `lease_now`).
     lease_clock: LeaseClock | None = None
     # Each cloud's settings, by name: the config's, then those of the clouds the worker's
@@ -128,6 +132,13 @@ class Runtime:
         """
         for name in loops or tuple(self._signals):
             self.signal(name).set()
+
+    def tell_others(self, *names: str) -> None:
+        """Wake the named loops of the workers in other processes, for work committed that
+        another worker may be the one to take (a pass over a cloud whose sync job it
+        holds: "sync:<cloud>"). Its own loops are `notify`'s."""
+        if self.channel is not None:
+            self.channel.send(names)
 
     @property
     def lease_seconds(self) -> float:

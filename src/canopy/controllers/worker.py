@@ -20,6 +20,7 @@ from canopy.controllers.inventory import InventoryController
 from canopy.controllers.placement import PlacementController
 from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
+from canopy.controllers.provisioning_record import ask_converging_sync
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
 from canopy.controllers.sync_passes import SyncPasses
@@ -167,10 +168,18 @@ class Worker:
                 log.debug("heartbeat: %d leases no longer renewed", lost)
 
     async def _relay(self, stop: asyncio.Event) -> None:
-        """Pass a wake from outside (the API, after its commit) on to the loops it names."""
+        """Pass a wake from outside (the API after its commit, another worker after its
+        own) on to the loops it names; "sync:<cloud>" also asks for that cloud's passes,
+        as a create recorded there asks them in its own worker."""
         while not stop.is_set():
             await self.rt.wake.wait()
-            self.rt.notify(*self.rt.wake.take())
+            names = self.rt.wake.take()
+            now = self.rt.clock.now()
+            for name in names:
+                loop, _, cloud = name.partition(":")
+                if loop == "sync" and cloud in self.rt.drivers:
+                    await ask_converging_sync(self.rt, cloud, now)
+            self.rt.notify(*sorted({name.partition(":")[0] for name in names}))
 
     def _sync_wait(self, idle: float) -> float:
         """Sleep until the next sync is due, not a whole poll past it."""

@@ -14,7 +14,8 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.services import regex
 from canopy.services.server_scope import ServerScope, _could_be_id
-from canopy.services.server_statements import marker_statement, shape_of, statement
+from canopy.services.server_statements import Shape, marker_statement, shape_of, statement
+from canopy.services.server_walk import SAMPLE_PAGES, walk_estimate, walkable, walked
 from canopy.store.models import Server
 
 
@@ -113,6 +114,8 @@ class ServerQueries(ServerScope):
             values.update(await self._after_marker(s, ctx, query))
         if query.limit is not None:
             values["q_limit"] = query.limit
+            if walkable(shape, query.sort) and await self._walk_fills(s, shape, query, values):
+                shape = walked(shape)
         q = statement(
             columns,
             shape,
@@ -124,6 +127,18 @@ class ServerQueries(ServerScope):
         timeout = self.settings.api.regex_timeout_seconds
         bounded = timeout if any(p is not None for p in patterns) else None
         return await regex.execute(s, q, bounded, values, core=core)
+
+    async def _walk_fills(
+        self, s: AsyncSession, shape: Shape, query: ServerQuery, values: dict[str, Any]
+    ) -> bool:
+        """Whether the first rows a walk of the page order would visit hold a full page of
+        matches (services/server_walk.py): then the walk is the plan, bounded by them."""
+        assert query.limit is not None
+        desc = query.sort[0][1]
+        q = walk_estimate(shape, desc, marker=query.marker is not None)
+        params = {**values, "q_sample": query.limit * SAMPLE_PAGES}
+        found = (await s.execute(q, params)).scalar_one()
+        return bool(found >= query.limit)
 
     async def _after_marker(
         self, s: AsyncSession, ctx: RequestContext, query: ServerQuery

@@ -41,7 +41,7 @@ from canopy.domain.context import RequestContext
 from canopy.services import regex
 from canopy.services.regex_literals import required_literal
 from canopy.store.models import InstanceAction, Server, ServerTag
-from canopy.store.plans import rare
+from canopy.store.plans import rare, sorted_apart, unindexed
 
 Term = tuple[Any, ...]
 Shape = tuple[Term, ...]
@@ -131,7 +131,12 @@ def statement(
     keys = sort_columns(sort)
     if marker:
         q = q.where(after_keys(keys, [bindparam(f"q_m{i}") for i in range(len(keys))]))
-    q = q.order_by(*(col.desc() if desc else col.asc() for col, desc in keys))
+    order = keys
+    if ("since",) in shape:
+        # The change window's range is the plan: the matches are sorted, never found by
+        # walking the page order (which SQLite prefers after ANALYZE, to spare the sort).
+        order = [(sorted_apart(keys[0][0]), keys[0][1]), *keys[1:]]
+    q = q.order_by(*(col.desc() if desc else col.asc() for col, desc in order))
     if limit:
         q = q.limit(bindparam("q_limit", type_=Integer))
     _keep(key, q)
@@ -164,6 +169,8 @@ def _sql(term: Term) -> ColumnElement[bool]:
     if kind == "deleted":
         return Server.deleted.is_(term[1])
     if kind == "since":
+        if term[1:] == ("walk",):  # tested along the page-order walk (server_walk.py)
+            return unindexed(Server.updated_at) >= bindparam("q_since")
         # Few rows changed since (what a poll asks): the (project, updated_at) index
         # answers, also after ANALYZE, which otherwise prefers the page-order index
         # when `deleted` is named too and walks every row of the project.

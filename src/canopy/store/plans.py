@@ -64,3 +64,28 @@ def _plain_column(element: unindexed, compiler: Any, **kw: Any) -> str:
 @compiles(unindexed, "sqlite")
 def _sqlite_column(element: unindexed, compiler: Any, **kw: Any) -> str:
     return f"+{compiler.process(element.clauses, **kw)}"
+
+
+class sorted_apart(FunctionElement[Any]):  # a SQL expression, named like a function
+    """`column` as a sort key no index may supply: the rows are found by the query's
+    filters and sorted afterwards (SQLite's unary `+`, PostgreSQL's COALESCE(c, c), same
+    order and same NULLs). Where few rows match a range of one index, walking another
+    index in page order to meet them visits the whole project; a planner without
+    statistics (or, on SQLite, with them) would take that walk to spare a small sort."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any] | QueryableAttribute[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(sorted_apart)
+def _apart(element: sorted_apart, compiler: Any, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return f"COALESCE({inner}, {inner})"
+
+
+@compiles(sorted_apart, "sqlite")
+def _apart_sqlite(element: sorted_apart, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"

@@ -10,6 +10,10 @@ through the database's own means, and every worker process listens:
 - SQLite (one machine): a datagram to each worker's Unix socket in `<database file>-wake/`,
   sent after the commit (store/wakes_unix.py).
 
+Every writer takes the same path (`waking_session`): the API's requests, the CLI's
+commands that change rows, and a worker telling the others (`WakeChannel.send`, for work
+only another worker can take: a pass over a cloud whose sync job it holds).
+
 A wake is a hint, never a duty: a worker that misses one (restarting, reconnecting, a full
 socket buffer) finds the work at its next poll (`[controllers] poll_seconds`).
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -34,8 +40,13 @@ from canopy.store.db import Database
 PAYLOAD_LIMIT = 1000  # bytes: loop names are short; anything longer wakes every loop
 
 
+WAKE_KEY = "canopy_wake_controllers"  # in a session's `info`: the loops its commit wakes
+# A name is a loop ("placement"), or a loop and the cloud it is for ("sync:public").
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z0-9][A-Za-z0-9._-]{0,62})?")
+
+
 def encode(loops: Sequence[str]) -> str:
-    """The loop names as one payload: "placement,sync"; "" is every loop."""
+    """The loop names as one payload: "placement,sync:public"; "" is every loop."""
     payload = ",".join(sorted(set(loops)))
     return "" if len(payload) > PAYLOAD_LIMIT else payload
 
@@ -43,9 +54,48 @@ def encode(loops: Sequence[str]) -> str:
 def decode(payload: str) -> tuple[str, ...]:
     """The loop names in a payload (empty: every loop). Anything odd wakes every loop."""
     names = tuple(n for n in payload.split(",") if n)
-    if any(not n.isidentifier() for n in names):
+    if any(not _NAME.fullmatch(n) for n in names):
         return ()
     return names
+
+
+def wake_after_commit(s: AsyncSession, *loops: str) -> None:
+    """Ask for the controllers to be woken when this transaction commits: the loops
+    named (a server create: "placement"), or every loop if none is named."""
+    wanted: set[str] = s.info.setdefault(WAKE_KEY, set())
+    wanted.update(loops or ("",))
+
+
+@asynccontextmanager
+async def waking_session(
+    db: Database,
+    channel: WakeChannel | None,
+    wake: asyncio.Event | None = None,
+    *,
+    admission: bool = False,
+) -> AsyncIterator[AsyncSession]:
+    """A write transaction that wakes the loops asked for with `wake_after_commit`, once
+    it has committed: in this process through `wake` (a worker here), in the worker
+    processes through `channel`. A rolled-back write wakes no one."""
+    async with db.session(admission=admission) as s:
+        yield s
+        wanted: set[str] | None = s.info.get(WAKE_KEY)
+        if wanted is not None and channel is not None:
+            await channel.before_commit(s, _names(wanted))
+    loops: set[str] | None = s.info.get(WAKE_KEY)
+    if loops is None:
+        return
+    names = _names(loops)
+    if isinstance(wake, Wake):
+        wake.ask(*names)
+    elif wake is not None:
+        wake.set()
+    if channel is not None:
+        channel.after_commit(names)
+
+
+def _names(loops: set[str]) -> tuple[str, ...]:
+    return () if "" in loops else tuple(sorted(loops))
 
 
 class WakeChannel(Protocol):
@@ -56,6 +106,14 @@ class WakeChannel(Protocol):
 
     def after_commit(self, loops: Sequence[str]) -> None:
         """Called once that transaction has committed (never blocks)."""
+
+    def send(self, loops: Sequence[str]) -> None:
+        """Wake the loops named in the other processes, for work already committed
+        (a worker's own, after its transaction): never blocks, never raises, and never
+        wakes the process that sends."""
+
+    def close(self) -> None:
+        """Release what sending holds (a socket)."""
 
     async def listen(self, wake: Wake, stop: asyncio.Event) -> None:
         """Until `stop`: ask `wake` for the loops other processes name. Never raises for a

@@ -7,6 +7,10 @@ pool, so it never takes a request's slot) that LISTENs on `canopy_wake`. When it
 (a restart of the server, a network cut, found by the termination callback or by a
 `SELECT 1` every CHECK_SECONDS), the listener reconnects with backoff; once back, it wakes
 every loop once, for anything sent while it was away.
+
+A worker tells the others (`send`) through that same connection, after its own commit:
+no pool slot is taken, and the notifications it sent itself (its own backend's pid) are
+not taken for wakes. While it has no connection, nothing is sent: the others poll.
 """
 
 from __future__ import annotations
@@ -38,12 +42,34 @@ class PostgresWakes:
         self.url = url
         self.connects = 0  # connections made (for tests and logs)
         self.listening = asyncio.Event()  # set while a connection LISTENs
+        self._conn: Any = None  # the listening asyncpg connection, while there is one
+        self._use = asyncio.Lock()  # one statement at a time on it
+        self._sends: set[asyncio.Task[None]] = set()
 
     async def before_commit(self, s: AsyncSession, loops: Sequence[str]) -> None:
         await s.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": encode(loops)})
 
     def after_commit(self, loops: Sequence[str]) -> None:
         return None  # delivered by the commit itself
+
+    def send(self, loops: Sequence[str]) -> None:
+        if self._conn is None:
+            return  # not listening (yet, or any more): the others find the work at polls
+        task = asyncio.get_running_loop().create_task(self._notify(self._conn, encode(loops)))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _notify(self, conn: Any, payload: str) -> None:
+        try:
+            async with self._use:
+                await asyncio.wait_for(
+                    conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload), CHECK_TIMEOUT
+                )
+        except Exception as e:  # a hint: the listener finds a lost connection itself
+            log.debug("wake not sent: %s: %s", type(e).__name__, e)
+
+    def close(self) -> None:
+        return None  # sends ride on the listening connection, closed by `listen`
 
     async def listen(self, wake: Wake, stop: asyncio.Event) -> None:
         engine = create_async_engine(self.url, poolclass=NullPool)
@@ -71,11 +97,15 @@ class PostgresWakes:
             lost = asyncio.Event()
             pg.add_termination_listener(lambda _c: lost.set())
 
-            def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
-                wake.ask(*decode(payload))
+            own = pg.get_server_pid()
+
+            def on_notify(_c: Any, pid: int, _channel: str, payload: str) -> None:
+                if pid != own:  # not one this worker sent the others
+                    wake.ask(*decode(payload))
 
             await pg.add_listener(CHANNEL, on_notify)
             self.connects += 1
+            self._conn = pg
             self.listening.set()
             if self.connects > 1:
                 wake.ask()  # whatever was sent while no one listened here
@@ -84,8 +114,10 @@ class PostgresWakes:
                 while not ended.done():
                     done, _ = await asyncio.wait({ended}, timeout=CHECK_SECONDS)
                     if not done:
-                        await asyncio.wait_for(pg.execute("SELECT 1"), CHECK_TIMEOUT)
+                        async with self._use:
+                            await asyncio.wait_for(pg.execute("SELECT 1"), CHECK_TIMEOUT)
             finally:
+                self._conn = None
                 self.listening.clear()
                 ended.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

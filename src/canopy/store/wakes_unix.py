@@ -105,8 +105,8 @@ class UnixWakes:
                 return
             self._sender = sender
         for entry in entries:
-            if not own_socket(entry):
-                continue  # a file, a symlink, another user's socket: never sent to
+            if entry.path == self.path or not own_socket(entry):
+                continue  # this worker's own; a file, a symlink, another user's socket
             path = entry.path
             try:
                 self._sender.sendto(payload, path)
@@ -117,6 +117,10 @@ class UnixWakes:
                 continue  # its buffer is full of wakes it has not read: it is woken already
             except OSError as e:
                 log.debug("wake to %s not sent: %s", path, e)
+
+    def send(self, loops: Sequence[str]) -> None:
+        """A worker's wake to the others: the same datagrams, never to its own socket."""
+        self.after_commit(loops)
 
     def close(self) -> None:
         if self._sender is not None:

@@ -101,6 +101,8 @@ class Server(Retried, Base):
         Index("ix_servers_updated", "updated_at"),
         # changes-since of one project: a range of its rows, not a walk of all of them.
         Index("ix_servers_project_updated", "project_id", "updated_at"),
+        # A project's rows in page order whatever `deleted` is (a changes-since walk).
+        Index("ix_servers_project_order", "project_id", "created_at", "updated_at", "deleted"),
         Index("ix_servers_deleted_created", "deleted", "created_at"),
         Index("ix_servers_group", "group_id"),
         Index("ix_servers_reservation", "reservation_id"),
