@@ -115,7 +115,7 @@ async def test_server_detail_has_attempt_log_and_fault(api: Api) -> None:
     async def failed() -> bool:
         return (await api.plane.service.get(api.plane.ctx, big)).status == "ERROR"
 
-    await api.plane.run_until(failed, advance=10.0)
+    await api.plane.run_until(failed, advance=60.0)  # the schedule timeout is 600 s
     body = (await api.client.get(f"/canopy/v1/servers/{big}")).json()
     assert body["status"] == "ERROR" and body["cloud"] is None
     assert body["fault"]["code"] == 500
