@@ -229,7 +229,8 @@ class FlavorSettings(_Strict):
     vcpus: int = Field(ge=1)
     ram_mb: int = Field(ge=1)
     disk_gb: int = Field(default=0, ge=0)
-    id: str | None = None
+    # Nova's flavor ids are 1 to 255 characters (store/models/clouds.py FLAVOR_ID_LENGTH).
+    id: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
 
 class ImageSettings(_Strict):

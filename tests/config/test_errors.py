@@ -99,6 +99,18 @@ def test_missing_required_key(tmp_path: Path) -> None:
     assert "required key is missing" in msg
 
 
+def test_a_flavor_id_longer_than_novas(tmp_path: Path) -> None:
+    """Flavor ids are 1 to 255 characters, the column's width: a longer one in the file is
+    an error at its line, not a failed start."""
+    entry = '[[flavors]]\nname = "m1.x"\nvcpus = 1\nram_mb = 512\n'
+    ok = write(tmp_path, entry + f'id = "{"i" * 255}"\n')
+    assert [f.id for f in load_settings(ok, env={}).flavors] == ["i" * 255]
+    for bad, why in (("i" * 256, "at most 255 characters"), ("", "at least 1 character")):
+        f = write(tmp_path, entry + f'id = "{bad}"\n')
+        msg = error_of(f)
+        assert f"{f}:5:" in msg and "flavors[0].id" in msg and why in msg, msg
+
+
 def test_ec2_cloud_without_its_section(tmp_path: Path) -> None:
     f = write(tmp_path, '[[clouds]]\nname = "aws"\ndriver = "ec2"\n')
     msg = error_of(f)

@@ -14,6 +14,7 @@ from fastapi import Request
 
 from canopy.config import Settings
 from canopy.domain.errors import InvalidRequest
+from canopy.store.models import FLAVOR_ID_LENGTH
 
 COMPUTE = "/compute"
 V21 = "/compute/v2.1"
@@ -224,6 +225,11 @@ def reject_nul_body(obj: Any) -> None:
 def could_be_id(value: str) -> bool:
     """Whether `value` fits an id column (NUL and over-long values cannot match a row)."""
     return 0 < len(value) <= MAX_ID and "\x00" not in value
+
+
+def could_be_flavor_id(value: str) -> bool:
+    """`could_be_id` for flavors, whose ids are Nova's: up to 255 characters."""
+    return 0 < len(value) <= FLAVOR_ID_LENGTH and "\x00" not in value
 
 
 def host_id(project_id: str, host: str | None) -> str:

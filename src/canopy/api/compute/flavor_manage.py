@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Request, Response
 
 from canopy.api.auth import AuthDep
 from canopy.api.compute import flavor_input as parse
-from canopy.api.compute.common import could_be_id, reject_nul_body
+from canopy.api.compute.common import could_be_flavor_id, reject_nul_body
 from canopy.api.compute.microversion import VersionDep
 from canopy.api.compute.views import flavor_detail
 from canopy.api.deps import (
@@ -42,7 +42,7 @@ def _admin(ctx: RequestContext, policy: str) -> None:
 
 
 def _id(flavor_id: str) -> str:
-    if not could_be_id(flavor_id):
+    if not could_be_flavor_id(flavor_id):
         raise service.not_found(flavor_id)
     return flavor_id
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.api.auth import AuthDep
 from canopy.api.compute.common import (
     bool_from_string,
-    could_be_id,
+    could_be_flavor_id,
     last,
     limit_and_marker,
     page_links,
@@ -119,7 +119,7 @@ async def _flavors(
         return [], 0
     if marker is not None:
         row = None
-        if could_be_id(marker):
+        if could_be_flavor_id(marker):
             # Nova's marker query: live, and for a project public or shared with it.
             mq = select(*cols).where(Flavor.id == marker, service.live())
             if not ctx.is_cloud_admin:
@@ -173,7 +173,7 @@ async def _get(s: AsyncSession, flavor_id: str, ctx: RequestContext) -> Flavor:
     """A flavor the caller may see: a public one, one shared with the caller's project,
     or a reservation's flavor, which only its lease's project sees, only while the lease
     is active (a cloud admin sees all)."""
-    if not could_be_id(flavor_id):
+    if not could_be_flavor_id(flavor_id):
         raise service.not_found(flavor_id)
     return await service.visible(s, flavor_id, ctx)
 

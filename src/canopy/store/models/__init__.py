@@ -9,6 +9,7 @@ from __future__ import annotations
 from canopy.store.models.base import Base as Base
 from canopy.store.models.base import Leased as Leased
 from canopy.store.models.base import Retried as Retried
+from canopy.store.models.clouds import FLAVOR_ID_LENGTH as FLAVOR_ID_LENGTH
 from canopy.store.models.clouds import Cloud as Cloud
 from canopy.store.models.clouds import Flavor as Flavor
 from canopy.store.models.clouds import FlavorMapping as FlavorMapping

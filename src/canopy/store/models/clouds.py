@@ -25,6 +25,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base
 
+# The longest flavor id (Nova's `flavorid` column, and what its flavor create accepts);
+# every column that holds one is this wide (migration 0026).
+FLAVOR_ID_LENGTH = 255
+
 
 class Cloud(Base):
     """One backend. Its usage counters move only in the same transaction as its claims.
@@ -113,7 +117,7 @@ class Flavor(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(FLAVOR_ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     vcpus: Mapped[int] = mapped_column(Integer)
     ram_mb: Mapped[int] = mapped_column(Integer)

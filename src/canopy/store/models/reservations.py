@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base, Retried
+from canopy.store.models.clouds import FLAVOR_ID_LENGTH
 
 
 class Lease(Retried, Base):
@@ -75,7 +76,9 @@ class Reservation(Base):
     disk_gb: Mapped[int] = mapped_column(Integer)
     affinity: Mapped[bool | None] = mapped_column(Boolean)
     resource_properties: Mapped[str] = mapped_column(Text, default="")
-    source_flavor_id: Mapped[str | None] = mapped_column(String(64))  # flavor:instance's
+    source_flavor_id: Mapped[str | None] = mapped_column(
+        String(FLAVOR_ID_LENGTH)
+    )  # flavor:instance's
     placement: Mapped[list[Any]] = mapped_column(default=list)
     # physical:host only (NULL otherwise): how many hosts, which ones, what before the end.
     min_hosts: Mapped[int | None] = mapped_column(Integer)
