@@ -13,7 +13,7 @@ from canopy.domain.states import Ability, RemoteState
 from canopy.providers.base import sized_by_request
 from canopy.providers.openstack.driver import OpenStackCompute
 from canopy.providers.openstack.errors import from_status
-from canopy.providers.openstack.managed_flavors import choose
+from canopy.providers.openstack.managed_flavors import NAME_LENGTH, choose, sized_name
 from canopy.providers.openstack.options import OpenStackOptions
 from tests.interop.nova.harness import RealNova
 from tests.providers.openstack.conftest import in_state, wait_for
@@ -55,6 +55,21 @@ def test_choose_the_base_name_then_the_sized_one() -> None:
     # A disabled flavor of the right size is not used; both names taken: no name.
     off = {**healed, "OS-FLV-DISABLED:disabled": True}
     assert choose([base, off], "canopy-", "odd", bigger) == (None, "")
+
+
+def test_names_past_nova_s_limit_are_cut_and_told_apart_by_a_digest() -> None:
+    long_id = "f" * 255  # a deleted flavor is placed under its id, which may be this long
+    _, base = choose([], "canopy-", long_id, ODD)
+    sized = sized_name("canopy-", long_id, Resources(1, 1024, 3))
+    _, other = choose([], "canopy-", long_id[:-1] + "g", ODD)
+    assert len(base) == len(sized) == len(other) == NAME_LENGTH
+    assert base.startswith("canopy-fff") and len({base, sized, other}) == 3
+    # The same request gives the same name (another worker finds it), and it is used.
+    assert choose([], "canopy-", long_id, ODD) == (None, base)
+    made = {"id": "3", "name": base, "vcpus": 1, "ram": 768, "disk": 3}
+    assert choose([made], "canopy-", long_id, ODD) == (made, base)
+    # Names that fit are unchanged.
+    assert choose([], "canopy-", "f" * 248, ODD) == (None, "canopy-" + "f" * 248)
 
 
 async def test_created_on_first_use_and_healed_when_canopy_s_size_changes(

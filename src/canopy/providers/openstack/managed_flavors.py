@@ -9,7 +9,9 @@ Nova flavors cannot change, so when canopy's flavor no longer matches the one of
 creating `<prefix><flavor>-<vcpus>-<ram_mb>-<disk_gb>` and booting with that from then on;
 the old one is left alone (the child's servers still refer to it; delete it when they are
 gone). Both names follow from the size alone, so two workers healing at once agree, and a
-name taken meanwhile (409) is looked up instead of made twice.
+name taken meanwhile (409) is looked up instead of made twice. A name past Nova's 255
+characters (a long prefix, flavor name or id) keeps its first 242 and ends in `~` and 12
+hex digits of its SHA-256, still a function of the size alone.
 
 Without admin rights (Nova's 403 to the create) the driver stops trying for the life of the
 process and says so once (the cloud's `exact_flavors` ability, and one warning in the log);
@@ -19,6 +21,7 @@ flavors then boot as the mapped or nearest-fit flavor.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -29,12 +32,23 @@ from canopy.domain.specs import Resources
 log = logging.getLogger("canopy.providers.openstack")
 
 
+NAME_LENGTH = 255  # Nova's limit on a flavor name
+
+
+def fitted(name: str) -> str:
+    """`name`, or when it is past Nova's limit, its start and a digest of the whole."""
+    if len(name) <= NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name[: NAME_LENGTH - 13]}~{digest}"
+
+
 def base_name(prefix: str, flavor: str) -> str:
-    return f"{prefix}{flavor}"
+    return fitted(f"{prefix}{flavor}")
 
 
 def sized_name(prefix: str, flavor: str, want: Resources) -> str:
-    return f"{prefix}{flavor}-{want.vcpus}-{want.ram_mb}-{want.disk_gb}"
+    return fitted(f"{prefix}{flavor}-{want.vcpus}-{want.ram_mb}-{want.disk_gb}")
 
 
 def same_size(flavor: Mapping[str, Any], want: Resources) -> bool:
