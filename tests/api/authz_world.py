@@ -351,8 +351,11 @@ def fault_shape(path: str, response: httpx.Response) -> str | None:
         ok = isinstance(body.get("error"), dict) and body["error"].get("code") == code
         if ok and code == 401 and "www-authenticate" not in response.headers:
             return "a Keystone 401 without WWW-Authenticate"
-    elif path.startswith("/reservation"):
-        ok = body.get("error") == code and bool(body.get("error_message"))
+    elif path.startswith("/reservation") and code == 401:  # Flask's body (a refused token)
+        ok = set(body) == {"error", "error_message"} and body["error"] == code
+    elif path.startswith("/reservation"):  # Blazar's own (the policy's refusal)
+        ok = set(body) == {"error_code", "error_message", "error_name"}
+        ok = ok and body["error_code"] == code and body["error_name"] == code
     elif path.startswith("/orchestration"):
         error = body.get("error")
         ok = body.get("code") == code and isinstance(error, dict) and bool(error.get("message"))

@@ -87,10 +87,15 @@ def write_ops(canopy_server: CanopyServer) -> list[tuple[str, str]]:
 
 def _is_fault(body: Any) -> bool:
     """An OpenStack fault body: {"<name>": {"code", "message"}}, Keystone's {"error": ...},
-    Blazar's {"error": <code>, "error_message": "..."} or Heat's {"code", "title",
+    Blazar's (Flask's {"error": <code>, "error_message": "..."}, or its own {"error_code":
+    <code>, "error_message": "...", "error_name": <code>}) or Heat's {"code", "title",
     "explanation", "error": {"message", "type", "traceback"}}."""
     if isinstance(body, dict) and set(body) == {"error", "error_message"}:
         return isinstance(body["error"], int) and isinstance(body["error_message"], str)
+    if isinstance(body, dict) and set(body) == {"error_code", "error_message", "error_name"}:
+        code, name = body["error_code"], body["error_name"]
+        named = name == code or (code == 500 and name == "INTERNAL_SERVER_ERROR")
+        return isinstance(code, int) and isinstance(body["error_message"], str) and named
     if isinstance(body, dict) and set(body) == {"code", "title", "explanation", "error"}:
         inner = body["error"]
         return isinstance(body["code"], int) and isinstance(inner, dict) and "message" in inner

@@ -76,26 +76,40 @@ def openstack_fault(code: int, message: str) -> dict[str, Any]:
     return {fault_name(code): {"code": code, "message": message}}
 
 
-def add_fault_format(app: FastAPI, prefix: str, formatter: FaultFormatter) -> None:
-    """Use `formatter` for errors on paths under `prefix` (the longest prefix wins)."""
-    formats: list[tuple[str, FaultFormatter]] = app.state.fault_formats
-    formats.append((prefix.rstrip("/"), formatter))
+def add_fault_format(
+    app: FastAPI, prefix: str, formatter: FaultFormatter, *, raised: FaultFormatter | None = None
+) -> None:
+    """Use `formatter` for errors on paths under `prefix` (the longest prefix wins), and
+    `raised`, if given, for the errors a route raises (`fault_response(raised=True)`), for a
+    service whose body for those differs from its framework's (Blazar's)."""
+    formats: list[tuple[str, FaultFormatter, FaultFormatter]] = app.state.fault_formats
+    formats.append((prefix.rstrip("/"), formatter, raised or formatter))
     formats.sort(key=lambda p: len(p[0]), reverse=True)
 
 
 def fault_response(
-    request: Request, code: int, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    raised: bool = False,
 ) -> JSONResponse:
     """A fault body in the format of the service that owns the request's path.
 
+    `raised`: the error came from the route's own work (a domain, validation or database
+    error, or an unexpected exception), not from the framework around it (an unknown path,
+    a method not served, a body that is not JSON, a refused token).
     The message may echo what the caller sent; whatever UTF-8 cannot encode (a lone
     surrogate) is shown as its escape, so the body always encodes."""
     path = request.url.path
-    formats: list[tuple[str, FaultFormatter]] = getattr(request.app.state, "fault_formats", [])
+    formats: list[tuple[str, FaultFormatter, FaultFormatter]] = getattr(
+        request.app.state, "fault_formats", []
+    )
     formatter: FaultFormatter = openstack_fault
-    for prefix, fmt in formats:
+    for prefix, framework_fmt, raised_fmt in formats:
         if path == prefix or path.startswith(prefix + "/"):
-            formatter = fmt
+            formatter = raised_fmt if raised else framework_fmt
             break
     return JSONResponse(formatter(code, safe_text(message)), status_code=code, headers=headers)
 
@@ -188,7 +202,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         return fault_response(
             request, 415, "Unsupported Content-Type: the request body must be application/json."
         )
-    return fault_response(request, 400, validation_message(exc))
+    unparsed = any(err.get("type") == "json_invalid" for err in exc.errors())
+    return fault_response(request, 400, validation_message(exc), raised=not unparsed)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -216,25 +231,33 @@ async def _on_domain(request: Request, exc: Exception) -> JSONResponse:
     code = domain_status(exc)
     if code == 500:  # a CanopyError nobody mapped: a bug
         log.error("unmapped error on %s %s", request.method, request.url.path, exc_info=exc)
-        return fault_response(request, 500, _GENERIC_500)
+        return fault_response(request, 500, _GENERIC_500, raised=True)
     if code == 503:
         log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    return fault_response(request, code, str(exc) or type(exc).__name__)
+    # A refused token is the token check's, which answers in front of the service's code
+    # (keystonemiddleware's place), not an error of the route's work.
+    return fault_response(request, code, str(exc) or type(exc).__name__, raised=code != 401)
 
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-    return fault_response(request, 503, "The database is unavailable; try again shortly.")
+    return fault_response(
+        request, 503, "The database is unavailable; try again shortly.", raised=True
+    )
 
 
 async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
     log.info("integrity error on %s %s: %s", request.method, request.url.path, exc)
-    return fault_response(request, 409, "The request conflicts with an existing object.")
+    return fault_response(
+        request, 409, "The request conflicts with an existing object.", raised=True
+    )
 
 
 async def _on_data(request: Request, exc: Exception) -> JSONResponse:
     log.info("data error on %s %s: %s", request.method, request.url.path, exc)
-    return fault_response(request, 400, "A value in the request is not valid for its field.")
+    return fault_response(
+        request, 400, "A value in the request is not valid for its field.", raised=True
+    )
 
 
 async def _on_dbapi(request: Request, exc: Exception) -> JSONResponse:
@@ -247,7 +270,7 @@ async def _on_dbapi(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(sqlstate, str) and sqlstate.startswith("22"):
         return await _on_data(request, exc)
     log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
-    return fault_response(request, 500, _GENERIC_500)
+    return fault_response(request, 500, _GENERIC_500, raised=True)
 
 
 _GENERIC_500 = (
@@ -294,7 +317,8 @@ class _FaultGuard:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await fault_response(Request(scope), 500, _GENERIC_500)(scope, receive, send)
+            response = fault_response(Request(scope), 500, _GENERIC_500, raised=True)
+            await response(scope, receive, send)
 
 
 def _is_plain_text(start: Message) -> bool:

@@ -81,10 +81,28 @@ _DETAIL = {
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
+    # Flask's body (an unknown path, a body that is not JSON, a refused token) or Blazar's
+    # own for an error of the route's work (api/reservation/faults.py).
     "BlazarError": {
+        "oneOf": [
+            {"$ref": "#/components/schemas/BlazarFrameworkError"},
+            {"$ref": "#/components/schemas/BlazarApiError"},
+        ]
+    },
+    "BlazarFrameworkError": {
         "type": "object",
         "required": ["error", "error_message"],
         "properties": {"error": {"type": "integer"}, "error_message": {"type": "string"}},
+    },
+    "BlazarApiError": {
+        "type": "object",
+        "required": ["error_code", "error_message", "error_name"],
+        "properties": {
+            "error_code": {"type": "integer"},
+            "error_message": {"type": "string"},
+            # The code again; an unexpected 500 is "INTERNAL_SERVER_ERROR".
+            "error_name": {"type": ["integer", "string"]},
+        },
     },
     "FaultDetail": _DETAIL,
     "HeatError": {

@@ -28,8 +28,8 @@ class HostHavingServers(Conflict):
     """Blazar's manager error HostHavingServers: 409, "Servers [...] found for host H".
 
     `servers` are Nova's hypervisor server entries, `{"name", "uuid"}` each; the message
-    is Blazar's own text, and the reservation API renders it with Blazar's body for manager
-    errors (api/reservation/faults.py)."""
+    is Blazar's own text, rendered (a Conflict) in Blazar's body for the errors of a
+    route's work, as every domain error under /reservation is (api/reservation/faults.py)."""
 
     def __init__(self, host: str, servers: list[dict[str, str]]) -> None:
         self.host = host

@@ -10,7 +10,7 @@ from canopy.domain.states import Ability
 from canopy.providers.base import Abilities
 from canopy.store.models import ReservableHost
 from tests.api.conftest import Api
-from tests.api.reservation.test_leases import blazar_error
+from tests.api.reservation.test_leases import blazar_error, flask_error
 from tests.api.tokens import caller
 
 V1 = "/reservation/v1"
@@ -125,7 +125,7 @@ async def test_bad_input_is_400_and_changes_nothing(api: Api) -> None:
         message = blazar_error(await api.client.post(HOSTS, json=body), 400)
         assert said in message, (body, message)
     r = await api.client.post(HOSTS, content=b"{nope", headers={"Content-Type": "application/json"})
-    blazar_error(r, 400)
+    flask_error(r, 400)
     assert await _count(api) == 0
 
     host = (await api.client.post(HOSTS, json={"name": "private:h1"})).json()["host"]

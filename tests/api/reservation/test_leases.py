@@ -41,6 +41,18 @@ def _body(name: str, start: datetime, end: datetime, amount: int = 2) -> dict[st
 
 
 def blazar_error(r: httpx.Response, code: int) -> str:
+    """The message of Blazar's body for an error of a route's work (render_error_message:
+    error_name is the code again)."""
+    assert r.status_code == code, r.text
+    body = r.json()
+    assert set(body) == {"error_code", "error_message", "error_name"}, body
+    assert body["error_code"] == code and body["error_name"] == code, body
+    message: str = body["error_message"]
+    return message
+
+
+def flask_error(r: httpx.Response, code: int) -> str:
+    """The message of Flask's body around Blazar's routes (make_json_error)."""
     assert r.status_code == code, r.text
     body = r.json()
     assert set(body) == {"error", "error_message"} and body["error"] == code, body
@@ -60,7 +72,7 @@ async def test_versions_and_plugins(api: Api) -> None:
         "physical:host",
     }
     r = await api.client.get(f"{V1}/plugins", headers={"X-Auth-Token": "nope"})
-    blazar_error(r, 401)
+    flask_error(r, 401)
 
 
 async def test_a_lease_through_its_life(api: Api) -> None:
@@ -124,7 +136,7 @@ async def test_refusals_are_blazar_errors_and_change_nothing(api: Api) -> None:
     assert "Missing parameter hypervisor_properties" in message
     json = {"Content-Type": "application/json"}
     r = await api.client.post(f"{V1}/leases", content=b"{not json", headers=json)
-    blazar_error(r, 400)
+    flask_error(r, 400)
     assert (await api.client.get(f"{V1}/leases")).json()["leases"] == []
 
 

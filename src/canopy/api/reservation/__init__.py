@@ -1,7 +1,7 @@
 """Blazar v1 subset at /reservation/v1: version documents, plugins, leases and os-hosts.
 
 The catalog's `reservation` endpoint is /reservation/v1 (no project in the path);
-python-blazarclient appends /leases to it. Errors use Blazar's body.
+python-blazarclient appends /leases to it. Errors use Blazar's two bodies (faults.py).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ from fastapi import APIRouter, FastAPI
 
 from canopy.api.errors import add_fault_format
 from canopy.api.reservation import hosts, leases, versions
-from canopy.api.reservation.faults import blazar_fault, on_manager_error
-from canopy.reservations.host_occupants import HostHavingServers
+from canopy.api.reservation.faults import blazar_api_fault, blazar_fault
 
 PREFIX = "/reservation"
 
 
 def install_reservation(app: FastAPI) -> None:
-    """Blazar's fault body for everything under /reservation, and its manager-error body
-    for the manager errors Canopy reproduces (only raised by /reservation routes)."""
-    add_fault_format(app, PREFIX, blazar_fault)
-    app.add_exception_handler(HostHavingServers, on_manager_error)
+    """Blazar's bodies for every error under /reservation: Flask's for the framework's,
+    render_error_message's for those of a route's work."""
+    add_fault_format(app, PREFIX, blazar_fault, raised=blazar_api_fault)
 
 
 def reservation_router() -> APIRouter:
@@ -31,4 +29,10 @@ def reservation_router() -> APIRouter:
     return router
 
 
-__all__ = ["PREFIX", "blazar_fault", "install_reservation", "reservation_router"]
+__all__ = [
+    "PREFIX",
+    "blazar_api_fault",
+    "blazar_fault",
+    "install_reservation",
+    "reservation_router",
+]
