@@ -121,6 +121,7 @@ class ProvisioningController(
                     exclude_hosts=() if pinned else tuple(registered.get(server.cloud, ())),
                     installation=installation,
                     first_attempt=server.create_requested_at is None,
+                    extra_specs={str(k): str(v) for k, v in (f.extra_specs or {}).items()},
                 ),
                 push=push,
             )

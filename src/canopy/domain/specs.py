@@ -47,6 +47,10 @@ class ServerSpec:
     # may skip its look-up (one API call of two). Any retry, after a lost answer or a
     # crash, is not a first attempt and looks first.
     first_attempt: bool = False
+    # The flavor's extra specs (Nova's `hw:cpu_policy` ...). Only a driver that makes the
+    # flavor it boots with passes them on (the openstack driver with `manage_flavors`);
+    # the others boot a flavor or instance type of the cloud's, whose own specs apply.
+    extra_specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

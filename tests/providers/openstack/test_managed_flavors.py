@@ -176,3 +176,45 @@ def test_an_unmanaged_openstack_cloud_is_not_sized_by_request() -> None:
     )
     assert sized_by_request(driver) is None
     assert "manage_flavors is off" in str(driver.abilities.why_not(Ability.EXACT_FLAVORS))
+
+
+async def test_extra_specs_reach_the_child_and_other_specs_make_another_flavor(
+    make_driver: Callable[..., OpenStackCompute], real_nova: RealNova
+) -> None:
+    driver = make_driver(manage_flavors=True, managed_flavor_prefix=f"c{uuid.uuid4().hex[:6]}-")
+    prefix = driver.options.managed_flavor_prefix
+    shares = {"quota:cpu_shares": "1024"}  # libvirt's; the harness's fake driver boots it
+    made = await driver.create(_spec(real_nova.image, "odd", ODD, extra_specs=shares))
+    await wait_for(lambda: driver.get(made.remote_id), in_state(RemoteState.RUNNING))
+    with real_nova.http() as http:
+        server = http.get(
+            f"/servers/{made.remote_id}", headers={"OpenStack-API-Version": "compute 2.79"}
+        ).json()["server"]
+    await driver.delete(made.remote_id)
+    await wait_for(lambda: driver.get(made.remote_id), lambda r: r is None)
+    # The server's embedded flavor (2.47+) carries them: Nova had them at the boot.
+    assert server["flavor"]["original_name"] == f"{prefix}odd"
+    assert server["flavor"]["extra_specs"] == shares
+
+    def child_specs(name: str) -> dict[str, str]:
+        with real_nova.http() as http:
+            r = http.get(f"/flavors/{nova_flavors(real_nova)[name]['id']}/os-extra_specs")
+            assert r.status_code == 200, r.text
+            return dict(r.json()["extra_specs"])
+
+    assert child_specs(f"{prefix}odd") == shares
+    # Other specs at the same size: another flavor, named for its specs, which Nova has.
+    pinned = {"hw:cpu_policy": "dedicated", "hw:cpu_thread_policy": "isolate"}
+    before = len(nova_flavors(real_nova))
+    other = await driver._flavor_id(_spec(real_nova.image, "odd", ODD, extra_specs=pinned))
+    healed = sized_name(prefix, "odd", ODD, pinned)
+    assert healed.startswith(f"{prefix}odd-1-768-3-")
+    assert nova_flavors(real_nova)[healed]["id"] == other
+    assert child_specs(healed) == pinned and child_specs(f"{prefix}odd") == shares
+    # Both are found again, by this worker and another one; nothing more is made.
+    again = make_driver(manage_flavors=True, managed_flavor_prefix=prefix)
+    for d in (driver, again):
+        assert await d._flavor_id(_spec(real_nova.image, "odd", ODD, extra_specs=pinned)) == other
+        first = await d._flavor_id(_spec(real_nova.image, "odd", ODD, extra_specs=shares))
+        assert first == nova_flavors(real_nova)[f"{prefix}odd"]["id"]
+    assert len(nova_flavors(real_nova)) == before + 1

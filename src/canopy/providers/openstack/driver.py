@@ -80,7 +80,7 @@ class OpenStackCompute:
             name,
             options.managed_flavor_prefix,
             lambda refresh: self._flavor_list(refresh=refresh),
-            self._create_flavor,
+            self._flavor_request,
         )
 
     # Shared steps -----------------------------------------------------------------------
@@ -200,22 +200,30 @@ class OpenStackCompute:
         self._flavors = (now, listed)
         return listed
 
-    async def _create_flavor(self, body: dict[str, Any]) -> Any:
-        return await self._run(
-            lambda: self._client.request(
-                "POST", "/flavors", "create flavor", body=body, duplicate=True
-            )
-        )
+    async def _flavor_request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        duplicate: bool = False,
+        missing_ok: bool = False,
+    ) -> Any:
+        """One call of the managed flavors' (a 409 on create means the name is taken)."""
+        req = self._client.request
+        kw: dict[str, Any] = {"body": body, "missing_ok": missing_ok, "duplicate": duplicate}
+        return await self._run(lambda: req(method, path, operation, **kw))
 
     async def _flavor_id(self, spec: ServerSpec) -> str:
         """The child's flavor for `spec`: with `manage_flavors` and no explicit map entry,
-        canopy's own of exactly its size; else the mapping placement chose, the explicit
-        map, else the smallest that fits. A missing one is a capacity error here (no size
-        of this cloud fits), so placement moves on."""
+        canopy's own of exactly its size and extra specs; else the mapping placement chose,
+        the explicit map, else the smallest that fits. A missing one is a capacity error
+        here (no size of this cloud fits), so placement moves on."""
         explicit = self.options.flavor_map.get(spec.flavor_name)
         wanted = spec.remote_flavor or explicit
         if explicit is None and self.options.manage_flavors:
-            made = await self._keeper.flavor_id(spec.flavor_name, spec.resources)
+            made = await self._keeper.flavor_id(spec.flavor_name, spec.resources, spec.extra_specs)
             if made is not None:
                 return made
             self.abilities = Abilities(
