@@ -1,6 +1,7 @@
 """Flavor management through the real `openstack` CLI, and the openstack driver's managed
 flavors (`manage_flavors = true`) with a `canopy up` child as the cloud: canopy's flavors
-made in the child, private, on first use, and healed when canopy's size changes."""
+made in the child, private, on first use, with canopy's extra specs, and healed when
+canopy's size or extra specs change."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from canopy.domain.specs import Resources, ServerSpec
 from canopy.domain.states import RemoteState
 from canopy.providers.base import sized_by_request
 from canopy.providers.openstack.driver import OpenStackCompute
+from canopy.providers.openstack.managed_flavors import sized_name
 from canopy.providers.openstack.options import OpenStackOptions
 
 from .app_creds import member_of
@@ -81,7 +83,7 @@ def _driver(child: CanopyServer, prefix: str) -> OpenStackCompute:
     return OpenStackCompute("child", options, SystemClock())
 
 
-def _spec(size: Resources) -> ServerSpec:
+def _spec(size: Resources, extra_specs: dict[str, str] | None = None) -> ServerSpec:
     return ServerSpec(
         canopy_id=str(uuid.uuid4()),
         name="vm",
@@ -89,6 +91,7 @@ def _spec(size: Resources) -> ServerSpec:
         resources=size,
         remote_flavor=None,
         remote_image=CIRROS,
+        extra_specs=dict(extra_specs or {}),
     )
 
 
@@ -134,5 +137,43 @@ async def test_managed_flavors_in_a_child_canopy(canopy_server: CanopyServer) ->
         finally:
             await other.close()
         assert len(child_flavors()) == before + 1
+    finally:
+        await driver.close()
+
+
+async def test_managed_flavor_extra_specs_in_a_child_canopy(canopy_server: CanopyServer) -> None:
+    child = canopy_server
+    prefix = f"c{uuid.uuid4().hex[:6]}-"
+    driver = _driver(child, prefix)
+    pinned = {"hw:cpu_policy": "dedicated", "hw:cpu_thread_policy": "isolate"}
+    shared = {"hw:cpu_policy": "shared"}
+
+    async def boot(specs: dict[str, str]) -> dict[str, object]:
+        """Boot one server of canopy's flavor "odd" with `specs` in the child, delete it;
+        the child's flavor it was booted as, as `openstack flavor show` shows it."""
+        made = await driver.create(_spec(ODD, specs))
+        await until(driver, made.remote_id, RemoteState.RUNNING)
+        shown = child.openstack("server", "show", made.remote_id)
+        await driver.delete(made.remote_id)
+        await until(driver, made.remote_id, None)
+        name = str(shown["flavor"]["original_name"])
+        [fid] = [f["ID"] for f in child.openstack("flavor", "list", "--all") if f["Name"] == name]
+        flavor: dict[str, object] = child.openstack("flavor", "show", fid)
+        return flavor
+
+    try:
+        # First use: the child's flavor carries canopy's extra specs.
+        first = await asyncio.wait_for(boot(pinned), 60)
+        assert first["name"] == f"{prefix}odd" and first["properties"] == pinned
+        assert (first["vcpus"], first["ram"], first["disk"]) == (1, 768, 3)
+        # Other specs at the same size: another child flavor, named for its specs.
+        second = await asyncio.wait_for(boot(shared), 60)
+        assert second["name"] == sized_name(prefix, "odd", ODD, shared)
+        assert str(second["name"]).startswith(f"{prefix}odd-1-768-3-")
+        assert second["properties"] == shared and second["id"] != first["id"]
+        # Each is found again by its specs; the first kept its own.
+        assert await asyncio.wait_for(boot(pinned), 60) == first
+        names = {f["Name"] for f in child.openstack("flavor", "list", "--all")}
+        assert {n for n in names if str(n).startswith(prefix)} == {first["name"], second["name"]}
     finally:
         await driver.close()
