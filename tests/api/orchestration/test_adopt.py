@@ -315,3 +315,48 @@ async def test_a_group_and_a_nested_stack_round_trip_through_abandon_and_adopt(
     listed = (await api.client.get(url + "/resources?nested_depth=1")).json()["resources"]
     assert {r["resource_status"] for r in listed} == {"ADOPT_COMPLETE"}
     assert {r["physical_resource_id"] for r in listed} >= set(servers)
+
+
+def _fanning_file(k: int) -> str:
+    """A template file holding `k` resources of its own type, each given a parameter that
+    is known only once a sibling exists (so validation counts them without following)."""
+    resources: dict[str, Any] = {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}}
+    for i in range(k):
+        resources[f"c{i}"] = {
+            "type": "fan.yaml",
+            "properties": {"p": {"get_attr": ["v", "value"]}},
+        }
+    return json.dumps(
+        {
+            "heat_template_version": "2018-08-31",
+            "parameters": {"p": {"type": "string", "default": ""}},
+            "resources": resources,
+        }
+    )
+
+
+async def test_the_adoptable_check_of_nested_templates_is_bounded(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_adoptable follows every nested template resource to MAX_DEPTH with no bound on
+    the work: a file of k resources of its own type is loaded 1 + k + k^2 + k^3 + k^4 times
+    (k=8: 4681; k=30: 837,931 YAML parses on the event loop, minutes of CPU for one
+    request). Validation bounds a request's nested work (nesting_checks: MAX_RESOURCES,
+    MAX_TEMPLATE_BYTES); the adopt check must be bounded as well (refused with 400, or
+    at most as many nested templates read as a stack may have resources)."""
+    from canopy.orchestration import adopting
+    from canopy.orchestration.nesting_checks import MAX_RESOURCES
+
+    loads: list[str] = []
+    real = adopting.load_template
+
+    def counted(raw: Any, where: str) -> dict[str, Any]:
+        loads.append(where)
+        return real(raw, where)
+
+    monkeypatch.setattr(adopting, "load_template", counted)
+    top = {"heat_template_version": "2018-08-31", "resources": {"r": {"type": "fan.yaml"}}}
+    data = {"template": top, "files": {"fan.yaml": _fanning_file(8)}, "resources": {}}
+    r = await api.client.post(_stacks(api), json=_adopt_body("fan", data))
+    assert r.status_code in (201, 400), r.text
+    assert len(loads) <= MAX_RESOURCES, f"{len(loads)} nested templates loaded for one request"
