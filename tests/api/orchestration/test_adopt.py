@@ -360,3 +360,28 @@ async def test_the_adoptable_check_of_nested_templates_is_bounded(
     r = await api.client.post(_stacks(api), json=_adopt_body("fan", data))
     assert r.status_code in (201, 400), r.text
     assert len(loads) <= MAX_RESOURCES, f"{len(loads)} nested templates loaded for one request"
+
+
+_YAML_DATA = (
+    "template:\n  heat_template_version: 2018-08-31\n  resources:\n    v:\n"
+    "      type: OS::Heat::Value\n      properties: {value: x}\n"
+    "resources:\n  v:\n    resource_id: abc\n"
+)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "    resource_data: {when: !!timestamp 2024-01-01}\n",
+        "    resource_data: {b: !!binary aGVsbG8=}\n",
+        "    resource_data: {s: !!set {a: null}}\n",
+    ],
+)
+async def test_adopt_data_yaml_with_explicit_tags_is_400_not_500(api: Api, entry: str) -> None:
+    """YAML adopt data with an explicit tag (!!timestamp, !!binary, !!set): the safe loader
+    without implicit timestamps still builds a datetime, bytes or a set for them, which
+    nothing refuses; storing the stack's adopt data then fails (not JSON) and the create is
+    a 500. It must be a 400 naming the field, and nothing written."""
+    r = await api.client.post(_stacks(api), json=_adopt_body("tagged", _YAML_DATA + entry))
+    assert r.status_code == 400, r.text
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []
