@@ -385,3 +385,15 @@ async def test_adopt_data_yaml_with_explicit_tags_is_400_not_500(api: Api, entry
     r = await api.client.post(_stacks(api), json=_adopt_body("tagged", _YAML_DATA + entry))
     assert r.status_code == 400, r.text
     assert (await api.client.get(_stacks(api))).json()["stacks"] == []
+
+
+async def test_deeply_nested_yaml_adopt_data_is_400_not_500(api: Api) -> None:
+    """YAML adopt data nested ~950 deep loads (under load_yaml's RecursionError guard) and
+    passes check_text, but the resource's entry is then stored in the stack's adopt data
+    and encoding it for the JSON column exceeds the recursion limit: a 500 (RecursionError
+    inside a StatementError). Depth must be refused with a 400 up front, nothing written."""
+    depth = 950
+    text = _YAML_DATA + "    resource_data: {d: " + "[" * depth + "]" * depth + "}\n"
+    r = await api.client.post(_stacks(api), json=_adopt_body("deep", text))
+    assert r.status_code == 400, r.text
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []
