@@ -184,3 +184,56 @@ async def test_a_stack_deleted_while_its_adopt_waits_spares_the_server_not_yet_t
         assert left[building].desired_state == DesiredState.ACTIVE
     finally:
         await p.close()
+
+
+async def test_a_stack_deleted_while_members_and_a_child_adopt_spares_their_servers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The same for a group's member and a nested stack's server still adopting: the
+    delete lets go of them (nesting.all_absent, for the stack and each child), and deletes
+    the member whose adopt completed."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        ready, building = await _servers(p)
+        [inner] = await p.create(name="inner")  # building too
+        child = hot({"vm": server()})
+        t = hot(
+            {
+                "group": {
+                    "type": "OS::Heat::ResourceGroup",
+                    "properties": {"count": 2, "resource_def": server()},
+                },
+                "nested": {"type": "OS::Heat::Stack", "properties": {"template": child}},
+            }
+        )
+        entries = {"0": {"resource_id": ready}, "1": {"resource_id": building}}
+        data = {
+            "template": t,
+            "resources": {
+                "group": {"resources": entries},
+                "nested": {"resources": {"vm": {"resource_id": inner}}},
+            },
+        }
+        sid = await create(p, "adopting", None, adopt_stack_data=data)  # type: ignore[arg-type]
+        for _ in range(3):
+            await p.worker.orchestration.run_once()
+        rows = await resources(p, sid)
+        assert (rows["group.0"].status, rows["group.0"].server_id) == ("COMPLETE", ready)
+        assert (rows["group.1"].action, rows["group.1"].status) == ("ADOPT", "IN_PROGRESS")
+        assert rows["group.1"].server_id == building
+        kid = rows["nested"].physical_resource_id
+        assert (await resources(p, kid))["vm"].server_id == inner  # taken, still building
+        assert (await resources(p, kid))["vm"].status == "IN_PROGRESS"
+        await delete_stack(p, sid)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("DELETE", "COMPLETE"), done.status_reason
+
+        async def deleted() -> bool:
+            return ready not in {s.id for s in await live_servers(p)}
+
+        await p.run_until(deleted)  # the member the adopt took goes with the stack
+        left = {s.id: s for s in await live_servers(p)}
+        assert set(left) == {building, inner}
+        assert {s.desired_state for s in left.values()} == {DesiredState.ACTIVE}
+    finally:
+        await p.close()
