@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.wake import Wake
@@ -74,6 +75,39 @@ async def test_a_worker_told_of_a_create_asks_for_that_clouds_passes(
         c = p.settings.controllers
         soon = min(c.sync_seconds, c.sync_converging_seconds)
         assert now < asked["private"] <= now + timedelta(seconds=soon)
+    finally:
+        relay.cancel()
+        await p.close()
+
+
+async def test_a_failed_read_for_a_told_cloud_does_not_stop_the_relay(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The relay now reads the database (the cloud's boot history, for a "sync:<cloud>"
+    wake) and nothing catches what that read raises: one failed read (the database
+    restarting, a lost connection) ends the relay task, and from then on no wake from
+    the API or another worker reaches this worker's loops (they wait for their polls),
+    and the stop re-raises it from `Worker.run`'s clean-up. A wake is a hint: a failure
+    to act on one must not end the relaying of the next."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    woke: list[tuple[str, ...]] = []
+    p.rt.notify = lambda *loops: woke.append(loops)  # type: ignore[method-assign]
+    failures: list[Exception] = [OperationalError("SELECT", {}, Exception("server closed"))]
+
+    async def looks(db: object, cloud: str) -> list[float]:
+        if failures:
+            raise failures.pop()
+        return []
+
+    p.rt.boots.looks = looks  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    relay = asyncio.create_task(p.worker._relay(stop))
+    try:
+        p.rt.wake.ask("sync:private")
+        await _until(lambda: _true(not failures))  # the failing read happened
+        p.rt.wake.ask("placement")
+        await _until(lambda: _true(any("placement" in w for w in woke)), seconds=2.0)
+        assert not relay.done()
     finally:
         relay.cancel()
         await p.close()

@@ -153,3 +153,87 @@ async def test_a_rolled_back_adopt_of_a_server_already_in_a_stack_leaves_that_st
         assert (await stack(p, owner)).status == "COMPLETE"
     finally:
         await p.close()
+
+
+async def test_a_stack_deleted_while_its_adopt_waits_spares_the_server_not_yet_taken(
+    db_url: str, tmp_path: Path
+) -> None:
+    """resources/adopt.py `let_go`: a server is taken (`server_id` set) before its adopt is
+    checked, and one still building "would otherwise be deleted by a rollback, a stack
+    delete or an update's replacement, though the adopt never made it the stack's". The
+    rollback and the failure paths let go of it; a stack delete while the adopt waits for
+    the server does not: the delete walk deletes the server, which the adopt never took."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        _, building = await _servers(p)
+        data = {
+            "template": hot({"building": server()}),
+            "resources": {"building": {"resource_id": building}},
+        }
+        sid = await create(p, "adopting", None, adopt_stack_data=data)  # type: ignore[arg-type]
+        await p.worker.orchestration.run_once()
+        row = (await resources(p, sid))["building"]
+        assert (row.action, row.status) == ("ADOPT", "IN_PROGRESS")  # waiting for the server
+        await delete_stack(p, sid)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("DELETE", "COMPLETE"), done.status_reason
+        for _ in range(10):
+            await p.step()
+        left = {s.id: s for s in await live_servers(p)}
+        assert building in left, "the server the adopt never took was deleted with the stack"
+        assert left[building].desired_state == DesiredState.ACTIVE
+    finally:
+        await p.close()
+
+
+async def test_a_stack_deleted_while_members_and_a_child_adopt_spares_their_servers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The same for a group's member and a nested stack's server still adopting: the
+    delete lets go of them (nesting.all_absent, for the stack and each child), and deletes
+    the member whose adopt completed."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        ready, building = await _servers(p)
+        [inner] = await p.create(name="inner")  # building too
+        child = hot({"vm": server()})
+        t = hot(
+            {
+                "group": {
+                    "type": "OS::Heat::ResourceGroup",
+                    "properties": {"count": 2, "resource_def": server()},
+                },
+                "nested": {"type": "OS::Heat::Stack", "properties": {"template": child}},
+            }
+        )
+        entries = {"0": {"resource_id": ready}, "1": {"resource_id": building}}
+        data = {
+            "template": t,
+            "resources": {
+                "group": {"resources": entries},
+                "nested": {"resources": {"vm": {"resource_id": inner}}},
+            },
+        }
+        sid = await create(p, "adopting", None, adopt_stack_data=data)  # type: ignore[arg-type]
+        for _ in range(3):
+            await p.worker.orchestration.run_once()
+        rows = await resources(p, sid)
+        assert (rows["group.0"].status, rows["group.0"].server_id) == ("COMPLETE", ready)
+        assert (rows["group.1"].action, rows["group.1"].status) == ("ADOPT", "IN_PROGRESS")
+        assert rows["group.1"].server_id == building
+        kid = rows["nested"].physical_resource_id
+        assert (await resources(p, kid))["vm"].server_id == inner  # taken, still building
+        assert (await resources(p, kid))["vm"].status == "IN_PROGRESS"
+        await delete_stack(p, sid)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("DELETE", "COMPLETE"), done.status_reason
+
+        async def deleted() -> bool:
+            return ready not in {s.id for s in await live_servers(p)}
+
+        await p.run_until(deleted)  # the member the adopt took goes with the stack
+        left = {s.id: s for s in await live_servers(p)}
+        assert set(left) == {building, inner}
+        assert {s.desired_state for s in left.values()} == {DesiredState.ACTIVE}
+    finally:
+        await p.close()

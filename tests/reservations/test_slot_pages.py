@@ -213,3 +213,45 @@ async def test_bounded_answers_are_never_wrong_on_random_stores(
         assert complete and partial, (complete, partial, refused)  # both kinds were checked
     finally:
         await p.close()
+
+
+async def test_asked_again_from_where_it_stopped_it_goes_on_when_usage_only_rises(
+    private: Plane,
+) -> None:
+    """Past the bound, `searched_until` is the last candidate examined, not the last start
+    decided: a page whose usage only rises (claims start, none ends) has one candidate,
+    its first minute, whatever its width. Cut by the bound, the answer is incomplete with
+    `searched_until` = the `after` asked, so asking again from there answers the same, for
+    ever: the slot after the claims end is never reached by following the answers."""
+    now = private.clock.now()
+    rows = []
+    for i in range(600):  # the whole private cloud from now, a claim starting every STEP
+        start = now + i * STEP
+        rows.append(
+            {
+                "reservation_id": f"r{i}",
+                "cloud": "private",
+                "vcpus": 8,
+                "ram_mb": 8192,
+                "disk_gb": 0,
+                "instances": 1,
+                "price_per_hour_micros": 0,
+                "starts_at": start,
+                "ends_at": now + timedelta(days=3),
+                "created_at": now,
+            }
+        )
+    await _store(private, rows)
+    got, want = await _both(private, _body(now, 7), max_rows=300)
+    assert want.slot is not None and want.slot.start == now + timedelta(days=3)
+    assert got.slot is None and not got.complete and got.searched_until is not None
+    until = got.searched_until
+    for _ in range(20):
+        got, _ = await _both(private, _body(now, 7) | {"after": when(until)}, max_rows=300)
+        if got.slot is not None:
+            break
+        assert got.searched_until is not None and got.searched_until > until, (
+            f"no progress: asked after {until}, searched until {got.searched_until}"
+        )
+        until = got.searched_until
+    assert got.slot is not None and got.slot.start == want.slot.start

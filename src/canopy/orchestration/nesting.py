@@ -9,8 +9,9 @@ child it waits on has finished its action, read from the rows themselves.
 
 Templates in `files` are text (YAML or JSON, as heatclient sends them): they are read with
 YAML's safe loader, dates left as strings (Heat's rule, so `heat_template_version:
-2018-08-31` stays a string) and aliases refused (an alias can make a small text a huge
-tree). Nesting is at most `MAX_DEPTH` deep (Heat's max_nested_stack_depth).
+2018-08-31` stays a string), aliases refused (an alias can make a small text a huge
+tree) and tags for types JSON does not have (`!!timestamp`, `!!binary`, `!!set`, ...)
+refused. Nesting is at most `MAX_DEPTH` deep (Heat's max_nested_stack_depth).
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in rules if tag != _TIMESTAMP]
     for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# Tags the safe loader would build a non-JSON value for (a datetime, bytes, a set, pairs):
+# refused, so what is loaded is JSON's types only and every column can store it.
+NOT_JSON_TAGS = ("timestamp", "binary", "set", "omap", "pairs")
+
+
+def _not_json(loader: Any, node: Any) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the tag {node.tag} is not allowed: only JSON's types (maps, lists, strings, "
+        "numbers, booleans and null)",
+        node.start_mark,
+    )
+
+
+for _tag in NOT_JSON_TAGS:
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_json)
 
 
 def load_yaml(raw: str, where: str, what: str = "the template") -> Any:
@@ -240,7 +258,21 @@ def begin_action(s: AsyncSession, stack: Stack, action: Action, now: datetime) -
 
 async def all_absent(s: AsyncSession, stack_id: str) -> None:
     """Every resource of the stack is to go; a delete that failed before is tried again
-    from the start. What a stack delete, nested or not, asks of its rows."""
+    from the start. What a stack delete, nested or not, asks of its rows.
+
+    A row still adopting lets go of its server first (resources/adopt.py `let_go`): the
+    adopt has not made the server the stack's, so the delete must not delete it."""
+    await s.execute(
+        update(StackResource)
+        .where(
+            StackResource.stack_id == stack_id,
+            StackResource.action == Action.ADOPT,
+            StackResource.status == Status.IN_PROGRESS,
+            StackResource.server_id.is_not(None),
+        )
+        .values(server_id=None, physical_resource_id="")
+        .execution_options(synchronize_session=False)
+    )
     await s.execute(
         update(StackResource)
         .where(StackResource.stack_id == stack_id)

@@ -315,3 +315,85 @@ async def test_a_group_and_a_nested_stack_round_trip_through_abandon_and_adopt(
     listed = (await api.client.get(url + "/resources?nested_depth=1")).json()["resources"]
     assert {r["resource_status"] for r in listed} == {"ADOPT_COMPLETE"}
     assert {r["physical_resource_id"] for r in listed} >= set(servers)
+
+
+def _fanning_file(k: int) -> str:
+    """A template file holding `k` resources of its own type, each given a parameter that
+    is known only once a sibling exists (so validation counts them without following)."""
+    resources: dict[str, Any] = {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}}
+    for i in range(k):
+        resources[f"c{i}"] = {
+            "type": "fan.yaml",
+            "properties": {"p": {"get_attr": ["v", "value"]}},
+        }
+    return json.dumps(
+        {
+            "heat_template_version": "2018-08-31",
+            "parameters": {"p": {"type": "string", "default": ""}},
+            "resources": resources,
+        }
+    )
+
+
+async def test_the_adoptable_check_of_nested_templates_is_bounded(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_adoptable follows every nested template resource to MAX_DEPTH with no bound on
+    the work: a file of k resources of its own type is loaded 1 + k + k^2 + k^3 + k^4 times
+    (k=8: 4681; k=30: 837,931 YAML parses on the event loop, minutes of CPU for one
+    request). Validation bounds a request's nested work (nesting_checks: MAX_RESOURCES,
+    MAX_TEMPLATE_BYTES); the adopt check must be bounded as well (refused with 400, or
+    at most as many nested templates read as a stack may have resources)."""
+    from canopy.orchestration import adopting
+    from canopy.orchestration.nesting_checks import MAX_RESOURCES
+
+    loads: list[str] = []
+    real = adopting.load_template
+
+    def counted(raw: Any, where: str) -> dict[str, Any]:
+        loads.append(where)
+        return real(raw, where)
+
+    monkeypatch.setattr(adopting, "load_template", counted)
+    top = {"heat_template_version": "2018-08-31", "resources": {"r": {"type": "fan.yaml"}}}
+    data = {"template": top, "files": {"fan.yaml": _fanning_file(8)}, "resources": {}}
+    r = await api.client.post(_stacks(api), json=_adopt_body("fan", data))
+    assert r.status_code in (201, 400), r.text
+    assert len(loads) <= MAX_RESOURCES, f"{len(loads)} nested templates loaded for one request"
+
+
+_YAML_DATA = (
+    "template:\n  heat_template_version: 2018-08-31\n  resources:\n    v:\n"
+    "      type: OS::Heat::Value\n      properties: {value: x}\n"
+    "resources:\n  v:\n    resource_id: abc\n"
+)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "    resource_data: {when: !!timestamp 2024-01-01}\n",
+        "    resource_data: {b: !!binary aGVsbG8=}\n",
+        "    resource_data: {s: !!set {a: null}}\n",
+    ],
+)
+async def test_adopt_data_yaml_with_explicit_tags_is_400_not_500(api: Api, entry: str) -> None:
+    """YAML adopt data with an explicit tag (!!timestamp, !!binary, !!set): the safe loader
+    without implicit timestamps still builds a datetime, bytes or a set for them, which
+    nothing refuses; storing the stack's adopt data then fails (not JSON) and the create is
+    a 500. It must be a 400 naming the field, and nothing written."""
+    r = await api.client.post(_stacks(api), json=_adopt_body("tagged", _YAML_DATA + entry))
+    assert r.status_code == 400, r.text
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []
+
+
+async def test_deeply_nested_yaml_adopt_data_is_400_not_500(api: Api) -> None:
+    """YAML adopt data nested ~950 deep loads (under load_yaml's RecursionError guard) and
+    passes check_text, but the resource's entry is then stored in the stack's adopt data
+    and encoding it for the JSON column exceeds the recursion limit: a 500 (RecursionError
+    inside a StatementError). Depth must be refused with a 400 up front, nothing written."""
+    depth = 950
+    text = _YAML_DATA + "    resource_data: {d: " + "[" * depth + "]" * depth + "}\n"
+    r = await api.client.post(_stacks(api), json=_adopt_body("deep", text))
+    assert r.status_code == 400, r.text
+    assert (await api.client.get(_stacks(api))).json()["stacks"] == []

@@ -3,7 +3,10 @@ the nested link, stack list hiding nested stacks, and 400s for bad nested templa
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from tests.api.conftest import Api
 from tests.api.orchestration.test_stacks import assert_heat_fault
@@ -163,3 +166,50 @@ async def test_bad_properties_of_the_new_types_are_heat_faults(api: Api) -> None
         message = assert_heat_fault(r, 400)
         assert words in message, (template, message)
     assert (await api.client.get(base)).json() == {"stacks": []}
+
+
+def _fan(k: int, known: bool) -> str:
+    """A template file of `k` resources of its own type (the file `fan.yaml`): the
+    parameter each is given is known now, or only once a sibling exists."""
+    given: Any = "x" if known else {"get_attr": ["v", "value"]}
+    resources: dict[str, Any] = {"v": {"type": "OS::Heat::Value", "properties": {"value": "x"}}}
+    for i in range(k):
+        resources[f"c{i}"] = {"type": "fan.yaml", "properties": {"p": given}}
+    return json.dumps(
+        {
+            "heat_template_version": "2018-08-31",
+            "parameters": {"p": {"type": "string", "default": ""}},
+            "resources": resources,
+        }
+    )
+
+
+@pytest.mark.parametrize("known", [True, False])
+@pytest.mark.parametrize("route", ["stacks", "validate"])
+async def test_checking_a_file_fanning_out_to_itself_is_bounded(
+    api: Api, monkeypatch: pytest.MonkeyPatch, known: bool, route: str
+) -> None:
+    """A file of k resources of its own type nests k^5 stacks deep and wide (the adopt
+    check's blow-up): the checks a create or a validate makes of the nested templates read
+    at most as many of them as a stack may have resources (nesting_checks), whether the
+    parameters are known now (followed depth first, refused past MAX_DEPTH) or not
+    (counted, not followed)."""
+    from canopy.orchestration import nesting_checks
+
+    loads: list[str] = []
+    real = nesting_checks.load_template
+
+    def counted(raw: Any, where: str) -> dict[str, Any]:
+        loads.append(where)
+        return real(raw, where)
+
+    monkeypatch.setattr(nesting_checks, "load_template", counted)
+    pid = api.admin.project_id
+    top = {"heat_template_version": "2018-08-31", "resources": {"r": {"type": "fan.yaml"}}}
+    body = {"stack_name": "fan", "template": top, "files": {"fan.yaml": _fan(8, known)}}
+    r = await api.client.post(f"/orchestration/v1/{pid}/{route}", json=body)
+    assert r.status_code in (200, 201, 400), r.text
+    assert len(loads) <= nesting_checks.MAX_RESOURCES, f"{len(loads)} nested templates read"
+    if known:  # followed depth first: refused when the first path passes MAX_DEPTH
+        assert r.status_code == 400, r.text
+        assert "Recursion depth exceeds" in r.json()["error"]["message"], r.text

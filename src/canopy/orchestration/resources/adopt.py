@@ -171,7 +171,10 @@ def let_go(res: StackResource) -> None:
     A server is taken (`server_id` set) before it is checked, so one in ERROR, or one still
     building when the adopt failed elsewhere or timed out, would otherwise be deleted by a
     rollback, a stack delete or an update's replacement, though the adopt never made it
-    the stack's. Heat sets a resource's id only when its adopt succeeds."""
+    the stack's. The same holds for a row still adopting when its stack is deleted
+    (nesting.all_absent). Heat's adopt sets the id and completes at once, checking
+    nothing; canopy's completes only once the server is checked, and until then the
+    server is not the stack's (docs/architecture.md)."""
     if res.server_id is not None:
         res.server_id = None
         res.physical_resource_id = ""
