@@ -255,3 +255,39 @@ async def test_asked_again_from_where_it_stopped_it_goes_on_when_usage_only_rise
         )
         until = got.searched_until
     assert got.slot is not None and got.slot.start == want.slot.start
+
+
+async def test_a_bound_that_decides_nothing_past_the_start_asked_is_400(
+    private: Plane,
+) -> None:
+    """Rows for one window and a minute more than the bound: only the start asked is
+    decided (refused by a claim over its first minute), so no answer could go on from
+    there. It is the 400 of a window with too many steps, not an answer to follow."""
+    now = private.clock.now()
+    rows = []
+    for i, (start, minutes, vcpus) in enumerate(
+        [(0, 1, 8), (10, 600, 1), (20, 600, 1), (30, 600, 1), (60.5, 600, 1)]
+    ):
+        at = now + timedelta(minutes=start)
+        rows.append(
+            {
+                "reservation_id": f"r{i}",
+                "cloud": "private",
+                "vcpus": vcpus,
+                "ram_mb": 512,
+                "disk_gb": 0,
+                "instances": 1,
+                "price_per_hour_micros": 0,
+                "starts_at": at,
+                "ends_at": at + timedelta(minutes=minutes),
+                "created_at": now,
+            }
+        )
+    await _store(private, rows)
+    with pytest.raises(InvalidRequest, match="search a shorter duration"):
+        await _both(private, _body(now, 1), max_rows=5)
+    # A minute later the rows fit the bound, and the start there is the slot.
+    later = _body(now, 1) | {"after": when(now + timedelta(minutes=1))}
+    got, want = await _both(private, later, max_rows=5)
+    assert want.slot is not None and want.slot.start == now + timedelta(minutes=1)
+    assert got.slot is not None and got.slot.start == want.slot.start

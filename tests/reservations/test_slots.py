@@ -26,16 +26,19 @@ from canopy.reservations.slots import (
     candidate_starts,
     search,
     shortfall,
+    sweep,
     with_usage,
 )
 from canopy.reservations.timeline import (
     AMOUNT,
     CLOUD,
     END,
+    MINUTE_US,
     START,
     SlidingPeak,
     Span,
     Steps,
+    instant,
     micros,
     span,
 )
@@ -167,6 +170,61 @@ def test_the_search_finds_the_minute_a_brute_force_finds(
     assert got.slot.start == want[0]
     assert got.slot.end == want[0] + q.duration
     assert [(sh.cloud, sh.amount) for sh in got.slot.shares] == want[1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spans=st.lists(claim, max_size=14),
+    after=st.integers(0, HORIZON - 1),
+    span=st.integers(1, HORIZON),
+    length=st.integers(1, 20),
+    amount=st.integers(1, 14),
+    affinity=st.sampled_from([None, True]),
+    page=st.integers(0, HORIZON),
+    most=st.integers(1, 4),
+)
+def test_every_start_up_to_refused_through_is_refused_by_the_brute_force(
+    spans: list[Span],
+    after: int,
+    span: int,
+    length: int,
+    amount: int,
+    affinity: bool | None,
+    page: int,
+    most: int,
+) -> None:
+    """The sweep of a page of the range (its starts up to `page` minutes in, at most
+    `most` of them examined) says up to where every start is refused; the paged search
+    answers that when it stops, so it must hold past the page and the candidates too
+    (the starts a refusal's peaks still cover), and be no earlier than what was decided."""
+    span = max(span, length)
+    q = SlotQuery(
+        amount=amount,
+        duration=timedelta(minutes=length),
+        after=at(after),
+        before=at(after + span),
+        affinity=affinity,
+    )
+    s = cfg(1.0)
+    earliest, latest = us(after), us(after + span - length)
+    hi = min(latest, us(after + page))
+    peaks = {
+        name: SlidingPeak(Steps([x for x in spans if x[CLOUD] == name], earliest))
+        for name in base()
+    }
+    starts = candidate_starts(spans, earliest, hi)
+    got = sweep(base(), peaks, starts, earliest, hi, q, SIZE, s, 10_000, "", most, latest)
+    want = brute_force(spans, q, s, ORIGIN)
+    if got.slot is not None:
+        assert want is not None and got.slot.start == want[0]
+        return
+    if got.complete:  # every start of the page was decided
+        assert got.refused_through is not None and got.refused_through >= instant(hi)
+    else:  # the first `most` were
+        assert got.refused_through is not None
+        assert got.refused_through >= instant(starts[most] - MINUTE_US)
+    assert got.refused_through <= instant(latest)
+    assert want is None or want[0] > got.refused_through, (want, got)
 
 
 @settings(max_examples=200, deadline=None)

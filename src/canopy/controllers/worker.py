@@ -113,8 +113,13 @@ class Worker:
         finally:
             # Let each loop finish its pass (no transaction is cut in half), then stop.
             relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await relay
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Not to be re-raised by the stop: the loops' clean-up below must still run.
+                log.exception("the wake relay had failed")
             self.rt.notify()
             _, late = await asyncio.wait(tasks, timeout=10)
             for t in late:
@@ -178,7 +183,13 @@ class Worker:
             for name in names:
                 loop, _, cloud = name.partition(":")
                 if loop == "sync" and cloud in self.rt.drivers:
-                    await ask_converging_sync(self.rt, cloud, now)
+                    try:
+                        await ask_converging_sync(self.rt, cloud, now)
+                    except Exception:
+                        # A wake is a hint: a failed read (the database restarting) loses
+                        # this cloud's early passes, which its sync poll covers; the
+                        # relaying of this wake's other names and of the next goes on.
+                        log.exception("relay: asking the passes of cloud %s failed", cloud)
             self.rt.notify(*sorted({name.partition(":")[0] for name in names}))
 
     def _sync_wait(self, idle: float) -> float:

@@ -16,7 +16,10 @@ pages' work follows the rows read.
 The bound: at most MAX_STEP_ROWS step rows are read per search, over all pages (besides
 MAX_CANDIDATES starts and MAX_DECISIONS servers placed, as before). A range with no slot
 whose usage changes more often than that is answered up to where it was read: no slot,
-`complete` false, and the last start examined, so the caller can ask again from there.
+`complete` false, and as `searched_until` the last start up to which every start is
+refused (the sweep's `refused_through`: past the candidates examined, the starts whose
+windows still hold a refusal's peaks), later than the `after` asked, so the caller can
+ask again from there and goes on; when nothing past `after` could be decided, a 400.
 """
 
 from __future__ import annotations
@@ -83,10 +86,14 @@ async def paged_search(
     cost = query.amount * (len(base) if query.affinity else 1)
     rows_left, decisions_left, candidates_left = max_rows, MAX_DECISIONS, MAX_CANDIDATES
     candidates = examined = 0
-    until: datetime | None = None
+    through = -1  # every start from `earliest` up to this one is refused (-1: none known)
     reason = ""
 
-    def answer(slot: Slot | None, complete: bool) -> SlotAnswer:
+    def answer(slot: Slot | None, complete: bool, placed_out: bool = False) -> SlotAnswer:
+        if slot is None and not complete and through <= micros(query.after):
+            # Asked again from there, it would answer the same: say what to change.
+            raise InvalidRequest(_stuck(not placed_out, max_rows, cost))
+        refused = instant(through) if through >= earliest else None
         return SlotAnswer(
             slot=slot,
             earliest=instant(earliest),
@@ -94,9 +101,10 @@ async def paged_search(
             candidates=candidates,
             examined=examined,
             complete=complete,
-            searched_until=until,
+            searched_until=slot.start if slot is not None else refused,
             reason=reason,
             decisions=MAX_DECISIONS - decisions_left,
+            refused_through=refused,
         )
 
     lo = earliest
@@ -113,13 +121,10 @@ async def paged_search(
             if hi < lo:
                 if examined:
                     return answer(None, complete=False)
-                raise InvalidRequest(
-                    f"Usage changes more than {max_rows} times under one window of that "
-                    "length: search a shorter duration."
-                )
+                raise InvalidRequest(_stuck(True, max_rows, cost))
         rows_left -= len(rows)
         if examined and decisions_left < cost:
-            return answer(None, complete=False)
+            return answer(None, complete=False, placed_out=True)
         peaks, starts = page_of(base, rows, lo, hi)
         # CPU work bounded by the candidates and decisions left: off the loop.
         part = await asyncio.to_thread(
@@ -135,20 +140,36 @@ async def paged_search(
             decisions_left,
             reason,
             candidates_left,
+            latest,
         )
         candidates += part.candidates
         examined += part.examined
         decisions_left -= part.decisions
         candidates_left -= part.examined
         reason = part.reason
-        until = part.searched_until or until
+        if part.refused_through is not None:
+            through = max(through, micros(part.refused_through))
         if part.slot is not None or not part.complete:
-            return answer(part.slot, complete=part.complete)
+            return answer(part.slot, complete=part.complete, placed_out=not part.complete)
         if cut or rows_left <= 0:
-            return answer(None, complete=hi >= latest)
+            return answer(None, complete=max(hi, through) >= latest)
         # Twice as many starts, or fewer: as many as the rows left should cover at this
         # page's density (the database sums every claim under a page, whatever the LIMIT).
         fits = (hi + length - lo) * rows_left // max(len(rows), 1) - length
         width = max(MINUTE_US, min(2 * (hi + MINUTE_US - lo), fits))
         lo = hi + MINUTE_US
     return answer(None, complete=True)
+
+
+def _stuck(rows: bool, max_rows: int, cost: int) -> str:
+    """Why a search can say nothing past the start asked (the rows it may read, or the
+    placements it may run, are spent on that start): what to ask instead."""
+    if rows:
+        return (
+            f"Usage changes more than {max_rows} times under one window of that length: "
+            "search a shorter duration."
+        )
+    return (
+        f"Placing {cost} servers at each start passes the search's bound of "
+        f"{MAX_DECISIONS}: search for fewer servers."
+    )

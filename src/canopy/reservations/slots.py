@@ -94,9 +94,13 @@ class SlotAnswer:
     candidates: int  # starts that needed checking
     examined: int  # of which examined
     complete: bool  # False: a bound stopped the search before `latest`
-    searched_until: datetime | None  # the last start examined
+    searched_until: datetime | None  # the last start examined (slot_pages: see there)
     reason: str  # why the first start examined was refused ("" when it was accepted)
     decisions: int = 0  # servers run through the pipeline
+    # Every start from `earliest` to this one is refused (None: none is known to be): the
+    # candidates examined or skipped, the starts between them, and those past the last
+    # refusal whose windows still hold the peaks it saw (`_refused_to`).
+    refused_through: datetime | None = None
 
 
 def ceil_minute(us: int) -> int:
@@ -245,18 +249,31 @@ def sweep(
     max_decisions: int = MAX_DECISIONS,
     known: str = "",
     max_candidates: int = MAX_CANDIDATES,
+    horizon: int | None = None,
 ) -> SlotAnswer:
     """The first accepted start of `starts` (increasing candidates in [earliest, latest],
     whole minutes), each cloud's usage being `peaks` (pure: no I/O). At most
-    `max_candidates` starts are examined and `max_decisions` servers placed."""
+    `max_candidates` starts are examined and `max_decisions` servers placed.
+
+    `horizon` (default `latest`): the last start the query allows, up to which
+    `refused_through` may reach past `latest` (the peaks being exact up to
+    `latest` + the duration, the refusals they prove hold past it)."""
     length = query.duration // timedelta(microseconds=1)
     cap = settings.scheduler.max_spend_per_hour_micros
     cost = query.amount * (len(base) if query.affinity else 1)  # decisions per placement
     decisions = 0
     reason = known
     refused_to = -1  # every start up to this instant is refused (see `_refused_to`)
+    last = latest if horizon is None else horizon
 
     def answer(slot: Slot | None, examined: int, complete: bool) -> SlotAnswer:
+        # Every start before the first one not yet decided is refused: each candidate
+        # before it was refused (examined, or skipped up to `refused_to`), and a start
+        # between two candidates is accepted only if the candidate before it is.
+        undecided = latest + MINUTE_US if examined == len(starts) else starts[examined]
+        if slot is not None:
+            undecided = starts[examined - 1]
+        through = min(last, max(undecided - MINUTE_US, floor_minute(refused_to)))
         return SlotAnswer(
             slot=slot,
             earliest=instant(earliest),
@@ -267,10 +284,11 @@ def sweep(
             searched_until=instant(starts[examined - 1]) if examined else None,
             reason=reason,
             decisions=decisions,
+            refused_through=instant(through) if through >= earliest else None,
         )
 
     for k, start in enumerate(starts):
-        if k >= max_candidates or (k and decisions + cost > max_decisions):
+        if k >= max_candidates:
             return answer(None, k, complete=False)
         if start <= refused_to:
             continue
@@ -280,6 +298,10 @@ def sweep(
         if short is not None and (k or known):
             refused_to = _refused_to(peaks, end)
             continue
+        if k and decisions + cost > max_decisions:
+            # Checked here, not before the shortfall: a start refused by it costs no
+            # placement, so the bound stops the search only where one would run.
+            return answer(None, k, complete=False)
         # The first start always runs the pipeline (its reason is the news), unless an
         # earlier slice of the range already did.
         decisions += cost
