@@ -88,6 +88,19 @@ class Case:
         return sorted(out)
 
     @property
+    def regions(self) -> set[str]:
+        """The regions the template's nested stacks name literally (`context.region_name`)."""
+        resources = self.template.get("resources") or {}
+        named = set()
+        for d in resources.values() if isinstance(resources, dict) else ():
+            props = d.get("properties") if isinstance(d, dict) else None
+            context = props.get("context") if isinstance(props, dict) else None
+            region = context.get("region_name") if isinstance(context, dict) else None
+            if isinstance(region, str):
+                named.add(region)
+        return named
+
+    @property
     def cfn(self) -> bool:
         return "heat_template_version" not in self.template
 
