@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .conftest import CanopyServer
-from .test_heat_cli import TEMPLATE, _waited
+from .test_heat_cli import TEMPLATE, _waited, create_web
 
 
 def test_abandon_then_adopt_with_the_real_client(
@@ -18,19 +18,7 @@ def test_abandon_then_adopt_with_the_real_client(
     path = tmp_path / "stack.yaml"
     path.write_text(TEMPLATE)
     osc = canopy_server.openstack
-    created = _waited(
-        canopy_server,
-        "stack",
-        "create",
-        "--poll",
-        "1",
-        "-t",
-        str(path),
-        "--parameter",
-        "word=hi",
-        "--wait",
-        "web",
-    )
+    created = create_web(canopy_server, path)
     assert created["stack_status"] == "CREATE_COMPLETE", created
     [server] = [s["ID"] for s in osc("server", "list")]
 

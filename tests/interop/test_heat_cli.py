@@ -50,6 +50,15 @@ def _waited(server: CanopyServer, *args: str) -> Any:
     return json.loads(done.stdout[done.stdout.index("{\n") :])
 
 
+def create_web(server: CanopyServer, path: Path) -> Any:
+    """`openstack stack create --wait` of TEMPLATE (at `path`) as stack `web`, word=hi,
+    polling every second; the stack shown."""
+    return _waited(
+        server, "stack", "create", "--poll", "1", "-t", str(path), "--parameter", "word=hi",
+        "--wait", "web",
+    )  # fmt: skip
+
+
 def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_path: Path) -> None:
     path = tmp_path / "stack.yaml"
     path.write_text(TEMPLATE)
@@ -61,19 +70,7 @@ def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_p
     types = {t["Resource Type"] for t in osc("orchestration", "resource", "type", "list")}
     assert {"OS::Nova::Server", "OS::Heat::RandomString"} <= types
 
-    created = _waited(
-        canopy_server,
-        "stack",
-        "create",
-        "--poll",
-        "1",
-        "-t",
-        str(path),
-        "--parameter",
-        "word=hi",
-        "--wait",
-        "web",
-    )
+    created = create_web(canopy_server, path)
     assert created["stack_status"] == "CREATE_COMPLETE", created
     listed = osc("stack", "list")
     assert [(s["Stack Name"], s["Stack Status"]) for s in listed] == [("web", "CREATE_COMPLETE")]
