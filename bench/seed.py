@@ -35,7 +35,13 @@ class Seeded:
 
 
 def _row(
-    i: int, project: str, cloud: str | None, flavor: str, when: datetime, prefix: str
+    i: int,
+    project: str,
+    cloud: str | None,
+    flavor: str,
+    when: datetime,
+    prefix: str,
+    host: str | None = None,
 ) -> tuple[dict[str, Any], Seeded]:
     sid, rid = str(uuid.uuid4()), str(uuid.uuid4())
     at = when + timedelta(microseconds=i)
@@ -52,6 +58,7 @@ def _row(
         "observed_at": at,
         "cloud": cloud,
         "remote_id": rid if cloud else None,
+        "host": host if cloud else None,
         "remote_recorded_at": at if cloud else None,
         "create_requested_at": at if cloud else None,
         "addresses": {},  # filled by seed_sim's caller through sync, or left empty
@@ -102,17 +109,20 @@ async def seed_servers(
     prefix: str = "seed",
     addresses: bool = False,
     first_seq: int = 1,
+    host: str = "h1",
 ) -> list[Seeded]:
     """Insert `n` steady servers of `project` on `cloud`, in chunks; return their ids.
 
     `addresses` gives each row the address the sim shows for the server with sequence
-    number `first_seq + i`, so a sync of a seeded sim cloud finds every row unchanged.
+    number `first_seq + i`, and `host` is the host `seed_sim` puts them on, so a sync of a
+    seeded sim cloud finds every row unchanged (a row with no host recorded would be
+    written by the first full pass: a one-time backfill, not the steady state measured).
     """
     out: list[Seeded] = []
     for start in range(0, n, CHUNK):
         rows = []
         for i in range(start, min(n, start + CHUNK)):
-            row, seeded = _row(i, project, cloud, flavor, when, prefix)
+            row, seeded = _row(i, project, cloud, flavor, when, prefix, host)
             if addresses:
                 ip = private_ip(first_seq + i)
                 row["addresses"] = {"private": [{"addr": ip, "version": 4}]}
