@@ -143,8 +143,10 @@ async def test_plans_follow_the_estimate_with_and_without_statistics(
             assert "Seq Scan" not in plan, plan
         plan = await _plan(p, *page)
         assert "Seq Scan" not in plan and "SCAN servers" not in plan, plan
-        if sqlite:  # in created_at order from an index: only ties are sorted
-            assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+        if sqlite:  # in (created_at, id) order from an index: nothing sorted. A sort of
+            # the ties ("RIGHT PART OF ORDER BY") under the updated_at filter made SQLite
+            # walk the whole project past the LIMIT (migration 0027).
+            assert "TEMP B-TREE" not in plan, plan
             walks = ("ix_servers_project_order (project_id=?)", "ix_servers_project_created")
             assert any(x in plan for x in walks), plan
         elif statistics:  # a walk in order, stopped by the limit: no sort of every match

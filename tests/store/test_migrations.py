@@ -75,7 +75,7 @@ async def test_indexes_the_hot_queries_need(db: Database) -> None:
 
     async with db.engine.connect() as conn:
         idx = await conn.run_sync(indexes)
-    assert idx["ix_servers_project_created"] == ["project_id", "deleted", "created_at"]
+    assert idx["ix_servers_project_created"] == ["project_id", "deleted", "created_at", "id"]
     assert idx["ix_servers_phase"] == ["phase", "next_attempt_at"]
     assert idx["ix_servers_cloud_remote"] == ["cloud", "remote_id"]
     assert idx["ix_servers_project_updated"] == ["project_id", "updated_at"]

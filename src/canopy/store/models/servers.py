@@ -93,7 +93,7 @@ class Server(Retried, Base):
     action_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_servers_project_created", "project_id", "deleted", "created_at"),
+        Index("ix_servers_project_created", "project_id", "deleted", "created_at", "id"),
         Index("ix_servers_project_name", "project_id", "name", "deleted"),
         Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
@@ -101,8 +101,11 @@ class Server(Retried, Base):
         Index("ix_servers_updated", "updated_at"),
         # changes-since of one project: a range of its rows, not a walk of all of them.
         Index("ix_servers_project_updated", "project_id", "updated_at"),
-        # A project's rows in page order whatever `deleted` is (a changes-since walk).
-        Index("ix_servers_project_order", "project_id", "created_at", "updated_at", "deleted"),
+        # A project's rows in page order, (created_at, id), whatever `deleted` is (a
+        # changes-since walk); updated_at and deleted ride along for its estimate.
+        Index(
+            "ix_servers_project_order", "project_id", "created_at", "id", "updated_at", "deleted"
+        ),
         Index("ix_servers_deleted_created", "deleted", "created_at"),
         Index("ix_servers_group", "group_id"),
         Index("ix_servers_reservation", "reservation_id"),
