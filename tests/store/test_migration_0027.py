@@ -23,11 +23,15 @@ async def test_down_and_up_again(db: Database) -> None:
         "project_id", "created_at", "id", "updated_at", "deleted"
     ]  # fmt: skip
     assert ix["ix_servers_project_created"] == ["project_id", "deleted", "created_at", "id"]
+    assert ix["ix_servers_created"] == ["created_at", "id", "deleted"]
+    assert "ix_servers_deleted_created" not in ix
     await _downgrade(db, "0026")
     assert await current_revision(db) == "0026"
     ix = await _columns(db)
     assert ix["ix_servers_project_order"] == ["project_id", "created_at", "updated_at", "deleted"]
     assert ix["ix_servers_project_created"] == ["project_id", "deleted", "created_at"]
+    assert ix["ix_servers_deleted_created"] == ["deleted", "created_at"]
+    assert "ix_servers_created" not in ix
     await upgrade(db)
     assert await current_revision(db) == head_revision()
     assert "id" in (await _columns(db))["ix_servers_project_created"]

@@ -106,7 +106,9 @@ class Server(Retried, Base):
         Index(
             "ix_servers_project_order", "project_id", "created_at", "id", "updated_at", "deleted"
         ),
-        Index("ix_servers_deleted_created", "deleted", "created_at"),
+        # Lists across projects, in page order. Never an index that leads with `deleted`:
+        # SQLite without statistics would take it for selective (migration 0027).
+        Index("ix_servers_created", "created_at", "id", "deleted"),
         Index("ix_servers_group", "group_id"),
         Index("ix_servers_reservation", "reservation_id"),
     )
