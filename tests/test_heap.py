@@ -38,3 +38,25 @@ def test_objects_alive_at_start_up_are_frozen_and_garbage_is_not(unfrozen: None)
     # Objects made afterwards are scanned as usual.
     late = Node()
     assert id(late) in {id(o) for o in gc.get_objects()}
+
+
+@pytest.fixture
+def thresholds() -> Iterator[tuple[int, int, int]]:
+    before = gc.get_threshold()
+    yield before
+    gc.set_threshold(*before)
+
+
+def test_the_young_generation_is_collected_less_often(thresholds: tuple[int, int, int]) -> None:
+    from canopy.heap import YOUNG_THRESHOLD, pace_collector
+
+    pace_collector()
+    young, middle, old = gc.get_threshold()
+    assert young == YOUNG_THRESHOLD >= 10_000
+    assert (middle, old) == thresholds[1:]
+    # A listing-sized burst of short-lived objects no longer sets off a collection.
+    gc.collect()
+    before = gc.get_stats()[0]["collections"]
+    listing = [{"addr": [str(i)]} for i in range(5_000)]
+    del listing
+    assert gc.get_stats()[0]["collections"] == before

@@ -144,7 +144,7 @@ def _child(settings: Settings, sock: socket.socket) -> None:
 async def _serve_child(settings: Settings, sock: socket.socket) -> None:
     from canopy.api.app import create_app
     from canopy.cli.serve import _server
-    from canopy.heap import freeze_startup_heap
+    from canopy.heap import freeze_startup_heap, pace_collector
 
     db = Database(
         settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
@@ -164,6 +164,7 @@ async def _serve_child(settings: Settings, sock: socket.socket) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     freeze_startup_heap()
+    pace_collector()
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -28,7 +28,7 @@ from canopy.config import CloudSettings, Settings
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
-from canopy.heap import freeze_startup_heap
+from canopy.heap import freeze_startup_heap, pace_collector
 from canopy.providers.base import Compute
 from canopy.providers.registry import build_drivers, draining_settings
 from canopy.reconcile import Draining
@@ -127,6 +127,7 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     # Everything start-up made (modules, the app, mappers, drivers) lives as long as the
     # process: out of the collector's full scans from here on (canopy/heap.py).
     freeze_startup_heap()
+    pace_collector()
     if banner:
         _banner(
             settings,
