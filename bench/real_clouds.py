@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,7 +38,16 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from bench.common import Result, machine, pg_version, print_machine, quiet_logs, table
+from bench.cloud_calls import CallCounter, describe_calls, process_cpu
+from bench.common import (
+    Result,
+    cpu_seconds,
+    machine,
+    pg_version,
+    print_machine,
+    quiet_logs,
+    table,
+)
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import load_settings
 from canopy.controllers.runtime import Runtime
@@ -55,8 +65,10 @@ N = 200
 CONCURRENCY = 16
 TARGET = 1.3
 POLL = 0.05
+CONTROLLER_POLL = float(os.environ.get("BENCH_CONTROLLER_POLL", POLL))
 SYNC = 0.5
 REGION = "us-east-1"
+CALLS = CallCounter()  # every boto3 call of this process, while `run` goes
 
 
 def _free_port() -> int:
@@ -71,7 +83,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server() -> Iterator[tuple[str, int]]:
     port = _free_port()
     env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
     server = Path(sys.executable).with_name("moto_server")
@@ -92,7 +104,7 @@ def moto_server() -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.05)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -118,12 +130,11 @@ class Moto:
     name = "moto"
     concurrency = CONCURRENCY
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pid: int) -> None:
         self.url = url
+        self.pid = pid
         self.client = ec2_client(url)
-        self.ami = str(
-            self.client.register_image(Name="bench", RootDeviceName="/dev/sda1")["ImageId"]
-        )
+        self.ami = self._register()
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         os.environ.pop("AWS_PROFILE", None)
 
@@ -181,10 +192,14 @@ class Moto:
 
         return self._live(has_tag)
 
+    def _register(self) -> str:
+        return str(self.client.register_image(Name="bench", RootDeviceName="/dev/sda1")["ImageId"])
+
     def clear(self) -> None:
-        ids = [i["InstanceId"] for i in self._instances()]
-        for k in range(0, len(ids), 100):
-            self.client.terminate_instances(InstanceIds=ids[k : k + 100])
+        """Empty moto (its reset), so each run starts alike: terminated instances stay
+        listed in moto, and the next run's listings would describe them again."""
+        httpx.post(f"{self.url}/moto-api/reset", timeout=30.0).raise_for_status()
+        self.ami = self._register()
 
 
 class Nova:
@@ -192,6 +207,7 @@ class Nova:
     servers through its API as fast as it takes them, then waits for ACTIVE."""
 
     name = "nova"
+    pid: int | None = None  # in this process: its CPU is not told apart
     # The harness serves one request at a time (wsgiref) with a listen backlog of 5: more
     # clients than that time out connecting, whoever drives it.
     concurrency = 4
@@ -274,11 +290,53 @@ class Nova:
 Emulator = Moto | Nova
 
 
+class Probe:
+    """Calls to the emulator, its CPU and this process's, between two marks."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.marks: list[tuple[Counter[str], float, float]] = []
+        self.at: list[float] = []
+
+    def mark(self) -> None:
+        emu = process_cpu(self.pid) if self.pid else 0.0
+        self.marks.append((CALLS.snapshot(), emu, cpu_seconds()))
+        self.at.append(time.perf_counter())
+
+    def timeline(self, since: float) -> str:
+        """When each kind of call ran, relative to the first mark (first start, last end)."""
+        t0, t1 = self.at[0], self.at[-1]
+        spans: dict[str, list[float]] = {}
+        for op, a, b in CALLS.trace:
+            if b >= since and a <= t1:
+                s = spans.setdefault(op, [a, b, 0])
+                s[0], s[1], s[2] = min(s[0], a), max(s[1], b), s[2] + 1
+        each = [
+            f"{op} {a - t0:+.2f}..{b - t0:+.2f}"
+            for op, a, b in sorted(CALLS.trace, key=lambda x: x[1])
+            if b >= since and a <= t1 and op != "RunInstances"
+        ]
+        return (
+            "; ".join(
+                f"{op} x{int(n)} {a - t0:+.2f}..{b - t0:+.2f}s" for op, (a, b, n) in spans.items()
+            )
+            + f"; end {t1 - t0:.2f}s\n      "
+            + "\n      ".join(each)
+        )
+
+    def describe(self) -> str:
+        (c0, e0, o0), (c1, e1, o1) = self.marks[0], self.marks[-1]
+        return f"emulator CPU {e1 - e0:.2f}s, ours {o1 - o0:.2f}s; {describe_calls(c1 - c0)}"
+
+
 # Canopy on an emulator ----------------------------------------------------------------
 
 
-async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
-    """Makespan of N boots through canopy's controllers on the emulator."""
+async def canopy_run(
+    emu: Emulator, n: int, probe: Probe | None = None, limit_s: float = 600.0
+) -> float:
+    """Makespan of N boots through canopy's controllers on the emulator; `probe` marks
+    the start of the makespan and its end."""
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-real-"))
     cloud = emu.cloud()
     settings = load_settings(
@@ -289,7 +347,7 @@ async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
             "database": {"url": f"sqlite+aiosqlite:///{tmp}/canopy.db"},
             "clouds": [cloud],
             "images": [{"name": "cirros", "map": {cloud["name"]: emu.image()}}],
-            "controllers": {"poll_seconds": POLL, "sync_seconds": SYNC},
+            "controllers": {"poll_seconds": CONTROLLER_POLL, "sync_seconds": SYNC},
         },
     )
     clock = SystemClock()
@@ -308,6 +366,8 @@ async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
         await asyncio.sleep(1.0)  # the worker is up, its first inventory read
         req = CreateServer(name="vm", flavor="m1.tiny", image="cirros", min_count=n, max_count=n)
         assert len(await service.create(ctx, req)) == n
+        if probe:
+            probe.mark()
         t0 = time.perf_counter()
         rt.wake.set()
         while True:
@@ -320,6 +380,8 @@ async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
                 raise RuntimeError(f"{emu.name}: {active}/{n} ACTIVE after {limit_s}s")
             await asyncio.sleep(POLL)
         makespan = time.perf_counter() - t0
+        if probe:
+            probe.mark()
         stop.set()
         await task
         made = await asyncio.to_thread(emu.tagged)
@@ -338,12 +400,20 @@ def measure(emu: Emulator, n: int, repeats: int, verbose: bool) -> list[Result]:
     runs: list[float] = []
     for rep in range(repeats):  # interleaved, so load from elsewhere hits both alike
         emu.clear()
+        alone = Probe(emu.pid)
+        alone.mark()
         bounds.append(emu.bound(n))
+        alone.mark()
         emu.clear()
-        runs.append(asyncio.run(canopy_run(emu, n)))
+        ours = Probe(emu.pid)
+        began = time.perf_counter()
+        runs.append(asyncio.run(canopy_run(emu, n, ours)))
         emu.clear()
         if verbose:
             print(f"  {emu.name} rep {rep}: alone {bounds[-1]:.2f}s, canopy {runs[-1]:.2f}s")
+            print(f"    alone:  {alone.describe()}")
+            print(f"    canopy: {ours.describe()}")
+            print(f"    canopy's calls: {ours.timeline(began)}")
     bound, best = min(bounds), min(runs)
     met = best <= TARGET * bound
     return [
@@ -367,8 +437,8 @@ def run(
 ) -> list[Result]:
     results: list[Result] = []
     if "moto" in only:
-        with moto_server() as url:
-            results += measure(Moto(url), servers, repeats, verbose)
+        with CALLS.installed(), moto_server() as (url, pid):
+            results += measure(Moto(url, pid), servers, repeats, verbose)
     if "nova" in only:
         tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-nova-"))
         nova = Nova(tmp)
