@@ -11,7 +11,10 @@ Canopy's figure is the makespan from the commit of one request for N servers
 `Worker(rt).run(stop)` in real time on SQLite. The target (issue 8) is at most 1.3x.
 
 After each canopy run the emulator must hold exactly N servers tagged with canopy ids (a
-duplicate would make the figure meaningless); everything is deleted between runs.
+duplicate would make the figure meaningless); everything is deleted between runs (moto is
+reset: it keeps terminated instances listed). With each pair, the calls each side made
+by action, the emulator's CPU and this process's, and when canopy's calls ran relative to
+the start of its makespan (bench/cloud_calls.py).
 
 Run alone: .venv/bin/python -m bench.real_clouds [--servers 200] [--repeats 2]
            [--only moto nova]
@@ -65,7 +68,6 @@ N = 200
 CONCURRENCY = 16
 TARGET = 1.3
 POLL = 0.05
-CONTROLLER_POLL = float(os.environ.get("BENCH_CONTROLLER_POLL", POLL))
 SYNC = 0.5
 REGION = "us-east-1"
 CALLS = CallCounter()  # every boto3 call of this process, while `run` goes
@@ -347,7 +349,7 @@ async def canopy_run(
             "database": {"url": f"sqlite+aiosqlite:///{tmp}/canopy.db"},
             "clouds": [cloud],
             "images": [{"name": "cirros", "map": {cloud["name"]: emu.image()}}],
-            "controllers": {"poll_seconds": CONTROLLER_POLL, "sync_seconds": SYNC},
+            "controllers": {"poll_seconds": POLL, "sync_seconds": SYNC},
         },
     )
     clock = SystemClock()
