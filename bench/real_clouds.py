@@ -11,7 +11,10 @@ Canopy's figure is the makespan from the commit of one request for N servers
 `Worker(rt).run(stop)` in real time on SQLite. The target (issue 8) is at most 1.3x.
 
 After each canopy run the emulator must hold exactly N servers tagged with canopy ids (a
-duplicate would make the figure meaningless); everything is deleted between runs.
+duplicate would make the figure meaningless); everything is deleted between runs (moto is
+reset: it keeps terminated instances listed). With each pair, the calls each side made
+by action, the emulator's CPU and this process's, and when canopy's calls ran relative to
+the start of its makespan (bench/cloud_calls.py).
 
 Run alone: .venv/bin/python -m bench.real_clouds [--servers 200] [--repeats 2]
            [--only moto nova]
@@ -21,23 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
-from bench.common import Result, machine, pg_version, print_machine, quiet_logs, table
+from bench.cloud_calls import CALLS, Probe
+from bench.common import (
+    Result,
+    machine,
+    pg_version,
+    print_machine,
+    quiet_logs,
+    table,
+)
+from bench.real_clouds_emulators import POLL, Emulator, Moto, Nova, moto_server
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import load_settings
 from canopy.controllers.runtime import Runtime
@@ -45,240 +48,24 @@ from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
 from canopy.domain.states import ServerStatus
-from canopy.providers.base import CANOPY_ID_META, CANOPY_ID_TAG
 from canopy.providers.registry import build_drivers
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.models import Server
 
 SCENARIO = "real_clouds"
 N = 200
-CONCURRENCY = 16
 TARGET = 1.3
-POLL = 0.05
 SYNC = 0.5
-REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# The emulators ------------------------------------------------------------------------
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
-    server = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def ec2_client(url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(max_pool_connections=CONCURRENCY),
-    )
-
-
-class Moto:
-    """moto's EC2: `bound()` boots N instances as fast as it takes them."""
-
-    name = "moto"
-    concurrency = CONCURRENCY
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = ec2_client(url)
-        self.ami = str(
-            self.client.register_image(Name="bench", RootDeviceName="/dev/sda1")["ImageId"]
-        )
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-        os.environ.pop("AWS_PROFILE", None)
-
-    def cloud(self) -> dict[str, Any]:
-        return {
-            "name": "aws",
-            "driver": "ec2",
-            "tier": 0,
-            "concurrency": CONCURRENCY,
-            "ec2": {
-                "region": REGION,
-                "endpoint_url": self.url,
-                "zones": ["us-east-1a"],
-                "instance_types": ["t3.*"],
-            },
-        }
-
-    def image(self) -> str:
-        return self.ami
-
-    def bound(self, n: int) -> float:
-        def boot(i: int) -> None:
-            self.client.run_instances(
-                ImageId=self.ami,
-                InstanceType="t3.nano",
-                MinCount=1,
-                MaxCount=1,
-                ClientToken=str(uuid.uuid4()),
-                Placement={"AvailabilityZone": "us-east-1a"},
-                TagSpecifications=[
-                    {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"b-{i}"}]}
-                ],
-            )
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(boot, range(n)))
-        while self._live(lambda i: i["State"]["Name"] == "running") < n:
-            time.sleep(POLL)
-        return time.perf_counter() - t0
-
-    def _instances(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for page in self.client.get_paginator("describe_instances").paginate():
-            for r in page["Reservations"]:
-                out.extend(r["Instances"])
-        return [i for i in out if i["State"]["Name"] not in ("terminated", "shutting-down")]
-
-    def _live(self, keep: Callable[[dict[str, Any]], bool]) -> int:
-        return sum(1 for i in self._instances() if keep(i))
-
-    def tagged(self) -> int:
-        def has_tag(i: dict[str, Any]) -> bool:
-            return any(t["Key"] == CANOPY_ID_TAG for t in i.get("Tags", []))
-
-        return self._live(has_tag)
-
-    def clear(self) -> None:
-        ids = [i["InstanceId"] for i in self._instances()]
-        for k in range(0, len(ids), 100):
-            self.client.terminate_instances(InstanceIds=ids[k : k + 100])
-
-
-class Nova:
-    """A genuine Nova (nova's functional harness, tests/interop/nova): `bound()` boots N
-    servers through its API as fast as it takes them, then waits for ACTIVE."""
-
-    name = "nova"
-    # The harness serves one request at a time (wsgiref) with a listen backlog of 5: more
-    # clients than that time out connecting, whoever drives it.
-    concurrency = 4
-
-    def __init__(self, tmp: Path) -> None:
-        from tests.interop.nova.harness import start_nova
-
-        self.nova = start_nova(tmp)
-        self.yaml = tmp / "clouds.yaml"
-        self.yaml.write_text(
-            "clouds:\n  nova:\n    auth_type: none\n"
-            f"    compute_endpoint_override: {self.nova.url}\n    region_name: RegionOne\n"
-        )
-        big = {"instances": 10000, "cores": 20000, "ram": 100_000_000}
-        with self.nova.http() as http:
-            r = http.put(f"/os-quota-sets/{self.nova.project_id}", json={"quota_set": big})
-            r.raise_for_status()
-
-    def stop(self) -> None:
-        self.nova.stop()
-
-    def cloud(self) -> dict[str, Any]:
-        return {
-            "name": "nova",
-            "driver": "openstack",
-            "tier": 0,
-            "concurrency": self.concurrency,
-            "openstack": {
-                "cloud": "nova",
-                "clouds_yaml": str(self.yaml),
-                "schedule_poll_seconds": 0.05,
-            },
-        }
-
-    def image(self) -> str:
-        return self.nova.image
-
-    def _servers(self) -> list[dict[str, Any]]:
-        with self.nova.http() as http:
-            r = http.get("/servers/detail", params={"limit": 1000})
-            r.raise_for_status()
-            return list(r.json()["servers"])
-
-    def bound(self, n: int) -> float:
-        def boot(i: int) -> None:
-            body = {
-                "name": f"b-{i}",
-                "imageRef": self.nova.image,
-                "flavorRef": "1",
-                "networks": "none",
-            }
-            with self.nova.http() as http:
-                r = http.post(
-                    "/servers",
-                    json={"server": body},
-                    headers={"OpenStack-API-Version": "compute 2.37"},
-                )
-                r.raise_for_status()
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            list(pool.map(boot, range(n)))
-        while sum(1 for s in self._servers() if s["status"] == "ACTIVE") < n:
-            time.sleep(POLL)
-        return time.perf_counter() - t0
-
-    def tagged(self) -> int:
-        return sum(1 for s in self._servers() if CANOPY_ID_META in (s.get("metadata") or {}))
-
-    def clear(self) -> None:
-        servers = self._servers()
-        with self.nova.http() as http:
-            for s in servers:
-                http.delete(f"/servers/{s['id']}")
-        deadline = time.monotonic() + 120
-        while self._servers() and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
-Emulator = Moto | Nova
 
 
 # Canopy on an emulator ----------------------------------------------------------------
 
 
-async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
-    """Makespan of N boots through canopy's controllers on the emulator."""
+async def canopy_run(
+    emu: Emulator, n: int, probe: Probe | None = None, limit_s: float = 600.0
+) -> float:
+    """Makespan of N boots through canopy's controllers on the emulator; `probe` marks
+    the start of the makespan and its end."""
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-real-"))
     cloud = emu.cloud()
     settings = load_settings(
@@ -308,6 +95,8 @@ async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
         await asyncio.sleep(1.0)  # the worker is up, its first inventory read
         req = CreateServer(name="vm", flavor="m1.tiny", image="cirros", min_count=n, max_count=n)
         assert len(await service.create(ctx, req)) == n
+        if probe:
+            probe.mark()
         t0 = time.perf_counter()
         rt.wake.set()
         while True:
@@ -320,6 +109,8 @@ async def canopy_run(emu: Emulator, n: int, limit_s: float = 600.0) -> float:
                 raise RuntimeError(f"{emu.name}: {active}/{n} ACTIVE after {limit_s}s")
             await asyncio.sleep(POLL)
         makespan = time.perf_counter() - t0
+        if probe:
+            probe.mark()
         stop.set()
         await task
         made = await asyncio.to_thread(emu.tagged)
@@ -338,12 +129,20 @@ def measure(emu: Emulator, n: int, repeats: int, verbose: bool) -> list[Result]:
     runs: list[float] = []
     for rep in range(repeats):  # interleaved, so load from elsewhere hits both alike
         emu.clear()
+        alone = Probe(emu.pid)
+        alone.mark()
         bounds.append(emu.bound(n))
+        alone.mark()
         emu.clear()
-        runs.append(asyncio.run(canopy_run(emu, n)))
+        ours = Probe(emu.pid)
+        began = time.perf_counter()
+        runs.append(asyncio.run(canopy_run(emu, n, ours)))
         emu.clear()
         if verbose:
             print(f"  {emu.name} rep {rep}: alone {bounds[-1]:.2f}s, canopy {runs[-1]:.2f}s")
+            print(f"    alone:  {alone.describe()}")
+            print(f"    canopy: {ours.describe()}")
+            print(f"    canopy's calls: {ours.timeline(began)}")
     bound, best = min(bounds), min(runs)
     met = best <= TARGET * bound
     return [
@@ -367,8 +166,8 @@ def run(
 ) -> list[Result]:
     results: list[Result] = []
     if "moto" in only:
-        with moto_server() as url:
-            results += measure(Moto(url), servers, repeats, verbose)
+        with CALLS.installed(), moto_server() as (url, pid):
+            results += measure(Moto(url, pid), servers, repeats, verbose)
     if "nova" in only:
         tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-nova-"))
         nova = Nova(tmp)

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections import Counter
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -16,6 +20,7 @@ from canopy.providers.ec2 import listing
 from canopy.providers.ec2.driver import Ec2Compute, client_token
 from canopy.providers.ec2.options import Ec2Options
 from canopy.providers.ec2.prices import shipped
+from canopy.providers.ec2.translate import parse_time
 from tests.providers.ec2.conftest import REGION, aws_client_tokens, client, inject
 
 
@@ -192,12 +197,13 @@ async def test_list_is_by_tag_in_chunks_and_ignores_untagged(
         listed = await d.list()
         assert {r.canopy_id for r in listed} == ids
         assert all(r.state == RemoteState.RUNNING and r.addresses for r in listed)
-        # 12 instances, 5 ids a call: 3 status calls, then 3 descriptions of them all.
-        assert calls == [
-            ("DescribeTags", 0),
-            *[("DescribeInstanceStatus", n) for n in (5, 5, 2)],
-            *[("DescribeInstances", n) for n in (5, 5, 2)],
-        ]
+        # 12 instances never described, 5 ids a call: 3 descriptions of them all, and no
+        # status: they are described whatever it would say.
+        assert calls == [("DescribeTags", 0), *[("DescribeInstances", n) for n in (5, 5, 2)]]
+        calls.clear()
+        assert {r.remote_id: r for r in await d.list()} == {r.remote_id: r for r in listed}
+        # Described now: 3 status calls, and nothing changed, so no description.
+        assert calls == [("DescribeTags", 0), *[("DescribeInstanceStatus", n) for n in (5, 5, 2)]]
         foreign = {untagged["Instances"][0]["InstanceId"], other["Instances"][0]["InstanceId"]}
         assert not foreign & {r.remote_id for r in listed}
     finally:
@@ -244,6 +250,79 @@ async def test_list_describes_only_what_changed(moto: str, ec2: Any, ami: str) -
         await d.close()
 
 
+async def test_a_burst_of_creates_is_listed_in_few_calls(
+    moto: str, ami: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes while creates land: each instance is described once, when it is first
+    listed, with no status call before; later passes ask only the status of those
+    described (EC2 calls are what an emulator's CPU, or an account's API rate, is spent on)."""
+    monkeypatch.setattr(listing, "IDS_PER_CALL", 10)
+    own = client(moto)
+    calls: Counter[str] = Counter()
+    own.meta.events.register("before-call.ec2.*", lambda model, **_: calls.update([model.name]))
+    d = driver(moto, ec2_client=own)
+    try:
+        for wave in range(3):  # 3 waves of 20 creates, a pass after each
+            for n in range(20):
+                sid = f"12121212-aaaa-4bbb-8ccc-{wave:06d}{n:06d}"
+                await d.create(spec(sid, ami, first_attempt=True))
+            assert len(await d.list()) == 20 * (wave + 1)
+        assert calls == {
+            "RunInstances": 60,
+            "DescribeTags": 3,
+            "DescribeInstances": 6,  # 60 instances, each once, 10 a call
+            "DescribeInstanceStatus": 2 + 4,  # the 20, then the 40 described before
+        }
+    finally:
+        await d.close()
+
+
+async def test_times_are_parsed_by_the_standard_library(moto: str, ami: str) -> None:
+    d = driver(moto)
+    try:
+        made = await d.create(spec("13131313-aaaa-4bbb-8ccc-000000000001", ami))
+        assert made.created_at is not None and made.created_at.tzinfo is UTC
+    finally:
+        await d.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-29T12:00:00.000Z",
+        "2026-11-29T12:00:00Z",
+        "2026-11-29T14:00:00.5+02:00",
+        "Sun, 29 Nov 2026 12:00:00 GMT",
+        "1796040000",
+    ],
+)
+def test_parse_time_agrees_with_botocore(text: str) -> None:
+    from botocore.utils import parse_timestamp
+
+    assert parse_time(text) == parse_timestamp(text)
+    assert parse_time(text).utcoffset() is not None
+
+
+async def test_calls_that_start_together_make_one_client(
+    moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Any] = []
+    real = Ec2Compute._make_client
+
+    def counted(self: Ec2Compute) -> Any:
+        time.sleep(0.05)  # a slow construction: the other calls arrive meanwhile
+        made.append(real(self))
+        return made[-1]
+
+    monkeypatch.setattr(Ec2Compute, "_make_client", counted)
+    d = Ec2Compute("aws", Ec2Options(region=REGION, endpoint_url=moto), concurrency=8)
+    try:
+        await asyncio.gather(*(d.get("i-0123456789abcdef0") for _ in range(8)))
+        assert len(made) == 1
+    finally:
+        await d.close()
+
+
 async def test_list_describes_again_after_the_refresh_time(moto: str, ami: str) -> None:
     own = client(moto)
     described: list[str] = []
@@ -269,11 +348,11 @@ async def test_list_survives_a_status_call_naming_an_unknown_instance(moto: str,
     try:
         sid = "99999999-aaaa-4bbb-8ccc-000000000009"
         made = await d.create(spec(sid, ami, first_attempt=True))
-        for _ in range(2):
+        for _ in range(3):
             (listed,) = await d.list()
             assert listed.remote_id == made.remote_id and listed.canopy_id == sid
             assert listed.state == RemoteState.RUNNING
-        assert len(refused) == 2
+        assert len(refused) == 2  # the first pass describes it without asking its status
     finally:
         await d.close()
 

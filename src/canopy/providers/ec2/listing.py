@@ -102,7 +102,8 @@ def list_pass(c: Any, known: dict[str, Known], refresh: float, page: int) -> Pas
     """The three steps of a pass (module docstring), against a snapshot of `known`."""
     tags = tagged(c, page)
     ids = sorted(tags)
-    now_states = states(c, ids)
+    # Only the instances described before need a status: the others are described anyway.
+    now_states = states(c, [rid for rid in ids if rid in known])
     now = time.monotonic()
 
     def stale(rid: str) -> bool:

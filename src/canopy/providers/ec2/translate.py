@@ -127,6 +127,22 @@ def translate(err: BaseException, *, cloud: str, zone: str | None = None) -> Exc
     return CloudError(text, cloud=cloud)
 
 
+def parse_time(value: Any) -> datetime:
+    """An EC2 timestamp (ISO 8601, `2026-11-29T12:00:00.000Z`) as an aware datetime; any
+    other form is left to botocore's own parser."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    from botocore.utils import parse_timestamp
+
+    parsed_by_botocore: datetime = parse_timestamp(value)
+    return parsed_by_botocore
+
+
 def _tags(instance: dict[str, Any]) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in instance.get("Tags") or []}
 
