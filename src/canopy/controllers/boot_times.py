@@ -9,6 +9,9 @@ middle of the span between the pass that saw it running and the pass before. A w
 that has seen none on a cloud yet (just started) reads the cloud's most recent boots from
 the record once.
 
+A pass that did not see a boot whose last look has come asks for another (`look_again`,
+AGAIN after that look, ever later) instead of leaving it to the converging interval.
+
 Nothing here polls: the asked passes are times the sync loop's wait ends at.
 """
 
