@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.controllers.boot_times import look_again
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map, sync_failed
 from canopy.controllers.listing import LIVE, converging
@@ -58,7 +59,6 @@ class SyncController(SyncSchedule):
         super().__init__(rt)
         # Each cloud's digest of unchanged servers (controllers/sync_digest.py).
         self._digests: dict[str, Digest] = {}
-        self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -230,9 +230,21 @@ class SyncController(SyncSchedule):
                     c.abilities = lacking
         self._not_before[cloud] = now + timedelta(seconds=interval)
         self._last_pass[cloud] = started
+        if interval < rt.settings.controllers.sync_seconds:  # something still converges
+            await self._look_again(cloud, started)
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return leaks
+
+    async def _look_again(self, cloud: str, started: datetime) -> None:
+        """Boots this pass should have seen (their last look was before it) and did not:
+        look for them again soon (controllers/boot_times.py), not a converging interval on."""
+        rt = self.rt
+        last = await rt.boots.last_look(rt.db, cloud)
+        if last is not None:
+            at = await look_again(rt.db, cloud, started, last)
+            if at is not None:
+                rt.sync_soon.ask(cloud, at)
 
     def _digest(self, cloud: str, full: bool) -> tuple[Digest, bool]:
         """The cloud's digest, and whether this pass is a deep one (which rebuilds it)."""

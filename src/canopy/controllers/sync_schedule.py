@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from canopy.controllers.boot_times import GAP
 from canopy.controllers.runtime import Runtime
 from canopy.store.leases import live
 from canopy.store.models import Job
@@ -27,6 +28,7 @@ class SyncSchedule:
         self.rt = rt
         self._not_before: dict[str, datetime] = {}
         self._held_off: dict[str, datetime] = {}
+        self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
 
     def next_due_in(self, now: datetime, skip: set[str] | None = None) -> float | None:
         """Seconds until the first cloud this worker knows of (but `skip`) is due again
@@ -34,7 +36,7 @@ class SyncSchedule:
         clouds = [c for c in self.rt.drivers if not skip or c not in skip]
         waits = [(self._not_before.get(c, now) - now).total_seconds() for c in clouds]
         waits += [
-            (max(at, self._held_off.get(c, at)) - now).total_seconds()
+            (max(at, self._held_off.get(c, at), self._gap_ends(c, at)) - now).total_seconds()
             for c, at in self.rt.sync_soon.firsts(skip).items()
         ]
         return max(0.0, min(waits)) if waits else None
@@ -59,8 +61,14 @@ class SyncSchedule:
         self.hold_off(cloud, now + timedelta(seconds=min(c.sync_seconds, c.lease_seconds)))
 
     def _hurried(self, cloud: str, now: datetime) -> bool:
-        """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`)."""
-        return self.rt.sync_soon.due(cloud, now)
+        """Whether a create recorded on `cloud` asks for a pass now (`Runtime.sync_soon`):
+        asked for by now, and GAP after the cloud's last pass began at least."""
+        return self.rt.sync_soon.due(cloud, now) and now >= self._gap_ends(cloud, now)
+
+    def _gap_ends(self, cloud: str, at: datetime) -> datetime:
+        """When an asked pass over `cloud` may start: GAP after its last pass began."""
+        last = self._last_pass.get(cloud)
+        return at if last is None else last + timedelta(seconds=GAP)
 
     async def _due(self, cloud: str, name: str, now: datetime) -> bool:
         """Whether the job may be due: from memory, else from a read (no write lock)."""
