@@ -157,7 +157,7 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
         json_output=False,
     )
     ended = _wait_status(canopy_server, lease["id"], "TERMINATED", timeout=150)
-    events = {e["event_type"]: e for e in _items(ended["events"])}
+    events = {e["event_type"]: e for e in _objects(ended["events"])}
     assert {e["status"] for e in events.values()} == {"DONE"}, events
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -194,6 +194,20 @@ def test_host_create_list_show_delete(canopy_server: CanopyServer) -> None:
     assert rc == 1 and "there is no cloud 'nowhere'" in err and "error_code" not in err, err
     osc("reservation", "host", "delete", host["id"], json_output=False)
     assert osc("reservation", "host", "list") == []
+
+
+def _objects(field: Any) -> list[Any]:
+    """A list column of objects as the client prints it: a list, or the objects' JSON
+    texts one after the other."""
+    if not isinstance(field, str):
+        return list(field) if isinstance(field, list) else [field]
+    out: list[Any] = []
+    decoder, at = json.JSONDecoder(), 0
+    while field[at:].strip():
+        at += len(field[at:]) - len(field[at:].lstrip())
+        item, at = decoder.raw_decode(field, at)
+        out.append(item)
+    return out
 
 
 def _items(field: Any) -> list[Any]:
