@@ -144,8 +144,11 @@ class BlazarGate:
             empty, receive = await _empty_body(headers, receive)
             if not empty:
                 if not json_accepted(mime):
+                    # The body is not read: the connection is closed after the answer,
+                    # as the body guard does for one it refuses.
                     message = f"Content type '{mime[:80]}' isn't supported"
-                    response = fault_response(Request(scope), 400, message)
+                    close = {"connection": "close"}
+                    response = fault_response(Request(scope), 400, message, close)
                     await response(scope, receive, send_with_version)
                     return
                 headers["content-type"] = "application/json"
