@@ -149,6 +149,9 @@ def _invalid(sample: dict[str, Any], op: Any) -> list[dict[str, Any]]:
     if op.path.startswith("/compute/v2.1/"):
         for version in ("compute 9.99", "compute two"):
             out.append(variant(headers={"OpenStack-API-Version": version}))
+    if op.path.startswith("/reservation/v1/"):
+        for version in ("reservation 9.99", "reservation two"):
+            out.append(variant(headers={"OpenStack-API-Version": version}))
     return out
 
 

@@ -1,7 +1,8 @@
 """Blazar through the real `openstack reservation ...` (python-blazarclient) against a real
 `canopy up`: leases created, listed, shown, prolonged and deleted, and servers booted into
 an instance reservation with `--flavor <reservation id>`, whose amount `lease set
---reservation id=<rid>,amount=N` raises and will not lower below the servers in it."""
+--reservation id=<rid>,amount=N` raises and will not lower below the servers in it, and
+which are deleted when the lease reaches its end."""
 
 from __future__ import annotations
 
@@ -55,6 +56,19 @@ def test_lease_create_list_show_set_delete(canopy_server: CanopyServer) -> None:
     osc("reservation", "lease", "set", "--prolong-for", "1h", "later", json_output=False)
     after = osc("reservation", "lease", "show", lease["id"])["end_date"]
     assert datetime.strptime(after, "%Y-%m-%dT%H:%M:%S.%f") == before + timedelta(hours=1)
+    # --reduce-by, --defer-by, --advance-by: the client reads the dates Canopy shows and
+    # sends new ones in whole minutes.
+    osc("reservation", "lease", "set", "--reduce-by", "30m", "later", json_output=False)
+    osc("reservation", "lease", "set", "--defer-by", "1h", "later", json_output=False)
+    osc("reservation", "lease", "set", "--advance-by", "30m", "later", json_output=False)
+    moved = osc("reservation", "lease", "show", lease["id"])
+    first = datetime.strptime(shown["start_date"], "%Y-%m-%dT%H:%M:%S.%f")
+    assert datetime.strptime(moved["start_date"], "%Y-%m-%dT%H:%M:%S.%f") == first + timedelta(
+        minutes=30
+    )
+    assert datetime.strptime(moved["end_date"], "%Y-%m-%dT%H:%M:%S.%f") == before + timedelta(
+        minutes=30
+    )
     osc("reservation", "lease", "set", "--name", "renamed", lease["id"], json_output=False)
     field = shown["reservations"]
     rid = (json.loads(field) if isinstance(field, str) else field)["id"]
@@ -129,7 +143,22 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
         "reservation", "lease", "set", "--reservation", f"id={rid},amount=1", lease["id"]
     )
     assert rc == 1 and "has 3 servers in it: its amount cannot go below 3" in err, err
-    osc("reservation", "lease", "delete", lease["id"], json_output=False)
+    # The end: `lease set --end-date` to the next whole minute at least 20 s away (the
+    # client's dates are whole minutes); at that instant the lease ends and its servers
+    # are deleted, the before-end event first.
+    end_at = (datetime.now(UTC) + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    osc(
+        "reservation",
+        "lease",
+        "set",
+        "--end-date",
+        end_at.strftime("%Y-%m-%d %H:%M"),
+        lease["id"],
+        json_output=False,
+    )
+    ended = _wait_status(canopy_server, lease["id"], "TERMINATED", timeout=150)
+    events = {e["event_type"]: e for e in _objects(ended["events"])}
+    assert {e["status"] for e in events.values()} == {"DONE"}, events
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         names = {s["Name"] for s in osc("server", "list")}
@@ -137,7 +166,7 @@ def test_boot_into_an_instance_reservation(canopy_server: CanopyServer) -> None:
             break
         time.sleep(0.5)
     else:
-        raise AssertionError(f"servers of the deleted lease still listed: {names}")
+        raise AssertionError(f"servers of the ended lease still listed: {names}")
 
 
 def test_host_create_list_show_delete(canopy_server: CanopyServer) -> None:
@@ -165,6 +194,20 @@ def test_host_create_list_show_delete(canopy_server: CanopyServer) -> None:
     assert rc == 1 and "there is no cloud 'nowhere'" in err and "error_code" not in err, err
     osc("reservation", "host", "delete", host["id"], json_output=False)
     assert osc("reservation", "host", "list") == []
+
+
+def _objects(field: Any) -> list[Any]:
+    """A list column of objects as the client prints it: a list, or the objects' JSON
+    texts one after the other."""
+    if not isinstance(field, str):
+        return list(field) if isinstance(field, list) else [field]
+    out: list[Any] = []
+    decoder, at = json.JSONDecoder(), 0
+    while field[at:].strip():
+        at += len(field[at:]) - len(field[at:].lstrip())
+        item, at = decoder.raw_decode(field, at)
+        out.append(item)
+    return out
 
 
 def _items(field: Any) -> list[Any]:

@@ -1,6 +1,7 @@
 """Concurrent lease creates and ordinary boots on PostgreSQL, from two connection pools
-(two processes' worth): no cloud is oversubscribed at any instant, checked at every
-minute of every window against the claims."""
+(two processes' worth; the boots placed by two workers, each with its own runtime and
+pool): no cloud is oversubscribed at any instant, checked at every minute of every window
+against the claims."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.worker import Worker
 from canopy.domain.errors import Conflict
 from canopy.reservations import host_leases, host_query, host_update
 from canopy.reservations.host_leases import host_fields
 from canopy.reservations.hosts import HostService
 from canopy.reservations.service import LeaseService
+from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
-from canopy.store.models import Claim, HostAllocation, ReservableHost, Reservation
+from canopy.store.models import Claim, HostAllocation, ReservableHost, Reservation, Server
 from tests.conftest import empty_database
 from tests.controllers.harness import make_plane
 
@@ -53,15 +57,35 @@ async def test_no_instant_is_oversubscribed(pg_url: str, tmp_path: Path) -> None
             except Conflict:
                 return False
 
-        async def boots() -> None:
-            for _ in range(3):
-                await p.create(1, name="vm", flavor="m1.tiny")
-                await p.worker.placement.run_once()
-
-        results = await asyncio.gather(
-            *(lease(p.db if i % 2 else other, i) for i in range(24)), boots()
+        # A second worker: its own runtime and connection pool on the same database.
+        second = Worker(
+            Runtime(
+                db=other,
+                settings=p.settings,
+                drivers=p.rt.drivers,
+                clock=p.clock,
+                worker_id="second-worker",
+                rng=random.Random(12),
+            )
         )
-        accepted = [r for r in results[:-1] if r]
+        # Two ordinary servers run already: open-ended claims from now on.
+        running = await p.create(2, name="running", flavor="m1.tiny")
+        await p.worker.placement.run_once()
+        # More ordinary boots: asked for through each pool, placed by the two workers while
+        # the leases are created (the placements' transactions contend with the leases').
+        for w, svc in enumerate((p.service, ServerService(other, p.settings, p.clock))):
+            await svc.create(
+                p.ctx,
+                CreateServer(
+                    name=f"vm{w}", flavor="m1.tiny", image="cirros", min_count=3, max_count=3
+                ),
+            )
+        results = await asyncio.gather(
+            p.worker.placement.run_once(),
+            second.placement.run_once(),
+            *(lease(p.db if i % 2 else other, i) for i in range(24)),
+        )
+        accepted = [r for r in results[2:] if r]
         assert 0 < len(accepted) < 24  # some fitted, some were refused
         async with p.db.read() as s:
             claims = list((await s.execute(select(Claim))).scalars())
@@ -71,6 +95,14 @@ async def test_no_instant_is_oversubscribed(pg_url: str, tmp_path: Path) -> None
                 c for c in claims if c.starts_at <= at and (c.ends_at is None or at < c.ends_at)
             ]
             assert sum(c.vcpus for c in live) <= 8, (minute, live)
+        # The running servers' claims were counted above with the leases'; the boots placed
+        # during the creates were too, and those that found no room beside the leases
+        # wait for it (in practice the leases, queued first on the clouds' locks, win).
+        async with p.db.read() as s:
+            rows = list((await s.execute(select(Server))).scalars())
+        placed = {sv.id for sv in rows if sv.cloud is not None}
+        assert set(running) <= placed, [(sv.name, sv.phase) for sv in rows]
+        assert all(sv.phase == "schedule" for sv in rows if sv.cloud is None)
     finally:
         await other.dispose()
         await p.close()

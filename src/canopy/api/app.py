@@ -19,6 +19,7 @@ from canopy.api.orchestration import install_orchestration, orchestration_router
 from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
+from canopy.api.reservation.gate import BlazarGate
 from canopy.api.subscriptions import subscriptions_router
 from canopy.api.token_cache import TokenCache, install_invalidation
 from canopy.api.unsupported import install_unsupported
@@ -57,6 +58,7 @@ def create_app(
     # Middleware runs outermost-last-added. The guard comes first, so the error handlers'
     # net, the compute headers and the request id all wrap its 413s and 400s.
     install_request_guard(app, settings.api)
+    app.add_middleware(BlazarGate)  # Blazar's microversion and Content-Type, around the guard
     install_error_handlers(app)
     install_headers(app)
     install_request_id(app)  # added last, so it runs first: the id exists for everything

@@ -27,8 +27,10 @@ async def test_what_the_framework_refuses_is_flasks_body(api: Api) -> None:
     flask_error(await api.client.post(f"{V1}/leases", content=b"{not json", headers=JSON), 400)
     r = await api.client.post(f"{V1}/leases", content=b'{"name": "\xff"}', headers=JSON)
     flask_error(r, 400)
+    # A Content-Type Blazar does not read as JSON: its request_data's 400 (test_gate.py).
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    flask_error(await api.client.post(f"{V1}/leases", content=b"name=x", headers=form), 415)
+    r = await api.client.post(f"{V1}/leases", content=b"name=x", headers=form)
+    assert flask_error(r, 400) == "Content type 'application/x-www-form-urlencoded' isn't supported"
     # A refused token: keystonemiddleware's place, in front of Blazar's code.
     r = await api.client.get(f"{V1}/leases", headers={"X-Auth-Token": "nope"})
     assert "authentication" in flask_error(r, 401)

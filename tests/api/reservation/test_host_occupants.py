@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import ast
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from canopy.store.models import Claim, ReservableHost
+from canopy.store.models import Claim, Job, ReservableHost, Server
 from tests.api.conftest import Api
 from tests.api.reservation.test_host_reservations import HOSTS, _all_active, api
 from tests.api.reservation.test_leases import blazar_error
@@ -97,3 +97,30 @@ async def test_a_server_still_being_created_on_the_cloud_holds_registration_back
     assert r.status_code == 201, r.text
     r = await api.client.post(HOSTS, json={"name": "private:h1"})
     assert r.status_code == 409 and r.json()["error_code"] == 409, r.text
+
+
+async def test_a_server_whose_host_was_never_recorded_holds_registration_back(api: Api) -> None:
+    # A server the cloud runs, from before servers.host existed (migration 0024 adds the
+    # column empty; sync's next full pass fills it): it may be on any host of its cloud.
+    [sid] = await api.place(1, flavor="m1.small")
+    await api.plane.run_until(lambda: _all_active(api, [sid]))
+    async with api.plane.db.session() as s:
+        await s.execute(update(Server).where(Server.id == sid).values(host=None))
+    for name in ("private:h1", "private:h2"):
+        message = blazar_error(await api.client.post(HOSTS, json={"name": name}), 409)
+        assert sid in message and "not known yet" in message and "try again" in message
+    assert await _held(api) == (0, 0)
+    r = await api.client.post(HOSTS, json={"name": "public:h1"})  # another cloud's host
+    assert r.status_code == 201, r.text
+
+    # A worker's first full pass (a new worker: no digest, no cursor) records the host.
+    api.plane.worker.sync._digests.clear()
+    async with api.plane.db.session() as s:
+        await s.execute(update(Job).where(Job.name == "sync:private").values(cursor=None))
+    await api.plane.worker.sync.sync_cloud("private", force=True)
+    [server] = [sv for sv in await api.plane.servers() if sv.id == sid]
+    assert server.host == "h1"
+    message = blazar_error(await api.client.post(HOSTS, json={"name": "private:h1"}), 409)
+    assert message.startswith("Servers [") and sid in message
+    r = await api.client.post(HOSTS, json={"name": "private:h2"})
+    assert r.status_code == 201, r.text
