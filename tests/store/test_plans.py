@@ -235,7 +235,7 @@ async def test_lookups_with_a_deleted_filter_search_their_own_index(
                 assert await group_member_count(s, "no-such-group") == 0
                 # No server is on h-none, but _fill's servers in working phases have no
                 # host yet: refused as they might land there (both look-ups have run).
-                with pytest.raises(Conflict, match="host is not known yet"):
+                with pytest.raises(Conflict, match="is not known yet"):
                     await refuse_occupied(s, "private", "h-none", "h-none")
         finally:
             event.remove(db.engine.sync_engine, "before_cursor_execute", _seen)
