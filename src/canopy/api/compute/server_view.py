@@ -11,13 +11,14 @@ orjson (`store.types.FastJSON`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import null, type_coerce
 
 from canopy.store.models import Server
-from canopy.store.types import DisplayTime, FastJSON, display_time
+from canopy.store.types import DisplayTime, FastJSON, decode_json, display_text, display_time
 
 
 class ServerView(NamedTuple):
@@ -77,6 +78,42 @@ def list_columns(*, detail: bool, admin: bool) -> tuple[Any, ...]:
     if not detail:
         return BASIC_COLUMNS
     return DETAIL_COLUMNS if admin else MEMBER_DETAIL_COLUMNS
+
+
+class BasicView(NamedTuple):
+    id: str
+    name: str
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+_DECODE: dict[str, Any] = {
+    **{name: display_text for name in _TIMES},
+    **{name: decode_json for name in _JSONS},
+    **{name: _flag for name in ("deleted", "boot_from_volume", "config_drive", "locked")},
+}
+_DECODERS = tuple(
+    (i, _DECODE[name]) for i, name in enumerate(ServerView._fields) if name in _DECODE
+)
+
+
+def views_of_plain(rows: Sequence[tuple[Any, ...]], *, detail: bool) -> list[Any]:
+    """A page's plain rows (`list_columns`, as SQLite's driver returns them: times and
+    JSON as text, booleans as 0/1) as the views read them: the same values the typed
+    columns give through the engine (store/plain_reads.py)."""
+    if not detail:
+        return [BasicView._make(row) for row in rows]
+    out = []
+    make = ServerView._make
+    decoders = _DECODERS
+    for row in rows:
+        values = list(row)
+        for i, decode in decoders:
+            values[i] = decode(values[i])
+        out.append(make(values))
+    return out
 
 
 def view_of(server: Server) -> ServerView:

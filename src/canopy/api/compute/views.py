@@ -92,6 +92,16 @@ class ViewContext:
         ]
 
 
+def view_reads(version: APIVersion, ctx: RequestContext, *, show: bool = False) -> bool:
+    """Whether `view_context` reads anything for a page (else the rows are enough)."""
+    return (
+        version.at_least(26)
+        or version.at_least(47)
+        or (ctx.is_cloud_admin and (version.at_least(3) or version.at_least(16)))
+        or (show and ctx.is_cloud_admin and version.at_least(3))
+    )
+
+
 async def view_context(
     s: AsyncSession,
     request: Request,
