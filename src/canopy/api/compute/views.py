@@ -51,6 +51,7 @@ POWER_STATE: dict[str | None, int] = {"running": RUNNING, "rebooting": RUNNING, 
 _FIELD_VERSIONS = (3, 9, 16, 19, 26, 47, 63, 71, 73)
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD"})
 _FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
+_DELETED: str = ServerStatus.DELETED.value
 
 
 @dataclass
@@ -153,10 +154,12 @@ def server_basic(vc: ViewContext, sv: ServerView | Row[Any]) -> dict[str, Any]:
 def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dict[str, Any]:
     """GET /servers/detail and GET /servers/{id} (`show` adds 2.71's server_groups)."""
     at = vc.at
-    status = ServerStatus.DELETED.value if sv.deleted else sv.status
+    status = _DELETED if sv.deleted else sv.status
     vm_state = VM_STATE.get(status)
+    created, updated = sv.created_at, sv.updated_at
+    sid = sv.id
     out: dict[str, Any] = {
-        "id": sv.id,
+        "id": sid,
         "name": sv.name,
         "status": status,
         "tenant_id": sv.project_id,
@@ -165,12 +168,16 @@ def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dic
         "hostId": host_id(sv.project_id, sv.cloud),
         "image": _image(vc, sv),
         "flavor": _embedded_flavor(vc, sv),
-        "created": isotime_of(sv.created_at),
-        "updated": isotime_of(sv.updated_at),
-        "addresses": {} if vm_state == "building" else _addresses(sv),
+        # isotime_of, its common case inline (a year of four digits).
+        "created": created[:19] + "Z" if created[4] == "-" else isotime_of(created),
+        "updated": updated[:19] + "Z" if updated[4] == "-" else isotime_of(updated),
+        "addresses": {} if vm_state == "building" or not sv.addresses else _addresses(sv),
         "accessIPv4": "",
         "accessIPv6": "",
-        "links": vc.links(sv.id),
+        "links": [
+            {"rel": "self", "href": vc.self_prefix + sid},
+            {"rel": "bookmark", "href": vc.bookmark_prefix + sid},
+        ],
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": sv.cloud or sv.requested_zone or "",
         "config_drive": "True" if sv.config_drive else "",
