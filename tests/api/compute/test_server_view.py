@@ -57,6 +57,7 @@ def test_a_member_page_reads_no_attempt_log() -> None:
 PAGES = (
     "/compute/v2.1/servers/detail?limit=2",
     "/compute/v2.1/servers?limit=2",
+    "/compute/v2.1/servers/detail?all_tenants=1&limit=2",
     "/compute/v2.1/servers/detail?all_tenants=1&deleted=1&limit=3",
     "/compute/v2.1/servers/detail?name=vm&sort_key=display_name&sort_dir=asc&limit=2",
     "/compute/v2.1/servers/detail?changes-since=2000-01-01T00:00:00Z&limit=2",
