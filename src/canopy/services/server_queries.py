@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,9 @@ from canopy.services.server_scope import ServerScope, _could_be_id
 from canopy.services.server_statements import Shape, marker_statement, shape_of, statement
 from canopy.services.server_walk import SAMPLE_PAGES, walk_estimate, walkable, walked
 from canopy.store.models import Server
+from canopy.store.plain_reads import Rows, Run, Unsupported
+
+AsyncRun = Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,25 @@ class ServerQueries(ServerScope):
         async with self._unit(session, write=False) as s:
             return (await self._page(s, ctx, query, columns, core=True)).all()
 
+    def search_plain(
+        self, ctx: RequestContext, query: ServerQuery, columns: Sequence[Any]
+    ) -> Rows | None:
+        """`search_rows` on SQLite's plain reads (store/plain_reads.py): the same
+        statements, their rows as the driver returns them (times and JSON as text,
+        booleans as 0/1). None when this database or this query is not for them (then
+        `search_rows` is the way)."""
+        reads = self.db.plain_reads
+        if reads is None:
+            return None
+        if query.limit is not None and query.limit <= 0:
+            return []
+        try:
+            with reads.transaction() as run:
+                q, values = _plan_sync(self, run, ctx, query, columns)
+                return run(q, values)
+        except Unsupported:
+            return None
+
     async def _page(
         self,
         s: AsyncSession,
@@ -109,12 +131,27 @@ class ServerQueries(ServerScope):
         """Select `columns` of servers with the query's filters, order and page: a statement
         prepared once per shape (services/server_statements.py), run with this query's
         values."""
+
+        async def run(q: Any, values: Mapping[str, Any]) -> Sequence[Any]:
+            return (await s.execute(q, values)).all()
+
+        q, values = await self._plan(run, ctx, query, columns)
+        patterns = (query.name, query.ip, query.ip6)
+        timeout = self.settings.api.regex_timeout_seconds
+        bounded = timeout if any(p is not None for p in patterns) else None
+        return await regex.execute(s, q, bounded, values, core=core)
+
+    async def _plan(
+        self, run: AsyncRun, ctx: RequestContext, query: ServerQuery, columns: Sequence[Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The page's statement (prepared once per shape) and its values: the marker's
+        sort-key values and the walk-or-sort choice read through `run`."""
         shape, values = shape_of(ctx, query, sqlite=self.db.is_sqlite)
         if query.marker is not None:
-            values.update(await self._after_marker(s, ctx, query))
+            values.update(await self._after_marker(run, ctx, query))
         if query.limit is not None:
             values["q_limit"] = query.limit
-            if walkable(shape, query.sort) and await self._walk_fills(s, shape, query, values):
+            if walkable(shape, query.sort) and await self._walk_fills(run, shape, query, values):
                 shape = walked(shape)
         q = statement(
             columns,
@@ -123,13 +160,10 @@ class ServerQueries(ServerScope):
             marker=query.marker is not None,
             limit=query.limit is not None,
         )
-        patterns = (query.name, query.ip, query.ip6)
-        timeout = self.settings.api.regex_timeout_seconds
-        bounded = timeout if any(p is not None for p in patterns) else None
-        return await regex.execute(s, q, bounded, values, core=core)
+        return q, values
 
     async def _walk_fills(
-        self, s: AsyncSession, shape: Shape, query: ServerQuery, values: dict[str, Any]
+        self, run: AsyncRun, shape: Shape, query: ServerQuery, values: dict[str, Any]
     ) -> bool:
         """Whether the first rows a walk of the page order would visit hold a full page of
         matches (services/server_walk.py): then the walk is the plan, bounded by them."""
@@ -137,11 +171,11 @@ class ServerQueries(ServerScope):
         desc = query.sort[0][1]
         q = walk_estimate(shape, desc, marker=query.marker is not None)
         params = {**values, "q_sample": query.limit * SAMPLE_PAGES}
-        found = (await s.execute(q, params)).scalar_one()
+        found = (await run(q, params))[0][0]
         return bool(found >= query.limit)
 
     async def _after_marker(
-        self, s: AsyncSession, ctx: RequestContext, query: ServerQuery
+        self, run: AsyncRun, ctx: RequestContext, query: ServerQuery
     ) -> dict[str, Any]:
         """The marker server's sort-key values, bound as `q_m0`, `q_m1`, ... (the page
         starts strictly after them)."""
@@ -150,9 +184,33 @@ class ServerQueries(ServerScope):
         row = None
         if _could_be_id(marker):
             q = marker_statement(query.sort)
-            row = (await s.execute(q, {"q_marker": marker})).one_or_none()
+            rows = await run(q, {"q_marker": marker})
+            row = rows[0] if rows else None
         if row is None or not (
             (ctx.is_cloud_admin and query.all_projects) or row[0] == ctx.project_id
         ):
             raise InvalidRequest(f"marker [{marker}] not found")
         return {f"q_m{i}": value for i, value in enumerate(row[1:])}
+
+
+def _plan_sync(
+    queries: ServerQueries,
+    run: Run,
+    ctx: RequestContext,
+    query: ServerQuery,
+    columns: Sequence[Any],
+) -> tuple[Any, dict[str, Any]]:
+    """`_plan` over a synchronous `run`: its coroutine never suspends (nothing it awaits
+    does), so it is driven to its end here, in one step, inside the caller's transaction."""
+
+    async def arun(q: Any, values: Mapping[str, Any]) -> Sequence[Any]:
+        return run(q, values)
+
+    coro = queries._plan(arun, ctx, query, columns)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        plan: tuple[Any, dict[str, Any]] = done.value
+        return plan
+    coro.close()
+    raise RuntimeError("a plain read plan awaited something that suspends")

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from canopy.store import regexp
+from canopy.store.plain_reads import PlainReads
 from canopy.store.sqlite_inline import inline_creator
 from canopy.store.write_lock import WriteLock
 
@@ -46,6 +47,14 @@ class Database:
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self._write_lock = WriteLock() if self.is_sqlite else None
+        # List pages' reads straight on SQLite (store/plain_reads.py); a file only, since
+        # an in-memory database is private to its connection.
+        path = parsed.database or ""
+        self.plain_reads: PlainReads | None = (
+            PlainReads(path, self.engine.dialect)
+            if self.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
+            else None
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(canopy_readonly=True), expire_on_commit=False
@@ -85,6 +94,8 @@ class Database:
             yield s
 
     async def dispose(self) -> None:
+        if self.plain_reads is not None:
+            self.plain_reads.close()
         await self.engine.dispose()
 
 

@@ -46,14 +46,19 @@ class FastJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if not isinstance(value, str | bytes):
-            return value  # NULL, or a driver that decoded it already
-        if value == "{}":
-            return {}
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return json.loads(value)
+        return decode_json(value)
+
+
+def decode_json(value: Any) -> Any:
+    """FastJSON's reading of a stored JSON text (also used on plain rows)."""
+    if not isinstance(value, str | bytes):
+        return value  # NULL, or a driver that decoded it already
+    if value == "{}":
+        return {}
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)
 
 
 class DisplayTime(TypeDecorator[str]):
@@ -69,15 +74,20 @@ class DisplayTime(TypeDecorator[str]):
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            return display_time(value)
-        raw = str(value)
-        # SQLAlchemy's SQLite storage: "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC.
-        if len(raw) == 26 and raw[10] == " " and raw[0] != "0":
-            return raw.replace(" ", "T", 1)
-        return display_time(datetime.fromisoformat(raw))
+        return display_text(value)
+
+
+def display_text(value: Any) -> str | None:
+    """DisplayTime's reading of a stored time (also used on plain rows)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return display_time(value)
+    raw = str(value)
+    # SQLAlchemy's SQLite storage: "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC.
+    if len(raw) == 26 and raw[10] == " " and raw[0] != "0":
+        return raw.replace(" ", "T", 1)
+    return display_time(datetime.fromisoformat(raw))
 
 
 def display_time(dt: datetime) -> str:

@@ -11,13 +11,14 @@ orjson (`store.types.FastJSON`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import null, type_coerce
 
 from canopy.store.models import Server
-from canopy.store.types import DisplayTime, FastJSON, display_time
+from canopy.store.types import DisplayTime, FastJSON, decode_json, display_text, display_time
 
 
 class ServerView(NamedTuple):
@@ -77,6 +78,52 @@ def list_columns(*, detail: bool, admin: bool) -> tuple[Any, ...]:
     if not detail:
         return BASIC_COLUMNS
     return DETAIL_COLUMNS if admin else MEMBER_DETAIL_COLUMNS
+
+
+class BasicView(NamedTuple):
+    id: str
+    name: str
+
+
+_FIELDS = ServerView._fields
+_TIME_AT = tuple(i for i, name in enumerate(_FIELDS) if name in _TIMES)
+_JSON_AT = tuple(i for i, name in enumerate(_FIELDS) if name in _JSONS)
+_FLAG_AT = tuple(
+    i
+    for i, name in enumerate(_FIELDS)
+    if name in ("deleted", "boot_from_volume", "config_drive", "locked")
+)
+
+
+def views_of_plain(rows: Sequence[tuple[Any, ...]], *, detail: bool) -> list[Any]:
+    """A page's plain rows (`list_columns`, as SQLite's driver returns them: times and
+    JSON as text, booleans as 0/1) as the views read them: the same values the typed
+    columns give through the engine (store/plain_reads.py): `display_text` for times
+    (its common case inline: SQLAlchemy's SQLite text, cut), `decode_json` for JSON and
+    `bool` for booleans, as the Boolean type reads SQLite's integers."""
+    if not detail:
+        return [BasicView._make(row) for row in rows]
+    out = []
+    make = ServerView._make
+    for row in rows:
+        values = list(row)
+        for i in _TIME_AT:
+            t = values[i]
+            if t is not None:
+                if t.__class__ is str and len(t) == 26 and t[10] == " " and t[0] != "0":
+                    values[i] = t.replace(" ", "T", 1)
+                else:
+                    values[i] = display_text(t)
+        for i in _JSON_AT:
+            j = values[i]
+            if j is not None:
+                values[i] = {} if j == "{}" else decode_json(j)
+        for i in _FLAG_AT:
+            f = values[i]
+            if f is not None:
+                values[i] = bool(f)
+        out.append(make(values))
+    return out
 
 
 def view_of(server: Server) -> ServerView:

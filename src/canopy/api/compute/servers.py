@@ -13,21 +13,30 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.api.auth import AuthDep, WriterDep
+from canopy.api.auth import AuthDep, WriterDep, authenticate
 from canopy.api.compute import server_actions, server_create
 from canopy.api.compute.common import page_links, reject_nul_body
-from canopy.api.compute.microversion import APIVersion, VersionDep
+from canopy.api.compute.microversion import APIVersion, VersionDep, microversion
 from canopy.api.compute.schemas import UpdateBody
 from canopy.api.compute.server_deps import ServiceDep
 from canopy.api.compute.server_query import _server_query
-from canopy.api.compute.server_view import ServerView, list_columns, view_of
+from canopy.api.compute.server_view import ServerView, list_columns, view_of, views_of_plain
 from canopy.api.compute.views import (
     ViewContext,
     server_basic,
     server_detail,
     view_context,
+    view_reads,
 )
-from canopy.api.deps import ReadSessionDep, SessionDep, SettingsDep, wake_after_commit
+from canopy.api.deps import (
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    get_clock,
+    get_db,
+    get_settings,
+    wake_after_commit,
+)
 from canopy.api.fast_json import json_response
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
@@ -43,26 +52,38 @@ router.include_router(server_create.router)
 # List -----------------------------------------------------------------------------------
 
 
-async def _list(
-    request: Request,
-    v: APIVersion,
-    ctx: RequestContext,
-    s: AsyncSession,
-    settings: SettingsDep,
-    service: ServerService,
-    *,
-    detail: bool,
-) -> Response:
+async def _list(request: Request, *, detail: bool) -> Response:
     """One page, read as plain rows of the columns it shows (one query), rendered to
-    plain JSON types and encoded by orjson: no ORM entities, no response model."""
+    plain JSON types and encoded by orjson: no ORM entities, no response model.
+
+    The route takes only the request: its microversion, caller and transaction are
+    read here in the order the dependencies of the other routes read them (microversion,
+    token, then the database), without FastAPI solving a dependency graph per request.
+    On SQLite the rows come from the plain reads (store/plain_reads.py) and a session is
+    opened only when the view needs more than the rows (tags, flavors, clouds)."""
+    v = await microversion(request)
+    ctx = await authenticate(request)
+    settings = get_settings(request)
+    db = get_db(request)
+    service = ServerService(db, settings, get_clock(request))
     query = _server_query(request, v, ctx)
     columns = list_columns(detail=detail, admin=ctx.is_cloud_admin)
+    plain = None if query is None else service.search_plain(ctx, query, columns)
     servers: Sequence[Any] = []
-    if query is not None:
-        servers = await service.search_rows(ctx, query, columns, session=s)
-    if detail:
-        servers = [ServerView._make(row) for row in servers]
-    vc = await view_context(s, request, settings, v, ctx, servers if detail else [])
+    if plain is not None:
+        servers = views_of_plain(plain, detail=detail)
+        if detail and view_reads(v, ctx):
+            async with db.read() as s:
+                vc = await view_context(s, request, settings, v, ctx, servers)
+        else:
+            vc = ViewContext(request, settings, v, ctx)
+    else:
+        async with db.read() as s:
+            if query is not None:
+                servers = await service.search_rows(ctx, query, columns, session=s)
+            if detail:
+                servers = [ServerView._make(row) for row in servers]
+            vc = await view_context(s, request, settings, v, ctx, servers if detail else [])
     if detail:
         items = [server_detail(vc, sv) for sv in servers]
     else:
@@ -78,27 +99,13 @@ async def _list(
 
 # The response model documents the body (OpenAPI); the Response returned is sent as is.
 @router.get("/servers", summary="List servers (id, name, links)", response_model=dict[str, Any])
-async def list_servers(
-    request: Request,
-    v: VersionDep,
-    ctx: AuthDep,
-    s: ReadSessionDep,
-    settings: SettingsDep,
-    service: ServiceDep,
-) -> Response:
-    return await _list(request, v, ctx, s, settings, service, detail=False)
+async def list_servers(request: Request) -> Response:
+    return await _list(request, detail=False)
 
 
 @router.get("/servers/detail", summary="List servers with details", response_model=dict[str, Any])
-async def list_servers_detail(
-    request: Request,
-    v: VersionDep,
-    ctx: AuthDep,
-    s: ReadSessionDep,
-    settings: SettingsDep,
-    service: ServiceDep,
-) -> Response:
-    return await _list(request, v, ctx, s, settings, service, detail=True)
+async def list_servers_detail(request: Request) -> Response:
+    return await _list(request, detail=True)
 
 
 # One server -----------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""SQLite's plain reads (store/plain_reads.py): the engine's statements, run on the
+driver, with the engine's bind processing and its errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.exc import OperationalError
+
+from canopy.store.db import Database
+from canopy.store.models import Flavor, Server
+from canopy.store.plain_reads import Unsupported
+
+
+async def test_rows_are_the_drivers_and_binds_are_processed(seeded: Database) -> None:
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    async with seeded.session() as s:
+        names = sorted((await s.execute(select(Flavor.id))).scalars())
+    q = select(Flavor.id).where(Flavor.id >= bindparam("q_low")).order_by(Flavor.id)
+    with reads.transaction() as run:
+        assert [r[0] for r in run(q, {"q_low": names[0]})] == names
+        assert [r[0] for r in run(q, {"q_low": names[-1]})] == names[-1:]
+    # A datetime is bound as the engine stores it (naive UTC text), not as str().
+    later = datetime.now(UTC) + timedelta(days=1)
+    window = select(func.count()).select_from(Server).where(Server.updated_at < bindparam("t"))
+    with reads.transaction() as run:
+        assert run(window, {"t": later}) == [(0,)]
+    # A statement's own fixed values (LIMIT's OFFSET 0) need no value from the caller.
+    with reads.transaction() as run:
+        assert len(run(select(Flavor.id).limit(bindparam("n")), {"n": 1})) == 1
+
+
+async def test_lists_of_values_are_the_engines(seeded: Database) -> None:
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    expanding = select(Flavor.id).where(Flavor.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(Unsupported), reads.transaction() as run:
+        run(expanding, {"ids": ["1"]})
+    # Afterwards the reader works again.
+    with reads.transaction() as run:
+        assert run(select(func.count()).select_from(Flavor), {})[0][0] > 0
+
+
+async def test_errors_are_sqlalchemys(seeded: Database) -> None:
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    with pytest.raises(OperationalError), reads.transaction() as run:
+        run(text("SELECT * FROM no_such_table"), {})
+    with reads.transaction() as run:  # and the next transaction is fine
+        assert run(text("SELECT 1"), {}) == [(1,)]
+
+
+async def test_writes_are_refused(seeded: Database) -> None:
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    with pytest.raises(OperationalError), reads.transaction() as run:
+        run(text("DELETE FROM flavors"), {})
+    async with seeded.read() as s:
+        assert (await s.execute(select(func.count()).select_from(Flavor))).scalar_one() > 0
