@@ -3,7 +3,8 @@ driver, with the engine's bind processing and its errors."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, func, select, text
@@ -12,6 +13,8 @@ from sqlalchemy.exc import OperationalError
 from canopy.store.db import Database
 from canopy.store.models import Flavor, Server
 from canopy.store.plain_reads import Unsupported
+
+from .helpers import server_row
 
 
 async def test_rows_are_the_drivers_and_binds_are_processed(seeded: Database) -> None:
@@ -24,11 +27,16 @@ async def test_rows_are_the_drivers_and_binds_are_processed(seeded: Database) ->
     with reads.transaction() as run:
         assert [r[0] for r in run(q, {"q_low": names[0]})] == names
         assert [r[0] for r in run(q, {"q_low": names[-1]})] == names[-1:]
-    # A datetime is bound as the engine stores it (naive UTC text), not as str().
-    later = datetime.now(UTC) + timedelta(days=1)
+    # A datetime is bound as the engine stores it (naive UTC text), not as str(): an
+    # aware time in another zone, a microsecond either side of a stored updated_at.
+    at = datetime(2026, 3, 1, 12, 0, 0, 500, tzinfo=UTC)
+    async with seeded.session() as s:
+        s.add(server_row(at, phase="steady"))
+    plus5 = timezone(timedelta(hours=5))
     window = select(func.count()).select_from(Server).where(Server.updated_at < bindparam("t"))
     with reads.transaction() as run:
-        assert run(window, {"t": later}) == [(0,)]
+        assert run(window, {"t": (at - timedelta(microseconds=1)).astimezone(plus5)}) == [(0,)]
+        assert run(window, {"t": (at + timedelta(microseconds=1)).astimezone(plus5)}) == [(1,)]
     # A statement's own fixed values (LIMIT's OFFSET 0) need no value from the caller.
     with reads.transaction() as run:
         assert len(run(select(Flavor.id).limit(bindparam("n")), {"n": 1})) == 1
@@ -64,3 +72,16 @@ async def test_writes_are_refused(seeded: Database) -> None:
         run(text("DELETE FROM flavors"), {})
     async with seeded.read() as s:
         assert (await s.execute(select(func.count()).select_from(Flavor))).scalar_one() > 0
+
+
+async def test_a_file_that_cannot_be_opened_is_a_database_error(
+    seeded: Database, tmp_path: Path
+) -> None:
+    """Not a bare sqlite3 error (a 500): SQLAlchemy's, which the API answers with 503."""
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    reads.close()
+    reads.path = str(tmp_path / "gone" / "canopy.db")
+    with pytest.raises(OperationalError), reads.transaction() as run:
+        run(text("SELECT 1"), {})

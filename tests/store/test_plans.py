@@ -193,11 +193,52 @@ async def test_postgres_changes_since_searches_an_updated_at_index(
     assert "Seq Scan" not in body, body
 
 
-def test_no_servers_index_leads_with_deleted() -> None:
+def test_no_servers_index_of_live_rows_leads_with_deleted() -> None:
     """Nearly every row shares `deleted = false`: an index that leads with it is chosen
-    by SQLite without statistics over the selective one a query was written for."""
+    by SQLite without statistics over the selective one a query was written for. Only a
+    partial index of the deleted rows may, since no query of live rows can use it."""
     for index in Server.__table__.indexes:
-        assert index.columns[0].name != "deleted", index.name
+        partial = index.dialect_options["sqlite"]["where"] is not None
+        assert index.columns[0].name != "deleted" or partial, index.name
+
+
+@pytest.mark.parametrize("statistics", [False, True])
+async def test_deleted_lists_search_the_deleted_rows_only(
+    tmp_path: Path, sqlite_template: Path, statistics: bool
+) -> None:
+    """A list of deleted servers across projects (`--all-projects --deleted`) searches
+    the partial index of deleted rows; a list of live ones never does."""
+    import shutil
+
+    from canopy.bootstrap import seed
+    from canopy.domain.context import RequestContext
+    from canopy.services.server_queries import ServerQuery
+    from canopy.services.server_statements import shape_of, statement
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    db = Database(f"sqlite+aiosqlite:///{target}")
+    clock = FakeClock()
+    try:
+        await seed(db, settings(str(tmp_path)), clock)
+        await _fill(db, clock)
+        if statistics:
+            async with db.engine.connect() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+        ctx = RequestContext(project_id="p1", roles=frozenset({"admin"}), is_admin_project=True)
+        for deleted, wanted in ((True, "ix_servers_deleted_order"), (False, None)):
+            query = ServerQuery(all_projects=True, deleted=deleted)
+            shape, values = shape_of(ctx, query, sqlite=True)
+            q = statement((Server.id,), shape, query.sort, marker=False, limit=True)
+            q = q.params(values, q_limit=100)
+            sql = str(q.compile(db.engine.sync_engine, compile_kwargs={"literal_binds": True}))
+            plan = (await _sqlite_plans(db, [(sql.replace("%", "%%"), ())]))[0]
+            if wanted:
+                assert any(wanted in x for x in plan), (sql, plan)
+            else:
+                assert not any("ix_servers_deleted_order" in x for x in plan), (sql, plan)
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.parametrize("statistics", [False, True])

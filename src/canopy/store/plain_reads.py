@@ -88,9 +88,20 @@ class PlainReads:
         self._compiled: dict[int, tuple[ClauseElement, _Compiled]] = {}
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only = ON")
-        regexp.register_sqlite(conn)
+        """A new connection; a file that cannot be opened (gone, no permission, no file
+        descriptors left) is the engine's database error, as on the engine's path (503)."""
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise DBAPIError.instance("connect", (), e, sqlite3.Error) from e
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            regexp.register_sqlite(conn)
+        except sqlite3.Error as e:
+            conn.close()
+            raise DBAPIError.instance("PRAGMA query_only = ON", (), e, sqlite3.Error) from e
         return conn
 
     @contextmanager

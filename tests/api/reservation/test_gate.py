@@ -72,6 +72,9 @@ REFUSED_VERSIONS = [
         "API Version String 1.01 is of invalid format. Must be of format MajorNum.MinorNum.",
     ),
     ("reservation one", 400, "API Version String one is of invalid format."),
+    # Past int()'s 4,300 digits (a 500 before), and a number no version reaches.
+    ("reservation 1" + "0" * 5000 + ".0", 406, "is not supported by the API."),
+    ("reservation 1.1000000000", 406, "is not supported by the API."),
     ("reservation LATEST", 400, "is of invalid format"),
 ]
 

@@ -81,12 +81,15 @@ def negotiate(raw: str | None) -> tuple[int, int]:
             f"API Version String {raw[:80]} is of invalid format. Must be of format "
             "MajorNum.MinorNum.",
         )
-    v = (int(m.group(1)), int(m.group(2)))
-    if not MIN_VERSION <= v <= MAX_VERSION:
+    major, minor = m.group(1), m.group(2)
+    # A number longer than any version is out of range as it stands: int() of more than
+    # 4,300 digits raises, and a shorter huge one is work for nothing.
+    v = (int(major), int(minor)) if max(len(major), len(minor)) <= 9 else None
+    if v is None or not MIN_VERSION <= v <= MAX_VERSION:
         raise VersionRefused(
             406,
-            f"Version {raw} is not supported by the API. Minimum is {fmt(MIN_VERSION)} "
-            f"and maximum is {fmt(MAX_VERSION)}.",
+            f"Version {raw[:80]} is not supported by the API. Minimum is "
+            f"{fmt(MIN_VERSION)} and maximum is {fmt(MAX_VERSION)}.",
         )
     return v
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base, Retried
@@ -109,6 +119,15 @@ class Server(Retried, Base):
         # Lists across projects, in page order. Never an index that leads with `deleted`:
         # SQLite without statistics would take it for selective (migration 0027).
         Index("ix_servers_created", "created_at", "id", "deleted"),
+        # Deleted servers only (`--deleted` lists): partial, so no live-row query can use it.
+        Index(
+            "ix_servers_deleted_order",
+            "deleted",
+            "created_at",
+            "id",
+            sqlite_where=text("deleted IS 1"),
+            postgresql_where=text("deleted IS true"),
+        ),
         Index("ix_servers_group", "group_id"),
         Index("ix_servers_reservation", "reservation_id"),
     )
