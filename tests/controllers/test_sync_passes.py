@@ -163,3 +163,20 @@ async def test_a_failing_pass_a_create_asked_for_is_not_tried_again_at_once(
         assert calls == 2
     finally:
         await p.close()
+
+
+async def test_an_ask_for_a_cloud_with_no_driver_does_not_make_the_loop_spin(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A cloud removed while a pass over it was asked for (a boot's look, a look again):
+    nothing here can serve the ask, so it must not keep the loop's wait at zero."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        passes = SyncPasses(p.worker.sync)
+        assert await passes.start() == 2
+        await passes.drain()
+        assert passes.next_due_in(30.0) > 0.5
+        p.worker.rt.sync_soon.ask("gone", p.clock.now())
+        assert passes.next_due_in(30.0) > 0.5
+    finally:
+        await p.close()

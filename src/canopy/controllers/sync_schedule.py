@@ -38,6 +38,7 @@ class SyncSchedule:
         waits += [
             (max(at, self._held_off.get(c, at), self._gap_ends(c, at)) - now).total_seconds()
             for c, at in self.rt.sync_soon.firsts(skip).items()
+            if c in self.rt.drivers  # an ask no driver here serves must not make it spin
         ]
         return max(0.0, min(waits)) if waits else None
 
