@@ -24,12 +24,18 @@ making the same servers level by level, each level one plain request sent once t
 above is ACTIVE, same settings, same run) / N. Both include the controllers, the sim cloud
 and a 20 ms progress poll; the difference is the engine.
 
+The stack is created as the API creates it (its commit, then a wake of the stack loop
+alone), after a stack of 2 servers that is not measured: the first stack of a process pays
+for compiling the engine's statements (about 0.1 s of CPU in its first step), which a
+running canopy has paid before. `create` ends at the stack's CREATE_COMPLETE event, stamped
+when its last step began; `seen` is when the client's poll (every 20 ms) saw it committed.
+
 Sync lists the cloud every `SYNC` = 0.1 s (canopy's defaults are 2 s at rest and 0.5 s
 while servers build; a new server does not wake sync early, so with the defaults each level
 of a stack waits up to 2 s to be seen ACTIVE). That latency is the server pipeline's, not
 the engine's, and is counted in each server's boot either way.
 
-Run alone: .venv/bin/python -m bench.stacks [--smoke]
+Run alone: .venv/bin/python -m bench.stacks [--smoke] [--shapes wide ...] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ import asyncio
 import logging
 import math
 import shutil
+import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +72,8 @@ SCENARIO = "stacks"
 LATENCY_MS = 5.0
 SYNC = 0.1
 PER_LEVEL = 0.2  # the target's allowance per level, seconds
+POLL = 0.02  # the client's poll of the stack's status, seconds
+WARM = 2  # servers of the stack created first, not measured
 Graph = Mapping[str, list[str]]  # resource -> the resources it needs
 
 
@@ -169,7 +178,7 @@ def settings_for(tmp: Path, n: int, boot: float) -> Settings:
                     "concurrency": max(50, n),
                     "sim": {
                         "atomic_create": True,
-                        "hosts": max(4, n // 8),
+                        "hosts": max(4, n // 8) + 1,  # + the warm-up stack's servers
                         "host_vcpus": 16,
                         "host_ram_mb": 65536,
                         "boot_seconds": boot,
@@ -186,6 +195,7 @@ def settings_for(tmp: Path, n: int, boot: float) -> Settings:
 @dataclass(frozen=True)
 class Run:
     create_s: float
+    seen_s: float  # stack accepted -> the client's poll saw it done (its commit, + <= POLL)
     cpu_s: float
     critical_s: float
     heat_s: float
@@ -215,22 +225,29 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
         rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock, worker_id="bench")
         task = asyncio.create_task(Worker(rt).run(stop))
         await asyncio.sleep(0.3)  # the worker is up and idle
-        async with db.session() as s:
-            stack = await StackService(settings, clock).create(
-                s, ctx, f"bench-{shape}", {"template": template(graph)}
-            )
-            sid = stack.id
+
+        async def made(name: str, g: Graph) -> tuple[str, str, datetime]:
+            """Create a stack of `g`; its id, final status and when the client saw it."""
+            async with db.session() as s:
+                stack = await StackService(settings, clock).create(
+                    s, ctx, name, {"template": template(g)}
+                )
+            rt.wake.ask("orchestration")  # as the API does after its commit
+            t0 = time.perf_counter()
+            while True:
+                async with db.read() as s:
+                    status = await s.scalar(select(Stack.status).where(Stack.id == stack.id))
+                if status != "IN_PROGRESS":
+                    return stack.id, str(status), clock.now()
+                if time.perf_counter() - t0 > limit_s:
+                    raise RuntimeError(f"stack {name} not done after {limit_s}s")
+                await asyncio.sleep(POLL)
+
+        # A running canopy has stepped stacks before: the first stack of a process pays
+        # for compiling the engine's statements (about 0.1 s of CPU in its first step).
+        await made("warm-up", wide(WARM))
         c0 = cpu_seconds()
-        rt.wake.set()  # as the API does after its commit
-        t0 = time.perf_counter()
-        while True:
-            async with db.read() as s:
-                status = await s.scalar(select(Stack.status).where(Stack.id == sid))
-            if status != "IN_PROGRESS":
-                break
-            if time.perf_counter() - t0 > limit_s:
-                raise RuntimeError(f"stack {shape} not done after {limit_s}s")
-            await asyncio.sleep(0.02)
+        sid, status, seen_at = await made(f"bench-{shape}", graph)
         cpu = cpu_seconds() - c0
         if status != "COMPLETE":
             raise RuntimeError(f"stack {shape} ended {status}")
@@ -244,17 +261,18 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
             )
             rows = (
                 await s.execute(
-                    select(StackResource.name, Server.created_at, Server.launched_at)
+                    select(StackResource.name, Server.id, Server.created_at, Server.launched_at)
                     .join(Server, Server.id == StackResource.server_id)
                     .where(StackResource.stack_id == sid)
                 )
             ).all()
         assert done_at is not None
-        boots = {name: _secs(made, up) for name, made, up in rows if up is not None}
+        boots = {name: _secs(at, up) for name, _, at, up in rows if up is not None}
         if len(boots) != len(graph):
             raise RuntimeError(f"{len(graph) - len(boots)} servers have no launch time")
         run = Run(
             create_s=_secs(st.created_at, done_at),
+            seen_s=_secs(st.created_at, seen_at),
             cpu_s=cpu,
             critical_s=longest(graph, boots),
             heat_s=heat_model(graph, boots),
@@ -269,7 +287,7 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
                 name="p", flavor="m1.tiny", image="cirros", min_count=level, max_count=level
             )
             ids = [x.id for x in await service.create(ctx, req)]
-            rt.wake.set()
+            rt.wake.ask("placement")  # as the API does after a server create
             while True:
                 async with db.read() as s:
                     up = await s.scalar(
@@ -294,18 +312,28 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def run(n: int = 200, boot: float = 2.0, repeats: int = 1) -> list[Result]:
+async def run(
+    n: int = 200, boot: float = 2.0, repeats: int = 1, shapes: Sequence[str] = tuple(SHAPES)
+) -> list[Result]:
     results: list[Result] = []
-    for shape in SHAPES:
+    for shape in shapes:
         runs = [await one_run(shape, n, boot) for _ in range(repeats)]
+        for r, base in runs:
+            print(
+                f"  {shape}: create {r.create_s:.2f}s (seen {r.seen_s:.2f}s), critical path "
+                f"{r.critical_s:.2f}s: over {r.create_s - r.critical_s:+.2f}s; CPU "
+                f"{r.cpu_s:.2f}s vs {base:.2f}s for plain servers"
+            )
         best, base_cpu = min(runs, key=lambda rb: rb[0].create_s - rb[0].critical_s)
         allowed = best.critical_s + PER_LEVEL * best.depth
         over = best.create_s - best.critical_s
         engine_cpu_ms = max(0.0, best.cpu_s - base_cpu) / n * 1e3
+        median = statistics.median(r.create_s - r.critical_s for r, _ in runs)
         print(
             f"  {shape}: {n} servers, depth {best.depth}: create {best.create_s:.2f}s, "
-            f"critical path {best.critical_s:.2f}s (+{over:.2f}s, allowed "
-            f"+{PER_LEVEL * best.depth:.1f}s), Heat's model {best.heat_s:.1f}s; CPU "
+            f"critical path {best.critical_s:.2f}s (+{over:.2f}s, median of {len(runs)} "
+            f"+{median:.2f}s, allowed +{PER_LEVEL * best.depth:.1f}s), seen by the client at "
+            f"{best.seen_s:.2f}s, Heat's model {best.heat_s:.1f}s; CPU "
             f"{best.cpu_s:.2f}s vs {base_cpu:.2f}s for plain servers"
         )
         results.append(
@@ -318,7 +346,13 @@ async def run(n: int = 200, boot: float = 2.0, repeats: int = 1) -> list[Result]
                 baseline_name="critical path",
                 note=(
                     f"target <= {allowed:.2f}s: {'met' if best.create_s <= allowed else 'MISSED'};"
-                    f" Heat's model {best.heat_s:.1f}s; engine CPU {engine_cpu_ms:.2f} ms/resource"
+                    f" seen done by the client at {best.seen_s:.2f}s; Heat's model "
+                    f"{best.heat_s:.1f}s; engine CPU {engine_cpu_ms:.2f} ms/resource"
+                    + (
+                        f"; best of {len(runs)}, over median +{median:.2f}s"
+                        if len(runs) > 1
+                        else ""
+                    )
                 ),
             )
         )
@@ -335,12 +369,13 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--boot", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
     args = parser.parse_args()
     quiet_logs()
     if args.smoke:
         results = asyncio.run(smoke())
     else:
-        results = asyncio.run(run(args.servers, args.boot, args.repeats))
+        results = asyncio.run(run(args.servers, args.boot, args.repeats, args.shapes))
     print(table(results))
 
 

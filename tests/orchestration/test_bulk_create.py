@@ -95,3 +95,31 @@ async def test_a_groups_new_members_are_created_together(db_url: str, tmp_path: 
         assert len(await live_servers(p)) == 12
     finally:
         await p.close()
+
+
+async def test_a_steps_events_are_written_in_order_and_before_its_servers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A step holds its events and writes them in one statement (events.py): the first
+    step's IN_PROGRESS events before its servers are asked for, and every event in the
+    order it happened, the stack's CREATE_COMPLETE last."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "order", hot({f"vm{i}": server() for i in range(6)}))
+        with statements(p.db) as seen:
+            assert await p.worker.orchestration.run_once() == 1
+        inserts = [q.split(" (")[0] for q in seen if q.startswith("INSERT INTO ")]
+        assert inserts.count("INSERT INTO stack_events") == 1
+        assert inserts.index("INSERT INTO stack_events") < inserts.index("INSERT INTO servers")
+        assert (await settle(p, sid)).status == "COMPLETE"
+        got = [(e.resource_name, e.action, e.status) for e in await events(p, sid)]
+        assert got[0] == ("order", "CREATE", "IN_PROGRESS") and got[-1] == (
+            "order",
+            "CREATE",
+            "COMPLETE",
+        )
+        for i in range(6):
+            mine = [x[1:] for x in got if x[0] == f"vm{i}"]
+            assert mine == [("CREATE", "IN_PROGRESS"), ("CREATE", "COMPLETE")]
+    finally:
+        await p.close()

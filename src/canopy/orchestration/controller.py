@@ -25,7 +25,7 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.domain.states import ServerStatus
 from canopy.orchestration.binding import bind_stack
-from canopy.orchestration.events import stack_event
+from canopy.orchestration.events import hold_events, stack_event, write_events
 from canopy.orchestration.lifecycle import check_walk, power_walk
 from canopy.orchestration.nesting import child_answered
 from canopy.orchestration.prefetch import prefetch
@@ -189,6 +189,20 @@ async def step_stack(
     rt: Runtime,
 ) -> Outcome:
     """Walk `stack` as far as it goes now and record where it stands."""
+    hold_events(s)  # written together at the end (events.py)
+    out = await _step_stack(s, stack, now, bind, servers, rt)
+    await write_events(s, stop=True)
+    return out
+
+
+async def _step_stack(
+    s: AsyncSession,
+    stack: Stack,
+    now: datetime,
+    bind: Callable[[Stack], BoundTemplate],
+    servers: ServerService,
+    rt: Runtime,
+) -> Outcome:
     rows = list(
         (
             await s.execute(

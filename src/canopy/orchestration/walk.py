@@ -26,7 +26,7 @@ from typing import Any
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.abandoning import forget_row
-from canopy.orchestration.events import resource_event
+from canopy.orchestration.events import resource_event, write_events
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.adopt import let_go
 from canopy.orchestration.resources.adopt_tree import adopt
@@ -226,6 +226,8 @@ class Walk:
         """Create the resources queued in this round, each type's together."""
         out: dict[str, Progress] = {}
         queued, self._queued = self._queued, {}
+        if queued:
+            await write_events(self.step.session)  # their IN_PROGRESS, before the servers
         for kind, rows in queued.values():
             for row, progress in zip(rows, await kind.create_many(self.step, rows), strict=True):
                 out[row.name] = self.record(row, progress)

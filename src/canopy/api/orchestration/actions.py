@@ -48,7 +48,7 @@ async def stack_action(
     stack = await identified(s, ctx.project_id, stack_name, stack_id, live=True)
     stack = await svc.find(s, ctx.project_id, stack.id, lock=True)
     await act(s, stack, action, clock)
-    wake_after_commit(s)
+    wake_after_commit(s, "orchestration")  # the stack loop alone; its step wakes the rest
     return Response(status_code=200)
 
 

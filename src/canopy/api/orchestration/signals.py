@@ -118,7 +118,7 @@ async def signal_resource(
             outcome="",
         )
     )
-    wake_after_commit(s)
+    wake_after_commit(s, "orchestration")  # the stack loop alone; its step wakes the rest
     return Response(status_code=200)
 
 

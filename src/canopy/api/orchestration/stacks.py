@@ -44,7 +44,7 @@ async def create_stack(
 ) -> JSONResponse:
     name = body.get("stack_name") if isinstance(body, dict) else None
     stack = await svc.create(s, ctx, name, body)
-    wake_after_commit(s)
+    wake_after_commit(s, "orchestration")  # the stack loop alone; its step wakes the rest
     href = stack_url(request, settings, stack)
     return JSONResponse(
         {"stack": {"id": stack.id, "links": [{"href": href, "rel": "self"}]}},
@@ -172,7 +172,7 @@ async def _update(
     stack = await identified(s, ctx.project_id, stack_name, stack_id, live=True)
     stack = await svc.find(s, ctx.project_id, stack.id, lock=True)
     await svc.update(s, ctx, stack, body, patch=patch)
-    wake_after_commit(s)
+    wake_after_commit(s, "orchestration")  # the stack loop alone; its step wakes the rest
     return Response(status_code=202)
 
 
@@ -209,7 +209,7 @@ async def delete_stack(
     stack = await identified(s, ctx.project_id, stack_name, stack_id, live=True)
     stack = await svc.find(s, ctx.project_id, stack.id, lock=True)
     await svc.delete(s, stack)
-    wake_after_commit(s)
+    wake_after_commit(s, "orchestration")  # the stack loop alone; its step wakes the rest
     return Response(status_code=204)
 
 

@@ -81,6 +81,9 @@ class Step:
     # The rows prefetch.py loaded, held here for the step: the session's identity map
     # holds them only weakly, and `session.get` finds them there only while they live.
     held: list[object] = field(default_factory=list)
+    # Servers prefetch.py found still going (not ACTIVE, SHUTOFF, ERROR or deleted) and did
+    # not load: their checks wait. A step that acts on one of them takes it out first.
+    going: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

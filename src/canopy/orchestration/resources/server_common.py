@@ -109,6 +109,7 @@ class ServerBase(ABC):
         """Rename the server if `name` is new; a Progress only when that failed."""
         if res.server_id is None or not name or name == res.properties.get("name"):
             return None
+        step.going.discard(res.server_id)  # changed in this step: read it again
         try:
             await step.servers.update(step.ctx, res.server_id, name=name, session=step.session)
         except CanopyError as e:
@@ -122,6 +123,7 @@ class ServerBase(ABC):
     async def delete(self, step: Step, res: StackResource) -> Progress:
         if res.server_id is None:
             return Progress.complete()
+        step.going.discard(res.server_id)  # changed in this step: read it again
         try:
             await step.servers.delete(step.ctx, res.server_id, session=step.session)
         except NotFound:
@@ -131,6 +133,8 @@ class ServerBase(ABC):
     async def check(self, step: Step, res: StackResource) -> Progress:
         if res.server_id is None:
             return Progress.complete() if res.action == "DELETE" else Progress()
+        if res.server_id in step.going:
+            return Progress()  # still going when the step began (prefetch.py)
         server = await step.session.get(Server, res.server_id)
         if res.action == "DELETE":
             return Progress.complete() if server is None or server.deleted else Progress()
