@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external, nesting_checks
@@ -12,6 +13,14 @@ from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import is_nested, resource_type
 from canopy.orchestration.template import BoundTemplate, TemplateError
+from canopy.orchestration.tree_limit import LIMIT_MESSAGE
+
+# A group's members at create, by type: the property giving how many, then its fallback.
+GROUP_SIZES = {
+    "OS::Heat::ResourceGroup": ("count", "count"),
+    "OS::Heat::AutoScalingGroup": ("desired_capacity", "min_size"),
+    "AWS::AutoScaling::AutoScalingGroup": ("DesiredCapacity", "MinSize"),
+}
 
 MAX_RESOURCES = 1000
 
@@ -23,7 +32,7 @@ def check_resources(
     known now: a value that refers to another resource is checked when it is created."""
     defs = bound.resources()
     if len(defs) > MAX_RESOURCES:
-        raise InvalidRequest(f"A stack has at most {MAX_RESOURCES} resources, not {len(defs)}.")
+        raise InvalidRequest(LIMIT_MESSAGE)
     if tree is None:
         tree = nesting_checks.Tree()
     tree.count(len(defs))
@@ -50,7 +59,26 @@ def check_resources(
                 continue  # may hold once the resources it refers to exist
             raise
         props = typed(name, kind.properties, raw, partial=True)
+        if d.type in GROUP_SIZES:
+            first, fallback = GROUP_SIZES[d.type]
+            now = tree.kept.get(name) if tree.depth == 0 else None
+            if now is not None and props.get(first) == now[1]:
+                tree.count(now[0])
+            else:
+                tree.count(_members(props, first, fallback))
         try:
             kind.validate(props, known)
         except InvalidRequest as e:
             raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None
+
+
+def _members(props: Any, first: str, fallback: str) -> int:
+    """How many members a group's properties ask for (0 where not known now); each is a
+    resource of the tree, as in Heat, where they are the resources of its nested stack."""
+    for key in (first, fallback):
+        value = props.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(0, value)
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return 1 if first == "count" else 0
