@@ -5,6 +5,7 @@ fails, saying why; nothing is added)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,5 +123,26 @@ async def test_updating_a_nested_stack_counts_the_rest_of_its_roots_tree(
             await _update(p, nested, {"template": six})
         assert (await stack(p, nested)).template == INNER
         await _update(p, nested, {"template": hot({k: NONE for k in "abcde"})})  # 8
+    finally:
+        await p.close()
+
+
+async def test_a_groups_members_count_with_their_nested_templates_resources(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path)
+    try:
+
+        def body(count: int) -> dict[str, Any]:
+            group = {
+                "type": "OS::Heat::ResourceGroup",
+                "properties": {"count": count, "resource_def": {"type": "pair.yaml"}},
+            }
+            return {"template": hot({"g": group}), "files": {"pair.yaml": json.dumps(INNER)}}
+
+        # The group + 334 members of 3 (the member and its nested a, b) = 1003.
+        with pytest.raises(InvalidRequest, match="Maximum resources per stack exceeded"):
+            await create(p, "pairs", **body(334))
+        await create(p, "pairs", **body(333))  # 1000
     finally:
         await p.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external, nesting_checks
-from canopy.orchestration.nesting import registry_of
+from canopy.orchestration.nesting import load_template, registry_of, resolve_type
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
@@ -21,6 +22,8 @@ GROUP_SIZES = {
     "OS::Heat::AutoScalingGroup": ("desired_capacity", "min_size"),
     "AWS::AutoScaling::AutoScalingGroup": ("DesiredCapacity", "MinSize"),
 }
+# The property holding a group's member definition (its `type` may be a nested template).
+MEMBER_DEFS = {"OS::Heat::ResourceGroup": "resource_def", "OS::Heat::AutoScalingGroup": "resource"}
 
 MAX_RESOURCES = 1000
 
@@ -62,10 +65,11 @@ def check_resources(
         if d.type in GROUP_SIZES:
             first, fallback = GROUP_SIZES[d.type]
             now = tree.kept.get(name) if tree.depth == 0 else None
+            size = _member_size(props, d.type, bound.template.files, tree.environment)
             if now is not None and props.get(first) == now[1]:
-                tree.count(now[0])
+                tree.count(now[0] * size)
             else:
-                tree.count(_members(props, first, fallback))
+                tree.count(_members(props, first, fallback) * size)
         try:
             kind.validate(props, known)
         except InvalidRequest as e:
@@ -82,3 +86,23 @@ def _members(props: Any, first: str, fallback: str) -> int:
         if isinstance(value, str) and value.isdigit():
             return int(value)
     return 1 if first == "count" else 0
+
+
+def _member_size(
+    props: Any, group_type: str, files: Mapping[str, Any], environment: Mapping[str, Any] | None
+) -> int:
+    """One member's resources: its own row and, for a nested template, that template's
+    resources (one level: a template nested in it again is not multiplied)."""
+    spec = props.get(MEMBER_DEFS.get(group_type, ""))
+    member_type = spec.get("type") if isinstance(spec, Mapping) else None
+    if not isinstance(member_type, str):
+        return 1
+    source = resolve_type(registry_of(environment), member_type)
+    if source not in files:
+        return 1
+    try:
+        template = load_template(files[source], f"files.{source}")
+    except InvalidRequest:
+        return 1  # refused where the member is checked
+    resources = template.get("resources")
+    return 1 + (len(resources) if isinstance(resources, Mapping) else 0)
