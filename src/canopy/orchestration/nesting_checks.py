@@ -30,6 +30,7 @@ from canopy.orchestration.template import (
     TemplateError,
     parse_template,
 )
+from canopy.orchestration.tree_limit import LIMIT_MESSAGE
 
 MAX_RESOURCES = 1000
 MAX_TEMPLATE_BYTES = 8 << 20  # nested template text checked per request, in total
@@ -47,6 +48,9 @@ class Tree:
     # The external resources the tree names (where, type, id): their existence is read
     # from the database by the caller, in one query per type.
     externals: list[tuple[str, str, str]] = field(default_factory=list)
+    # At an update, the stack's autoscaling groups now: name -> (members, desired size
+    # they were made with); a group whose desired size is unchanged keeps its members.
+    kept: Mapping[str, tuple[int, Any]] = field(default_factory=dict)
 
     def read(self, raw: Any) -> None:
         """Count a nested template's size: a file used 1000 times is checked 1000 times."""
@@ -60,9 +64,7 @@ class Tree:
     def count(self, n: int) -> None:
         self.resources += n
         if self.resources > MAX_RESOURCES:
-            raise InvalidRequest(
-                f"A stack has at most {MAX_RESOURCES} resources, nested stacks included."
-            )
+            raise InvalidRequest(LIMIT_MESSAGE)
 
 
 def check_nested(

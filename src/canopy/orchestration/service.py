@@ -33,6 +33,7 @@ from canopy.orchestration.nesting_checks import Tree
 from canopy.orchestration.rollback import snapshot
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, StackIdentity
+from canopy.orchestration.tree_limit import update_start
 from canopy.orchestration.validation import check_resources
 from canopy.store.models import Stack, StackResource
 
@@ -153,6 +154,7 @@ class StackService:
         ctx: RequestContext,
         req: StackRequest,
         identity: StackIdentity,
+        tree: Tree | None = None,
     ) -> BoundTemplate:
         """Bind and check everything knowable now; raises TemplateError or InvalidRequest."""
         assert req.template is not None
@@ -165,7 +167,8 @@ class StackService:
             identity,
             constraint_check(known),
         )
-        tree = Tree(environment=req.environment)
+        tree = tree or Tree()
+        tree.environment = req.environment
         check_resources(bound, known, tree)
         await external.check_exist(s, ctx, identity.id, tree.externals)
         return bound
@@ -264,7 +267,10 @@ class StackService:
         files = {**stack.files, **req.files} if patch else req.files
         env = {**stack.environment, **req.environment} if patch else req.environment
         merged = StackRequest(template, files, env, params, None, None, None)
-        bound = await self.validate(s, ctx, merged, self.identity(stack))
+        # Heat's max_resources_per_stack over the root's whole tree after the update.
+        others, kept = await update_start(s, stack)
+        tree = Tree(resources=others, kept=kept)
+        bound = await self.validate(s, ctx, merged, self.identity(stack), tree)
         rows = await s.scalars(
             select(StackResource).where(
                 StackResource.stack_id == stack.id,

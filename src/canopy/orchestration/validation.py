@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external, nesting_checks
-from canopy.orchestration.nesting import registry_of
+from canopy.orchestration.nesting import load_template, registry_of, resolve_type
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import is_nested, resource_type
 from canopy.orchestration.template import BoundTemplate, TemplateError
+from canopy.orchestration.tree_limit import LIMIT_MESSAGE
+
+# A group's members at create, by type: the property giving how many, then its fallback.
+GROUP_SIZES = {
+    "OS::Heat::ResourceGroup": ("count", "count"),
+    "OS::Heat::AutoScalingGroup": ("desired_capacity", "min_size"),
+    "AWS::AutoScaling::AutoScalingGroup": ("DesiredCapacity", "MinSize"),
+}
+# The property holding a group's member definition (its `type` may be a nested template).
+MEMBER_DEFS = {"OS::Heat::ResourceGroup": "resource_def", "OS::Heat::AutoScalingGroup": "resource"}
 
 MAX_RESOURCES = 1000
 
@@ -23,7 +35,7 @@ def check_resources(
     known now: a value that refers to another resource is checked when it is created."""
     defs = bound.resources()
     if len(defs) > MAX_RESOURCES:
-        raise InvalidRequest(f"A stack has at most {MAX_RESOURCES} resources, not {len(defs)}.")
+        raise InvalidRequest(LIMIT_MESSAGE)
     if tree is None:
         tree = nesting_checks.Tree()
     tree.count(len(defs))
@@ -50,7 +62,47 @@ def check_resources(
                 continue  # may hold once the resources it refers to exist
             raise
         props = typed(name, kind.properties, raw, partial=True)
+        if d.type in GROUP_SIZES:
+            first, fallback = GROUP_SIZES[d.type]
+            now = tree.kept.get(name) if tree.depth == 0 else None
+            size = _member_size(props, d.type, bound.template.files, tree.environment)
+            if now is not None and props.get(first) == now[1]:
+                tree.count(now[0] * size)
+            else:
+                tree.count(_members(props, first, fallback) * size)
         try:
             kind.validate(props, known)
         except InvalidRequest as e:
             raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None
+
+
+def _members(props: Any, first: str, fallback: str) -> int:
+    """How many members a group's properties ask for (0 where not known now); each is a
+    resource of the tree, as in Heat, where they are the resources of its nested stack."""
+    for key in (first, fallback):
+        value = props.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(0, value)
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return 1 if first == "count" else 0
+
+
+def _member_size(
+    props: Any, group_type: str, files: Mapping[str, Any], environment: Mapping[str, Any] | None
+) -> int:
+    """One member's resources: its own row and, for a nested template, that template's
+    resources (one level: a template nested in it again is not multiplied)."""
+    spec = props.get(MEMBER_DEFS.get(group_type, ""))
+    member_type = spec.get("type") if isinstance(spec, Mapping) else None
+    if not isinstance(member_type, str):
+        return 1
+    source = resolve_type(registry_of(environment), member_type)
+    if source not in files:
+        return 1
+    try:
+        template = load_template(files[source], f"files.{source}")
+    except InvalidRequest:
+        return 1  # refused where the member is checked
+    resources = template.get("resources")
+    return 1 + (len(resources) if isinstance(resources, Mapping) else 0)

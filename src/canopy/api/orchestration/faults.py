@@ -46,5 +46,12 @@ def heat_fault(code: int, message: str) -> dict[str, Any]:
         "code": code,
         "title": title,
         "explanation": _EXPLANATIONS.get(code, title),
-        "error": {"message": message, "type": _TYPES.get(code, "HTTPError"), "traceback": None},
+        "error": {"message": message, "type": _type(code, message), "traceback": None},
     }
+
+
+def _type(code: int, message: str) -> str:
+    # Heat's RequestLimitExceeded is a 400 with its own type (fault.py's error_map).
+    if code == 400 and message.startswith("Request limit exceeded:"):
+        return "RequestLimitExceeded"
+    return _TYPES.get(code, "HTTPError")

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.events import resource_event
 from canopy.orchestration.resources.autoscaling import (
     GROUP_TYPES,
     bounds,
@@ -36,6 +37,13 @@ from canopy.orchestration.resources.members import begin
 from canopy.orchestration.resources.signalling import Handled
 from canopy.orchestration.signal_tokens import arm, endpoint, presigned
 from canopy.orchestration.states import Action, Desired, Status
+from canopy.orchestration.tree_limit import (
+    LIMIT_MESSAGE,
+    MAX_TREE_RESOURCES,
+    member_size,
+    root_id,
+    tree_total,
+)
 from canopy.store.models import StackResource
 
 ADJUSTMENTS = ("change_in_capacity", "exact_capacity", "percent_change_in_capacity")
@@ -164,6 +172,12 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
     size = clamp(group, new_capacity(current, adj.amount, adj.kind, adj.min_step))
     if size == current:
         return Handled(f"no change: {group.name} stays at {current}")
+    if size > current and await _past_limit(step, group, size - current):
+        group.action, group.status = Action.UPDATE, Status.FAILED
+        group.status_reason = f"RequestLimitExceeded: resources.{group.name}: {LIMIT_MESSAGE}"
+        group.updated_at = now
+        resource_event(step.session, group, group.status_reason, now)
+        return Handled(f"refused: scaling {group.name} to {size}: {LIMIT_MESSAGE}")
     await resize(step, group, size)
     group_cooldown = bounds(group)[2]
     own = group_cooldown if adj.cooldown is None else int(adj.cooldown)
@@ -173,6 +187,16 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
     begin(step, group, Action.UPDATE, now)
     group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
     return Handled(f"scaling {group.name} from {current} to {size}", started=True)
+
+
+async def _past_limit(step: Step, group: StackResource, added: int) -> bool:
+    """Whether `added` members more would take the root stack's whole tree past Heat's
+    max_resources_per_stack (each new member the size of an existing one)."""
+    s = step.session
+    members = list((group.data or {}).get("members") or [])
+    size = await member_size(s, group.stack_id, f"{group.name}.{members[0]}") if members else 1
+    total = await tree_total(s, await root_id(s, step.stack))
+    return total + added * size > MAX_TREE_RESOURCES
 
 
 def new_capacity(current: int, adjustment: float, kind: str, min_step: int) -> int:
