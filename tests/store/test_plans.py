@@ -10,6 +10,8 @@ PostgreSQL's EXPLAIN).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,30 @@ async def test_postgres_changes_since_searches_an_updated_at_index(
     assert "Seq Scan" not in body, body
 
 
+@asynccontextmanager
+async def _filled_sqlite(
+    tmp_path: Path, sqlite_template: Path, statistics: bool
+) -> AsyncIterator[Database]:
+    """A seeded copy of the migrated template holding `_fill`'s servers, analysed or not."""
+    import shutil
+
+    from canopy.bootstrap import seed
+
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    db = Database(f"sqlite+aiosqlite:///{target}")
+    clock = FakeClock()
+    try:
+        await seed(db, settings(str(tmp_path)), clock)
+        await _fill(db, clock)
+        if statistics:
+            async with db.engine.connect() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+        yield db
+    finally:
+        await db.dispose()
+
+
 def test_no_servers_index_of_live_rows_leads_with_deleted() -> None:
     """Nearly every row shares `deleted = false`: an index that leads with it is chosen
     by SQLite without statistics over the selective one a query was written for. Only a
@@ -208,23 +234,11 @@ async def test_deleted_lists_search_the_deleted_rows_only(
 ) -> None:
     """A list of deleted servers across projects (`--all-projects --deleted`) searches
     the partial index of deleted rows; a list of live ones never does."""
-    import shutil
-
-    from canopy.bootstrap import seed
     from canopy.domain.context import RequestContext
     from canopy.services.server_queries import ServerQuery
     from canopy.services.server_statements import shape_of, statement
 
-    target = tmp_path / "canopy.db"
-    shutil.copy(sqlite_template, target)
-    db = Database(f"sqlite+aiosqlite:///{target}")
-    clock = FakeClock()
-    try:
-        await seed(db, settings(str(tmp_path)), clock)
-        await _fill(db, clock)
-        if statistics:
-            async with db.engine.connect() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+    async with _filled_sqlite(tmp_path, sqlite_template, statistics) as db:
         ctx = RequestContext(project_id="p1", roles=frozenset({"admin"}), is_admin_project=True)
         for deleted, wanted in ((True, "ix_servers_deleted_order"), (False, None)):
             query = ServerQuery(all_projects=True, deleted=deleted)
@@ -237,8 +251,6 @@ async def test_deleted_lists_search_the_deleted_rows_only(
                 assert any(wanted in x for x in plan), (sql, plan)
             else:
                 assert not any("ix_servers_deleted_order" in x for x in plan), (sql, plan)
-    finally:
-        await db.dispose()
 
 
 @pytest.mark.parametrize("statistics", [False, True])
@@ -247,23 +259,11 @@ async def test_lookups_with_a_deleted_filter_search_their_own_index(
 ) -> None:
     """A server group's members and the servers on a host, asked as the code asks them,
     are found by the group's and the host's index, not by walking every live server."""
-    import shutil
-
-    from canopy.bootstrap import seed
     from canopy.domain.errors import Conflict
     from canopy.reservations.host_occupants import refuse_occupied
     from canopy.services.quotas import group_member_count
 
-    target = tmp_path / "canopy.db"
-    shutil.copy(sqlite_template, target)
-    db = Database(f"sqlite+aiosqlite:///{target}")
-    clock = FakeClock()
-    try:
-        await seed(db, settings(str(tmp_path)), clock)
-        await _fill(db, clock)
-        if statistics:
-            async with db.engine.connect() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+    async with _filled_sqlite(tmp_path, sqlite_template, statistics) as db:
         seen: list[tuple[str, Any]] = []
 
         def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
@@ -288,5 +288,3 @@ async def test_lookups_with_a_deleted_filter_search_their_own_index(
                 sql,
                 plan,
             )
-    finally:
-        await db.dispose()
