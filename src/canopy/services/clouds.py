@@ -31,7 +31,6 @@ from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.providers.options import DRIVER_CREDENTIALS, DRIVER_OPTIONS
 from canopy.providers.registry import AVAILABLE, stored_settings
 from canopy.store.models import Cloud, Server
-from canopy.store.plans import unindexed
 
 log = logging.getLogger("canopy.clouds")
 
@@ -314,9 +313,7 @@ async def remove_cloud(s: AsyncSession, name: str, now: datetime) -> Cloud:
         row.driver_settings = kept
     left = (
         await s.execute(
-            select(Server.id)
-            .where(Server.cloud == name, unindexed(Server.deleted).is_(False))
-            .limit(1)
+            select(Server.id).where(Server.cloud == name, Server.deleted.is_(False)).limit(1)
         )
     ).first()
     if left is None:
