@@ -81,9 +81,11 @@ async def drive(port: int, token: str, n: int, fill: int, pid: int, limit: float
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", headers=headers, limits=limits, timeout=60
     ) as client:
+        filled = Burst()  # the fill is watched until ACTIVE, as the burst is
         for i in range(fill):
-            await _create(client, f"fill-{i}")
-        await asyncio.wait_for(_watch(client, Burst(), 0), limit)
+            sid, at = await _create(client, f"fill-{i}")
+            filled.accepted[sid] = at
+        await asyncio.wait_for(_watch(client, filled, fill), limit)
         out = Burst()
         names = [f"burst-{i}" for i in range(n)]
         cpu0 = cpu_of(pid)
