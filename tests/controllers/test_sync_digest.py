@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from canopy.controllers.sync_digest import Digest
-from canopy.domain.states import Phase, PowerAction
+from canopy.controllers.sync_digest import CHUNK, Digest, alive_ids
+from canopy.domain.specs import RemoteServer
+from canopy.domain.states import Phase, PowerAction, RemoteState
 from canopy.store.models import Server
 
 from .harness import Plane, make_plane, statements
@@ -187,3 +190,44 @@ async def test_a_server_deleted_right_after_it_settles_is_noticed_between_deep_p
         assert gone.status == "ERROR" and gone.phase == Phase.FAILED
     finally:
         await p.close()
+
+
+async def test_a_big_listing_is_digested_a_chunk_at_a_time() -> None:
+    """100,000 listed servers fingerprinted at once held the event loop for 150-350 ms every
+    full pass (bench/loop_stalls.py): `changed`, `absent` and `alive_ids` give the loop back
+    after each CHUNK, and still find exactly what moved, what went and what lives."""
+    n = 5 * CHUNK + 7
+    listed = [
+        RemoteServer(f"r{i}", f"c{i}", f"vm{i}", RemoteState.RUNNING, {"net": [f"10.0.{i}"]})
+        for i in range(n)
+    ]
+    digest = Digest()
+    for r in listed:
+        digest.record(r)
+    digest.seen["gone-1"] = 1  # known, no longer listed
+    moved = replace(listed[3], state=RemoteState.STOPPED)
+    now = [*listed[:3], moved, *listed[4:-1], replace(listed[-1], state=RemoteState.DELETED)]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    t = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        start = ticks
+        changed = await digest.changed(now, {"r7"})
+        assert ticks - start >= n // CHUNK  # the loop ran between chunks
+        assert [r.remote_id for r in changed] == ["r3", "r7", f"r{n - 1}"]
+        start = ticks
+        alive = await alive_ids(now)
+        assert ticks - start >= n // CHUNK
+        assert len(alive) == n - 1 and f"r{n - 1}" not in alive
+        start = ticks
+        assert await digest.absent(alive) == {"gone-1", f"r{n - 1}"}
+        assert ticks - start >= n // CHUNK
+    finally:
+        t.cancel()

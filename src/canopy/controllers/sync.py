@@ -36,7 +36,12 @@ from canopy.controllers.health import ability_map, sync_failed
 from canopy.controllers.listing import LIVE, converging
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.sync_digest import Digest, active_remote_ids, missing_among
+from canopy.controllers.sync_digest import (
+    Digest,
+    active_remote_ids,
+    alive_ids,
+    missing_among,
+)
 from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.controllers.sync_schedule import SyncSchedule
@@ -174,7 +179,7 @@ class SyncController(SyncSchedule):
         try:
             # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
             active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
-            listed = remote if deep else digest.changed(remote, active)
+            listed = remote if deep else await digest.changed(remote, active)
             inst = await rt.installation_id()
             seen = await compare(rt.db, cloud, listed, started, inst, digest)
             leaks = seen.leaks
@@ -188,11 +193,11 @@ class SyncController(SyncSchedule):
                 await asyncio.sleep(0)
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our back.
-                alive = {r.remote_id for r in remote if r.state != RemoteState.DELETED}
+                alive = await alive_ids(remote)
                 if deep:
                     gone = await missing(rt.db, cloud, alive, started)
                 else:
-                    absent = {rid for rid in digest.seen if rid not in alive} | (active - alive)
+                    absent = await digest.absent(alive) | (active - alive)
                     digest.forget(absent)
                     gone = await missing_among(rt.db, cloud, absent, started)
                 await self._all_gone(job_name, cloud, gone, alive, started)

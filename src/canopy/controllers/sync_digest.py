@@ -20,6 +20,7 @@ A pass that does not finish drops the digest, so the next full pass is a deep on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ from sqlalchemy import select
 
 from canopy.controllers.listing import LIVE
 from canopy.domain.specs import RemoteServer
-from canopy.domain.states import Phase
+from canopy.domain.states import Phase, RemoteState
 from canopy.store.db import Database
 from canopy.store.models import Server
 from canopy.store.plans import rare, unindexed
@@ -38,6 +39,10 @@ from canopy.store.plans import rare, unindexed
 ACTIVE = (Phase.CREATE, Phase.RESCHEDULE, Phase.CONVERGE, Phase.POWER, Phase.DELETE)
 # Remote ids looked up per query.
 LOOKUP = 500
+# Listed servers fingerprinted, or ids gathered, between two yields of the event loop: a
+# fingerprint costs about 2 us, so a chunk holds the loop for a few milliseconds. 100,000
+# at once held it for 150-350 ms every full pass (bench/loop_stalls.py).
+CHUNK = 1000
 
 
 def fingerprint(r: RemoteServer) -> int:
@@ -62,13 +67,29 @@ class Digest:
         """Whether the next full pass is a deep one: one in `every` full passes is."""
         return not self.complete or self.since_deep + 1 >= every
 
-    def changed(self, remote: Sequence[RemoteServer], active: set[str]) -> list[RemoteServer]:
+    async def changed(self, remote: Sequence[RemoteServer], active: set[str]) -> list[RemoteServer]:
         """The listed servers to compare: those whose fingerprint moved, or whose row is
-        under way."""
+        under way. A CHUNK at a time, the loop given back between."""
         seen = self.seen
-        return [
-            r for r in remote if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
-        ]
+        out: list[RemoteServer] = []
+        for i in range(0, len(remote), CHUNK):
+            out += [
+                r
+                for r in remote[i : i + CHUNK]
+                if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
+            ]
+            await asyncio.sleep(0)
+        return out
+
+    async def absent(self, alive: set[str]) -> set[str]:
+        """The known remote ids a full listing (`alive`) no longer shows, a CHUNK at a time
+        (the ids are copied first: the digest may change while the loop is given back)."""
+        ids = list(self.seen)
+        out: set[str] = set()
+        for i in range(0, len(ids), CHUNK):
+            out.update(rid for rid in ids[i : i + CHUNK] if rid not in alive)
+            await asyncio.sleep(0)
+        return out
 
     def record(self, r: RemoteServer) -> None:
         self.seen[r.remote_id] = fingerprint(r)
@@ -110,4 +131,13 @@ async def missing_among(
             for sid, deleted, phase in await s.execute(q):
                 if not deleted and phase in (*LIVE, Phase.DELETE):
                     out.append(sid)
+    return out
+
+
+async def alive_ids(remote: Sequence[RemoteServer]) -> set[str]:
+    """Remote ids of the listed servers that are not deleted, a CHUNK at a time."""
+    out: set[str] = set()
+    for i in range(0, len(remote), CHUNK):
+        out.update(r.remote_id for r in remote[i : i + CHUNK] if r.state != RemoteState.DELETED)
+        await asyncio.sleep(0)
     return out
