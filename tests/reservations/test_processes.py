@@ -11,7 +11,7 @@ capacity; each accepted lease holds exactly its amount and a refused one (409) n
 there were some of each; the servers the sim runs are the placed ones, nothing was refused
 there for want of room, and they fit beside every window. What keeps two transactions from
 both taking the last room is the clouds' row lock a lease create and a placement take
-(`reservations/capacity.lock_clouds`, `controllers/placement.py`): without the create's,
+(`reservations/capacity.lock_clouds`, `controllers/placement.py`): without either one,
 this test fails (a minute held 9 or more of 8 vcpus, in every run tried).
 """
 
