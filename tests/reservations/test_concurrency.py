@@ -1,7 +1,10 @@
-"""Concurrent lease creates and ordinary boots on PostgreSQL, from two connection pools
-(two processes' worth; the boots placed by two workers, each with its own runtime and
-pool): no cloud is oversubscribed at any instant, checked at every minute of every window
-against the claims."""
+"""Concurrent lease creates and ordinary boots on PostgreSQL, in ONE process: the services
+called directly through two connection pools, the boots placed by two worker runtimes
+(each with its own pool) on one fake clock. No cloud is oversubscribed at any instant,
+checked at every minute of every window against the claims. Two pools give two database
+sessions that contend for the same rows, which is what the locks are about; it is not two
+processes. The same rule with real processes (`canopy api --workers 2`, two `canopy
+worker`, requests over HTTP, the system clock) is test_processes.py."""
 
 from __future__ import annotations
 
