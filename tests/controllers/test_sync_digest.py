@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from canopy.controllers.sync_digest import CHUNK, Digest, alive_ids
+from canopy.controllers.sync_digest import CHUNK, Digest, alive_ids, release
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, PowerAction, RemoteState
 from canopy.store.models import Server
@@ -229,5 +229,27 @@ async def test_a_big_listing_is_digested_a_chunk_at_a_time() -> None:
         start = ticks
         assert await digest.absent(alive) == {"gone-1", f"r{n - 1}"}
         assert ticks - start >= n // CHUNK
+    finally:
+        t.cancel()
+
+
+async def test_a_listing_is_released_a_chunk_at_a_time() -> None:
+    """Freeing 100,000 listed servers at once held the loop for 20-30 ms at the end of
+    every full pass: `release` empties the listing a CHUNK at a time."""
+    listing = [RemoteServer(f"r{i}", None, f"vm{i}", RemoteState.RUNNING) for i in range(3 * CHUNK)]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    t = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        start = ticks
+        await release(listing)
+        assert listing == [] and ticks - start >= 3
     finally:
         t.cancel()

@@ -141,3 +141,11 @@ async def alive_ids(remote: Sequence[RemoteServer]) -> set[str]:
         out.update(r.remote_id for r in remote[i : i + CHUNK] if r.state != RemoteState.DELETED)
         await asyncio.sleep(0)
     return out
+
+
+async def release(listing: list[RemoteServer]) -> None:
+    """Empty `listing` from its end, a CHUNK at a time, the loop given back between: the
+    servers its list alone holds are freed a chunk at a time, not all at once."""
+    while listing:
+        del listing[-CHUNK:]
+        await asyncio.sleep(0)
