@@ -121,8 +121,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nova(tmp_dir: Path) -> RealNova:
-    """Start Nova on a free port and wait until its API answers."""
+def start_nova(tmp_dir: Path, *, compute_driver: str | None = None) -> RealNova:
+    """Start Nova on a free port and wait until its API answers. `compute_driver` (e.g.
+    "fake.FakeDriver", a host of 1,000 vcpus) replaces the harness's default fake compute,
+    which holds 8 m1.tiny servers: the behaviour tests rely on running out."""
     venv, took = ensure_venv()
     port = _free_port()
     log_path = tmp_dir / "nova.log"
@@ -130,6 +132,8 @@ def start_nova(tmp_dir: Path) -> RealNova:
     out_path = tmp_dir / "nova.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
     env.update(NOVA_PORT=str(port), PYTHONPATH=str(HERE), PYTHONUNBUFFERED="1")
+    if compute_driver is not None:
+        env["NOVA_COMPUTE_DRIVER"] = compute_driver
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
             [str(_python(venv)), "-m", "testtools.run", "nova_server.NovaServer"],

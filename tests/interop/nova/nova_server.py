@@ -9,6 +9,7 @@ stubbed: the app reads X-Auth-User / X-Auth-Project-Id / X-Roles, filled in here
 Run (with this folder on PYTHONPATH): `python -m testtools.run nova_server.NovaServer`.
 `NOVA_PORT` is the port; once it serves, one JSON line goes to stdout ({"port",
 "project_id", "image"}); it serves until killed or until its parent process is gone.
+`NOVA_COMPUTE_DRIVER`, if set, is the fake compute driver (default: the harness's own).
 """
 
 # nova's functional package monkey-patches with eventlet on import: before anything
@@ -46,6 +47,13 @@ class NovaServer(integrated_helpers._IntegratedTestBase):
     api_major_version = "v2.1"
     microversion = "latest"
     ADMIN_API = True
+
+    def _setup_compute_service(self):
+        # NOVA_COMPUTE_DRIVER: another nova.virt.fake driver (a bigger host, for benchmarks).
+        driver = os.environ.get("NOVA_COMPUTE_DRIVER")
+        if driver:
+            self.flags(compute_driver=driver)
+        return super()._setup_compute_service()
 
     def test_serve(self):
         # Nova's WarningsFixture turns some SQLAlchemy deprecation warnings into errors;
