@@ -3,6 +3,7 @@ driver, with the engine's bind processing and its errors."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -85,3 +86,34 @@ async def test_a_file_that_cannot_be_opened_is_a_database_error(
     reads.path = str(tmp_path / "gone" / "canopy.db")
     with pytest.raises(OperationalError), reads.transaction() as run:
         run(text("SELECT 1"), {})
+
+
+async def test_a_busy_file_is_left_to_the_engine_and_the_reader_recovers(seeded: Database) -> None:
+    """SQLITE_BUSY on a plain read is `Unsupported` (the list route then takes the engine's
+    path, which waits a busy file out), not an error; the reader works again once the lock
+    is gone. The lock: another connection in exclusive locking mode with a write open,
+    which no other connection can read past in WAL mode."""
+    reads = seeded.plain_reads
+    if reads is None:
+        pytest.skip("plain reads are SQLite's")
+    path = seeded.url.split("///", 1)[1]
+    q = select(Flavor.id).order_by(Flavor.id)
+    with reads.transaction() as run:
+        before = run(q, {})
+    # Exclusive locking needs every other connection to the file closed first.
+    reads.close()
+    await seeded.engine.dispose()
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE flavors SET name = name")
+        with pytest.raises(Unsupported, match="busy"), reads.transaction() as run:
+            run(q, {})
+        holder.execute("COMMIT")
+        holder.execute("PRAGMA locking_mode = NORMAL")
+        holder.execute("SELECT 1").fetchall()  # the exclusive lock goes at the next access
+    finally:
+        holder.close()
+    with reads.transaction() as run:
+        assert run(q, {}) == before
