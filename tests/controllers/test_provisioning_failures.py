@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from canopy.domain.errors import TransientError
 from canopy.domain.specs import RemoteServer, ServerSpec
 from canopy.providers.sim.creates import created_more_than_once
 from canopy.store.models import Server
@@ -75,4 +76,68 @@ async def test_a_create_that_got_no_answer_is_not_repeated_before_it_could_land(
     finally:
         for t in late:
             t.cancel()
+        await p.close()
+
+
+ZONES = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+zones = ["a", "b"]
+"""
+
+
+async def test_an_attempt_after_one_whose_create_went_out_looks_before_it_creates(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Every answer to the first attempt's creates is lost (the first create landed), so
+    the attempt fails when its retries run out and the server is placed again. The new
+    attempt is no first attempt: it looks the canopy id up and finds the server, instead
+    of creating a second one in the cloud (a second instance billed until sync collects
+    it). It failed before: the failed attempt's unplacing forgot that a create went out."""
+    controllers = {
+        "max_transient_retries": 1,
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.01,
+        # No sync pass meanwhile: it would adopt the landed server before the retries run
+        # out (which heals this too, when sync comes first).
+        "sync_seconds": 3600.0,
+        "sync_converging_seconds": 3600.0,
+    }
+    p = await make_plane(db_url, tmp_path, toml=ZONES, overrides={"controllers": controllers})
+    try:
+        sim = p.sim("private")
+        real = sim.create
+        lost = 0
+
+        async def answers_lost(spec: ServerSpec) -> RemoteServer:
+            nonlocal lost
+            result: RemoteServer = await real(spec)
+            if lost < 2:  # both tries of the first attempt: done, but no answer came
+                lost += 1
+                raise TransientError("the answer was lost", cloud="private")
+            return result
+
+        sim.create = answers_lost  # type: ignore[method-assign]
+        await p.worker.sync.run_once(force=True)  # the first pass: the next is an hour on
+        [sid] = await p.create()
+
+        async def recorded() -> bool:
+            async with p.db.read() as s:
+                row = await s.get(Server, sid)
+                return row is not None and row.remote_id is not None
+
+        await p.run_until(recorded, advance=0.1)
+        async with p.db.read() as s:
+            row = await s.get(Server, sid)
+        assert row is not None and row.attempts == 2, row and row.attempt_log
+        assert [e.get("sent") for e in row.attempt_log] == [True]
+        logs = await sim.create_log()
+        assert created_more_than_once(logs) == {}
+        assert sum(1 for r in logs if r.outcome == "created") == 1
+        assert len(await sim.all_servers()) == 1
+    finally:
         await p.close()

@@ -10,6 +10,7 @@ back to placement with nothing counted against it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,13 @@ async def blocklist_after(
     if row is not None:
         row.blocklisted_until = until
         row.blocklist_reason = error
+
+
+def sent_before(log: list[Any]) -> bool:
+    """Whether an earlier attempt of the server sent a create (it may have landed, its
+    answer lost): the next attempt's create then looks the canopy id up first, whatever
+    cloud or zone it is placed in, instead of counting as a first attempt."""
+    return any(a.get("sent") for a in log)
 
 
 def unplace(server: Server, now: datetime) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from canopy.controllers.attempts import sent_before
 from canopy.controllers.fencing import Hold
 from canopy.controllers.provisioning_failures import CreateFailures
 from canopy.controllers.provisioning_keypairs import KeypairPushing, _Push
@@ -120,7 +121,10 @@ class ProvisioningController(
                     host=pinned,
                     exclude_hosts=() if pinned else tuple(registered.get(server.cloud, ())),
                     installation=installation,
-                    first_attempt=server.create_requested_at is None,
+                    first_attempt=(
+                        server.create_requested_at is None
+                        and not sent_before(server.attempt_log)
+                    ),
                     extra_specs={str(k): str(v) for k, v in (f.extra_specs or {}).items()},
                 ),
                 push=push,

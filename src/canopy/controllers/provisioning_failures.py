@@ -6,6 +6,7 @@ boot that ends in ERROR is cleaned up first. Refused credentials are not an atte
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,9 +113,11 @@ class CreateFailures:
         # cloud is no fuller for it.
         if blocklist and sched.blocklist_seconds > 0 and server.reserved_host_id is None:
             await blocklist_after(s, server, cloud, failure, error, now, sched.blocklist_seconds)
-        entry = {"cloud": cloud, "error": error}
+        entry: dict[str, Any] = {"cloud": cloud, "error": error}
         if zone:
             entry["zone"] = zone
+        if server.create_requested_at is not None:
+            entry["sent"] = True  # a create went out: the next attempt looks first
         server.attempt_log = [*server.attempt_log, entry]
         unplace(server, now)
         await add_event(
