@@ -235,14 +235,18 @@ class Walk:
         out: dict[str, Progress] = {}
         queued, self._queued = self._queued, {}
         for kind, rows in queued.values():
+            written: list[bool] = []
 
-            async def write(rows: list[StackResource] = rows) -> None:
+            async def write(rows: list[StackResource] = rows, done: list[bool] = written) -> None:
                 # Their IN_PROGRESS events and the rows themselves (held out of the
                 # session: rows.py), before the servers.
                 await write_events(self.step.session)
                 await write_rows(self.step.session, rows)
+                done.append(True)
 
             made = await kind.create_many(self.step, rows, write)
+            if written != [True]:
+                raise RuntimeError(f"{type(kind).__name__}.create_many must call `before` once")
             for row, progress in zip(rows, made, strict=True):
                 out[row.name] = self.record(row, progress)
         return out
