@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from canopy.bootstrap import ensure_project
 from canopy.domain.context import RequestContext
+from canopy.orchestration.rows import build
 from canopy.store import quota_usage
+from canopy.store.models import StackResource
 from tests.controllers.harness import make_plane, statements
 
 from .helpers import CLOUDS, create, events, hot, live_servers, resources, server, settle
@@ -123,3 +127,42 @@ async def test_a_steps_events_are_written_in_order_and_before_its_servers(
             assert mine == [("CREATE", "IN_PROGRESS"), ("CREATE", "COMPLETE")]
     finally:
         await p.close()
+
+
+async def test_the_first_steps_resource_rows_are_written_once_naming_their_servers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The new server resources of a step are written with one INSERT (walk.py, rows.py)
+    before their servers, each already naming the server made for it: no UPDATE of the
+    rows in the step (the ORM wrote them without a server, then again with it)."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "once", hot({f"vm{i}": server() for i in range(8)}))
+        with statements(p.db) as seen:
+            assert await p.worker.orchestration.run_once() == 1
+        heads = [q.split(" (")[0].split(" SET ")[0] for q in seen]
+        assert heads.count("INSERT INTO stack_resources") == 1
+        assert not any(h.startswith("UPDATE stack_resources") for h in heads)
+        assert heads.index("INSERT INTO stack_resources") < heads.index("INSERT INTO servers")
+        rows = await resources(p, sid)
+        assert len(rows) == 8
+        made = {sv.id for sv in await live_servers(p)}
+        for r in rows.values():
+            assert r.server_id in made and r.physical_resource_id == r.server_id
+            assert (r.action, r.status) == ("CREATE", "IN_PROGRESS")
+        assert (await settle(p, sid)).status == "COMPLETE"
+        done = await resources(p, sid)
+        assert {r.server_id for r in done.values()} == {r.server_id for r in rows.values()}
+    finally:
+        await p.close()
+
+
+def test_a_held_row_names_every_column() -> None:
+    """A held row is written from its values alone (rows.py): a column left out would be
+    written as NULL rather than its default, so it is refused."""
+    values = {c.key: None for c in StackResource.__table__.columns}
+    row = build(dict(values, name="vm0"))
+    assert row.name == "vm0" and row.group_id is None
+    del values["group_id"]
+    with pytest.raises(ValueError, match="group_id"):
+        build(values)

@@ -157,3 +157,22 @@ async def test_concurrent_batches_never_pass_the_limit_on_postgres(
         assert counters == counted and counted.instances == 5
     finally:
         await p.close()
+
+
+async def test_the_callers_ids_name_the_plain_requests_servers(plane: Plane) -> None:
+    """`ids` (a stack's resource rows name their servers first): each plain request's
+    server has its id; a refused request writes nothing under its id."""
+    ctx = await _project(plane, "named", instances=2, cores=-1, ram=-1)
+    ids = ["srv-a", "srv-b", "srv-c"]
+    async with plane.db.session() as s:
+        made = await plane.service.create_each(
+            ctx, [_req("a"), _req("b"), _req("c")], session=s, ids=ids
+        )
+    assert [x[0].id if isinstance(x, list) else None for x in made] == ["srv-a", "srv-b", None]
+    assert isinstance(made[2], QuotaError)
+    async with plane.db.read() as s:
+        found = set((await s.scalars(select(Server.id).where(Server.id.in_(ids)))).all())
+    assert found == {"srv-a", "srv-b"}
+    with pytest.raises(ValueError, match="one id per request"):
+        async with plane.db.session() as s:
+            await plane.service.create_each(ctx, [_req("d")], session=s, ids=[])

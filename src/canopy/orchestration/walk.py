@@ -30,9 +30,16 @@ from canopy.orchestration.events import resource_event, write_events
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources.adopt import let_go
 from canopy.orchestration.resources.adopt_tree import adopt
-from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
+from canopy.orchestration.resources.base import (
+    CreatesMany,
+    Progress,
+    ResourceType,
+    Step,
+    creates_many,
+)
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
+from canopy.orchestration.rows import build, write_rows
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
 from canopy.store.models import StackResource
@@ -186,14 +193,15 @@ class Walk:
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
-        new = self._new_row(d, kind, props, requires, generation)
+        bulk = kind if self.adopting is None and creates_many(kind) else None
+        new = self._new_row(d, kind, props, requires, generation, hold=bulk is not None)
         out.started += 1
         if self.adopting is not None:
             self.begin(new, Action.ADOPT, "state changed")
             return self.record(new, await adopt(self.step, new, self.adopting.get(d.name)))
         self.begin(new, Action.CREATE, "state changed")
-        if isinstance(kind, CreatesMany):
-            self._queued.setdefault(kind.name, (kind, []))[1].append(new)
+        if bulk is not None:
+            self._queued.setdefault(kind.name, (bulk, []))[1].append(new)
             return Progress()  # started with the others of its type, after this round
         return self.record(new, await kind.create(self.step, new))
 
@@ -226,10 +234,20 @@ class Walk:
         """Create the resources queued in this round, each type's together."""
         out: dict[str, Progress] = {}
         queued, self._queued = self._queued, {}
-        if queued:
-            await write_events(self.step.session)  # their IN_PROGRESS, before the servers
         for kind, rows in queued.values():
-            for row, progress in zip(rows, await kind.create_many(self.step, rows), strict=True):
+            written: list[bool] = []
+
+            async def write(rows: list[StackResource] = rows, done: list[bool] = written) -> None:
+                # Their IN_PROGRESS events and the rows themselves (held out of the
+                # session: rows.py), before the servers.
+                await write_events(self.step.session)
+                await write_rows(self.step.session, rows)
+                done.append(True)
+
+            made = await kind.create_many(self.step, rows, write)
+            if written != [True]:
+                raise RuntimeError(f"{type(kind).__name__}.create_many must call `before` once")
+            for row, progress in zip(rows, made, strict=True):
                 out[row.name] = self.record(row, progress)
         return out
 
@@ -254,8 +272,11 @@ class Walk:
         props: dict[str, Any],
         requires: list[str],
         generation: int,
+        *,
+        hold: bool = False,
     ) -> StackResource:
-        row = StackResource(
+        """A new row; `hold`: built out of the session, written by `_create_queued`."""
+        values: dict[str, Any] = dict(
             id=str(uuid.uuid4()),
             stack_id=self.step.stack.id,
             name=d.name,
@@ -271,11 +292,16 @@ class Walk:
             requires=requires,
             data={"retain": True} if d.deletion_policy == "Retain" else {},
             server_id=None,
+            group_id=None,
             wait_until=None,
             created_at=self.now,
             updated_at=self.now,
         )
-        self.step.session.add(row)
+        if hold:
+            row = build(values)
+        else:
+            row = StackResource(**values)
+            self.step.session.add(row)
         self.rows.append(row)
         if self._current is not None:
             # No other present row has this name (one being replaced was made absent

@@ -157,13 +157,16 @@ def server_rows(
     reservation_id: str | None,
     count: int,
     now: datetime,
+    *,
+    first_id: str | None = None,
 ) -> list[Server]:
-    """The rows of `count` new servers for `req` (not yet added to a session)."""
+    """The rows of `count` new servers for `req` (not yet added to a session); the first
+    one's id is `first_id` when given."""
     servers: list[Server] = []
     for i in range(count):
         servers.append(
             Server(
-                id=str(uuid.uuid4()),
+                id=first_id if i == 0 and first_id is not None else str(uuid.uuid4()),
                 project_id=ctx.project_id,
                 user_id=ctx.user_id,
                 name=req.name if count == 1 else f"{req.name}-{i + 1}",

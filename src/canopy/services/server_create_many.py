@@ -37,18 +37,28 @@ from canopy.store.models import Flavor, Image, Server
 
 # What one request came to: its servers, or why it was refused.
 Made = list[Server] | CanopyError
-_Checked = tuple[int, CreateServer, Flavor, Image | None]
+_Checked = tuple[int, CreateServer, Flavor, Image | None, str | None]
 
 
 class ServerBulkCreation(ServerCreation):
     """ServerService's create of many requests in one transaction."""
 
     async def create_each(
-        self, ctx: RequestContext, reqs: Sequence[CreateServer], *, session: AsyncSession
+        self,
+        ctx: RequestContext,
+        reqs: Sequence[CreateServer],
+        *,
+        session: AsyncSession,
+        ids: Sequence[str] | None = None,
     ) -> list[Made]:
         """Create the servers of each request in `session`, as `create` would one by one;
-        the result of each request in its place: its servers or its error."""
+        the result of each request in its place: its servers or its error. `ids`: the id
+        of each request's first server, chosen by the caller (a stack's resource row names
+        its server before the server is written); a request on a reservation, made by the
+        single `create`, gets an id of its own."""
         s = session
+        if ids is not None and len(ids) != len(reqs):
+            raise ValueError("create_each: one id per request")
         out: list[Made | None] = [None] * len(reqs)
         found = Found(s, ctx)
         run: list[_Checked] = []  # consecutive plain requests, written together
@@ -60,7 +70,7 @@ class ServerBulkCreation(ServerCreation):
                 out[i] = e
                 continue
             if host_use.hinted(req.hints) is None and flavor.is_public:
-                run.append((i, req, flavor, image))
+                run.append((i, req, flavor, image, ids[i] if ids is not None else None))
                 continue
             await self._plain(s, ctx, run, out)
             run = []
@@ -92,7 +102,7 @@ class ServerBulkCreation(ServerCreation):
         members: dict[str, int] = {}
         more = {"instances": 0, "cores": 0, "ram": 0}
         made: list[tuple[CreateServer, list[Server]]] = []
-        for i, req, flavor, image in run:
+        for i, req, flavor, image, first_id in run:
             gid = req.group_id
             if gid is not None and gid not in members:
                 members[gid] = await quotas.group_member_count(s, gid)
@@ -114,7 +124,7 @@ class ServerBulkCreation(ServerCreation):
                 more[res] += count * per
             if gid is not None:
                 members[gid] += count
-            servers = server_rows(ctx, req, flavor, image, None, count, now)
+            servers = server_rows(ctx, req, flavor, image, None, count, now, first_id=first_id)
             made.append((req, servers))
             out[i] = servers
         if made:

@@ -9,10 +9,10 @@ is waiting on a server row (`Progress.waiting`), and the engine comes back then.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,9 +160,29 @@ class CreatesMany(Protocol):
     """A type whose new resources one step starts together (servers: one quota check and
     one write for all of them rather than one each)."""
 
-    async def create_many(self, step: Step, rows: Sequence[StackResource]) -> list[Progress]:
-        """`create` for each of `rows`, in order; each fails or goes on alone."""
+    async def create_many(
+        self,
+        step: Step,
+        rows: Sequence[StackResource],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[Progress]:
+        """`create` for each of `rows`, in order; each fails or goes on alone. `before` is
+        awaited once, after the rows have their ids of what they create and before
+        anything of theirs is written."""
         ...
+
+
+_MANY: dict[type, bool] = {}
+
+
+def creates_many(kind: object) -> TypeGuard[CreatesMany]:
+    """`isinstance(kind, CreatesMany)`, remembered by class: a protocol's isinstance
+    inspects the class each time, and a step asks it once per new resource."""
+    cls = type(kind)
+    found = _MANY.get(cls)
+    if found is None:
+        found = _MANY[cls] = isinstance(kind, CreatesMany)
+    return found
 
 
 def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:

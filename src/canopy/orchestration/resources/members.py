@@ -23,7 +23,13 @@ from canopy.orchestration.events import resource_event
 from canopy.orchestration.nesting import registry_of, resolve_type
 from canopy.orchestration.resources import registry
 from canopy.orchestration.resources.adopt import adopt_leaf, let_go
-from canopy.orchestration.resources.base import CreatesMany, Progress, ResourceType, Step
+from canopy.orchestration.resources.base import (
+    CreatesMany,
+    Progress,
+    ResourceType,
+    Step,
+    creates_many,
+)
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.orchestration.template import TemplateError
@@ -130,8 +136,9 @@ async def converge(
                 tally.add(name, record(step, row, found, now))
                 continue
             begin(step, row, Action.CREATE, now)
-            if isinstance(kind, CreatesMany):  # servers: created together, below
-                queued.setdefault(kind.name, (kind, []))[1].append(row)
+            bulk = kind if creates_many(kind) else None
+            if bulk is not None:  # servers: created together, below
+                queued.setdefault(kind.name, (bulk, []))[1].append(row)
             else:
                 tally.add(name, record(step, row, await kind.create(step, row), now))
         elif row.status == Status.COMPLETE and row.properties != props:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -79,9 +80,16 @@ class ServerBase(ABC):
         [progress] = await self.create_many(step, [res])
         return progress
 
-    async def create_many(self, step: Step, rows: Sequence[StackResource]) -> list[Progress]:
+    async def create_many(
+        self,
+        step: Step,
+        rows: Sequence[StackResource],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[Progress]:
         """Start the servers of `rows` with one create of them all (`create_each`): a
-        refused one fails its resource alone and leaves nothing of itself."""
+        refused one fails its resource alone and leaves nothing of itself. Each row to
+        create names its server's id first; `before` is called once then, before any
+        server is written (the walk writes its new rows there, with those ids)."""
         out: list[Progress] = [Progress()] * len(rows)  # created by an earlier step: wait
         asks: list[tuple[int, CreateServer]] = []
         for i, res in enumerate(rows):
@@ -91,18 +99,28 @@ class ServerBase(ABC):
                 asks.append((i, await self.request(step, res)))
             except CanopyError as e:
                 out[i] = Progress.failure(f"{type(e).__name__}: {e}")
+        ids = [str(uuid.uuid4()) for _ in asks]
+        for (i, _), sid in zip(asks, ids, strict=True):
+            rows[i].server_id = sid
+            rows[i].physical_resource_id = sid
+        if before is not None:
+            await before()
         if not asks:
             return out
+        await step.session.flush()  # the rows' ids, outside any savepoint of create_each
         made = await step.servers.create_each(
-            step.ctx, [req for _, req in asks], session=step.session
+            step.ctx, [req for _, req in asks], session=step.session, ids=ids
         )
         for (i, _), result in zip(asks, made, strict=True):
             if isinstance(result, CanopyError):
+                rows[i].server_id = None  # no server was written for it
+                rows[i].physical_resource_id = ""
                 out[i] = Progress.failure(f"{type(result).__name__}: {result}")
                 continue
             [server] = result
-            rows[i].server_id = server.id
-            rows[i].physical_resource_id = server.id
+            if server.id != rows[i].server_id:  # a reservation's: the single create's id
+                rows[i].server_id = server.id
+                rows[i].physical_resource_id = server.id
         return out
 
     async def rename(self, step: Step, res: StackResource, name: str | None) -> Progress | None:
