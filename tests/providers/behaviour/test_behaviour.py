@@ -187,12 +187,20 @@ async def test_no_room_in_one_zone_moves_the_server_to_another_zone(
         pytest.skip(f"{b.name} has one zone here ({b.zones}): see the next test")
     full, free = b.zones[0], b.zones[1]
     b.fill([full])
-    ids = await p.create(3, name="zoned")
-    for sid in ids:
+    # A server's zone is picked from its id, so one at a time until one was sent to the
+    # full zone first (each has an even chance; after that refusal the zone is blocked
+    # and the rest go straight to the free one): the test shows a failover, not luck.
+    ids: list[str] = []
+    refused: list[dict[str, Any]] = []
+    while not refused and len(ids) < 16:
+        [sid] = await p.create(1, name=f"zoned-{len(ids)}")
+        ids.append(sid)
         await until(p, b, status(p, sid, "ACTIVE"))
-    for sid in ids:
         server = await p.service.get(p.ctx, sid)
         assert (server.cloud, server.zone) == (CLOUD, free), server
+        refused = [a for a in server.attempt_log if a.get("zone") == full]
+    assert refused and refused[0]["cloud"] == CLOUD, ids
+    assert "capacity" in refused[0]["error"], refused
     assert sorted(await tagged_all(b, ids)) == sorted(ids)
 
 
