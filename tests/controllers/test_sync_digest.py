@@ -7,6 +7,7 @@ import re
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -253,3 +254,27 @@ async def test_a_listing_is_released_a_chunk_at_a_time() -> None:
         assert listing == [] and ticks - start >= 3
     finally:
         t.cancel()
+
+
+async def test_a_pass_releases_the_listing_it_was_given(db_url: str, tmp_path: Path) -> None:
+    """`sync_cloud` empties the list the driver returned once its pass is over (the objects
+    are freed a chunk at a time, not at once when the pass returns)."""
+    assert CHUNK <= 2_000  # what the chunk tests above rely on: the loop back often enough
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS.format(deep=100))
+    try:
+        await _settled(p, 3)
+        sim = p.sim("private")
+        real = sim.list
+        given: list[list[RemoteServer]] = []
+
+        async def listing(changes_since: Any = None) -> list[RemoteServer]:
+            out = await real(changes_since)
+            given.append(out)
+            return out
+
+        sim.list = listing  # type: ignore[method-assign]
+        p.clock.advance(5.0)
+        assert await p.worker.sync.sync_cloud("private", force=True)
+        assert len(given) == 1 and given[0] == []
+    finally:
+        await p.close()

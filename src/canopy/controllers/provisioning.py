@@ -122,8 +122,7 @@ class ProvisioningController(
                     exclude_hosts=() if pinned else tuple(registered.get(server.cloud, ())),
                     installation=installation,
                     first_attempt=(
-                        server.create_requested_at is None
-                        and not sent_before(server.attempt_log)
+                        server.create_requested_at is None and not sent_before(server.attempt_log)
                     ),
                     extra_specs={str(k): str(v) for k, v in (f.extra_specs or {}).items()},
                 ),

@@ -43,8 +43,19 @@ class CreateFailures:
             ):
                 await release_lease(s, Server, sid, rt.worker_id)
                 await self._fail_attempt(
-                    s, server, cloud, f"kept failing ({server.retries} tries): {err}", False
+                    s,
+                    server,
+                    cloud,
+                    f"kept failing ({server.retries} tries): {err}",
+                    False,
+                    sent=True,  # its creates' outcome is unknown: one may have landed
                 )
+                if isinstance(err, NoAnswer) and server.phase == Phase.SCHEDULE:
+                    # The last create may still land: the next attempt's look-up must come
+                    # after it could have (as a retry's does, below).
+                    server.next_attempt_at = now + timedelta(
+                        seconds=rt.settings.controllers.call_timeout_seconds
+                    )
                 gave_up = True
             else:
                 delay = rt.backoff(server.retries)
@@ -102,7 +113,14 @@ class CreateFailures:
         error: str,
         blocklist: bool,
         failure: CloudError | None = None,
+        *,
+        sent: bool = False,
     ) -> None:
+        """The attempt failed: blocks, the attempt log, and the server back to placement
+        (or failed). `sent`: a create of this attempt may have landed with its answer lost
+        (the retries ran out), so the next attempt looks the canopy id up before creating;
+        not for a refusal or a cleaned-up boot, whose server is gone or never was (a look-up
+        then could find one still being deleted)."""
         rt = self.rt
         now = rt.clock.now()
         sched = rt.settings.scheduler
@@ -116,8 +134,8 @@ class CreateFailures:
         entry: dict[str, Any] = {"cloud": cloud, "error": error}
         if zone:
             entry["zone"] = zone
-        if server.create_requested_at is not None:
-            entry["sent"] = True  # a create went out: the next attempt looks first
+        if sent:
+            entry["sent"] = True  # the next attempt looks first (attempts.sent_before)
         server.attempt_log = [*server.attempt_log, entry]
         unplace(server, now)
         await add_event(

@@ -113,19 +113,24 @@ class SyncController(SyncSchedule):
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
         hold = keeper.hold(name, renewed=sent, at=lease_now)
+        listing: list[RemoteServer] = []
         try:
-            await self._pass(cloud, name, hold, since, full)
+            listing = await self._pass(cloud, name, hold, since, full)
         except LeaseLost as e:
             log.warning("sync %s: pass abandoned: %s", cloud, e)
             CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
         finally:
             keeper.drop(hold)
+        # Freed at once, 100,000 listed servers held the loop for 20-30 ms: a chunk at a
+        # time, once the pass is over (its hold dropped, the job's lease released).
+        await release(listing)
         return True
 
     async def _pass(
         self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
-    ) -> None:
-        """List, reconcile and delete leaks, every call fenced on the job's lease."""
+    ) -> list[RemoteServer]:
+        """List, reconcile and delete leaks, every call fenced on the job's lease; return
+        the listing, for the caller to release."""
         rt = self.rt
         driver = rt.driver(cloud)
         started = rt.clock.now()
@@ -136,11 +141,10 @@ class SyncController(SyncSchedule):
             remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
             await sync_failed(rt, cloud, name, e)
-            return
+            return []
         leaks = await self._reconcile(cloud, name, remote, started, full, zones)
-        await release(remote)  # freed at once, 100,000 servers held the loop for 20-30 ms
         if not leaks:
-            return  # the job's lease was released with the pass's results
+            return remote  # the job's lease was released with the pass's results
         try:
             for rid in leaks:
                 try:
@@ -157,6 +161,7 @@ class SyncController(SyncSchedule):
         finally:
             async with rt.db.session() as s:
                 await release_lease(s, Job, name, rt.worker_id)
+        return remote
 
     async def _reconcile(
         self,

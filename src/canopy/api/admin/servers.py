@@ -60,7 +60,11 @@ class ServerDetail(ServerView):
     requested_zone: str | None
     group_id: str | None
     attempt_log: list[Any] = Field(
-        description="Each failed attempt: the cloud, the zone inside it if any, and the error."
+        description=(
+            "Each failed attempt: the cloud, the zone inside it if any, and the error; "
+            "`sent: true` where the attempt's creates may have landed with their answers "
+            "lost (the next attempt looked the server up before creating)."
+        )
     )
     addresses: dict[str, Any]
     retries: int
