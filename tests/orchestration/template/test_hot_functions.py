@@ -328,6 +328,16 @@ def test_yaql_is_refused_by_name() -> None:
     assert e.path == "outputs.out.value.yaql"
 
 
+def test_resource_facade_is_refused_with_what_is_missing() -> None:
+    """Template resources are supported; what is not is handing the nested template its
+    parent resource's data, and the refusal says so (it said nested stacks were not
+    supported)."""
+    e = refused(one_output({"resource_facade": "metadata"}))
+    assert e.message.startswith("resource_facade is not supported by Canopy: ")
+    assert "parent resource's metadata, deletion_policy or update_policy" in e.message
+    assert "nested stacks" not in e.message and "provider templates" not in e.message
+
+
 def test_only_a_one_key_map_is_a_function_call() -> None:
     looks_like = {"get_attr": ["nope", "x"], "other": 1}
     assert ev(looks_like) == looks_like

@@ -373,7 +373,10 @@ class Yaql(Refused):
 class ResourceFacade(Refused):
     name = "resource_facade"
     description = "Not supported: data of the parent resource of a provider template."
-    reason = "provider templates (nested stacks) are not supported"
+    reason = (
+        "a template resource's nested template is not given its parent resource's "
+        "metadata, deletion_policy or update_policy (pass what it needs as properties)"
+    )
 
 
 class CfnResourceFacade(ResourceFacade):
