@@ -193,6 +193,29 @@ async def test_a_server_deleted_right_after_it_settles_is_noticed_between_deep_p
         await p.close()
 
 
+class LoopTurns:
+    """Counts the event loop's turns while it is entered: a task that adds one and gives
+    the loop back, again and again (a step that never gives it back counts none)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _count(self) -> None:
+        while True:
+            self.n += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._count())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 async def test_a_big_listing_is_digested_a_chunk_at_a_time() -> None:
     """100,000 listed servers fingerprinted at once held the event loop for 150-350 ms every
     full pass (bench/loop_stalls.py): `changed`, `absent` and `alive_ids` give the loop back
@@ -208,52 +231,28 @@ async def test_a_big_listing_is_digested_a_chunk_at_a_time() -> None:
     digest.seen["gone-1"] = 1  # known, no longer listed
     moved = replace(listed[3], state=RemoteState.STOPPED)
     now = [*listed[:3], moved, *listed[4:-1], replace(listed[-1], state=RemoteState.DELETED)]
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    t = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
-        start = ticks
+    async with LoopTurns() as turns:
+        start = turns.n
         changed = await digest.changed(now, {"r7"})
-        assert ticks - start >= n // CHUNK  # the loop ran between chunks
+        assert turns.n - start >= n // CHUNK  # the loop ran between chunks
         assert [r.remote_id for r in changed] == ["r3", "r7", f"r{n - 1}"]
-        start = ticks
+        start = turns.n
         alive = await alive_ids(now)
-        assert ticks - start >= n // CHUNK
+        assert turns.n - start >= n // CHUNK
         assert len(alive) == n - 1 and f"r{n - 1}" not in alive
-        start = ticks
+        start = turns.n
         assert await digest.absent(alive) == {"gone-1", f"r{n - 1}"}
-        assert ticks - start >= n // CHUNK
-    finally:
-        t.cancel()
+        assert turns.n - start >= n // CHUNK
 
 
 async def test_a_listing_is_released_a_chunk_at_a_time() -> None:
     """Freeing 100,000 listed servers at once held the loop for 20-30 ms at the end of
     every full pass: `release` empties the listing a CHUNK at a time."""
     listing = [RemoteServer(f"r{i}", None, f"vm{i}", RemoteState.RUNNING) for i in range(3 * CHUNK)]
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    t = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
-        start = ticks
+    async with LoopTurns() as turns:
+        start = turns.n
         await release(listing)
-        assert listing == [] and ticks - start >= 3
-    finally:
-        t.cancel()
+        assert listing == [] and turns.n - start >= 3
 
 
 async def test_a_pass_releases_the_listing_it_was_given(db_url: str, tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ A pass that does not finish drops the digest, so the next full pass is a deep on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -43,6 +44,15 @@ LOOKUP = 500
 # fingerprint costs about 2 us, so a chunk holds the loop for a few milliseconds. 100,000
 # at once held it for 150-350 ms every full pass (bench/loop_stalls.py).
 CHUNK = 1000
+
+T = TypeVar("T")
+
+
+async def chunked(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
+    """`items` a CHUNK at a time, the event loop given back after each."""
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+        await asyncio.sleep(0)
 
 
 def fingerprint(r: RemoteServer) -> int:
@@ -72,23 +82,18 @@ class Digest:
         under way. A CHUNK at a time, the loop given back between."""
         seen = self.seen
         out: list[RemoteServer] = []
-        for i in range(0, len(remote), CHUNK):
+        async for part in chunked(remote):
             out += [
-                r
-                for r in remote[i : i + CHUNK]
-                if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
+                r for r in part if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
             ]
-            await asyncio.sleep(0)
         return out
 
     async def absent(self, alive: set[str]) -> set[str]:
         """The known remote ids a full listing (`alive`) no longer shows, a CHUNK at a time
         (the ids are copied first: the digest may change while the loop is given back)."""
-        ids = list(self.seen)
         out: set[str] = set()
-        for i in range(0, len(ids), CHUNK):
-            out.update(rid for rid in ids[i : i + CHUNK] if rid not in alive)
-            await asyncio.sleep(0)
+        async for part in chunked(list(self.seen)):
+            out.update(rid for rid in part if rid not in alive)
         return out
 
     def record(self, r: RemoteServer) -> None:
@@ -137,9 +142,8 @@ async def missing_among(
 async def alive_ids(remote: Sequence[RemoteServer]) -> set[str]:
     """Remote ids of the listed servers that are not deleted, a CHUNK at a time."""
     out: set[str] = set()
-    for i in range(0, len(remote), CHUNK):
-        out.update(r.remote_id for r in remote[i : i + CHUNK] if r.state != RemoteState.DELETED)
-        await asyncio.sleep(0)
+    async for part in chunked(remote):
+        out.update(r.remote_id for r in part if r.state != RemoteState.DELETED)
     return out
 
 
