@@ -11,10 +11,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from canopy.domain.errors import TransientError
+from canopy.domain.errors import CloudAuthError, TransientError
 from canopy.domain.specs import RemoteServer, ServerSpec
 from canopy.providers.sim.creates import created_more_than_once
-from canopy.store.models import Server
+from canopy.store.models import Cloud, Server
 
 from .harness import make_plane
 
@@ -138,6 +138,76 @@ async def test_an_attempt_after_one_whose_create_went_out_looks_before_it_create
         logs = await sim.create_log()
         assert created_more_than_once(logs) == {}
         assert sum(1 for r in logs if r.outcome == "created") == 1
+        assert len(await sim.all_servers()) == 1
+    finally:
+        await p.close()
+
+
+ONE_CLOUD = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+"""
+
+
+async def test_a_create_lost_before_the_credentials_were_refused_is_looked_up_next_time(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The first create lands but its answer is lost; its retry is refused (the cloud's
+    credentials were revoked). Refused credentials are no attempt: the server goes back to
+    placement with nothing counted. The next attempt must still look the canopy id up
+    before it creates: the first create may have landed (it did), and going back to
+    placement used to forget that it went out."""
+    controllers = {
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.01,
+        "sync_seconds": 3600.0,  # no sync pass adopts the landed server meanwhile
+        "sync_converging_seconds": 3600.0,
+    }
+    p = await make_plane(db_url, tmp_path, toml=ONE_CLOUD, overrides={"controllers": controllers})
+    try:
+        sim = p.sim("private")
+        real = sim.create
+        calls = 0
+
+        async def lost_then_refused(spec: ServerSpec) -> RemoteServer:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await real(spec)  # it lands; the answer does not come back
+                raise TransientError("the answer was lost", cloud="private")
+            if calls == 2:
+                raise CloudAuthError("the credentials were revoked", cloud="private")
+            result: RemoteServer = await real(spec)
+            return result
+
+        sim.create = lost_then_refused  # type: ignore[method-assign]
+        await p.worker.sync.run_once(force=True)
+        [sid] = await p.create()
+
+        async def refused() -> bool:
+            return calls >= 2
+
+        await p.run_until(refused, advance=0.1)
+        async with p.db.session() as s:
+            row = await s.get(Server, sid)
+            assert row is not None and row.cloud is None  # back to placement
+            assert [(e.get("sent"), e.get("uncounted")) for e in row.attempt_log] == [(True, True)]
+            cloud = await s.get(Cloud, "private")
+            assert cloud is not None and not cloud.healthy
+            cloud.healthy = True  # an operator fixed the credentials (no sync pass here)
+
+        async def recorded() -> bool:
+            async with p.db.read() as s:
+                row = await s.get(Server, sid)
+                return row is not None and row.remote_id is not None
+
+        await p.run_until(recorded, advance=0.1)
+        logs = await sim.create_log()
+        assert created_more_than_once(logs) == {}
         assert len(await sim.all_servers()) == 1
     finally:
         await p.close()

@@ -70,8 +70,19 @@ def unplace(server: Server, now: datetime) -> None:
 async def back_to_placement(
     s: AsyncSession, server: Server, cloud: str, why: str, now: datetime
 ) -> None:
-    """Send `server` back to placement without counting an attempt (the cloud's fault)."""
+    """Send `server` back to placement without counting an attempt (the cloud's fault).
+
+    When a create of this attempt went out and its answer was lost (`retries`: the call
+    was retried), it may have landed: an `uncounted` entry with `sent` keeps that, so the
+    next attempt looks the canopy id up before it creates (`sent_before`), wherever it is
+    placed, as after an attempt whose retries ran out. It is no attempt: `max_attempts`
+    and placement's passing over tried clouds skip it (summary.attempted)."""
     await release_claim(s, server.id)
+    if server.retries > 0 and server.create_requested_at is not None:
+        entry = {"cloud": cloud, "error": why, "sent": True, "uncounted": True}
+        if server.zone:
+            entry["zone"] = server.zone
+        server.attempt_log = [*server.attempt_log, entry]
     unplace(server, now)
     server.phase = Phase.SCHEDULE
     server.task_state = TaskState.SCHEDULING

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.summary import attempts_text
+from canopy.controllers.summary import attempted, attempts_text
 from canopy.domain.placement import CloudSnapshot, Decision, GroupState, PlacementRequest
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
@@ -111,7 +111,7 @@ class PlacementController:
             for server in servers:
                 flavor = flavors[server.flavor_id]
                 if server.reservation_id is not None:
-                    tried = (a["cloud"] for a in server.attempt_log if a.get("cloud"))
+                    tried = (a["cloud"] for a in attempted(server.attempt_log) if a.get("cloud"))
                     decision, room = host_use.take_host(
                         rooms, server.reservation_id, flavor, clouds, tried
                     )
@@ -124,7 +124,7 @@ class PlacementController:
                         PLACEMENTS.labels(result="placed", cloud=room.cloud).inc()
                     continue
                 if flavor.id in slots:
-                    tried = (a["cloud"] for a in server.attempt_log if a.get("cloud"))
+                    tried = (a["cloud"] for a in attempted(server.attempt_log) if a.get("cloud"))
                     decision = take_slot(slots, flavor.id, clouds, tried)
                     if decision.cloud is None:
                         await self._unplaced(s, server, decision)
@@ -357,10 +357,14 @@ def _request(
         group=group,
         # A failure in a zone rules out that zone; one that named no zone, the cloud.
         excluded=frozenset(
-            a["cloud"] for a in server.attempt_log if a.get("cloud") and not a.get("zone")
+            a["cloud"]
+            for a in attempted(server.attempt_log)
+            if a.get("cloud") and not a.get("zone")
         ),
         tried_zones=frozenset(
-            (a["cloud"], a["zone"]) for a in server.attempt_log if a.get("cloud") and a.get("zone")
+            (a["cloud"], a["zone"])
+            for a in attempted(server.attempt_log)
+            if a.get("cloud") and a.get("zone")
         ),
     )
 

@@ -12,8 +12,15 @@ def attempts_text(log: list[Any]) -> str:
         where = a.get("cloud") or "?"
         if a.get("zone"):
             where = f"{where} (zone {a['zone']})"
+        if a.get("uncounted"):
+            where = f"{where} (not counted)"
         parts.append(f"{i}) {where}: {a.get('error', 'unknown error')}")
     return "; ".join(parts)
+
+
+def attempted(log: list[Any]) -> list[Any]:
+    """The entries of `log` that were attempts (what placement passes over)."""
+    return [a for a in log if not a.get("uncounted")]
 
 
 def clouds_tried(log: list[Any]) -> int:
@@ -22,6 +29,7 @@ def clouds_tried(log: list[Any]) -> int:
     Each zone of a cloud is tried at most once (placement passes over the zones already
     tried), and a cloud is one attempt however many of its zones were tried, so a cloud
     with many zones does not use up a server's attempts before the next cloud is tried.
-    Without zones this is the number of failed attempts, as before.
+    Without zones this is the number of failed attempts, as before. An `uncounted` entry
+    (the cloud's fault, not the attempt's: see attempts.lost_create) is not an attempt.
     """
-    return len({a.get("cloud") for a in log})
+    return len({a.get("cloud") for a in attempted(log)})
