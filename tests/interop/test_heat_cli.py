@@ -76,6 +76,9 @@ def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_p
     assert [(s["Stack Name"], s["Stack Status"]) for s in listed] == [("web", "CREATE_COMPLETE")]
     shown = osc("stack", "show", "web")
     assert shown["id"] == created["id"]
+    # Canopy's extension, shown by the real client as a field of its own.
+    [where] = shown["canopy"]["placement"]
+    assert shown["canopy"]["servers"] == 1 and where["servers"] == 1
     resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "web")}
     assert resources["vm"]["resource_status"] == "CREATE_COMPLETE"
     assert resources["vm"]["resource_type"] == "OS::Nova::Server"
@@ -85,6 +88,7 @@ def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_p
     assert said["output_value"] == "hi"
     cloud = osc("stack", "output", "show", "web", "cloud")
     assert cloud["output_value"] in ("private", "public")
+    assert where["cloud"] == cloud["output_value"]
     servers = osc("server", "list")
     assert [s["ID"] for s in servers] == [resources["vm"]["physical_resource_id"]]
 

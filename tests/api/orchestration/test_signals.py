@@ -179,6 +179,17 @@ async def test_a_group_of_30_lists_its_members_and_shows_where_each_went(api: Ap
         assert canopy["reason"]
         seen[canopy["cloud"]] = seen.get(canopy["cloud"], 0) + 1
     assert seen == {"private": 6, "public": 24}
+    # stack show sums it up over the tree (the members live in the group's nested stack).
+    r = await api.client.get(f"/orchestration/v1/{pid}/stacks/thirty/{sid}")
+    summary = r.json()["stack"]["canopy"]
+    assert summary["servers"] == 30 and summary["unplaced"] == 0
+    assert [(p["cloud"], p["servers"]) for p in summary["placement"]] == [
+        ("private", 6),
+        ("public", 24),
+    ]
+    assert [p["tier"] for p in summary["placement"]] == sorted(
+        p["tier"] for p in summary["placement"]
+    )
 
 
 async def test_the_new_types_are_listed_and_described(api: Api) -> None:

@@ -20,6 +20,7 @@ from canopy.api.orchestration.common import (
     stack_url,
 )
 from canopy.api.orchestration.listing import list_query
+from canopy.api.orchestration.placement_view import placement_summary
 from canopy.api.orchestration.views import stack_detail, stack_summary
 from canopy.domain.context import RequestContext
 from canopy.orchestration.outputs import bound_of, outputs, shown_parameters
@@ -156,7 +157,9 @@ async def show_stack(
         )
         outs = outputs(bound, rows)
     href = stack_url(request, settings, stack)
-    return {"stack": stack_detail(stack, href, shown_parameters(bound), outs)}
+    shown = stack_detail(stack, href, shown_parameters(bound), outs)
+    shown["canopy"] = await placement_summary(s, stack.id)  # where its servers went
+    return {"stack": shown}
 
 
 async def _update(
