@@ -1,0 +1,119 @@
+"""What a stack's create asks beside its template: `timeout_mins` (the whole action fails
+when it runs out, and rolls back when rollback is on), a server pinned to a cloud by
+`availability_zone`, and the outputs listed with their values."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from canopy.api.orchestration.placement_view import placement_summary
+from canopy.orchestration.outputs import bound_of, outputs
+from tests.controllers.harness import Plane, make_plane
+
+from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
+
+WAITS = hot(
+    {
+        "handle": {"type": "OS::Heat::WaitConditionHandle"},
+        "vm": server(),
+        "wait": {
+            "type": "OS::Heat::WaitCondition",
+            "depends_on": "vm",
+            "properties": {"handle": {"get_resource": "handle"}, "timeout": 7200},
+        },
+        "after": {
+            "type": "OS::Heat::Value",
+            "depends_on": "wait",
+            "properties": {"value": "never reached"},
+        },
+    }
+)
+
+
+async def _waiting(p: Plane, sid: str) -> None:
+    async def there() -> bool:
+        rows = await resources(p, sid)
+        return "wait" in rows and rows["wait"].status == "IN_PROGRESS"
+
+    await p.run_until(there)
+
+
+async def test_a_stack_that_outlives_its_timeout_fails_and_starts_nothing_more(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "slow", WAITS, timeout_mins=1)
+        await _waiting(p, sid)
+        begun = (await stack(p, sid)).action_started_at
+        left = (begun + timedelta(minutes=1) - p.clock.now()).total_seconds()
+        assert left > 1  # the server booted within the minute
+        p.clock.advance(left - 1)  # not yet (the wait condition's own timeout is 2 hours)
+        await p.step(advance=0.0)
+        assert (await stack(p, sid)).status == "IN_PROGRESS"
+        p.clock.advance(2)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "FAILED")
+        assert done.status_reason == "Timed out after 1 minutes"
+        rows = await resources(p, sid)
+        assert "after" not in rows  # its dependency never completed: never started
+        assert rows["wait"].status == "FAILED"
+        assert rows["vm"].status == "COMPLETE"  # rollback is off: what was made stays
+        assert len(await live_servers(p)) == 1
+    finally:
+        await p.close()
+
+
+async def test_a_timed_out_create_rolls_back_when_rollback_is_on(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "slow", WAITS, timeout_mins=1, disable_rollback=False)
+        await _waiting(p, sid)
+        p.clock.advance(61)
+        done = await settle(p, sid, steps=300)
+        assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
+        assert await live_servers(p) == []
+    finally:
+        await p.close()
+
+
+async def test_a_server_pinned_to_a_cloud_goes_there_though_the_cheaper_one_has_room(
+    db_url: str, tmp_path: Path
+) -> None:
+    template = hot(
+        {"home": server(), "away": server(availability_zone="public")},
+        outputs={
+            "home_cloud": {"value": {"get_attr": ["home", "canopy", "cloud"]}},
+            "away_cloud": {
+                "description": "where the pinned one went",
+                "value": {"get_attr": ["away", "canopy", "cloud"]},
+            },
+        },
+    )
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "pinned", template)
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        rows = await resources(p, sid)
+        clouds = {s.id: s.cloud for s in await live_servers(p)}
+        assert clouds[rows["home"].server_id] == "private"  # type: ignore[index]
+        assert clouds[rows["away"].server_id] == "public"  # type: ignore[index]
+        assert rows["away"].attributes["canopy"]["reason"]
+        listed = outputs(bound_of(done, "RegionOne"), list(rows.values()))
+        assert [(o["output_key"], o["output_value"]) for o in listed] == [
+            ("away_cloud", "public"),
+            ("home_cloud", "private"),
+        ]
+        assert listed[0]["description"] == "where the pinned one went"
+        async with p.db.read() as s:
+            summary = await placement_summary(s, sid)
+        assert summary["placement"] == [
+            {"cloud": "private", "zone": "private", "tier": 0, "servers": 1},
+            {"cloud": "public", "zone": "public", "tier": 1, "servers": 1},
+        ]
+    finally:
+        await p.close()
