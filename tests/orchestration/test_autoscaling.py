@@ -13,7 +13,7 @@ from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.outputs import bound_of, outputs
 from canopy.orchestration.resources import scaling
 from canopy.orchestration.resources.scaling import new_capacity
-from canopy.store.models import Stack, StackResource
+from canopy.store.models import Cloud, Stack, StackResource
 from tests.controllers.harness import Plane, make_plane
 
 from .helpers import (
@@ -275,5 +275,110 @@ async def test_a_cooldown_past_any_date_is_refused_at_create(db_url: str, tmp_pa
             with pytest.raises(InvalidRequest) as e:
                 await create(p, "late", t)
             assert "cooldown must be between 0 and 1000000000 seconds" in str(e.value)
+    finally:
+        await p.close()
+
+
+TWO_PRICES = """
+[scheduler]
+burst_threshold = 0.8
+
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 1
+host_vcpus = 8
+host_ram_mb = 65536
+boot_seconds = 2
+
+[[clouds]]
+name = "cheap"
+tier = 1
+[clouds.sim]
+hosts = 1
+host_vcpus = 3
+host_ram_mb = 65536
+boot_seconds = 2
+price_per_vcpu_hour = 0.05
+
+[[clouds]]
+name = "dear"
+tier = 1
+[clouds.sim]
+hosts = 10
+host_vcpus = 64
+host_ram_mb = 262144
+boot_seconds = 2
+price_per_vcpu_hour = 0.20
+"""
+
+
+async def _enable(p: Plane, cloud: str, enabled: bool) -> None:
+    async with p.db.session() as s:
+        row = await s.get(Cloud, cloud)
+        assert row is not None
+        row.enabled = enabled
+
+
+async def test_scale_in_within_a_tier_removes_the_dearer_cloud_s_members_first(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Two public clouds of one tier at different prices: scaling in takes the members on
+    the dearer one first (their claims' price per hour), though they are not the newest."""
+    template = hot(
+        {
+            "asg": {
+                "type": "OS::Heat::AutoScalingGroup",
+                "properties": {
+                    "min_size": 1,
+                    "max_size": 30,
+                    "desired_capacity": 6,
+                    "cooldown": 0,
+                    "resource": server(),
+                },
+            },
+            "scale_out": policy(6),
+            "grow": policy(2),
+            "scale_in": policy(-1),
+        }
+    )
+    p = await make_plane(db_url, tmp_path, toml=TWO_PRICES)
+    try:
+        await _enable(p, "cheap", False)  # the first burst can only go to the dear cloud
+        sid = await create(p, "priced", template)
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        done = await signal_and_settle(p, sid, "scale_out")
+        assert done.status == "COMPLETE", done.status_reason
+        await _enable(p, "cheap", True)  # the next one goes to the cheap cloud, with room
+        done = await signal_and_settle(p, sid, "grow")
+        assert done.status == "COMPLETE", done.status_reason
+        placed = await clouds(p, sid)
+        counts = {c: list(placed.values()).count(c) for c in set(placed.values())}
+        assert counts.get("cheap", 0) >= 1 and counts.get("dear", 0) >= 1, counts
+        # So the dear members are older than the cheap ones: newest-first alone would not
+        # take them first.
+        age = {n: int(n.split(".")[1]) for n in placed}
+        assert max(age[n] for n in placed if placed[n] == "dear") < min(
+            age[n] for n in placed if placed[n] == "cheap"
+        )
+
+        # One member at a time: every dear member goes before any cheap one, and a cheap
+        # one before any private one, whatever their age.
+        for _ in range(counts["dear"]):
+            done = await signal_and_settle(p, sid, "scale_in")
+            assert done.status == "COMPLETE", done.status_reason
+        left = await clouds(p, sid)
+        assert (
+            sorted(left.values()) == ["cheap"] * counts["cheap"] + ["private"] * counts["private"]
+        )
+        done = await signal_and_settle(p, sid, "scale_in")
+        after = await clouds(p, sid)
+        assert (
+            sorted(after.values())
+            == ["cheap"] * (counts["cheap"] - 1) + ["private"] * counts["private"]
+        )
+        assert {s.cloud for s in await live_servers(p)} == {"cheap", "private"}
     finally:
         await p.close()
