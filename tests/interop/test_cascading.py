@@ -155,35 +155,68 @@ def until(check: Callable[[], bool], what: str, tries: int = 600) -> None:
     raise AssertionError(f"never: {what}")
 
 
+SLOW_CHILD = """
+[controllers]
+poll_seconds = 0.05
+sync_seconds = 0.3
+
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+host_ram_mb = 32768
+boot_seconds = 6
+api_latency_ms = 5
+"""
+
+
 @pytest.mark.slow
-def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
+def test_a_child_killed_while_servers_build_is_an_unavailable_zone_until_it_comes_back(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    child = start_canopy(tmp_path_factory.mktemp("child"))
+    """kill -9 the child while three servers build in it (6 s boots): the parent shows its
+    zone as not available within seconds and places a new server elsewhere; the child comes
+    back, and the parent converges: the three reach ACTIVE where they were, once each."""
+    child = start_canopy(tmp_path_factory.mktemp("child"), extra_toml=SLOW_CHILD)
     parent: CanopyServer | None = None
     try:
         parent = start_canopy(
             tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
         )
-        first = parent.openstack(
-            "server",
-            "create",
-            "--image",
-            "cirros",
-            "--flavor",
-            "m1.tiny",
-            "--nic",
-            "none",
-            "--availability-zone",
-            "site-b",
-            "--wait",
-            "first",
-        )
-        assert first["status"] == "ACTIVE"
+        building = [
+            parent.openstack(
+                "server",
+                "create",
+                "--image",
+                "cirros",
+                "--flavor",
+                "m1.tiny",
+                "--nic",
+                "none",
+                f"web-{i}",
+            )["id"]
+            for i in range(3)
+        ]
+        in_child = child.sdk().compute
+
+        def all_sent() -> bool:
+            return sorted(s.metadata.get("canopy_id") for s in in_child.servers()) == sorted(
+                building
+            )
+
+        until(all_sent, "the three creates reached the child")
+        time.sleep(0.5)  # the parent records the child's answers
+        conn = parent.sdk().compute
+        assert {conn.get_server(sid).status for sid in building} == {"BUILD"}  # still booting
 
         child.process.kill()  # kill -9: no goodbye to anyone
         child.process.wait()
+        killed = time.monotonic()
         until(lambda: not zone_available(parent, "site-b"), "site-b unavailable")
+        noticed = time.monotonic() - killed
+        assert noticed < 10, f"the parent took {noticed:.1f} s to see its child gone"
         second = parent.openstack(
             "server",
             "create",
@@ -198,13 +231,18 @@ def test_a_dead_child_is_an_unavailable_zone_until_it_comes_back(
         )
         assert second["status"] == "ACTIVE"
         assert second["OS-EXT-AZ:availability_zone"] == "public"
+        assert {conn.get_server(sid).status for sid in building} == {"BUILD"}  # waiting
 
         restart(child)
         until(lambda: zone_available(parent, "site-b"), "site-b available again")
-        # Converged: the first server is still there, once, and nothing else was made.
-        in_child = list(child.sdk().compute.servers())
-        assert [s.metadata.get("canopy_id") for s in in_child] == [first["id"]]
-        until_status(parent, first["id"], "ACTIVE")
+        for sid in building:
+            until_status(parent, sid, "ACTIVE")
+            assert conn.get_server(sid).availability_zone == "site-b"
+        # Converged: each of the three is in the child once, and nothing else was made.
+        in_child = child.sdk().compute
+        held = [s.metadata.get("canopy_id") for s in in_child.servers()]
+        assert sorted(held) == sorted(building)
+        assert {s.status for s in in_child.servers()} == {"ACTIVE"}
     finally:
         if parent is not None:
             parent.stop()
