@@ -18,6 +18,22 @@ from canopy.notifications import events
 from canopy.store.models import Lease, OutboxEvent, Server
 
 
+def values(
+    event_type: str, subject: str, project_id: str, payload: dict[str, Any], *, at: datetime
+) -> dict[str, Any]:
+    """An outbox row's values, for `emit` or for a Core INSERT of many (`emit_leases`, and
+    orchestration/events.py's held events)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "subject": subject,
+        "project_id": project_id,
+        "payload": payload,
+        "created_at": at,
+        "fanned_out": False,
+    }
+
+
 def emit(
     s: AsyncSession,
     event_type: str,
@@ -28,15 +44,7 @@ def emit(
     at: datetime,
 ) -> OutboxEvent:
     """Add an event to the outbox in `s`'s transaction (committed iff it commits)."""
-    row = OutboxEvent(
-        event_id=str(uuid.uuid4()),
-        event_type=event_type,
-        subject=subject,
-        project_id=project_id,
-        payload=payload,
-        created_at=at,
-        fanned_out=False,
-    )
+    row = OutboxEvent(**values(event_type, subject, project_id, payload, at=at))
     s.add(row)
     return row
 
@@ -48,15 +56,13 @@ async def emit_leases(s: AsyncSession, changed: list[tuple[str, Lease]], now: da
     if not changed:
         return
     rows = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "subject": events.lease_subject(lease.id),
-            "project_id": lease.project_id,
-            "payload": events.lease_payload(lease),
-            "created_at": now,
-            "fanned_out": False,
-        }
+        values(
+            event_type,
+            events.lease_subject(lease.id),
+            lease.project_id,
+            events.lease_payload(lease),
+            at=now,
+        )
         for event_type, lease in changed
     ]
     await s.execute(insert(OutboxEvent), rows)

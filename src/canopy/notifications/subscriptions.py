@@ -80,7 +80,7 @@ def _filters(patterns: Sequence[str]) -> builtins.list[str]:
         if not any(fnmatch.fnmatchcase(t, p) for t in events.TYPES):
             raise InvalidRequest(
                 f"event_types: {p!r} matches no event canopy emits; they are: "
-                + ", ".join(events.TYPES)
+                + ", ".join(events.SHOWN)
             )
         out.append(p)
     return sorted(set(out))

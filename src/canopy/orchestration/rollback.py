@@ -68,7 +68,7 @@ async def stop_all(
             row.status = Status.FAILED
             row.status_reason = reason
             row.updated_at = now
-            resource_event(s, row, reason, now)
+            resource_event(s, stack, row, reason, now)
     return rows
 
 

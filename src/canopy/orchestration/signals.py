@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
-from canopy.orchestration.events import stack_event
+from canopy.orchestration.events import signal_event, stack_event
 from canopy.orchestration.resources.base import Step
 from canopy.orchestration.resources.registry import SIGNALLED
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.services.servers import ServerService
-from canopy.store.models import Stack, StackEvent, StackResource, StackSignal
+from canopy.store.models import Stack, StackResource, StackSignal
 
 log = logging.getLogger("canopy.orchestration")
 
@@ -191,17 +190,5 @@ def _signal_event(
     outcome: str,
     now: datetime,
 ) -> None:
-    s.add(
-        StackEvent(
-            id=str(uuid.uuid4()),
-            stack_id=stack.id,
-            resource_name=sig.resource_name,
-            logical_resource_id=sig.resource_name,
-            physical_resource_id=row.physical_resource_id if row is not None else "",
-            resource_type=row.type if row is not None else "",
-            action="SIGNAL",
-            status="COMPLETE",
-            status_reason=safe_text(f"Signal: {outcome}"[:2000]),
-            time=now,
-        )
-    )
+    reason = safe_text(f"Signal: {outcome}"[:2000])
+    signal_event(s, stack, sig.resource_name, row, reason, now)

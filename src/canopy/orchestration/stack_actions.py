@@ -82,7 +82,7 @@ async def _stop(s: AsyncSession, stack: Stack, now: Any) -> None:
             row.status = Status.FAILED
             row.status_reason = reason
             row.updated_at = now
-            resource_event(s, row, reason, now)
+            resource_event(s, stack, row, reason, now)
     stack.status = Status.FAILED
     stack.status_reason = "Stack UPDATE cancelled"
     stack.next_attempt_at = None

@@ -364,7 +364,7 @@ class Walk:
         row.status_reason = reason
         row.wait_until = None
         row.updated_at = self.now
-        resource_event(self.step.session, row, reason, self.now)
+        resource_event(self.step.session, self.step.stack, row, reason, self.now)
 
     def record(self, row: StackResource, progress: Progress) -> Progress:
         """Write what a type's step said onto the row, with an event when it finished."""
@@ -383,7 +383,7 @@ class Walk:
         row.status_reason = reason
         row.wait_until = None
         row.updated_at = self.now
-        resource_event(self.step.session, row, reason, self.now)
+        resource_event(self.step.session, self.step.stack, row, reason, self.now)
 
     def cancel(self, reason: str, keep: Callable[[StackResource], bool]) -> None:
         """Mark every row still in progress (and not kept) FAILED: the stack has stopped."""

@@ -221,7 +221,7 @@ def begin(step: Step, row: StackResource, action: Action, now: datetime) -> None
     row.status_reason = "state changed"
     row.wait_until = None
     row.updated_at = now
-    resource_event(step.session, row, "state changed", now)
+    resource_event(step.session, step.stack, row, "state changed", now)
 
 
 def member_entries(step: Step, group: StackResource) -> Mapping[str, Any] | None:
@@ -242,7 +242,7 @@ def record(step: Step, row: StackResource, p: Progress, now: datetime) -> Progre
         row.status_reason = "state changed" if p.done else (p.failed or "")
         row.wait_until = None
         row.updated_at = now
-        resource_event(step.session, row, row.status_reason, now)
+        resource_event(step.session, step.stack, row, row.status_reason, now)
     else:
         row.wait_until = p.until
     return p

@@ -176,7 +176,7 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
         group.action, group.status = Action.UPDATE, Status.FAILED
         group.status_reason = f"RequestLimitExceeded: resources.{group.name}: {LIMIT_MESSAGE}"
         group.updated_at = now
-        resource_event(step.session, group, group.status_reason, now)
+        resource_event(step.session, step.stack, group, group.status_reason, now)
         return Handled(f"refused: scaling {group.name} to {size}: {LIMIT_MESSAGE}")
     await resize(step, group, size)
     group_cooldown = bounds(group)[2]
