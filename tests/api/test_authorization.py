@@ -348,6 +348,9 @@ TABLE: dict[str, Rule] = {
     f"GET {IDENTIFIED}/resources/{{resource_name}}": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
     ),
+    f"GET {IDENTIFIED}/resources/{{resource_name}}/metadata": Rule(
+        READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
+    ),
     f"GET {IDENTIFIED}/resources/{{resource_name}}/events": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
     ),

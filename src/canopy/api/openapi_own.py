@@ -241,6 +241,7 @@ _own(
     f"DELETE {_STACK}",
     f"GET {_STACK}/resources",
     f"GET {_STACK}/resources/{{resource_name}}",
+    f"GET {_STACK}/resources/{{resource_name}}/metadata",
     f"GET {_STACK}/resources/{{resource_name}}/events",
     f"GET {_STACK}/resources/{{resource_name}}/events/{{event_id}}",
     f"GET {_STACK}/events",

@@ -48,3 +48,23 @@ def outputs(bound: BoundTemplate | None, rows: list[StackResource]) -> list[dict
 
 def shown_parameters(bound: BoundTemplate | None) -> dict[str, str]:
     return {} if bound is None else dict(bound.shown_parameters())
+
+
+def resource_metadata(
+    bound: BoundTemplate | None, rows: list[StackResource], name: str
+) -> dict[str, Any]:
+    """A template resource's `metadata` section, resolved against the resources as they
+    are now (what `stack resource show` and `stack resource metadata` show); {} for a
+    resource without one, and for a group's member (its metadata is its group's
+    `resource_def`, not a section of this template)."""
+    if bound is None:
+        return {}
+    try:
+        definition = bound.resources().get(name)
+        if definition is None or not definition.metadata:
+            return {}
+        ctx = RowsContext({r.name: r for r in rows if r.desired == Desired.PRESENT})
+        value = bound.resolve(definition.metadata, ctx)
+    except TemplateError:
+        return {}  # refers to what is not there now (a resource not yet made)
+    return value if isinstance(value, dict) else {}

@@ -309,3 +309,26 @@ async def test_documents_sent_as_text_are_checked_as_a_body_is(api: Api) -> None
     # A template sent as text that is valid is still taken.
     r = await api.client.post(stacks, json={"stack_name": "s", "template": json.dumps(TEMPLATE)})
     assert r.status_code == 201, r.text
+
+
+async def test_a_resource_s_metadata_is_its_template_section_resolved_now(api: Api) -> None:
+    """`stack resource show` and `stack resource metadata`: the template's metadata section
+    of the resource, its functions resolved against the stack as it is."""
+    pid = api.admin.project_id
+    template = json.loads(json.dumps(TEMPLATE))
+    template["resources"]["second"]["metadata"] = {
+        "said": {"get_attr": ["first", "value"]},
+        "word": {"get_param": "word"},
+        "fixed": [1, {"deep": True}],
+    }
+    sid = await _create(api, "meta", template)
+    await api.plane.worker.orchestration.run_once()
+    url = f"/orchestration/v1/{pid}/stacks/meta/{sid}/resources"
+    want = {"said": "hello", "word": "hello", "fixed": [1, {"deep": True}]}
+    shown = (await api.client.get(url + "/second")).json()["resource"]
+    assert shown["metadata"] == want
+    r = await api.client.get(url + "/second/metadata")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"metadata": want}
+    assert (await api.client.get(url + "/first/metadata")).json() == {"metadata": {}}
+    assert_heat_fault(await api.client.get(url + "/nope/metadata"), 404)

@@ -18,7 +18,7 @@ from canopy.api.orchestration.nested_view import (
 )
 from canopy.api.orchestration.views import event_view, required_by, resource_view
 from canopy.domain.errors import InvalidRequest, NotFound
-from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.outputs import bound_of, outputs, resource_metadata
 from canopy.store.models import Stack, StackEvent, StackResource
 
 router = APIRouter()
@@ -78,8 +78,34 @@ async def show_resource(
     href = stack_url(request, settings, stack)
     parents = {r.id: p for r, p, _ in nested(rows)}
     view = _view(found, href, required_by(rows)[found.name], parents[found.id], detail=True)
+    if found.group_id is None:
+        view["metadata"] = resource_metadata(
+            bound_of(stack, settings.identity.region), rows, found.name
+        )
     await link_nested(request, settings, s, stack, [view])
     return {"resource": view}
+
+
+@router.get(STACK + "/resources/{resource_name}/metadata", summary="A resource's metadata")
+async def show_resource_metadata(
+    stack_name: str,
+    stack_id: str,
+    resource_name: str,
+    ctx: ScopeDep,
+    s: ReadSessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """`openstack stack resource metadata STACK RESOURCE`: the template's `metadata` section
+    of the resource, resolved now."""
+    stack = await identified(s, ctx.project_id, stack_name, stack_id)
+    rows = await present_rows(s, stack)
+    found = next((r for r in rows if r.name == resource_name), None)
+    if found is None:
+        raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
+    if found.group_id is not None:
+        return {"metadata": {}}
+    bound = bound_of(stack, settings.identity.region)
+    return {"metadata": resource_metadata(bound, rows, found.name)}
 
 
 def nested(rows: list[StackResource]) -> list[tuple[StackResource, str | None, int]]:
