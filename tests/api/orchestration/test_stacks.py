@@ -332,3 +332,49 @@ async def test_a_resource_s_metadata_is_its_template_section_resolved_now(api: A
     assert r.json() == {"metadata": want}
     assert (await api.client.get(url + "/first/metadata")).json() == {"metadata": {}}
     assert_heat_fault(await api.client.get(url + "/nope/metadata"), 404)
+
+
+async def test_stack_list_takes_heat_s_four_tag_filters(api: Api) -> None:
+    pid = api.admin.project_id
+    for name, tags in (("ab", "a,b"), ("a", "a"), ("c", "c"), ("none", None)):
+        await _create(api, name, **({"tags": tags} if tags else {}))
+
+    async def listed(query: str) -> list[str]:
+        r = await api.client.get(f"/orchestration/v1/{pid}/stacks?{query}")
+        assert r.status_code == 200, r.text
+        return sorted(x["stack_name"] for x in r.json()["stacks"])
+
+    assert await listed("tags=a,b") == ["ab"]
+    assert await listed("tags=a") == ["a", "ab"]
+    assert await listed("tags_any=b,c") == ["ab", "c"]
+    assert await listed("not_tags=a,b") == ["a", "c", "none"]
+    assert await listed("not_tags_any=a") == ["c", "none"]
+    assert await listed("tags_any=a&not_tags=b") == ["a"]
+
+
+async def test_resource_types_are_filtered_by_name_pattern_and_support_status(api: Api) -> None:
+    base = f"/orchestration/v1/{api.admin.project_id}/resource_types"
+
+    async def types(query: str) -> list[str]:
+        r = await api.client.get(f"{base}?{query}")
+        assert r.status_code == 200, r.text
+        return list(r.json()["resource_types"])
+
+    everything = await types("")
+    nova = await types("name=OS::Nova::")
+    assert nova and all(t.startswith("OS::Nova::") for t in nova)
+    assert set(nova) == {t for t in everything if t.startswith("OS::Nova::")}
+    assert await types("name=Nova") == []  # matched at the start, as Heat's re.match
+    assert await types("name=.*Server$") == sorted(t for t in everything if t.endswith("Server"))
+    assert await types("support_status=SUPPORTED") == everything
+    assert await types("support_status=DEPRECATED") == []
+    assert await types("version=2014.1") == []  # canopy records no version for its types
+    described = (await api.client.get(f"{base}?name=OS::Heat::None&with_description=true")).json()
+    assert [d["resource_type"] for d in described["resource_types"]] == ["OS::Heat::None"]
+    # Bad input: a 400 in Heat's body; a catastrophic pattern is linear on RE2.
+    assert "support status" in assert_heat_fault(
+        await api.client.get(f"{base}?support_status=BOGUS"), 400
+    )
+    assert "regular expression" in assert_heat_fault(await api.client.get(f"{base}?name=(a"), 400)
+    assert await types("name=(a%2B)%2B$") == []
+    assert_heat_fault(await api.client.get(f"{base}?name=" + "a" * 300), 400)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 
 from canopy.api.deps import ReadSessionDep
 from canopy.api.orchestration.common import ScopeDep, ServiceDep
-from canopy.domain.errors import NotFound
+from canopy.domain.errors import InvalidRequest, NotFound
 from canopy.orchestration.resources.registry import TYPES
 from canopy.orchestration.service import parse_request
 from canopy.orchestration.template import (
@@ -17,6 +17,7 @@ from canopy.orchestration.template import (
     template_functions,
     template_versions,
 )
+from canopy.store.regexp import PatternError, compile_pattern
 
 router = APIRouter()
 
@@ -49,9 +50,39 @@ async def validate_template(
     return out
 
 
+# Heat's support statuses; canopy's types are all SUPPORTED (none is deprecated or hidden).
+SUPPORT_STATUSES = ("UNKNOWN", "SUPPORTED", "DEPRECATED", "UNSUPPORTED", "HIDDEN")
+MAX_NAME_PATTERN = 255
+
+
 @router.get("/resource_types", summary="The resource types canopy supports")
-async def list_resource_types(ctx: ScopeDep, with_description: str = "false") -> dict[str, Any]:
+async def list_resource_types(
+    ctx: ScopeDep,
+    with_description: str = "false",
+    name: str | None = None,
+    version: str | None = None,
+    support_status: str | None = None,
+) -> dict[str, Any]:
+    """Heat's filters: `name` a regular expression matched at the start of the type's name
+    (RE2, linear in the name: a hostile pattern cannot stall the process), `support_status`
+    one of Heat's statuses, `version` the release a type appeared in (canopy records none,
+    so a version matches no type)."""
     names = sorted(TYPES)
+    if name is not None:
+        if len(name) > MAX_NAME_PATTERN:
+            raise InvalidRequest(f"name must be at most {MAX_NAME_PATTERN} characters.")
+        try:
+            program = compile_pattern(name)
+        except PatternError as e:
+            raise InvalidRequest(f"name is not a valid regular expression: {e}") from None
+        names = [n for n in names if program.match(n) is not None]
+    if support_status is not None:
+        if support_status not in SUPPORT_STATUSES:
+            raise InvalidRequest(f"Invalid support status and should be one of {SUPPORT_STATUSES!r}")
+        if support_status != "SUPPORTED":
+            names = []
+    if version is not None:
+        names = []
     if with_description.lower() in ("true", "1", "yes"):
         return {
             "resource_types": [

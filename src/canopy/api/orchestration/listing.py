@@ -79,9 +79,7 @@ async def list_query(s: AsyncSession, ctx: RequestContext, q: QueryParams) -> li
     # A project's stacks are few (each is a deployment): tags and the marker are applied
     # to the sorted list rather than in SQL.
     stacks = list((await s.execute(query)).scalars())
-    tags = [t for raw in q.getlist("tags") for t in raw.split(",") if t]
-    if tags:
-        stacks = [x for x in stacks if set(tags) <= set(x.tags or [])]
+    stacks = [x for x in stacks if _tags_match(q, set(x.tags or []))]
     marker = q.get("marker")
     if marker:
         ids = [x.id for x in stacks]
@@ -98,3 +96,21 @@ async def list_query(s: AsyncSession, ctx: RequestContext, q: QueryParams) -> li
             raise InvalidRequest("limit must not be negative.")
         stacks = stacks[: min(n, MAX_LIMIT)]
     return stacks
+
+
+def _tags_match(q: QueryParams, have: set[str]) -> bool:
+    """Heat's four tag filters, each a comma-separated list: `tags` (has all of them),
+    `tags_any` (has one), `not_tags` (lacks one of them), `not_tags_any` (has none)."""
+
+    def wanted(key: str) -> set[str]:
+        return {t for raw in q.getlist(key) for t in raw.split(",") if t}
+
+    tags, any_, not_all, not_any = (
+        wanted(k) for k in ("tags", "tags_any", "not_tags", "not_tags_any")
+    )
+    return (
+        (not tags or tags <= have)
+        and (not any_ or bool(any_ & have))
+        and (not not_all or not not_all <= have)
+        and (not not_any or not not_any & have)
+    )
