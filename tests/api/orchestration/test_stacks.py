@@ -257,7 +257,15 @@ async def test_validate_resource_types_and_template_versions(api: Api) -> None:
     versions = (await api.client.get(base + "/template_versions")).json()["template_versions"]
     assert any(v["version"] == "heat_template_version.2018-08-31" for v in versions)
     r = await api.client.get(base + "/template_versions/heat_template_version.2018-08-31/functions")
-    assert any(f["functions"] == "get_attr" for f in r.json()["template_functions"])
+    plain = {f["functions"] for f in r.json()["template_functions"]}
+    assert "get_attr" in plain and "equals" not in plain
+    r = await api.client.get(
+        base + "/template_versions/heat_template_version.2018-08-31/functions"
+        "?with_condition_func=true"
+    )
+    both = {f["functions"] for f in r.json()["template_functions"]}
+    assert both == plain | {"equals", "not", "and", "or"}  # and get_param (in both), once
+    assert len(r.json()["template_functions"]) == len(both)
     assert_heat_fault(await api.client.get(base + "/template_versions/nope/functions"), 404)
 
 

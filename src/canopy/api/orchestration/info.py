@@ -78,7 +78,9 @@ async def list_resource_types(
         names = [n for n in names if program.match(n) is not None]
     if support_status is not None:
         if support_status not in SUPPORT_STATUSES:
-            raise InvalidRequest(f"Invalid support status and should be one of {SUPPORT_STATUSES!r}")
+            raise InvalidRequest(
+                f"Invalid support status and should be one of {SUPPORT_STATUSES!r}"
+            )
         if support_status != "SUPPORTED":
             names = []
     if version is not None:
@@ -119,9 +121,12 @@ async def list_template_versions(ctx: ScopeDep) -> dict[str, Any]:
     "/template_versions/{template_version}/functions",
     summary="The functions a template version offers",
 )
-async def list_template_functions(template_version: str, ctx: ScopeDep) -> dict[str, Any]:
+async def list_template_functions(
+    template_version: str, ctx: ScopeDep, with_condition_func: str = "false"
+) -> dict[str, Any]:
+    with_condition = with_condition_func.lower() in ("true", "1", "yes", "on")
     try:
-        found = template_functions(template_version)
+        found = template_functions(template_version, with_condition=with_condition)
     except TemplateError:
         raise NotFound(
             f"The template version ({template_version[:64]}) could not be found."

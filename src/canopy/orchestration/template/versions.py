@@ -199,8 +199,10 @@ def template_versions() -> list[dict[str, Any]]:
     return out
 
 
-def template_functions(version: str) -> list[dict[str, str]]:
-    """What GET /template_versions/{version}/functions lists, for "heat_template_version.X"."""
+def template_functions(version: str, *, with_condition: bool = False) -> list[dict[str, str]]:
+    """What GET /template_versions/{version}/functions lists, for "heat_template_version.X";
+    `with_condition` (`?with_condition_func=true`) adds the functions of `conditions`, as
+    Heat merges them in (a name in both is listed once, as its condition function)."""
     prefix, _, date = version.partition(".")
     if prefix == "AWSTemplateFormatVersion" and date == CFN_DATE:
         v = VERSIONS["cfn"]
@@ -208,7 +210,9 @@ def template_functions(version: str) -> list[dict[str, str]]:
         v = HOT_BY_NAME[date]
     else:
         raise TemplateError(f"unknown template version {version!r}")
+    table = dict(v.table.functions)
+    if with_condition:
+        table.update(v.table.condition_functions)
     return [
-        {"functions": name, "description": fn.description}
-        for name, fn in sorted(v.table.functions.items())
+        {"functions": name, "description": fn.description} for name, fn in sorted(table.items())
     ]
