@@ -5,7 +5,9 @@ lease. Each pass asks the driver for its capacity and its offerings and writes, 
 transaction:
 
 - the cloud's capacity (`*_capacity`, `capacity_updated_at`: a cloud never inventoried is
-  not placeable, and placement says so);
+  not placeable, and placement says so): canopy's share of it, the cloud's total less what
+  servers canopy did not create use there (`*_others`, domain/share.py), canopy's own
+  being the claims of its servers the cloud had reported booted before the pass began;
 - one flavor mapping per canopy flavor the cloud can run: the explicit `flavor_map`
   entry, else the cheapest offering that fits (vcpus and RAM at least the flavor's; local
   disk too when the offering has any, since a block-storage root is sized at boot); a
@@ -34,6 +36,7 @@ from canopy.controllers.health import ability_map
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
 from canopy.domain.money import to_micros
+from canopy.domain.share import shares
 from canopy.domain.specs import Capacity, Offering
 from canopy.domain.states import Ability
 from canopy.providers.base import (
@@ -43,6 +46,7 @@ from canopy.providers.base import (
     boots_any_image,
     sized_by_request,
 )
+from canopy.store.claims import counted_by_cloud
 from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 
@@ -205,6 +209,10 @@ class InventoryController:
         now = rt.clock.now()
         config = rt.cloud_configs.get(cloud)
         flavor_map = {} if config is None else config.merged_flavor_map()
+        async with rt.db.read() as s:
+            # Booted before the pass began: before the cloud was asked for its capacity.
+            own = await counted_by_cloud(s, cloud, started)
+        share = shares(capacity, own.vcpus, own.ram_mb, own.instances)
         async with rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is None or job.claimed_by != rt.worker_id:
@@ -212,9 +220,10 @@ class InventoryController:
                 raise LeaseLost(f"job {name}: now held by {holder or 'nobody'}")
             row = await s.get(Cloud, cloud, with_for_update=True)
             if row is not None:
-                row.vcpus_capacity = capacity.vcpus_total
-                row.ram_mb_capacity = capacity.ram_mb_total
-                row.instances_capacity = capacity.instances_total
+                row.vcpus_capacity, row.vcpus_others = share.vcpus.canopy, share.vcpus.others
+                row.ram_mb_capacity, row.ram_mb_others = share.ram_mb.canopy, share.ram_mb.others
+                row.instances_capacity = share.instances.canopy
+                row.instances_others = share.instances.others
                 row.capacity_updated_at = started
                 row.any_image = any_image
                 flavors = list((await s.execute(select(Flavor))).scalars())

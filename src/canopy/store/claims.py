@@ -38,7 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.store.models import Claim, Cloud
+from canopy.domain.states import DesiredState
+from canopy.store.models import Claim, Cloud, Server
 
 # (counter on the cloud, the claim's amount it sums)
 COUNTERS = (
@@ -280,6 +281,34 @@ async def usage_at(s: AsyncSession, clouds: Sequence[str], at: datetime) -> dict
     for cloud, v, r, n, m in rows:
         out[cloud] = Usage(int(v), int(r), int(n), int(m))
     return out
+
+
+async def counted_by_cloud(s: AsyncSession, cloud: str, before: datetime) -> Usage:
+    """What canopy's servers on `cloud` hold that the cloud surely counts as in use.
+
+    The claims of the servers the cloud had reported booted before `before`, with no
+    delete asked: a server still on its way up may not be counted yet (hypervisors count
+    it once it lands on one), and one being deleted may be counted no longer. Each at
+    canopy's flavor size, never more than the size the cloud runs it at. Counting too
+    few only counts a server twice (as others' and as canopy's claim) until the next
+    inventory pass; counting too many would send servers where there is no room.
+    """
+    v, r, n = (
+        await s.execute(
+            select(
+                func.coalesce(func.sum(Claim.vcpus), 0),
+                func.coalesce(func.sum(Claim.ram_mb), 0),
+                func.coalesce(func.sum(Claim.instances), 0),
+            )
+            .join(Server, Server.id == Claim.server_id)
+            .where(
+                Claim.cloud == cloud,
+                Server.launched_at <= before,
+                Server.desired_state != DesiredState.DELETED.value,
+            )
+        )
+    ).one()
+    return Usage(int(v), int(r), int(n))
 
 
 async def recount(s: AsyncSession, clouds: Sequence[Cloud], now: datetime) -> None:
