@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from canopy.domain.specs import Capacity
 from canopy.store.models import CapacityBlock, Cloud, Server
@@ -103,33 +103,65 @@ async def test_servers_canopy_did_not_create_shrink_its_share_and_a_burst_goes_o
         await p.close()
 
 
-async def test_a_pass_during_canopys_own_boots_never_widens_its_share(
+async def _booting(p: Plane) -> None:
+    """Step until every server's create was answered; they are still booting."""
+
+    async def created() -> bool:
+        return all(s.remote_id is not None for s in await p.servers())
+
+    await p.run_until(created, steps=20)
+    assert await p.count(status="BUILD") == await p.count()
+
+
+async def test_canopys_own_boots_do_not_move_what_others_use(db_url: str, tmp_path: Path) -> None:
+    p = await _plane(db_url, tmp_path)
+    try:
+        await p.create(4)
+        await p.worker.placement.run_once()
+        # Placed, no create sent yet: the cloud counts none of them.
+        await p.worker.inventory.run_once(force=True)
+        private = await _cloud(p, "private")
+        assert (private.vcpus_capacity, private.vcpus_others, private.vcpus_claimed) == (10, 0, 4)
+
+        # Created and booting: the cloud counts them, canopy cannot tell whether it does
+        # yet, so what others use stays as it was.
+        await _booting(p)
+        await p.worker.inventory.run_once(force=True)
+        assert ((await _cloud(p, "private")).vcpus_others) == 0
+
+        # Others' use that grows meanwhile still shows: the cloud has 8 in use and at
+        # most canopy's 4 of it are canopy's.
+        theirs = await p.sim("private").create_out_of_band(None, "operator-vm", vcpus=4)
+        await p.worker.inventory.run_once(force=True)
+        private = await _cloud(p, "private")
+        assert (private.vcpus_capacity, private.vcpus_others) == (6, 4)
+
+        # Booted: canopy's own for sure; the operator's VM goes, and so do its 4.
+        await _all_active(p, 4)
+        assert await p.sim("private").delete_out_of_band(theirs.remote_id)
+        await p.worker.inventory.run_once(force=True)
+        private = await _cloud(p, "private")
+        assert (private.vcpus_capacity, private.vcpus_others) == (10, 0)
+    finally:
+        await p.close()
+
+
+async def test_a_first_pass_during_canopys_boots_errs_towards_less_room(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await _plane(db_url, tmp_path)
     try:
         await p.create(4)
         await p.worker.placement.run_once()
-        # Placed, no create sent yet: the cloud counts none of them, nor does canopy.
+        await _booting(p)
+        async with p.db.session() as s:  # as after migration 0028: nothing recorded yet
+            await s.execute(update(Cloud).values(vcpus_others=None))
         await p.worker.inventory.run_once(force=True)
         private = await _cloud(p, "private")
-        assert (private.vcpus_capacity, private.vcpus_others, private.vcpus_claimed) == (10, 0, 4)
-
-        # Created, still booting: the cloud counts them; canopy does not take them for its
-        # own until they are up, so they count twice for now (as others' and as claims):
-        # room is under-, never over-estimated.
-        async def created() -> bool:
-            return all(s.remote_id is not None for s in await p.servers())
-
-        await p.run_until(created, steps=20)
-        assert await p.count(status="BUILD") == 4
-        await p.worker.inventory.run_once(force=True)
-        private = await _cloud(p, "private")
+        # The 4 booting may not be counted by the cloud yet: they count as others' until
+        # they are up, so the room left is 2, never more than the 6 truly free.
         assert (private.vcpus_capacity, private.vcpus_others) == (6, 4)
-        room = private.vcpus_capacity - private.vcpus_claimed
-        assert 0 <= room <= 10 - 4  # never more than the quota truly has left
-
-        # Booted: they are canopy's own, and the share is whole again.
+        assert private.vcpus_capacity - private.vcpus_claimed == 2
         await _all_active(p, 4)
         await p.worker.inventory.run_once(force=True)
         private = await _cloud(p, "private")

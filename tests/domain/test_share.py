@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from canopy.domain.share import Share, share, shares, total_of
+from canopy.domain.share import Share, Use, share, shares, total_of
 from canopy.domain.specs import Capacity
 
 
@@ -59,16 +59,48 @@ def test_an_unbounded_dimension_stays_unbounded() -> None:
 
 
 def test_each_dimension_is_split_on_its_own() -> None:
+    nothing = Use(0, 0, 0)
     # The shape of EC2's capacity: limits set, nothing said about what is free.
-    ec2 = shares(Capacity(vcpus_total=32, ram_mb_total=None, instances_total=20), 4, 8192, 2)
+    ec2 = shares(Capacity(32, None, 20), Use(4, 8192, 2), nothing, None)
     assert (ec2.vcpus.canopy, ec2.ram_mb.canopy, ec2.instances.canopy) == (32, None, 20)
     assert (ec2.vcpus.others, ec2.instances.others) == (None, None)
-    nova = shares(
-        Capacity(20, 40960, 10, vcpus_free=6, ram_mb_free=8192, instances_free=4), 8, 16384, 3
-    )
-    assert nova.vcpus == Share(20, 6, 14)
-    assert nova.ram_mb == Share(40960, 16384, 24576)
-    assert nova.instances == Share(10, 3, 7)
+    nova = Capacity(20, 40960, 10, vcpus_free=6, ram_mb_free=8192, instances_free=4)
+    split = shares(nova, Use(8, 16384, 3), nothing, None)
+    assert split.vcpus == Share(20, 6, 14)
+    assert split.ram_mb == Share(40960, 16384, 24576)
+    assert split.instances == Share(10, 3, 7)
+
+
+def test_with_nothing_unsure_others_are_exact_whatever_was_recorded() -> None:
+    assert share(20, 6, 8, unsure=0, previous=0) == Share(20, 6, 14)
+    assert share(20, 6, 8, unsure=0, previous=12) == Share(20, 6, 14)
+
+
+def test_canopys_unsure_use_keeps_the_recorded_others_while_it_fits() -> None:
+    # 4 of canopy's servers are booting: the cloud may count them (in use 8: others 4)
+    # or not yet (others 8); nothing says which, so the last value, 4, stands.
+    assert share(20, 12, 0, unsure=4, previous=4) == Share(20, 4, 16)
+    # Canopy's own comings and goings alone never move it: here the cloud counts none
+    # of the 4 yet, and others still use 4.
+    assert share(20, 16, 0, unsure=4, previous=4) == Share(20, 4, 16)
+
+
+def test_others_outside_the_range_move_to_its_nearer_end() -> None:
+    # Others grew by 6 while canopy's 4 boot: at least 10 - 4 = 6 is theirs now.
+    assert share(20, 10, 0, unsure=4, previous=0) == Share(20, 6, 14)
+    # An operator's VMs went: in use 5 with 4 of canopy's unsure, others at most 5.
+    assert share(20, 15, 0, unsure=4, previous=9) == Share(20, 5, 15)
+
+
+def test_with_nothing_recorded_the_unsure_counts_as_others() -> None:
+    # The first pass (or the first one to learn what is free) takes the most others may
+    # use: canopy's share is under-, never over-estimated.
+    assert share(20, 12, 0, unsure=4, previous=None) == Share(20, 8, 12)
+
+
+def test_unsure_beyond_what_is_in_use_clamps_at_nothing() -> None:
+    assert share(20, 18, 0, unsure=9, previous=5) == Share(20, 2, 18)
+    assert share(20, 18, 0, unsure=9, previous=0) == Share(20, 0, 20)
 
 
 def test_the_total_comes_back_from_the_recorded_share() -> None:

@@ -283,32 +283,39 @@ async def usage_at(s: AsyncSession, clouds: Sequence[str], at: datetime) -> dict
     return out
 
 
-async def counted_by_cloud(s: AsyncSession, cloud: str, before: datetime) -> Usage:
-    """What canopy's servers on `cloud` hold that the cloud surely counts as in use.
+async def own_on_cloud(s: AsyncSession, cloud: str, before: datetime) -> tuple[Usage, Usage]:
+    """What canopy's servers on `cloud` hold: (what the cloud surely counts as in use,
+    what it may or may not count yet).
 
-    The claims of the servers the cloud had reported booted before `before`, with no
-    delete asked: a server still on its way up may not be counted yet (hypervisors count
-    it once it lands on one), and one being deleted may be counted no longer. Each at
-    canopy's flavor size, never more than the size the cloud runs it at. Counting too
-    few only counts a server twice (as others' and as canopy's claim) until the next
-    inventory pass; counting too many would send servers where there is no room.
+    Surely counted: the claims of the servers the cloud had reported booted before
+    `before`, with no delete asked. Maybe: the other servers whose create was sent, for a
+    create may be in flight, a booting server is counted by a quota at once but by the
+    hypervisors only once it lands, and one being deleted may be let go already. A server
+    placed but not sent is counted by no cloud. Each at canopy's flavor size.
     """
-    v, r, n = (
+    sure = and_(
+        Server.launched_at.is_not(None),
+        Server.launched_at <= before,
+        Server.desired_state != DesiredState.DELETED.value,
+    )
+    sent = or_(
+        Server.create_requested_at.is_not(None),
+        Server.remote_id.is_not(None),
+        Server.launched_at.is_not(None),
+    )
+    amounts = (Claim.vcpus, Claim.ram_mb, Claim.instances)
+    row = (
         await s.execute(
             select(
-                func.coalesce(func.sum(Claim.vcpus), 0),
-                func.coalesce(func.sum(Claim.ram_mb), 0),
-                func.coalesce(func.sum(Claim.instances), 0),
+                *(func.coalesce(func.sum(case((sure, a), else_=0)), 0) for a in amounts),
+                *(func.coalesce(func.sum(case((sent, a), else_=0)), 0) for a in amounts),
             )
             .join(Server, Server.id == Claim.server_id)
-            .where(
-                Claim.cloud == cloud,
-                Server.launched_at <= before,
-                Server.desired_state != DesiredState.DELETED.value,
-            )
+            .where(Claim.cloud == cloud)
         )
     ).one()
-    return Usage(int(v), int(r), int(n))
+    v, r, n, sv, sr, sn = (int(x) for x in row)
+    return Usage(v, r, n), Usage(max(0, sv - v), max(0, sr - r), max(0, sn - n))
 
 
 async def recount(s: AsyncSession, clouds: Sequence[Cloud], now: datetime) -> None:
