@@ -30,6 +30,8 @@ async def test_list_shows_capacity_and_an_idle_start(api: Api) -> None:
     assert private["driver"] == "sim" and private["tier"] == 0
     assert private["enabled"] and private["healthy"] and not private["blocklisted"]
     assert private["capacity"] == {"vcpus": 8, "ram_mb": 65536, "instances": None}
+    assert private["cloud_total"] == private["capacity"]  # nothing else runs there
+    assert private["used_by_others"] == {"vcpus": 0, "ram_mb": 0, "instances": None}
     assert private["claimed"] == {"vcpus": 0, "ram_mb": 0, "instances": 0}
     assert private["utilisation"] == 0.0
     assert private["spend_per_hour"] == 0.0
@@ -66,6 +68,18 @@ async def test_placing_servers_moves_claims_utilisation_and_spend(api: Api) -> N
         "private": 0.0,
         "public": 0.1,
     }
+
+
+async def test_servers_canopy_did_not_create_show_as_used_by_others(api: Api) -> None:
+    await api.plane.sim("private").create_out_of_band(None, "operator-vm", vcpus=3, ram_mb=4096)
+    await api.plane.worker.inventory.run_once(force=True)
+    private = await _cloud(api, "private")
+    assert private["cloud_total"] == {"vcpus": 8, "ram_mb": 65536, "instances": None}
+    assert private["used_by_others"] == {"vcpus": 3, "ram_mb": 4096, "instances": None}
+    assert private["capacity"] == {"vcpus": 5, "ram_mb": 61440, "instances": None}
+    r = await api.client.get("/canopy/v1/clouds")
+    listed = {c["name"]: c for c in r.json()["items"]}
+    assert listed["private"]["used_by_others"] == private["used_by_others"]
 
 
 async def test_server_counts_follow_status(api: Api) -> None:

@@ -166,6 +166,37 @@ def test_cloud_show_zones_blocks_and_abilities(runner: CliRunner, upgraded: Path
     assert "not asked yet" in public.output  # no worker has asked the cloud for its zones
 
 
+def test_cloud_show_splits_capacity_into_total_others_and_canopys(
+    runner: CliRunner, upgraded: Path
+) -> None:
+    async def record() -> None:
+        db = Database(f"sqlite+aiosqlite:///{upgraded / 'canopy.db'}")
+        try:
+            async with db.session() as s:
+                await s.execute(
+                    update(Cloud)
+                    .where(Cloud.name == "private")
+                    .values(
+                        vcpus_capacity=6, vcpus_others=4, ram_mb_capacity=30000,
+                        ram_mb_others=2768, instances_capacity=None, instances_others=None,
+                        capacity_updated_at=datetime.now(UTC),
+                    )
+                )  # fmt: skip
+        finally:
+            await db.dispose()
+
+    asyncio.run(record())
+    result = invoke(runner, "cloud", "show", "private", "--data-dir", str(upgraded))
+    assert result.exit_code == 0, result.output
+    fields = {
+        m.group(1).strip(): m.group(2).strip()
+        for m in re.finditer(r"│ ([^│]+?)\s+│ ([^│]*?)\s+│", result.output)
+    }
+    assert fields["capacity vcpus/ram_mb/instances"] == "6/30000/None"
+    assert fields["cloud total vcpus/ram_mb/instances"] == "10/32768/None"
+    assert fields["used by others vcpus/ram_mb/instances"] == "4/2768/?"
+
+
 def test_cloud_show_unknown(runner: CliRunner, upgraded: Path) -> None:
     result = invoke(runner, "cloud", "show", "nope", "--data-dir", str(upgraded))
     assert result.exit_code == 2

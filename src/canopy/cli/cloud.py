@@ -20,6 +20,7 @@ from canopy.cli.common import ConfigOpt, DataDirOpt, console, fail, run, setting
 from canopy.config import Settings
 from canopy.domain.clock import SystemClock
 from canopy.domain.money import format_amount
+from canopy.domain.share import total_of
 from canopy.domain.states import Ability
 from canopy.reconcile import CloudState, cloud_state
 from canopy.store.models import CapacityBlock, Cloud, Flavor, Server
@@ -131,6 +132,24 @@ def _unknown_to_the_database(settings: Settings, clouds: list[Cloud]) -> None:
         )
 
 
+def _share(c: Cloud) -> dict[str, str]:
+    """The cloud's total and what others use of it (capacity is the rest: canopy's)."""
+    pairs = (
+        (c.vcpus_capacity, c.vcpus_others),
+        (c.ram_mb_capacity, c.ram_mb_others),
+        (c.instances_capacity, c.instances_others),
+    )
+    return {
+        "cloud total vcpus/ram_mb/instances": "/".join(
+            str(total_of(mine, others)) for mine, others in pairs
+        ),
+        # "?": the cloud does not say what is free, so canopy may fill the whole total.
+        "used by others vcpus/ram_mb/instances": "/".join(
+            "?" if o is None else str(o) for _, o in pairs
+        ),
+    }
+
+
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="cloud name (= availability zone)")],
@@ -161,6 +180,7 @@ def show(
             if c.capacity_updated_at is not None
             else "not read yet (a worker reads it at start)"
         ),
+        **(_share(c) if c.capacity_updated_at is not None else {}),
         "claimed vcpus/ram_mb/instances": f"{c.vcpus_claimed}/{c.ram_mb_claimed}/"
         f"{c.instances_claimed}",
         "utilisation": f"{_util(c):.1%}",

@@ -5,7 +5,10 @@ lease. Each pass asks the driver for its capacity and its offerings and writes, 
 transaction:
 
 - the cloud's capacity (`*_capacity`, `capacity_updated_at`: a cloud never inventoried is
-  not placeable, and placement says so);
+  not placeable, and placement says so): canopy's share of it, the cloud's total less what
+  servers canopy did not create use there (`*_others`, domain/share.py); canopy's own
+  servers the cloud surely counts, and those it may not count yet, from their claims
+  (store.claims.own_on_cloud);
 - one flavor mapping per canopy flavor the cloud can run: the explicit `flavor_map`
   entry, else the cheapest offering that fits (vcpus and RAM at least the flavor's; local
   disk too when the offering has any, since a block-storage root is sized at boot); a
@@ -34,6 +37,7 @@ from canopy.controllers.health import ability_map
 from canopy.controllers.runtime import Runtime
 from canopy.domain.errors import CloudError
 from canopy.domain.money import to_micros
+from canopy.domain.share import Use, shares
 from canopy.domain.specs import Capacity, Offering
 from canopy.domain.states import Ability
 from canopy.providers.base import (
@@ -43,6 +47,7 @@ from canopy.providers.base import (
     boots_any_image,
     sized_by_request,
 )
+from canopy.store.claims import Usage, own_on_cloud
 from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 
@@ -92,6 +97,10 @@ def map_flavors(
             if best is not None:
                 out[f.id] = Mapped(best.name, best.price_per_hour)
     return out
+
+
+def _use(u: Usage) -> Use:
+    return Use(u.vcpus, u.ram_mb, u.instances)
 
 
 class InventoryController:
@@ -205,6 +214,9 @@ class InventoryController:
         now = rt.clock.now()
         config = rt.cloud_configs.get(cloud)
         flavor_map = {} if config is None else config.merged_flavor_map()
+        async with rt.db.read() as s:
+            # Booted before the pass began: before the cloud was asked for its capacity.
+            own, unsure = await own_on_cloud(s, cloud, started)
         async with rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is None or job.claimed_by != rt.worker_id:
@@ -212,9 +224,12 @@ class InventoryController:
                 raise LeaseLost(f"job {name}: now held by {holder or 'nobody'}")
             row = await s.get(Cloud, cloud, with_for_update=True)
             if row is not None:
-                row.vcpus_capacity = capacity.vcpus_total
-                row.ram_mb_capacity = capacity.ram_mb_total
-                row.instances_capacity = capacity.instances_total
+                was = Use(row.vcpus_others, row.ram_mb_others, row.instances_others)
+                share = shares(capacity, _use(own), _use(unsure), was)
+                row.vcpus_capacity, row.vcpus_others = share.vcpus.canopy, share.vcpus.others
+                row.ram_mb_capacity, row.ram_mb_others = share.ram_mb.canopy, share.ram_mb.others
+                row.instances_capacity = share.instances.canopy
+                row.instances_others = share.instances.others
                 row.capacity_updated_at = started
                 row.any_image = any_image
                 flavors = list((await s.execute(select(Flavor))).scalars())

@@ -15,6 +15,7 @@ from canopy.api.admin.common import FAULTS, could_be_cloud
 from canopy.api.deps import ClockDep, ReadSessionDep
 from canopy.domain.errors import NotFound
 from canopy.domain.money import to_float
+from canopy.domain.share import total_of
 from canopy.domain.states import Ability
 from canopy.reconcile import CloudState, cloud_state
 from canopy.store.models import CapacityBlock, Cloud, Flavor, Server
@@ -23,7 +24,7 @@ router = APIRouter(tags=["clouds"], responses=FAULTS)
 
 
 class Capacity(BaseModel):
-    """What canopy may fill on a cloud; null means unbounded or unknown."""
+    """An amount of each dimension of a cloud; null means unbounded or unknown."""
 
     vcpus: int | None
     ram_mb: int | None
@@ -86,7 +87,17 @@ class CloudView(BaseModel):
         description="Each optional ability and whether this cloud has it; a request that "
         "needs a missing one is refused with the reason before it is accepted."
     )
-    capacity: Capacity
+    capacity: Capacity = Field(
+        description="What canopy may fill: the cloud's total less what others use there."
+    )
+    cloud_total: Capacity = Field(
+        description="The cloud's own total (its quota, narrowed by its hypervisors when the "
+        "credentials may read them), as the inventory last read it."
+    )
+    used_by_others: Capacity = Field(
+        description="What servers canopy did not create use of the cloud (null: the cloud "
+        "does not say what is free, so canopy may fill the whole total)."
+    )
     capacity_updated_at: datetime | None
     claimed: Claimed
     utilisation: float = Field(
@@ -204,6 +215,14 @@ def cloud_view(
         abilities=abilities(c),
         capacity=Capacity(
             vcpus=c.vcpus_capacity, ram_mb=c.ram_mb_capacity, instances=c.instances_capacity
+        ),
+        cloud_total=Capacity(
+            vcpus=total_of(c.vcpus_capacity, c.vcpus_others),
+            ram_mb=total_of(c.ram_mb_capacity, c.ram_mb_others),
+            instances=total_of(c.instances_capacity, c.instances_others),
+        ),
+        used_by_others=Capacity(
+            vcpus=c.vcpus_others, ram_mb=c.ram_mb_others, instances=c.instances_others
         ),
         capacity_updated_at=c.capacity_updated_at,
         claimed=Claimed(

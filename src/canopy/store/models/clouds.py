@@ -50,9 +50,15 @@ class Cloud(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     blocklisted_until: Mapped[datetime | None]
     blocklist_reason: Mapped[str] = mapped_column(Text, default="")
+    # What canopy may fill (None: unbounded or unknown): the cloud's total less what
+    # others use there, which is kept apart (None: the cloud does not say what is free);
+    # both written by the inventory (domain/share.py, migration 0028).
     vcpus_capacity: Mapped[int | None] = mapped_column(Integer)
     ram_mb_capacity: Mapped[int | None] = mapped_column(Integer)
     instances_capacity: Mapped[int | None] = mapped_column(Integer)
+    vcpus_others: Mapped[int | None] = mapped_column(Integer)
+    ram_mb_others: Mapped[int | None] = mapped_column(Integer)
+    instances_others: Mapped[int | None] = mapped_column(Integer)
     # When the inventory last read the cloud's capacity and flavors (None: never, and
     # until then the cloud is not placeable); and whether it boots canopy's image ids
     # without a mapping (a driver without fixed images, e.g. the sim).
