@@ -29,6 +29,7 @@ from canopy.domain.states import Phase
 from canopy.store.db import Database
 from canopy.store.leases import due, lease_rows
 from canopy.store.models import Server
+from canopy.store.own_usage import own_on_cloud
 from canopy.store.plans import rare, unindexed
 
 from .helpers import server_row, settings
@@ -91,6 +92,7 @@ async def _controller_statements(db: Database, clock: FakeClock, tmp: Path) -> l
                 )
         async with db.read() as s:
             await s.execute(converging("private"))
+            await own_on_cloud(s, "private", now)  # the inventory's share of the cloud
         await PlacementController(rt).run_once()
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", _seen)
@@ -123,7 +125,7 @@ async def test_sqlite_controller_queries_search_the_phase_index(
                 )
                 assert stat.scalar_one_or_none(), "the statistics are there"
         statements = await _controller_statements(db, clock, tmp_path)
-        assert len(statements) >= 7  # 2 x (count, lease), converging, placement's 2
+        assert len(statements) >= 8  # 2 x (count, lease), converging, share, placement's 2
         for (sql, _), plan in zip(statements, await _sqlite_plans(db, statements), strict=True):
             assert any("USING INDEX ix_servers_phase" in x for x in plan), (sql, plan)
             assert not any(x.startswith("SCAN") for x in plan), (sql, plan)

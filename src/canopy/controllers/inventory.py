@@ -8,7 +8,7 @@ transaction:
   not placeable, and placement says so): canopy's share of it, the cloud's total less what
   servers canopy did not create use there (`*_others`, domain/share.py); canopy's own
   servers the cloud surely counts, and those it may not count yet, from their claims
-  (store.claims.own_on_cloud);
+  (store.own_usage.own_on_cloud);
 - one flavor mapping per canopy flavor the cloud can run: the explicit `flavor_map`
   entry, else the cheapest offering that fits (vcpus and RAM at least the flavor's; local
   disk too when the offering has any, since a block-storage root is sized at boot); a
@@ -47,9 +47,10 @@ from canopy.providers.base import (
     boots_any_image,
     sized_by_request,
 )
-from canopy.store.claims import Usage, own_on_cloud
+from canopy.store.claims import Usage
 from canopy.store.leases import lease_job, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
+from canopy.store.own_usage import own_on_cloud
 
 log = logging.getLogger("canopy.inventory")
 

@@ -38,8 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.domain.states import DesiredState
-from canopy.store.models import Claim, Cloud, Server
+from canopy.store.models import Claim, Cloud
 
 # (counter on the cloud, the claim's amount it sums)
 COUNTERS = (
@@ -281,41 +280,6 @@ async def usage_at(s: AsyncSession, clouds: Sequence[str], at: datetime) -> dict
     for cloud, v, r, n, m in rows:
         out[cloud] = Usage(int(v), int(r), int(n), int(m))
     return out
-
-
-async def own_on_cloud(s: AsyncSession, cloud: str, before: datetime) -> tuple[Usage, Usage]:
-    """What canopy's servers on `cloud` hold: (what the cloud surely counts as in use,
-    what it may or may not count yet).
-
-    Surely counted: the claims of the servers the cloud had reported booted before
-    `before`, with no delete asked. Maybe: the other servers whose create was sent, for a
-    create may be in flight, a booting server is counted by a quota at once but by the
-    hypervisors only once it lands, and one being deleted may be let go already. A server
-    placed but not sent is counted by no cloud. Each at canopy's flavor size.
-    """
-    sure = and_(
-        Server.launched_at.is_not(None),
-        Server.launched_at <= before,
-        Server.desired_state != DesiredState.DELETED.value,
-    )
-    sent = or_(
-        Server.create_requested_at.is_not(None),
-        Server.remote_id.is_not(None),
-        Server.launched_at.is_not(None),
-    )
-    amounts = (Claim.vcpus, Claim.ram_mb, Claim.instances)
-    row = (
-        await s.execute(
-            select(
-                *(func.coalesce(func.sum(case((sure, a), else_=0)), 0) for a in amounts),
-                *(func.coalesce(func.sum(case((sent, a), else_=0)), 0) for a in amounts),
-            )
-            .join(Server, Server.id == Claim.server_id)
-            .where(Claim.cloud == cloud)
-        )
-    ).one()
-    v, r, n, sv, sr, sn = (int(x) for x in row)
-    return Usage(v, r, n), Usage(max(0, sv - v), max(0, sr - r), max(0, sn - n))
 
 
 async def recount(s: AsyncSession, clouds: Sequence[Cloud], now: datetime) -> None:
