@@ -14,6 +14,7 @@ import pytest
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Progress, Step
 from canopy.orchestration.resources.server import NovaServer
+from canopy.orchestration.service import StackService
 from canopy.orchestration.states import Desired
 from canopy.store.models import StackResource
 from tests.controllers.harness import Plane, make_plane
@@ -51,17 +52,17 @@ def _in_service(rows: list[StackResource], flavors: set[str] | None = None) -> s
     }
 
 
-async def _roll(p: Plane, sid: str, steps: int = 400) -> tuple[list[int], list[datetime]]:
+async def _roll(p: Plane, sid: str, size: int = 6) -> tuple[list[int], list[datetime]]:
     """Step until the stack settles; the members out of service after each step, and when
     each new member row was made."""
     out: list[int] = []
     made: dict[str, datetime] = {}
-    for _ in range(steps):
+    for _ in range(400):
         if (await stack(p, sid)).status != "IN_PROGRESS":
             break
         await p.step()
         rows = await _members(p, sid)
-        out.append(6 - len(_in_service(rows)))
+        out.append(size - len(_in_service(rows)))
         for r in rows:
             if r.properties["flavor"] == "m1.medium":
                 made.setdefault(r.id, r.created_at)
@@ -293,5 +294,54 @@ async def test_a_malformed_update_policy_is_refused_before_anything_exists(
         with pytest.raises(InvalidRequest, match=r"Unknown Property|out of range|not a valid"):
             await update(p, sid, body)
         assert (await stack(p, sid)).action == "CREATE"
+    finally:
+        await p.close()
+
+
+async def test_pauses_that_outlast_the_stack_timeout_fail_the_update_as_in_heat(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "slow", group(6, ROLLING))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        async with p.db.session() as s:
+            svc = StackService(p.settings, p.clock)
+            st = await svc.find(s, p.ctx.project_id, sid, lock=True)
+            body = {"template": group(6, ROLLING, flavor="m1.medium"), "timeout_mins": 1}
+            await svc.update(s, p.ctx, st, body, patch=False)
+        done = await settle(p, sid)
+        # Three batches, two pauses of 30 s: a minute of pauses in a one-minute timeout.
+        assert (done.action, done.status) == ("UPDATE", "FAILED")
+        assert "The current update policy will result in stack update timeout." in (
+            done.status_reason
+        )
+        rows = await _members(p, sid)
+        assert _in_service(rows, {"m1.small"}) == {str(i) for i in range(6)}  # none touched
+    finally:
+        await p.close()
+
+
+async def test_a_policy_from_a_parameter_is_read_and_a_change_of_it_alone_is_kept(
+    db_url: str, tmp_path: Path
+) -> None:
+    def template(batch: int, flavor: str) -> dict[str, Any]:
+        t = group(4, {"rolling_update": {"max_batch_size": {"get_param": "batch"}}}, flavor)
+        t["parameters"] = {"batch": {"type": "number", "default": batch}}
+        return t
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "param", template(1, "m1.small"))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        await update(p, sid, template(2, "m1.small"))  # only the policy changes
+        assert (await settle(p, sid)).status == "COMPLETE"
+        grp = (await resources(p, sid))["grp"]
+        assert grp.data["update_policy"]["rolling_update"]["max_batch_size"] == 2
+        assert len(await live_servers(p)) == 4
+        await update(p, sid, template(2, "m1.medium"))
+        out, made = await _roll(p, sid, size=4)
+        assert (await stack(p, sid)).status == "COMPLETE"
+        assert _batches(made) == [2, 2] and max(out) == 2, (out, made)
     finally:
         await p.close()

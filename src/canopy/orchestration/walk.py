@@ -156,15 +156,10 @@ class Walk:
             return await self._external(bound, d, row, generation, out)
         try:
             kind = resource_type(d.type, f"resources.{d.name}", bound.template.files)
-            raw = bound.resolve(d.properties, RowsContext(self.current()))
+            ctx = RowsContext(self.current())
+            raw = bound.resolve(d.properties, ctx)
             props = dict(raw or {}) if kind.open_properties else typed(d.name, kind.properties, raw)
-            policy = update_policy.check_policy(
-                d.type,
-                bound.resolve(d.update_policy, RowsContext(self.current()))
-                if d.update_policy
-                else {},
-                f"resources.{d.name}.update_policy",
-            )
+            policy = update_policy.resolved(d, lambda v: bound.resolve(v, ctx))
         except (TemplateError, InvalidRequest) as e:
             if row is not None and row.generation != generation:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came

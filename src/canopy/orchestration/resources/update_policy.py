@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Prop
 from canopy.orchestration.resources.properties import convert
+from canopy.orchestration.template import ResourceDefinition
 from canopy.store.models import StackResource
 
 RESOURCE_GROUP = "OS::Heat::ResourceGroup"
@@ -180,3 +181,9 @@ def keep_policy(res: StackResource, policy: Mapping[str, Any]) -> None:
     else:
         data.pop(POLICY_KEY, None)
     res.data = data
+
+
+def resolved(d: ResourceDefinition, resolve: Callable[[Any], Any]) -> dict[str, dict[str, Any]]:
+    """A resource's update_policy, its functions resolved (`resolve`), checked."""
+    raw = resolve(d.update_policy) if d.update_policy else {}
+    return check_policy(d.type, raw, f"resources.{d.name}.update_policy")
