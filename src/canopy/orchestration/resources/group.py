@@ -5,7 +5,8 @@ listed in `removal_policies` (an index or a member's reference) are never used a
 blacklist), so a count of N is the first N unlisted indexes: lowering `count` removes the
 highest indexes, and removing a named member and keeping the count makes a new one at the
 next free index. A change of `resource_def` updates each member in place where its type
-allows, and replaces it otherwise.
+allows, and replaces it otherwise: all at once, or in the batches of the update_policy's
+`rolling_update`; `batch_create` creates the members in batches (rolling.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A member is a `stack_resources` row named `<group>.<index>` whose `group_id` is the group's
 row id. The graph walk never sees members (the engine reads only rows without a group):
 the group's own steps converge them on what it wants, all at once (members do not depend
-on each other), with the same actions, statuses and events as any resource. So a member
+on each other) or in the batches of its update_policy (rolling.py), with the same actions,
+statuses and events as any resource. So a member
 server waking the engine (the controller's "a server has answered" query) works as for a
 resource of the template, and a group inside a group nests the same way.
 """
