@@ -22,6 +22,7 @@ from tests.controllers.harness import Plane, make_plane
 from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
 from .test_crash import _successor
 from .test_groups import update
+from .test_rollback import update as update_with
 
 
 def group(count: int, policy: dict[str, Any] | None, flavor: str = "m1.small") -> dict[str, Any]:
@@ -343,5 +344,40 @@ async def test_a_policy_from_a_parameter_is_read_and_a_change_of_it_alone_is_kep
         out, made = await _roll(p, sid, size=4)
         assert (await stack(p, sid)).status == "COMPLETE"
         assert _batches(made) == [2, 2] and max(out) == 2, (out, made)
+    finally:
+        await p.close()
+
+
+async def test_a_batch_that_fails_stops_the_update_and_the_rollback_leaves_the_rest_alone(
+    db_url: str, tmp_path: Path
+) -> None:
+    def template(value: str, fail: bool) -> dict[str, Any]:
+        member = {"type": "OS::Heat::TestResource", "properties": {"value": value, "fail": fail}}
+        policy = {"rolling_update": {"max_batch_size": 1, "pause_time": 10}}
+        return hot(
+            {
+                "grp": {
+                    "type": "OS::Heat::ResourceGroup",
+                    "properties": {"count": 4, "resource_def": member},
+                    "update_policy": policy,
+                }
+            }
+        )
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "undo", template("a", False))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        before = {r.name: r.id for r in await _members(p, sid)}
+        await update_with(p, sid, template("b", True), disable_rollback=False)
+        done = await settle(p, sid, steps=200)
+        assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
+        rows = {r.name: r for r in await _members(p, sid)}
+        assert {n: r.properties["value"] for n, r in rows.items()} == {
+            f"grp.{i}": "a" for i in range(4)
+        }
+        # Only the first batch's member (the highest index) was touched.
+        assert {n for n, r in rows.items() if r.id == before[n]} == {"grp.0", "grp.1", "grp.2"}
+        assert "batches" not in (await resources(p, sid))["grp"].data
     finally:
         await p.close()
