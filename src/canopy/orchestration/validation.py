@@ -13,7 +13,8 @@ from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import is_nested, resource_type
-from canopy.orchestration.template import BoundTemplate, TemplateError
+from canopy.orchestration.resources.update_policy import check_policy
+from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
 from canopy.orchestration.tree_limit import LIMIT_MESSAGE
 
 # A group's members at create, by type: the property giving how many, then its fallback.
@@ -45,6 +46,7 @@ def check_resources(
     for name, d in defs.items():
         kind = resource_type(d.type, f"resources.{name}", bound.template.files)
         deletion_policy.check(kind, d.type, d.deletion_policy, f"resources.{name}")
+        _check_update_policy(bound, d)
         if d.external_id is not None:
             # Its properties are not used; that it exists is checked by the caller.
             external.check_type(d.type, f"resources.{name}")
@@ -74,6 +76,19 @@ def check_resources(
             kind.validate(props, known)
         except InvalidRequest as e:
             raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None
+
+
+def _check_update_policy(bound: BoundTemplate, d: ResourceDefinition) -> None:
+    """The resource's update_policy, as far as it is known now (update_policy.py)."""
+    if not d.update_policy:
+        return
+    try:
+        policy = bound.resolve(d.update_policy, NothingLive())
+    except TemplateError:
+        if d.depends_on:
+            return  # refers to a resource: checked when the resource is made
+        raise
+    check_policy(d.type, policy, f"resources.{d.name}.update_policy")
 
 
 def _members(props: Any, first: str, fallback: str) -> int:

@@ -28,6 +28,7 @@ from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.abandoning import forget_row
 from canopy.orchestration.events import resource_event, write_events
 from canopy.orchestration.resolving import RowsContext
+from canopy.orchestration.resources import update_policy
 from canopy.orchestration.resources.adopt import let_go
 from canopy.orchestration.resources.adopt_tree import adopt
 from canopy.orchestration.resources.base import (
@@ -155,8 +156,10 @@ class Walk:
             return await self._external(bound, d, row, generation, out)
         try:
             kind = resource_type(d.type, f"resources.{d.name}", bound.template.files)
-            raw = bound.resolve(d.properties, RowsContext(self.current()))
+            ctx = RowsContext(self.current())
+            raw = bound.resolve(d.properties, ctx)
             props = dict(raw or {}) if kind.open_properties else typed(d.name, kind.properties, raw)
+            policy = update_policy.resolved(d, lambda v: bound.resolve(v, ctx))
         except (TemplateError, InvalidRequest) as e:
             if row is not None and row.generation != generation:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
@@ -172,6 +175,7 @@ class Walk:
         if intact and row is not None and props == row.properties and not repair:
             row.generation = generation
             row.requires = requires
+            update_policy.keep_policy(row, policy)
             return Progress.complete()
         kept = None if repair else self._kept(d, props)
         if kept is not None:
@@ -189,12 +193,14 @@ class Walk:
             row.requires = requires
             self.begin(row, Action.UPDATE, "state changed")
             out.started += 1
+            update_policy.keep_policy(row, policy)
             return self.record(row, await kind.update(self.step, row, props))
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
         bulk = kind if self.adopting is None and creates_many(kind) else None
         new = self._new_row(d, kind, props, requires, generation, hold=bulk is not None)
+        update_policy.keep_policy(new, policy)
         out.started += 1
         if self.adopting is not None:
             self.begin(new, Action.ADOPT, "state changed")

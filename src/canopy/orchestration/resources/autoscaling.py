@@ -17,10 +17,17 @@ from typing import Any
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources import rolling
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group import validate_member
 from canopy.orchestration.resources.group_attrs import recorded
 from canopy.orchestration.resources.members import Wanted, converge, index_of, members_of
+from canopy.orchestration.resources.update_policy import (
+    ROLLING_FIELDS,
+    Batching,
+    batching,
+    check_section,
+)
 from canopy.orchestration.states import Action, Desired
 from canopy.store.models import Claim, Cloud, Server, StackResource
 
@@ -49,6 +56,60 @@ class GroupSteps(ABC):
     @abstractmethod
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress: ...
 
+    async def _plan(self, step: Step, res: StackResource, b: Batching) -> str | None:
+        """Plan a rolling update of the members (after `resize` chose them): Heat's
+        instance-group batches from the members there are to the group's new size. The
+        reason it is refused, if it is."""
+        present = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
+        batches = rolling.plan(capacity(res), len(present), b, extra_counts=True)
+        if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
+            return rolling.TIMEOUT_MESSAGE
+        rolling.start(res, batches, b.pause, track=True)
+        return None
+
+    async def _members(
+        self, step: Step, res: StackResource, define: rolling.Define, *, fresh: bool
+    ) -> Progress:
+        """Converge on the members: the batch under way of a rolling update, then (or
+        without one) all of `data["members"]`."""
+        if rolling.running(res) and res.action in (Action.CREATE, Action.UPDATE):
+            progress = await rolling.run(
+                step, res, define, _oldest_first(res), _fresh(res), first=fresh
+            )
+            if not progress.done:
+                return progress
+            fresh = False  # the last batch left the members wanted: this checks it
+        wanted = [define(i) for i in (res.data or {}).get("members") or []]
+        return await converge(step, res, wanted, fresh=fresh)
+
+
+def _oldest_first(res: StackResource) -> rolling.Order:
+    """Members no longer wanted first (removed), then the oldest (replaced first)."""
+
+    def order(existing: list[str], cap: int) -> list[str]:
+        at = {m: k for k, m in enumerate((res.data or {}).get("members") or [])}
+        return sorted(existing, key=lambda i: (i in at, at.get(i, -1)))
+
+    return order
+
+
+def _fresh(res: StackResource) -> rolling.Fresh:
+    """New member indexes from the group's counter (`data["next"]`), which they advance."""
+
+    def fresh(n: int, taken: set[str]) -> list[str]:
+        data = dict(res.data or {})
+        nxt = int(data.get("next", 0))
+        out: list[str] = []
+        while len(out) < n:
+            if str(nxt) not in taken:
+                out.append(str(nxt))
+            nxt += 1
+        data["next"] = nxt
+        res.data = data
+        return out
+
+    return fresh
+
 
 class AutoScalingGroup(GroupSteps):
     name = OS_GROUP
@@ -74,8 +135,8 @@ class AutoScalingGroup(GroupSteps):
         ),
         "rolling_updates": Prop(
             "map",
-            "Accepted (min_in_service, max_batch_size, pause_time); canopy updates every "
-            "member at once.",
+            "How a change of `resource` goes: {min_in_service (0), max_batch_size (1), "
+            "pause_time (0 seconds)}; as in Heat, one member at a time when not given.",
             update_allowed=True,
         ),
     }
@@ -93,6 +154,8 @@ class AutoScalingGroup(GroupSteps):
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
         _sizes(props)
         validate_member(props.get("resource"), "", known)
+        if props.get("rolling_updates") is not None:
+            rolling_updates(props)
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)
@@ -118,19 +181,31 @@ class AutoScalingGroup(GroupSteps):
             size = int(new["desired_capacity"])
         res.properties = new
         await resize(step, res, clamp(res, size))
+        if old.get("resource") != new.get("resource"):
+            try:
+                refused = await self._plan(step, res, batching(rolling_updates(new)))
+            except InvalidRequest as e:
+                refused = str(e)
+            if refused is not None:
+                return Progress.failure(refused)
         return await self._converge(step, res, fresh=True)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         d = res.properties["resource"]
-        wanted = [
-            Wanted(i, str(d.get("type")), d.get("properties") or {})
-            for i in (res.data or {}).get("members") or []
-        ]
-        progress = await converge(step, res, wanted, fresh=fresh)
+
+        def define(i: str) -> Wanted:
+            return Wanted(i, str(d.get("type")), d.get("properties") or {})
+
+        progress = await self._members(step, res, define, fresh=fresh)
         if progress.done:
             members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
             res.attributes = recorded(res, members)
         return progress
+
+
+def rolling_updates(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The `rolling_updates` property checked, with Heat's defaults."""
+    return check_section("rolling_updates", ROLLING_FIELDS, props.get("rolling_updates") or {})
 
 
 def _sizes(props: Mapping[str, Any]) -> None:
@@ -193,6 +268,7 @@ async def resize(step: Step, group: StackResource, size: int) -> None:
         going = set(order[: len(members) - size])
         members = [m for m in members if m not in going]
     data.update(members=members, next=nxt)
+    data.pop(rolling.KEY, None)  # a new size: a rolling update under way is planned again
     group.data = data
 
 

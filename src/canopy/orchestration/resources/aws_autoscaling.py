@@ -37,7 +37,8 @@ from canopy.orchestration.resources.autoscaling import (
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.ec2_instance import Ec2Instance, pairs
 from canopy.orchestration.resources.group_attrs import recorded
-from canopy.orchestration.resources.members import Wanted, converge, members_of
+from canopy.orchestration.resources.members import Wanted, members_of
+from canopy.orchestration.resources.update_policy import policy_of, rolling_of
 from canopy.orchestration.states import Action, Desired
 from canopy.store.models import StackResource
 
@@ -206,10 +207,16 @@ class AwsAutoScalingGroup(GroupSteps):
             _sizes(new)
         except InvalidRequest as e:
             return Progress.failure(str(e))
-        res.properties = new
+        old, res.properties = res.properties, new
         # Heat: DesiredCapacity if set, else the current size, within the new bounds.
         size = int(new.get("DesiredCapacity") or capacity(res))
         await resize(step, res, clamp(res, size))
+        b = rolling_of(self.name, policy_of(res))
+        changed = old.get("LaunchConfigurationName") != new.get("LaunchConfigurationName")
+        if b is not None and changed:
+            refused = await self._plan(step, res, b)
+            if refused is not None:
+                return Progress.failure(refused)
         return await self._converge(step, res, fresh=True)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
@@ -219,8 +226,11 @@ class AwsAutoScalingGroup(GroupSteps):
         if config is None:
             return Progress.failure(f"LaunchConfigurationName ({ref}) reference can not be found.")
         member = _member_properties(res, config)
-        wanted = [Wanted(i, _INSTANCE.name, member) for i in (res.data or {}).get("members") or []]
-        progress = await converge(step, res, wanted, fresh=fresh)
+
+        def define(i: str) -> Wanted:
+            return Wanted(i, _INSTANCE.name, member)
+
+        progress = await self._members(step, res, define, fresh=fresh)
         if progress.done:
             members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
             attrs = recorded(res, members)

@@ -5,17 +5,20 @@ listed in `removal_policies` (an index or a member's reference) are never used a
 blacklist), so a count of N is the first N unlisted indexes: lowering `count` removes the
 highest indexes, and removing a named member and keeping the count makes a new one at the
 next free index. A change of `resource_def` updates each member in place where its type
-allows, and replaces it otherwise.
+allows, and replaces it otherwise: all at once, or in the batches of the update_policy's
+`rolling_update`; `batch_create` creates the members in batches (rolling.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from itertools import count as counter
+from itertools import islice
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.nesting import resolve_type
-from canopy.orchestration.resources import registry
+from canopy.orchestration.resources import registry, rolling
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group_attrs import recorded
 from canopy.orchestration.resources.members import (
@@ -26,6 +29,12 @@ from canopy.orchestration.resources.members import (
     substitute,
 )
 from canopy.orchestration.resources.properties import typed
+from canopy.orchestration.resources.update_policy import (
+    BATCH_CREATE,
+    Batching,
+    policy_of,
+    rolling_of,
+)
 from canopy.orchestration.states import Action, Desired
 from canopy.store.models import StackResource
 
@@ -91,10 +100,31 @@ class ResourceGroup:
 
     async def create(self, step: Step, res: StackResource) -> Progress:
         res.physical_resource_id = res.id
+        await _apply_removal_policies(step, res)
+        section = policy_of(res).get(BATCH_CREATE)
+        count = int(res.properties.get("count") or 0)
+        if section is not None and count:
+            b = Batching(int(section["max_batch_size"]), 0, float(section["pause_time"]))
+            rolling.start(res, rolling.plan(count, 0, b, extra_counts=False), b.pause)
         return await self._converge(step, res, fresh=True)
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
-        res.properties = new
+        old, res.properties = res.properties, new
+        await _apply_removal_policies(step, res)
+        rolling.stop(res)  # what a failed update left is planned again
+        b = rolling_of(self.name, policy_of(res))
+        if b is not None and old.get("resource_def") != new.get("resource_def"):
+            removed = _removed(res)
+            current = [
+                m
+                for m in await members_of(step, res)
+                if m.desired == Desired.PRESENT and index_of(res, m) not in removed
+            ]
+            count = int(new.get("count") or 0)
+            batches = rolling.plan(count, len(current), b, extra_counts=False)
+            if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
+                return Progress.failure(rolling.TIMEOUT_MESSAGE)
+            rolling.start(res, batches, b.pause)
         return await self._converge(step, res, fresh=True)
 
     async def delete(self, step: Step, res: StackResource) -> Progress:
@@ -106,29 +136,66 @@ class ResourceGroup:
         return await self._converge(step, res, fresh=False)
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
-        if fresh:
-            await _apply_removal_policies(step, res)
+        if rolling.running(res) and res.action in (Action.CREATE, Action.UPDATE):
+            progress = await rolling.run(
+                step, res, self._define(res), self._order(res), self._fresh(res), first=fresh
+            )
+            if not progress.done:
+                return progress
+            fresh = False  # the last batch left the members wanted: this checks it
         progress = await converge(step, res, self._wanted(res), fresh=fresh)
         if progress.done:
             members = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
             res.attributes = recorded(res, members)
         return progress
 
+    def _names(self, res: StackResource, size: int) -> list[str]:
+        """The first `size` indexes not removed by removal_policies."""
+        return [str(i) for i in islice(self._allowed(res), size)]
+
+    def _allowed(self, res: StackResource) -> Iterator[int]:
+        removed = _removed(res)
+        return (i for i in counter() if str(i) not in removed)
+
     def _wanted(self, res: StackResource) -> list[Wanted]:
-        p = res.properties
-        removed = set((res.data or {}).get("removed") or [])
-        names: list[str] = []
-        i = 0
-        while len(names) < int(p.get("count") or 0):
-            if str(i) not in removed:
-                names.append(str(i))
-            i += 1
-        d = p["resource_def"]
-        var = p.get("index_var") or ""
-        return [
-            Wanted(n, str(d.get("type")), substitute(d.get("properties") or {}, var, n))
-            for n in names
-        ]
+        define = self._define(res)
+        return [define(i) for i in self._names(res, int(res.properties.get("count") or 0))]
+
+    def _define(self, res: StackResource) -> rolling.Define:
+        d = res.properties["resource_def"]
+        var = res.properties.get("index_var") or ""
+
+        def define(n: str) -> Wanted:
+            return Wanted(n, str(d.get("type")), substitute(d.get("properties") or {}, var, n))
+
+        return define
+
+    def _order(self, res: StackResource) -> rolling.Order:
+        """Heat's order: members past the batch's size go first (removed), then the
+        highest indexes of the target (replaced first); members kept past the target
+        for min_in_service last (neither)."""
+        target = int(res.properties.get("count") or 0)
+        removed = _removed(res)
+
+        def order(existing: list[str], cap: int) -> list[str]:
+            at = {i: k for k, i in enumerate(self._names(res, cap))}
+
+            def priority(index: str) -> int:
+                k = at.get(index)
+                if k is None:
+                    return 0
+                return target - k if k < target else cap
+
+            return sorted((i for i in existing if i not in removed), key=priority)
+
+        return order
+
+    def _fresh(self, res: StackResource) -> rolling.Fresh:
+        return rolling.counting(self._allowed(res))
+
+
+def _removed(res: StackResource) -> set[str]:
+    return set((res.data or {}).get("removed") or [])
 
 
 def validate_member(d: Any, var: str, known: Lookups) -> None:

@@ -3,7 +3,8 @@
 A member is a `stack_resources` row named `<group>.<index>` whose `group_id` is the group's
 row id. The graph walk never sees members (the engine reads only rows without a group):
 the group's own steps converge them on what it wants, all at once (members do not depend
-on each other), with the same actions, statuses and events as any resource. So a member
+on each other) or in the batches of its update_policy (rolling.py), with the same actions,
+statuses and events as any resource. So a member
 server waking the engine (the controller's "a server has answered" query) works as for a
 resource of the template, and a group inside a group nests the same way.
 """
@@ -11,7 +12,7 @@ resource of the template, and a group inside a group nests the same way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -90,12 +91,18 @@ class _Tally:
 
 
 async def converge(
-    step: Step, group: StackResource, wanted: Sequence[Wanted], *, fresh: bool
+    step: Step,
+    group: StackResource,
+    wanted: Sequence[Wanted],
+    *,
+    fresh: bool,
+    hold: Collection[str] = (),
 ) -> Progress:
     """Take one step towards exactly `wanted`: create what is missing (new servers all
     with one create, as the walk does), update or replace what changed, delete the rest.
     `fresh` (a new create or update of the group) retries members that failed before; a
-    later step reports their failure."""
+    later step reports their failure. The existing members of the indexes in `hold` are
+    kept as they are (a rolling update's batch leaves them for a later one)."""
     now = step.clock.now()
     rows = await members_of(step, group)
     present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
@@ -108,6 +115,14 @@ async def converge(
     for w in wanted:
         name = member_name(group.name, w.index)
         keep.add(name)
+        held = present.get(name) if w.index in hold else None
+        if held is not None:
+            if held.status == Status.IN_PROGRESS:
+                kind = registry.row_type(held.type)
+                tally.add(name, record(step, held, await kind.check(step, held), now))
+            elif held.status == Status.FAILED:
+                tally.add(name, Progress.failure(held.status_reason))
+            continue
         try:
             if aliases is None:
                 aliases = registry_of(step.stack.environment)
@@ -168,6 +183,22 @@ async def converge(
             await step.session.delete(row)
         tally.add(row.name, p)
     return tally.progress()
+
+
+def matches(step: Step, row: StackResource, w: Wanted) -> bool:
+    """Whether the member `row` is complete and has the definition `w` (as `converge`
+    reads it: the environment's aliases resolved, the properties typed)."""
+    try:
+        type_name = resolve_type(registry_of(step.stack.environment), w.type)
+        kind = registry.resource_type(type_name, f"resources.{row.name}", step.stack.files)
+        props = (
+            dict(w.properties or {})
+            if kind.open_properties
+            else typed(row.name, kind.properties, w.properties)
+        )
+    except (InvalidRequest, TemplateError):
+        return False
+    return row.status == Status.COMPLETE and row.type == type_name and row.properties == props
 
 
 def _replace(

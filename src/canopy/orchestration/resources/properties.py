@@ -94,3 +94,8 @@ def _convert(where: str, prop: Prop, value: Any) -> Any:
         allowed = ", ".join(map(str, prop.allowed))
         raise InvalidRequest(f"{where}: {value!r} is not one of the allowed values: {allowed}.")
     return value
+
+
+def convert(where: str, prop: Prop, value: Any) -> Any:
+    """One value checked and converted to `prop`'s type; InvalidRequest names `where`."""
+    return _convert(where, prop, value)
