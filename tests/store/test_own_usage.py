@@ -1,6 +1,7 @@
-"""What canopy's own servers hold on a cloud, as the cloud may count it: surely (at rest,
-booted before the pass), maybe (on their way, or a reservation's room), or not at all
-(placed, create not sent). Read from the cloud's counters and the few moving rows."""
+"""What canopy's own servers use on a cloud, as the cloud may count it: surely (at rest,
+booted before the pass), maybe (on their way), or not at all (placed, create not sent); a
+reservation's servers by their flavor, and its room not at all (the cloud counts servers,
+not claims). Read from the cloud's counters and the few moving or reserved rows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from canopy.domain.clock import FakeClock
 from canopy.domain.states import DesiredState, Phase
 from canopy.store.claims import Usage, add_claim
 from canopy.store.db import Database
-from canopy.store.models import Cloud
+from canopy.store.models import Cloud, Flavor
 from canopy.store.own_usage import own_on_cloud
 
 from .helpers import add_servers, server_row
@@ -51,7 +52,19 @@ async def test_each_of_canopy_s_servers_counts_as_the_cloud_may_count_it(
                 price_per_hour_micros=0,
                 now=now,
             )
-        # A lease's room in use now (13 vcpus): the cloud counts what of it runs.
+        # A lease's room in use now (13 vcpus): not canopy's use, only its servers are: one
+        # running (flavor 2), one booting.
+        running = server_row(
+            now, phase=Phase.STEADY, launched_at=booted, reservation_id="lease-1", cloud="private"
+        )
+        booting = server_row(
+            now,
+            phase=Phase.CONVERGE,
+            create_requested_at=now,
+            reservation_id="lease-1",
+            cloud="private",
+        )
+        await add_servers(s, [running, booting])
         add_claim(
             s,
             cloud,
@@ -66,8 +79,11 @@ async def test_each_of_canopy_s_servers_counts_as_the_cloud_may_count_it(
         )
     async with seeded.read() as s:
         sure, maybe = await own_on_cloud(s, "private", now)
-    assert (sure.vcpus, sure.ram_mb, sure.instances) == (2 + 11, 13 * 1024, 2)
-    assert (maybe.vcpus, maybe.ram_mb, maybe.instances) == (3 + 7 + 13, 23 * 1024, 3)
+        flavor = await s.get(Flavor, "2")
+        assert flavor is not None
+    v, r = flavor.vcpus, flavor.ram_mb
+    assert (sure.vcpus, sure.ram_mb, sure.instances) == (2 + 11 + v, 13 * 1024 + r, 3)
+    assert (maybe.vcpus, maybe.ram_mb, maybe.instances) == (3 + 7 + v, 10 * 1024 + r, 3)
     async with seeded.read() as s:
         assert await own_on_cloud(s, "public", now) == (Usage(), Usage())
         assert await own_on_cloud(s, "nowhere", now) == (Usage(), Usage())

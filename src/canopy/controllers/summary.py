@@ -30,6 +30,6 @@ def clouds_tried(log: list[Any]) -> int:
     tried), and a cloud is one attempt however many of its zones were tried, so a cloud
     with many zones does not use up a server's attempts before the next cloud is tried.
     Without zones this is the number of failed attempts, as before. An `uncounted` entry
-    (the cloud's fault, not the attempt's: see attempts.lost_create) is not an attempt.
+    (the cloud's fault, not the attempt's: see attempts.back_to_placement) is not an attempt.
     """
     return len({a.get("cloud") for a in attempted(log)})
