@@ -381,26 +381,3 @@ async def test_a_batch_that_fails_stops_the_update_and_the_rollback_leaves_the_r
         assert "batches" not in (await resources(p, sid))["grp"].data
     finally:
         await p.close()
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (10**400, "max_batch_size: a larger number is out of range (min: 1, max: 1000000000)"),
-        ("9" * 5000, 'rolling_update.max_batch_size: Value "999'),
-    ],
-)
-async def test_a_policy_value_known_only_at_run_time_fails_the_group_not_the_engine(
-    db_url: str, tmp_path: Path, value: Any, message: str
-) -> None:
-    t = group(2, {"rolling_update": {"max_batch_size": {"get_attr": ["big", "value"]}}})
-    t["resources"]["big"] = {"type": "OS::Heat::Value", "properties": {"value": value}}
-    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
-    try:
-        sid = await create(p, "late", t)
-        done = await settle(p, sid)
-        assert (done.action, done.status) == ("CREATE", "FAILED")
-        assert message in done.status_reason, done.status_reason
-        assert await live_servers(p) == []
-    finally:
-        await p.close()
