@@ -56,22 +56,43 @@ class GroupSteps(ABC):
     @abstractmethod
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress: ...
 
-    async def _plan(self, step: Step, res: StackResource, b: Batching) -> str | None:
-        """Plan a rolling update of the members (after `resize` chose them): Heat's
-        instance-group batches from the members there are to the group's new size. The
-        reason it is refused, if it is."""
-        present = [m for m in await members_of(step, res) if m.desired == Desired.PRESENT]
-        batches = rolling.plan(capacity(res), len(present), b, extra_counts=True)
+    @abstractmethod
+    def _batching(self, res: StackResource) -> Batching | None:
+        """The group's rolling update (None: all at once); InvalidRequest if malformed."""
+
+    async def _plan(self, step: Step, res: StackResource, define: rolling.Define) -> str | None:
+        """Plan a rolling update of the members (after `resize` chose them) when some are
+        not of their definition or failed (an update, its repair, a scaling after a failed
+        one): Heat's instance-group batches from the members there are to the group's
+        size. The reason it is refused, if it is."""
+        try:
+            b = self._batching(res)
+        except InvalidRequest as e:
+            return str(e)
+        if b is None:
+            return None
+        wanted = list((res.data or {}).get("members") or [])
+        present, fine, due = await rolling.behind(step, res, define, wanted, ())
+        if not due:
+            return None
+        size = capacity(res)
+        batches = rolling.plan(size, present, b, extra_counts=True, updated=fine)
         if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
             return rolling.TIMEOUT_MESSAGE
-        rolling.start(res, batches, b.pause, track=True)
+        leaving = {index_of(res, m) for m in await members_of(step, res)} - set(wanted)
+        rolling.start(res, batches, b.pause, track=True, target=size, leaving=leaving)
         return None
 
     async def _members(
         self, step: Step, res: StackResource, define: rolling.Define, *, fresh: bool
     ) -> Progress:
         """Converge on the members: the batch under way of a rolling update, then (or
-        without one) all of `data["members"]`."""
+        without one) all of `data["members"]`. A new update or scaling (`fresh`) plans
+        one first if it is due."""
+        if fresh and res.action == Action.UPDATE and not rolling.running(res):
+            refused = await self._plan(step, res, define)
+            if refused is not None:
+                return Progress.failure(refused)
         if rolling.running(res) and res.action in (Action.CREATE, Action.UPDATE):
             progress = await rolling.run(
                 step, res, define, _oldest_first(res), _fresh(res), first=fresh
@@ -181,14 +202,10 @@ class AutoScalingGroup(GroupSteps):
             size = int(new["desired_capacity"])
         res.properties = new
         await resize(step, res, clamp(res, size))
-        if old.get("resource") != new.get("resource"):
-            try:
-                refused = await self._plan(step, res, batching(rolling_updates(new)))
-            except InvalidRequest as e:
-                refused = str(e)
-            if refused is not None:
-                return Progress.failure(refused)
-        return await self._converge(step, res, fresh=True)
+        return await self._converge(step, res, fresh=True)  # rolls if a member is behind
+
+    def _batching(self, res: StackResource) -> Batching | None:
+        return batching(rolling_updates(res.properties))
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         d = res.properties["resource"]
@@ -251,7 +268,10 @@ def clamp(group: StackResource, size: int) -> int:
 
 
 def capacity(group: StackResource) -> int:
-    return len((group.data or {}).get("members") or [])
+    """The group's size: its members, but never those a rolling update's batch added for
+    min_in_service for a while (its target, while its plan is recorded)."""
+    target = rolling.target_of(group)
+    return len((group.data or {}).get("members") or []) if target is None else target
 
 
 async def resize(step: Step, group: StackResource, size: int) -> None:

@@ -38,7 +38,7 @@ from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, u
 from canopy.orchestration.resources.ec2_instance import Ec2Instance, pairs
 from canopy.orchestration.resources.group_attrs import recorded
 from canopy.orchestration.resources.members import Wanted, members_of
-from canopy.orchestration.resources.update_policy import policy_of, rolling_of
+from canopy.orchestration.resources.update_policy import Batching, policy_of, rolling_of
 from canopy.orchestration.states import Action, Desired
 from canopy.store.models import StackResource
 
@@ -207,17 +207,14 @@ class AwsAutoScalingGroup(GroupSteps):
             _sizes(new)
         except InvalidRequest as e:
             return Progress.failure(str(e))
-        old, res.properties = res.properties, new
+        res.properties = new
         # Heat: DesiredCapacity if set, else the current size, within the new bounds.
         size = int(new.get("DesiredCapacity") or capacity(res))
         await resize(step, res, clamp(res, size))
-        b = rolling_of(self.name, policy_of(res))
-        changed = old.get("LaunchConfigurationName") != new.get("LaunchConfigurationName")
-        if b is not None and changed:
-            refused = await self._plan(step, res, b)
-            if refused is not None:
-                return Progress.failure(refused)
-        return await self._converge(step, res, fresh=True)
+        return await self._converge(step, res, fresh=True)  # rolls if a member is behind
+
+    def _batching(self, res: StackResource) -> Batching | None:
+        return rolling_of(self.name, policy_of(res))
 
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress:
         p = res.properties

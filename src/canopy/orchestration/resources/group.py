@@ -113,18 +113,19 @@ class ResourceGroup:
         await _apply_removal_policies(step, res)
         rolling.stop(res)  # what a failed update left is planned again
         b = rolling_of(self.name, policy_of(res))
-        if b is not None and old.get("resource_def") != new.get("resource_def"):
-            removed = _removed(res)
-            current = [
-                m
-                for m in await members_of(step, res)
-                if m.desired == Desired.PRESENT and index_of(res, m) not in removed
-            ]
+        if b is not None:
             count = int(new.get("count") or 0)
-            batches = rolling.plan(count, len(current), b, extra_counts=False)
-            if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
-                return Progress.failure(rolling.TIMEOUT_MESSAGE)
-            rolling.start(res, batches, b.pause)
+            # Planned whenever a member is not of its definition (or failed), not only
+            # when resource_def changed: a repeated update, or the repair of a failed
+            # one, goes on in batches too.
+            present, fine, due = await rolling.behind(
+                step, res, self._define(res), self._names(res, count), _removed(res)
+            )
+            if due or old.get("resource_def") != new.get("resource_def"):
+                batches = rolling.plan(count, present, b, extra_counts=False, updated=fine)
+                if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
+                    return Progress.failure(rolling.TIMEOUT_MESSAGE)
+                rolling.start(res, batches, b.pause)
         return await self._converge(step, res, fresh=True)
 
     async def delete(self, step: Step, res: StackResource) -> Progress:

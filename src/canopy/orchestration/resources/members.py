@@ -99,10 +99,11 @@ async def converge(
     hold: Collection[str] = (),
 ) -> Progress:
     """Take one step towards exactly `wanted`: create what is missing (new servers all
-    with one create, as the walk does), update or replace what changed, delete the rest.
-    `fresh` (a new create or update of the group) retries members that failed before; a
-    later step reports their failure. The existing members of the indexes in `hold` are
-    kept as they are (a rolling update's batch leaves them for a later one)."""
+        with one create, as the walk does), update or replace what changed, delete the rest.
+        `fresh` (a new create or update of the group) retries members that failed before; a
+        later step reports their failure. The existing members of the indexes in `hold` are
+        kept as they are (a rolling update's batch leaves them for a later one); their failure,
+    old or new, is not reported."""
     now = step.clock.now()
     rows = await members_of(step, group)
     present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
@@ -117,11 +118,13 @@ async def converge(
         keep.add(name)
         held = present.get(name) if w.index in hold else None
         if held is not None:
+            # Left as it is: its own failure is not the batch's (the batch that takes it
+            # replaces it, as Heat's rolling update replaces a failed member).
             if held.status == Status.IN_PROGRESS:
                 kind = registry.row_type(held.type)
-                tally.add(name, record(step, held, await kind.check(step, held), now))
-            elif held.status == Status.FAILED:
-                tally.add(name, Progress.failure(held.status_reason))
+                p = record(step, held, await kind.check(step, held), now)
+                if p.failed is None:
+                    tally.add(name, p)
             continue
         try:
             if aliases is None:

@@ -88,12 +88,21 @@ def _convert(where: str, prop: Prop, value: Any) -> Any:
             if not isinstance(value, list):
                 raise ValueError
     except (ValueError, TypeError):
-        shown = json.dumps(value, default=str)[:80]
+        shown = _shown(value)
         raise InvalidRequest(f"{where}: Value {shown} is not a valid {kind}.") from None
     if prop.allowed and value not in prop.allowed:
         allowed = ", ".join(map(str, prop.allowed))
         raise InvalidRequest(f"{where}: {value!r} is not one of the allowed values: {allowed}.")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error message shows it: its start (an integer of thousands of
+    digits, which Python will not print, is said to be one)."""
+    try:
+        return json.dumps(value, default=str)[:80]
+    except (ValueError, TypeError, OverflowError):
+        return "(too large to show)"
 
 
 def convert(where: str, prop: Prop, value: Any) -> Any:

@@ -15,7 +15,7 @@ time-based wait like a WaitCondition's: the group reports `Progress(until=...)`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,12 +49,13 @@ def next_batch(target: int, current: int, updated: int, size: int, keep: int) ->
     return batch + max(min(current, target - batch), least), batch
 
 
-def plan(target: int, current: int, b: Batching, *, extra_counts: bool) -> list[tuple[int, int]]:
-    """Every batch from `current` members (none up to date) to `target`. `extra_counts`:
-    members made past the target count as updated (Heat's instance groups) or not (its
-    ResourceGroup)."""
+def plan(
+    target: int, current: int, b: Batching, *, extra_counts: bool, updated: int = 0
+) -> list[tuple[int, int]]:
+    """Every batch from `current` members (`updated` of them up to date) to `target`.
+    `extra_counts`: members made past the target count as updated (Heat's instance groups)
+    or not (its ResourceGroup)."""
     out: list[tuple[int, int]] = []
-    updated = 0
     while not (updated >= current == target) and len(out) <= 2 * (target + current) + 2:
         cap, new = next_batch(target, current, updated, b.size, b.keep)
         out.append((cap, new))
@@ -69,16 +70,59 @@ def too_long(batches: Sequence[Any], pause: float, timeout_mins: int | None) -> 
 
 
 def start(
-    res: StackResource, batches: list[tuple[int, int]], pause: float, *, track: bool = False
+    res: StackResource,
+    batches: list[tuple[int, int]],
+    pause: float,
+    *,
+    track: bool = False,
+    target: int = 0,
+    leaving: Collection[str] = (),
 ) -> None:
     """Record a plan on the group; its first batch starts at the next `run`. `track`: each
-    batch's members are also the group's `data["members"]` (autoscaling groups)."""
-    state = {"plan": [list(b) for b in batches], "at": -1, "pause": pause, "track": track}
+    batch's members are also the group's `data["members"]` (autoscaling groups), whose
+    size stays `target` (see `target_of`): members a batch adds for min_in_service are
+    temporary, even when the batch fails and they are left until the next update.
+    `leaving`: members on their way out, never given the new definition (a failed one is
+    not replaced only to be removed)."""
+    state: dict[str, Any] = {
+        "plan": [list(b) for b in batches],
+        "at": -1,
+        "pause": pause,
+        "track": track,
+        "leaving": sorted(leaving),
+    }
+    if track:
+        state["target"] = target
     res.data = {**(res.data or {}), KEY: {**state, "names": [], "new": [], "resume_at": None}}
 
 
 def running(res: StackResource) -> bool:
     return isinstance((res.data or {}).get(KEY), dict)
+
+
+def target_of(res: StackResource) -> int | None:
+    """The size a tracked plan (under way, or left by a failed batch) brings the group to."""
+    state = (res.data or {}).get(KEY)
+    if isinstance(state, dict) and state.get("track") and "target" in state:
+        return int(state["target"])
+    return None
+
+
+async def behind(
+    step: Step, res: StackResource, define: Define, wanted: Collection[str], leave: Collection[str]
+) -> tuple[int, int, bool]:
+    """The members present (but those in `leave`), how many of `wanted` among them are up
+    to date (complete, of their definition), and whether any of `wanted` is not: an
+    update, or the repair of a failed one, rolls whenever this is so, not only when the
+    definition changed."""
+    rows = {
+        index_of(res, m): m
+        for m in await members_of(step, res)
+        if m.desired == Desired.PRESENT and index_of(res, m) not in leave
+    }
+    there = [i for i in wanted if i in rows]
+    fine = [i for i in there if matches(step, rows[i], define(i))]
+    return len(rows), len(fine), len(fine) < len(there)
 
 
 def stop(res: StackResource) -> None:
@@ -132,7 +176,12 @@ async def _begin_batch(
     rows = {
         index_of(res, m): m for m in await members_of(step, res) if m.desired == Desired.PRESENT
     }
-    old = [(i, matches(step, rows[i], define(i))) for i in order(list(rows), cap) if i in rows]
+    leaving = set(state.get("leaving") or ())
+    old = [
+        (i, i in leaving or matches(step, rows[i], define(i)))
+        for i in order(list(rows), cap)
+        if i in rows
+    ]
     names, taking = batch_members(old, cap, new, lambda n: fresh(n, set(rows)))
     data = {**res.data, KEY: {**state, "at": at, "names": names, "new": taking, "resume_at": None}}
     if state.get("track"):

@@ -33,7 +33,9 @@ ROLLING = "rolling_update"
 BATCH_CREATE = "batch_create"
 AWS_ROLLING = "AutoScalingRollingUpdate"
 MAX_PAUSE = 10**9  # seconds: any more overflows a date
+MAX_VALUE = MAX_PAUSE  # any number of a policy: larger is out of range, never a crash
 MAX_AWS_PAUSE = 3600  # Heat: "Maximum PauseTime is 1 hour."
+MAX_DIGITS = 9  # of each PauseTime field: more is past the hour anyway
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ def check_policy(type_name: str, policy: Any, where: str) -> dict[str, dict[str,
 
 
 def check_section(where: str, fields: Mapping[str, Field], value: Any) -> dict[str, Any]:
-    """One section (a map of `fields`) checked, with its defaults."""
+    """One section (a map of `fields`) checked, with its defaults. Whatever the values
+    (a huge integer, NaN, a PauseTime of thousands of digits), the only error is
+    InvalidRequest: a value known at run time fails the resource, never the engine."""
     if not isinstance(value, Mapping):
         raise InvalidRequest(f"{where}: Value must be a map.")
     for key in value:
@@ -111,18 +115,31 @@ def check_section(where: str, fields: Mapping[str, Field], value: Any) -> dict[s
     for key, f in fields.items():
         raw = value.get(key)
         at = f"{where}.{key}"
-        got = convert(at, f.prop, f.prop.default if raw is None else raw)
-        if f.least is not None and (
-            not math.isfinite(got) or got < f.least or (f.prop.type == "number" and got > MAX_PAUSE)
-        ):
-            high = MAX_PAUSE if f.prop.type == "number" else None
-            raise InvalidRequest(f"{at}: {got} is out of range (min: {f.least}, max: {high})")
-        if f.prop.type == "string" and key == "PauseTime":
-            seconds = iso_seconds(got, at)
-            if seconds > MAX_AWS_PAUSE:
-                raise InvalidRequest(f"{at}: Maximum PauseTime is 1 hour.")
-        out[key] = got
+        try:
+            out[key] = _field(at, key, f, f.prop.default if raw is None else raw)
+        except (ValueError, TypeError, OverflowError):
+            raise InvalidRequest(f"{at}: the value is not valid.") from None
     return out
+
+
+def _field(at: str, key: str, f: Field, raw: Any) -> Any:
+    got = convert(at, f.prop, raw)
+    if f.least is not None and not _within(got, f.least):
+        shown = repr(got) if isinstance(got, float) or abs(got) <= MAX_VALUE else "a larger number"
+        raise InvalidRequest(f"{at}: {shown} is out of range (min: {f.least}, max: {MAX_VALUE})")
+    if f.prop.type == "string" and key == "PauseTime":
+        seconds = iso_seconds(got, at)
+        if seconds > MAX_AWS_PAUSE:
+            raise InvalidRequest(f"{at}: Maximum PauseTime is 1 hour.")
+    return got
+
+
+def _within(got: int | float, least: float) -> bool:
+    """Whether a number is between `least` and MAX_VALUE (compared as it is: no float of
+    a huge integer, which overflows; NaN and the infinities are not)."""
+    if isinstance(got, float) and not math.isfinite(got):
+        return False
+    return least <= got <= MAX_VALUE
 
 
 _ISO = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
@@ -135,6 +152,8 @@ def iso_seconds(text: str, where: str = "PauseTime") -> int:
         raise InvalidRequest(
             f"{where}: Only ISO 8601 duration format of the form PT#H#M#S is supported."
         )
+    if any(g is not None and len(g) > MAX_DIGITS for g in m.groups()):
+        raise InvalidRequest(f"{where}: Maximum PauseTime is 1 hour.")
     h, mins, s = (int(g) if g else 0 for g in m.groups())
     return 3600 * h + 60 * mins + s
 
