@@ -1,5 +1,12 @@
-"""A child's room for canopy: its project's quota headroom (`GET /limits`), narrowed by
-the hypervisors' free room when the credentials may read it (admin)."""
+"""A child's room for canopy: its project's quota (`GET /limits`), its totals narrowed by
+the hypervisors' when the credentials may read them (admin).
+
+What is free is the quota's headroom alone. The hypervisors' figures are physical (their
+vcpus and memory), while Nova places by its allocation ratios (16 vcpus and 1.5 times the
+memory per physical one, by default), which no API shows a client: a hypervisor reported
+full often takes more servers, so its "free" would make others' use look larger than it
+is and canopy would leave room unused (its share of the cloud is the total less others'
+use: domain/share.py). The quota is what Nova enforces exactly."""
 
 from __future__ import annotations
 
@@ -37,8 +44,6 @@ def capacity_of(limits: Mapping[str, Any], hv: Mapping[str, int] | None) -> Capa
     if hv is not None:
         cores = _least(cores, hv["vcpus"])
         ram = _least(ram, hv["memory_mb"])
-        cores_free = _least(cores_free, max(0, hv["vcpus"] - hv["vcpus_used"]))
-        ram_free = _least(ram_free, max(0, hv["memory_mb"] - hv["memory_mb_used"]))
     return Capacity(
         vcpus_total=cores,
         ram_mb_total=ram,
