@@ -99,10 +99,10 @@ async def converge(
     hold: Collection[str] = (),
 ) -> Progress:
     """Take one step towards exactly `wanted`: create what is missing (new servers all
-        with one create, as the walk does), update or replace what changed, delete the rest.
-        `fresh` (a new create or update of the group) retries members that failed before; a
-        later step reports their failure. The existing members of the indexes in `hold` are
-        kept as they are (a rolling update's batch leaves them for a later one); their failure,
+    with one create, as the walk does), update or replace what changed, delete the rest.
+    `fresh` (a new create or update of the group) retries members that failed before; a
+    later step reports their failure. The existing members of the indexes in `hold` are
+    kept as they are (a rolling update's batch leaves them for a later one); their failure,
     old or new, is not reported."""
     now = step.clock.now()
     rows = await members_of(step, group)
