@@ -9,9 +9,10 @@ from pathlib import Path
 
 from canopy.api.orchestration.placement_view import placement_summary
 from canopy.orchestration.outputs import bound_of, outputs
-from tests.controllers.harness import Plane, make_plane
+from tests.controllers.harness import make_plane
 
 from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
+from .test_wait import started
 
 WAITS = hot(
     {
@@ -31,21 +32,13 @@ WAITS = hot(
 )
 
 
-async def _waiting(p: Plane, sid: str) -> None:
-    async def there() -> bool:
-        rows = await resources(p, sid)
-        return "wait" in rows and rows["wait"].status == "IN_PROGRESS"
-
-    await p.run_until(there)
-
-
 async def test_a_stack_that_outlives_its_timeout_fails_and_starts_nothing_more(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "slow", WAITS, timeout_mins=1)
-        await _waiting(p, sid)
+        await started(p, sid)
         begun = (await stack(p, sid)).action_started_at
         left = (begun + timedelta(minutes=1) - p.clock.now()).total_seconds()
         assert left > 1  # the server booted within the minute
@@ -71,7 +64,7 @@ async def test_a_timed_out_create_rolls_back_when_rollback_is_on(
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "slow", WAITS, timeout_mins=1, disable_rollback=False)
-        await _waiting(p, sid)
+        await started(p, sid)
         p.clock.advance(61)
         done = await settle(p, sid, steps=300)
         assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
