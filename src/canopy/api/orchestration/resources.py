@@ -72,16 +72,11 @@ async def show_resource(
 ) -> dict[str, Any]:
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     rows = await present_rows(s, stack)
-    found = next((r for r in rows if r.name == resource_name), None)
-    if found is None:
-        raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
+    found = _named(rows, resource_name)
     href = stack_url(request, settings, stack)
     parents = {r.id: p for r, p, _ in nested(rows)}
     view = _view(found, href, required_by(rows)[found.name], parents[found.id], detail=True)
-    if found.group_id is None:
-        view["metadata"] = resource_metadata(
-            bound_of(stack, settings.identity.region), rows, found.name
-        )
+    view["metadata"] = _metadata(stack, rows, found, settings.identity.region)
     await link_nested(request, settings, s, stack, [view])
     return {"resource": view}
 
@@ -99,13 +94,24 @@ async def show_resource_metadata(
     of the resource, resolved now."""
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     rows = await present_rows(s, stack)
-    found = next((r for r in rows if r.name == resource_name), None)
+    found = _named(rows, resource_name)
+    return {"metadata": _metadata(stack, rows, found, settings.identity.region)}
+
+
+def _named(rows: list[StackResource], name: str) -> StackResource:
+    found = next((r for r in rows if r.name == name), None)
     if found is None:
-        raise NotFound(f"The Resource ({resource_name[:255]}) could not be found.")
-    if found.group_id is not None:
-        return {"metadata": {}}
-    bound = bound_of(stack, settings.identity.region)
-    return {"metadata": resource_metadata(bound, rows, found.name)}
+        raise NotFound(f"The Resource ({name[:255]}) could not be found.")
+    return found
+
+
+def _metadata(
+    stack: Stack, rows: list[StackResource], res: StackResource, region: str
+) -> dict[str, Any]:
+    """The template's metadata section of `res`, resolved now ({} for a group's member)."""
+    if res.group_id is not None:
+        return {}
+    return resource_metadata(bound_of(stack, region), rows, res.name)
 
 
 def nested(rows: list[StackResource]) -> list[tuple[StackResource, str | None, int]]:
