@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from canopy.orchestration.attribute_paths import dig
 from canopy.orchestration.resources import registry
 from canopy.store.models import StackResource
 
@@ -37,18 +38,3 @@ class NothingLive:
 
     def attribute(self, resource: str, path: Sequence[Any]) -> Any:
         return None
-
-
-def dig(value: Any, path: Sequence[Any]) -> Any:
-    """`value[path[0]][path[1]]...`, or None as soon as a step is missing (Heat's rule)."""
-    for key in path:
-        if isinstance(value, Mapping):
-            value = value.get(key) if isinstance(key, str) else value.get(str(key))
-        elif isinstance(value, list) and not isinstance(key, bool):
-            try:
-                value = value[int(key)]
-            except (ValueError, IndexError, TypeError):
-                return None
-        else:
-            return None
-    return value

@@ -18,7 +18,7 @@ from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.nesting import resolve_type
-from canopy.orchestration.resources import registry, rolling
+from canopy.orchestration.resources import rolling
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group_attrs import recorded
 from canopy.orchestration.resources.members import (
@@ -202,6 +202,8 @@ def _removed(res: StackResource) -> set[str]:
 def validate_member(d: Any, var: str, known: Lookups) -> None:
     """A member definition `{type, properties[, metadata]}` of a supported type whose
     properties fit it (those known now)."""
+    from canopy.orchestration.resources import registry  # deferred: it imports this module
+
     if d is None:
         return  # not known yet
     if not isinstance(d, Mapping) or "type" not in d:
@@ -220,6 +222,8 @@ def validate_member(d: Any, var: str, known: Lookups) -> None:
 
 
 async def _apply_removal_policies(step: Step, res: StackResource) -> None:
+    from canopy.orchestration.resources import registry  # deferred: it imports this module
+
     p = res.properties
     removed: list[str] = (
         []

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from canopy.orchestration import resolving
-from canopy.orchestration.resources import registry
+from canopy.orchestration.attribute_paths import dig
 from canopy.orchestration.resources.members import index_of
 from canopy.store.models import StackResource
 
@@ -30,6 +29,8 @@ RECORDED = ("refs", "refs_map", "current_size", "removed_rsrc_list")
 
 def recorded(group: StackResource, members: Sequence[StackResource]) -> dict[str, Any]:
     """The attributes a group keeps, from its present members (in index order)."""
+    from canopy.orchestration.resources import registry  # deferred: it imports this module
+
     ordered = sorted(members, key=lambda m: _order(index_of(group, m)))
     refs_map: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
@@ -60,17 +61,17 @@ def read(group: StackResource, path: Sequence[Any]) -> Any:
     members: dict[str, Any] = stored.get("members") or {}
     order: list[str] = stored.get("order") or []
     if head in RECORDED:
-        return resolving.dig(stored.get(head), rest)
+        return dig(stored.get(head), rest)
     if head.startswith("resource."):
         parts = head.split(".", 2)
         idx = parts[1]
         tail = parts[2:] + rest
         if not tail:
             return (stored.get("refs_map") or {}).get(idx)
-        return resolving.dig(members.get(idx), tail)
+        return dig(members.get(idx), tail)
     if head in ("attributes", "outputs", "outputs_list"):
         if rest:
-            each = {idx: resolving.dig(members.get(idx), rest) for idx in order}
+            each = {idx: dig(members.get(idx), rest) for idx in order}
             return list(each.values()) if head == "outputs_list" else each
         # The template digs the rest of the path: name -> (index -> value) or [values].
         names = sorted({k for idx in order for k in (members.get(idx) or {})})
@@ -78,4 +79,4 @@ def read(group: StackResource, path: Sequence[Any]) -> Any:
         if head == "outputs_list":
             return {n: list(v.values()) for n, v in by_name.items()}
         return by_name
-    return [resolving.dig(members.get(idx), [head, *rest]) for idx in order]
+    return [dig(members.get(idx), [head, *rest]) for idx in order]

@@ -22,7 +22,6 @@ from sqlalchemy import select
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.events import resource_event
 from canopy.orchestration.nesting import registry_of, resolve_type
-from canopy.orchestration.resources import registry
 from canopy.orchestration.resources.adopt import adopt_leaf, let_go
 from canopy.orchestration.resources.base import (
     CreatesMany,
@@ -104,6 +103,10 @@ async def converge(
     later step reports their failure. The existing members of the indexes in `hold` are
     kept as they are (a rolling update's batch leaves them for a later one); their failure,
     old or new, is not reported."""
+    # Deferred: the registry lists the group types, which build on this module, and a
+    # member may be of any registered type (a true cycle, broken at call time).
+    from canopy.orchestration.resources import registry
+
     now = step.clock.now()
     rows = await members_of(step, group)
     present = {r.name: r for r in rows if r.desired == Desired.PRESENT}
@@ -191,6 +194,8 @@ async def converge(
 def matches(step: Step, row: StackResource, w: Wanted) -> bool:
     """Whether the member `row` is complete and has the definition `w` (as `converge`
     reads it: the environment's aliases resolved, the properties typed)."""
+    from canopy.orchestration.resources import registry  # deferred: see converge
+
     try:
         type_name = resolve_type(registry_of(step.stack.environment), w.type)
         kind = registry.resource_type(type_name, f"resources.{row.name}", step.stack.files)
