@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from canopy.controllers.sync_digest import CHUNK, Digest, alive_ids, release
+from canopy.controllers.sync_turns import turn
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, PowerAction, RemoteState
 from canopy.store.models import Server
@@ -277,3 +278,33 @@ async def test_a_pass_releases_the_listing_it_was_given(db_url: str, tmp_path: P
         assert len(given) == 1 and given[0] == []
     finally:
         await p.close()
+
+
+async def test_passes_take_turns_one_slice_per_turn_of_the_loop() -> None:
+    """20 clouds' deep passes, each giving the loop back between slices, still ran one
+    slice of every pass per turn of the loop (a request waited 20 slices a turn): with
+    turns, two passes' slices never overlap, alternate, and the loop runs between them."""
+    log: list[str] = []
+    inside = 0
+
+    async def pass_(name: str) -> None:
+        nonlocal inside
+        for i in range(3):
+            async with turn():
+                inside += 1
+                assert inside == 1  # one slice at a time in this loop
+                log.append(f"{name}{i}")
+                await asyncio.sleep(0)  # a slice that awaits (its read) keeps its turn
+                inside -= 1
+
+    async with LoopTurns() as loop_turns:
+        seen: list[int] = []
+
+        async def watch() -> None:
+            while len(log) < 6:
+                seen.append(loop_turns.n)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(pass_("a"), pass_("b"), watch())
+    assert log == ["a0", "b0", "a1", "b1", "a2", "b2"]  # round robin, first come first served
+    assert len(seen) >= 6  # other work ran between the slices

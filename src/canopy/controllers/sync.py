@@ -46,6 +46,7 @@ from canopy.controllers.sync_digest import (
 from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.controllers.sync_schedule import SyncSchedule
+from canopy.controllers.sync_turns import turn
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
@@ -192,12 +193,12 @@ class SyncController(SyncSchedule):
             leaks = seen.leaks
             rescheduled = False
             for part in slices(seen.busy):
-                async with rt.db.session() as s:
+                # The turn first, then the write lock (controllers/sync_turns.py).
+                async with turn(), rt.db.session() as s:
                     await self._held(job_name, s)
                     more, resched = await self._observe(s, cloud, part, seen.adopting, started)
                     leaks += more
                     rescheduled |= resched
-                await asyncio.sleep(0)
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our back.
                 alive = await alive_ids(remote)
@@ -272,10 +273,9 @@ class SyncController(SyncSchedule):
     ) -> None:
         """Rows `ids` lost their servers (not in `alive`): checked again under lock."""
         for part in slices(ids):
-            async with self.rt.db.session() as s:
+            async with turn(), self.rt.db.session() as s:
                 await self._held(job_name, s)
                 await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
-            await asyncio.sleep(0)
 
     async def _held(self, job_name: str, s: AsyncSession | None = None) -> Job:
         """The job, locked in `s` (else read), if this worker holds it; else LeaseLost.

@@ -20,8 +20,7 @@ A pass that does not finish drops the digest, so the next full pass is a deep on
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -29,6 +28,7 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from canopy.controllers.listing import LIVE
+from canopy.controllers.sync_turns import turn
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.store.db import Database
@@ -48,11 +48,11 @@ CHUNK = 1000
 T = TypeVar("T")
 
 
-async def chunked(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
-    """`items` a CHUNK at a time, the event loop given back after each."""
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` a CHUNK at a time: each is worked on in a turn of its own
+    (controllers/sync_turns.py), the event loop given back after it."""
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
-        await asyncio.sleep(0)
 
 
 def fingerprint(r: RemoteServer) -> int:
@@ -82,18 +82,22 @@ class Digest:
         under way. A CHUNK at a time, the loop given back between."""
         seen = self.seen
         out: list[RemoteServer] = []
-        async for part in chunked(remote):
-            out += [
-                r for r in part if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
-            ]
+        for part in chunks(remote):
+            async with turn():
+                out += [
+                    r
+                    for r in part
+                    if r.remote_id in active or seen.get(r.remote_id) != fingerprint(r)
+                ]
         return out
 
     async def absent(self, alive: set[str]) -> set[str]:
         """The known remote ids a full listing (`alive`) no longer shows, a CHUNK at a time
         (the ids are copied first: the digest may change while the loop is given back)."""
         out: set[str] = set()
-        async for part in chunked(list(self.seen)):
-            out.update(rid for rid in part if rid not in alive)
+        for part in chunks(list(self.seen)):
+            async with turn():
+                out.update(rid for rid in part if rid not in alive)
         return out
 
     def record(self, r: RemoteServer) -> None:
@@ -132,7 +136,7 @@ async def missing_among(
             Server.remote_id.in_(wanted[i : i + LOOKUP]),
             Server.remote_recorded_at < started,
         )
-        async with db.read() as s:
+        async with turn(), db.read() as s:
             for sid, deleted, phase in await s.execute(q):
                 if not deleted and phase in (*LIVE, Phase.DELETE):
                     out.append(sid)
@@ -142,8 +146,9 @@ async def missing_among(
 async def alive_ids(remote: Sequence[RemoteServer]) -> set[str]:
     """Remote ids of the listed servers that are not deleted, a CHUNK at a time."""
     out: set[str] = set()
-    async for part in chunked(remote):
-        out.update(r.remote_id for r in part if r.state != RemoteState.DELETED)
+    for part in chunks(remote):
+        async with turn():
+            out.update(r.remote_id for r in part if r.state != RemoteState.DELETED)
     return out
 
 
@@ -151,5 +156,5 @@ async def release(listing: list[RemoteServer]) -> None:
     """Empty `listing` from its end, a CHUNK at a time, the loop given back between: the
     servers its list alone holds are freed a chunk at a time, not all at once."""
     while listing:
-        del listing[-CHUNK:]
-        await asyncio.sleep(0)
+        async with turn():
+            del listing[-CHUNK:]

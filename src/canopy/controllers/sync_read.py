@@ -10,7 +10,6 @@ order. Nothing here locks or writes: sync then locks and changes only the rows f
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlalchemy import and_, or_, select
 
 from canopy.controllers.listing import LIGHT, LIVE, quiet
 from canopy.controllers.sync_digest import Digest
+from canopy.controllers.sync_turns import turn
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.store.db import Database
@@ -66,37 +66,50 @@ async def compare(
     row of this database carries its canopy id (a random UUID this installation made)."""
     out = Listing()
     for part in slices(remote):
-        ids = [r.canopy_id for r in part if r.canopy_id]
-        light: dict[str, Any] = {}
-        if ids:
-            async with db.read() as s:
-                rows = await s.execute(select(*LIGHT).where(Server.id.in_(ids)))
-                light.update((row.id, row) for row in rows)
-        for r in part:
-            if not r.canopy_id:
-                continue  # not canopy's (made out of band, untagged): never touched
-            if r.installation is not None and r.installation != installation:
-                continue  # another installation's (sharing the account): never touched
-            row = light.get(r.canopy_id)
-            if row is None:
-                if r.state != RemoteState.DELETED and r.installation == installation:
-                    out.leaks.append(r.remote_id)
-            elif not quiet(row, r, cloud, started):
-                out.busy.append(r)
-                if row.remote_id is None:
-                    out.adopting.add(row.id)
-                if digest is not None:
-                    # Compared again next pass, and missed if it vanishes: its row may
-                    # settle in this pass, out of the under-way phases.
-                    digest.unsettled(r.remote_id)
-                continue
-            elif digest is not None:
-                digest.record(r)
-                continue
-            if digest is not None:
-                digest.forget((r.remote_id,))
-        await asyncio.sleep(0)  # the loop's turn
+        async with turn():  # one slice of one pass per turn of the loop
+            await _compare_slice(db, cloud, part, started, installation, digest, out)
     return out
+
+
+async def _compare_slice(
+    db: Database,
+    cloud: str,
+    part: Sequence[RemoteServer],
+    started: datetime,
+    installation: str | None,
+    digest: Digest | None,
+    out: Listing,
+) -> None:
+    """One slice of `compare`: one light read of its rows, then the rule on each."""
+    ids = [r.canopy_id for r in part if r.canopy_id]
+    light: dict[str, Any] = {}
+    if ids:
+        async with db.read() as s:
+            rows = await s.execute(select(*LIGHT).where(Server.id.in_(ids)))
+            light.update((row.id, row) for row in rows)
+    for r in part:
+        if not r.canopy_id:
+            continue  # not canopy's (made out of band, untagged): never touched
+        if r.installation is not None and r.installation != installation:
+            continue  # another installation's (sharing the account): never touched
+        row = light.get(r.canopy_id)
+        if row is None:
+            if r.state != RemoteState.DELETED and r.installation == installation:
+                out.leaks.append(r.remote_id)
+        elif not quiet(row, r, cloud, started):
+            out.busy.append(r)
+            if row.remote_id is None:
+                out.adopting.add(row.id)
+            if digest is not None:
+                # Compared again next pass, and missed if it vanishes: its row may
+                # settle in this pass, out of the under-way phases.
+                digest.unsettled(r.remote_id)
+            continue
+        elif digest is not None:
+            digest.record(r)
+            continue
+        if digest is not None:
+            digest.forget((r.remote_id,))
 
 
 async def missing(db: Database, cloud: str, alive: set[str], started: datetime) -> list[str]:
@@ -120,12 +133,12 @@ async def missing(db: Database, cloud: str, alive: set[str], started: datetime) 
                 or_(Server.remote_id > rid, and_(Server.remote_id == rid, Server.id > sid)),
             )
         q = q.order_by(Server.remote_id, Server.id).limit(PAGE)
-        async with db.read() as s:
-            page = (await s.execute(q)).all()
-        for rid_, sid_, deleted, phase in page:
-            if not deleted and phase in (*LIVE, Phase.DELETE) and rid_ not in alive:
-                out.append(sid_)
+        async with turn():  # one page of one pass per turn of the loop
+            async with db.read() as s:
+                page = (await s.execute(q)).all()
+            for rid_, sid_, deleted, phase in page:
+                if not deleted and phase in (*LIVE, Phase.DELETE) and rid_ not in alive:
+                    out.append(sid_)
         if len(page) < PAGE:
             return out
         after = (str(page[-1][0]), page[-1][1])  # remote_id IS NOT NULL above
-        await asyncio.sleep(0)

@@ -1,0 +1,45 @@
+"""Sync's heavy steps take turns: one slice of one pass at a time, in each event loop.
+
+Every cloud's pass runs in its own task (controllers/sync_passes.py), and each gives the
+loop back between slices (a read of 100 rows and the rule on each, a chunk of the digest,
+a page of rows) with `asyncio.sleep(0)`. That bounds one pass, not the loop: a task that
+sleeps 0 is ready again at once, so with 20 clouds' first (deep) passes running, each turn
+of the loop ran one slice of every pass, 20 slices of a few ms each, before it looked at a
+socket again; a request took several turns, so the API's first page waited 60-300 ms at
+start-up (bench/list_latency.py). A turn here is taken before a slice and handed on after
+it, in order of asking (asyncio.Lock wakes its waiters first come, first served), so a turn
+of the loop runs one slice of sync whatever the number of clouds: the work per turn is
+bounded by rows, not by clouds. Every pass still moves, round robin; a pass alone pays one
+uncontended lock and the same `sleep(0)` as before.
+
+Only sync's slices take turns, and none is taken while holding the write lock (a slice that
+writes takes its turn first, then the lock), so no lock cycle can form with the other
+controllers or the API, which never ask for a turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _turns.get(loop)
+    if lock is None:
+        lock = _turns[loop] = asyncio.Lock()
+    return lock
+
+
+@asynccontextmanager
+async def turn() -> AsyncIterator[None]:
+    """Run the block as this loop's one sync slice, then give the loop back."""
+    async with _lock():
+        yield
+    await asyncio.sleep(0)  # the loop's turn: requests, other controllers, then other passes
