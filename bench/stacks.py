@@ -36,12 +36,14 @@ of a stack waits up to 2 s to be seen ACTIVE). That latency is the server pipeli
 the engine's, and is counted in each server's boot either way.
 
 Run alone: .venv/bin/python -m bench.stacks [--smoke] [--shapes wide ...] [--repeats 3]
+           [--served-gc]   (the start-up heap frozen and the collector paced, as `canopy up`)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import math
 import shutil
@@ -63,6 +65,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
+from canopy.heap import freeze_startup_heap, pace_collector
 from canopy.orchestration.service import StackService
 from canopy.providers.registry import build_drivers
 from canopy.services.servers import CreateServer, ServerService
@@ -206,8 +209,12 @@ def _secs(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds()
 
 
-async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tuple[Run, float]:
-    """A stack of `shape` created to CREATE_COMPLETE, then the plain-servers baseline's CPU."""
+async def one_run(
+    shape: str, n: int, boot: float, limit_s: float = 300.0, served_gc: bool = False
+) -> tuple[Run, float]:
+    """A stack of `shape` created to CREATE_COMPLETE, then the plain-servers baseline's CPU;
+    `served_gc`: the collector set once the worker is up as `canopy up` sets it (heap.py)."""
+    thresholds = gc.get_threshold()
     graph = SHAPES[shape](n)
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-stacks-"))
     settings = settings_for(tmp, n, boot)
@@ -225,6 +232,9 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
         rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock, worker_id="bench")
         task = asyncio.create_task(Worker(rt).run(stop))
         await asyncio.sleep(0.3)  # the worker is up and idle
+        if served_gc:
+            freeze_startup_heap()
+            pace_collector()
 
         async def made(name: str, g: Graph) -> tuple[str, str, datetime]:
             """Create a stack of `g`; its id, final status and when the client saw it."""
@@ -298,6 +308,9 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
                 await asyncio.sleep(0.02)
         return run, cpu_seconds() - c1
     finally:
+        if served_gc:
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
         pool_log = logging.getLogger("sqlalchemy.pool")
         level = pool_log.level
         pool_log.setLevel(logging.CRITICAL)  # Worker.run cancels loops mid-transaction
@@ -313,11 +326,15 @@ async def one_run(shape: str, n: int, boot: float, limit_s: float = 300.0) -> tu
 
 
 async def run(
-    n: int = 200, boot: float = 2.0, repeats: int = 1, shapes: Sequence[str] = tuple(SHAPES)
+    n: int = 200,
+    boot: float = 2.0,
+    repeats: int = 1,
+    shapes: Sequence[str] = tuple(SHAPES),
+    served_gc: bool = False,
 ) -> list[Result]:
     results: list[Result] = []
     for shape in shapes:
-        runs = [await one_run(shape, n, boot) for _ in range(repeats)]
+        runs = [await one_run(shape, n, boot, served_gc=served_gc) for _ in range(repeats)]
         for r, base in runs:
             print(
                 f"  {shape}: create {r.create_s:.2f}s (seen {r.seen_s:.2f}s), critical path "
@@ -370,12 +387,15 @@ def main() -> None:
     parser.add_argument("--boot", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
+    parser.add_argument("--served-gc", action="store_true", help="the GC as canopy up sets it")
     args = parser.parse_args()
     quiet_logs()
     if args.smoke:
         results = asyncio.run(smoke())
     else:
-        results = asyncio.run(run(args.servers, args.boot, args.repeats, args.shapes))
+        results = asyncio.run(
+            run(args.servers, args.boot, args.repeats, args.shapes, served_gc=args.served_gc)
+        )
     print(table(results))
 
 

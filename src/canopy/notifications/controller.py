@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.controllers.runtime import Runtime
@@ -38,6 +38,7 @@ log = logging.getLogger("canopy.notifications")
 
 FANOUT_JOB = "notifications.fanout"
 PRUNE_EVERY_SECONDS = 3600.0
+_OUTBOX = cast(Table, OutboxEvent.__table__)
 
 
 class NotificationController:
@@ -145,15 +146,24 @@ class NotificationController:
         return n
 
     async def _fan_out(self, s: AsyncSession, now: datetime) -> int:
-        found = await s.execute(
-            select(
-                OutboxEvent.id, OutboxEvent.event_type, OutboxEvent.subject, OutboxEvent.project_id
-            )
-            .where(~OutboxEvent.fanned_out)
-            .order_by(OutboxEvent.id)
+        # The batch (the oldest events not fanned out) is marked and read back by one
+        # statement, rather than read and then marked by its ids (200 bound ids a pass:
+        # a stack's step writes an event per resource). The subscriptions are read after
+        # it, as before: one created meanwhile gets the next batch's events.
+        batch = (
+            select(_OUTBOX.c.id)
+            .where(~_OUTBOX.c.fanned_out)
+            .order_by(_OUTBOX.c.id)
             .limit(self.conf.batch_size)
+            .scalar_subquery()
         )
-        rows = list(found)
+        found = await s.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(batch))
+            .values(fanned_out=True)
+            .returning(_OUTBOX.c.id, _OUTBOX.c.event_type, _OUTBOX.c.subject, _OUTBOX.c.project_id)
+        )
+        rows = sorted(found.all(), key=lambda r: r[0])  # RETURNING: in no set order
         if not rows:
             return 0
         subs = list(
@@ -180,12 +190,6 @@ class NotificationController:
                     )
         if made:
             await s.execute(insert(Delivery), made)
-        await s.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_([r[0] for r in rows]))
-            .values(fanned_out=True)
-            .execution_options(synchronize_session=False)
-        )
         return len(rows)
 
     # Housekeeping and timing -----------------------------------------------------------
