@@ -144,6 +144,9 @@ class OrchestrationSettings(_Strict):
     # `openstack stack adopt`: Heat ships it off (a preview feature that trusts the ids in
     # the data); canopy checks every id against the caller's project, so it is on.
     enable_stack_adopt: bool = True
+    # The limit of an action of a stack created without `timeout_mins` (Heat's
+    # `stack_action_timeout`, 3600 s): past it the action fails as "Timed out".
+    stack_action_timeout_minutes: int = Field(default=60, ge=1, le=60 * 24 * 7)
 
 
 class WorkerSettings(_Strict):

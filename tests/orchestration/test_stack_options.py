@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from canopy.api.orchestration.placement_view import placement_summary
+from canopy.config_sections import OrchestrationSettings
 from canopy.orchestration.outputs import bound_of, outputs
 from tests.controllers.harness import make_plane
 
@@ -56,6 +57,35 @@ async def test_a_stack_that_outlives_its_timeout_fails_and_starts_nothing_more(
         assert len(await live_servers(p)) == 1
     finally:
         await p.close()
+
+
+async def test_a_stack_without_timeout_mins_times_out_after_the_configured_limit(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Heat's stack_action_timeout: an action of a stack created without timeout_mins is
+    # limited too (60 minutes unless [orchestration] says otherwise).
+    toml = CLOUDS + "\n[orchestration]\nstack_action_timeout_minutes = 2\n"
+    p = await make_plane(db_url, tmp_path, toml=toml)
+    try:
+        assert p.settings.orchestration.stack_action_timeout_minutes == 2
+        sid = await create(p, "slow", WAITS)
+        await started(p, sid)
+        begun = (await stack(p, sid)).action_started_at
+        left = (begun + timedelta(minutes=2) - p.clock.now()).total_seconds()
+        p.clock.advance(left - 1)
+        await p.step(advance=0.0)
+        assert (await stack(p, sid)).status == "IN_PROGRESS"
+        p.clock.advance(2)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "FAILED")
+        assert done.status_reason == "Timed out after 2 minutes"
+        assert done.timeout_mins is None  # shown as asked: none
+    finally:
+        await p.close()
+
+
+def test_the_default_action_limit_is_heats_hour() -> None:
+    assert OrchestrationSettings().stack_action_timeout_minutes == 60
 
 
 async def test_a_timed_out_create_rolls_back_when_rollback_is_on(

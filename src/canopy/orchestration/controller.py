@@ -220,9 +220,10 @@ async def _step_stack(
         walk.adopting = stack.adopt_data or {}
     await prefetch(walk.step, rows)
     out = await _walk(walk, stack, action, bind)
-    deadline = _deadline(stack)
-    if out.failure is None and not out.done and deadline is not None and now >= deadline:
-        out.failure = f"Timed out after {stack.timeout_mins} minutes"
+    minutes = stack.timeout_mins or rt.settings.orchestration.stack_action_timeout_minutes
+    deadline = stack.action_started_at + timedelta(minutes=minutes)
+    if out.failure is None and not out.done and now >= deadline:
+        out.failure = f"Timed out after {minutes} minutes"
     if out.failure is not None:
         reason = f"Resource {action.value} failed: {out.failure}"
         if out.failure.startswith("Timed out"):
@@ -240,8 +241,7 @@ async def _step_stack(
     elif out.done:
         _finish(s, stack, Status.COMPLETE, f"Stack {action.value} completed successfully", now)
     else:
-        waits = [t for t in (out.until, deadline) if t is not None]
-        stack.next_attempt_at = min(waits) if waits else None
+        stack.next_attempt_at = deadline if out.until is None else min(out.until, deadline)
     return out
 
 
@@ -263,12 +263,6 @@ async def _walk(
     if out.done and out.failure is None:
         out = await walk.backward()  # the clean-up: replaced and removed resources
     return out
-
-
-def _deadline(stack: Stack) -> datetime | None:
-    if not stack.timeout_mins:
-        return None
-    return stack.action_started_at + timedelta(minutes=stack.timeout_mins)
 
 
 def _finish(s: AsyncSession, stack: Stack, status: Status, reason: str, now: datetime) -> None:
