@@ -61,7 +61,7 @@ def _serve(data_dir: str, port: int, token: str) -> None:
             lifespan="off",
             timeout_keep_alive=75,
         )
-        # As `canopy api` starts its server (cli/api_workers.py): the start-up heap frozen,
+        # As `canopy api` starts its server (cli/serve.py): the start-up heap frozen,
         # the youngest generation collected every 50,000 allocations (canopy/heap.py).
         freeze_startup_heap()
         pace_collector()
