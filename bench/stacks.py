@@ -36,7 +36,8 @@ of a stack waits up to 2 s to be seen ACTIVE). That latency is the server pipeli
 the engine's, and is counted in each server's boot either way.
 
 Run alone: .venv/bin/python -m bench.stacks [--smoke] [--shapes wide ...] [--repeats 3]
-           [--served-gc]   (the start-up heap frozen and the collector paced, as `canopy up`)
+           [--default-gc]  (CPython's collector as is; by default the start-up heap is
+                           frozen and the collector paced, as `canopy up` runs)
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def _secs(a: datetime, b: datetime) -> float:
 
 
 async def one_run(
-    shape: str, n: int, boot: float, limit_s: float = 300.0, served_gc: bool = False
+    shape: str, n: int, boot: float, limit_s: float = 300.0, served_gc: bool = True
 ) -> tuple[Run, float]:
     """A stack of `shape` created to CREATE_COMPLETE, then the plain-servers baseline's CPU;
     `served_gc`: the collector set once the worker is up as `canopy up` sets it (heap.py)."""
@@ -330,7 +331,7 @@ async def run(
     boot: float = 2.0,
     repeats: int = 1,
     shapes: Sequence[str] = tuple(SHAPES),
-    served_gc: bool = False,
+    served_gc: bool = True,
 ) -> list[Result]:
     results: list[Result] = []
     for shape in shapes:
@@ -387,14 +388,14 @@ def main() -> None:
     parser.add_argument("--boot", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
-    parser.add_argument("--served-gc", action="store_true", help="the GC as canopy up sets it")
+    parser.add_argument("--default-gc", action="store_true", help="CPython's collector as is")
     args = parser.parse_args()
     quiet_logs()
     if args.smoke:
         results = asyncio.run(smoke())
     else:
         results = asyncio.run(
-            run(args.servers, args.boot, args.repeats, args.shapes, served_gc=args.served_gc)
+            run(args.servers, args.boot, args.repeats, args.shapes, served_gc=not args.default_gc)
         )
     print(table(results))
 
