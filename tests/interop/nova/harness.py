@@ -121,10 +121,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nova(tmp_dir: Path, *, compute_driver: str | None = None) -> RealNova:
+def start_nova(
+    tmp_dir: Path, *, compute_driver: str | None = None, compute_hosts: int = 1
+) -> RealNova:
     """Start Nova on a free port and wait until its API answers. `compute_driver` (e.g.
     "fake.FakeDriver", a host of 1,000 vcpus) replaces the harness's default fake compute,
-    which holds 8 m1.tiny servers: the behaviour tests rely on running out."""
+    which holds 8 m1.tiny servers: the behaviour tests rely on running out.
+    `compute_hosts` > 1 starts that many compute services (hypervisors)."""
     venv, took = ensure_venv()
     port = _free_port()
     log_path = tmp_dir / "nova.log"
@@ -134,6 +137,8 @@ def start_nova(tmp_dir: Path, *, compute_driver: str | None = None) -> RealNova:
     env.update(NOVA_PORT=str(port), PYTHONPATH=str(HERE), PYTHONUNBUFFERED="1")
     if compute_driver is not None:
         env["NOVA_COMPUTE_DRIVER"] = compute_driver
+    if compute_hosts > 1:
+        env["NOVA_COMPUTE_HOSTS"] = str(compute_hosts)
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
             [str(_python(venv)), "-m", "testtools.run", "nova_server.NovaServer"],

@@ -3,13 +3,20 @@
 Nova's own functional-test base (`_IntegratedTestBase`) runs the real API, conductor,
 scheduler and a fake compute (nova.virt.fake) in one process, with placement, SQLite, a
 fake RPC transport and in-process Glance and Neutron fixtures. This serves that nova-api
-WSGI app over HTTP (wsgiref), so openstacksdk talks to a genuine Nova. Identity is
-stubbed: the app reads X-Auth-User / X-Auth-Project-Id / X-Roles, filled in here.
+WSGI app over HTTP, so openstacksdk talks to a genuine Nova. Identity is stubbed: the app
+reads X-Auth-User / X-Auth-Project-Id / X-Roles, filled in here.
+
+It is served as nova-api is under eventlet (the process is monkey-patched by Nova's test
+package): eventlet.wsgi, a green thread per request, so a slow request (a long listing)
+does not hold the others back. RPC casts stay casts (`CAST_AS_CALL = False`): a create
+answers 202 with the server in BUILD and the conductor, scheduler and compute run after
+it, in green threads of this process, as in a deployed Nova.
 
 Run (with this folder on PYTHONPATH): `python -m testtools.run nova_server.NovaServer`.
 `NOVA_PORT` is the port; once it serves, one JSON line goes to stdout ({"port",
 "project_id", "image"}); it serves until killed or until its parent process is gone.
-`NOVA_COMPUTE_DRIVER`, if set, is the fake compute driver (default: the harness's own).
+`NOVA_COMPUTE_DRIVER`, if set, is the fake compute driver (default: the harness's own);
+`NOVA_COMPUTE_HOSTS`, if over 1, starts that many compute services.
 """
 
 # nova's functional package monkey-patches with eventlet on import: before anything
@@ -19,18 +26,18 @@ from nova.tests.functional import integrated_helpers  # noqa: I001
 import json
 import os
 import sys
-import threading
 import time
 import warnings
-from wsgiref import simple_server
+
+import eventlet
+import eventlet.wsgi
 
 PORT = int(os.environ.get("NOVA_PORT", "18774"))
 GLANCE_IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # an image of nova's GlanceFixture
-
-
-class _Quiet(simple_server.WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
+# oslo.service's eventlet WSGI server, which served nova-api under eventlet: a green
+# thread per request from a pool of 100 (`wsgi_default_pool_size`), a backlog of 128.
+POOL = 100
+BACKLOG = 128
 
 
 def _with_identity(app, project_id):
@@ -47,13 +54,29 @@ class NovaServer(integrated_helpers._IntegratedTestBase):
     api_major_version = "v2.1"
     microversion = "latest"
     ADMIN_API = True
+    # The base class turns every RPC cast into a call, so that a test knows an operation
+    # has finished when its API call returns: a create would then schedule and build the
+    # server inside the POST. A deployed Nova casts: the POST answers 202 with the server
+    # in BUILD, and the conductor, scheduler and compute work after it.
+    CAST_AS_CALL = False
 
     def _setup_compute_service(self):
         # NOVA_COMPUTE_DRIVER: another nova.virt.fake driver (a bigger host, for benchmarks).
         driver = os.environ.get("NOVA_COMPUTE_DRIVER")
         if driver:
             self.flags(compute_driver=driver)
-        return super()._setup_compute_service()
+        hosts = int(os.environ.get("NOVA_COMPUTE_HOSTS", "1"))
+        if hosts > 1:
+            # Requests scheduled at once all see the same weights and pick the same best
+            # host; picking at random among the best `host_subset_size` spreads a burst,
+            # as operators configure it.
+            self.flags(host_subset_size=hosts, group="filter_scheduler")
+        first = super()._setup_compute_service()
+        # NOVA_COMPUTE_HOSTS: more hypervisors (compute2, compute3…), each a compute
+        # service of its own.
+        for i in range(2, hosts + 1):
+            self._start_compute(f"compute{i}")
+        return first
 
     def test_serve(self):
         # Nova's WarningsFixture turns some SQLAlchemy deprecation warnings into errors;
@@ -61,9 +84,12 @@ class NovaServer(integrated_helpers._IntegratedTestBase):
         warnings.resetwarnings()
         warnings.simplefilter("ignore")
         app = _with_identity(self.api_fixture.app(), self.api.project_id)
-        httpd = simple_server.make_server("127.0.0.1", PORT, app, handler_class=_Quiet)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        self.addCleanup(httpd.shutdown)
+        sock = eventlet.listen(("127.0.0.1", PORT), backlog=BACKLOG)
+        pool = eventlet.GreenPool(POOL)
+        server = eventlet.spawn(
+            eventlet.wsgi.server, sock, app, custom_pool=pool, log_output=False, debug=False
+        )
+        self.addCleanup(server.kill)
         info = {"port": PORT, "project_id": self.api.project_id, "image": GLANCE_IMAGE}
         sys.stdout.write(json.dumps(info) + "\n")
         sys.stdout.flush()
