@@ -87,7 +87,9 @@ class World:
         return RequestContext(project_id=p.project_id, user_id=p.user_id)
 
     async def new_server(self, who: str) -> str:
-        req = CreateServer(name="vm", flavor="1", image="cirros", tags=("tag",))
+        req = CreateServer(
+            name="vm", flavor="1", image="cirros", tags=("tag",), metadata={"meta_key": "v"}
+        )
         [server] = await self.api.plane.service.create(self.ctx(who), req)
         return server.id
 
@@ -308,6 +310,7 @@ async def build_world(api: Api) -> World:
     catalog = build_catalog(plane.settings)
     w.objects.update(
         tag="tag",
+        meta_key="meta_key",
         flavor="1",
         extra_spec="hw:cpu_policy",
         image=image,

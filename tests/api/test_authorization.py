@@ -59,6 +59,8 @@ SERVER = {"server_id": "server"}
 FRESH_SERVER = {"server_id": "fresh_server"}
 TAG = {"server_id": "server", "tag": "tag"}
 FRESH_TAG = {"server_id": "fresh_server", "tag": "tag"}
+META = {"server_id": "server", "key": "meta_key"}
+FRESH_META = {"server_id": "fresh_server", "key": "meta_key"}
 GROUP = {"group_id": "group"}
 FRESH_FLAVOR = {"flavor_id": "fresh_flavor"}
 FRESH_SPEC = {"flavor_id": "fresh_flavor", "key": "extra_spec"}
@@ -204,6 +206,19 @@ TABLE: dict[str, Rule] = {
     f"GET {V21}/servers/{{server_id}}/tags/{{tag}}": Rule(READERS, TAG, foreign=404),
     f"PUT {V21}/servers/{{server_id}}/tags/{{tag}}": Rule(WRITERS, FRESH_TAG, foreign=404),
     f"DELETE {V21}/servers/{{server_id}}/tags/{{tag}}": Rule(WRITERS, FRESH_TAG, foreign=404),
+    f"GET {V21}/servers/{{server_id}}/metadata": Rule(READERS, SERVER, foreign=404),
+    # Writes that keep meta_key (a new server each would pass demo's instance quota).
+    f"POST {V21}/servers/{{server_id}}/metadata": Rule(
+        WRITERS, SERVER, {"metadata": {"k": "v"}}, foreign=404
+    ),
+    f"PUT {V21}/servers/{{server_id}}/metadata": Rule(
+        WRITERS, SERVER, {"metadata": {"meta_key": "v"}}, foreign=404
+    ),
+    f"GET {V21}/servers/{{server_id}}/metadata/{{key}}": Rule(READERS, META, foreign=404),
+    f"PUT {V21}/servers/{{server_id}}/metadata/{{key}}": Rule(
+        WRITERS, META, {"meta": {"meta_key": "x"}}, foreign=404
+    ),
+    f"DELETE {V21}/servers/{{server_id}}/metadata/{{key}}": Rule(WRITERS, FRESH_META, foreign=404),
     f"GET {V21}/servers/{{server_id}}/os-instance-actions": Rule(READERS, SERVER, foreign=404),
     f"GET {V21}/servers/{{server_id}}/os-instance-actions/{{request_id}}": Rule(
         READERS, {"server_id": "server", "request_id": "request_id"}, foreign=404

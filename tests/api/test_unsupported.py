@@ -36,26 +36,6 @@ def body_of(service: str, r: Any) -> tuple[int, str]:
     return fault["code"], fault["message"]
 
 
-async def test_server_set_property_says_it_is_not_supported(api: Api) -> None:
-    # What `openstack server set --property k=v` and `server unset --property k` send,
-    # after finding the server.
-    [sid] = await api.place(1)
-    for method, path, body in (
-        ("POST", f"/compute/v2.1/servers/{sid}/metadata", {"metadata": {"k": "v"}}),
-        ("PUT", f"/compute/v2.1/servers/{sid}/metadata", {"metadata": {"k": "v"}}),
-        ("DELETE", f"/compute/v2.1/servers/{sid}/metadata/k", None),
-        ("GET", f"/compute/v2.1/servers/{sid}/metadata", None),
-    ):
-        r = await api.client.request(method, path, json=body)
-        assert r.status_code == 501, (method, r.text)
-        code, message = body_of("compute", r)
-        assert code == 501
-        assert "Canopy does not support changing a server's metadata after it is created" in message
-        assert "server create --property" in message
-        assert "could not be found" not in message
-        assert r.headers["x-openstack-request-id"]
-
-
 @pytest.mark.parametrize(
     ("service", "method", "path", "says"),
     [

@@ -86,6 +86,25 @@ def test_server_life_cycle(canopy_server: CanopyServer) -> None:
     osc("server", "delete", "--wait", "b", json_output=False)
 
 
+def test_server_properties(canopy_server: CanopyServer) -> None:
+    """`server set/unset --property` (POST .../metadata, DELETE .../metadata/{key}) and the
+    properties `server show` reads back."""
+    osc = canopy_server.openstack
+    create = ("server", "create", "--wait", "--image", "cirros", "--flavor", "m1.tiny")
+    osc(*create, "--nic", "none", "--property", "made=at-create", "props")
+    osc("server", "set", "--property", "k=v", "--property", "x=y", "props", json_output=False)
+    shown = osc("server", "show", "props")
+    assert shown["properties"] == {"made": "at-create", "k": "v", "x": "y"}
+    osc("server", "unset", "--property", "x", "props", json_output=False)
+    assert osc("server", "show", "props")["properties"] == {"made": "at-create", "k": "v"}
+    rc, err = canopy_server.openstack_fail("server", "set", "--property", "canopy:x=1", "props")
+    assert rc == 1 and "reserved for canopy" in err
+    rc, err = canopy_server.openstack_fail("server", "unset", "--property", "nope", "props")
+    assert rc == 1 and "Metadata item was not found" in err
+    assert osc("server", "show", "props")["properties"] == {"made": "at-create", "k": "v"}
+    osc("server", "delete", "--wait", "props", json_output=False)
+
+
 def test_old_and_pinned_microversions(canopy_server: CanopyServer) -> None:
     osc = canopy_server.openstack
     env = canopy_server.env(OS_COMPUTE_API_VERSION="2.1")

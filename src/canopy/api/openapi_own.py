@@ -142,6 +142,8 @@ _own(
     "GET /compute/v2.1/servers/{server_id}",
     "GET /compute/v2.1/servers/{server_id}/tags",
     "GET /compute/v2.1/servers/{server_id}/tags/{tag}",
+    "GET /compute/v2.1/servers/{server_id}/metadata",
+    "GET /compute/v2.1/servers/{server_id}/metadata/{key}",
     "GET /compute/v2.1/flavors/{flavor_id}",
     "GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs",
     "GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
@@ -159,6 +161,13 @@ _own(
     "PUT /compute/v2.1/servers/{server_id}/tags/{tag}",
     "DELETE /compute/v2.1/servers/{server_id}/tags/{tag}",
     statuses=(403, 409),  # a reader; locked, or in a state that refuses it
+)
+_own(
+    "POST /compute/v2.1/servers/{server_id}/metadata",
+    "PUT /compute/v2.1/servers/{server_id}/metadata",
+    "PUT /compute/v2.1/servers/{server_id}/metadata/{key}",
+    "DELETE /compute/v2.1/servers/{server_id}/metadata/{key}",
+    statuses=(403, 409),  # a reader, or the metadata_items quota; locked, or its state
 )
 _own("POST /compute/v2.1/os-keypairs", statuses=(403, 409))  # quota; name taken
 _own("DELETE /compute/v2.1/os-keypairs/{name}", statuses=(403,))

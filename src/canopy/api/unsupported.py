@@ -46,7 +46,7 @@ class Lacking:
 
     service: str  # a key of SERVICES
     pattern: str  # a regex over the path after the service prefix
-    what: str  # "changing a server's metadata after it is created"
+    what: str  # "server ports"
     instead: str = ""
 
     def matches(self, rest: str) -> bool:
@@ -61,14 +61,6 @@ _IMAGES = (
 _ADMIN_VIEWS = "the clouds behind Canopy are shown by `canopy cloud list` and GET /canopy/v1/clouds"
 
 LACKING: tuple[Lacking, ...] = (
-    Lacking(
-        "compute",
-        rf"/servers/{_ID}/metadata(/{_ID})?",
-        "changing a server's metadata after it is created (`openstack server set/unset "
-        "--property`)",
-        "give the metadata when creating the server (`server create --property k=v`); "
-        "`server show` shows it",
-    ),
     Lacking("compute", rf"/servers/{_ID}/(os-interface|ips)(/{_ID})?", "server ports", _VOLUMES),
     Lacking("compute", rf"/servers/{_ID}/os-volume_attachments(/{_ID})?", "volumes", _VOLUMES),
     Lacking(

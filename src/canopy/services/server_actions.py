@@ -11,7 +11,7 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
 from canopy.services.abilities import require_for_action
-from canopy.services.server_create import MAX_NAME, _validate_name, _validate_tags
+from canopy.services.server_create import MAX_NAME, _validate_name, validate_tags
 from canopy.services.server_scope import ServerScope
 from canopy.store.events import start_action
 from canopy.store.models import Server
@@ -56,7 +56,7 @@ class ServerActions(ServerScope):
         session: AsyncSession | None = None,
     ) -> list[str]:
         """Replace a server's tags (Nova's os-server-tags); return them, sorted."""
-        clean = _validate_tags(tags)
+        clean = validate_tags(tags)
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
             server.updated_at = self.clock.now()

@@ -221,7 +221,7 @@ async def write_servers(
     tags = [
         {"server_id": sv.id, "tag": t}
         for req, group in made
-        for t in sorted(set(_validate_tags(req.tags)))
+        for t in sorted(set(validate_tags(req.tags)))
         for sv in group
     ]
     if tags:
@@ -284,7 +284,7 @@ MAX_TAGS = 50
 MAX_TAG = 60
 
 
-def _validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
+def validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
     """Nova's tag rules: 1..60 characters, no '/' or ',', at most 50; duplicates dropped."""
     out: list[str] = []
     for t in tags:
@@ -303,7 +303,7 @@ def _validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
 
 def _validate_create(req: CreateServer) -> None:
     _validate_name(req.name)
-    _validate_tags(req.tags)
+    validate_tags(req.tags)
     check_scheduler_hints(req.hints)
     host_use.hinted(req.hints)
     check_metadata_keys(req.metadata)

@@ -252,6 +252,10 @@ async def test_validate_resource_types_and_template_versions(api: Api) -> None:
     assert {"OS::Nova::Server", "OS::Heat::RandomString", "OS::Heat::Value"} <= set(types)
     server = (await api.client.get(base + "/resource_types/OS::Nova::Server")).json()
     assert server["properties"]["flavor"]["required"] is True
+    allowed = {k: v["update_allowed"] for k, v in server["properties"].items()}
+    assert allowed["metadata"] and allowed["tags"] and allowed["name"]
+    assert allowed["user_data"] and allowed["user_data_update_policy"]
+    assert not allowed["flavor"] and not allowed["image"]
     assert "canopy" in server["attributes"]
     assert_heat_fault(await api.client.get(base + "/resource_types/OS::Nope"), 404)
     versions = (await api.client.get(base + "/template_versions")).json()["template_versions"]

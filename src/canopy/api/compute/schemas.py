@@ -112,6 +112,18 @@ class TagsBody(_Strict):
     tags: list[Tag] = Field(max_length=50)
 
 
+class MetadataBody(_Strict):
+    """PUT (replace) and POST (merge) /servers/{id}/metadata."""
+
+    metadata: dict[MetaKey, MetaValue]
+
+
+class MetaItemBody(_Strict):
+    """PUT /servers/{id}/metadata/{key}: exactly that one key."""
+
+    meta: dict[MetaKey, MetaValue] = Field(min_length=1, max_length=1)
+
+
 # Per-version rules ----------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@ and tags, each through ServerService in the request's own transaction. Never a c
 a write records intent and wakes the controllers once it has committed.
 
 Lists and one server's routes are here; create is in server_create.py, the list's query
-parameters in server_query.py, actions and tags in server_actions.py."""
+parameters in server_query.py, actions and tags in server_actions.py, metadata in
+server_metadata.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.api.auth import AuthDep, WriterDep, authenticate
-from canopy.api.compute import server_actions, server_create
+from canopy.api.compute import server_actions, server_create, server_metadata
 from canopy.api.compute.common import page_links, reject_nul_body
 from canopy.api.compute.microversion import APIVersion, VersionDep, microversion
 from canopy.api.compute.schemas import UpdateBody
@@ -182,3 +183,4 @@ async def delete_server(
 
 
 router.include_router(server_actions.router)
+router.include_router(server_metadata.router)

@@ -12,8 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canopy.orchestration.resources.base import Progress, Prop, Step
-from canopy.orchestration.resources.server_common import ServerBase, encode, metadata, zone_of
+from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step
+from canopy.orchestration.resources.server_common import (
+    ServerBase,
+    encode,
+    metadata,
+    tags_of,
+    zone_of,
+)
 from canopy.orchestration.resources.software_config import config_text
 from canopy.services.server_create import CreateServer
 from canopy.store.models import StackResource
@@ -38,7 +44,18 @@ class NovaServer(ServerBase):
         "key_name": Prop("string", "Name of a keypair of the stack's user."),
         "availability_zone": Prop("string", "A cloud's name: pins the server there."),
         "user_data": Prop(
-            "string", "User data, or (RAW, SOFTWARE_CONFIG) the id of a software config."
+            "string",
+            "User data, or (RAW, SOFTWARE_CONFIG) the id of a software config. A change "
+            "replaces the server, or is ignored (user_data_update_policy).",
+            update_allowed=True,
+        ),
+        "user_data_update_policy": Prop(
+            "string",
+            "What a change of user_data does: REPLACE the server, or IGNORE it (the server "
+            "keeps the user data it booted with).",
+            default="REPLACE",
+            allowed=("REPLACE", "IGNORE"),
+            update_allowed=True,
         ),
         "user_data_format": Prop(
             "string",
@@ -48,7 +65,13 @@ class NovaServer(ServerBase):
             allowed=("HEAT_CFNTOOLS", "RAW", "SOFTWARE_CONFIG"),
         ),
         "software_config_transport": Prop("string", "Accepted and ignored."),
-        "metadata": Prop("map", "Server metadata (non-string values are sent as JSON)."),
+        "metadata": Prop(
+            "map",
+            "Server metadata (non-string values are sent as JSON); changed in place, in "
+            "canopy's record (the cloud's copy keeps the create-time metadata).",
+            update_allowed=True,
+        ),
+        "tags": Prop("list", "Server tags (Nova 2.26): strings.", update_allowed=True),
         "networks": Prop("list", "Accepted and recorded: canopy has no Neutron."),
         "security_groups": Prop("list", "Accepted and recorded: canopy has no Neutron."),
         "scheduler_hints": Prop(
@@ -90,10 +113,27 @@ class NovaServer(ServerBase):
             group_id=group if isinstance(group, str) and group else None,
             user_data=encode(data),
             config_drive=bool(p.get("config_drive")),
+            tags=tags_of(p.get("tags")),
         )
 
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        super().validate(props, known)
+        tags = props.get("tags")
+        if tags is not None:
+            tags_of(tags)
+
+    def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        """Heat's rule: a user_data change replaces the server unless the new
+        user_data_update_policy is IGNORE; the other changes need update_allowed."""
+        if not super().in_place(old, new):
+            return False
+        if old.get("user_data") != new.get("user_data"):
+            return new.get("user_data_update_policy") == "IGNORE"
+        return True
+
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
-        failed = await self.rename(step, res, new.get("name"))
-        if failed is not None:
-            return failed
+        for change in (self.rename, self.set_metadata, self.set_tags):
+            failed = await change(step, res, new)
+            if failed is not None:
+                return failed
         return await super().update(step, res, new)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from canopy.domain.errors import CanopyError, InvalidRequest, NotFound
 from canopy.domain.states import ServerStatus
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
-from canopy.services.server_create import CreateServer
+from canopy.services.server_create import CreateServer, validate_tags
 from canopy.store.models import Placement, Server, StackResource
 
 MAX_USER_DATA = 65535
@@ -123,13 +123,50 @@ class ServerBase(ABC):
                 rows[i].physical_resource_id = server.id
         return out
 
-    async def rename(self, step: Step, res: StackResource, name: str | None) -> Progress | None:
-        """Rename the server if `name` is new; a Progress only when that failed."""
+    async def rename(
+        self, step: Step, res: StackResource, new: Mapping[str, Any]
+    ) -> Progress | None:
+        """Rename the server if its name is new; a Progress only when that failed."""
+        name = new.get("name")
         if res.server_id is None or not name or name == res.properties.get("name"):
             return None
         step.going.discard(res.server_id)  # changed in this step: read it again
         try:
             await step.servers.update(step.ctx, res.server_id, name=name, session=step.session)
+        except CanopyError as e:
+            return Progress.failure(f"{type(e).__name__}: {e}")
+        return None
+
+    async def set_metadata(
+        self, step: Step, res: StackResource, new: Mapping[str, Any]
+    ) -> Progress | None:
+        """Replace the server's metadata if it changed (Nova's rules: a server building,
+        locked or being deleted refuses it, and the resource fails)."""
+        if res.server_id is None or new.get("metadata") == res.properties.get("metadata"):
+            return None
+        step.going.discard(res.server_id)
+        try:
+            await step.servers.set_metadata(
+                step.ctx,
+                res.server_id,
+                metadata(new.get("metadata")),
+                replace=True,
+                session=step.session,
+            )
+        except CanopyError as e:
+            return Progress.failure(f"{type(e).__name__}: {e}")
+        return None
+
+    async def set_tags(
+        self, step: Step, res: StackResource, new: Mapping[str, Any]
+    ) -> Progress | None:
+        """Replace the server's tags if they changed."""
+        if res.server_id is None or new.get("tags") == res.properties.get("tags"):
+            return None
+        step.going.discard(res.server_id)
+        try:
+            tags = tags_of(new.get("tags"))
+            await step.servers.set_tags(step.ctx, res.server_id, tags, session=step.session)
         except CanopyError as e:
             return Progress.failure(f"{type(e).__name__}: {e}")
         return None
@@ -175,6 +212,15 @@ def check_user_data(data: str | None) -> None:
 def metadata(raw: Any) -> dict[str, str]:
     """Server metadata from a map (non-string values as JSON, as Heat sends them)."""
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (raw or {}).items()}
+
+
+def tags_of(raw: Any) -> tuple[str, ...]:
+    """A tags property as the server service takes them (InvalidRequest: not strings)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise InvalidRequest(f"Property tags: {raw!r} is not a list of strings.")
+    return validate_tags(raw)
 
 
 def encode(text: str | None) -> str | None:
