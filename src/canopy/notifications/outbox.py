@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.notifications import events
 from canopy.store.models import Lease, OutboxEvent, Server
+from canopy.store.server_extras import tags_of
 
 
 def values(
@@ -87,6 +88,33 @@ def server_changed(s: AsyncSession, event_type: str, server: Server, now: dateti
         events.server_subject(server.id),
         server.project_id,
         events.server_payload(server),
+        at=now,
+    )
+
+
+async def server_updated(
+    s: AsyncSession,
+    server: Server,
+    now: datetime,
+    *,
+    tags: list[str] | None = None,
+    old_name: str | None = None,
+) -> None:
+    """A user renamed the server or changed its metadata or tags (Nova's instance.update
+    from its API), in that change's transaction. The payload also carries the tags, as
+    Nova's versioned instance.update does (read here unless given), and Nova's
+    `old_display_name` on a rename."""
+    if tags is None:
+        tags = (await tags_of(s, [server.id])).get(server.id, [])
+    payload = {**events.server_payload(server), "tags": list(tags)}
+    if old_name is not None and old_name != server.name:
+        payload["old_display_name"] = old_name
+    emit(
+        s,
+        events.SERVER_UPDATE,
+        events.server_subject(server.id),
+        server.project_id,
+        payload,
         at=now,
     )
 

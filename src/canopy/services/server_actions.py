@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest
 from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
+from canopy.notifications.outbox import server_updated
 from canopy.services.abilities import require_for_action
 from canopy.services.server_create import MAX_NAME, _validate_name, validate_tags
 from canopy.services.server_scope import ServerScope
@@ -31,7 +32,8 @@ class ServerActions(ServerScope):
         set_description: bool = False,
         session: AsyncSession | None = None,
     ) -> Server:
-        """Rename a server and/or set its description (canopy's record only)."""
+        """Rename a server and/or set its description (canopy's record only); announced
+        as `compute.instance.update`."""
         if name is not None:
             _validate_name(name)
         if description is not None and len(description) > MAX_NAME:
@@ -40,11 +42,13 @@ class ServerActions(ServerScope):
             )
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
+            old_name = server.name
             if name is not None:
                 server.name = name
             if set_description:
                 server.description = description
             server.updated_at = self.clock.now()
+            await server_updated(s, server, server.updated_at, old_name=old_name)
             return server
 
     async def set_tags(
@@ -55,12 +59,15 @@ class ServerActions(ServerScope):
         *,
         session: AsyncSession | None = None,
     ) -> list[str]:
-        """Replace a server's tags (Nova's os-server-tags); return them, sorted."""
+        """Replace a server's tags (Nova's os-server-tags); return them, sorted. Announced
+        as `compute.instance.update`."""
         clean = validate_tags(tags)
         async with self._unit(session) as s:
             server = await self._get_for_update(s, ctx, server_id)
             server.updated_at = self.clock.now()
-            return await replace_tags(s, server.id, clean)
+            after = await replace_tags(s, server.id, clean)
+            await server_updated(s, server, server.updated_at, tags=after)
+            return after
 
     async def tags(
         self, ctx: RequestContext, server_id: str, *, session: AsyncSession | None = None

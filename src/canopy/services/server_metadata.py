@@ -5,7 +5,8 @@ Heat's `show` attribute); it is not pushed to the backing cloud, whose copy keep
 metadata the server was created with (docs/architecture.md, "Server metadata after
 create"). The rules are Nova's: keys 1-255 characters, values 0-255, strings only; the
 project's `metadata_items` quota (403); a locked server (409 unless cloud admin) or one
-not ACTIVE/SHUTOFF at rest (409, e.g. building or being deleted) is not changed.
+not ACTIVE/SHUTOFF at rest (409, e.g. building or being deleted) is not changed. A change
+is announced as `compute.instance.update` in its transaction; a refused one sends nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, QuotaError
 from canopy.domain.states import DesiredState, ServerStatus
+from canopy.notifications.outbox import server_updated
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys
 from canopy.services.server_scope import ServerScope
@@ -77,6 +79,7 @@ class ServerMetadata(ServerScope):
                 raise QuotaError(f"Maximum number of metadata items exceeds {limit}")
             server.metadata_ = after  # a new dict: the JSON column sees the change
             server.updated_at = self.clock.now()
+            await server_updated(s, server, server.updated_at)
             return dict(after)
 
     async def delete_metadata_item(
@@ -98,6 +101,7 @@ class ServerMetadata(ServerScope):
             del current[key]
             server.metadata_ = current
             server.updated_at = self.clock.now()
+            await server_updated(s, server, server.updated_at)
 
 
 def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
