@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.registry import resource_type
 from canopy.orchestration.service import StackService
-from canopy.store.models import Server
+from canopy.store.models import OutboxEvent, Server
 from canopy.store.server_extras import tags_of
 from tests.controllers.harness import Plane, make_plane
 
@@ -129,3 +130,78 @@ def test_the_resource_type_shows_what_updates_in_place() -> None:
         assert not schema[name], name
     policy = resource_type("OS::Nova::Server").properties["user_data_update_policy"]
     assert (policy.default, policy.allowed) == ("REPLACE", ("REPLACE", "IGNORE"))
+
+
+def _ec2(**props: Any) -> dict[str, Any]:
+    base = {"ImageId": "cirros", "InstanceType": "m1.small"}
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"I": {"Type": "AWS::EC2::Instance", "Properties": {**base, **props}}},
+    }
+
+
+async def _ec2_updated(p: Plane, sid: str, **props: Any) -> Server:
+    await update(p, sid, _ec2(**props))
+    done = await settle(p, sid)
+    assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+    [vm] = await live_servers(p)
+    return vm
+
+
+async def test_ec2_instance_tags_change_in_place_as_server_metadata(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "ec2", _ec2(Tags=[{"Key": "role", "Value": "web"}]))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        [old] = await live_servers(p)
+        assert old.metadata_ == {"role": "web"}
+
+        tags = [{"Key": "role", "Value": "db"}, {"Key": "n", "Value": 2}]
+        vm = await _ec2_updated(p, sid, Tags=tags)
+        assert vm.id == old.id and vm.metadata_ == {"role": "db", "n": "2"}
+        assert (await resources(p, sid))["I"].server_id == old.id
+        # The change went through the server service: announced like the API's.
+        async with p.db.read() as s:
+            sent = await s.execute(
+                select(OutboxEvent.payload).where(
+                    OutboxEvent.event_type == "compute.instance.update",
+                    OutboxEvent.subject == f"server/{old.id}",
+                )
+            )
+            assert [row["metadata"] for (row,) in sent] == [{"role": "db", "n": "2"}]
+
+        vm = await _ec2_updated(p, sid)  # no Tags: no metadata, still in place
+        assert vm.id == old.id and vm.metadata_ == {}
+
+        # Another property still replaces the instance.
+        vm = await _ec2_updated(p, sid, InstanceType="m1.large", Tags=tags)
+        assert vm.id != old.id and vm.metadata_ == {"role": "db", "n": "2"}
+    finally:
+        await p.close()
+
+
+async def test_refused_ec2_tags_fail_the_update_and_keep_the_instance(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "ec2bad", _ec2(Tags=[{"Key": "a", "Value": "1"}]))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        [old] = await live_servers(p)
+        await update(p, sid, _ec2(Tags=[{"Key": "canopy:x", "Value": "1"}]))
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "FAILED")
+        assert "reserved for canopy" in (done.status_reason or "")
+        [vm] = await live_servers(p)
+        assert vm.id == old.id and vm.metadata_ == {"a": "1"}
+    finally:
+        await p.close()
+
+
+def test_the_ec2_instance_type_shows_tags_update_in_place() -> None:
+    kind = resource_type("AWS::EC2::Instance")
+    allowed = {k for k, v in kind.properties.items() if v.update_allowed}
+    assert allowed == {"Tags"}
+    assert kind.properties["Tags"].schema()["update_allowed"] is True

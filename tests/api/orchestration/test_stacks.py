@@ -257,6 +257,9 @@ async def test_validate_resource_types_and_template_versions(api: Api) -> None:
     assert allowed["user_data"] and allowed["user_data_update_policy"]
     assert not allowed["flavor"] and not allowed["image"]
     assert "canopy" in server["attributes"]
+    ec2 = (await api.client.get(base + "/resource_types/AWS::EC2::Instance")).json()
+    in_place = {k for k, v in ec2["properties"].items() if v["update_allowed"]}
+    assert in_place == {"Tags"}  # InstanceType (a resize in Heat) replaces it in canopy
     assert_heat_fault(await api.client.get(base + "/resource_types/OS::Nope"), 404)
     versions = (await api.client.get(base + "/template_versions")).json()["template_versions"]
     assert any(v["version"] == "heat_template_version.2018-08-31" for v in versions)

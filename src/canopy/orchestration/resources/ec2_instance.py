@@ -1,9 +1,10 @@
 """AWS::EC2::Instance: CloudFormation's server, a canopy server like OS::Nova::Server.
 
 ImageId and InstanceType are canopy image and flavor names or ids; AvailabilityZone pins a
-cloud; Tags become server metadata. Canopy has no Neutron and no Cinder: the network,
-security group and volume properties are accepted and recorded. UserData is passed as it is
-(Heat wraps it in a cfn-tools MIME message; canopy does not).
+cloud; Tags become server metadata, and a change of them is made in place (Heat's
+update_allowed), as OS::Nova::Server's metadata is. Canopy has no Neutron and no Cinder:
+the network, security group and volume properties are accepted and recorded. UserData is
+passed as it is (Heat wraps it in a cfn-tools MIME message; canopy does not).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources.base import Lookups, Prop, Step
+from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step
 from canopy.orchestration.resources.server_common import ServerBase, encode, zone_of
 from canopy.services.server_create import CreateServer
 from canopy.store.models import StackResource
@@ -29,6 +30,7 @@ class Ec2Instance(ServerBase):
         "key_name": "KeyName",
         "zone": "AvailabilityZone",
         "user_data": "UserData",
+        "metadata": "Tags",
     }
     properties: Mapping[str, Prop] = {
         "ImageId": Prop("string", "Image name or id.", required=True),
@@ -36,7 +38,12 @@ class Ec2Instance(ServerBase):
         "KeyName": Prop("string", "Name of a keypair of the stack's user."),
         "AvailabilityZone": Prop("string", "A cloud's name: pins the instance there."),
         "UserData": Prop("string", "User data, passed as it is."),
-        "Tags": Prop("list", "Tags ({Key, Value}), set as server metadata."),
+        "Tags": Prop(
+            "list",
+            "Tags ({Key, Value}), set as server metadata; changed in place, in canopy's "
+            "record (the cloud's copy keeps the create-time metadata).",
+            update_allowed=True,
+        ),
         "NovaSchedulerHints": Prop("list", "Scheduler hints ({Key, Value}); group places."),
         "SecurityGroups": Prop("list", _RECORDED),
         "SecurityGroupIds": Prop("list", _RECORDED),
@@ -76,11 +83,22 @@ class Ec2Instance(ServerBase):
             image=p["ImageId"],
             availability_zone=zone_of(p.get("AvailabilityZone")),
             key_name=p.get("KeyName"),
-            metadata=pairs("Tags", p.get("Tags")),
+            metadata=self.server_metadata(p),
             hints=dict(hints),
             group_id=group or None,
             user_data=encode(p.get("UserData")),
         )
+
+    def server_metadata(self, props: Mapping[str, Any]) -> dict[str, str]:
+        return pairs("Tags", props.get("Tags"))
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        """Heat's in-place update: Tags replace the server's metadata (the other
+        properties are not update_allowed: a change of them replaces the server)."""
+        failed = await self.set_metadata(step, res, new)
+        if failed is not None:
+            return failed
+        return await super().update(step, res, new)
 
     def shown(self, common: dict[str, Any]) -> dict[str, Any]:
         first = common.get("accessIPv4") or common.get("first_address") or ""

@@ -16,7 +16,6 @@ from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step
 from canopy.orchestration.resources.server_common import (
     ServerBase,
     encode,
-    metadata,
     tags_of,
     zone_of,
 )
@@ -34,6 +33,7 @@ class NovaServer(ServerBase):
         "key_name": "key_name",
         "zone": "availability_zone",
         "user_data": "user_data",
+        "metadata": "metadata",
     }
     properties: Mapping[str, Prop] = {
         "name": Prop(
@@ -108,7 +108,7 @@ class NovaServer(ServerBase):
             image=p["image"],
             availability_zone=zone_of(p.get("availability_zone")),
             key_name=p.get("key_name"),
-            metadata=metadata(p.get("metadata")),
+            metadata=self.server_metadata(p),
             hints=hints,
             group_id=group if isinstance(group, str) and group else None,
             user_data=encode(data),

@@ -36,7 +36,8 @@ class ServerBase(ABC):
     open_properties = False
     properties: Mapping[str, Prop] = {}
     attributes: Mapping[str, str] = {}
-    # The names of the properties holding the flavor, image, keypair, zone and user data.
+    # The names of the properties holding the flavor, image, keypair, zone, user data and
+    # metadata.
     keys: Mapping[str, str] = {}
 
     def reference(self, res: StackResource) -> Any:
@@ -68,6 +69,10 @@ class ServerBase(ABC):
     @abstractmethod
     async def request(self, step: Step, res: StackResource) -> CreateServer:
         """The server to create for `res` (InvalidRequest: the resource fails)."""
+
+    def server_metadata(self, props: Mapping[str, Any]) -> dict[str, str]:
+        """The server metadata the properties ask for (InvalidRequest: not that shape)."""
+        return metadata(props.get(self.keys["metadata"]))
 
     def shown(self, common: dict[str, Any]) -> dict[str, Any]:
         """The type's attributes from the common ones (`server_attributes`)."""
@@ -140,16 +145,17 @@ class ServerBase(ABC):
     async def set_metadata(
         self, step: Step, res: StackResource, new: Mapping[str, Any]
     ) -> Progress | None:
-        """Replace the server's metadata if it changed (Nova's rules: a server building,
-        locked or being deleted refuses it, and the resource fails)."""
-        if res.server_id is None or new.get("metadata") == res.properties.get("metadata"):
+        """Replace the server's metadata if its property changed (Nova's rules: a server
+        building, locked or being deleted refuses it, and the resource fails)."""
+        key = self.keys["metadata"]
+        if res.server_id is None or new.get(key) == res.properties.get(key):
             return None
         step.going.discard(res.server_id)
         try:
             await step.servers.set_metadata(
                 step.ctx,
                 res.server_id,
-                metadata(new.get("metadata")),
+                self.server_metadata(new),
                 replace=True,
                 session=step.session,
             )
