@@ -183,8 +183,8 @@ async def test_building_locked_or_deleting_servers_are_409(api: Api) -> None:
     building = await create(api, w, "b", metadata={"k": "v"})
     r = await api.client.post(_url(building), headers=w.h(), json={"metadata": {"x": "y"}})
     assert fault(r, 409) == (
-        f"Cannot 'update metadata' instance {building} while it is in task_state scheduling"
-    )
+        f"Cannot 'update metadata' instance {building} while it is in vm_state building"
+    )  # Nova looks at the vm_state before the task_state
     # A missing key is a 404 before the state is looked at (Nova's order).
     fault(await api.client.delete(_url(building, "nope"), headers=w.h()), 404)
     fault(await api.client.delete(_url(building, "k"), headers=w.h()), 409)
