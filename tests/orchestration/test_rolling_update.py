@@ -323,6 +323,32 @@ async def test_pauses_that_outlast_the_stack_timeout_fail_the_update_as_in_heat(
         await p.close()
 
 
+async def test_pauses_that_outlast_the_default_action_limit_fail_the_update_as_in_heat(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A stack without timeout_mins is limited by [orchestration]
+    # stack_action_timeout_minutes (Heat's stack.timeout_secs() falls back to
+    # stack_action_timeout): pauses that outlast it are refused up front, not left to
+    # time the update out half way through its batches.
+    toml = CLOUDS + "\n[orchestration]\nstack_action_timeout_minutes = 1\n"
+    p = await make_plane(db_url, tmp_path, toml=toml)
+    try:
+        sid = await create(p, "slow", group(6, ROLLING))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        assert (await stack(p, sid)).timeout_mins is None
+        await update(p, sid, group(6, ROLLING, flavor="m1.medium"))
+        done = await settle(p, sid)
+        # Three batches, two pauses of 30 s: a minute of pauses in a one-minute limit.
+        assert (done.action, done.status) == ("UPDATE", "FAILED")
+        assert "The current update policy will result in stack update timeout." in (
+            done.status_reason
+        )
+        rows = await _members(p, sid)
+        assert _in_service(rows, {"m1.small"}) == {str(i) for i in range(6)}  # none touched
+    finally:
+        await p.close()
+
+
 async def test_a_policy_from_a_parameter_is_read_and_a_change_of_it_alone_is_kept(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from canopy.api.orchestration.placement_view import placement_summary
 from canopy.config_sections import OrchestrationSettings
 from canopy.orchestration.outputs import bound_of, outputs
+from canopy.store.models import Stack
 from tests.controllers.harness import make_plane
 
 from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
@@ -80,6 +83,27 @@ async def test_a_stack_without_timeout_mins_times_out_after_the_configured_limit
         assert (done.action, done.status) == ("CREATE", "FAILED")
         assert done.status_reason == "Timed out after 2 minutes"
         assert done.timeout_mins is None  # shown as asked: none
+    finally:
+        await p.close()
+
+
+async def test_an_action_under_way_before_the_default_limit_is_still_timed_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A stack without timeout_mins whose action was under way before the default limit
+    # existed was left with no next attempt while it waited on a server (nothing to time
+    # out then). After the upgrade it is stepped again and held to the limit, not left
+    # IN_PROGRESS until something else happens to wake it.
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "old", WAITS)
+        await started(p, sid)
+        async with p.db.session() as s:
+            await s.execute(update(Stack).where(Stack.id == sid).values(next_attempt_at=None))
+        p.clock.advance(61 * 60)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "FAILED")
+        assert done.status_reason == "Timed out after 60 minutes"
     finally:
         await p.close()
 

@@ -94,10 +94,13 @@ class OrchestrationController:
         return (self.next_due_at - now).total_seconds()
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
+        # An IN_PROGRESS stack always has a next attempt now (at the latest its action's
+        # limit); one without is a row from before the default limit, left to wait on its
+        # servers with nothing to time out: stepped once, it is given its deadline.
         return or_(
             and_(
                 Stack.status == Status.IN_PROGRESS,
-                or_(Stack.next_attempt_at <= now, self._answered),
+                or_(Stack.next_attempt_at <= now, Stack.next_attempt_at.is_(None), self._answered),
             ),
             self._pending,  # a signal to act on, whatever the stack's status
         )

@@ -29,8 +29,7 @@ MAX_VALUE = 255
 
 # Nova's `check_instance_state(vm_state=[ACTIVE, PAUSED, SUSPENDED, STOPPED],
 # task_state=None)` on update_instance_metadata / delete_instance_metadata, in canopy's
-# statuses (canopy has no PAUSED or SUSPENDED).
-_CHANGEABLE = frozenset({ServerStatus.ACTIVE, ServerStatus.SHUTOFF})
+# statuses (canopy has no PAUSED or SUSPENDED): `_check_changeable` below.
 
 
 class ServerMetadata(ServerScope):
@@ -134,19 +133,28 @@ def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
 
 
 def _check_changeable(ctx: RequestContext, server: Server, what: str) -> None:
+    """Nova's order: the lock, then the vm_state, then the task_state."""
     if server.locked and not ctx.is_cloud_admin:
         raise Conflict(f"Instance {server.id} is locked")
+    vm_state = _VM_STATES.get(str(server.status), str(server.status).lower())
+    if vm_state not in _CHANGEABLE_VM_STATES:
+        raise Conflict(f"Cannot '{what}' instance {server.id} while it is in vm_state {vm_state}")
     if server.desired_state == DesiredState.DELETED or server.task_state is not None:
         state = server.task_state or "deleting"
         raise Conflict(f"Cannot '{what}' instance {server.id} while it is in task_state {state}")
-    if server.status not in _CHANGEABLE:
-        raise Conflict(
-            f"Cannot '{what}' instance {server.id} while it is in vm_state "
-            f"{_VM_STATES.get(str(server.status), str(server.status).lower())}"
-        )
 
 
-_VM_STATES: dict[str, str] = {ServerStatus.BUILD: "building", ServerStatus.ERROR: "error"}
+# Canopy's statuses as Nova's vm_states (a reboot is an ACTIVE server with a task).
+_VM_STATES: dict[str, str] = {
+    ServerStatus.ACTIVE: "active",
+    ServerStatus.SHUTOFF: "stopped",
+    ServerStatus.REBOOT: "active",
+    ServerStatus.HARD_REBOOT: "active",
+    ServerStatus.BUILD: "building",
+    ServerStatus.ERROR: "error",
+    ServerStatus.DELETED: "deleted",
+}
+_CHANGEABLE_VM_STATES = frozenset({"active", "stopped"})
 
 
 def _text(value: str) -> bool:

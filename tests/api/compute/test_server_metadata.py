@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import update
@@ -182,8 +183,8 @@ async def test_building_locked_or_deleting_servers_are_409(api: Api) -> None:
     building = await create(api, w, "b", metadata={"k": "v"})
     r = await api.client.post(_url(building), headers=w.h(), json={"metadata": {"x": "y"}})
     assert fault(r, 409) == (
-        f"Cannot 'update metadata' instance {building} while it is in task_state scheduling"
-    )
+        f"Cannot 'update metadata' instance {building} while it is in vm_state building"
+    )  # Nova looks at the vm_state before the task_state
     # A missing key is a 404 before the state is looked at (Nova's order).
     fault(await api.client.delete(_url(building, "nope"), headers=w.h()), 404)
     fault(await api.client.delete(_url(building, "k"), headers=w.h()), 409)
@@ -215,3 +216,41 @@ async def test_a_reader_may_read_but_not_change(api: Api) -> None:
     r = await api.client.post(_url(sid), headers=reader.h(), json={"metadata": {"x": "y"}})
     fault(r, 403)
     assert await _meta(api, w, sid) == {"k": "v"}
+
+
+async def test_odd_keys_in_the_path_are_4xx_and_change_nothing(api: Api) -> None:
+    w = await who(api)
+    sid = await _active(api, w, metadata={"k": "v"})
+    for key in ("%00", "k" * 300):
+        assert fault(await api.client.get(_url(sid, key), headers=w.h()), 404) == (
+            "Metadata item was not found"
+        )
+        fault(await api.client.delete(_url(sid, key), headers=w.h()), 404)
+    # Not UTF-8 (a lone surrogate's bytes, a stray byte): the path itself is refused.
+    for key in ("%ED%A0%80", "%FF"):
+        fault(await api.client.get(_url(sid, key), headers=w.h()), 400)
+        r = await api.client.put(_url(sid, key), headers=w.h(), json={"meta": {"x": "y"}})
+        fault(r, 400)
+    # A NUL key named in both the path and the body is the body's 400, not a 500.
+    r = await api.client.put(_url(sid, "%00"), headers=w.h(), json={"meta": {"\x00": "x"}})
+    fault(r, 400)
+    # A key of 256 characters in both places is over Nova's 255.
+    long = "k" * 256
+    fault(await api.client.put(_url(sid, long), headers=w.h(), json={"meta": {long: "x"}}), 400)
+    # A percent-encoded key is the decoded key.
+    r = await api.client.put(_url(sid, "a%3Fb"), headers=w.h(), json={"meta": {"a?b": "1"}})
+    assert r.status_code == 200, r.text
+    assert await _meta(api, w, sid) == {"k": "v", "a?b": "1"}
+
+
+async def test_concurrent_merges_lose_no_item(api: Api) -> None:
+    w = await who(api)
+    sid = await _active(api, w, metadata={"k": "v"})
+    answers = await asyncio.gather(
+        *(
+            api.client.post(_url(sid), headers=w.h(), json={"metadata": {f"c{i}": str(i)}})
+            for i in range(8)
+        )
+    )
+    assert [r.status_code for r in answers] == [200] * 8
+    assert await _meta(api, w, sid) == {"k": "v", **{f"c{i}": str(i) for i in range(8)}}

@@ -77,7 +77,7 @@ class GroupSteps(ABC):
             return None
         size = capacity(res)
         batches = rolling.plan(size, present, b, extra_counts=True, updated=fine)
-        if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
+        if rolling.too_long(batches, b.pause, step):
             return rolling.TIMEOUT_MESSAGE
         leaving = {index_of(res, m) for m in await members_of(step, res)} - set(wanted)
         rolling.start(res, batches, b.pause, track=True, target=size, leaving=leaving)

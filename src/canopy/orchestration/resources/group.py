@@ -123,7 +123,7 @@ class ResourceGroup:
             )
             if due or old.get("resource_def") != new.get("resource_def"):
                 batches = rolling.plan(count, present, b, extra_counts=False, updated=fine)
-                if rolling.too_long(batches, b.pause, step.stack.timeout_mins):
+                if rolling.too_long(batches, b.pause, step):
                     return Progress.failure(rolling.TIMEOUT_MESSAGE)
                 rolling.start(res, batches, b.pause)
         return await self._converge(step, res, fresh=True)

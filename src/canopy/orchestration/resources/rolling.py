@@ -64,9 +64,14 @@ def plan(
     return out
 
 
-def too_long(batches: Sequence[Any], pause: float, timeout_mins: int | None) -> bool:
-    """Whether the pauses alone outlast the stack's timeout (Heat refuses the update)."""
-    return bool(timeout_mins) and pause * max(len(batches) - 1, 0) >= (timeout_mins or 0) * 60
+def too_long(batches: Sequence[Any], pause: float, step: Step) -> bool:
+    """Whether the pauses alone outlast the stack action's limit (Heat refuses the update):
+    the stack's timeout_mins, else [orchestration] stack_action_timeout_minutes, the limit
+    the engine times the action out at (Heat's `stack.timeout_secs()`)."""
+    limit = (
+        step.stack.timeout_mins or step.servers.settings.orchestration.stack_action_timeout_minutes
+    )
+    return pause * max(len(batches) - 1, 0) >= limit * 60
 
 
 def start(
