@@ -14,6 +14,7 @@ when a listing fails, a waiter gets None and reads its server by id itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,9 +60,12 @@ class ScheduleWatch:
     async def wait(self, remote_id: str, seconds: float) -> dict[str, Any] | None:
         """The server as listed once scheduled (or gone: DELETED); None at `seconds`."""
         now = self._clock.now()
-        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
         self._waiters[remote_id] = _Waiter(now, now + timedelta(seconds=seconds), fut)
-        if self._task is None or self._task.done():
+        # A poller left pending on a loop that is gone (a driver used from another
+        # asyncio.run) would never answer: one on this loop then.
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._task = asyncio.create_task(self._run())
         try:
             return await fut
@@ -71,7 +75,8 @@ class ScheduleWatch:
     def _settle(self, remote_id: str, value: dict[str, Any] | None) -> None:
         w = self._waiters.pop(remote_id, None)
         if w is not None and not w.done.done():
-            w.done.set_result(value)
+            with contextlib.suppress(RuntimeError):  # a waiter on a loop that is closed
+                w.done.set_result(value)
 
     async def _run(self) -> None:
         step = self._poll
