@@ -6,6 +6,10 @@ counted here is one request the emulator must parse, run and answer.
 
 `CallCounter` counts the boto3 calls of this process (canopy's ec2 driver and the bound's
 client alike) by operation name, from botocore's one entry point for every API call.
+The Nova harness counts on its side instead (tests/interop/nova/nova_server.py: every
+request it answers, by method and path template, with the seconds its handler took):
+`Probe(pid, served=...)` reads that before and after, so both sides of a Nova run are
+counted alike, whatever client made the call.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,18 +64,47 @@ class CallCounter:
 CALLS = CallCounter()  # every boto3 call of this process, while installed
 
 
-class Probe:
-    """Calls to the emulator, its CPU and this process's, between two marks."""
+Served = dict[str, tuple[int, float]]  # "GET /path?keys" -> (count, handler seconds)
 
-    def __init__(self, pid: int | None) -> None:
+
+class Probe:
+    """Calls to the emulator, its CPU and this process's, between two marks; with
+    `served`, also the emulator's own count of the requests it answered."""
+
+    def __init__(self, pid: int | None, served: Callable[[], Served] | None = None) -> None:
         self.pid = pid
+        self.served = served
         self.marks: list[tuple[Counter[str], float, float]] = []
+        self.served_marks: list[Served] = []
         self.at: list[float] = []
 
     def mark(self) -> None:
         emu = process_cpu(self.pid) if self.pid else 0.0
         self.marks.append((CALLS.snapshot(), emu, cpu_seconds()))
+        if self.served is not None:
+            self.served_marks.append(self.served())
         self.at.append(time.perf_counter())
+
+    def served_between(self) -> Served:
+        """What the emulator answered between the first mark and the last, by template."""
+        if len(self.served_marks) < 2:
+            return {}
+        a, b = self.served_marks[0], self.served_marks[-1]
+        out: Served = {}
+        for k, (n, s) in b.items():
+            n0, s0 = a.get(k, (0, 0.0))
+            if n > n0:
+                out[k] = (n - n0, s - s0)
+        return out
+
+    def served_table(self) -> str:
+        """The served calls, most first: count, handler seconds in all, ms each."""
+        rows = sorted(self.served_between().items(), key=lambda kv: -kv[1][0])
+        total_n = sum(n for _, (n, _) in rows)
+        total_s = sum(s for _, (_, s) in rows)
+        lines = [f"{n:>6} {s:8.2f}s {1000 * s / n:8.1f}ms  {k}" for k, (n, s) in rows]
+        lines.append(f"{total_n:>6} {total_s:8.2f}s  (all)")
+        return "\n      ".join(lines)
 
     def timeline(self, since: float) -> str:
         """When each kind of call ran, relative to the first mark (first start, last end)."""

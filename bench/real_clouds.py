@@ -129,12 +129,13 @@ def measure(emu: Emulator, n: int, repeats: int, verbose: bool) -> list[Result]:
     runs: list[float] = []
     for rep in range(repeats):  # interleaved, so load from elsewhere hits both alike
         emu.clear()
-        alone = Probe(emu.pid)
+        served = getattr(emu, "served", None)
+        alone = Probe(emu.pid, served)
         alone.mark()
         bounds.append(emu.bound(n))
         alone.mark()
         emu.clear()
-        ours = Probe(emu.pid)
+        ours = Probe(emu.pid, served)
         began = time.perf_counter()
         limit = max(600.0, 5 * bounds[-1])  # a run that slow is stuck, not slow
         runs.append(asyncio.run(canopy_run(emu, n, ours, limit)))
@@ -144,6 +145,9 @@ def measure(emu: Emulator, n: int, repeats: int, verbose: bool) -> list[Result]:
             print(f"    alone:  {alone.describe()}")
             print(f"    canopy: {ours.describe()}")
             print(f"    canopy's calls: {ours.timeline(began)}")
+            if served is not None:
+                print(f"    {emu.name} answered, alone:\n      {alone.served_table()}")
+                print(f"    {emu.name} answered, canopy:\n      {ours.served_table()}")
     bound, best = min(bounds), min(runs)
     met = best <= TARGET * bound
     return [

@@ -202,6 +202,13 @@ class Nova:
     def image(self) -> str:
         return self.nova.image
 
+    def served(self) -> dict[str, tuple[int, float]]:
+        """The harness's own count of the requests it has answered (nova_server.py)."""
+        root = self.nova.url.rsplit("/v2.1", 1)[0]
+        r = httpx.get(f"{root}/_harness/calls", timeout=30)
+        r.raise_for_status()
+        return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
+
     def _servers(self) -> list[dict[str, Any]]:
         with self.nova.http() as http:
             r = http.get("/servers/detail", params={"limit": 1000})

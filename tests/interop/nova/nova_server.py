@@ -25,7 +25,9 @@ from nova.tests.functional import integrated_helpers  # noqa: I001
 
 import json
 import os
+import re
 import sys
+import threading
 import time
 import warnings
 
@@ -46,6 +48,47 @@ def _with_identity(app, project_id):
         environ.setdefault("HTTP_X_AUTH_PROJECT_ID", project_id)
         environ.setdefault("HTTP_X_ROLES", "reader,member,admin")
         return app(environ, start_response)
+
+    return wrapped
+
+
+# `GET /_harness/calls`: every request this process has answered so far, by method and
+# path template (ids as {id}, query keys without their values), with its count and the
+# seconds its handler took. Served by the wrapper, never reaching Nova; benchmarks read it
+# before and after a run to count what each side asked of Nova.
+CALLS_PATH = "/_harness/calls"
+_ID = re.compile(
+    r"/(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]+)(?=/|$)"
+)
+
+
+def _template(environ):
+    path = _ID.sub("/{id}", environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING", "")
+    keys = sorted({kv.split("=", 1)[0] for kv in query.split("&") if kv})
+    return f"{environ.get('REQUEST_METHOD', '?')} {path}" + ("?" + "&".join(keys) if keys else "")
+
+
+def _counted(app):
+    calls = {}
+    lock = threading.Lock()
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") == CALLS_PATH:
+            with lock:
+                body = json.dumps({k: list(v) for k, v in calls.items()}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        key = _template(environ)
+        t0 = time.perf_counter()
+        try:
+            return list(app(environ, start_response))
+        finally:
+            took = time.perf_counter() - t0
+            with lock:
+                seen = calls.setdefault(key, [0, 0.0])
+                seen[0] += 1
+                seen[1] += took
 
     return wrapped
 
@@ -83,7 +126,7 @@ class NovaServer(integrated_helpers._IntegratedTestBase):
         # with a newer SQLAlchemy than Nova's constraints that is a 500 on os-stop.
         warnings.resetwarnings()
         warnings.simplefilter("ignore")
-        app = _with_identity(self.api_fixture.app(), self.api.project_id)
+        app = _counted(_with_identity(self.api_fixture.app(), self.api.project_id))
         sock = eventlet.listen(("127.0.0.1", PORT), backlog=BACKLOG)
         pool = eventlet.GreenPool(POOL)
         server = eventlet.spawn(

@@ -26,6 +26,7 @@ from canopy.providers.openstack.capacity import capacity_of
 from canopy.providers.openstack.client import NovaClient
 from canopy.providers.openstack.managed_flavors import FlavorKeeper
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
+from canopy.providers.openstack.schedule_watch import ScheduleWatch
 from canopy.providers.openstack.states import is_no_valid_host, server_name, to_remote
 
 T = TypeVar("T")
@@ -76,6 +77,12 @@ class OpenStackCompute:
         self._zones: tuple[datetime, list[str]] | None = None
         self._network: list[dict[str, str]] | str | None = None
         self._hypervisor_stats = options.use_hypervisor_stats
+        self._watch = ScheduleWatch(
+            self._changed_since,
+            clock,
+            options.schedule_poll_seconds,
+            options.changes_since_overlap_seconds,
+        )
         self._keeper = FlavorKeeper(
             name,
             options.managed_flavor_prefix,
@@ -302,25 +309,20 @@ class OpenStackCompute:
         return await self._scheduled(remote_id, spec)
 
     async def _scheduled(self, remote_id: str, spec: ServerSpec) -> RemoteServer:
-        """The new server once the child's scheduler has placed it (or given up)."""
-        waited = 0.0
-        while True:
+        """The new server once the child's scheduler has placed it (or given up): one
+        listing for every waiting create (schedule_watch.py), then by id at the end."""
+        wait = self.options.schedule_wait_seconds
+        raw = await self._watch.wait(remote_id, wait) if wait > 0 else None
+        if raw is None:
             data = await self._call("GET", f"/servers/{remote_id}", "get", missing_ok=True)
             raw = (data or {}).get("server")
-            if raw is None:  # deleted meanwhile (by an operator): report it gone
-                return RemoteServer(remote_id, spec.canopy_id, "", RemoteState.DELETED)
-            remote = to_remote(raw)
-            if remote.state == RemoteState.ERROR and is_no_valid_host(remote.fault):
-                await self.delete(remote_id)
-                raise self._no_host(remote, spec)
-            scheduling = remote.state == RemoteState.PENDING and raw.get(
-                "OS-EXT-STS:task_state"
-            ) in (None, "scheduling")
-            if not scheduling or waited >= self.options.schedule_wait_seconds:
-                return remote
-            step = self.options.schedule_poll_seconds
-            await self._clock.sleep(step)
-            waited += step
+        if raw is None:  # deleted meanwhile (by an operator): report it gone
+            return RemoteServer(remote_id, spec.canopy_id, "", RemoteState.DELETED)
+        remote = to_remote(raw)
+        if remote.state == RemoteState.ERROR and is_no_valid_host(remote.fault):
+            await self.delete(remote_id)
+            raise self._no_host(remote, spec)
+        return remote
 
     def _no_host(self, remote: RemoteServer, spec: ServerSpec) -> CapacityError:
         return CapacityError(
@@ -377,6 +379,10 @@ class OpenStackCompute:
         out = [to_remote(s) for s in listed]
         return [r for r in out if r.canopy_id is not None]
 
+    async def _changed_since(self, since: datetime) -> builtins.list[dict[str, Any]]:
+        params = {"changes-since": since.isoformat()}
+        return await self._servers(params, "list servers being scheduled")
+
     async def delete(self, remote_id: str) -> None:
         """Delete a server; one the child does not have is success."""
         await self._call("DELETE", f"/servers/{remote_id}", "delete", missing_ok=True)
@@ -397,4 +403,5 @@ class OpenStackCompute:
             raise
 
     async def close(self) -> None:
+        await self._watch.close()
         await asyncio.to_thread(self._client.close)
