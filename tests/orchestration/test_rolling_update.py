@@ -299,6 +299,15 @@ async def test_a_malformed_update_policy_is_refused_before_anything_exists(
         await p.close()
 
 
+async def _refused_for_its_pauses(p: Plane, sid: str) -> None:
+    """The update settles FAILED as Heat refuses it, with no member touched."""
+    done = await settle(p, sid)
+    assert (done.action, done.status) == ("UPDATE", "FAILED")
+    assert "The current update policy will result in stack update timeout." in (done.status_reason)
+    rows = await _members(p, sid)
+    assert _in_service(rows, {"m1.small"}) == {str(i) for i in range(6)}  # none touched
+
+
 async def test_pauses_that_outlast_the_stack_timeout_fail_the_update_as_in_heat(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -311,14 +320,8 @@ async def test_pauses_that_outlast_the_stack_timeout_fail_the_update_as_in_heat(
             st = await svc.find(s, p.ctx.project_id, sid, lock=True)
             body = {"template": group(6, ROLLING, flavor="m1.medium"), "timeout_mins": 1}
             await svc.update(s, p.ctx, st, body, patch=False)
-        done = await settle(p, sid)
         # Three batches, two pauses of 30 s: a minute of pauses in a one-minute timeout.
-        assert (done.action, done.status) == ("UPDATE", "FAILED")
-        assert "The current update policy will result in stack update timeout." in (
-            done.status_reason
-        )
-        rows = await _members(p, sid)
-        assert _in_service(rows, {"m1.small"}) == {str(i) for i in range(6)}  # none touched
+        await _refused_for_its_pauses(p, sid)
     finally:
         await p.close()
 
@@ -337,14 +340,8 @@ async def test_pauses_that_outlast_the_default_action_limit_fail_the_update_as_i
         assert (await settle(p, sid)).status == "COMPLETE"
         assert (await stack(p, sid)).timeout_mins is None
         await update(p, sid, group(6, ROLLING, flavor="m1.medium"))
-        done = await settle(p, sid)
         # Three batches, two pauses of 30 s: a minute of pauses in a one-minute limit.
-        assert (done.action, done.status) == ("UPDATE", "FAILED")
-        assert "The current update policy will result in stack update timeout." in (
-            done.status_reason
-        )
-        rows = await _members(p, sid)
-        assert _in_service(rows, {"m1.small"}) == {str(i) for i in range(6)}  # none touched
+        await _refused_for_its_pauses(p, sid)
     finally:
         await p.close()
 

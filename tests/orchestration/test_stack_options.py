@@ -13,7 +13,7 @@ from canopy.api.orchestration.placement_view import placement_summary
 from canopy.config_sections import OrchestrationSettings
 from canopy.orchestration.outputs import bound_of, outputs
 from canopy.store.models import Stack
-from tests.controllers.harness import make_plane
+from tests.controllers.harness import Plane, make_plane
 
 from .helpers import CLOUDS, create, hot, live_servers, resources, server, settle, stack
 from .test_wait import started
@@ -36,21 +36,28 @@ WAITS = hot(
 )
 
 
+async def _past_the_limit(p: Plane, sid: str, *, minutes: int) -> Stack:
+    """Once the stack's server is up: a second before its action's limit of `minutes` it
+    is still IN_PROGRESS; a second after, it settles (returned)."""
+    await started(p, sid)
+    begun = (await stack(p, sid)).action_started_at
+    left = (begun + timedelta(minutes=minutes) - p.clock.now()).total_seconds()
+    assert left > 1  # the server booted within the limit
+    p.clock.advance(left - 1)
+    await p.step(advance=0.0)
+    assert (await stack(p, sid)).status == "IN_PROGRESS"
+    p.clock.advance(2)
+    return await settle(p, sid)
+
+
 async def test_a_stack_that_outlives_its_timeout_fails_and_starts_nothing_more(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "slow", WAITS, timeout_mins=1)
-        await started(p, sid)
-        begun = (await stack(p, sid)).action_started_at
-        left = (begun + timedelta(minutes=1) - p.clock.now()).total_seconds()
-        assert left > 1  # the server booted within the minute
-        p.clock.advance(left - 1)  # not yet (the wait condition's own timeout is 2 hours)
-        await p.step(advance=0.0)
-        assert (await stack(p, sid)).status == "IN_PROGRESS"
-        p.clock.advance(2)
-        done = await settle(p, sid)
+        # (the wait condition's own timeout is 2 hours)
+        done = await _past_the_limit(p, sid, minutes=1)
         assert (done.action, done.status) == ("CREATE", "FAILED")
         assert done.status_reason == "Timed out after 1 minutes"
         rows = await resources(p, sid)
@@ -72,14 +79,7 @@ async def test_a_stack_without_timeout_mins_times_out_after_the_configured_limit
     try:
         assert p.settings.orchestration.stack_action_timeout_minutes == 2
         sid = await create(p, "slow", WAITS)
-        await started(p, sid)
-        begun = (await stack(p, sid)).action_started_at
-        left = (begun + timedelta(minutes=2) - p.clock.now()).total_seconds()
-        p.clock.advance(left - 1)
-        await p.step(advance=0.0)
-        assert (await stack(p, sid)).status == "IN_PROGRESS"
-        p.clock.advance(2)
-        done = await settle(p, sid)
+        done = await _past_the_limit(p, sid, minutes=2)
         assert (done.action, done.status) == ("CREATE", "FAILED")
         assert done.status_reason == "Timed out after 2 minutes"
         assert done.timeout_mins is None  # shown as asked: none
