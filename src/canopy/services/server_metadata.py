@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict, InvalidRequest, NotFound, QuotaError
 from canopy.domain.states import DesiredState, ServerStatus
+from canopy.domain.text import NUL, SURROGATE
 from canopy.notifications.outbox import server_updated
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys
@@ -158,14 +159,8 @@ _CHANGEABLE_VM_STATES = frozenset({"active", "stopped"})
 
 
 def _text(value: str) -> bool:
-    """False for a NUL or a lone surrogate (no column holds either)."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """False for a NUL or a lone surrogate (no column holds either: domain/text.py)."""
+    return NUL.search(value) is None and SURROGATE.search(value) is None
 
 
 def _shown(value: object) -> str:
