@@ -372,10 +372,14 @@ class OpenStackCompute:
         """Canopy-tagged servers: the live ones, or with `changes_since` those changed
         since then less the overlap window (deleted ones included, as DELETED)."""
         params: dict[str, Any] = {}
-        if changes_since is not None:
+        if changes_since is None:
+            listed = await self._servers(params, "list")
+        else:
             since = changes_since - timedelta(seconds=self.options.changes_since_overlap_seconds)
             params["changes-since"] = since.isoformat()
-        listed = await self._servers(params, "list")
+            asked_at = self._clock.now()
+            listed = await self._servers(params, "list")
+            self._watch.offer(listed, since, asked_at)  # creates waiting to be scheduled
         out = [to_remote(s) for s in listed]
         return [r for r in out if r.canopy_id is not None]
 

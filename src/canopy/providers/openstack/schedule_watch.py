@@ -9,6 +9,11 @@ answers every waiter at once; the interval doubles from `schedule_poll_seconds` 
 second (or that setting, if larger) while anyone waits. A server not listed yet (Nova
 may not list a build request by changes-since) is still scheduling. At its deadline, or
 when a listing fails, a waiter gets None and reads its server by id itself.
+
+Sync asks the child the same question (`changes-since`) on its own interval. Its listing
+is offered here (`offer`): it settles the waiters it answers, and when it reached back far
+enough for every waiter and was asked after each of them began, it stands for the watch's
+next listing, which then waits its interval from it instead of asking again.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class ScheduleWatch:
         self._overlap = timedelta(seconds=overlap_seconds)
         self._waiters: dict[str, _Waiter] = {}
         self._task: asyncio.Task[None] | None = None
+        self._offered: tuple[datetime, datetime] | None = None  # (asked at, since)
 
     async def wait(self, remote_id: str, seconds: float) -> dict[str, Any] | None:
         """The server as listed once scheduled (or gone: DELETED); None at `seconds`."""
@@ -78,30 +84,64 @@ class ScheduleWatch:
             with contextlib.suppress(RuntimeError):  # a waiter on a loop that is closed
                 w.done.set_result(value)
 
+    def offer(self, listed: list[dict[str, Any]], since: datetime, asked_at: datetime) -> None:
+        """A `changes-since` listing made by someone else (sync), asked at `asked_at` for
+        changes since `since`: settle the waiters it answers, and keep it as the watch's
+        latest listing for the waiters it covers."""
+        if not self._waiters:
+            return
+        self._answer(listed)
+        if self._offered is None or asked_at > self._offered[0]:
+            self._offered = (asked_at, since)
+
+    def _covers(self, offered: tuple[datetime, datetime] | None, after: datetime) -> bool:
+        """Whether an offered listing, asked after `after`, answers every waiter as the
+        watch's own would: asked once each began, reaching back past each one's start."""
+        if offered is None or offered[0] <= after:
+            return False
+        asked_at, since = offered
+        return all(
+            since <= w.since - self._overlap and w.since <= asked_at for w in self._waiters.values()
+        )
+
+    def _answer(self, listed: list[dict[str, Any]]) -> None:
+        for s in listed:
+            rid = str(s.get("id"))
+            if rid in self._waiters and not scheduling(s):
+                self._settle(rid, s)
+
+    def _expire(self, failed: bool) -> None:
+        now = self._clock.now()
+        for rid, w in list(self._waiters.items()):
+            if failed or now >= w.deadline:
+                self._settle(rid, None)  # the waiter reads its server itself
+
     async def _run(self) -> None:
         step = self._poll
         cap = max(self._poll, POLL_CAP)
+        last = self._clock.now()  # when the last listing that answered every waiter ended
         try:
             while self._waiters:
                 now = self._clock.now()
                 nearest = min(w.deadline for w in self._waiters.values())
-                await self._clock.sleep(max(0.0, min(step, (nearest - now).total_seconds())))
+                due = last + timedelta(seconds=step)
+                await self._clock.sleep(max(0.0, (min(due, nearest) - now).total_seconds()))
                 step = min(step * 2, cap)
                 if not self._waiters:
                     return
+                if self._covers(self._offered, last):
+                    assert self._offered is not None
+                    last = self._offered[0]  # sync's listing stood for this one
+                    self._expire(failed=False)
+                    continue
                 since = min(w.since for w in self._waiters.values()) - self._overlap
                 try:
                     listed = await self._listing(since)
                 except CloudError:
                     listed = None
-                for s in listed or []:
-                    rid = str(s.get("id"))
-                    if rid in self._waiters and not scheduling(s):
-                        self._settle(rid, s)
-                now = self._clock.now()
-                for rid, w in list(self._waiters.items()):
-                    if listed is None or now >= w.deadline:
-                        self._settle(rid, None)  # the waiter reads its server itself
+                last = self._clock.now()
+                self._answer(listed or [])
+                self._expire(failed=listed is None)
         finally:
             for rid in list(self._waiters):
                 self._settle(rid, None)
