@@ -307,6 +307,9 @@ def test_a_cloudformation_group_scales_with_curl_on_its_alarm_url(
     nested = osc("stack", "resource", "list", "--nested-depth", "1", "cfn")
     members = [r for r in nested if r["resource_type"] == "AWS::EC2::Instance"]
     assert len(members) == 3
+    # The members' events come with the group's, nested by the server (root_stack links).
+    events = osc("stack", "event", "list", "--nested-depth", "1", "cfn")
+    assert {m["resource_name"] for m in members} <= {e["resource_name"] for e in events}
     assert len(osc("server", "list")) == 3
     osc("stack", "delete", "--yes", "--wait", "cfn", json_output=False)
     assert osc("stack", "list") == []

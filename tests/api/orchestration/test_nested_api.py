@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -213,3 +214,54 @@ async def test_checking_a_file_fanning_out_to_itself_is_bounded(
     if known:  # followed depth first: refused when the first path passes MAX_DEPTH
         assert r.status_code == 400, r.text
         assert "Recursion depth exceeds" in r.json()["error"]["message"], r.text
+
+
+async def test_events_with_nested_depth_come_from_the_nested_stacks_in_one_order(
+    api: Api,
+) -> None:
+    pid = api.admin.project_id
+    base = f"/orchestration/v1/{pid}/stacks"
+    body = {"stack_name": "evented", "template": TEMPLATE, "files": {URL: INNER}}
+    r = await api.client.post(base, json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["stack"]["id"]
+    url = f"{base}/evented/{sid}"
+    assert (await _settle(api, url))["stack_status"] == "CREATE_COMPLETE"
+    stacks = (await api.client.get(base + "?show_nested=true")).json()["stacks"]
+    name_of = {x["id"]: x["stack_name"] for x in stacks}
+
+    def stack_of(event: dict[str, Any]) -> str:
+        [link] = [x["href"] for x in event["links"] if x["rel"] == "stack"]
+        return name_of[link.rsplit("/", 1)[1]]
+
+    own = (await api.client.get(url + "/events")).json()["events"]
+    assert {e["resource_name"] for e in own} >= {"top", "plain", "evented"}
+    assert {stack_of(e) for e in own} == {"evented"}
+    assert not [x for e in own for x in e["links"] if x["rel"] == "root_stack"]
+
+    one = (await api.client.get(url + "/events?nested_depth=1")).json()["events"]
+    names = {e["resource_name"] for e in one}
+    assert {"leaf", "deeper"} <= names and "bottom" not in names
+    assert len({stack_of(e) for e in one}) == 2
+    for e in one:
+        [root] = [x["href"] for x in e["links"] if x["rel"] == "root_stack"]
+        assert root.endswith(f"/evented/{sid}")
+        # Each event's own link is under its own stack, where `event show` finds it.
+        [me] = [x["href"] for x in e["links"] if x["rel"] == "self"]
+        shown = await api.client.get(urlsplit(me).path)
+        assert shown.status_code == 200, (me, shown.text)
+
+    every = (await api.client.get(url + "/events?nested_depth=2")).json()["events"]
+    assert "bottom" in {e["resource_name"] for e in every}
+    assert len({stack_of(e) for e in every}) == 3
+    # One order over the tree, and the marker pages across stacks.
+    ids = [e["id"] for e in every]
+    first = (await api.client.get(url + "/events?nested_depth=2&limit=3")).json()["events"]
+    rest = await api.client.get(f"{url}/events?nested_depth=2&marker={first[-1]['id']}")
+    assert [e["id"] for e in first + rest.json()["events"]] == ids
+    newest = await api.client.get(url + "/events?nested_depth=2&sort_dir=desc&limit=1")
+    assert [e["id"] for e in newest.json()["events"]] == ids[-1:]
+    # The filters apply to the whole tree.
+    leaf = await api.client.get(url + "/events?nested_depth=2&resource_name=leaf")
+    assert {e["resource_name"] for e in leaf.json()["events"]} == {"leaf"}
+    assert_heat_fault(await api.client.get(url + "/events?nested_depth=-1"), 400)

@@ -1,4 +1,5 @@
-"""`GET .../resources?nested_depth=N`: a stack's resources with those of its nested stacks.
+"""`GET .../resources?nested_depth=N`: a stack's resources with those of its nested stacks
+(and, through `with_descendants`, `GET .../events?nested_depth=N`: their events).
 
 Each nested resource carries `parent_resource` (the resource of the parent stack it belongs
 to) and links to its own stack, as Heat shows them; a resource that is a nested stack links
@@ -38,6 +39,21 @@ def nested_depth(raw: str | None) -> int:
 async def _children(s: AsyncSession, stack: Stack) -> dict[str, Stack]:
     q = select(Stack).where(Stack.owner_id == stack.id, Stack.deleted.is_(False))
     return {k.id: k for k in (await s.execute(q)).scalars()}
+
+
+async def with_descendants(s: AsyncSession, stack: Stack, depth: int) -> dict[str, Stack]:
+    """`stack` and its nested stacks down to `depth` levels below it, by id (one query
+    a level; a tree's size is bounded by the resource limit over the whole tree)."""
+    out = {stack.id: stack}
+    level = [stack.id]
+    for _ in range(depth):
+        if not level:
+            break
+        q = select(Stack).where(Stack.owner_id.in_(level), Stack.deleted.is_(False))
+        kids = list((await s.execute(q)).scalars())
+        out.update((k.id, k) for k in kids)
+        level = [k.id for k in kids]
+    return out
 
 
 async def present_rows(s: AsyncSession, stack: Stack) -> list[StackResource]:

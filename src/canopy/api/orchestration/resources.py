@@ -15,6 +15,7 @@ from canopy.api.orchestration.nested_view import (
     nested_depth,
     nested_items,
     present_rows,
+    with_descendants,
 )
 from canopy.api.orchestration.views import event_view, required_by, resource_view
 from canopy.domain.errors import InvalidRequest, NotFound
@@ -139,10 +140,13 @@ def _view(
 
 
 async def _events(
-    request: Request, s: AsyncSession, stack: Stack, resource: str | None
+    request: Request, s: AsyncSession, stacks: dict[str, Stack], resource: str | None
 ) -> list[StackEvent]:
+    """The events of `stacks` (a stack, or it and its nested stacks), in one order: `seq`
+    is one sequence over every stack, so a marker pages across them as in one stack."""
     q = request.query_params
-    query = select(StackEvent).where(StackEvent.stack_id == stack.id)
+    ids = list(stacks)
+    query = select(StackEvent).where(StackEvent.stack_id.in_(ids))
     names = [resource] if resource is not None else q.getlist("resource_name")
     if names:
         query = query.where(StackEvent.resource_name.in_(names))
@@ -161,7 +165,7 @@ async def _events(
     marker = q.get("marker")
     if marker:
         seq = await s.scalar(
-            select(StackEvent.seq).where(StackEvent.id == marker, StackEvent.stack_id == stack.id)
+            select(StackEvent.seq).where(StackEvent.id == marker, StackEvent.stack_id.in_(ids))
         )
         if seq is None:
             raise NotFound(f"The Event ({marker[:64]}) could not be found (marker).")
@@ -188,9 +192,21 @@ async def list_events(
     s: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
+    """With `nested_depth`, the events of the nested stacks too, each linked to its own
+    stack and to this one as `root_stack` (Heat's sign that the server did the nesting:
+    python-heatclient then does not walk the nested stacks itself)."""
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
-    href = stack_url(request, settings, stack)
-    return {"events": [event_view(e, href) for e in await _events(request, s, stack, None)]}
+    depth = nested_depth(request.query_params.get("nested_depth"))
+    stacks = await with_descendants(s, stack, depth)
+    hrefs = {sid: stack_url(request, settings, st) for sid, st in stacks.items()}
+    root = {"href": hrefs[stack.id], "rel": "root_stack"}
+    out = []
+    for e in await _events(request, s, stacks, None):
+        view = event_view(e, hrefs[e.stack_id])
+        if depth:
+            view["links"].append(root)
+        out.append(view)
+    return {"events": out}
 
 
 @router.get(STACK + "/resources/{resource_name}/events", summary="List a resource's events")
@@ -205,7 +221,7 @@ async def list_resource_events(
 ) -> dict[str, Any]:
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     href = stack_url(request, settings, stack)
-    found = await _events(request, s, stack, resource_name)
+    found = await _events(request, s, {stack.id: stack}, resource_name)
     return {"events": [event_view(e, href) for e in found]}
 
 
