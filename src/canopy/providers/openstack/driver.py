@@ -25,6 +25,7 @@ from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.capacity import capacity_of
 from canopy.providers.openstack.client import NovaClient
 from canopy.providers.openstack.managed_flavors import FlavorKeeper
+from canopy.providers.openstack.networks import is_uuid, network_id
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
 from canopy.providers.openstack.schedule_watch import ScheduleWatch
 from canopy.providers.openstack.states import is_no_valid_host, server_name, to_remote
@@ -258,23 +259,19 @@ class OpenStackCompute:
         return str(fit["id"])
 
     async def _networks(self) -> builtins.list[dict[str, str]] | str:
-        """`networks` of a create: "none", "auto", or the configured network by id."""
+        """`networks` of a create: "none", "auto", or the configured network by id. An id
+        is given to Nova as it is (Nova checks it with its Neutron, and a wrong one fails
+        the create with Nova's fault); only a name is looked up in Neutron."""
         net = self.options.network
         if net in (NO_NETWORK, AUTO_NETWORK):
             return net
+        if is_uuid(net):
+            return [{"uuid": net}]
         if self._network is None:
-            self._network = [{"uuid": await self._run(lambda: self._network_id(net))}]
+            conn = self._client._conn
+            found = await self._run(lambda: network_id(conn, net, self.name))
+            self._network = [{"uuid": found}]
         return self._network
-
-    def _network_id(self, name_or_id: str) -> str:
-        conn = self._client._conn
-        try:
-            found = conn.network.find_network(name_or_id, ignore_missing=False)
-        except Exception as e:
-            raise CloudError(
-                f"cloud {self.name!r}: network {name_or_id!r} not found: {e}", cloud=self.name
-            ) from e
-        return str(found.id)
 
     async def create(self, spec: ServerSpec) -> RemoteServer:
         """Find the server carrying `spec.canopy_id`, else create it; then wait (up to
