@@ -336,6 +336,9 @@ TABLE: dict[str, Rule] = {
     f"GET {HEAT}/resource_types/{{type_name}}": Rule(
         READERS, {"project_id": "project", "type_name": "resource_type"}, foreign=403
     ),
+    f"GET {HEAT}/resource_types/{{type_name}}/template": Rule(
+        READERS, {"project_id": "project", "type_name": "resource_type"}, foreign=403
+    ),
     f"GET {HEAT}/template_versions": Rule(READERS, PROJECT, foreign=403),
     f"GET {HEAT}/template_versions/{{template_version}}/functions": Rule(
         READERS, {"project_id": "project", "template_version": "template_version"}, foreign=403
@@ -362,6 +365,12 @@ TABLE: dict[str, Rule] = {
     f"GET {IDENTIFIED}/resources": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/resources/{{resource_name}}": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403
+    ),
+    f"PATCH {IDENTIFIED}/resources/{{resource_name}}": Rule(
+        WRITERS,
+        {**A_STACK, "resource_name": "resource_name"},
+        {"mark_unhealthy": False},
+        foreign=403,
     ),
     f"GET {IDENTIFIED}/resources/{{resource_name}}/metadata": Rule(
         READERS, {**A_STACK, "resource_name": "resource_name"}, foreign=403

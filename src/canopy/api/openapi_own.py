@@ -238,6 +238,7 @@ _own(
     f"POST {_HEAT}/validate",
     f"GET {_HEAT}/resource_types",
     f"GET {_HEAT}/resource_types/{{type_name}}",
+    f"GET {_HEAT}/resource_types/{{type_name}}/template",
     f"GET {_HEAT}/template_versions",
     f"GET {_HEAT}/template_versions/{{template_version}}/functions",
     *(f"{m} {_HEAT}/stacks/{{stack_name}}" for m in ("GET", "PUT", "PATCH", "DELETE")),
@@ -269,5 +270,6 @@ _own(  # a reader or another project; a name taken, a stack busy
     f"PATCH {_STACK}",
     f"POST {_STACK}/actions",  # and a stack busy, or not suspended, for its action
     f"DELETE {_STACK}/abandon",  # and a stack in progress
+    f"PATCH {_STACK}/resources/{{resource_name}}",  # mark (un)healthy: and a stack busy
     statuses=(403, 409),
 )

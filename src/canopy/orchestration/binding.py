@@ -46,10 +46,12 @@ def bind_stack(
     parameters: Mapping[str, Any],
     identity: StackIdentity,
     check: ConstraintCheck | None = None,
+    *,
+    strict: bool = True,
 ) -> BoundTemplate:
     """Parse and bind; raises TemplateError (the user's) or InvalidRequest."""
     registry = registry_of(environment)  # type -> type or template file
     texts = {str(k): str(v) for k, v in (files or {}).items()}
     parsed = parse_template(mapped_types(template, registry), texts)
     values = environment_parameters(parsed, environment, parameters)
-    return parsed.bind(values, identity, check)
+    return parsed.bind(values, identity, check, strict=strict)

@@ -155,8 +155,11 @@ class StackService:
         req: StackRequest,
         identity: StackIdentity,
         tree: Tree | None = None,
+        *,
+        strict: bool = True,
     ) -> BoundTemplate:
-        """Bind and check everything knowable now; raises TemplateError or InvalidRequest."""
+        """Bind and check everything knowable now; raises TemplateError or InvalidRequest.
+        Not `strict` (`/validate`): parameters without a value are unknown, not an error."""
         assert req.template is not None
         known = replace(await read_lookups(s, ctx), region=self.settings.identity.region)
         bound = bind_stack(
@@ -166,6 +169,7 @@ class StackService:
             req.parameters,
             identity,
             constraint_check(known),
+            strict=strict,
         )
         tree = tree or Tree()
         tree.environment = req.environment

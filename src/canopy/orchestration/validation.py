@@ -60,8 +60,10 @@ def check_resources(
         try:
             raw = bound.resolve(d.properties, NothingLive())
         except TemplateError:
-            if d.depends_on:
-                continue  # may hold once the resources it refers to exist
+            if d.depends_on or bound.unknown:
+                # May hold once the resources it refers to exist, or once the parameters
+                # validated without a value have one (Heat's validate checks no values then).
+                continue
             raise
         props = typed(name, kind.properties, raw, partial=True)
         if d.type in GROUP_SIZES:

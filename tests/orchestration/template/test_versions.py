@@ -133,3 +133,24 @@ def test_if_may_omit_its_false_value_from_wallaby() -> None:
     assert evaluate(value, "2021-04-16", conditions=conditions) == {"keep": 1, "list": ["a"]}
     e = refused(one_output({"if": ["no", "x"]}, "2018-08-31", conditions=conditions))
     assert e.message == "the argument must be [condition, value_if_true, value_if_false]"
+
+
+def test_functions_are_described_in_heats_words_for_each_version() -> None:
+    """Heat lists each function class's first docstring line; clients and Heat's own API
+    tests read it (heat-tempest-plugin's templates gabbit matches get_file's)."""
+
+    def said(version: str, **kw: bool) -> dict[str, str]:
+        return {f["functions"]: f["description"] for f in template_functions(version, **kw)}
+
+    newest = said("heat_template_version.2016-04-08")
+    assert newest["get_file"] == "A function for including a file inline."
+    assert newest["list_join"] == "A function for joining one or more lists of strings."
+    assert newest["repeat"] == "A function for iterating over a list of items."
+    older = said("heat_template_version.2014-10-16")
+    assert older["list_join"] == "A function for joining strings."
+    assert said("heat_template_version.wallaby")["repeat"].endswith("or a dict of keys.")
+    cfn = "AWSTemplateFormatVersion.2010-09-09"
+    assert said(cfn)["Ref"] == "A function for resolving parameters or resource references."
+    assert said(cfn, with_condition=True)["Ref"] == (
+        "A function for resolving parameter references."
+    )

@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from canopy.api.errors import add_fault_format, fault_response
-from canopy.api.orchestration import actions, info, resources, signals, stacks
+from canopy.api.orchestration import actions, info, resources, signals, stacks, type_template
 from canopy.api.orchestration.common import PREFIX
 from canopy.api.orchestration.faults import heat_fault
 from canopy.orchestration.template import TemplateError
@@ -29,6 +29,7 @@ async def _on_template_error(request: Request, exc: Exception) -> JSONResponse:
 def orchestration_router() -> APIRouter:
     router = APIRouter(tags=["orchestration"])
     router.include_router(info.router, prefix=PREFIX)
+    router.include_router(type_template.router, prefix=PREFIX)
     router.include_router(stacks.router, prefix=PREFIX)
     router.include_router(resources.router, prefix=PREFIX)
     router.include_router(actions.router, prefix=PREFIX)

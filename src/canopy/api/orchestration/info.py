@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body
 from canopy.api.deps import ReadSessionDep
 from canopy.api.orchestration.common import ScopeDep, ServiceDep
 from canopy.domain.errors import InvalidRequest, NotFound
+from canopy.orchestration.resources.base import ResourceType
 from canopy.orchestration.resources.registry import TYPES
 from canopy.orchestration.service import parse_request
 from canopy.orchestration.template import (
@@ -28,7 +29,8 @@ async def validate_template(
 ) -> dict[str, Any]:
     req = parse_request(body, template_required=True)
     identity = StackIdentity("validate", "None", ctx.project_id, svc.settings.identity.region)
-    bound = await svc.validate(s, ctx, req, identity)
+    # As Heat's validate_template (strict_validate off): a parameter need not have a value.
+    bound = await svc.validate(s, ctx, req, identity, strict=False)
     template = bound.template
     params: dict[str, Any] = {}
     for p in template.parameter_infos():
@@ -94,8 +96,8 @@ async def list_resource_types(
     return {"resource_types": names}
 
 
-@router.get("/resource_types/{type_name}", summary="A resource type's properties and attributes")
-async def show_resource_type(type_name: str, ctx: ScopeDep) -> dict[str, Any]:
+def known_type(type_name: str) -> ResourceType:
+    """The resource type called `type_name`; NotFound naming the supported ones if none."""
     kind = TYPES.get(type_name)
     if kind is None:
         raise NotFound(
@@ -103,6 +105,12 @@ async def show_resource_type(type_name: str, ctx: ScopeDep) -> dict[str, Any]:
             + ", ".join(sorted(TYPES))
             + "."
         )
+    return kind
+
+
+@router.get("/resource_types/{type_name}", summary="A resource type's properties and attributes")
+async def show_resource_type(type_name: str, ctx: ScopeDep) -> dict[str, Any]:
+    kind = known_type(type_name)
     return {
         "resource_type": kind.name,
         "description": kind.description,

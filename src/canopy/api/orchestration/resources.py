@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.api.deps import ReadSessionDep, SettingsDep
-from canopy.api.orchestration.common import ScopeDep, identified, stack_url
+from canopy.api.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
+from canopy.api.orchestration.common import (
+    ScopeDep,
+    ServiceDep,
+    WriterScopeDep,
+    identified,
+    stack_url,
+)
 from canopy.api.orchestration.nested_view import (
     link_nested,
     nested_depth,
@@ -19,6 +25,7 @@ from canopy.api.orchestration.nested_view import (
 )
 from canopy.api.orchestration.views import event_view, required_by, resource_view
 from canopy.domain.errors import InvalidRequest, NotFound
+from canopy.orchestration.health_marks import mark, parse_mark
 from canopy.orchestration.outputs import bound_of, outputs, resource_metadata
 from canopy.store.models import Stack, StackEvent, StackResource
 
@@ -80,6 +87,26 @@ async def show_resource(
     view["metadata"] = _metadata(stack, rows, found, settings.identity.region)
     await link_nested(request, settings, s, stack, [view])
     return {"resource": view}
+
+
+@router.patch(STACK + "/resources/{resource_name}", summary="Mark a resource (un)healthy")
+async def mark_resource(
+    stack_name: str,
+    stack_id: str,
+    resource_name: str,
+    body: Annotated[Any, Body()],
+    ctx: WriterScopeDep,
+    s: SessionDep,
+    svc: ServiceDep,
+    clock: ClockDep,
+) -> Response:
+    """`openstack stack resource mark unhealthy`: CHECK_FAILED (replaced by the next
+    update), or back to CHECK_COMPLETE (orchestration/health_marks.py)."""
+    unhealthy, reason = parse_mark(body)
+    stack = await identified(s, ctx.project_id, stack_name, stack_id, live=True)
+    stack = await svc.find(s, ctx.project_id, stack.id, lock=True)
+    await mark(s, stack, resource_name, unhealthy, reason, clock.now())
+    return Response(status_code=200)
 
 
 @router.get(STACK + "/resources/{resource_name}/metadata", summary="A resource's metadata")

@@ -45,13 +45,17 @@ class BoundTemplate:
         values: Mapping[str, Any],
         identity: StackIdentity,
         check: ConstraintCheck | None,
+        *,
+        strict: bool = True,
     ) -> None:
         self.template = template
         self.identity = identity
         parsed = template.parsed
         self.parameters: Mapping[str, Any] = bind_parameters(
-            parsed.schemas, values, check, parsed.version.kind
+            parsed.schemas, values, check, parsed.version.kind, strict=strict
         )
+        # Parameters validated without a value (not `strict`): unknown, like references.
+        self.unknown = frozenset(n for n, v in self.parameters.items() if v is None)
         self._all = {**self.parameters, **pseudo_parameters(parsed.version.kind, identity)}
         self._conditions = ConditionSet(parsed.conditions, parsed.keys.conditions)
         self._conditions.evaluator = self._evaluator(None)

@@ -310,8 +310,12 @@ def bind_parameters(
     values: Mapping[str, Any],
     check: ConstraintCheck | None,
     kind: str,
+    *,
+    strict: bool = True,
 ) -> dict[str, Any]:
-    """Typed values of every declared parameter: the user's, else the default."""
+    """Typed values of every declared parameter: the user's, else the default. Not
+    `strict` (Heat's validate of a template alone): a parameter with neither is None, an
+    unknown value, as a reference to a resource not made yet is."""
     unknown = sorted(set(values) - set(schemas))
     pseudo = PSEUDO_HOT if kind == "hot" else PSEUDO_CFN
     unknown = [n for n in unknown if n not in pseudo]
@@ -330,6 +334,7 @@ def bind_parameters(
         value = schema.coerce(raw, at)
         schema.check(value, check, at)
         typed[name] = value
-    if missing:
+    if missing and strict:
         raise TemplateError(f"the parameter(s) {', '.join(missing)} need a value")
+    typed.update(dict.fromkeys(missing))
     return typed

@@ -41,9 +41,12 @@ class Template:
         parameters: Mapping[str, Any],
         identity: StackIdentity,
         check: ConstraintCheck | None = None,
+        *,
+        strict: bool = True,
     ) -> BoundTemplate:
-        """Parameter values checked and typed, conditions evaluated; TemplateError if not."""
-        return BoundTemplate(self, parameters, identity, check)
+        """Parameter values checked and typed, conditions evaluated; TemplateError if not.
+        Not `strict` (a template validated alone): a parameter without a value is unknown."""
+        return BoundTemplate(self, parameters, identity, check, strict=strict)
 
 
 def parse_template(template: Mapping[str, Any], files: Mapping[str, str] | None = None) -> Template:

@@ -17,6 +17,7 @@ from canopy.orchestration.template import hot_functions_more as more
 from canopy.orchestration.template.conditions import And, Contains, Equals, If, IfNullable, Not, Or
 from canopy.orchestration.template.errors import TemplateError
 from canopy.orchestration.template.functions_base import Function, FunctionTable
+from canopy.orchestration.template.synopses import synopsis
 
 Table = dict[str, type[Function]]
 
@@ -210,9 +211,13 @@ def template_functions(version: str, *, with_condition: bool = False) -> list[di
         v = HOT_BY_NAME[date]
     else:
         raise TemplateError(f"unknown template version {version!r}")
-    table = dict(v.table.functions)
+    table = {name: (fn, False) for name, fn in v.table.functions.items()}
     if with_condition:
-        table.update(v.table.condition_functions)
+        table.update((name, (fn, True)) for name, fn in v.table.condition_functions.items())
     return [
-        {"functions": name, "description": fn.description} for name, fn in sorted(table.items())
+        {
+            "functions": name,
+            "description": synopsis(name, v.kind, v.date, condition=cond) or fn.description,
+        }
+        for name, (fn, cond) in sorted(table.items())
     ]
