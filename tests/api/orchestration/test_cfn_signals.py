@@ -89,7 +89,8 @@ async def _waiting(api: Api, name: str, template: Any) -> tuple[str, str]:
     async with api.plane.db.read() as s:
         ud = await s.get(ServerUserData, rows["Vm"].server_id)
         assert ud is not None
-    found = re.search(r"cfn-signal -e 0 -r \"[^\"]*\" '([^']+)'", base64.b64decode(ud.data).decode())
+    script = base64.b64decode(ud.data).decode()
+    found = re.search(r"cfn-signal -e 0 -r \"[^\"]*\" '([^']+)'", script)
     assert found, "the handle's URL is not in the user data"
     return sid, found.group(1)
 
