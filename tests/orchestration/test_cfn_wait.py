@@ -204,3 +204,24 @@ async def test_the_handle_must_be_a_cfn_handle_and_timeout_is_bounded(
                 await create(p, f"t{bad}", cfn(timeout=bad))
     finally:
         await p.close()
+
+
+async def test_the_native_wait_condition_takes_a_cfn_handle(db_url: str, tmp_path: Path) -> None:
+    """As Heat's OS::Heat::WaitCondition (resource_by_refid: any wait condition handle)."""
+    template = cfn()
+    template["Resources"]["Wait"] = {
+        "Type": "OS::Heat::WaitCondition",
+        "DependsOn": "Vm",
+        "Properties": {"handle": {"Ref": "WaitHandle"}, "timeout": 600},
+    }
+    template["Outputs"] = {"Data": {"Value": {"Fn::GetAtt": ["Wait", "data"]}}}
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "mixed", template)
+        await started(p, sid)
+        await send_signal(p, sid, "WaitHandle", sig("i-1", data="cfn"))
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        assert json.loads((await resources(p, sid))["Wait"].attributes["data"]) == {"i-1": "cfn"}
+    finally:
+        await p.close()
