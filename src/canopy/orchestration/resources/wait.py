@@ -5,7 +5,10 @@ a server's user_data curls it (Heat's `wc_notify` pattern). Each signal is
 `{"status": "SUCCESS"|"FAILURE", "reason", "data", "id"}` (missing fields defaulted as Heat
 does: SUCCESS, "Signal N received", null, N); signals are kept on the handle keyed by id, so
 a repeated id counts once. The wait condition completes when `count` SUCCESS signals have
-arrived, fails at the first FAILURE (with its reason) or when `timeout` seconds pass.
+arrived, fails at the first FAILURE (with its reason) or when `timeout` seconds pass; an
+update in place (a new `count`) waits again, its timeout counted from the update, as in Heat.
+As Heat's, the wait condition also takes a CFN handle (its Ref, the pre-signed URL):
+cfn_wait.py's types are these two with Heat's CFN names and signal format.
 """
 
 from __future__ import annotations
