@@ -139,6 +139,7 @@ async def test_count_changes_in_place_and_waits_again(db_url: str, tmp_path: Pat
         await send_signal(p, sid, "WaitHandle", sig("i-1"))
         assert (await settle(p, sid)).status == "COMPLETE"
         before = (await resources(p, sid))["Wait"].id
+        p.clock.advance(700)  # past the create's Timeout: the update's wait counts from now
         svc = StackService(p.settings, p.clock)
         async with p.db.session() as s:
             found = await svc.find(s, p.ctx.project_id, sid, lock=True)
