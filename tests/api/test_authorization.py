@@ -387,6 +387,9 @@ TABLE: dict[str, Rule] = {
     f"POST {IDENTIFIED}/resources/{{resource_name}}/signal": Rule(
         WRITERS, {**A_STACK, "resource_name": "resource_name"}, {}, foreign=403
     ),
+    f"PUT {IDENTIFIED}/resources/{{resource_name}}/signal": Rule(
+        WRITERS, {**A_STACK, "resource_name": "resource_name"}, {}, foreign=403
+    ),
     f"GET {IDENTIFIED}/events": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/outputs": Rule(READERS, A_STACK, foreign=403),
     f"GET {IDENTIFIED}/outputs/{{output_key}}": Rule(

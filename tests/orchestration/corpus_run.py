@@ -6,7 +6,10 @@ run user data, so the runner plays the booted servers' part for wait conditions:
 `wc_notify` line (the handle's `curl_cli` with `--data-binary '...'`) in a server's user
 data is sent as the signal it would send, once the server is ACTIVE; user data that names a
 handle's endpoint without such a line (a script that posts by other means) sends one
-SUCCESS.
+SUCCESS. A CFN handle's Ref (its pre-signed URL) in user data is signalled as each
+`cfn-signal ... 'URL'` line (or `curl -X PUT --data-binary '{...}' URL`) would PUT it, the
+UniqueId the server's id as cfn-signal's default is; a line with a literal non-zero exit
+code is a script's error path and is not run (the sim's scripts succeed).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import base64
 import binascii
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 
 from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.resources.registry import SIGNALLED
 from canopy.orchestration.service import StackService, parse_request
 from canopy.orchestration.template.model import StackIdentity
 from canopy.services import keypairs
@@ -68,6 +73,7 @@ price_per_vcpu_hour = 0.05
 """
 
 HANDLE = "OS::Heat::WaitConditionHandle"
+CFN_HANDLE = "AWS::CloudFormation::WaitConditionHandle"
 
 
 @dataclass
@@ -250,14 +256,19 @@ async def _play_servers(p: Plane, played: set[str]) -> int:
             .where(Server.deleted.is_(False), Server.status == "ACTIVE")
         )
         booted = [(i, d) for i, d in (await s.execute(q)).all() if i not in played]
-        handles = list(
-            (await s.execute(select(StackResource).where(StackResource.type == HANDLE))).scalars()
-        )
+        q_handles = select(StackResource).where(StackResource.type.in_((HANDLE, CFN_HANDLE)))
+        handles = list((await s.execute(q_handles)).scalars())
     sent = 0
     for server_id, data in booted:
         played.add(server_id)
         script = _decoded(data)
         for h in handles:
+            if h.type == CFN_HANDLE:
+                for body in _cfn_signals(script, (h.data or {}).get("url", ""), server_id):
+                    checked = SIGNALLED[CFN_HANDLE].check_signal(body)
+                    await send_signal(p, h.stack_id, h.name, checked)
+                    sent += 1
+                continue
             endpoint = (h.attributes or {}).get("endpoint")
             if not endpoint or endpoint not in script:
                 continue
@@ -288,6 +299,64 @@ def _signals(script: str, curl_cli: str) -> list[dict[str, Any]]:
                 body = None
             found.append(body if isinstance(body, dict) else {"status": "SUCCESS"})
     return found or [{"status": "SUCCESS"}]
+
+
+def _cfn_signals(script: str, url: str, server_id: str) -> list[dict[str, Any]]:
+    """The CFN bodies `script` PUTs to `url` (cfn-signal's defaults: heat-cfntools
+    bin/cfn-signal); one SUCCESS if it names the URL but neither runs cfn-signal nor curl."""
+    if not url or url not in script:
+        return []
+    found: list[dict[str, Any]] = []
+    for line in script.splitlines():
+        if url not in line or line.lstrip().startswith("#"):
+            continue
+        if "--data-binary" in line:
+            m = re.search(r"--data-binary\s+'([^']*)'", line)
+            try:
+                body = json.loads(m.group(1)) if m else None
+            except json.JSONDecodeError:
+                body = None
+            if isinstance(body, dict) and body.get("Status") == "SUCCESS":
+                found.append(body)
+            continue
+        if "cfn-signal" not in line:
+            continue
+        try:
+            words = shlex.split(line[line.index("cfn-signal") :])
+        except ValueError:
+            words = []
+        opts = _cfn_options(words[1:])
+        code = opts.get("-e") or opts.get("--exit-code") or ""
+        if (code.isdigit() and code != "0") or (
+            not code and opts.get("-s", opts.get("--success", "true")) != "true"
+        ):
+            continue  # an error path (`error_exit`): not run in the sim
+        found.append(
+            {
+                "Status": "SUCCESS",
+                "Reason": opts.get("-r", opts.get("--reason", "Configuration Complete")),
+                "UniqueId": opts.get("-i", opts.get("--id", server_id)),
+                "Data": opts.get(
+                    "-d", opts.get("--data", "Application has completed configuration.")
+                ),
+            }
+        )
+    default = {"Status": "SUCCESS", "Reason": "", "UniqueId": server_id, "Data": ""}
+    return found or [default]
+
+
+def _cfn_options(words: list[str]) -> dict[str, str]:
+    """cfn-signal's options that take a value, by the name used; flags (-k) skipped."""
+    valued = {"-e", "--exit-code", "--exit", "-r", "--reason", "-d", "--data", "-i", "--id"}
+    valued |= {"-s", "--success"}
+    opts: dict[str, str] = {}
+    it = iter(words)
+    for word in it:
+        if word in valued:
+            opts[word] = next(it, "")
+    if "--exit" in opts:
+        opts.setdefault("-e", opts["--exit"])
+    return opts
 
 
 async def assert_nothing_left(p: Plane) -> None:

@@ -60,7 +60,7 @@ async def test_own_corpus_template_lives_and_leaves_nothing(
     # Every group of the corpus is resized, and every wait condition is signalled.
     if set(GROUPS) & case.types:
         assert out.updated, "a template with a group was not resized"
-    if "OS::Heat::WaitCondition" in case.types:
+    if {"OS::Heat::WaitCondition", "AWS::CloudFormation::WaitCondition"} & case.types:
         assert out.signals > 0
 
 
@@ -87,6 +87,8 @@ def test_own_corpus_covers_the_shapes_it_promises() -> None:
         "OS::Heat::MultipartMime",
         "OS::Heat::WaitCondition",
         "OS::Heat::WaitConditionHandle",
+        "AWS::CloudFormation::WaitCondition",
+        "AWS::CloudFormation::WaitConditionHandle",
         "OS::Heat::RandomString",
     }
     assert wanted <= types, sorted(wanted - types)

@@ -262,6 +262,7 @@ _own(
 )
 _own(  # a wrong signal token or a reader; no such resource; too many waiting
     f"POST {_STACK}/resources/{{resource_name}}/signal",
+    f"PUT {_STACK}/resources/{{resource_name}}/signal",  # a CFN handle's URL (cfn-signal)
     statuses=(403, 404, 429),
 )
 _own(  # a reader or another project; a name taken, a stack busy

@@ -1,5 +1,9 @@
 """Heat's resource signal: `POST .../stacks/{name}/{id}/resources/{resource}/signal`.
 
+`PUT` on the same route is what a CFN wait condition handle's pre-signed URL takes, as
+heat-api-cfn's `PUT /waitcondition/{arn}` does (cfn-signal sends `curl -X PUT`); the body is
+checked by the resource's type either way (a CFN handle wants Heat's four CFN keys).
+
 Who may signal: a caller with a Keystone token who may write in the path's project (Heat's
 HEAT_SIGNAL), or anyone holding the resource's own signal token, sent as `X-Auth-Token`
 (a wait condition handle's `curl_cli`, Heat's TOKEN_SIGNAL) or in the URL (a scaling
@@ -37,6 +41,11 @@ router = APIRouter()
 MAX_SIGNAL_BYTES = 64 << 10
 
 
+@router.put(
+    "/stacks/{stack_name}/{stack_id}/resources/{resource_name}/signal",
+    summary="Signal a resource by PUT (a CFN wait condition handle's URL, as cfn-signal)",
+    status_code=200,
+)
 @router.post(
     "/stacks/{stack_name}/{stack_id}/resources/{resource_name}/signal",
     summary="Signal a resource (a wait condition handle, a scaling policy)",

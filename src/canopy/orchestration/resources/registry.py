@@ -15,6 +15,7 @@ from canopy.orchestration.resources.aws_autoscaling import (
 )
 from canopy.orchestration.resources.aws_scaling import AwsScalingPolicy
 from canopy.orchestration.resources.base import ResourceType
+from canopy.orchestration.resources.cfn_wait import CfnWaitCondition, CfnWaitConditionHandle
 from canopy.orchestration.resources.ec2_instance import Ec2Instance
 from canopy.orchestration.resources.group import ResourceGroup
 from canopy.orchestration.resources.nested import TEMPLATE_RESOURCE, NestedStack
@@ -32,6 +33,7 @@ from canopy.orchestration.resources.wait import WaitCondition, WaitConditionHand
 from canopy.store.models import StackResource
 
 _HANDLE = WaitConditionHandle()
+_CFN_HANDLE = CfnWaitConditionHandle()
 _POLICY = ScalingPolicy()
 _AWS_POLICY = AwsScalingPolicy()
 
@@ -52,6 +54,8 @@ TYPES: Mapping[str, ResourceType] = {
         NestedStack(),
         _HANDLE,
         WaitCondition(),
+        _CFN_HANDLE,
+        CfnWaitCondition(),
         ResourceGroup(),
         AutoScalingGroup(),
         _POLICY,
@@ -61,8 +65,10 @@ TYPES: Mapping[str, ResourceType] = {
     )
 }
 
-# The types that take signals (POST .../resources/{name}/signal).
-SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY, _AWS_POLICY)}
+# The types that take signals (POST or PUT .../resources/{name}/signal).
+SIGNALLED: Mapping[str, TakesSignals] = {
+    t.name: t for t in (_HANDLE, _CFN_HANDLE, _POLICY, _AWS_POLICY)
+}
 
 # The types a stack update repairs in place when they failed (groups: only their failed
 # members are replaced), instead of replacing them whole.

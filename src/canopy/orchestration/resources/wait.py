@@ -5,7 +5,10 @@ a server's user_data curls it (Heat's `wc_notify` pattern). Each signal is
 `{"status": "SUCCESS"|"FAILURE", "reason", "data", "id"}` (missing fields defaulted as Heat
 does: SUCCESS, "Signal N received", null, N); signals are kept on the handle keyed by id, so
 a repeated id counts once. The wait condition completes when `count` SUCCESS signals have
-arrived, fails at the first FAILURE (with its reason) or when `timeout` seconds pass.
+arrived, fails at the first FAILURE (with its reason) or when `timeout` seconds pass; an
+update in place (a new `count`) waits again, its timeout counted from the update, as in Heat.
+As Heat's, the wait condition also takes a CFN handle (its Ref, the pre-signed URL):
+cfn_wait.py's types are these two with Heat's CFN names and signal format.
 """
 
 from __future__ import annotations
@@ -122,6 +125,8 @@ class WaitCondition:
     name = "OS::Heat::WaitCondition"
     description = "Waits for `count` SUCCESS signals on a handle, or fails."
     open_properties = False
+    # The property and attribute names (AWS::CloudFormation::WaitCondition capitalises them).
+    HANDLE, TIMEOUT, COUNT, DATA = "handle", "timeout", "count", "data"
     properties: Mapping[str, Prop] = {
         "handle": Prop("string", "A WaitConditionHandle (get_resource).", required=True),
         "timeout": Prop("number", "Seconds to wait before failing.", required=True),
@@ -137,11 +142,11 @@ class WaitCondition:
         return res.physical_resource_id or None
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
-        timeout, count = props.get("timeout"), props.get("count")
+        timeout, count = props.get(self.TIMEOUT), props.get(self.COUNT)
         if timeout is not None and not 1 <= timeout <= MAX_TIMEOUT:
-            raise InvalidRequest(f"timeout must be between 1 and {MAX_TIMEOUT} seconds.")
+            raise InvalidRequest(f"{self.TIMEOUT} must be between 1 and {MAX_TIMEOUT} seconds.")
         if count is not None and count < 1:
-            raise InvalidRequest("count must be at least 1.")
+            raise InvalidRequest(f"{self.COUNT} must be at least 1.")
 
     def in_place(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return updatable(self.properties, old, new)
@@ -151,33 +156,46 @@ class WaitCondition:
             self.validate(res.properties, Lookups())  # known only now if referred to
         except InvalidRequest as e:
             return Progress.failure(str(e))
-        deadline = step.clock.now() + timedelta(seconds=float(res.properties["timeout"]))
         res.physical_resource_id = res.id
-        res.data = {**res.data, "deadline": deadline.isoformat()}
-        return await self.check(step, res)
+        return await self._wait(step, res)
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        # As Heat: an update (a new count) waits again, its timeout counted from now.
         res.properties = new
+        return await self._wait(step, res)
+
+    async def _wait(self, step: Step, res: StackResource) -> Progress:
+        deadline = step.clock.now() + timedelta(seconds=float(res.properties[self.TIMEOUT]))
+        res.data = {**res.data, "deadline": deadline.isoformat()}
         return await self.check(step, res)
 
     async def delete(self, step: Step, res: StackResource) -> Progress:
         return Progress.complete()
 
+    async def find_handle(self, step: Step, ref: Any) -> StackResource | None:
+        """The handle `ref` names in this stack: a native handle by its id, or (as Heat's
+        resource_by_refid finds it) a CFN handle by its pre-signed URL."""
+        return await live_handle(step, ref, cfn=True)
+
+    def not_a_handle(self, ref: Any) -> str:
+        return f"{ref} is not a valid wait condition handle."
+
     async def check(self, step: Step, res: StackResource) -> Progress:
         if res.action == "DELETE":
             return Progress.complete()
-        handle = await _handle(step, res.properties.get("handle"))
+        ref = res.properties.get(self.HANDLE)
+        handle = await self.find_handle(step, ref)
         if handle is None:
-            return Progress.failure(f"The handle {res.properties.get('handle')} was not found.")
+            return Progress.failure(self.not_a_handle(ref))
         signals = list(((handle.data or {}).get("signals") or {}).values())
         res.attributes = {
-            "data": json.dumps({s["id"]: s.get("data") for s in signals}),
+            self.DATA: json.dumps({s["id"]: s.get("data") for s in signals}),
         }
         failed = [s["reason"] for s in signals if s.get("status") == "FAILURE"]
         if failed:
             return Progress.failure("WaitConditionFailure: " + ";".join(failed))
         good = [s["reason"] for s in signals if s.get("status") == "SUCCESS"]
-        count = int(res.properties.get("count") or 1)
+        count = int(res.properties.get(self.COUNT) or 1)
         if len(good) >= count:
             return Progress.complete()
         deadline = datetime.fromisoformat(res.data["deadline"])
@@ -186,16 +204,29 @@ class WaitCondition:
         return Progress(until=deadline)
 
 
-async def _handle(step: Step, ref: Any) -> StackResource | None:
+CFN_HANDLE = "AWS::CloudFormation::WaitConditionHandle"
+
+
+async def live_handle(
+    step: Step, ref: Any, native: bool = True, cfn: bool = False
+) -> StackResource | None:
+    """The live handle of this stack that `ref` names: a native one by its physical id,
+    a CFN one by its Ref (its pre-signed URL, kept in `data["url"]`)."""
     if not isinstance(ref, str) or not ref:
         return None
-    return (
+    kinds = [WaitConditionHandle.name] * native + [CFN_HANDLE] * cfn
+    rows = (
         await step.session.execute(
             select(StackResource).where(
                 StackResource.stack_id == step.stack.id,
-                StackResource.physical_resource_id == ref,
-                StackResource.type == WaitConditionHandle.name,
+                StackResource.type.in_(kinds),
                 StackResource.desired == Desired.PRESENT,
             )
         )
-    ).scalar_one_or_none()
+    ).scalars()
+    for row in rows:
+        if row.type == WaitConditionHandle.name and row.physical_resource_id == ref:
+            return row
+        if row.type == CFN_HANDLE and (row.data or {}).get("url") == ref:
+            return row
+    return None
