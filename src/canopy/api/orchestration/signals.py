@@ -27,7 +27,7 @@ from canopy.api.deps import ClockDep, SessionDep, wake_after_commit
 from canopy.api.orchestration.common import project_scope, writer_scope
 from canopy.api.valid_text import json_problem
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound, Throttled
-from canopy.orchestration.resources.registry import SIGNALLED
+from canopy.orchestration.resources.registry import SIGNAL_BYTES, SIGNALLED
 from canopy.orchestration.signal_tokens import TOKEN_PARAM, matches
 from canopy.orchestration.signals import MAX_PENDING
 from canopy.orchestration.states import Desired
@@ -91,7 +91,7 @@ async def signal_resource(
     taker = SIGNALLED.get(row.type)
     if taker is None:
         raise InvalidRequest(f"Resource {resource_name} ({row.type}) does not take signals.")
-    data = taker.check_signal(await _body(request))
+    data = taker.check_signal(await _body(request, SIGNAL_BYTES.get(row.type, MAX_SIGNAL_BYTES)))
     waiting = await s.scalar(
         select(func.count())
         .select_from(StackSignal)
@@ -122,10 +122,10 @@ async def signal_resource(
     return Response(status_code=200)
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request, limit: int) -> Any:
     raw = await request.body()
-    if len(raw) > MAX_SIGNAL_BYTES:
-        raise InvalidRequest(f"A signal's body is at most {MAX_SIGNAL_BYTES} bytes.")
+    if len(raw) > limit:
+        raise InvalidRequest(f"A signal's body is at most {limit} bytes.")
     if not raw.strip():
         return None
     # The request guard checks only bodies declared JSON; a signal is parsed as JSON

@@ -27,6 +27,12 @@ from canopy.orchestration.resources.software_config import (
     CloudConfig,
     MultipartMime,
     SoftwareConfig,
+    StructuredConfig,
+)
+from canopy.orchestration.resources.software_deployment import (
+    MAX_SIGNAL_BYTES,
+    SoftwareDeployment,
+    StructuredDeployment,
 )
 from canopy.orchestration.resources.wait import WaitCondition, WaitConditionHandle
 from canopy.store.models import StackResource
@@ -34,6 +40,8 @@ from canopy.store.models import StackResource
 _HANDLE = WaitConditionHandle()
 _POLICY = ScalingPolicy()
 _AWS_POLICY = AwsScalingPolicy()
+_DEPLOYMENT = SoftwareDeployment()
+_STRUCTURED_DEPLOYMENT = StructuredDeployment()
 
 TYPES: Mapping[str, ResourceType] = {
     t.name: t
@@ -47,6 +55,7 @@ TYPES: Mapping[str, ResourceType] = {
         KeyPair(),
         ServerGroup(),
         SoftwareConfig(),
+        StructuredConfig(),
         CloudConfig(),
         MultipartMime(),
         NestedStack(),
@@ -58,11 +67,22 @@ TYPES: Mapping[str, ResourceType] = {
         LaunchConfiguration(),
         AwsAutoScalingGroup(),
         _AWS_POLICY,
+        _DEPLOYMENT,
+        _STRUCTURED_DEPLOYMENT,
     )
 }
 
 # The types that take signals (POST .../resources/{name}/signal).
-SIGNALLED: Mapping[str, TakesSignals] = {t.name: t for t in (_HANDLE, _POLICY, _AWS_POLICY)}
+SIGNALLED: Mapping[str, TakesSignals] = {
+    t.name: t for t in (_HANDLE, _POLICY, _AWS_POLICY, _DEPLOYMENT, _STRUCTURED_DEPLOYMENT)
+}
+
+# The types whose signal body may be longer than the API's default limit (a deployment's
+# result carries the config's stdout and stderr).
+SIGNAL_BYTES: Mapping[str, int] = {
+    _DEPLOYMENT.name: MAX_SIGNAL_BYTES,
+    _STRUCTURED_DEPLOYMENT.name: MAX_SIGNAL_BYTES,
+}
 
 # The types a stack update repairs in place when they failed (groups: only their failed
 # members are replaced), instead of replacing them whole.

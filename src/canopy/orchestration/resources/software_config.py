@@ -11,6 +11,7 @@ the project's: a stack may use another stack's config by id.
 from __future__ import annotations
 
 import email
+import json
 import os
 import uuid
 from abc import ABC, abstractmethod
@@ -74,12 +75,55 @@ class SoftwareConfig(_Config):
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
         for key in ("inputs", "outputs"):
-            for item in props.get(key) or []:
-                if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-                    raise InvalidRequest(f"{key}: each item is a map with a name.")
+            check_io(key, props.get(key))
 
     async def text(self, step: Step, props: Mapping[str, Any]) -> str:
         return str(props.get("config") or "")
+
+
+class StructuredConfig(SoftwareConfig):
+    """Heat's StructuredConfig: a SoftwareConfig whose config is a map, kept and shown as
+    data (its `config` attribute is the map). Its `get_input` maps are left as they are:
+    a StructuredDeployment substitutes them (get_input is no template function)."""
+
+    name = "OS::Heat::StructuredConfig"
+    description = "A configuration data structure (a map), for structured deployments."
+    properties = {
+        **SoftwareConfig.properties,
+        "config": Prop("map", "The configuration data, serialised as JSON for the tool."),
+    }
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        data = dict(res.properties.get("config") or {})
+        if len(json.dumps(data).encode()) > MAX_CONFIG:
+            return Progress.failure(f"The config is longer than {MAX_CONFIG} bytes.")
+        res.physical_resource_id = res.id
+        res.attributes = {"config": data}
+        return Progress.complete()
+
+    async def text(self, step: Step, props: Mapping[str, Any]) -> str:
+        return json.dumps(props.get("config") or {})
+
+
+IO_TYPES = ("String", "Number", "CommaDelimitedList", "Json", "Boolean")
+
+
+def check_io(key: str, items: Any) -> None:
+    """A config's inputs or outputs as Heat refuses them (InvalidRequest)."""
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise InvalidRequest(f"{key}: Software Config I/O Schema must be in a list.")
+    for item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise InvalidRequest(f"{key}: each item is a map with a name.")
+        kind = item.get("type")
+        if kind is not None and kind not in IO_TYPES:
+            raise InvalidRequest(
+                f"{key}.{item['name']}.type: {kind!r} is not one of the allowed values: "
+                + ", ".join(IO_TYPES)
+                + "."
+            )
 
 
 class CloudConfig(_Config):
@@ -162,10 +206,10 @@ def _text_part(body: str, subtype: str, filename: str) -> Message:
     return msg
 
 
-CONFIG_TYPES = (SoftwareConfig.name, CloudConfig.name, MultipartMime.name)
+CONFIG_TYPES = (SoftwareConfig.name, StructuredConfig.name, CloudConfig.name, MultipartMime.name)
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:
@@ -175,7 +219,7 @@ def _is_uuid(value: str) -> bool:
 
 async def config_text(step: Step, value: str) -> str:
     """The text of the project's software config whose id is `value`; else `value`."""
-    if not _is_uuid(value.strip()):
+    if not is_uuid(value.strip()):
         return value
     row = await step.session.get(StackResource, value.strip())
     if row is None or row.type not in CONFIG_TYPES:
