@@ -6,7 +6,9 @@ run user data, so the runner plays the booted servers' part for wait conditions:
 `wc_notify` line (the handle's `curl_cli` with `--data-binary '...'`) in a server's user
 data is sent as the signal it would send, once the server is ACTIVE; user data that names a
 handle's endpoint without such a line (a script that posts by other means) sends one
-SUCCESS.
+SUCCESS. It plays the agent (os-collect-config and heat-config) for software deployments:
+each derived config waiting for its outputs (CFN_SIGNAL) gets heat-config-notify's
+result, status code 0, once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from canopy.orchestration.outputs import bound_of, outputs
+from canopy.orchestration.resources.software_deployment import DEPLOYMENT_TYPES
 from canopy.orchestration.service import StackService, parse_request
 from canopy.orchestration.template.model import StackIdentity
 from canopy.services import keypairs
@@ -237,6 +240,7 @@ async def _settle(p: Plane, sid: str, out: Outcome, steps: int = 400) -> Stack:
         if found.status != "IN_PROGRESS":
             return found
         out.signals += await _play_servers(p, played)
+        out.signals += await _play_agents(p, played)
         await p.step()
     raise AssertionError(f"{found.action} did not finish in {steps} steps: {found.status_reason}")
 
@@ -264,6 +268,25 @@ async def _play_servers(p: Plane, played: set[str]) -> int:
             for signal in _signals(script, (h.attributes or {}).get("curl_cli", "")):
                 await send_signal(p, h.stack_id, h.name, signal)
                 sent += 1
+    return sent
+
+
+async def _play_agents(p: Plane, played: set[str]) -> int:
+    """What heat-config-notify posts for each deployment waiting for its outputs: the
+    config ran, said nothing and exited 0 (once per derived config)."""
+    async with p.db.read() as s:
+        q = select(StackResource).where(StackResource.type.in_(DEPLOYMENT_TYPES))
+        rows = list((await s.execute(q)).scalars())
+    sent = 0
+    for row in rows:
+        sd = (row.data or {}).get("sd") or {}
+        config_id = (sd.get("config") or {}).get("id")
+        if sd.get("status") != "IN_PROGRESS" or not config_id or config_id in played:
+            continue
+        played.add(config_id)
+        result = {"deploy_stdout": "", "deploy_stderr": "", "deploy_status_code": 0}
+        await send_signal(p, row.stack_id, row.name, result)
+        sent += 1
     return sent
 
 

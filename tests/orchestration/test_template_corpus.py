@@ -62,6 +62,8 @@ async def test_own_corpus_template_lives_and_leaves_nothing(
         assert out.updated, "a template with a group was not resized"
     if "OS::Heat::WaitCondition" in case.types:
         assert out.signals > 0
+    if "OS::Heat::SoftwareDeployment" in case.types:
+        assert out.signals > 0  # the runner played the agent
 
 
 def test_own_corpus_covers_the_shapes_it_promises() -> None:
@@ -88,6 +90,9 @@ def test_own_corpus_covers_the_shapes_it_promises() -> None:
         "OS::Heat::WaitCondition",
         "OS::Heat::WaitConditionHandle",
         "OS::Heat::RandomString",
+        "OS::Heat::SoftwareDeployment",
+        "OS::Heat::StructuredConfig",
+        "OS::Heat::StructuredDeployment",
     }
     assert wanted <= types, sorted(wanted - types)
     assert any(t.startswith("file://") for t in types), "no template resource through files"
