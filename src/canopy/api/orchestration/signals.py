@@ -4,6 +4,8 @@ Who may signal: a caller with a Keystone token who may write in the path's proje
 HEAT_SIGNAL), or anyone holding the resource's own signal token, sent as `X-Auth-Token`
 (a wait condition handle's `curl_cli`, Heat's TOKEN_SIGNAL) or in the URL (a scaling
 policy's pre-signed `alarm_url`, for a plain `curl -X POST`). A wrong signal token is 403.
+A group's member is signalled by its row name (`<group>.<name>`) only when its type takes
+signals as a member (a deployment group's deployments).
 
 The route writes the signal as a row and answers 200 (empty), whatever the engine will make
 of it (a repeated id, a cooldown: recorded and ignored). It calls no cloud and changes no
@@ -20,14 +22,14 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from canopy.api.auth import authenticate
 from canopy.api.deps import ClockDep, SessionDep, wake_after_commit
 from canopy.api.orchestration.common import project_scope, writer_scope
 from canopy.api.valid_text import json_problem
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound, Throttled
-from canopy.orchestration.resources.registry import SIGNAL_BYTES, SIGNALLED
+from canopy.orchestration.resources.registry import SIGNAL_BYTES, SIGNALLED, SIGNALLED_MEMBERS
 from canopy.orchestration.signal_tokens import TOKEN_PARAM, matches
 from canopy.orchestration.signals import MAX_PENDING
 from canopy.orchestration.states import Desired
@@ -70,7 +72,10 @@ async def signal_resource(
                 select(StackResource).where(
                     StackResource.stack_id == stack.id,
                     StackResource.name == resource_name,
-                    StackResource.group_id.is_(None),
+                    or_(
+                        StackResource.group_id.is_(None),
+                        StackResource.type.in_(SIGNALLED_MEMBERS),
+                    ),
                     StackResource.desired == Desired.PRESENT,
                 )
             )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources import group_attrs
+from canopy.orchestration.resources import group_attrs, software_deployment_group
 from canopy.orchestration.resources.autoscaling import AutoScalingGroup
 from canopy.orchestration.resources.aws_autoscaling import (
     AwsAutoScalingGroup,
@@ -34,6 +34,12 @@ from canopy.orchestration.resources.software_deployment import (
     SoftwareDeployment,
     StructuredDeployment,
 )
+from canopy.orchestration.resources.software_deployment_group import (
+    SoftwareDeploymentGroup,
+    SoftwareDeployments,
+    StructuredDeploymentGroup,
+    StructuredDeployments,
+)
 from canopy.orchestration.resources.wait import WaitCondition, WaitConditionHandle
 from canopy.store.models import StackResource
 
@@ -42,6 +48,12 @@ _POLICY = ScalingPolicy()
 _AWS_POLICY = AwsScalingPolicy()
 _DEPLOYMENT = SoftwareDeployment()
 _STRUCTURED_DEPLOYMENT = StructuredDeployment()
+_DEPLOYMENT_GROUPS = (
+    SoftwareDeploymentGroup(),
+    SoftwareDeployments(),
+    StructuredDeploymentGroup(),
+    StructuredDeployments(),
+)
 
 TYPES: Mapping[str, ResourceType] = {
     t.name: t
@@ -69,6 +81,7 @@ TYPES: Mapping[str, ResourceType] = {
         _AWS_POLICY,
         _DEPLOYMENT,
         _STRUCTURED_DEPLOYMENT,
+        *_DEPLOYMENT_GROUPS,
     )
 }
 
@@ -76,6 +89,10 @@ TYPES: Mapping[str, ResourceType] = {
 SIGNALLED: Mapping[str, TakesSignals] = {
     t.name: t for t in (_HANDLE, _POLICY, _AWS_POLICY, _DEPLOYMENT, _STRUCTURED_DEPLOYMENT)
 }
+
+# The types whose members (a group's rows) take signals themselves: a deployment group's
+# deployments, each signalled by the agent on its server.
+SIGNALLED_MEMBERS: frozenset[str] = frozenset({_DEPLOYMENT.name, _STRUCTURED_DEPLOYMENT.name})
 
 # The types whose signal body may be longer than the API's default limit (a deployment's
 # result carries the config's stdout and stderr).
@@ -88,6 +105,7 @@ SIGNAL_BYTES: Mapping[str, int] = {
 # members are replaced), instead of replacing them whole.
 REPAIRED: frozenset[str] = frozenset(
     {ResourceGroup.name, AutoScalingGroup.name, AwsAutoScalingGroup.name}
+    | {t.name for t in _DEPLOYMENT_GROUPS}
 )
 
 # The types whose get_attr is more than a look-up in the attributes they recorded.
@@ -95,6 +113,7 @@ AttributeReader = Callable[[StackResource, Sequence[Any]], Any]
 READERS: Mapping[str, AttributeReader] = {
     ResourceGroup.name: group_attrs.read,
     AutoScalingGroup.name: group_attrs.read,
+    **{t.name: software_deployment_group.read for t in _DEPLOYMENT_GROUPS},
 }
 
 
