@@ -194,3 +194,19 @@ async def test_what_canopy_cannot_do_is_refused_at_create(
             await create(p, "refused", scripted({}, **extra))
     finally:
         await p.close()
+
+
+async def test_a_server_that_is_not_software_config_is_refused_as_heat_does(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        body = scripted({})
+        body["resources"]["vm"]["properties"]["user_data_format"] = "RAW"
+        with pytest.raises(InvalidRequest, match="Resource vm's property user_data_format should"):
+            await create(p, "raw", body)
+        del body["resources"]["vm"]["properties"]["user_data_format"]  # HEAT_CFNTOOLS
+        with pytest.raises(InvalidRequest, match="should be set to SOFTWARE_CONFIG"):
+            await create(p, "cfntools", body)
+    finally:
+        await p.close()
