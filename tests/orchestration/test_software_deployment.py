@@ -210,3 +210,66 @@ async def test_a_server_that_is_not_software_config_is_refused_as_heat_does(
             await create(p, "cfntools", body)
     finally:
         await p.close()
+
+
+def component(configs: list[dict[str, Any]]) -> dict[str, Any]:
+    return hot(
+        {
+            "component": {
+                "type": "OS::Heat::SoftwareComponent",
+                "properties": {"configs": configs},
+            },
+            "vm": server(user_data_format="SOFTWARE_CONFIG"),
+            "deploy": {
+                "type": "OS::Heat::SoftwareDeployment",
+                "properties": {
+                    "config": {"get_resource": "component"},
+                    "server": {"get_resource": "vm"},
+                    "signal_transport": "NO_SIGNAL",
+                    "actions": ["UPDATE"],  # a component's own actions decide (Heat's rule)
+                },
+            },
+        }
+    )
+
+
+async def test_a_component_deploys_for_the_actions_its_configs_name(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        configs = [
+            {"actions": ["CREATE"], "config": "make", "tool": "script"},
+            {"actions": ["SUSPEND"], "config": "pause", "tool": "script"},
+        ]
+        sid = await create(p, "component", component(configs))
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        [deployed] = await _deployed(p, sid)
+        assert deployed["group"] == "component"
+        assert deployed["config"] == {"configs": configs}
+        inputs = {i["name"]: i["value"] for i in deployed["inputs"]}
+        assert inputs["deploy_action"] == "CREATE"
+
+        only_later = [{"actions": ["DELETE"], "config": "clean", "tool": "script"}]
+        sid = await create(p, "later", component(only_later))
+        done = await settle(p, sid)
+        assert done.status == "COMPLETE", done.status_reason
+        assert await _deployed(p, sid) == []
+    finally:
+        await p.close()
+
+
+async def test_a_component_with_two_configs_for_one_action_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        twice = [
+            {"config": "a", "tool": "script"},  # CREATE and UPDATE by default
+            {"actions": ["UPDATE"], "config": "b", "tool": "script"},
+        ]
+        with pytest.raises(InvalidRequest, match="more than one configuration for the same"):
+            await create(p, "twice", component(twice))
+    finally:
+        await p.close()

@@ -12,10 +12,12 @@ from canopy.orchestration.resources.base import Step
 from canopy.orchestration.resources.software_config import (
     CONFIG_TYPES,
     UNGROUPED,
+    SoftwareComponent,
     is_uuid,
 )
 from canopy.store.models import Stack, StackResource
 
+COMPONENT = "component"  # a SoftwareComponent's group (Heat's)
 MAX_DEPTH = 64  # of a structured config's substitution
 
 
@@ -62,7 +64,9 @@ async def load_source(step: Step, config_id: Any) -> dict[str, Any]:
     props = row.properties or {}
     return {
         "name": f"{owner.name}-{row.name}-{row.id[:12]}",
-        "group": props.get("group") or UNGROUPED,
+        "group": COMPONENT
+        if row.type == SoftwareComponent.name
+        else props.get("group") or UNGROUPED,
         "config": row.attributes["config"],
         "inputs": list(props.get("inputs") or []),
         "outputs": [output_io(o) for o in props.get("outputs") or []],
@@ -108,6 +112,15 @@ def derived_inputs(
     for name, value in derived:
         out.append(input_io({"name": name, "description": _DESCRIBED[name]}, value=value))
     return out
+
+
+def deploys_for(props: Mapping[str, Any], source: Mapping[str, Any], action: str) -> bool:
+    """Whether `action` deploys: a component's configs name their actions (Heat's rule),
+    otherwise the deployment's `actions` do."""
+    if source.get("group") == COMPONENT:
+        configs = (source.get("config") or {}).get("configs") or []
+        return any(action in (c.get("actions") or []) for c in configs)
+    return action in (props.get("actions") or [])
 
 
 def substitute(snippet: Any, values: Mapping[str, Any], key: str, *, strict: bool) -> Any:

@@ -26,6 +26,7 @@ from canopy.orchestration.resources.simple import NoneResource, RandomString, Te
 from canopy.orchestration.resources.software_config import (
     CloudConfig,
     MultipartMime,
+    SoftwareComponent,
     SoftwareConfig,
     StructuredConfig,
 )
@@ -68,6 +69,7 @@ TYPES: Mapping[str, ResourceType] = {
         ServerGroup(),
         SoftwareConfig(),
         StructuredConfig(),
+        SoftwareComponent(),
         CloudConfig(),
         MultipartMime(),
         NestedStack(),

@@ -105,6 +105,72 @@ class StructuredConfig(SoftwareConfig):
         return json.dumps(props.get("config") or {})
 
 
+class SoftwareComponent(SoftwareConfig):
+    """Heat's SoftwareComponent: one config per set of lifecycle actions, kept as the
+    config `{"configs": [...]}` of group `component`; a deployment of it runs for the
+    actions its configs name (not for its own `actions`)."""
+
+    name = "OS::Heat::SoftwareComponent"
+    description = "A software component: a config (and its tool) per lifecycle action."
+    properties = {
+        "configs": Prop(
+            "list",
+            "Each {actions (default [CREATE, UPDATE]), config, tool}: the config for those "
+            "actions and the tool that applies it.",
+            required=True,
+        ),
+        "inputs": _IO,
+        "outputs": _IO,
+        "options": Prop("map", "Options for the tools."),
+    }
+    attributes: Mapping[str, str] = {
+        "config": "The config: {configs: [...]}.",
+        "configs": "The configs, one per set of lifecycle actions.",
+    }
+
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        super().validate(props, known)
+        configs = props.get("configs")
+        if configs is None:
+            return
+        if not isinstance(configs, list) or not configs:
+            raise InvalidRequest("configs: a list of at least one config.")
+        seen: set[str] = set()
+        for i, entry in enumerate(configs):
+            where = f"configs[{i}]"
+            if not isinstance(entry, Mapping):
+                raise InvalidRequest(f"{where} must be a map.")
+            unknown = sorted(set(entry) - {"actions", "config", "tool"})
+            if unknown:
+                raise InvalidRequest(f"{where}: Unknown Property {unknown[0]}.")
+            if not isinstance(entry.get("tool"), str):
+                raise InvalidRequest(f"{where}: Property tool not assigned")
+            actions = entry.get("actions", ["CREATE", "UPDATE"])
+            if not isinstance(actions, list) or not actions:
+                raise InvalidRequest(f"{where}.actions: a list of at least one action.")
+            if any(a in seen for a in actions):
+                raise InvalidRequest(
+                    "Defining more than one configuration for the same action in "
+                    "SoftwareComponent is not allowed."
+                )
+            seen.update(str(a) for a in actions)
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        configs = [
+            {
+                "actions": list(entry.get("actions") or ["CREATE", "UPDATE"]),
+                "config": entry.get("config"),
+                "tool": entry.get("tool"),
+            }
+            for entry in res.properties.get("configs") or []
+        ]
+        if len(json.dumps(configs).encode()) > MAX_CONFIG:
+            return Progress.failure(f"The config is longer than {MAX_CONFIG} bytes.")
+        res.physical_resource_id = res.id
+        res.attributes = {"config": {"configs": configs}, "configs": configs}
+        return Progress.complete()
+
+
 IO_TYPES = ("String", "Number", "CommaDelimitedList", "Json", "Boolean")
 
 
@@ -206,7 +272,13 @@ def _text_part(body: str, subtype: str, filename: str) -> Message:
     return msg
 
 
-CONFIG_TYPES = (SoftwareConfig.name, StructuredConfig.name, CloudConfig.name, MultipartMime.name)
+CONFIG_TYPES = (
+    SoftwareConfig.name,
+    StructuredConfig.name,
+    SoftwareComponent.name,
+    CloudConfig.name,
+    MultipartMime.name,
+)
 
 
 def is_uuid(value: str) -> bool:

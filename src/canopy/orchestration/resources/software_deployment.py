@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.deployment_config import (
+    deploys_for,
     derived_inputs,
     load_source,
     substitute,
@@ -151,10 +152,11 @@ class SoftwareDeployment:
 
     async def _deploy(self, step: Step, res: StackResource, action: str) -> Progress:
         props = res.properties
-        if action not in (props.get("actions") or []):
-            return Progress.complete()
         try:
             source = await load_source(step, props.get("config"))
+            if not deploys_for(props, source, action):
+                self._set_attributes(res)
+                return Progress.complete()
             inputs = derived_inputs(step, res, source, action)
             config = self.derived_config(props, source, inputs)
         except InvalidRequest as e:
