@@ -233,3 +233,28 @@ async def test_unsupported_transports_are_refused_naming_the_supported_ones(api:
         assert "CFN_SIGNAL" in r.text and "NO_SIGNAL" in r.text
     r = await api.client.get(f"/orchestration/v1/{pid}/stacks")
     assert r.json()["stacks"] == []
+
+
+async def test_a_group_member_takes_its_agents_signal_at_its_own_url(api: Api) -> None:
+    body = template()
+    deployment = body["resources"].pop("deployment")["properties"]
+    deployment.pop("server")
+    deployment["servers"] = {"only": {"get_resource": "server"}}
+    body["resources"]["group"] = {
+        "type": "OS::Heat::SoftwareDeploymentGroup",
+        "properties": deployment,
+    }
+    body["outputs"] = {"results": {"value": {"get_attr": ["group", "result"]}}}
+    sid = await _create(api, "sdg", body)
+    deployed = await _deploying(api, "sdg", sid)
+    url = next(i["value"] for i in deployed["inputs"] if i["name"] == "deploy_signal_id")
+    assert "/resources/group.only/signal?signal_token=" in url
+    async with _anonymous(api) as agent:
+        # The group itself takes no signal; the member's token signals only the member.
+        group_url = path_of(url).replace("/resources/group.only/", "/resources/group/")
+        assert_heat_fault(await agent.post(group_url, json={}), 403)
+        r = await agent.post(path_of(url), json={"deploy_status_code": 0, "result": "ok"})
+        assert r.status_code == 200, r.text
+    done = await settle(api.plane, sid)
+    assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
+    assert await _outputs(api, "sdg", sid) == {"results": {"only": "ok"}}
