@@ -258,3 +258,37 @@ async def test_a_group_member_takes_its_agents_signal_at_its_own_url(api: Api) -
     done = await settle(api.plane, sid)
     assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
     assert await _outputs(api, "sdg", sid) == {"results": {"only": "ok"}}
+
+
+async def test_the_software_deployments_api_lists_them_and_a_servers_metadata(
+    api: Api,
+) -> None:
+    sid = await _create(api, "listed", template("NO_SIGNAL"))
+    done = await settle(api.plane, sid)
+    assert done.status == "COMPLETE", done.status_reason
+    rows = await resources(api.plane, sid)
+    server_id = rows["server"].server_id
+    heat = f"/orchestration/v1/{api.admin.project_id}/software_deployments"
+    r = await api.client.get(heat)
+    assert r.status_code == 200, r.text
+    [listed] = r.json()["software_deployments"]
+    assert listed["id"] == rows["deployment"].physical_resource_id
+    assert (listed["server_id"], listed["action"], listed["status"]) == (
+        server_id,
+        "CREATE",
+        "COMPLETE",
+    )
+    assert listed["status_reason"] == "Not waiting for outputs signal"
+    assert listed["input_values"] == {"foo": "fooooo", "extra": 3}
+    r = await api.client.get(f"{heat}?server_id=another")
+    assert r.json() == {"software_deployments": []}
+    # What `openstack software deployment metadata show` gives: the server's configs, as
+    # in the server resource's metadata.
+    r = await api.client.get(f"{heat}/metadata/{server_id}")
+    assert r.status_code == 200, r.text
+    [config] = r.json()["metadata"]
+    assert config["id"] == listed["config_id"]
+    shown = await api.client.get(f"{base(api, 'listed', sid)}/resources/server/metadata")
+    assert shown.json()["metadata"]["deployments"] == [config]
+    r = await api.client.get(f"{heat}/metadata/another")
+    assert r.json() == {"metadata": []}

@@ -286,23 +286,52 @@ def takes_deployments(res: StackResource) -> bool:
     )
 
 
-async def server_deployments(session: AsyncSession, project_id: str, server_id: str) -> list[Any]:
-    """The `deployments` of a server's metadata: the derived config of each of the
-    project's deployments to it, ordered by config name (Heat's order)."""
+async def project_deployments(
+    session: AsyncSession, project_id: str, server_id: str | None = None
+) -> list[StackResource]:
+    """The project's deployment rows that have deployed (to `server_id` if given)."""
     rows = (
         await session.execute(
-            select(StackResource.data)
+            select(StackResource)
             .join(Stack, Stack.id == StackResource.stack_id)
             .where(
                 Stack.project_id == project_id,
                 Stack.deleted.is_(False),
                 StackResource.type.in_(DEPLOYMENT_TYPES),
             )
+            .order_by(StackResource.created_at, StackResource.id)
         )
     ).scalars()
     found = []
-    for data in rows:
-        sd = (data or {}).get("sd")
-        if isinstance(sd, Mapping) and sd.get("server_id") == server_id and sd.get("config"):
-            found.append(sd["config"])
+    for row in rows:
+        sd = (row.data or {}).get("sd")
+        if not isinstance(sd, Mapping) or not sd.get("config"):
+            continue
+        if server_id is None or sd.get("server_id") == server_id:
+            found.append(row)
+    return found
+
+
+async def server_deployments(session: AsyncSession, project_id: str, server_id: str) -> list[Any]:
+    """The `deployments` of a server's metadata: the derived config of each of the
+    project's deployments to it, ordered by config name (Heat's order)."""
+    rows = await project_deployments(session, project_id, server_id)
+    found = [row.data["sd"]["config"] for row in rows]
     return sorted(found, key=lambda c: str(c.get("name") or ""))
+
+
+def deployment_view(row: StackResource) -> dict[str, Any]:
+    """Heat's `format_software_deployment` of a deployment row."""
+    sd = (row.data or {}).get("sd") or {}
+    return {
+        "id": row.physical_resource_id or row.id,
+        "server_id": sd.get("server_id"),
+        "input_values": (row.properties or {}).get("input_values"),
+        "output_values": sd.get("output_values"),
+        "action": sd.get("action"),
+        "status": sd.get("status"),
+        "status_reason": sd.get("reason"),
+        "config_id": (sd.get("config") or {}).get("id"),
+        "creation_time": row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updated_time": row.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
