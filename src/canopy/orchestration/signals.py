@@ -74,7 +74,8 @@ async def handle_signals(
         r.name: r
         for r in (
             await s.execute(
-                select(StackResource).where(
+                select(StackResource)
+                .where(
                     StackResource.stack_id == stack.id,
                     or_(
                         StackResource.group_id.is_(None),
@@ -82,6 +83,8 @@ async def handle_signals(
                     ),
                     StackResource.desired == Desired.PRESENT,
                 )
+                # Members first: a template's resource of the same name wins the name.
+                .order_by(StackResource.group_id.is_(None))
             )
         ).scalars()
     }

@@ -69,7 +69,8 @@ async def signal_resource(
     if stack is not None:
         row = (
             await s.execute(
-                select(StackResource).where(
+                select(StackResource)
+                .where(
                     StackResource.stack_id == stack.id,
                     StackResource.name == resource_name,
                     or_(
@@ -78,6 +79,9 @@ async def signal_resource(
                     ),
                     StackResource.desired == Desired.PRESENT,
                 )
+                # A template's resource before a member of the same name.
+                .order_by(StackResource.group_id.is_not(None))
+                .limit(1)
             )
         ).scalar_one_or_none()
     if in_url is not None:
