@@ -396,6 +396,10 @@ TABLE: dict[str, Rule] = {
         READERS, {**A_STACK, "output_key": "output_key"}, foreign=403
     ),
     f"GET {IDENTIFIED}/template": Rule(READERS, A_STACK, foreign=403),
+    f"GET {HEAT}/software_deployments": Rule(READERS, PROJECT, foreign=403),
+    f"GET {HEAT}/software_deployments/metadata/{{server_id}}": Rule(
+        READERS, {**PROJECT, "server_id": "server"}, foreign=403
+    ),
     # Notifications: a project's subscriptions, its members change them, its readers look.
     f"GET {SUBS}": Rule(READERS),
     f"POST {SUBS}": Rule(WRITERS, body=SUB_BODY),

@@ -9,7 +9,9 @@ handle's endpoint without such a line (a script that posts by other means) sends
 SUCCESS. A CFN handle's Ref (its pre-signed URL) in user data is signalled as each
 `cfn-signal ... 'URL'` line (or `curl -X PUT --data-binary '{...}' URL`) would PUT it, the
 UniqueId the server's id as cfn-signal's default is; a line with a literal non-zero exit
-code is a script's error path and is not run (the sim's scripts succeed).
+code is a script's error path and is not run (the sim's scripts succeed). It plays the
+agent (os-collect-config and heat-config) for software deployments: each derived config
+waiting for its outputs (CFN_SIGNAL) gets heat-config-notify's result, status code 0, once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import func, select
 
 from canopy.orchestration.outputs import bound_of, outputs
 from canopy.orchestration.resources.registry import SIGNALLED
+from canopy.orchestration.resources.software_deployment import DEPLOYMENT_TYPES
 from canopy.orchestration.service import StackService, parse_request
 from canopy.orchestration.template.model import StackIdentity
 from canopy.services import keypairs
@@ -243,6 +246,7 @@ async def _settle(p: Plane, sid: str, out: Outcome, steps: int = 400) -> Stack:
         if found.status != "IN_PROGRESS":
             return found
         out.signals += await _play_servers(p, played)
+        out.signals += await _play_agents(p, played)
         await p.step()
     raise AssertionError(f"{found.action} did not finish in {steps} steps: {found.status_reason}")
 
@@ -275,6 +279,25 @@ async def _play_servers(p: Plane, played: set[str]) -> int:
             for signal in _signals(script, (h.attributes or {}).get("curl_cli", "")):
                 await send_signal(p, h.stack_id, h.name, signal)
                 sent += 1
+    return sent
+
+
+async def _play_agents(p: Plane, played: set[str]) -> int:
+    """What heat-config-notify posts for each deployment waiting for its outputs: the
+    config ran, said nothing and exited 0 (once per derived config)."""
+    async with p.db.read() as s:
+        q = select(StackResource).where(StackResource.type.in_(DEPLOYMENT_TYPES))
+        rows = list((await s.execute(q)).scalars())
+    sent = 0
+    for row in rows:
+        sd = (row.data or {}).get("sd") or {}
+        config_id = (sd.get("config") or {}).get("id")
+        if sd.get("status") != "IN_PROGRESS" or not config_id or config_id in played:
+            continue
+        played.add(config_id)
+        result = {"deploy_stdout": "", "deploy_stderr": "", "deploy_status_code": 0}
+        await send_signal(p, row.stack_id, row.name, result)
+        sent += 1
     return sent
 
 

@@ -258,6 +258,8 @@ _own(
     f"GET {_STACK}/outputs",
     f"GET {_STACK}/outputs/{{output_key}}",
     f"GET {_STACK}/template",
+    f"GET {_HEAT}/software_deployments",
+    f"GET {_HEAT}/software_deployments/metadata/{{server_id}}",
     statuses=(403,),
 )
 _own(  # a wrong signal token or a reader; no such resource; too many waiting

@@ -20,14 +20,14 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, inspect, select
+from sqlalchemy import ColumnElement, delete, exists, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
 from canopy.orchestration.events import signal_event, stack_event
 from canopy.orchestration.resources.base import Step
-from canopy.orchestration.resources.registry import SIGNALLED
+from canopy.orchestration.resources.registry import SIGNALLED, SIGNALLED_MEMBERS
 from canopy.orchestration.states import Action, Desired, Status
 from canopy.services.servers import ServerService
 from canopy.store.models import Stack, StackResource, StackSignal
@@ -74,11 +74,17 @@ async def handle_signals(
         r.name: r
         for r in (
             await s.execute(
-                select(StackResource).where(
+                select(StackResource)
+                .where(
                     StackResource.stack_id == stack.id,
-                    StackResource.group_id.is_(None),
+                    or_(
+                        StackResource.group_id.is_(None),
+                        StackResource.type.in_(SIGNALLED_MEMBERS),
+                    ),
                     StackResource.desired == Desired.PRESENT,
                 )
+                # Members first: a template's resource of the same name wins the name.
+                .order_by(StackResource.group_id.is_(None))
             )
         ).scalars()
     }

@@ -13,8 +13,10 @@ from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import is_nested, resource_type
+from canopy.orchestration.resources.software_deployment import DEPLOYMENT_TYPES
 from canopy.orchestration.resources.update_policy import check_policy
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
+from canopy.orchestration.template.hot_functions import GetResource
 from canopy.orchestration.tree_limit import LIMIT_MESSAGE
 
 # A group's members at create, by type: the property giving how many, then its fallback.
@@ -78,6 +80,31 @@ def check_resources(
             kind.validate(props, known)
         except InvalidRequest as e:
             raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None
+    _check_deployed_servers(bound, defs)
+
+
+def _check_deployed_servers(bound: BoundTemplate, defs: Mapping[str, ResourceDefinition]) -> None:
+    """Heat's SoftwareDeployment.validate: a server of the template that deployments name
+    (get_resource) must have user_data_format SOFTWARE_CONFIG, or no agent would read them."""
+    for name, d in defs.items():
+        if d.type not in DEPLOYMENT_TYPES or not isinstance(d.properties, Mapping):
+            continue
+        ref = d.properties.get("server")
+        target = ref.args if isinstance(ref, GetResource) else None
+        server = defs.get(target) if isinstance(target, str) else None
+        if server is None or server.type != "OS::Nova::Server":
+            continue
+        try:
+            props = bound.resolve(server.properties, NothingLive())
+        except TemplateError:
+            continue  # refers to what is not there yet
+        fmt = props.get("user_data_format") if isinstance(props, Mapping) else None
+        if (fmt or "HEAT_CFNTOOLS") != "SOFTWARE_CONFIG":
+            raise InvalidRequest(
+                f"Property error: resources.{name}: Resource {target}'s property "
+                "user_data_format should be set to SOFTWARE_CONFIG since there are software "
+                "deployments on it."
+            )
 
 
 def _check_update_policy(bound: BoundTemplate, d: ResourceDefinition) -> None:

@@ -7,7 +7,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from canopy.api.errors import add_fault_format, fault_response
-from canopy.api.orchestration import actions, info, resources, signals, stacks, type_template
+from canopy.api.orchestration import (
+    actions,
+    info,
+    resources,
+    signals,
+    software_deployments,
+    stacks,
+    type_template,
+)
 from canopy.api.orchestration.common import PREFIX
 from canopy.api.orchestration.faults import heat_fault
 from canopy.orchestration.template import TemplateError
@@ -34,6 +42,7 @@ def orchestration_router() -> APIRouter:
     router.include_router(resources.router, prefix=PREFIX)
     router.include_router(actions.router, prefix=PREFIX)
     router.include_router(signals.router, prefix=PREFIX)
+    router.include_router(software_deployments.router, prefix=PREFIX)
     return router
 
 

@@ -27,6 +27,10 @@ from canopy.api.orchestration.views import event_view, required_by, resource_vie
 from canopy.domain.errors import InvalidRequest, NotFound
 from canopy.orchestration.health_marks import mark, parse_mark
 from canopy.orchestration.outputs import bound_of, outputs, resource_metadata
+from canopy.orchestration.resources.software_deployment import (
+    server_deployments,
+    takes_deployments,
+)
 from canopy.store.models import Stack, StackEvent, StackResource
 
 router = APIRouter()
@@ -84,7 +88,7 @@ async def show_resource(
     href = stack_url(request, settings, stack)
     parents = {r.id: p for r, p, _ in nested(rows)}
     view = _view(found, href, required_by(rows)[found.name], parents[found.id], detail=True)
-    view["metadata"] = _metadata(stack, rows, found, settings.identity.region)
+    view["metadata"] = await _metadata(s, stack, rows, found, settings.identity.region)
     await link_nested(request, settings, s, stack, [view])
     return {"resource": view}
 
@@ -119,11 +123,12 @@ async def show_resource_metadata(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """`openstack stack resource metadata STACK RESOURCE`: the template's `metadata` section
-    of the resource, resolved now."""
+    of the resource, resolved now; a server with user_data_format SOFTWARE_CONFIG adds its
+    `deployments` (what the agent on it polls, os-collect-config's heat collector)."""
     stack = await identified(s, ctx.project_id, stack_name, stack_id)
     rows = await present_rows(s, stack)
     found = _named(rows, resource_name)
-    return {"metadata": _metadata(stack, rows, found, settings.identity.region)}
+    return {"metadata": await _metadata(s, stack, rows, found, settings.identity.region)}
 
 
 def _named(rows: list[StackResource], name: str) -> StackResource:
@@ -133,13 +138,22 @@ def _named(rows: list[StackResource], name: str) -> StackResource:
     return found
 
 
-def _metadata(
-    stack: Stack, rows: list[StackResource], res: StackResource, region: str
+async def _metadata(
+    s: AsyncSession, stack: Stack, rows: list[StackResource], res: StackResource, region: str
 ) -> dict[str, Any]:
-    """The template's metadata section of `res`, resolved now ({} for a group's member)."""
-    if res.group_id is not None:
-        return {}
-    return resource_metadata(bound_of(stack, region), rows, res.name)
+    """The template's metadata section of `res`, resolved now ({} for a group's member),
+    with a software-config server's `deployments` (Heat's server metadata)."""
+    found = (
+        {}
+        if res.group_id is not None
+        else resource_metadata(bound_of(stack, region), rows, res.name)
+    )
+    if takes_deployments(res):
+        found = {
+            **found,
+            "deployments": await server_deployments(s, stack.project_id, res.physical_resource_id),
+        }
+    return found
 
 
 def nested(rows: list[StackResource]) -> list[tuple[StackResource, str | None, int]]:

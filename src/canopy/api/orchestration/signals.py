@@ -8,6 +8,8 @@ Who may signal: a caller with a Keystone token who may write in the path's proje
 HEAT_SIGNAL), or anyone holding the resource's own signal token, sent as `X-Auth-Token`
 (a wait condition handle's `curl_cli`, Heat's TOKEN_SIGNAL) or in the URL (a scaling
 policy's pre-signed `alarm_url`, for a plain `curl -X POST`). A wrong signal token is 403.
+A group's member is signalled by its row name (`<group>.<name>`) only when its type takes
+signals as a member (a deployment group's deployments).
 
 The route writes the signal as a row and answers 200 (empty), whatever the engine will make
 of it (a repeated id, a cooldown: recorded and ignored). It calls no cloud and changes no
@@ -24,14 +26,14 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from canopy.api.auth import authenticate
 from canopy.api.deps import ClockDep, SessionDep, wake_after_commit
 from canopy.api.orchestration.common import project_scope, writer_scope
 from canopy.api.valid_text import json_problem
 from canopy.domain.errors import Forbidden, InvalidRequest, NotFound, Throttled
-from canopy.orchestration.resources.registry import SIGNALLED
+from canopy.orchestration.resources.registry import SIGNAL_BYTES, SIGNALLED, SIGNALLED_MEMBERS
 from canopy.orchestration.signal_tokens import TOKEN_PARAM, matches
 from canopy.orchestration.signals import MAX_PENDING
 from canopy.orchestration.states import Desired
@@ -76,12 +78,19 @@ async def signal_resource(
     if stack is not None:
         row = (
             await s.execute(
-                select(StackResource).where(
+                select(StackResource)
+                .where(
                     StackResource.stack_id == stack.id,
                     StackResource.name == resource_name,
-                    StackResource.group_id.is_(None),
+                    or_(
+                        StackResource.group_id.is_(None),
+                        StackResource.type.in_(SIGNALLED_MEMBERS),
+                    ),
                     StackResource.desired == Desired.PRESENT,
                 )
+                # A template's resource before a member of the same name.
+                .order_by(StackResource.group_id.is_not(None))
+                .limit(1)
             )
         ).scalar_one_or_none()
     if in_url is not None:
@@ -100,7 +109,7 @@ async def signal_resource(
     taker = SIGNALLED.get(row.type)
     if taker is None:
         raise InvalidRequest(f"Resource {resource_name} ({row.type}) does not take signals.")
-    data = taker.check_signal(await _body(request))
+    data = taker.check_signal(await _body(request, SIGNAL_BYTES.get(row.type, MAX_SIGNAL_BYTES)))
     waiting = await s.scalar(
         select(func.count())
         .select_from(StackSignal)
@@ -131,10 +140,10 @@ async def signal_resource(
     return Response(status_code=200)
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request, limit: int) -> Any:
     raw = await request.body()
-    if len(raw) > MAX_SIGNAL_BYTES:
-        raise InvalidRequest(f"A signal's body is at most {MAX_SIGNAL_BYTES} bytes.")
+    if len(raw) > limit:
+        raise InvalidRequest(f"A signal's body is at most {limit} bytes.")
     if not raw.strip():
         return None
     # The request guard checks only bodies declared JSON; a signal is parsed as JSON

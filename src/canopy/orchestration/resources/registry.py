@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources import group_attrs
+from canopy.orchestration.resources import group_attrs, software_deployment_group
 from canopy.orchestration.resources.autoscaling import AutoScalingGroup
 from canopy.orchestration.resources.aws_autoscaling import (
     AwsAutoScalingGroup,
@@ -27,7 +27,20 @@ from canopy.orchestration.resources.simple import NoneResource, RandomString, Te
 from canopy.orchestration.resources.software_config import (
     CloudConfig,
     MultipartMime,
+    SoftwareComponent,
     SoftwareConfig,
+    StructuredConfig,
+)
+from canopy.orchestration.resources.software_deployment import (
+    MAX_SIGNAL_BYTES,
+    SoftwareDeployment,
+    StructuredDeployment,
+)
+from canopy.orchestration.resources.software_deployment_group import (
+    SoftwareDeploymentGroup,
+    SoftwareDeployments,
+    StructuredDeploymentGroup,
+    StructuredDeployments,
 )
 from canopy.orchestration.resources.wait import WaitCondition, WaitConditionHandle
 from canopy.store.models import StackResource
@@ -36,6 +49,14 @@ _HANDLE = WaitConditionHandle()
 _CFN_HANDLE = CfnWaitConditionHandle()
 _POLICY = ScalingPolicy()
 _AWS_POLICY = AwsScalingPolicy()
+_DEPLOYMENT = SoftwareDeployment()
+_STRUCTURED_DEPLOYMENT = StructuredDeployment()
+_DEPLOYMENT_GROUPS = (
+    SoftwareDeploymentGroup(),
+    SoftwareDeployments(),
+    StructuredDeploymentGroup(),
+    StructuredDeployments(),
+)
 
 TYPES: Mapping[str, ResourceType] = {
     t.name: t
@@ -49,6 +70,8 @@ TYPES: Mapping[str, ResourceType] = {
         KeyPair(),
         ServerGroup(),
         SoftwareConfig(),
+        StructuredConfig(),
+        SoftwareComponent(),
         CloudConfig(),
         MultipartMime(),
         NestedStack(),
@@ -62,18 +85,34 @@ TYPES: Mapping[str, ResourceType] = {
         LaunchConfiguration(),
         AwsAutoScalingGroup(),
         _AWS_POLICY,
+        _DEPLOYMENT,
+        _STRUCTURED_DEPLOYMENT,
+        *_DEPLOYMENT_GROUPS,
     )
 }
 
 # The types that take signals (POST or PUT .../resources/{name}/signal).
 SIGNALLED: Mapping[str, TakesSignals] = {
-    t.name: t for t in (_HANDLE, _CFN_HANDLE, _POLICY, _AWS_POLICY)
+    t.name: t
+    for t in (_HANDLE, _CFN_HANDLE, _POLICY, _AWS_POLICY, _DEPLOYMENT, _STRUCTURED_DEPLOYMENT)
+}
+
+# The types whose members (a group's rows) take signals themselves: a deployment group's
+# deployments, each signalled by the agent on its server.
+SIGNALLED_MEMBERS: frozenset[str] = frozenset({_DEPLOYMENT.name, _STRUCTURED_DEPLOYMENT.name})
+
+# The types whose signal body may be longer than the API's default limit (a deployment's
+# result carries the config's stdout and stderr).
+SIGNAL_BYTES: Mapping[str, int] = {
+    _DEPLOYMENT.name: MAX_SIGNAL_BYTES,
+    _STRUCTURED_DEPLOYMENT.name: MAX_SIGNAL_BYTES,
 }
 
 # The types a stack update repairs in place when they failed (groups: only their failed
 # members are replaced), instead of replacing them whole.
 REPAIRED: frozenset[str] = frozenset(
     {ResourceGroup.name, AutoScalingGroup.name, AwsAutoScalingGroup.name}
+    | {t.name for t in _DEPLOYMENT_GROUPS}
 )
 
 # The types whose get_attr is more than a look-up in the attributes they recorded.
@@ -81,6 +120,7 @@ AttributeReader = Callable[[StackResource, Sequence[Any]], Any]
 READERS: Mapping[str, AttributeReader] = {
     ResourceGroup.name: group_attrs.read,
     AutoScalingGroup.name: group_attrs.read,
+    **{t.name: software_deployment_group.read for t in _DEPLOYMENT_GROUPS},
 }
 
 

@@ -11,6 +11,7 @@ the project's: a stack may use another stack's config by id.
 from __future__ import annotations
 
 import email
+import json
 import os
 import uuid
 from abc import ABC, abstractmethod
@@ -74,12 +75,121 @@ class SoftwareConfig(_Config):
 
     def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
         for key in ("inputs", "outputs"):
-            for item in props.get(key) or []:
-                if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-                    raise InvalidRequest(f"{key}: each item is a map with a name.")
+            check_io(key, props.get(key))
 
     async def text(self, step: Step, props: Mapping[str, Any]) -> str:
         return str(props.get("config") or "")
+
+
+class StructuredConfig(SoftwareConfig):
+    """Heat's StructuredConfig: a SoftwareConfig whose config is a map, kept and shown as
+    data (its `config` attribute is the map). Its `get_input` maps are left as they are:
+    a StructuredDeployment substitutes them (get_input is no template function)."""
+
+    name = "OS::Heat::StructuredConfig"
+    description = "A configuration data structure (a map), for structured deployments."
+    properties = {
+        **SoftwareConfig.properties,
+        "config": Prop("map", "The configuration data, serialised as JSON for the tool."),
+    }
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        data = dict(res.properties.get("config") or {})
+        if len(json.dumps(data).encode()) > MAX_CONFIG:
+            return Progress.failure(f"The config is longer than {MAX_CONFIG} bytes.")
+        res.physical_resource_id = res.id
+        res.attributes = {"config": data}
+        return Progress.complete()
+
+    async def text(self, step: Step, props: Mapping[str, Any]) -> str:
+        return json.dumps(props.get("config") or {})
+
+
+class SoftwareComponent(SoftwareConfig):
+    """Heat's SoftwareComponent: one config per set of lifecycle actions, kept as the
+    config `{"configs": [...]}` of group `component`; a deployment of it runs for the
+    actions its configs name (not for its own `actions`)."""
+
+    name = "OS::Heat::SoftwareComponent"
+    description = "A software component: a config (and its tool) per lifecycle action."
+    properties = {
+        "configs": Prop(
+            "list",
+            "Each {actions (default [CREATE, UPDATE]), config, tool}: the config for those "
+            "actions and the tool that applies it.",
+            required=True,
+        ),
+        "inputs": _IO,
+        "outputs": _IO,
+        "options": Prop("map", "Options for the tools."),
+    }
+    attributes: Mapping[str, str] = {
+        "config": "The config: {configs: [...]}.",
+        "configs": "The configs, one per set of lifecycle actions.",
+    }
+
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        super().validate(props, known)
+        configs = props.get("configs")
+        if configs is None:
+            return
+        if not isinstance(configs, list) or not configs:
+            raise InvalidRequest("configs: a list of at least one config.")
+        seen: set[str] = set()
+        for i, entry in enumerate(configs):
+            where = f"configs[{i}]"
+            if not isinstance(entry, Mapping):
+                raise InvalidRequest(f"{where} must be a map.")
+            unknown = sorted(set(entry) - {"actions", "config", "tool"})
+            if unknown:
+                raise InvalidRequest(f"{where}: Unknown Property {unknown[0]}.")
+            if not isinstance(entry.get("tool"), str):
+                raise InvalidRequest(f"{where}: Property tool not assigned")
+            actions = entry.get("actions", ["CREATE", "UPDATE"])
+            if not isinstance(actions, list) or not actions:
+                raise InvalidRequest(f"{where}.actions: a list of at least one action.")
+            if any(a in seen for a in actions):
+                raise InvalidRequest(
+                    "Defining more than one configuration for the same action in "
+                    "SoftwareComponent is not allowed."
+                )
+            seen.update(str(a) for a in actions)
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        configs = [
+            {
+                "actions": list(entry.get("actions") or ["CREATE", "UPDATE"]),
+                "config": entry.get("config"),
+                "tool": entry.get("tool"),
+            }
+            for entry in res.properties.get("configs") or []
+        ]
+        if len(json.dumps(configs).encode()) > MAX_CONFIG:
+            return Progress.failure(f"The config is longer than {MAX_CONFIG} bytes.")
+        res.physical_resource_id = res.id
+        res.attributes = {"config": {"configs": configs}, "configs": configs}
+        return Progress.complete()
+
+
+IO_TYPES = ("String", "Number", "CommaDelimitedList", "Json", "Boolean")
+
+
+def check_io(key: str, items: Any) -> None:
+    """A config's inputs or outputs as Heat refuses them (InvalidRequest)."""
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise InvalidRequest(f"{key}: Software Config I/O Schema must be in a list.")
+    for item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise InvalidRequest(f"{key}: each item is a map with a name.")
+        kind = item.get("type")
+        if kind is not None and kind not in IO_TYPES:
+            raise InvalidRequest(
+                f"{key}.{item['name']}.type: {kind!r} is not one of the allowed values: "
+                + ", ".join(IO_TYPES)
+                + "."
+            )
 
 
 class CloudConfig(_Config):
@@ -162,10 +272,16 @@ def _text_part(body: str, subtype: str, filename: str) -> Message:
     return msg
 
 
-CONFIG_TYPES = (SoftwareConfig.name, CloudConfig.name, MultipartMime.name)
+CONFIG_TYPES = (
+    SoftwareConfig.name,
+    StructuredConfig.name,
+    SoftwareComponent.name,
+    CloudConfig.name,
+    MultipartMime.name,
+)
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:
@@ -175,7 +291,7 @@ def _is_uuid(value: str) -> bool:
 
 async def config_text(step: Step, value: str) -> str:
     """The text of the project's software config whose id is `value`; else `value`."""
-    if not _is_uuid(value.strip()):
+    if not is_uuid(value.strip()):
         return value
     row = await step.session.get(StackResource, value.strip())
     if row is None or row.type not in CONFIG_TYPES:
