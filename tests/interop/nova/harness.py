@@ -58,6 +58,21 @@ class RealNova:
             timeout=30,
         )
 
+    def served(self) -> dict[str, tuple[int, float]]:
+        """The harness's own count of the requests it has answered (`GET /_harness/calls`
+        of nova_server.py): method and path template -> (count, seconds spent)."""
+        root = self.url.rsplit("/v2.1", 1)[0]
+        r = httpx.get(f"{root}/_harness/calls", timeout=30)
+        r.raise_for_status()
+        return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
+
+    def raise_quotas(self) -> None:
+        """Quotas no test reaches (Nova's defaults allow 10 instances a project)."""
+        big = {"instances": 10000, "cores": 20000, "ram": 100_000_000}
+        with self.http() as http:
+            r = http.put(f"/os-quota-sets/{self.project_id}", json={"quota_set": big})
+            r.raise_for_status()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from canopy.domain.clock import SystemClock
 from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_META, INSTALLATION_TAG
 from canopy.providers.ec2.driver import Ec2Compute
 from canopy.providers.openstack.driver import OpenStackCompute
+from canopy.providers.openstack.states import to_remote
 from canopy.providers.sim.driver import SimCompute
 from tests.controllers.harness import Plane
 from tests.interop.nova.harness import RealNova
@@ -201,14 +203,16 @@ name = "cirros"
         self.view.terminate_instances(InstanceIds=[remote_id])
 
     async def live(self) -> list[Remote]:
+        return [r for r in await self.every() if r.state not in ("terminated", "shutting-down")]
+
+    async def every(self) -> list[Remote]:
+        """Every instance moto has made since its reset, terminated ones included (moto
+        keeps listing them): a server made twice shows twice, even once one is gone."""
         out = []
         for r in self.view.describe_instances()["Reservations"]:
             for i in r["Instances"]:
-                state = i["State"]["Name"]
-                if state in ("terminated", "shutting-down"):
-                    continue
                 tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                out.append(Remote(i["InstanceId"], tags.get(CANOPY_ID_TAG), state))
+                out.append(Remote(i["InstanceId"], tags.get(CANOPY_ID_TAG), i["State"]["Name"]))
         return out
 
     def fill(self, zones: list[str] | None) -> None:
@@ -239,6 +243,7 @@ class NovaBackend(Backend):
         )
         self.marker = uuid.uuid4().hex[:8]  # this test's servers, on a Nova shared by all
         self.huge = f"huge-{self.marker}"
+        self.since = datetime.now(UTC) - timedelta(seconds=1)
 
     def _http(self) -> httpx.Client:
         return self.nova.http()
@@ -329,6 +334,17 @@ name = "cirros"
             if (self.marker in s["name"] or canopy_id in rows) and s["status"] != "DELETED":
                 out.append(Remote(s["id"], canopy_id, s["status"]))
         return out
+
+    async def every(self) -> list[Remote]:
+        """Every server this Nova has made since this backend was made, deleted ones
+        included (`changes-since`; a deleted server's canopy id is read from its name,
+        as canopy's driver does): a server made twice shows twice, even once one is gone."""
+        with self._http() as http:
+            r = http.get(
+                "/servers/detail", params={"changes-since": self.since.isoformat(), "limit": 1000}
+            )
+            assert r.status_code == 200, r.text
+        return [Remote(s["id"], to_remote(s).canopy_id, s["status"]) for s in r.json()["servers"]]
 
     def fill(self, zones: list[str] | None) -> None:
         # The harness has one zone and no way to refuse one: it runs out of room by flavor.
