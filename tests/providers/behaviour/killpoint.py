@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -58,4 +57,4 @@ if __name__ == "__main__":
     install()
     from canopy.cli.main import main
 
-    sys.exit(main())
+    main()

@@ -104,6 +104,7 @@ class Killer:
             env={killpoint.ARMED: str(self.armed)},
         )
         self.kills: list[str] = []  # what each kill hit
+        self.busy = 0  # random kills that hit a worker with rows in flight
 
     def answered(self) -> list[str]:
         """What the kill point wrote: the canopy id and the remote id of the create."""
@@ -119,6 +120,7 @@ class Killer:
         busy = await in_flight(self.db)
         self.worker.kill9()
         self.kills.append(f"random, {busy} rows in flight")
+        self.busy += busy > 0
         self.worker.start()
 
     async def after_an_answered_create(self, create: Awaitable[object]) -> None:
@@ -197,12 +199,17 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
         await _until(db, lambda st: st == Counter({"ACTIVE": len(ids)}), k, "creates")
         built = time.monotonic() - t0
 
-        # Deletes in two waves, each cut short by a kill of a worker that is up by now.
+        # Deletes in two waves, each cut short by a kill while it is being asked for.
         doomed = set(rng.sample(ids, len(ids) // 2))
-        for half in (sorted(doomed)[::2], sorted(doomed)[1::2]):
-            for sid in half:
+
+        async def delete(sids: list[str]) -> None:
+            for sid in sids:
                 await svc.delete(ctx, sid)
-            await k.at_random(rng, 0.05, 0.3)
+
+        for half in (sorted(doomed)[::2], sorted(doomed)[1::2]):
+            deleting = asyncio.create_task(delete(half))
+            await k.at_random(rng, 0.05, 0.2)
+            await deleting
         want = Counter({"DELETED": len(doomed), "ACTIVE": len(ids) - len(doomed)})
         await _until(db, lambda st: st == want, k, "deletes")
     finally:
@@ -221,7 +228,8 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
     if nova is not None:
         creates = nova.served()[CREATE][0] - creates_before
         assert creates == len(ids), f"Nova answered {creates} creates for {len(ids)} servers"
-    assert len(k.kills) >= 4 + (nova is not None), k.kills
+    assert len(k.kills) >= 5 + (nova is not None), k.kills
+    assert k.busy >= 3, f"kills should hit a worker with work in flight: {k.kills}"
     print(
         f"\n{cloud.name}: {len(ids)} servers, {len(k.kills)} kills ({'; '.join(k.kills)}); "
         f"built in {built:.1f} s, all in {time.monotonic() - t0:.1f} s"
