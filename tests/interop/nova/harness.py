@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -72,6 +73,18 @@ class RealNova:
         with self.http() as http:
             r = http.put(f"/os-quota-sets/{self.project_id}", json={"quota_set": big})
             r.raise_for_status()
+
+    def make_zones(self, hosts: Mapping[str, str]) -> None:
+        """Put each compute host (`compute`, `compute2`…) in its availability zone, host ->
+        zone, as an operator does: an aggregate per zone (os-aggregates, admin)."""
+        with self.http() as http:
+            for host, zone in hosts.items():
+                body = {"aggregate": {"name": f"{zone}-{host}", "availability_zone": zone}}
+                r = http.post("/os-aggregates", json=body)
+                r.raise_for_status()
+                added = {"add_host": {"host": host}}
+                r = http.post(f"/os-aggregates/{r.json()['aggregate']['id']}/action", json=added)
+                r.raise_for_status()
 
     def stop(self) -> None:
         if self.process.poll() is None:
