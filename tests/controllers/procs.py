@@ -8,9 +8,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 
+from canopy.bootstrap import ensure_project, open_database, seed
+from canopy.config import Settings, load_settings
+from canopy.domain.clock import SystemClock
+from canopy.domain.context import RequestContext
 from canopy.store.db import Database
 from canopy.store.models import Server
 
@@ -78,3 +83,24 @@ async def in_flight(db: Database) -> int:
             .where(Server.phase.in_(["schedule", "create", "converge", "delete", "reschedule"]))
         )
         return int((await s.execute(q)).scalar_one())
+
+
+class Installed(NamedTuple):
+    settings: Settings
+    clock: SystemClock
+    db: Database
+    ctx: RequestContext
+
+
+async def installed(config: Path, project: str) -> Installed:
+    """The installation of `config` that worker processes will run, made ready from the
+    test's side: its database migrated and seeded, and a project `project` without quota
+    limits (the context of a user of it)."""
+    settings = load_settings(config, env={})
+    clock = SystemClock()
+    db = await open_database(settings)
+    await seed(db, settings, clock)
+    project_id = await ensure_project(
+        db, clock, project, quotas={"instances": -1, "cores": -1, "ram": -1}
+    )
+    return Installed(settings, clock, db, RequestContext(project_id=project_id, user_id="tester"))

@@ -20,17 +20,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
 from canopy.providers.sim.creates import CreateRecord, Outcome, created_more_than_once
 from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.models import Claim, Cloud, Server
 
-from .procs import WorkerProcess, in_flight
+from .procs import WorkerProcess, in_flight, installed
 
 pytestmark = pytest.mark.slow
 
@@ -98,14 +94,7 @@ async def test_kill_minus_nine_at_random_moments_converges(
 ) -> None:
     rng = random.Random(20261121)
     cfg = config(tmp_path, db_url, atomic)
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "crash", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
-    ctx = RequestContext(project_id=project, user_id="tester")
+    settings, clock, db, ctx = await installed(cfg, "crash")
     svc = ServerService(db, settings, clock)
     worker = WorkerProcess(cfg, tmp_path / "worker.log")
     kills = 0

@@ -24,14 +24,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
 from canopy.store.models import Server
-from tests.controllers.procs import WorkerProcess, in_flight
+from tests.controllers.procs import WorkerProcess, in_flight, installed
 from tests.interop.nova.harness import RealNova
 from tests.providers.behaviour import killpoint
 from tests.providers.behaviour.backends import Ec2Backend, NovaBackend
@@ -167,14 +163,7 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
     cfg.write_text(
         f'data_dir = "{tmp_path}"\n[database]\nurl = "{db_url}"\n' + CONTROLLERS + cloud.toml()
     )
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "kill", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
-    ctx = RequestContext(project_id=project, user_id="tester")
+    settings, clock, db, ctx = await installed(cfg, "kill")
     svc = ServerService(db, settings, clock)
     nova = cloud.nova if isinstance(cloud, NovaBackend) else None
     creates_before = nova.served().get(CREATE, (0, 0.0))[0] if nova else 0
