@@ -20,18 +20,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
 from canopy.providers.sim.creates import CreateRecord, Outcome, created_more_than_once
 from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
-from canopy.store.db import Database
 from canopy.store.models import Claim, Cloud, Server
 
-from .procs import WorkerProcess
+from .procs import WorkerProcess, in_flight, installed
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +39,6 @@ action_seconds = 0.2
 lost_response_rate = 0.03
 transient_error_rate = 0.02
 """
-
-
-async def _in_flight(db: Database) -> int:
-    """Rows a worker is in the middle of: leased, or placed and not yet settled."""
-    async with db.read() as s:
-        q = (
-            select(func.count())
-            .select_from(Server)
-            .where(Server.phase.in_(["schedule", "create", "converge", "delete", "reschedule"]))
-        )
-        return int((await s.execute(q)).scalar_one())
 
 
 def config(tmp_path: Path, db_url: str, atomic: bool) -> Path:
@@ -110,14 +94,7 @@ async def test_kill_minus_nine_at_random_moments_converges(
 ) -> None:
     rng = random.Random(20261121)
     cfg = config(tmp_path, db_url, atomic)
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "crash", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
-    ctx = RequestContext(project_id=project, user_id="tester")
+    settings, clock, db, ctx = await installed(cfg, "crash")
     svc = ServerService(db, settings, clock)
     worker = WorkerProcess(cfg, tmp_path / "worker.log")
     kills = 0
@@ -150,10 +127,10 @@ async def test_kill_minus_nine_at_random_moments_converges(
             # A worker takes about a second to start; kill it while it is doing work.
             await asyncio.sleep(rng.uniform(1.2, 2.5))
             assert worker.alive(), (tmp_path / "worker.log").read_text()[-3000:]
-            in_flight = await _in_flight(db)
+            busy = await in_flight(db)
             worker.kill9()
             kills += 1
-            busy_kills += in_flight > 0
+            busy_kills += busy > 0
             worker.start()
         assert kills >= 5
         assert busy_kills >= 4, "kills should hit a worker with work in flight"

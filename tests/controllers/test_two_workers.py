@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
 from canopy.providers.sim.creates import Outcome, created_more_than_once
 from canopy.providers.sim.driver import SimCompute
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.models import Cloud, Placement, Server
 
-from .procs import WorkerProcess
+from .procs import WorkerProcess, installed
 
 pytestmark = pytest.mark.slow
 
@@ -74,15 +70,8 @@ price_per_vcpu_hour = 0.01
 {mode}
 """
     )
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "load", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
+    settings, clock, db, ctx = await installed(cfg, "load")
     svc = ServerService(db, settings, clock)
-    ctx = RequestContext(project_id=project)
     workers = [WorkerProcess(cfg, tmp_path / f"worker{i}.log") for i in range(2)]
     drivers = build_drivers(settings, clock)
     private, public = drivers["private"], drivers["public"]

@@ -14,16 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.orchestration.service import StackService
 from canopy.providers.registry import build_drivers
 from canopy.providers.sim.driver import SimCompute
 from canopy.store.db import Database
 from canopy.store.models import Server, Stack, StackResource
-from tests.controllers.procs import WorkerProcess
+from tests.controllers.procs import WorkerProcess, installed
 
 from .helpers import hot, server
 
@@ -120,14 +116,7 @@ async def _terminal(db: Database, seconds: float) -> dict[str, Stack]:
 async def test_kill_minus_nine_during_create_update_and_delete(db_url: str, tmp_path: Path) -> None:
     rng = random.Random(20261204)
     cfg = config(tmp_path, db_url)
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "kill9", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
-    ctx = RequestContext(project_id=project, user_id="tester")
+    settings, clock, db, ctx = await installed(cfg, "kill9")
     svc = StackService(settings, clock)
     worker = WorkerProcess(cfg, tmp_path / "worker.log")
     names = [f"st{i}" for i in range(4)]
@@ -146,11 +135,11 @@ async def test_kill_minus_nine_during_create_update_and_delete(db_url: str, tmp_
         # the worker killed twice meanwhile.
         for name in names[:2]:
             async with db.session() as s:
-                stack = await svc.find(s, project, name, lock=True)
+                stack = await svc.find(s, ctx.project_id, name, lock=True)
                 await svc.update(s, ctx, stack, {"template": shape("m1.medium", 4)}, patch=False)
         for name in names[2:]:
             async with db.session() as s:
-                await svc.delete(s, await svc.find(s, project, name, lock=True))
+                await svc.delete(s, await svc.find(s, ctx.project_id, name, lock=True))
         busy += await _kill_while_busy(db, worker, rng, 2)
         stacks = await _terminal(db, 90)
         assert worker.starts == 5

@@ -83,18 +83,24 @@ def ami(ec2: Any) -> str:
     return str(image["ImageId"])
 
 
-@pytest.fixture(scope="session")
-def real_nova(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNova]:
-    """A genuine Nova on a loopback port; skipped, saying why, where it cannot run
-    (failed under CI=true, where it must)."""
+def nova_or_skip(tmp_dir: Path, **options: Any) -> RealNova:
+    """`start_nova(tmp_dir, **options)`; the test skips, saying why, where the real Nova
+    cannot run (fails under CI=true, where it must)."""
     try:
-        nova = start_nova(tmp_path_factory.mktemp("nova"))
+        nova = start_nova(tmp_dir, **options)
     except NovaUnavailable as e:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the real Nova must run under CI: {e}")
         pytest.skip(f"the real Nova cannot run here: {e}")
     if nova.install_seconds is not None:
         print(f"\nNova's virtualenv was built in {nova.install_seconds:.1f} s")
+    return nova
+
+
+@pytest.fixture(scope="session")
+def real_nova(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNova]:
+    """A genuine Nova on a loopback port (see `nova_or_skip`)."""
+    nova = nova_or_skip(tmp_path_factory.mktemp("nova"))
     try:
         yield nova
     finally:

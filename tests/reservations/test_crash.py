@@ -20,10 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from canopy.bootstrap import ensure_project, open_database, seed
-from canopy.config import load_settings
-from canopy.domain.clock import SystemClock
-from canopy.domain.context import RequestContext
 from canopy.domain.errors import Conflict
 from canopy.domain.states import DesiredState
 from canopy.providers.registry import build_drivers
@@ -42,7 +38,7 @@ from canopy.store.models import (
     Server,
 )
 from tests.controllers.harness import Plane, make_plane
-from tests.controllers.procs import WorkerProcess
+from tests.controllers.procs import WorkerProcess, installed
 
 from .helpers import body, create, retime
 
@@ -217,14 +213,7 @@ async def test_kill_minus_nine_during_lease_starts_and_ends_converges(
     db_url: str, tmp_path: Path
 ) -> None:
     cfg = _config(tmp_path, db_url)
-    settings = load_settings(cfg, env={})
-    clock = SystemClock()
-    db = await open_database(settings)
-    await seed(db, settings, clock)
-    project = await ensure_project(
-        db, clock, "crash", quotas={"instances": -1, "cores": -1, "ram": -1}
-    )
-    ctx = RequestContext(project_id=project, user_id="tester")
+    settings, clock, db, ctx = await installed(cfg, "crash")
     servers = ServerService(db, settings, clock)
     svc = LeaseService(settings, clock, servers)
     worker = WorkerProcess(cfg, tmp_path / "worker.log")

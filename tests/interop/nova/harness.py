@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -57,6 +58,33 @@ class RealNova:
             headers={"X-Auth-Token": "operator", "OpenStack-API-Version": "compute 2.79"},
             timeout=30,
         )
+
+    def served(self) -> dict[str, tuple[int, float]]:
+        """The harness's own count of the requests it has answered (`GET /_harness/calls`
+        of nova_server.py): method and path template -> (count, seconds spent)."""
+        root = self.url.rsplit("/v2.1", 1)[0]
+        r = httpx.get(f"{root}/_harness/calls", timeout=30)
+        r.raise_for_status()
+        return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
+
+    def raise_quotas(self) -> None:
+        """Quotas no test reaches (Nova's defaults allow 10 instances a project)."""
+        big = {"instances": 10000, "cores": 20000, "ram": 100_000_000}
+        with self.http() as http:
+            r = http.put(f"/os-quota-sets/{self.project_id}", json={"quota_set": big})
+            r.raise_for_status()
+
+    def make_zones(self, hosts: Mapping[str, str]) -> None:
+        """Put each compute host (`compute`, `compute2`…) in its availability zone, host ->
+        zone, as an operator does: an aggregate per zone (os-aggregates, admin)."""
+        with self.http() as http:
+            for host, zone in hosts.items():
+                body = {"aggregate": {"name": f"{zone}-{host}", "availability_zone": zone}}
+                r = http.post("/os-aggregates", json=body)
+                r.raise_for_status()
+                added = {"add_host": {"host": host}}
+                r = http.post(f"/os-aggregates/{r.json()['aggregate']['id']}/action", json=added)
+                r.raise_for_status()
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -10,9 +10,11 @@ answers with "No valid host was found"."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from canopy.domain.clock import SystemClock
 from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_META, INSTALLATION_TAG
 from canopy.providers.ec2.driver import Ec2Compute
 from canopy.providers.openstack.driver import OpenStackCompute
+from canopy.providers.openstack.states import to_remote
 from canopy.providers.sim.driver import SimCompute
 from tests.controllers.harness import Plane
 from tests.interop.nova.harness import RealNova
@@ -201,14 +204,16 @@ name = "cirros"
         self.view.terminate_instances(InstanceIds=[remote_id])
 
     async def live(self) -> list[Remote]:
+        return [r for r in await self.every() if r.state not in ("terminated", "shutting-down")]
+
+    async def every(self) -> list[Remote]:
+        """Every instance moto has made since its reset, terminated ones included (moto
+        keeps listing them): a server made twice shows twice, even once one is gone."""
         out = []
         for r in self.view.describe_instances()["Reservations"]:
             for i in r["Instances"]:
-                state = i["State"]["Name"]
-                if state in ("terminated", "shutting-down"):
-                    continue
                 tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                out.append(Remote(i["InstanceId"], tags.get(CANOPY_ID_TAG), state))
+                out.append(Remote(i["InstanceId"], tags.get(CANOPY_ID_TAG), i["State"]["Name"]))
         return out
 
     def fill(self, zones: list[str] | None) -> None:
@@ -226,8 +231,10 @@ class NovaBackend(Backend):
     """A genuine Nova (its functional harness, no Keystone). It runs on real time, so
     canopy's driver for it gets the real clock for its scheduling waits."""
 
-    def __init__(self, nova: RealNova, tmp_path: Path) -> None:
-        super().__init__("openstack", zones=["nova"], pause=0.1, huge_flavor="m1.huge")
+    def __init__(self, nova: RealNova, tmp_path: Path, zones: list[str] | None = None) -> None:
+        """`zones`: the Nova's availability zones, when it has several (make_zones)."""
+        name = "openstack" if zones is None else "openstack-zones"
+        super().__init__(name, zones=zones or ["nova"], pause=0.1, huge_flavor="m1.huge")
         self.nova = nova
         self.yaml = tmp_path / "clouds.yaml"
         self.yaml.write_text(
@@ -239,6 +246,7 @@ class NovaBackend(Backend):
         )
         self.marker = uuid.uuid4().hex[:8]  # this test's servers, on a Nova shared by all
         self.huge = f"huge-{self.marker}"
+        self.since = datetime.now(UTC) - timedelta(seconds=1)
 
     def _http(self) -> httpx.Client:
         return self.nova.http()
@@ -262,6 +270,7 @@ clouds_yaml = "{self.yaml}"
 schedule_poll_seconds = 0.1
 [clouds.openstack.flavor_map]
 "m1.huge" = "{self.huge}"
+{self._small()}
 
 [[flavors]]
 name = "m1.small"
@@ -281,6 +290,11 @@ name = "cirros"
 {CLOUD} = "{self.nova.image}"
 """
 
+    def _small(self) -> str:
+        # With zones, each zone is one of the harness's small hosts: m1.small boots as
+        # Nova's m1.tiny, so a zone holds 8 of canopy's servers (not 5) while filled.
+        return "" if len(self.zones) < 2 else '"m1.small" = "m1.tiny"'
+
     async def attach(self, plane: Plane) -> None:
         await super().attach(plane)
         old = plane.rt.drivers[CLOUD]
@@ -291,25 +305,33 @@ name = "cirros"
     async def oob_create(
         self, canopy_id: str | None, name: str, installation: str | None = None
     ) -> str:
+        meta = {"canopy_id": canopy_id} if canopy_id is not None else {}
+        if installation is not None:
+            meta[INSTALLATION_META] = installation
+        with self._http() as http:
+            return self._boot(http, name, meta)
+
+    def _boot(
+        self, http: httpx.Client, name: str, meta: dict[str, str], zone: str | None = None
+    ) -> str:
+        """An m1.tiny server made directly in Nova (in `zone`, if given); its id."""
         body: dict[str, Any] = {
             "name": f"{name}-{self.marker}",
             "imageRef": self.nova.image,
             "flavorRef": "1",
             "networks": "none",
         }
-        meta = {"canopy_id": canopy_id} if canopy_id is not None else {}
-        if installation is not None:
-            meta[INSTALLATION_META] = installation
         if meta:
             body["metadata"] = meta
-        with self._http() as http:
-            r = http.post(
-                "/servers",
-                json={"server": body},
-                headers={"OpenStack-API-Version": "compute 2.37"},
-            )
-            assert r.status_code == 202, r.text
-            return str(r.json()["server"]["id"])
+        if zone is not None:
+            body["availability_zone"] = zone
+        r = http.post(
+            "/servers",
+            json={"server": body},
+            headers={"OpenStack-API-Version": "compute 2.37"},
+        )
+        assert r.status_code == 202, r.text
+        return str(r.json()["server"]["id"])
 
     async def oob_delete(self, remote_id: str) -> None:
         with self._http() as http:
@@ -330,6 +352,49 @@ name = "cirros"
                 out.append(Remote(s["id"], canopy_id, s["status"]))
         return out
 
+    async def every(self) -> list[Remote]:
+        """Every server this Nova has made since this backend was made, deleted ones
+        included (`changes-since`; a deleted server's canopy id is read from its name,
+        as canopy's driver does): a server made twice shows twice, even once one is gone."""
+        with self._http() as http:
+            r = http.get(
+                "/servers/detail", params={"changes-since": self.since.isoformat(), "limit": 1000}
+            )
+            assert r.status_code == 200, r.text
+        return [Remote(s["id"], to_remote(s).canopy_id, s["status"]) for s in r.json()["servers"]]
+
     def fill(self, zones: list[str] | None) -> None:
-        # The harness has one zone and no way to refuse one: it runs out of room by flavor.
-        raise AssertionError("the real Nova runs out of room by flavor: use huge_flavor")
+        """Fill each zone's hosts with the operator's own (untagged) servers, a few at a
+        time, until Nova's scheduler answers "No valid host was found" there. With one
+        zone, the behaviour tests run out of room by flavor instead (huge_flavor)."""
+        if len(self.zones) < 2:
+            raise AssertionError("a one-zone Nova runs out of room by flavor: use huge_flavor")
+        with self._http() as http:
+            for zone in zones if zones is not None else self.zones:
+                for batch in range(10):
+                    made = [
+                        self._boot(http, f"fill-{zone}-{batch}-{i}", {}, zone) for i in range(4)
+                    ]
+                    refused = {s: f for s, f in self._built(http, made).items() if f is not None}
+                    for sid, fault in refused.items():
+                        assert "No valid host" in fault, fault
+                        http.delete(f"/servers/{sid}")
+                    if refused:
+                        break
+                else:
+                    raise AssertionError(f"zone {zone} never filled up")
+
+    def _built(self, http: httpx.Client, ids: list[str]) -> dict[str, str | None]:
+        """Wait until Nova has built or refused each server: id -> its fault (None: built)."""
+        out: dict[str, str | None] = {}
+        deadline = time.monotonic() + 120
+        while len(out) < len(ids):
+            assert time.monotonic() < deadline, f"servers still building: {ids}"
+            for sid in ids:
+                if sid not in out:
+                    server = http.get(f"/servers/{sid}").json()["server"]
+                    if server["status"] in ("ACTIVE", "ERROR"):
+                        fault = (server.get("fault") or {}).get("message", "no fault")
+                        out[sid] = None if server["status"] == "ACTIVE" else str(fault)
+            time.sleep(0.2)
+        return out
