@@ -120,7 +120,7 @@ UNUSUAL = [
     _row(addresses='{"private": ["10.0.0.7"]}'), _row(addresses="[]"),
     _row(addresses='{"private": [{"addr": 7, "version": 4}]}'),
     _row(addresses='{"p\\"x": [{"addr": "10.0.0.5", "version": 4}]}'),
-    _row(metadata_='{"n": NaN}'), _row(metadata_="null"),
+    _row(metadata_='{"n": NaN}'), _row(metadata_="null"), _row(metadata_='{"a": {"b": [1]}}'),
     _row(launch_index=None), _row(locked=None), _row(description="tab\t", locked_reason="\\"),
     _row(remote_id='r"1'),
 ]  # fmt: skip
@@ -164,11 +164,11 @@ def test_links_escape_an_odd_host() -> None:
 def test_a_failing_row_fails_as_the_full_path_does() -> None:
     """A row the full path cannot render (a time that is no time) is no page either way."""
     vc = _context(APIVersion(2, 1), admin=False)
-    row = _row(created_at="not a time at all")
-    with pytest.raises(ValueError):
-        _full(vc, [row], [])
-    with pytest.raises(ValueError):
-        DetailWriter(vc).page([row], [])
+    for row in (_row(created_at="not a time at all"), _row(metadata_='["not", "a", "map"]')):
+        with pytest.raises(ValueError):
+            _full(vc, [row], [])
+        with pytest.raises(ValueError):
+            DetailWriter(vc).page([row], [])
 
 
 def test_plain_text_is_what_orjson_writes_as_it_is() -> None:

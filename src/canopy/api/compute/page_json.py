@@ -179,7 +179,14 @@ class DetailWriter:
         if metadata is None or metadata == "{}":
             meta = "{}"
         else:
-            meta = orjson.dumps(dict(decode_json(metadata) or {})).decode()
+            # Nova's metadata maps strings to strings; anything else (nested values, which
+            # orjson might refuse deeper in a page than alone) is the full path's.
+            decoded = decode_json(metadata) or {}
+            if decoded.__class__ is not dict or not all(
+                value.__class__ is str for value in decoded.values()
+            ):
+                return None
+            meta = orjson.dumps(decoded).decode()
         if addresses is None or addresses == "{}" or vm_state == '"building"':
             addrs: str | None = "{}"
         else:
