@@ -18,3 +18,8 @@ from fastapi import Response
 
 def json_response(doc: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(doc), status_code=status_code, media_type="application/json")
+
+
+def json_body(body: bytes, status_code: int = 200) -> Response:
+    """A body already encoded (api/compute/page_json.py writes a page's text itself)."""
+    return Response(body, status_code=status_code, media_type="application/json")

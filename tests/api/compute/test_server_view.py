@@ -70,7 +70,9 @@ async def test_plain_reads_answer_what_the_engine_answers(
 ) -> None:
     """On SQLite a list page's rows come straight from the driver (store/plain_reads.py);
     every page, and each next page after it, is byte for byte what the engine's path
-    gives: servers with metadata, a fault, a lock, a description, and a deleted one."""
+    gives (the entries written from the rows, api/compute/page_json.py, against the
+    full path's): servers with metadata, a fault, a lock, a description, tags and a
+    deleted one."""
     if api.plane.db.plain_reads is None:
         pytest.skip("plain reads are SQLite's")
     alice = await who(api)
@@ -92,6 +94,9 @@ async def test_plain_reads_answer_what_the_engine_answers(
         f"/compute/v2.1/servers/{ids[1]}", headers=h, json={"server": {"description": "d é"}}
     )
     await api.client.delete(f"/compute/v2.1/servers/{ids[2]}", headers=h)
+    for tag in ("b", "a"):
+        tagged = await api.client.put(f"/compute/v2.1/servers/{ids[4]}/tags/{tag}", headers=h)
+        assert tagged.status_code == 201, tagged.text
     async with api.plane.db.session() as s:
         from canopy.store.models import Server
 

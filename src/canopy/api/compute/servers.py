@@ -18,6 +18,7 @@ from canopy.api.auth import AuthDep, WriterDep, authenticate
 from canopy.api.compute import server_actions, server_create, server_metadata
 from canopy.api.compute.common import page_links, reject_nul_body
 from canopy.api.compute.microversion import APIVersion, VersionDep, microversion
+from canopy.api.compute.page_json import DetailWriter
 from canopy.api.compute.schemas import UpdateBody
 from canopy.api.compute.server_deps import ServiceDep
 from canopy.api.compute.server_query import _server_query
@@ -38,7 +39,7 @@ from canopy.api.deps import (
     get_settings,
     wake_after_commit,
 )
-from canopy.api.fast_json import json_response
+from canopy.api.fast_json import json_body, json_response
 from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.services.servers import ServerService
@@ -71,27 +72,37 @@ async def _list(request: Request, *, detail: bool) -> Response:
     columns = list_columns(detail=detail, admin=ctx.is_cloud_admin)
     plain = None if query is None else service.search_plain(ctx, query, columns)
     servers: Sequence[Any] = []
-    if plain is not None:
-        servers = views_of_plain(plain, detail=detail)
-        if detail and view_reads(v, ctx):
+    path = "servers/detail" if detail else "servers"
+    if plain is not None and detail:
+        # The entries' JSON written from the rows (api/compute/page_json.py).
+        if view_reads(v, ctx):
             async with db.read() as s:
-                vc = await view_context(s, request, settings, v, ctx, servers)
+                ids = [row[0] for row in plain]
+                vc = await view_context(s, request, settings, v, ctx, ids)
         else:
             vc = ViewContext(request, settings, v, ctx)
+        assert query is not None  # a plain read is a query's
+        nxt = [] if query.limit is None else page_links(
+            request, settings, path, plain, query.limit, lambda row: row[0]
+        )  # fmt: skip
+        return json_body(DetailWriter(vc).page(plain, nxt))
+    if plain is not None:
+        servers = views_of_plain(plain, detail=detail)
+        vc = ViewContext(request, settings, v, ctx)
     else:
         async with db.read() as s:
             if query is not None:
                 servers = await service.search_rows(ctx, query, columns, session=s)
             if detail:
                 servers = [ServerView._make(row) for row in servers]
-            vc = await view_context(s, request, settings, v, ctx, servers if detail else [])
+            ids = [sv.id for sv in servers] if detail else []
+            vc = await view_context(s, request, settings, v, ctx, ids)
     if detail:
         items = [server_detail(vc, sv) for sv in servers]
     else:
         items = [server_basic(vc, sv) for sv in servers]
     out: dict[str, Any] = {"servers": items}
     if query is not None and query.limit is not None:
-        path = "servers/detail" if detail else "servers"
         nxt = page_links(request, settings, path, servers, query.limit, lambda sv: sv.id)
         if nxt:
             out["servers_links"] = nxt
@@ -121,7 +132,7 @@ async def _show(
     server: Server,
 ) -> dict[str, Any]:
     shown = view_of(server)
-    vc: ViewContext = await view_context(s, request, settings, v, ctx, [shown], show=True)
+    vc: ViewContext = await view_context(s, request, settings, v, ctx, [shown.id], show=True)
     return {"server": server_detail(vc, shown, show=True)}
 
 

@@ -106,7 +106,7 @@ async def view_context(
     settings: Settings,
     version: APIVersion,
     ctx: RequestContext,
-    servers: Sequence[ServerView | Row[Any]],
+    ids: Sequence[str],
     *,
     show: bool = False,
 ) -> ViewContext:
@@ -118,9 +118,8 @@ async def view_context(
     (2.3+); a page of servers never loads it and shows it as null.
     """
     vc = ViewContext(request, settings, version, ctx)
-    if not servers:
+    if not ids:
         return vc
-    ids = [sv.id for sv in servers]
     if version.at_least(26):
         vc.tags = await tags_of(s, ids)
     if show and ctx.is_cloud_admin and version.at_least(3):
@@ -163,8 +162,8 @@ def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dic
         "user_id": sv.user_id,
         "metadata": dict(sv.metadata_ or {}),
         "hostId": host_id(sv.project_id, sv.cloud),
-        "image": _image(vc, sv),
-        "flavor": _embedded_flavor(vc, sv),
+        "image": image_of(vc, sv.image_id, sv.boot_from_volume),
+        "flavor": embedded_flavor(vc, sv.flavor_id),
         # isotime_of, its common case inline (a year of four digits).
         "created": created[:19] + "Z" if created[4] == "-" else isotime_of(created),
         "updated": updated[:19] + "Z" if updated[4] == "-" else isotime_of(updated),
@@ -198,7 +197,7 @@ def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dic
     if 9 in at:
         out["locked"] = sv.locked
     if 16 in at and vc.admin:
-        out["host_status"] = _host_status(vc, sv)
+        out["host_status"] = host_status(vc, sv.cloud)
     if 19 in at:
         out["description"] = sv.description
     if 26 in at:
@@ -212,9 +211,9 @@ def server_detail(vc: ViewContext, sv: ServerView, *, show: bool = False) -> dic
     return out
 
 
-def _image(vc: ViewContext, sv: ServerView) -> dict[str, Any] | str:
-    image_id = sv.image_id
-    if not image_id or sv.boot_from_volume:
+def image_of(vc: ViewContext, image_id: str | None, from_volume: Any) -> dict[str, Any] | str:
+    """The embedded image ("" when booted from a volume), one dict per id a request."""
+    if not image_id or from_volume:
         return ""
     out = vc.images.get(image_id)
     if out is None:
@@ -223,10 +222,11 @@ def _image(vc: ViewContext, sv: ServerView) -> dict[str, Any] | str:
     return out
 
 
-def _embedded_flavor(vc: ViewContext, sv: ServerView) -> dict[str, Any]:
-    out = vc.embedded.get(sv.flavor_id)
+def embedded_flavor(vc: ViewContext, flavor_id: str) -> dict[str, Any]:
+    """The embedded flavor (its id and link before 2.47), one dict per id a request."""
+    out = vc.embedded.get(flavor_id)
     if out is None:
-        out = vc.embedded[sv.flavor_id] = _flavor_of(vc, sv.flavor_id)
+        out = vc.embedded[flavor_id] = _flavor_of(vc, flavor_id)
     return out
 
 
@@ -312,11 +312,11 @@ def _extended_attributes(vc: ViewContext, sv: ServerView, out: dict[str, Any]) -
         out["OS-EXT-SRV-ATTR:user_data"] = (vc.user_data or {}).get(sv.id)
 
 
-def _host_status(vc: ViewContext, sv: ServerView) -> str:
+def host_status(vc: ViewContext, cloud: str | None) -> str:
     """2.16's host_status, for the cloud the server lives on."""
-    if not sv.cloud:
+    if not cloud:
         return ""
-    c = vc.clouds.get(sv.cloud)
+    c = vc.clouds.get(cloud)
     if c is None:
         return "UNKNOWN"
     if not c.enabled:
