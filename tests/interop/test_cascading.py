@@ -167,9 +167,13 @@ tier = 0
 hosts = 2
 host_vcpus = 8
 host_ram_mb = 32768
-boot_seconds = 6
+boot_seconds = 30
 api_latency_ms = 5
 """
+# The child's boots outlast three `openstack server create` calls and the wait for them to
+# reach the child on a loaded machine (with 6 s, under two test workers, a server could end
+# its boot before the kill: the test's "still booting" check failed); the sim's boots end
+# by the clock, so after the child's restart they finish where they would have.
 
 
 @pytest.mark.slow
