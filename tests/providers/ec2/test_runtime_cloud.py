@@ -5,6 +5,7 @@ installation id, and deletes it."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG
 from canopy.services.clouds import NewCloud, add_cloud
 from canopy.store.models import Cloud, Image, ImageMapping
 from tests.controllers.harness import make_plane
+
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 ONE_SIM = """
 [[clouds]]
@@ -51,7 +55,10 @@ async def test_an_ec2_cloud_added_at_run_time_uses_its_stored_credentials(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sqlite_template: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Everything logged at DEBUG, boto's own loggers included: the keys must show nowhere.
+    caplog.set_level(logging.DEBUG)
     # Nothing in the environment: only the stored keys can reach moto.
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
@@ -67,7 +74,7 @@ async def test_an_ec2_cloud_added_at_run_time_uses_its_stored_credentials(
                 "zones": ["us-east-1a"],
                 "instance_types": ["t3.*"],
             },
-            credentials={"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "k" * 40},
+            credentials={"access_key_id": KEY_ID, "secret_access_key": SECRET},
         )
         async with p.db.session() as s:
             await add_cloud(s, new, lambda: vault(None, tmp_path), p.clock.now())
@@ -99,6 +106,9 @@ async def test_an_ec2_cloud_added_at_run_time_uses_its_stored_credentials(
             return not _tags(ec2)
 
         await p.run_until(gone, steps=60)
+        said = caplog.text
+        assert "Starting new HTTP connection" in said  # the HTTP layer did log at DEBUG
+        assert KEY_ID not in said and SECRET not in said
     finally:
         await p.close()
 
@@ -114,7 +124,7 @@ async def test_without_its_stored_credentials_the_cloud_is_unhealthy(
             name="aws-2",
             driver="ec2",
             options={"region": "us-east-1", "endpoint_url": moto, "zones": ["us-east-1a"]},
-            credentials={"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "k" * 40},
+            credentials={"access_key_id": KEY_ID, "secret_access_key": SECRET},
         )
         async with p.db.session() as s:
             await add_cloud(s, new, lambda: vault(None, tmp_path), p.clock.now())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -86,6 +87,7 @@ class Ec2Compute:
         import botocore.session
         from botocore.config import Config
 
+        _quiet_boto()
         o = self.options
         # EC2 answers carry ISO 8601 times (several per instance): parsed by the standard
         # library instead of dateutil, a third of the CPU of parsing a description.
@@ -356,3 +358,13 @@ class Ec2Compute:
         if client is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _quiet_boto() -> None:
+    """Credentials are never logged: botocore at DEBUG writes each request's headers, the
+    `Authorization` header with the access key id among them, whatever level canopy runs
+    at (`--log-level DEBUG` included). Its loggers stay at INFO or above."""
+    for name in ("botocore", "boto3"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) or DEBUG: at INFO; WARNING stays
+            logger.setLevel(logging.INFO)
