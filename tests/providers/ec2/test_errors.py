@@ -4,6 +4,7 @@ or credentials, so those answers are injected with a botocore hook on the test's
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,6 +83,35 @@ async def test_a_missing_profile_is_an_auth_error(moto: str) -> None:
     d = driver(moto, credentials="profile:nobody")
     try:
         with pytest.raises(CloudAuthError, match="nobody"):
+            await d.zones()
+    finally:
+        await d.close()
+
+
+async def test_a_named_profile_is_where_the_keys_come_from(
+    moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`credentials = "profile:prod"` reaches the cloud with that profile's keys and
+    nothing else: no key in the environment, no default profile."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    shared = tmp_path / "credentials"
+    shared.write_text(
+        "[prod]\naws_access_key_id = AKIAPRODEXAMPLE\naws_secret_access_key = prodsecret\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))  # none
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role: loopback only
+    d = driver(moto, credentials="profile:prod")
+    try:
+        assert await d.zones()
+    finally:
+        await d.close()
+    # Without the profile the same call has no keys at all: an auth error, not a success.
+    d = driver(moto, credentials="env")
+    try:
+        with pytest.raises(CloudAuthError):
             await d.zones()
     finally:
         await d.close()
