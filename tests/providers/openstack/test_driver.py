@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,6 +95,23 @@ async def test_changes_since_shows_a_server_deleted_directly_in_nova(
     # Nova no longer shows a deleted server's metadata: the id comes from its name.
     assert gone.state == RemoteState.DELETED and gone.canopy_id == s.canopy_id
     assert created.remote_id not in {r.remote_id for r in await driver.list()}
+
+
+async def test_the_overlap_window_lists_a_change_made_just_before_the_mark(
+    make_driver: Callable[..., OpenStackCompute], real_nova: RealNova
+) -> None:
+    """Sync's mark is when its last pass began; a change Nova recorded a little before it
+    (clocks, a pass that began while Nova wrote) is still asked for, by the overlap."""
+    wide = make_driver(changes_since_overlap_seconds=60)
+    tight = make_driver(changes_since_overlap_seconds=0)
+    s = spec(real_nova)
+    created = await wide.create(s)
+    await wait_for(lambda: wide.get(created.remote_id), in_state(RemoteState.RUNNING))
+    mark = datetime.now(UTC) + timedelta(seconds=2)  # after the server's last change
+    assert created.remote_id in {r.remote_id for r in await wide.list(mark)}
+    assert created.remote_id not in {r.remote_id for r in await tight.list(mark)}
+    await wide.delete(created.remote_id)
+    await wait_for(lambda: wide.get(created.remote_id), lambda r: r is None)
 
 
 async def test_servers_canopy_did_not_tag_are_not_listed(
