@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.interop.app_creds import app_cred_clouds_yaml, member_of
 from tests.interop.conftest import CanopyServer, start_canopy
-from tests.interop.test_cascading import parent_config, until_status
+from tests.interop.test_cascading import CIRROS, parent_config, until_status
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,74 @@ def test_the_parent_boots_into_the_child_with_an_application_credential(
     until_status(parent, made["id"], "SHUTOFF")
     parent.openstack("server", "delete", "--wait", made["id"], json_output=False)
     assert child.openstack("server", "list", "--all-projects", "--name", made["id"]) == []
+
+
+def test_a_child_added_at_run_time_signs_in_with_its_stored_application_credential(
+    canopy_server: CanopyServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No file names the child: the parent's admin adds it through /canopy/v1/clouds with
+    an application credential (sealed in the parent's database), maps an image, and a
+    server boots in the child; the credential is never answered."""
+    child = canopy_server
+    member_of(child, "runtime-svc", "rt-pw", "from-runtime", "member")
+    as_user = ("--os-username", "runtime-svc", "--os-password", "rt-pw")
+    made = child.openstack(
+        *as_user, "--os-project-name", "from-runtime", "application", "credential", "create", "rt"
+    )
+    made = {k.lower(): v for k, v in made.items()}
+    parent = start_canopy(tmp_path_factory.mktemp("runtime-parent"))
+    try:
+        admin = {"X-Auth-Token": parent.token()}
+        body = {
+            "name": "site-c",
+            "driver": "openstack",
+            "tier": 2,
+            "options": {
+                "region_name": child.region,
+                "network": "none",
+                "schedule_poll_seconds": 0.1,
+            },
+            "credentials": {
+                "auth_type": "v3applicationcredential",
+                "auth": {
+                    "auth_url": child.auth_url,
+                    "application_credential_id": made["id"],
+                    "application_credential_secret": made["secret"],
+                },
+            },
+        }
+        r = httpx.post(f"{parent.base_url}/canopy/v1/clouds", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        assert made["secret"] not in r.text and r.json()["has_credentials"] is True
+        r = httpx.put(
+            f"{parent.base_url}/canopy/v1/images/{CIRROS}/map/site-c",
+            json={"remote_image": CIRROS},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        shown = httpx.get(f"{parent.base_url}/canopy/v1/clouds/site-c", headers=admin)
+        assert made["secret"] not in shown.text
+
+        server = parent.openstack(
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--availability-zone",
+            "site-c",
+            "--wait",
+            "runtime",
+        )
+        assert server["status"] == "ACTIVE", server
+        project = child.openstack("project", "show", "from-runtime")["id"]
+        [listed] = child.openstack("server", "list", "--all-projects", "--name", server["id"])
+        assert child.openstack("server", "show", listed["ID"])["project_id"] == project
+        parent.openstack("server", "delete", "--wait", server["id"], json_output=False)
+        assert child.openstack("server", "list", "--all-projects", "--name", server["id"]) == []
+        assert made["secret"] not in parent.log()
+    finally:
+        parent.stop()
