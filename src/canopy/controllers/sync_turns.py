@@ -15,6 +15,14 @@ uncontended lock and the same `sleep(0)` as before.
 Only sync's slices take turns, and none is taken while holding the write lock (a slice that
 writes takes its turn first, then the lock), so no lock cycle can form with the other
 controllers or the API, which never ask for a turn.
+
+The API goes first (canopy/api_first.py): the pass holding the turn waits, before its
+slice, while this loop serves a request, up to a bound (`api_first.BOUND`), so a request
+resumed after each of its awaits finds no sync slice ready ahead of it. That wait is
+inside the turn and before the slice's write lock, so it holds no lock a request could
+wait for (a request may wait for the write lock held by another controller, which never
+waits for the API), and it is bounded whatever happens: sync makes progress under
+sustained load, one slice per bound at least.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from canopy.api_first import after_requests
 
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
@@ -41,5 +51,6 @@ def _lock() -> asyncio.Lock:
 async def turn() -> AsyncIterator[None]:
     """Run the block as this loop's one sync slice, then give the loop back."""
     async with _lock():
+        await after_requests()  # the API goes first, for a bounded time
         yield
     await asyncio.sleep(0)  # the loop's turn: requests, other controllers, then other passes
