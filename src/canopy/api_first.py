@@ -25,9 +25,11 @@ import weakref
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-# The longest a slice waits for the API. Under sustained load sync gets one slice (a few
-# ms) per BOUND: slow, never stopped. A request's own waits are far shorter than this.
-BOUND = 0.025
+# The longest a slice waits for the API: longer than a page takes on a quiet machine (2 ms),
+# so a request's steps never queue behind a sync slice, and short enough that sync keeps
+# moving when the API is always busy (a client polling every 20 ms, 50 clients): 25 ms
+# per slice made a burst's servers reach ACTIVE 0.2-0.7 s later (bench/burst.py).
+BOUND = 0.005
 # How long after the last request finished a slice still waits: a sequential client's
 # next request arrives within a fraction of a millisecond of the last answer.
 LINGER = 0.001

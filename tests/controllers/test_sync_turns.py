@@ -34,10 +34,10 @@ def test_a_slice_waits_for_the_request_in_flight() -> None:
         loop = asyncio.get_running_loop()
         r = requests()
         r.started()
-        loop.call_later(0.006, lambda: r.finished(loop.time()))
+        loop.call_later(0.004, lambda: r.finished(loop.time()))
         return await _slice_starts()
 
-    assert run(main()) == [pytest.approx(0.006 + LINGER, abs=1e-5)]
+    assert run(main()) == [pytest.approx(0.004 + LINGER, abs=1e-5)]
 
 
 def test_sync_still_moves_under_sustained_load_one_slice_per_bound() -> None:
