@@ -1,6 +1,6 @@
-"""Sync's turns let the API go first (controllers/sync_turns.py, canopy/api_first.py):
-a slice waits while a request is in flight, for a bounded time, and no lock cycle forms
-with the write lock. On a virtual clock: no test sleeps."""
+"""A deep sync pass lets the API go first (controllers/sync_turns.py, canopy/api_first.py):
+its slice waits while a request is in flight, for a bounded time, and no lock cycle forms
+with the write lock; other passes do not wait. On a virtual clock: no test sleeps."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ import asyncio
 import pytest
 
 from canopy.api_first import BOUND, LINGER, requests
-from canopy.controllers.sync_turns import turn
+from canopy.controllers.sync_turns import deep_pass, end_pass, turn
 from canopy.store.write_lock import WriteLock
 from tests.virtual_time import run
 
 
-async def _slice_starts(n: int = 1) -> list[float]:
+async def _slice_starts(n: int = 1, deep: bool = True) -> list[float]:
     """When each of `n` sync slices (one pass's, one after another) began, from now."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     out = []
-    for _ in range(n):
-        async with turn():
-            out.append(loop.time() - t0)
+    marked = deep_pass(deep)
+    try:
+        for _ in range(n):
+            async with turn():
+                out.append(loop.time() - t0)
+    finally:
+        end_pass(marked)
     return out
 
 
@@ -38,6 +42,14 @@ def test_a_slice_waits_for_the_request_in_flight() -> None:
         return await _slice_starts()
 
     assert run(main()) == [pytest.approx(0.004 + LINGER, abs=1e-5)]
+
+
+def test_a_pass_that_is_not_deep_does_not_wait() -> None:
+    async def main() -> list[float]:
+        requests().started()  # the API always busy: a burst's poller
+        return await _slice_starts(3, deep=False)
+
+    assert run(main()) == [0, 0, 0]
 
 
 def test_sync_still_moves_under_sustained_load_one_slice_per_bound() -> None:
@@ -91,6 +103,7 @@ def test_no_deadlock_with_the_write_lock_held_by_another_controller() -> None:
                 r.finished(loop.time())
 
         async def sync_pass() -> None:
+            deep_pass(True)  # in this task's own context
             async with turn():
                 order.append(f"slice at {loop.time() - t0:.3f}")
                 slice_ran.set()
@@ -138,6 +151,7 @@ def test_no_deadlock_when_a_request_waits_for_sync_s_write() -> None:
                 r.finished(loop.time())
 
         async def next_pass() -> None:
+            deep_pass(True)  # in this task's own context
             await wrote.wait()
             async with turn():
                 order.append("pass 2")
