@@ -23,6 +23,7 @@ from canopy.api.reservation.gate import BlazarGate
 from canopy.api.subscriptions import subscriptions_router
 from canopy.api.token_cache import TokenCache, install_invalidation
 from canopy.api.unsupported import install_unsupported
+from canopy.api_first import InFlight
 from canopy.config import Settings
 from canopy.domain.clock import Clock
 from canopy.store.db import Database
@@ -77,4 +78,7 @@ def create_app(
     app.include_router(orchestration_router())
     install_unsupported(app)  # after the routers: it reads their routes
     install_openapi(app)
+    # Outermost of all: every request counts as in flight while any of the app serves it,
+    # so sync's slices wait for it (canopy/api_first.py).
+    app.add_middleware(InFlight)
     return app

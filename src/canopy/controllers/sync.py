@@ -46,7 +46,7 @@ from canopy.controllers.sync_digest import (
 from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.controllers.sync_schedule import SyncSchedule
-from canopy.controllers.sync_turns import turn
+from canopy.controllers.sync_turns import deep_pass, end_pass, turn
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
@@ -184,6 +184,7 @@ class SyncController(SyncSchedule):
         rt = self.rt
         await self._held(job_name)  # no point comparing for a job another worker has
         digest, deep = self._digest(cloud, full)
+        marked = deep_pass(deep)  # a deep pass's slices let the API go first
         try:
             # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
             active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
@@ -212,6 +213,8 @@ class SyncController(SyncSchedule):
         except BaseException:
             self._digests.pop(cloud, None)  # maybe half-built: the next full pass is deep
             raise
+        finally:
+            end_pass(marked)
         if deep:
             digest.complete, digest.since_deep = True, 0
         elif full:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 
 from canopy.controllers.listing import LIGHT, LIVE, quiet
 from canopy.controllers.sync_digest import Digest
-from canopy.controllers.sync_turns import turn
+from canopy.controllers.sync_turns import api_goes_first, turn
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.store.db import Database
@@ -87,6 +87,7 @@ async def _compare_slice(
         async with db.read() as s:
             rows = await s.execute(select(*LIGHT).where(Server.id.in_(ids)))
             light.update((row.id, row) for row in rows)
+        await api_goes_first()  # the read was off the loop; the rule is on it
     for r in part:
         if not r.canopy_id:
             continue  # not canopy's (made out of band, untagged): never touched
@@ -136,6 +137,7 @@ async def missing(db: Database, cloud: str, alive: set[str], started: datetime) 
         async with turn():  # one page of one pass per turn of the loop
             async with db.read() as s:
                 page = (await s.execute(q)).all()
+            await api_goes_first()  # as in _compare_slice
             for rid_, sid_, deleted, phase in page:
                 if not deleted and phase in (*LIVE, Phase.DELETE) and rid_ not in alive:
                     out.append(sid_)
