@@ -337,3 +337,31 @@ async def test_a_bad_deployment_is_400_and_writes_nothing(api: Api) -> None:
     ]:
         assert why in assert_heat_fault(await api.client.put(url, json=body), 400), body
     assert (await api.client.get(url)).json()["software_deployment"] == made
+
+
+async def test_a_stacks_deployment_may_name_a_config_made_through_the_api(api: Api) -> None:
+    config = await _config(api, name="from-api", inputs=[{"name": "foo", "default": "d"}])
+    body = template("NO_SIGNAL")
+    del body["resources"]["config"]
+    body["resources"]["deployment"]["properties"]["config"] = config["id"]
+    sid = await _create(api, "apicfg", body)
+    done = await settle(api.plane, sid)
+    assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
+    rows = await resources(api.plane, sid)
+    r = await api.client.get(
+        f"{heat(api)}/software_deployments/metadata/{rows['server'].server_id}"
+    )
+    [derived] = r.json()["metadata"]
+    assert (derived["name"], derived["group"], derived["config"]) == ("from-api", "script", SCRIPT)
+    values = {i["name"]: i.get("value") for i in derived["inputs"]}
+    assert values["foo"] == "fooooo" and values["deploy_action"] == "CREATE"
+    # Another project's config is not found for a stack either.
+    other = await _other(api)
+    r = await api.client.post(
+        f"{heat(api, other.project_id)}/stacks",
+        json={"stack_name": "theirs", "template": body},
+        headers=other.headers,
+    )
+    assert r.status_code == 201, r.text
+    done = await settle(api.plane, r.json()["stack"]["id"])
+    assert done.status == "FAILED" and "could not be found" in done.status_reason

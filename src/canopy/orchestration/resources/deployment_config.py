@@ -15,6 +15,7 @@ from canopy.orchestration.resources.software_config import (
     SoftwareComponent,
     is_uuid,
 )
+from canopy.orchestration.software_rows import find_config
 from canopy.store.models import Stack, StackResource
 
 COMPONENT = "component"  # a SoftwareComponent's group (Heat's)
@@ -47,11 +48,17 @@ def output_io(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def load_source(step: Step, config_id: Any) -> dict[str, Any]:
-    """The config a deployment names (Heat's `show_software_config`), {} for none."""
+    """The config a deployment names (Heat's `show_software_config`): a config resource of
+    the project's stacks, or one made through the API; {} for none."""
     if not config_id:
         return {}
     ref = str(config_id).strip()
     row = await step.session.get(StackResource, ref) if is_uuid(ref) else None
+    if row is None:
+        made = await find_config(step.session, step.stack.project_id, ref)
+        if made is not None:  # one made through the API (`openstack software config create`)
+            keys = ("config", "inputs", "outputs", "options")
+            return {"name": made.name, "group": made.group, **{k: made.body.get(k) for k in keys}}
     owner = await step.session.get(Stack, row.stack_id) if row is not None else None
     if (
         row is None
