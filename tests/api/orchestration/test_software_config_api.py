@@ -180,7 +180,8 @@ async def test_a_servers_metadata_has_its_api_and_stack_deployments_by_config_na
     await _deploy(api, first["id"], "elsewhere")
     r = await api.client.get(f"{heat(api)}/software_deployments/metadata/{server_id}")
     assert r.status_code == 200, r.text
-    names = [c["name"] for c in r.json()["metadata"]]
+    r_metadata = r.json()["metadata"]
+    names = [c["name"] for c in r_metadata]
     assert names == ["aaa-first", "mixed-config-" + rows["config"].id[:12], "zzz-last"]
     assert r.json()["metadata"][0] == first
     # The server resource's metadata (what os-collect-config polls) shows the same.
@@ -195,6 +196,25 @@ async def test_a_servers_metadata_has_its_api_and_stack_deployments_by_config_na
     assert (await api.client.get(url)).json()["software_deployment"] == listed[0]
     assert "stack" in assert_heat_fault(await api.client.put(url, json={"status": "X"}), 409)
     assert_heat_fault(await api.client.delete(url), 409)
+    # The stack's configs are shown by id, as Heat shows them (one table there): its
+    # config resource and its deployment's derived config (`deployment show --long`).
+    # Neither is listed, and both go only with their stack.
+    configs = f"{heat(api)}/software_configs"
+    source = (await api.client.get(f"{configs}/{rows['config'].id}")).json()["software_config"]
+    assert (source["name"], source["group"], source["config"]) == (
+        "mixed-config-" + rows["config"].id[:12],
+        "script",
+        template()["resources"]["config"]["properties"]["config"],
+    )
+    assert source["inputs"][1] == {"name": "bar", "type": "String", "default": "b"}
+    r = await api.client.get(f"{configs}/{listed[0]['config_id']}")
+    assert r.json()["software_config"] == next(
+        c for c in r_metadata if c["id"] == listed[0]["config_id"]
+    )
+    listed_ids = {c["id"] for c in (await api.client.get(configs)).json()["software_configs"]}
+    assert listed_ids == {first["id"], last["id"]}
+    for config_id in (rows["config"].id, listed[0]["config_id"]):
+        assert "stack" in assert_heat_fault(await api.client.delete(f"{configs}/{config_id}"), 409)
 
 
 async def _other(api: Api) -> Caller:
