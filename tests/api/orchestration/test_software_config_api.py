@@ -4,13 +4,14 @@ project's objects invisible to another, and bad bodies refused with nothing writ
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from canopy.orchestration import software_checks
-from canopy.store.models import SoftwareConfigRow, SoftwareDeploymentRow
+from canopy.store.models import ServerUserData, SoftwareConfigRow, SoftwareDeploymentRow
 from tests.api.conftest import Api
 from tests.api.tokens import Caller, caller
 from tests.orchestration.helpers import resources, settle
@@ -385,3 +386,28 @@ async def test_a_stacks_deployment_may_name_a_config_made_through_the_api(api: A
     assert r.status_code == 201, r.text
     done = await settle(api.plane, r.json()["stack"]["id"])
     assert done.status == "FAILED" and "could not be found" in done.status_reason
+
+
+async def test_a_servers_user_data_may_name_a_config_made_through_the_api(api: Api) -> None:
+    config = await _config(api)
+    body = {
+        "heat_template_version": "2018-08-31",
+        "resources": {
+            "vm": {
+                "type": "OS::Nova::Server",
+                "properties": {
+                    "flavor": "m1.small",
+                    "image": "cirros",
+                    "user_data_format": "RAW",
+                    "user_data": config["id"],
+                },
+            }
+        },
+    }
+    sid = await _create(api, "ud", body)
+    done = await settle(api.plane, sid)
+    assert done.status == "COMPLETE", done.status_reason
+    rows = await resources(api.plane, sid)
+    async with api.plane.db.read() as s:
+        row = await s.get(ServerUserData, rows["vm"].server_id)
+    assert row is not None and base64.b64decode(row.data).decode() == SCRIPT
