@@ -16,12 +16,14 @@ from canopy.domain.context import RequestContext
 from canopy.notifications import subscriptions
 from canopy.notifications.subscriptions import NewSubscription
 from canopy.orchestration.service import StackService
+from canopy.orchestration.software_checks import config_fields
+from canopy.orchestration.software_rows import new_config
 from canopy.reservations.service import LeaseService
 from canopy.services import app_credentials, flavors, identity, keypairs, quotas, server_groups
 from canopy.services.identity import ROLE_IDS
 from canopy.services.passwords import hash_password
 from canopy.services.servers import CreateServer
-from canopy.store.models import Image, InstanceAction, StackEvent
+from canopy.store.models import Image, InstanceAction, SoftwareDeploymentRow, StackEvent
 from tests.api.conftest import Api
 from tests.api.tokens import caller
 
@@ -127,6 +129,28 @@ class World:
         await plane.worker.orchestration.run_once()
         return name, stack_id
 
+    async def new_software_config(self, who: str) -> str:
+        plane = self.api.plane
+        async with plane.db.session() as s:
+            row = new_config(self.people[who].project_id, config_fields({}), plane.clock.now())
+            s.add(row)
+            return row.id
+
+    async def new_software_deployment(self, who: str) -> str:
+        plane = self.api.plane
+        config_id = await self.new_software_config(who)
+        async with plane.db.session() as s:
+            row = SoftwareDeploymentRow(
+                id=str(uuid.uuid4()),
+                project_id=self.people[who].project_id,
+                config_id=config_id,
+                server_id="a-server",
+                status_reason="",
+                created_at=plane.clock.now(),
+            )
+            s.add(row)
+            return row.id
+
     async def new_subscription(self, who: str) -> str:
         plane = self.api.plane
         key = vault(plane.settings.secret_key, plane.settings.data_path)
@@ -213,7 +237,15 @@ class World:
         """The path value `fixture` names, for caller `who`; the other project's if `foreign`."""
         owner = "other" if foreign else "member"
         me = "other" if foreign else who if who in self.people else "member"
-        if fixture in ("server", "group", "request_id", "lease", "subscription"):
+        if fixture in (
+            "server",
+            "group",
+            "request_id",
+            "lease",
+            "subscription",
+            "software_config",
+            "software_deployment",
+        ):
             return self.objects[f"{fixture}:{owner}"]
         if fixture == "fresh_server":
             return await self.new_server(owner)
@@ -226,6 +258,10 @@ class World:
         if fixture == "fresh_stack_name":
             name, self.objects["fresh_stack_id"] = await self.new_stack(owner)
             return name
+        if fixture == "fresh_software_config":
+            return await self.new_software_config(owner)
+        if fixture == "fresh_software_deployment":
+            return await self.new_software_deployment(owner)
         if fixture == "fresh_subscription":
             return await self.new_subscription(owner)
         if fixture == "project":
@@ -297,6 +333,8 @@ async def build_world(api: Api) -> World:
                 )
             )
         w.objects[f"subscription:{side}"] = await w.new_subscription(side)
+        w.objects[f"software_config:{side}"] = await w.new_software_config(side)
+        w.objects[f"software_deployment:{side}"] = await w.new_software_deployment(side)
     async with plane.db.read() as s:
         for side in ("member", "other"):
             sid = w.objects[f"server:{side}"]
@@ -326,6 +364,7 @@ async def build_world(api: Api) -> World:
         template_version="heat_template_version.2018-08-31",
         resource_name="v",
         output_key="out",
+        demo_config=w.objects["software_config:member"],
     )
     return w
 

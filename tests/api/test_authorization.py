@@ -400,6 +400,31 @@ TABLE: dict[str, Rule] = {
     f"GET {HEAT}/software_deployments/metadata/{{server_id}}": Rule(
         READERS, {**PROJECT, "server_id": "server"}, foreign=403
     ),
+    # Software configs and deployments made through the API: readers read, members write.
+    f"GET {HEAT}/software_configs": Rule(READERS, PROJECT, foreign=403),
+    f"POST {HEAT}/software_configs": Rule(WRITERS, PROJECT, {"config": "x"}, foreign=403),
+    f"GET {HEAT}/software_configs/{{config_id}}": Rule(
+        READERS, {**PROJECT, "config_id": "software_config"}, foreign=403
+    ),
+    f"DELETE {HEAT}/software_configs/{{config_id}}": Rule(
+        WRITERS, {**PROJECT, "config_id": "fresh_software_config"}, foreign=403
+    ),
+    # demo's config: a cloud admin deploying it in another project gets 400 (not found).
+    f"POST {HEAT}/software_deployments": Rule(
+        WRITERS, PROJECT, {"config_id": "{demo_config}", "server_id": "s"}, foreign=403
+    ),
+    f"GET {HEAT}/software_deployments/{{deployment_id}}": Rule(
+        READERS, {**PROJECT, "deployment_id": "software_deployment"}, foreign=403
+    ),
+    f"PUT {HEAT}/software_deployments/{{deployment_id}}": Rule(
+        WRITERS,
+        {**PROJECT, "deployment_id": "fresh_software_deployment"},
+        {"status": "COMPLETE"},
+        foreign=403,
+    ),
+    f"DELETE {HEAT}/software_deployments/{{deployment_id}}": Rule(
+        WRITERS, {**PROJECT, "deployment_id": "fresh_software_deployment"}, foreign=403
+    ),
     # Notifications: a project's subscriptions, its members change them, its readers look.
     f"GET {SUBS}": Rule(READERS),
     f"POST {SUBS}": Rule(WRITERS, body=SUB_BODY),

@@ -140,6 +140,38 @@ OPAQUE_EXAMPLES: dict[tuple[str, str], list[Any]] = {
     ("PUT", "/compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}"): [
         {"hw:cpu_policy": "dedicated"}
     ],
+    ("POST", "/orchestration/v1/{project_id}/software_configs"): [
+        {
+            "name": "cfg",
+            "group": "script",
+            "config": "#!/bin/sh\necho hi",
+            "inputs": [{"name": "foo", "type": "String", "default": "x", "description": "d"}],
+            "outputs": [{"name": "result", "type": "String", "description": "d"}],
+            "options": {"k": "v"},
+        },
+        {"config": {"key": "structured"}},
+    ],
+    ("POST", "/orchestration/v1/{project_id}/software_deployments"): [
+        {
+            "config_id": UUID0,
+            "server_id": "server",
+            "input_values": {"foo": "bar"},
+            "action": "CREATE",
+            "status": "IN_PROGRESS",
+            "status_reason": "Deploy data available",
+            "stack_user_project_id": "p",
+        }
+    ],
+    ("PUT", "/orchestration/v1/{project_id}/software_deployments/{deployment_id}"): [
+        {
+            "config_id": UUID0,
+            "input_values": {"foo": "bar"},
+            "output_values": {"deploy_stdout": "ok"},
+            "action": "UPDATE",
+            "status": "COMPLETE",
+            "status_reason": "Outputs received",
+        }
+    ],
     ("POST", "/compute/v2.1/flavors/{flavor_id}/action"): [
         {"addTenantAccess": {"tenant": "p"}},
         {"removeTenantAccess": {"tenant": "p"}},

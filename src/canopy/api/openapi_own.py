@@ -262,6 +262,20 @@ _own(
     f"GET {_HEAT}/software_deployments/metadata/{{server_id}}",
     statuses=(403,),
 )
+_own(  # a reader or another project's path
+    f"POST {_HEAT}/software_configs",
+    f"GET {_HEAT}/software_configs/{{config_id}}",
+    f"POST {_HEAT}/software_deployments",
+    f"GET {_HEAT}/software_deployments/{{deployment_id}}",
+    statuses=(403,),
+)
+_own(f"GET {_HEAT}/software_configs", statuses=(400, 403))  # a limit not a whole number
+_own(  # and a config a deployment references, a deployment that is a stack's resource
+    f"DELETE {_HEAT}/software_configs/{{config_id}}",
+    f"PUT {_HEAT}/software_deployments/{{deployment_id}}",
+    f"DELETE {_HEAT}/software_deployments/{{deployment_id}}",
+    statuses=(403, 409),
+)
 _own(  # a wrong signal token or a reader; no such resource; too many waiting
     f"POST {_STACK}/resources/{{resource_name}}/signal",
     f"PUT {_STACK}/resources/{{resource_name}}/signal",  # a CFN handle's URL (cfn-signal)

@@ -12,6 +12,7 @@ from canopy.api.orchestration import (
     info,
     resources,
     signals,
+    software_configs,
     software_deployments,
     stacks,
     type_template,
@@ -42,6 +43,7 @@ def orchestration_router() -> APIRouter:
     router.include_router(resources.router, prefix=PREFIX)
     router.include_router(actions.router, prefix=PREFIX)
     router.include_router(signals.router, prefix=PREFIX)
+    router.include_router(software_configs.router, prefix=PREFIX)
     router.include_router(software_deployments.router, prefix=PREFIX)
     return router
 

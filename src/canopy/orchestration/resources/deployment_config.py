@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Step
 from canopy.orchestration.resources.software_config import (
@@ -15,6 +17,7 @@ from canopy.orchestration.resources.software_config import (
     SoftwareComponent,
     is_uuid,
 )
+from canopy.orchestration.software_rows import find_config
 from canopy.store.models import Stack, StackResource
 
 COMPONENT = "component"  # a SoftwareComponent's group (Heat's)
@@ -47,22 +50,37 @@ def output_io(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def load_source(step: Step, config_id: Any) -> dict[str, Any]:
-    """The config a deployment names (Heat's `show_software_config`), {} for none."""
+    """The config a deployment names (Heat's `show_software_config`): a config resource of
+    the project's stacks, or one made through the API; {} for none."""
     if not config_id:
         return {}
     ref = str(config_id).strip()
-    row = await step.session.get(StackResource, ref) if is_uuid(ref) else None
-    owner = await step.session.get(Stack, row.stack_id) if row is not None else None
+    found = await _stack_config(step.session, step.stack.project_id, ref)
+    if found is not None:
+        return found[1]
+    made = await find_config(step.session, step.stack.project_id, ref)
+    if made is not None:  # one made through the API (`openstack software config create`)
+        keys = ("config", "inputs", "outputs", "options")
+        return {"name": made.name, "group": made.group, **{k: made.body.get(k) for k in keys}}
+    raise InvalidRequest(f"Software config {ref[:64]} could not be found.")
+
+
+async def _stack_config(
+    session: AsyncSession, project_id: str, ref: str
+) -> tuple[StackResource, dict[str, Any]] | None:
+    """A config resource of the project's stacks and what a deployment reads of it."""
+    row = await session.get(StackResource, ref) if is_uuid(ref) else None
+    owner = await session.get(Stack, row.stack_id) if row is not None else None
     if (
         row is None
         or owner is None
         or row.type not in CONFIG_TYPES
-        or owner.project_id != step.stack.project_id
+        or owner.project_id != project_id
         or "config" not in (row.attributes or {})
     ):
-        raise InvalidRequest(f"Software config {ref[:64]} could not be found.")
+        return None
     props = row.properties or {}
-    return {
+    return row, {
         "name": f"{owner.name}-{row.name}-{row.id[:12]}",
         "group": COMPONENT
         if row.type == SoftwareComponent.name
@@ -71,6 +89,27 @@ async def load_source(step: Step, config_id: Any) -> dict[str, Any]:
         "inputs": list(props.get("inputs") or []),
         "outputs": [output_io(o) for o in props.get("outputs") or []],
         "options": props.get("options"),
+    }
+
+
+async def stack_config_view(
+    session: AsyncSession, project_id: str, config_id: str
+) -> dict[str, Any] | None:
+    """Heat's `format_software_config` of a config resource of the project's stacks (what
+    `openstack software config show` gives for its id); None for none."""
+    found = await _stack_config(session, project_id, config_id.strip())
+    if found is None:
+        return None
+    row, source = found
+    return {
+        "id": row.id,
+        "name": source["name"],
+        "group": source["group"],
+        "creation_time": row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": source["config"],
+        "inputs": [input_io(i) for i in source["inputs"]],
+        "outputs": source["outputs"],
+        "options": source["options"],
     }
 
 

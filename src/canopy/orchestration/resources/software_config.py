@@ -26,6 +26,7 @@ import yaml
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step
 from canopy.orchestration.resources.simple import _Local
+from canopy.orchestration.software_rows import find_config
 from canopy.store.models import Stack, StackResource
 
 UNGROUPED = "Heat::Ungrouped"
@@ -290,11 +291,16 @@ def is_uuid(value: str) -> bool:
 
 
 async def config_text(step: Step, value: str) -> str:
-    """The text of the project's software config whose id is `value`; else `value`."""
+    """The text of the project's software config whose id is `value` (a stack's config
+    resource, or a config made through the API); else `value`."""
     if not is_uuid(value.strip()):
         return value
     row = await step.session.get(StackResource, value.strip())
-    if row is None or row.type not in CONFIG_TYPES:
+    if row is None:  # a config made through the API (`openstack software config create`)
+        made = await find_config(step.session, step.stack.project_id, value.strip())
+        text = made.body.get("config") if made is not None else None
+        return text if isinstance(text, str) else value
+    if row.type not in CONFIG_TYPES:
         return value
     owner = await step.session.get(Stack, row.stack_id)
     if owner is None or owner.project_id != step.stack.project_id:

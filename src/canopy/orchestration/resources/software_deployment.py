@@ -35,6 +35,7 @@ from canopy.orchestration.resources.deployment_config import (
 )
 from canopy.orchestration.resources.signalling import Handled
 from canopy.orchestration.signal_tokens import arm, presigned
+from canopy.orchestration.software_rows import server_configs
 from canopy.store.models import Stack, StackResource
 
 TRANSPORTS = ("CFN_SIGNAL", "TEMP_URL_SIGNAL", "HEAT_SIGNAL", "NO_SIGNAL", "ZAQAR_SIGNAL")
@@ -314,9 +315,11 @@ async def project_deployments(
 
 async def server_deployments(session: AsyncSession, project_id: str, server_id: str) -> list[Any]:
     """The `deployments` of a server's metadata: the derived config of each of the
-    project's deployments to it, ordered by config name (Heat's order)."""
+    project's deployments to it (its stacks' and those made through the API), ordered by
+    config name (Heat's order)."""
     rows = await project_deployments(session, project_id, server_id)
     found = [row.data["sd"]["config"] for row in rows]
+    found += await server_configs(session, project_id, server_id)  # the API's own
     return sorted(found, key=lambda c: str(c.get("name") or ""))
 
 

@@ -50,3 +50,5 @@ from canopy.store.models.servers import Server as Server
 from canopy.store.models.servers import ServerGroup as ServerGroup
 from canopy.store.models.servers import ServerTag as ServerTag
 from canopy.store.models.servers import ServerUserData as ServerUserData
+from canopy.store.models.software import SoftwareConfigRow as SoftwareConfigRow
+from canopy.store.models.software import SoftwareDeploymentRow as SoftwareDeploymentRow
