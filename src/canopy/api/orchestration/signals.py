@@ -152,6 +152,12 @@ async def _body(request: Request, limit: int) -> Any:
     if problem is not None:
         raise InvalidRequest(problem)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise InvalidRequest("The signal's body is not JSON.") from None
+
+
+def _not_json(name: str) -> Any:
+    # Python's parser takes NaN and Infinity, which JSON has not: PostgreSQL refused them
+    # at commit and SQLite stored null, so they are refused here, alike on both.
+    raise ValueError(name)
