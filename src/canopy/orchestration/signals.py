@@ -3,9 +3,10 @@
 The controller finds a stack due when it has a signal not yet handled, whatever the stack's
 status. Each is handed, oldest first, to its resource's type (registry.SIGNALLED), which
 records what it did (at most PER_STEP signals a step, and BYTES_PER_STEP of their bodies:
-a deployment's may be 1 MiB, and 200 of them must not be loaded into one step); a SIGNAL_COMPLETE event says so. A signal that starts an action (a
-scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk carries it from there.
-A signal to a resource that is gone, or to a stack being deleted, is recorded as ignored.
+a deployment's may be 1 MiB, and 200 of them must not be loaded into one step); a
+SIGNAL_COMPLETE event says so. A signal that starts an action (a scaling) puts a stack at
+rest into UPDATE_IN_PROGRESS, and the walk carries it from there. A signal to a resource
+that is gone, or to a stack being deleted, is recorded as ignored.
 
 The API refuses a body whose text no database can store (a lone surrogate, a NUL), but a
 row written before that check, or by another path, must not wedge the stack: the engine
