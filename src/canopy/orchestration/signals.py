@@ -4,9 +4,11 @@ The controller finds a stack due when it has a signal not yet handled, whatever 
 status. Each is handed, oldest first, to its resource's type (registry.SIGNALLED), which
 records what it did (at most PER_STEP signals a step, and BYTES_PER_STEP of their bodies:
 a deployment's may be 1 MiB, and 200 of them must not be loaded into one step); a
-SIGNAL_COMPLETE event says so. A signal that starts an action (a scaling) puts a stack at
-rest into UPDATE_IN_PROGRESS, and the walk carries it from there. A signal to a resource
-that is gone, or to a stack being deleted, is recorded as ignored.
+SIGNAL_COMPLETE event says so. A signal carries the row its token was checked against
+(`resource_id`): it is ignored if an update replaced that row meanwhile. A signal that
+starts an action (a scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk
+carries it from there. A signal to a resource that is gone, or to a stack being deleted,
+is recorded as ignored.
 
 The API refuses a body whose text no database can store (a lone surrogate, a NUL), but a
 row written before that check, or by another path, must not wedge the stack: the engine
@@ -99,6 +101,10 @@ async def handle_signals(
             outcome = "ignored: the stack is being deleted"
         elif row is None or taker is None:
             outcome = "ignored: the resource is gone"
+        elif sig.resource_id is not None and sig.resource_id != row.id:
+            # Checked against a row an update has replaced since (its token, not this
+            # one's): the old handle's agent must not complete the new wait.
+            outcome = "ignored: the resource was replaced"
         else:
             data = safe(sig.data or {})
             stack_id, name, seq = stack.id, row.name, sig.seq

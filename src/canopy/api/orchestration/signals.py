@@ -129,6 +129,7 @@ async def signal_resource(
             id=str(uuid.uuid4()),
             stack_id=stack.id,
             resource_name=row.name,
+            resource_id=row.id,  # this row's token or name was checked, no other's
             data=data,
             via=via,
             received_at=clock.now(),
