@@ -2,9 +2,13 @@
 
 The controller finds a stack due when it has a signal not yet handled, whatever the stack's
 status. Each is handed, oldest first, to its resource's type (registry.SIGNALLED), which
-records what it did; a SIGNAL_COMPLETE event says so. A signal that starts an action (a
-scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk carries it from there.
-A signal to a resource that is gone, or to a stack being deleted, is recorded as ignored.
+records what it did (at most PER_STEP signals a step, and BYTES_PER_STEP of their bodies:
+a deployment's may be 1 MiB, and 200 of them must not be loaded into one step); a
+SIGNAL_COMPLETE event says so. A signal carries the row its token was checked against
+(`resource_id`): it is ignored if an update replaced that row meanwhile. A signal that
+starts an action (a scaling) puts a stack at rest into UPDATE_IN_PROGRESS, and the walk
+carries it from there. A signal to a resource that is gone, or to a stack being deleted,
+is recorded as ignored.
 
 The API refuses a body whose text no database can store (a lone surrogate, a NUL), but a
 row written before that check, or by another path, must not wedge the stack: the engine
@@ -20,7 +24,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, inspect, or_, select
+from sqlalchemy import ColumnElement, Text, cast, delete, exists, func, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +39,8 @@ from canopy.store.models import Stack, StackResource, StackSignal
 log = logging.getLogger("canopy.orchestration")
 
 PER_STEP = 200  # signals handled per step of a stack (the rest in the next)
+# ... and their bodies' bytes (a deployment's may be 1 MiB): at least one signal a step.
+BYTES_PER_STEP = 4 << 20
 MAX_PENDING = 100  # unhandled signals kept per resource; the API refuses more (429)
 KEEP_HANDLED = 200  # handled signals kept per stack (their events stay)
 
@@ -60,9 +66,8 @@ async def handle_signals(
         (
             await s.execute(
                 select(StackSignal)
-                .where(StackSignal.stack_id == stack.id, StackSignal.handled_at.is_(None))
+                .where(StackSignal.seq.in_(await _next_batch(s, stack)))
                 .order_by(StackSignal.seq)
-                .limit(PER_STEP)
             )
         ).scalars()
     )
@@ -96,6 +101,10 @@ async def handle_signals(
             outcome = "ignored: the stack is being deleted"
         elif row is None or taker is None:
             outcome = "ignored: the resource is gone"
+        elif sig.resource_id is not None and sig.resource_id != row.id:
+            # Checked against a row an update has replaced since (its token, not this
+            # one's): the old handle's agent must not complete the new wait.
+            outcome = "ignored: the resource was replaced"
         else:
             data = safe(sig.data or {})
             stack_id, name, seq = stack.id, row.name, sig.seq
@@ -131,6 +140,27 @@ async def handle_signals(
         stack_event(s, stack, Action.UPDATE, Status.IN_PROGRESS, reason, now)
     await _prune(s, stack)
     return len(pending)
+
+
+async def _next_batch(s: AsyncSession, stack: Stack) -> list[int]:
+    """The oldest pending signals' seqs, at most PER_STEP of them and BYTES_PER_STEP of
+    data (measured by the database, so a big body is not loaded to be measured)."""
+    sizes = (
+        await s.execute(
+            select(StackSignal.seq, func.length(cast(StackSignal.data, Text)))
+            .where(StackSignal.stack_id == stack.id, StackSignal.handled_at.is_(None))
+            .order_by(StackSignal.seq)
+            .limit(PER_STEP)
+        )
+    ).all()
+    out: list[int] = []
+    total = 0
+    for seq, size in sizes:
+        total += size or 0
+        if out and total > BYTES_PER_STEP:
+            break
+        out.append(seq)
+    return out
 
 
 async def _reload(s: AsyncSession, rows: list[Any]) -> None:

@@ -129,6 +129,7 @@ async def signal_resource(
             id=str(uuid.uuid4()),
             stack_id=stack.id,
             resource_name=row.name,
+            resource_id=row.id,  # this row's token or name was checked, no other's
             data=data,
             via=via,
             received_at=clock.now(),
@@ -152,6 +153,12 @@ async def _body(request: Request, limit: int) -> Any:
     if problem is not None:
         raise InvalidRequest(problem)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise InvalidRequest("The signal's body is not JSON.") from None
+
+
+def _not_json(name: str) -> Any:
+    # Python's parser takes NaN and Infinity, which JSON has not: PostgreSQL refused them
+    # at commit and SQLite stored null, so they are refused here, alike on both.
+    raise ValueError(name)

@@ -62,7 +62,16 @@ class Progress:
 
     @staticmethod
     def failure(reason: str) -> Progress:
+        # A reason may quote what a server sent (a wait condition's FAILURE reasons, a
+        # deployment's error output: megabytes); it is copied to the resource, the stack,
+        # their events and every `stack show`, so it is cut.
+        if len(reason) > MAX_REASON:
+            reason = reason[: MAX_REASON - len(CUT)] + CUT
         return Progress(failed=reason)
+
+
+MAX_REASON = 4096  # characters of a failure's reason
+CUT = " ... (cut)"
 
 
 @dataclass

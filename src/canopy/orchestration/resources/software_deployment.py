@@ -290,19 +290,22 @@ def takes_deployments(res: StackResource) -> bool:
 async def project_deployments(
     session: AsyncSession, project_id: str, server_id: str | None = None
 ) -> list[StackResource]:
-    """The project's deployment rows that have deployed (to `server_id` if given)."""
-    rows = (
-        await session.execute(
-            select(StackResource)
-            .join(Stack, Stack.id == StackResource.stack_id)
-            .where(
-                Stack.project_id == project_id,
-                Stack.deleted.is_(False),
-                StackResource.type.in_(DEPLOYMENT_TYPES),
-            )
-            .order_by(StackResource.created_at, StackResource.id)
+    """The project's deployment rows that have deployed (to `server_id` if given). The
+    server is matched by the database (a JSON path): every server's agent polls its
+    metadata, and reading all the project's deployments for each poll was O(n²)."""
+    q = (
+        select(StackResource)
+        .join(Stack, Stack.id == StackResource.stack_id)
+        .where(
+            Stack.project_id == project_id,
+            Stack.deleted.is_(False),
+            StackResource.type.in_(DEPLOYMENT_TYPES),
         )
-    ).scalars()
+        .order_by(StackResource.created_at, StackResource.id)
+    )
+    if server_id is not None:
+        q = q.where(StackResource.data[("sd", "server_id")].as_string() == server_id)
+    rows = (await session.execute(q)).scalars()
     found = []
     for row in rows:
         sd = (row.data or {}).get("sd")

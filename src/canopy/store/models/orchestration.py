@@ -160,6 +160,9 @@ class StackSignal(Base):
     id: Mapped[str] = mapped_column(String(64), unique=True)
     stack_id: Mapped[str] = mapped_column(ForeignKey("stacks.id", ondelete="CASCADE"))
     resource_name: Mapped[str] = mapped_column(String(255))
+    # The row the route checked the signal against (null: written before 0029): a signal
+    # is not handed to a row that replaced it meanwhile.
+    resource_id: Mapped[str | None] = mapped_column(String(64), default=None)
     data: Mapped[dict[str, Any]]
     # "token" (a Keystone token) or "url" (the resource's own signal token).
     via: Mapped[str] = mapped_column(String(16))
