@@ -25,7 +25,7 @@ from .helpers import hot, server
 
 pytestmark = pytest.mark.slow
 
-SIM = """boot_seconds = 0.6
+SIM = """boot_seconds = 1.5
 boot_jitter = 0.5
 api_latency_ms = 5
 latency_jitter = 0.5

@@ -208,7 +208,7 @@ async def moves_to_another_zone(p: Plane, b: Backend) -> dict[str, Any]:
         ids.append(sid)
         await until(p, b, status(p, sid, "ACTIVE"))
         server = await p.service.get(p.ctx, sid)
-        assert (server.cloud, server.zone) == (CLOUD, free), server
+        assert (server.cloud, server.zone) == (CLOUD, free), (ids, server.attempt_log)
         refused = [a for a in server.attempt_log if a.get("zone") == full]
         if not refused:
             await p.service.delete(p.ctx, sid)

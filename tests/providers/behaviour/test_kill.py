@@ -218,7 +218,10 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
         creates = nova.served()[CREATE][0] - creates_before
         assert creates == len(ids), f"Nova answered {creates} creates for {len(ids)} servers"
     assert len(k.kills) >= 5 + (nova is not None), k.kills
-    assert k.busy >= 3, f"kills should hit a worker with work in flight: {k.kills}"
+    # The kills at the answered create (and Nova's) land mid-work by construction; of the
+    # random ones, those cut into the delete waves always find rows in flight, while those
+    # during the creates may come after a fast cloud (moto) has made every server.
+    assert k.busy >= 2, f"kills should hit a worker with work in flight: {k.kills}"
     print(
         f"\n{cloud.name}: {len(ids)} servers, {len(k.kills)} kills ({'; '.join(k.kills)}); "
         f"built in {built:.1f} s, all in {time.monotonic() - t0:.1f} s"
