@@ -10,10 +10,9 @@ Here the HTTP layer counts the requests in flight in this loop (`InFlight`, a pu
 middleware: an integer and an `asyncio.Event`, no lock), and a slice of a deep sync pass,
 before it runs, waits until none is in flight and none finished within `LINGER` (the next
 request of a client that asks one after another is on its way), but never longer than
-`BOUND`: under
-sustained load sync still runs one slice per `BOUND`, so it always makes progress. An idle
-API costs sync nothing: it proceeds at once. Per event loop, like sync's turns; a loop
-that serves no request (a worker alone) never waits.
+`BOUND`: under sustained load sync still runs one slice per `BOUND`, so it always makes
+progress. An idle API costs sync nothing: it proceeds at once. Per event loop, like sync's
+turns; a loop that serves no request (a worker alone) never waits.
 
 Only public asyncio APIs: the loop's clock, an Event, `asyncio.timeout_at` and `sleep`.
 """
