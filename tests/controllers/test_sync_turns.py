@@ -29,6 +29,18 @@ async def _slice_starts(n: int = 1, deep: bool = True) -> list[float]:
     return out
 
 
+async def locked_request(lock: WriteLock, order: list[str]) -> None:
+    """A request, counted in flight while it takes the write lock (as the API's writes do)."""
+    r = requests()
+    r.started()
+    try:
+        await lock.acquire(admission=True)
+        order.append("request")
+        lock.release()
+    finally:
+        r.finished(asyncio.get_running_loop().time())
+
+
 def test_a_slice_runs_at_once_when_no_request_is_served() -> None:
     assert run(_slice_starts(3)) == [0, 0, 0]
 
@@ -93,14 +105,7 @@ def test_no_deadlock_with_the_write_lock_held_by_another_controller() -> None:
             lock.release()
 
         async def request() -> None:
-            r = requests()
-            r.started()
-            try:
-                await lock.acquire(admission=True)
-                order.append("request")
-                lock.release()
-            finally:
-                r.finished(loop.time())
+            await locked_request(lock, order)
 
         async def sync_pass() -> None:
             deep_pass(True)  # in this task's own context
@@ -141,14 +146,7 @@ def test_no_deadlock_when_a_request_waits_for_sync_s_write() -> None:
 
         async def request() -> None:
             await wrote.wait()
-            r = requests()
-            r.started()
-            try:
-                await lock.acquire(admission=True)
-                order.append("request")
-                lock.release()
-            finally:
-                r.finished(loop.time())
+            await locked_request(lock, order)
 
         async def next_pass() -> None:
             deep_pass(True)  # in this task's own context

@@ -14,6 +14,22 @@ def member_of(child: CanopyServer, user: str, password: str, project: str, role:
     child.openstack("role", "add", "--project", project, "--user", user, role, json_output=False)
 
 
+def app_cred(
+    child: CanopyServer, *, user: str, password: str, project: str, name: str
+) -> dict[str, str]:
+    """Have `user` create application credential `name` on `project` in the child (with the
+    real CLI): its fields, lower-cased (`id`, `secret`, ...)."""
+    as_user = ("--os-username", user, "--os-password", password, "--os-project-name", project)
+    made = child.openstack(*as_user, "application", "credential", "create", name)
+    return {k.lower(): v for k, v in made.items()}
+
+
+def project_in_child(child: CanopyServer, server_id: str) -> str:
+    """The project the child holds the parent's server `server_id` in."""
+    [listed] = child.openstack("server", "list", "--all-projects", "--name", server_id)
+    return str(child.openstack("server", "show", listed["ID"])["project_id"])
+
+
 def app_cred_clouds_yaml(
     child: CanopyServer,
     path: Path,
@@ -26,9 +42,7 @@ def app_cred_clouds_yaml(
 ) -> Path:
     """Have `user` create application credential `name` on `project` in the child (with
     the real CLI) and write a clouds.yaml at `path` whose `entry` uses it."""
-    as_user = ("--os-username", user, "--os-password", password, "--os-project-name", project)
-    made = child.openstack(*as_user, "application", "credential", "create", name)
-    made = {k.lower(): v for k, v in made.items()}
+    made = app_cred(child, user=user, password=password, project=project, name=name)
     path.write_text(
         "clouds:\n"
         f"  {entry}:\n"

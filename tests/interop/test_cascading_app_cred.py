@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.interop.app_creds import app_cred_clouds_yaml, member_of
+from tests.interop.app_creds import app_cred, app_cred_clouds_yaml, member_of, project_in_child
 from tests.interop.conftest import CanopyServer, start_canopy
 from tests.interop.test_cascading import CIRROS, parent_config, until_status
 
@@ -61,9 +61,7 @@ def test_the_parent_boots_into_the_child_with_an_application_credential(
     assert made["status"] == "ACTIVE", made
     # In the child, it is in the credential's project.
     project = child.openstack("project", "show", "from-parent")["id"]
-    [listed] = child.openstack("server", "list", "--all-projects", "--name", made["id"], "--long")
-    shown = child.openstack("server", "show", listed["ID"])
-    assert shown["project_id"] == project
+    assert project_in_child(child, made["id"]) == project
     parent.openstack("server", "stop", made["id"], json_output=False)
     until_status(parent, made["id"], "SHUTOFF")
     parent.openstack("server", "delete", "--wait", made["id"], json_output=False)
@@ -78,11 +76,7 @@ def test_a_child_added_at_run_time_signs_in_with_its_stored_application_credenti
     server boots in the child; the credential is never answered."""
     child = canopy_server
     member_of(child, "runtime-svc", "rt-pw", "from-runtime", "member")
-    as_user = ("--os-username", "runtime-svc", "--os-password", "rt-pw")
-    made = child.openstack(
-        *as_user, "--os-project-name", "from-runtime", "application", "credential", "create", "rt"
-    )
-    made = {k.lower(): v for k, v in made.items()}
+    made = app_cred(child, user="runtime-svc", password="rt-pw", project="from-runtime", name="rt")
     parent = start_canopy(tmp_path_factory.mktemp("runtime-parent"))
     try:
         admin = {"X-Auth-Token": parent.token()}
@@ -132,8 +126,7 @@ def test_a_child_added_at_run_time_signs_in_with_its_stored_application_credenti
         )
         assert server["status"] == "ACTIVE", server
         project = child.openstack("project", "show", "from-runtime")["id"]
-        [listed] = child.openstack("server", "list", "--all-projects", "--name", server["id"])
-        assert child.openstack("server", "show", listed["ID"])["project_id"] == project
+        assert project_in_child(child, server["id"]) == project
         parent.openstack("server", "delete", "--wait", server["id"], json_output=False)
         assert child.openstack("server", "list", "--all-projects", "--name", server["id"]) == []
         assert made["secret"] not in parent.log()

@@ -18,10 +18,11 @@ from canopy.orchestration.resources.cfn_wait import CfnWaitCondition
 from canopy.orchestration.resources.registry import SIGNALLED
 from canopy.orchestration.service import StackService
 from canopy.store.models import ServerUserData
-from tests.controllers.harness import Plane, make_plane
+from tests.controllers.harness import make_plane
 
 from .helpers import CLOUDS, create, resources, send_signal, settle, stack
 from .test_crash import _successor
+from .test_wait import started
 
 
 def cfn(count: int = 1, timeout: Any = "600", handle: Any = None) -> dict[str, Any]:
@@ -65,21 +66,13 @@ def sig(unique: str, status: str = "SUCCESS", reason: str = "ok", data: Any = "d
     return SIGNALLED["AWS::CloudFormation::WaitConditionHandle"].check_signal(body)
 
 
-async def started(p: Plane, sid: str) -> None:
-    async def there() -> bool:
-        rows = await resources(p, sid)
-        return "Wait" in rows and rows["Wait"].status == "IN_PROGRESS"
-
-    await p.run_until(there)
-
-
 async def test_the_ref_is_a_presigned_url_in_the_user_data_and_count_needs_distinct_ids(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "cfn", cfn(count=2))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         rows = await resources(p, sid)
         url = rows["WaitHandle"].data["url"]
         assert f"/stacks/cfn/{sid}/resources/WaitHandle/signal?signal_token=" in url
@@ -113,7 +106,7 @@ async def test_a_failure_fails_it_with_the_reason_and_silence_times_it_out(
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "fails", cfn(count=2))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         await send_signal(p, sid, "WaitHandle", sig("i-1"))
         await send_signal(p, sid, "WaitHandle", sig("i-2", "FAILURE", "yum failed"))
         done = await settle(p, sid)
@@ -121,7 +114,7 @@ async def test_a_failure_fails_it_with_the_reason_and_silence_times_it_out(
         assert "resources.Wait: WaitConditionFailure: yum failed" in done.status_reason
 
         sid = await create(p, "silent", cfn(timeout=30))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         assert (await resources(p, sid))["Wait"].wait_until is not None
         p.clock.advance(31)
         done = await settle(p, sid)
@@ -135,7 +128,7 @@ async def test_count_changes_in_place_and_waits_again(db_url: str, tmp_path: Pat
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "grows", cfn(count=1))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         await send_signal(p, sid, "WaitHandle", sig("i-1"))
         assert (await settle(p, sid)).status == "COMPLETE"
         before = (await resources(p, sid))["Wait"].id
@@ -161,7 +154,7 @@ async def test_a_worker_that_dies_acting_on_the_signal_is_taken_over(
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "crashy", cfn(count=1))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         await send_signal(p, sid, "WaitHandle", sig("i-1", data="kept"))
         real = CfnWaitCondition.check
         died: list[bool] = []
@@ -219,7 +212,7 @@ async def test_the_native_wait_condition_takes_a_cfn_handle(db_url: str, tmp_pat
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "mixed", template)
-        await started(p, sid)
+        await started(p, sid, "Wait")
         await send_signal(p, sid, "WaitHandle", sig("i-1", data="cfn"))
         done = await settle(p, sid)
         assert done.status == "COMPLETE", done.status_reason

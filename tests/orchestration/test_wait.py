@@ -45,12 +45,12 @@ def waiting(count: int = 2, timeout: int = 600) -> dict[str, Any]:
     )
 
 
-async def started(p: Plane, sid: str) -> None:
-    """Step until the wait condition is waiting."""
+async def started(p: Plane, sid: str, name: str = "wait") -> None:
+    """Step until the wait condition `name` is waiting."""
 
     async def there() -> bool:
         rows = await resources(p, sid)
-        return "wait" in rows and rows["wait"].status == "IN_PROGRESS"
+        return name in rows and rows[name].status == "IN_PROGRESS"
 
     await p.run_until(there)
 
