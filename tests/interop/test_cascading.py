@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +44,14 @@ id = "{CIRROS}"
 [images.map]
 site-b = "{CIRROS}"
 """
+
+
+def boot_tiny(server: CanopyServer, *args: str) -> Any:
+    """`openstack server create` of a cirros m1.tiny with no network; `args` end with the
+    name (options before it, e.g. "--wait")."""
+    return server.openstack(
+        "server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--nic", "none", *args
+    )
 
 
 def until_status(server: CanopyServer, sid: str, status: str) -> None:
@@ -77,18 +86,7 @@ def test_a_server_booted_through_the_parent_lives_in_the_child(
     zones = parent.openstack("availability", "zone", "list", "--compute")
     assert [z["Zone Name"] for z in zones] == ["site-b"]
 
-    made = parent.openstack(
-        "server",
-        "create",
-        "--image",
-        "cirros",
-        "--flavor",
-        "m1.tiny",
-        "--nic",
-        "none",
-        "--wait",
-        "web",
-    )
+    made = boot_tiny(parent, "--wait", "web")
     assert made["status"] == "ACTIVE", made
     parent_id = made["id"]
     # The child has it under its own id, named for the parent's, with the parent's id and
@@ -189,20 +187,7 @@ def test_a_child_killed_while_servers_build_is_an_unavailable_zone_until_it_come
         parent = start_canopy(
             tmp_path_factory.mktemp("parent"), extra_toml=parent_config(child) + PUBLIC_SIM
         )
-        building = [
-            parent.openstack(
-                "server",
-                "create",
-                "--image",
-                "cirros",
-                "--flavor",
-                "m1.tiny",
-                "--nic",
-                "none",
-                f"web-{i}",
-            )["id"]
-            for i in range(3)
-        ]
+        building = [boot_tiny(parent, f"web-{i}")["id"] for i in range(3)]
         in_child = child.sdk().compute
 
         def all_sent() -> bool:
@@ -221,18 +206,7 @@ def test_a_child_killed_while_servers_build_is_an_unavailable_zone_until_it_come
         until(lambda: not zone_available(parent, "site-b"), "site-b unavailable")
         noticed = time.monotonic() - killed
         assert noticed < 10, f"the parent took {noticed:.1f} s to see its child gone"
-        second = parent.openstack(
-            "server",
-            "create",
-            "--image",
-            "cirros",
-            "--flavor",
-            "m1.tiny",
-            "--nic",
-            "none",
-            "--wait",
-            "second",
-        )
+        second = boot_tiny(parent, "--wait", "second")
         assert second["status"] == "ACTIVE"
         assert second["OS-EXT-AZ:availability_zone"] == "public"
         assert {conn.get_server(sid).status for sid in building} == {"BUILD"}  # waiting

@@ -11,7 +11,7 @@ import pytest
 
 from tests.interop.app_creds import app_cred, app_cred_clouds_yaml, member_of, project_in_child
 from tests.interop.conftest import CanopyServer, start_canopy
-from tests.interop.test_cascading import CIRROS, parent_config, until_status
+from tests.interop.test_cascading import CIRROS, boot_tiny, parent_config, until_status
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +46,7 @@ def test_the_parent_boots_into_the_child_with_an_application_credential(
     assert "v3applicationcredential" in yaml.read_text()
     assert "password" not in yaml.read_text()
 
-    made = parent.openstack(
-        "server",
-        "create",
-        "--image",
-        "cirros",
-        "--flavor",
-        "m1.tiny",
-        "--nic",
-        "none",
-        "--wait",
-        "web",
-    )
+    made = boot_tiny(parent, "--wait", "web")
     assert made["status"] == "ACTIVE", made
     # In the child, it is in the credential's project.
     project = child.openstack("project", "show", "from-parent")["id"]
@@ -110,20 +99,7 @@ def test_a_child_added_at_run_time_signs_in_with_its_stored_application_credenti
         shown = httpx.get(f"{parent.base_url}/canopy/v1/clouds/site-c", headers=admin)
         assert made["secret"] not in shown.text
 
-        server = parent.openstack(
-            "server",
-            "create",
-            "--image",
-            "cirros",
-            "--flavor",
-            "m1.tiny",
-            "--nic",
-            "none",
-            "--availability-zone",
-            "site-c",
-            "--wait",
-            "runtime",
-        )
+        server = boot_tiny(parent, "--availability-zone", "site-c", "--wait", "runtime")
         assert server["status"] == "ACTIVE", server
         project = child.openstack("project", "show", "from-runtime")["id"]
         assert project_in_child(child, server["id"]) == project
