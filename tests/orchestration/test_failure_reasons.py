@@ -20,7 +20,7 @@ async def test_a_wait_conditions_failure_reason_is_bounded(db_url: str, tmp_path
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         sid = await create(p, "loud", cfn(count=5))
-        await started(p, sid)
+        await started(p, sid, "Wait")
         for i in range(5):
             await send_signal(p, sid, "WaitHandle", sig(f"id{i}", "FAILURE", LONG))
         done = await settle(p, sid)
