@@ -87,16 +87,21 @@ def processes(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         _wait_for(f"http://127.0.0.1:{metrics_port}/metrics", *procs[1])
         yield f"http://127.0.0.1:{api_port}", database_url
     finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, log in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            assert "Traceback" not in log.read_text(), log.read_text()
+        stop_all(procs)
+
+
+def stop_all(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
+    """SIGTERM each process, wait for it (SIGKILL after 30 s); none logged a traceback."""
+    for proc, _ in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc, log in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _token(client: httpx.Client) -> str:
