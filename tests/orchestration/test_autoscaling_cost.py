@@ -1,7 +1,8 @@
 """Scaling in by cost, not age: an OS::Heat::AutoScalingGroup whose public members are
 OLDER than its private ones still removes the public ones first, whether its members are
 servers or nested stacks (a template file, an OS::Heat::Stack, a nested stack holding a
-ResourceGroup of servers): a nested member costs what the servers inside it cost."""
+ResourceGroup of servers, a ResourceGroup of template files): a member costs what the
+servers inside it cost."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ MEMBERS: dict[str, tuple[dict[str, Any], dict[str, str], int]] = {
         1,
     ),
     "stack_of_a_resource_group": ({"type": "pair.yaml"}, {"pair.yaml": yaml.safe_dump(PAIR)}, 2),
+    "resource_group_of_template_files": (
+        {
+            "type": "OS::Heat::ResourceGroup",
+            "properties": {"count": 2, "resource_def": {"type": "node.yaml"}},
+        },
+        {"node.yaml": yaml.safe_dump(NODE)},
+        2,
+    ),
 }
 
 
@@ -80,9 +89,10 @@ async def test_scale_in_removes_older_public_members_before_newer_private_ones(
             2 * per_member
         )
         rows = await resources(p, sid)
-        assert sorted(n for n, r in rows.items() if r.group_id and r.desired == "present") == [
-            "asg.2",
-            "asg.3",
-        ]
+        group_id = rows["asg"].id
+        kept = sorted(
+            n for n, r in rows.items() if r.group_id == group_id and r.desired == "present"
+        )
+        assert kept == ["asg.2", "asg.3"]
     finally:
         await p.close()
