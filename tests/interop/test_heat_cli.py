@@ -82,8 +82,26 @@ def test_stack_lifecycle_with_the_real_client(canopy_server: CanopyServer, tmp_p
     resources = {r["resource_name"]: r for r in osc("stack", "resource", "list", "web")}
     assert resources["vm"]["resource_status"] == "CREATE_COMPLETE"
     assert resources["vm"]["resource_type"] == "OS::Nova::Server"
+    # `resource show` says where the server went and why (canopy's `canopy` attribute),
+    # the same cloud as the stack's summary.
+    vm = osc("stack", "resource", "show", "web", "vm")
+    assert vm["physical_resource_id"] == resources["vm"]["physical_resource_id"], vm
+    assert vm["resource_status"] == "CREATE_COMPLETE"
+    placed = vm["attributes"]["canopy"]
+    assert placed["cloud"] == where["cloud"] and placed["zone"] == where["zone"], placed
+    assert placed["cloud"] in placed["reason"], placed
     events = osc("stack", "event", "list", "web")
-    assert any(e["resource_name"] == "vm" for e in events)
+    [vm_done] = [
+        e
+        for e in events
+        if e["resource_name"] == "vm" and e["resource_status"] == "CREATE_COMPLETE"
+    ]
+    event = osc("stack", "event", "show", "web", "vm", vm_done["id"])
+    assert (event["id"], event["resource_name"]) == (vm_done["id"], "vm"), event
+    assert event["resource_status"] == "CREATE_COMPLETE"
+    assert event["physical_resource_id"] == vm["physical_resource_id"]
+    listed_outputs = osc("stack", "output", "list", "web")
+    assert sorted(o["output_key"] for o in listed_outputs) == ["cloud", "said"], listed_outputs
     said = osc("stack", "output", "show", "web", "said")
     assert said["output_value"] == "hi"
     cloud = osc("stack", "output", "show", "web", "cloud")

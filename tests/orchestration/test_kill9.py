@@ -90,16 +90,18 @@ async def _stacks(db: Database) -> dict[str, Stack]:
 
 async def _kill_while_busy(
     db: Database, worker: WorkerProcess, rng: random.Random, times: int
-) -> int:
-    """Kill -9 and restart the worker `times` times; how many kills found a stack busy."""
-    busy = 0
+) -> list[set[str]]:
+    """Kill -9 and restart the worker `times` times; at each kill, the stacks' states that
+    were in progress then (e.g. {"CREATE_IN_PROGRESS"}; empty: the kill found none busy)."""
+    seen: list[set[str]] = []
     for _ in range(times):
         await asyncio.sleep(rng.uniform(1.0, 2.0))  # a worker takes about a second to start
         assert worker.alive(), worker.log.read_text()[-3000:]
-        busy += any(x.status == "IN_PROGRESS" for x in (await _stacks(db)).values())
+        stacks = (await _stacks(db)).values()
+        seen.append({f"{x.action}_{x.status}" for x in stacks if x.status == "IN_PROGRESS"})
         worker.kill9()
         worker.start()
-    return busy
+    return seen
 
 
 async def _terminal(db: Database, seconds: float) -> dict[str, Stack]:
@@ -126,7 +128,7 @@ async def test_kill_minus_nine_during_create_update_and_delete(db_url: str, tmp_
         for name in names:
             async with db.session() as s:
                 await svc.create(s, ctx, name, {"template": shape("m1.small", 5)})
-        busy = await _kill_while_busy(db, worker, rng, 2)
+        kills = await _kill_while_busy(db, worker, rng, 2)
         stacks = await _terminal(db, 90)
         assert {(x.action, x.status) for x in stacks.values()} == {("CREATE", "COMPLETE")}, {
             n: x.status_reason for n, x in stacks.items()
@@ -140,10 +142,13 @@ async def test_kill_minus_nine_during_create_update_and_delete(db_url: str, tmp_
         for name in names[2:]:
             async with db.session() as s:
                 await svc.delete(s, await svc.find(s, ctx.project_id, name, lock=True))
-        busy += await _kill_while_busy(db, worker, rng, 2)
+        kills += await _kill_while_busy(db, worker, rng, 2)
         stacks = await _terminal(db, 90)
         assert worker.starts == 5
-        assert busy >= 3, "the kills should land while stacks are being worked on"
+        # The kills landed while stacks were being worked on, in each of the three actions.
+        assert sum(1 for busy in kills if busy) >= 3, kills
+        for state in ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"):
+            assert any(state in busy for busy in kills), (state, kills)
         states = {n: (x.action, x.status, x.deleted) for n, x in stacks.items()}
         assert states == {
             "st0": ("UPDATE", "COMPLETE", False),

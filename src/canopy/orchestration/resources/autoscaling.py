@@ -4,8 +4,9 @@ Its capacity is `desired_capacity` (else `min_size`) at create, then whatever sc
 policies (scaling.py) or a template update set it to. Scaling out adds members at new
 indexes: each is an ordinary canopy server placed by the scheduler, so new members burst
 to public clouds when private is full. Scaling in is canopy's own rule: the members on the
-most expensive tier go first (the cloud's tier, then the server's price per hour), then
-the newest; a member not placed yet goes before any running one.
+most expensive tier go first (the cloud's tier, then the price per hour), then the newest;
+a member not placed yet goes before any running one. A member that is a nested stack (a
+template file, OS::Heat::Stack) or a group costs what its servers cost (member_cost.py).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.resources import rolling
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group import validate_member
 from canopy.orchestration.resources.group_attrs import recorded
+from canopy.orchestration.resources.member_cost import UNPLACED_TIER, member_costs
 from canopy.orchestration.resources.members import Wanted, converge, index_of, members_of
 from canopy.orchestration.resources.update_policy import (
     ROLLING_FIELDS,
@@ -29,10 +29,9 @@ from canopy.orchestration.resources.update_policy import (
     check_section,
 )
 from canopy.orchestration.states import Action, Desired
-from canopy.store.models import Claim, Cloud, Server, StackResource
+from canopy.store.models import StackResource
 
 MAX_SIZE = 1000
-UNPLACED_TIER = 1 << 30  # a member not placed yet goes first
 OS_GROUP = "OS::Heat::AutoScalingGroup"
 AWS_GROUP = "AWS::AutoScaling::AutoScalingGroup"
 GROUP_TYPES = (OS_GROUP, AWS_GROUP)  # what a scaling policy may scale
@@ -293,30 +292,17 @@ async def resize(step: Step, group: StackResource, size: int) -> None:
 
 
 async def removal_order(step: Step, group: StackResource, indexes: list[str]) -> list[str]:
-    """`indexes`, the first to remove first: highest tier, then highest price per hour,
-    then newest (highest index)."""
+    """`indexes`, the first to remove first: not created yet, then the highest tier, then
+    the highest price per hour (member_cost.py: a nested stack's or group's servers count
+    for the member), then the newest (highest index)."""
     rows = {
         index_of(group, m): m for m in await members_of(step, group) if m.desired == Desired.PRESENT
     }
-    server_ids = [m.server_id for m in rows.values() if m.server_id]
-    costs: dict[str, tuple[int, int]] = {}
-    if server_ids:
-        q = (
-            select(Server.id, Server.cloud, Cloud.tier, Claim.price_per_hour_micros)
-            .outerjoin(Cloud, Cloud.name == Server.cloud)
-            .outerjoin(Claim, Claim.server_id == Server.id)
-            .where(Server.id.in_(server_ids))
-        )
-        for sid, cloud, tier, price in (await step.session.execute(q)).all():
-            placed = cloud is not None and tier is not None
-            costs[sid] = (int(tier) if placed else UNPLACED_TIER, int(price or 0))
+    costs = await member_costs(step.session, [m.id for m in rows.values()])
 
     def key(idx: str) -> tuple[int, int, int]:
         row = rows.get(idx)
-        sid = row.server_id if row is not None else None
-        tier, price = costs.get(sid, (UNPLACED_TIER, 0)) if sid else (0, 0)
-        if row is None:
-            tier = UNPLACED_TIER  # not even created yet
+        tier, price = (UNPLACED_TIER, 0) if row is None else costs.get(row.id, (0, 0))
         number = int(idx) if idx.isdigit() else -1
         return (-tier, -price, -number)
 

@@ -5,7 +5,8 @@ Its reference (Ref) is its pre-signed `AlarmUrl` (a plain `curl -X POST` to it s
 group), as Heat's is its signed URL; `AutoScalingGroupName` is the group's Ref. The adjustment
 types are ChangeInCapacity, ExactCapacity and PercentChangeInCapacity, and
 MinAdjustmentStep is only allowed with the last. Signals follow scaling.py's rules: ignored
-while the stack is IN_PROGRESS or inside the policy's or the group's cooldown.
+while the stack is IN_PROGRESS or the group is in cooldown (a policy's own Cooldown, when
+given, stands for the group's after the scaling it makes, as in Heat).
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@
 for a caller with a Keystone token. A signal, acted on by the engine:
 
 - is ignored (and recorded as such) while the stack is IN_PROGRESS (a scaling or any other
-  action underway, as Heat's "scaling in progress"), or inside the cooldown of the policy or
-  of the group;
+  action underway, as Heat's "scaling in progress"), or while the group is in cooldown;
 - otherwise computes the new capacity as Heat does (change_in_capacity, exact_capacity,
   percent_change_in_capacity with min_adjustment_step; clamped to min_size..max_size), and
   when it differs, starts the group's UPDATE: the stack shows UPDATE_IN_PROGRESS until the
-  members are there (or gone), then UPDATE_COMPLETE. The cooldowns run from the signal.
+  members are there (or gone), then UPDATE_COMPLETE.
+
+The cooldown is the group's state, as in Heat: a scaling puts the group in cooldown for the
+policy's own `cooldown` when it has one (0 included), else the group's; a later end already
+set is kept. So a policy's cooldown holds back every policy of the group, and a policy with
+`cooldown: 0` may scale again at once though the group's is longer. It runs from the signal
+(Heat's from the end of the resize, which the stack's IN_PROGRESS covers here).
 """
 
 from __future__ import annotations
@@ -164,10 +169,9 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
     group = await _group(step, adj.group_ref)
     if group is None:
         return Handled("ignored: the group was not found in this stack")
-    for who, row in (("policy", res), ("group", group)):
-        until = _cooldown_end(row)
-        if until is not None and now < until:
-            return Handled(f"ignored: the {who} is in cooldown until {until.isoformat()}")
+    until = _cooldown_end(group)
+    if until is not None and now < until:
+        return Handled(f"ignored: the group is in cooldown until {until.isoformat()}")
     current = capacity(group)
     size = clamp(group, new_capacity(current, adj.amount, adj.kind, adj.min_step))
     if size == current:
@@ -179,10 +183,9 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
         resource_event(step.session, step.stack, group, group.status_reason, now)
         return Handled(f"refused: scaling {group.name} to {size}: {LIMIT_MESSAGE}")
     await resize(step, group, size)
-    group_cooldown = bounds(group)[2]
-    own = group_cooldown if adj.cooldown is None else int(adj.cooldown)
-    set_cooldown(group, now + timedelta(seconds=group_cooldown))
-    set_cooldown(res, now + timedelta(seconds=own))
+    seconds = bounds(group)[2] if adj.cooldown is None else int(adj.cooldown)
+    end = now + timedelta(seconds=max(0, seconds))
+    set_cooldown(group, end if until is None else max(until, end))
     group.data = {**group.data, "retry_failed": True}  # as a stack update would
     begin(step, group, Action.UPDATE, now)
     group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
