@@ -3,13 +3,15 @@
 Scenarios, each also runnable alone:
 
 - scheduler_pure  the pure scheduler, no database   (.venv/bin/python bench/scheduler_pure.py)
-- scheduler       placement with claims, SQLite and PostgreSQL  (python -m bench.scheduler)
+- scheduler       placement with claims, 5, 50 and 500 clouds, SQLite and PostgreSQL
+                  (python -m bench.scheduler)
 - end_to_end      1,000 boots through the controllers  (python -m bench.end_to_end)
 - end_to_end_cpu  CPU per controller step, each alone (python -m bench.end_to_end --breakdown);
                   a diagnostic, not in the default set: `--only end_to_end_cpu` or `--all`
 - loop_stalls     /healthz of `canopy up` while sync runs, 100,000 vs 1,000 servers
                   (python -m bench.loop_stalls)
-- api_writes      creates/s, 50 clients, empty project vs 100,000 servers
+- api_writes      creates/s, 50 HTTP clients against `canopy up` (controllers running),
+                  empty project vs 100,000 servers, SQLite and PostgreSQL
                   (python -m bench.api_writes)
 - stacks          stacks of 200 servers (wide, deep, diamond): create time against the
                   critical path measured in the same run (python -m bench.stacks)
@@ -149,8 +151,10 @@ def one(name: str, smoke: bool) -> list[Result]:
         return loop_stalls.run()
     if name == "api_writes":
         if smoke:
-            return asyncio.run(api_writes.run(servers=300, seconds=1.0, repeats=1))
-        return asyncio.run(api_writes.run())
+            return api_writes.run(
+                servers=300, seconds=2.0, repeats=1, backends=("sqlite",), settle=0.0
+            )
+        return api_writes.run()
     if name == "sync_cost":
         if smoke:
             return asyncio.run(sync_cost.run(sizes=(300, 600), count=1))
@@ -161,7 +165,7 @@ def one(name: str, smoke: bool) -> list[Result]:
         return memory.run()
     if name == "api_reads":
         if smoke:
-            return api_reads.run(servers=300, seconds=1.0)
+            return api_reads.run(servers=300, seconds=1.0, repeats=1)
         return api_reads.run()
     if name == "list_latency":
         if smoke:
