@@ -152,7 +152,7 @@ def one(name: str, smoke: bool) -> list[Result]:
     if name == "api_writes":
         if smoke:
             return api_writes.run(
-                servers=300, seconds=2.0, repeats=1, backends=("sqlite",), settle=0.0
+                servers=300, seconds=2.0, repeats=1, backends=("sqlite",), settle=0.0, clients=10
             )
         return api_writes.run()
     if name == "sync_cost":
