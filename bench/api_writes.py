@@ -91,11 +91,16 @@ async def make_template(backend: str, n: int, root: Path) -> Template:
     if backend == "postgres":
         pg_name = scratch_name(f"wtpl{n}")
         url = await pg_create(pg_name)
-    prepared, _settings, db = await prepare(n, 1, data_dir, sims=True, **_extra(url))
     try:
-        await ensure_project(db, SystemClock(), "bench", quotas=LIMITS)
-    finally:
-        await db.dispose()  # on SQLite this checkpoints the WAL into the file
+        prepared, _settings, db = await prepare(n, 1, data_dir, sims=True, **_extra(url))
+        try:
+            await ensure_project(db, SystemClock(), "bench", quotas=LIMITS)
+        finally:
+            await db.dispose()  # on SQLite this checkpoints the WAL into the file
+    except BaseException:
+        if pg_name is not None:
+            await pg_drop(pg_name)
+        raise
     return Template(data_dir, prepared.token, pg_name)
 
 
