@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -141,34 +142,62 @@ def drift_query() -> Any:
     )
 
 
-async def repair(db: Database) -> dict[str, Usage]:
-    """Add to each cloud's counters their drift from its counted claims; the drift of
-    each cloud that had one (logged)."""
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A cloud's counters and the sums of its counted claims, from one snapshot."""
+
+    cloud: str
+    repairs: int  # the fence: `counters_repaired` as the snapshot saw it
+    kept: Usage
+    counted: Usage
+
+    @property
+    def by(self) -> list[int]:
+        return [u - k for k, u in zip(astuple(self.kept), astuple(self.counted), strict=True)]
+
+
+async def drifts(s: AsyncSession) -> list[Drift]:
+    """Every cloud whose counters differ from its counted claims (a read: no lock)."""
     n = len(COUNTERS)
+    out = []
+    for name, seen, *values in await s.execute(drift_query()):
+        kept, counted = Usage(*map(int, values[:n])), Usage(*map(int, values[n:]))
+        if kept != counted:
+            out.append(Drift(name, int(seen), kept, counted))
+    return out
+
+
+async def fix(s: AsyncSession, d: Drift) -> bool:
+    """Add `d`'s drift to the cloud's counters (a short write), unless another repair
+    applied since its snapshot; whether it did."""
+    done = await s.execute(
+        update(Cloud)
+        .where(Cloud.name == d.cloud, Cloud.counters_repaired == d.repairs)
+        .values(
+            {
+                getattr(Cloud, counter): getattr(Cloud, counter) + by
+                for (counter, _), by in zip(COUNTERS, d.by, strict=True)
+            }
+            | {Cloud.counters_repaired: Cloud.counters_repaired + 1}
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(done, "rowcount", 0) != 1:
+        return False
+    log.warning(
+        "counters of cloud %s were %s, its counted claims %s: corrected", d.cloud, d.kept, d.counted
+    )
+    return True
+
+
+async def repair(db: Database) -> list[Drift]:
+    """Repair every cloud whose counters drifted from its counted claims: one read for
+    all of them, then a short write per cloud that drifted; the drifts repaired."""
     async with db.read() as s:
-        rows = list(await s.execute(drift_query()))
-    fixed: dict[str, Usage] = {}
-    for name, seen, *values in rows:
-        counters, sums = values[:n], values[n:]
-        drift = [int(u) - int(c) for c, u in zip(counters, sums, strict=True)]
-        if not any(drift):
-            continue
+        found = await drifts(s)
+    fixed = []
+    for d in found:
         async with db.session() as s:
-            done = await s.execute(
-                update(Cloud)
-                .where(Cloud.name == name, Cloud.counters_repaired == seen)
-                .values(
-                    {
-                        getattr(Cloud, counter): getattr(Cloud, counter) + d
-                        for (counter, _), d in zip(COUNTERS, drift, strict=True)
-                    }
-                    | {Cloud.counters_repaired: Cloud.counters_repaired + 1}
-                )
-                .execution_options(synchronize_session=False)
-            )
-        if getattr(done, "rowcount", 0) == 1:
-            fixed[name] = Usage(*drift)
-            log.warning(
-                "counters of cloud %s drifted from its claims by %s: corrected", name, drift
-            )
+            if await fix(s, d):
+                fixed.append(d)
     return fixed
