@@ -53,10 +53,6 @@ async def settle(s: AsyncSession, reservations: Iterable[Reservation], now: date
     await claim_counts.settle_and_apply(s, [r.id for r in reservations], now)
 
 
-def held_clouds(reservations: Iterable[Reservation]) -> list[str]:
-    return sorted({share["cloud"] for r in reservations for share in r.placement})
-
-
 def activate(lease: Lease, reservations: Sequence[Reservation], now: datetime) -> None:
     """The statuses of a lease that starts (its clouds' counters are the caller's)."""
     for r in reservations:
