@@ -2,7 +2,8 @@
 
 A `canopy up` (API and controllers in one process, `cli.serve.serve`, SQLite) runs in a
 child process with N steady servers on one sim cloud (seeded directly, the sim's state
-file too, so every row is found unchanged). Sync runs a full listing on every pass
+file too, so every row is found unchanged), each with its claim, and a few reservation
+leases holding claims that start later, as a real fleet has. Sync runs a full listing on every pass
 (`full_sync_every = 1`, every `sync_seconds` = 2 s), the heaviest thing a controller does
 at rest. From this process, a probe asks `/healthz` every 20 ms for `--seconds` and
 records each answer's latency: a stall of the child's event loop shows as a slow answer.
@@ -31,18 +32,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, machine, print_machine, quiet_logs, table
-from bench.seed import seed_servers, seed_sim
+from bench.seed import seed_claims, seed_servers, seed_sim
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import Settings, load_settings
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
+from canopy.domain.context import RequestContext
 from canopy.providers.registry import build_drivers
 from canopy.providers.sim.driver import SimCompute
+from canopy.reservations.service import LeaseService
+from canopy.services.servers import ServerService
+from canopy.store.db import Database
 
 SCENARIO = "loop_stalls"
 BASELINE = 1000
 PROBE_EVERY = 0.02
 TARGET_P99_MS = 20.0
 TARGET_MAX_MS = 100.0
+LEASES = 5  # reservation leases with future claims, beside the servers' own claims
 
 
 def overrides(data_dir: Path, port: int) -> dict[str, Any]:
@@ -82,6 +90,10 @@ async def prepare(data_dir: Path, n: int) -> None:
         seeded = await seed_servers(
             db, project=project, cloud="sim", n=n, flavor="1", when=when, addresses=True
         )
+        await seed_claims(db, cloud="sim", servers=seeded, flavor="1", when=when)
+        rt = Runtime(db=db, settings=settings, drivers=drivers, clock=clock, worker_id="bench")
+        await Worker(rt).inventory.run_once(force=True)  # the leases are placed on it
+        await seed_leases(db, settings, clock, project)
         await sim.close()
         first = seed_sim(data_dir / "sim-sim.db", seeded, when_us=int(when.timestamp() * 1e6))
         assert first == 1, "the sim's state file held servers already"
@@ -89,6 +101,35 @@ async def prepare(data_dir: Path, n: int) -> None:
         for d in drivers.values():
             await d.close()
         await db.dispose()
+
+
+async def seed_leases(db: Database, settings: Settings, clock: SystemClock, project: str) -> None:
+    """A few reservation leases, as a real fleet holds: future claims on the cloud, so
+    placement's peak queries and the lease loop have their claims to read."""
+    leases = LeaseService(settings, clock, ServerService(db, settings, clock))
+    ctx = RequestContext(project_id=project, user_id="bench")
+    start = clock.now().replace(second=0, microsecond=0) + timedelta(hours=1)
+    for i in range(LEASES):
+        begin = start + timedelta(hours=i)
+        body = {
+            "name": f"bench-{i}",
+            "start_date": begin.strftime("%Y-%m-%d %H:%M"),
+            "end_date": (begin + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"),
+            "reservations": [
+                {
+                    "resource_type": "virtual:instance",
+                    "amount": 10,
+                    "vcpus": 1,
+                    "memory_mb": 512,
+                    "disk_gb": 0,
+                    "affinity": "False",
+                    "resource_properties": "",
+                }
+            ],
+            "events": [],
+        }
+        async with db.session() as s:
+            await leases.create(s, ctx, body)
 
 
 def _serve(data_dir: str, port: int) -> None:

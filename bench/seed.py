@@ -3,8 +3,10 @@
 Going through the API or the controllers to make 100,000 servers would take longer than
 the benchmark itself, so the rows are inserted directly, in the state the controllers
 leave a running server in: phase `steady`, status ACTIVE, observed `running`, with a
-remote id on its cloud. `seed_sim` writes the matching servers into a sim cloud's state
-file, so sync finds every row on its cloud (nothing is a leak, nothing is gone).
+remote id on its cloud. `seed_claims` gives each its claim (open-ended, counted, the
+cloud's counters moved by their sums), as placement leaves a running server. `seed_sim`
+writes the matching servers into a sim cloud's state file, so sync finds every row on its
+cloud (nothing is a leak, nothing is gone).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
 from canopy.providers.sim.status import private_ip
 from canopy.store.db import Database
-from canopy.store.models import Server
+from canopy.store.models import Claim, Cloud, Flavor, Server
 
 CHUNK = 5000
 
@@ -132,6 +134,47 @@ async def seed_servers(
             conn = await s.connection()
             await conn.execute(insert(Server.__table__), rows)  # Core: no ORM bookkeeping
     return out
+
+
+async def seed_claims(
+    db: Database, *, cloud: str, servers: list[Seeded], flavor: str, when: datetime
+) -> None:
+    """Give each of `servers` (seeded on `cloud` with `flavor`) the claim placement writes
+    for a running server: open-ended from `when`, counted, the cloud's counters moved by
+    their sums, so the controllers that read or write claims see a real fleet's."""
+    async with db.read() as s:
+        f = (await s.execute(select(Flavor).where(Flavor.id == flavor))).scalar_one()
+        vcpus, ram_mb, disk_gb = f.vcpus, f.ram_mb, f.disk_gb
+    for start in range(0, len(servers), CHUNK):
+        rows = [
+            {
+                "server_id": sv.canopy_id,
+                "reservation_id": None,
+                "cloud": cloud,
+                "vcpus": vcpus,
+                "ram_mb": ram_mb,
+                "disk_gb": disk_gb,
+                "instances": 1,
+                "price_per_hour_micros": 0,
+                "starts_at": when,
+                "ends_at": None,
+                "created_at": when,
+                "counted": True,
+            }
+            for sv in servers[start : start + CHUNK]
+        ]
+        async with db.session() as s:
+            conn = await s.connection()
+            await conn.execute(insert(Claim), rows)
+            await conn.execute(
+                update(Cloud)
+                .where(Cloud.name == cloud)
+                .values(
+                    vcpus_claimed=Cloud.vcpus_claimed + vcpus * len(rows),
+                    ram_mb_claimed=Cloud.ram_mb_claimed + ram_mb * len(rows),
+                    instances_claimed=Cloud.instances_claimed + len(rows),
+                )
+            )
 
 
 def seed_sim(path: Path, servers: list[Seeded], *, when_us: int, host: str = "h1") -> int:

@@ -79,7 +79,7 @@ def dies_at(db: Database, k: int) -> Iterator[None]:
         event.remove(engine, "before_cursor_execute", count)
 
 
-async def _whole(p: Plane, ending: str, sids: list[str], starting: list[str], before: int) -> None:
+async def _whole(p: Plane, ending: str, sids: list[str], starting: list[str]) -> None:
     """No lease is half started or half ended; the counters are what the claims say."""
     async with p.db.read() as s:
         lease = await s.get(Lease, ending)
@@ -106,10 +106,24 @@ async def _whole(p: Plane, ending: str, sids: list[str], starting: list[str], be
             )
         ).all()
         assert all((ls == "ACTIVE") == (es == "DONE") for ls, es in rows), rows
-        # The counters cache what is in use now: refreshed by a committed batch, or not yet.
+        # The counters are the claims they count, and a lease's claims are counted iff a
+        # committed batch started it: each batch moves them by its own leases' claims.
         cloud = await s.get(Cloud, "private")
-        used = (await usage_at(s, ["private"], p.clock.now()))["private"]
-        assert cloud is not None and cloud.vcpus_claimed in (before, used.vcpus)
+        counted = await s.scalar(
+            select(func.coalesce(func.sum(Claim.vcpus), 0)).where(
+                Claim.cloud == "private", Claim.counted.is_(True)
+            )
+        )
+        assert cloud is not None and cloud.vcpus_claimed == counted
+        flags = (
+            await s.execute(
+                select(Lease.status, Claim.counted)
+                .join(Reservation, Reservation.lease_id == Lease.id)
+                .join(Claim, Claim.reservation_id == Reservation.id)
+                .where(Lease.id.in_(starting))
+            )
+        ).all()
+        assert all((ls == "ACTIVE") == c for ls, c in flags), flags
 
 
 async def test_a_worker_killed_at_any_statement_of_a_pass_leaves_no_lease_half_done(
@@ -131,10 +145,6 @@ async def test_a_worker_killed_at_any_statement_of_a_pass_leaves_no_lease_half_d
             (await create(p, body(f"l{i}", due, due + timedelta(hours=1)))).id for i in range(20)
         ]
         p.clock.advance((due - p.clock.now()).total_seconds())
-        async with p.db.read() as s:
-            cloud = await s.get(Cloud, "private")
-            assert cloud is not None
-            before = cloud.vcpus_claimed
         kills = 0
         for k in range(1, 1000):
             try:
@@ -142,11 +152,15 @@ async def test_a_worker_killed_at_any_statement_of_a_pass_leaves_no_lease_half_d
                     await p.worker.leases.run_once()
             except Killed:
                 kills += 1
-                await _whole(p, ending.id, sids, starting, before)
+                await _whole(p, ending.id, sids, starting)
                 continue
             break
         assert kills > 20  # several batches, each cut at each of its statements
-        await _whole(p, ending.id, sids, starting, before)
+        await _whole(p, ending.id, sids, starting)
+        async with p.db.read() as s:  # every lease stepped: the counters are what is in use
+            cloud = await s.get(Cloud, "private")
+            used = (await usage_at(s, ["private"], p.clock.now()))["private"]
+            assert cloud is not None and cloud.vcpus_claimed == used.vcpus
         assert await p.worker.leases.run_once() == 0  # nothing left, nothing run twice
         async with p.db.read() as s:
             statuses = list(

@@ -89,6 +89,33 @@ async def test_recount_repairs_a_drift_and_says_so(db_url: str, tmp_path: Path) 
         await p.close()
 
 
+async def test_a_repair_racing_a_create_repairs_the_drift_and_keeps_the_create(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The drift is computed from one read snapshot; a create committed between it and
+    the repair's short write stays counted, and the same snapshot never applies twice."""
+    p = await make_plane(db_url, tmp_path)
+    try:
+        await p.create(2)
+        pid = p.ctx.project_id
+        async with p.db.session() as s:
+            await s.execute(
+                update(QuotaUsage).where(QuotaUsage.project_id == pid).values(instances=7)
+            )
+        async with p.db.read() as s:
+            [drift] = await quota_usage.drifts(s, [pid])
+        assert drift.drifted and drift.kept.instances == 7 and drift.counted.instances == 2
+        await p.create(1)  # commits after the snapshot: the counters go to 8
+        async with p.db.session() as s:
+            assert await quota_usage.repair(s, drift, p.clock.now())
+        assert await _counters(p, pid) == await _counted(p, pid) == Usage(3, 3, 6144)
+        async with p.db.session() as s:
+            assert not await quota_usage.repair(s, drift, p.clock.now())  # fenced
+        assert await _counters(p, pid) == Usage(3, 3, 6144)
+    finally:
+        await p.close()
+
+
 async def test_concurrent_creates_at_the_edge_never_pass_the_limit_on_postgres(
     pg_url: str, tmp_path: Path
 ) -> None:

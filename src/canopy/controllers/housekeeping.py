@@ -1,5 +1,6 @@
 """Housekeeping: the periodic job that purges expired tokens and stale login failures,
-and recounts the projects' quota usage counters from their rows.
+and repairs the projects' quota usage counters and the clouds' claim counters where they
+drifted from their rows (the drift computed in a read, applied in a short write).
 
 It is a row of `jobs` taken through `lease_job`, so with many workers on PostgreSQL one of
 them runs it per interval (`[identity] purge_interval_seconds`), not all at once. Each pass
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from canopy.controllers.runtime import Runtime
 from canopy.services import throttle, tokens
 from canopy.services.throttle import ThrottlePolicy
-from canopy.store import quota_usage
+from canopy.store import claim_counts, quota_usage
 from canopy.store.leases import lease_job
 
 log = logging.getLogger("canopy.housekeeping")
@@ -68,6 +69,7 @@ class HousekeepingController:
             job.claim_expires_at = None
         self._not_before = None if more else now + interval
         await self.recount(now)
+        await self.repair_clouds()
         if expired or stale:
             log.info("purged %d expired tokens and %d stale login failures", expired, stale)
         return expired + stale
@@ -77,14 +79,25 @@ class HousekeepingController:
 
         The counters are kept in the transactions that change them; this repairs what
         anything else could leave (store/quota_usage.py). It walks the projects in id
-        order, a few per pass, and starts again at the end.
+        order, a few per pass, and starts again at the end. The counting is one read;
+        only a project that drifted gets a (short) write.
         """
         async with self.rt.db.read() as s:
             ids = await quota_usage.projects_after(s, self._recount_after, limit)
+            found = await quota_usage.drifts(s, ids)
         self._recount_after = ids[-1] if len(ids) == limit else None
         drifted = 0
-        for pid in ids:
+        for d in found:
+            if not d.drifted:
+                continue
             async with self.rt.db.session() as s:
-                if await quota_usage.recount(s, pid, now) is not None:
+                if d.repairs is None:  # no counter row yet: counted under the project lock
+                    await quota_usage.recount(s, d.project_id, now)
+                elif await quota_usage.repair(s, d, now):
                     drifted += 1
         return drifted
+
+    async def repair_clouds(self) -> int:
+        """Repair the clouds' claim counters that drifted from their counted claims (one
+        read for all of them; a short write per cloud that drifted); how many did."""
+        return len(await claim_counts.repair(self.rt.db))

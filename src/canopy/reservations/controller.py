@@ -32,6 +32,7 @@ from canopy.notifications.outbox import emit_leases
 from canopy.reservations import lifecycle, ready
 from canopy.reservations.states import EventStatus, EventType, LeaseStatus
 from canopy.services.servers import ServerService
+from canopy.store import claim_counts
 from canopy.store.leases import unleased
 from canopy.store.models import Lease, LeaseEvent
 
@@ -158,7 +159,6 @@ class LeaseController:
         started: list[Lease] = []
         ended: list[Lease] = []
         done: list[tuple[Lease, LeaseEvent]] = []
-        booted: list[str] = []
         for lease in leases:
             if (
                 lease.status == LeaseStatus.PENDING
@@ -166,7 +166,7 @@ class LeaseController:
                 and lease.booted_at is None
                 and lease.boot_at <= now
             ):
-                booted += await ready.boot_or_degrade(s, lease, self.servers, now)
+                await ready.boot_or_degrade(s, lease, self.servers, now)
             events = sorted(
                 pending[lease.id], key=lambda e: (e.time, ORDER[EventType(e.event_type)])
             )
@@ -192,15 +192,19 @@ class LeaseController:
             lease.retries = 0
             lease.claimed_by = None
             lease.claim_expires_at = None
+        moved = claim_counts.Deltas()
         deleted = await lifecycle.release_many(
             s,
             [(lease, reservations[lease.id]) for lease in ended],
             self.servers,
             now,
-            recount_now=False,
+            moved=moved,
         )
-        touched = [r for lease in [*started, *ended] for r in reservations[lease.id]]
-        await lifecycle.recount_clouds(s, [*lifecycle.held_clouds(touched), *booted], now)
+        # The claims whose windows opened or closed (a boot's early claims, a start's,
+        # the early claims a start ends): the counters move by those claims alone.
+        rids = [r.id for lease in leases for r in reservations[lease.id]]
+        moved.merge(await claim_counts.settle(s, rids, now))
+        await claim_counts.apply(s, moved)
         # When the batch's work is done: its commit follows at once (lateness is honest).
         at = self.rt.clock.now()
         for lease, event in done:

@@ -26,7 +26,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.clock import Clock
@@ -34,7 +34,8 @@ from canopy.domain.errors import Conflict, InvalidRequest, NotFound
 from canopy.domain.states import Ability
 from canopy.reservations import host_query
 from canopy.reservations.host_occupants import refuse_occupied
-from canopy.store.claims import claim_row, peaks_by_cloud, recount
+from canopy.store import claim_counts
+from canopy.store.claims import claim_row, peaks_by_cloud
 from canopy.store.models import Claim, Cloud, HostAllocation, ReservableHost, Reservation
 
 
@@ -285,7 +286,8 @@ class HostService:
     async def delete(self, s: AsyncSession, host_id: str) -> None:
         """Unregister a host no lease holds: its capacity returns to the ordinary pool."""
         probe = await self.get(s, host_id)
-        cloud = await s.get(Cloud, probe.cloud, with_for_update=True, populate_existing=True)
+        # The cloud first, as a create locks it: its counters give the claim back.
+        await s.get(Cloud, probe.cloud, with_for_update=True, populate_existing=True)
         host = await self.get(s, host_id, lock=True)
         held = await s.scalar(
             select(HostAllocation.reservation_id).where(HostAllocation.host_id == host.id).limit(1)
@@ -294,11 +296,10 @@ class HostService:
             raise Conflict(
                 f"Can't delete host {host.id}. The host is reserved (reservation {held})."
             )
-        await s.execute(delete(Claim).where(Claim.reservation_id == pool_owner(host.id)))
+        given_back = await claim_counts.drop(s, Claim.reservation_id == pool_owner(host.id))
+        await claim_counts.apply(s, given_back)
         await s.delete(host)
         await s.flush()
-        if cloud is not None:
-            await recount(s, [cloud], self.clock.now())
 
     async def properties(self, s: AsyncSession) -> dict[str, builtins.list[str]]:
         """Every extra capability key with its values, over all registered hosts."""

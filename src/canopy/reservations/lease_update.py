@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
@@ -29,6 +28,7 @@ from canopy.reservations.flavors import flavor_name
 from canopy.reservations.lease_events import retime
 from canopy.reservations.lease_reads import name_free
 from canopy.reservations.states import PHYSICAL_HOST, LeaseStatus
+from canopy.store import claim_counts
 from canopy.store.claims import peaks_by_cloud
 from canopy.store.models import Claim, Lease
 
@@ -82,7 +82,7 @@ async def _move(
     clouds = await capacity.lock_clouds(s)
     reservations = await lifecycle.reservations_of(s, lease.id)
     ids = [r.id for r in reservations]
-    await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
+    await claim_counts.apply(s, await claim_counts.drop(s, Claim.reservation_id.in_(ids)))
     await s.flush()
     for r in reservations:
         if r.resource_type == PHYSICAL_HOST:
@@ -131,4 +131,4 @@ async def _move(
                 "the start can no longer move."
             )
         await ready.schedule_boot(s, lease, now)  # its early claims went with the rest
-    await lifecycle.recount_clouds(s, lifecycle.held_clouds(reservations), now)
+    await lifecycle.settle(s, reservations, now)

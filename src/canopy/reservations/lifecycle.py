@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.context import RequestContext
@@ -21,8 +21,9 @@ from canopy.reservations import host_leases
 from canopy.reservations.flavors import drop_flavors
 from canopy.reservations.states import LeaseStatus, ReservationStatus
 from canopy.services.servers import ServerService
-from canopy.store.claims import recount
-from canopy.store.models import Claim, Cloud, Lease, Reservation, Server
+from canopy.store import claim_counts
+from canopy.store.claim_counts import Deltas
+from canopy.store.models import Claim, Lease, Reservation, Server
 
 
 async def reservations_of(s: AsyncSession, lease_id: str) -> list[Reservation]:
@@ -46,23 +47,10 @@ async def reservations_by_lease(
     return out
 
 
-async def recount_clouds(s: AsyncSession, names: Iterable[str], now: datetime) -> None:
-    """Lock `names` (in name order) and set their counters to the claims in use now."""
-    wanted = sorted(set(names))
-    if not wanted:
-        return
-    clouds = list(
-        (
-            await s.execute(
-                select(Cloud).where(Cloud.name.in_(wanted)).order_by(Cloud.name).with_for_update()
-            )
-        ).scalars()
-    )
-    await recount(s, clouds, now)
-
-
-def held_clouds(reservations: Iterable[Reservation]) -> list[str]:
-    return sorted({share["cloud"] for r in reservations for share in r.placement})
+async def settle(s: AsyncSession, reservations: Iterable[Reservation], now: datetime) -> None:
+    """Count the reservations' claims in use now and stop counting those that are not,
+    moving their clouds' counters by those claims alone (store/claim_counts.py)."""
+    await claim_counts.settle_and_apply(s, [r.id for r in reservations], now)
 
 
 def activate(lease: Lease, reservations: Sequence[Reservation], now: datetime) -> None:
@@ -87,7 +75,7 @@ async def start(s: AsyncSession, lease: Lease, now: datetime) -> None:
     """The lease becomes ACTIVE: its flavors are usable, its claims count as in use."""
     reservations = await reservations_of(s, lease.id)
     activate(lease, reservations, now)
-    await recount_clouds(s, held_clouds(reservations), now)
+    await settle(s, reservations, now)
 
 
 async def servers_in(s: AsyncSession, reservation_ids: Sequence[str]) -> list[Server]:
@@ -114,14 +102,15 @@ async def release_many(
     servers: ServerService,
     now: datetime,
     *,
-    recount_now: bool = True,
+    moved: Deltas | None = None,
 ) -> dict[str, int]:
     """Delete the leases' servers and give back their capacity; servers deleted per lease.
 
     The servers are asked to be deleted (the power controller does it, like any delete,
     as its own fenced step per server: a slow cloud delays nobody's lease); the claims go
-    at once, and the counters of the clouds they were on are recounted (by the caller,
-    once for a whole batch, with `recount_now=False`).
+    at once, and the counters of the clouds they were on give back what those claims
+    held (by the caller, once for a whole batch, when it passes `moved`: the counters'
+    moves are added to it).
     """
     owner = {r.id: lease for lease, rs in items for r in rs}
     counts = {lease.id: 0 for lease, _ in items}
@@ -133,10 +122,12 @@ async def release_many(
         ctx = RequestContext(project_id=lease.project_id, user_id=lease.user_id)
         await servers.delete(ctx, server.id, session=s)
         counts[lease.id] += 1
-    await s.execute(delete(Claim).where(Claim.reservation_id.in_(ids)))
+    given_back = await claim_counts.drop(s, Claim.reservation_id.in_(ids))
     await host_leases.release(s, ids)
-    if recount_now:
-        await recount_clouds(s, held_clouds(r for _, rs in items for r in rs), now)
+    if moved is None:
+        await claim_counts.apply(s, given_back)
+    else:
+        moved.merge(given_back)
     await drop_flavors(s, ids)
     return counts
 

@@ -194,7 +194,7 @@ async def schedule_boot(s: AsyncSession, lease: Lease, now: datetime) -> None:
 
 async def boot(s: AsyncSession, lease: Lease, servers: ServerService, now: datetime) -> list[str]:
     """Write the lease's servers (once: `booted_at` is set with them); returns the clouds
-    whose early claims are in use from now (for the caller's recount)."""
+    whose early claims are in use from now (the caller settles the lease's claims)."""
     ctx = RequestContext(project_id=lease.project_id, user_id=lease.user_id)
     carried = list(
         (

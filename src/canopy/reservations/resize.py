@@ -30,8 +30,9 @@ from canopy.domain.states import DesiredState
 from canopy.reservations import capacity, ready
 from canopy.reservations.changes import Change
 from canopy.reservations.flavors import flavor_name
-from canopy.reservations.lifecycle import held_clouds, recount_clouds
+from canopy.reservations.lifecycle import settle
 from canopy.reservations.states import LeaseStatus
+from canopy.store import claim_counts
 from canopy.store.models import (
     Claim,
     Cloud,
@@ -68,7 +69,6 @@ async def apply(
             )
     clouds = await capacity.lock_clouds(s)
     by_id = {r.id: r for r in reservations}
-    before = held_clouds(reservations)
     for c in changes:
         r = by_id[c.id]
         amount = r.amount if c.amount is None else c.amount
@@ -84,13 +84,14 @@ async def apply(
         await s.flush()  # the next reservation's placement sees these claims
     if lease.boot_lead_seconds is not None and lease.status == LeaseStatus.PENDING and not booting:
         # The early claims follow the reservations' new shares and sizes.
-        await s.execute(
-            delete(Claim).where(
-                Claim.reservation_id.in_(list(by_id)), Claim.starts_at < lease.start_at
-            )
+        await claim_counts.apply(
+            s,
+            await claim_counts.drop(
+                s, Claim.reservation_id.in_(list(by_id)), Claim.starts_at < lease.start_at
+            ),
         )
         await ready.schedule_boot(s, lease, now)
-    await recount_clouds(s, set(before) | set(held_clouds(reservations)), now)
+    await settle(s, reservations, now)
 
 
 async def _floors(
@@ -248,7 +249,7 @@ async def _replace(
     ram = r.memory_mb if c.memory_mb is None else c.memory_mb
     disk = r.disk_gb if c.disk_gb is None else c.disk_gb
     size = capacity.Size(flavor_name(r.id), vcpus, ram, disk)
-    await s.execute(delete(Claim).where(Claim.reservation_id == r.id))
+    await claim_counts.apply(s, await claim_counts.drop(s, Claim.reservation_id == r.id))
     await s.flush()
     offered = await capacity.offers(s, size, None)
     snaps = await capacity.window_snapshots(
@@ -282,8 +283,9 @@ async def _rehold(
 ) -> None:
     """The reservation's claim over the lease's window becomes `shares` (the early claims
     of a lease booting its servers stay); its placement and flavor mappings follow."""
-    await s.execute(
-        delete(Claim).where(Claim.reservation_id == r.id, Claim.starts_at >= lease.start_at)
+    await claim_counts.apply(
+        s,
+        await claim_counts.drop(s, Claim.reservation_id == r.id, Claim.starts_at >= lease.start_at),
     )
     await s.flush()
     shares = sorted(shares, key=lambda sh: sh.cloud)

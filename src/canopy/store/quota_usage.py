@@ -7,10 +7,16 @@ servers). The counters change in the transactions that change what they count:
   (`services.quotas.check_create`), so concurrent creates never pass the check together;
 - the final step of a delete (`controllers.power.finalize_delete`, the only place a
   server becomes `deleted`) subtracts it, with one relative UPDATE, never a read-modify-write;
+- housekeeping checks every project now and then (`drifts`, `repair`): whatever drift a
+  bug or a hand-edited row could leave is repaired, and logged. The count is not made in a
+  write transaction (50 ms for a project of 100,000 servers, holding SQLite's one write
+  lock and the project row): one SELECT reads the counters and counts the rows, one
+  snapshot even under READ COMMITTED, and a short write adds the difference
+  (`counter = counter + drift`), so creates and deletes committed after the snapshot
+  stay counted; `repairs` fences it, so two repairs from one snapshot cannot both apply;
 - `recount` sets a project's counters from its rows, with the project and counter rows
   locked (PostgreSQL), so no create or delete of the project commits between the count and
-  the write. Housekeeping recounts every project now and then: whatever drift a bug or a
-  hand-edited row could leave is repaired, and logged.
+  the write: only for a project with no counter row yet.
 
 A project with no counter row yet is counted from its rows when first needed.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,6 +141,90 @@ async def recount(s: AsyncSession, project_id: str, now: datetime) -> Usage | No
         )
         return old
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A project's counters and what its rows count, from one snapshot."""
+
+    project_id: str
+    repairs: int | None  # None: no counter row yet
+    kept: Usage
+    counted: Usage
+
+    @property
+    def drifted(self) -> bool:
+        return self.repairs is None or self.kept != self.counted
+
+
+def drifts_query(project_ids: list[str]) -> Any:
+    """The counters and the counted rows of `project_ids`, in one statement."""
+    live = (
+        select(
+            Server.project_id.label("pid"),
+            func.count(Server.id).label("n"),
+            func.sum(Flavor.vcpus).label("c"),
+            func.sum(Flavor.ram_mb).label("r"),
+        )
+        .join(Flavor, Flavor.id == Server.flavor_id)
+        .where(Server.project_id.in_(project_ids), Server.deleted.is_(False))
+        .group_by(Server.project_id)
+        .subquery("live")
+    )
+    return (
+        select(
+            Project.id,
+            QuotaUsage.repairs,
+            QuotaUsage.instances,
+            QuotaUsage.cores,
+            QuotaUsage.ram,
+            func.coalesce(live.c.n, 0),
+            func.coalesce(live.c.c, 0),
+            func.coalesce(live.c.r, 0),
+        )
+        .outerjoin(QuotaUsage, QuotaUsage.project_id == Project.id)
+        .outerjoin(live, live.c.pid == Project.id)
+        .where(Project.id.in_(project_ids))
+        .order_by(Project.id)
+    )
+
+
+async def drifts(s: AsyncSession, project_ids: list[str]) -> list[Drift]:
+    """Each project's counters against its rows (a read: no lock is taken)."""
+    if not project_ids:
+        return []
+    out = []
+    for pid, repairs, i, c, r, n, cc, rr in await s.execute(drifts_query(project_ids)):
+        kept = Usage(0, 0, 0) if repairs is None else Usage(int(i), int(c), int(r))
+        out.append(Drift(pid, repairs, kept, Usage(int(n), int(cc), int(rr))))
+    return out
+
+
+async def repair(s: AsyncSession, d: Drift, now: datetime) -> bool:
+    """Add `d`'s drift to the project's counters (a short write), unless another repair
+    applied since its snapshot; whether it did."""
+    assert d.repairs is not None  # a missing row is `recount`'s
+    done = await s.execute(
+        update(QuotaUsage)
+        .where(QuotaUsage.project_id == d.project_id, QuotaUsage.repairs == d.repairs)
+        .values(
+            instances=QuotaUsage.instances + (d.counted.instances - d.kept.instances),
+            cores=QuotaUsage.cores + (d.counted.cores - d.kept.cores),
+            ram=QuotaUsage.ram + (d.counted.ram - d.kept.ram),
+            repairs=QuotaUsage.repairs + 1,
+            counted_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(done, "rowcount", 0) != 1:
+        return False
+    log.warning(
+        "quota usage of project %s was %s, counted %s: corrected",
+        d.project_id,
+        d.kept,
+        d.counted,
+    )
+    return True
 
 
 async def projects_after(s: AsyncSession, after: str | None, limit: int) -> list[str]:

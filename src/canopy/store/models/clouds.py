@@ -33,9 +33,10 @@ FLAVOR_ID_LENGTH = 255
 class Cloud(Base):
     """One backend. Its usage counters move only in the same transaction as its claims.
 
-    The `*_claimed` counters and `spend_per_hour_micros` are a cache of the claims in use
-    now (store.claims.usage_at recomputes them); capacity over a time window is asked of
-    the claims themselves (store.claims.peak_usage).
+    The `*_claimed` counters and `spend_per_hour_micros` are the sums of the claims marked
+    `counted`, which are the claims in use now once their starts and ends are settled
+    (store/claim_counts.py); capacity over a time window is asked of the claims themselves
+    (store.claims.peak_usage).
     """
 
     __tablename__ = "clouds"
@@ -69,6 +70,9 @@ class Cloud(Base):
     instances_claimed: Mapped[int] = mapped_column(Integer, default=0)
     # Summed price per hour of the claims counted above, in micro-units (domain.money).
     spend_per_hour_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many drift repairs housekeeping applied to the counters: its fence (a repair
+    # applies only if no other one did since the snapshot it computed the drift from).
+    counters_repaired: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never shown
     # When the cloud left the config: it drains (its servers can still be deleted) and is
     # `removed` once it holds none. Null while the cloud is configured.

@@ -63,6 +63,8 @@ class QuotaUsage(Base):
     cores: Mapped[int] = mapped_column(BigInteger, default=0)
     ram: Mapped[int] = mapped_column(BigInteger, default=0)
     counted_at: Mapped[datetime | None]  # the last recount from the rows
+    # Drift repairs applied: the fence of housekeeping's repair (store/quota_usage.py).
+    repairs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class User(Base):

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canopy.store.models.base import Base
@@ -37,6 +48,7 @@ class Claim(Base):
     key): a reservation's id, or `host:<id>` for the open-ended claim that keeps a host
     registered for reservation out of the ordinary pool (reservations/hosts.py).
     The window is half-open: the claim holds [starts_at, ends_at).
+    `counted`: whether its cloud's counters hold it (store/claim_counts.py, migration 0032).
     """
 
     __tablename__ = "claims"
@@ -55,6 +67,7 @@ class Claim(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    counted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(
