@@ -48,7 +48,7 @@ class Claim(Base):
     key): a reservation's id, or `host:<id>` for the open-ended claim that keeps a host
     registered for reservation out of the ordinary pool (reservations/hosts.py).
     The window is half-open: the claim holds [starts_at, ends_at).
-    `counted`: whether its cloud's counters hold it (store/claim_counts.py, migration 0032).
+    `counted`: whether its cloud's counters hold it (store/claim_counts.py, migration 0031).
     """
 
     __tablename__ = "claims"

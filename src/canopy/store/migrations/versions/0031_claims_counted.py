@@ -1,6 +1,6 @@
 """claims.counted, repair fences: counters kept at the cost of what changed
 
-Revision ID: 0032
+Revision ID: 0031
 Revises: 0030
 Create Date: 2026-11-30 05:40:00.000000
 
@@ -22,7 +22,7 @@ from alembic import op
 
 from canopy.store.types import UTCDateTime
 
-revision: str = "0032"
+revision: str = "0031"
 down_revision: str | None = "0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
