@@ -1,0 +1,350 @@
+"""Every statement the controllers send, and the plan the database makes of each.
+
+`sweep` runs what a worker does at 100,000 servers, in small: worker steps (the fleet's
+read of the clouds table, placement, provisioning, power, a forced full sync, the
+notifications' fan-out and a webhook send), a housekeeping pass (the quota recount) and
+captures each statement as sent. `sqlite_scans` asks SQLite's EXPLAIN QUERY PLAN of each
+and returns the full scans of a big table (`BIG`) that `ALLOWED` does not name.
+
+The big tables are seeded with Core inserts (`seed_bulk`), so that statistics made by
+`ANALYZE` say what a large installation's would: nearly every server at rest, every
+claim, event and delivery old.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, insert
+
+from canopy.domain.states import Phase
+from canopy.store.db import Database
+from canopy.store.models import (
+    Claim,
+    Delivery,
+    InstanceAction,
+    InstanceActionEvent,
+    OutboxEvent,
+    Server,
+    Stack,
+    StackEvent,
+    StackResource,
+)
+from tests.store.helpers import server_row
+
+# The tables that grow with the fleet or with time (src/canopy/store/models/). A scan of
+# one of them costs in proportion to the installation's size, on every pass.
+BIG = frozenset(
+    {
+        "servers",
+        "claims",
+        "placements",
+        "instance_actions",
+        "instance_action_events",
+        "outbox",
+        "deliveries",
+        "stacks",
+        "stack_resources",
+        "stack_events",
+        "server_tags",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A scan of `table` by a statement containing `marker`, and why it is right."""
+
+    table: str
+    marker: str
+    why: str
+
+
+# Scans that are the work itself: the statement reads (nearly) every row it scans.
+ALLOWED: tuple[Allowed, ...] = (
+    # A forced full sync compares every live server of the cloud with the cloud's listing:
+    # when the cloud holds most of the table, walking the table is the cheaper way to read
+    # them all (after ANALYZE SQLite knows it holds them all).
+    Allowed("servers", "WHERE servers.cloud = ? AND servers.deleted IS 0", "full sync"),
+)
+
+_SCAN = re.compile(r"^SCAN (\w+)")
+_KINDS = ("SELECT", "UPDATE", "DELETE", "WITH", "INSERT")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: Any
+
+
+@contextmanager
+def captured(db: Database) -> Iterator[list[Statement]]:
+    """Each distinct statement the database runs inside the block, with its first
+    parameters (but INSERT ... VALUES, which reads nothing)."""
+    seen: dict[str, Statement] = {}
+
+    def record(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        head = sql.lstrip().upper()
+        if not head.startswith(_KINDS) or sql in seen:
+            return
+        if head.startswith("INSERT") and " SELECT " not in head:
+            return
+        if many and params and isinstance(params[0], (list, tuple, dict)):
+            params = params[0]
+        seen[sql] = Statement(sql, params)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    out: list[Statement] = []
+    try:
+        yield out
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        out.extend(seen.values())
+
+
+def _dicts(objs: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for o in objs:
+        keys = [c.key for c in type(o).__mapper__.column_attrs]
+        out.append({k: getattr(o, k) for k in keys if getattr(o, k) is not None})
+    return out
+
+
+async def seed_bulk(
+    db: Database,
+    *,
+    project: str,
+    now: datetime,
+    n: int,
+    clouds: tuple[str, ...],
+    subscription: str | None = None,
+    first: int = 0,
+) -> None:
+    """`n` steady servers spread over `clouds` (all on the first when it is one), each with
+    its claim, an instance action and event, a resource of a complete stack (ten a stack)
+    and its event, an old outbox event (fanned out) and its delivered delivery: the rows
+    of a big, quiet installation. `first` numbers the rows of a second call after the
+    first's."""
+    then = now - timedelta(days=1)
+    servers, claims, actions, events, resources, outbox, deliveries = [], [], [], [], [], [], []
+    stacks = [
+        Stack(
+            id=str(uuid.uuid4()),
+            name=f"big-{first + k}",
+            project_id=project,
+            user_id="u1",
+            template={},
+            files={},
+            environment={},
+            parameters={},
+            action="CREATE",
+            status="COMPLETE",
+            status_reason="",
+            disable_rollback=True,
+            tags=[],
+            generation=1,
+            action_started_at=then,
+            created_at=then,
+            deleted=False,
+            nested_depth=0,
+            retries=0,
+        )
+        for k in range(max(1, n // 10))
+    ]
+    for i in range(first, first + n):
+        cloud = clouds[i % len(clouds)]
+        stack = stacks[(i - first) // 10 % len(stacks)]
+        sid = str(uuid.uuid4())
+        servers.append(
+            server_row(
+                then,
+                sid=sid,
+                phase=Phase.STEADY,
+                cloud=cloud,
+                remote_id=f"seeded-{i}",
+                project_id=project,
+                flavor_id="1",
+                host=f"h{i % 50}",
+                status="ACTIVE",
+            )
+        )
+        claims.append(
+            Claim(
+                server_id=sid,
+                cloud=cloud,
+                vcpus=1,
+                ram_mb=512,
+                disk_gb=1,
+                instances=1,
+                price_per_hour_micros=0,
+                starts_at=then,
+                created_at=then,
+            )
+        )
+        actions.append(
+            InstanceAction(
+                id=i + 1_000_000,
+                server_id=sid,
+                request_id="req",
+                action="create",
+                project_id=project,
+                user_id="u1",
+                start_time=then,
+                updated_at=then,
+            )
+        )
+        events.append(
+            InstanceActionEvent(
+                action_id=i + 1_000_000,
+                event="compute__do_build_and_run_instance",
+                result="Success",
+                start_time=then,
+                finish_time=then,
+            )
+        )
+        resources.append(
+            StackResource(
+                id=str(uuid.uuid4()),
+                stack_id=stack.id,
+                name=f"r{i}",
+                type="OS::Nova::Server",
+                desired="present",
+                generation=1,
+                physical_resource_id=sid,
+                action="CREATE",
+                status="COMPLETE",
+                status_reason="",
+                properties={},
+                attributes={},
+                requires=[],
+                data={},
+                server_id=sid,
+                created_at=then,
+                updated_at=then,
+            )
+        )
+        outbox.append(
+            OutboxEvent(
+                id=i + 1_000_000,
+                event_id=str(uuid.uuid4()),
+                event_type="compute.instance.create.end",
+                subject=f"server/{sid}",
+                project_id=project,
+                payload={},
+                created_at=then,
+                fanned_out=True,
+            )
+        )
+        if subscription is not None:
+            deliveries.append(
+                Delivery(
+                    subscription_id=subscription,
+                    outbox_id=i + 1_000_000,
+                    subject=f"server/{sid}",
+                    status="delivered",
+                    retries=1,
+                    delivered_at=then,
+                    created_at=then,
+                    updated_at=then,
+                )
+            )
+    async with db.session() as s:
+        await s.execute(insert(Stack), _dicts(stacks))
+        for model, objs in (
+            (Server, servers),
+            (Claim, claims),
+            (InstanceAction, actions),
+            (InstanceActionEvent, events),
+            (StackResource, resources),
+            (OutboxEvent, outbox),
+            (Delivery, deliveries),
+        ):
+            if objs:
+                await s.execute(insert(model), _dicts(objs))
+        await s.execute(
+            insert(StackEvent),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "stack_id": stacks[(i - first) // 10 % len(stacks)].id,
+                    "resource_name": f"r{i}",
+                    "logical_resource_id": f"r{i}",
+                    "physical_resource_id": "",
+                    "resource_type": "OS::Nova::Server",
+                    "action": "CREATE",
+                    "status": "COMPLETE",
+                    "status_reason": "",
+                    "time": then,
+                }
+                for i in range(first, first + n)
+            ],
+        )
+
+
+def allowed(table: str, sql: str) -> bool:
+    folded = " ".join(sql.split())
+    return any(a.table == table and a.marker in folded for a in ALLOWED)
+
+
+async def take_statistics(db: Database, limit: int = 0) -> list[tuple[Any, ...]]:
+    """The rows `ANALYZE` writes to sqlite_stat1 now (`limit`: its `analysis_limit`, 400
+    being what `PRAGMA optimize` runs on the tables it picks)."""
+    async with db.engine.connect() as conn:
+        # The limit is the connection's setting: 0 (none) is set again for a full ANALYZE.
+        await conn.exec_driver_sql(f"PRAGMA analysis_limit={limit}")
+        await conn.exec_driver_sql("ANALYZE")
+        rows = (await conn.exec_driver_sql("SELECT tbl, idx, stat FROM sqlite_stat1")).all()
+        await conn.exec_driver_sql("PRAGMA analysis_limit=0")
+        await conn.commit()
+    return [tuple(r) for r in rows]
+
+
+async def sqlite_scans(
+    db: Database, statements: list[Statement], how: str, stats: list[tuple[Any, ...]]
+) -> list[str]:
+    """The full scans of a big table in the plans of `statements` that `ALLOWED` does not
+    name, with `stats` (rows of sqlite_stat1, none for none) as SQLite's statistics."""
+    found: list[str] = []
+    async with db.engine.connect() as conn:
+        await conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+        if stats:
+            await conn.exec_driver_sql("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", stats)
+        await conn.exec_driver_sql("ANALYZE sqlite_schema")  # (re)load them
+        for st in statements:
+            result = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + st.sql, st.params)
+            for line in (str(row[-1]) for row in result):
+                m = _SCAN.match(line)
+                if m and m.group(1) in BIG and not allowed(m.group(1), st.sql):
+                    found.append(f"[{how}] {line}: {' '.join(st.sql.split())[:300]}")
+        await conn.commit()
+    return found
+
+
+async def sweep(p: Any, others: list[str]) -> list[Statement]:
+    """The statements of worker steps (servers created, booted and one deleted: every
+    controller has work, a webhook delivery is sent), a housekeeping pass (recounting
+    `others` too), a forced full sync and a read of the clouds table, as sent."""
+    from canopy.controllers.housekeeping import HousekeepingController
+
+    with captured(p.db) as seen:
+        ids = await p.create(3)
+        for _ in range(5):
+            await p.step(2.0)
+        await p.service.delete(p.ctx, ids[0])
+        for _ in range(3):
+            await p.step(2.0)
+        p.clock.advance(600)
+        house = HousekeepingController(p.rt)
+        await house.run_once()
+        await house.recount(p.clock.now(), limit=len(others) + 10)
+        await p.worker.sync.run_once(force=True)
+        await p.worker.fleet.refresh()
+    return seen
