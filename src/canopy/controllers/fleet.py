@@ -36,6 +36,7 @@ from canopy.domain.errors import CloudError
 from canopy.providers.base import Compute
 from canopy.providers.registry import build_driver, settings_from_stored
 from canopy.store.models import Cloud, Server
+from canopy.store.plans import rare
 
 log = logging.getLogger("canopy.fleet")
 
@@ -68,8 +69,11 @@ class Fleet:
 
     async def _read(self) -> list[_Seen]:
         # One row by the cloud's index (no index of live rows leads with `deleted`:
-        # migration 0027; tests/controllers/test_fleet_plan.py pins the plan).
-        live = exists().where(and_(Server.cloud == Cloud.name, Server.deleted.is_(False)))
+        # migration 0027; tests/controllers/test_fleet_plan.py pins the plan). `rare`:
+        # after ANALYZE, with one cloud holding every server, SQLite took the cloud's
+        # index for unselective and scanned the table, through all of it for the empty
+        # cloud (40-55 ms a pass at 100,000 servers). EXISTS stops at the first row.
+        live = exists().where(and_(rare(Server.cloud == Cloud.name), Server.deleted.is_(False)))
         async with self.rt.db.read() as s:
             rows = await s.execute(
                 select(

@@ -149,17 +149,20 @@ class NotificationController:
         # The batch (the oldest events not fanned out) is marked and read back by one
         # statement, rather than read and then marked by its ids (200 bound ids a pass:
         # a stack's step writes an event per resource). The subscriptions are read after
-        # it, as before: one created meanwhile gets the next batch's events.
+        # it, as before: one created meanwhile gets the next batch's events. A join with
+        # the batch (UPDATE ... FROM), not `id IN (batch)`: SQLite weighs an IN list
+        # against the table's statistics and, with statistics made while the outbox was
+        # small, scanned the whole outbox to test each row against the list.
         batch = (
             select(_OUTBOX.c.id)
             .where(~_OUTBOX.c.fanned_out)
             .order_by(_OUTBOX.c.id)
             .limit(self.conf.batch_size)
-            .scalar_subquery()
+            .subquery("batch")
         )
         found = await s.execute(
             update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(batch))
+            .where(_OUTBOX.c.id == batch.c.id)
             .values(fanned_out=True)
             .returning(_OUTBOX.c.id, _OUTBOX.c.event_type, _OUTBOX.c.subject, _OUTBOX.c.project_id)
         )

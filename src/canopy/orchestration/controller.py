@@ -38,6 +38,7 @@ from canopy.orchestration.walk import Outcome, Walk
 from canopy.services.servers import ServerService
 from canopy.store.leases import lease_rows, unleased
 from canopy.store.models import Server, Stack, StackResource
+from canopy.store.plans import rare
 
 log = logging.getLogger("canopy.orchestration")
 
@@ -97,9 +98,11 @@ class OrchestrationController:
         # An IN_PROGRESS stack always has a next attempt now (at the latest its action's
         # limit); one without is a row from before the default limit, left to wait on its
         # servers with nothing to time out: stepped once, it is given its deadline.
+        # `rare`: after ANALYZE (nearly every stack COMPLETE), SQLite took the status
+        # index for unselective and scanned every stack at every pass.
         return or_(
             and_(
-                Stack.status == Status.IN_PROGRESS,
+                rare(Stack.status == Status.IN_PROGRESS),
                 or_(Stack.next_attempt_at <= now, Stack.next_attempt_at.is_(None), self._answered),
             ),
             self._pending,  # a signal to act on, whatever the stack's status

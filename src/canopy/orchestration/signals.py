@@ -24,7 +24,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, delete, exists, func, inspect, or_, select
+from sqlalchemy import ColumnElement, Text, cast, delete, func, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,12 +50,15 @@ _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 def has_pending() -> ColumnElement[bool]:
-    """A stack has a signal the engine has not handled yet."""
-    return exists(
-        select(StackSignal.seq).where(
-            StackSignal.stack_id == Stack.id, StackSignal.handled_at.is_(None)
-        )
-    )
+    """A stack has a signal the engine has not handled yet.
+
+    `id IN (the stacks with one)`, not a correlated EXISTS: the loop's "what is due" is
+    `(in progress and ...) OR this`, and SQLite searches an OR by an index for each side
+    only when each side has one (the status index, the primary key); with an EXISTS it
+    scanned every stack at every pass. The unhandled signals are few: a partial index
+    holds them (migration 0032).
+    """
+    return Stack.id.in_(select(StackSignal.stack_id).where(StackSignal.handled_at.is_(None)))
 
 
 async def handle_signals(

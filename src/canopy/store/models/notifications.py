@@ -104,5 +104,7 @@ class Delivery(Retried, Base):
         # "Is an earlier one of this subject still in the way?" is one seek.
         Index("ix_deliveries_order", "subscription_id", "subject", "outbox_id"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The hourly prune: the old rows of a status, not a read of every delivery.
+        Index("ix_deliveries_status_updated", "status", "updated_at"),
         {"sqlite_autoincrement": True},
     )

@@ -170,4 +170,15 @@ class StackSignal(Base):
     handled_at: Mapped[datetime | None]
     outcome: Mapped[str] = mapped_column(Text, default="")
 
-    __table_args__ = (Index("ix_stack_signals_pending", "stack_id", "handled_at", "seq"),)
+    __table_args__ = (
+        Index("ix_stack_signals_pending", "stack_id", "handled_at", "seq"),
+        # The stacks with a signal to act on (the orchestration loop's every pass): the
+        # unhandled signals only, not the handled ones kept for each stack.
+        Index(
+            "ix_stack_signals_unhandled",
+            "stack_id",
+            "handled_at",  # which makes it covering for SQLite (it reads no row)
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+    )
