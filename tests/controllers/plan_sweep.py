@@ -90,6 +90,14 @@ ALLOWED: tuple[Allowed, ...] = (
         )
         for table in ("stacks", "stack_signals")
     ),
+    Allowed(
+        "claims",
+        "coalesce(sums.vcpus_claimed, ?)",
+        "Housekeeping's drift repair of the clouds' counters (store/claim_counts.py) sums "
+        "every counted claim on purpose, once per pass: a read of one snapshot along the "
+        "(cloud, window) index, outside any write transaction; only a cloud that drifted "
+        "is then written.",
+    ),
 )
 
 
