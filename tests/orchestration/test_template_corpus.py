@@ -8,6 +8,10 @@ Two corpora run through the same runner (tests/orchestration/corpus_run.py):
 - an openstack/heat-templates checkout named by CANOPY_HEAT_TEMPLATES: every template
   there whose resource types canopy supports (nested templates included). Without the
   variable these tests skip with one line; nothing of that repository is in canopy's tree.
+- every template of the openstack-heat and heat-tempest-plugin wheels, downloaded from the
+  package index at test time (tests/orchestration/corpus_packaged.py): each runs whole, or
+  `POST /validate` refuses it with a 400 naming the type canopy lacks. Always run (without
+  an index they skip with one line; under CI=true they fail instead).
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
+from canopy.api.app import create_app
 from canopy.config_sections import IdentitySettings
 from canopy.domain.errors import InvalidRequest
+from canopy.domain.wake import Wake
 from canopy.orchestration.resources.software_deployment import SUPPORTED
 from canopy.orchestration.template.constraints import CUSTOM_CONSTRAINTS
+from tests.api.orchestration.test_stacks import assert_heat_fault
+from tests.api.tokens import caller
 from tests.controllers.harness import make_plane
 
-from .corpus_load import GROUPS, IMAGES_TOML, Case, Unrunnable, discover, load
+from . import corpus_packaged as packaged
+from .corpus_load import GROUPS, IMAGES_TOML, Case, Unrunnable, discover, load, parameters
 from .corpus_run import CLOUDS, Outcome, add_keypair, run
 
 OWN = Path(__file__).parent / "corpus"
@@ -160,3 +170,67 @@ async def test_heat_templates_checkout_template_lives_and_leaves_nothing(
             await _life(db_url, tmp_path, case)
         return
     await _life(db_url, tmp_path, case)
+
+
+async def _refusals(db_url: str, tmp_path: Path, cases: dict[str, Case]) -> dict[str, str]:
+    """What `POST /validate` answers each template with, as the client sends it (one plane
+    for them all): a 400 in Heat's fault format, never a 5xx; its message, by name."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS + IMAGES_TOML)
+    try:
+        app = create_app(settings=p.settings, db=p.db, clock=p.clock, wake=Wake())
+        admin = await caller(p.db, p.clock, project="admin", user="admin", role="admin")
+        url = f"/orchestration/v1/{admin.project_id}/validate"
+        said = {}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://canopy.test"
+        ) as c:
+            for name, case in cases.items():
+                body = {
+                    "template": case.template,
+                    "files": case.files,
+                    "environment": case.environment,
+                    "parameters": parameters(case.template),
+                }
+                r = await c.post(url, json=body, headers=admin.headers)
+                said[name] = assert_heat_fault(r, 400)
+        return said
+    finally:
+        await p.close()
+
+
+def _lacks(case: Case) -> list[str]:
+    """What the template names that canopy lacks: types, custom constraints."""
+    return case.unsupported + _unsupported_constraints(case)
+
+
+def _packaged(name: str) -> Case:
+    path, root = packaged.locate(name)
+    return load(path, root, given=packaged.given())
+
+
+def test_the_wheels_hold_the_templates_named_here() -> None:
+    """If a new version adds or drops a template, this names it (not a silent skip)."""
+    assert packaged.found() == set(packaged.EXPECTED)
+
+
+RUNS = [name for name, refused in packaged.EXPECTED.items() if refused is None]
+
+
+@pytest.mark.parametrize("name", RUNS)
+async def test_packaged_template_lives_and_leaves_nothing(
+    name: str, db_url: str, tmp_path: Path
+) -> None:
+    case = _packaged(name)
+    assert not _lacks(case)
+    await _life(db_url, tmp_path, case)
+
+
+async def test_packaged_templates_canopy_cannot_run_are_refused_naming_what_it_lacks(
+    db_url: str, tmp_path: Path
+) -> None:
+    cases = {name: _packaged(name) for name in packaged.EXPECTED if name not in RUNS}
+    # Each names something canopy lacks (else its refusal would be canopy's bug).
+    assert [name for name, case in cases.items() if not _lacks(case)] == []
+    said = await _refusals(db_url, tmp_path, cases)
+    wrong = {n: m for n, m in said.items() if str(packaged.EXPECTED[n]) not in m}
+    assert wrong == {}
