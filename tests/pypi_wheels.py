@@ -27,6 +27,9 @@ class Unavailable(Exception):
     """The wheel could not be had here (no index reachable)."""
 
 
+_FAILED: dict[tuple[str, str], str] = {}
+
+
 def cache_dir(project: str, version: str) -> Path:
     root = os.environ.get("CANOPY_WHEEL_CACHE", "~/.cache/canopy-wheels")
     return Path(root).expanduser() / project / version
@@ -39,6 +42,8 @@ def wheel(project: str, version: str) -> Path:
     found = sorted(where.glob("*.whl"))
     if found:
         return found[0]
+    if (project, version) in _FAILED:
+        raise Unavailable(_FAILED[project, version])  # tried once in this process
     where.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         done = subprocess.run(
@@ -54,7 +59,9 @@ def wheel(project: str, version: str) -> Path:
         )
         got = sorted(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not got:
-            raise Unavailable(f"pip download {project}=={version}: {done.stderr[-500:]}")
+            said = (done.stderr.strip().splitlines() or ["no wheel"])[-1][-300:]
+            _FAILED[project, version] = f"pip download {project}=={version}: {said}"
+            raise Unavailable(_FAILED[project, version])
         os.replace(got[0], where / got[0].name)
     return sorted(where.glob("*.whl"))[0]
 
