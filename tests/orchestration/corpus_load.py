@@ -71,6 +71,9 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)
     types: set[str] = field(default_factory=set)
     environment: dict[str, Any] = field(default_factory=dict)
+    # Files the test that runs the template passes in code, by the name the template's
+    # `get_file` gives (heat-tempest-plugin's `file:///cfg1.sh`).
+    given: dict[str, str] = field(default_factory=dict)
 
     @property
     def unsupported(self) -> list[str]:
@@ -124,12 +127,13 @@ def discover(root: Path) -> list[Path]:
     return sorted(p for p in found if parse(p) is not None)
 
 
-def load(path: Path, root: Path) -> Case:
+def load(path: Path, root: Path, given: dict[str, str] | None = None) -> Case:
     """The request for `path`: template and files rewritten as the client does; raises
-    Unrunnable when a file it names is not inside `root`."""
+    Unrunnable when a file it names is not inside `root` (nor `given`: absolute name ->
+    text, sent under `file://NAME`)."""
     template = parse(path)
     assert template is not None
-    case = Case(path, template)
+    case = Case(path, template, given=dict(given or {}))
     case.template = _attach(template, path.parent, root, case, depth=0)
     # `-e NAME.env.yaml` (this corpus) or `-e NAME_env.yaml` (heat-templates): its
     # registry's files are read as the client does.
@@ -168,7 +172,11 @@ def _attach(node: Any, base: Path, root: Path, case: Case, depth: int) -> Any:
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key == "get_file" and isinstance(value, str):
+        if key == "get_file" and isinstance(value, str) and value in case.given:
+            url = f"file://{value}"
+            case.files[url] = case.given[value]
+            out[key] = url
+        elif key == "get_file" and isinstance(value, str):
             target = _read(value, base, root)
             url = target.as_uri()
             case.files[url] = target.read_text()

@@ -90,16 +90,17 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-async def add_keypair(p: Plane) -> None:
-    """The keypair the parameter table names, the user's own as `openstack keypair create`
-    would make it."""
+async def add_keypair(p: Plane, owner: tuple[str, str] | None = None) -> None:
+    """The keypair the parameter table names, the user's own (the plane's, else `owner`:
+    project and user) as `openstack keypair create` would make it."""
+    project_id, user_id = owner or (p.ctx.project_id, p.ctx.user_id)
     _, public = keypairs.generate_ssh()
     async with p.db.session() as s:
         await keypairs.create(
             s,
             p.settings,
-            project_id=p.ctx.project_id,
-            user_id=p.ctx.user_id,
+            project_id=project_id,
+            user_id=user_id,
             name=KEY_NAME,
             key_type="ssh",
             public_key=public,

@@ -8,14 +8,19 @@ from typing import Any
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external, nesting_checks
-from canopy.orchestration.nesting import load_template, registry_of, resolve_type
+from canopy.orchestration.nesting import load_template, mapped_types, registry_of, resolve_type
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import is_nested, resource_type
 from canopy.orchestration.resources.software_deployment import DEPLOYMENT_TYPES
 from canopy.orchestration.resources.update_policy import check_policy
-from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
+from canopy.orchestration.template import (
+    BoundTemplate,
+    ResourceDefinition,
+    TemplateError,
+    parse_template,
+)
 from canopy.orchestration.template.hot_functions import GetResource
 from canopy.orchestration.tree_limit import LIMIT_MESSAGE
 
@@ -80,6 +85,8 @@ def check_resources(
             kind.validate(props, known)
         except InvalidRequest as e:
             raise InvalidRequest(f"Property error: resources.{name}.properties: {e}") from None
+        if d.type in MEMBER_DEFS:
+            _check_member_template(props, d.type, bound.template.files, tree.environment, name)
     _check_deployed_servers(bound, defs)
 
 
@@ -118,6 +125,35 @@ def _check_update_policy(bound: BoundTemplate, d: ResourceDefinition) -> None:
             return  # refers to a resource: checked when the resource is made
         raise
     check_policy(d.type, policy, f"resources.{d.name}.update_policy")
+
+
+def _check_member_template(
+    props: Any,
+    group_type: str,
+    files: Mapping[str, Any],
+    environment: Mapping[str, Any] | None,
+    name: str,
+) -> None:
+    """A group whose members are a template file: that template's resource types are
+    supported (Heat's group validates its nested stack), else the group would only fail
+    once its first member is made."""
+    spec = props.get(MEMBER_DEFS[group_type])
+    member_type = spec.get("type") if isinstance(spec, Mapping) else None
+    if not isinstance(member_type, str):
+        return
+    registry = registry_of(environment)
+    source = resolve_type(registry, member_type)
+    if source not in files:
+        return
+    where = f"resources.{name}.properties.{MEMBER_DEFS[group_type]}"
+    template = load_template(files[source], f"files.{source}")
+    own = {k: v for k, v in registry.items() if v != source}
+    try:
+        parsed = parse_template(mapped_types(template, own), files)
+    except TemplateError as e:
+        raise InvalidRequest(f"{where}: the member template: {e}") from None
+    for rname, rtype in parsed.resource_types().items():
+        resource_type(rtype, f"{where}: the member template: resources.{rname}", files)
 
 
 def _members(props: Any, first: str, fallback: str) -> int:
