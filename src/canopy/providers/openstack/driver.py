@@ -20,7 +20,13 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CapacityError, CloudError, TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
+from canopy.providers.base import (
+    CANOPY_ID_META,
+    INSTALLATION_META,
+    Abilities,
+    ListPage,
+    every_page,
+)
 from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.capacity import capacity_of
 from canopy.providers.openstack.client import NovaClient
@@ -366,19 +372,35 @@ class OpenStackCompute:
         return None if remote.state == RemoteState.DELETED else remote
 
     async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
+        """Every page of `list_page`."""
+        return await every_page(self, changes_since, self.options.page_size)
+
+    async def list_page(
+        self, changes_since: datetime | None, marker: str | None, limit: int
+    ) -> ListPage:
         """Canopy-tagged servers: the live ones, or with `changes_since` those changed
-        since then less the overlap window (deleted ones included, as DELETED)."""
+        since then less the overlap window (deleted ones included, as DELETED). One
+        `GET /servers/detail` page, in Nova's order (creation, newest first)."""
         params: dict[str, Any] = {}
         if changes_since is None:
-            listed = await self._servers(params, "list")
+            listed, after = await self._run(
+                lambda: self._client.servers_page(params, "list", marker, limit)
+            )
         else:
             since = changes_since - timedelta(seconds=self.options.changes_since_overlap_seconds)
             params["changes-since"] = since.isoformat()
-            asked_at = self._clock.now()
-            listed = await self._servers(params, "list")
-            self._watch.offer(listed, since, asked_at)  # creates waiting to be scheduled
+            # The watch takes a listing as its own once it is whole, as of its first page
+            # (the marker carries when that was asked).
+            nova_marker, _, first = (marker or "").partition(" ")
+            asked_at = datetime.fromisoformat(first) if first else self._clock.now()
+            listed, after = await self._run(
+                lambda: self._client.servers_page(params, "list", nova_marker or None, limit)
+            )
+            self._watch.offer(listed, since, asked_at, whole=after is None)
+            if after is not None:
+                after = f"{after} {asked_at.isoformat()}"
         out = [to_remote(s) for s in listed]
-        return [r for r in out if r.canopy_id is not None]
+        return ListPage([r for r in out if r.canopy_id is not None], after)
 
     async def _changed_since(self, since: datetime) -> builtins.list[dict[str, Any]]:
         params = {"changes-since": since.isoformat()}
