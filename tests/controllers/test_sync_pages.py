@@ -189,7 +189,8 @@ async def test_a_lease_lost_between_pages_stops_the_pass_and_records_nothing(
         p.clock.advance(5.0)
         assert await p.worker.sync.sync_cloud("private", force=True)
         before = await _job(p)
-        await p.sim("private").power_out_of_band(rids[8], PowerAction.STOP)  # last page
+        last = (await p.sim("private").all_servers())[-1].remote_id  # on the last page
+        await p.sim("private").power_out_of_band(last, PowerAction.STOP)
 
         async def stolen(real: Lister, since: datetime | None, m: str | None, n: int) -> ListPage:
             if m is not None and not taken:  # the worker stalls in its second page's call
@@ -213,7 +214,8 @@ async def test_a_lease_lost_between_pages_stops_the_pass_and_records_nothing(
             before.cursor,
             before.last_run_at,
         )
-        assert (await p.service.get(p.ctx, ids[8])).status == "ACTIVE"  # not seen stopped
+        sid = ids[rids.index(last)]
+        assert (await p.service.get(p.ctx, sid)).status == "ACTIVE"  # not seen stopped
         assert "private" not in p.worker.sync._digests  # maybe half-built: dropped
     finally:
         await p.close()
