@@ -1,9 +1,10 @@
 """Sync, per cloud: observe, adopt, collect leaks, and notice servers deleted behind our back.
 
 One worker at a time runs a cloud's sync, through a lease on its `jobs` row; its cloud calls
-(the list, the deletes of leaks) are fenced on that lease like any step's. Each pass lists
-the cloud's canopy-tagged servers (changes since the last pass, with an overlap; everything
-every `full_sync_every` passes) and reconciles them with the rows:
+(each page of the list, the deletes of leaks) are fenced on that lease like any step's.
+Each pass lists the cloud's canopy-tagged servers (changes since the last pass, with an
+overlap; everything every `full_sync_every` passes), a page at a time, and reconciles each
+page with the rows before it asks for the next (controllers/sync_pages.py):
 
 - a remote server whose row is gone, deleted, or placed on another cloud is a leak: delete it;
 - a remote server whose row has no remote id yet (a crash after create) is adopted;
