@@ -190,17 +190,14 @@ class SyncController(SyncSchedule):
             alive: set[str] = set()  # a full listing's live remote ids, page after page
             rescheduled = False
             while page is not None:
-                try:
-                    more, resched = await self._reconcile_page(
-                        cloud, job_name, page, started, inst, digest, deep, active
-                    )
-                    leaks += more
-                    rescheduled |= resched
-                    if full:
-                        alive |= await alive_ids(page)
-                finally:
-                    # Freed a chunk at a time (100,000 at once held the loop for 20-30 ms).
-                    await release(page)
+                more, resched = await self._reconcile_page(
+                    cloud, job_name, page, started, inst, digest, deep, active
+                )
+                leaks += more
+                rescheduled |= resched
+                if full:
+                    alive |= await alive_ids(page)
+                await release(page)  # let go, a chunk at a time, before the next page
                 page = await pages.next()
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our back.
