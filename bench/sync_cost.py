@@ -77,7 +77,8 @@ class Counts:
 
 
 class Counting:
-    """A driver seen through a counter: each coroutine method call, and what `list` returns."""
+    """A driver seen through a counter: each coroutine method call, and what `list` (or
+    each page of `list_page`) returns."""
 
     def __init__(self, inner: Compute, counts: Callable[[], Counts]) -> None:
         self._inner = inner
@@ -95,6 +96,8 @@ class Counting:
             out = await attr(*args, **kwargs)
             if name == "list":
                 c.listed += len(out)
+            elif name == "list_page":  # sync's listing, a page a call
+                c.listed += len(out.servers)
             return out
 
         return counted

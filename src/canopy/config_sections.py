@@ -96,6 +96,9 @@ class ControllerSettings(_Strict):
     # cloud, and rebuilds its digest of unchanged servers (controllers/sync_digest.py);
     # the full passes between compare only what changed.
     sync_deep_every: int = Field(default=12, ge=1)
+    # Servers asked of a cloud per page of sync's listing: a pass holds one page of
+    # listed servers at a time, not the whole listing (controllers/sync_pages.py).
+    sync_page_size: int = Field(default=1000, ge=1, le=10000)
     call_timeout_seconds: float = Field(default=30.0, gt=0.0)
     backoff_base_seconds: float = Field(default=1.0, gt=0.0)
     backoff_max_seconds: float = Field(default=60.0, gt=0.0)

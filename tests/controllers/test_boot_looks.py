@@ -21,8 +21,8 @@ from canopy.controllers.boot_times import (
     SyncAsks,
     look_again,
 )
-from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase
+from canopy.providers.base import ListPage
 from canopy.store.models import Server
 
 from .harness import Plane, make_plane
@@ -116,14 +116,14 @@ async def test_a_burst_is_seen_within_a_step_of_each_boot_at_most_one_pass_per_g
         for _ in range(5):
             p.rt.boots.observe("private", 1.0)
         sim = p.sim("private")
-        listing = sim.list
+        listing = sim.list_page
         lists: list[datetime] = []
 
-        async def counted(changes_since: datetime | None = None) -> list[RemoteServer]:
+        async def counted(changes_since: datetime | None, marker: str | None, n: int) -> ListPage:
             lists.append(p.clock.now())
-            return await listing(changes_since)
+            return await listing(changes_since, marker, n)
 
-        sim.list = counted  # type: ignore[method-assign]
+        sim.list_page = counted  # type: ignore[method-assign]
         ids: list[str] = []
         seen: dict[str, datetime] = {}
         t0 = p.clock.now()

@@ -16,6 +16,7 @@ from canopy.controllers.listing import COMPARED, LIVE, quiet
 from canopy.controllers.observe import apply_observation
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
+from canopy.providers.base import ListPage
 from canopy.store.leases import lease_job
 from canopy.store.models import Job
 
@@ -148,6 +149,15 @@ def test_the_common_unchanged_servers_arequiet() -> None:
     assert quiet(_Row(**{**vars(running), "host": "h1"}), on_h1, "private", T0)
 
 
+class _Listed:
+    """A listing already made: its one page is given to `_reconcile`, no more follow."""
+
+    count = 1
+
+    async def next(self) -> None:
+        return None
+
+
 async def test_a_pass_over_unchanged_servers_writes_no_server_row(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -166,7 +176,9 @@ async def test_a_pass_over_unchanged_servers_writes_no_server_row(
                 s, name="sync:private", worker=p.rt.worker_id, now=p.clock.now(), lease_seconds=30
             )
         with statements(p.db) as seen:
-            await p.worker.sync._reconcile("private", "sync:private", remote, p.clock.now(), True)
+            await p.worker.sync._reconcile(
+                "private", "sync:private", _Listed(), remote, p.clock.now(), True
+            )
         locks = [s for s in seen if "FOR UPDATE" in s and "FROM servers" in s]
         assert [s for s in seen if s.startswith("UPDATE servers")] + locks == []
         assert any(s.startswith("SELECT servers.id, servers.cloud") for s in seen)
@@ -214,14 +226,14 @@ async def test_a_pass_whose_job_lease_is_lost_stops_and_records_nothing(
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     sim = p.sim("private")
     listing, release = asyncio.Event(), asyncio.Event()
-    real_list = sim.list
+    real_list = sim.list_page
 
-    async def held_list(since: datetime | None = None) -> list[RemoteServer]:
+    async def held_list(since: datetime | None, marker: str | None, n: int) -> ListPage:
         listing.set()
         await release.wait()
-        return await real_list(since)
+        return await real_list(since, marker, n)
 
-    sim.list = held_list  # type: ignore[method-assign]
+    sim.list_page = held_list  # type: ignore[method-assign]
     try:
         task = asyncio.create_task(p.worker.sync.sync_cloud("private"))
         await asyncio.wait_for(listing.wait(), 10)

@@ -16,6 +16,7 @@ from canopy.controllers.sync_digest import CHUNK, Digest, alive_ids, release
 from canopy.controllers.sync_turns import turn
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, PowerAction, RemoteState
+from canopy.providers.base import ListPage
 from canopy.store.models import Server
 
 from .harness import Plane, make_plane, statements
@@ -264,15 +265,15 @@ async def test_a_pass_releases_the_listing_it_was_given(db_url: str, tmp_path: P
     try:
         await _settled(p, 3)
         sim = p.sim("private")
-        real = sim.list
+        real = sim.list_page
         given: list[list[RemoteServer]] = []
 
-        async def listing(changes_since: Any = None) -> list[RemoteServer]:
-            out = await real(changes_since)
-            given.append(out)
+        async def listing(changes_since: Any, marker: str | None, limit: int) -> ListPage:
+            out = await real(changes_since, marker, limit)
+            given.append(out.servers)
             return out
 
-        sim.list = listing  # type: ignore[method-assign]
+        sim.list_page = listing  # type: ignore[method-assign]
         p.clock.advance(5.0)
         assert await p.worker.sync.sync_cloud("private", force=True)
         assert len(given) == 1 and given[0] == []

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from canopy.controllers.sync_passes import SyncPasses
-from canopy.domain.specs import RemoteServer
+from canopy.providers.base import ListPage
 from canopy.store.models import Job
 
 from .harness import make_plane
@@ -45,13 +45,13 @@ async def test_a_slow_pass_over_one_cloud_does_not_hold_back_another(
     try:
         gate = asyncio.Event()
         sim = p.sim("slow")
-        listing = sim.list
+        listing = sim.list_page
 
-        async def slow_list(changes_since: datetime | None = None) -> list[RemoteServer]:
+        async def slow_list(changes_since: datetime | None, marker: str | None, n: int) -> ListPage:
             await gate.wait()
-            return await listing(changes_since)
+            return await listing(changes_since, marker, n)
 
-        sim.list = slow_list  # type: ignore[method-assign]
+        sim.list_page = slow_list  # type: ignore[method-assign]
         passes = SyncPasses(p.worker.sync)
         assert await passes.start() == 2  # never synced: both due
         await _until(lambda: passes.running == {"slow"})  # quick's pass is done meanwhile

@@ -1,9 +1,10 @@
 """Sync, per cloud: observe, adopt, collect leaks, and notice servers deleted behind our back.
 
 One worker at a time runs a cloud's sync, through a lease on its `jobs` row; its cloud calls
-(the list, the deletes of leaks) are fenced on that lease like any step's. Each pass lists
-the cloud's canopy-tagged servers (changes since the last pass, with an overlap; everything
-every `full_sync_every` passes) and reconciles them with the rows:
+(each page of the list, the deletes of leaks) are fenced on that lease like any step's.
+Each pass lists the cloud's canopy-tagged servers (changes since the last pass, with an
+overlap; everything every `full_sync_every` passes), a page at a time, and reconciles each
+page with the rows before it asks for the next (controllers/sync_pages.py):
 
 - a remote server whose row is gone, deleted, or placed on another cloud is a leak: delete it;
 - a remote server whose row has no remote id yet (a crash after create) is adopted;
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -33,8 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.controllers.boot_times import look_again
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map, sync_failed
-from canopy.controllers.listing import LIVE, converging
-from canopy.controllers.observe import apply_observation
+from canopy.controllers.listing import converging
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_digest import (
     Digest,
@@ -43,17 +42,16 @@ from canopy.controllers.sync_digest import (
     missing_among,
     release,
 )
-from canopy.controllers.sync_gone import lock_rows, rows_gone, server_gone
+from canopy.controllers.sync_gone import rows_gone
+from canopy.controllers.sync_observe import observe
+from canopy.controllers.sync_pages import Pages
 from canopy.controllers.sync_read import compare, missing, slices
 from canopy.controllers.sync_schedule import SyncSchedule
 from canopy.controllers.sync_turns import deep_pass, end_pass, turn
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
-from canopy.domain.states import Phase, RemoteState
-from canopy.notifications.outbox import server_observed
-from canopy.store.events import add_event
-from canopy.store.leases import lease_job, live, release_lease
-from canopy.store.models import Cloud, Job, Server
+from canopy.store.leases import lease_job, release_lease
+from canopy.store.models import Cloud, Job
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
@@ -114,24 +112,19 @@ class SyncController(SyncSchedule):
             since = None if full else job.cursor
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
         hold = keeper.hold(name, renewed=sent, at=lease_now)
-        listing: list[RemoteServer] = []
         try:
-            listing = await self._pass(cloud, name, hold, since, full)
+            await self._pass(cloud, name, hold, since, full)
         except LeaseLost as e:
             log.warning("sync %s: pass abandoned: %s", cloud, e)
             CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
         finally:
             keeper.drop(hold)
-        # Freed at once, 100,000 listed servers held the loop for 20-30 ms: a chunk at a
-        # time, once the pass is over (its hold dropped, the job's lease released).
-        await release(listing)
         return True
 
     async def _pass(
         self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
-    ) -> list[RemoteServer]:
-        """List, reconcile and delete leaks, every call fenced on the job's lease; return
-        the listing, for the caller to release."""
+    ) -> None:
+        """List, reconcile and delete leaks, every call fenced on the job's lease."""
         rt = self.rt
         driver = rt.driver(cloud)
         started = rt.clock.now()
@@ -139,13 +132,14 @@ class SyncController(SyncSchedule):
         try:
             if full:
                 zones = await rt.call(cloud, "zones", driver.zones, hold=hold)
-            remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
-        except CloudError as e:
+            pages = Pages(rt, cloud, hold, since)
+            first = await pages.next()
+            leaks = await self._reconcile(cloud, name, pages, first, started, full, zones)
+        except CloudError as e:  # a page's call failed: the pass records nothing
             await sync_failed(rt, cloud, name, e)
-            return []
-        leaks = await self._reconcile(cloud, name, remote, started, full, zones)
+            return
         if not leaks:
-            return remote  # the job's lease was released with the pass's results
+            return  # the job's lease was released with the pass's results
         try:
             for rid in leaks:
                 try:
@@ -162,24 +156,27 @@ class SyncController(SyncSchedule):
         finally:
             async with rt.db.session() as s:
                 await release_lease(s, Job, name, rt.worker_id)
-        return remote
 
     async def _reconcile(
         self,
         cloud: str,
         job_name: str,
-        remote: list[RemoteServer],
+        pages: Pages,
+        page: list[RemoteServer] | None,
         started: datetime,
         full: bool,
         zones: list[str] | None = None,
     ) -> list[str]:
         """Record what the listing changed; return the remote ids of leaks to delete.
 
-        The listing is compared without locks, a slice at a time (controllers/sync_read.py);
-        the rows it changes are then locked and written a slice per transaction, each
-        checking that this worker still holds the job, and the pass is recorded last. A
-        crash between slices loses nothing: the job's cursor has not moved, so the next
-        pass lists the same changes again.
+        The listing arrives a page at a time (controllers/sync_pages.py), each page
+        compared without locks, a slice at a time (controllers/sync_read.py); the rows it
+        changes are then locked and written a slice per transaction, each checking that
+        this worker still holds the job. The page is then let go and the next one asked
+        for. The rows whose servers a full listing no longer shows come after its last
+        page, and the pass is recorded last. A crash or a lost lease between slices or
+        pages loses nothing: the job's cursor has not moved, so the next pass lists the
+        same changes again.
         """
         rt = self.rt
         await self._held(job_name)  # no point comparing for a job another worker has
@@ -188,28 +185,29 @@ class SyncController(SyncSchedule):
         try:
             # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
             active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
-            listed = remote if deep else await digest.changed(remote, active)
             inst = await rt.installation_id()
-            seen = await compare(rt.db, cloud, listed, started, inst, digest)
-            leaks = seen.leaks
+            leaks: list[str] = []
+            alive: set[str] = set()  # a full listing's live remote ids, page after page
             rescheduled = False
-            for part in slices(seen.busy):
-                # The turn first, then the write lock (controllers/sync_turns.py).
-                async with turn(), rt.db.session() as s:
-                    await self._held(job_name, s)
-                    more, resched = await self._observe(s, cloud, part, seen.adopting, started)
-                    leaks += more
-                    rescheduled |= resched
+            while page is not None:
+                more, resched = await self._reconcile_page(
+                    cloud, job_name, page, started, inst, digest, deep, active
+                )
+                leaks += more
+                rescheduled |= resched
+                if full:
+                    alive |= await alive_ids(page)
+                await release(page)  # let go, a chunk at a time, before the next page
+                page = await pages.next()
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our back.
-                alive = await alive_ids(remote)
                 if deep:
                     gone = await missing(rt.db, cloud, alive, started)
                 else:
                     absent = await digest.absent(alive) | (active - alive)
                     digest.forget(absent)
                     gone = await missing_among(rt.db, cloud, absent, started)
-                await self._all_gone(job_name, cloud, gone, alive, started)
+                await self._all_gone(job_name, cloud, gone, alive, started, pages)
         except BaseException:
             self._digests.pop(cloud, None)  # maybe half-built: the next full pass is deep
             raise
@@ -250,7 +248,35 @@ class SyncController(SyncSchedule):
             await self._look_again(cloud, started)
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
-        return leaks
+        return list(dict.fromkeys(leaks))  # a server on two pages is one leak
+
+    async def _reconcile_page(
+        self,
+        cloud: str,
+        job_name: str,
+        page: list[RemoteServer],
+        started: datetime,
+        inst: str | None,
+        digest: Digest,
+        deep: bool,
+        active: set[str],
+    ) -> tuple[list[str], bool]:
+        """One page of the listing compared, then its busy servers observed under lock:
+        its leaks, and whether a failed boot now waits for provisioning."""
+        rt = self.rt
+        listed = page if deep else await digest.changed(page, active)
+        seen = await compare(rt.db, cloud, listed, started, inst, digest)
+        leaks = seen.leaks
+        rescheduled = False
+        for part in slices(seen.busy):
+            # The turn first, then the write lock (controllers/sync_turns.py).
+            async with turn(), rt.db.session() as s:
+                await self._held(job_name, s)
+                last = self._last_pass.get(cloud)
+                more, resched = await observe(rt, s, cloud, part, seen.adopting, started, last)
+                leaks += more
+                rescheduled |= resched
+        return leaks, rescheduled
 
     async def _look_again(self, cloud: str, started: datetime) -> None:
         """Boots this pass should have seen (their last look was before it) and did not:
@@ -272,10 +298,19 @@ class SyncController(SyncSchedule):
         return digest, full and not digest.complete
 
     async def _all_gone(
-        self, job_name: str, cloud: str, ids: list[str], alive: set[str], started: datetime
+        self,
+        job_name: str,
+        cloud: str,
+        ids: list[str],
+        alive: set[str],
+        started: datetime,
+        pages: Pages,
     ) -> None:
-        """Rows `ids` lost their servers (not in `alive`): checked again under lock."""
+        """Rows `ids` lost their servers (not in `alive`): checked again under lock, and,
+        after a listing of several pages, with the cloud (controllers/sync_pages.py)."""
         for part in slices(ids):
+            if pages.count > 1:
+                alive |= await pages.still_there(part)
             async with turn(), self.rt.db.session() as s:
                 await self._held(job_name, s)
                 await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
@@ -297,83 +332,9 @@ class SyncController(SyncSchedule):
             raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
         return job
 
-    async def _observe(
-        self,
-        s: AsyncSession,
-        cloud: str,
-        part: Sequence[RemoteServer],
-        adopting: set[str],
-        started: datetime,
-    ) -> tuple[list[str], bool]:
-        """Apply one slice of listed servers to their rows, locked; return leaks and
-        whether a failed boot now waits for provisioning."""
-        rt = self.rt
-        now = rt.clock.now()
-        ids = [r.canopy_id for r in part if r.canopy_id]
-        # Rows to adopt (created, never recorded) whose create step is still running.
-        wanted = [i for i in ids if i in adopting]
-        leased: set[str] = set()
-        if wanted:
-            leased.update(
-                await s.scalars(
-                    select(Server.id).where(Server.id.in_(wanted), live(Server, rt.lease_now()))
-                )
-            )
-        # Locked; a row someone else holds is left for the next pass.
-        rows = {r.id: r for r in await lock_rows(s, Server.id.in_(ids))} if ids else {}
-        leaks: list[str] = []
-        rescheduled = False
-        for r in part:
-            row = rows.get(r.canopy_id) if r.canopy_id else None
-            if row is None:
-                continue  # busy elsewhere (or gone since the read): next pass
-            if r.state == RemoteState.DELETED:
-                if row.cloud == cloud and row.remote_id == r.remote_id:
-                    await self._gone(s, row, started)
-                continue
-            if row.deleted or row.cloud != cloud:
-                leaks.append(r.remote_id)
-                continue
-            if row.remote_id is None:
-                row.remote_id = r.remote_id  # adoption: created, but never recorded
-                row.remote_recorded_at = now
-                row.zone = r.zone or row.zone
-                if row.phase == Phase.CREATE and row.id not in leased:
-                    row.phase = Phase.CONVERGE
-                await add_event(
-                    s,
-                    server_id=row.id,
-                    action="create",
-                    event="adopt",
-                    result="Success",
-                    details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
-                    host=cloud,
-                    now=now,
-                )
-            elif row.remote_id != r.remote_id:
-                leaks.append(r.remote_id)  # a second copy: keep the recorded one
-                continue
-            if r.host is not None and row.host != r.host:
-                row.host = r.host  # where the cloud runs it (moved, or not yet recorded)
-            if row.phase in LIVE or row.phase == Phase.CREATE:
-                changed = apply_observation(
-                    row, r.state, started, fault=r.fault, addresses=r.addresses
-                )
-                if changed == "active":  # booted: learn the cloud's boot time
-                    rt.boots.saw_boot(cloud, row, r, started, self._last_pass.get(cloud))
-                server_observed(s, row, changed, now)
-                if changed:
-                    row.updated_at = now
-                rescheduled |= row.phase == Phase.RESCHEDULE
-        return leaks, rescheduled
-
     async def _interval(self, s: AsyncSession, cloud: str) -> float:
         """Seconds to the next pass: shorter while servers on `cloud` are converging."""
         c = self.rt.settings.controllers
         if (await s.execute(converging(cloud))).first() is None:
             return c.sync_seconds
         return min(c.sync_seconds, c.sync_converging_seconds)
-
-    async def _gone(self, s: AsyncSession, row: Server, started: datetime) -> None:
-        """The cloud no longer has this server."""
-        await server_gone(s, row, started, self.rt.clock.now())

@@ -43,6 +43,14 @@ class Abilities:
         return self.missing.get(ability)
 
 
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a listing: its servers, and the marker of the next page (None: last)."""
+
+    servers: list[RemoteServer]
+    next: str | None = None
+
+
 @runtime_checkable
 class Compute(Protocol):
     """One cloud's compute service, as canopy needs it."""
@@ -77,6 +85,19 @@ class Compute(Protocol):
 
     async def list(self, changes_since: datetime | None = None) -> list[RemoteServer]:
         """Canopy-tagged servers; with `changes_since`, those changed since (deleted too)."""
+        ...
+
+    async def list_page(
+        self, changes_since: datetime | None, marker: str | None, limit: int
+    ) -> ListPage:
+        """One page of `list(changes_since)`, in one call to the cloud: at most `limit`
+        servers from `marker` on (None: the first page), and the next page's marker.
+
+        A page may hold fewer servers than `limit` (none, even) and still have a next one.
+        The pages follow one order that a server keeps while it exists (Nova's creation
+        order, the sim's sequence, EC2's tag pages): a server there throughout a listing is
+        on one page of it; one created or deleted during it may be on none.
+        """
         ...
 
     async def delete(self, remote_id: str) -> None:
@@ -135,3 +156,17 @@ def boots_any_image(driver: Compute) -> bool:
     """Whether `driver`'s cloud boots a canopy image id with no image mapping (a driver
     says so with a true `boots_any_image` attribute; real clouds need their own ids)."""
     return bool(getattr(driver, "boots_any_image", False))
+
+
+async def every_page(
+    driver: Compute, changes_since: datetime | None, limit: int
+) -> list[RemoteServer]:
+    """Every page of a listing, in one list: what a driver's `list` is made of."""
+    out: list[RemoteServer] = []
+    marker: str | None = None
+    while True:
+        page = await driver.list_page(changes_since, marker, limit)
+        out += page.servers
+        if page.next is None:
+            return out
+        marker = page.next

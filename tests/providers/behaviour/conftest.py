@@ -50,7 +50,9 @@ async def plane(backend: Backend, db_url: str, tmp_path: Path) -> AsyncIterator[
         db_url,
         tmp_path,
         toml=COMMON + backend.toml() + SPARE,
-        overrides={"controllers": {"full_sync_every": 1}},
+        # Pages of one server: every pass of a cloud with two servers is a listing of
+        # several pages (EC2's DescribeTags takes 5 at least), as a big cloud's is.
+        overrides={"controllers": {"full_sync_every": 1, "sync_page_size": 1}},
     )
     await backend.attach(p)
     try:

@@ -433,3 +433,69 @@ async def test_a_first_attempt_makes_one_call_and_a_retry_looks_first(moto: str,
         assert calls == ["DescribeInstances"]
     finally:
         await d.close()
+
+
+class PagedTags:
+    """canopy's client, with DescribeTags paged by MaxResults / NextToken as AWS pages it
+    (moto answers every tag at once, whatever MaxResults says)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.asked: list[tuple[int, str | None]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def describe_tags(self, **args: Any) -> dict[str, Any]:
+        limit, token = int(args.pop("MaxResults")), args.pop("NextToken", None)
+        self.asked.append((limit, token))
+        tags = self._inner.describe_tags(**args)["Tags"]
+        start = int(token or 0)
+        out: dict[str, Any] = {"Tags": tags[start : start + limit]}
+        if start + limit < len(tags):
+            out["NextToken"] = str(start + limit)
+        return out
+
+
+async def test_list_page_is_one_page_of_tags_and_the_instances_it_names(
+    moto: str, ec2: Any, ami: str
+) -> None:
+    own = PagedTags(client(moto))
+    described: list[list[str]] = []
+    own._inner.meta.events.register(
+        "provide-client-params.ec2.DescribeInstances",
+        lambda params, **_: described.append(sorted(params["Filters"][0]["Values"])),
+    )
+    d = driver(moto, ec2_client=own)
+    try:
+        made = [
+            await d.create(spec(f"31313131-aaaa-4bbb-8ccc-{n:012d}", ami, first_attempt=True))
+            for n in range(12)
+        ]
+        pages = []
+        marker: str | None = None
+        while True:
+            page = await d.list_page(None, marker, 2)  # 5 tags a page at least (AWS's floor)
+            pages.append(page.servers)
+            if page.next is None:
+                break
+            marker = page.next
+        assert [len(p) for p in pages] == [5, 5, 2]
+        assert [limit for limit, _ in own.asked] == [5, 5, 5]
+        listed = [r.remote_id for p in pages for r in p]
+        assert sorted(listed) == sorted(r.remote_id for r in made)  # each once
+        # Each page described only its own instances, never described before.
+        assert [len(ids) for ids in described] == [5, 5, 2]
+        assert sorted(rid for ids in described for rid in ids) == sorted(listed)
+        # A canopy id removed: the instance's description is dropped once a listing ends.
+        gone = made[0].remote_id
+        ec2.delete_tags(Resources=[gone], Tags=[{"Key": CANOPY_ID_TAG}])
+        first = await d.list_page(None, None, 5)
+        assert gone in d._descriptions.known  # a listing under way: not yet
+        assert first.next is not None
+        rest = await d.list()
+        assert gone not in d._descriptions.known
+        assert gone not in {r.remote_id for r in [*first.servers, *rest]}
+        assert len(d._descriptions.known) == 11
+    finally:
+        await d.close()

@@ -222,3 +222,41 @@ async def test_a_keypair_is_imported_once(driver: OpenStackCompute, real_nova: R
     [raw] = servers_named(real_nova, s.canopy_id)
     assert raw["key_name"] == name
     await driver.delete(created.remote_id)
+
+
+async def test_a_listing_in_pages_of_one_shows_each_server_once(
+    driver: OpenStackCompute, real_nova: RealNova
+) -> None:
+    """Nova's limit and marker, page after page; with changes-since too (deleted ones
+    included), each page's marker carrying Nova's and when the listing began."""
+    mark = datetime.now(UTC) - timedelta(seconds=5)
+    made = [await driver.create(spec(real_nova, name=f"paged-{n}")) for n in range(3)]
+    try:
+        for r in made:
+            await wait_for(lambda r=r: driver.get(r.remote_id), in_state(RemoteState.RUNNING))
+        await driver.delete(made[0].remote_id)
+        await wait_for(lambda: driver.get(made[0].remote_id), lambda r: r is None)
+        for since in (None, mark):
+            seen: list[str] = []
+            markers: list[str] = []
+            marker: str | None = None
+            while True:
+                page = await driver.list_page(since, marker, 1)
+                assert len(page.servers) <= 1
+                seen += [r.remote_id for r in page.servers]
+                if page.next is None:
+                    break
+                marker = page.next
+                markers.append(marker)
+            assert len(seen) == len(set(seen))  # one page each
+            assert set(seen) == {r.remote_id for r in await driver.list(since)}
+            live = {r.remote_id for r in made[1:]}
+            if since is None:
+                assert live <= set(seen) and made[0].remote_id not in seen
+                assert all(" " not in m for m in markers)
+            else:  # the deleted one too, as DELETED
+                assert {r.remote_id for r in made} <= set(seen)
+                assert len({m.split(" ", 1)[1] for m in markers}) == 1  # asked at, once
+    finally:
+        for r in made[1:]:
+            await driver.delete(r.remote_id)

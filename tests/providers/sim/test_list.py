@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from canopy.domain.clock import FakeClock
 from canopy.domain.states import PowerAction, RemoteState
+from canopy.providers.sim import listing
 from canopy.providers.sim.db import _SCHEMA
-from canopy.providers.sim.state import SimStore
 
 from .helpers import MakeSim, spec
 
@@ -127,7 +127,7 @@ def test_changes_since_reads_by_index_never_every_server() -> None:
     ran: list[str] = []
     conn.set_trace_callback(ran.append)
     for tagged in (True, False):
-        assert SimStore.changed(conn, 1_000, 2_000, tagged_only=tagged) == []
+        assert listing.changed(conn, 1_000, 2_000, tagged_only=tagged) == []
     conn.set_trace_callback(None)
     selects = [sql for sql in ran if sql.lstrip().startswith("SELECT")]
     assert len(selects) == 2

@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 from canopy.domain.errors import CloudAuthError, CloudError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_TAG, INSTALLATION_TAG, Abilities, remote_name
+from canopy.providers.base import (
+    CANOPY_ID_TAG,
+    INSTALLATION_TAG,
+    Abilities,
+    ListPage,
+    every_page,
+    remote_name,
+)
 from canopy.providers.ec2.listing import Descriptions, list_pass
 from canopy.providers.ec2.options import STORED, Ec2Options
 from canopy.providers.ec2.prices import PriceTable, shipped
@@ -311,16 +318,23 @@ class Ec2Compute:
         return next((r for r in live if r.state != RemoteState.DELETED), None)
 
     async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
-        """Every canopy-tagged instance, terminated ones included while EC2 still lists
-        them. EC2 has no changes-since: every pass lists every canopy instance, but
-        describes only those whose state changed since (providers/ec2/listing.py)."""
+        """Every page of `list_page`."""
+        return await every_page(self, changes_since, self.options.page_size)
+
+    async def list_page(
+        self, changes_since: datetime | None, marker: str | None, limit: int
+    ) -> ListPage:
+        """Canopy-tagged instances, terminated ones included while EC2 still lists them:
+        one page of DescribeTags (`limit` tags, 5 to 1,000) and the instances it names.
+        EC2 has no changes-since: every pass lists every canopy instance, but describes
+        only those whose state changed since (providers/ec2/listing.py)."""
         o = self.options
-        known = dict(self._descriptions.known)  # a snapshot for the pool thread
+        known = self._descriptions.known
         found = await self._call(
-            lambda c: list_pass(c, known, o.describe_refresh_seconds, o.page_size),
+            lambda c: list_pass(c, known, o.describe_refresh_seconds, limit, marker),
             what="DescribeTags / DescribeInstanceStatus / DescribeInstances",
         )
-        return self._descriptions.merge(found)
+        return ListPage(self._descriptions.merge(found), found.next)
 
     async def delete(self, remote_id: str) -> None:
         """TerminateInstances; an instance that is not there is success."""

@@ -52,3 +52,21 @@ def capacity_of(limits: Mapping[str, Any], hv: Mapping[str, int] | None) -> Capa
         ram_mb_free=ram_free,
         instances_free=inst_free,
     )
+
+
+def hypervisor_totals(client: Any) -> dict[str, int] | None:
+    """The hypervisors' summed room, from a NovaClient (admin only; 2.87 is the last
+    version with it); None when the child does not show it."""
+    data = client.request(
+        "GET",
+        "/os-hypervisors/statistics",
+        "hypervisor statistics",
+        missing_ok=True,
+        microversion="2.1",
+    )
+    stats = (data or {}).get("hypervisor_statistics")
+    if not stats:
+        return None
+    return {
+        k: int(stats.get(k) or 0) for k in ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used")
+    }

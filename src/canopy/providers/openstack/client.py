@@ -173,18 +173,27 @@ class NovaClient:
 
     def servers(self, params: Mapping[str, Any], operation: str) -> Iterator[dict[str, Any]]:
         """Every server of `GET /servers/detail` with `params`, page by page (marker)."""
-        limit = self.options.page_size
         marker: str | None = None
         while True:
-            query = {**params, "limit": limit}
-            if marker is not None:
-                query["marker"] = marker
-            page = self.request("GET", "/servers/detail", operation, params=query) or {}
-            servers = page.get("servers") or []
+            servers, marker = self.servers_page(params, operation, marker, self.options.page_size)
             yield from servers
-            if len(servers) < limit:
+            if marker is None:
                 return
-            marker = str(servers[-1]["id"])
+
+    def servers_page(
+        self, params: Mapping[str, Any], operation: str, marker: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of `GET /servers/detail` with `params`, after the server `marker`, and
+        the next page's marker (None: the last page). Nova orders them by creation, newest
+        first, and caps a page at its own `max_limit`, with a `next` link when more follow."""
+        query = {**params, "limit": limit}
+        if marker is not None:
+            query["marker"] = marker
+        page = self.request("GET", "/servers/detail", operation, params=query) or {}
+        servers = list(page.get("servers") or [])
+        links = page.get("servers_links") or []
+        more = len(servers) >= limit or any(link.get("rel") == "next" for link in links)
+        return servers, (str(servers[-1]["id"]) if servers and more else None)
 
     def close(self) -> None:
         self._conn.close()

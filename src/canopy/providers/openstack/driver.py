@@ -20,9 +20,15 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CapacityError, CloudError, TransientError
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction, RemoteState
-from canopy.providers.base import CANOPY_ID_META, INSTALLATION_META, Abilities
+from canopy.providers.base import (
+    CANOPY_ID_META,
+    INSTALLATION_META,
+    Abilities,
+    ListPage,
+    every_page,
+)
 from canopy.providers.openstack import flavors as flavor_choice
-from canopy.providers.openstack.capacity import capacity_of
+from canopy.providers.openstack.capacity import capacity_of, hypervisor_totals
 from canopy.providers.openstack.client import NovaClient
 from canopy.providers.openstack.managed_flavors import FlavorKeeper
 from canopy.providers.openstack.networks import is_uuid, network_id
@@ -149,32 +155,17 @@ class OpenStackCompute:
         return capacity_of(data, await self._hypervisor_totals())
 
     async def _hypervisor_totals(self) -> dict[str, int] | None:
-        """The hypervisors' summed room (admin only; 2.87 is the last version with it)."""
         if not self._hypervisor_stats:
             return None
         try:
-            data = await self._run(
-                lambda: self._client.request(
-                    "GET",
-                    "/os-hypervisors/statistics",
-                    "hypervisor statistics",
-                    missing_ok=True,
-                    microversion="2.1",
-                )
-            )
+            totals = await self._run(lambda: hypervisor_totals(self._client))
         except CloudError as e:
             if isinstance(e, TransientError):
                 raise
+            totals = None
+        if totals is None:
             self._hypervisor_stats = False  # not admin here: limits alone, from now on
-            return None
-        stats = (data or {}).get("hypervisor_statistics")
-        if not stats:
-            self._hypervisor_stats = False
-            return None
-        return {
-            k: int(stats.get(k) or 0)
-            for k in ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used")
-        }
+        return totals
 
     async def offerings(self) -> builtins.list[Offering]:
         """The child's flavors, priced by `price_per_vcpu_hour` / `price_per_gb_ram_hour`."""
@@ -366,19 +357,32 @@ class OpenStackCompute:
         return None if remote.state == RemoteState.DELETED else remote
 
     async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
+        """Every page of `list_page`."""
+        return await every_page(self, changes_since, self.options.page_size)
+
+    async def list_page(
+        self, changes_since: datetime | None, marker: str | None, limit: int
+    ) -> ListPage:
         """Canopy-tagged servers: the live ones, or with `changes_since` those changed
-        since then less the overlap window (deleted ones included, as DELETED)."""
+        since then less the overlap window (deleted ones included, as DELETED). One
+        `GET /servers/detail` page, in Nova's order (creation, newest first)."""
         params: dict[str, Any] = {}
-        if changes_since is None:
-            listed = await self._servers(params, "list")
-        else:
+        nova_marker, _, first = (marker or "").partition(" ")
+        since = asked_at = None
+        if changes_since is not None:
             since = changes_since - timedelta(seconds=self.options.changes_since_overlap_seconds)
             params["changes-since"] = since.isoformat()
-            asked_at = self._clock.now()
-            listed = await self._servers(params, "list")
-            self._watch.offer(listed, since, asked_at)  # creates waiting to be scheduled
+            # The watch takes a listing as its own once it is whole, as of its first page
+            # (the marker carries when that was asked).
+            asked_at = datetime.fromisoformat(first) if first else self._clock.now()
+        listed, after = await self._run(
+            lambda: self._client.servers_page(params, "list", nova_marker or None, limit)
+        )
+        if since is not None and asked_at is not None:
+            self._watch.offer(listed, since, asked_at, whole=after is None)
+            after = f"{after} {asked_at.isoformat()}" if after is not None else None
         out = [to_remote(s) for s in listed]
-        return [r for r in out if r.canopy_id is not None]
+        return ListPage([r for r in out if r.canopy_id is not None], after)
 
     async def _changed_since(self, since: datetime) -> builtins.list[dict[str, Any]]:
         params = {"changes-since": since.isoformat()}

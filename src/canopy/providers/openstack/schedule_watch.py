@@ -84,14 +84,17 @@ class ScheduleWatch:
             with contextlib.suppress(RuntimeError):  # a waiter on a loop that is closed
                 w.done.set_result(value)
 
-    def offer(self, listed: list[dict[str, Any]], since: datetime, asked_at: datetime) -> None:
+    def offer(
+        self, listed: list[dict[str, Any]], since: datetime, asked_at: datetime, whole: bool = True
+    ) -> None:
         """A `changes-since` listing made by someone else (sync), asked at `asked_at` for
         changes since `since`: settle the waiters it answers, and keep it as the watch's
-        latest listing for the waiters it covers."""
+        latest listing for the waiters it covers. A page that is not the listing's last
+        (`whole` False) settles the waiters it answers, and stands for nothing more."""
         if not self._waiters:
             return
         self._answer(listed)
-        if self._offered is None or asked_at > self._offered[0]:
+        if whole and (self._offered is None or asked_at > self._offered[0]):
             self._offered = (asked_at, since)
 
     def _covers(self, offered: tuple[datetime, datetime] | None, after: datetime) -> bool:

@@ -19,14 +19,17 @@ from canopy.domain.clock import Clock
 from canopy.domain.errors import CloudAuthError, TransientError, Unsupported
 from canopy.domain.specs import Capacity, Offering, RemoteServer, ServerSpec
 from canopy.domain.states import Ability, PowerAction
-from canopy.providers.base import Abilities, HostInfo, remote_name
-from canopy.providers.sim import hosts, keypairs
+from canopy.providers.base import Abilities, HostInfo, ListPage, every_page, remote_name
+from canopy.providers.sim import hosts, keypairs, listing
 from canopy.providers.sim.creates import CreateRecord, records
 from canopy.providers.sim.faults import Dice
 from canopy.providers.sim.options import SimSettings
 from canopy.providers.sim.pricing import sim_price_per_hour
 from canopy.providers.sim.state import NewServer, SimStore
 from canopy.providers.sim.status import to_remote, to_us
+
+# Servers per page of `list` (sync asks for pages of its own size).
+PAGE = 1000
 
 
 def _us(seconds: float) -> int:
@@ -264,7 +267,14 @@ class SimCompute:
         await self._store.call(lambda c: self._store.power(c, remote_id, action, now, until))
 
     async def list(self, changes_since: datetime | None = None) -> builtins.list[RemoteServer]:
-        """Canopy-tagged servers: all live ones, or those changed since (deleted included).
+        """Every page of `list_page`: one API call each."""
+        return await every_page(self, changes_since, PAGE)
+
+    async def list_page(
+        self, changes_since: datetime | None, marker: str | None, limit: int
+    ) -> ListPage:
+        """Canopy-tagged servers: all live ones, or those changed since (deleted included),
+        in the order they were created (the marker is the last one's sequence number).
 
         A change includes a boot or power action that completed by now, as Nova's
         updated_at moves when a server becomes ACTIVE. With `list_untagged`, servers made
@@ -275,26 +285,14 @@ class SimCompute:
         now = self._now_us()
         tagged = not self.settings.list_untagged
         if changes_since is None:
-            # A full listing holds every server of the cloud (100,000 took over a second
-            # to read and convert): in a thread, as a real cloud's answer would arrive,
-            # so the caller's event loop keeps running meanwhile. A read never waits for
-            # the write lock in WAL mode.
-            # Each row is converted as it is read: a list of rows beside the list of
-            # servers held every server twice over (RSS of `canopy up`, bench/memory.py).
-            def full() -> builtins.list[RemoteServer]:
-                return self._store.run_now(
-                    lambda c: [
-                        to_remote(row, now)
-                        for row in SimStore.each_server(
-                            c, tagged_only=tagged, include_deleted=False
-                        )
-                    ]
-                )
-
-            return await asyncio.to_thread(full)
+            # A full listing's page is read in a thread, as a real cloud's answer would
+            # arrive, so the caller's event loop keeps running meanwhile (a read never
+            # waits for the write lock in WAL mode).
+            return await asyncio.to_thread(
+                self._store.run_now, lambda c: listing.page(c, None, now, tagged, marker, limit)
+            )
         since = to_us(changes_since)
-        rows = await self._store.call(lambda c: SimStore.changed(c, since, now, tagged))
-        return [to_remote(row, now) for row in rows]
+        return await self._store.call(lambda c: listing.page(c, since, now, tagged, marker, limit))
 
     async def close(self) -> None:
         """Close the state file's connections; the state itself stays on disk."""
@@ -358,7 +356,7 @@ class SimCompute:
         """Every server on the cloud, tagged or not, oldest first (for test assertions)."""
         now = self._now_us()
         rows = await self._store.call(
-            lambda c: SimStore.servers(c, tagged_only=False, include_deleted=include_deleted)
+            lambda c: listing.servers(c, tagged_only=False, include_deleted=include_deleted)
         )
         return [to_remote(row, now) for row in rows]
 

@@ -9,7 +9,7 @@ with a ClientToken, or a lookup and a separate insert, as Nova (see driver.creat
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,52 +125,6 @@ class SimStore:
         if server.deleted_at is not None and not include_deleted:
             return None
         return server
-
-    @staticmethod
-    def servers(
-        conn: sqlite3.Connection, *, tagged_only: bool, include_deleted: bool
-    ) -> list[ServerRow]:
-        """All servers, oldest first, narrowed to tagged and/or live ones."""
-        return list(
-            SimStore.each_server(conn, tagged_only=tagged_only, include_deleted=include_deleted)
-        )
-
-    @staticmethod
-    def each_server(
-        conn: sqlite3.Connection, *, tagged_only: bool, include_deleted: bool
-    ) -> Iterator[ServerRow]:
-        """`servers`, one at a time from the cursor: a caller that converts each one holds
-        one row at a time instead of every row of a big cloud twice over."""
-        where = []
-        if tagged_only:
-            where.append("canopy_id IS NOT NULL")
-        if not include_deleted:
-            where.append("deleted_at IS NULL")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        for r in conn.execute(f"SELECT {_COLUMNS} FROM servers{clause} ORDER BY seq"):
-            yield _row(r)
-
-    @staticmethod
-    def changed(
-        conn: sqlite3.Connection, since_us: int, now_us: int, tagged_only: bool = True
-    ) -> list[ServerRow]:
-        """Servers (tagged ones only, unless told) whose change time (status.changed_at) is
-        at or after `since_us`."""
-        # The same formula as status.changed_at, written as a union of three ranges so
-        # each arm is a range of its own index: max(a, b, c) >= x exactly when one of them
-        # is. (Written as ORs beside the tag test, SQLite scanned every server instead.)
-        tagged = " AND canopy_id IS NOT NULL" if tagged_only else ""
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM servers WHERE seq IN ("
-            " SELECT seq FROM servers WHERE updated_at >= :since"
-            " UNION SELECT seq FROM servers WHERE ready_at >= :since AND ready_at <= :now"
-            "  AND deleted_at IS NULL"
-            " UNION SELECT seq FROM servers WHERE transition_until >= :since"
-            "  AND transition_until <= :now AND deleted_at IS NULL)"
-            f"{tagged} ORDER BY seq",
-            {"since": since_us, "now": now_us},
-        ).fetchall()
-        return [_row(r) for r in rows]
 
     # Writes -----------------------------------------------------------------------------
 
