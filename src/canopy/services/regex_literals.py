@@ -23,6 +23,13 @@ _QUANTIFIERS = frozenset("*+?{")
 
 def required_literal(canonical: str) -> str | None:
     """The longest text every match of `canonical` contains, or None if none is certain."""
+    best = max(required_literals(canonical), key=len, default="")
+    return best or None
+
+
+def required_literals(canonical: str) -> list[str]:
+    """Every text found certain in `canonical`: each match contains all of them (none
+    when nothing is certain)."""
     runs: list[str] = []
     run: list[str] = []
     depth = 0
@@ -37,7 +44,7 @@ def required_literal(canonical: str) -> str | None:
         c = canonical[i]
         if c == "\\":
             if i + 1 >= n:
-                return None
+                return []
             e = canonical[i + 1]
             char = e if e in _META else _CONTROL.get(e)
             i += 2
@@ -49,7 +56,7 @@ def required_literal(canonical: str) -> str | None:
         if c == "[":
             i = _after_class(canonical, i)
             if i < 0:
-                return None
+                return []
             end_run()
             continue
         if c == "(":
@@ -64,13 +71,13 @@ def required_literal(canonical: str) -> str | None:
             continue
         if c == "|":
             if depth == 0:
-                return None  # either side may match: nothing is certain
+                return []  # either side may match: nothing is certain
             i += 1
             continue
         if c == "{":  # a bound {n}, {n,} or {n,m} (a literal brace is escaped)
             end = canonical.find("}", i)
             if end < 0:
-                return None
+                return []
             end_run()
             i = end + 1
             continue
@@ -81,8 +88,7 @@ def required_literal(canonical: str) -> str | None:
         i += 1
         _add(run, runs, c, canonical, i, depth)
     end_run()
-    best = max(runs, key=len, default="")
-    return best or None
+    return [r for r in runs if r]
 
 
 def _add(run: list[str], runs: list[str], char: str, text: str, after: int, depth: int) -> None:

@@ -14,10 +14,23 @@ from canopy.domain.context import RequestContext
 from canopy.domain.errors import InvalidRequest
 from canopy.services import regex
 from canopy.services.server_scope import ServerScope, _could_be_id
-from canopy.services.server_statements import Shape, marker_statement, shape_of, statement
+from canopy.services.server_statements import (
+    TRIGRAM_ESTIMATE,
+    TRIGRAM_PARAM,
+    TRIGRAMS_INSTALLED,
+    Shape,
+    marker_statement,
+    shape_of,
+    statement,
+    with_trigrams,
+)
 from canopy.services.server_walk import SAMPLE_PAGES, walk_estimate, walkable, walked
 from canopy.store.models import Server
 from canopy.store.plain_reads import Rows, Run, Unsupported
+
+# The most names a pattern's candidates from the trigram index may be: each is looked up,
+# tested and sorted (about 10 us each on SQLite).
+TRIGRAM_CANDIDATES = 1000
 
 AsyncRun = Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]]
 
@@ -147,6 +160,11 @@ class ServerQueries(ServerScope):
         """The page's statement (prepared once per shape) and its values: the marker's
         sort-key values and the walk-or-sort choice read through `run`."""
         shape, values = shape_of(ctx, query, sqlite=self.db.is_sqlite)
+        if TRIGRAM_PARAM in values:
+            if await self._trigrams_answer(run, values):
+                shape = with_trigrams(shape)
+            else:
+                del values[TRIGRAM_PARAM]
         if query.marker is not None:
             values.update(await self._after_marker(run, ctx, query))
         if query.limit is not None:
@@ -161,6 +179,20 @@ class ServerQueries(ServerScope):
             limit=query.limit is not None,
         )
         return q, values
+
+    async def _trigrams_answer(self, run: AsyncRun, values: dict[str, Any]) -> bool:
+        """Whether the name's candidates are read from SQLite's trigram index of names: it
+        is there, and fewer than TRIGRAM_CANDIDATES names have the pattern's required
+        texts. More (`web` in a project of `web-*`), and the page order is walked instead,
+        testing each row (the walk meets a page of matches soon; the candidates would all
+        be read and sorted)."""
+        if self.db.name_trigrams is None:
+            self.db.name_trigrams = bool((await run(TRIGRAMS_INSTALLED, {}))[0][0])
+        if not self.db.name_trigrams:
+            return False
+        params = {TRIGRAM_PARAM: values[TRIGRAM_PARAM], "q_cap": TRIGRAM_CANDIDATES}
+        found = (await run(TRIGRAM_ESTIMATE, params))[0][0]
+        return bool(found < TRIGRAM_CANDIDATES)
 
     async def _walk_fills(
         self, run: AsyncRun, shape: Shape, query: ServerQuery, values: dict[str, Any]
