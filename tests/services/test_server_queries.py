@@ -179,11 +179,16 @@ async def test_name_patterns_answer_as_re2_does(db_url: str, tmp_path: Path, pat
 
 
 async def test_an_unanchored_name_tests_a_literal_before_the_pattern_on_sqlite(
-    tmp_path: Path, sqlite_template: Path
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`?name=web-4` on SQLite: `instr(name, 'web-4')` first, RE2 only where it holds,
-    and the plan stays on the project's index with and without statistics."""
+    """`?name=web-4` on SQLite, its literal in more names than the trigram index is asked
+    for (test_server_name_trigrams): `instr(name, 'web-4')` first, RE2 only where it
+    holds, and the plan stays on the project's index with and without statistics."""
     import shutil
+
+    from canopy.services import server_queries
+
+    monkeypatch.setattr(server_queries, "TRIGRAM_CANDIDATES", 10)
 
     target = tmp_path / "canopy.db"
     shutil.copy(sqlite_template, target)

@@ -27,6 +27,7 @@ from canopy.services.server_statements import (
 from canopy.services.server_walk import SAMPLE_PAGES, walk_estimate, walkable, walked
 from canopy.store.models import Server
 from canopy.store.plain_reads import Rows, Run, Unsupported
+from canopy.store.regexp import TooSlow
 
 # The most names a pattern's candidates from the trigram index may be: each is looked up,
 # tested and sorted (about 10 us each on SQLite).
@@ -126,11 +127,14 @@ class ServerQueries(ServerScope):
         if query.limit is not None and query.limit <= 0:
             return []
         try:
-            with reads.transaction() as run:
+            with reads.transaction(time_limit=self._pattern_limit(query)) as run:
                 q, values = _plan_sync(self, run, ctx, query, columns)
                 return run(q, values)
         except Unsupported:
             return None
+        except TooSlow:
+            limit = self.settings.api.regex_timeout_seconds
+            raise InvalidRequest(regex.too_slow(limit)) from None
 
     async def _page(
         self,
@@ -149,10 +153,14 @@ class ServerQueries(ServerScope):
             return (await s.execute(q, values)).all()
 
         q, values = await self._plan(run, ctx, query, columns)
+        return await regex.execute(s, q, self._pattern_limit(query), values, core=core)
+
+    def _pattern_limit(self, query: ServerQuery) -> float | None:
+        """The time limit of a page carrying a user's pattern (None: it carries none)."""
         patterns = (query.name, query.ip, query.ip6)
-        timeout = self.settings.api.regex_timeout_seconds
-        bounded = timeout if any(p is not None for p in patterns) else None
-        return await regex.execute(s, q, bounded, values, core=core)
+        if all(p is None for p in patterns):
+            return None
+        return self.settings.api.regex_timeout_seconds
 
     async def _plan(
         self, run: AsyncRun, ctx: RequestContext, query: ServerQuery, columns: Sequence[Any]

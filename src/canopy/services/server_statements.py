@@ -45,7 +45,7 @@ from canopy.services.regex_literals import required_literal, required_literals
 from canopy.store import name_trigrams
 from canopy.store.models import InstanceAction, Server, ServerTag
 from canopy.store.name_trigrams import phrase_query
-from canopy.store.plans import rare, sorted_apart, unindexed
+from canopy.store.plans import rare, scarce, sorted_apart, unindexed
 
 Term = tuple[Any, ...]
 Shape = tuple[Term, ...]
@@ -83,6 +83,9 @@ def shape_of(ctx: RequestContext, query: Any, *, sqlite: bool) -> tuple[Shape, d
         pattern = regex.portable("name", query.name)
         exact = regex.exact_literal(pattern)
         needle = required_literal(pattern) if sqlite else None
+        # Only literal text (`web-42`, `^web-42`): on SQLite, `instr` is the whole test.
+        literal = regex.literal_search(pattern) if sqlite and exact is None else None
+        how = "regex" if literal is None else ("prefix" if literal[0] else "contains")
         bound = {"q_name": pattern}
         if exact is not None:
             bound["q_name_exact"] = exact
@@ -93,7 +96,10 @@ def shape_of(ctx: RequestContext, query: Any, *, sqlite: bool) -> tuple[Shape, d
             phrase = phrase_query(required_literals(pattern)) if exact is None else None
             if phrase is not None:
                 bound[TRIGRAM_PARAM] = phrase
-        put(("name", exact is not None, needle is not None), **bound)
+        if literal is not None:
+            del bound["q_name"]
+            bound["q_name_needle"] = literal[1]
+        put(("name", exact is not None, needle is not None, how), **bound)
     if query.statuses is not None:
         put(("statuses",), q_statuses=sorted(query.statuses))
     for field in _EQUALS:
@@ -139,7 +145,7 @@ def statement(
     q = select(*columns)
     # Names found from the trigram index drive the page: no other index may (the project's
     # or the marker's would walk the project and test each row against the candidates).
-    driven = any(term[0] == "name" and len(term) > 3 for term in shape)
+    driven = any(term[0] == "name" and term[-1] == "trigrams" for term in shape)
     for term in shape:
         q = q.where(_sql(term, driven=driven))
     keys = sort_columns(sort)
@@ -200,8 +206,8 @@ def _sql(term: Term, *, driven: bool = False) -> ColumnElement[bool]:
     if kind == "before":
         return Server.updated_at <= bindparam("q_before")
     if kind == "name":
-        matches = _name(exact=term[1], needle=term[2])
-        if len(term) > 3:
+        matches = _name(exact=term[1], needle=term[2], how=term[3])
+        if term[-1] == "trigrams":
             return and_(_trigram_candidates(), matches)
         return matches
     if kind == "statuses":
@@ -239,7 +245,7 @@ def _tagged_any(name: str) -> ColumnElement[bool]:
     return Server.id.in_(select(ServerTag.server_id).where(ServerTag.tag.in_(tags)))
 
 
-def _name(*, exact: bool, needle: bool) -> ColumnElement[bool]:
+def _name(*, exact: bool, needle: bool, how: str) -> ColumnElement[bool]:
     """The name matches the pattern, asked of as few rows as can be.
 
     An exact name (`^literal$`) is also compared as such: implied by the pattern, and few
@@ -249,12 +255,15 @@ def _name(*, exact: bool, needle: bool) -> ColumnElement[bool]:
     fixes that order). PostgreSQL's `~` is in C and, where pg_trgm is installed, answered
     from the trigram index on the name (migration 0010).
     """
+    if how != "regex":  # literal text: contained (or at the start), exactly as RE2 says
+        at = func.instr(Server.name, bindparam("q_name_needle", type_=String))
+        return at == 1 if how == "prefix" else at > 0
     matches = Server.name.regexp_match(bindparam("q_name", type_=String))
     if needle:
         has = func.instr(Server.name, bindparam("q_name_needle", type_=String)) > 0
         matches = cast(ColumnElement[bool], case((has, matches), else_=false()))
     if exact:
-        same = cast(ColumnElement[bool], rare(Server.name == bindparam("q_name_exact")))
+        same = cast(ColumnElement[bool], scarce(Server.name == bindparam("q_name_exact")))
         return and_(same, matches)
     return matches
 
