@@ -20,7 +20,7 @@ from .helpers import server_row
 from .test_migration_0005 import _downgrade
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
-NEEDLES = ("web", "eb-1", "web-12", "db-", "-3", "né-9", 'q"uo', "x", "ren", "zz-")
+NEEDLES = ("web", "eb-1", "web-12", "db-", "-3", "né-9", 'q"uo', "x", "ren", "zz-", "y w", "🚀-r", "*b?")
 
 
 def _values(i: int, name: str) -> dict[str, Any]:
@@ -67,6 +67,9 @@ async def test_every_write_path_keeps_the_index_exact(sqlite_db: Database) -> No
             s.add(server_row(BASE + timedelta(seconds=i), flavor_id="1", name=f"db-{i}"))
         s.add(server_row(BASE, flavor_id="1", name="né-99"))
         s.add(server_row(BASE, flavor_id="1", name='q"uote'))
+        s.add(server_row(BASE, flavor_id="1", name="my web 1"))
+        s.add(server_row(BASE, flavor_id="1", name="🚀-rocket"))
+        s.add(server_row(BASE, flavor_id="1", name="a*b?c AND d"))
     await _exact(db)
     async with db.session() as s:  # renames, one to the same name (no change)
         await s.execute(update(Server).where(Server.name.like("web-1%")).values(name="renamed"))
