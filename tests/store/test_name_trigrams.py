@@ -20,7 +20,21 @@ from .helpers import server_row
 from .test_migration_0005 import _downgrade
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
-NEEDLES = ("web", "eb-1", "web-12", "db-", "-3", "né-9", 'q"uo', "x", "ren", "zz-", "y w", "🚀-r", "*b?")
+NEEDLES = (
+    "web",
+    "eb-1",
+    "web-12",
+    "db-",
+    "-3",
+    "né-9",
+    'q"uo',
+    "x",
+    "ren",
+    "zz-",
+    "y w",
+    "🚀-r",
+    "*b?",
+)
 
 
 def _values(i: int, name: str) -> dict[str, Any]:
