@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, insert
 
 from canopy.domain.context import RequestContext
+from canopy.services.regex_literals import exact_literal
 from canopy.services.server_queries import ServerQuery
 from canopy.store.models import Server
 from tests.controllers.harness import Plane, make_plane
@@ -116,7 +117,7 @@ async def test_a_deep_page_is_an_index_range_on_sqlite(
 def test_only_an_anchored_literal_is_an_exact_name(pattern: str, literal: str | None) -> None:
     from canopy.services import regex
 
-    assert regex.exact_literal(regex.portable("name", pattern)) == literal
+    assert exact_literal(regex.portable("name", pattern)) == literal
 
 
 async def test_an_exact_name_is_answered_by_the_name_index(

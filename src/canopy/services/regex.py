@@ -77,53 +77,6 @@ def portable(field: str, pattern: str) -> str:
     return canonical
 
 
-_SPECIAL = frozenset(".^$*+?{}[]()|\\")
-
-
-def exact_literal(canonical: str) -> str | None:
-    """The one text a canonical pattern matches, when it is `^literal$`; else None.
-
-    Such a pattern (what `openstack server list --name '^web-42$'` sends) is answered by
-    the (project_id, name, deleted) index with an equality beside the pattern; the
-    pattern stays in the query, so the answer is the same either way.
-    """
-    if len(canonical) < 2 or canonical[0] != "^" or canonical[-1] != "$":
-        return None
-    return _plain(canonical[1:-1])
-
-
-def literal_search(canonical: str) -> tuple[bool, str] | None:
-    """(anchored at the start, text) when a canonical pattern is only literal text,
-    searched anywhere (`web-42`, what `openstack server show web-42` sends) or at the
-    start (`^web-42`): then "matches" is "contains the text" (or "starts with it"),
-    exactly, and SQLite's own `instr` answers it without a regular expression."""
-    anchored = canonical.startswith("^")
-    body = canonical[1:] if anchored else canonical
-    text_ = _plain(body)
-    if not text_:
-        return None
-    return anchored, text_
-
-
-def _plain(body: str) -> str | None:
-    """The text `body` (a canonical pattern without anchors) stands for, if it is only
-    literal characters; else None."""
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\":
-            if i + 1 >= len(body) or body[i + 1] not in _SPECIAL:
-                return None  # an escape that is not a plain metacharacter
-            out.append(body[i + 1])
-            i += 2
-            continue
-        if c in _SPECIAL:
-            return None
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
 def too_slow(limit_seconds: float) -> str:
     return (
         f"The regular expression filter took longer than {limit_seconds:g} s to evaluate "

@@ -41,7 +41,12 @@ from sqlalchemy import (
 
 from canopy.domain.context import RequestContext
 from canopy.services import regex
-from canopy.services.regex_literals import required_literal, required_literals
+from canopy.services.regex_literals import (
+    exact_literal,
+    literal_search,
+    required_literal,
+    required_literals,
+)
 from canopy.store import name_trigrams
 from canopy.store.models import InstanceAction, Server, ServerTag
 from canopy.store.name_trigrams import phrase_query
@@ -81,10 +86,10 @@ def shape_of(ctx: RequestContext, query: Any, *, sqlite: bool) -> tuple[Shape, d
         put(("before",), q_before=query.changes_before)
     if query.name is not None:
         pattern = regex.portable("name", query.name)
-        exact = regex.exact_literal(pattern)
+        exact = exact_literal(pattern)
         needle = required_literal(pattern) if sqlite else None
         # Only literal text (`web-42`, `^web-42`): on SQLite, `instr` is the whole test.
-        literal = regex.literal_search(pattern) if sqlite and exact is None else None
+        literal = literal_search(pattern) if sqlite and exact is None else None
         how = "regex" if literal is None else ("prefix" if literal[0] else "contains")
         bound = {"q_name": pattern}
         if exact is not None:
