@@ -6,8 +6,11 @@ database of `--servers` steady servers of one project, spread over 20 sim clouds
 on one), the sims' state files seeded to match (so sync runs, and finds every row as it
 is). From this process, one keep-alive client asks, sequentially, `--requests` times per
 case: the first page of `servers/detail?limit=100`, page 500 (a marker 49,999 rows in),
-the last page, an exact name (`?name=^web0-42$`, what `openstack server show NAME`
-sends) and `changes-since` (the newest 100 changed). Figures: p50 and p99 per case, for
+the last page, a name as `openstack server show NAME` sends it after its `GET
+/servers/NAME` 404 (`?name=web0-42`: unanchored, a regular expression searched anywhere
+in the name, so `web0-420` matches too), the anchored `?name=^web0-42$`, a name prefix
+(`?name=^web0-42`), a status no server has (`?status=ERROR`: the whole project filtered)
+and `changes-since` (the newest 100 changed). Figures: p50 and p99 per case, for
 20 clouds and for 1; targets p99 <= 50 ms and p50(20 clouds)/p50(1) <= 1.2.
 
 Baseline in the same run: a stateless fan-out gateway (bench/fanout.py) over 20 sim-like
@@ -80,7 +83,10 @@ async def _prepare(servers: int, clouds: int) -> tuple[Path, str, dict[str, str]
             "first page": PAGE,
             "page 500": f"{PAGE}&marker={deep}",
             "last page": f"{PAGE}&marker={last}",
-            "name exact": f"{PAGE}&name={quote('^web0-42$')}",
+            "name exact": f"{PAGE}&name={quote('web0-42')}",  # what the client sends
+            "name anchored": f"{PAGE}&name={quote('^web0-42$')}",
+            "name prefix": f"{PAGE}&name={quote('^web0-42')}",
+            "status": f"{PAGE}&status=ERROR",
             "changes-since": f"{PAGE}&changes-since={quote(_iso(newest_100))}",
         }
         return prepared.data_dir, prepared.token, cases

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from canopy.domain.errors import InvalidRequest
 from canopy.services.regex import portable
-from canopy.services.regex_literals import required_literal
+from canopy.services.regex_literals import literal_search, required_literal
 from canopy.store.regexp import search
 
 
@@ -68,3 +68,21 @@ def test_every_match_contains_the_literal(pattern: str, names: list[str]) -> Non
     for name in [*names, literal, "x" + literal + "y"]:
         if search(canonical, name):
             assert literal in name, (pattern, canonical, literal, name)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "found"),
+    [
+        ("web-42", (False, "web-42")),
+        ("^web-42", (True, "web-42")),
+        ("web\\.1", (False, "web.1")),
+        ("^web-42$", None),  # an exact name: exact_literal's
+        ("web-4\\d", None),
+        ("web.", None),
+        ("a|b", None),
+        ("^", None),
+        ("web\\n", None),  # a control escape is not taken as literal text
+    ],
+)
+def test_literal_search_is_only_plain_text(pattern: str, found: tuple[bool, str] | None) -> None:
+    assert literal_search(portable("name", pattern)) == found

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, insert
 
 from canopy.domain.context import RequestContext
+from canopy.services.regex_literals import exact_literal
 from canopy.services.server_queries import ServerQuery
 from canopy.store.models import Server
 from tests.controllers.harness import Plane, make_plane
@@ -116,7 +117,7 @@ async def test_a_deep_page_is_an_index_range_on_sqlite(
 def test_only_an_anchored_literal_is_an_exact_name(pattern: str, literal: str | None) -> None:
     from canopy.services import regex
 
-    assert regex.exact_literal(regex.portable("name", pattern)) == literal
+    assert exact_literal(regex.portable("name", pattern)) == literal
 
 
 async def test_an_exact_name_is_answered_by_the_name_index(
@@ -179,11 +180,16 @@ async def test_name_patterns_answer_as_re2_does(db_url: str, tmp_path: Path, pat
 
 
 async def test_an_unanchored_name_tests_a_literal_before_the_pattern_on_sqlite(
-    tmp_path: Path, sqlite_template: Path
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`?name=web-4` on SQLite: `instr(name, 'web-4')` first, RE2 only where it holds,
-    and the plan stays on the project's index with and without statistics."""
+    """`?name=web-4` on SQLite, its literal in more names than the trigram index is asked
+    for (test_server_name_trigrams): `instr(name, 'web-4')` first, RE2 only where it
+    holds, and the plan stays on the project's index with and without statistics."""
     import shutil
+
+    from canopy.services import server_queries
+
+    monkeypatch.setattr(server_queries, "TRIGRAM_CANDIDATES", 10)
 
     target = tmp_path / "canopy.db"
     shutil.copy(sqlite_template, target)

@@ -30,7 +30,7 @@ from canopy.store.db import Database
 from canopy.store.leases import due, lease_rows
 from canopy.store.models import Server
 from canopy.store.own_usage import own_on_cloud
-from canopy.store.plans import rare, unindexed
+from canopy.store.plans import rare, scarce, unindexed
 
 from .helpers import server_row, settings
 
@@ -177,6 +177,17 @@ def test_rare_is_sqlite_unlikely_and_plain_elsewhere() -> None:
     pg = str(q.compile(dialect=postgresql.dialect()))
     assert "WHERE servers.phase = %(phase_1)s" in pg
     assert "unlikely" not in pg
+
+
+def test_scarce_is_sqlite_likelihood_and_plain_elsewhere() -> None:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    q = select(Server.id).where(scarce(Server.name == "web-42"))
+    lite = str(q.compile(dialect=sqlite.dialect()))
+    assert "WHERE likelihood(servers.name = ?, 0.001)" in lite
+    pg = str(q.compile(dialect=postgresql.dialect()))
+    assert "WHERE servers.name = %(name_1)s" in pg and "likelihood" not in pg
 
 
 async def test_postgres_plans_use_the_phase_index_with_statistics(

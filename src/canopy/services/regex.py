@@ -10,8 +10,10 @@ outside, and written out again in a canonical form that leaves nothing to interp
 shorthand classes spelled out in ASCII, every group non-capturing, metacharacters escaped.
 Both databases then get that same text. docs/openstack-api.md lists the dialect.
 
-`execute` runs a statement carrying such a pattern under a time limit on PostgreSQL,
-whose engine can take seconds to compile some patterns; RE2 needs none (linear time).
+`execute` runs a statement carrying such a pattern under a time limit: on PostgreSQL,
+whose engine can take seconds to compile some patterns, and on SQLite, where RE2 is linear
+in each name but a pattern no index answers is tested on every row of a project, on the
+event loop (store/regexp.time_limit).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable, text
 
 from canopy.domain.errors import InvalidRequest
-from canopy.store.regexp import PatternError, compile_pattern
+from canopy.store.regexp import PatternError, TooSlow, compile_pattern, time_limit
 
 MAX_LENGTH = 1024  # characters of a pattern
 MAX_REPEAT = 255  # the largest bound in {n,m}: PostgreSQL's limit
@@ -75,32 +77,11 @@ def portable(field: str, pattern: str) -> str:
     return canonical
 
 
-_SPECIAL = frozenset(".^$*+?{}[]()|\\")
-
-
-def exact_literal(canonical: str) -> str | None:
-    """The one text a canonical pattern matches, when it is `^literal$`; else None.
-
-    Such a pattern (what `openstack server list --name '^web-42$'` sends) is answered by
-    the (project_id, name, deleted) index with an equality beside the pattern; the
-    pattern stays in the query, so the answer is the same either way.
-    """
-    if len(canonical) < 2 or canonical[0] != "^" or canonical[-1] != "$":
-        return None
-    body, out, i = canonical[1:-1], [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\":
-            if i + 1 >= len(body) or body[i + 1] not in _SPECIAL:
-                return None  # an escape that is not a plain metacharacter
-            out.append(body[i + 1])
-            i += 2
-            continue
-        if c in _SPECIAL:
-            return None
-        out.append(c)
-        i += 1
-    return "".join(out)
+def too_slow(limit_seconds: float) -> str:
+    return (
+        f"The regular expression filter took longer than {limit_seconds:g} s to evaluate "
+        "and was stopped; use a simpler pattern."
+    )
 
 
 async def execute(
@@ -116,7 +97,17 @@ async def execute(
     the database refuses into a 400. With `core`, on the session's connection: plain
     rows, none of the ORM's result handling (for a select of columns)."""
     runner: AsyncSession | AsyncConnection = (await s.connection()) if core else s
-    if limit_seconds is None or s.get_bind().dialect.name != "postgresql":
+    dialect = s.get_bind().dialect.name
+    if limit_seconds is not None and dialect == "sqlite":
+        raw = await (await s.connection()).get_raw_connection()
+        # The inline aiosqlite connection (store/sqlite_inline.py) around sqlite3's.
+        conn = raw.driver_connection._connection  # type: ignore[union-attr]
+        try:
+            with time_limit(conn, limit_seconds):
+                return await runner.execute(statement, params)
+        except TooSlow:
+            raise InvalidRequest(too_slow(limit_seconds)) from None
+    if limit_seconds is None or dialect != "postgresql":
         return await runner.execute(statement, params)
     ms = max(1, round(limit_seconds * 1000))
     await s.execute(text(f"SET LOCAL statement_timeout = {ms}"))
@@ -125,10 +116,7 @@ async def execute(
     except DBAPIError as e:
         code = getattr(e.orig, "sqlstate", None)
         if code == "57014":  # query_canceled: our timeout
-            raise InvalidRequest(
-                f"The regular expression filter took longer than {limit_seconds:g} s to evaluate "
-                "and was stopped; use a simpler pattern."
-            ) from None
+            raise InvalidRequest(too_slow(limit_seconds)) from None
         if code == "2201B":  # invalid_regular_expression (e.g. "too complex")
             raise InvalidRequest(
                 f"Invalid regular expression: the database refused it ({e.orig})."

@@ -23,6 +23,13 @@ _QUANTIFIERS = frozenset("*+?{")
 
 def required_literal(canonical: str) -> str | None:
     """The longest text every match of `canonical` contains, or None if none is certain."""
+    best = max(required_literals(canonical), key=len, default="")
+    return best or None
+
+
+def required_literals(canonical: str) -> list[str]:
+    """Every text found certain in `canonical`: each match contains all of them (none
+    when nothing is certain)."""
     runs: list[str] = []
     run: list[str] = []
     depth = 0
@@ -37,7 +44,7 @@ def required_literal(canonical: str) -> str | None:
         c = canonical[i]
         if c == "\\":
             if i + 1 >= n:
-                return None
+                return []
             e = canonical[i + 1]
             char = e if e in _META else _CONTROL.get(e)
             i += 2
@@ -49,7 +56,7 @@ def required_literal(canonical: str) -> str | None:
         if c == "[":
             i = _after_class(canonical, i)
             if i < 0:
-                return None
+                return []
             end_run()
             continue
         if c == "(":
@@ -64,13 +71,13 @@ def required_literal(canonical: str) -> str | None:
             continue
         if c == "|":
             if depth == 0:
-                return None  # either side may match: nothing is certain
+                return []  # either side may match: nothing is certain
             i += 1
             continue
         if c == "{":  # a bound {n}, {n,} or {n,m} (a literal brace is escaped)
             end = canonical.find("}", i)
             if end < 0:
-                return None
+                return []
             end_run()
             i = end + 1
             continue
@@ -81,8 +88,7 @@ def required_literal(canonical: str) -> str | None:
         i += 1
         _add(run, runs, c, canonical, i, depth)
     end_run()
-    best = max(runs, key=len, default="")
-    return best or None
+    return [r for r in runs if r]
 
 
 def _add(run: list[str], runs: list[str], char: str, text: str, after: int, depth: int) -> None:
@@ -110,3 +116,50 @@ def _after_class(text: str, i: int) -> int:
             return j + 1
         j += 1
     return -1
+
+
+_SPECIAL = frozenset(".^$*+?{}[]()|\\")
+
+
+def exact_literal(canonical: str) -> str | None:
+    """The one text a canonical pattern matches, when it is `^literal$`; else None.
+
+    Such a pattern (what `openstack server list --name '^web-42$'` sends) is answered by
+    the (project_id, name, deleted) index with an equality beside the pattern; the
+    pattern stays in the query, so the answer is the same either way.
+    """
+    if len(canonical) < 2 or canonical[0] != "^" or canonical[-1] != "$":
+        return None
+    return _plain(canonical[1:-1])
+
+
+def literal_search(canonical: str) -> tuple[bool, str] | None:
+    """(anchored at the start, text) when a canonical pattern is only literal text,
+    searched anywhere (`web-42`, what `openstack server show web-42` sends) or at the
+    start (`^web-42`): then "matches" is "contains the text" (or "starts with it"),
+    exactly, and SQLite's own `instr` answers it without a regular expression."""
+    anchored = canonical.startswith("^")
+    body = canonical[1:] if anchored else canonical
+    text_ = _plain(body)
+    if not text_:
+        return None
+    return anchored, text_
+
+
+def _plain(body: str) -> str | None:
+    """The text `body` (a canonical pattern without anchors) stands for, if it is only
+    literal characters; else None."""
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            if i + 1 >= len(body) or body[i + 1] not in _SPECIAL:
+                return None  # an escape that is not a plain metacharacter
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if c in _SPECIAL:
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out)

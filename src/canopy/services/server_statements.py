@@ -29,25 +29,36 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     false,
     func,
     literal,
     or_,
     select,
+    table,
     text,
 )
 
 from canopy.domain.context import RequestContext
 from canopy.services import regex
-from canopy.services.regex_literals import required_literal
+from canopy.services.regex_literals import (
+    exact_literal,
+    literal_search,
+    required_literal,
+    required_literals,
+)
+from canopy.store import name_trigrams
 from canopy.store.models import InstanceAction, Server, ServerTag
-from canopy.store.plans import rare, sorted_apart, unindexed
+from canopy.store.name_trigrams import phrase_query
+from canopy.store.plans import rare, scarce, sorted_apart, unindexed
 
 Term = tuple[Any, ...]
 Shape = tuple[Term, ...]
 
 MAX_STATEMENTS = 512  # shapes kept (a few dozen in practice); the oldest go first
 _statements: dict[Any, Any] = {}
+
+TRIGRAM_PARAM = "q_name_trigrams"
 
 # Plain equality filters: the ServerQuery field and the column it compares.
 _EQUALS = ("user_id", "image_id", "flavor_id", "cloud", "key_name", "task_state")
@@ -75,14 +86,25 @@ def shape_of(ctx: RequestContext, query: Any, *, sqlite: bool) -> tuple[Shape, d
         put(("before",), q_before=query.changes_before)
     if query.name is not None:
         pattern = regex.portable("name", query.name)
-        exact = regex.exact_literal(pattern)
+        exact = exact_literal(pattern)
         needle = required_literal(pattern) if sqlite else None
+        # Only literal text (`web-42`, `^web-42`): on SQLite, `instr` is the whole test.
+        literal = literal_search(pattern) if sqlite and exact is None else None
+        how = "regex" if literal is None else ("prefix" if literal[0] else "contains")
         bound = {"q_name": pattern}
         if exact is not None:
             bound["q_name_exact"] = exact
         if needle is not None:
             bound["q_name_needle"] = needle
-        put(("name", exact is not None, needle is not None), **bound)
+            # What SQLite's trigram index of names would be asked (services/server_queries
+            # decides whether it is; the term then says so: `with_trigrams`).
+            phrase = phrase_query(required_literals(pattern)) if exact is None else None
+            if phrase is not None:
+                bound[TRIGRAM_PARAM] = phrase
+        if literal is not None:
+            del bound["q_name"]
+            bound["q_name_needle"] = literal[1]
+        put(("name", exact is not None, needle is not None, how), **bound)
     if query.statuses is not None:
         put(("statuses",), q_statuses=sorted(query.statuses))
     for field in _EQUALS:
@@ -126,13 +148,17 @@ def statement(
     if found is not None:
         return cast(Select[Any], found)
     q = select(*columns)
+    # Names found from the trigram index drive the page: no other index may (the project's
+    # or the marker's would walk the project and test each row against the candidates).
+    driven = any(term[0] == "name" and term[-1] == "trigrams" for term in shape)
     for term in shape:
-        q = q.where(_sql(term))
+        q = q.where(_sql(term, driven=driven))
     keys = sort_columns(sort)
     if marker:
-        q = q.where(after_keys(keys, [bindparam(f"q_m{i}") for i in range(len(keys))]))
+        bounds = [(unindexed(col), d) for col, d in keys] if driven else keys
+        q = q.where(after_keys(bounds, [bindparam(f"q_m{i}") for i in range(len(keys))]))
     order = keys
-    if ("since",) in shape:
+    if ("since",) in shape or driven:
         # The change window's range is the plan: the matches are sorted, never found by
         # walking the page order (which SQLite prefers after ANALYZE, to spare the sort).
         order = [(sorted_apart(keys[0][0]), keys[0][1]), *keys[1:]]
@@ -162,12 +188,19 @@ def _keep(key: Any, q: Any) -> None:
     _statements[key] = q
 
 
-def _sql(term: Term) -> ColumnElement[bool]:
+def with_trigrams(shape: Shape) -> Shape:
+    """The shape with its name's candidates read from SQLite's trigram index of names."""
+    return tuple((*term, "trigrams") if term[0] == "name" else term for term in shape)
+
+
+def _sql(term: Term, *, driven: bool = False) -> ColumnElement[bool]:
     kind = term[0]
     if kind == "project":
-        return Server.project_id == bindparam("q_project")
+        project: Any = unindexed(Server.project_id) if driven else Server.project_id
+        return cast(ColumnElement[bool], project == bindparam("q_project"))
     if kind == "deleted":
-        return Server.deleted.is_(term[1])
+        deleted = unindexed(Server.deleted) if driven else Server.deleted
+        return deleted.is_(term[1])
     if kind == "since":
         if term[1:] == ("walk",):  # tested along the page-order walk (server_walk.py)
             return unindexed(Server.updated_at) >= bindparam("q_since")
@@ -178,7 +211,10 @@ def _sql(term: Term) -> ColumnElement[bool]:
     if kind == "before":
         return Server.updated_at <= bindparam("q_before")
     if kind == "name":
-        return _name(exact=term[1], needle=term[2])
+        matches = _name(exact=term[1], needle=term[2], how=term[3])
+        if term[-1] == "trigrams":
+            return and_(_trigram_candidates(), matches)
+        return matches
     if kind == "statuses":
         return Server.status.in_(bindparam("q_statuses", expanding=True))
     if kind == "equals":
@@ -214,7 +250,7 @@ def _tagged_any(name: str) -> ColumnElement[bool]:
     return Server.id.in_(select(ServerTag.server_id).where(ServerTag.tag.in_(tags)))
 
 
-def _name(*, exact: bool, needle: bool) -> ColumnElement[bool]:
+def _name(*, exact: bool, needle: bool, how: str) -> ColumnElement[bool]:
     """The name matches the pattern, asked of as few rows as can be.
 
     An exact name (`^literal$`) is also compared as such: implied by the pattern, and few
@@ -224,14 +260,54 @@ def _name(*, exact: bool, needle: bool) -> ColumnElement[bool]:
     fixes that order). PostgreSQL's `~` is in C and, where pg_trgm is installed, answered
     from the trigram index on the name (migration 0010).
     """
+    if how != "regex":  # literal text: contained (or at the start), exactly as RE2 says
+        at = func.instr(Server.name, bindparam("q_name_needle", type_=String))
+        return at == 1 if how == "prefix" else at > 0
     matches = Server.name.regexp_match(bindparam("q_name", type_=String))
     if needle:
         has = func.instr(Server.name, bindparam("q_name_needle", type_=String)) > 0
         matches = cast(ColumnElement[bool], case((has, matches), else_=false()))
     if exact:
-        same = cast(ColumnElement[bool], rare(Server.name == bindparam("q_name_exact")))
+        same = cast(ColumnElement[bool], scarce(Server.name == bindparam("q_name_exact")))
         return and_(same, matches)
     return matches
+
+
+def _trigram_candidates() -> ColumnElement[bool]:
+    """The server is among those whose names have the pattern's required texts, read
+    from SQLite's trigram index (store/name_trigrams.py): a candidate set, the pattern
+    still tested on each."""
+    found = text(
+        f"SELECT rowid FROM {name_trigrams.TRIGRAMS} WHERE {name_trigrams.TRIGRAMS} "
+        f"MATCH :{TRIGRAM_PARAM}"
+    ).bindparams(bindparam(TRIGRAM_PARAM, type_=String))
+    keys = name_trigrams.keys
+    ids = select(keys.c.server_id).where(keys.c.key.in_(found.columns(column("rowid", Integer))))
+    return Server.id.in_(ids)
+
+
+def _trigram_estimate() -> Select[Any]:
+    match = text(f"{name_trigrams.TRIGRAMS} MATCH :{TRIGRAM_PARAM}").bindparams(
+        bindparam(TRIGRAM_PARAM, type_=String)
+    )
+    found = (
+        select(name_trigrams.trigrams.c.rowid)
+        .where(match)
+        .limit(bindparam("q_cap", type_=Integer))
+        .subquery("found")
+    )
+    return select(func.count()).select_from(found)
+
+
+# How many names have the pattern's required texts (`q_name_trigrams`), up to `q_cap`.
+TRIGRAM_ESTIMATE = _trigram_estimate()
+# Whether the trigram index is in this SQLite database (migration 0033 left it out where
+# FTS5 had no trigram tokenizer).
+TRIGRAMS_INSTALLED = (
+    select(func.count())
+    .select_from(table("sqlite_master"))
+    .where(column("type") == "table", column("name") == name_trigrams.TRIGRAMS)
+)
 
 
 def _has_address(*, version: int, sqlite: bool) -> ColumnElement[bool]:

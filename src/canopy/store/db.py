@@ -55,6 +55,9 @@ class Database:
             if self.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
             else None
         )
+        # Whether SQLite's trigram index of names is here (store/name_trigrams.py): read
+        # once, by the first list that could use it (services/server_queries.py).
+        self.name_trigrams: bool | None = None if self.is_sqlite else False
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(canopy_readonly=True), expire_on_commit=False

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canopy.domain.errors import CanopyError
+from canopy.store import name_trigrams
 from canopy.store.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,12 +38,17 @@ SCHEMA_LOCK_KEY = int.from_bytes(b"canopy", "big")
 # only (0013's trigram index on PostgreSQL, when pg_trgm can be created). Autogenerate
 # (the schema test, `alembic revision --autogenerate`) leaves them alone.
 UNMODELLED_INDEXES = frozenset({"ix_servers_name_trgm"})
+# Likewise tables: SQLite's trigram index of server names (store/name_trigrams.py, 0033),
+# an FTS5 table whose shadow tables are named after it, and its keys.
+UNMODELLED_TABLES = (name_trigrams.KEYS, name_trigrams.TRIGRAMS)
 
 
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """Alembic's filter: everything but the unmodelled indexes."""
+    """Alembic's filter: everything but the unmodelled indexes and tables."""
+    if type_ == "table" and name is not None and name.startswith(UNMODELLED_TABLES):
+        return False
     return not (type_ == "index" and name in UNMODELLED_INDEXES)
 
 

@@ -105,12 +105,14 @@ class PlainReads:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Run]:
-        """One read transaction; `run(statement, values)` gives its rows as tuples."""
+    def transaction(self, *, time_limit: float | None = None) -> Iterator[Run]:
+        """One read transaction; `run(statement, values)` gives its rows as tuples. With
+        `time_limit`, its statements stop after that many seconds (regexp.TooSlow)."""
         conn = self._free.pop() if self._free else self._connect()
         try:
             self._call(conn, "BEGIN", ())
-            yield lambda statement, values: self._run(conn, statement, values)
+            with regexp.time_limit(conn, time_limit):
+                yield lambda statement, values: self._run(conn, statement, values)
         finally:
             try:
                 if conn.in_transaction:

@@ -42,6 +42,29 @@ def _sqlite(element: rare, compiler: Any, **kw: Any) -> str:
     return f"unlikely({compiler.process(element.clauses, **kw)})"
 
 
+class scarce(FunctionElement[bool]):  # a SQL function, named like one
+    """`term`, true for almost no row: an equality on a column nearly unique (SQLite's
+    `likelihood(term, 0.001)`). `rare`'s `unlikely` (1 in 16) is not enough there: with
+    statistics, SQLite took a walk of the page order, stopping after a page of 16-in-16
+    matches, for cheaper than the unique index and a sort (460 ms for an exact name
+    at 100,000 servers, against 1 ms)."""
+
+    inherit_cache = True
+
+    def __init__(self, term: ColumnElement[bool]) -> None:
+        super().__init__(term)
+
+
+@compiles(scarce)
+def _plain_scarce(element: scarce, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(scarce, "sqlite")
+def _sqlite_scarce(element: scarce, compiler: Any, **kw: Any) -> str:
+    return f"likelihood({compiler.process(element.clauses, **kw)}, 0.001)"
+
+
 class unindexed(FunctionElement[Any]):  # a SQL expression, named like a function
     """`column`, which SQLite must not search by its own index here (SQLite's unary `+`).
 

@@ -13,6 +13,10 @@ does in PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -56,3 +60,40 @@ def search(pattern: str, value: str | None) -> bool | None:
 def register_sqlite(dbapi_conn: Any) -> None:
     """Make `REGEXP` on this SQLite connection RE2's, replacing SQLAlchemy's `re` one."""
     dbapi_conn.create_function("regexp", 2, search, deterministic=True)
+
+
+# SQLite calls the progress handler every this many virtual-machine steps (tens of
+# microseconds of work): often enough to stop within a millisecond of the limit, rarely
+# enough to cost nothing measurable.
+PROGRESS_STEPS = 10_000
+
+
+class TooSlow(Exception):
+    """A statement carrying a user's pattern ran past its time limit and was stopped."""
+
+
+@contextmanager
+def time_limit(conn: sqlite3.Connection, seconds: float | None) -> Iterator[None]:
+    """Statements run on `conn` inside the block stop after `seconds` (SQLite's progress
+    handler interrupts them: TooSlow), as PostgreSQL's `statement_timeout` stops its own.
+    A pattern no index answers is tested on every row of a project, on the event loop;
+    RE2 keeps each test linear, this bounds their number. None: no limit."""
+    if seconds is None:
+        yield
+        return
+    deadline = time.monotonic() + seconds
+
+    def past() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    conn.set_progress_handler(past, PROGRESS_STEPS)
+    try:
+        yield
+    except Exception as e:  # the driver's error, or SQLAlchemy's around it
+        orig = getattr(e, "orig", e)
+        interrupted = isinstance(orig, sqlite3.OperationalError) and "interrupt" in str(orig)
+        if interrupted and time.monotonic() > deadline:
+            raise TooSlow(str(orig)) from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)

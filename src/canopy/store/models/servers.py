@@ -105,6 +105,8 @@ class Server(Retried, Base):
     __table_args__ = (
         Index("ix_servers_project_created", "project_id", "deleted", "created_at", "id"),
         Index("ix_servers_project_name", "project_id", "name", "deleted"),
+        # `?status=`: one project's rows of one status, in page order (migration 0033).
+        Index("ix_servers_project_status", "project_id", "status", "created_at", "id", "deleted"),
         Index("ix_servers_phase", "phase", "next_attempt_at"),
         Index("ix_servers_cloud_remote", "cloud", "remote_id"),
         Index("ix_servers_cloud_host", "cloud", "host"),
