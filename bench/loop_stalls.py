@@ -65,6 +65,7 @@ TARGET_MAX_MS = 100.0
 LEASES = 5  # reservation leases with future claims, beside the servers' own claims
 LIMITS = {"instances": 10_000_000, "cores": 10_000_000, "ram": 2_000_000_000}  # int32
 STATES = ("idle", "under load")
+TRACE_ENV = "CANOPY_BENCH_STALL_TRACE"  # where the child writes its stall trace
 Figures = tuple[float, float, float]  # p50, p99, max (ms)
 
 
@@ -152,11 +153,21 @@ async def seed_leases(db: Database, settings: Settings, clock: SystemClock, proj
 
 
 def _serve(data_dir: str, port: int) -> None:
-    """The child: `canopy up` as the CLI runs it."""
+    """The child: `canopy up` as the CLI runs it (with TRACE_ENV set, its stalls traced)."""
     from canopy.cli.serve import serve
 
     quiet_logs()
-    asyncio.run(serve(_settings(Path(data_dir), port), api=True, worker=True, banner=False))
+    settings = _settings(Path(data_dir), port)
+    trace = os.environ.get(TRACE_ENV)
+
+    async def traced() -> None:
+        if trace:
+            from bench.stall_trace import install
+
+            install(Path(f"{trace}.{os.getpid()}"))
+        await serve(settings, api=True, worker=True, banner=False)
+
+    asyncio.run(traced())
 
 
 def _free_port() -> int:
@@ -242,6 +253,8 @@ def one_run(
             STATES[0]: ((pct(lat, 0.5), pct(lat, 0.99), max(lat)), None)
         }
         if spec is not None:
+            if os.environ.get(TRACE_ENV) and child.pid is not None:
+                os.kill(child.pid, signal.SIGUSR1)  # the trace's idle phase ends here
             state_file = str(tmp / "sim-sim.db")
             load = dataclasses.replace(spec, servers=n, state_file=state_file)
             out[STATES[1]] = under_load(port, token, load, seconds)
@@ -315,7 +328,15 @@ def main() -> None:
     parser.add_argument("--create-rate", type=float, default=10.0)
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--read-rate", type=float, default=40.0)
+    parser.add_argument(
+        "--trace-stalls",
+        metavar="FILE",
+        help="diagnostic: each child writes the stacks holding its loop to FILE.PID.0 (idle)"
+        " and FILE.PID (under load) (bench/stall_trace.py)",
+    )
     args = parser.parse_args()
+    if args.trace_stalls:
+        os.environ[TRACE_ENV] = args.trace_stalls
     quiet_logs()
     print_machine(machine(None))
     spec = LoadSpec(
