@@ -8,8 +8,8 @@ Scenarios, each also runnable alone:
 - end_to_end      1,000 boots through the controllers  (python -m bench.end_to_end)
 - end_to_end_cpu  CPU per controller step, each alone (python -m bench.end_to_end --breakdown);
                   a diagnostic, not in the default set: `--only end_to_end_cpu` or `--all`
-- loop_stalls     /healthz of `canopy up` while sync runs, 100,000 vs 1,000 servers
-                  (python -m bench.loop_stalls)
+- loop_stalls     /healthz of `canopy up` while sync runs, idle and under load (drift, creates,
+                  page readers), 100,000 vs 1,000 servers (python -m bench.loop_stalls)
 - api_writes      creates/s, 50 HTTP clients against `canopy up` (controllers running),
                   empty project vs 100,000 servers, SQLite and PostgreSQL
                   (python -m bench.api_writes)

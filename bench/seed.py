@@ -6,11 +6,13 @@ leave a running server in: phase `steady`, status ACTIVE, observed `running`, wi
 remote id on its cloud. `seed_claims` gives each its claim (open-ended, counted, the
 cloud's counters moved by their sums), as placement leaves a running server. `seed_sim`
 writes the matching servers into a sim cloud's state file, so sync finds every row on its
-cloud (nothing is a leak, nothing is gone).
+cloud (nothing is a leak, nothing is gone). `drift` changes some of a sim's servers behind
+canopy's back, as a real cloud drifts between sync polls.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -20,8 +22,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from canopy.domain.clock import SystemClock
 from canopy.domain.states import DesiredState, Phase, RemoteState, ServerStatus
-from canopy.providers.sim.status import private_ip
+from canopy.providers.sim.status import private_ip, to_us
 from canopy.store.db import Database
 from canopy.store.models import Claim, Cloud, Flavor, Server
 
@@ -207,3 +210,35 @@ def seed_sim(path: Path, servers: list[Seeded], *, when_us: int, host: str = "h1
         return int(last) + 1
     finally:
         conn.close()
+
+
+def drift(state_file: Path, k: int, rng: random.Random) -> None:
+    """Change `k` live servers behind canopy's back: half stopped, half deleted."""
+    conn = sqlite3.connect(state_file, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        live = [
+            r[0]
+            for r in conn.execute(
+                "SELECT seq FROM servers WHERE deleted_at IS NULL AND power = 'on'"
+            ).fetchall()
+        ]
+        now = to_us_now()
+        picked = rng.sample(live, min(k, len(live)))
+        half = len(picked) // 2
+        conn.executemany(
+            "UPDATE servers SET power = 'off', transition = 'stop', transition_until = ?,"
+            " updated_at = ? WHERE seq = ?",
+            [(now, now, seq) for seq in picked[:half]],
+        )
+        conn.executemany(
+            "UPDATE servers SET deleted_at = ?, updated_at = ? WHERE seq = ?",
+            [(now, now, seq) for seq in picked[half:]],
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def to_us_now() -> int:
+    return to_us(SystemClock().now())

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -49,6 +48,7 @@ from sqlalchemy import event
 
 from bench.common import Result, machine, print_machine, quiet_logs, table
 from bench.loop_stalls import prepare
+from bench.seed import drift
 from canopy.bootstrap import open_database
 from canopy.config import Settings, load_settings
 from canopy.config_sections import ControllerSettings
@@ -57,7 +57,6 @@ from canopy.controllers.sync import SyncController
 from canopy.domain.clock import SystemClock
 from canopy.providers.base import Compute
 from canopy.providers.registry import build_drivers
-from canopy.providers.sim.status import to_us
 
 SCENARIO = "sync_cost"
 CHANGING = 0.01
@@ -136,38 +135,6 @@ def settings_for(data_dir: Path, full_every: int, deep_every: int = 12) -> Setti
             "controllers": controllers,
         },
     )
-
-
-def drift(state_file: Path, k: int, rng: random.Random) -> None:
-    """Change `k` live servers behind canopy's back: half stopped, half deleted."""
-    conn = sqlite3.connect(state_file, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        live = [
-            r[0]
-            for r in conn.execute(
-                "SELECT seq FROM servers WHERE deleted_at IS NULL AND power = 'on'"
-            ).fetchall()
-        ]
-        now = to_us_now()
-        picked = rng.sample(live, min(k, len(live)))
-        half = len(picked) // 2
-        conn.executemany(
-            "UPDATE servers SET power = 'off', transition = 'stop', transition_until = ?,"
-            " updated_at = ? WHERE seq = ?",
-            [(now, now, seq) for seq in picked[:half]],
-        )
-        conn.executemany(
-            "UPDATE servers SET deleted_at = ?, updated_at = ? WHERE seq = ?",
-            [(now, now, seq) for seq in picked[half:]],
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def to_us_now() -> int:
-    return to_us(SystemClock().now())
 
 
 async def polls(

@@ -237,9 +237,16 @@ async def reset(s: AsyncSession, project_id: str) -> None:
 
 
 async def lock_project(s: AsyncSession, project_id: str) -> None:
-    """Serialise quota-checked creates in one project (PostgreSQL; SQLite has one writer)."""
+    """Serialise quota-checked creates in one project (PostgreSQL; SQLite has one writer).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it still excludes every other create, but not the
+    key-share lock a foreign-key check takes on the project row. With FOR UPDATE, a
+    delete's transaction that had moved the counters and then inserted a row referencing
+    the project waited for a create that held the project and waited for the counters'
+    row: a deadlock, and a 500 (tests/store/test_counters_kill9.py found it)."""
     if s.get_bind().dialect.name == "postgresql":
-        await s.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+        q = select(Project.id).where(Project.id == project_id).with_for_update(key_share=True)
+        await s.execute(q)
 
 
 async def check_create(
