@@ -82,9 +82,10 @@ class Runtime:
     boots: BootTimes = field(default_factory=BootTimes)
     _installation: str | None = None
     # The controllers' fan-outs over clouds open their transactions under this
-    # (`db_slot`): at most the pool's size at once (`[database] pool_size` on PostgreSQL),
-    # half of what it holds with its overflow, so a pass over 500 clouds queues here instead of timing out in
-    # the pool, and the API and the other loops keep the rest.
+    # (`db_slot`): at most the pool's size at once (`[database] pool_size` on
+    # PostgreSQL), half of what it holds with its overflow, so a pass over 500 clouds
+    # queues here instead of timing out in the pool, and the API and the other loops keep
+    # the rest.
     _db_slots: asyncio.Semaphore | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
