@@ -52,7 +52,7 @@ from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.notifications.outbox import server_observed
 from canopy.store.events import add_event
-from canopy.store.leases import lease_job, live, release_lease
+from canopy.store.leases import When, lease_job, live, release_lease
 from canopy.store.models import Cloud, Job, Server
 from canopy.telemetry import CONTROLLER_STEPS
 
@@ -82,12 +82,43 @@ class SyncController(SyncSchedule):
         if not force and now < self._held_off.get(cloud, now):
             return False
         hurried = self._hurried(cloud, now)
-        if not force and not hurried and not await self._due(cloud, name, now):
-            return False
+        if not force and not hurried:
+            async with rt.db_slot:
+                due = await self._due(cloud, name, now)
+            if not due:
+                return False
         keeper = rt.leases(Job)
         if name in keeper:
             return False  # this worker is on it already
-        sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
+        # The passes of every cloud start at once: their transactions take turns on
+        # `db_slot` (controllers/runtime.py), their cloud calls overlap.
+        async with rt.db_slot:
+            sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
+            lease, lease_now = await self._lease(cloud, name, now, force=force, hurried=hurried)
+        if lease is None:
+            return False
+        full, since = lease
+        self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+        hold = keeper.hold(name, renewed=sent, at=lease_now)
+        listing: list[RemoteServer] = []
+        try:
+            listing = await self._pass(cloud, name, hold, since, full)
+        except LeaseLost as e:
+            log.warning("sync %s: pass abandoned: %s", cloud, e)
+            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
+        finally:
+            keeper.drop(hold)
+        # Freed at once, 100,000 listed servers held the loop for 20-30 ms: a chunk at a
+        # time, once the pass is over (its hold dropped, the job's lease released).
+        await release(listing)
+        return True
+
+    async def _lease(
+        self, cloud: str, name: str, now: datetime, *, force: bool, hurried: bool
+    ) -> tuple[tuple[bool, datetime | None] | None, When]:
+        """Lease the cloud's sync job: ((full pass?, since), lease clock reading); None if
+        another worker holds it or it is not due after all."""
+        rt = self.rt
         async with rt.db.session() as s:
             lease_now = rt.lease_now()
             job = await lease_job(
@@ -106,26 +137,13 @@ class SyncController(SyncSchedule):
                     self._not_before[cloud] = now + timedelta(
                         seconds=rt.settings.controllers.sync_seconds
                     )
-                return False
+                return None, lease_now
             self._held_off.pop(cloud, None)
             if hurried:
                 self.rt.sync_soon.served(cloud, now)  # later asks, or set meanwhile, stay
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
-        self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
-        hold = keeper.hold(name, renewed=sent, at=lease_now)
-        listing: list[RemoteServer] = []
-        try:
-            listing = await self._pass(cloud, name, hold, since, full)
-        except LeaseLost as e:
-            log.warning("sync %s: pass abandoned: %s", cloud, e)
-            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
-        finally:
-            keeper.drop(hold)
-        # Freed at once, 100,000 listed servers held the loop for 20-30 ms: a chunk at a
-        # time, once the pass is over (its hold dropped, the job's lease released).
-        await release(listing)
-        return True
+        return (full, since), lease_now
 
     async def _pass(
         self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
@@ -141,9 +159,12 @@ class SyncController(SyncSchedule):
                 zones = await rt.call(cloud, "zones", driver.zones, hold=hold)
             remote = await rt.call(cloud, "list", lambda: driver.list(since), hold=hold)
         except CloudError as e:
-            await sync_failed(rt, cloud, name, e)
+            async with rt.db_slot:
+                await sync_failed(rt, cloud, name, e)
             return []
-        leaks = await self._reconcile(cloud, name, remote, started, full, zones)
+        # The database part, under one slot: its transactions follow one another.
+        async with rt.db_slot:
+            leaks = await self._reconcile(cloud, name, remote, started, full, zones)
         if not leaks:
             return remote  # the job's lease was released with the pass's results
         try:
@@ -160,7 +181,7 @@ class SyncController(SyncSchedule):
                 except CloudError as e:
                     log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
         finally:
-            async with rt.db.session() as s:
+            async with rt.db_slot, rt.db.session() as s:
                 await release_lease(s, Job, name, rt.worker_id)
         return remote
 
