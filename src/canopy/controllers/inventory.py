@@ -116,7 +116,12 @@ class InventoryController:
         return min(60.0, self.rt.settings.controllers.inventory_seconds)
 
     async def run_once(self, *, force: bool = False) -> int:
-        """One pass over every due cloud (all of them with `force`); how many were read."""
+        """One pass over every due cloud (all of them with `force`); how many were read.
+
+        Every cloud's pass at once, so their calls to the clouds overlap; their
+        transactions take turns on `Runtime.db_slot`, so 500 clouds do not ask the pool for
+        500 connections (it times out, and leases waiting on it are lost).
+        """
         done = await asyncio.gather(
             *(self.inventory_cloud(c, force=force) for c in sorted(self.rt.drivers))
         )
@@ -129,27 +134,28 @@ class InventoryController:
         keeper = rt.leases(Job)
         if name in keeper:
             return False
-        async with rt.db.read() as s:
+        async with rt.db_slot, rt.db.read() as s:
             row = (await s.execute(select(Job.next_run_at).where(Job.name == name))).one_or_none()
         if row is not None and not force and row[0] is not None and row[0] > now:
             return False
-        sent = asyncio.get_running_loop().time()
-        async with rt.db.session() as s:
-            lease_now = rt.lease_now()
-            job = await lease_job(
-                s,
-                name=name,
-                worker=rt.worker_id,
-                now=now,
-                lease_seconds=rt.lease_seconds,
-                lease_now=lease_now,
-                force=force,
-            )
-            if job is None:
-                return False
-            # A flavor created from here on clears `next_run_at` (services/flavors.py);
-            # the pass then leaves the job due, for it may not have seen the flavor.
-            job.next_run_at = now
+        async with rt.db_slot:  # waits here for a connection, before `sent`: see Hold
+            sent = asyncio.get_running_loop().time()
+            async with rt.db.session() as s:
+                lease_now = rt.lease_now()
+                job = await lease_job(
+                    s,
+                    name=name,
+                    worker=rt.worker_id,
+                    now=now,
+                    lease_seconds=rt.lease_seconds,
+                    lease_now=lease_now,
+                    force=force,
+                )
+                if job is None:
+                    return False
+                # A flavor created from here on clears `next_run_at` (services/flavors.py);
+                # the pass then leaves the job due, for it may not have seen the flavor.
+                job.next_run_at = now
         if name in keeper:
             # Another pass over this cloud started in this worker while this one leased
             # (a wake of every loop starts the clouds loop's forced read and the inventory
@@ -191,7 +197,7 @@ class InventoryController:
     ) -> None:
         """The cloud's hosts and missing abilities on its row, if they changed."""
         listed = None if hosts is None else [asdict(h) for h in hosts]
-        async with self.rt.db.session() as s:
+        async with self.rt.db_slot, self.rt.db.session() as s:
             row = await s.get(Cloud, cloud, with_for_update=True)
             if row is not None and (row.hosts != listed or (row.abilities or {}) != lacking):
                 row.hosts = listed
@@ -213,11 +219,31 @@ class InventoryController:
         inventoried from one the cloud cannot run."""
         rt = self.rt
         now = rt.clock.now()
+        async with rt.db_slot:
+            async with rt.db.read() as s:
+                # Booted before the pass began: before the cloud was asked for its capacity.
+                own, unsure = await own_on_cloud(s, cloud, started)
+            await self._write(
+                cloud, name, now, started, capacity, offerings, sized, any_image, own, unsure
+            )
+        rt.notify("placement")  # committed: servers waiting for this cloud may fit now
+
+    async def _write(
+        self,
+        cloud: str,
+        name: str,
+        now: datetime,
+        started: datetime,
+        capacity: Capacity,
+        offerings: list[Offering],
+        sized: SizedByRequest | None,
+        any_image: bool,
+        own: Usage,
+        unsure: Usage,
+    ) -> None:
+        rt = self.rt
         config = rt.cloud_configs.get(cloud)
         flavor_map = {} if config is None else config.merged_flavor_map()
-        async with rt.db.read() as s:
-            # Booted before the pass began: before the cloud was asked for its capacity.
-            own, unsure = await own_on_cloud(s, cloud, started)
         async with rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is None or job.claimed_by != rt.worker_id:
@@ -272,14 +298,13 @@ class InventoryController:
                 job.next_run_at = now + timedelta(seconds=rt.settings.controllers.inventory_seconds)
             job.claimed_by = None
             job.claim_expires_at = None
-        rt.notify("placement")  # committed: servers waiting for this cloud may fit now
 
     async def _failed(self, cloud: str, name: str, err: CloudError) -> None:
         """Try again soon (a sync interval); the last good inventory stays in force."""
         rt = self.rt
         now = rt.clock.now()
         log.warning("inventory %s failed: %s", cloud, err)
-        async with rt.db.session() as s:
+        async with rt.db_slot, rt.db.session() as s:
             job = await s.get(Job, name, with_for_update=True)
             if job is not None and job.claimed_by == rt.worker_id:
                 job.last_error = str(err)

@@ -14,10 +14,17 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.summary import attempted, attempts_text
-from canopy.domain.placement import CloudSnapshot, Decision, GroupState, PlacementRequest
+from canopy.domain.placement import (
+    KEPT_ALTERNATES,
+    CloudSnapshot,
+    Decision,
+    GroupState,
+    PlacementRequest,
+)
 from canopy.domain.specs import Resources
 from canopy.domain.states import Phase, ServerStatus, TaskState
 from canopy.notifications.outbox import server_failed
@@ -45,6 +52,13 @@ from canopy.store.snapshots import cloud_snapshot, counted
 from canopy.telemetry import PLACEMENTS
 
 log = logging.getLogger("canopy.placement")
+
+# A cloud row's columns placement never reads: the hosts list alone is a JSON document of
+# up to thousands of hosts per cloud, decoded for each cloud on each pass. Raise, rather
+# than load lazily, if anything here ever reads them.
+UNUSED_CLOUD_COLUMNS = [
+    defer(col, raiseload=True) for col in (Cloud.hosts, Cloud.driver_settings, Cloud.credentials)
+]
 
 
 class PlacementController:
@@ -90,7 +104,12 @@ class PlacementController:
         clouds = {
             c.name: c
             for c in (
-                await s.execute(select(Cloud).order_by(Cloud.name).with_for_update())
+                await s.execute(
+                    select(Cloud)
+                    .options(*UNUSED_CLOUD_COLUMNS)
+                    .order_by(Cloud.name)
+                    .with_for_update()
+                )
             ).scalars()
         }
         snaps = await _snapshots(s, clouds, now)
@@ -181,8 +200,8 @@ class PlacementController:
                 "server_id": server.id,
                 "attempt": server.attempts,
                 "cloud": decision.cloud,
-                "alternates": decision.alternates,
-                "explanation": decision.explanation.to_dict(),
+                "alternates": decision.alternates[:KEPT_ALTERNATES],
+                "explanation": decision.stored_explanation(),
                 "reason": decision.reason,
                 "worker": self.rt.worker_id,
                 "created_at": now,

@@ -81,6 +81,12 @@ class Runtime:
     # Each cloud's recent boot times, as sync saw them.
     boots: BootTimes = field(default_factory=BootTimes)
     _installation: str | None = None
+    # The controllers' fan-outs over clouds open their transactions under this
+    # (`db_slot`): at most the pool's size at once (`[database] pool_size` on
+    # PostgreSQL), half of what it holds with its overflow, so a pass over 500 clouds
+    # queues here instead of timing out in the pool, and the API and the other loops keep
+    # the rest.
+    _db_slots: asyncio.Semaphore | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
     _keepers: dict[type[Leased], LeaseKeeper] = field(default_factory=dict)
@@ -103,6 +109,14 @@ class Runtime:
         """Now on the lease clock: a value, or SQL the database evaluates (PostgreSQL)."""
         assert self.lease_clock is not None
         return self.lease_clock.now()
+
+    @property
+    def db_slot(self) -> asyncio.Semaphore:
+        """Held around each transaction of a per-cloud fan-out (never around a cloud call:
+        a cloud slow to answer must not keep a connection)."""
+        if self._db_slots is None:
+            self._db_slots = asyncio.Semaphore(self.db.pool_size)
+        return self._db_slots
 
     def leases(self, model: type[Leased]) -> LeaseKeeper:
         """This worker's holds on the rows of `model` (one keeper per table)."""

@@ -50,7 +50,7 @@ from canopy.controllers.sync_schedule import SyncSchedule
 from canopy.controllers.sync_turns import deep_pass, end_pass, turn
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
-from canopy.store.leases import lease_job, release_lease
+from canopy.store.leases import When, lease_job, release_lease
 from canopy.store.models import Cloud, Job
 from canopy.telemetry import CONTROLLER_STEPS
 
@@ -80,12 +80,39 @@ class SyncController(SyncSchedule):
         if not force and now < self._held_off.get(cloud, now):
             return False
         hurried = self._hurried(cloud, now)
-        if not force and not hurried and not await self._due(cloud, name, now):
-            return False
+        if not force and not hurried:
+            async with rt.db_slot:
+                due = await self._due(cloud, name, now)
+            if not due:
+                return False
         keeper = rt.leases(Job)
         if name in keeper:
             return False  # this worker is on it already
-        sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
+        # The passes of every cloud start at once: their transactions take turns on
+        # `db_slot` (controllers/runtime.py), their cloud calls overlap.
+        async with rt.db_slot:
+            sent = asyncio.get_running_loop().time()  # before the lease is written: see Hold
+            lease, lease_now = await self._lease(cloud, name, now, force=force, hurried=hurried)
+        if lease is None:
+            return False
+        full, since = lease
+        self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
+        hold = keeper.hold(name, renewed=sent, at=lease_now)
+        try:
+            await self._pass(cloud, name, hold, since, full)
+        except LeaseLost as e:
+            log.warning("sync %s: pass abandoned: %s", cloud, e)
+            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
+        finally:
+            keeper.drop(hold)
+        return True
+
+    async def _lease(
+        self, cloud: str, name: str, now: datetime, *, force: bool, hurried: bool
+    ) -> tuple[tuple[bool, datetime | None] | None, When]:
+        """Lease the cloud's sync job: ((full pass?, since), lease clock reading); None if
+        another worker holds it or it is not due after all."""
+        rt = self.rt
         async with rt.db.session() as s:
             lease_now = rt.lease_now()
             job = await lease_job(
@@ -104,22 +131,13 @@ class SyncController(SyncSchedule):
                     self._not_before[cloud] = now + timedelta(
                         seconds=rt.settings.controllers.sync_seconds
                     )
-                return False
+                return None, lease_now
             self._held_off.pop(cloud, None)
             if hurried:
                 self.rt.sync_soon.served(cloud, now)  # later asks, or set meanwhile, stay
             full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
             since = None if full else job.cursor
-        self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
-        hold = keeper.hold(name, renewed=sent, at=lease_now)
-        try:
-            await self._pass(cloud, name, hold, since, full)
-        except LeaseLost as e:
-            log.warning("sync %s: pass abandoned: %s", cloud, e)
-            CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
-        finally:
-            keeper.drop(hold)
-        return True
+        return (full, since), lease_now
 
     async def _pass(
         self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
@@ -136,7 +154,8 @@ class SyncController(SyncSchedule):
             first = await pages.next()
             leaks = await self._reconcile(cloud, name, pages, first, started, full, zones)
         except CloudError as e:  # a page's call failed: the pass records nothing
-            await sync_failed(rt, cloud, name, e)
+            async with rt.db_slot:
+                await sync_failed(rt, cloud, name, e)
             return
         if not leaks:
             return  # the job's lease was released with the pass's results
@@ -154,7 +173,7 @@ class SyncController(SyncSchedule):
                 except CloudError as e:
                     log.warning("sync %s: could not delete leak %s yet: %s", cloud, rid, e)
         finally:
-            async with rt.db.session() as s:
+            async with rt.db_slot, rt.db.session() as s:
                 await release_lease(s, Job, name, rt.worker_id)
 
     async def _reconcile(
@@ -179,20 +198,23 @@ class SyncController(SyncSchedule):
         same changes again.
         """
         rt = self.rt
-        await self._held(job_name)  # no point comparing for a job another worker has
+        async with rt.db_slot:
+            await self._held(job_name)  # no point comparing for a job another worker has
         digest, deep = self._digest(cloud, full)
         marked = deep_pass(deep)  # a deep pass's slices let the API go first
         try:
             # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
-            active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
-            inst = await rt.installation_id()
+            async with rt.db_slot:
+                active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
+                inst = await rt.installation_id()
             leaks: list[str] = []
             alive: set[str] = set()  # a full listing's live remote ids, page after page
             rescheduled = False
             while page is not None:
-                more, resched = await self._reconcile_page(
-                    cloud, job_name, page, started, inst, digest, deep, active
-                )
+                async with rt.db_slot:  # the page's transactions; not the page's call
+                    more, resched = await self._reconcile_page(
+                        cloud, job_name, page, started, inst, digest, deep, active
+                    )
                 leaks += more
                 rescheduled |= resched
                 if full:
@@ -202,11 +224,13 @@ class SyncController(SyncSchedule):
             if full:
                 # Rows whose server the full list no longer shows were deleted behind our back.
                 if deep:
-                    gone = await missing(rt.db, cloud, alive, started)
+                    async with rt.db_slot:
+                        gone = await missing(rt.db, cloud, alive, started)
                 else:
                     absent = await digest.absent(alive) | (active - alive)
                     digest.forget(absent)
-                    gone = await missing_among(rt.db, cloud, absent, started)
+                    async with rt.db_slot:
+                        gone = await missing_among(rt.db, cloud, absent, started)
                 await self._all_gone(job_name, cloud, gone, alive, started, pages)
         except BaseException:
             self._digests.pop(cloud, None)  # maybe half-built: the next full pass is deep
@@ -219,7 +243,7 @@ class SyncController(SyncSchedule):
             digest.since_deep += 1
         now = rt.clock.now()
         overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
-        async with rt.db.session() as s:
+        async with rt.db_slot, rt.db.session() as s:
             job = await self._held(job_name, s)
             interval = await self._interval(s, cloud)
             job.runs += 1
@@ -245,7 +269,8 @@ class SyncController(SyncSchedule):
         self._not_before[cloud] = now + timedelta(seconds=interval)
         self._last_pass[cloud] = started
         if interval < rt.settings.controllers.sync_seconds:  # something still converges
-            await self._look_again(cloud, started)
+            async with rt.db_slot:
+                await self._look_again(cloud, started)
         if rescheduled:
             rt.notify("provisioning")  # committed: a failed boot is to be cleaned up
         return list(dict.fromkeys(leaks))  # a server on two pages is one leak
@@ -311,7 +336,7 @@ class SyncController(SyncSchedule):
         for part in slices(ids):
             if pages.count > 1:
                 alive |= await pages.still_there(part)
-            async with turn(), self.rt.db.session() as s:
+            async with turn(), self.rt.db_slot, self.rt.db.session() as s:
                 await self._held(job_name, s)
                 await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -110,18 +111,33 @@ class Explanation:
     zone: str | None = None
     zones_skipped: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, *, weighed: Sequence[str] | None = None) -> dict[str, object]:
+        """As stored and shown; with `weighed`, the weights of those clouds only, and how
+        many others were weighed (`weights_left_out`)."""
+        if weighed is None:
+            weights = {k: dict(v) for k, v in self.weights.items()}
+        else:
+            weights = {k: dict(self.weights[k]) for k in weighed if k in self.weights}
         out: dict[str, object] = {
             "filters": [
                 {"name": s.name, "before": s.before, "removed": dict(s.removed)} for s in self.steps
             ],
-            "weights": {k: dict(v) for k, v in self.weights.items()},
+            "weights": weights,
             "policy": self.policy,
         }
+        if len(weights) < len(self.weights):
+            out["weights_left_out"] = len(self.weights) - len(weights)
         if self.zone is not None or self.zones_skipped:
             out["zone"] = self.zone
             out["zones_skipped"] = dict(self.zones_skipped)
         return out
+
+
+# What a placement record keeps of a decision: the alternates that follow the choice, and
+# the weights of the choice and of those alternates (the explanation counts the others it
+# leaves out). With 500 clouds a whole decision is about 60 KB of JSON, and encoding and
+# writing it cost more than taking the decision.
+KEPT_ALTERNATES = 9
 
 
 @dataclass(slots=True)
@@ -133,6 +149,13 @@ class Decision:
     explanation: Explanation
     # When no cloud is left: True if waiting may help (capacity, spend cap), False if not.
     retryable: bool = False
+
+    def stored_explanation(self) -> dict[str, object]:
+        """The explanation a placement record keeps: the weights of the choice and of the
+        alternates it keeps (`KEPT_ALTERNATES`), not of every cloud weighed."""
+        if self.cloud is None:
+            return self.explanation.to_dict()
+        return self.explanation.to_dict(weighed=[self.cloud, *self.alternates[:KEPT_ALTERNATES]])
 
     @property
     def zone(self) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import QueuePool
 
 from canopy.store import regexp
 from canopy.store.plain_reads import PlainReads
@@ -30,11 +31,13 @@ from canopy.store.write_lock import WriteLock
 class Database:
     """Owns the engine; hands out sessions that are one transaction each."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, pool_timeout: float = 30.0
+    ) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo, "pool_timeout": pool_timeout}
         if self.is_sqlite:
             # Statements run on the event loop's thread, not in one thread per connection
             # (see store/sqlite_inline.py for why, and why that is safe).
@@ -62,6 +65,12 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(canopy_readonly=True), expire_on_commit=False
         )
+
+    @property
+    def pool_size(self) -> int:
+        """The connections the pool keeps (it may open as many again, for a while)."""
+        pool = self.engine.pool
+        return pool.size() if isinstance(pool, QueuePool) else 1
 
     @property
     def is_sqlite(self) -> bool:
