@@ -91,9 +91,14 @@ class ControllerSettings(_Strict):
     # While a cloud has servers building (or being created), sync polls it this often, so
     # a finished boot shows ACTIVE soon after; `sync_seconds` is the interval at rest.
     sync_converging_seconds: float = Field(default=0.5, gt=0.0)
-    full_sync_every: int = Field(default=12, ge=1)
-    # Every this many full passes, sync compares every listed server and every row of the
-    # cloud, and rebuilds its digest of unchanged servers (controllers/sync_digest.py);
+    # On a cloud that lists changes since a time (deletions included), sync lists
+    # everything (a healing pass) when this long has passed since the last one; a cloud
+    # without changes-since is listed fully every pass (controllers/sync_full.py).
+    full_sync_seconds: float = Field(default=300.0, gt=0.0)
+    # If set, also a healing pass every this many passes (the old rhythm; tests, bench).
+    full_sync_every: int | None = Field(default=None, ge=1)
+    # Every this many healing passes, sync compares every listed server and every row of
+    # the cloud, and rebuilds its digest of unchanged servers (controllers/sync_digest.py);
     # the full passes between compare only what changed.
     sync_deep_every: int = Field(default=12, ge=1)
     # Servers asked of a cloud per page of sync's listing: a pass holds one page of

@@ -3,7 +3,8 @@
 One worker at a time runs a cloud's sync, through a lease on its `jobs` row; its cloud calls
 (each page of the list, the deletes of leaks) are fenced on that lease like any step's.
 Each pass lists the cloud's canopy-tagged servers (changes since the last pass, with an
-overlap; everything every `full_sync_every` passes), a page at a time, and reconciles each
+overlap; everything every `full_sync_seconds`, or every pass on a cloud without
+changes-since: controllers/sync_full.py), a page at a time, and reconciles each
 page with the rows before it asks for the next (controllers/sync_pages.py):
 
 - a remote server whose row is gone, deleted, or placed on another cloud is a leak: delete it;
@@ -14,7 +15,7 @@ page with the rows before it asks for the next (controllers/sync_pages.py):
 A remote server without a canopy id is not canopy's and is never touched, whatever a
 driver's list returns: sync deletes only what canopy created. Nor is one tagged by another
 installation (sharing the account); and a server with no row is a leak only if it carries
-this installation's tag (controllers/sync_read.py). A full pass also asks the
+this installation's tag (controllers/sync_read.py). A healing pass also asks the
 cloud for its zones, and every pass records the driver's abilities, on the cloud's row,
 where placement and the API read them (the API never calls a cloud). A pass whose list
 succeeds marks the cloud healthy: it is the probe that ends an outage, credentials refused
@@ -42,6 +43,7 @@ from canopy.controllers.sync_digest import (
     missing_among,
     release,
 )
+from canopy.controllers.sync_full import heal_due, lists_changes
 from canopy.controllers.sync_gone import rows_gone
 from canopy.controllers.sync_observe import observe
 from canopy.controllers.sync_pages import Pages
@@ -64,6 +66,8 @@ class SyncController(SyncSchedule):
         super().__init__(rt)
         # Each cloud's digest of unchanged servers (controllers/sync_digest.py).
         self._digests: dict[str, Digest] = {}
+        # When each cloud's last healing pass began (controllers/sync_full.py).
+        self._healed: dict[str, datetime] = {}
 
     async def run_once(self, *, force: bool = False) -> int:
         done = 0
@@ -95,11 +99,11 @@ class SyncController(SyncSchedule):
             lease, lease_now = await self._lease(cloud, name, now, force=force, hurried=hurried)
         if lease is None:
             return False
-        full, since = lease
+        full, since, heal = lease
         self._not_before[cloud] = now + timedelta(seconds=rt.settings.controllers.sync_seconds)
         hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:
-            await self._pass(cloud, name, hold, since, full)
+            await self._pass(cloud, name, hold, since, full, heal)
         except LeaseLost as e:
             log.warning("sync %s: pass abandoned: %s", cloud, e)
             CONTROLLER_STEPS.labels(controller="sync", outcome="lease_lost").inc()
@@ -109,8 +113,8 @@ class SyncController(SyncSchedule):
 
     async def _lease(
         self, cloud: str, name: str, now: datetime, *, force: bool, hurried: bool
-    ) -> tuple[tuple[bool, datetime | None] | None, When]:
-        """Lease the cloud's sync job: ((full pass?, since), lease clock reading); None if
+    ) -> tuple[tuple[bool, datetime | None, bool] | None, When]:
+        """Lease the cloud's sync job: ((full listing?, since, healing listing?), lease clock reading); None if
         another worker holds it or it is not due after all."""
         rt = self.rt
         async with rt.db.session() as s:
@@ -135,12 +139,13 @@ class SyncController(SyncSchedule):
             self._held_off.pop(cloud, None)
             if hurried:
                 self.rt.sync_soon.served(cloud, now)  # later asks, or set meanwhile, stay
-            full = job.cursor is None or job.runs % rt.settings.controllers.full_sync_every == 0
+            heal = self._heal_due(cloud, job, now)
+            full = heal or not lists_changes(rt.driver(cloud))
             since = None if full else job.cursor
-        return (full, since), lease_now
+        return (full, since, heal), lease_now
 
     async def _pass(
-        self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool
+        self, cloud: str, name: str, hold: Hold, since: datetime | None, full: bool, heal: bool
     ) -> None:
         """List, reconcile and delete leaks, every call fenced on the job's lease."""
         rt = self.rt
@@ -148,11 +153,13 @@ class SyncController(SyncSchedule):
         started = rt.clock.now()
         zones: list[str] | None = None
         try:
-            if full:
+            if heal:
                 zones = await rt.call(cloud, "zones", driver.zones, hold=hold)
             pages = Pages(rt, cloud, hold, since)
             first = await pages.next()
-            leaks = await self._reconcile(cloud, name, pages, first, started, full, zones)
+            leaks = await self._reconcile(
+                cloud, name, pages, first, started, full, zones, heal=heal
+            )
         except CloudError as e:  # a page's call failed: the pass records nothing
             async with rt.db_slot:
                 await sync_failed(rt, cloud, name, e)
@@ -185,6 +192,8 @@ class SyncController(SyncSchedule):
         started: datetime,
         full: bool,
         zones: list[str] | None = None,
+        *,
+        heal: bool | None = None,
     ) -> list[str]:
         """Record what the listing changed; return the remote ids of leaks to delete.
 
@@ -198,9 +207,10 @@ class SyncController(SyncSchedule):
         same changes again.
         """
         rt = self.rt
+        heal = full if heal is None else heal
         async with rt.db_slot:
             await self._held(job_name)  # no point comparing for a job another worker has
-        digest, deep = self._digest(cloud, full)
+        digest, deep = self._digest(cloud, full, heal)
         marked = deep_pass(deep)  # a deep pass's slices let the API go first
         try:
             # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
@@ -239,7 +249,7 @@ class SyncController(SyncSchedule):
             end_pass(marked)
         if deep:
             digest.complete, digest.since_deep = True, 0
-        elif full:
+        elif heal:
             digest.since_deep += 1
         now = rt.clock.now()
         overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
@@ -268,6 +278,8 @@ class SyncController(SyncSchedule):
                     c.abilities = lacking
         self._not_before[cloud] = now + timedelta(seconds=interval)
         self._last_pass[cloud] = started
+        if heal:
+            self._healed[cloud] = started
         if interval < rt.settings.controllers.sync_seconds:  # something still converges
             async with rt.db_slot:
                 await self._look_again(cloud, started)
@@ -293,7 +305,7 @@ class SyncController(SyncSchedule):
         seen = await compare(rt.db, cloud, listed, started, inst, digest)
         leaks = seen.leaks
         rescheduled = False
-        for part in slices(seen.busy):
+        for part in slices(seen.busy, writes=True):
             # The turn first, then the write lock (controllers/sync_turns.py).
             async with turn(), rt.db.session() as s:
                 await self._held(job_name, s)
@@ -313,11 +325,12 @@ class SyncController(SyncSchedule):
             if at is not None:
                 rt.sync_soon.ask(cloud, at)
 
-    def _digest(self, cloud: str, full: bool) -> tuple[Digest, bool]:
-        """The cloud's digest, and whether this pass is a deep one (which rebuilds it)."""
+    def _digest(self, cloud: str, full: bool, heal: bool) -> tuple[Digest, bool]:
+        """The cloud's digest, and whether this pass is a deep one (which rebuilds it):
+        one healing pass in `sync_deep_every` is (controllers/sync_full.py)."""
         digest = self._digests.get(cloud)
         if digest is None or (
-            full and digest.deep_due(self.rt.settings.controllers.sync_deep_every)
+            heal and digest.deep_due(self.rt.settings.controllers.sync_deep_every)
         ):
             digest = self._digests[cloud] = Digest()
         return digest, full and not digest.complete
@@ -333,12 +346,16 @@ class SyncController(SyncSchedule):
     ) -> None:
         """Rows `ids` lost their servers (not in `alive`): checked again under lock, and,
         after a listing of several pages, with the cloud (controllers/sync_pages.py)."""
-        for part in slices(ids):
+        for part in slices(ids, writes=True):
             if pages.count > 1:
                 alive |= await pages.still_there(part)
             async with turn(), self.rt.db_slot, self.rt.db.session() as s:
                 await self._held(job_name, s)
                 await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
+
+    def _heal_due(self, cloud: str, job: Job, now: datetime) -> bool:
+        """Whether this pass of `cloud` is a healing one (controllers/sync_full.py)."""
+        return heal_due(self.rt.settings.controllers, job, self._healed.get(cloud), now)
 
     async def _held(self, job_name: str, s: AsyncSession | None = None) -> Job:
         """The job, locked in `s` (else read), if this worker holds it; else LeaseLost.

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.sync_gone import lock_rows, server_gone
+from canopy.controllers.sync_gone import lock_rows, servers_gone
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
 from canopy.notifications.outbox import server_observed
@@ -50,6 +50,7 @@ async def observe(
     # Locked; a row someone else holds is left for the next pass.
     rows = {r.id: r for r in await lock_rows(s, Server.id.in_(ids))} if ids else {}
     leaks: list[str] = []
+    gone: list[Server] = []  # written together, after the loop (controllers/sync_gone.py)
     rescheduled = False
     for r in part:
         row = rows.get(r.canopy_id) if r.canopy_id else None
@@ -57,7 +58,7 @@ async def observe(
             continue  # busy elsewhere (or gone since the read): next pass
         if r.state == RemoteState.DELETED:
             if row.cloud == cloud and row.remote_id == r.remote_id:
-                await server_gone(s, row, started, now)
+                gone.append(row)
             continue
         if row.deleted or row.cloud != cloud:
             leaks.append(r.remote_id)
@@ -91,4 +92,5 @@ async def observe(
             if changed:
                 row.updated_at = now
             rescheduled |= row.phase == Phase.RESCHEDULE
+    await servers_gone(s, gone, started, now)
     return leaks, rescheduled

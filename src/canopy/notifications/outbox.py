@@ -125,6 +125,23 @@ def server_failed(s: AsyncSession, server: Server, now: datetime) -> None:
     server_changed(s, kind, server, now)
 
 
+async def servers_failed(s: AsyncSession, servers: list[Server], now: datetime) -> None:
+    """`server_failed` for many servers at once: one INSERT of their events, in list order."""
+    if not servers:
+        return
+    rows = [
+        values(
+            events.SERVER_CREATE_ERROR if server.launched_at is None else events.SERVER_UPDATE,
+            events.server_subject(server.id),
+            server.project_id,
+            events.server_payload(server),
+            at=now,
+        )
+        for server in servers
+    ]
+    await s.execute(insert(OutboxEvent), rows)
+
+
 # What `controllers.observe.apply_observation` says changed -> the event it is.
 _OBSERVED = {
     "active": events.SERVER_CREATE_END,

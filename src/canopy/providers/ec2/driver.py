@@ -74,6 +74,8 @@ class Ec2Compute:
                 Ability.HOSTS: "EC2 does not expose the physical hosts behind its instances",
                 Ability.EXACT_FLAVORS: "EC2's instance types are fixed: a flavor runs as its "
                 "mapped type, or the cheapest that fits",
+                Ability.CHANGES_SINCE: "EC2 has no changes-since: every pass lists every "
+                "canopy instance",
             }
         )
         self.prices = prices or shipped()
