@@ -114,8 +114,8 @@ class SyncController(SyncSchedule):
     async def _lease(
         self, cloud: str, name: str, now: datetime, *, force: bool, hurried: bool
     ) -> tuple[tuple[bool, datetime | None, bool] | None, When]:
-        """Lease the cloud's sync job: ((full listing?, since, healing listing?), lease clock reading); None if
-        another worker holds it or it is not due after all."""
+        """Lease the cloud's sync job: ((full listing?, since, healing listing?), the lease
+        clock's reading); None if another worker holds it or it is not due after all."""
         rt = self.rt
         async with rt.db.session() as s:
             lease_now = rt.lease_now()
