@@ -139,9 +139,11 @@ class OrchestrationController:
                 try:
                     async with rt.db.session() as s:
                         await self._step(s, stack_id)
-                except Exception:
-                    # Rolled back; the lease runs out and a later pass repeats the step.
+                except Exception as e:
+                    # Rolled back; the lease runs out and a later pass repeats the step,
+                    # until the stack's deadline: then it fails, whatever went wrong.
                     log.exception("stack %s: step failed", stack_id)
+                    await self._failed_step(stack_id, e)
             total += len(ids)
             if len(ids) < batch:
                 break
@@ -155,6 +157,36 @@ class OrchestrationController:
         self.next_due_at = await s.scalar(
             select(func.min(Stack.next_attempt_at)).where(Stack.status == Status.IN_PROGRESS)
         )
+
+    async def _failed_step(self, stack_id: str, error: Exception) -> None:
+        """After a step that raised (and rolled back): past its deadline, the stack fails
+        (and rolls back if it may), as a timeout does, with the error's kind as the reason.
+        A step that keeps failing thus ends with the stack's timeout, never IN_PROGRESS
+        forever."""
+        now = self.rt.clock.now()
+        try:
+            async with self.rt.db.session() as s:
+                stack = await s.scalar(select(Stack).where(Stack.id == stack_id).with_for_update())
+                if stack is None or stack.status != Status.IN_PROGRESS:
+                    return
+                minutes, deadline = action_deadline(stack, self.rt)
+                if now < deadline:
+                    return
+                hold_events(s)
+                reason = f"Timed out after {minutes} minutes (the last step failed: "
+                reason += f"{type(error).__name__})"
+                action = Action(stack.action)
+                await stop_all(s, stack, now, f"{action.value} aborted: the stack failed")
+                previous = stack.previous
+                _finish(s, stack, Status.FAILED, reason, now)
+                stack.claimed_by = None
+                stack.claim_expires_at = None
+                if not stack.disable_rollback and can_roll_back(action, previous):
+                    stack.previous = previous
+                    await start_rollback(s, stack, now, f"{action.value} aborted: rolling back")
+                await write_events(s, stop=True)
+        except Exception:
+            log.exception("stack %s: could not fail it at its deadline", stack_id)
 
     def _bind(self, stack: Stack) -> BoundTemplate:
         key = (stack.id, stack.generation)
@@ -226,8 +258,7 @@ async def _step_stack(
         walk.adopting = stack.adopt_data or {}
     await prefetch(walk.step, rows)
     out = await _walk(walk, stack, action, bind)
-    minutes = stack.timeout_mins or rt.settings.orchestration.stack_action_timeout_minutes
-    deadline = stack.action_started_at + timedelta(minutes=minutes)
+    minutes, deadline = action_deadline(stack, rt)
     if out.failure is None and not out.done and now >= deadline:
         out.failure = f"Timed out after {minutes} minutes"
     if out.failure is not None:
@@ -249,6 +280,12 @@ async def _step_stack(
     else:
         stack.next_attempt_at = deadline if out.until is None else min(out.until, deadline)
     return out
+
+
+def action_deadline(stack: Stack, rt: Runtime) -> tuple[int, datetime]:
+    """The stack's action's time limit in minutes, and when it ends."""
+    minutes = stack.timeout_mins or rt.settings.orchestration.stack_action_timeout_minutes
+    return minutes, stack.action_started_at + timedelta(minutes=minutes)
 
 
 async def _walk(

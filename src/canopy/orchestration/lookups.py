@@ -1,4 +1,8 @@
-"""What exists, read once per request for validation: flavors, images, keypairs, zones."""
+"""What exists, read once per request for validation: flavors, images, keypairs, zones.
+
+Only what the caller could name: the flavors and images its project can see (as the Nova
+and Glance APIs answer it), the keypairs of its user. Another project's private image is
+refused as a missing one is, with the same words, so validation reveals nothing of it."""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from canopy.domain.context import RequestContext
 from canopy.orchestration.resources.base import Lookups
 from canopy.orchestration.template import ConstraintCheck
 from canopy.services import flavors as flavor_service
+from canopy.services import images as image_service
 from canopy.store.models import Cloud, Flavor, Image, Keypair, Lease, Reservation
 
 
 async def read_lookups(s: AsyncSession, ctx: RequestContext) -> Lookups:
     flavors = (await s.execute(_visible_flavors(ctx))).all()
-    images = (await s.execute(select(Image.id, Image.name))).all()
+    images = (await s.execute(select(Image.id, Image.name).where(image_service.visible(ctx)))).all()
     keys = await s.scalars(select(Keypair.name).where(Keypair.user_id == ctx.user_id))
     zones = await s.scalars(select(Cloud.name).where(Cloud.enabled.is_(True)))
     return Lookups(

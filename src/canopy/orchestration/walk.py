@@ -23,7 +23,6 @@ from datetime import datetime
 from graphlib import TopologicalSorter
 from typing import Any
 
-from canopy.domain.errors import InvalidRequest
 from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.abandoning import forget_row
 from canopy.orchestration.events import resource_event, write_events
@@ -42,7 +41,8 @@ from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
 from canopy.orchestration.rows import build, write_rows
 from canopy.orchestration.states import Action, Desired, Status
-from canopy.orchestration.template import BoundTemplate, ResourceDefinition, TemplateError
+from canopy.orchestration.step_errors import fails, guarded, reason
+from canopy.orchestration.template import BoundTemplate, ResourceDefinition
 from canopy.store.models import StackResource
 
 
@@ -144,7 +144,7 @@ class Walk:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
             kind = row_type(row.type)
-            return self.record(row, await kind.check(self.step, row))
+            return self.record(row, await guarded(kind.check(self.step, row), row.name))
         if (
             row is not None
             and row.type == d.type
@@ -160,11 +160,13 @@ class Walk:
             raw = bound.resolve(d.properties, ctx)
             props = dict(raw or {}) if kind.open_properties else typed(d.name, kind.properties, raw)
             policy = update_policy.resolved(d, lambda v: bound.resolve(v, ctx))
-        except (TemplateError, InvalidRequest) as e:
+        except Exception as e:  # a TemplateError, or one no check foresaw (step_errors.py)
+            if not fails(e):
+                raise
             if row is not None and row.generation != generation:
                 row.desired = Desired.ABSENT  # the old one goes; the new one never came
                 self.changed()
-            return Progress.failure(str(e))
+            return Progress.failure(reason(e, d.name))
         requires = sorted(d.depends_on)
         # A group that failed is repaired by an update in place (its failed members are
         # replaced), as Heat updates a failed nested stack, rather than replaced whole.
@@ -194,7 +196,7 @@ class Walk:
             self.begin(row, Action.UPDATE, "state changed")
             out.started += 1
             update_policy.keep_policy(row, policy)
-            return self.record(row, await kind.update(self.step, row, props))
+            return self.record(row, await guarded(kind.update(self.step, row, props), d.name))
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
@@ -204,12 +206,13 @@ class Walk:
         out.started += 1
         if self.adopting is not None:
             self.begin(new, Action.ADOPT, "state changed")
-            return self.record(new, await adopt(self.step, new, self.adopting.get(d.name)))
+            adopted = adopt(self.step, new, self.adopting.get(d.name))
+            return self.record(new, await guarded(adopted, d.name))
         self.begin(new, Action.CREATE, "state changed")
         if bulk is not None:
             self._queued.setdefault(kind.name, (bulk, []))[1].append(new)
             return Progress()  # started with the others of its type, after this round
-        return self.record(new, await kind.create(self.step, new))
+        return self.record(new, await guarded(kind.create(self.step, new), d.name))
 
     async def _external(
         self, bound: BoundTemplate, d: ResourceDefinition, row: StackResource | None,
@@ -234,7 +237,8 @@ class Walk:
         new = self._new_row(d, kind, {}, [], generation)
         self.begin(new, Action.CREATE, "state changed")
         out.started += 1
-        return self.record(new, await external.adopt(self.step, kind, new, d.external_id))
+        taken = external.adopt(self.step, kind, new, d.external_id)
+        return self.record(new, await guarded(taken, d.name))
 
     async def _create_queued(self) -> dict[str, Progress]:
         """Create the resources queued in this round, each type's together."""
@@ -250,7 +254,14 @@ class Walk:
                 await write_rows(self.step.session, rows)
                 done.append(True)
 
-            made = await kind.create_many(self.step, rows, write)
+            try:
+                made = await kind.create_many(self.step, rows, write)
+            except Exception as e:  # each of them fails (step_errors.py)
+                if not fails(e):
+                    raise
+                if not written:
+                    await write()
+                made = [Progress.failure(reason(e, rows[0].name))] * len(rows)
             if written != [True]:
                 raise RuntimeError(f"{type(kind).__name__}.create_many must call `before` once")
             for row, progress in zip(rows, made, strict=True):
@@ -354,13 +365,13 @@ class Walk:
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            return self.record(row, await kind.check(self.step, row))
+            return self.record(row, await guarded(kind.check(self.step, row), row.name))
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
         if external.external_id(row) is not None or deletion_policy.retained(row):
             await forget_row(self.step.session, row, self.now)  # its members, its child
             return self.record(row, Progress.complete())  # not (or no longer) the stack's
-        return self.record(row, await kind.delete(self.step, row))
+        return self.record(row, await guarded(kind.delete(self.step, row), row.name))
 
     # Recording --------------------------------------------------------------------------
 

@@ -32,13 +32,13 @@ from canopy.domain.errors import Conflict, InvalidRequest, QuotaError
 from canopy.reservations.capacity import shortfall
 from canopy.reservations.dates import format_date
 from canopy.reservations.requests import ServerRequest
+from canopy.services import images as image_service
 from canopy.services.server_create import CreateServer
 from canopy.services.servers import ServerService
 from canopy.store.claims import claim_row, peak_usage
 from canopy.store.models import (
     Claim,
     Cloud,
-    Image,
     Keypair,
     Lease,
     LeaseServer,
@@ -100,12 +100,12 @@ async def carry(
     }
     rows: list[LeaseServer] = []
     for w in wanted:
-        image = await s.get(Image, w.image)
+        try:
+            image = await image_service.find(s, ctx, w.image)
+        except InvalidRequest:
+            image = None  # ambiguous
         if image is None:
-            matches = list((await s.execute(select(Image).where(Image.name == w.image))).scalars())
-            if len(matches) != 1:
-                raise InvalidRequest(f"Lease server {w.name!r}: image {w.image!r} not found.")
-            image = matches[0]
+            raise InvalidRequest(f"Lease server {w.name!r}: image {w.image!r} not found.")
         if w.key_name is not None:
             key = await s.scalar(
                 select(Keypair.id).where(Keypair.user_id == ctx.user_id, Keypair.name == w.key_name)

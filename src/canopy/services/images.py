@@ -65,7 +65,9 @@ def could_be_id(value: str) -> bool:
     return 0 < len(value) <= 64 and "\x00" not in value
 
 
-def _visible(ctx: RequestContext) -> ColumnElement[bool]:
+def visible(ctx: RequestContext) -> ColumnElement[bool]:
+    """The images the caller can see and name: public and community ones, its project's own
+    (private or shared: canopy keeps no image members), and every one for a cloud admin."""
     if ctx.is_cloud_admin:
         return Image.id.is_not(None)
     return or_(Image.visibility.in_(("public", "community")), Image.owner == ctx.project_id)
@@ -89,11 +91,27 @@ async def get(s: AsyncSession, ctx: RequestContext, image_id: str) -> Image:
     return img
 
 
+async def find(s: AsyncSession, ctx: RequestContext, ref: str) -> Image | None:
+    """The image `ref` names for a boot (its id, else its name), among the images the caller
+    can see: another project's private image is not found, exactly as a missing one is.
+    InvalidRequest when the name is ambiguous."""
+    if could_be_id(ref):
+        image = await s.scalar(select(Image).where(Image.id == ref, visible(ctx)))
+        if image is not None:
+            return image
+    matches = list(
+        (await s.execute(select(Image).where(Image.name == ref, visible(ctx)).limit(2))).scalars()
+    )
+    if len(matches) > 1:
+        raise InvalidRequest(f"More than one image is named {ref}; use its id.")
+    return matches[0] if matches else None
+
+
 async def search(s: AsyncSession, ctx: RequestContext, q: ImageQuery) -> list[Image]:
     """One page of images matching `q`, in its sort order, after `q.marker`."""
     if q.nothing or q.limit == 0:
         return []
-    conds: list[ColumnElement[bool]] = [_visible(ctx), Image.status != "killed", *q.where]
+    conds: list[ColumnElement[bool]] = [visible(ctx), Image.status != "killed", *q.where]
     if q.visibility is None:
         conds.append(_default_listing(ctx))
     elif q.visibility != "all":

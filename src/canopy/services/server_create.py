@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,7 @@ from canopy.domain.states import DesiredState, Phase, ServerStatus, TaskState
 from canopy.reservations import host_use
 from canopy.reservations.using import check_boot
 from canopy.services import flavors as flavor_lookup
+from canopy.services import images as image_service
 from canopy.services import quotas
 from canopy.services.server_input import check_metadata_keys, check_scheduler_hints
 from canopy.services.server_scope import ServerScope
@@ -74,7 +75,7 @@ class Found:
         if req.image:
             image = self._images.get(req.image)
             if image is None:
-                image = await _find_image(self.s, req.image)
+                image = await image_service.find(self.s, self.ctx, req.image)
                 if image is None:
                     raise InvalidRequest(f"Image {req.image} could not be found.")
                 self._images[req.image] = image
@@ -261,16 +262,6 @@ def _vanished_flavor(
         if group and (key is None or group[0].flavor_id == key.group(1)):
             return InvalidRequest(f"Flavor {req.flavor} could not be found.")
     return None
-
-
-async def _find_image(s: AsyncSession, ref: str) -> Image | None:
-    image = await s.get(Image, ref)
-    if image is None:
-        matches = list((await s.execute(select(Image).where(Image.name == ref))).scalars())
-        if len(matches) > 1:
-            raise InvalidRequest(f"More than one image is named {ref}; use its id.")
-        image = matches[0] if matches else None
-    return image
 
 
 def _validate_name(name: str) -> None:

@@ -23,11 +23,19 @@ SORT_KEYS = {
     "updated_at": Stack.updated_at,
 }
 MAX_LIMIT = 1000
-_TRUE = ("true", "1", "yes", "on")
 
 
 def _flag(q: QueryParams, key: str) -> bool:
-    return q.get(key, "").lower() in _TRUE
+    """A boolean query parameter as Heat reads it (param_utils.extract_bool): absent is
+    false; present, it must be true or false (any case), or the request is a 400."""
+    if key not in q:
+        return False
+    value = q[key]
+    if value.lower() not in ("true", "false"):
+        raise InvalidRequest(
+            f'Unrecognized value "{value[:255]}" for "{key}", acceptable values are: true, false.'
+        )
+    return value.lower() == "true"
 
 
 def _status_filter(values: list[str]) -> ColumnElement[bool]:
@@ -52,6 +60,9 @@ async def list_query(s: AsyncSession, ctx: RequestContext, q: QueryParams) -> li
         query = query.where(Stack.deleted.is_(False))
     if not _flag(q, "show_nested"):
         query = query.where(Stack.owner_id.is_(None))  # Heat lists nested stacks on request
+    _flag(q, "show_hidden")  # checked as Heat checks it; canopy hides no stacks
+    if q.get("with_count"):
+        _flag(q, "with_count")
     names = q.getlist("stack_name") + q.getlist("name")
     if names:
         query = query.where(Stack.name.in_(names))

@@ -23,6 +23,7 @@ from canopy.api.orchestration.listing import list_query
 from canopy.api.orchestration.placement_view import placement_summary
 from canopy.api.orchestration.views import stack_detail, stack_summary
 from canopy.domain.context import RequestContext
+from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.outputs import bound_of, outputs, shown_parameters
 from canopy.orchestration.resolving import NothingLive
 from canopy.orchestration.service import parse_request
@@ -66,7 +67,9 @@ async def list_stacks(
 async def preview_stack(
     request: Request, body: AnyBody, ctx: ScopeDep, s: ReadSessionDep, svc: ServiceDep
 ) -> dict[str, Any]:
-    name = body.get("stack_name") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or "stack_name" not in body:
+        raise InvalidRequest("No stack name specified")  # Heat's preview needs one too
+    name = body["stack_name"]
     req = parse_request(body, template_required=True)
     identity = StackIdentity(
         str(name or "preview"), "None", ctx.project_id, svc.settings.identity.region

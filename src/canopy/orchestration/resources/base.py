@@ -32,6 +32,9 @@ class Prop:
     default: Any = None
     update_allowed: bool = False
     allowed: tuple[Any, ...] = ()
+    # A string property that refuses a map or a list (as Heat refuses it for every string
+    # property) instead of taking it as JSON text.
+    strict: bool = False
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -37,7 +37,7 @@ class Ec2Instance(ServerBase):
         "InstanceType": Prop("string", "Flavor name or id.", required=True),
         "KeyName": Prop("string", "Name of a keypair of the stack's user."),
         "AvailabilityZone": Prop("string", "A cloud's name: pins the instance there."),
-        "UserData": Prop("string", "User data, passed as it is."),
+        "UserData": Prop("string", "User data, passed as it is.", strict=True),
         "Tags": Prop(
             "list",
             "Tags ({Key, Value}), set as server metadata; changed in place, in canopy's "

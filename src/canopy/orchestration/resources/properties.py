@@ -58,6 +58,8 @@ def _convert(where: str, prop: Prop, value: Any) -> Any:
             elif isinstance(value, int | float):
                 value = str(value)
             elif isinstance(value, Mapping | list):
+                if prop.strict:
+                    raise ValueError
                 value = json.dumps(value)
             if not isinstance(value, str):
                 raise ValueError

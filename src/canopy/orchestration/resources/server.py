@@ -48,6 +48,7 @@ class NovaServer(ServerBase):
             "User data, or (RAW, SOFTWARE_CONFIG) the id of a software config. A change "
             "replaces the server, or is ignored (user_data_update_policy).",
             update_allowed=True,
+            strict=True,
         ),
         "user_data_update_policy": Prop(
             "string",

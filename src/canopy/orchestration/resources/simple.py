@@ -4,6 +4,7 @@ waits end at a time on the injected clock)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 from collections.abc import Mapping
@@ -67,8 +68,64 @@ class Value(_Local):
     }
     attributes = {"value": "The value of the value property."}
 
+    def validate(self, props: Mapping[str, Any], known: Lookups) -> None:
+        _check_typed(props)
+
+    async def create(self, step: Step, res: StackResource) -> Progress:
+        try:
+            _check_typed(res.properties)
+        except InvalidRequest as e:
+            return Progress.failure(f"Property error: properties: {e}")
+        return await super().create(step, res)
+
+    async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        try:
+            _check_typed(new)
+        except InvalidRequest as e:
+            return Progress.failure(f"Property error: properties: {e}")
+        return await super().update(step, res, new)
+
     def outputs(self, props: Mapping[str, Any]) -> dict[str, Any]:
         return {"value": props.get("value")}
+
+
+def _check_typed(props: Mapping[str, Any]) -> None:
+    """Heat checks a Value's value against its `type` (the value property takes that type's
+    schema): what cannot be of that type is refused (InvalidRequest). The value is kept as
+    it was given."""
+    kind, value = props.get("type"), props.get("value")
+    if kind is None or value is None:  # untyped, or not known yet (validation)
+        return
+    if kind == "string":
+        ok = isinstance(value, str | int)  # a boolean or an integer reads as text
+    elif kind == "number":
+        ok = _is_number(value)
+    elif kind == "boolean":
+        ok = isinstance(value, bool) or (
+            isinstance(value, str) and value.lower() in ("true", "false")
+        )
+    elif kind == "comma_delimited_list":
+        ok = isinstance(value, list | str)
+    else:  # json
+        ok = isinstance(value, Mapping)
+    if not ok:
+        shown = json.dumps(value, default=repr)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        raise InvalidRequest(f"value: Value {shown} is not a valid {kind}.")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 class NoneResource(_Local):

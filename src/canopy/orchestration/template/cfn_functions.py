@@ -128,7 +128,7 @@ class FindInMap(Function):
         if not isinstance(mapping, Mapping):
             raise self.error(f"no mapping named {name!r}")
         entry = mapping.get(key) if isinstance(key, str) else None
-        if not isinstance(entry, Mapping) or second not in entry:
+        if not isinstance(entry, Mapping) or not isinstance(second, str) or second not in entry:
             raise self.error(f"mapping {name!r} has no value at [{key!r}, {second!r}]")
         return entry[second]
 
@@ -169,7 +169,7 @@ class Select(Function):
         if isinstance(collection, list):
             try:
                 position = int(index)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise self.error("the index into a list must be an integer") from None
             return collection[position] if 0 <= position < len(collection) else ""
         raise self.error("the collection must be a list or a map")

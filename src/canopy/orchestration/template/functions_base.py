@@ -9,6 +9,7 @@ node holding its parsed arguments; the engine treats nodes as opaque and asks
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any, ClassVar, Protocol
 from canopy.orchestration.template import limits
 from canopy.orchestration.template.errors import TemplateError, join_path
 from canopy.orchestration.template.model import ResolveContext, StackIdentity
+
+log = logging.getLogger("canopy.orchestration")
 
 OMIT: Any = Ellipsis
 """What `if` without a false branch yields when false: the enclosing item is dropped."""
@@ -218,13 +221,25 @@ class Evaluator:
     def resolve(self, value: Any) -> Any:
         """`value` with every function evaluated (an omitted `if` drops its item)."""
         if isinstance(value, Function):
-            return value.result(self)
+            return self.call(value)
         if isinstance(value, Mapping):
             out = {k: self.resolve(v) for k, v in value.items()}
             return {k: v for k, v in out.items() if v is not OMIT}
         if isinstance(value, list):
             return [r for r in (self.resolve(v) for v in value) if r is not OMIT]
         return value
+
+    def call(self, fn: Function) -> Any:
+        """`fn`'s result. Arguments of a type no check foresaw (a function's bug) fail as
+        the template's error at the call, never as an exception the engine cannot place: a
+        400 when a stack is validated, the resource's failure when it is created."""
+        try:
+            return fn.result(self)
+        except TemplateError:
+            raise
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as e:
+            log.warning("%s: unexpected error in %s", fn.path, fn.name, exc_info=True)
+            raise fn.error(f"invalid arguments ({type(e).__name__}: {e})") from e
 
     def charge(self, units: int, path: str) -> None:
         """Count `units` of output (characters, elements); refuse past the budget."""
@@ -243,7 +258,7 @@ class Evaluator:
         if isinstance(expr, str):
             return self.conditions.value(expr, path)
         if isinstance(expr, Function):
-            value = expr.result(self)
+            value = self.call(expr)
             if not isinstance(value, bool):
                 raise TemplateError(f"a condition must be a boolean, not {value!r}", path)
             return value

@@ -165,7 +165,7 @@ class StrSplit(Function):
             return parts
         try:
             index = int(args[2])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self.error(f"the index {args[2]!r} is not an integer") from None
         if not 0 <= index < len(parts):
             raise self.error(f"the index {index} is not between 0 and {len(parts) - 1}")
@@ -218,11 +218,16 @@ class MapReplace(Function):
             raise self.error("the replacements may only have 'keys' and 'values'")
         new_keys = _map_or_none(spec.get("keys"), self, "'keys' and 'values'")
         new_values = _map_or_none(spec.get("values"), self, "'keys' and 'values'")
-        out: dict[str, Any] = {}
+        out: dict[Any, Any] = {}  # a key may be renamed to a number, as in Heat
         for key, value in source.items():
             target = new_keys.get(key)
             if target is None:
                 target = key
+            elif not isinstance(target, str | int | float | bool):
+                raise self.error(
+                    f"the replacement of key {key!r} must be a string, not "
+                    f"{json.dumps(target, default=repr)[:200]}"
+                )
             elif target in source and target != key:
                 raise self.error(f"key replacement {target!r} collides with a key in the input map")
             elif target in out:
@@ -282,7 +287,7 @@ class MakeUrl(Function):
             elif key == "port":
                 try:
                     port = int(value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise self.error(f"invalid port {value!r}") from None
                 if not 0 < port <= 65535:
                     raise self.error(f"invalid port {port}, must be in range 1-65535")

@@ -145,6 +145,19 @@ def _section(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _mappings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """CFN Mappings: name -> key -> {value key: value}; Fn::FindInMap reads two levels."""
+    mappings = _section(raw, "Mappings")
+    for name, entries in mappings.items():
+        at = join_path("Mappings", name)
+        if not isinstance(entries, dict):
+            raise TemplateError("a mapping must be a map of keys to maps", at)
+        for key, values in entries.items():
+            if not isinstance(values, dict):
+                raise TemplateError("must be a map of value keys to values", join_path(at, key))
+    return mappings
+
+
 def _only_keys(entry: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
     for key in entry:
         if key not in allowed:
@@ -167,7 +180,7 @@ def parse_sections(raw: Mapping[str, Any], files: Mapping[str, str]) -> Parsed:
     else:
         schemas = parse_cfn_parameters(raw.get("Parameters"))
     groups = _parameter_groups(raw.get("parameter_groups"), schemas)
-    mappings = _section(raw, "Mappings") if version.kind == "cfn" else {}
+    mappings = _mappings(raw) if version.kind == "cfn" else {}
     resources_raw = _section(raw, k.resources)
     if len(resources_raw) > limits.MAX_RESOURCES:
         raise TemplateError(f"more than {limits.MAX_RESOURCES} resources", k.resources)
@@ -231,6 +244,9 @@ def _resource(name: str, body: Any, version: Version, k: Keys, parser: Parser) -
     props = body.get(k.properties)
     if props is not None and not isinstance(props, dict):
         raise TemplateError("must be a map", join_path(at, k.properties))
+    metadata = body.get(k.metadata)
+    if metadata is not None and not isinstance(metadata, dict):  # a function is a map too
+        raise TemplateError("must be a map", join_path(at, k.metadata))
     return ParsedResource(
         name=name,
         type=rtype,
