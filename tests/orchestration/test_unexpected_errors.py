@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from canopy.orchestration import controller
 from canopy.orchestration.resources.server_common import ServerBase
 from canopy.orchestration.resources.simple import Value
+from canopy.store.models import Stack
 from tests.controllers.harness import Plane, make_plane
 
 from .helpers import CLOUDS, create, hot, resources, server, settle, stack
@@ -156,5 +158,32 @@ async def test_a_stuck_step_with_rollback_rolls_back_at_its_deadline(
         broken = False
         done = await settle(p, sid, steps=20)
         assert (done.action, done.status) == ("ROLLBACK", "COMPLETE"), done.status_reason
+    finally:
+        await p.close()
+
+
+async def test_a_failed_step_leaves_a_stack_another_worker_took_alone(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the deadline, a step that raised after this worker's lease ran out (another
+    worker took the stack meanwhile) does not fail the other worker's stack."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(
+            p, "taken", hot({"a": {"type": "OS::Heat::Value", "properties": {"value": 1}}})
+        )
+        p.clock.advance(61 * 60)  # past the default 60 minutes
+        orchestration = p.worker.orchestration
+
+        async def step(s: Any, stack_id: str) -> None:
+            # Worker B leased the stack (committed) before this worker's step raised.
+            await s.execute(update(Stack).where(Stack.id == stack_id).values(claimed_by="worker-B"))
+            await s.commit()
+            raise ConnectionResetError("connection to the database lost")
+
+        monkeypatch.setattr(orchestration, "_step", step)
+        await orchestration.run_once()
+        done = await stack(p, sid)
+        assert (done.status, done.claimed_by) == ("IN_PROGRESS", "worker-B")
     finally:
         await p.close()

@@ -349,7 +349,9 @@ class SyncController(SyncSchedule):
         for part in slices(ids, writes=True):
             if pages.count > 1:
                 alive |= await pages.still_there(part)
-            async with turn(), self.rt.db_slot, self.rt.db.session() as s:
+            # The slot before the turn, as every pass takes them (a pass holding a slot
+            # waits for the turn inside it): the other order deadlocks.
+            async with self.rt.db_slot, turn(), self.rt.db.session() as s:
                 await self._held(job_name, s)
                 await rows_gone(s, cloud, part, alive, started, self.rt.clock.now())
 

@@ -169,6 +169,8 @@ class OrchestrationController:
                 stack = await s.scalar(select(Stack).where(Stack.id == stack_id).with_for_update())
                 if stack is None or stack.status != Status.IN_PROGRESS:
                     return
+                if stack.claimed_by != self.rt.worker_id:
+                    return  # its lease ran out meanwhile: another worker's stack now
                 minutes, deadline = action_deadline(stack, self.rt)
                 if now < deadline:
                     return
