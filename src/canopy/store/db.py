@@ -37,7 +37,10 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "pool_timeout": pool_timeout}
+        kwargs: dict[str, Any] = {"echo": echo}
+        memory = (parsed.database or ":memory:") == ":memory:"
+        if not (self.is_sqlite and memory):  # an in-memory database has one connection
+            kwargs["pool_timeout"] = pool_timeout
         if self.is_sqlite:
             # Statements run on the event loop's thread, not in one thread per connection
             # (see store/sqlite_inline.py for why, and why that is safe).
