@@ -7,14 +7,16 @@ lease like any of sync's calls), and sync compares and writes each page before i
 for the next, then lets it go. What a full pass keeps across pages is the set of remote ids
 the listing showed alive (strings, for the rows it no longer shows) and the leaks found.
 
-A real cloud is not a snapshot: servers come and go while the pages are read. Each driver
-pages in an order a server keeps while it exists, so a server there throughout the listing
-is on one of its pages; one created during it is recorded after the pass began, so it is
-never taken for gone (`remote_recorded_at < started`); one deleted during it is seen by the
-next pass. And since a driver's order is a promise sync cannot check, a row that a listing
-of several pages no longer shows is asked about once (`get`, one call per row, so what that
-costs grows with the servers gone, not the fleet) before it is marked gone; a listing of
-one page is a snapshot, as before.
+A real cloud is not a snapshot: servers come and go while the pages are read. A server
+created during a listing is recorded after the pass began, so it is never taken for gone
+(`remote_recorded_at < started`); one deleted during it is seen by the next pass. Nor is a
+cloud's order kept while it pages: Nova lists the servers its scheduler has not yet placed
+(build requests) ahead of its cells' servers, and a marker found among them restarts the
+cells' listing from the top, so a page may repeat servers, and one placed between two pages
+may be on none. So a server on two pages counts once, and a row that a listing of several
+pages no longer shows is asked about once (`get`, one call per row, so what that costs
+grows with the servers gone, not the fleet) before it is marked gone; a listing of one page
+is a snapshot, as before.
 """
 
 from __future__ import annotations

@@ -102,6 +102,11 @@ class Backend(ABC):
         if self.pause:
             await asyncio.sleep(self.pause)
 
+    async def placed(self, remote_ids: list[str]) -> None:
+        """Wait until the cloud has put servers `remote_ids` somewhere (a cloud that
+        places as it creates has nothing to wait for)."""
+        del remote_ids
+
 
 class SimBackend(Backend):
     def __init__(self, atomic: bool) -> None:
@@ -337,6 +342,20 @@ name = "cirros"
         with self._http() as http:
             r = http.delete(f"/servers/{remote_id}")
             assert r.status_code in (204, 404), r.text
+
+    async def placed(self, remote_ids: list[str]) -> None:
+        """Until Nova's scheduler has put each server in a cell (ACTIVE or ERROR): before,
+        a server is a build request, listed ahead of the cells' servers, and a marker
+        found among them restarts the cells' listing from its top."""
+        deadline = time.monotonic() + 60
+        with self._http() as http:
+            for rid in remote_ids:
+                while (status := http.get(f"/servers/{rid}").json()["server"]["status"]) not in (
+                    "ACTIVE",
+                    "ERROR",
+                ):
+                    assert time.monotonic() < deadline, f"{rid} still {status} after 60 s"
+                    await asyncio.sleep(0.1)
 
     async def live(self) -> list[Remote]:
         with self._http() as http:

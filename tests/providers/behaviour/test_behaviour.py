@@ -91,6 +91,9 @@ async def test_a_listing_in_pages_shows_each_server_once(plane: Plane, backend: 
     made = [
         await b.oob_create(str(uuid.uuid4()), f"paged-{n}", installation=ours) for n in range(6)
     ]
+    # Nova's listing is stable only once its scheduler has placed them; while it has not,
+    # a page may repeat a server or leave one out, and sync copes (test_sync_pages.py).
+    await b.placed(made)
     driver = p.rt.driver(CLOUD)
     # A day back on both clocks: the sim's (the plane's) and a real cloud's.
     since = min(p.clock.now(), datetime.now(UTC)) - timedelta(days=1)
