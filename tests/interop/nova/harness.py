@@ -67,6 +67,15 @@ class RealNova:
         r.raise_for_status()
         return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
 
+    def archive_deleted(self) -> str:
+        """Archive every deleted server's rows, as `nova-manage db archive_deleted_rows`
+        does (`POST /_harness/archive` of nova_server.py); the command's report."""
+        root = self.url.rsplit("/v2.1", 1)[0]
+        r = httpx.post(f"{root}/_harness/archive", timeout=60)
+        if r.status_code != 200:
+            raise AssertionError(f"archiving failed: {r.status_code} {r.text}")
+        return str(r.json()["report"])
+
     def raise_quotas(self) -> None:
         """Quotas no test reaches (Nova's defaults allow 10 instances a project)."""
         big = {"instances": 10000, "cores": 20000, "ram": 100_000_000}

@@ -23,12 +23,15 @@ Run (with this folder on PYTHONPATH): `python -m testtools.run nova_server.NovaS
 # that opens sockets or starts threads.
 from nova.tests.functional import integrated_helpers  # noqa: I001
 
+import contextlib
+import io
 import json
 import os
 import re
 import sys
 import threading
 import time
+import traceback
 import warnings
 
 import eventlet
@@ -93,6 +96,37 @@ def _counted(app):
     return wrapped
 
 
+# `POST /_harness/archive`: what an operator's `nova-manage db archive_deleted_rows
+# --all-cells --until-complete --purge` does (deployments run it on a schedule): deleted
+# servers' rows move to the shadow tables, their instance mappings go, so Nova no longer
+# finds them, as a marker either; then the shadow tables are emptied (SQLite reuses a
+# deleted row's id, which the next archive could not move there again). Answers
+# {"archived": bool, "report": the command's output}.
+ARCHIVE_PATH = "/_harness/archive"
+
+
+def _archiving(app):
+    from nova.cmd import manage
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") != ARCHIVE_PATH:
+            return app(environ, start_response)
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                code = manage.DbCommands().archive_deleted_rows(
+                    until_complete=True, all_cells=True, verbose=True, purge=True
+                )
+        except Exception:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [(out.getvalue() + traceback.format_exc()).encode()]
+        body = json.dumps({"archived": code == 1, "report": out.getvalue()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+    return wrapped
+
+
 class NovaServer(integrated_helpers._IntegratedTestBase):
     api_major_version = "v2.1"
     microversion = "latest"
@@ -126,7 +160,7 @@ class NovaServer(integrated_helpers._IntegratedTestBase):
         # with a newer SQLAlchemy than Nova's constraints that is a 500 on os-stop.
         warnings.resetwarnings()
         warnings.simplefilter("ignore")
-        app = _counted(_with_identity(self.api_fixture.app(), self.api.project_id))
+        app = _archiving(_counted(_with_identity(self.api_fixture.app(), self.api.project_id)))
         sock = eventlet.listen(("127.0.0.1", PORT), backlog=BACKLOG)
         pool = eventlet.GreenPool(POOL)
         server = eventlet.spawn(

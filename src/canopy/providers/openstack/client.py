@@ -15,6 +15,7 @@ from typing import Any
 from canopy.domain.errors import CloudAuthError, CloudError, Unsupported
 from canopy.providers.openstack.errors import fault_of, from_exception, from_status
 from canopy.providers.openstack.options import OpenStackCredentials, OpenStackOptions
+from canopy.providers.openstack.paging import every_server
 
 # The newest microversion the driver speaks (canopy's own compute API goes this far);
 # the child's maximum lowers it. 2.37 is the least: `networks: "none"` needs it.
@@ -142,7 +143,8 @@ class NovaClient:
     ) -> Any:
         """One call; its JSON body (None for an empty one, or a 404 when `missing_ok`).
 
-        Raises the domain error for any failure (see errors.py)."""
+        Raises the domain error for any failure (see errors.py; a `marker` in `params` is
+        the listing's, for MarkerNotFound)."""
         try:
             resp = self._conn.compute.request(
                 path,
@@ -166,34 +168,30 @@ class NovaClient:
                 operation=operation,
                 zone=zone,
                 duplicate=duplicate,
+                marker=(params or {}).get("marker"),
             )
         if not resp.content:
             return None
         return resp.json()
 
     def servers(self, params: Mapping[str, Any], operation: str) -> Iterator[dict[str, Any]]:
-        """Every server of `GET /servers/detail` with `params`, page by page (marker)."""
-        marker: str | None = None
-        while True:
-            servers, marker = self.servers_page(params, operation, marker, self.options.page_size)
-            yield from servers
-            if marker is None:
-                return
+        """Every server of `GET /servers/detail` with `params`, page by page (paging.py)."""
+        return every_server(self, params, operation, self.options.page_size)
 
     def servers_page(
         self, params: Mapping[str, Any], operation: str, marker: str | None, limit: int
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[dict[str, Any]], bool]:
         """One page of `GET /servers/detail` with `params`, after the server `marker`, and
-        the next page's marker (None: the last page). Nova orders them by creation, newest
-        first, and caps a page at its own `max_limit`, with a `next` link when more follow."""
+        whether more follow. Nova orders them by creation, newest first, and caps a page
+        at its own `max_limit`, with a `next` link when more follow. Raises MarkerNotFound
+        when Nova no longer has the marker's server."""
         query = {**params, "limit": limit}
         if marker is not None:
             query["marker"] = marker
         page = self.request("GET", "/servers/detail", operation, params=query) or {}
         servers = list(page.get("servers") or [])
         links = page.get("servers_links") or []
-        more = len(servers) >= limit or any(link.get("rel") == "next" for link in links)
-        return servers, (str(servers[-1]["id"]) if servers and more else None)
+        return servers, len(servers) >= limit or any(link.get("rel") == "next" for link in links)
 
     def close(self) -> None:
         self._conn.close()

@@ -30,10 +30,10 @@ from canopy.providers.base import (
 from canopy.providers.openstack import flavors as flavor_choice
 from canopy.providers.openstack.capacity import capacity_of, hypervisor_totals
 from canopy.providers.openstack.client import NovaClient
+from canopy.providers.openstack.listing import ServerListing
 from canopy.providers.openstack.managed_flavors import FlavorKeeper
 from canopy.providers.openstack.networks import is_uuid, network_id
 from canopy.providers.openstack.options import AUTO_NETWORK, NO_NETWORK, OpenStackOptions
-from canopy.providers.openstack.schedule_watch import ScheduleWatch
 from canopy.providers.openstack.states import is_no_valid_host, server_name, to_remote
 
 T = TypeVar("T")
@@ -84,12 +84,7 @@ class OpenStackCompute:
         self._zones: tuple[datetime, list[str]] | None = None
         self._network: list[dict[str, str]] | str | None = None
         self._hypervisor_stats = options.use_hypervisor_stats
-        self._watch = ScheduleWatch(
-            self._changed_since,
-            clock,
-            options.schedule_poll_seconds,
-            options.changes_since_overlap_seconds,
-        )
+        self._listing = ServerListing(self._client, self._run, clock, options)
         self._keeper = FlavorKeeper(
             name,
             options.managed_flavor_prefix,
@@ -126,9 +121,6 @@ class OpenStackCompute:
                 zone=zone,
             )
         )
-
-    async def _servers(self, params: Mapping[str, Any], operation: str) -> list[dict[str, Any]]:
-        return await self._run(lambda: list(self._client.servers(params, operation)))
 
     # The Compute protocol ---------------------------------------------------------------
 
@@ -267,7 +259,7 @@ class OpenStackCompute:
     async def create(self, spec: ServerSpec) -> RemoteServer:
         """Find the server carrying `spec.canopy_id`, else create it; then wait (up to
         `schedule_wait_seconds`) until the child has scheduled it."""
-        found = None if spec.first_attempt else await self._find(spec.canopy_id, spec.name)
+        found = None if spec.first_attempt else await self.find(spec.canopy_id)
         if found is not None:
             if found.state == RemoteState.ERROR and is_no_valid_host(found.fault):
                 await self.delete(found.remote_id)
@@ -300,7 +292,7 @@ class OpenStackCompute:
         """The new server once the child's scheduler has placed it (or given up): one
         listing for every waiting create (schedule_watch.py), then by id at the end."""
         wait = self.options.schedule_wait_seconds
-        raw = await self._watch.wait(remote_id, wait) if wait > 0 else None
+        raw = await self._listing.watch.wait(remote_id, wait) if wait > 0 else None
         if raw is None:
             data = await self._call("GET", f"/servers/{remote_id}", "get", missing_ok=True)
             raw = (data or {}).get("server")
@@ -330,22 +322,7 @@ class OpenStackCompute:
 
     async def find(self, canopy_id: str) -> RemoteServer | None:
         """The live server carrying `canopy_id` (the oldest, if there are copies)."""
-        return await self._find(canopy_id, None)
-
-    async def _find(self, canopy_id: str, _name: str | None) -> RemoteServer | None:
-        # Nova filters `name` by regular expression; every name canopy gives carries the
-        # id (see states.server_name), so the child returns a handful, not every server.
-        marker = f"-canopy-{canopy_id.split('-')[0]}"
-        listed = await self._servers({"name": marker}, "find")
-        mine = [
-            to_remote(s)
-            for s in listed
-            if (s.get("metadata") or {}).get(CANOPY_ID_META) == canopy_id
-        ]
-        live = [r for r in mine if r.state != RemoteState.DELETED]
-        if not live:
-            return None
-        return min(live, key=lambda r: (r.created_at is None, r.created_at, r.remote_id))
+        return await self._listing.find(canopy_id)
 
     async def get(self, remote_id: str) -> RemoteServer | None:
         """One server by id; None if the child does not have it (or it is deleted)."""
@@ -365,28 +342,9 @@ class OpenStackCompute:
     ) -> ListPage:
         """Canopy-tagged servers: the live ones, or with `changes_since` those changed
         since then less the overlap window (deleted ones included, as DELETED). One
-        `GET /servers/detail` page, in Nova's order (creation, newest first)."""
-        params: dict[str, Any] = {}
-        nova_marker, _, first = (marker or "").partition(" ")
-        since = asked_at = None
-        if changes_since is not None:
-            since = changes_since - timedelta(seconds=self.options.changes_since_overlap_seconds)
-            params["changes-since"] = since.isoformat()
-            # The watch takes a listing as its own once it is whole, as of its first page
-            # (the marker carries when that was asked).
-            asked_at = datetime.fromisoformat(first) if first else self._clock.now()
-        listed, after = await self._run(
-            lambda: self._client.servers_page(params, "list", nova_marker or None, limit)
-        )
-        if since is not None and asked_at is not None:
-            self._watch.offer(listed, since, asked_at, whole=after is None)
-            after = f"{after} {asked_at.isoformat()}" if after is not None else None
-        out = [to_remote(s) for s in listed]
-        return ListPage([r for r in out if r.canopy_id is not None], after)
-
-    async def _changed_since(self, since: datetime) -> builtins.list[dict[str, Any]]:
-        params = {"changes-since": since.isoformat()}
-        return await self._servers(params, "list servers being scheduled")
+        `GET /servers/detail` page, in Nova's order (creation, newest first); a marker
+        whose server Nova no longer has is paged past (listing.py, paging.py)."""
+        return await self._listing.page(changes_since, marker, limit)
 
     async def delete(self, remote_id: str) -> None:
         """Delete a server; one the child does not have is success."""
@@ -408,5 +366,5 @@ class OpenStackCompute:
             raise
 
     async def close(self) -> None:
-        await self._watch.close()
+        await self._listing.watch.close()
         await asyncio.to_thread(self._client.close)

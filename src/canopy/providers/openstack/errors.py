@@ -8,6 +8,8 @@
   or reset connection, a timeout: TransientError (retried with backoff);
 - "No valid host was found" (a server's fault, not an HTTP error): CapacityError, so
   failover moves on (see driver.py);
+- 400 "marker [<id>] not found" for the marker a listing asked with: MarkerNotFound (the
+  server it names left Nova's database between two pages; paging.py pages on without it);
 - any other 4xx (an unknown flavor or image ...): CloudError (the attempt fails).
 
 A 404 is not an error here: the driver asks for it where it means "gone".
@@ -26,6 +28,11 @@ from canopy.domain.errors import (
     TransientError,
     Unsupported,
 )
+
+
+class MarkerNotFound(CloudError):
+    """Nova's 400 "marker [<id>] not found": the server a page was asked to follow is no
+    longer in Nova's database (see paging.py)."""
 
 
 def fault_of(body: str) -> str:
@@ -50,11 +57,20 @@ def from_status(
     operation: str,
     zone: str | None = None,
     duplicate: bool = False,
+    marker: str | None = None,
 ) -> CloudError:
     """The domain error for an HTTP error answer of the child's API. With `duplicate`,
-    a 409 means the name is taken (a keypair import): AlreadyExists."""
+    a 409 means the name is taken (a keypair import): AlreadyExists. With `marker` (a
+    listing's), a 400 saying that marker is not found (Nova's servers, flavors, keypairs:
+    "marker [<id>] not found") is MarkerNotFound; any other 400 stays a CloudError."""
     what = f"cloud {cloud!r}: {operation} failed: {status} {message}".rstrip()
     lowered = message.lower()
+    if (
+        status == 400
+        and marker is not None
+        and lowered.strip() == f"marker [{marker.lower()}] not found"
+    ):
+        return MarkerNotFound(what, cloud=cloud, zone=zone)
     if status == 409 and duplicate:
         return AlreadyExists(what, cloud=cloud, zone=zone)
     if status == 401:
