@@ -13,7 +13,12 @@ from canopy.domain.errors import (
     TransientError,
     Unsupported,
 )
-from canopy.providers.openstack.errors import fault_of, from_exception, from_status
+from canopy.providers.openstack.errors import (
+    MarkerNotFound,
+    fault_of,
+    from_exception,
+    from_status,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +45,25 @@ def test_statuses(status: int, message: str, kind: type[CloudError]) -> None:
 def test_a_409_on_an_import_means_the_name_is_taken() -> None:
     e = from_status(409, "Key pair 'k' already exists.", cloud="c", operation="x", duplicate=True)
     assert isinstance(e, AlreadyExists)
+
+
+@pytest.mark.parametrize(
+    ("message", "marker", "gone"),
+    [
+        ("marker [AB-12] not found", "ab-12", True),  # Nova's servers, flavors, keypairs
+        ("marker [ab-12] not found", None, False),  # not a listing's marker
+        ("marker [other] not found", "ab-12", False),  # not the one asked with
+        ("Invalid input for query parameters limit.", "ab-12", False),
+        ("Invalid changes-since value", "ab-12", False),
+    ],
+)
+def test_only_the_listing_own_marker_not_found_is_marker_not_found(
+    message: str, marker: str | None, gone: bool
+) -> None:
+    e = from_status(400, message, cloud="c", operation="list", marker=marker)
+    assert isinstance(e, MarkerNotFound) is gone and isinstance(e, CloudError)
+    assert not isinstance(from_status(404, message, cloud="c", operation="list", marker=marker),
+                          MarkerNotFound)  # fmt: skip
 
 
 def test_fault_bodies() -> None:
