@@ -96,7 +96,9 @@ class Compute(Protocol):
         A page may hold fewer servers than `limit` (none, even) and still have a next one.
         The pages follow one order that a server keeps while it exists (Nova's creation
         order, the sim's sequence, EC2's tag pages): a server there throughout a listing is
-        on one page of it; one created or deleted during it may be on none.
+        on one page of it, or on two when a driver lost its place and started over (Nova,
+        when its marker's server was archived); one created or deleted during it may be on
+        none.
         """
         ...
 
