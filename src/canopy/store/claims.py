@@ -3,9 +3,9 @@
 A claim holds vcpus, ram, instances and a price per hour on one cloud over a half-open
 window [starts_at, ends_at) (`ends_at` NULL: open-ended), for a server or a reservation.
 
-- `peak_usage` answers "the most in use at any moment of [start, end)" from the claims:
-  one query, a sweep over the claims' starts and ends on the `ix_claims_cloud_window`
-  index.
+- `peak_usage` answers "the most in use at any moment of [start, end)": one query, a
+  sweep from what the counters hold at `start` over the claims that start or end inside
+  the window (store/claim_sweep.py), never over the fleet's open-ended claims.
 - The cloud's `*_claimed` and `spend_per_hour_micros` counters are the sums of its claims
   marked `counted`; they move in the transaction that adds, drops or flips a claim, by
   that claim's amounts (store/claim_counts.py), never by a recount of the whole fleet.
@@ -30,14 +30,13 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canopy.store import claim_sweep
 from canopy.store.models import Claim, Cloud
 
 # (counter on the cloud, the claim's amount it sums)
@@ -166,25 +165,16 @@ async def release_claim(s: AsyncSession, server_id: str) -> Claim | None:
     return row
 
 
-def _overlapping(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
-    cond = and_(
-        Claim.cloud.in_(clouds),
-        or_(Claim.ends_at.is_(None), Claim.ends_at > start),
-    )
-    if end is not None:
-        cond = and_(cond, Claim.starts_at < end)
-    return cond
-
-
 def peak_usage_query(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
     """The statement behind `peak_usage` (exposed for EXPLAIN in tests and by hand).
 
     Usage only rises when a claim starts, so the peak over [start, end) is reached at
-    `start` or at a claim's start inside the window. The sweep: every overlapping claim
-    is +amount at max(starts_at, start) and -amount at its end if that falls inside the
-    window; the events are summed per instant (an end and a start at the same instant
-    cancel: windows are half-open), a running sum in time order gives the usage from
-    each instant on, and its maximum is the peak. Each dimension peaks on its own.
+    `start` or at a claim's start inside the window. The sweep: what is in use at
+    `start` (the counters, corrected: store/claim_sweep.py), +amount at each claim's
+    start inside the window and -amount at each end inside it; the events are summed per
+    instant (an end and a start at the same instant cancel: windows are half-open), a
+    running sum in time order gives the usage from each instant on, and its maximum is
+    the peak. Each dimension peaks on its own.
     """
     return _sweep(clouds, start, end, per_cloud=False)
 
@@ -197,26 +187,8 @@ def peaks_by_cloud_query(clouds: Sequence[str], start: datetime, end: datetime |
 
 
 def _sweep(clouds: Sequence[str], start: datetime, end: datetime | None, *, per_cloud: bool) -> Any:
-    when = case(
-        (Claim.starts_at < start, literal(start, Claim.starts_at.type)),
-        else_=Claim.starts_at,
-    )
-    amounts = (Claim.vcpus, Claim.ram_mb, Claim.instances, Claim.price_per_hour_micros)
-    names = ("v", "r", "n", "m")
-    key = [Claim.cloud.label("c")] if per_cloud else []
-    overlap = _overlapping(clouds, start, end)
-    starts = select(
-        *key, when.label("t"), *(a.label(n) for a, n in zip(amounts, names, strict=True))
-    )
-    ended = and_(overlap, Claim.ends_at.is_not(None))
-    if end is not None:
-        ended = and_(ended, Claim.ends_at < end)
-    ends = select(
-        *key,
-        Claim.ends_at.label("t"),
-        *((-a).label(n) for a, n in zip(amounts, names, strict=True)),
-    ).where(ended)
-    events = union_all(starts.where(overlap), ends).subquery("events")
+    events = claim_sweep.events(clouds, start, end)
+    names = claim_sweep.NAMES
     by = [events.c.c] if per_cloud else []
     steps = (
         select(*by, events.c.t, *(func.sum(events.c[n]).label(n) for n in names))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,6 +77,17 @@ class Claim(Base):
         # The peak-usage query reads one cloud's claims that start before a window ends;
         # the EXISTS "does anything start later" is one seek.
         Index("ix_claims_cloud_window", "cloud", "starts_at", "ends_at"),
+        # A sweep starts from the counters and reads only the claims they differ on, and
+        # those that end inside its window (store/claim_sweep.py): the claims not counted
+        # yet, and the ends, each one range.
+        Index("ix_claims_cloud_ends", "cloud", "ends_at"),
+        Index(
+            "ix_claims_uncounted",
+            "cloud",
+            "starts_at",
+            sqlite_where=text("counted IS 0"),
+            postgresql_where=text("counted IS false"),
+        ),
     )
 
 
