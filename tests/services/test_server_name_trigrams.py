@@ -144,12 +144,15 @@ async def test_the_page_starts_from_the_index_with_and_without_statistics(
         await p.close()
 
 
+@pytest.mark.parametrize("pattern", ["^.*7$", "^w", "-7", "^x9"])
 async def test_a_pattern_no_index_answers_stops_at_the_time_limit(
-    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
 ) -> None:
-    """`^.*7$` has no literal: every row of the project is tested. Past
-    `regex_timeout_seconds` the page stops with a 400, as on PostgreSQL, on both of
-    SQLite's read paths; lists without a pattern are not limited."""
+    """`^.*7$` has no literal, and `^w`, `-7`, `^x9` are shorter than a trigram: the
+    project's rows are walked in page order, each tested, up to a page of matches (all
+    of them when fewer match: `^x9` none). Past `regex_timeout_seconds` the page stops
+    with a 400, as on PostgreSQL, on both of SQLite's read paths; lists without a pattern
+    are not limited."""
     from canopy.domain.errors import InvalidRequest
     from canopy.store import regexp
     from canopy.store.models import Server
@@ -159,8 +162,9 @@ async def test_a_pattern_no_index_answers_stops_at_the_time_limit(
     p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
     try:
         rows = await _fill(p)
-        q = ServerQuery(name="^.*7$", limit=1000)
-        assert len(await p.service.search(p.ctx, q)) == sum(r.name.endswith("7") for r in rows)
+        q = ServerQuery(name=pattern, limit=1000)
+        matches = sum(bool(re.search(pattern, r.name)) for r in rows)
+        assert len(await p.service.search(p.ctx, q)) == matches
         p.settings.api.regex_timeout_seconds = 1e-9  # past at the first check
         monkeypatch.setattr(regexp, "PROGRESS_STEPS", 100)  # checked within 400 rows
         with pytest.raises(InvalidRequest, match="took longer than 1e-09 s"):
