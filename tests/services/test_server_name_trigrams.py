@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from canopy.services import server_queries
 from canopy.services.server_queries import ServerQuery
+from canopy.store.models import Server
 from tests.controllers.harness import Plane, make_plane
+from tests.store.helpers import server_row
 
 from .test_server_queries import _fill
 
@@ -134,17 +136,23 @@ async def test_the_page_starts_from_the_index_with_and_without_statistics(
                 stats,
                 plan,
             )
-            assert any("VIRTUAL TABLE" in x for x in plan), plan
+            # The project's range of the index's rowids is FTS5's to seek (`<`, `>`), not
+            # a filter on every project's names (store/name_trigrams.py).
+            [fts] = [x for x in plan if "VIRTUAL TABLE" in x]
+            assert "<" in fts.rsplit(":", 1)[-1] and ">" in fts.rsplit(":", 1)[-1], plan
     finally:
         await p.close()
 
 
+@pytest.mark.parametrize("pattern", ["^.*7$", "^w", "-7", "^x9"])
 async def test_a_pattern_no_index_answers_stops_at_the_time_limit(
-    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
 ) -> None:
-    """`^.*7$` has no literal: every row of the project is tested. Past
-    `regex_timeout_seconds` the page stops with a 400, as on PostgreSQL, on both of
-    SQLite's read paths; lists without a pattern are not limited."""
+    """`^.*7$` has no literal, and `^w`, `-7`, `^x9` are shorter than a trigram: the
+    project's rows are walked in page order, each tested, up to a page of matches (all
+    of them when fewer match: `^x9` none). Past `regex_timeout_seconds` the page stops
+    with a 400, as on PostgreSQL, on both of SQLite's read paths; lists without a pattern
+    are not limited."""
     from canopy.domain.errors import InvalidRequest
     from canopy.store import regexp
     from canopy.store.models import Server
@@ -154,8 +162,9 @@ async def test_a_pattern_no_index_answers_stops_at_the_time_limit(
     p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
     try:
         rows = await _fill(p)
-        q = ServerQuery(name="^.*7$", limit=1000)
-        assert len(await p.service.search(p.ctx, q)) == sum(r.name.endswith("7") for r in rows)
+        q = ServerQuery(name=pattern, limit=1000)
+        matches = sum(bool(re.search(pattern, r.name)) for r in rows)
+        assert len(await p.service.search(p.ctx, q)) == matches
         p.settings.api.regex_timeout_seconds = 1e-9  # past at the first check
         monkeypatch.setattr(regexp, "PROGRESS_STEPS", 100)  # checked within 400 rows
         with pytest.raises(InvalidRequest, match="took longer than 1e-09 s"):
@@ -165,5 +174,61 @@ async def test_a_pattern_no_index_answers_stops_at_the_time_limit(
                 p.service.search_plain(p.ctx, q, [Server.id])
             assert len(p.service.search_plain(p.ctx, ServerQuery(), [Server.id]) or []) == 400
         assert len(await p.service.search(p.ctx, ServerQuery())) == len(rows)
+    finally:
+        await p.close()
+
+
+async def test_other_projects_names_never_change_a_projects_plan(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9: whether a project's `?name=` page is read from the index counts that
+    project's names only. Another project adding thousands of names with the same text
+    changes neither the statements planned nor the page (a tenant learns nothing of them);
+    an admin's list of every project sees every project's names, and counts them."""
+    from canopy.domain.context import RequestContext
+
+    monkeypatch.setattr(server_queries, "TRIGRAM_CANDIDATES", 50)
+    target = tmp_path / "canopy.db"
+    shutil.copy(sqlite_template, target)
+    p = await make_plane(f"sqlite+aiosqlite:///{target}", tmp_path)
+    admin = RequestContext(project_id="admin", roles=frozenset({"admin"}), is_admin_project=True)
+    queries = {
+        "own": (p.ctx, ServerQuery(name="web-39", limit=10)),  # 11 of its names
+        "one project": (
+            admin,
+            ServerQuery(name="web-39", limit=10, all_projects=True, project_id=p.ctx.project_id),
+        ),
+        "every project": (admin, ServerQuery(name="web-39", limit=10, all_projects=True)),
+    }
+
+    async def plans() -> dict[str, tuple[list[str], list[str]]]:
+        out = {}
+        for what, (ctx, query) in queries.items():
+            seen, record = _sql_seen(p)
+            try:
+                page = await p.service.search(ctx, query)
+            finally:
+                event.remove(p.db.engine.sync_engine, "before_cursor_execute", record)
+            out[what] = (seen, [s.id for s in page])
+        return out
+
+    try:
+        await _fill(p)
+        await plans()  # the first also reads whether the index is there
+        before = await plans()
+        assert all("server_name_trigrams MATCH" in sql[-1] for sql, _ in before.values())
+        other = [
+            server_row(p.clock.now(), project_id="other", flavor_id="1", name=f"web-39-{i}")
+            for i in range(2000)
+        ]
+        values = [{c.key: getattr(r, c.key) for c in Server.__mapper__.column_attrs} for r in other]
+        async with p.db.session() as s:
+            await s.execute(insert(Server), values)
+        after = await plans()
+        assert after["own"] == before["own"]
+        assert after["one project"] == before["one project"]
+        # The admin's list of every project now holds 2,011 candidates: the page order.
+        sql, page = after["every project"]
+        assert "MATCH" not in sql[-1] and len(page) == 10
     finally:
         await p.close()

@@ -170,7 +170,7 @@ class ServerQueries(ServerScope):
         sort-key values and the walk-or-sort choice read through `run`."""
         shape, values = shape_of(ctx, query, sqlite=self.db.is_sqlite)
         if TRIGRAM_PARAM in values:
-            if await self._trigrams_answer(run, values):
+            if await self._trigrams_answer(run, values, scoped=("project",) in shape):
                 shape = with_trigrams(shape)
             else:
                 del values[TRIGRAM_PARAM]
@@ -189,18 +189,28 @@ class ServerQueries(ServerScope):
         )
         return q, values
 
-    async def _trigrams_answer(self, run: AsyncRun, values: dict[str, Any]) -> bool:
+    async def _trigrams_answer(
+        self, run: AsyncRun, values: dict[str, Any], *, scoped: bool
+    ) -> bool:
         """Whether the name's candidates are read from SQLite's trigram index of names: it
         is there, and fewer than TRIGRAM_CANDIDATES names have the pattern's required
         texts. More (`web` in a project of `web-*`), and the page order is walked instead,
         testing each row (the walk meets a page of matches soon; the candidates would all
-        be read and sorted)."""
+        be read and sorted).
+
+        `scoped` (the list is one project's, `q_project`): only that project's names are
+        counted, and later read, from the index. Names of projects the list may not see
+        never change the choice (nor its cost much: FTS5 seeks to the project's keys), so
+        a tenant learns nothing of them from the plan or its timing. An admin's list of
+        every project counts every project's names: all of them are what it sees."""
         if self.db.name_trigrams is None:
             self.db.name_trigrams = bool((await run(TRIGRAMS_INSTALLED, {}))[0][0])
         if not self.db.name_trigrams:
             return False
         params = {TRIGRAM_PARAM: values[TRIGRAM_PARAM], "q_cap": TRIGRAM_CANDIDATES}
-        found = (await run(TRIGRAM_ESTIMATE, params))[0][0]
+        if scoped:
+            params["q_project"] = values["q_project"]
+        found = (await run(TRIGRAM_ESTIMATE[scoped], params))[0][0]
         return bool(found < TRIGRAM_CANDIDATES)
 
     async def _walk_fills(

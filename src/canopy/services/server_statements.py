@@ -151,8 +151,9 @@ def statement(
     # Names found from the trigram index drive the page: no other index may (the project's
     # or the marker's would walk the project and test each row against the candidates).
     driven = any(term[0] == "name" and term[-1] == "trigrams" for term in shape)
+    scoped = ("project",) in shape
     for term in shape:
-        q = q.where(_sql(term, driven=driven))
+        q = q.where(_sql(term, driven=driven, scoped=scoped))
     keys = sort_columns(sort)
     if marker:
         bounds = [(unindexed(col), d) for col, d in keys] if driven else keys
@@ -193,7 +194,7 @@ def with_trigrams(shape: Shape) -> Shape:
     return tuple((*term, "trigrams") if term[0] == "name" else term for term in shape)
 
 
-def _sql(term: Term, *, driven: bool = False) -> ColumnElement[bool]:
+def _sql(term: Term, *, driven: bool = False, scoped: bool = False) -> ColumnElement[bool]:
     kind = term[0]
     if kind == "project":
         project: Any = unindexed(Server.project_id) if driven else Server.project_id
@@ -213,7 +214,7 @@ def _sql(term: Term, *, driven: bool = False) -> ColumnElement[bool]:
     if kind == "name":
         matches = _name(exact=term[1], needle=term[2], how=term[3])
         if term[-1] == "trigrams":
-            return and_(_trigram_candidates(), matches)
+            return and_(_trigram_candidates(scoped=scoped), matches)
         return matches
     if kind == "statuses":
         return Server.status.in_(bindparam("q_statuses", expanding=True))
@@ -273,23 +274,39 @@ def _name(*, exact: bool, needle: bool, how: str) -> ColumnElement[bool]:
     return matches
 
 
-def _trigram_candidates() -> ColumnElement[bool]:
+def _trigram_match(*, scoped: bool) -> str:
+    """SQL: the index's rows whose names have the pattern's required texts (bound as
+    `q_name_trigrams`); `scoped`, only those of the project bound as `q_project` (a range
+    of rowids FTS5 seeks to: store/name_trigrams.py)."""
+    t = name_trigrams.TRIGRAMS
+    match = f"{t} MATCH :{TRIGRAM_PARAM}"
+    if scoped:
+        match += " AND " + name_trigrams.in_project(f"{t}.rowid", "q_project")
+    return match
+
+
+def _trigram_params(*, scoped: bool) -> list[BindParameter[str]]:
+    params = [bindparam(TRIGRAM_PARAM, type_=String)]
+    if scoped:
+        params.append(bindparam("q_project", type_=String))
+    return params
+
+
+def _trigram_candidates(*, scoped: bool) -> ColumnElement[bool]:
     """The server is among those whose names have the pattern's required texts, read
     from SQLite's trigram index (store/name_trigrams.py): a candidate set, the pattern
-    still tested on each."""
+    still tested on each. `scoped`: the project's names only (the index reads no other
+    project's; the page tests the project again)."""
     found = text(
-        f"SELECT rowid FROM {name_trigrams.TRIGRAMS} WHERE {name_trigrams.TRIGRAMS} "
-        f"MATCH :{TRIGRAM_PARAM}"
-    ).bindparams(bindparam(TRIGRAM_PARAM, type_=String))
+        f"SELECT rowid FROM {name_trigrams.TRIGRAMS} WHERE {_trigram_match(scoped=scoped)}"
+    ).bindparams(*_trigram_params(scoped=scoped))
     keys = name_trigrams.keys
     ids = select(keys.c.server_id).where(keys.c.key.in_(found.columns(column("rowid", Integer))))
     return Server.id.in_(ids)
 
 
-def _trigram_estimate() -> Select[Any]:
-    match = text(f"{name_trigrams.TRIGRAMS} MATCH :{TRIGRAM_PARAM}").bindparams(
-        bindparam(TRIGRAM_PARAM, type_=String)
-    )
+def _trigram_estimate(*, scoped: bool) -> Select[Any]:
+    match = text(_trigram_match(scoped=scoped)).bindparams(*_trigram_params(scoped=scoped))
     found = (
         select(name_trigrams.trigrams.c.rowid)
         .where(match)
@@ -299,8 +316,11 @@ def _trigram_estimate() -> Select[Any]:
     return select(func.count()).select_from(found)
 
 
-# How many names have the pattern's required texts (`q_name_trigrams`), up to `q_cap`.
-TRIGRAM_ESTIMATE = _trigram_estimate()
+# How many names have the pattern's required texts (`q_name_trigrams`), up to `q_cap`:
+# by whether the list is one project's (`q_project`; True) or every project's (an
+# admin's all_projects list, which sees them all). A project's count reads that project's
+# names only: whether its page is read from the index never depends on other projects.
+TRIGRAM_ESTIMATE = {scoped: _trigram_estimate(scoped=scoped) for scoped in (False, True)}
 # Whether the trigram index is in this SQLite database (migration 0033 left it out where
 # FTS5 had no trigram tokenizer).
 TRIGRAMS_INSTALLED = (

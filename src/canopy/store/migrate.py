@@ -39,8 +39,8 @@ SCHEMA_LOCK_KEY = int.from_bytes(b"canopy", "big")
 # (the schema test, `alembic revision --autogenerate`) leaves them alone.
 UNMODELLED_INDEXES = frozenset({"ix_servers_name_trgm"})
 # Likewise tables: SQLite's trigram index of server names (store/name_trigrams.py, 0033),
-# an FTS5 table whose shadow tables are named after it, and its keys.
-UNMODELLED_TABLES = (name_trigrams.KEYS, name_trigrams.TRIGRAMS)
+# an FTS5 table whose shadow tables are named after it, its keys and their projects.
+UNMODELLED_TABLES = (name_trigrams.PROJECTS, name_trigrams.KEYS, name_trigrams.TRIGRAMS)
 
 
 def include_object(

@@ -6,19 +6,30 @@ to test each one costs 50-77 ms at 100,000 servers. PostgreSQL answers it from p
 (migration 0013); SQLite's FTS5 has a `trigram` tokenizer that does the same: a phrase
 query `"web0-42"` finds the names containing that text from the index.
 
-Two tables, both SQLite-only and outside the models (migrate.UNMODELLED_TABLES):
+Three tables, all SQLite-only and outside the models (migrate.UNMODELLED_TABLES):
 
+- `server_name_projects` (number INTEGER PRIMARY KEY, project_id UNIQUE): a number per
+  project that has (or had) servers, never reused or renumbered.
 - `server_name_keys` (key INTEGER PRIMARY KEY, server_id UNIQUE): a stable integer per
   server. An FTS5 table is keyed by an integer rowid; `servers` has a text primary key,
   so its own rowid is implicit and VACUUM may renumber it, which would leave an index
   keyed on it pointing at other servers. A key of an INTEGER PRIMARY KEY never moves.
+  A server's key is `(project number << 32) + n`, n counting up within the project: each
+  project's servers are one range of keys (`project_range`).
 - `server_name_trigrams`: FTS5, contentless (the names are not stored twice), rowid = the
   key, case-sensitive trigrams.
 
-Triggers on `servers` keep both exact on every write path (the ORM, Core bulk inserts,
-raw SQL): an insert adds a key and the name's trigrams, a rename deletes the old name's
-trigrams and adds the new one's, a delete removes both. A contentless FTS5 table deletes
-by being given the text it indexed, which the trigger has (`old.name`).
+Because a project is a range of rowids, "the names of project P containing `web`" is one
+FTS5 query, `MATCH '"web"' AND rowid >= lo AND rowid < hi`, which FTS5 answers by seeking
+to `lo` in each trigram's list: its cost and its answer do not depend on how many names
+other projects hold (migration 0034; before it, keys were global and a project's count
+of candidates was read among every project's, a side channel: issue 9).
+
+Triggers on `servers` keep them exact on every write path (the ORM, Core bulk inserts,
+raw SQL): an insert adds the project's number if new, a key and the name's trigrams; a
+change of name, id or project deletes the old trigrams and key and adds new ones; a
+delete removes both. A contentless FTS5 table deletes by being given the text it
+indexed, which the trigger has (`old.name`).
 
 What the index answers is a candidate set only: the page statement still tests the
 pattern itself on every candidate, so the answer is the pattern's, as before.
@@ -38,44 +49,51 @@ from sqlalchemy.engine import Connection
 
 log = logging.getLogger("canopy.migrate")
 
+PROJECTS = "server_name_projects"
 KEYS = "server_name_keys"
 TRIGRAMS = "server_name_trigrams"
-TRIGGERS = (
-    "servers_name_insert",
-    "servers_name_rename",
-    "servers_name_reid",
-    "servers_name_delete",
-)
+TRIGGERS = ("servers_name_insert", "servers_name_update", "servers_name_delete")
+# Triggers of the layout before 0034 (a rename and a change of id had one each).
+OLD_TRIGGERS = ("servers_name_rename", "servers_name_reid")
 # Shortest text the index answers: a trigram index knows nothing of one or two characters.
 MIN_LITERAL = 3
+# A project's keys: (number << PROJECT_BITS) + 1 and up (4 billion creates per project).
+PROJECT_BITS = 32
 
 keys = table(KEYS, column("key", Integer), column("server_id", String))
 trigrams = table(TRIGRAMS, column("rowid", Integer), column(TRIGRAMS, String))
 
+# The project's number (added if new), then a key after the project's last one, then the
+# name's trigrams under that key.
+_ADD = f"""
+        INSERT INTO {PROJECTS} (project_id) SELECT new.project_id
+            WHERE NOT EXISTS (SELECT 1 FROM {PROJECTS} WHERE project_id = new.project_id);
+        INSERT INTO {KEYS} (key, server_id)
+            SELECT coalesce((SELECT max(k.key) FROM {KEYS} AS k
+                    WHERE k.key > p.number << {PROJECT_BITS}
+                    AND k.key < (p.number + 1) << {PROJECT_BITS}),
+                p.number << {PROJECT_BITS}) + 1, new.id
+            FROM {PROJECTS} AS p WHERE p.project_id = new.project_id;
+        INSERT INTO {TRIGRAMS} (rowid, name) VALUES (last_insert_rowid(), new.name);"""
+_REMOVE = f"""
+        INSERT INTO {TRIGRAMS} ({TRIGRAMS}, rowid, name)
+            SELECT 'delete', key, old.name FROM {KEYS} WHERE server_id = old.id;
+        DELETE FROM {KEYS} WHERE server_id = old.id;"""
+
 _DDL = (
+    f"CREATE TABLE {PROJECTS} (number INTEGER PRIMARY KEY, project_id VARCHAR(64) NOT NULL UNIQUE)",
     f"CREATE TABLE {KEYS} (key INTEGER PRIMARY KEY, server_id VARCHAR(64) NOT NULL UNIQUE)",
     f"CREATE VIRTUAL TABLE {TRIGRAMS} USING fts5("
     "name, content='', columnsize=0, tokenize='trigram case_sensitive 1')",
-    f"""CREATE TRIGGER servers_name_insert AFTER INSERT ON servers BEGIN
-        INSERT INTO {KEYS} (server_id) VALUES (new.id);
-        INSERT INTO {TRIGRAMS} (rowid, name) VALUES (last_insert_rowid(), new.name);
+    f"CREATE TRIGGER servers_name_insert AFTER INSERT ON servers BEGIN {_ADD}\n    END",
+    # One trigger for the three columns (not one each): an UPDATE changing two of them
+    # would run two triggers in an order SQLite does not promise, the second deleting
+    # trigrams the first had already replaced.
+    f"""CREATE TRIGGER servers_name_update AFTER UPDATE OF id, name, project_id ON servers
+    WHEN old.id IS NOT new.id OR old.name IS NOT new.name
+        OR old.project_id IS NOT new.project_id BEGIN {_REMOVE} {_ADD}
     END""",
-    f"""CREATE TRIGGER servers_name_rename AFTER UPDATE OF name ON servers
-    WHEN old.name IS NOT new.name BEGIN
-        INSERT INTO {TRIGRAMS} ({TRIGRAMS}, rowid, name)
-            SELECT 'delete', key, old.name FROM {KEYS} WHERE server_id = old.id;
-        INSERT INTO {TRIGRAMS} (rowid, name)
-            SELECT key, new.name FROM {KEYS} WHERE server_id = new.id;
-    END""",
-    f"""CREATE TRIGGER servers_name_reid AFTER UPDATE OF id ON servers
-    WHEN old.id IS NOT new.id BEGIN
-        UPDATE {KEYS} SET server_id = new.id WHERE server_id = old.id;
-    END""",
-    f"""CREATE TRIGGER servers_name_delete AFTER DELETE ON servers BEGIN
-        INSERT INTO {TRIGRAMS} ({TRIGRAMS}, rowid, name)
-            SELECT 'delete', key, old.name FROM {KEYS} WHERE server_id = old.id;
-        DELETE FROM {KEYS} WHERE server_id = old.id;
-    END""",
+    f"CREATE TRIGGER servers_name_delete AFTER DELETE ON servers BEGIN {_REMOVE}\n    END",
 )
 
 
@@ -113,7 +131,19 @@ def install(conn: Connection) -> bool:
     uninstall(conn)
     for ddl in _DDL:
         conn.execute(text(ddl))
-    conn.execute(text(f"INSERT INTO {KEYS} (server_id) SELECT id FROM servers ORDER BY rowid"))
+    conn.execute(
+        text(
+            f"INSERT INTO {PROJECTS} (project_id) SELECT project_id FROM servers "
+            "GROUP BY project_id ORDER BY min(rowid)"
+        )
+    )
+    conn.execute(
+        text(
+            f"INSERT INTO {KEYS} (key, server_id) SELECT (p.number << {PROJECT_BITS}) + "
+            "row_number() OVER (PARTITION BY s.project_id ORDER BY s.rowid), s.id "
+            f"FROM servers AS s JOIN {PROJECTS} AS p ON p.project_id = s.project_id"
+        )
+    )
     conn.execute(
         text(
             f"INSERT INTO {TRIGRAMS} (rowid, name) SELECT k.key, s.name FROM {KEYS} AS k "
@@ -124,10 +154,18 @@ def install(conn: Connection) -> bool:
 
 
 def uninstall(conn: Connection) -> None:
-    for trigger in TRIGGERS:
+    for trigger in (*TRIGGERS, *OLD_TRIGGERS):
         conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
     conn.execute(text(f"DROP TABLE IF EXISTS {TRIGRAMS}"))
     conn.execute(text(f"DROP TABLE IF EXISTS {KEYS}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {PROJECTS}"))
+
+
+def in_project(rowid: str, project: str) -> str:
+    """SQL: `rowid` (a key) is one of the servers of the project bound as `:project`,
+    a range FTS5 seeks to (none if the project has no number: it has no servers)."""
+    number = f"(SELECT number FROM {PROJECTS} WHERE project_id = :{project})"
+    return f"{rowid} >= {number} << {PROJECT_BITS} AND {rowid} < ({number} + 1) << {PROJECT_BITS}"
 
 
 def phrase_query(literals: Sequence[str]) -> str | None:
