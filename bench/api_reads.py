@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import httpx
 import uvicorn
 
 from bench.common import Result, machine, print_machine, quiet_logs, table
-from bench.http_load import Load, cpu_of, free_port, hammer, next_marker, pct, stop, wait_up
+from bench.http_load import Load, cpu_of, free_port, hammer, next_marker, pct, served
 from bench.reads_setup import FLOOR_PATH, PAGE, Prepared, add_floor, prepare, settings_for
 
 SCENARIO = "api_reads"
@@ -75,31 +74,27 @@ def _serve(data_dir: str, port: int, token: str) -> None:
 def one_run(servers: int, seconds: float) -> tuple[Load, Load]:
     """(pages, floor) under CLIENTS clients for `seconds` each."""
     prepared = asyncio.run(_prepare(servers))
-    child = None
     try:
         port = free_port()
-        ctx = multiprocessing.get_context("spawn")
-        child = ctx.Process(target=_serve, args=(str(prepared.data_dir), port, prepared.token))
-        child.start()
-        wait_up(port)
-        headers = {"X-Auth-Token": prepared.token}
+        args = (str(prepared.data_dir), port, prepared.token)
+        with served(_serve, args, port) as child:
+            headers = {"X-Auth-Token": prepared.token}
 
-        pid = child.pid
-        assert pid is not None
+            pid = child.pid
+            assert pid is not None
 
-        async def both() -> tuple[Load, Load]:
-            await hammer(port, headers, CLIENTS, min(2.0, seconds), PAGE, next_marker)  # warm
-            c0 = cpu_of(pid)
-            pages = await hammer(port, headers, CLIENTS, seconds, PAGE, next_marker)
-            c1 = cpu_of(pid)
-            floor = await hammer(port, headers, CLIENTS, seconds, FLOOR_PATH, None)
-            c2 = cpu_of(pid)
-            pages.server_cpu, floor.server_cpu = c1 - c0, c2 - c1
-            return pages, floor
+            async def both() -> tuple[Load, Load]:
+                await hammer(port, headers, CLIENTS, min(2.0, seconds), PAGE, next_marker)  # warm
+                c0 = cpu_of(pid)
+                pages = await hammer(port, headers, CLIENTS, seconds, PAGE, next_marker)
+                c1 = cpu_of(pid)
+                floor = await hammer(port, headers, CLIENTS, seconds, FLOOR_PATH, None)
+                c2 = cpu_of(pid)
+                pages.server_cpu, floor.server_cpu = c1 - c0, c2 - c1
+                return pages, floor
 
-        return asyncio.run(both())
+            return asyncio.run(both())
     finally:
-        stop(child)
         prepared.cleanup()
 
 

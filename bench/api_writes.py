@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import shutil
 import statistics
 import tempfile
@@ -47,7 +46,7 @@ from bench.common import (
     scratch_name,
     table,
 )
-from bench.http_load import cpu_of, free_port, pct, stop, wait_up
+from bench.http_load import cpu_of, free_port, pct, served
 from bench.reads_setup import prepare, settings_for
 from canopy.bootstrap import ensure_project
 from canopy.domain.clock import SystemClock
@@ -176,22 +175,17 @@ def one_run(
 ) -> Load:
     """One repetition on a fresh copy of `template`, `canopy up` in a child process."""
     data_dir, url = asyncio.run(_copy(template, root, tag))
-    child = None
     try:
         port = free_port()
-        ctx = multiprocessing.get_context("spawn")
-        child = ctx.Process(target=_serve, args=(str(data_dir), port, url))
-        child.start()
-        wait_up(port)
-        time.sleep(settle)  # the controllers' first passes are start-up
-        pid = child.pid
-        assert pid is not None
-        c0 = cpu_of(pid)
-        load = asyncio.run(creates(port, template.token, clients, seconds))
-        load.server_cpu = cpu_of(pid) - c0
-        return load
+        # `settle`: the controllers' first passes are start-up.
+        with served(_serve, (str(data_dir), port, url), port, settle) as child:
+            pid = child.pid
+            assert pid is not None
+            c0 = cpu_of(pid)
+            load = asyncio.run(creates(port, template.token, clients, seconds))
+            load.server_cpu = cpu_of(pid) - c0
+            return load
     finally:
-        stop(child)
         shutil.rmtree(data_dir, ignore_errors=True)
         if url is not None:
             asyncio.run(pg_drop(url.rsplit("/", 1)[1]))

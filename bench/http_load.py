@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import multiprocessing
 import os
 import re
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
@@ -50,6 +52,24 @@ def stop(child: BaseProcess | None) -> None:
     if child.is_alive():
         child.kill()
         child.join()
+
+
+@contextmanager
+def served(
+    target: Callable[..., None], args: tuple[object, ...], port: int, settle: float = 0.0
+) -> Iterator[BaseProcess]:
+    """`target(*args)`, serving on `port`, in a spawned child process: yielded once its
+    /healthz answers and `settle` seconds more have passed; stopped on the way out."""
+    child = None
+    try:
+        child = multiprocessing.get_context("spawn").Process(target=target, args=args)
+        child.start()
+        wait_up(port)
+        if settle:
+            time.sleep(settle)
+        yield child
+    finally:
+        stop(child)
 
 
 def cpu_of(pid: int) -> float:

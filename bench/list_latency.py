@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import multiprocessing
 import shutil
 import time
 from datetime import datetime
@@ -36,7 +35,7 @@ from sqlalchemy import select
 
 from bench import fanout
 from bench.common import Result, machine, print_machine, quiet_logs, table
-from bench.http_load import free_port, pct, stop, wait_up
+from bench.http_load import free_port, pct, served
 from bench.reads_setup import PAGE, prepare, settings_for
 from canopy.store.models import Server
 
@@ -115,34 +114,25 @@ def canopy_run(
 ) -> dict[str, tuple[float, float]]:
     """(p50, p99) per case for `servers` over `clouds`, the controllers running."""
     data_dir, token, cases = asyncio.run(_prepare(servers, clouds))
-    child = None
     try:
         port = free_port()
-        ctx = multiprocessing.get_context("spawn")
-        child = ctx.Process(target=_serve, args=(str(data_dir), port, clouds))
-        child.start()
-        wait_up(port)
-        time.sleep(settle)  # the controllers' first passes are start-up
-        headers = {"X-Auth-Token": token}
-        out = {}
-        for label, path in cases.items():
-            ask(port, path, 5, headers)  # warm
-            lat = ask(port, path, requests, headers)
-            out[label] = (pct(lat, 0.5), pct(lat, 0.99))
-            print(f"   {clouds:>2} clouds, {label}: p50/p99 {out[label]}", flush=True)
-        return out
+        # `settle`: the controllers' first passes are start-up.
+        with served(_serve, (str(data_dir), port, clouds), port, settle):
+            headers = {"X-Auth-Token": token}
+            out = {}
+            for label, path in cases.items():
+                ask(port, path, 5, headers)  # warm
+                lat = ask(port, path, requests, headers)
+                out[label] = (pct(lat, 0.5), pct(lat, 0.99))
+                print(f"   {clouds:>2} clouds, {label}: p50/p99 {out[label]}", flush=True)
+            return out
     finally:
-        stop(child)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def fanout_run(servers: int, requests: int, sequential_requests: int) -> dict[str, list[float]]:
     port = free_port()
-    ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=fanout.serve, args=(port, FANOUT_CLOUDS, servers, LATENCY))
-    child.start()
-    try:
-        wait_up(port)
+    with served(fanout.serve, (port, FANOUT_CLOUDS, servers, LATENCY), port):
         out = {}
         for mode, n in (("concurrent", requests), ("sequential", sequential_requests)):
             path = f"/servers/detail?limit=100&mode={mode}"
@@ -150,8 +140,6 @@ def fanout_run(servers: int, requests: int, sequential_requests: int) -> dict[st
             out[mode] = ask(port, path, n, {})
             print(f"   gateway {mode}: p50 {pct(out[mode], 0.5):.1f} ms", flush=True)
         return out
-    finally:
-        stop(child)
 
 
 def run(

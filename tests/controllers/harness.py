@@ -55,6 +55,16 @@ class Plane:
         )
         return [s.id for s in await self.service.create(self.ctx, req)]
 
+    async def create_active(self, n: int = 1, **kw: Any) -> list[str]:
+        """`create(n, **kw)`, then steps until `n` servers (of any) are ACTIVE."""
+        ids = await self.create(n, **kw)
+
+        async def ready() -> bool:
+            return await self.count(status="ACTIVE") >= n
+
+        await self.run_until(ready)
+        return ids
+
     async def step(self, advance: float = 1.0) -> int:
         n = await self.worker.step()
         self.clock.advance(advance)

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from canopy.store.models import Server
 
-from .harness import Plane, make_plane
+from .harness import make_plane
 
 CLOUDS = """
 [controllers]
@@ -26,22 +26,12 @@ boot_seconds = 2
 """
 
 
-async def _active(p: Plane, n: int = 1) -> list[str]:
-    ids = await p.create(n)
-
-    async def ready() -> bool:
-        return await p.count(status="ACTIVE") >= n
-
-    await p.run_until(ready)
-    return ids
-
-
 async def test_deleted_in_the_cloud_is_detected_within_one_sync_interval(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        [sid] = await _active(p)
+        [sid] = await p.create_active()
         server = await p.service.get(p.ctx, sid)
         assert server.remote_id is not None
         # Let any sync that is due run, so the next one is a full interval away.
@@ -78,7 +68,7 @@ async def test_out_of_band_delete_of_a_server_being_deleted_just_finishes_it(
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        [sid] = await _active(p)
+        [sid] = await p.create_active()
         server = await p.service.get(p.ctx, sid)
         assert server.remote_id is not None
         await p.service.delete(p.ctx, sid)
@@ -96,7 +86,7 @@ async def test_out_of_band_delete_of_a_server_being_deleted_just_finishes_it(
 async def test_untracked_tagged_server_is_collected(db_url: str, tmp_path: Path) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        await _active(p)
+        await p.create_active()
         stray = await p.sim("private").create_out_of_band(
             str(uuid.uuid4()), "stray", installation=await p.rt.installation_id()
         )
@@ -118,7 +108,7 @@ async def test_an_untagged_server_is_never_touched_even_when_the_cloud_lists_it(
     try:
         sim = p.sim("private")
         sim.settings.list_untagged = True
-        await _active(p)
+        await p.create_active()
         mine = await sim.create_out_of_band(None, "operator-vm")
         stray = await sim.create_out_of_band(
             str(uuid.uuid4()), "stray", installation=await p.rt.installation_id()
@@ -170,7 +160,7 @@ async def test_stopped_behind_our_back_is_shown_stopped(db_url: str, tmp_path: P
 
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        [sid] = await _active(p)
+        [sid] = await p.create_active()
         server = await p.service.get(p.ctx, sid)
         assert server.remote_id is not None
         await p.sim("private").power_out_of_band(server.remote_id, PowerAction.STOP)

@@ -42,12 +42,7 @@ N = 24
 
 async def _settled(p: Plane, n: int) -> list[str]:
     """`n` ACTIVE servers, each seen unchanged by a sync pass since (so in the digest)."""
-    ids = await p.create(n, flavor="m1.tiny")
-
-    async def ready() -> bool:
-        return await p.count(status="ACTIVE") >= n
-
-    await p.run_until(ready)
+    ids = await p.create_active(n, flavor="m1.tiny")
     for _ in range(2):
         p.clock.advance(5.0)
         assert await p.worker.sync.sync_cloud("private", force=True)

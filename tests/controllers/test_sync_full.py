@@ -49,16 +49,6 @@ def _count_listings(p: Plane, *, drop_deleted: bool = False) -> list[bool]:
     return full
 
 
-async def _active(p: Plane) -> str:
-    [sid] = await p.create(1)
-
-    async def ready() -> bool:
-        return await p.count(status="ACTIVE") >= 1
-
-    await p.run_until(ready)
-    return sid
-
-
 async def _passes(p: Plane, n: int, every: float = 5.0) -> None:
     for _ in range(n):
         p.clock.advance(every)
@@ -70,7 +60,7 @@ async def test_a_changes_since_cloud_is_listed_fully_only_when_the_time_has_pass
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        await _active(p)
+        await p.create_active()
         await _passes(p, 1)  # whatever came before, a pass has run: the clock starts here
         full = _count_listings(p)
         p.worker.sync._healed["private"] = p.clock.now()  # a healing pass just began
@@ -89,7 +79,7 @@ async def test_a_cloud_without_changes_since_is_listed_fully_every_pass(
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        sid = await _active(p)
+        [sid] = await p.create_active()
         sim = p.sim("private")
         sim.abilities = Abilities(missing={Ability.CHANGES_SINCE: "not in this test"})
         full = _count_listings(p)
@@ -111,7 +101,7 @@ async def test_an_out_of_band_delete_is_found_by_changes_since_or_by_the_healing
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        sid = await _active(p)
+        [sid] = await p.create_active()
         await _passes(p, 1)
         full = _count_listings(p, drop_deleted=misses)
         p.worker.sync._healed["private"] = p.clock.now()

@@ -39,12 +39,7 @@ async def test_servers_gone_in_one_slice_each_fail_with_their_event_and_notifica
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        ids = await p.create(4)
-
-        async def ready() -> bool:
-            return await p.count(status="ACTIVE") >= 4
-
-        await p.run_until(ready)
+        ids = await p.create_active(4)
         assert await p.worker.sync.sync_cloud("private", force=True)
         gone, kept = ids[:3], ids[3]
         async with p.db.read() as s:

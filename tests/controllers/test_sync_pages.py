@@ -45,16 +45,6 @@ async def _plane(db_url: str, tmp_path: Path, deep: int = 1, page: int = PAGE) -
     return await make_plane(db_url, tmp_path, toml=CLOUDS.format(deep=deep, page=page))
 
 
-async def _active(p: Plane, n: int) -> list[str]:
-    ids = await p.create(n, flavor="m1.tiny")
-
-    async def ready() -> bool:
-        return await p.count(status="ACTIVE") >= n
-
-    await p.run_until(ready)
-    return ids
-
-
 async def _remote_ids(p: Plane, ids: list[str]) -> list[str]:
     out = []
     for sid in ids:
@@ -96,7 +86,7 @@ async def test_a_pass_of_many_pages_adopts_collects_and_notices_what_a_single_pa
     the last pages, a stop, a leak, and (deep) a row to adopt."""
     p = await _plane(db_url, tmp_path, deep=deep)
     try:
-        ids = await _active(p, 10)
+        ids = await p.create_active(10, flavor="m1.tiny")
         rids = await _remote_ids(p, ids)
         sim = p.sim("private")
         p.clock.advance(5.0)
@@ -152,7 +142,7 @@ async def test_a_server_that_moves_between_pages_is_not_taken_for_gone(
     to a page already read) or on two. Neither is deleted, nor marked gone."""
     p = await _plane(db_url, tmp_path)
     try:
-        ids = await _active(p, 7)
+        ids = await p.create_active(7, flavor="m1.tiny")
         rids = await _remote_ids(p, ids)
         missed, twice, deleted = rids[5], rids[1], rids[3]
         assert await p.sim("private").delete_out_of_band(deleted)
@@ -184,7 +174,7 @@ async def test_a_lease_lost_between_pages_stops_the_pass_and_records_nothing(
 ) -> None:
     p = await _plane(db_url, tmp_path)
     try:
-        ids = await _active(p, 9)
+        ids = await p.create_active(9, flavor="m1.tiny")
         rids = await _remote_ids(p, ids)
         p.clock.advance(5.0)
         assert await p.worker.sync.sync_cloud("private", force=True)
@@ -226,7 +216,7 @@ async def test_a_listing_that_fails_midway_leaves_the_cursor_where_it_was(
 ) -> None:
     p = await _plane(db_url, tmp_path, deep=100)
     try:
-        ids = await _active(p, 9)
+        ids = await p.create_active(9, flavor="m1.tiny")
         rids = await _remote_ids(p, ids)
         p.clock.advance(5.0)
         assert await p.worker.sync.sync_cloud("private", force=True)
@@ -274,7 +264,7 @@ async def test_a_full_pass_holds_one_page_of_listed_servers_at_a_time(
     page = 5
     p = await _plane(db_url, tmp_path, page=page)
     try:
-        await _active(p, 40)
+        await p.create_active(40, flavor="m1.tiny")
         counts: list[tuple[int, int]] = []  # (before the call, after it)
 
         async def counted(real: Lister, since: datetime | None, m: str | None, n: int) -> ListPage:

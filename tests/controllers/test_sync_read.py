@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from canopy.controllers import sync_read
 
-from .harness import Plane, make_plane, statements
+from .harness import make_plane, statements
 
 CLOUDS = """
 [controllers]
@@ -33,16 +33,6 @@ boot_seconds = 1
 N = 30
 
 
-async def _active(p: Plane, n: int) -> list[str]:
-    ids = await p.create(n, flavor="m1.tiny")
-
-    async def ready() -> bool:
-        return await p.count(status="ACTIVE") >= n
-
-    await p.run_until(ready)
-    return ids
-
-
 async def test_full_sync_in_slices_finds_exactly_what_changed(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,7 +40,7 @@ async def test_full_sync_in_slices_finds_exactly_what_changed(
     monkeypatch.setattr(sync_read, "PAGE", 6)
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        ids = await _active(p, N)
+        ids = await p.create_active(N, flavor="m1.tiny")
         gone = ids[3::7]  # spread over several slices and pages
         for sid in gone:
             server = await p.service.get(p.ctx, sid)

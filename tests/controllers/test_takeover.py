@@ -9,17 +9,11 @@ a minute after a restart). The process runs with the default lease length on pur
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -31,40 +25,14 @@ from canopy.domain.states import Phase
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
 from canopy.store.models import Server
+from tests.controllers.procs import UpProcess
 
 pytestmark = pytest.mark.slow
 
-CANOPY = str(Path(sys.executable).with_name("canopy"))
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Up:
-    """A `canopy up` process on a fresh port each start; its output goes to a log file."""
-
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
-        self.tmp_path = tmp_path
-        self.db_url = db_url
-        self.config = tmp_path / "canopy.toml"
-        self.log = tmp_path / "up.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def write_config(self) -> Path:
-        # Calls take a second each, three at a time per cloud: a kill always finds steps
-        # in flight. No lease length is set: the default is what is tested.
-        self.port = _free_port()
-        self.config.write_text(
-            f"""data_dir = "{self.tmp_path}"
-[database]
-url = "{self.db_url}"
-[api]
-port = {self.port}
-[controllers]
+# Calls take a second each, three at a time per cloud: a kill always finds steps in
+# flight. No lease length is set: the default is what is tested.
+TOML = """[controllers]
 poll_seconds = 0.2
 sync_seconds = 1.0
 [[clouds]]
@@ -77,52 +45,6 @@ host_vcpus = 16
 boot_seconds = 2
 api_latency_ms = 1000
 """
-        )
-        return self.config
-
-    def start(self) -> None:
-        self.write_config()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [CANOPY, "up", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    async def healthy(self, within: float = 60.0) -> None:
-        # Polling a real process is the point here; a fake clock cannot start one.
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.tail()
-                try:
-                    r = await client.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1.0)
-                    if r.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"canopy up never became healthy:\n{self.tail()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
 
 async def _rows(db: Database) -> list[Server]:
@@ -131,7 +53,7 @@ async def _rows(db: Database) -> list[Server]:
 
 
 async def _wait(
-    db: Database, up: _Up, done: Callable[[list[Server]], bool], within: float, what: str
+    db: Database, up: UpProcess, done: Callable[[list[Server]], bool], within: float, what: str
 ) -> list[Server]:
     deadline = time.monotonic() + within
     while True:
@@ -147,7 +69,7 @@ async def _wait(
 async def test_rows_of_a_killed_canopy_up_are_taken_over_within_seconds(
     db_url: str, tmp_path: Path
 ) -> None:
-    up = _Up(tmp_path, db_url)
+    up = UpProcess(tmp_path, db_url, TOML)
     up.start()
     db: Database | None = None
     try:

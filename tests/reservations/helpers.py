@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
+from canopy.controllers.runtime import Runtime
+from canopy.controllers.worker import Worker
 from canopy.domain.context import RequestContext
 from canopy.reservations.dates import OUTPUT_FORMAT
 from canopy.reservations.service import LeaseService
@@ -86,6 +89,21 @@ def body(
         "events": [],
         "before_end_date": None,
     }
+
+
+def second_worker(p: Plane, db: Database, seed_value: int) -> Worker:
+    """Another worker beside the plane's: its own runtime on `db` (its own connection pool
+    on the same database), on the plane's clouds and fake clock."""
+    return Worker(
+        Runtime(
+            db=db,
+            settings=p.settings,
+            drivers=p.rt.drivers,
+            clock=p.clock,
+            worker_id="second-worker",
+            rng=random.Random(seed_value),
+        )
+    )
 
 
 def leases(p: Plane) -> LeaseService:

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from canopy.controllers.runtime import Runtime
-from canopy.controllers.worker import Worker
 from canopy.domain.errors import Conflict
 from canopy.reservations import host_leases, host_query, host_update
 from canopy.reservations.host_leases import host_fields
@@ -30,7 +28,7 @@ from canopy.store.models import Claim, HostAllocation, ReservableHost, Reservati
 from tests.conftest import empty_database
 from tests.controllers.harness import make_plane
 
-from .helpers import PRIVATE_ONLY, body
+from .helpers import PRIVATE_ONLY, body, second_worker
 from .test_host_leases import FOUR_HOSTS, _register, host_body
 
 pytestmark = pytest.mark.postgres
@@ -61,16 +59,7 @@ async def test_no_instant_is_oversubscribed(pg_url: str, tmp_path: Path) -> None
                 return False
 
         # A second worker: its own runtime and connection pool on the same database.
-        second = Worker(
-            Runtime(
-                db=other,
-                settings=p.settings,
-                drivers=p.rt.drivers,
-                clock=p.clock,
-                worker_id="second-worker",
-                rng=random.Random(12),
-            )
-        )
+        second = second_worker(p, other, 12)
         # Two ordinary servers run already: open-ended claims from now on.
         running = await p.create(2, name="running", flavor="m1.tiny")
         await p.worker.placement.run_once()

@@ -5,15 +5,12 @@ failed midway (rolled back, then run again)."""
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from canopy.controllers.runtime import Runtime
-from canopy.controllers.worker import Worker
 from canopy.reservations import controller as lease_loop
 from canopy.store import claim_counts
 from canopy.store.claims import usage_at
@@ -21,7 +18,7 @@ from canopy.store.db import Database
 from canopy.store.models import Claim, Cloud, Lease
 from tests.controllers.harness import Plane, make_plane
 
-from .helpers import body, create
+from .helpers import body, create, second_worker
 
 TWO = """
 [[clouds]]
@@ -60,16 +57,7 @@ async def test_two_workers_stepping_leases_while_servers_are_placed(
     p = await make_plane(db_url, tmp_path, toml=TWO, overrides={"controllers": {"batch_size": 3}})
     other = Database(db_url)
     try:
-        second = Worker(
-            Runtime(
-                db=other,
-                settings=p.settings,
-                drivers=p.rt.drivers,
-                clock=p.clock,
-                worker_id="second-worker",
-                rng=random.Random(3),
-            )
-        )
+        second = second_worker(p, other, 3)
         t0 = p.clock.now()
         start, end = t0 + timedelta(minutes=2), t0 + timedelta(minutes=30)
         for i in range(10):

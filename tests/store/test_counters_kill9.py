@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,53 +24,26 @@ from canopy.services.passwords import hash_password
 from canopy.store import claim_counts, quota_usage
 from canopy.store.db import Database
 from canopy.store.models import Claim, Cloud, Project, Server
-from tests.controllers.procs import in_flight
+from tests.controllers.procs import UpProcess, in_flight
 
 pytestmark = pytest.mark.slow
 
-CANOPY = str(Path(sys.executable).with_name("canopy"))
 SERVERS = "/compute/v2.1/servers"
 CLIENTS = 4
 KILLS = 3
 QUOTAS = {"instances": 100_000, "cores": 1_000_000, "ram": 1_000_000_000}  # finite: checked
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Up:
-    """A `canopy up` process, on a fresh port at each start, logging to a file."""
-
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
-        self.tmp_path = tmp_path
-        self.db_url = db_url
-        self.config = tmp_path / "canopy.toml"
-        self.log = tmp_path / "up.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.write_config()
-
-    def write_config(self) -> None:
-        # Quick boots and calls, so waves of creates and deletes finish between kills;
-        # short leases, so the restarted process takes over what the dead one held.
-        self.port = _free_port()
-        cloud = """
+# Quick boots and calls, so waves of creates and deletes finish between kills; short
+# leases, so the restarted process takes over what the dead one held.
+CLOUD = """
 [clouds.sim]
 hosts = 8
 host_vcpus = 64
 boot_seconds = 1.0
 api_latency_ms = 30
 """
-        self.config.write_text(
-            f"""data_dir = "{self.tmp_path}"
-[database]
-url = "{self.db_url}"
-[api]
-port = {self.port}
-[worker]
+TOML = f"""[worker]
 metrics = false
 [controllers]
 poll_seconds = 0.05
@@ -86,54 +55,12 @@ backoff_max_seconds = 0.5
 [[clouds]]
 name = "private"
 tier = 0
-{cloud}
+{CLOUD}
 [[clouds]]
 name = "public"
 tier = 1
-{cloud}price_per_vcpu_hour = 0.05
+{CLOUD}price_per_vcpu_hour = 0.05
 """
-        )
-
-    def start(self) -> None:
-        self.write_config()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [CANOPY, "up", "--config", str(self.config), "--log-level", "WARNING"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def healthy(self, within: float = 60.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient() as c:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.tail()
-                try:
-                    r = await c.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1.0)
-                    if r.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"canopy up never became healthy:\n{self.tail()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
 
 async def _token(db: Database, project_id: str, now: datetime) -> str:
@@ -152,7 +79,7 @@ class Clients:
     """`CLIENTS` clients creating servers (1 or 2 at a time) and deleting ones they made,
     against whichever process is up, until stopped; transport errors (a kill) are expected."""
 
-    def __init__(self, up: Up, token: str, rng: random.Random) -> None:
+    def __init__(self, up: UpProcess, token: str, rng: random.Random) -> None:
         self.up = up
         self.headers = {"X-Auth-Token": token}
         self.rng = rng
@@ -200,7 +127,7 @@ class Clients:
         await asyncio.gather(*(self.one([]) for _ in range(CLIENTS)))
 
 
-async def _settled(db: Database, up: Up, within: float) -> None:
+async def _settled(db: Database, up: UpProcess, within: float) -> None:
     """Until no row is in the middle of a step (creates placed and built, deletes done)."""
     deadline = time.monotonic() + within
     while await in_flight(db):
@@ -210,7 +137,8 @@ async def _settled(db: Database, up: Up, within: float) -> None:
 
 async def test_counters_equal_their_rows_after_kill_minus_nine(db_url: str, tmp_path: Path) -> None:
     rng = random.Random(20261130)
-    up = Up(tmp_path, db_url)
+    up = UpProcess(tmp_path, db_url, TOML, args=("--log-level", "WARNING"))
+    up.write_config()  # the settings are read before its first start
     settings = load_settings(up.config, env={})
     clock = SystemClock()
     db = await open_database(settings)
