@@ -35,6 +35,7 @@ from bench.loop_stalls import prepare
 from bench.seed import to_us_now
 from bench.sync_cost import settings_for
 from canopy.bootstrap import open_database
+from canopy.controllers import sync as sync_module
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync import SyncController
 from canopy.domain.clock import SystemClock
@@ -73,13 +74,16 @@ class Holds:
         self.spans: list[tuple[float, float, str]] = []
         self.samples: list[str] = []  # the running callback's stacks (--sample)
         self.kept: list[tuple[float, list[str]]] = []  # the longest callbacks' samples
+        self.writes = False  # whether the running callback wrote a slice (`observe`)
+        self.write_holds: list[float] = []  # the callbacks that did
+        self.write_cpu: list[float] = []  # and their CPU
 
     def sample(self) -> None:
         """Sample the loop thread's stack every 0.5 ms of its CPU (a signal: no GIL bias)."""
 
         def on_signal(_sig: int, frame: Any) -> None:
             if self.on and frame is not None:
-                names = []
+                names: list[str] = []
                 while frame is not None and len(names) < 6:
                     code = frame.f_code
                     if "/canopy/" in code.co_filename or "sqlalchemy" in code.co_filename:
@@ -99,6 +103,7 @@ class Holds:
                 original(handle)
                 return
             before = where(handle)
+            holds.writes = False
             c0 = time.thread_time()
             t0 = time.perf_counter()
             try:
@@ -109,12 +114,23 @@ class Holds:
                 holds.seen.append(took)
                 holds.cpu.append(cpu)
                 holds.spans.append((took, cpu, f"{before} -> {where(handle)}"))
+                if holds.writes:
+                    holds.write_holds.append(took)
+                    holds.write_cpu.append(cpu)
                 if holds.samples:
                     holds.kept.append((cpu, holds.samples[:]))
                     holds.kept = sorted(holds.kept, key=lambda k: k[0])[-3:]
                     holds.samples.clear()
 
-        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+        # A write slice's callback is the one that calls sync's `observe` (wrapped here).
+        observe = getattr(sync_module, "observe")  # noqa: B009
+
+        async def observed(*args: Any, **kwargs: Any) -> Any:
+            holds.writes = True
+            return await observe(*args, **kwargs)
+
+        setattr(sync_module, "observe", observed)  # noqa: B010
 
 
 def stop_some(state_file: Path, k: int, rng: random.Random) -> int:
@@ -167,12 +183,16 @@ async def measure(
             for frac in fractions:
                 longest: list[float] = []
                 cpu_longest: list[float] = []
+                write_longest: list[float] = []
+                write_cpu: list[float] = []
                 for _ in range(repeats):
                     k = stop_some(tmp / "sim-sim.db", max(1, int(n * frac)), rng)
                     holds.seen.clear()
                     holds.cpu.clear()
                     holds.spans.clear()
                     holds.kept.clear()
+                    holds.write_holds.clear()
+                    holds.write_cpu.clear()
                     # A callback of its own on either side, so the bench's own steps (the
                     # sim's state file written above) are no callback of the pass.
                     await asyncio.sleep(0)
@@ -186,11 +206,14 @@ async def measure(
                     top = sorted(holds.seen)[-3:]
                     longest.append(top[-1])
                     cpu_longest.append(max(holds.cpu))
+                    write_longest.append(max(holds.write_holds, default=0.0))
+                    write_cpu.append(max(holds.write_cpu, default=0.0))
                     print(
                         f"  {frac:.0%} stopped ({k} servers): pass {took * 1000:.0f} ms,"
                         f" longest holds {', '.join(f'{h * 1000:.1f}' for h in reversed(top))}"
                         f" ms ({len(holds.seen)} callbacks); longest CPU in one"
-                        f" {max(holds.cpu) * 1000:.1f} ms",
+                        f" {max(holds.cpu) * 1000:.1f} ms; longest write slice"
+                        f" {max(holds.write_holds, default=0.0) * 1000:.1f} ms",
                         flush=True,
                     )
                     for took_s, cpu_s, span in sorted(holds.spans)[-3:]:
@@ -201,10 +224,15 @@ async def measure(
                             print(f"        {count}x {stack}")
                 ms = [h * 1000 for h in longest]
                 cpu = [h * 1000 for h in cpu_longest]
+                wr = [h * 1000 for h in write_longest]
+                wc = [h * 1000 for h in write_cpu]
                 print(
                     f"{n} servers, {frac:.0%} stopped: longest hold min {min(ms):.1f} ms,"
                     f" median {statistics.median(ms):.1f} ms; longest CPU in one hold min"
-                    f" {min(cpu):.1f} ms, median {statistics.median(cpu):.1f} ms (of {repeats});"
+                    f" {min(cpu):.1f} ms, median {statistics.median(cpu):.1f} ms; longest write"
+                    f" slice min {min(wr):.1f} ms, median {statistics.median(wr):.1f} ms"
+                    f" (CPU min {min(wc):.1f} ms, median {statistics.median(wc):.1f} ms)"
+                    f" (of {repeats});"
                     f" load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Update, bindparam, insert, select, update
+from sqlalchemy import JSON, Column, Update, bindparam, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.events import event_row, latest_action_ids
 from canopy.store.models import InstanceActionEvent, Server
+from canopy.store.types import FastJSON
 
 # What observe, apply_observation, the boot times and a server's notification read.
 _KEYS = (
@@ -83,8 +84,12 @@ class Draft:
 
 
 # Built once: a statement's construction and cache key cost more than its SQL here.
+# JSON read as the list pages read it (store/types.py: FastJSON, orjson).
+_READ = {
+    k: type_coerce(c, FastJSON()) if isinstance(c.type, JSON) else c for k, c in COLUMNS.items()
+}
 _LOCK = (
-    select(*(c.label(k) for k, c in COLUMNS.items()))
+    select(*(c.label(k) for k, c in _READ.items()))
     .where(COLUMNS["id"].in_(bindparam("ids", expanding=True)))
     .order_by(COLUMNS["id"])
     .with_for_update(skip_locked=True)
