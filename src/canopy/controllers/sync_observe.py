@@ -17,10 +17,10 @@ from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_gone import lock_rows, servers_gone
+from canopy.controllers.sync_rows import Draft, lock_drafts, log_events, write_drafts
 from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, RemoteState
-from canopy.notifications.outbox import server_observed
-from canopy.store.events import add_event
+from canopy.notifications.outbox import servers_seen
 from canopy.store.leases import live
 from canopy.store.models import Server
 
@@ -35,7 +35,11 @@ async def observe(
     last_pass: datetime | None,
 ) -> tuple[list[str], bool]:
     """Apply one slice of listed servers to their rows, locked; return leaks and
-    whether a failed boot now waits for provisioning."""
+    whether a failed boot now waits for provisioning.
+
+    The rows are read and changed as plain columns and written a few statements for the
+    slice (controllers/sync_rows.py); rows whose servers are gone are then read as ORM
+    rows for `servers_gone` (deletes finish through the ORM everywhere)."""
     now = rt.clock.now()
     ids = [r.canopy_id for r in part if r.canopy_id]
     # Rows to adopt (created, never recorded) whose create step is still running.
@@ -48,9 +52,11 @@ async def observe(
             )
         )
     # Locked; a row someone else holds is left for the next pass.
-    rows = {r.id: r for r in await lock_rows(s, Server.id.in_(ids))} if ids else {}
+    rows = await lock_drafts(s, ids) if ids else {}
     leaks: list[str] = []
-    gone: list[Server] = []  # written together, after the loop (controllers/sync_gone.py)
+    gone: list[str] = []  # written together, after the others (controllers/sync_gone.py)
+    adopted: list[tuple[str, str]] = []  # (server id, the adopt event's details)
+    seen: list[tuple[Draft, str | None]] = []  # notifications, in listing order
     rescheduled = False
     for r in part:
         row = rows.get(r.canopy_id) if r.canopy_id else None
@@ -58,7 +64,7 @@ async def observe(
             continue  # busy elsewhere (or gone since the read): next pass
         if r.state == RemoteState.DELETED:
             if row.cloud == cloud and row.remote_id == r.remote_id:
-                gone.append(row)
+                gone.append(row.id)
             continue
         if row.deleted or row.cloud != cloud:
             leaks.append(r.remote_id)
@@ -69,16 +75,7 @@ async def observe(
             row.zone = r.zone or row.zone
             if row.phase == Phase.CREATE and row.id not in leased:
                 row.phase = Phase.CONVERGE
-            await add_event(
-                s,
-                server_id=row.id,
-                action="create",
-                event="adopt",
-                result="Success",
-                details=f"adopted {r.remote_id} found on {cloud} by its canopy id",
-                host=cloud,
-                now=now,
-            )
+            adopted.append((row.id, f"adopted {r.remote_id} found on {cloud} by its canopy id"))
         elif row.remote_id != r.remote_id:
             leaks.append(r.remote_id)  # a second copy: keep the recorded one
             continue
@@ -87,10 +84,15 @@ async def observe(
         if row.phase in LIVE or row.phase == Phase.CREATE:
             changed = apply_observation(row, r.state, started, fault=r.fault, addresses=r.addresses)
             if changed == "active":  # booted: learn the cloud's boot time
-                rt.boots.saw_boot(cloud, row, r, started, last_pass)
-            server_observed(s, row, changed, now)
+                rt.boots.saw_boot(cloud, row, r, started, last_pass)  # type: ignore[arg-type]
+            seen.append((row, changed))
             if changed:
                 row.updated_at = now
             rescheduled |= row.phase == Phase.RESCHEDULE
-    await servers_gone(s, gone, started, now)
+    await write_drafts(s, list(rows.values()))
+    await log_events(s, adopted, "create", "adopt", cloud, now)
+    await servers_seen(s, seen, now)
+    if gone:  # locked above: read again as ORM rows, after the writes above
+        orm = {row.id: row for row in await lock_rows(s, Server.id.in_(gone))}
+        await servers_gone(s, [orm[i] for i in gone if i in orm], started, now)
     return leaks, rescheduled

@@ -8,10 +8,11 @@ services and controllers call, one line where the change is recorded.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.notifications import events
@@ -142,6 +143,8 @@ async def servers_failed(s: AsyncSession, servers: list[Server], now: datetime) 
     await s.execute(insert(OutboxEvent), rows)
 
 
+_OUTBOX = cast(Table, OutboxEvent.__table__)
+
 # What `controllers.observe.apply_observation` says changed -> the event it is.
 _OBSERVED = {
     "active": events.SERVER_CREATE_END,
@@ -157,6 +160,32 @@ def server_observed(s: AsyncSession, server: Server, change: str | None, now: da
         server_failed(s, server, now)
     elif change is not None and change in _OBSERVED:
         server_changed(s, _OBSERVED[change], server, now)
+
+
+def observed_type(server: Any, change: str | None) -> str | None:
+    """The event `server_observed` sends for `change` (None: none), on a row or a row's
+    plain columns (controllers/sync_rows.py)."""
+    if change == "error":
+        return events.SERVER_CREATE_ERROR if server.launched_at is None else events.SERVER_UPDATE
+    if change is not None:
+        return _OBSERVED.get(change)
+    return None
+
+
+async def servers_seen(
+    s: AsyncSession, seen: Sequence[tuple[Any, str | None]], now: datetime
+) -> None:
+    """`server_observed` for many rows at once (each a row or its plain columns, with its
+    change): one INSERT of their events, in list order."""
+    rows = [
+        values(
+            kind, events.server_subject(row.id), row.project_id, events.server_payload(row), at=now
+        )
+        for row, change in seen
+        if (kind := observed_type(row, change)) is not None
+    ]
+    if rows:  # Core, on the session's connection: no ORM bulk path for plain rows
+        await (await s.connection()).execute(insert(_OUTBOX), rows)
 
 
 async def servers_observed(s: AsyncSession, changes: dict[str, str | None], now: datetime) -> None:
