@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import quiet_logs
+from bench.common import Result, quiet_logs, table
 from bench.loop_stalls import prepare
 from bench.seed import to_us_now
 from bench.sync_cost import settings_for
@@ -157,12 +157,20 @@ def stop_some(state_file: Path, k: int, rng: random.Random) -> int:
         conn.close()
 
 
+SCENARIO = "sync_holds"
+
+
 async def measure(
     n: int, fractions: list[float], repeats: int, trace: str | None, sample: bool = False
-) -> None:
+) -> list[Result]:
+    """The longest loop hold of a forced pass with each fraction of the servers stopped,
+    against the same pass with none changed (the baseline, first, in the same run)."""
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-holds-"))
     holds = Holds()
+    original = asyncio.events.Handle._run
     holds.install()
+    out: list[Result] = []
+    baseline: list[float] = []
     if sample:
         holds.sample()
     try:
@@ -180,13 +188,13 @@ async def measure(
             install(Path(trace), threshold=0.003, every=0.0005)
         try:
             await sync.sync_cloud("sim", force=True)  # the first pass is a full one
-            for frac in fractions:
+            for frac in [0.0, *fractions]:
                 longest: list[float] = []
                 cpu_longest: list[float] = []
                 write_longest: list[float] = []
                 write_cpu: list[float] = []
                 for _ in range(repeats):
-                    k = stop_some(tmp / "sim-sim.db", max(1, int(n * frac)), rng)
+                    k = stop_some(tmp / "sim-sim.db", max(1, int(n * frac)), rng) if frac else 0
                     holds.seen.clear()
                     holds.cpu.clear()
                     holds.spans.clear()
@@ -236,12 +244,29 @@ async def measure(
                     f" load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
+                if not frac:
+                    baseline = ms
+                    continue
+                out.append(
+                    Result(
+                        SCENARIO,
+                        f"longest loop hold of a sync pass, {frac:.0%} of {n:,} stopped",
+                        statistics.median(ms),
+                        "ms",
+                        baseline=statistics.median(baseline),
+                        baseline_name="the same pass, nothing changed",
+                        note=f"min {min(ms):.1f} of {repeats}; longest write slice median"
+                        f" {statistics.median(wr):.1f} ms ({statistics.median(wc):.1f} CPU)",
+                    )
+                )
         finally:
             for d in drivers.values():
                 await d.close()
             await db.dispose()
     finally:
+        asyncio.events.Handle._run = original  # type: ignore[method-assign]
         shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def main() -> None:
@@ -253,7 +278,10 @@ def main() -> None:
     parser.add_argument("--sample", action="store_true", help="sample the longest holds")
     args = parser.parse_args()
     quiet_logs()
-    asyncio.run(measure(args.servers, args.stopped, args.repeats, args.trace, args.sample))
+    results = asyncio.run(
+        measure(args.servers, args.stopped, args.repeats, args.trace, args.sample)
+    )
+    print(table(results))
 
 
 if __name__ == "__main__":
