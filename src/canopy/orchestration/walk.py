@@ -17,15 +17,17 @@ loses nothing: the next one repeats the step from the rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from graphlib import TopologicalSorter
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSessionTransaction
+
 from canopy.orchestration import deletion_policy, external
 from canopy.orchestration.abandoning import forget_row
-from canopy.orchestration.events import resource_event, write_events
+from canopy.orchestration.events import EventsMark, events_mark, resource_event, write_events
 from canopy.orchestration.resolving import RowsContext
 from canopy.orchestration.resources import update_policy
 from canopy.orchestration.resources.adopt import let_go
@@ -41,9 +43,11 @@ from canopy.orchestration.resources.properties import typed
 from canopy.orchestration.resources.registry import REPAIRED, resource_type, row_type
 from canopy.orchestration.rows import build, write_rows
 from canopy.orchestration.states import Action, Desired, Status
-from canopy.orchestration.step_errors import fails, guarded, reason
+from canopy.orchestration.step_errors import fails, guarded, reason, rolled_back
 from canopy.orchestration.template import BoundTemplate, ResourceDefinition
 from canopy.store.models import StackResource
+
+_Saved = tuple[AsyncSessionTransaction, EventsMark]  # a savepoint, and the events before it
 
 
 @dataclass
@@ -144,7 +148,7 @@ class Walk:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
             kind = row_type(row.type)
-            return self.record(row, await guarded(kind.check(self.step, row), row.name))
+            return self.record(row, await self.guard(lambda: kind.check(self.step, row), row.name))
         if (
             row is not None
             and row.type == d.type
@@ -196,7 +200,8 @@ class Walk:
             self.begin(row, Action.UPDATE, "state changed")
             out.started += 1
             update_policy.keep_policy(row, policy)
-            return self.record(row, await guarded(kind.update(self.step, row, props), d.name))
+            updated = await self.guard(lambda: kind.update(self.step, row, props), d.name)
+            return self.record(row, updated)
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
@@ -206,13 +211,13 @@ class Walk:
         out.started += 1
         if self.adopting is not None:
             self.begin(new, Action.ADOPT, "state changed")
-            adopted = adopt(self.step, new, self.adopting.get(d.name))
-            return self.record(new, await guarded(adopted, d.name))
+            entry = self.adopting.get(d.name)
+            return self.record(new, await self.guard(lambda: adopt(self.step, new, entry), d.name))
         self.begin(new, Action.CREATE, "state changed")
         if bulk is not None:
             self._queued.setdefault(kind.name, (bulk, []))[1].append(new)
             return Progress()  # started with the others of its type, after this round
-        return self.record(new, await guarded(kind.create(self.step, new), d.name))
+        return self.record(new, await self.guard(lambda: kind.create(self.step, new), d.name))
 
     async def _external(
         self, bound: BoundTemplate, d: ResourceDefinition, row: StackResource | None,
@@ -237,31 +242,47 @@ class Walk:
         new = self._new_row(d, kind, {}, [], generation)
         self.begin(new, Action.CREATE, "state changed")
         out.started += 1
-        taken = external.adopt(self.step, kind, new, d.external_id)
-        return self.record(new, await guarded(taken, d.name))
+        taken = d.external_id
+        return self.record(
+            new, await self.guard(lambda: external.adopt(self.step, kind, new, taken), d.name)
+        )
 
     async def _create_queued(self) -> dict[str, Progress]:
         """Create the resources queued in this round, each type's together."""
         out: dict[str, Progress] = {}
         queued, self._queued = self._queued, {}
+        s = self.step.session
         for kind, rows in queued.values():
             written: list[bool] = []
+            saved: list[_Saved] = []
 
             async def write(rows: list[StackResource] = rows, done: list[bool] = written) -> None:
                 # Their IN_PROGRESS events and the rows themselves (held out of the
                 # session: rows.py), before the servers.
-                await write_events(self.step.session)
-                await write_rows(self.step.session, rows)
+                await write_events(s)
+                await write_rows(s, rows)
                 done.append(True)
 
+            async def before(saved: list[_Saved] = saved) -> None:
+                await write()  # what the type writes next goes in a savepoint (step_errors)
+                saved.append((await s.begin_nested(), events_mark(s)))
+
             try:
-                made = await kind.create_many(self.step, rows, write)
+                made = await kind.create_many(self.step, rows, before)
             except Exception as e:  # each of them fails (step_errors.py)
                 if not fails(e):
                     raise
-                if not written:
+                if saved:  # nothing the type wrote stays: no server of theirs either
+                    await saved[0][0].rollback()
+                    await rolled_back(s, saved[0][1])
+                    for row in rows:
+                        row.server_id, row.physical_resource_id = None, ""
+                else:
                     await write()
                 made = [Progress.failure(reason(e, rows[0].name))] * len(rows)
+            else:
+                if saved:
+                    await saved[0][0].commit()
             if written != [True]:
                 raise RuntimeError(f"{type(kind).__name__}.create_many must call `before` once")
             for row, progress in zip(rows, made, strict=True):
@@ -365,15 +386,19 @@ class Walk:
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            return self.record(row, await guarded(kind.check(self.step, row), row.name))
+            return self.record(row, await self.guard(lambda: kind.check(self.step, row), row.name))
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
         if external.external_id(row) is not None or deletion_policy.retained(row):
             await forget_row(self.step.session, row, self.now)  # its members, its child
             return self.record(row, Progress.complete())  # not (or no longer) the stack's
-        return self.record(row, await guarded(kind.delete(self.step, row), row.name))
+        return self.record(row, await self.guard(lambda: kind.delete(self.step, row), row.name))
 
     # Recording --------------------------------------------------------------------------
+
+    async def guard(self, call: Callable[[], Awaitable[Progress]], name: str) -> Progress:
+        """A type's step, in a savepoint: a data error fails it and leaves nothing of it."""
+        return await guarded(self.step.session, call, name, self.changed)
 
     def begin(self, row: StackResource, action: Action, reason: str) -> None:
         row.action = action
