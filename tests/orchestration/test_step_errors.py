@@ -98,8 +98,8 @@ async def test_a_bulk_create_that_raises_after_its_servers_leaves_none_of_them(
         assert made == [2]
         rows = {r.name: r for r in await _rows(p, sid)}
         assert {(r.name, r.status) for r in rows.values()} == {("v1", "FAILED"), ("v2", "FAILED")}
-        assert {(r.server_id, r.physical_resource_id) for r in rows.values()} == {(None, "")}
         assert await live_servers(p) == []
+        assert {(r.server_id, r.physical_resource_id) for r in rows.values()} == {(None, "")}
         assert sorted(await _events(p, sid)) == [
             ("v1", "CREATE", "FAILED", "TypeError: unhashable type: 'list'"),
             ("v1", "CREATE", "IN_PROGRESS", "state changed"),

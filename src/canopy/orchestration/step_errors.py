@@ -51,22 +51,23 @@ async def guarded(
     s: AsyncSession,
     call: Callable[[], Awaitable[Progress]],
     name: str,
-    undone: Callable[[], None] | None = None,
+    record: Callable[[Progress], Progress],
+    undone: Callable[[], None],
 ) -> Progress:
     """What a type's step (`call`, run in a savepoint of `s`) said, or the resource's
-    failure for what `fails`, with everything the step wrote rolled back (then `undone`
-    is called: what the caller kept of the session's rows may have changed)."""
+    failure for what `fails`, passed to `record`: in the savepoint when the step returned;
+    after it rolled back everything the step wrote when it raised (`undone` is called
+    then: what the caller kept of the session's rows may have changed)."""
     mark = events_mark(s)
     try:
         async with s.begin_nested():
-            return await call()
+            return record(await call())
     except Exception as e:
         if not fails(e):
             raise
         await rolled_back(s, mark)
-        if undone is not None:
-            undone()
-        return Progress.failure(reason(e, name))
+        undone()
+        return record(Progress.failure(reason(e, name)))
 
 
 async def rolled_back(s: AsyncSession, mark: EventsMark) -> None:

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from graphlib import TopologicalSorter
 from typing import Any
 
@@ -148,7 +149,7 @@ class Walk:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
             kind = row_type(row.type)
-            return self.record(row, await self.guard(lambda: kind.check(self.step, row), row.name))
+            return await self.stepped(row, lambda: kind.check(self.step, row))
         if (
             row is not None
             and row.type == d.type
@@ -200,8 +201,7 @@ class Walk:
             self.begin(row, Action.UPDATE, "state changed")
             out.started += 1
             update_policy.keep_policy(row, policy)
-            updated = await self.guard(lambda: kind.update(self.step, row, props), d.name)
-            return self.record(row, updated)
+            return await self.stepped(row, lambda: kind.update(self.step, row, props))
         if row is not None:
             row.desired = Desired.ABSENT  # replaced: deleted in the clean-up
             self.changed()
@@ -212,12 +212,12 @@ class Walk:
         if self.adopting is not None:
             self.begin(new, Action.ADOPT, "state changed")
             entry = self.adopting.get(d.name)
-            return self.record(new, await self.guard(lambda: adopt(self.step, new, entry), d.name))
+            return await self.stepped(new, lambda: adopt(self.step, new, entry))
         self.begin(new, Action.CREATE, "state changed")
         if bulk is not None:
             self._queued.setdefault(kind.name, (bulk, []))[1].append(new)
             return Progress()  # started with the others of its type, after this round
-        return self.record(new, await self.guard(lambda: kind.create(self.step, new), d.name))
+        return await self.stepped(new, lambda: kind.create(self.step, new))
 
     async def _external(
         self, bound: BoundTemplate, d: ResourceDefinition, row: StackResource | None,
@@ -243,9 +243,7 @@ class Walk:
         self.begin(new, Action.CREATE, "state changed")
         out.started += 1
         taken = d.external_id
-        return self.record(
-            new, await self.guard(lambda: external.adopt(self.step, kind, new, taken), d.name)
-        )
+        return await self.stepped(new, lambda: external.adopt(self.step, kind, new, taken))
 
     async def _create_queued(self) -> dict[str, Progress]:
         """Create the resources queued in this round, each type's together."""
@@ -386,19 +384,23 @@ class Walk:
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            return self.record(row, await self.guard(lambda: kind.check(self.step, row), row.name))
+            return await self.stepped(row, lambda: kind.check(self.step, row))
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
         if external.external_id(row) is not None or deletion_policy.retained(row):
             await forget_row(self.step.session, row, self.now)  # its members, its child
             return self.record(row, Progress.complete())  # not (or no longer) the stack's
-        return self.record(row, await self.guard(lambda: kind.delete(self.step, row), row.name))
+        return await self.stepped(row, lambda: kind.delete(self.step, row))
 
     # Recording --------------------------------------------------------------------------
 
-    async def guard(self, call: Callable[[], Awaitable[Progress]], name: str) -> Progress:
-        """A type's step, in a savepoint: a data error fails it and leaves nothing of it."""
-        return await guarded(self.step.session, call, name, self.changed)
+    async def stepped(
+        self, row: StackResource, call: Callable[[], Awaitable[Progress]]
+    ) -> Progress:
+        """A type's step on `row`, recorded, in a savepoint (recorded in it too: one flush
+        of the row): a data error fails the row and leaves nothing of the step."""
+        record = partial(self.record, row)
+        return await guarded(self.step.session, call, row.name, record, self.changed)
 
     def begin(self, row: StackResource, action: Action, reason: str) -> None:
         row.action = action
@@ -414,7 +416,7 @@ class Walk:
             self._finish(row, Status.COMPLETE, "state changed")
         elif progress.failed is not None:
             self._finish(row, Status.FAILED, progress.failed)
-        else:
+        elif row.wait_until != progress.until:  # an unchanged row is not flushed
             row.wait_until = progress.until
         return progress
 
