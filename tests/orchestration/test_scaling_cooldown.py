@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from canopy.orchestration.resources.base import Progress
+from canopy.orchestration.resources.simple import Value
 from canopy.store.models import StackResource
 from tests.controllers.harness import Plane, make_plane
 
@@ -127,5 +132,31 @@ async def test_the_cooldown_runs_from_the_end_of_the_resize_and_refuses_during_i
         await signal_and_settle(p, sid, "up")
         assert (await signals(p, sid))[-1].outcome.startswith("scaling asg from 2 to 3")
         assert len(members(await resources(p, sid))) == 3
+    finally:
+        await p.close()
+
+
+async def test_a_resize_that_failed_starts_no_cooldown(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heat's `_finished_scaling(size_changed=False)`: the group may scale again at once."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        real = Value.create
+
+        async def failing(self: Value, step: Any, res: StackResource) -> Progress:
+            if res.name == "asg.1":
+                return Progress.failure("the second member fails")
+            return await real(self, step, res)
+
+        monkeypatch.setattr(Value, "create", failing)
+        sid = await create(p, "fails", _template(group_cooldown=600), disable_rollback=True)
+        assert (await settle(p, sid)).status == "COMPLETE"
+        done = await signal_and_settle(p, sid, "plain")
+        assert (done.action, done.status) == ("UPDATE", "FAILED"), done.status_reason
+        group = await _group_row(p, sid)
+        assert "cooldown_end" not in group.data and "scaling" not in group.data
+        await signal_and_settle(p, sid, "plain")  # not in cooldown: it scales (and repairs)
+        assert (await signals(p, sid))[-1].outcome.startswith("scaling asg from 2 to 3")
     finally:
         await p.close()
