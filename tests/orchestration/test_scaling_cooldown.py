@@ -5,11 +5,18 @@ policy's long cooldown holds back the group's other policies too, and a policy w
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from tests.controllers.harness import make_plane
+import pytest
 
-from .helpers import CLOUDS, create, hot, resources, settle, signals
+from canopy.orchestration.resources.base import Progress
+from canopy.orchestration.resources.simple import Value
+from canopy.store.models import StackResource
+from tests.controllers.harness import Plane, make_plane
+
+from .helpers import CLOUDS, create, hot, resources, send_signal, server, settle, signals
 from .test_autoscaling import members, policy, signal_and_settle
 
 
@@ -74,5 +81,82 @@ async def test_a_policy_with_cooldown_zero_scales_again_at_once_inside_the_group
         p.clock.advance(2)
         await signal_and_settle(p, sid, "eager")
         assert len(members(await resources(p, sid))) == 5
+    finally:
+        await p.close()
+
+
+async def _group_row(p: Plane, sid: str) -> StackResource:
+    return (await resources(p, sid))["asg"]
+
+
+async def test_the_cooldown_runs_from_the_end_of_the_resize_and_refuses_during_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    """As Heat (heat/scaling/cooldown.py): a signal while the group resizes is refused
+    "due to scaling activity", and the cooldown starts when the resize has ended, not at
+    the signal that asked for it."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        group = {
+            "type": "OS::Heat::AutoScalingGroup",
+            "properties": {"min_size": 1, "max_size": 10, "cooldown": 30, "resource": server()},
+        }
+        sid = await create(p, "ends", hot({"asg": group, "up": policy(1)}))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        asked = p.clock.now()
+        await send_signal(p, sid, "up")
+        await p.worker.orchestration.run_once()  # the scaling starts; its server boots
+        assert (await _group_row(p, sid)).status == "IN_PROGRESS"
+        await send_signal(p, sid, "up")  # while the group resizes
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        first, during = (s.outcome for s in await signals(p, sid))
+        assert first.startswith("scaling asg from 1 to 2"), first
+        assert during == "ignored: asg is scaling (due to scaling activity)"
+        assert len(members(await resources(p, sid))) == 2
+        ended = (await _group_row(p, sid)).updated_at  # when the resize completed
+        assert ended >= asked + timedelta(seconds=2)  # the member's boot took that long
+        assert "scaling" not in (await _group_row(p, sid)).data
+
+        # Past 30 s from the signal, inside 30 s from the end of the resize: refused.
+        p.clock.advance((asked + timedelta(seconds=31) - p.clock.now()).total_seconds())
+        assert p.clock.now() < ended + timedelta(seconds=30)
+        await signal_and_settle(p, sid, "up")
+        until = (ended + timedelta(seconds=30)).isoformat()
+        assert (await signals(p, sid))[-1].outcome == (
+            f"ignored: the group is in cooldown until {until}"
+        )
+        assert len(members(await resources(p, sid))) == 2
+
+        p.clock.advance((ended + timedelta(seconds=30) - p.clock.now()).total_seconds())
+        await signal_and_settle(p, sid, "up")
+        assert (await signals(p, sid))[-1].outcome.startswith("scaling asg from 2 to 3")
+        assert len(members(await resources(p, sid))) == 3
+    finally:
+        await p.close()
+
+
+async def test_a_resize_that_failed_starts_no_cooldown(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heat's `_finished_scaling(size_changed=False)`: the group may scale again at once."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        real = Value.create
+
+        async def failing(self: Value, step: Any, res: StackResource) -> Progress:
+            if res.name == "asg.1":
+                return Progress.failure("the second member fails")
+            return await real(self, step, res)
+
+        monkeypatch.setattr(Value, "create", failing)
+        sid = await create(p, "fails", _template(group_cooldown=600), disable_rollback=True)
+        assert (await settle(p, sid)).status == "COMPLETE"
+        done = await signal_and_settle(p, sid, "plain")
+        assert (done.action, done.status) == ("UPDATE", "FAILED"), done.status_reason
+        group = await _group_row(p, sid)
+        assert "cooldown_end" not in group.data and "scaling" not in group.data
+        await signal_and_settle(p, sid, "plain")  # not in cooldown: it scales (and repairs)
+        assert (await signals(p, sid))[-1].outcome.startswith("scaling asg from 2 to 3")
     finally:
         await p.close()

@@ -61,6 +61,26 @@ async def write_events(s: AsyncSession, *, stop: bool = False) -> None:
         await s.execute(insert(_OUTBOX), held.notes)
 
 
+EventsMark = tuple[_Held, int, int] | None
+
+
+def events_mark(s: AsyncSession) -> EventsMark:
+    """Where the held events of `s` stand now (None: not held), for `undo_events`."""
+    held: _Held | None = s.info.get(_HELD)
+    return None if held is None else (held, len(held.events), len(held.notes))
+
+
+def undo_events(s: AsyncSession, mark: EventsMark) -> None:
+    """Forget the events held since `mark`, after a savepoint rolled back what was done
+    since: also those a `write_events` since then wrote (in the savepoint) and let go of."""
+    if mark is None:
+        return  # not held: they were added to the session, which the rollback expunged
+    held, events, notes = mark
+    del held.events[events:]
+    del held.notes[notes:]
+    s.info[_HELD] = held
+
+
 def _add(s: AsyncSession, event: dict[str, Any], note: dict[str, Any]) -> None:
     held: _Held | None = s.info.get(_HELD)
     if held is None:

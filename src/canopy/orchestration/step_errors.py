@@ -7,16 +7,22 @@ every later pass, with the stack IN_PROGRESS forever. So it fails that resource 
 the stack fails as for any resource failure, the root cause in its reason. Any other
 exception (a database error, a worker's crash, a "retry later") rolls the step back and
 the step is repeated, which may cure it; the stack's deadline bounds those (controller.py).
+
+A type's step runs in a savepoint (`guarded`): what it wrote before such an error (rows,
+a server, events) is rolled back with it, and only the resource's failure is committed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import inspect
+from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.domain.errors import CanopyError, RetryLater, TransientError
+from canopy.orchestration.events import EventsMark, events_mark, undo_events
 from canopy.orchestration.resources.base import Progress
 from canopy.orchestration.template import TemplateError
 
@@ -41,11 +47,39 @@ def reason(e: Exception, name: str) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-async def guarded(call: Awaitable[Progress], name: str) -> Progress:
-    """What a type's step said, or the resource's failure for what `fails`."""
+async def guarded(
+    s: AsyncSession,
+    call: Callable[[], Awaitable[Progress]],
+    name: str,
+    record: Callable[[Progress], Progress],
+    undone: Callable[[], None],
+) -> Progress:
+    """What a type's step (`call`, run in a savepoint of `s`) said, or the resource's
+    failure for what `fails`, passed to `record`: in the savepoint when the step returned;
+    after it rolled back everything the step wrote when it raised (`undone` is called
+    then: what the caller kept of the session's rows may have changed)."""
+    mark = events_mark(s)
     try:
-        return await call
+        async with s.begin_nested():
+            return record(await call())
     except Exception as e:
         if not fails(e):
             raise
-        return Progress.failure(reason(e, name))
+        await rolled_back(s, mark)
+        undone()
+        return record(Progress.failure(reason(e, name)))
+
+
+async def rolled_back(s: AsyncSession, mark: EventsMark) -> None:
+    """After a savepoint of `s` rolled back: forget the events held since `mark`
+    (`events_mark`) and load again every row the rollback expired (async code may not
+    load lazily); one whose row is gone with the savepoint leaves the session."""
+    undo_events(s, mark)
+    for obj in list(s.identity_map.values()):
+        state = inspect(obj)
+        if not state.expired_attributes or state.was_deleted or not state.persistent:
+            continue
+        try:
+            await s.refresh(obj)
+        except InvalidRequestError:  # written in the savepoint as already persistent
+            s.expunge(obj)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources import rolling
+from canopy.orchestration.resources import cooldown, rolling
 from canopy.orchestration.resources.base import Lookups, Progress, Prop, Step, updatable
 from canopy.orchestration.resources.group import validate_member
 from canopy.orchestration.resources.group_attrs import recorded
@@ -50,7 +50,10 @@ class GroupSteps(ABC):
         data = dict(res.data or {})
         fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
         res.data = data
-        return await self._converge(step, res, fresh=fresh)
+        progress = await self._converge(step, res, fresh=fresh)
+        if progress.done or progress.failed is not None:  # a scaling's cooldown starts now
+            cooldown.finished(res, step.clock.now(), resized=progress.done)
+        return progress
 
     @abstractmethod
     async def _converge(self, step: Step, res: StackResource, *, fresh: bool) -> Progress: ...
@@ -287,6 +290,7 @@ async def resize(step: Step, group: StackResource, size: int) -> None:
         going = set(order[: len(members) - size])
         members = [m for m in members if m not in going]
     data.update(members=members, next=nxt)
+    cooldown.clear(data)  # a scaling's mark is set again by the scaling (scaling.py)
     data.pop(rolling.KEY, None)  # a new size: a rolling update under way is planned again
     group.data = data
 

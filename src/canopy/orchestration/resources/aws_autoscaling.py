@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
+from canopy.orchestration.resources import cooldown
 from canopy.orchestration.resources.autoscaling import (
     AWS_GROUP,
     MAX_SIZE,
@@ -235,8 +236,7 @@ class AwsAutoScalingGroup(GroupSteps):
             attrs["InstanceList"] = ",".join(ip for ip in ips if ip)
             res.attributes = attrs
             if res.action == Action.CREATE and p.get("Cooldown"):
-                until = step.clock.now() + timedelta(seconds=int(p["Cooldown"]))
-                res.data = {**(res.data or {}), "cooldown_end": until.isoformat()}
+                cooldown.set_cooldown(res, step.clock.now() + timedelta(seconds=int(p["Cooldown"])))
         return progress
 
 

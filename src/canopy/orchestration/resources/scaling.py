@@ -3,8 +3,8 @@
 `alarm_url` is a pre-signed URL (a plain `curl -X POST` works), `signal_url` the same route
 for a caller with a Keystone token. A signal, acted on by the engine:
 
-- is ignored (and recorded as such) while the stack is IN_PROGRESS (a scaling or any other
-  action underway, as Heat's "scaling in progress"), or while the group is in cooldown;
+- is ignored (and recorded as such) while the group is scaling (Heat's "due to scaling
+  activity"), while the stack is IN_PROGRESS otherwise, or while the group is in cooldown;
 - otherwise computes the new capacity as Heat does (change_in_capacity, exact_capacity,
   percent_change_in_capacity with min_adjustment_step; clamped to min_size..max_size), and
   when it differs, starts the group's UPDATE: the stack shows UPDATE_IN_PROGRESS until the
@@ -13,8 +13,8 @@ for a caller with a Keystone token. A signal, acted on by the engine:
 The cooldown is the group's state, as in Heat: a scaling puts the group in cooldown for the
 policy's own `cooldown` when it has one (0 included), else the group's; a later end already
 set is kept. So a policy's cooldown holds back every policy of the group, and a policy with
-`cooldown: 0` may scale again at once though the group's is longer. It runs from the signal
-(Heat's from the end of the resize, which the stack's IN_PROGRESS covers here).
+`cooldown: 0` may scale again at once though the group's is longer. As in Heat, it runs
+from the end of the resize (cooldown.py): a scaling that failed starts none.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
 from canopy.orchestration.events import resource_event
+from canopy.orchestration.resources import cooldown
 from canopy.orchestration.resources.autoscaling import (
     GROUP_TYPES,
     bounds,
@@ -164,12 +164,14 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
     """Act on a signal to the policy `res` (either type): Heat's checks, then the scaling."""
     now = step.clock.now()
     stack = step.stack
+    group = await _group(step, adj.group_ref)
+    if group is not None and cooldown.scaling(group):
+        return Handled(f"ignored: {group.name} is scaling (due to scaling activity)")
     if stack.status == Status.IN_PROGRESS:
         return Handled(f"ignored: the stack is {stack.action}_IN_PROGRESS (scaling in progress)")
-    group = await _group(step, adj.group_ref)
     if group is None:
         return Handled("ignored: the group was not found in this stack")
-    until = _cooldown_end(group)
+    until = cooldown.cooldown_end(group)
     if until is not None and now < until:
         return Handled(f"ignored: the group is in cooldown until {until.isoformat()}")
     current = capacity(group)
@@ -183,9 +185,7 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
         resource_event(step.session, step.stack, group, group.status_reason, now)
         return Handled(f"refused: scaling {group.name} to {size}: {LIMIT_MESSAGE}")
     await resize(step, group, size)
-    seconds = bounds(group)[2] if adj.cooldown is None else int(adj.cooldown)
-    end = now + timedelta(seconds=max(0, seconds))
-    set_cooldown(group, end if until is None else max(until, end))
+    cooldown.start(group, bounds(group)[2] if adj.cooldown is None else int(adj.cooldown))
     group.data = {**group.data, "retry_failed": True}  # as a stack update would
     begin(step, group, Action.UPDATE, now)
     group.status_reason = f"scaling {current} -> {size} (signal to {res.name})"
@@ -218,15 +218,6 @@ def new_capacity(current: int, adjustment: float, kind: str, min_step: int) -> i
         # empty group would shrink it).
         change = min_step if adjustment > 0 else -min_step
     return current + change
-
-
-def _cooldown_end(row: StackResource) -> datetime | None:
-    raw = (row.data or {}).get("cooldown_end")
-    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
-
-
-def set_cooldown(row: StackResource, until: datetime) -> None:
-    row.data = {**(row.data or {}), "cooldown_end": until.isoformat()}
 
 
 async def _group(step: Step, ref: Any) -> StackResource | None:
