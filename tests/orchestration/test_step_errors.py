@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.orchestration.resources.group import ResourceGroup
@@ -107,4 +107,42 @@ async def test_a_bulk_create_that_raises_after_its_servers_leaves_none_of_them(
             ("v2", "CREATE", "IN_PROGRESS", "state changed"),
         ]
     finally:
+        await p.close()
+
+
+async def test_a_servers_check_runs_without_a_savepoint_and_a_data_error_still_fails_it(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's completion check writes only its own row, after its reads: it runs with
+    no savepoint (a flush per row would cost more than the check), and a data error in it
+    still fails that resource alone, with the root cause."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    savepoints: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    engine = p.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        sid = await create(p, "ok", hot({f"v{i}": server() for i in range(3)}))
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "COMPLETE")
+        assert len(savepoints) == 1, savepoints  # the round's bulk create; no check's
+        real = ServerBase.shown
+
+        def shown(self: ServerBase, attrs: Any) -> Any:
+            raise KeyError("addresses")
+
+        monkeypatch.setattr(ServerBase, "shown", shown)
+        sid = await create(p, "bad", hot({"w": server()}), disable_rollback=True)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("CREATE", "FAILED")
+        assert "KeyError: 'addresses'" in done.status_reason
+        rows = {r.name: r for r in await _rows(p, sid)}
+        assert (rows["w"].status, rows["w"].attributes) == ("FAILED", {})
+        monkeypatch.setattr(ServerBase, "shown", real)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
         await p.close()

@@ -53,11 +53,22 @@ async def guarded(
     name: str,
     record: Callable[[Progress], Progress],
     undone: Callable[[], None],
+    *,
+    savepoint: bool = True,
 ) -> Progress:
     """What a type's step (`call`, run in a savepoint of `s`) said, or the resource's
     failure for what `fails`, passed to `record`: in the savepoint when the step returned;
     after it rolled back everything the step wrote when it raised (`undone` is called
-    then: what the caller kept of the session's rows may have changed)."""
+    then: what the caller kept of the session's rows may have changed). Without
+    `savepoint` (a step that writes only its own row, after its reads) the failure is
+    recorded as it stands."""
+    if not savepoint:
+        try:
+            return record(await call())
+        except Exception as e:
+            if not fails(e):
+                raise
+            return record(Progress.failure(reason(e, name)))
     mark = events_mark(s)
     try:
         async with s.begin_nested():

@@ -142,12 +142,15 @@ class WalkRows:
     # Recording --------------------------------------------------------------------------
 
     async def stepped(
-        self, row: StackResource, call: Callable[[], Awaitable[Progress]]
+        self, row: StackResource, call: Callable[[], Awaitable[Progress]], *, own: bool = False
     ) -> Progress:
         """A type's step on `row`, recorded, in a savepoint (recorded in it too: one flush
-        of the row): a data error fails the row and leaves nothing of the step."""
+        of the row): a data error fails the row and leaves nothing of the step. `own`: the
+        step writes only `row`, after its reads (a server's check): no savepoint, whose
+        flush per row would cost more than the step (one batched flush at the commit)."""
         record = partial(self.record, row)
-        return await guarded(self.step.session, call, row.name, record, self.changed)
+        session = self.step.session
+        return await guarded(session, call, row.name, record, self.changed, savepoint=not own)
 
     def begin(self, row: StackResource, action: Action, reason: str) -> None:
         row.action = action

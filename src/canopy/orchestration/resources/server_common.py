@@ -39,6 +39,9 @@ class ServerBase(ABC):
     # The names of the properties holding the flavor, image, keypair, zone, user data and
     # metadata.
     keys: Mapping[str, str] = {}
+    # `check` writes nothing but its own row's attributes, and only once it has read all
+    # it needs: no savepoint around it (orchestration/step_errors.py).
+    check_writes_its_row_only = True
 
     def reference(self, res: StackResource) -> Any:
         return res.physical_resource_id or None
