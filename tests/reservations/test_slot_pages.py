@@ -291,3 +291,22 @@ async def test_a_bound_that_decides_nothing_past_the_start_asked_is_400(
     got, want = await _both(private, later, max_rows=5)
     assert want.slot is not None and want.slot.start == now + timedelta(minutes=1)
     assert got.slot is not None and got.slot.start == want.slot.start
+
+
+async def test_clouds_that_hold_nothing_take_none_of_the_bound(db_url: str, tmp_path: Path) -> None:
+    """Six empty clouds and a bound of five rows: usage at the window's start is zero
+    everywhere, which is no row (a row per cloud there would fill the bound before the
+    search read anything, and refuse the search as having too many steps)."""
+    toml = "".join(
+        f'[[clouds]]\nname = "c{i}"\ntier = 0\n[clouds.sim]\nhosts = 1\nhost_vcpus = 8\n'
+        for i in range(6)
+    )
+    p = await make_plane(db_url, tmp_path, toml=toml)
+    try:
+        now = p.clock.now()
+        got, want = await _both(p, _body(now, 1), max_rows=5)
+        assert want.slot is not None and want.slot.start == now.replace(second=0, microsecond=0)
+        assert got.slot is not None and got.slot.start == want.slot.start
+        assert got.complete
+    finally:
+        await p.close()

@@ -80,6 +80,7 @@ async def _move(
 ) -> None:
     """Hold the lease's instance capacity over [start, end) on the same clouds, or 409."""
     clouds = await capacity.lock_clouds(s)
+    since = max(start, now) if lease.status == LeaseStatus.ACTIVE else start
     reservations = await lifecycle.reservations_of(s, lease.id)
     ids = [r.id for r in reservations]
     await claim_counts.apply(s, await claim_counts.drop(s, Claim.reservation_id.in_(ids)))
@@ -90,7 +91,9 @@ async def _move(
         size = capacity.Size(flavor_name(r.id), r.vcpus, r.memory_mb, r.disk_gb)
         # Every cloud of the reservation in one query; it sees the claims of the
         # reservations before it in this loop (held below), as one query per cloud did.
-        peaks = await peaks_by_cloud(s, sorted({sh["cloud"] for sh in r.placement}), start, end)
+        # A started lease's past is spent: it must fit from now on (as a resize asks), and
+        # a sweep from its start would read every claim placed since (store/claim_sweep.py).
+        peaks = await peaks_by_cloud(s, sorted({sh["cloud"] for sh in r.placement}), since, end)
         for share in r.placement:
             cloud = clouds[share["cloud"]]
             peak = peaks[cloud.name]

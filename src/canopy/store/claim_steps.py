@@ -7,7 +7,7 @@ the counters corrected by the few claims they differ on, then +amount at each cl
 start and -amount at each end inside the window, summed per instant, a running sum per
 cloud in time order: store/claim_sweep.py) and returns the steps themselves instead of
 their maximum: one row per cloud and instant where its usage changes, however many claims
-start or end there. Every cloud has a first row at `start` (zero if it holds nothing).
+start or end there. The claims in use at `start` collapse into its first row.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store import claim_sweep
@@ -40,6 +40,9 @@ def steps_query(clouds: Sequence[str], start: datetime, end: datetime, limit: in
             func.sum(events.c.e).label("e"),
         )
         .group_by(events.c.c, events.c.t)
+        # A cloud's usage at `start` is a row only if it holds something then: a zero row
+        # means what no row does, and would take a row of the caller's budget.
+        .having(or_(func.min(events.c.s) == 0, *(func.sum(events.c[n]) != 0 for n in NAMES)))
         .subquery("steps")
     )
     return (

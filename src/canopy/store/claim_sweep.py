@@ -17,15 +17,17 @@ store/claim_counts.py), corrected by the few claims whose `counted` differs from
   ending before a window in the future; or, rarely, starting after it).
 
 Both sets are small whenever `start` is close to now (a window in the past would make the
-second one large: no caller asks for one, and it is still exact). Then the claims that
-start, and those that end, inside the window: reservations', not the fleet's. Each part
+second one large, still exact: a started lease's update sweeps from now on for that).
+Then the claims that start, and those that end, inside the window: reservations', not the
+fleet's. Each part
 is one index range: `ix_claims_cloud_window` for starts, `ix_claims_cloud_ends` for ends,
 `ix_claims_uncounted` (partial) for the uncounted ones. All parts are one statement, so
 the counters and the claims come from one snapshot, even under READ COMMITTED.
 
-Rows (c, t, v, r, n, m, e): cloud, instant, the amounts moving there (vcpus, ram_mb,
-instances, price per hour), and how many claims end there. The counters row is at
-`start`, every cloud of `clouds` has one (zero when it holds nothing).
+Rows (c, t, v, r, n, m, e, s): cloud, instant, the amounts moving there (vcpus, ram_mb,
+instances, price per hour), how many claims end there, and 1 for what is in use at
+`start` (every cloud of `clouds` has such rows, summing to zero when it holds nothing),
+else 0.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def _at(cloud: Any, t: Any, amounts: Sequence[Any], sign: int, ends: int) -> Any
         t.label("t"),
         *((a if sign > 0 else -a).label(n) for a, n in zip(amounts, NAMES, strict=True)),
         literal(ends).label("e"),
+        literal(int(t is not Claim.starts_at and t is not Claim.ends_at)).label("s"),
     )
 
 
