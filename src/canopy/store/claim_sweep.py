@@ -19,10 +19,10 @@ store/claim_counts.py), corrected by the few claims whose `counted` differs from
 Both sets are small whenever `start` is close to now (a window in the past would make the
 second one large, still exact: a started lease's update sweeps from now on for that).
 Then the claims that start, and those that end, inside the window: reservations', not the
-fleet's. Each part
-is one index range: `ix_claims_cloud_window` for starts, `ix_claims_cloud_ends` for ends,
-`ix_claims_uncounted` (partial) for the uncounted ones. All parts are one statement, so
-the counters and the claims come from one snapshot, even under READ COMMITTED.
+fleet's. Each part is one index range: `ix_claims_cloud_window` for starts,
+`ix_claims_cloud_ends` for ends, `ix_claims_uncounted` (partial) for the uncounted ones.
+All parts are one statement, so the counters and the claims come from one snapshot, even
+under READ COMMITTED.
 
 Rows (c, t, v, r, n, m, e, s): cloud, instant, the amounts moving there (vcpus, ram_mb,
 instances, price per hour), how many claims end there, and 1 for what is in use at
