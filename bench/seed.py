@@ -212,8 +212,9 @@ def seed_sim(path: Path, servers: list[Seeded], *, when_us: int, host: str = "h1
         conn.close()
 
 
-def drift(state_file: Path, k: int, rng: random.Random) -> None:
-    """Change `k` live servers behind canopy's back: half stopped, half deleted."""
+def drift(state_file: Path, k: int, rng: random.Random, stopped: float = 0.5) -> int:
+    """Change `k` live servers behind canopy's back: a share `stopped` of them stopped, the
+    rest deleted (half and half by default); how many were changed."""
     conn = sqlite3.connect(state_file, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -225,7 +226,7 @@ def drift(state_file: Path, k: int, rng: random.Random) -> None:
         ]
         now = to_us_now()
         picked = rng.sample(live, min(k, len(live)))
-        half = len(picked) // 2
+        half = int(len(picked) * stopped)
         conn.executemany(
             "UPDATE servers SET power = 'off', transition = 'stop', transition_until = ?,"
             " updated_at = ? WHERE seq = ?",
@@ -236,6 +237,7 @@ def drift(state_file: Path, k: int, rng: random.Random) -> None:
             [(now, now, seq) for seq in picked[half:]],
         )
         conn.execute("COMMIT")
+        return len(picked)
     finally:
         conn.close()
 

@@ -2,7 +2,7 @@
 
 One sim cloud holds N steady servers (`bench.loop_stalls.prepare`). Before each measured
 poll, a fraction of its running servers is stopped behind canopy's back (written straight
-into the sim's state file, as `bench.seed.drift` does, but stops only: deletes are written
+into the sim's state file by `bench.seed.drift`, stops only: deletes are written
 by `sync_gone`'s bulk path and are another figure). One forced `SyncController.sync_cloud`
 then sees them, and every callback the event loop runs meanwhile is timed (a wrapper round
 `asyncio.Handle._run`, installed by this script only): the longest is the longest hold,
@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -32,7 +31,7 @@ from typing import Any
 
 from bench.common import Result, quiet_logs, table
 from bench.loop_stalls import prepare
-from bench.seed import to_us_now
+from bench.seed import drift
 from bench.sync_cost import settings_for
 from canopy.bootstrap import open_database
 from canopy.controllers import sync as sync_module
@@ -133,30 +132,6 @@ class Holds:
         setattr(sync_module, "observe", observed)  # noqa: B010
 
 
-def stop_some(state_file: Path, k: int, rng: random.Random) -> int:
-    """Stop `k` running servers behind canopy's back (the sim reports them stopped)."""
-    conn = sqlite3.connect(state_file, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        on = [
-            r[0]
-            for r in conn.execute(
-                "SELECT seq FROM servers WHERE deleted_at IS NULL AND power = 'on'"
-            ).fetchall()
-        ]
-        now = to_us_now()
-        picked = rng.sample(on, min(k, len(on)))
-        conn.executemany(
-            "UPDATE servers SET power = 'off', transition = 'stop', transition_until = ?,"
-            " updated_at = ? WHERE seq = ?",
-            [(now, now, seq) for seq in picked],
-        )
-        conn.execute("COMMIT")
-        return len(picked)
-    finally:
-        conn.close()
-
-
 SCENARIO = "sync_holds"
 
 
@@ -194,7 +169,11 @@ async def measure(
                 write_longest: list[float] = []
                 write_cpu: list[float] = []
                 for _ in range(repeats):
-                    k = stop_some(tmp / "sim-sim.db", max(1, int(n * frac)), rng) if frac else 0
+                    k = (
+                        drift(tmp / "sim-sim.db", max(1, int(n * frac)), rng, stopped=1.0)
+                        if frac
+                        else 0
+                    )
                     holds.seen.clear()
                     holds.cpu.clear()
                     holds.spans.clear()
