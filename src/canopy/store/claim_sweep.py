@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, literal, or_, select, union_all
+from sqlalchemy import BindParameter, ColumnElement, literal, or_, select, union_all
 
 from canopy.store.models import Claim, Cloud
 
@@ -56,13 +56,14 @@ def uncounted() -> ColumnElement[bool]:
     return Claim.counted.is_(False)
 
 
-def _at(cloud: Any, t: Any, amounts: Sequence[Any], sign: int, ends: int) -> Any:
+def _at(cloud: Any, t: Any, amounts: Sequence[Any], sign: int, ends: int = 0) -> Any:
+    """Rows (c, t, amounts times `sign`, e = `ends`, s = whether `t` is the start)."""
     return select(
         cloud.label("c"),
         t.label("t"),
         *((a if sign > 0 else -a).label(n) for a, n in zip(amounts, NAMES, strict=True)),
         literal(ends).label("e"),
-        literal(int(t is not Claim.starts_at and t is not Claim.ends_at)).label("s"),
+        literal(int(isinstance(t, BindParameter))).label("s"),
     )
 
 
@@ -73,21 +74,21 @@ def events(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
     live_at_start = or_(Claim.ends_at.is_(None), Claim.ends_at > start)
     before_end: list[ColumnElement[bool]] = [] if end is None else [Claim.starts_at < end]
     ends_before_end: list[ColumnElement[bool]] = [] if end is None else [Claim.ends_at < end]
-    counters = _at(Cloud.name, at_start, _COUNTERS, 1, 0).where(Cloud.name.in_(clouds))
-    begun = _at(Claim.cloud, at_start, _AMOUNTS, 1, 0).where(
+    counters = _at(Cloud.name, at_start, _COUNTERS, 1).where(Cloud.name.in_(clouds))
+    begun = _at(Claim.cloud, at_start, _AMOUNTS, 1).where(
         mine, uncounted(), Claim.starts_at <= start, live_at_start
     )
-    not_begun = _at(Claim.cloud, at_start, _AMOUNTS, -1, 0).where(
+    not_begun = _at(Claim.cloud, at_start, _AMOUNTS, -1).where(
         mine, Claim.counted.is_(True), Claim.starts_at > start
     )
     # A claim ends after it starts (the reservations check it), so none is in both sets.
-    over = _at(Claim.cloud, at_start, _AMOUNTS, -1, 0).where(
+    over = _at(Claim.cloud, at_start, _AMOUNTS, -1).where(
         mine, Claim.counted.is_(True), Claim.ends_at <= start
     )
-    starts = _at(Claim.cloud, Claim.starts_at, _AMOUNTS, 1, 0).where(
+    starts = _at(Claim.cloud, Claim.starts_at, _AMOUNTS, 1).where(
         mine, Claim.starts_at > start, *before_end
     )
-    ends = _at(Claim.cloud, Claim.ends_at, _AMOUNTS, -1, 1).where(
+    ends = _at(Claim.cloud, Claim.ends_at, _AMOUNTS, -1, ends=1).where(
         mine, Claim.ends_at > start, *ends_before_end
     )
     # The claims' own instants first: PostgreSQL types a union's column from its members
