@@ -25,20 +25,7 @@ from canopy.store.leases import live
 from canopy.store.models import Claim, Cloud, InstanceActionEvent, OutboxEvent, Server
 
 from .harness import Plane, make_plane, statements
-
-CLOUDS = """
-[controllers]
-sync_seconds = 5
-full_sync_seconds = 3600
-
-[[clouds]]
-name = "private"
-tier = 0
-[clouds.sim]
-hosts = 2
-host_vcpus = 16
-boot_seconds = 2
-"""
+from .test_sync_gone import CLOUDS
 
 
 async def orm_observe(
