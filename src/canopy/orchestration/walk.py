@@ -95,8 +95,7 @@ class Walk(WalkRows):
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
             kind = row_type(row.type)
-            own = getattr(kind, "check_writes_its_row_only", False)
-            return await self.stepped(row, lambda: kind.check(self.step, row), own=own)
+            return await self.checked(row, kind)
         if (
             row is not None
             and row.type == d.type
@@ -272,8 +271,7 @@ class Walk(WalkRows):
         if row.action == Action.DELETE:
             if row.status == Status.FAILED:
                 return Progress.failure(row.status_reason)
-            own = getattr(kind, "check_writes_its_row_only", False)
-            return await self.stepped(row, lambda: kind.check(self.step, row), own=own)
+            return await self.checked(row, kind)
         self.begin(row, Action.DELETE, "state changed")
         out.started += 1
         if external.external_id(row) is not None or deletion_policy.retained(row):

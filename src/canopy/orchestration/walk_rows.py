@@ -152,6 +152,12 @@ class WalkRows:
         session = self.step.session
         return await guarded(session, call, row.name, record, self.changed, savepoint=not own)
 
+    async def checked(self, row: StackResource, kind: ResourceType) -> Progress:
+        """`kind.check` on `row`, stepped: with no savepoint for a type whose check
+        writes only its row (`check_writes_its_row_only`, a server's)."""
+        own = bool(getattr(kind, "check_writes_its_row_only", False))
+        return await self.stepped(row, lambda: kind.check(self.step, row), own=own)
+
     def begin(self, row: StackResource, action: Action, reason: str) -> None:
         row.action = action
         row.status = Status.IN_PROGRESS
