@@ -90,6 +90,10 @@ async def test_scale_out_bursts_then_scale_in_removes_public_first_then_newest(
         done = await settle(p, sid)
         assert (done.action, done.status) == ("CREATE", "COMPLETE"), done.status_reason
         assert sorted((await clouds(p, sid)).values()) == ["private"] * 4
+        # The group's 60 s cooldown runs from the end of its create (Heat's rule).
+        await signal_and_settle(p, sid, "scale_out")
+        assert "in cooldown" in (await signals(p, sid))[-1].outcome
+        p.clock.advance(61)
 
         # Out by 4: private takes 2 more (6 of 8 is its 80% threshold), 2 burst.
         done = await signal_and_settle(p, sid, "scale_out")
@@ -160,7 +164,10 @@ async def test_capacity_is_clamped_and_no_change_sets_no_cooldown(
         sid = await create(p, "clamped", t)
         assert (await settle(p, sid)).status == "COMPLETE"
         assert len(members(await resources(p, sid))) == 1  # min_size
-        await signal_and_settle(p, sid, "down")  # already at min_size: no change
+        await signal_and_settle(p, sid, "down")  # at min_size: no change (before cooldown)
+        assert "no change" in (await signals(p, sid))[-1].outcome
+        p.clock.advance(600)  # the cooldown of the group's create
+        await signal_and_settle(p, sid, "down")
         assert "no change" in (await signals(p, sid))[-1].outcome
         done = await signal_and_settle(p, sid, "big")  # no cooldown was started
         assert done.status == "COMPLETE", done.status_reason

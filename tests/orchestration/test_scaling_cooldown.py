@@ -1,7 +1,8 @@
 """An OS::Heat::ScalingPolicy's own `cooldown`, as Heat honours it: the cooldown is the
 group's, and the policy's, when given, replaces the group's for the scaling it makes. So a
 policy's long cooldown holds back the group's other policies too, and a policy with
-`cooldown: 0` scales again at once though the group's cooldown is long."""
+`cooldown: 0` scales again at once though the group's cooldown is long. The stack's own
+create or update of the group starts the group's cooldown when it completes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.controllers.harness import Plane, make_plane
 
 from .helpers import CLOUDS, create, hot, resources, send_signal, server, settle, signals
 from .test_autoscaling import members, policy, signal_and_settle
+from .test_groups import update
 
 
 def _template(group_cooldown: int) -> dict[str, object]:
@@ -67,6 +69,7 @@ async def test_a_policy_with_cooldown_zero_scales_again_at_once_inside_the_group
     try:
         sid = await create(p, "eager", _template(group_cooldown=600))
         assert (await settle(p, sid)).status == "COMPLETE"
+        p.clock.advance(600)  # the group's cooldown from its create
         for size in (2, 3):
             await signal_and_settle(p, sid, "eager")
             assert (await signals(p, sid))[-1].outcome.startswith("scaling"), size
@@ -103,6 +106,7 @@ async def test_the_cooldown_runs_from_the_end_of_the_resize_and_refuses_during_i
         }
         sid = await create(p, "ends", hot({"asg": group, "up": policy(1)}))
         assert (await settle(p, sid)).status == "COMPLETE"
+        p.clock.advance(30)  # the group's cooldown from its create
         asked = p.clock.now()
         await send_signal(p, sid, "up")
         await p.worker.orchestration.run_once()  # the scaling starts; its server boots
@@ -152,11 +156,54 @@ async def test_a_resize_that_failed_starts_no_cooldown(
         monkeypatch.setattr(Value, "create", failing)
         sid = await create(p, "fails", _template(group_cooldown=600), disable_rollback=True)
         assert (await settle(p, sid)).status == "COMPLETE"
+        created = (await _group_row(p, sid)).updated_at
+        p.clock.advance(600)  # the group's cooldown from its create: the failure adds none
         done = await signal_and_settle(p, sid, "plain")
         assert (done.action, done.status) == ("UPDATE", "FAILED"), done.status_reason
         group = await _group_row(p, sid)
-        assert "cooldown_end" not in group.data and "scaling" not in group.data
+        assert "scaling" not in group.data
+        assert group.data["cooldown_end"] == (created + timedelta(seconds=600)).isoformat()
         await signal_and_settle(p, sid, "plain")  # not in cooldown: it scales (and repairs)
         assert (await signals(p, sid))[-1].outcome.startswith("scaling asg from 2 to 3")
+    finally:
+        await p.close()
+
+
+async def test_the_stack_s_create_and_update_of_the_group_start_its_cooldown(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Heat's AutoScalingGroup `check_create_complete` / `check_update_complete`: the
+    group's own cooldown runs from the end of the stack's create, and of an update that
+    resized it; a policy with `cooldown: 0` is held back too (the group's end is kept)."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "fresh", _template(group_cooldown=120))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        created = (await _group_row(p, sid)).updated_at
+        for name in ("plain", "eager"):
+            await signal_and_settle(p, sid, name)
+            until = (created + timedelta(seconds=120)).isoformat()
+            assert (await signals(p, sid))[-1].outcome == (
+                f"ignored: the group is in cooldown until {until}"
+            ), name
+        assert len(members(await resources(p, sid))) == 1
+        p.clock.advance((created + timedelta(seconds=120) - p.clock.now()).total_seconds())
+        await signal_and_settle(p, sid, "eager")
+        assert len(members(await resources(p, sid))) == 2
+
+        # A stack update to 4 members: the group's cooldown starts again at its end.
+        bigger = _template(group_cooldown=120)
+        bigger["resources"]["asg"]["properties"]["desired_capacity"] = 4
+        await update(p, sid, bigger)
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
+        assert len(members(await resources(p, sid))) == 4
+        updated = (await _group_row(p, sid)).updated_at
+        p.clock.advance((updated + timedelta(seconds=119) - p.clock.now()).total_seconds())
+        await signal_and_settle(p, sid, "eager")
+        assert "the group is in cooldown" in (await signals(p, sid))[-1].outcome
+        p.clock.advance(2)
+        await signal_and_settle(p, sid, "eager")
+        assert len(members(await resources(p, sid))) == 5
     finally:
         await p.close()

@@ -50,9 +50,14 @@ class GroupSteps(ABC):
         data = dict(res.data or {})
         fresh = bool(data.pop("retry_failed", False))  # the first step of a scaling
         res.data = data
-        progress = await self._converge(step, res, fresh=fresh)
-        if progress.done or progress.failed is not None:  # a scaling's cooldown starts now
-            cooldown.finished(res, step.clock.now(), resized=progress.done)
+        return await self._ended(step, res, await self._converge(step, res, fresh=fresh))
+
+    @staticmethod
+    async def _ended(step: Step, res: StackResource, progress: Progress) -> Progress:
+        """`progress` of the group's action; when it has ended, a cooldown starts now."""
+        if progress.done or progress.failed is not None:
+            own = bounds(res)[2]
+            cooldown.finished(res, step.clock.now(), resized=progress.done, own=own)
         return progress
 
     @abstractmethod
@@ -193,7 +198,7 @@ class AutoScalingGroup(GroupSteps):
         size = p.get("desired_capacity")
         size = clamp(res, int(p["min_size"] if size is None else size))
         res.data = {**(res.data or {}), "members": [str(i) for i in range(size)], "next": size}
-        return await self._converge(step, res, fresh=True)
+        return await self._ended(step, res, await self._converge(step, res, fresh=True))
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
         old = res.properties
@@ -204,7 +209,8 @@ class AutoScalingGroup(GroupSteps):
             size = int(new["desired_capacity"])
         res.properties = new
         await resize(step, res, clamp(res, size))
-        return await self._converge(step, res, fresh=True)  # rolls if a member is behind
+        progress = await self._converge(step, res, fresh=True)  # rolls if a member is behind
+        return await self._ended(step, res, progress)
 
     def _batching(self, res: StackResource) -> Batching | None:
         return batching(rolling_updates(res.properties))

@@ -19,13 +19,11 @@ is required and ignored, as in Heat: the scheduler places each member.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from canopy.domain.errors import InvalidRequest
-from canopy.orchestration.resources import cooldown
 from canopy.orchestration.resources.autoscaling import (
     AWS_GROUP,
     MAX_SIZE,
@@ -40,7 +38,7 @@ from canopy.orchestration.resources.ec2_instance import Ec2Instance, pairs
 from canopy.orchestration.resources.group_attrs import recorded
 from canopy.orchestration.resources.members import Wanted, members_of
 from canopy.orchestration.resources.update_policy import Batching, policy_of, rolling_of
-from canopy.orchestration.states import Action, Desired
+from canopy.orchestration.states import Desired
 from canopy.store.models import StackResource
 
 LAUNCH_CONFIG = "AWS::AutoScaling::LaunchConfiguration"
@@ -201,7 +199,7 @@ class AwsAutoScalingGroup(GroupSteps):
         res.physical_resource_id = res.id
         size = clamp(res, int(p.get("DesiredCapacity") or p["MinSize"]))
         res.data = {**(res.data or {}), "members": [str(i) for i in range(size)], "next": size}
-        return await self._converge(step, res, fresh=True)
+        return await self._ended(step, res, await self._converge(step, res, fresh=True))
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
         try:
@@ -212,7 +210,8 @@ class AwsAutoScalingGroup(GroupSteps):
         # Heat: DesiredCapacity if set, else the current size, within the new bounds.
         size = int(new.get("DesiredCapacity") or capacity(res))
         await resize(step, res, clamp(res, size))
-        return await self._converge(step, res, fresh=True)  # rolls if a member is behind
+        progress = await self._converge(step, res, fresh=True)  # rolls if a member is behind
+        return await self._ended(step, res, progress)
 
     def _batching(self, res: StackResource) -> Batching | None:
         return rolling_of(self.name, policy_of(res))
@@ -235,8 +234,6 @@ class AwsAutoScalingGroup(GroupSteps):
             ips = [str((m.attributes or {}).get("PrivateIp") or "") for m in members]
             attrs["InstanceList"] = ",".join(ip for ip in ips if ip)
             res.attributes = attrs
-            if res.action == Action.CREATE and p.get("Cooldown"):
-                cooldown.set_cooldown(res, step.clock.now() + timedelta(seconds=int(p["Cooldown"])))
         return progress
 
 

@@ -8,7 +8,9 @@ or fails it), the mark goes; a resize that completed puts the group in cooldown 
 moment (Heat's `_finished_scaling`: the end of the resize plus the cooldown, never earlier
 than an end already set); one that failed starts none. A mark left by a resize that never
 reached its end (the stack timed out, or was cancelled) is not honoured once the group is
-no longer in progress, and the next resize of the group clears it (`clear`).
+no longer in progress, and the next resize of the group clears it (`clear`). The stack's
+own create or update of the group, once complete, puts it in the group's cooldown too, as
+in Heat: a policy signalled at once after a stack create is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from canopy.orchestration.states import Status
+from canopy.orchestration.states import Action, Status
 from canopy.store.models import StackResource
 
 _END = "cooldown_end"
@@ -52,14 +54,17 @@ def clear(data: dict[str, Any]) -> None:
     data.pop(_SCALING, None)
 
 
-def finished(group: StackResource, now: datetime, *, resized: bool) -> None:
-    """The group's step ended its action at `now`: if a scaling's resize was under way,
-    it is over, and when it `resized` the group the scaling's cooldown starts now."""
+def finished(group: StackResource, now: datetime, *, resized: bool, own: int) -> None:
+    """The group's step ended its action at `now`. If a scaling's resize was under way, it
+    is over, and when it `resized` the group the scaling's cooldown starts now. Otherwise
+    the action was the stack's (create, update): when it completed, the group's `own`
+    cooldown starts now (Heat's `check_create_complete`/`check_update_complete`)."""
     data = dict(group.data or {})
     mark = data.pop(_SCALING, None)
     if mark is None:
-        return
-    group.data = data
-    if resized:
-        seconds = int(mark.get("cooldown") or 0) if isinstance(mark, dict) else 0
+        seconds = own if resized and group.action in (Action.CREATE, Action.UPDATE) else 0
+    else:
+        group.data = data
+        seconds = int(mark.get("cooldown") or 0) if isinstance(mark, dict) and resized else 0
+    if seconds > 0:  # Heat also records an end of "now" for 0: it holds nothing back
         set_cooldown(group, now + timedelta(seconds=seconds))

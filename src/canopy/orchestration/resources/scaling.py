@@ -171,13 +171,13 @@ async def scale(step: Step, res: StackResource, adj: Adjustment) -> Handled:
         return Handled(f"ignored: the stack is {stack.action}_IN_PROGRESS (scaling in progress)")
     if group is None:
         return Handled("ignored: the group was not found in this stack")
+    current = capacity(group)
+    size = clamp(group, new_capacity(current, adj.amount, adj.kind, adj.min_step))
+    if size == current:  # before the cooldown, as Heat's `adjust` asks
+        return Handled(f"no change: {group.name} stays at {current}")
     until = cooldown.cooldown_end(group)
     if until is not None and now < until:
         return Handled(f"ignored: the group is in cooldown until {until.isoformat()}")
-    current = capacity(group)
-    size = clamp(group, new_capacity(current, adj.amount, adj.kind, adj.min_step))
-    if size == current:
-        return Handled(f"no change: {group.name} stays at {current}")
     if size > current and await _past_limit(step, group, size - current):
         group.action, group.status = Action.UPDATE, Status.FAILED
         group.status_reason = f"RequestLimitExceeded: resources.{group.name}: {LIMIT_MESSAGE}"
