@@ -18,7 +18,7 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_gone import lock_rows, servers_gone
 from canopy.controllers.sync_observe import observe
 from canopy.domain.specs import RemoteServer
-from canopy.domain.states import DesiredState, Phase, RemoteState
+from canopy.domain.states import DesiredState, Phase, PowerAction, RemoteState
 from canopy.notifications.outbox import server_observed
 from canopy.store.events import add_event
 from canopy.store.leases import live
@@ -213,9 +213,17 @@ async def test_a_slice_writes_what_the_orm_path_wrote(db_url: str, tmp_path: Pat
     try:
         ids, remote = await _world(p)
         part = _listing(ids, remote, p.clock.now())
+        answered: list[bool] = []
+
+        async def observe_as_before(*args: Any) -> tuple[list[str], bool]:
+            done = await observe(*args)
+            answered.append(done.answered)
+            return done.leaks, done.rescheduled
+
         before = await _effects(p, orm_observe, part, {ids[5]})
-        after = await _effects(p, observe, part, {ids[5]})
+        after = await _effects(p, observe_as_before, part, {ids[5]})
         assert after == before
+        assert answered == [True]  # servers changed state: stacks waiting on them step
         # And the slice did change what it should have (not two no-ops alike).
         rows = {r["id"]: r for r in after["rows"]}
         assert (
@@ -273,5 +281,45 @@ async def test_a_slice_of_changes_costs_the_same_few_statements_at_any_size(
             assert sum(q.startswith("UPDATE servers") for q in seen) == 1
             assert sum(q.startswith("INSERT INTO outbox") for q in seen) == 1
             assert sum(q.startswith("SELECT") for q in seen) == 1  # the locked read
+    finally:
+        await p.close()
+
+
+async def test_a_slice_that_changes_a_state_wakes_the_stacks_when_it_commits(
+    db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A stack waiting on a server steps as soon as the slice that saw the server's new
+    state has committed, not after the rest of the pass (its other pages, the rows gone,
+    recording the pass); a slice that changes nothing wakes nothing."""
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        ids, remote = await _world(p)
+        started = p.clock.now()
+        unchanged = [
+            RemoteServer(remote_id=remote[ids[8]], canopy_id=ids[8], name="vm", state=st)
+            for st in (RemoteState.RUNNING,)
+        ]
+        async with p.db.session() as s:
+            done = await observe(p.rt, s, "private", unchanged, set(), started, None)
+        assert (done.leaks, done.rescheduled, done.answered) == ([], False, False)
+
+        sync = p.worker.sync
+        woken_at_record: list[bool] = []
+        interval = sync._interval
+
+        async def recording(*args: Any) -> float:  # the pass records itself: after its slices
+            woken_at_record.append(p.rt.signal("orchestration").is_set())
+            return await interval(*args)
+
+        monkeypatch.setattr(sync, "_interval", recording)
+        await p.sim("private").power_out_of_band(remote[ids[0]], PowerAction.STOP)
+        p.rt.signal("orchestration").clear()
+        assert await sync.sync_cloud("private", force=True)
+        assert woken_at_record == [True]
+
+        p.rt.signal("orchestration").clear()
+        woken_at_record.clear()
+        assert await sync.sync_cloud("private", force=True)  # nothing changed since
+        assert woken_at_record == [False]
     finally:
         await p.close()

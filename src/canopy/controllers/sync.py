@@ -310,9 +310,11 @@ class SyncController(SyncSchedule):
             async with turn(), rt.db.session() as s:
                 await self._held(job_name, s)
                 last = self._last_pass.get(cloud)
-                more, resched = await observe(rt, s, cloud, part, seen.adopting, started, last)
-                leaks += more
-                rescheduled |= resched
+                done = await observe(rt, s, cloud, part, seen.adopting, started, last)
+            leaks += done.leaks
+            rescheduled |= done.rescheduled
+            if done.answered:  # committed: a stack waiting on these servers steps now
+                rt.notify("orchestration")
         return leaks, rescheduled
 
     async def _look_again(self, cloud: str, started: datetime) -> None:

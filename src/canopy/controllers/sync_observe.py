@@ -8,6 +8,7 @@ observation of each live server (controllers/observe.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -25,6 +26,15 @@ from canopy.store.leases import live
 from canopy.store.models import Server
 
 
+@dataclass
+class Observed:
+    """What one slice came to."""
+
+    leaks: list[str] = field(default_factory=list)  # remote ids to delete
+    rescheduled: bool = False  # a failed boot now waits for provisioning
+    answered: bool = False  # a server's state changed, or a row went: stacks may step
+
+
 async def observe(
     rt: Runtime,
     s: AsyncSession,
@@ -33,9 +43,9 @@ async def observe(
     adopting: set[str],
     started: datetime,
     last_pass: datetime | None,
-) -> tuple[list[str], bool]:
-    """Apply one slice of listed servers to their rows, locked; return leaks and
-    whether a failed boot now waits for provisioning.
+) -> Observed:
+    """Apply one slice of listed servers to their rows, locked: its leaks, whether a failed
+    boot now waits for provisioning, and whether a server changed state or went.
 
     The rows are read and changed as plain columns and written a few statements for the
     slice (controllers/sync_rows.py); rows whose servers are gone are then read as ORM
@@ -57,7 +67,7 @@ async def observe(
     gone: list[str] = []  # written together, after the others (controllers/sync_gone.py)
     adopted: list[tuple[str, str]] = []  # (server id, the adopt event's details)
     seen: list[tuple[Draft, str | None]] = []  # notifications, in listing order
-    rescheduled = False
+    rescheduled = answered = False
     for r in part:
         row = rows.get(r.canopy_id) if r.canopy_id else None
         if row is None:
@@ -88,6 +98,7 @@ async def observe(
             seen.append((row, changed))
             if changed:
                 row.updated_at = now
+                answered = True
             rescheduled |= row.phase == Phase.RESCHEDULE
     await write_drafts(s, list(rows.values()))
     await log_events(s, adopted, "create", "adopt", cloud, now)
@@ -95,4 +106,4 @@ async def observe(
     if gone:  # locked above: read again as ORM rows, after the writes above
         orm = {row.id: row for row in await lock_rows(s, Server.id.in_(gone))}
         await servers_gone(s, [orm[i] for i in gone if i in orm], started, now)
-    return leaks, rescheduled
+    return Observed(leaks, rescheduled, answered or bool(gone))
