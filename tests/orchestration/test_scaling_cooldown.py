@@ -6,7 +6,7 @@ create or update of the group starts the group's cooldown when it completes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +78,25 @@ async def test_a_policy_with_cooldown_zero_scales_again_at_once_inside_the_group
         # policy waits, the eager one too.
         await signal_and_settle(p, sid, "plain")
         assert len(members(await resources(p, sid))) == 4
-        p.clock.advance(599)
-        await signal_and_settle(p, sid, "eager")
-        assert "the group is in cooldown" in (await signals(p, sid))[-1].outcome
-        p.clock.advance(2)
-        await signal_and_settle(p, sid, "eager")
-        assert len(members(await resources(p, sid))) == 5
+        ended = (await _group_row(p, sid)).updated_at
+        await _held_back_until(p, sid, ended + timedelta(seconds=600), then=5)
     finally:
         await p.close()
 
 
 async def _group_row(p: Plane, sid: str) -> StackResource:
     return (await resources(p, sid))["asg"]
+
+
+async def _held_back_until(p: Plane, sid: str, end: datetime, *, then: int) -> None:
+    """The `eager` policy (cooldown 0) is refused a second before the group's cooldown
+    `end`, and scales the group to `then` members a second after it."""
+    p.clock.advance((end - timedelta(seconds=1) - p.clock.now()).total_seconds())
+    await signal_and_settle(p, sid, "eager")
+    assert "the group is in cooldown" in (await signals(p, sid))[-1].outcome
+    p.clock.advance(2)
+    await signal_and_settle(p, sid, "eager")
+    assert len(members(await resources(p, sid))) == then
 
 
 async def test_the_cooldown_runs_from_the_end_of_the_resize_and_refuses_during_it(
@@ -199,11 +206,6 @@ async def test_the_stack_s_create_and_update_of_the_group_start_its_cooldown(
         assert (done.action, done.status) == ("UPDATE", "COMPLETE"), done.status_reason
         assert len(members(await resources(p, sid))) == 4
         updated = (await _group_row(p, sid)).updated_at
-        p.clock.advance((updated + timedelta(seconds=119) - p.clock.now()).total_seconds())
-        await signal_and_settle(p, sid, "eager")
-        assert "the group is in cooldown" in (await signals(p, sid))[-1].outcome
-        p.clock.advance(2)
-        await signal_and_settle(p, sid, "eager")
-        assert len(members(await resources(p, sid))) == 5
+        await _held_back_until(p, sid, updated + timedelta(seconds=120), then=5)
     finally:
         await p.close()
