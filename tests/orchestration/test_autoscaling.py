@@ -286,6 +286,31 @@ async def test_a_cooldown_past_any_date_is_refused_at_create(db_url: str, tmp_pa
         await p.close()
 
 
+async def test_a_cooldown_known_only_at_an_update_is_checked_there(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A group's cooldown from another resource is known only when the group is stepped:
+    an update that brings one past any date fails the group with the bounds' message."""
+
+    def template(seconds: int) -> dict[str, Any]:
+        group = {**TEMPLATE["resources"]["asg"]}
+        props = {**group["properties"], "cooldown": {"get_attr": ["wait", "value"]}}
+        group["properties"] = {**props, "desired_capacity": 1}
+        wait = {"type": "OS::Heat::Value", "properties": {"value": seconds, "type": "number"}}
+        return hot({"wait": wait, "asg": group})
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        sid = await create(p, "later", template(60))
+        assert (await settle(p, sid)).status == "COMPLETE"
+        await update(p, sid, template(10**15))
+        done = await settle(p, sid)
+        assert (done.action, done.status) == ("UPDATE", "FAILED")
+        assert "cooldown must be between 0 and 1000000000 seconds" in done.status_reason
+    finally:
+        await p.close()
+
+
 TWO_PRICES = """
 [scheduler]
 burst_threshold = 0.8

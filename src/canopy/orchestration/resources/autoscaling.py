@@ -201,6 +201,10 @@ class AutoScalingGroup(GroupSteps):
         return await self._ended(step, res, await self._converge(step, res, fresh=True))
 
     async def update(self, step: Step, res: StackResource, new: dict[str, Any]) -> Progress:
+        try:
+            _sizes(new)  # known only now if they came from other resources
+        except InvalidRequest as e:
+            return Progress.failure(str(e))
         old = res.properties
         size = capacity(res)
         if new.get("desired_capacity") is not None and new.get("desired_capacity") != old.get(

@@ -4,11 +4,12 @@
 for a caller with a Keystone token. A signal, acted on by the engine:
 
 - is ignored (and recorded as such) while the group is scaling (Heat's "due to scaling
-  activity"), while the stack is IN_PROGRESS otherwise, or while the group is in cooldown;
+  activity") or while the stack is IN_PROGRESS otherwise;
 - otherwise computes the new capacity as Heat does (change_in_capacity, exact_capacity,
-  percent_change_in_capacity with min_adjustment_step; clamped to min_size..max_size), and
-  when it differs, starts the group's UPDATE: the stack shows UPDATE_IN_PROGRESS until the
-  members are there (or gone), then UPDATE_COMPLETE.
+  percent_change_in_capacity with min_adjustment_step; clamped to min_size..max_size): the
+  same size is "no change", then a group in cooldown ignores it (Heat's `adjust` order);
+  else it starts the group's UPDATE: the stack shows UPDATE_IN_PROGRESS until the members
+  are there (or gone), then UPDATE_COMPLETE.
 
 The cooldown is the group's state, as in Heat: a scaling puts the group in cooldown for the
 policy's own `cooldown` when it has one (0 included), else the group's; a later end already
