@@ -107,6 +107,17 @@ async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
         return found
 
     monkeypatch.setattr(signal_route, "matches", matches)
+    stepped = asyncio.Event()
+    real_body = signal_route._body
+
+    async def body(*args: Any) -> Any:
+        # The signal is recorded after the step that replaces the handle has committed
+        # (on PostgreSQL nothing else orders the route's commit after the step's read of
+        # the pending signals).
+        await stepped.wait()
+        return await real_body(*args)
+
+    monkeypatch.setattr(signal_route, "_body", body)
     sent: list[asyncio.Task[httpx.Response]] = []
 
     async def post() -> httpx.Response:
@@ -114,10 +125,14 @@ async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
             return await agent.post(path_of(outs["endpoint"]), json={"id": "2"}, headers=headers)
 
     async def racing(*args: Any, **kw: Any) -> Any:
-        if not sent:  # the old handle's agent signals as this step begins
-            sent.append(asyncio.create_task(post()))
-            await checked.wait()
-        return await real(*args, **kw)
+        if sent:
+            return await real(*args, **kw)
+        sent.append(asyncio.create_task(post()))  # the old handle's agent signals
+        await checked.wait()  # its token checked against the old handle
+        try:
+            return await real(*args, **kw)
+        finally:
+            stepped.set()
 
     monkeypatch.setattr(controller, "step_stack", racing)
     r = await api.client.patch(url, json={"template": replaced})
