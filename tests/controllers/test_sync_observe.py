@@ -296,8 +296,9 @@ async def test_a_slice_that_changes_a_state_wakes_the_stacks_when_it_commits(
         ids, remote = await _world(p)
         started = p.clock.now()
         unchanged = [
-            RemoteServer(remote_id=remote[ids[8]], canopy_id=ids[8], name="vm", state=st)
-            for st in (RemoteState.RUNNING,)
+            RemoteServer(
+                remote_id=remote[ids[8]], canopy_id=ids[8], name="vm", state=RemoteState.RUNNING
+            )
         ]
         async with p.db.session() as s:
             done = await observe(p.rt, s, "private", unchanged, set(), started, None)
