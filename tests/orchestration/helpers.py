@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from canopy.domain.context import RequestContext
 from canopy.orchestration.service import StackService
+from canopy.orchestration.states import Desired
 from canopy.store.models import Server, Stack, StackEvent, StackResource, StackSignal
 from tests.controllers.harness import Plane
 
@@ -76,8 +77,14 @@ async def stack(p: Plane, stack_id: str) -> Stack:
 
 
 async def resources(p: Plane, stack_id: str) -> dict[str, StackResource]:
+    """The stack's rows by name; where an update replaced a resource, the live row (the
+    replaced one stays, desired absent, until the update's clean-up)."""
     async with p.db.read() as s:
-        q = select(StackResource).where(StackResource.stack_id == stack_id)
+        q = (
+            select(StackResource)
+            .where(StackResource.stack_id == stack_id)
+            .order_by(StackResource.desired == Desired.PRESENT, StackResource.created_at)
+        )
         return {r.name: r for r in (await s.execute(q)).scalars()}
 
 

@@ -145,3 +145,48 @@ async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
     assert (await stack(api.plane, sid)).status == "IN_PROGRESS"
     done = await signals(api.plane, sid)
     assert done[-1].outcome == "ignored: the resource was replaced"
+
+
+async def test_a_signal_the_old_handle_took_before_it_was_replaced_is_not_the_new_ones(
+    api: Api,
+) -> None:
+    """The other order: the old handle takes a signal, then an update replaces the handle
+    and so the wait. The new wait waits on the new handle, which has had no signal."""
+    pid = api.admin.project_id
+    r = await api.client.post(
+        f"/orchestration/v1/{pid}/stacks", json={"stack_name": "swap", "template": HANDLE}
+    )
+    sid = r.json()["stack"]["id"]
+    url = f"/orchestration/v1/{pid}/stacks/swap/{sid}"
+
+    async def waiting() -> bool:
+        wait = (await resources(api.plane, sid)).get("wait")
+        return wait is not None and wait.status == "IN_PROGRESS"
+
+    await api.plane.run_until(waiting)
+    r = await api.client.get(url)
+    outs = {o["output_key"]: o["output_value"] for o in r.json()["stack"]["outputs"]}
+    headers = {"X-Auth-Token": outs["token"]}
+    async with _anonymous(api) as agent:
+        for n in ("1", "2"):
+            r = await agent.post(path_of(outs["endpoint"]), json={"id": n}, headers=headers)
+            assert r.status_code == 200, r.text
+            assert (await settle(api.plane, sid)).status == "COMPLETE"
+    old = await resources(api.plane, sid)
+    replaced = copy.deepcopy(HANDLE)
+    replaced["resources"]["handle"]["properties"] = {"signal_transport": "HEAT_SIGNAL"}
+    r = await api.client.patch(url, json={"template": replaced})
+    assert r.status_code == 202, r.text
+    for _ in range(10):
+        await api.plane.step()
+    rows = await resources(api.plane, sid)
+    assert rows["handle"].id != old["handle"].id
+    assert rows["handle"].data["signals"] == {}
+    assert rows["wait"].id != old["wait"].id
+    assert rows["wait"].properties["handle"] == rows["handle"].physical_resource_id
+    assert rows["wait"].status == "IN_PROGRESS", rows["wait"].status_reason
+    assert (await stack(api.plane, sid)).status == "IN_PROGRESS"
+    assert [s.outcome.split(" reason:")[0] for s in await signals(api.plane, sid)] == [
+        "status:SUCCESS",
+        "status:SUCCESS",
+    ]
