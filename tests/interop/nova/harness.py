@@ -67,6 +67,14 @@ class RealNova:
         r.raise_for_status()
         return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
 
+    def statuses(self, key: str) -> dict[str, int]:
+        """How the harness answered the requests of one `served()` key, by status ("202",
+        "400", or "none": the client went away before the request was whole)."""
+        root = self.url.rsplit("/v2.1", 1)[0]
+        r = httpx.get(f"{root}/_harness/calls", timeout=30)
+        r.raise_for_status()
+        return {str(k): int(v) for k, v in r.json().get(key, [0, 0.0, {}])[2].items()}
+
     def archive_deleted(self) -> str:
         """Archive every deleted server's rows, as `nova-manage db archive_deleted_rows`
         does (`POST /_harness/archive` of nova_server.py); the command's report."""

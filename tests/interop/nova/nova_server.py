@@ -56,9 +56,11 @@ def _with_identity(app, project_id):
 
 
 # `GET /_harness/calls`: every request this process has answered so far, by method and
-# path template (ids as {id}, query keys without their values), with its count and the
-# seconds its handler took. Served by the wrapper, never reaching Nova; benchmarks read it
-# before and after a run to count what each side asked of Nova.
+# path template (ids as {id}, query keys without their values), with its count, the
+# seconds its handler took and its counts by status ("202", or "none" for a request that
+# got no answer: its client went away before the whole of it was read). Served by the
+# wrapper, never reaching Nova; benchmarks read it before and after a run to count what
+# each side asked of Nova.
 CALLS_PATH = "/_harness/calls"
 _ID = re.compile(
     r"/(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]+)(?=/|$)"
@@ -83,15 +85,22 @@ def _counted(app):
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         key = _template(environ)
+        status = ["none"]
+
+        def answer(code, headers, *exc_info):
+            status[0] = code.split(" ", 1)[0]
+            return start_response(code, headers, *exc_info)
+
         t0 = time.perf_counter()
         try:
-            return list(app(environ, start_response))
+            return list(app(environ, answer))
         finally:
             took = time.perf_counter() - t0
             with lock:
-                seen = calls.setdefault(key, [0, 0.0])
+                seen = calls.setdefault(key, [0, 0.0, {}])
                 seen[0] += 1
                 seen[1] += took
+                seen[2][status[0]] = seen[2].get(status[0], 0) + 1
 
     return wrapped
 
