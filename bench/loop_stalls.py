@@ -21,6 +21,7 @@ The load average at the start of the run is in every row's note.
 
 Run alone: .venv/bin/python -m bench.loop_stalls [--servers 100000] [--seconds 12] [--repeats 3]
     [--create-rate 10] [--readers 20] [--read-rate 40] (--read-rate 0: readers unpaced)
+    [--in-step] (the load's clients in step: a burst of 20 pages every half second)
 """
 
 from __future__ import annotations
@@ -293,7 +294,8 @@ def run(
     for state in STATES:
         base = figures[(state, baseline)]
         mine = figures[(state, servers)]
-        load = f"; load: {tallies[servers][-1].summary()}" if state != STATES[0] else ""
+        clients = "in step" if spec.in_step else "spread over their interval"
+        load = f"; load ({clients}): {tallies[servers][-1].summary()}" if state != STATES[0] else ""
         for i, label in enumerate(("p50", "p99", "max")):
             vals = [f[i] for f in mine]
             bvals = [f[i] for f in base]
@@ -329,6 +331,12 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--read-rate", type=float, default=40.0)
     parser.add_argument(
+        "--in-step",
+        action="store_true",
+        help="the load's clients start together, not spread over their interval: the 20"
+        " readers then send their pages in the same instant, every interval",
+    )
+    parser.add_argument(
         "--trace-stalls",
         metavar="FILE",
         help="diagnostic: each child writes the stacks holding its loop to FILE.PID.0 (idle)"
@@ -345,6 +353,7 @@ def main() -> None:
         create_rate=args.create_rate,
         readers=args.readers,
         read_rate=args.read_rate,
+        in_step=args.in_step,
     )
     print(table(run(args.servers, args.seconds, args.repeats, args.baseline, spec=spec)))
 
