@@ -294,7 +294,7 @@ def run(
     for state in STATES:
         base = figures[(state, baseline)]
         mine = figures[(state, servers)]
-        clients = "in step" if spec.in_step else "spread over their interval"
+        clients = "in step" if spec.in_step else "at random phases"
         load = f"; load ({clients}): {tallies[servers][-1].summary()}" if state != STATES[0] else ""
         for i, label in enumerate(("p50", "p99", "max")):
             vals = [f[i] for f in mine]
@@ -333,8 +333,8 @@ def main() -> None:
     parser.add_argument(
         "--in-step",
         action="store_true",
-        help="the load's clients start together, not spread over their interval: the 20"
-        " readers then send their pages in the same instant, every interval",
+        help="the load's clients start together, not each at a random moment of its"
+        " interval: the 20 readers then send their pages in the same instant, every interval",
     )
     parser.add_argument(
         "--trace-stalls",

@@ -12,11 +12,11 @@ not the probe's) loads the `canopy up` under test the way a busy installation is
   page by page, together at most `read_rate` pages per second (0: as fast as answered,
   which saturates the one API process, so `/healthz` then measures queueing, not stalls).
 
-Each kind's clients start spread over its interval (client i of n after i/n of it), as
-independent clients are: started together, the 20 readers stayed in step and sent their
-20 pages in the same instant every half second, and a probe that came then waited behind
-all 20 (queueing behind a burst, 35-40 ms at 1,000 servers as at 100,000). `in_step=True`
-keeps that burst, to measure it.
+Each client starts at a random moment of its interval (seeded) and keeps that phase, as
+independent clients do: they sometimes coincide, never all at once. Started together, the
+20 readers stayed in step and sent their 20 pages in the same instant every half second,
+and a probe that came then waited behind all 20 (queueing behind a burst, 35-40 ms at
+1,000 servers as at 100,000). `in_step=True` keeps that burst, to measure it.
 
 It runs until `stop` is set, then puts one `Tally` on `out`.
 """
@@ -152,21 +152,16 @@ async def _load(
     readers = [reader() for _ in range(spec.readers)]
     create_every = spec.creators / spec.create_rate if spec.create_rate > 0 else 0.0
     read_every = spec.readers / spec.read_rate if spec.read_rate > 0 else 0.0
+    phases = random.Random(11)
 
-    def start(i: int, n: int, every: float) -> float:
-        return 0.0 if spec.in_step else every * i / n
+    def start(every: float) -> float:
+        return 0.0 if spec.in_step else phases.uniform(0.0, every)
 
     ready.set()
     try:
         await asyncio.gather(
-            *(
-                _paced(stop, create_every, creator(c), start(i, len(pool), create_every))
-                for i, c in enumerate(pool)
-            ),
-            *(
-                _paced(stop, read_every, step, start(i, len(readers), read_every))
-                for i, (_, step) in enumerate(readers)
-            ),
+            *(_paced(stop, create_every, creator(c), start(create_every)) for c in pool),
+            *(_paced(stop, read_every, step, start(read_every)) for _, step in readers),
         )
     finally:
         for c in pool:

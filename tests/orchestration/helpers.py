@@ -78,12 +78,17 @@ async def stack(p: Plane, stack_id: str) -> Stack:
 
 async def resources(p: Plane, stack_id: str) -> dict[str, StackResource]:
     """The stack's rows by name; where an update replaced a resource, the live row (the
-    replaced one stays, desired absent, until the update's clean-up)."""
+    replaced one stays, desired absent, until the update's clean-up), else the latest
+    generation's."""
     async with p.db.read() as s:
         q = (
             select(StackResource)
             .where(StackResource.stack_id == stack_id)
-            .order_by(StackResource.desired == Desired.PRESENT, StackResource.created_at)
+            .order_by(
+                StackResource.desired == Desired.PRESENT,
+                StackResource.generation,
+                StackResource.created_at,
+            )
         )
         return {r.name: r for r in (await s.execute(q)).scalars()}
 

@@ -66,14 +66,8 @@ HANDLE = {
 }
 
 
-async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The old handle's token is checked when the signal is written; the handle is replaced
-    in the step that runs while it is written (PostgreSQL: two writers at once). The signal
-    must not complete the new handle's wait: it was for the old one."""
-    if api.plane.db.url.startswith("sqlite"):
-        pytest.skip("SQLite has one writer: the route and a step do not overlap")
+async def _waiting_on_its_handle(api: Api) -> tuple[str, str, dict[str, Any]]:
+    """A stack of HANDLE whose wait has started: its id, its URL and its outputs."""
     pid = api.admin.project_id
     r = await api.client.post(
         f"/orchestration/v1/{pid}/stacks", json={"stack_name": "swap", "template": HANDLE}
@@ -82,13 +76,23 @@ async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
     url = f"/orchestration/v1/{pid}/stacks/swap/{sid}"
 
     async def waiting() -> bool:
-        return (await resources(api.plane, sid)).get("wait") is not None and (
-            (await resources(api.plane, sid))["wait"].status == "IN_PROGRESS"
-        )
+        wait = (await resources(api.plane, sid)).get("wait")
+        return wait is not None and wait.status == "IN_PROGRESS"
 
     await api.plane.run_until(waiting)
     r = await api.client.get(url)
-    outs = {o["output_key"]: o["output_value"] for o in r.json()["stack"]["outputs"]}
+    return sid, url, {o["output_key"]: o["output_value"] for o in r.json()["stack"]["outputs"]}
+
+
+async def test_a_signal_to_a_handle_replaced_meanwhile_is_not_the_new_ones(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old handle's token is checked when the signal is written; the handle is replaced
+    in the step that runs while it is written (PostgreSQL: two writers at once). The signal
+    must not complete the new handle's wait: it was for the old one."""
+    if api.plane.db.url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer: the route and a step do not overlap")
+    sid, url, outs = await _waiting_on_its_handle(api)
     headers = {"X-Auth-Token": outs["token"]}
     async with _anonymous(api) as agent:
         r = await agent.post(path_of(outs["endpoint"]), json={"id": "1"}, headers=headers)
@@ -152,20 +156,7 @@ async def test_a_signal_the_old_handle_took_before_it_was_replaced_is_not_the_ne
 ) -> None:
     """The other order: the old handle takes a signal, then an update replaces the handle
     and so the wait. The new wait waits on the new handle, which has had no signal."""
-    pid = api.admin.project_id
-    r = await api.client.post(
-        f"/orchestration/v1/{pid}/stacks", json={"stack_name": "swap", "template": HANDLE}
-    )
-    sid = r.json()["stack"]["id"]
-    url = f"/orchestration/v1/{pid}/stacks/swap/{sid}"
-
-    async def waiting() -> bool:
-        wait = (await resources(api.plane, sid)).get("wait")
-        return wait is not None and wait.status == "IN_PROGRESS"
-
-    await api.plane.run_until(waiting)
-    r = await api.client.get(url)
-    outs = {o["output_key"]: o["output_value"] for o in r.json()["stack"]["outputs"]}
+    sid, url, outs = await _waiting_on_its_handle(api)
     headers = {"X-Auth-Token": outs["token"]}
     async with _anonymous(api) as agent:
         for n in ("1", "2"):

@@ -69,7 +69,7 @@ class RealNova:
 
     def statuses(self, key: str) -> dict[str, int]:
         """How the harness answered the requests of one `served()` key, by status ("202",
-        "400", or "none": the client went away before the request was whole)."""
+        "500", ..., or "none": the app raised before it answered)."""
         root = self.url.rsplit("/v2.1", 1)[0]
         r = httpx.get(f"{root}/_harness/calls", timeout=30)
         r.raise_for_status()

@@ -57,10 +57,10 @@ def _with_identity(app, project_id):
 
 # `GET /_harness/calls`: every request this process has answered so far, by method and
 # path template (ids as {id}, query keys without their values), with its count, the
-# seconds its handler took and its counts by status ("202", or "none" for a request that
-# got no answer: its client went away before the whole of it was read). Served by the
-# wrapper, never reaching Nova; benchmarks read it before and after a run to count what
-# each side asked of Nova.
+# seconds its handler took and its counts by status ("202"; "none" if the app raised
+# before answering; a request cut short by its client is read short, and Nova's fault
+# wrapper answers it 500). Served by the wrapper, never reaching Nova; benchmarks read it
+# before and after a run to count what each side asked of Nova.
 CALLS_PATH = "/_harness/calls"
 _ID = re.compile(
     r"/(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]+)(?=/|$)"
