@@ -62,18 +62,19 @@ class RealNova:
     def served(self) -> dict[str, tuple[int, float]]:
         """The harness's own count of the requests it has answered (`GET /_harness/calls`
         of nova_server.py): method and path template -> (count, seconds spent)."""
-        root = self.url.rsplit("/v2.1", 1)[0]
-        r = httpx.get(f"{root}/_harness/calls", timeout=30)
-        r.raise_for_status()
-        return {k: (int(v[0]), float(v[1])) for k, v in r.json().items()}
+        return {k: (int(v[0]), float(v[1])) for k, v in self._calls().items()}
 
     def statuses(self, key: str) -> dict[str, int]:
         """How the harness answered the requests of one `served()` key, by status ("202",
         "500", ..., or "none": the app raised before it answered)."""
+        return {str(k): int(v) for k, v in self._calls().get(key, [0, 0.0, {}])[2].items()}
+
+    def _calls(self) -> dict[str, Any]:
         root = self.url.rsplit("/v2.1", 1)[0]
         r = httpx.get(f"{root}/_harness/calls", timeout=30)
         r.raise_for_status()
-        return {str(k): int(v) for k, v in r.json().get(key, [0, 0.0, {}])[2].items()}
+        calls: dict[str, Any] = r.json()
+        return calls
 
     def archive_deleted(self) -> str:
         """Archive every deleted server's rows, as `nova-manage db archive_deleted_rows`
