@@ -25,6 +25,7 @@ from sqlalchemy.pool import QueuePool
 from canopy.store import regexp
 from canopy.store.plain_reads import PlainReads
 from canopy.store.sqlite_inline import inline_creator
+from canopy.store.wal_checkpoints import BACKSTOP, Checkpointer
 from canopy.store.write_lock import WriteLock
 
 
@@ -56,11 +57,10 @@ class Database:
         # List pages' reads straight on SQLite (store/plain_reads.py); a file only, since
         # an in-memory database is private to its connection.
         path = parsed.database or ""
-        self.plain_reads: PlainReads | None = (
-            PlainReads(path, self.engine.dialect)
-            if self.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
-            else None
-        )
+        a_file = self.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
+        self.plain_reads = PlainReads(path, self.engine.dialect) if a_file else None
+        # WAL checkpoints off the loop (store/wal_checkpoints.py), a file's only.
+        self.checkpoints = Checkpointer(path, self._write_lock) if a_file else None
         # Whether SQLite's trigram index of names is here (store/name_trigrams.py): read
         # once, by the first list that could use it (services/server_queries.py).
         self.name_trigrams: bool | None = None if self.is_sqlite else False
@@ -98,6 +98,8 @@ class Database:
                     yield s
             finally:
                 lock.release()
+            if self.checkpoints is not None:
+                self.checkpoints.wrote()  # committed
         else:
             async with self._sessions() as s, s.begin():
                 yield s
@@ -112,6 +114,8 @@ class Database:
         if self.plain_reads is not None:
             self.plain_reads.close()
         await self.engine.dispose()
+        if self.checkpoints is not None:
+            await self.checkpoints.close()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -126,6 +130,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=0")  # waits for the lock happen in sqlite_inline
+        # Checkpoints run in a thread (store/wal_checkpoints.py); a commit does one only
+        # past the backstop.
+        cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP}")
         cur.close()
         # Statements run on the event loop: a user's pattern must not backtrack there.
         regexp.register_sqlite(dbapi_conn)
