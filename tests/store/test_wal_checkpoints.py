@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from canopy.store.db import Database
 from canopy.store.wal_checkpoints import BACKSTOP, EVERY, Checkpoint, Checkpointer
+from canopy.store.write_lock import WriteLock
 
 ROW = "x" * 2000  # a page of log or so per row
 
@@ -134,7 +135,51 @@ async def test_an_in_memory_database_has_no_checkpointer() -> None:
     db = Database("sqlite+aiosqlite:///:memory:")
     try:
         assert db.checkpoints is None
-        async with db.session() as s:
-            await s.execute(text("SELECT 1"))
+        async with db.session() as s:  # SQLite's own automatic checkpoint, unchanged
+            assert (await s.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 1000
+    finally:
+        await db.dispose()
+
+
+async def test_a_writer_in_another_process_makes_it_busy_not_stuck(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None, timeout=0)
+    try:
+        await _writes(db, 3)
+        other.execute("BEGIN IMMEDIATE")  # another process's write, under way
+        other.execute("INSERT INTO t (v) VALUES ('other')")
+        cp = Checkpointer(str(tmp_path / "a.db"), None, every=1)
+        cp.wrote()
+        await cp.idle()
+        # It did not wait for the writer; what was committed is copied all the same.
+        assert cp.last is not None and cp.last.busy
+        assert cp.last.copied == cp.last.log_pages > 0
+        other.execute("COMMIT")
+        cp.wrote()
+        await cp.idle()
+        assert cp.last is not None and not cp.last.busy
+        await cp.close()
+    finally:
+        other.close()
+        await db.dispose()
+
+
+async def test_closing_cancels_a_checkpoint_still_waiting_for_the_lock(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    lock = WriteLock()
+    await lock.acquire()  # a write transaction under way
+    cp = Checkpointer(str(tmp_path / "a.db"), lock, every=1)
+    try:
+        cp.wrote()
+        await asyncio.sleep(0)
+        assert lock.waiting() == 1
+        await asyncio.wait_for(cp.close(), 10)  # does not wait for the lock's holder
+        assert lock.waiting() == 0 and cp.last is None
+        lock.release()
+        assert not lock.locked()
+        cp.wrote()  # after a close, a write starts afresh
+        await cp.idle()
+        assert cp.last is not None and cp.last.copied == cp.last.log_pages
+        await cp.close()
     finally:
         await db.dispose()

@@ -51,13 +51,14 @@ class Database:
             kwargs["max_overflow"] = pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.is_sqlite:
-            _sqlite_pragmas(self.engine)
-        self._write_lock = WriteLock() if self.is_sqlite else None
-        # List pages' reads straight on SQLite (store/plain_reads.py); a file only, since
-        # an in-memory database is private to its connection.
         path = parsed.database or ""
         a_file = self.is_sqlite and path not in ("", ":memory:") and not path.startswith("file:")
+        if self.is_sqlite:
+            _sqlite_pragmas(self.engine, checkpointed=a_file)
+        self._write_lock = WriteLock() if self.is_sqlite else None
+        self.writing = 0  # write transactions open in this process (SQLite: at most one)
+        # List pages' reads straight on SQLite (store/plain_reads.py); a file only, since
+        # an in-memory database is private to its connection.
         self.plain_reads = PlainReads(path, self.engine.dialect) if a_file else None
         # WAL checkpoints off the loop (store/wal_checkpoints.py), a file's only.
         self.checkpoints = Checkpointer(path, self._write_lock) if a_file else None
@@ -93,16 +94,22 @@ class Database:
         lock = self._write_lock
         if lock is not None:
             await lock.acquire(admission=admission)
+            self.writing += 1
             try:
                 async with self._sessions() as s, s.begin():
                     yield s
             finally:
+                self.writing -= 1
                 lock.release()
             if self.checkpoints is not None:
                 self.checkpoints.wrote()  # committed
         else:
-            async with self._sessions() as s, s.begin():
-                yield s
+            self.writing += 1
+            try:
+                async with self._sessions() as s, s.begin():
+                    yield s
+            finally:
+                self.writing -= 1
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -118,7 +125,9 @@ class Database:
             await self.checkpoints.close()
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, checkpointed: bool) -> None:
+    """Every connection's settings; `checkpointed`: a `Checkpointer` runs this file's
+    checkpoints, so a commit does one only past the backstop."""
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -130,9 +139,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=0")  # waits for the lock happen in sqlite_inline
-        # Checkpoints run in a thread (store/wal_checkpoints.py); a commit does one only
-        # past the backstop.
-        cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP}")
+        if checkpointed:  # in a thread (store/wal_checkpoints.py)
+            cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP}")
         cur.close()
         # Statements run on the event loop: a user's pattern must not backtrack there.
         regexp.register_sqlite(dbapi_conn)

@@ -8,21 +8,23 @@ for it: one write transaction in thirty held the loop that long, and those were 
 longest holds of a sync pass (bench/sync_holds.py).
 
 Here the loop's connections leave checkpoints to this process's `Checkpointer`, which runs
-a PASSIVE one on a connection of its own in a worker thread once every `EVERY` write
+one on a connection of its own, in a thread of its own, once every `EVERY` write
 transactions. The sqlite3 module lets go of the GIL while SQLite works, so the copy and
 its sync overlap the loop instead of stopping it: requests and reads go on meanwhile.
 
-The checkpoint holds this process's write lock (store/write_lock.py, in the controllers'
-queue) while it runs, so that this process's writes wait for it, as they waited for a
-commit's checkpoint before. That is what lets the log start over: SQLite reuses the log
-from its start only when a write begins with every frame of it copied, and writes that
-went on during a checkpoint in the background left frames behind each time, so the log
-never started over and grew to hundreds of MB until the backstop below copied it inline.
+SQLite starts the log over (writes it from its start again) only when a write begins with
+every frame of it copied and no reader still reading from it. Writes that went on during
+a checkpoint in the background left frames behind each time, so the log never started
+over: it grew to 100 MB in one benchmark, until the backstop below copied it inline. So a
+checkpoint waits for no one but keeps writers out while it runs:
 
-PASSIVE never waits for a reader or for another process's writer: it copies what no
-reader still needs and leaves the rest for the next one, as SQLite's own automatic
-checkpoint does. Several processes on one file each run theirs; one that finds another
-checkpointing is told so by SQLite and does nothing.
+- it holds this process's write lock (store/write_lock.py, in the controllers' queue):
+  this process's writes wait for it, as they waited for a commit that did one;
+- it is a RESTART checkpoint with no busy wait: it takes SQLite's write lock too, so other
+  processes on the file (`canopy api` beside `canopy worker`) wait for it as well (they
+  retry without blocking their loops: store/sqlite_inline.py). If another process is
+  writing, or a reader still reads old frames, it copies what it can and says `busy`, as
+  a PASSIVE checkpoint would, and a later round starts the log over.
 
 The loop's connections keep an automatic checkpoint at `BACKSTOP` pages (40 MB of log):
 if nothing checkpoints (a reader holding one snapshot for minutes, or a process that
@@ -35,6 +37,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from canopy.store.write_lock import WriteLock
@@ -49,30 +52,31 @@ BACKSTOP = 10_000  # pages of log past which a commit checkpoints on the loop af
 class Checkpoint:
     """What one checkpoint did, as SQLite reports it."""
 
-    busy: bool  # another connection was checkpointing: nothing done
+    busy: bool  # a writer or a reader was in the way: not every frame could be copied
     log_pages: int  # pages in the log
     copied: int  # pages of it now in the database file
     thread: int  # the thread it ran on
 
 
 class Checkpointer:
-    """Runs PASSIVE checkpoints of the SQLite file at `path` off the event loop."""
+    """Runs checkpoints of the SQLite file at `path` off the event loop (module doc)."""
 
     def __init__(self, path: str, lock: WriteLock | None, every: int = EVERY) -> None:
         self._path = path
         self._lock = lock
         self._every = every
         self._writes = 0
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None  # used in `_thread` only
+        self._thread: ThreadPoolExecutor | None = None
         self._running: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closing = False
         self.last: Checkpoint | None = None  # the latest checkpoint's report
 
     def wrote(self) -> None:
         """A write transaction committed: every `every` of them, start a checkpoint (in the
         background, one at a time)."""
         self._writes += 1
-        if self._writes < self._every or self._closed:
+        if self._writes < self._every or self._closing:
             return
         if self._running is not None and not self._running.done():
             return  # still at the last one: the next write asks again
@@ -83,7 +87,11 @@ class Checkpointer:
         if self._lock is not None:
             await self._lock.acquire()  # this process's writes wait: see the module doc
         try:
-            self.last = await asyncio.to_thread(self._checkpoint)
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="canopy-checkpoint")
+            loop = asyncio.get_running_loop()
+            # Shielded: cancelled, this task lets go of the lock, the thread finishes.
+            self.last = await asyncio.shield(loop.run_in_executor(self._thread, self._checkpoint))
         except sqlite3.Error as e:  # a checkpoint is an optimisation: the next one retries
             log.warning("SQLite checkpoint of %s failed: %s", self._path, e)
         finally:
@@ -91,24 +99,38 @@ class Checkpointer:
                 self._lock.release()
 
     def _checkpoint(self) -> Checkpoint:
-        """In the worker thread: the connection is used by one checkpoint at a time."""
+        """In the checkpoint thread (the only user of the connection)."""
         if self._conn is None:
+            # timeout=0: never wait for another writer or a reader (module doc).
             self._conn = sqlite3.connect(
                 self._path, timeout=0, isolation_level=None, check_same_thread=False
             )
-        busy, pages, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        busy, pages, copied = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         return Checkpoint(bool(busy), pages, copied, threading.get_ident())
 
     async def idle(self) -> None:
-        """Wait for the running checkpoint, if any, to end."""
-        if self._running is not None:
-            await asyncio.gather(self._running, return_exceptions=True)
+        """Wait for the running checkpoint, if any, to end (not cancelling it)."""
+        if self._running is not None and not self._running.done():
+            await asyncio.wait({self._running})
 
     async def close(self) -> None:
-        """Wait for a running checkpoint, then close the connection (in a thread: if it is
-        the file's last, SQLite checkpoints once more as it closes)."""
-        self._closed = True
-        await self.idle()
+        """Stop: a checkpoint still waiting for the lock is cancelled, a running one is
+        waited for; the connection is closed in the thread (if it is the file's last,
+        SQLite checkpoints once more as it closes). A later write starts afresh."""
+        self._closing = True
+        try:
+            if self._running is not None and not self._running.done():
+                self._running.cancel()  # waiting for the lock: WriteLock handles it
+            await self.idle()
+            if self._thread is not None:
+                if self._conn is not None:
+                    await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+                self._thread.shutdown(wait=False)
+                self._thread = None
+        finally:
+            self._closing = False
+
+    def _close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+            conn.close()

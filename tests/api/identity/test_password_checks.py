@@ -104,8 +104,7 @@ async def test_login_never_checks_a_password_on_the_loop_or_in_a_write_transacti
     verify = passwords.verify_password
 
     def watched(password_hash: str, password: str) -> bool:
-        lock = ks.db._write_lock
-        seen.append((threading.get_ident() == loop_thread, bool(lock and lock.locked())))
+        seen.append((threading.get_ident() == loop_thread, ks.db.writing > 0))
         return verify(password_hash, password)
 
     monkeypatch.setattr(passwords, "verify_password", watched)
