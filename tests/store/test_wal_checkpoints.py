@@ -183,3 +183,37 @@ async def test_closing_cancels_a_checkpoint_still_waiting_for_the_lock(tmp_path:
         await cp.close()
     finally:
         await db.dispose()
+
+
+async def test_closing_waits_for_a_running_checkpoint_then_closes_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await _database(tmp_path)
+    release = threading.Event()
+    entered = threading.Event()
+    real = Checkpointer._checkpoint
+
+    def held(self: Checkpointer) -> Checkpoint:
+        entered.set()
+        release.wait(10)
+        return real(self)
+
+    monkeypatch.setattr(Checkpointer, "_checkpoint", held)
+    lock = WriteLock()
+    cp = Checkpointer(str(tmp_path / "a.db"), lock, every=1)
+    try:
+        await _writes(db, 2)
+        cp.wrote()
+        await asyncio.to_thread(entered.wait, 10)
+        closing = asyncio.create_task(cp.close())
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not closing.done() and lock.locked()  # not cancelled under the thread
+        release.set()
+        await asyncio.wait_for(closing, 10)
+        assert cp.last is not None and cp.last.copied == cp.last.log_pages > 0
+        assert not lock.locked()
+    finally:
+        release.set()
+        await db.dispose()
+    assert not (tmp_path / "a.db-wal").exists()  # both connections closed

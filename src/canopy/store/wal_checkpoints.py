@@ -69,6 +69,7 @@ class Checkpointer:
         self._conn: sqlite3.Connection | None = None  # used in `_thread` only
         self._thread: ThreadPoolExecutor | None = None
         self._running: asyncio.Task[None] | None = None
+        self._in_thread = False  # the running checkpoint is in the thread (not waiting)
         self._closing = False
         self.last: Checkpoint | None = None  # the latest checkpoint's report
 
@@ -90,11 +91,12 @@ class Checkpointer:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="canopy-checkpoint")
             loop = asyncio.get_running_loop()
-            # Shielded: cancelled, this task lets go of the lock, the thread finishes.
-            self.last = await asyncio.shield(loop.run_in_executor(self._thread, self._checkpoint))
-        except sqlite3.Error as e:  # a checkpoint is an optimisation: the next one retries
-            log.warning("SQLite checkpoint of %s failed: %s", self._path, e)
+            self._in_thread = True  # from here on, `close` waits for it
+            self.last = await loop.run_in_executor(self._thread, self._checkpoint)
+        except Exception as e:  # a checkpoint is an optimisation: the next one retries
+            log.warning("SQLite checkpoint of %s failed: %s: %s", self._path, type(e).__name__, e)
         finally:
+            self._in_thread = False
             if self._lock is not None:
                 self._lock.release()
 
@@ -115,18 +117,19 @@ class Checkpointer:
 
     async def close(self) -> None:
         """Stop: a checkpoint still waiting for the lock is cancelled, a running one is
-        waited for; the connection is closed in the thread (if it is the file's last,
-        SQLite checkpoints once more as it closes). A later write starts afresh."""
+        waited for; the connection is closed in the thread, after whatever it still runs
+        (if it is the file's last, SQLite checkpoints once more as it closes). A later
+        write starts afresh."""
         self._closing = True
         try:
-            if self._running is not None and not self._running.done():
-                self._running.cancel()  # waiting for the lock: WriteLock handles it
+            running = self._running
+            if running is not None and not running.done() and not self._in_thread:
+                running.cancel()  # waiting for the lock: WriteLock hands it on
             await self.idle()
-            if self._thread is not None:
-                if self._conn is not None:
-                    await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
-                self._thread.shutdown(wait=False)
-                self._thread = None
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, self._close)
+                thread.shutdown(wait=False)
         finally:
             self._closing = False
 
