@@ -23,6 +23,21 @@ async def _writes(db: Database, n: int, rows: int = 4) -> None:
             await s.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": ROW}] * rows)
 
 
+def _held_checkpoints(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Checkpoints that, in their thread, say they started (the first event) and wait for
+    the second before they run."""
+    entered, release = threading.Event(), threading.Event()
+    real = Checkpointer._checkpoint
+
+    def held(self: Checkpointer) -> Checkpoint:
+        entered.set()
+        release.wait(10)
+        return real(self)
+
+    monkeypatch.setattr(Checkpointer, "_checkpoint", held)
+    return entered, release
+
+
 async def _database(tmp_path: Path) -> Database:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
     async with db.session() as s:
@@ -73,16 +88,7 @@ async def test_writes_wait_for_a_running_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = await _database(tmp_path)
-    release = threading.Event()
-    entered = threading.Event()
-    real = Checkpointer._checkpoint
-
-    def held(self: Checkpointer) -> Checkpoint:
-        entered.set()
-        release.wait(10)
-        return real(self)
-
-    monkeypatch.setattr(Checkpointer, "_checkpoint", held)
+    entered, release = _held_checkpoints(monkeypatch)
     try:
         await _writes(db, EVERY - 1)  # the table's creation was the first
         assert db.checkpoints is not None
@@ -189,16 +195,7 @@ async def test_closing_waits_for_a_running_checkpoint_then_closes_its_connection
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = await _database(tmp_path)
-    release = threading.Event()
-    entered = threading.Event()
-    real = Checkpointer._checkpoint
-
-    def held(self: Checkpointer) -> Checkpoint:
-        entered.set()
-        release.wait(10)
-        return real(self)
-
-    monkeypatch.setattr(Checkpointer, "_checkpoint", held)
+    entered, release = _held_checkpoints(monkeypatch)
     lock = WriteLock()
     cp = Checkpointer(str(tmp_path / "a.db"), lock, every=1)
     try:

@@ -94,22 +94,16 @@ class Database:
         lock = self._write_lock
         if lock is not None:
             await lock.acquire(admission=admission)
-            self.writing += 1
-            try:
-                async with self._sessions() as s, s.begin():
-                    yield s
-            finally:
-                self.writing -= 1
+        self.writing += 1
+        try:
+            async with self._sessions() as s, s.begin():
+                yield s
+        finally:
+            self.writing -= 1
+            if lock is not None:
                 lock.release()
-            if self.checkpoints is not None:
-                self.checkpoints.wrote()  # committed
-        else:
-            self.writing += 1
-            try:
-                async with self._sessions() as s, s.begin():
-                    yield s
-            finally:
-                self.writing -= 1
+        if self.checkpoints is not None:
+            self.checkpoints.wrote()  # committed
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
