@@ -115,3 +115,20 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_passes_on_a_lock_handed_t
         await racing
     await stays
     assert order == ["stays"] and not lock.locked()
+
+
+async def test_a_waiter_cancelled_then_skipped_by_a_release_still_ends_cancelled() -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()
+    gone = asyncio.create_task(_holder(lock, "gone", order, admission=False))
+    stays = asyncio.create_task(_holder(lock, "stays", order, admission=False))
+    await asyncio.sleep(0)
+    # Cancelled, and before it runs again a release drops its (cancelled) place in the
+    # queue: it must still end as cancelled, not with an error of its own.
+    gone.cancel()
+    lock.release()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    await stays
+    assert order == ["stays"] and not lock.locked() and lock.waiting() == 0

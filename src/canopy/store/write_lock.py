@@ -49,7 +49,7 @@ class WriteLock:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # handed over just as we were cancelled: pass it on
-            else:
+            elif fut in queue:  # a release since the cancel may have dropped it already
                 queue.remove(fut)
             raise
 
