@@ -60,6 +60,11 @@ class _Process:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def send(self, signum: int) -> None:
+        """Send `signum`, if it still runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
     def stop(self) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0

@@ -211,3 +211,69 @@ async def test_two_passes_over_one_cloud_at_once_make_one_read(db_url: str, tmp_
         assert sorted(both) == [False, True]
     finally:
         await p.close()
+
+
+async def test_a_cloud_a_dead_worker_was_reading_is_read_when_its_lease_runs_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A worker killed during a cloud's first inventory holds the job until its lease runs
+    out, and the cloud, never read, is not placeable. The next worker looks again at that
+    lease's end, not a whole idle period (a minute) later."""
+    from datetime import timedelta
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        lease = p.settings.controllers.lease_seconds
+        assert lease < p.worker.inventory.idle  # else the two waits could not be told apart
+        async with p.db.session() as s:
+            cloud = await s.get(Cloud, "private")
+            assert cloud is not None
+            cloud.capacity_updated_at = None  # as if never read
+            job = await s.get(Job, "inventory:private")
+            assert job is not None
+            job.claimed_by, job.claim_expires_at = "dead-worker", p.clock.now() + timedelta(
+                seconds=lease
+            )
+            job.next_run_at = p.clock.now()  # what the dead worker's lease wrote
+        assert p.worker._inventory_wait(p.worker.inventory.idle) == p.worker.inventory.idle
+
+        assert await p.worker.inventory.run_once(force=True) == 1  # public only
+        wait = p.worker._inventory_wait(p.worker.inventory.idle)
+        assert lease <= wait <= lease + 0.01, wait
+
+        p.clock.advance(wait)  # the dead worker's lease has run out
+        assert await p.worker.inventory.run_once() == 1
+        async with p.db.read() as s:
+            cloud = await s.get(Cloud, "private")
+            assert cloud is not None and cloud.capacity_updated_at is not None
+        # Nothing is left to look at before the jobs' next runs.
+        assert p.worker._inventory_wait(p.worker.inventory.idle) >= lease
+        [sid] = await p.create()
+        await p.worker.placement.run_once()
+        (server,) = await p.servers()
+        assert server.cloud == "private"
+    finally:
+        await p.close()
+
+
+async def test_a_cloud_removed_while_left_to_another_worker_is_not_waited_for(
+    db_url: str, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    try:
+        async with p.db.session() as s:
+            job = await s.get(Job, "inventory:private")
+            assert job is not None
+            job.claimed_by, job.claim_expires_at = "other", p.clock.now() + timedelta(hours=1)
+        await p.worker.inventory.run_once(force=True)
+        assert p.worker.inventory.next_due_in(p.clock.now()) is not None
+        p.rt.drivers.pop("private")
+        p.clock.advance(p.settings.controllers.lease_seconds)
+        await p.worker.inventory.run_once()
+        # Only "public" may be waited for now (its next run), never the removed cloud.
+        due = p.worker.inventory.next_due_in(p.clock.now())
+        assert due is None or due > 0
+    finally:
+        await p.close()

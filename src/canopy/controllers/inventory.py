@@ -19,7 +19,10 @@ transaction:
   os-hosts registers; null for a cloud without it) and what the driver cannot do.
 
 A worker runs every cloud's inventory once before its other loops start, so the mappings
-are there before the first placement; then again every `inventory_seconds`.
+are there before the first placement; then again every `inventory_seconds`. A job another
+worker holds is looked at again when that lease could have run out: a worker killed in
+the middle of a pass leaves a cloud that may never have been read (and is not placeable
+until it is) for the next worker to read within a lease, not a minute later.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from canopy.providers.base import (
     sized_by_request,
 )
 from canopy.store.claims import Usage
-from canopy.store.leases import lease_job, release_lease
+from canopy.store.leases import lease_job, live, release_lease
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job
 from canopy.store.own_usage import own_on_cloud
 
@@ -109,11 +112,35 @@ class InventoryController:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # Clouds this worker looked at and left, and when to look again: when the job is
+        # due, or, held by another worker, when that lease could have run out.
+        self._look_again: dict[str, datetime] = {}
 
     @property
     def idle(self) -> float:
         """How long the worker's loop may sleep between looks."""
         return min(60.0, self.rt.settings.controllers.inventory_seconds)
+
+    def next_due_in(self, now: datetime) -> float | None:
+        """Seconds until a cloud this worker left may be due (None: none left).
+
+        A worker that dies during a pass holds the job until its lease runs out; the cloud
+        it was reading may never have been read (a new install, a new cloud), and is not
+        placeable until it is. The next look is then at the lease's end, not a whole idle
+        period (a minute) later."""
+        if not self._look_again:
+            return None
+        return max(0.0, min((at - now).total_seconds() for at in self._look_again.values()))
+
+    def _left(self, cloud: str, held: bool, due: datetime | None, now: datetime) -> None:
+        """This worker left `cloud` now: held by another worker, or not due until `due`."""
+        c = self.rt.settings.controllers
+        if held:
+            due = now + timedelta(seconds=min(c.lease_seconds, self.idle))
+        if due is None:
+            self._look_again.pop(cloud, None)
+        else:
+            self._look_again[cloud] = due
 
     async def run_once(self, *, force: bool = False) -> int:
         """One pass over every due cloud (all of them with `force`); how many were read.
@@ -122,6 +149,8 @@ class InventoryController:
         transactions take turns on `Runtime.db_slot`, so 500 clouds do not ask the pool for
         500 connections (it times out, and leases waiting on it are lost).
         """
+        for gone in [c for c in self._look_again if c not in self.rt.drivers]:
+            del self._look_again[gone]  # removed from the fleet: nothing to look at
         done = await asyncio.gather(
             *(self.inventory_cloud(c, force=force) for c in sorted(self.rt.drivers))
         )
@@ -133,11 +162,24 @@ class InventoryController:
         name = f"inventory:{cloud}"
         keeper = rt.leases(Job)
         if name in keeper:
+            self._look_again.pop(cloud, None)  # a pass here is reading it: it sets the next
             return False
         async with rt.db_slot, rt.db.read() as s:
-            row = (await s.execute(select(Job.next_run_at).where(Job.name == name))).one_or_none()
-        if row is not None and not force and row[0] is not None and row[0] > now:
-            return False
+            row = (
+                await s.execute(
+                    select(Job.next_run_at, Job.claimed_by, live(Job, rt.lease_now())).where(
+                        Job.name == name
+                    )
+                )
+            ).one_or_none()
+        if row is not None:
+            next_run, holder, held = row
+            if held and holder != rt.worker_id:
+                self._left(cloud, True, None, now)
+                return False
+            if not force and next_run is not None and next_run > now:
+                self._left(cloud, False, next_run, now)
+                return False
         async with rt.db_slot:  # waits here for a connection, before `sent`: see Hold
             sent = asyncio.get_running_loop().time()
             async with rt.db.session() as s:
@@ -151,7 +193,8 @@ class InventoryController:
                     lease_now=lease_now,
                     force=force,
                 )
-                if job is None:
+                if job is None:  # taken by another worker meanwhile
+                    self._left(cloud, True, None, now)
                     return False
                 # A flavor created from here on clears `next_run_at` (services/flavors.py);
                 # the pass then leaves the job due, for it may not have seen the flavor.
@@ -161,6 +204,7 @@ class InventoryController:
             # (a wake of every loop starts the clouds loop's forced read and the inventory
             # loop's together): it reads the cloud; its lease is this worker's too.
             return False
+        self._look_again.pop(cloud, None)  # this pass sets the job's next run
         hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:
             await self._pass(cloud, name, hold, now)

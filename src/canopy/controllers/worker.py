@@ -96,7 +96,13 @@ class Worker:
             self._loop(
                 "clouds", self.refresh_clouds, self.rt.settings.controllers.sync_seconds, stop
             ),
-            self._loop("inventory", self.inventory.run_once, self.inventory.idle, stop),
+            self._loop(
+                "inventory",
+                self.inventory.run_once,
+                self.inventory.idle,
+                stop,
+                self._inventory_wait,
+            ),
             self._loop("placement", self.placement.run_once, poll, stop),
             self._loop("provisioning", self.provisioning.run_once, poll, stop),
             self._loop("power", self._power_pass, poll, stop),
@@ -210,6 +216,12 @@ class Worker:
     def _stack_wait(self, idle: float) -> float:
         """Sleep until a stack's time-based wait ends (a TestResource, a timeout)."""
         due = self.orchestration.next_due_in(self.rt.clock.now())
+        return idle if due is None else max(0.0, min(idle, due + 0.001))
+
+    def _inventory_wait(self, idle: float) -> float:
+        """Sleep until a cloud left to another worker's lease may be read (its lease's
+        end), or its job is due, and no longer than `idle`."""
+        due = self.inventory.next_due_in(self.rt.clock.now())
         return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     def _lease_wait(self, idle: float) -> float:

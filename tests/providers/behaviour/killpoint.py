@@ -5,19 +5,28 @@ the file named by `KILLPOINT_ARMED` exists, the first create of an `ec2` or `ope
 driver to get the cloud's answer after that removes the file, writes what the cloud
 answered to `<file>.answered` and sends SIGKILL to its own process. The worker dies after
 the cloud made the server and before canopy wrote down its id: the moment an idempotent
-create must survive, hit on purpose rather than by luck. Nothing else differs from
+create must survive, hit on purpose rather than by luck. With `KILLPOINT_AT=offerings`
+the kill point is the driver's answer to `offerings` instead: the worker dies in the
+middle of an inventory pass, holding the cloud's inventory job. Nothing else differs from
 `canopy worker`: the drivers, the controllers and the database are canopy's own.
+
+SIGUSR1 makes it print where it is (every thread's stack and every asyncio task's) into
+its log: what a test shows when the worker did not get where it was expected to.
 """
 
 from __future__ import annotations
 
+import asyncio
+import faulthandler
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 ARMED = "KILLPOINT_ARMED"
+AT = "KILLPOINT_AT"  # "create" (the default) or "offerings"
 HERE = str(Path(__file__).resolve())
 
 Create = Callable[[Any, Any], Awaitable[Any]]
@@ -45,15 +54,47 @@ def _killing(create: Create) -> Create:
     return create_then_die_if_armed
 
 
+def _where(signum: int, frame: object) -> None:
+    """SIGUSR1: every thread's stack, then every task of the running loop (if any)."""
+    faulthandler.dump_traceback(all_threads=True)
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no loop running in this thread
+        tasks = set()
+    print(f"--- {len(tasks)} asyncio tasks", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _killing_offerings(offerings: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def offerings_then_die_if_armed(self: Any) -> Any:
+        answer = await offerings(self)
+        armed = os.environ.get(ARMED)
+        if armed:
+            try:
+                os.unlink(armed)
+            except FileNotFoundError:
+                return answer
+            _die(Path(f"{armed}.answered"), f"offerings {len(answer)}\n")
+        return answer
+
+    return offerings_then_die_if_armed
+
+
 def install() -> None:
     from canopy.providers.ec2.driver import Ec2Compute
     from canopy.providers.openstack.driver import OpenStackCompute
 
     for cls in (Ec2Compute, OpenStackCompute):
-        cls.create = _killing(cls.create)  # type: ignore[method-assign,assignment]
+        if os.environ.get(AT, "create") == "offerings":
+            cls.offerings = _killing_offerings(cls.offerings)  # type: ignore[method-assign]
+        else:
+            cls.create = _killing(cls.create)  # type: ignore[method-assign,assignment]
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, _where)  # first: SIGUSR1's default is to end the process
     install()
     from canopy.cli.main import main
 

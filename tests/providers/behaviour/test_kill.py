@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -26,7 +27,8 @@ from sqlalchemy import select
 
 from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
-from canopy.store.models import Server
+from canopy.store.models import Cloud as CloudRow
+from canopy.store.models import Placement, Server
 from tests.controllers.procs import WorkerProcess, in_flight, installed
 from tests.interop.nova.harness import RealNova
 from tests.providers.behaviour import killpoint
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 WAVE = 10  # servers asked for at once: two waves, three on Nova
 CREATE = "POST /v2.1/servers"  # Nova's create, as its harness counts requests
+LONG_LEASE = 10.0  # seconds: a dead worker's lease that outlasts the next one's start
 
 GONE = {"DELETED", "shutting-down", "terminated"}  # Nova's and EC2's words
 
@@ -104,10 +107,42 @@ class Killer:
 
     def answered(self) -> list[str]:
         """What the kill point wrote: the canopy id and the remote id of the create."""
-        return Path(f"{self.armed}.answered").read_text().split()
+        return _answered(self.armed).split()
 
     def tail(self) -> str:
         return self.log.read_text()[-3000:]
+
+    async def where(self) -> str:
+        """What the rows and the cloud hold, and where the worker is (its stacks, which
+        killpoint.py prints on SIGUSR1): what a failure needs to be understood."""
+        before = len(self.log.read_text(errors="replace"))
+        self.worker.send(signal.SIGUSR1)
+        await asyncio.sleep(1.0)  # the worker writes its stacks to its log
+        log = self.log.read_text(errors="replace")
+        rows = sorted((await _rows(self.db)).values(), key=lambda r: r.name)
+        made = Counter(r.canopy_id for r in await self.cloud.every())
+        lines = [
+            f"{r.name} {r.id} phase={r.phase} status={r.status} cloud={r.cloud} "
+            f"remote={r.remote_id} attempts={r.attempts} retries={r.retries} "
+            f"next={r.next_attempt_at} by={r.claimed_by} until={r.claim_expires_at} "
+            f"fault={r.fault_message!r} made={made[r.id]}"
+            for r in rows
+        ]
+        async with self.db.read() as s:
+            placed = select(Placement.server_id, Placement.reason).order_by(Placement.id)
+            reasons = dict((await s.execute(placed)).tuples().all())
+            clouds = [
+                f"cloud {c.name} enabled={c.enabled} healthy={c.healthy} "
+                f"health={c.health_message!r} failures={c.consecutive_failures} "
+                f"blocklisted={c.blocklisted_until} {c.blocklist_reason!r} "
+                f"capacity_at={c.capacity_updated_at} claimed={c.instances_claimed} "
+                f"generation={c.generation}"
+                for c in (await s.execute(select(CloudRow))).scalars()
+            ]
+        lines += [f"{r.name}: last placement {reasons.get(r.id)!r}" for r in rows]
+        return "\n".join(
+            [*lines, *clouds, log[:before][-8000:], "--- the worker's stacks", log[before:]]
+        )
 
     async def at_random(self, rng: random.Random, low: float, high: float) -> None:
         """Kill -9 between `low` and `high` seconds from now, and start a new worker."""
@@ -125,7 +160,8 @@ class Killer:
         await create
         deadline = time.monotonic() + 60
         while self.worker.alive():
-            assert time.monotonic() < deadline, f"the kill point was never reached\n{self.tail()}"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the kill point was never reached\n{await self.where()}")
             await asyncio.sleep(0.05)
         canopy_id, remote_id = self.answered()
         # Provisioning never recorded the answer: the row is still its create's. (Sync may
@@ -242,6 +278,11 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
     await db.dispose()
 
 
+def _answered(armed: Path) -> str:
+    """What the kill point armed by the file `armed` wrote as its process died."""
+    return Path(f"{armed}.answered").read_text()
+
+
 async def _until(db: Database, done: Callable[[Counter[str]], bool], k: Killer, what: str) -> None:
     deadline = time.monotonic() + 90
     while True:
@@ -251,3 +292,63 @@ async def _until(db: Database, done: Callable[[Counter[str]], bool], k: Killer, 
         assert time.monotonic() < deadline, f"{what}: no convergence: {statuses}\n{k.tail()}"
         assert k.worker.alive(), k.tail()
         await asyncio.sleep(0.3)
+
+
+async def test_a_worker_killed_in_its_first_inventory_leaves_the_cloud_to_the_next(
+    moto: str, ami: str, db_url: str, tmp_path: Path
+) -> None:
+    """The first worker of a new install dies after EC2 answered its inventory's offerings
+    and before it wrote them down: the cloud was never read, so nothing is placeable on it,
+    and the dead worker's lease holds the inventory job. The next worker reads the cloud
+    when that lease runs out (LONG_LEASE here) and builds the servers; it used to wait out its
+    inventory loop's idle minute first."""
+    cloud = Ec2Backend(moto, ami)
+    cfg = tmp_path / "canopy.toml"
+    # A lease that outlasts the next worker's start (a second or two), so that it finds
+    # the job still held by the dead one.
+    controllers = CONTROLLERS.replace("lease_seconds = 2.0", f"lease_seconds = {LONG_LEASE}")
+    assert controllers != CONTROLLERS
+    cfg.write_text(
+        f'data_dir = "{tmp_path}"\n[database]\nurl = "{db_url}"\n' + controllers + cloud.toml()
+    )
+    settings, clock, db, ctx = await installed(cfg, "kill")
+    armed = tmp_path / "kill-after-offerings"
+    armed.write_text("")
+    first = WorkerProcess(
+        cfg,
+        tmp_path / "first.log",
+        command=[sys.executable, killpoint.HERE],
+        env={killpoint.ARMED: str(armed), killpoint.AT: "offerings"},
+    )
+    nxt = WorkerProcess(cfg, tmp_path / "next.log", command=[sys.executable, killpoint.HERE])
+    try:
+        first.start()
+        deadline = time.monotonic() + 60
+        while first.alive():
+            assert time.monotonic() < deadline, f"the kill point was never reached\n{first.tail()}"
+            await asyncio.sleep(0.05)
+        died = time.monotonic()
+        assert _answered(armed).startswith("offerings")
+        async with db.read() as s:
+            row = await s.get(CloudRow, "c1")
+            assert row is not None and row.capacity_updated_at is None, "read before the kill"
+
+        nxt.start()
+        started = time.monotonic()
+        assert started - died < LONG_LEASE - 4, "too late to find the dead worker's lease"
+        spec = CreateServer(
+            name="after", flavor="m1.small", image="cirros", min_count=3, max_count=3
+        )
+        await ServerService(db, settings, clock).create(ctx, spec)
+        while True:
+            statuses = Counter(r.status for r in (await _rows(db)).values())
+            if statuses == Counter({"ACTIVE": 3}):
+                break
+            # Well inside the idle minute the next worker's inventory used to wait.
+            assert time.monotonic() - started < 40, f"{statuses}\n{nxt.tail()}"
+            assert nxt.alive(), nxt.tail()
+            await asyncio.sleep(0.2)
+    finally:
+        first.stop()
+        nxt.stop()
+        await db.dispose()
