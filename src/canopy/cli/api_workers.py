@@ -144,6 +144,7 @@ def _child(settings: Settings, sock: socket.socket) -> None:
 async def _serve_child(settings: Settings, sock: socket.socket) -> None:
     from canopy.api.app import create_app
     from canopy.cli.serve import _server
+    from canopy.gil import shorten_switches
     from canopy.heap import freeze_startup_heap, pace_collector
 
     db = Database(
@@ -165,6 +166,7 @@ async def _serve_child(settings: Settings, sock: socket.socket) -> None:
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     freeze_startup_heap()
     pace_collector()
+    shorten_switches()
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -28,6 +28,7 @@ from canopy.config import CloudSettings, Settings
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
+from canopy.gil import shorten_switches
 from canopy.heap import freeze_startup_heap, pace_collector
 from canopy.providers.base import Compute
 from canopy.providers.registry import build_drivers, draining_settings
@@ -128,6 +129,7 @@ async def serve(settings: Settings, *, api: bool, worker: bool, banner: bool = T
     # process: out of the collector's full scans from here on (canopy/heap.py).
     freeze_startup_heap()
     pace_collector()
+    shorten_switches()  # the loop waits less for the GIL behind other threads (canopy/gil.py)
     if banner:
         _banner(
             settings,
