@@ -22,7 +22,7 @@ A worker runs every cloud's inventory once before its other loops start, so the 
 are there before the first placement; then again every `inventory_seconds`. A job another
 worker holds is looked at again when that lease could have run out: a worker killed in
 the middle of a pass leaves a cloud that may never have been read (and is not placeable
-until it is) for the next worker to read within a lease, not a minute later.
+until it is) for the next worker to read within a lease, not an idle minute later.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ class InventoryController:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        # Clouds this worker looked at and left, and when to look again: when the job is
-        # due, or, held by another worker, when that lease could have run out.
+        # Clouds this worker left to another worker's lease, and when to look again: when
+        # that lease could have run out.
         self._look_again: dict[str, datetime] = {}
 
     @property
@@ -122,25 +122,23 @@ class InventoryController:
         return min(60.0, self.rt.settings.controllers.inventory_seconds)
 
     def next_due_in(self, now: datetime) -> float | None:
-        """Seconds until a cloud this worker left may be due (None: none left).
+        """Seconds until a cloud left to another worker's lease may be read (None: none).
 
         A worker that dies during a pass holds the job until its lease runs out; the cloud
         it was reading may never have been read (a new install, a new cloud), and is not
-        placeable until it is. The next look is then at the lease's end, not a whole idle
-        period (a minute) later."""
+        placeable until it is. The next look is then at most a lease later, not a whole
+        idle period (a minute). A job that is merely not due yet is left to the idle loop,
+        as before: a cloud whose pass failed is due again after `sync_seconds`, and
+        waking for it would ask a failing cloud every few seconds."""
         if not self._look_again:
             return None
         return max(0.0, min((at - now).total_seconds() for at in self._look_again.values()))
 
-    def _left(self, cloud: str, held: bool, due: datetime | None, now: datetime) -> None:
-        """This worker left `cloud` now: held by another worker, or not due until `due`."""
-        c = self.rt.settings.controllers
-        if held:
-            due = now + timedelta(seconds=min(c.lease_seconds, self.idle))
-        if due is None:
-            self._look_again.pop(cloud, None)
-        else:
-            self._look_again[cloud] = due
+    def _held_elsewhere(self, cloud: str, now: datetime) -> None:
+        """Another worker holds `cloud`'s job: look again when its lease could have run
+        out (or at the idle period, if that comes first)."""
+        lease = self.rt.settings.controllers.lease_seconds
+        self._look_again[cloud] = now + timedelta(seconds=min(lease, self.idle))
 
     async def run_once(self, *, force: bool = False) -> int:
         """One pass over every due cloud (all of them with `force`); how many were read.
@@ -175,10 +173,10 @@ class InventoryController:
         if row is not None:
             next_run, holder, held = row
             if held and holder != rt.worker_id:
-                self._left(cloud, True, None, now)
+                self._held_elsewhere(cloud, now)
                 return False
             if not force and next_run is not None and next_run > now:
-                self._left(cloud, False, next_run, now)
+                self._look_again.pop(cloud, None)  # not due: the idle loop's to look at
                 return False
         async with rt.db_slot:  # waits here for a connection, before `sent`: see Hold
             sent = asyncio.get_running_loop().time()
@@ -194,7 +192,7 @@ class InventoryController:
                     force=force,
                 )
                 if job is None:  # taken by another worker meanwhile
-                    self._left(cloud, True, None, now)
+                    self._held_elsewhere(cloud, now)
                     return False
                 # A flavor created from here on clears `next_run_at` (services/flavors.py);
                 # the pass then leaves the job due, for it may not have seen the flavor.

@@ -61,10 +61,13 @@ def _where(signum: int, frame: object) -> None:
         tasks = asyncio.all_tasks()
     except RuntimeError:  # no loop running in this thread
         tasks = set()
-    print(f"--- {len(tasks)} asyncio tasks", file=sys.stderr)
-    for task in tasks:
-        task.print_stack(limit=8, file=sys.stderr)
-    sys.stderr.flush()
+    try:
+        print(f"--- {len(tasks)} asyncio tasks", file=sys.stderr)
+        for task in tasks:
+            task.print_stack(limit=8, file=sys.stderr)
+        sys.stderr.flush()
+    except Exception:  # stderr busy (a reentrant write): the threads' dump stands
+        pass
 
 
 def _killing_offerings(offerings: Callable[[Any], Awaitable[Any]]) -> Any:

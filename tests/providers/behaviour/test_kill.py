@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 
 WAVE = 10  # servers asked for at once: two waves, three on Nova
 CREATE = "POST /v2.1/servers"  # Nova's create, as its harness counts requests
-LONG_LEASE = 10.0  # seconds: a dead worker's lease that outlasts the next one's start
+LONG_LEASE = 20.0  # seconds: a dead worker's lease that outlasts the next one's start
 
 GONE = {"DELETED", "shutting-down", "terminated"}  # Nova's and EC2's words
 
@@ -335,7 +335,7 @@ async def test_a_worker_killed_in_its_first_inventory_leaves_the_cloud_to_the_ne
 
         nxt.start()
         started = time.monotonic()
-        assert started - died < LONG_LEASE - 4, "too late to find the dead worker's lease"
+        assert started - died < LONG_LEASE / 2, "too late to find the dead worker's lease"
         spec = CreateServer(
             name="after", flavor="m1.small", image="cirros", min_count=3, max_count=3
         )
@@ -344,8 +344,9 @@ async def test_a_worker_killed_in_its_first_inventory_leaves_the_cloud_to_the_ne
             statuses = Counter(r.status for r in (await _rows(db)).values())
             if statuses == Counter({"ACTIVE": 3}):
                 break
-            # Well inside the idle minute the next worker's inventory used to wait.
-            assert time.monotonic() - started < 40, f"{statuses}\n{nxt.tail()}"
+            # Inside the idle minute the next worker's inventory used to wait after its first
+            # look (a lease of LONG_LEASE, renewed every third of it, still held then).
+            assert time.monotonic() - started < 50, f"{statuses}\n{nxt.tail()}"
             assert nxt.alive(), nxt.tail()
             await asyncio.sleep(0.2)
     finally:
