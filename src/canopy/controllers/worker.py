@@ -219,8 +219,8 @@ class Worker:
         return idle if due is None else max(0.0, min(idle, due + 0.001))
 
     def _inventory_wait(self, idle: float) -> float:
-        """Sleep until a cloud left to another worker's lease may be read (its lease's
-        end), or its job is due, and no longer than `idle`."""
+        """Sleep until a cloud left to another worker's lease may be read (when that
+        lease could have run out), and no longer than `idle`."""
         due = self.inventory.next_due_in(self.rt.clock.now())
         return idle if due is None else max(0.0, min(idle, due + 0.001))
 
