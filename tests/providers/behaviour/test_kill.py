@@ -9,6 +9,8 @@ worker kills itself there), and on Nova once more from outside, the moment Nova'
 request log shows a create answered. Afterwards every server is ACTIVE or gone as asked,
 and the cloud's own record (moto keeps terminated instances; Nova lists deleted servers
 by changes-since and counts the creates it answered) shows each server made exactly once.
+A last test kills a new install's first worker in the middle of its first inventory (on
+EC2): the next worker must read the cloud once the dead worker's lease runs out.
 """
 
 from __future__ import annotations
