@@ -99,6 +99,18 @@ async def _job(url: str) -> Job | None:
         await db.dispose()
 
 
+async def _job_after(url: str, runs: int) -> Job | None:
+    """The sync job once a pass has recorded itself past `runs` and let the job go (or as
+    it is at DEADLINE)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        job = await _job(url)
+        done = job is not None and job.runs > runs and job.claimed_by is None
+        if done or time.monotonic() > deadline:
+            return job
+        await asyncio.sleep(0.05)
+
+
 def _until(what: str, check: Callable[[], bool], *logs: Path) -> None:
     # Real processes: no fake clock can stand in for them.
     deadline = time.monotonic() + DEADLINE
@@ -324,8 +336,10 @@ async def test_a_create_recorded_by_one_worker_wakes_the_sync_of_the_worker_hold
             assert await _lists(client, "/metrics") == b_lists  # every pass was A's
         if pair.proxy is not None:
             assert WAKE in pair.proxy.passed
-        job = await _job(pair.db_url)
-        assert job is not None and job.runs > runs
+        # A slice commits (and shows the server ACTIVE) before its pass records itself and
+        # lets the job go: wait for the pass's end, not only for what it saw.
+        job = await _job_after(pair.db_url, runs)
+        assert job is not None and job.runs > runs, (job and job.runs, runs)
         assert job.claimed_by is None  # A's pass released what it was holding
     finally:
         await db.dispose()
