@@ -11,7 +11,7 @@ from canopy.controllers.inventory import fits, map_flavors
 from canopy.domain.specs import Offering
 from canopy.store.models import Cloud, Flavor, FlavorMapping, Job, Placement
 
-from .harness import make_plane
+from .harness import Plane, make_plane
 
 CLOUDS = """
 [[clouds]]
@@ -213,14 +213,25 @@ async def test_two_passes_over_one_cloud_at_once_make_one_read(db_url: str, tmp_
         await p.close()
 
 
+async def _hold_job(p: Plane, worker: str, seconds: float) -> None:
+    """`worker` holds the private cloud's inventory job for `seconds` from now, as its pass
+    in progress would (its lease also made the job's next run now)."""
+    from datetime import timedelta
+
+    async with p.db.session() as s:
+        job = await s.get(Job, "inventory:private")
+        assert job is not None
+        job.claimed_by = worker
+        job.claim_expires_at = p.clock.now() + timedelta(seconds=seconds)
+        job.next_run_at = p.clock.now()
+
+
 async def test_a_cloud_a_dead_worker_was_reading_is_read_when_its_lease_runs_out(
     db_url: str, tmp_path: Path
 ) -> None:
     """A worker killed during a cloud's first inventory holds the job until its lease runs
     out, and the cloud, never read, is not placeable. The next worker looks again at that
     lease's end, not a whole idle period (a minute) later."""
-    from datetime import timedelta
-
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
         lease = p.settings.controllers.lease_seconds
@@ -229,13 +240,7 @@ async def test_a_cloud_a_dead_worker_was_reading_is_read_when_its_lease_runs_out
             cloud = await s.get(Cloud, "private")
             assert cloud is not None
             cloud.capacity_updated_at = None  # as if never read
-            job = await s.get(Job, "inventory:private")
-            assert job is not None
-            job.claimed_by, job.claim_expires_at = (
-                "dead-worker",
-                p.clock.now() + timedelta(seconds=lease),
-            )
-            job.next_run_at = p.clock.now()  # what the dead worker's lease wrote
+        await _hold_job(p, "dead-worker", lease)
         assert p.worker._inventory_wait(p.worker.inventory.idle) == p.worker.inventory.idle
 
         assert await p.worker.inventory.run_once(force=True) == 1  # public only
@@ -260,14 +265,9 @@ async def test_a_cloud_a_dead_worker_was_reading_is_read_when_its_lease_runs_out
 async def test_a_cloud_removed_while_left_to_another_worker_is_not_waited_for(
     db_url: str, tmp_path: Path
 ) -> None:
-    from datetime import timedelta
-
     p = await make_plane(db_url, tmp_path, toml=CLOUDS)
     try:
-        async with p.db.session() as s:
-            job = await s.get(Job, "inventory:private")
-            assert job is not None
-            job.claimed_by, job.claim_expires_at = "other", p.clock.now() + timedelta(hours=1)
+        await _hold_job(p, "other", 3600)
         await p.worker.inventory.run_once(force=True)
         assert p.worker.inventory.next_due_in(p.clock.now()) is not None
         p.rt.drivers.pop("private")

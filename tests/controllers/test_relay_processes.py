@@ -90,21 +90,13 @@ def _config(path: Path, data: Path, url: str) -> Path:
     return path
 
 
-async def _job(url: str) -> Job | None:
-    db = Database(url)
-    try:
-        async with db.read() as s:
-            return await s.get(Job, JOB)
-    finally:
-        await db.dispose()
-
-
-async def _job_after(url: str, runs: int) -> Job | None:
+async def _job_after(db: Database, runs: int) -> Job | None:
     """The sync job once a pass has recorded itself past `runs` and let the job go (or as
     it is at DEADLINE)."""
     deadline = time.monotonic() + DEADLINE
     while True:
-        job = await _job(url)
+        async with db.read() as s:
+            job = await s.get(Job, JOB)
         done = job is not None and job.runs > runs and job.claimed_by is None
         if done or time.monotonic() > deadline:
             return job
@@ -338,7 +330,7 @@ async def test_a_create_recorded_by_one_worker_wakes_the_sync_of_the_worker_hold
             assert WAKE in pair.proxy.passed
         # A slice commits (and shows the server ACTIVE) before its pass records itself and
         # lets the job go: wait for the pass's end, not only for what it saw.
-        job = await _job_after(pair.db_url, runs)
+        job = await _job_after(db, runs)
         assert job is not None and job.runs > runs, (job and job.runs, runs)
         assert job.claimed_by is None  # A's pass released what it was holding
     finally:

@@ -29,7 +29,7 @@ ARMED = "KILLPOINT_ARMED"
 AT = "KILLPOINT_AT"  # "create" (the default) or "offerings"
 HERE = str(Path(__file__).resolve())
 
-Create = Callable[[Any, Any], Awaitable[Any]]
+Method = Callable[..., Awaitable[Any]]
 
 
 def _die(answered: Path, what: str) -> None:
@@ -37,21 +37,6 @@ def _die(answered: Path, what: str) -> None:
     driver's answer and here: nothing of canopy's runs in between)."""
     answered.write_text(what)
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _killing(create: Create) -> Create:
-    async def create_then_die_if_armed(self: Any, spec: Any) -> Any:
-        remote = await create(self, spec)
-        armed = os.environ.get(ARMED)
-        if armed:
-            try:
-                os.unlink(armed)  # the first create to answer takes it
-            except FileNotFoundError:
-                return remote
-            _die(Path(f"{armed}.answered"), f"{spec.canopy_id} {remote.remote_id}\n")
-        return remote
-
-    return create_then_die_if_armed
 
 
 def _where(signum: int, frame: object) -> None:
@@ -70,19 +55,30 @@ def _where(signum: int, frame: object) -> None:
         pass
 
 
-def _killing_offerings(offerings: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def offerings_then_die_if_armed(self: Any) -> Any:
-        answer = await offerings(self)
+def _killing(method: Method, said: Callable[[Any, Any], str]) -> Method:
+    """`method`, which dies after its answer if armed; `said(args, answer)` is what the
+    answer is written down as."""
+
+    async def then_die_if_armed(self: Any, *args: Any) -> Any:
+        answer = await method(self, *args)
         armed = os.environ.get(ARMED)
         if armed:
             try:
-                os.unlink(armed)
+                os.unlink(armed)  # the first call to answer takes it
             except FileNotFoundError:
                 return answer
-            _die(Path(f"{armed}.answered"), f"offerings {len(answer)}\n")
+            _die(Path(f"{armed}.answered"), said(args, answer))
         return answer
 
-    return offerings_then_die_if_armed
+    return then_die_if_armed
+
+
+def _created(args: Any, remote: Any) -> str:
+    return f"{args[0].canopy_id} {remote.remote_id}\n"
+
+
+def _offered(args: Any, offerings: Any) -> str:
+    return f"offerings {len(offerings)}\n"
 
 
 def install() -> None:
@@ -91,9 +87,9 @@ def install() -> None:
 
     for cls in (Ec2Compute, OpenStackCompute):
         if os.environ.get(AT, "create") == "offerings":
-            cls.offerings = _killing_offerings(cls.offerings)  # type: ignore[method-assign]
+            cls.offerings = _killing(cls.offerings, _offered)  # type: ignore[method-assign,assignment]
         else:
-            cls.create = _killing(cls.create)  # type: ignore[method-assign,assignment]
+            cls.create = _killing(cls.create, _created)  # type: ignore[method-assign,assignment]
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
             await k.when_nova_answers_a_create(nova, asyncio.create_task(wave(2)))
         await k.at_random(rng, 1.2, 2.5)
         ids = list(await _rows(db))
-        await _until(db, lambda st: st == Counter({"ACTIVE": len(ids)}), k, "creates")
+        await _until(db, lambda st: st == Counter({"ACTIVE": len(ids)}), k.worker, "creates")
         built = time.monotonic() - t0
 
         # Deletes in two waves, each cut short by a kill while it is being asked for.
@@ -238,7 +238,7 @@ async def test_kill_minus_nine_while_creating_and_deleting_makes_each_server_onc
             await k.at_random(rng, 0.05, 0.2)
             await deleting
         want = Counter({"DELETED": len(doomed), "ACTIVE": len(ids) - len(doomed)})
-        await _until(db, lambda st: st == want, k, "deletes")
+        await _until(db, lambda st: st == want, k.worker, "deletes")
     finally:
         k.worker.stop()
 
@@ -285,14 +285,21 @@ def _answered(armed: Path) -> str:
     return Path(f"{armed}.answered").read_text()
 
 
-async def _until(db: Database, done: Callable[[Counter[str]], bool], k: Killer, what: str) -> None:
-    deadline = time.monotonic() + 90
+async def _until(
+    db: Database,
+    done: Callable[[Counter[str]], bool],
+    worker: WorkerProcess,
+    what: str,
+    within: float = 90.0,
+) -> None:
+    """Until the rows' statuses are `done`, within `within` seconds; `worker` must live."""
+    deadline = time.monotonic() + within
     while True:
         statuses = Counter(r.status for r in (await _rows(db)).values())
         if done(statuses):
             return
-        assert time.monotonic() < deadline, f"{what}: no convergence: {statuses}\n{k.tail()}"
-        assert k.worker.alive(), k.tail()
+        assert time.monotonic() < deadline, f"{what}: no convergence: {statuses}\n{worker.tail()}"
+        assert worker.alive(), worker.tail()
         await asyncio.sleep(0.3)
 
 
@@ -342,15 +349,10 @@ async def test_a_worker_killed_in_its_first_inventory_leaves_the_cloud_to_the_ne
             name="after", flavor="m1.small", image="cirros", min_count=3, max_count=3
         )
         await ServerService(db, settings, clock).create(ctx, spec)
-        while True:
-            statuses = Counter(r.status for r in (await _rows(db)).values())
-            if statuses == Counter({"ACTIVE": 3}):
-                break
-            # Inside the idle minute the next worker's inventory used to wait after its first
-            # look (a lease of LONG_LEASE, renewed every third of it, still held then).
-            assert time.monotonic() - started < 50, f"{statuses}\n{nxt.tail()}"
-            assert nxt.alive(), nxt.tail()
-            await asyncio.sleep(0.2)
+        # Inside the idle minute the next worker's inventory used to wait after its first
+        # look (a lease of LONG_LEASE, renewed every third of it, still held then).
+        within = 50 - (time.monotonic() - started)
+        await _until(db, lambda st: st == Counter({"ACTIVE": 3}), nxt, "creates", within)
     finally:
         first.stop()
         nxt.stop()
