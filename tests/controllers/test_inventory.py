@@ -85,12 +85,16 @@ async def test_a_cloud_without_inventory_is_not_placeable_and_says_so(
         [sid] = await plane.create()
         await plane.worker.placement.run_once()
         async with plane.db.read() as s:
-            reasons = list(
-                (
-                    await s.execute(select(Placement.reason).where(Placement.server_id == sid))
-                ).scalars()
-            )
-        assert reasons and "no inventory yet" in reasons[-1]
+            waits = (
+                await s.execute(
+                    select(Placement.reason, Placement.worker, Placement.cloud).where(
+                        Placement.server_id == sid
+                    )
+                )
+            ).all()
+        assert waits and "no inventory yet" in waits[-1].reason
+        # The decision to wait is a decision: it names the worker that took it.
+        assert (waits[-1].worker, waits[-1].cloud) == (plane.worker.rt.worker_id, None)
         # The next inventory pass (due at once here) makes both clouds placeable again.
         await plane.worker.inventory.run_once(force=True)
         plane.clock.advance(plane.settings.scheduler.retry_seconds)

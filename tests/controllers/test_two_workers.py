@@ -124,10 +124,16 @@ price_per_vcpu_hour = 0.01
     assert not twice, "created twice:\n" + "\n".join(str(r) for rs in twice.values() for r in rs)
     async with db.read() as s:
         where = Counter((await s.execute(select(Server.cloud))).scalars())
-        deciders = set((await s.execute(select(Placement.worker))).scalars())
+        placed = select(Placement.worker).where(Placement.cloud.is_not(None))
+        deciders = set((await s.execute(placed)).scalars())
+        waited = set(
+            (await s.execute(select(Placement.worker).where(Placement.cloud.is_(None)))).scalars()
+        )
         cloud = await s.get(Cloud, "private")
     assert where == Counter({"private": N, "public": 500 - N})
     assert cloud is not None and cloud.vcpus_claimed == N == cloud.vcpus_capacity
     assert len(await private.all_servers()) == N
     assert len(deciders) == 2, "both workers should have placed servers"
+    # A decision to wait (private full, public not read yet) names its worker too.
+    assert "" not in deciders | waited
     await db.dispose()

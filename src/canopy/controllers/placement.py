@@ -252,6 +252,7 @@ class PlacementController:
                         alternates=[],
                         explanation=decision.explanation.to_dict(),
                         reason=decision.reason,
+                        worker=rt.worker_id,
                         created_at=now,
                     )
                 )
