@@ -4,7 +4,9 @@ driver alike; a cloud whose inventory was never read is not placeable, and says 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from canopy.controllers.inventory import fits, map_flavors
@@ -200,19 +202,35 @@ async def test_a_flavor_made_during_a_pass_gets_another_pass(db_url: str, tmp_pa
         await plane.close()
 
 
-async def test_two_passes_over_one_cloud_at_once_make_one_read(db_url: str, tmp_path: Path) -> None:
+async def test_two_passes_over_one_cloud_at_once_make_one_read(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A wake of every loop (a cloud changed) starts the clouds loop's forced read and the
     inventory loop's own pass together: the second finds the first in flight and leaves
-    it the cloud, never failing on the hold the first has."""
+    it the cloud, never failing on the hold the first has, and never writes the job: a
+    second lease would make the job's next run "now" again, over a flavor's "run again"
+    written since the first lease."""
     import asyncio
 
+    from canopy.controllers import inventory
+
+    leases: list[str] = []
+    real = inventory.lease_job
+
+    async def counted(s: object, **kw: Any) -> Job | None:
+        leases.append(kw["name"])
+        return await real(s, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inventory, "lease_job", counted)
     p = await make_plane(db_url, tmp_path)
     try:
         inv = p.worker.inventory
+        leases.clear()  # the plane's own first read
         both = await asyncio.gather(
             inv.inventory_cloud("private", force=True), inv.inventory_cloud("private", force=True)
         )
         assert sorted(both) == [False, True]
+        assert leases == ["inventory:private"]
     finally:
         await p.close()
 

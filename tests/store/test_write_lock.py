@@ -132,3 +132,41 @@ async def test_a_waiter_cancelled_then_skipped_by_a_release_still_ends_cancelled
         await gone
     await stays
     assert order == ["stays"] and not lock.locked() and lock.waiting() == 0
+
+
+@pytest.mark.parametrize("when", ["before", "after"], ids=["left", "skipped"])
+async def test_a_turn_does_not_grow_when_one_of_its_writers_is_cancelled(when: str) -> None:
+    lock = WriteLock()
+    order: list[str] = []
+    done_writing = asyncio.Event()
+
+    async def placement() -> None:  # holds the lock until told
+        await lock.acquire()
+        order.append("placement")
+        await done_writing.wait()
+        lock.release()
+
+    await lock.acquire(admission=True)
+    first = asyncio.create_task(placement())
+    gone = asyncio.create_task(_holder(lock, "gone", order, admission=False))
+    await asyncio.sleep(0)
+    lock.release()  # the controllers' turn begins: it is placement's and gone's
+    await asyncio.sleep(0)
+    assert order == ["placement"]
+    # Queued after the turn began: a request, then another controller write.
+    api = asyncio.create_task(_holder(lock, "api", order, admission=True))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(_holder(lock, "sync", order, admission=False))
+    await asyncio.sleep(0)
+    gone.cancel()
+    if when == "before":  # gone leaves the queue before placement releases
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+    done_writing.set()  # placement's release passes over gone's place if it is still there
+    await asyncio.gather(first, api, late)
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    # The turn ends with placement, as it would have with gone: the request queued
+    # before sync goes first.
+    assert order == ["placement", "api", "sync"]
+    assert not lock.locked() and lock.waiting() == 0

@@ -115,6 +115,11 @@ class InventoryController:
         # Clouds this worker left to another worker's lease, and when to look again: when
         # that lease could have run out.
         self._look_again: dict[str, datetime] = {}
+        # Clouds a pass of this worker is reading, from before its lease to its record. A
+        # second pass (the clouds loop's forced read beside the inventory loop's) leaves
+        # them be and never writes the job: leasing it again would set `next_run_at` over
+        # a flavor's "run again" (NULL) written since the first pass leased.
+        self._reading: set[str] = set()
 
     @property
     def idle(self) -> float:
@@ -157,11 +162,18 @@ class InventoryController:
     async def inventory_cloud(self, cloud: str, *, force: bool = False) -> bool:
         rt = self.rt
         now = rt.clock.now()
-        name = f"inventory:{cloud}"
-        keeper = rt.leases(Job)
-        if name in keeper:
+        if cloud in self._reading:
             self._look_again.pop(cloud, None)  # a pass here is reading it: it sets the next
             return False
+        self._reading.add(cloud)
+        try:
+            return await self._lease_and_read(cloud, f"inventory:{cloud}", now, force=force)
+        finally:
+            self._reading.discard(cloud)
+
+    async def _lease_and_read(self, cloud: str, name: str, now: datetime, *, force: bool) -> bool:
+        rt = self.rt
+        keeper = rt.leases(Job)
         async with rt.db_slot, rt.db.read() as s:
             row = (
                 await s.execute(
@@ -197,11 +209,6 @@ class InventoryController:
                 # A flavor created from here on clears `next_run_at` (services/flavors.py);
                 # the pass then leaves the job due, for it may not have seen the flavor.
                 job.next_run_at = now
-        if name in keeper:
-            # Another pass over this cloud started in this worker while this one leased
-            # (a wake of every loop starts the clouds loop's forced read and the inventory
-            # loop's together): it reads the cloud; its lease is this worker's too.
-            return False
         self._look_again.pop(cloud, None)  # this pass sets the job's next run
         hold = keeper.hold(name, renewed=sent, at=lease_now)
         try:

@@ -50,6 +50,8 @@ class WriteLock:
             if fut.done() and not fut.cancelled():
                 self.release()  # handed over just as we were cancelled: pass it on
             elif fut in queue:  # a release since the cancel may have dropped it already
+                if queue is self._first and queue.index(fut) < self._turn:
+                    self._turn -= 1  # it was one of the current turn's: the turn is shorter
                 queue.remove(fut)
             raise
 
@@ -60,9 +62,12 @@ class WriteLock:
         began, then at most ADMISSIONS request writes go before the next turn (at once if
         no request waits)."""
         assert self._held, "release of a write lock that is not held"
-        if self._turn > 0 and self._hand(self._first):
-            self._turn -= 1
-            return
+        while self._turn > 0 and self._first:
+            fut = self._first.popleft()
+            self._turn -= 1  # a waiter of this turn, live or cancelled: its place is spent
+            if not fut.done():
+                fut.set_result(None)
+                return
         self._turn = 0
         if (self._admitted < ADMISSIONS or not self._first) and self._hand(self._later):
             self._admitted += 1
