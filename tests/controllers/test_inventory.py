@@ -235,6 +235,33 @@ async def test_two_passes_over_one_cloud_at_once_make_one_read(
         await p.close()
 
 
+async def test_a_forced_read_beside_a_pass_that_finds_the_job_not_due_still_reads(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The inventory loop's pass (not forced) and the clouds loop's forced read of a changed
+    cloud start together; the job is not due. The loop's pass must not keep the forced
+    read out while it only looks: the forced one reads the cloud."""
+    import asyncio
+
+    p = await make_plane(db_url, tmp_path)
+    try:
+        inv = p.worker.inventory
+        async with p.db.read() as s:
+            job = await s.get(Job, "inventory:private")
+            assert job is not None and job.next_run_at is not None
+            assert job.next_run_at > p.clock.now()  # not due
+            runs = job.runs
+        both = await asyncio.gather(
+            inv.inventory_cloud("private"), inv.inventory_cloud("private", force=True)
+        )
+        assert both == [False, True]
+        async with p.db.read() as s:
+            job = await s.get(Job, "inventory:private")
+        assert job is not None and job.runs == runs + 1
+    finally:
+        await p.close()
+
+
 async def _hold_job(p: Plane, worker: str, seconds: float) -> None:
     """`worker` holds the private cloud's inventory job for `seconds` from now, as its pass
     in progress would (its lease also made the job's next run now)."""

@@ -115,10 +115,10 @@ class InventoryController:
         # Clouds this worker left to another worker's lease, and when to look again: when
         # that lease could have run out.
         self._look_again: dict[str, datetime] = {}
-        # Clouds a pass of this worker is reading, from before its lease to its record. A
-        # second pass (the clouds loop's forced read beside the inventory loop's) leaves
-        # them be and never writes the job: leasing it again would set `next_run_at` over
-        # a flavor's "run again" (NULL) written since the first pass leased.
+        # Clouds a pass of this worker is reading, from just before its lease to its
+        # record. A second pass (the clouds loop's forced read beside the inventory
+        # loop's) leaves them be and never writes the job: leasing it again would set
+        # `next_run_at` over a flavor's "run again" (NULL) written since the first leased.
         self._reading: set[str] = set()
 
     @property
@@ -162,18 +162,10 @@ class InventoryController:
     async def inventory_cloud(self, cloud: str, *, force: bool = False) -> bool:
         rt = self.rt
         now = rt.clock.now()
+        name = f"inventory:{cloud}"
         if cloud in self._reading:
             self._look_again.pop(cloud, None)  # a pass here is reading it: it sets the next
             return False
-        self._reading.add(cloud)
-        try:
-            return await self._lease_and_read(cloud, f"inventory:{cloud}", now, force=force)
-        finally:
-            self._reading.discard(cloud)
-
-    async def _lease_and_read(self, cloud: str, name: str, now: datetime, *, force: bool) -> bool:
-        rt = self.rt
-        keeper = rt.leases(Job)
         async with rt.db_slot, rt.db.read() as s:
             row = (
                 await s.execute(
@@ -190,6 +182,22 @@ class InventoryController:
             if not force and next_run is not None and next_run > now:
                 self._look_again.pop(cloud, None)  # not due: the idle loop's to look at
                 return False
+        # Checked again after the read: another pass of this worker (a forced one beside
+        # the loop's) may have gone on to lease meanwhile. Nothing awaits between the
+        # check and the add, and only a pass that will lease is in `_reading`: a pass
+        # that finds the job not due never keeps a forced one out.
+        if cloud in self._reading:
+            self._look_again.pop(cloud, None)
+            return False
+        self._reading.add(cloud)
+        try:
+            return await self._lease_and_read(cloud, name, now, force=force)
+        finally:
+            self._reading.discard(cloud)
+
+    async def _lease_and_read(self, cloud: str, name: str, now: datetime, *, force: bool) -> bool:
+        rt = self.rt
+        keeper = rt.leases(Job)
         async with rt.db_slot:  # waits here for a connection, before `sent`: see Hold
             sent = asyncio.get_running_loop().time()
             async with rt.db.session() as s:
