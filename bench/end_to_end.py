@@ -15,7 +15,7 @@ Two yardsticks, both from this run:
 
 Controller CPU per server = (process CPU from commit to all-ACTIVE, minus the CPU of the
 progress polls this benchmark makes) / 1000, minus the sim-alone run's CPU / 1000. Process
-CPU counts every thread, so the sim's SQLite work in `asyncio.to_thread` is in both terms.
+CPU counts every thread, so the sim's SQLite work (wherever it runs) is in both terms.
 Best of `--repeats` by makespan (the machine is shared; slower runs measure other work).
 
 Run alone: .venv/bin/python -m bench.end_to_end [--repeats 3] [--poll 0.05] [--sync 0.5]

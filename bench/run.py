@@ -31,6 +31,11 @@ Scenarios, each also runnable alone:
 - list_latency    list pages (first, 500th, last, exact name, changes-since) over 20 clouds
                   and 1 while the controllers run, against a fan-out gateway
                   (python -m bench.list_latency)
+- gil_convoy      a 100-row SQLite read on the loop's thread beside a thread computing, at
+                  three GIL switch intervals; then such reads, and the loop's timer lag,
+                  during a full sim listing read on the loop in chunks against one read
+                  in a worker thread (python -m bench.gil_convoy); a diagnostic, not in
+                  the default set
 - page_cpu        CPU per page in-process against a prepared body (python -m bench.page_cpu);
                   a diagnostic, not in the default set (it also measures an older checkout)
 - burst           50 creates at once through HTTP with the private cloud full: 202 -> ACTIVE
@@ -57,6 +62,7 @@ from bench import (
     api_writes,
     burst,
     end_to_end,
+    gil_convoy,
     lease_lateness,
     list_latency,
     loop_stalls,
@@ -96,7 +102,7 @@ SCENARIOS = (
     "burst",
     "real_clouds",
 )
-EXTRA = ("end_to_end_cpu", "page_cpu")
+EXTRA = ("end_to_end_cpu", "page_cpu", "gil_convoy")
 
 
 def pure_results(smoke: bool = False) -> list[Result]:
@@ -185,6 +191,10 @@ def one(name: str, smoke: bool) -> list[Result]:
         if smoke:
             return list_latency.run(servers=300, requests=5, sequential_requests=2, settle=0.5)
         return list_latency.run()
+    if name == "gil_convoy":
+        if smoke:
+            return gil_convoy.run(reads=20) + asyncio.run(gil_convoy.listing_beside_reads(300))
+        return gil_convoy.run() + asyncio.run(gil_convoy.listing_beside_reads())
     if name == "page_cpu":
         return asyncio.run(page_cpu.run(servers=300, requests=10) if smoke else page_cpu.run())
     if name == "lease_lateness":

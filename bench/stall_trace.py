@@ -2,7 +2,9 @@
 
 A task on the loop stamps the time every few milliseconds; a thread watches the stamp and,
 while it is older than `threshold` seconds (the loop is held), samples the loop thread's
-stack every `every` seconds. Samples are counted by stack (the innermost frames of canopy's
+stack every `every` seconds, and the other threads' stacks beside it (a thread running
+Python then is what keeps the GIL from the loop: docs/architecture.md, "A thread
+computing beside the loop"). Samples are counted by stack (the innermost frames of canopy's
 own code, with the frame that called into them), so a stack's count times `every` is about
 how long it held the loop. The counts are written to `path` every second (the process may
 be ended at any moment), most frequent first. SIGUSR1 starts a new phase: what was counted
@@ -41,13 +43,15 @@ def install(path: Path, threshold: float = 0.02, every: float = 0.002) -> asynci
     loop_thread = threading.get_ident()
     beat = [time.perf_counter()]
     samples: Counter[str] = Counter()
+    others: Counter[str] = Counter()  # the other threads' stacks at the same moments
     stalls = [0, 0.0]  # count, longest (s)
     phase = [0]
 
     def next_phase() -> None:
-        _write(path.with_name(f"{path.name}.{phase[0]}"), samples, stalls, every)
+        _write(path.with_name(f"{path.name}.{phase[0]}"), samples, others, stalls, every)
         phase[0] += 1
         samples.clear()
+        others.clear()
         stalls[:] = [0, 0.0]
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, next_phase)
@@ -58,6 +62,7 @@ def install(path: Path, threshold: float = 0.02, every: float = 0.002) -> asynci
             await asyncio.sleep(0.002)
 
     def watch() -> None:
+        mine = threading.get_ident()
         written = time.perf_counter()
         in_stall = False
         while True:
@@ -69,20 +74,26 @@ def install(path: Path, threshold: float = 0.02, every: float = 0.002) -> asynci
                     stalls[0] += 1
                 in_stall = True
                 stalls[1] = max(stalls[1], held)
-                frame = sys._current_frames().get(loop_thread)
+                frames = sys._current_frames()
+                frame = frames.get(loop_thread)
                 if frame is not None:
                     samples[_key(frame)] += 1
+                for ident, other in frames.items():  # and what the other threads were in
+                    if ident not in (loop_thread, mine):
+                        others[_key(other)] += 1
             else:
                 in_stall = False
             if now - written > 1.0:
                 written = now
-                _write(path, samples, stalls, every)
+                _write(path, samples, others, stalls, every)
 
     threading.Thread(target=watch, daemon=True, name="stall-trace").start()
     return asyncio.get_running_loop().create_task(heartbeat())
 
 
-def _write(path: Path, samples: Counter[str], stalls: list[float], every: float) -> None:
+def _write(
+    path: Path, samples: Counter[str], others: Counter[str], stalls: list[float], every: float
+) -> None:
     total = sum(samples.values())
     lines = [
         f"{int(stalls[0])} stalls over the threshold, longest {stalls[1] * 1000:.0f} ms;"
@@ -90,4 +101,9 @@ def _write(path: Path, samples: Counter[str], stalls: list[float], every: float)
     ]
     for stack, n in samples.most_common(25):
         lines.append(f"\n{n} samples ({n * every * 1000:.0f} ms, {100 * n / total:.0f}%):\n{stack}")
+    # A thread running Python while the loop is held is what keeps the GIL from it (a
+    # thread idle in a queue's wait is listed too: it holds nothing).
+    lines.append("\n== the other threads, at the same moments")
+    for stack, n in others.most_common(10):
+        lines.append(f"\n{n} samples:\n{stack}")
     path.write_text("\n".join(lines) + "\n")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from canopy.domain.clock import FakeClock
 from canopy.domain.states import PowerAction, RemoteState
@@ -124,15 +127,82 @@ def test_changes_since_reads_by_index_never_every_server() -> None:
     conn = sqlite3.connect(":memory:")
     for statement in _SCHEMA:
         conn.execute(statement)
-    ran: list[str] = []
-    conn.set_trace_callback(ran.append)
+    values = {"since": 1_000, "now": 2_000, "after": 0, "n": -1}
     for tagged in (True, False):
-        assert listing.changed(conn, 1_000, 2_000, tagged_only=tagged) == []
-    conn.set_trace_callback(None)
-    selects = [sql for sql in ran if sql.lstrip().startswith("SELECT")]
-    assert len(selects) == 2
-    for sql in selects:
-        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        sql = listing._changed(tagged)  # what a changes-since page runs
+        assert conn.execute(sql, values).fetchall() == []
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", values))
         assert "SCAN" not in plan, plan
         for index in ("servers_updated_at", "servers_ready_at", "servers_transition_until"):
             assert index in plan, plan
+
+
+async def test_a_page_gives_the_loop_back_between_chunks_and_is_one_snapshot(
+    make_sim: MakeSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is read on the loop's thread a chunk at a time (no worker thread computing
+    beside the loop); other tasks run between its chunks, and what they change meanwhile
+    is not in the page: it is read from one moment, as a cloud's answer is."""
+    import asyncio
+    import threading
+
+    sim = make_sim(boot_seconds=0.0, hosts=8, host_vcpus=64)
+    n = 3 * listing.CHUNK + 1
+    made = [await sim.create(spec(ram_mb=512, disk_gb=1)) for _ in range(n)]
+    reading = asyncio.Event()
+    real_row = listing._row
+
+    threads: set[int] = set()
+
+    def row(values: Any) -> Any:
+        reading.set()  # the page's statement has begun
+        threads.add(threading.get_ident())
+        return real_row(values)
+
+    monkeypatch.setattr(listing, "_row", row)
+    turns = 0
+
+    async def meanwhile() -> None:
+        nonlocal turns
+        await reading.wait()
+        await sim.delete_out_of_band(made[-1].remote_id)
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(meanwhile())
+    page = await sim.list_page(None, None, n)
+    task.cancel()
+    assert turns >= 2  # it ran between the page's chunks
+    assert threads == {threading.get_ident()}  # turned into objects on the loop's thread
+    # Deleted after the page's statement began: the page still shows it; the next not.
+    assert [s.remote_id for s in page.servers] == [m.remote_id for m in made]
+    assert [s.remote_id for s in await sim.list()] == [m.remote_id for m in made[:-1]]
+
+
+async def test_a_page_cancelled_while_its_statement_begins_waits_for_the_thread() -> None:
+    """The statement is begun in a worker thread; cancelled meanwhile, the page does not
+    give its connection back (to be lent again) until the thread is done with it."""
+    import asyncio
+    import threading
+
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    started, release = threading.Event(), threading.Event()
+
+    def gate() -> int:  # runs in the thread, inside the statement's first step
+        started.set()
+        release.wait(10)
+        return 1
+
+    conn.create_function("gate", 0, gate)
+    task = asyncio.create_task(listing._begun(conn, "SELECT gate()", {}))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done()  # still waiting for the thread, which still has the connection
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert conn.execute("SELECT 2").fetchone() == (2,)
+    conn.close()

@@ -213,9 +213,15 @@ class StateFile:
         finally:
             self._release(generation, conn)
 
-    def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a borrowed connection, on this thread, with no retry."""
-        return self._with_connection(fn)
+    @contextmanager
+    def borrowed(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool, the caller's until the block ends (a read that gives
+        the event loop back between its chunks keeps it that long)."""
+        generation, conn = self._acquire()
+        try:
+            yield conn
+        finally:
+            self._release(generation, conn)
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with a connection; wait (without blocking) while another process writes."""

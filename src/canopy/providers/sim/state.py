@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,13 +90,12 @@ class SimStore:
         self.file = StateFile(path, settings, cloud)
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` with a connection of its own, in a worker thread."""
+        """Run `fn` with a connection of its own, on the caller's thread (see StateFile.call)."""
         return await self.file.call(fn)
 
-    def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` at once on this thread, for a read from a worker thread (a read in WAL
-        mode never waits for the write lock, so it needs none of `call`'s retries)."""
-        return self.file.run_now(fn)
+    def borrowed(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A connection held across awaits, for a read in chunks (see StateFile.borrowed)."""
+        return self.file.borrowed()
 
     def close(self) -> None:
         """Close the file's idle connections (see StateFile.close)."""
