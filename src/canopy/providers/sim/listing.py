@@ -18,10 +18,12 @@ from canopy.providers.sim.state import _COLUMNS, SimStore, _row
 from canopy.providers.sim.status import ServerRow, to_remote
 
 # Servers read and turned into objects between two yields of the event loop: 10-16 us
-# each on a 2-core machine, so a chunk holds the loop for well under a millisecond (the
-# statement itself is begun off the loop: `_begun`). With 100 a full listing of 100,000
-# held the loop's timers back 5 ms at the median (bench/gil_convoy.py).
-CHUNK = 25
+# each on a slow 2-core machine, so a chunk holds the loop for about 0.15 ms (the
+# statement itself is begun off the loop: `_begun`). During a full listing of 100,000 a
+# timer on the loop fired late by 0.78 ms at the median with 10, 1.74 ms with 25 and
+# about 5 ms with 100; the listing took 3% longer with 10 than with 25
+# (bench/gil_convoy.py).
+CHUNK = 10
 
 
 def servers(
