@@ -5,17 +5,17 @@ parse their answers in a pool, SQLite checkpoints run in another. The loop's thr
 the GIL go at every SQLite step (each row) and every socket send; when a thread is running
 Python at that moment, it takes the GIL and keeps it until its switch interval runs out,
 and the loop waits up to that long each time: about an interval per row of a read
-(bench/gil_convoy.py: a 100-row read's p99 810 ms at 5 ms, 71 ms at 0.5 ms, beside a
-thread computing without pause). So no thread should compute beside the loop for long (the sim
-reads its listing on the loop, in chunks: providers/sim/listing.py), and while one does,
-a shorter interval bounds each wait. `/healthz` p99 under load with 100,000 servers
-(bench/loop_stalls.py, min and median of 2, alternated in one sitting, while the sim still
-listed in a thread) was 31.8/33.7 and 32.1/34.5 ms at 5 ms, 24.5/24.6 and 27.1/28.1 ms at
-1 ms, 22.3/23.5 ms at 0.5 ms. A shorter interval costs a thread that computes alone
-nothing (it switches only when another thread waits); threads that compute together
-switch more often: 200 EC2 boots on moto through 16 driver threads (bench/real_clouds.py)
-took 2.04 and 1.96 s at 0.5 ms against 1.99 and 1.91 s at 5 ms, alternated, about 2.5%
-more.
+(bench/gil_convoy.py, three runs: a 100-row read's p99 0.2-1.2 s at 5 ms, 5-81 ms at
+0.5 ms, beside a thread computing without pause). So no thread should compute beside the
+loop for long (the sim reads its listing on the loop, in chunks: providers/sim/listing.py),
+and while one does, a shorter interval bounds each wait. `/healthz` p99 under load with
+100,000 servers (bench/loop_stalls.py, min and median of 2, alternated in one sitting,
+while the sim still listed in a thread) was 31.8/33.7 and 32.1/34.5 ms at 5 ms,
+24.5/24.6 and 27.1/28.1 ms at 1 ms, 22.3/23.5 ms at 0.5 ms. A shorter interval costs a
+thread that computes alone nothing (it switches only when another thread waits); threads
+that compute together switch more often: 200 EC2 boots on moto through 16 driver threads
+(bench/real_clouds.py) took 2.04 and 1.96 s at 0.5 ms against 1.99 and 1.91 s at 5 ms,
+alternated, about 2.5% more.
 """
 
 from __future__ import annotations
