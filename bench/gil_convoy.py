@@ -64,17 +64,37 @@ def _table() -> sqlite3.Connection:
     return conn
 
 
+def _read(conn: sqlite3.Connection, i: int) -> float:
+    """Latency (ms) of the `i`-th page read (each at a different place in the table)."""
+    start = time.perf_counter()
+    conn.execute(
+        "SELECT id, name, body FROM t WHERE id > ? ORDER BY id LIMIT ?",
+        ((i * 331) % (ROWS - PAGE), PAGE),
+    ).fetchall()
+    return (time.perf_counter() - start) * 1000
+
+
 def _reads(conn: sqlite3.Connection, n: int) -> list[float]:
-    """Latency (ms) of `n` page reads, each at a different place in the table."""
-    out = []
-    for i in range(n):
-        start = time.perf_counter()
-        conn.execute(
-            "SELECT id, name, body FROM t WHERE id > ? ORDER BY id LIMIT ?",
-            ((i * 331) % (ROWS - PAGE), PAGE),
-        ).fetchall()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+    """Latency (ms) of `n` page reads."""
+    return [_read(conn, i) for i in range(n)]
+
+
+def _p50_p99(
+    case: str, figures: list[float], baseline: list[float], baseline_name: str, note: str
+) -> list[Result]:
+    """The p50 and p99 of `figures` (ms) against `baseline`'s; `case` has a `{q}`."""
+    return [
+        Result(
+            SCENARIO,
+            case.format(q=q),
+            _p(figures, q),
+            "ms",
+            baseline=_p(baseline, q),
+            baseline_name=baseline_name,
+            note=note,
+        )
+        for q in (50, 99)
+    ]
 
 
 def _compute(stop: list[bool]) -> None:
@@ -103,19 +123,14 @@ def run(reads: int = 300) -> list[Result]:
             finally:
                 stop.append(True)
                 thread.join()
-            for q in (50, 99):
-                results.append(
-                    Result(
-                        SCENARIO,
-                        f"page of {PAGE} rows, p{q}, beside a computing thread,"
-                        f" switch interval {interval * 1000:g} ms",
-                        _p(beside, q),
-                        "ms",
-                        baseline=_p(alone, q),
-                        baseline_name="alone",
-                        note=f"{reads} reads each",
-                    )
-                )
+            results += _p50_p99(
+                f"page of {PAGE} rows, p{{q}}, beside a computing thread,"
+                f" switch interval {interval * 1000:g} ms",
+                beside,
+                alone,
+                "alone",
+                f"{reads} reads each",
+            )
     finally:
         sys.setswitchinterval(before)
         conn.close()
@@ -178,12 +193,7 @@ async def _beside(
             start = time.perf_counter()
             await asyncio.sleep(0.005)
             lags.append((time.perf_counter() - start - 0.005) * 1000)
-            start = time.perf_counter()
-            db.execute(
-                "SELECT id, name, body FROM t WHERE id > ? ORDER BY id LIMIT ?",
-                ((i * 331) % (ROWS - PAGE), PAGE),
-            ).fetchall()
-            reads.append((time.perf_counter() - start) * 1000)
+            reads.append(_read(db, i))
             i += 1
 
     task = asyncio.create_task(probe())
@@ -220,23 +230,18 @@ async def listing_beside_reads(servers: int = 100_000) -> list[Result]:
             db.close()
             sys.setswitchinterval(before)
     loop, thread = measured["loop"], measured["thread"]
-    out = []
+    out: list[Result] = []
     series = {"page read": (loop[0], thread[0]), "timer lag": (loop[1], thread[1])}
     for what, (on_loop, in_thread) in series.items():
-        for q in (50, 99):
-            out.append(
-                Result(
-                    SCENARIO,
-                    f"{what} p{q} on the loop during a full sim listing of {servers:,},"
-                    f" chunks of {listing.CHUNK} on the loop",
-                    _p(on_loop, q),
-                    "ms",
-                    baseline=_p(in_thread, q),
-                    baseline_name="pages in a worker thread",
-                    note=f"{len(on_loop)} probes (thread: {len(in_thread)}); listing took"
-                    f" {loop[2]:.2f} s (thread: {thread[2]:.2f} s); switch interval 0.5 ms",
-                )
-            )
+        out += _p50_p99(
+            f"{what} p{{q}} on the loop during a full sim listing of {servers:,},"
+            f" chunks of {listing.CHUNK} on the loop",
+            on_loop,
+            in_thread,
+            "pages in a worker thread",
+            f"{len(on_loop)} probes (thread: {len(in_thread)}); listing took"
+            f" {loop[2]:.2f} s (thread: {thread[2]:.2f} s); switch interval 0.5 ms",
+        )
     return out
 
 
