@@ -76,9 +76,7 @@ class NewServer:
 
 def _row(values: tuple[Any, ...]) -> ServerRow:
     """A `servers` row, selected as _COLUMNS, as a ServerRow."""
-    v = list(values)
-    v[12] = bool(v[12])  # failed
-    return ServerRow(*v)
+    return ServerRow._make((*values[:12], bool(values[12]), *values[13:]))  # failed: 0/1
 
 
 class SimStore:
