@@ -355,8 +355,9 @@ def test_sim_state_files_from_before_keypairs_are_upgraded(tmp_path: Path) -> No
     conn.close()
     store = SimStore(path, SimSettings(hosts=1), "old")
     try:
-        row = store.file._with_connection(lambda c: SimStore.get(c, "r1"))
-        assert row is not None and row.name == "old" and row.key_name is None
-        assert store.file._with_connection(sim_keypairs.every) == {}
+        with store.file.borrowed() as c:
+            row = SimStore.get(c, "r1")
+            assert row is not None and row.name == "old" and row.key_name is None
+            assert sim_keypairs.every(c) == {}
     finally:
         store.close()

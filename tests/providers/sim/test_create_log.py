@@ -166,7 +166,8 @@ def test_a_state_file_without_the_log_gets_it(tmp_path: Path) -> None:
 
     path = tmp_path / "v3.db"
     store = SimStore(path, SimSettings(hosts=1), "old")
-    store.file._with_connection(lambda c: None)  # creates the file at the newest version
+    with store.file.borrowed():  # creates the file at the newest version
+        pass
     store.close()
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE create_log")

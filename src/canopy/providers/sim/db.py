@@ -205,14 +205,6 @@ class StateFile:
                 return
         conn.close()
 
-    def _with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a borrowed connection, at once (a locked file raises)."""
-        generation, conn = self._acquire()
-        try:
-            return fn(conn)
-        finally:
-            self._release(generation, conn)
-
     @contextmanager
     def borrowed(self) -> Iterator[sqlite3.Connection]:
         """A connection of the pool, the caller's until the block ends (a read that gives
@@ -229,7 +221,8 @@ class StateFile:
         delay = 0.001
         while True:
             try:
-                return self._with_connection(fn)
+                with self.borrowed() as conn:  # at once: a locked file raises
+                    return fn(conn)
             except sqlite3.OperationalError as e:
                 if not _busy(e):
                     raise
