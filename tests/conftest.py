@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -103,13 +104,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+_EMPTY_ALL = "; ".join(
+    f'DELETE FROM "{table.name}"' for table in reversed(Base.metadata.sorted_tables)
+)
+
+
 async def empty_database(url: str) -> None:
-    """Delete every row, children first (faster than TRUNCATE ... CASCADE per test)."""
-    db = Database(url)
-    async with db.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            await conn.execute(table.delete())
-    await db.dispose()
+    """Delete every row, children first (faster than TRUNCATE ... CASCADE per test), in one
+    transaction and one round trip: the statements go as one simple query, which asyncpg
+    sends when it has no arguments (one round trip per table cost about 100 ms a test)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        async with conn.transaction():
+            await conn.execute(_EMPTY_ALL)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
