@@ -22,6 +22,7 @@ from canopy.api.request_guard import install_request_guard
 from canopy.api.request_id import install_request_id
 from canopy.api.reservation import install_reservation, reservation_router
 from canopy.api.reservation.gate import BlazarGate
+from canopy.api.service_routes import served_under
 from canopy.api.subscriptions import subscriptions_router
 from canopy.api.token_cache import TokenCache, install_invalidation
 from canopy.api.unsupported import install_unsupported
@@ -91,11 +92,12 @@ def _routes() -> tuple[BaseRoute, ...]:
     router = APIRouter()
     router.include_router(health.router)
     router.include_router(metrics.router)
-    router.include_router(admin_router())
-    router.include_router(subscriptions_router())
-    router.include_router(identity_router())
-    router.include_router(compute_router())
-    router.include_router(image_router())
-    router.include_router(reservation_router())
-    router.include_router(orchestration_router())
+    # Each service under its own prefix: a request is matched against its service's routes
+    # only (api/service_routes.py).
+    router.include_router(served_under("/canopy", admin_router(), subscriptions_router()))
+    router.include_router(served_under("/identity", identity_router()))
+    router.include_router(served_under("/compute", compute_router()))
+    router.include_router(served_under("/image", image_router()))
+    router.include_router(served_under("/reservation", reservation_router()))
+    router.include_router(served_under("/orchestration", orchestration_router()))
     return tuple(router.routes)
