@@ -92,12 +92,11 @@ def _routes() -> tuple[BaseRoute, ...]:
     router = APIRouter()
     router.include_router(health.router)
     router.include_router(metrics.router)
-    # Each service under its own prefix: a request is matched against its service's routes
-    # only (api/service_routes.py).
+    # Each service's router is asked only for paths under its prefix (api/service_routes.py).
     router.include_router(served_under("/canopy", admin_router(), subscriptions_router()))
-    router.include_router(served_under("/identity", identity_router()))
-    router.include_router(served_under("/compute", compute_router()))
-    router.include_router(served_under("/image", image_router()))
-    router.include_router(served_under("/reservation", reservation_router()))
-    router.include_router(served_under("/orchestration", orchestration_router()))
+    router.include_router(identity_router())
+    router.include_router(compute_router())
+    router.include_router(image_router())
+    router.include_router(reservation_router())
+    router.include_router(orchestration_router())
     return tuple(router.routes)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from canopy.api.compute import (
     availability_zones,
     flavor_manage,
@@ -16,12 +14,13 @@ from canopy.api.compute import (
     servers,
     versions,
 )
+from canopy.api.service_routes import ServiceRouter
 
 PREFIX = "/compute/v2.1"
 
 
-def compute_router() -> APIRouter:
-    router = APIRouter()
+def compute_router() -> ServiceRouter:
+    router = ServiceRouter("/compute")
     router.include_router(versions.router)  # /compute and /compute/v2.1 version documents
     for module in (
         servers,

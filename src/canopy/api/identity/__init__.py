@@ -4,8 +4,6 @@ application credentials, each in its own module."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from canopy.api.identity import (
     app_credentials,
     catalog,
@@ -17,12 +15,13 @@ from canopy.api.identity import (
     versions,
 )
 from canopy.api.identity.common import install_identity, keystone_fault
+from canopy.api.service_routes import ServiceRouter
 
 __all__ = ["identity_router", "install_identity", "keystone_fault"]
 
 
-def identity_router() -> APIRouter:
-    router = APIRouter()
+def identity_router() -> ServiceRouter:
+    router = ServiceRouter("/identity")
     for module in (versions, tokens, catalog, projects, users, app_credentials, roles, domains):
         router.include_router(module.router)
     return router

@@ -7,11 +7,12 @@ here by name or id before they boot a server.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from canopy.api.errors import add_fault_format
 from canopy.api.image import images, schemas, versions
 from canopy.api.image.faults import glance_fault
+from canopy.api.service_routes import ServiceRouter
 
 PREFIX = "/image"
 
@@ -21,8 +22,8 @@ def install_image(app: FastAPI) -> None:
     add_fault_format(app, PREFIX, glance_fault)
 
 
-def image_router() -> APIRouter:
-    router = APIRouter(tags=["image"])
+def image_router() -> ServiceRouter:
+    router = ServiceRouter("/image", tags=["image"])
     router.include_router(versions.router, prefix=PREFIX)
     router.include_router(schemas.router, prefix=f"{PREFIX}/v2")
     router.include_router(images.router, prefix=f"{PREFIX}/v2")

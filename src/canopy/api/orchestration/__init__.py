@@ -3,7 +3,7 @@ outputs, validation, resource types and template versions. Errors use Heat's bod
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from canopy.api.errors import add_fault_format, fault_response
@@ -19,6 +19,7 @@ from canopy.api.orchestration import (
 )
 from canopy.api.orchestration.common import PREFIX
 from canopy.api.orchestration.faults import heat_fault
+from canopy.api.service_routes import ServiceRouter
 from canopy.orchestration.template import TemplateError
 
 ROOT = "/orchestration"
@@ -35,8 +36,8 @@ async def _on_template_error(request: Request, exc: Exception) -> JSONResponse:
     return fault_response(request, 400, str(exc) or "Invalid template.")
 
 
-def orchestration_router() -> APIRouter:
-    router = APIRouter(tags=["orchestration"])
+def orchestration_router() -> ServiceRouter:
+    router = ServiceRouter("/orchestration", tags=["orchestration"])
     router.include_router(info.router, prefix=PREFIX)
     router.include_router(type_template.router, prefix=PREFIX)
     router.include_router(stacks.router, prefix=PREFIX)

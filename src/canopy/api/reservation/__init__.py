@@ -6,11 +6,12 @@ python-blazarclient appends /leases to it. Errors use Blazar's two bodies (fault
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from canopy.api.errors import add_fault_format
 from canopy.api.reservation import hosts, leases, versions
 from canopy.api.reservation.faults import blazar_api_fault, blazar_fault
+from canopy.api.service_routes import ServiceRouter
 
 PREFIX = "/reservation"
 
@@ -21,8 +22,8 @@ def install_reservation(app: FastAPI) -> None:
     add_fault_format(app, PREFIX, blazar_fault, raised=blazar_api_fault)
 
 
-def reservation_router() -> APIRouter:
-    router = APIRouter(tags=["reservation"])
+def reservation_router() -> ServiceRouter:
+    router = ServiceRouter("/reservation", tags=["reservation"])
     router.include_router(versions.router, prefix=PREFIX)
     router.include_router(leases.router, prefix=f"{PREFIX}/v1")
     router.include_router(hosts.router, prefix=f"{PREFIX}/v1")
