@@ -59,6 +59,28 @@ def test_every_documented_route_is_still_found() -> None:
     assert not missed
 
 
+def test_every_route_of_a_service_lies_under_its_prefix() -> None:
+    """Every route each service router holds, documented or not (FastAPI's effective routes
+    of the inclusion): its path is the service's prefix or below it."""
+    served: dict[str, list[str]] = {}
+    for route in _routes():
+        inner = getattr(route, "original_router", None)
+        if isinstance(inner, ServiceRouter):
+            served[inner.serves] = [c.path for c in route.effective_route_contexts()]
+    assert set(served) == {"/canopy", "/identity", "/compute", "/image"} | {
+        "/reservation",
+        "/orchestration",
+    }
+    assert sum(len(paths) for paths in served.values()) > 150
+    outside = [
+        path
+        for serves, paths in served.items()
+        for path in paths
+        if path != serves and not path.startswith(serves + "/")
+    ]
+    assert not outside
+
+
 @pytest.mark.parametrize("path", UNDOCUMENTED)
 def test_every_version_document_is_still_found(path: str) -> None:
     assert matched(path, "GET")

@@ -25,7 +25,8 @@ from starlette.types import Scope
 class ServiceRouter(APIRouter):
     """An APIRouter all of whose routes lie under `serves` (a path such as "/compute"): the
     path itself or anything below it. A request elsewhere matches none of them, without
-    asking them."""
+    asking them. `serves` is the whole path below the app's root path: include this
+    router without a prefix."""
 
     def __init__(self, serves: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
