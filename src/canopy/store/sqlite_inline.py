@@ -19,6 +19,10 @@ What makes that safe here:
   nothing: retrying it is what SQLite's documentation prescribes. Inside one process,
   writers already queue on an asyncio lock (`Database.session`); this wait is for writers
   in other processes (`canopy api` and `canopy worker` on one file).
+
+A call never waits on the loop, so a step of many statements would hold it from the first
+to the last: before a call, a step that has held the loop past a couple of milliseconds
+lets the ready callbacks run first (store/loop_share.py).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from canopy.store.loop_share import SHARE
 
 
 class _Inline:
@@ -69,6 +75,8 @@ class InlineConnection(aiosqlite.Connection):
         self._busy_seconds = busy_seconds
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if SHARE.due():
+            await asyncio.sleep(0)  # the step has held the loop long enough: others first
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         call = partial(fn, *args, **kwargs)

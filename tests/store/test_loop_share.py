@@ -1,0 +1,123 @@
+"""A step of many SQLite statements gives the loop back every couple of milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+
+from canopy.store.db import Database
+from canopy.store.loop_share import BUDGET, LoopShare
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_due_only_once_the_step_has_held_the_loop_past_the_budget() -> None:
+    now = FakeTime()
+    share = LoopShare(0.002, now)
+    assert not share.due()  # the first check of a step starts counting
+    now.t += 0.0015
+    assert not share.due()  # within the budget, still the same step
+    now.t += 0.001
+    assert share.due()  # 2.5 ms without the loop turning
+    assert share.due()  # and stays so until it turns
+    await asyncio.sleep(0)  # the loop turns
+    assert not share.due()  # a new count, from now
+    now.t += 0.0025
+    assert share.due()
+
+
+async def test_a_turn_of_the_loop_between_checks_starts_a_new_count() -> None:
+    now = FakeTime()
+    share = LoopShare(0.002, now)
+    assert not share.due()
+    await asyncio.sleep(0)
+    now.t += 10.0  # a long wait on the loop (the step gave it back): not a hold
+    assert not share.due()
+
+
+def test_each_loop_counts_on_its_own() -> None:
+    now = FakeTime()
+    share = LoopShare(0.002, now)
+
+    async def check() -> bool:
+        return share.due()
+
+    assert asyncio.run(check()) is False
+    now.t += 1.0
+    # A new loop: what was armed on the last one (which never turned again) does not count.
+    assert asyncio.run(check()) is False
+
+
+def _slow_statements(db: Database, ms: float) -> None:
+    """Every connection gets `spin()`: a SQL function that holds its caller `ms`."""
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        def spin() -> int:
+            end = time.perf_counter() + ms / 1000
+            while time.perf_counter() < end:
+                pass
+            return 1
+
+        dbapi_conn.create_function("spin", 0, spin)
+
+
+async def test_a_long_transaction_lets_other_tasks_run_and_stays_one_transaction(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    _slow_statements(db, 1.0)
+    try:
+        async with db.session() as s:
+            await s.execute(text("CREATE TABLE t (v INTEGER)"))
+        done = asyncio.Event()
+        gaps: list[float] = []  # the loop's turns, as a task that only yields sees them
+        seen: list[int] = []  # rows a reader saw, at each of its reads during the write
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        async def reader() -> None:
+            while not done.is_set():
+                async with db.read() as r:
+                    seen.append((await r.execute(text("SELECT count(*) FROM t"))).scalar_one())
+                await asyncio.sleep(0)
+
+        async def write() -> float:
+            t0 = time.perf_counter()
+            try:
+                async with db.session() as s:
+                    for i in range(40):  # 40 ms of statements or more, in one transaction
+                        await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
+            finally:
+                done.set()
+            return time.perf_counter() - t0
+
+        _, _, took = await asyncio.gather(ticker(), reader(), write())  # the write last
+        assert took >= 0.040
+        # Without the budget the write was one step of the loop: the ticker's longest wait
+        # was all of it. With it, the loop turned every budget and a statement or so (a
+        # generous bound here, for a loaded machine)...
+        assert max(gaps) < min(took / 2, BUDGET + 0.015), (max(gaps), took)
+        # ...the reader read several times meanwhile, and never saw a row of the open
+        # transaction.
+        assert len(seen) >= 3 and set(seen[:-1]) == {0}, seen
+        async with db.read() as r:
+            assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 40
+    finally:
+        await db.dispose()
