@@ -67,6 +67,7 @@ LEASES = 5  # reservation leases with future claims, beside the servers' own cla
 LIMITS = {"instances": 10_000_000, "cores": 10_000_000, "ram": 2_000_000_000}  # int32
 STATES = ("idle", "under load")
 TRACE_ENV = "CANOPY_BENCH_STALL_TRACE"  # where the child writes its stall trace
+STEPS_ENV = "CANOPY_BENCH_LOOP_STEPS"  # where the child writes its long steps
 Figures = tuple[float, float, float]  # p50, p99, max (ms)
 
 
@@ -154,14 +155,20 @@ async def seed_leases(db: Database, settings: Settings, clock: SystemClock, proj
 
 
 def _serve(data_dir: str, port: int) -> None:
-    """The child: `canopy up` as the CLI runs it (with TRACE_ENV set, its stalls traced)."""
+    """The child: `canopy up` as the CLI runs it (with TRACE_ENV set, its stalls traced;
+    with STEPS_ENV, its long steps timed)."""
     from canopy.cli.serve import serve
 
     quiet_logs()
     settings = _settings(Path(data_dir), port)
     trace = os.environ.get(TRACE_ENV)
+    steps = os.environ.get(STEPS_ENV)
 
     async def traced() -> None:
+        if steps:
+            from bench.loop_steps import install as time_steps
+
+            time_steps(Path(f"{steps}.{os.getpid()}"))
         if trace:
             from bench.stall_trace import install
 
@@ -342,9 +349,18 @@ def main() -> None:
         help="diagnostic: each child writes the stacks holding its loop to FILE.PID.0 (idle)"
         " and FILE.PID (under load) (bench/stall_trace.py)",
     )
+    parser.add_argument(
+        "--trace-steps",
+        metavar="FILE",
+        help="diagnostic: each child writes its loop's steps over 3 ms (wall/CPU, where"
+        " each resumed and stopped) and the collector's pauses to FILE.PID"
+        " (bench/loop_steps.py)",
+    )
     args = parser.parse_args()
     if args.trace_stalls:
         os.environ[TRACE_ENV] = args.trace_stalls
+    if args.trace_steps:
+        os.environ[STEPS_ENV] = args.trace_steps
     quiet_logs()
     print_machine(machine(None))
     spec = LoadSpec(
