@@ -67,10 +67,16 @@ def _at(cloud: Any, t: Any, amounts: Sequence[Any], sign: int, ends: int = 0) ->
     )
 
 
-def events(clouds: Sequence[str], start: datetime, end: datetime | None) -> Any:
-    """The union of the sweep's events over [start, end) (end None: ever after)."""
+def events(
+    clouds: Sequence[str] | BindParameter[Any],
+    start: datetime | BindParameter[Any],
+    end: datetime | BindParameter[Any] | None,
+) -> Any:
+    """The union of the sweep's events over [start, end) (end None: ever after). Each
+    argument is a value, or a bound parameter for a statement built once (an expanding
+    one for `clouds`; `start` typed as `Claim.starts_at`)."""
     mine = Claim.cloud.in_(clouds)
-    at_start = literal(start, Claim.starts_at.type)
+    at_start = start if isinstance(start, BindParameter) else literal(start, Claim.starts_at.type)
     live_at_start = or_(Claim.ends_at.is_(None), Claim.ends_at > start)
     before_end: list[ColumnElement[bool]] = [] if end is None else [Claim.starts_at < end]
     ends_before_end: list[ColumnElement[bool]] = [] if end is None else [Claim.ends_at < end]
