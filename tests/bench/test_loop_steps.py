@@ -17,15 +17,16 @@ class _Cycle:
 
 
 async def _spin(ms: float) -> None:
-    end = time.perf_counter() + ms / 1000
-    while time.perf_counter() < end:
+    """`ms` of this thread's CPU (on a loaded machine, more wall time)."""
+    end = time.thread_time() + ms / 1000
+    while time.thread_time() < end:
         pass
 
 
 async def _held() -> None:
-    await asyncio.sleep(0)  # resumes here (line 26)...
+    await asyncio.sleep(0)  # resumes here (line 27)...
     await _spin(20)  # one step of 20 ms
-    await asyncio.sleep(0)  # ...and stops here (line 28)
+    await asyncio.sleep(0)  # ...and stops here (line 29)
 
 
 def test_a_long_step_and_a_collection_are_written_down(tmp_path: Path) -> None:
@@ -44,7 +45,7 @@ def test_a_long_step_and_a_collection_are_written_down(tmp_path: Path) -> None:
     held = [line for line in lines if "_held" in line]
     assert len(held) == 1, lines
     wall, cpu = (float(x) for x in held[0].split()[0].split("/"))
-    assert wall >= 20 and cpu >= 15, held
-    assert held[0].endswith("_held FROM test_loop_steps.py:26 TO test_loop_steps.py:28"), held
+    assert cpu >= 19 and wall >= cpu, held  # thread_time's tick may round a little
+    assert held[0].endswith("_held FROM test_loop_steps.py:27 TO test_loop_steps.py:29"), held
     pauses = [line for line in lines if "collection of generation 2" in line]
     assert pauses and "freed" in pauses[-1], lines

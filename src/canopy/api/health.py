@@ -33,7 +33,9 @@ class Health(BaseModel):
 )
 async def healthz(request: Request, db: DatabaseDep) -> Health | JSONResponse:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), db.engine.connect() as conn:
+        # A read: on SQLite it must not take the file's write lock (BEGIN IMMEDIATE),
+        # which a write transaction of this process may hold across a pause.
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), db.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as e:  # any failure here means "not healthy", never a 500
         log.warning("health check failed: %s: %s", type(e).__name__, e)

@@ -66,9 +66,9 @@ class Database:
         # once, by the first list that could use it (services/server_queries.py).
         self.name_trigrams: bool | None = None if self.is_sqlite else False
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(
-            self.engine.execution_options(canopy_readonly=True), expire_on_commit=False
-        )
+        # Reads begin a plain (deferred) transaction; SQLite's writes, BEGIN IMMEDIATE.
+        self.read_engine: AsyncEngine = self.engine.execution_options(canopy_readonly=True)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def pool_size(self) -> int:

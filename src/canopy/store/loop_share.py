@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 # A step that has held the loop this long (seconds) lets the ready callbacks run before its
 # next statement. A statement itself is tens of microseconds to about a millisecond here.
@@ -33,27 +35,33 @@ BUDGET = 0.002
 
 
 class LoopShare(threading.local):
-    """The budget's bookkeeping, per thread: for the event loop running in it."""
+    """The budget's bookkeeping, per thread: for the event loop running in it. The loop
+    and the task counted are held weakly: a task abandoned on a closed loop is still
+    collected (and its transaction rolled back)."""
 
     def __init__(self, budget: float = BUDGET, now: Callable[[], float] = time.perf_counter):
         self.budget = budget
         self._now = now
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._armed = False  # `_seen` is scheduled and has not run yet
-        self._task: asyncio.Task[object] | None = None  # whose step is counted
+        self._task: weakref.ref[asyncio.Task[Any]] | None = None  # whose step is counted
         self._since = 0.0  # when the loop was last known to have turned
 
     def due(self) -> bool:
-        """Whether the running step has held the loop past the budget."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop (tests start one each): start afresh
-            self._loop, self._armed = loop, False
+        """Whether the running step has held the loop past the budget (never, outside a
+        running loop: a connection finalized by the garbage collector)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._loop is None or self._loop() is not loop:  # a new loop: start afresh
+            self._loop, self._armed = weakref.ref(loop), False
         task = asyncio.current_task(loop)
-        if not self._armed or task is not self._task:
+        if not self._armed or self._task is None or self._task() is not task:
             # The loop has turned since the last check, or another task's step is running
             # (the one counted paused or ended): count this step from now, and learn when
             # the loop turns next.
-            self._task = task
+            self._task = None if task is None else weakref.ref(task)
             self._since = self._now()
             if not self._armed:
                 self._armed = True

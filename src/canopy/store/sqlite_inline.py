@@ -39,6 +39,11 @@ import aiosqlite
 
 from canopy.store.loop_share import SHARE
 
+# Calls that end a transaction's work or a cursor, and run when a session is put back (the
+# pool's reset) or torn down: no pause before them, so a cancellation cannot land between a
+# COMMIT and the pool's reset, where the caller would see a committed transaction fail.
+_NO_PAUSE = frozenset({"rollback", "close"})
+
 
 class _Inline:
     """Stands in for aiosqlite's queue to its thread: runs each queued function at once.
@@ -75,7 +80,7 @@ class InlineConnection(aiosqlite.Connection):
         self._busy_seconds = busy_seconds
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if SHARE.due():
+        if SHARE.due() and getattr(fn, "__name__", "") not in _NO_PAUSE:
             await asyncio.sleep(0)  # the step has held the loop long enough: others first
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
