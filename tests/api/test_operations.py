@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from canopy.api.app import create_app
 from canopy.config import load_settings
@@ -21,6 +23,16 @@ async def test_healthz_checks_the_database(api: Api) -> None:
     r = await api.client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_answers_while_a_write_transaction_is_open(api: Api) -> None:
+    """A write of this process may hold the database across a pause of the loop
+    (store/loop_share.py): the health check reads, so it neither waits for it nor, on
+    SQLite, takes the file's write lock (BEGIN IMMEDIATE, which would meet SQLITE_BUSY)."""
+    async with api.plane.db.session() as s:
+        await s.execute(text("UPDATE clouds SET tier = tier"))  # the write lock is taken
+        r = await asyncio.wait_for(api.client.get("/healthz"), 2.0)
+        assert r.status_code == 200, r.text
 
 
 @pytest.fixture(params=["sqlite-directory", "postgres-closed-port"])
