@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 
 from canopy.store import sqlite_inline
 from canopy.store.db import Database
-from canopy.store.loop_share import LoopShare
+from canopy.store.loop_share import HOLDING, LoopShare, may_pause
 from canopy.store.sqlite_inline import inline_creator
 
 
@@ -163,5 +163,73 @@ async def test_a_long_transaction_lets_other_tasks_run_and_stays_one_transaction
         assert len(seen) >= 3 and set(seen[:-1]) == {0}, seen
         async with db.read() as r:
             assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 40
+    finally:
+        await db.dispose()
+
+
+class _Waiting:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def waiting(self) -> int:
+        return self.n
+
+
+def test_no_pause_while_holding_the_write_lock_with_a_write_waiting() -> None:
+    assert may_pause()  # no write lock held
+    for waiting, expected in ((0, True), (1, False)):
+        token = HOLDING.set(_Waiting(waiting))
+        try:
+            assert may_pause() is expected
+        finally:
+            HOLDING.reset(token)
+
+
+async def test_a_write_goes_on_without_pausing_while_another_write_waits(
+    tmp_path: Path,
+) -> None:
+    """Pausing would only make the waiting write wait longer: the holder goes on."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    _slow_statements(db, 1.0)
+    try:
+        async with db.session() as s:
+            await s.execute(text("CREATE TABLE t (v INTEGER)"))
+        order: list[str] = []
+
+        async def first() -> None:
+            async with db.session() as s:
+                await asyncio.sleep(0.01)  # the second write is waiting by now
+                for i in range(20):
+                    await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
+                    order.append("first")
+
+        async def second() -> None:
+            await asyncio.sleep(0.001)
+            async with db.session() as s:
+                order.append("second")
+                await s.execute(text("INSERT INTO t VALUES (-1)"))
+
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        async def writes() -> None:
+            try:
+                await asyncio.gather(first(), second())
+            finally:
+                done.set()
+
+        await asyncio.gather(ticker(), writes())
+        assert order == ["first"] * 20 + ["second"]
+        assert max(gaps) >= 0.015  # the 20 statements ran without a pause
+        async with db.read() as r:
+            assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 21
     finally:
         await db.dispose()

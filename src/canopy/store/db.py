@@ -8,6 +8,7 @@ PostgreSQL uses row locks (`FOR UPDATE`, `SKIP LOCKED`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import QueuePool
 
 from canopy.store import regexp
+from canopy.store.loop_share import HOLDING
 from canopy.store.plain_reads import PlainReads
 from canopy.store.sqlite_inline import inline_creator
 from canopy.store.wal_checkpoints import BACKSTOP, Checkpointer
@@ -95,10 +97,13 @@ class Database:
         if lock is not None:
             await lock.acquire(admission=admission)
         self.writing += 1
+        holding = HOLDING.set(lock)  # no pause while other writes wait (loop_share.py)
         try:
             async with self._sessions() as s, s.begin():
                 yield s
         finally:
+            with contextlib.suppress(ValueError):  # finalized outside the task that set it
+                HOLDING.reset(holding)
             self.writing -= 1
             if lock is not None:
                 lock.release()

@@ -22,7 +22,8 @@ What makes that safe here:
 
 A call never waits on the loop, so a step of many statements would hold it from the first
 to the last: before a call, a step that has held the loop past a couple of milliseconds
-lets the ready callbacks run first (store/loop_share.py).
+lets the ready callbacks run first, unless it holds the write lock and another write waits
+for it (store/loop_share.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 
 import aiosqlite
 
-from canopy.store.loop_share import SHARE
+from canopy.store.loop_share import SHARE, may_pause
 
 # Calls that end a transaction's work or a cursor, and run when a session is put back (the
 # pool's reset) or torn down: no pause before them, so a cancellation cannot land between a
@@ -80,7 +81,7 @@ class InlineConnection(aiosqlite.Connection):
         self._busy_seconds = busy_seconds
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if SHARE.due() and getattr(fn, "__name__", "") not in _NO_PAUSE:
+        if SHARE.due() and getattr(fn, "__name__", "") not in _NO_PAUSE and may_pause():
             await asyncio.sleep(0)  # the step has held the loop long enough: others first
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
