@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from canopy.store import sqlite_inline
@@ -102,6 +104,29 @@ async def test_no_pause_before_a_rollback_or_a_close(tmp_path: Path, monkeypatch
         await conn.close()
 
 
+async def _ticker(done: asyncio.Event, gaps: list[float]) -> None:
+    """Until `done`: yield, and note how long each turn of the loop took to come back."""
+    last = time.perf_counter()
+    while not done.is_set():
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+
+
+@pytest.fixture
+async def slow_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite database with a table `t` whose connections have `spin()` (1 ms)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    _slow_statements(db, 1.0)
+    try:
+        async with db.session() as s:
+            await s.execute(text("CREATE TABLE t (v INTEGER)"))
+        yield db
+    finally:
+        await db.dispose()
+
+
 def _slow_statements(db: Database, ms: float) -> None:
     """Every connection gets `spin()`: a SQL function that holds its caller `ms`."""
 
@@ -117,54 +142,40 @@ def _slow_statements(db: Database, ms: float) -> None:
 
 
 async def test_a_long_transaction_lets_other_tasks_run_and_stays_one_transaction(
-    tmp_path: Path,
+    slow_db: Database,
 ) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
-    _slow_statements(db, 1.0)
-    try:
-        async with db.session() as s:
-            await s.execute(text("CREATE TABLE t (v INTEGER)"))
-        done = asyncio.Event()
-        gaps: list[float] = []  # the loop's turns, as a task that only yields sees them
-        seen: list[int] = []  # rows a reader saw, at each of its reads during the write
+    db = slow_db
+    done = asyncio.Event()
+    gaps: list[float] = []  # the loop's turns, as a task that only yields sees them
+    seen: list[int] = []  # rows a reader saw, at each of its reads during the write
 
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while not done.is_set():
-                await asyncio.sleep(0)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
+    async def reader() -> None:
+        while not done.is_set():
+            async with db.read() as r:
+                seen.append((await r.execute(text("SELECT count(*) FROM t"))).scalar_one())
+            await asyncio.sleep(0)
 
-        async def reader() -> None:
-            while not done.is_set():
-                async with db.read() as r:
-                    seen.append((await r.execute(text("SELECT count(*) FROM t"))).scalar_one())
-                await asyncio.sleep(0)
+    async def write() -> float:
+        t0 = time.perf_counter()
+        try:
+            async with db.session() as s:
+                for i in range(40):  # 40 ms of statements or more, in one transaction
+                    await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
+        finally:
+            done.set()
+        return time.perf_counter() - t0
 
-        async def write() -> float:
-            t0 = time.perf_counter()
-            try:
-                async with db.session() as s:
-                    for i in range(40):  # 40 ms of statements or more, in one transaction
-                        await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
-            finally:
-                done.set()
-            return time.perf_counter() - t0
-
-        _, _, took = await asyncio.gather(ticker(), reader(), write())  # the write last
-        assert took >= 0.040
-        # Without the budget the write was one step of the loop: the ticker's longest wait
-        # was all of it. With it, the loop turned every budget and a statement or so (a
-        # loaded machine stretches both; half the write is a bound it meets)...
-        assert max(gaps) < took / 2, (max(gaps), took)
-        # ...the reader read several times meanwhile, and never saw a row of the open
-        # transaction.
-        assert len(seen) >= 3 and set(seen[:-1]) == {0}, seen
-        async with db.read() as r:
-            assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 40
-    finally:
-        await db.dispose()
+    _, _, took = await asyncio.gather(_ticker(done, gaps), reader(), write())  # the write last
+    assert took >= 0.040
+    # Without the budget the write was one step of the loop: the ticker's longest wait
+    # was all of it. With it, the loop turned every budget and a statement or so (a
+    # loaded machine stretches both; half the write is a bound it meets)...
+    assert max(gaps) < took / 2, (max(gaps), took)
+    # ...the reader read several times meanwhile, and never saw a row of the open
+    # transaction.
+    assert len(seen) >= 3 and set(seen[:-1]) == {0}, seen
+    async with db.read() as r:
+        assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 40
 
 
 class _Waiting:
@@ -186,50 +197,36 @@ def test_no_pause_while_holding_the_write_lock_with_a_write_waiting() -> None:
 
 
 async def test_a_write_goes_on_without_pausing_while_another_write_waits(
-    tmp_path: Path,
+    slow_db: Database,
 ) -> None:
     """Pausing would only make the waiting write wait longer: the holder goes on."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/a.db")
-    _slow_statements(db, 1.0)
-    try:
+    db = slow_db
+    order: list[str] = []
+
+    async def first() -> None:
         async with db.session() as s:
-            await s.execute(text("CREATE TABLE t (v INTEGER)"))
-        order: list[str] = []
+            await asyncio.sleep(0.01)  # the second write is waiting by now
+            for i in range(20):
+                await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
+                order.append("first")
 
-        async def first() -> None:
-            async with db.session() as s:
-                await asyncio.sleep(0.01)  # the second write is waiting by now
-                for i in range(20):
-                    await s.execute(text("INSERT INTO t SELECT :i WHERE spin()"), {"i": i})
-                    order.append("first")
+    async def second() -> None:
+        await asyncio.sleep(0.001)
+        async with db.session() as s:
+            order.append("second")
+            await s.execute(text("INSERT INTO t VALUES (-1)"))
 
-        async def second() -> None:
-            await asyncio.sleep(0.001)
-            async with db.session() as s:
-                order.append("second")
-                await s.execute(text("INSERT INTO t VALUES (-1)"))
+    gaps: list[float] = []
+    done = asyncio.Event()
 
-        gaps: list[float] = []
-        done = asyncio.Event()
+    async def writes() -> None:
+        try:
+            await asyncio.gather(first(), second())
+        finally:
+            done.set()
 
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while not done.is_set():
-                await asyncio.sleep(0)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-
-        async def writes() -> None:
-            try:
-                await asyncio.gather(first(), second())
-            finally:
-                done.set()
-
-        await asyncio.gather(ticker(), writes())
-        assert order == ["first"] * 20 + ["second"]
-        assert max(gaps) >= 0.015  # the 20 statements ran without a pause
-        async with db.read() as r:
-            assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 21
-    finally:
-        await db.dispose()
+    await asyncio.gather(_ticker(done, gaps), writes())
+    assert order == ["first"] * 20 + ["second"]
+    assert max(gaps) >= 0.015  # the 20 statements ran without a pause
+    async with db.read() as r:
+        assert (await r.execute(text("SELECT count(*) FROM t"))).scalar_one() == 21
