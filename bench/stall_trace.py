@@ -11,6 +11,11 @@ be ended at any moment), most frequent first. SIGUSR1 starts a new phase: what w
 so far stays in `path` + ".0" (then ".1", ...), and the counting starts again.
 
 Enabled in the `canopy up` child by `python -m bench.loop_stalls --trace-stalls FILE`.
+
+Its samples lean toward calls that let the GIL go (SQLite's steps, socket sends): this
+thread can only take one while the loop's thread is inside such a call, so a stall of
+Python code is seen at its edges. `bench/loop_steps.py` (`--trace-steps`) times each step
+of the loop instead, with its CPU.
 """
 
 from __future__ import annotations

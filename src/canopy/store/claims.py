@@ -192,7 +192,7 @@ def peaks_by_cloud_query(clouds: Sequence[str], start: datetime, end: datetime |
 @cache
 def _sweep_once(*, per_cloud: bool, bounded: bool) -> Any:
     """The sweep for any clouds and window, built once per shape, its values bound at run
-    time (`_window`). Built per call, one sweep left about 740 objects of cyclic garbage
+    time (`_window`). Built per call, one sweep left about 780 objects of cyclic garbage
     (its subqueries' column copies, labels and binds), and placement builds one on every
     pass with a reservation's claim ahead: most of what the collector had to free under
     load, in pauses of 10-40 ms (BENCHMARKS.md, session 20)."""
