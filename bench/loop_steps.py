@@ -20,28 +20,32 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 FRAMES = 3  # canopy frames kept each side
 
 
-def _where(callback: Any, own: str) -> tuple[str, Coroutine[Any, Any, Any] | None]:
-    """The innermost frames of files under `own` in the task a callback steps, and its
-    coroutine."""
+def _where(callback: Any, own: str) -> tuple[list[tuple[str, int]], Any]:
+    """The frames (file, line) under `own` in the task a callback steps, innermost last,
+    and its coroutine. Run before every callback: no text is made here."""
     task = getattr(callback, "__self__", None)
     if not isinstance(task, asyncio.Task):
-        return "", None
+        return [], None
     coro: Any = task.get_coro()
     top = coro
     frames = []
     while coro is not None:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         if frame is not None and own in frame.f_code.co_filename:
-            frames.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}")
+            frames.append((frame.f_code.co_filename, frame.f_lineno))
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return ">".join(frames[-FRAMES:]), top
+    return frames, top
+
+
+def _text(frames: list[tuple[str, int]]) -> str:
+    return ">".join(f"{Path(name).name}:{line}" for name, line in frames[-FRAMES:]) or "-"
 
 
 def _request(coro: Any) -> str:
@@ -71,7 +75,7 @@ def install(path: Path, threshold: float = 0.003, own: str = "/canopy/") -> Call
             what = _request(coro) if coro is not None else repr(self._callback)[:80]
             long.append(
                 f"{wall * 1000:.1f}/{cpu * 1000:.1f} {t0 - start:.3f} {what}"
-                f" FROM {before or '-'} TO {after or '-'}"
+                f" FROM {_text(before)} TO {_text(after)}"
             )
 
     asyncio.Handle._run = timed  # type: ignore[method-assign]
