@@ -7,7 +7,6 @@ import logging
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 from canopy.api.deps import DatabaseDep
@@ -35,8 +34,8 @@ async def healthz(request: Request, db: DatabaseDep) -> Health | JSONResponse:
     try:
         # A read: on SQLite it must not take the file's write lock (BEGIN IMMEDIATE),
         # which a write transaction of this process may hold across a pause.
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), db.read_engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await db.ping()
     except Exception as e:  # any failure here means "not healthy", never a 500
         log.warning("health check failed: %s: %s", type(e).__name__, e)
         return fault_response(request, 503, "The database is unreachable.")

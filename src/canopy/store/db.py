@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -99,7 +99,7 @@ class Database:
         self.writing += 1
         holding = HOLDING.set(lock)  # no pause while other writes wait (loop_share.py)
         try:
-            async with self._sessions() as s, s.begin():
+            async with self._closing(self._sessions) as s, s.begin():
                 yield s
         finally:
             with contextlib.suppress(ValueError):  # finalized outside the task that set it
@@ -113,8 +113,45 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction; on SQLite it never takes the write lock."""
-        async with self._read_sessions() as s, s.begin():
+        async with self._closing(self._read_sessions) as s, s.begin():
             yield s
+
+    @asynccontextmanager
+    async def _closing(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
+        """A session, closed when the block ends.
+
+        SQLAlchemy's own `async with session` closes it in a task of its own, shielded, so
+        that a cancellation cannot cut the close short: the caller waits three turns of the
+        loop for it (the task's first step, its end, the shield's answer), behind every
+        callback ready meanwhile. Under load that was most of a `/healthz` answer's time, and
+        a write transaction held the write lock across those turns. On SQLite the close runs
+        on the loop's thread without suspending (a rollback and cursor closes, which never
+        pause: store/sqlite_inline.py), so nothing can cancel it partway: it is awaited
+        directly. PostgreSQL's close talks to the server, so it keeps SQLAlchemy's way.
+        """
+        if not self.is_sqlite:
+            async with sessions() as s:
+                yield s
+            return
+        s = sessions()
+        try:
+            yield s
+        finally:
+            await s.close()
+
+    async def ping(self) -> None:
+        """One round trip (SELECT 1) through the read engine, closed as `_closing` says."""
+        if not self.is_sqlite:
+            async with self.read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return
+        conn = await self.read_engine.connect()
+        try:
+            await conn.execute(text("SELECT 1"))
+        finally:
+            await conn.close()
 
     async def dispose(self) -> None:
         if self.plain_reads is not None:
