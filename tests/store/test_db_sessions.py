@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, select, text
 
 from canopy.store.db import Database
 from canopy.store.loop_share import SHARE
+from canopy.store.models import Project
 
 
 async def _turns_during(work: Callable[[], Awaitable[Any]]) -> int:
@@ -68,44 +70,59 @@ async def test_on_sqlite_a_block_ends_without_giving_the_loop_away(
         await db.dispose()
 
 
+def _project(pid: str) -> Project:
+    return Project(id=pid, name=pid, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
 async def test_sessions_are_closed_and_their_connections_back_in_the_pool(db: Database) -> None:
+    """Closed: the session lets go of its objects (a block that only committed would
+    leave them attached), for a write and for a read; an error rolls the write back."""
     await _read(db)
     await _write(db)
     await db.ping()
     assert _checked_out(db) == 0
     async with db.session() as s:
-        await s.execute(text("CREATE TABLE t_sessions (v TEXT)"))
+        kept = _project("p-kept")
+        s.add(kept)
+    assert inspect(kept).detached
     with pytest.raises(RuntimeError, match="boom"):
         async with db.session() as s:
-            await s.execute(text("INSERT INTO t_sessions VALUES ('rolled back')"))
+            gone = _project("p-rolled-back")
+            s.add(gone)
+            await s.flush()
             raise RuntimeError("boom")
+    assert inspect(gone).transient  # rolled back: never stored
     assert _checked_out(db) == 0
     async with db.read() as s:
-        assert (await s.execute(text("SELECT count(*) FROM t_sessions"))).scalar_one() == 0
+        read = await s.get(Project, "p-kept")
+        assert read is not None
+        assert await s.get(Project, "p-rolled-back") is None
+    assert inspect(read).detached
+    assert _checked_out(db) == 0
 
 
 async def test_a_write_cancelled_in_its_block_is_rolled_back_and_lets_the_next_write_in(
     db: Database,
 ) -> None:
-    async with db.session() as s:
-        await s.execute(text("CREATE TABLE t_cancel (v TEXT)"))
     inside = asyncio.Event()
 
     async def writer() -> None:
         async with db.session() as s:
-            await s.execute(text("INSERT INTO t_cancel VALUES ('cancelled')"))
+            s.add(_project("p-cancelled"))
+            await s.flush()
             inside.set()
             await asyncio.Event().wait()  # until cancelled
 
     task = asyncio.create_task(writer())
-    await inside.wait()
+    async with asyncio.timeout(5):
+        await inside.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert _checked_out(db) == 0
     async with asyncio.timeout(5):  # the write lock was released
         async with db.session() as s:
-            await s.execute(text("INSERT INTO t_cancel VALUES ('next')"))
+            s.add(_project("p-next"))
     async with db.read() as s:
-        rows = (await s.execute(text("SELECT v FROM t_cancel"))).scalars().all()
-    assert rows == ["next"]
+        ids = (await s.execute(select(Project.id).order_by(Project.id))).scalars().all()
+    assert ids == ["p-next"]

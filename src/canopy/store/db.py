@@ -126,10 +126,13 @@ class Database:
         that a cancellation cannot cut the close short: the caller waits three turns of the
         loop for it (the task's first step, its end, the shield's answer), behind every
         callback ready meanwhile. Under load that was most of a `/healthz` answer's time, and
-        a write transaction held the write lock across those turns. On SQLite the close runs
-        on the loop's thread without suspending (a rollback and cursor closes, which never
-        pause: store/sqlite_inline.py), so nothing can cancel it partway: it is awaited
-        directly. PostgreSQL's close talks to the server, so it keeps SQLAlchemy's way.
+        a write transaction held the write lock across those turns (it is let go after the
+        block). By then `s.begin()`'s exit has committed or rolled back and given the
+        connection back, so the close only lets go of the session's objects; were a
+        transaction still open, it would be a rollback, which on SQLite runs on the loop's
+        thread and never pauses (store/sqlite_inline.py). Nothing in it suspends, so no
+        cancellation can land in it: it is awaited directly. PostgreSQL keeps SQLAlchemy's
+        way: there a close left with work to do talks to the server.
         """
         if not self.is_sqlite:
             async with sessions() as s:
