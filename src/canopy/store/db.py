@@ -126,26 +126,26 @@ class Database:
         that a cancellation cannot cut the close short: the caller waits three turns of the
         loop for it (the task's first step, its end, the shield's answer), behind every
         callback ready meanwhile. Under load that was most of a `/healthz` answer's time, and
-        a write transaction held the write lock across those turns (it is let go after the
-        block). By then `s.begin()`'s exit has committed or rolled back and given the
-        connection back, so the close only lets go of the session's objects; were a
-        transaction still open, it would be a rollback, which on SQLite runs on the loop's
-        thread and never pauses (store/sqlite_inline.py). Nothing in it suspends, so no
-        cancellation can land in it: it is awaited directly. PostgreSQL keeps SQLAlchemy's
-        way: there a close left with work to do talks to the server.
+        on SQLite a write transaction held the write lock across those turns (it is let go
+        after the block). Once `s.begin()`'s exit has committed or rolled back, the session
+        holds no connection and its close only lets go of its objects: nothing in it
+        suspends, so no cancellation can land in it, and it is awaited directly, on either
+        database. A session whose transaction did not end (its exit failed) is closed the
+        shielded way: that close rolls back, on PostgreSQL over the network.
         """
-        if not self.is_sqlite:
-            async with sessions() as s:
-                yield s
-            return
         s = sessions()
         try:
             yield s
         finally:
-            await s.close()
+            if s.in_transaction():
+                await s.__aexit__(None, None, None)  # SQLAlchemy's shielded close
+            else:
+                await s.close()
 
     async def ping(self) -> None:
-        """One round trip (SELECT 1) through the read engine, closed as `_closing` says."""
+        """One round trip (SELECT 1) through the read engine. Closing a connection gives it
+        back to the pool with a rollback: on SQLite on the loop's thread, never pausing, so
+        awaited in place (see `_closing`); on PostgreSQL over the network, so shielded."""
         if not self.is_sqlite:
             async with self.read_engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
