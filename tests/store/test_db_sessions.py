@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from canopy.store.db import Database
 from canopy.store.loop_share import SHARE
@@ -126,3 +126,36 @@ async def test_a_write_cancelled_in_its_block_is_rolled_back_and_lets_the_next_w
     async with db.read() as s:
         ids = (await s.execute(select(Project.id).order_by(Project.id))).scalars().all()
     assert ids == ["p-next"]
+
+
+async def test_a_session_whose_transaction_ended_is_closed_without_a_turn(db: Database) -> None:
+    """On either database, once the transaction has ended the close is in memory: leaving
+    the block after the commit takes no turn of the loop (SQLAlchemy's own close: 3)."""
+    closing = db._closing(db._sessions)
+    s = await closing.__aenter__()
+    s.add(_project("p-ended"))
+    await s.commit()
+    assert not s.in_transaction()
+    assert await _turns_during(lambda: closing.__aexit__(None, None, None)) == 0
+    assert _checked_out(db) == 0
+
+
+async def test_a_session_whose_exit_broke_off_is_closed_the_shielded_way(db: Database) -> None:
+    """An `after_commit` hook that fails leaves the session in its transaction after the
+    commit: the close then has work to do, and is SQLAlchemy's (shielded); the connection
+    goes back and the next write gets the lock."""
+
+    def fail(_session: object) -> None:
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        async with db.session() as s:
+            event.listen(s.sync_session, "after_commit", fail)
+            s.add(_project("p-hooked"))
+    assert _checked_out(db) == 0
+    async with asyncio.timeout(5):
+        async with db.session() as s:
+            s.add(_project("p-after"))
+    async with db.read() as s:
+        ids = (await s.execute(select(Project.id).order_by(Project.id))).scalars().all()
+    assert ids == ["p-after", "p-hooked"]  # the hook failed after the commit

@@ -130,8 +130,10 @@ class Database:
         after the block). Once `s.begin()`'s exit has committed or rolled back, the session
         holds no connection and its close only lets go of its objects: nothing in it
         suspends, so no cancellation can land in it, and it is awaited directly, on either
-        database. A session whose transaction did not end (its exit failed) is closed the
-        shielded way: that close rolls back, on PostgreSQL over the network.
+        database: a failed commit, a lost connection and a cancellation all end the
+        transaction inside `s.begin()`'s exit. A session whose exit broke off before the
+        transaction ended (a failing `after_commit` hook, say) is closed the shielded way:
+        that close may have a rollback to do.
         """
         s = sessions()
         try:
