@@ -125,7 +125,7 @@ class Database:
         SQLAlchemy's own `async with session` closes it in a task of its own, shielded, so
         that a cancellation cannot cut the close short: the caller waits three turns of the
         loop for it (the task's first step, its end, the shield's answer), behind every
-        callback ready meanwhile. Under load that was most of a `/healthz` answer's time, and
+        callback ready meanwhile. Under load that was a third of a slow `/healthz` answer, and
         on SQLite a write transaction held the write lock across those turns (it is let go
         after the block). Once `s.begin()`'s exit has committed or rolled back, the session
         holds no connection and its close only lets go of its objects: nothing in it
