@@ -1,5 +1,6 @@
-"""`Database.session`/`read`/`ping`: closed when the block ends, on SQLite without waiting
-for turns of the loop, on every path (commit, error, cancellation)."""
+"""`Database.session`/`read`/`ping`: closed when the block ends without waiting for turns
+of the loop (a session once its transaction has ended, on either database; `ping`'s bare
+connection on SQLite), and on every path (commit, error, cancellation, a failing hook)."""
 
 from __future__ import annotations
 
