@@ -18,6 +18,7 @@ from canopy.domain.specs import RemoteServer
 from canopy.domain.states import Phase, PowerAction, RemoteState
 from canopy.providers.base import ListPage
 from canopy.store.models import Server
+from tests.loop_turns import LoopTurns
 
 from .harness import Plane, make_plane, statements
 
@@ -188,29 +189,6 @@ async def test_a_server_deleted_right_after_it_settles_is_noticed_between_deep_p
         assert gone.status == "ERROR" and gone.phase == Phase.FAILED
     finally:
         await p.close()
-
-
-class LoopTurns:
-    """Counts the event loop's turns while it is entered: a task that adds one and gives
-    the loop back, again and again (a step that never gives it back counts none)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _count(self) -> None:
-        while True:
-            self.n += 1
-            await asyncio.sleep(0)
-
-    async def __aenter__(self) -> LoopTurns:
-        self._task = asyncio.create_task(self._count())
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
 
 
 async def test_a_big_listing_is_digested_a_chunk_at_a_time() -> None:

@@ -15,26 +15,15 @@ from sqlalchemy import event, inspect, select, text
 from canopy.store.db import Database
 from canopy.store.loop_share import SHARE
 from canopy.store.models import Project
+from tests.loop_turns import LoopTurns
 
 
 async def _turns_during(work: Callable[[], Awaitable[Any]]) -> int:
-    """How many turns of the loop pass while `work` runs: a callback that schedules
-    itself again counts each turn."""
-    loop = asyncio.get_running_loop()
-    turns, running = 0, True
-
-    def tick() -> None:
-        nonlocal turns
-        if running:
-            turns += 1
-            loop.call_soon(tick)
-
-    loop.call_soon(tick)
-    try:
+    """How many turns of the loop pass while `work` runs."""
+    async with LoopTurns() as turns:
+        start = turns.n
         await work()
-    finally:
-        running = False
-    return turns
+        return turns.n - start
 
 
 def _checked_out(db: Database) -> int:
