@@ -148,15 +148,14 @@ class Database:
         """One round trip (SELECT 1) through the read engine. Closing a connection gives it
         back to the pool with a rollback: on SQLite on the loop's thread, never pausing, so
         awaited in place (see `_closing`); on PostgreSQL over the network, so shielded."""
-        if not self.is_sqlite:
-            async with self.read_engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return
         conn = await self.read_engine.connect()
         try:
             await conn.execute(text("SELECT 1"))
         finally:
-            await conn.close()
+            if self.is_sqlite:
+                await conn.close()
+            else:
+                await conn.__aexit__(None, None, None)  # SQLAlchemy's shielded close
 
     async def dispose(self) -> None:
         if self.plain_reads is not None:
