@@ -1,7 +1,8 @@
 """Seeing a finished boot promptly (bench/burst.py, issue 9): a boot that ends after its
 last look is looked for again within a fraction of a second, not a converging interval
-later; asks merged into one pass come at the latest of them; and a burst of asks does not
-make sync list the cloud more often than once per GAP."""
+later; a create recorded before the cloud's boot time was known is looked for once a pass
+learns it; asks merged into one pass come at the latest of them; and a burst of asks does
+not make sync list the cloud more often than once per GAP."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from canopy.controllers.boot_times import (
     BootTimes,
     SyncAsks,
     look_again,
+    looks_after_pass,
 )
 from canopy.domain.states import Phase
 from canopy.providers.base import ListPage
@@ -196,5 +198,78 @@ async def test_an_asked_pass_waits_gap_after_the_clouds_last_pass(
         p.clock.advance(GAP)
         assert sync.may_be_due("private", p.clock.now())
         assert await sync.run_once() == 1
+    finally:
+        await p.close()
+
+
+async def test_a_create_recorded_before_the_boot_time_was_known_is_looked_for_once_learned(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A cloud's first burst: no boot seen yet, so the creates ask for no look. `first`
+    # is seen by the converging pass (5 s), which learns the boot time (1.3 s); `second`,
+    # recorded meanwhile, boots 1.3 s after its record, before the next converging pass.
+    # Before, it was seen by that pass (5 s after the first); now by a look the first
+    # pass asks for when it learns the boot time.
+    p = await make_plane(db_url, tmp_path, toml=cloud(1.3), overrides=SLOW)
+    try:
+        await p.worker.sync.run_once(force=True)
+        [first] = await p.create(1, name="first")
+        await p.step(4.5)
+        assert p.rt.boots.known("private") == []
+        [second] = await p.create(1, name="second")
+        # Nothing asked before the converging pass (5 s after `first`'s record): no look.
+        [head] = p.rt.sync_soon.heads()
+        assert (head - p.clock.now()).total_seconds() > 0.4
+        took = await _until_active(p, second)
+        assert p.rt.boots.known("private") == [pytest.approx(1.3, abs=0.05)] * 2
+        assert (await p.service.get(p.ctx, first)).status == "ACTIVE"
+        # Placed and recorded in a step or two, booted 1.3 s after the record, seen by the
+        # look just past the p95 (LATE) at the latest.
+        assert took <= 1.3 + LATE + 4 * 0.02, took
+    finally:
+        await p.close()
+
+
+async def test_a_pass_asks_the_looks_still_ahead_of_every_converging_create(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=cloud(1.0))
+    try:
+        a, b, c, d = await p.create(4)
+        async with p.db.session() as s:
+            for sid, recorded, phase in (
+                (a, at(0), Phase.CONVERGE),
+                (b, at(0.5), Phase.CONVERGE),
+                (c, at(0.5), Phase.CONVERGE),  # the same batch as `b`: asked once
+                (d, at(0.6), Phase.STEADY),  # seen already: no look
+            ):
+                await s.execute(
+                    update(Server)
+                    .where(Server.id == sid)
+                    .values(cloud="private", phase=phase, remote_recorded_at=recorded)
+                )
+        looks = [0.9, 1.0]
+        # A pass at 0.95 s: `a`'s first look (0.9 s) is past, its last (1.0 s) ahead;
+        # `b`'s both ahead.
+        assert await looks_after_pass(p.db, "private", at(0.95), looks) == [
+            at(1.0),
+            at(1.4),
+            at(1.5),
+        ]
+        # A pass at 1.2 s: `a`'s last look is 0.2 s past (looked for again AGAIN[2] after it),
+        # `b`'s are ahead.
+        assert await looks_after_pass(p.db, "private", at(1.2), looks) == sorted(
+            [at(1.4), at(1.5), at(1.0 + AGAIN[2])]
+        )
+        # Long after: nothing ahead, nothing left to look again for.
+        assert await looks_after_pass(p.db, "private", at(5.0), looks) == []
+        # Asking again what is asked already adds no pass.
+        asks = SyncAsks()
+        for _ in range(2):
+            for t in await looks_after_pass(p.db, "private", at(0.95), looks):
+                asks.ask("private", t)
+        assert asks.heads() == [at(1.0)]
+        asks.served("private", at(1.0))
+        assert asks.heads() == [at(1.4)]
     finally:
         await p.close()

@@ -10,7 +10,9 @@ that has seen none on a cloud yet (just started) reads the cloud's most recent b
 the record once.
 
 A pass that did not see a boot whose last look has come asks for another (`look_again`,
-AGAIN after that look, ever later) instead of leaving it to the converging interval.
+AGAIN after that look, ever later) instead of leaving it to the converging interval. A
+pass also asks again for the looks still ahead of every converging create
+(`looks_after_pass`): those recorded before the cloud's boot time was known asked for none.
 
 Nothing here polls: the asked passes are times the sync loop's wait ends at.
 """
@@ -135,11 +137,6 @@ class BootTimes:
         step = (last - first) / (n - 1)
         return [first + i * step for i in range(n)]
 
-    async def last_look(self, db: Database, cloud: str) -> float | None:
-        """Seconds after a create is recorded at which its boot should have been seen."""
-        looks = await self.looks(db, cloud)
-        return looks[-1] if looks else None
-
     async def expected(self, db: Database, cloud: str) -> tuple[float, float] | None:
         """(median, p95) of the cloud's recent boot times; None with none to go by."""
         if cloud not in self._seen and cloud not in self._read:
@@ -158,10 +155,38 @@ async def look_again(db: Database, cloud: str, started: datetime, last: float) -
     should have seen and did not: servers still converging whose last look (`last`
     seconds after their create was recorded) came before that pass. Each is looked for
     AGAIN after its last look, an ever longer wait, until the converging interval takes
-    over; the earliest such time, or None. One read of the few converging rows (the
-    phase index); the creates of a batch share their recorded time."""
-    newest = started - timedelta(seconds=last)  # recorded by then: its last look is past
-    oldest = newest - timedelta(seconds=AGAIN[-1])
+    over; the earliest such time, or None."""
+    times = await _converging_recorded(db, cloud, started - timedelta(seconds=last + AGAIN[-1]))
+    return _again(times, started, last)
+
+
+async def looks_after_pass(
+    db: Database, cloud: str, started: datetime, looks: list[float]
+) -> list[datetime]:
+    """The passes to ask for after a pass over `cloud` that started at `started`, while
+    something there converges, with `looks` the cloud's looks (`BootTimes.looks`, not
+    empty): the earliest look again (`look_again`), and the looks still ahead of every
+    converging server, from its create's record.
+
+    The looks ahead are those a create asks for when it is recorded, asked again: a
+    create recorded before the cloud's boot time was known (a cloud's first burst, a
+    worker just started) asked for none, and its boot would otherwise be seen a
+    converging interval late; one recorded by a worker that does not hold the cloud's
+    sync job asked that worker's sync, not this one. Asking again what is asked already
+    changes nothing (`SyncAsks.ask` merges it). One read of the few converging rows (the
+    phase index); the creates of a batch share their recorded time.
+    """
+    last = looks[-1]
+    times = await _converging_recorded(db, cloud, started - timedelta(seconds=last + AGAIN[-1]))
+    out = [at for r in times for s in looks if (at := r + timedelta(seconds=s)) > started]
+    again = _again(times, started, last)
+    if again is not None:
+        out.append(again)
+    return sorted(out)
+
+
+async def _converging_recorded(db: Database, cloud: str, oldest: datetime) -> list[datetime]:
+    """The distinct record times of `cloud`'s converging creates recorded after `oldest`."""
     async with db.read() as s:
         recorded = await s.scalars(
             select(Server.remote_recorded_at)
@@ -169,13 +194,19 @@ async def look_again(db: Database, cloud: str, started: datetime, last: float) -
                 rare(Server.phase == Phase.CONVERGE),
                 unindexed(Server.cloud) == cloud,
                 Server.remote_recorded_at > oldest,
-                Server.remote_recorded_at <= newest,
             )
             .distinct()
         )
-        times = [r for r in recorded if r is not None]
+        return [r for r in recorded if r is not None]
+
+
+def _again(times: list[datetime], started: datetime, last: float) -> datetime | None:
+    """`look_again`'s answer from the converging rows' record times."""
+    newest = started - timedelta(seconds=last)  # recorded by then: its last look is past
     asks = []
     for r in times:
+        if r > newest:
+            continue  # its last look is still ahead
         late = (newest - r).total_seconds()  # how long past its last look that pass began
         wait = next((a for a in AGAIN if a > late), None)
         if wait is not None:

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canopy.controllers.boot_times import look_again
+from canopy.controllers.boot_times import looks_after_pass
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map, sync_failed
 from canopy.controllers.listing import converging
@@ -319,12 +319,12 @@ class SyncController(SyncSchedule):
 
     async def _look_again(self, cloud: str, started: datetime) -> None:
         """Boots this pass should have seen (their last look was before it) and did not:
-        look for them again soon (controllers/boot_times.py), not a converging interval on."""
+        look for them again soon; boots still to end: look when they are expected to,
+        though their creates asked for no look (controllers/boot_times.py)."""
         rt = self.rt
-        last = await rt.boots.last_look(rt.db, cloud)
-        if last is not None:
-            at = await look_again(rt.db, cloud, started, last)
-            if at is not None:
+        looks = await rt.boots.looks(rt.db, cloud)
+        if looks:
+            for at in await looks_after_pass(rt.db, cloud, started, looks):
                 rt.sync_soon.ask(cloud, at)
 
     def _digest(self, cloud: str, full: bool, heal: bool) -> tuple[Digest, bool]:
