@@ -47,7 +47,7 @@ bench: $(STAMP) postgres
 
 # Every benchmark scenario at tiny sizes, once, on SQLite: it must still run (not a figure).
 bench-smoke: $(STAMP)
-	$(BIN)/python -m bench.run --smoke
+	$(BIN)/python -m bench.run --smoke --all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -44,8 +44,8 @@ Scenarios, each also runnable alone:
                   against the emulator alone (python -m bench.real_clouds); smoke: moto only
 
 `--smoke` runs every default scenario at tiny sizes, once, on SQLite (under a minute on a
-quiet machine): `make bench-smoke`, part of `make test`, so no scenario rots. Its figures
-mean nothing.
+quiet machine); `make bench-smoke`, part of `make test`, runs it with `--all`, the
+diagnostics too, so no scenario rots. Its figures mean nothing.
 
 `--only NAME ...` runs a subset; `--markdown` also prints the table as Markdown, for
 BENCHMARKS.md. Every ratio compares a figure with a baseline measured in the same run.
