@@ -230,7 +230,7 @@ async def test_a_create_recorded_before_the_boot_time_was_known_is_looked_for_on
         await p.close()
 
 
-async def test_a_pass_asks_the_looks_still_ahead_of_every_converging_create(
+async def test_a_pass_asks_the_looks_still_ahead_of_creates_recorded_before_looks_were_known(
     db_url: str, tmp_path: Path
 ) -> None:
     p = await make_plane(db_url, tmp_path, toml=cloud(1.0))
@@ -240,7 +240,7 @@ async def test_a_pass_asks_the_looks_still_ahead_of_every_converging_create(
             for sid, recorded, phase in (
                 (a, at(0), Phase.CONVERGE),
                 (b, at(0.5), Phase.CONVERGE),
-                (c, at(0.5), Phase.CONVERGE),  # the same batch as `b`: asked once
+                (c, at(0.52), Phase.CONVERGE),  # within SPREAD of `b`: one pass for both
                 (d, at(0.6), Phase.STEADY),  # seen already: no look
             ):
                 await s.execute(
@@ -249,27 +249,50 @@ async def test_a_pass_asks_the_looks_still_ahead_of_every_converging_create(
                     .values(cloud="private", phase=phase, remote_recorded_at=recorded)
                 )
         looks = [0.9, 1.0]
+        unasked = at(0.6)  # the boot time became known after all three were recorded
         # A pass at 0.95 s: `a`'s first look (0.9 s) is past, its last (1.0 s) ahead;
-        # `b`'s both ahead.
-        assert await looks_after_pass(p.db, "private", at(0.95), looks) == [
+        # `b` and `c`'s both ahead, at the later's.
+        assert await looks_after_pass(p.db, "private", at(0.95), looks, unasked) == [
             at(1.0),
-            at(1.4),
-            at(1.5),
+            at(1.42),
+            at(1.52),
         ]
-        # A pass at 1.2 s: `a`'s last look is 0.2 s past (looked for again AGAIN[2] after it),
-        # `b`'s are ahead.
-        assert await looks_after_pass(p.db, "private", at(1.2), looks) == sorted(
-            [at(1.4), at(1.5), at(1.0 + AGAIN[2])]
-        )
+        # A pass at 1.2 s: `a`'s last look is 0.2 s past (looked for again AGAIN[2] after
+        # it), `b` and `c`'s are ahead.
+        assert await looks_after_pass(p.db, "private", at(1.2), looks, unasked) == [
+            at(1.0 + AGAIN[2]),
+            at(1.42),
+            at(1.52),
+        ]
         # Long after: nothing ahead, nothing left to look again for.
-        assert await looks_after_pass(p.db, "private", at(5.0), looks) == []
+        assert await looks_after_pass(p.db, "private", at(5.0), looks, unasked) == []
+        # Creates recorded while the boot time was known asked for their looks then: not
+        # asked again (from a newer estimate they would be passes of their own).
+        assert await looks_after_pass(p.db, "private", at(0.95), looks, None) == []
+        assert await looks_after_pass(p.db, "private", at(1.2), looks, None) == [at(1.0 + AGAIN[2])]
         # Asking again what is asked already adds no pass.
         asks = SyncAsks()
         for _ in range(2):
-            for t in await looks_after_pass(p.db, "private", at(0.95), looks):
+            for t in await looks_after_pass(p.db, "private", at(0.95), looks, unasked):
                 asks.ask("private", t)
         assert asks.heads() == [at(1.0)]
         asks.served("private", at(1.0))
-        assert asks.heads() == [at(1.4)]
+        assert asks.heads() == [at(1.42)]
+    finally:
+        await p.close()
+
+
+async def test_a_worker_remembers_when_it_first_had_looks_for_a_cloud(
+    db_url: str, tmp_path: Path
+) -> None:
+    p = await make_plane(db_url, tmp_path, toml=cloud(1.0))
+    try:
+        boots = p.rt.boots
+        assert await boots.looks(p.db, "private", at=at(1)) == []
+        assert boots.known_since("private") is None  # no looks yet: creates ask for none
+        boots.observe("private", 1.0)
+        assert await boots.looks(p.db, "private", at=at(2))
+        await boots.looks(p.db, "private", at=at(3))
+        assert boots.known_since("private") == at(2)
     finally:
         await p.close()

@@ -94,7 +94,7 @@ async def test_a_failed_read_for_a_told_cloud_does_not_stop_the_relay(
     p.rt.notify = lambda *loops: woke.append(loops)  # type: ignore[method-assign]
     failures: list[Exception] = [OperationalError("SELECT", {}, Exception("server closed"))]
 
-    async def looks(db: object, cloud: str) -> list[float]:
+    async def looks(db: object, cloud: str, *, at: object = None) -> list[float]:
         if failures:
             raise failures.pop()
         return []

@@ -11,8 +11,8 @@ the record once.
 
 A pass that did not see a boot whose last look has come asks for another (`look_again`,
 AGAIN after that look, ever later) instead of leaving it to the converging interval. A
-pass also asks again for the looks still ahead of every converging create
-(`looks_after_pass`): those recorded before the cloud's boot time was known asked for none.
+pass also asks for the looks still ahead of the converging creates recorded before this
+worker knew the cloud's boot time (`looks_after_pass`): they asked for none.
 
 Nothing here polls: the asked passes are times the sync loop's wait ends at.
 """
@@ -23,6 +23,7 @@ import bisect
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -51,6 +52,7 @@ class BootTimes:
     def __init__(self) -> None:
         self._seen: dict[str, deque[float]] = {}
         self._read: set[str] = set()  # clouds whose history was read from the record
+        self._since: dict[str, datetime] = {}  # when this worker first had looks for a cloud
 
     def observe(self, cloud: str, seconds: float) -> None:
         if seconds >= 0:
@@ -118,7 +120,12 @@ class BootTimes:
     def known(self, cloud: str) -> list[float]:
         return sorted(self._seen.get(cloud, ()))
 
-    async def looks(self, db: Database, cloud: str) -> list[float]:
+    def known_since(self, cloud: str) -> datetime | None:
+        """When this worker first had looks for `cloud` (`looks(..., at=)`): a create it
+        recorded before then asked for none."""
+        return self._since.get(cloud)
+
+    async def looks(self, db: Database, cloud: str, *, at: datetime | None = None) -> list[float]:
         """Seconds after a create is recorded at which sync should look for its boot's end:
         from a step before the median boot time until just past the p95 (LATE after it),
         evenly spread, a step (and LATE) apart at most, ASKS at most. The look before
@@ -130,6 +137,8 @@ class BootTimes:
         expected = await self.expected(db, cloud)
         if expected is None:
             return []
+        if at is not None:
+            self._since.setdefault(cloud, at)
         median, p95 = expected
         first = max(0.0, median - STEP)
         last = max(first + STEP, p95 + LATE)
@@ -155,38 +164,52 @@ async def look_again(db: Database, cloud: str, started: datetime, last: float) -
     should have seen and did not: servers still converging whose last look (`last`
     seconds after their create was recorded) came before that pass. Each is looked for
     AGAIN after its last look, an ever longer wait, until the converging interval takes
-    over; the earliest such time, or None."""
-    times = await _converging_recorded(db, cloud, started - timedelta(seconds=last + AGAIN[-1]))
+    over; the earliest such time, or None. One read of the few converging rows (the
+    phase index); the creates of a batch share their recorded time."""
+    newest = started - timedelta(seconds=last)  # recorded by then: its last look is past
+    times = await _converging_recorded(db, cloud, newest - timedelta(seconds=AGAIN[-1]), newest)
     return _again(times, started, last)
 
 
 async def looks_after_pass(
-    db: Database, cloud: str, started: datetime, looks: list[float]
+    db: Database, cloud: str, started: datetime, looks: list[float], unasked: datetime | None
 ) -> list[datetime]:
     """The passes to ask for after a pass over `cloud` that started at `started`, while
     something there converges, with `looks` the cloud's looks (`BootTimes.looks`, not
-    empty): the earliest look again (`look_again`), and the looks still ahead of every
-    converging server, from its create's record.
+    empty): the earliest look again (`look_again`), and the looks still ahead of the
+    converging creates recorded by `unasked` (`BootTimes.known_since`).
 
-    The looks ahead are those a create asks for when it is recorded, asked again: a
-    create recorded before the cloud's boot time was known (a cloud's first burst, a
-    worker just started) asked for none, and its boot would otherwise be seen a
-    converging interval late; one recorded by a worker that does not hold the cloud's
-    sync job asked that worker's sync, not this one. Asking again what is asked already
-    changes nothing (`SyncAsks.ask` merges it). One read of the few converging rows (the
-    phase index); the creates of a batch share their recorded time.
+    Those creates were recorded before this worker knew the cloud's boot time (a cloud's
+    first burst, or a worker just started: its asks were lost with it), so they asked for
+    no look, and their boots would otherwise be seen a converging interval late. Creates
+    recorded since asked for theirs when recorded, from the boot times known then: they
+    are not asked again, since the estimate moves with every boot seen and looks asked
+    again from a newer one would be passes of their own. Record times within SPREAD of
+    each other are one (`SyncAsks` would merge their looks anyway), so the asks stay
+    bounded by the window, not by the burst. One read of the few converging rows (the
+    phase index), as `look_again`'s.
     """
     last = looks[-1]
-    times = await _converging_recorded(db, cloud, started - timedelta(seconds=last + AGAIN[-1]))
-    out = [at for r in times for s in looks if (at := r + timedelta(seconds=s)) > started]
+    newest = started - timedelta(seconds=last)
+    until = newest if unasked is None else max(newest, unasked)
+    times = await _converging_recorded(db, cloud, newest - timedelta(seconds=AGAIN[-1]), until)
+    out = [
+        at
+        for r in _spread(t for t in times if unasked is not None and t <= unasked)
+        for s in looks
+        if (at := r + timedelta(seconds=s)) > started
+    ]
     again = _again(times, started, last)
     if again is not None:
         out.append(again)
     return sorted(out)
 
 
-async def _converging_recorded(db: Database, cloud: str, oldest: datetime) -> list[datetime]:
-    """The distinct record times of `cloud`'s converging creates recorded after `oldest`."""
+async def _converging_recorded(
+    db: Database, cloud: str, oldest: datetime, newest: datetime
+) -> list[datetime]:
+    """The distinct record times of `cloud`'s converging creates recorded in (`oldest`,
+    `newest`]."""
     async with db.read() as s:
         recorded = await s.scalars(
             select(Server.remote_recorded_at)
@@ -194,10 +217,21 @@ async def _converging_recorded(db: Database, cloud: str, oldest: datetime) -> li
                 rare(Server.phase == Phase.CONVERGE),
                 unindexed(Server.cloud) == cloud,
                 Server.remote_recorded_at > oldest,
+                Server.remote_recorded_at <= newest,
             )
             .distinct()
         )
         return [r for r in recorded if r is not None]
+
+
+def _spread(times: Iterable[datetime]) -> list[datetime]:
+    """`times`, those within SPREAD of the next kept one dropped: the latest of each run."""
+    near = timedelta(seconds=SPREAD)
+    kept: list[datetime] = []
+    for t in sorted(times, reverse=True):
+        if not kept or kept[-1] - t > near:
+            kept.append(t)
+    return kept
 
 
 def _again(times: list[datetime], started: datetime, last: float) -> datetime | None:

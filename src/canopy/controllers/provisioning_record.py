@@ -166,5 +166,5 @@ async def ask_converging_sync(rt: Runtime, cloud: str, now: datetime) -> None:
     rt.sync_soon.ask_by(
         cloud, now + timedelta(seconds=min(c.sync_seconds, c.sync_converging_seconds))
     )
-    for seconds in await rt.boots.looks(rt.db, cloud):
+    for seconds in await rt.boots.looks(rt.db, cloud, at=now):
         rt.sync_soon.ask(cloud, now + timedelta(seconds=seconds))

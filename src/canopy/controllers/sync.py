@@ -319,12 +319,14 @@ class SyncController(SyncSchedule):
 
     async def _look_again(self, cloud: str, started: datetime) -> None:
         """Boots this pass should have seen (their last look was before it) and did not:
-        look for them again soon; boots still to end: look when they are expected to,
-        though their creates asked for no look (controllers/boot_times.py)."""
+        look for them again soon; boots still to end whose creates asked for no look (the
+        boot time was not known then): look when they are expected to end
+        (controllers/boot_times.py)."""
         rt = self.rt
-        looks = await rt.boots.looks(rt.db, cloud)
+        looks = await rt.boots.looks(rt.db, cloud, at=rt.clock.now())
         if looks:
-            for at in await looks_after_pass(rt.db, cloud, started, looks):
+            unasked = rt.boots.known_since(cloud)
+            for at in await looks_after_pass(rt.db, cloud, started, looks, unasked):
                 rt.sync_soon.ask(cloud, at)
 
     def _digest(self, cloud: str, full: bool, heal: bool) -> tuple[Digest, bool]:
