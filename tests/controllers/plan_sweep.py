@@ -378,7 +378,9 @@ async def sqlite_scans(
 async def sweep(p: Any, others: list[str]) -> list[Statement]:
     """The statements of worker steps (servers created, booted and one deleted: every
     controller has work, a webhook delivery is sent), a housekeeping pass (recounting
-    `others` too), a forced full sync and a read of the clouds table, as sent."""
+    `others` too), a forced full sync, a read of the clouds table and the read a pass
+    makes of the converging creates' record times (boot looks), as sent."""
+    from canopy.controllers.boot_times import looks_after_pass
     from canopy.controllers.housekeeping import HousekeepingController
 
     with captured(p.db) as seen:
@@ -394,4 +396,7 @@ async def sweep(p: Any, others: list[str]) -> list[Statement]:
         await house.recount(p.clock.now(), limit=len(others) + 10)
         await p.worker.sync.run_once(force=True)
         await p.worker.fleet.refresh()
+        # Sent only after a pass while something converges, with boot times known.
+        now = p.clock.now()
+        await looks_after_pass(p.db, "private", now, [1.0, 2.0], now)
     return seen
