@@ -193,12 +193,8 @@ async def looks_after_pass(
     newest = started - timedelta(seconds=last)
     until = newest if unasked is None else max(newest, unasked)
     times = await _converging_recorded(db, cloud, newest - timedelta(seconds=AGAIN[-1]), until)
-    out = [
-        at
-        for r in _spread(t for t in times if unasked is not None and t <= unasked)
-        for s in looks
-        if (at := r + timedelta(seconds=s)) > started
-    ]
+    blind = [t for t in times if t <= unasked] if unasked is not None else []
+    out = [at for r in _spread(blind) for s in looks if (at := r + timedelta(seconds=s)) > started]
     again = _again(times, started, last)
     if again is not None:
         out.append(again)
