@@ -36,6 +36,7 @@ TARGET = 1 / 3
 
 def _serve(data_dir: str, port: int, token: str) -> None:
     """The child: canopy's app plus the floor route, under uvicorn as `canopy api` has it."""
+    from canopy import event_loop
     from canopy.api.app import create_app
     from canopy.bootstrap import open_existing
     from canopy.domain.clock import SystemClock
@@ -68,7 +69,7 @@ def _serve(data_dir: str, port: int, token: str) -> None:
         pace_collector()
         await uvicorn.Server(config).serve()
 
-    asyncio.run(main())
+    event_loop.run(main(), settings_for(Path(data_dir), port, 1).event_loop)
 
 
 def one_run(servers: int, seconds: float) -> tuple[Load, Load]:

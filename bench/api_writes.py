@@ -66,11 +66,12 @@ def _extra(url: str | None) -> dict[str, Any]:
 
 def _serve(data_dir: str, port: int, url: str | None) -> None:
     """The child: `canopy up` as the CLI runs it (API and controllers)."""
+    from canopy import event_loop
     from canopy.cli.serve import serve
 
     quiet_logs()
     settings = settings_for(Path(data_dir), port, 1, **_extra(url))
-    asyncio.run(serve(settings, api=True, worker=True, banner=False))
+    event_loop.run(serve(settings, api=True, worker=True, banner=False), settings.event_loop)
 
 
 @dataclass

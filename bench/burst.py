@@ -137,10 +137,12 @@ async def prepare(data_dir: Path, boot: float) -> str:
 
 def _serve(data_dir: str, port: int, boot: float) -> None:
     """The child: `canopy up` as the CLI runs it."""
+    from canopy import event_loop
     from canopy.cli.serve import serve
 
     quiet_logs()
-    asyncio.run(serve(_settings(Path(data_dir), port, boot), api=True, worker=True, banner=False))
+    settings = _settings(Path(data_dir), port, boot)
+    event_loop.run(serve(settings, api=True, worker=True, banner=False), settings.event_loop)
 
 
 @dataclass(slots=True)

@@ -48,11 +48,12 @@ FANOUT_CLOUDS = 20
 
 def _serve(data_dir: str, port: int, clouds: int) -> None:
     """The child: `canopy up` as the CLI runs it (API and controllers)."""
+    from canopy import event_loop
     from canopy.cli.serve import serve
 
     quiet_logs()
     settings = settings_for(Path(data_dir), port, clouds)
-    asyncio.run(serve(settings, api=True, worker=True, banner=False))
+    event_loop.run(serve(settings, api=True, worker=True, banner=False), settings.event_loop)
 
 
 def _iso(dt: datetime) -> str:

@@ -157,6 +157,7 @@ async def seed_leases(db: Database, settings: Settings, clock: SystemClock, proj
 def _serve(data_dir: str, port: int) -> None:
     """The child: `canopy up` as the CLI runs it (with TRACE_ENV set, its stalls traced;
     with STEPS_ENV, its long steps timed)."""
+    from canopy import event_loop
     from canopy.cli.serve import serve
 
     quiet_logs()
@@ -175,7 +176,9 @@ def _serve(data_dir: str, port: int) -> None:
             install(Path(f"{trace}.{os.getpid()}"))
         await serve(settings, api=True, worker=True, banner=False)
 
-    asyncio.run(traced())
+    # Steps are timed by patching asyncio.Handle, which uvloop's loop does not run: with
+    # --trace-steps the child runs on the standard library's loop (and says so).
+    event_loop.run(traced(), "asyncio" if steps else settings.event_loop)
 
 
 def _free_port() -> int:
@@ -354,7 +357,7 @@ def main() -> None:
         metavar="FILE",
         help="diagnostic: each child writes its loop's steps over 3 ms (wall/CPU, where"
         " each resumed and stopped) and the collector's pauses to FILE.PID"
-        " (bench/loop_steps.py)",
+        " (bench/loop_steps.py); the children then run on the standard library's loop",
     )
     args = parser.parse_args()
     if args.trace_stalls:

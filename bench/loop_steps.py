@@ -11,7 +11,8 @@ generation and what they freed.
 
 `path` gets one line per long step or pause, oldest first, rewritten every second:
 `<wall ms>/<CPU ms> <seconds since start> <what>`. Enabled in the `canopy up` child by
-`python -m bench.loop_stalls --trace-steps FILE` (FILE.PID).
+`python -m bench.loop_stalls --trace-steps FILE` (FILE.PID), which runs that child on the
+standard library's loop: uvloop's callbacks are not `asyncio.Handle`s to time.
 """
 
 from __future__ import annotations

@@ -62,10 +62,12 @@ def _settings(data_dir: Path, port: int) -> Settings:
 
 def _serve(data_dir: str, port: int) -> None:
     """The child: `canopy up` as the CLI runs it."""
+    from canopy import event_loop
     from canopy.cli.serve import serve
 
     quiet_logs()
-    asyncio.run(serve(_settings(Path(data_dir), port), api=True, worker=True, banner=False))
+    settings = _settings(Path(data_dir), port)
+    event_loop.run(serve(settings, api=True, worker=True, banner=False), settings.event_loop)
 
 
 def sample(pid: int, port: int, seconds: float) -> tuple[float, float]:

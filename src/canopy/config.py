@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # The sections, re-exported: `from canopy.config import CloudSettings` is how code names them.
@@ -45,6 +45,7 @@ from canopy.config_sources import (
     text_line_of_offset,
 )
 from canopy.config_sources import locate as locate  # re-exported: where a key is in a file
+from canopy.event_loop import LoopChoice, LoopUnavailable, loop_factory
 from canopy.notifications.settings import NotificationSettings as NotificationSettings
 from canopy.providers.ec2.options import Ec2Options as Ec2Options
 from canopy.providers.options import OpenStackCloudSettings as OpenStackCloudSettings
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
 
     data_dir: str = DEFAULT_DATA_DIR
     secret_key: str | None = None
+    # The serving processes' event loop (canopy/event_loop.py): uvloop where installed.
+    event_loop: LoopChoice = "auto"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then the file (passed as init kwargs): env overrides the file.
         return (OverridesSource(settings_cls), EnvSource(settings_cls), init_settings)
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_importable(cls, value: LoopChoice) -> LoopChoice:
+        try:
+            loop_factory(value)
+        except LoopUnavailable as e:
+            raise ValueError(str(e)) from None
+        return value
 
     @model_validator(mode="after")
     def _defaults_and_uniqueness(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -57,6 +58,13 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert status == 200, f"/healthz never answered 200 (last: {status})"
         assert body == {"status": "ok", "database": "ok"}
         assert (tmp_path / "data" / "canopy.db").is_file()
+        # It serves on uvloop's loop and httptools' parser (canopy/event_loop.py): what
+        # the process has loaded says so, where /proc does.
+        maps = Path(f"/proc/{proc.pid}/maps")
+        if maps.exists() and importlib.util.find_spec("uvloop") is not None:
+            loaded = maps.read_text()
+            assert "uvloop/loop." in loaded
+            assert "httptools/parser/parser." in loaded
 
         proc.send_signal(signal.SIGTERM)
         try:

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 
+from canopy import event_loop
 from canopy.bootstrap import ADMIN_PASSWORD_ENV, clouds_yaml_path, prepare, write_clouds_yaml
 from canopy.cli.common import console
 from canopy.cli.listen import bound_port
@@ -138,7 +139,7 @@ def _child(settings: Settings, sock: socket.socket) -> None:
     """One API process (spawned: nothing of the parent's loop or pool comes along)."""
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_child(settings, sock))
+        event_loop.run(_serve_child(settings, sock), settings.event_loop)
 
 
 async def _serve_child(settings: Settings, sock: socket.socket) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Coroutine
@@ -13,8 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from canopy import event_loop
 from canopy.config import ConfigError, Settings, load_settings
 from canopy.domain.errors import CanopyError
+from canopy.event_loop import LoopChoice
 
 T = TypeVar("T")
 console = Console()
@@ -47,9 +48,11 @@ def settings_from(config: Path | None, data_dir: Path | None = None) -> Settings
         fail(str(e), "fix the file and run the command again; see docs/configuration.md")
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run(coro: Coroutine[Any, Any, T], loop: LoopChoice = "asyncio") -> T:
+    """Run a command's coroutine; the serving commands name their settings' `event_loop`
+    (canopy/event_loop.py), the others run on the standard library's loop."""
     try:
-        return asyncio.run(coro)
+        return event_loop.run(coro, loop)
     except CanopyError as e:
         fail(str(e))
     except KeyboardInterrupt:

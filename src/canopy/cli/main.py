@@ -36,7 +36,7 @@ def up(
 
     setup_logging(log_level)
     settings = settings_from(config, data_dir)
-    run(serve(settings, api=True, worker=True))
+    run(serve(settings, api=True, worker=True), settings.event_loop)
 
 
 @app.command()
@@ -54,11 +54,11 @@ def api(
     setup_logging(log_level)
     settings = settings_from(config, data_dir)
     if workers == 1:
-        run(serve(settings, api=True, worker=False))
+        run(serve(settings, api=True, worker=False), settings.event_loop)
         return
     from canopy.cli.api_workers import serve_workers
 
-    run(serve_workers(settings, workers))
+    run(serve_workers(settings, workers), settings.event_loop)
 
 
 @app.command()
@@ -69,7 +69,8 @@ def worker(
     from canopy.cli.serve import serve
 
     setup_logging(log_level)
-    run(serve(settings_from(config, data_dir), api=False, worker=True))
+    settings = settings_from(config, data_dir)
+    run(serve(settings, api=False, worker=True), settings.event_loop)
 
 
 @app.command()
@@ -83,7 +84,8 @@ def demo(
     from canopy.cli.demo import run_demo
 
     setup_logging("ERROR")
-    run(run_demo(servers=servers, flavor=flavor, keep=keep, data_dir=data_dir))
+    # The product on its default loop (canopy/event_loop.py), as `canopy up` runs it.
+    run(run_demo(servers=servers, flavor=flavor, keep=keep, data_dir=data_dir), "auto")
 
 
 @app.command()
