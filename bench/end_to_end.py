@@ -17,9 +17,12 @@ Controller CPU per server = (process CPU from commit to all-ACTIVE, minus the CP
 progress polls this benchmark makes) / 1000, minus the sim-alone run's CPU / 1000. Process
 CPU counts every thread, so the sim's SQLite work (wherever it runs) is in both terms.
 Best of `--repeats` by makespan (the machine is shared; slower runs measure other work).
+The run is on the event loop `canopy worker` runs its controllers on (canopy/event_loop.py:
+uvloop where installed); `--loop asyncio` runs it on the standard library's.
 
 Run alone: .venv/bin/python -m bench.end_to_end [--repeats 3] [--poll 0.05] [--sync 0.5]
            [--breakdown]   (adds CPU per controller step, each measured alone)
+           [--loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from bench.common import (
     scratch_name,
     table,
 )
+from canopy import event_loop
 from canopy.bootstrap import ensure_project, open_database, seed
 from canopy.config import Settings, SimSettings, load_settings
 from canopy.controllers.runtime import Runtime
@@ -450,14 +454,22 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", action="store_true", help="also measure CPU per controller step"
     )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="the event loop the controllers run on (canopy/event_loop.py; default: as"
+        " `canopy worker` runs them)",
+    )
     args = parser.parse_args()
     quiet_logs()
     print_machine(machine(asyncio.run(pg_version())))
-    results = asyncio.run(
-        run(repeats=args.repeats, poll=args.poll, sync=args.sync, backends=tuple(args.backends))
+    results = event_loop.run(
+        run(repeats=args.repeats, poll=args.poll, sync=args.sync, backends=tuple(args.backends)),
+        args.loop,
     )
     if args.breakdown:
-        results += asyncio.run(breakdown())
+        results += event_loop.run(breakdown(), args.loop)
     print()
     print(table(results))
 

@@ -85,6 +85,7 @@ from bench.common import (
     quiet_logs,
     table,
 )
+from canopy import event_loop
 
 SCENARIOS = (
     "scheduler_pure",
@@ -154,9 +155,10 @@ def one(name: str, smoke: bool) -> list[Result]:
             )
         return asyncio.run(scheduler.run())
     if name == "end_to_end":
+        # On the loop the controllers run on in `canopy worker` (canopy/event_loop.py).
         if smoke:
-            return asyncio.run(end_to_end.run(repeats=1, backends=("sqlite",)))
-        return asyncio.run(end_to_end.run())
+            return event_loop.run(end_to_end.run(repeats=1, backends=("sqlite",)))
+        return event_loop.run(end_to_end.run())
     if name == "loop_stalls":
         if smoke:
             return loop_stalls.run(servers=300, seconds=1.0, repeats=1, baseline=100, settle=0.5)
@@ -205,7 +207,7 @@ def one(name: str, smoke: bool) -> list[Result]:
         return burst.run(servers=10, boot=0.5, repeats=1) if smoke else burst.run()
     if name == "real_clouds":
         return real_clouds.smoke() if smoke else real_clouds.run()
-    return asyncio.run(end_to_end.breakdown())
+    return event_loop.run(end_to_end.breakdown())
 
 
 def main() -> None:
