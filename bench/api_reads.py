@@ -39,6 +39,7 @@ def _serve(data_dir: str, port: int, token: str) -> None:
     from canopy import event_loop
     from canopy.api.app import create_app
     from canopy.bootstrap import open_existing
+    from canopy.cli.serve import HTTP_PARSER
     from canopy.domain.clock import SystemClock
     from canopy.heap import freeze_startup_heap, pace_collector
 
@@ -56,6 +57,7 @@ def _serve(data_dir: str, port: int, token: str) -> None:
         add_floor(app, page.content)
         config = uvicorn.Config(
             app,
+            http=HTTP_PARSER,
             host="127.0.0.1",
             port=port,
             log_level="warning",

@@ -84,6 +84,12 @@ def serve(port: int, clouds: int, servers: int, latency: float) -> None:
     """The child process: the gateway over `clouds` fake clouds."""
     app = gateway(make_clouds(clouds, servers, latency))
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="h11",  # as canopy's own server parses (cli/serve.py)
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
     )
     asyncio.run(uvicorn.Server(config).serve())

@@ -5,10 +5,9 @@ standard install has it.
 `canopy demo` run their API and controllers on one event loop. uvloop's loop, timers and
 socket transports are written in C (libuv): each turn of the loop, each `call_soon` and
 each response written costs less CPU than the standard library's, so under load a request
-waits less behind the others. uvicorn parses HTTP with httptools when it is installed
-(its `http="auto"`), also C, where h11 is pure Python. `/healthz` p99 under load with
-100,000 servers (bench/loop_stalls.py) went from 14.0 to 9.8 ms on the same machine
-(BENCHMARKS.md, session 23).
+waits less behind the others (BENCHMARKS.md, session 23: `/healthz` p99 under
+bench/loop_stalls.py's load). HTTP is still parsed by h11, not by uvicorn's httptools
+protocol (cli/serve.py `_server` says why).
 
 `event_loop` in the config chooses: "auto" (the default) is uvloop where it can be
 imported (every platform uvloop supports; not Windows) and the standard loop elsewhere;

@@ -125,6 +125,25 @@ async def test_a_100_mb_body_is_refused_without_being_read_whole(
     assert pulled == 0
 
 
+@pytest.mark.parametrize(("path", "fmt"), SERVICES, ids=IDS)
+async def test_a_body_framed_two_ways_is_a_400_and_the_connection_closes(
+    api: Api, path: str, fmt: Format
+) -> None:
+    """Content-Length beside Transfer-Encoding: refused, and the connection closed after
+    the answer (RFC 9112, 6.3), before any handler or token check. A real server's
+    connection is checked in tests/cli/test_up.py."""
+    r = await api.client.post(
+        path,
+        content=b'{"a": 1}',
+        headers={**JSON, "content-length": "8", "transfer-encoding": "chunked"},
+    )
+    assert "Content-Length and a Transfer-Encoding" in fault(r, fmt, 400)
+    assert r.headers["connection"] == "close"
+    # Either alone is one framing, as ever.
+    r = await api.client.post(path, content=b'{"a": 1}', headers=JSON)
+    assert r.status_code != 400 or "Transfer-Encoding" not in r.text
+
+
 def _with_lone_surrogate(doc: Any) -> bytes:
     text = json.dumps(doc)  # ensure_ascii: the lone surrogate becomes the escape \ud800
     assert "\\ud800" in text

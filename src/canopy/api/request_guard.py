@@ -1,5 +1,5 @@
 """What every request must be before a handler, a parser or the token check sees it:
-within its service's body limit, and valid Unicode text.
+framed one way, within its service's body limit, and valid Unicode text.
 
 An ASGI middleware, so it holds for every route, present and future. It reads the body
 itself, counting bytes as they arrive: a declared `Content-Length` over the limit is
@@ -7,6 +7,12 @@ refused before a byte of the body is read, and a chunked body is refused as soon
 count passes the limit, never read whole. The answer is 413 (or 400 for bad text) in the
 fault format of the service that owns the path. A body within the limit is handed on
 unchanged, in one message.
+
+A request that declares both a `Content-Length` and a `Transfer-Encoding` is refused
+(400) and its connection closed after the answer: RFC 9112 (section 6.3) lets a server
+refuse it and requires the connection closed either way, since a proxy in front that
+framed the body by the other header would read what follows as another request
+(smuggling). h11 frames it by the chunks and would go on reading the connection.
 
 Limits (`[api]` in the config): `max_identity_body_bytes` under /identity, whose token
 request anyone may send without a token; `max_body_bytes` everywhere else.
@@ -27,6 +33,9 @@ from canopy.config import ApiSettings
 IDENTITY_PREFIX = "/identity"
 
 LimitFor = Callable[[str], int]
+TWO_FRAMINGS = (
+    "The request has both a Content-Length and a Transfer-Encoding header: send one of them."
+)
 
 
 class RequestGuard:
@@ -48,6 +57,11 @@ class RequestGuard:
         )
         if problem is not None:
             await _refuse(scope, receive, send, 400, problem)
+            return
+        if _header(headers, b"transfer-encoding") is not None and (
+            _header(headers, b"content-length") is not None
+        ):
+            await _refuse(scope, receive, send, 400, TWO_FRAMINGS, close=True)
             return
         limit = self.limit_for(scope.get("path", ""))
         declared = _content_length(headers)

@@ -36,6 +36,7 @@ from canopy.reconcile import Draining
 from canopy.store.wakes import wake_channel
 
 log = logging.getLogger("canopy.serve")
+HTTP_PARSER = "h11"  # see `_server`
 
 
 class _Server(uvicorn.Server):
@@ -196,10 +197,17 @@ def _server(app: ASGIApp, *, forwarded_allow_ips: list[str] | None = None) -> uv
     """uvicorn for `app`. X-Forwarded-For is believed only from `forwarded_allow_ips`
     (`[api] forwarded_allow_ips`); without any, proxy headers are ignored, whatever
     uvicorn's own default (127.0.0.1) or FORWARDED_ALLOW_IPS say, so a local client cannot
-    choose the address the login throttle counts it by."""
+    choose the address the login throttle counts it by.
+
+    HTTP is parsed by h11, even where httptools is installed (uvicorn's "auto" would take
+    it): h11 refuses a header block past 16 KiB and reads one pipelined request at a time,
+    where uvicorn's httptools protocol buffers headers, request lines and pipelined
+    requests without a bound (docs/architecture.md, "The serving processes run on
+    uvloop")."""
     trusted = list(forwarded_allow_ips or [])
     config = uvicorn.Config(
         app,
+        http=HTTP_PARSER,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
         log_level="warning",
