@@ -19,6 +19,7 @@ from canopy.api.compute import server_actions, server_create, server_metadata
 from canopy.api.compute.common import page_links, reject_nul_body
 from canopy.api.compute.microversion import APIVersion, VersionDep, microversion
 from canopy.api.compute.page_json import DetailWriter
+from canopy.api.compute.plain_view import plain_view_context
 from canopy.api.compute.schemas import UpdateBody
 from canopy.api.compute.server_deps import ServiceDep
 from canopy.api.compute.server_query import _server_query
@@ -76,9 +77,15 @@ async def _list(request: Request, *, detail: bool) -> Response:
     if plain is not None and detail:
         # The entries' JSON written from the rows (api/compute/page_json.py).
         if view_reads(v, ctx):
-            async with db.read() as s:
-                ids = [row[0] for row in plain]
-                vc = await view_context(s, request, settings, v, ctx, ids)
+            ids = [row[0] for row in plain]
+            # A member's tags and flavors on the plain reads too (api/compute/plain_view.py).
+            found = None
+            if db.plain_reads is not None:
+                found = plain_view_context(db.plain_reads, request, settings, v, ctx, ids)
+            if found is None:
+                async with db.read() as s:
+                    found = await view_context(s, request, settings, v, ctx, ids)
+            vc = found
         else:
             vc = ViewContext(request, settings, v, ctx)
         assert query is not None  # a plain read is a query's

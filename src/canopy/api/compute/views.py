@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from sqlalchemy import Row, select
@@ -54,6 +54,26 @@ _FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
 _DELETED: str = ServerStatus.DELETED.value
 
 
+class FlavorShown(Protocol):
+    """What an embedded flavor shows of a flavor (`_flavor_of`): a `Flavor` row, or its
+    plain reading (api/compute/plain_view.py)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def vcpus(self) -> int: ...
+    @property
+    def ram_mb(self) -> int: ...
+    @property
+    def disk_gb(self) -> int: ...
+    @property
+    def ephemeral_gb(self) -> int: ...
+    @property
+    def swap_mb(self) -> int: ...
+    @property
+    def extra_specs(self) -> dict[str, Any] | None: ...
+
+
 @dataclass
 class ViewContext:
     """What rendering a page of servers needs, loaded once per request."""
@@ -62,7 +82,7 @@ class ViewContext:
     settings: Settings
     version: APIVersion
     ctx: RequestContext
-    flavors: dict[str, Flavor] = field(default_factory=dict)
+    flavors: Mapping[str, FlavorShown] = field(default_factory=dict)
     clouds: dict[str, Cloud] = field(default_factory=dict)
     requests: dict[str, str] = field(default_factory=dict)  # server id -> create request id
     tags: dict[str, list[str]] = field(default_factory=dict)  # server id -> its tags
