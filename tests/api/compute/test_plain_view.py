@@ -36,6 +36,15 @@ async def _seed(api: Api) -> None:
     assert r.status_code == 200, r.text
     # A server of another flavor (no extra specs), so the page embeds two.
     await create(api, w, "vm-small", flavorRef="2")
+    # And one whose flavor (every embedded field its own value) was deleted after it
+    # booted: still embedded, as Nova's servers keep the flavor they were booted with.
+    made = {"name": "c1.odd", "id": "c1-odd", "ram": 1536, "vcpus": 3, "disk": 7, "swap": 256}
+    made["OS-FLV-EXT-DATA:ephemeral"] = 2
+    r = await api.client.post(f"{V21}/flavors", json={"flavor": made})
+    assert r.status_code == 200, r.text
+    await create(api, w, "vm-odd", flavorRef="c1-odd")
+    r = await api.client.delete(f"{V21}/flavors/c1-odd")
+    assert r.status_code == 202, r.text
 
 
 async def _page(api: Api, headers: dict[str, str], path: str = PAGE) -> bytes:
@@ -86,7 +95,7 @@ async def test_the_plain_view_reads_give_the_session_paths_page(
             [vc] = answers
             assert vc is not None, version  # a member's: read on the plain reads
     body = orjson.loads(mine)["servers"]
-    assert len(body) == 5
+    assert len(body) == 6
     shown = {s["name"]: s for s in body}
     assert shown["vm-0"]["tags"] == sorted(["zeta", "alpha", "é-accent", 'q"uote'])
     assert shown["vm-2"]["tags"] == []
@@ -96,6 +105,15 @@ async def test_the_plain_view_reads_give_the_session_paths_page(
     }
     assert shown["vm-small"]["flavor"]["extra_specs"] == {}
     assert shown["vm-small"]["flavor"]["original_name"] == "m1.small"
+    assert shown["vm-odd"]["flavor"] == {
+        "vcpus": 3,
+        "ram": 1536,
+        "disk": 7,
+        "ephemeral": 2,
+        "swap": 256,
+        "original_name": "c1.odd",
+        "extra_specs": {},
+    }
 
 
 def test_the_tags_statement_searches_the_tag_index() -> None:
