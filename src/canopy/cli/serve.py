@@ -200,10 +200,10 @@ def _server(app: ASGIApp, *, forwarded_allow_ips: list[str] | None = None) -> uv
     choose the address the login throttle counts it by.
 
     HTTP is parsed by h11, even where httptools is installed (uvicorn's "auto" would take
-    it): h11 refuses a header block past 16 KiB and reads one pipelined request at a time,
-    where uvicorn's httptools protocol buffers headers, request lines and pipelined
-    requests without a bound (docs/architecture.md, "The serving processes run on
-    uvloop")."""
+    it): h11 refuses a header block it cannot parse within 16 KiB past what one read
+    brings, and reads one pipelined request at a time, where uvicorn's httptools protocol
+    buffers headers, request lines and pipelined requests without a bound
+    (docs/architecture.md, "The serving processes run on uvloop; HTTP stays with h11")."""
     trusted = list(forwarded_allow_ips or [])
     config = uvicorn.Config(
         app,
