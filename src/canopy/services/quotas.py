@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.config import Settings
@@ -91,14 +91,19 @@ async def verify_project(s: AsyncSession, project_id: str) -> Project:
     return project
 
 
+# What every create reads, built once (services/server_statements.py says why).
+_LIMITS = select(Quota.resource, Quota.hard_limit).where(Quota.project_id == bindparam("project"))
+_LOCK_PROJECT = (
+    select(Project.id).where(Project.id == bindparam("project")).with_for_update(key_share=True)
+)
+
+
 async def limits(s: AsyncSession, settings: Settings, project_id: str) -> dict[str, int]:
     """The project's limit for every resource: its own rows over the defaults."""
     out = defaults(settings)
     if not could_be_id(project_id):
         return out
-    rows = await s.execute(
-        select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id)
-    )
+    rows = await s.execute(_LIMITS, {"project": project_id})
     for resource, hard_limit in rows:
         if resource in out:
             out[resource] = int(hard_limit)
@@ -245,8 +250,7 @@ async def lock_project(s: AsyncSession, project_id: str) -> None:
     the project waited for a create that held the project and waited for the counters'
     row: a deadlock, and a 500 (tests/store/test_counters_kill9.py found it)."""
     if s.get_bind().dialect.name == "postgresql":
-        q = select(Project.id).where(Project.id == project_id).with_for_update(key_share=True)
-        await s.execute(q)
+        await s.execute(_LOCK_PROJECT, {"project": project_id})
 
 
 async def check_create(

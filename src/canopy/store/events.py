@@ -34,6 +34,9 @@ def start_action(
     return act
 
 
+_INSERT_ACTIONS = insert(InstanceAction)  # built once: every create makes one
+
+
 async def start_actions(
     s: AsyncSession,
     server_ids: list[str],
@@ -48,7 +51,7 @@ async def start_actions(
     if not server_ids:
         return
     await s.execute(
-        insert(InstanceAction),
+        _INSERT_ACTIONS,
         [
             {
                 "server_id": sid,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BindParameter, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canopy.store.models import Flavor, Project, QuotaUsage, Server
@@ -85,35 +85,49 @@ async def add(s: AsyncSession, project_id: str, count: int, flavor: Flavor) -> N
     await add_usage(s, project_id, Usage(count, count * flavor.vcpus, count * flavor.ram_mb))
 
 
+# The counters' relative UPDATEs are built once: building one and computing its cache key
+# cost about 0.2 ms of a create's CPU (held under SQLite's one write lock). The added
+# amounts are bound values (a column's own name is reserved for its SET clause).
+_ADD = (
+    update(QuotaUsage)
+    .where(QuotaUsage.project_id == bindparam("project"))
+    .values(
+        instances=QuotaUsage.instances + bindparam("more_instances"),
+        cores=QuotaUsage.cores + bindparam("more_cores"),
+        ram=QuotaUsage.ram + bindparam("more_ram"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_FLAVOR: BindParameter[str] = bindparam("flavor")
+_RELEASE = (
+    update(QuotaUsage)
+    .where(QuotaUsage.project_id == bindparam("project"))
+    .values(
+        instances=QuotaUsage.instances - 1,
+        cores=QuotaUsage.cores - select(Flavor.vcpus).where(Flavor.id == _FLAVOR).scalar_subquery(),
+        ram=QuotaUsage.ram - select(Flavor.ram_mb).where(Flavor.id == _FLAVOR).scalar_subquery(),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 async def add_usage(s: AsyncSession, project_id: str, more: Usage) -> None:
     """Count new servers adding up to `more` (after `current`): one relative UPDATE."""
     await s.execute(
-        update(QuotaUsage)
-        .where(QuotaUsage.project_id == project_id)
-        .values(
-            instances=QuotaUsage.instances + more.instances,
-            cores=QuotaUsage.cores + more.cores,
-            ram=QuotaUsage.ram + more.ram,
-        )
-        .execution_options(synchronize_session=False)
+        _ADD,
+        {
+            "project": project_id,
+            "more_instances": more.instances,
+            "more_cores": more.cores,
+            "more_ram": more.ram,
+        },
     )
 
 
 async def release(s: AsyncSession, server: Server) -> None:
     """Stop counting `server` (it is about to be marked deleted). One relative UPDATE:
     a missing counter row stays missing and is counted when next needed."""
-    vcpus = select(Flavor.vcpus).where(Flavor.id == server.flavor_id).scalar_subquery()
-    ram = select(Flavor.ram_mb).where(Flavor.id == server.flavor_id).scalar_subquery()
-    await s.execute(
-        update(QuotaUsage)
-        .where(QuotaUsage.project_id == server.project_id)
-        .values(
-            instances=QuotaUsage.instances - 1,
-            cores=QuotaUsage.cores - vcpus,
-            ram=QuotaUsage.ram - ram,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    await s.execute(_RELEASE, {"project": server.project_id, "flavor": server.flavor_id})
 
 
 async def recount(s: AsyncSession, project_id: str, now: datetime) -> Usage | None:
