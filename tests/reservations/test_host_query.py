@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import re
 
 import pytest
 
@@ -65,15 +65,25 @@ def test_malformed_queries_are_400_naming_the_field(query: object, said: str) ->
     assert said in str(e.value)
 
 
-def test_huge_and_deep_queries_are_refused_quickly() -> None:
-    t = time.perf_counter()
-    for query in (
-        "[" * 1_000_000,  # past the length bound: never parsed
-        "[" * 2000 + "]" * 2000,  # within it, but deeper than the parser recurses
-        json.dumps(["and", *[["=", f"$k{i}", "v"] for i in range(MAX_TERMS + 1)]]),
-    ):
-        with pytest.raises(InvalidRequest):
-            parse(query, "resource_properties")
-    assert time.perf_counter() - t < 1.0
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("[" * 1_000_000, "longer than 4096 characters"),  # never handed to the parser
+        (["and", *[["=", "$k", "v" * 200]] * 100], "longer than 4096 characters"),
+        ("[" * 2000 + "]" * 2000, "not valid JSON"),  # deeper than the parser recurses
+        (
+            json.dumps(["and", *[["=", f"$k{i}", "v"] for i in range(MAX_TERMS + 1)]]),
+            f"at most {MAX_TERMS} terms",
+        ),
+    ],
+)
+def test_huge_and_deep_queries_are_refused_by_their_bounds(query: object, said: str) -> None:
+    # Each is refused by the bound named in its message, before any work that grows with it
+    # (no wall-clock limit here: CI's machine is shared, and the bounds are what matter).
+    with pytest.raises(InvalidRequest, match=re.escape(said)):
+        parse(query, "resource_properties")
+
+
+def test_the_most_terms_allowed_parse() -> None:
     many = json.dumps(["and", *[["=", f"$k{i}", "v"] for i in range(MAX_TERMS)]])
     assert len(parse(many, "resource_properties")) == MAX_TERMS

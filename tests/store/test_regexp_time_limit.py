@@ -22,7 +22,8 @@ def test_a_long_statement_stops_at_the_limit() -> None:
     started = time.monotonic()
     with pytest.raises(TooSlow), time_limit(conn, 0.05):
         conn.execute(COUNT_FAR).fetchall()
-    assert time.monotonic() - started < 1.0
+    # Unlimited, the statement runs for minutes; the margin is for a loaded machine.
+    assert time.monotonic() - started < 5.0
     # The handler is gone: a statement after the block is not limited.
     conn.execute(
         "SELECT count(*) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "

@@ -124,7 +124,7 @@ async def test_other_errors_are_raised_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         await conn.execute("SELECT * FROM missing")
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # not retried for the 30 s busy_seconds
     await conn.close()
     with pytest.raises(ValueError, match="no active connection"):
         await conn.execute("SELECT 1")
