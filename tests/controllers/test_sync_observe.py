@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from canopy.controllers import sync as sync_module
 from canopy.controllers.boot_times import BootTimes
 from canopy.controllers.listing import LIVE
 from canopy.controllers.observe import apply_observation
@@ -306,13 +307,13 @@ async def test_a_slice_that_changes_a_state_wakes_the_stacks_when_it_commits(
 
         sync = p.worker.sync
         woken_at_record: list[bool] = []
-        interval = sync._interval
+        record = sync_module.record_pass
 
-        async def recording(*args: Any) -> float:  # the pass records itself: after its slices
+        async def recording(*args: Any) -> Any:  # the pass records itself: after its slices
             woken_at_record.append(p.rt.signal("orchestration").is_set())
-            return await interval(*args)
+            return await record(*args)
 
-        monkeypatch.setattr(sync, "_interval", recording)
+        monkeypatch.setattr(sync_module, "record_pass", recording)
         await p.sim("private").power_out_of_band(remote[ids[0]], PowerAction.STOP)
         p.rt.signal("orchestration").clear()
         assert await sync.sync_cloud("private", force=True)

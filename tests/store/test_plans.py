@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, text
 
+from canopy.controllers.listing import converging
 from canopy.controllers.placement import PlacementController
 from canopy.controllers.power import PowerController
 from canopy.controllers.provisioning import ProvisioningController
 from canopy.controllers.runtime import Runtime
-from canopy.controllers.sync import converging
 from canopy.domain.clock import FakeClock
 from canopy.domain.states import Phase
 from canopy.store.db import Database

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canopy.controllers.boot_times import looks_after_pass
 from canopy.controllers.fencing import Hold, LeaseLost
 from canopy.controllers.health import ability_map, sync_failed
-from canopy.controllers.listing import converging
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.sync_digest import (
     Digest,
@@ -48,12 +47,13 @@ from canopy.controllers.sync_gone import rows_gone
 from canopy.controllers.sync_observe import observe
 from canopy.controllers.sync_pages import Pages
 from canopy.controllers.sync_read import compare, missing, slices
+from canopy.controllers.sync_record import Outcome, record_pass
 from canopy.controllers.sync_schedule import SyncSchedule
 from canopy.controllers.sync_turns import deep_pass, end_pass, turn
 from canopy.domain.errors import CloudError
 from canopy.domain.specs import RemoteServer
 from canopy.store.leases import When, lease_job, release_lease
-from canopy.store.models import Cloud, Job
+from canopy.store.models import Job
 from canopy.telemetry import CONTROLLER_STEPS
 
 log = logging.getLogger("canopy.sync")
@@ -117,6 +117,7 @@ class SyncController(SyncSchedule):
         """Lease the cloud's sync job: ((full listing?, since, healing listing?), the lease
         clock's reading); None if another worker holds it or it is not due after all."""
         rt = self.rt
+        self._recorded.pop(cloud, None)  # used (or not needed): the lease reads the job
         async with rt.db.session() as s:
             lease_now = rt.lease_now()
             job = await lease_job(
@@ -208,22 +209,28 @@ class SyncController(SyncSchedule):
         """
         rt = self.rt
         heal = full if heal is None else heal
-        async with rt.db_slot:
-            await self._held(job_name)  # no point comparing for a job another worker has
+        if full or page:  # nothing to compare (at rest): the results' write checks it
+            async with rt.db_slot:
+                await self._held(job_name)  # no point comparing for a job another worker has
         digest, deep = self._digest(cloud, full, heal)
         marked = deep_pass(deep)  # a deep pass's slices let the API go first
         try:
-            # Unchanged servers with settled rows are not read (controllers/sync_digest.py).
-            async with rt.db_slot:
-                active = await active_remote_ids(rt.db, cloud) if digest.seen else set()
+            async with rt.db_slot:  # read once per worker, then remembered
                 inst = await rt.installation_id()
+            # Unchanged servers with settled rows are not read (controllers/sync_digest.py);
+            # nor are the under-way rows until a page lists something (at rest, nothing).
+            active: set[str] | None = None
             leaks: list[str] = []
             alive: set[str] = set()  # a full listing's live remote ids, page after page
             rescheduled = False
             while page is not None:
+                if active is None and (full or page):
+                    async with rt.db_slot:
+                        seen = digest.seen
+                        active = await active_remote_ids(rt.db, cloud) if seen else set()
                 async with rt.db_slot:  # the page's transactions; not the page's call
                     more, resched = await self._reconcile_page(
-                        cloud, job_name, page, started, inst, digest, deep, active
+                        cloud, job_name, page, started, inst, digest, deep, active or set()
                     )
                 leaks += more
                 rescheduled |= resched
@@ -237,7 +244,7 @@ class SyncController(SyncSchedule):
                     async with rt.db_slot:
                         gone = await missing(rt.db, cloud, alive, started)
                 else:
-                    absent = await digest.absent(alive) | (active - alive)
+                    absent = await digest.absent(alive) | ((active or set()) - alive)
                     digest.forget(absent)
                     async with rt.db_slot:
                         gone = await missing_among(rt.db, cloud, absent, started)
@@ -253,30 +260,23 @@ class SyncController(SyncSchedule):
             digest.since_deep += 1
         now = rt.clock.now()
         overlap = timedelta(seconds=rt.settings.controllers.sync_overlap_seconds)
+        c = rt.settings.controllers
+        outcome = Outcome(
+            job=job_name,
+            worker=rt.worker_id,
+            cloud=cloud,
+            cursor=started - overlap,
+            now=now,
+            zones=zones,
+            lacking=ability_map(rt.driver(cloud)),
+            release=not leaks,
+        )
         async with rt.db_slot, rt.db.session() as s:
-            job = await self._held(job_name, s)
-            interval = await self._interval(s, cloud)
-            job.runs += 1
-            job.cursor = started - overlap
-            job.last_run_at = now
-            job.last_error = None
-            job.next_run_at = now + timedelta(seconds=interval)
-            if not leaks:  # else kept for the deletes of the leaks, then released
-                job.claimed_by = None
-                job.claim_expires_at = None
-            c = await s.get(Cloud, cloud)
-            if c is not None:
-                c.healthy = True
-                c.health_message = ""
-                c.consecutive_failures = 0
-                c.last_ok_at = now
-                if zones is not None:
-                    c.zones = list(zones)
-                    c.zones_updated_at = now
-                lacking = ability_map(rt.driver(cloud))
-                if (c.abilities or {}) != lacking:
-                    c.abilities = lacking
-        self._not_before[cloud] = now + timedelta(seconds=interval)
+            next_at, interval = await record_pass(
+                s, outcome, (c.sync_seconds, c.sync_converging_seconds)
+            )
+        self._recorded[cloud] = next_at
+        self._not_before[cloud] = next_at
         self._last_pass[cloud] = started
         if heal:
             self._healed[cloud] = started
@@ -379,10 +379,3 @@ class SyncController(SyncSchedule):
             holder = job.claimed_by if job else None
             raise LeaseLost(f"job {job_name}: now held by {holder or 'nobody'}")
         return job
-
-    async def _interval(self, s: AsyncSession, cloud: str) -> float:
-        """Seconds to the next pass: shorter while servers on `cloud` are converging."""
-        c = self.rt.settings.controllers
-        if (await s.execute(converging(cloud))).first() is None:
-            return c.sync_seconds
-        return min(c.sync_seconds, c.sync_converging_seconds)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from canopy.controllers.listing import LIVE
 from canopy.controllers.sync_turns import turn
@@ -111,15 +111,18 @@ class Digest:
             self.seen.pop(rid, None)
 
 
+# Built once: every pass that compares a listing asks it.
+_ACTIVE_REMOTE_IDS = select(Server.remote_id).where(
+    rare(Server.phase.in_(ACTIVE)),
+    unindexed(Server.cloud) == bindparam("cloud"),
+    Server.remote_id.is_not(None),
+)
+
+
 async def active_remote_ids(db: Database, cloud: str) -> set[str]:
     """Remote ids of the rows on `cloud` in an under-way phase: a few, by the phase index."""
-    q = select(Server.remote_id).where(
-        rare(Server.phase.in_(ACTIVE)),
-        unindexed(Server.cloud) == cloud,
-        Server.remote_id.is_not(None),
-    )
     async with db.read() as s:
-        return {str(rid) for rid in await s.scalars(q)}
+        return {str(rid) for rid in await s.scalars(_ACTIVE_REMOTE_IDS, {"cloud": cloud})}
 
 
 async def missing_among(

@@ -29,6 +29,9 @@ class SyncSchedule:
         self._not_before: dict[str, datetime] = {}
         self._held_off: dict[str, datetime] = {}
         self._last_pass: dict[str, datetime] = {}  # when each cloud's last pass started
+        # The next run this worker's own last pass recorded on each cloud's job, until the
+        # next lease uses it: `_due` needs no read to learn what it wrote itself.
+        self._recorded: dict[str, datetime] = {}
 
     def next_due_in(self, now: datetime, skip: set[str] | None = None) -> float | None:
         """Seconds until the first cloud this worker knows of (but `skip`) is due again
@@ -72,9 +75,15 @@ class SyncSchedule:
         return at if last is None else last + timedelta(seconds=GAP)
 
     async def _due(self, cloud: str, name: str, now: datetime) -> bool:
-        """Whether the job may be due: from memory, else from a read (no write lock)."""
+        """Whether the job may be due: from memory (the interval, or the next run this
+        worker recorded), else from a read (no write lock)."""
         if now < self._not_before.get(cloud, now):
             return False
+        recorded = self._recorded.get(cloud)
+        if recorded is not None and now >= recorded:
+            # Due by what this worker wrote at its last pass. Had another worker run it
+            # since (and moved it on) or held it now, the lease finds that, in one statement.
+            return True
         rt = self.rt
         async with rt.db.read() as s:
             row = (

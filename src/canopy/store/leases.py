@@ -262,8 +262,9 @@ async def lease_job(
         return None
     if not force and job.next_run_at is not None and job.next_run_at > now:
         return None
+    conn = await s.connection()  # a Core UPDATE: the entity is set below, not synchronised
     [until] = (
-        await s.execute(
+        await conn.execute(
             update(Job)
             .where(Job.name == name)
             .values(claimed_by=worker, claim_expires_at=after(at, lease_seconds))
