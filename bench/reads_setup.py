@@ -7,14 +7,18 @@ this against an older checkout (PYTHONPATH=<that checkout>/src) for a before/aft
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Response
+from sqlalchemy.engine import make_url
 
 from bench.seed import Seeded, seed_servers, seed_sim
 from canopy.bootstrap import ensure_project, open_database, seed
@@ -57,6 +61,26 @@ def overrides(data_dir: Path, port: int, clouds: int, **extra: Any) -> dict[str,
 
 def settings_for(data_dir: Path, port: int, clouds: int, **extra: Any) -> Settings:
     return load_settings(None, env={}, overrides=overrides(data_dir, port, clouds, **extra))
+
+
+def wait_synced(settings: Settings, passes: int = 2, limit: float = 600.0) -> float:
+    """Wait until every cloud's sync job has run `passes` times, the first being start-up's
+    pass over every row (on a busy machine it outlasts any fixed settle): seconds waited.
+    Read from the database file alone (SQLite), as the serving child writes it."""
+    path = make_url(settings.database_url).database
+    names = [f"sync:{c.name}" for c in settings.clouds]
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            marks = ",".join("?" * len(names))
+            done = conn.execute(
+                f"SELECT count(*) FROM jobs WHERE name IN ({marks}) AND runs >= ?",
+                (*names, passes),
+            ).fetchone()[0]
+        if done == len(names):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise RuntimeError(f"the clouds' sync jobs did not run {passes} times in {limit:.0f} s")
 
 
 @dataclass
