@@ -3,9 +3,11 @@ a job another worker ran meanwhile is not run twice."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from canopy.controllers.runtime import Runtime
@@ -96,7 +98,7 @@ async def test_a_pass_at_rest_is_a_lease_and_a_record(db_url: str, tmp_path: Pat
 
 
 async def test_a_pass_whose_job_was_taken_records_nothing(
-    db_url: str, tmp_path: Path, monkeypatch: Any
+    db_url: str, tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     p = await _settled(db_url, tmp_path)
     try:
@@ -117,7 +119,10 @@ async def test_a_pass_whose_job_was_taken_records_nothing(
 
         monkeypatch.setattr(driver, "list_page", stalled)
         p.clock.advance(p.settings.controllers.sync_seconds)
-        assert await p.worker.sync.sync_cloud("private")  # ran, and was abandoned
+        with caplog.at_level(logging.WARNING, logger="canopy.sync"):
+            assert await p.worker.sync.sync_cloud("private")  # ran, and was abandoned
+        # By the record's own check (the listing was empty: nothing else looked).
+        assert "pass abandoned: job sync:private: no longer held by" in caplog.text
         job = await _job(p)
         assert job.claimed_by == "other"
         assert (job.runs, job.cursor, job.last_run_at, job.next_run_at) == (
@@ -147,8 +152,14 @@ async def test_a_job_another_worker_ran_meanwhile_is_not_run_again(
         # This worker's memory (what it recorded) says due; the lease finds it is not.
         assert not await p.worker.sync.sync_cloud("private")
         assert (await _job(p)).runs == runs
-        # Nor does it try again before the interval, and then it reads the job first.
-        assert not await p.worker.sync.sync_cloud("private")
+        # It reads the job then (no write transaction) and learns its next run...
+        with statements(p.db) as seen:
+            assert not await p.worker.sync.sync_cloud("private")
+        assert _kinds(seen) == ["SELECT jobs"], seen
+        # ...so it tries no more before that.
+        with statements(p.db) as seen:
+            assert not await p.worker.sync.sync_cloud("private")
+        assert seen == []
         p.clock.advance(p.settings.controllers.sync_seconds)
         with statements(p.db) as seen:
             assert await p.worker.sync.sync_cloud("private")
@@ -156,5 +167,35 @@ async def test_a_job_another_worker_ran_meanwhile_is_not_run_again(
         async with p.db.read() as s:
             job = (await s.execute(select(Job).where(Job.name == NAME))).scalar_one()
         assert job.runs == runs + 1 and job.claimed_by is None
+    finally:
+        await p.close()
+
+
+async def test_a_listing_of_changes_that_begins_with_an_empty_page_is_still_compared(
+    db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A cloud may answer a page with nothing and a marker (EC2 does; a filtered page can
+    come back empty): the under-way rows are read for the first page that lists
+    something, and what it lists is observed."""
+    p = await _settled(db_url, tmp_path)
+    try:
+        driver = p.sim("private")
+        real = driver.list_page
+
+        async def empty_first(since: Any, marker: str | None, limit: int) -> ListPage:
+            if marker is None:
+                return ListPage(servers=[], next="start")
+            return await real(since, None if marker == "start" else marker, limit)
+
+        monkeypatch.setattr(driver, "list_page", empty_first)
+        stopped = (await driver.all_servers())[0]
+        await driver.power_out_of_band(stopped.remote_id, PowerAction.STOP)
+        p.clock.advance(p.settings.controllers.sync_seconds)
+        with statements(p.db) as seen:
+            assert await p.worker.sync.sync_cloud("private")
+        assert "UPDATE servers" in _kinds(seen), seen
+        assert any(s.startswith("SELECT servers.remote_id FROM servers") for s in seen), seen
+        assert stopped.canopy_id is not None
+        assert (await p.service.get(p.ctx, stopped.canopy_id)).status == "SHUTOFF"
     finally:
         await p.close()

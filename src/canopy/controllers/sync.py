@@ -117,7 +117,8 @@ class SyncController(SyncSchedule):
         """Lease the cloud's sync job: ((full listing?, since, healing listing?), the lease
         clock's reading); None if another worker holds it or it is not due after all."""
         rt = self.rt
-        self._recorded.pop(cloud, None)  # used (or not needed): the lease reads the job
+        # Used (or not needed): the lease reads the job.
+        remembered = self._recorded.pop(cloud, None) is not None
         async with rt.db.session() as s:
             lease_now = rt.lease_now()
             job = await lease_job(
@@ -132,6 +133,10 @@ class SyncController(SyncSchedule):
             if job is None:
                 if force or hurried:
                     self._held_elsewhere(cloud, now)  # a forced take fails on that alone
+                elif remembered:
+                    # Due by this worker's memory, but another worker ran it since or holds
+                    # it: `_due` reads when it is next due, or whose lease to wait out.
+                    self._not_before.pop(cloud, None)
                 else:  # held elsewhere or not due after all: `_due` reads it again then
                     self._not_before[cloud] = now + timedelta(
                         seconds=rt.settings.controllers.sync_seconds
