@@ -25,6 +25,17 @@ from canopy.services.servers import CreateServer, ServerService
 from canopy.store.db import Database
 from canopy.store.models import Server
 
+# One private sim cloud of two small hosts, booting in 2 s: the plane most tests need.
+PRIVATE = """
+[[clouds]]
+name = "private"
+tier = 0
+[clouds.sim]
+hosts = 2
+host_vcpus = 8
+boot_seconds = 2
+"""
+
 # Where every plane's fake clock stands when its test begins.
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -20,17 +20,9 @@ from canopy.providers.base import ListPage
 from canopy.store.leases import lease_job
 from canopy.store.models import Job
 
-from .harness import make_plane, statements
+from .harness import PRIVATE, make_plane, statements
 
-CLOUDS = """
-[[clouds]]
-name = "private"
-tier = 0
-[clouds.sim]
-hosts = 2
-host_vcpus = 8
-boot_seconds = 2
-"""
+CLOUDS = PRIVATE
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

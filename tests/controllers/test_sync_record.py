@@ -17,17 +17,7 @@ from canopy.providers.base import ListPage
 from canopy.store.leases import lease_job
 from canopy.store.models import Cloud, Job
 
-from .harness import Plane, make_plane, statements
-
-CLOUDS = """
-[[clouds]]
-name = "private"
-tier = 0
-[clouds.sim]
-hosts = 2
-host_vcpus = 8
-boot_seconds = 2
-"""
+from .harness import PRIVATE, Plane, make_plane, statements
 
 NAME = "sync:private"
 
@@ -41,7 +31,7 @@ async def _job(p: Plane) -> Job:
 
 async def _settled(db_url: str, tmp_path: Path) -> Plane:
     """A plane with two steady servers, and sync's first (full) passes over them done."""
-    p = await make_plane(db_url, tmp_path, toml=CLOUDS)
+    p = await make_plane(db_url, tmp_path, toml=PRIVATE)
     await p.create_active(2)
     for _ in range(2):
         p.clock.advance(p.settings.controllers.sync_seconds)
