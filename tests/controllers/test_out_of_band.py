@@ -9,21 +9,16 @@ from sqlalchemy import update
 
 from canopy.store.models import Server
 
-from .harness import make_plane
+from .harness import PRIVATE, make_plane
 
-CLOUDS = """
+CLOUDS = (
+    """
 [controllers]
 sync_seconds = 5
 full_sync_every = 100
-
-[[clouds]]
-name = "private"
-tier = 0
-[clouds.sim]
-hosts = 2
-host_vcpus = 8
-boot_seconds = 2
 """
+    + PRIVATE
+)
 
 
 async def test_deleted_in_the_cloud_is_detected_within_one_sync_interval(

@@ -12,21 +12,16 @@ import pytest
 from canopy.domain.states import Ability, RemoteState
 from canopy.providers.base import Abilities, ListPage
 
-from .harness import Plane, make_plane
+from .harness import PRIVATE, Plane, make_plane
 
-CLOUDS = """
+CLOUDS = (
+    """
 [controllers]
 sync_seconds = 5
 full_sync_seconds = 60
-
-[[clouds]]
-name = "private"
-tier = 0
-[clouds.sim]
-hosts = 2
-host_vcpus = 8
-boot_seconds = 2
 """
+    + PRIVATE
+)
 
 
 def _count_listings(p: Plane, *, drop_deleted: bool = False) -> list[bool]:
