@@ -6,6 +6,8 @@ result next to a baseline measured in the same run, and the ratio between the tw
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import platform
@@ -13,12 +15,14 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 
+from canopy.gil import shorten_switches
+from canopy.heap import freeze_startup_heap, pace_collector
 from canopy.store.db import Database
 
 PG_ADMIN_URL = os.environ.get(
@@ -48,6 +52,28 @@ class Result:
 def cpu_seconds() -> float:
     """CPU time of this process, every thread, user plus system."""
     return time.process_time()
+
+
+@contextlib.contextmanager
+def served_process() -> Iterator[None]:
+    """This process's collector and GIL switches set as a serving canopy process sets them
+    once it is up (`canopy worker`, `canopy up`: cli/serve.py), and put back after, for
+    the scenarios that run after it in the same process.
+
+    A scenario that runs canopy's controllers or app in the benchmark's own process and
+    leaves CPython's defaults measures full collections over a heap no canopy process
+    scans (canopy/heap.py) and a 5 ms switch interval none runs with (canopy/gil.py).
+    """
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    freeze_startup_heap()
+    pace_collector()
+    shorten_switches()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
 
 
 def quiet_logs() -> None:

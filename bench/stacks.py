@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import contextlib
 import logging
 import shutil
 import statistics
@@ -60,7 +60,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.common import Result, cpu_seconds, quiet_logs, table
+from bench.common import Result, cpu_seconds, quiet_logs, served_process, table
 from bench.engine_cpu import meter
 from bench.stack_shapes import SHAPES, Graph, depth, heat_model, longest, template, wide
 from canopy.bootstrap import ensure_project, open_database, seed
@@ -69,7 +69,6 @@ from canopy.controllers.runtime import Runtime
 from canopy.controllers.worker import Worker
 from canopy.domain.clock import SystemClock
 from canopy.domain.context import RequestContext
-from canopy.heap import freeze_startup_heap, pace_collector
 from canopy.orchestration.service import StackService
 from canopy.providers.registry import build_drivers
 from canopy.store.models import Server, Stack, StackEvent, StackResource
@@ -131,8 +130,8 @@ async def one_run(
     shape: str, n: int, boot: float, limit_s: float = 300.0, served_gc: bool = True
 ) -> Run:
     """A stack of `shape` created to CREATE_COMPLETE, measured; `served_gc`: the collector
-    set once the worker is up as `canopy up` sets it (heap.py)."""
-    thresholds = gc.get_threshold()
+    and GIL switches set once the worker is up as `canopy up` sets them (heap.py, gil.py)."""
+    served = contextlib.ExitStack()
     graph = SHAPES[shape](n)
     tmp = Path(tempfile.mkdtemp(prefix="canopy-bench-stacks-"))
     settings = settings_for(tmp, n, boot)
@@ -153,8 +152,7 @@ async def one_run(
         task = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0.3)  # the worker is up and idle
         if served_gc:
-            freeze_startup_heap()
-            pace_collector()
+            served.enter_context(served_process())
 
         async def made(name: str, g: Graph) -> tuple[str, str, datetime]:
             """Create a stack of `g`; its id, final status and when the client saw it."""
@@ -213,9 +211,7 @@ async def one_run(
             depth=depth(graph),
         )
     finally:
-        if served_gc:
-            gc.unfreeze()
-            gc.set_threshold(*thresholds)
+        served.close()
         pool_log = logging.getLogger("sqlalchemy.pool")
         level = pool_log.level
         pool_log.setLevel(logging.CRITICAL)  # Worker.run cancels loops mid-transaction
