@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from canopy.notifications.events import server_payload
 from canopy.notifications.outbox import emit
 from canopy.reservations.service import LeaseService
-from canopy.store.models import OutboxEvent
-from tests.controllers.harness import Plane
+from canopy.store.models import OutboxEvent, Server
+from tests.controllers.harness import PRIVATE, Plane
 from tests.reservations.helpers import CLOUDS, body
 
 from .helpers import notify_plane
@@ -123,6 +124,40 @@ async def test_a_server_announces_its_create_stop_and_delete(db_url: str, tmp_pa
             ("compute.instance.power_off.end", subject),
             ("compute.instance.delete.end", subject),
         ]
+    finally:
+        await p.close()
+
+
+async def test_a_create_recorded_running_announces_the_server_as_stored(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A cloud that answers the create with a running server: provisioning records it
+    ACTIVE and writes create.end from the row's columns (Core); the payload is what
+    `server_payload` makes of the stored server."""
+    p = await notify_plane(
+        db_url, tmp_path, PRIVATE.replace("boot_seconds = 2", "boot_seconds = 0")
+    )
+    try:
+        [sid] = await p.create(1, name="web", metadata={"role": "db", "tier": "1"})
+        for _ in range(20):
+            if await p.count(status="ACTIVE") == 1:
+                break
+            await p.worker.placement.run_once()
+            await p.worker.provisioning.run_once()
+            await p.worker.provisioning.drain()
+        async with p.db.read() as s:
+            server = (await s.execute(select(Server).where(Server.id == sid))).scalar_one()
+            stored = [
+                (kind, payload)
+                for kind, payload in await s.execute(
+                    select(OutboxEvent.event_type, OutboxEvent.payload).order_by(OutboxEvent.id)
+                )
+            ]
+        # Recorded by provisioning, not seen later by a sync pass (none ran).
+        assert server.status == "ACTIVE" and server.launched_at is not None
+        assert stored == [("compute.instance.create.end", server_payload(server))]
+        assert stored[0][1]["metadata"] == {"role": "db", "tier": "1"}
+        assert stored[0][1]["state"] == "active" and stored[0][1]["host"] == "private"
     finally:
         await p.close()
 

@@ -188,11 +188,35 @@ async def servers_seen(
         await (await s.connection()).execute(insert(_OUTBOX), rows)
 
 
+# What an event's payload reads of a server (`events.server_payload`) and what
+# `observed_type` reads to name the event: a plain row of these stands for the server.
+_PAYLOAD_COLUMNS = (
+    Server.id,
+    Server.name,
+    Server.project_id,
+    Server.user_id,
+    Server.status,
+    Server.task_state,
+    Server.flavor_id,
+    Server.image_id,
+    Server.cloud,
+    Server.zone,
+    Server.metadata_.label("metadata_"),
+    Server.created_at,
+    Server.launched_at,
+    Server.terminated_at,
+    Server.deleted,
+    Server.fault_message,
+)
+
+
 async def servers_observed(s: AsyncSession, changes: dict[str, str | None], now: datetime) -> None:
-    """As `server_observed`, for rows changed by Core statements (read back by id)."""
+    """As `server_observed`, for rows changed by Core statements (their payload's columns
+    read back by id; one INSERT of their events, in id order)."""
     wanted = [sid for sid, change in changes.items() if change == "error" or change in _OBSERVED]
     if not wanted:
         return
-    rows = await s.execute(select(Server).where(Server.id.in_(wanted)).order_by(Server.id))
-    for server in rows.scalars():
-        server_observed(s, server, changes[server.id], now)
+    rows = await s.execute(
+        select(*_PAYLOAD_COLUMNS).where(Server.id.in_(wanted)).order_by(Server.id)
+    )
+    await servers_seen(s, [(row, changes[row.id]) for row in rows], now)
