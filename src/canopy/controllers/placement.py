@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from canopy.controllers.placement_rows import PLACED, placed, waiting
 from canopy.controllers.runtime import Runtime
 from canopy.controllers.summary import attempted, attempts_text
 from canopy.domain.placement import (
@@ -26,7 +27,7 @@ from canopy.domain.placement import (
     PlacementRequest,
 )
 from canopy.domain.specs import Resources
-from canopy.domain.states import Phase, ServerStatus, TaskState
+from canopy.domain.states import Phase, ServerStatus
 from canopy.notifications.outbox import server_failed
 from canopy.reservations import host_use
 from canopy.reservations.using import free_slots, take_slot
@@ -88,17 +89,9 @@ class PlacementController:
         """(servers looked at, servers placed) for one batch, in the caller's transaction."""
         rt = self.rt
         now = rt.clock.now()
-        servers = list(
-            (
-                await s.execute(
-                    select(Server)
-                    .where(rare(Server.phase == Phase.SCHEDULE), due(Server, now))
-                    .order_by(Server.created_at, Server.id)
-                    .limit(rt.settings.controllers.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
-        )
+        # Plain rows, written back by one UPDATE (controllers/placement_rows.py).
+        conn = await s.connection()
+        servers = list(await conn.execute(waiting(now, rt.settings.controllers.batch_size)))
         if not servers:
             return 0, 0
         clouds = {
@@ -125,6 +118,7 @@ class PlacementController:
         placements: list[dict[str, Any]] = []
         claims: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []  # PLACED's values, one per placed server
         # Rows are written in bulk at the end; no statement is needed before then.
         with s.no_autoflush:
             for server in servers:
@@ -138,7 +132,9 @@ class PlacementController:
                         await self._unplaced(s, server, decision)
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the host's own claim: no claim of its own
-                        server.reserved_host_id = room.host_id
+                        moved.append(
+                            placed(server, decision.cloud, decision.zone, room.host_id, now)
+                        )
                         self._placed(server, decision, now, placements, events, actions)
                         PLACEMENTS.labels(result="placed", cloud=room.cloud).inc()
                     continue
@@ -149,6 +145,7 @@ class PlacementController:
                         await self._unplaced(s, server, decision)
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the reservation's claim: no claim of its own
+                        moved.append(placed(server, decision.cloud, decision.zone, None, now))
                         self._placed(server, decision, now, placements, events, actions)
                         PLACEMENTS.labels(result="placed", cloud=decision.cloud).inc()
                     continue
@@ -174,31 +171,37 @@ class PlacementController:
                 )
                 if server.group_id:
                     groups[server.group_id][1].append(chosen)
+                moved.append(placed(server, chosen, decision.zone, None, now))
                 self._placed(server, decision, now, placements, events, actions)
                 PLACEMENTS.labels(result="placed", cloud=chosen).inc()
+        if moved:
+            await conn.execute(PLACED, moved)
+        # Core INSERTs on the batch's connection, as its UPDATE: no ORM bulk path per row.
         for model, rows in (
             (Placement, placements),
             (Claim, claims),
             (InstanceActionEvent, events),
         ):
             if rows:
-                await s.execute(insert(model), rows)
+                await conn.execute(insert(cast(Table, model.__table__)), rows)
         return len(servers), len(placements)
 
     def _placed(
         self,
-        server: Server,
+        server: Row[Any],
         decision: Decision,
         now: datetime,
         placements: list[dict[str, Any]],
         events: list[dict[str, Any]],
         actions: dict[str, int],
     ) -> None:
-        server.attempts += 1
+        """The placement's row and its instance action's event (the server's own row is
+        written by `PLACED`)."""
+        attempt = server.attempts + 1
         placements.append(
             {
                 "server_id": server.id,
-                "attempt": server.attempts,
+                "attempt": attempt,
                 "cloud": decision.cloud,
                 "alternates": decision.alternates[:KEPT_ALTERNATES],
                 "explanation": decision.stored_explanation(),
@@ -207,19 +210,11 @@ class PlacementController:
                 "created_at": now,
             }
         )
-        server.cloud = decision.cloud
-        server.zone = decision.zone
-        server.phase = Phase.CREATE
-        server.task_state = TaskState.SPAWNING
-        server.next_attempt_at = None
-        server.schedule_deadline = None
-        server.retries = 0
-        server.updated_at = now
         if server.id in actions:
             events.append(
                 event_row(
                     actions[server.id],
-                    event=f"schedule (attempt {server.attempts})",
+                    event=f"schedule (attempt {attempt})",
                     result="Success",
                     details=f"placed on {where(decision.cloud, decision.zone)}: {decision.reason}",
                     host=decision.cloud,
@@ -227,7 +222,10 @@ class PlacementController:
                 )
             )
 
-    async def _unplaced(self, s: AsyncSession, server: Server, decision: Decision) -> None:
+    async def _unplaced(self, s: AsyncSession, row: Row[Any], decision: Decision) -> None:
+        """A server the batch could not place: it waits for capacity, or fails. Rare, and
+        it changes more than a placed one: written through its entity."""
+        server = await s.get_one(Server, row.id)
         rt = self.rt
         now = rt.clock.now()
         sched = rt.settings.scheduler
@@ -341,7 +339,7 @@ async def _snapshots(
     return snaps
 
 
-async def _groups(s: AsyncSession, servers: list[Server]) -> dict[str, tuple[str, list[str]]]:
+async def _groups(s: AsyncSession, servers: list[Row[Any]]) -> dict[str, tuple[str, list[str]]]:
     """For each server group in the batch: its policy and the clouds its members occupy."""
     ids = {sv.group_id for sv in servers if sv.group_id}
     out: dict[str, tuple[str, list[str]]] = {}
@@ -361,8 +359,9 @@ async def _groups(s: AsyncSession, servers: list[Server]) -> dict[str, tuple[str
 
 
 def _request(
-    server: Server, flavor: Flavor, groups: dict[str, tuple[str, list[str]]]
+    server: Row[Any] | Server, flavor: Flavor, groups: dict[str, tuple[str, list[str]]]
 ) -> PlacementRequest:
+    """What the scheduler is asked for one server (a batch's row, or its entity)."""
     group = None
     if server.group_id and server.group_id in groups:
         policy, members = groups[server.group_id]
