@@ -32,6 +32,8 @@ async def test_a_batch_is_placed_and_a_wait_is_cleared(db_url: str, tmp_path: Pa
         assert waited.phase == "schedule" and waited.cloud is None
         assert waited.schedule_deadline is not None and waited.next_attempt_at is not None
 
+        async with p.db.session() as s:  # as if its earlier creates had been retried
+            await s.execute(update(Server).where(Server.id == first).values(retries=2))
         await _healthy(p, True)
         p.clock.advance(5)
         later = await p.create(2, name="later")

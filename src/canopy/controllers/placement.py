@@ -119,6 +119,7 @@ class PlacementController:
         claims: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []  # PLACED's values, one per placed server
+        unplaced: list[tuple[Row[Any], Decision]] = []  # recorded after, as entities
         # Rows are written in bulk at the end; no statement is needed before then.
         with s.no_autoflush:
             for server in servers:
@@ -129,7 +130,7 @@ class PlacementController:
                         rooms, server.reservation_id, flavor, clouds, tried
                     )
                     if room is None:
-                        await self._unplaced(s, server, decision)
+                        unplaced.append((server, decision))
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the host's own claim: no claim of its own
                         moved.append(
@@ -142,7 +143,7 @@ class PlacementController:
                     tried = (a["cloud"] for a in attempted(server.attempt_log) if a.get("cloud"))
                     decision = take_slot(slots, flavor.id, clouds, tried)
                     if decision.cloud is None:
-                        await self._unplaced(s, server, decision)
+                        unplaced.append((server, decision))
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the reservation's claim: no claim of its own
                         moved.append(placed(server, decision.cloud, decision.zone, None, now))
@@ -152,7 +153,7 @@ class PlacementController:
                 req = _request(server, flavor, groups)
                 decision = schedule(list(snaps.values()), req, rt.settings.scheduler)
                 if decision.cloud is None:
-                    await self._unplaced(s, server, decision)
+                    unplaced.append((server, decision))
                     PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     continue
                 chosen = decision.cloud
@@ -174,6 +175,14 @@ class PlacementController:
                 moved.append(placed(server, chosen, decision.zone, None, now))
                 self._placed(server, decision, now, placements, events, actions)
                 PLACEMENTS.labels(result="placed", cloud=chosen).inc()
+            if unplaced:
+                # Rare, and each changes more than a placed server: written through its
+                # entity, all of them loaded in one statement.
+                ids = [row.id for row, _ in unplaced]
+                found = await s.execute(select(Server).where(Server.id.in_(ids)))
+                entities = {sv.id: sv for sv in found.scalars()}
+                for row, decision in unplaced:
+                    await self._unplaced(s, entities[row.id], decision)
         if moved:
             await conn.execute(PLACED, moved)
         # Core INSERTs on the batch's connection, as its UPDATE: no ORM bulk path per row.
@@ -222,10 +231,8 @@ class PlacementController:
                 )
             )
 
-    async def _unplaced(self, s: AsyncSession, row: Row[Any], decision: Decision) -> None:
-        """A server the batch could not place: it waits for capacity, or fails. Rare, and
-        it changes more than a placed one: written through its entity."""
-        server = await s.get_one(Server, row.id)
+    async def _unplaced(self, s: AsyncSession, server: Server, decision: Decision) -> None:
+        """A server the batch could not place: it waits for capacity, or fails."""
         rt = self.rt
         now = rt.clock.now()
         sched = rt.settings.scheduler

@@ -7,7 +7,8 @@ changes collected at flush) cost placement about as much CPU as the scheduler it
 The servers placement places need none of it: a placed server's new values are the same
 few columns for all of them, and its placement, claim and event rows are Core INSERTs
 on the same connection. A server that is not placed (it waits for capacity, or fails) is
-rare and changes more: its entity is loaded on its own (`PlacementController._unplaced`)."""
+rare and changes more: the batch's are loaded as entities after the loop, in one
+statement, and written as before (`PlacementController._unplaced`)."""
 
 from __future__ import annotations
 
