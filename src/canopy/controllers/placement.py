@@ -133,10 +133,8 @@ class PlacementController:
                         unplaced.append((server, decision))
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the host's own claim: no claim of its own
-                        moved.append(
-                            placed(server, decision.cloud, decision.zone, room.host_id, now)
-                        )
-                        self._placed(server, decision, now, placements, events, actions)
+                        out = (placements, events, moved)
+                        self._placed(server, decision, now, out, actions, host=room.host_id)
                         PLACEMENTS.labels(result="placed", cloud=room.cloud).inc()
                     continue
                 if flavor.id in slots:
@@ -146,8 +144,7 @@ class PlacementController:
                         unplaced.append((server, decision))
                         PLACEMENTS.labels(result="unplaced", cloud="").inc()
                     else:  # held by the reservation's claim: no claim of its own
-                        moved.append(placed(server, decision.cloud, decision.zone, None, now))
-                        self._placed(server, decision, now, placements, events, actions)
+                        self._placed(server, decision, now, (placements, events, moved), actions)
                         PLACEMENTS.labels(result="placed", cloud=decision.cloud).inc()
                     continue
                 req = _request(server, flavor, groups)
@@ -172,8 +169,7 @@ class PlacementController:
                 )
                 if server.group_id:
                     groups[server.group_id][1].append(chosen)
-                moved.append(placed(server, chosen, decision.zone, None, now))
-                self._placed(server, decision, now, placements, events, actions)
+                self._placed(server, decision, now, (placements, events, moved), actions)
                 PLACEMENTS.labels(result="placed", cloud=chosen).inc()
             if unplaced:
                 # Rare, and each changes more than a placed server: written through its
@@ -200,12 +196,15 @@ class PlacementController:
         server: Row[Any],
         decision: Decision,
         now: datetime,
-        placements: list[dict[str, Any]],
-        events: list[dict[str, Any]],
+        out: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
         actions: dict[str, int],
+        *,
+        host: int | None = None,
     ) -> None:
-        """The placement's row and its instance action's event (the server's own row is
-        written by `PLACED`)."""
+        """A placed server's rows, added to `out`: its placement, its instance action's
+        event, and its values for `PLACED` (with the reservation host it takes, if any)."""
+        placements, events, moved = out
+        moved.append(placed(server, decision.cloud, decision.zone, host, now))
         attempt = server.attempts + 1
         placements.append(
             {
